@@ -1,0 +1,62 @@
+import { open, type FileHandle } from 'node:fs/promises';
+
+/**
+ * Random access to a disk image's virtual bytes. Containers (qcow2, VMDK, ...) and raw files
+ * both appear through this one interface, so inspection and verification never care which.
+ * Reads past the end return only the bytes that exist (a short read), never throw.
+ */
+export interface DiskReader {
+  /** Virtual size in bytes. */
+  readonly size: number;
+  /** Read up to `length` bytes at `offset`; shorter only at the end of the disk. */
+  read(offset: number, length: number): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
+/** A disk held in memory (tests, small nested images). */
+export function memoryDiskReader(bytes: Uint8Array): DiskReader {
+  return {
+    size: bytes.length,
+    async read(offset, length) {
+      const start = Math.min(Math.max(0, offset), bytes.length);
+      return bytes.slice(start, Math.min(bytes.length, start + Math.max(0, length)));
+    },
+    async close() {},
+  };
+}
+
+/** A raw image file. */
+export async function openRawFile(path: string): Promise<DiskReader> {
+  const handle: FileHandle = await open(path, 'r');
+  const { size } = await handle.stat();
+  return {
+    size,
+    async read(offset, length) {
+      const start = Math.min(Math.max(0, offset), size);
+      const n = Math.min(size - start, Math.max(0, length));
+      const buf = new Uint8Array(n);
+      let done = 0;
+      while (done < n) {
+        const { bytesRead } = await handle.read(buf, done, n - done, start + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      return done === n ? buf : buf.subarray(0, done);
+    },
+    close: () => handle.close(),
+  };
+}
+
+/** A window onto part of another disk (a partition, a slice). */
+export function sliceDiskReader(parent: DiskReader, offset: number, size: number): DiskReader {
+  const end = Math.min(parent.size, offset + size);
+  const length = Math.max(0, end - offset);
+  return {
+    size: length,
+    async read(off, len) {
+      const start = Math.min(Math.max(0, off), length);
+      return parent.read(offset + start, Math.min(len, length - start));
+    },
+    async close() {},
+  };
+}
