@@ -1,0 +1,120 @@
+/** `diskmint build`: layout file (or object) to a raw image, atomically. */
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import type { Writable } from 'node:stream';
+import { DiskmintError } from './errors.js';
+import { parseLayout, type Layout } from './layout/schema.js';
+import { planLayout, type PlannedImage, type PlannedPartition } from './layout/plan.js';
+import { assembleDisk } from './layout/assemble.js';
+import { writeRawImage } from './raw-writer.js';
+import { resolveSeed, seedFromLayoutText } from './seed.js';
+import type { VirtualDisk } from './extents.js';
+
+export interface BuildOptions {
+  /** Output path, or '-' for standard output. */
+  output: string;
+  /** Overrides the layout's seed; 'random' for a fresh one. */
+  seed?: string;
+  /** Folder that contents paths are relative to (default: the layout file's folder, else cwd). */
+  baseDir?: string;
+  /** Stream for '-' (default process.stdout). */
+  stdout?: Writable;
+  fsync?: boolean;
+}
+
+export interface BuiltPartition {
+  index: number;
+  type: string;
+  label?: string;
+  startLba: number;
+  sectors: number;
+  guid?: string;
+  contents: string;
+  nested?: BuildSummary;
+}
+
+export interface BuildSummary {
+  scheme: Layout['scheme'];
+  sectorSize: number;
+  sizeBytes: number;
+  seed: string;
+  diskGuid?: string;
+  partitions: BuiltPartition[];
+  warnings: string[];
+}
+
+export interface BuildResult extends BuildSummary {
+  output: string;
+  /** Bytes of data written (holes excluded). */
+  dataBytes: number;
+}
+
+/** Read and validate a layout file. */
+export async function loadLayout(path: string): Promise<{ layout: Layout; text: string }> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    throw new DiskmintError('INPUT', `layout ${path} not found`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new DiskmintError('LAYOUT', `${path}: not valid JSON: ${(err as Error).message}`);
+  }
+  return { layout: parseLayout(json), text };
+}
+
+/** Plan and assemble without writing: the virtual disk a layout describes. */
+export async function planImage(
+  layoutOrPath: Layout | string,
+  opts: { seed?: string; baseDir?: string } = {},
+): Promise<{ plan: PlannedImage; disk: VirtualDisk }> {
+  let layout: Layout;
+  let text: string;
+  let baseDir = opts.baseDir ?? process.cwd();
+  if (typeof layoutOrPath === 'string') {
+    ({ layout, text } = await loadLayout(layoutOrPath));
+    baseDir = opts.baseDir ?? dirname(resolve(layoutOrPath));
+  } else {
+    layout = parseLayout(layoutOrPath);
+    text = JSON.stringify(layout);
+  }
+  const seed = resolveSeed(opts.seed ?? layout.seed, seedFromLayoutText(text));
+  const plan = await planLayout(layout, { baseDir, seed, path: '' });
+  return { plan, disk: assembleDisk(plan) };
+}
+
+/** Build the image a layout describes and write it to `opts.output`. */
+export async function buildImage(layoutOrPath: Layout | string, opts: BuildOptions): Promise<BuildResult> {
+  const { plan, disk } = await planImage(layoutOrPath, opts);
+  await writeRawImage(disk, opts.output, { stdout: opts.stdout, fsync: opts.fsync });
+  return { ...summarisePlan(plan), output: opts.output, dataBytes: disk.dataBytes() };
+}
+
+export function summarisePlan(plan: PlannedImage): BuildSummary {
+  return {
+    scheme: plan.scheme,
+    sectorSize: plan.sectorSize,
+    sizeBytes: plan.totalSectors * plan.sectorSize,
+    seed: plan.seed,
+    diskGuid: plan.diskGuid,
+    partitions: plan.partitions.map(summarisePartition),
+    warnings: plan.warnings,
+  };
+}
+
+function summarisePartition(p: PlannedPartition): BuiltPartition {
+  const c = p.contents;
+  return {
+    index: p.index,
+    type: p.type,
+    label: p.label ?? p.bsdLetter,
+    startLba: p.startLba,
+    sectors: p.sectors,
+    guid: p.guid,
+    contents: c.kind === 'file' ? c.path : c.kind,
+    nested: c.kind === 'image' ? summarisePlan(c.plan) : undefined,
+  };
+}

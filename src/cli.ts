@@ -1,0 +1,98 @@
+/** The `diskmint` command: a thin shell over the library functions. */
+import { writeFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { buildImage } from './build.js';
+import { inspectImage } from './inspect.js';
+import { verifyImage } from './verify.js';
+import { layoutJsonSchema } from './layout/schema.js';
+import { DiskmintError, FormatError } from './errors.js';
+import { formatBuild, formatInspection, formatVerify } from './report.js';
+
+/** Exit statuses: 0 fine, 1 problems found (verify) or the command failed, 2 unusable input. */
+const EXIT_PROBLEMS = 1;
+const EXIT_UNREADABLE = 2;
+
+function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v), 2)}\n`);
+}
+
+const sectorSizeOption = new Option('--sector-size <bytes>', 'logical sector size for MBR/BSD disks (GPT detects its own)')
+  .choices(['512', '4096'])
+  .argParser(Number);
+
+export function makeProgram(): Command {
+  const program = new Command('diskmint')
+    .description('Build, inspect and verify partitioned disk images without root')
+    .version('0.1.0')
+    .showHelpAfterError();
+
+  program
+    .command('build')
+    .description('build an image from a layout file')
+    .argument('<layout>', 'layout JSON file')
+    .requiredOption('-o, --output <file>', "output image ('-' for standard output)")
+    .option('--seed <seed>', "seed for GUIDs and signatures ('random' for a fresh one)")
+    .option('--json', 'print the result as JSON')
+    .action(async (layout: string, o: { output: string; seed?: string; json?: boolean }) => {
+      const result = await buildImage(layout, { output: o.output, seed: o.seed });
+      const text = o.json ? JSON.stringify(result, null, 2) : formatBuild(result);
+      // With -o -, the image owns stdout; the report goes to stderr.
+      (o.output === '-' ? process.stderr : process.stdout).write(`${text}\n`);
+    });
+
+  program
+    .command('info')
+    .description('show the partition tables of an image')
+    .argument('<image>')
+    .option('--json', 'print as JSON')
+    .addOption(sectorSizeOption)
+    .action(async (image: string, o: { json?: boolean; sectorSize?: number }) => {
+      const r = await inspectImage(image, { sectorSize: o.sectorSize });
+      if (o.json) printJson(r);
+      else process.stdout.write(`${formatInspection(r)}\n`);
+    });
+
+  program
+    .command('verify')
+    .description('check an image: exit 0 when sound, 1 when problems were found, 2 when it is not a disk image')
+    .argument('<image>')
+    .option('--json', 'print as JSON')
+    .option('--expect <layout>', 'also check the image against this layout')
+    .option('--seed <seed>', 'seed of the expected layout')
+    .option('--strict', 'treat warnings as problems')
+    .addOption(sectorSizeOption)
+    .action(async (image: string, o: { json?: boolean; expect?: string; seed?: string; strict?: boolean; sectorSize?: number }) => {
+      const r = await verifyImage(image, o);
+      if (o.json) printJson(r);
+      else process.stdout.write(`${formatVerify(r)}\n`);
+      process.exitCode = r.ok ? 0 : EXIT_PROBLEMS;
+    });
+
+  program
+    .command('schema')
+    .description('print the JSON Schema of layout files')
+    .option('-o, --output <file>', 'write to a file instead of standard output')
+    .action((o: { output?: string }) => {
+      const text = `${JSON.stringify(layoutJsonSchema(), null, 2)}\n`;
+      if (o.output) writeFileSync(o.output, text);
+      else process.stdout.write(text);
+    });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await makeProgram().parseAsync(argv);
+    return Number(process.exitCode ?? 0);
+  } catch (err) {
+    if (err instanceof DiskmintError) {
+      process.stderr.write(`diskmint: ${err.code === 'LAYOUT' ? 'invalid layout:\n  ' + err.problems.join('\n  ') : err.message}\n`);
+      return err.code === 'NOT_A_DISK' || err.code === 'LAYOUT' || err.code === 'INPUT' ? EXIT_UNREADABLE : EXIT_PROBLEMS;
+    }
+    if (err instanceof FormatError) {
+      process.stderr.write(`diskmint: ${err.format}: ${err.message}\n`);
+      return EXIT_UNREADABLE;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,20 @@
+/** diskmint's library API: every CLI command is one of these functions first. */
+export { buildImage, planImage, loadLayout, summarisePlan } from './build.js';
+export type { BuildOptions, BuildResult, BuildSummary, BuiltPartition } from './build.js';
+export { inspectImage, inspectDisk, allTables } from './inspect.js';
+export type { ImageInspection, InspectOptions } from './inspect.js';
+export { verifyImage, alignmentFindings } from './verify.js';
+export type { VerifyOptions, VerifyReport } from './verify.js';
+export { parseLayout, layoutJsonSchema, LayoutSchema } from './layout/schema.js';
+export type { Layout, PartitionSpec } from './layout/schema.js';
+export type { PlannedImage, PlannedPartition } from './layout/plan.js';
+export { VirtualDisk } from './extents.js';
+export type { DataExtent, ExtentSource, DataRun } from './extents.js';
+export { writeRawImage, writeAtomically } from './raw-writer.js';
+export { openDisk } from './open-disk.js';
+export type { DiskReader } from './disk-reader.js';
+export { memoryDiskReader, sliceDiskReader } from './disk-reader.js';
+export type { Finding, Severity } from './findings.js';
+export type { PartitionTable, TablePartition } from './tables/types.js';
+export { DiskmintError, FormatError } from './errors.js';
+export { parseSizeSpec, formatBytes } from './layout/size.js';

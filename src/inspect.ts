@@ -1,0 +1,69 @@
+/**
+ * `diskmint info`: find the partition table(s) of an image, nested ones too (an MBR slice or
+ * GPT freebsd partition holding a BSD label), together with every problem the probes saw.
+ */
+import { sliceDiskReader, type DiskReader } from './disk-reader.js';
+import type { Finding } from './findings.js';
+import { openDisk } from './open-disk.js';
+import { probeGpt } from './tables/gpt.js';
+import { makeMbrProbe } from './tables/mbr.js';
+import { probeBsd } from './tables/bsd.js';
+import type { PartitionTable, TableReadResult } from './tables/types.js';
+
+export interface InspectOptions {
+  /** Logical sector size for MBR disks (GPT detects its own). Default 512. */
+  sectorSize?: number;
+}
+
+export interface ImageInspection {
+  path: string;
+  format: string;
+  sizeBytes: number;
+  /** Null when no partition table was found. */
+  table: PartitionTable | null;
+  findings: Finding[];
+}
+
+/** MBR type 0xa5 (FreeBSD slice) and GPT `freebsd` partitions hold BSD labels (FreeBSD mbr.h, gpt.h). */
+const BSD_CONTAINER_TYPES = new Set(['0xa5', '516e7cb4-6ecf-11d6-8ff8-00022d09712b']);
+
+/** Inspect an image file. */
+export async function inspectImage(path: string, opts: InspectOptions = {}): Promise<ImageInspection> {
+  const { reader, format } = await openDisk(path);
+  try {
+    const { table, findings } = await inspectDisk(reader, opts);
+    return { path, format, sizeBytes: reader.size, table, findings };
+  } finally {
+    await reader.close();
+  }
+}
+
+/** Inspect an open disk: the outer table and nested BSD labels. */
+export async function inspectDisk(disk: DiskReader, opts: InspectOptions = {}): Promise<{ table: PartitionTable | null; findings: Finding[] }> {
+  const result = (await probeGpt(disk)) ?? (await makeMbrProbe(opts.sectorSize ?? 512)(disk)) ?? (await probeBsd(disk));
+  if (!result) return { table: null, findings: [] };
+  const findings = [...result.findings];
+  await probeNested(disk, result, findings);
+  return { table: result.table, findings };
+}
+
+async function probeNested(disk: DiskReader, outer: TableReadResult, findings: Finding[]): Promise<void> {
+  const t = outer.table;
+  for (const p of t.partitions) {
+    if (!BSD_CONTAINER_TYPES.has(p.rawType.toLowerCase())) continue;
+    const start = p.firstLba * t.sectorSize;
+    const slice = sliceDiskReader(disk, start, p.sizeBytes);
+    const inner = await probeBsd(slice);
+    if (!inner) continue;
+    inner.table.offset = t.offset + start;
+    p.nested = inner.table;
+    const where = `${t.scheme}.partition[${p.index}].bsd`;
+    for (const f of inner.findings) findings.push({ ...f, where: f.where && f.where !== 'bsd' ? `${where}.${f.where}` : where });
+  }
+}
+
+/** Every table in the tree, outer first. */
+export function allTables(table: PartitionTable | null): PartitionTable[] {
+  if (!table) return [];
+  return [table, ...table.partitions.flatMap((p) => allTables(p.nested ?? null))];
+}

@@ -1,0 +1,85 @@
+/**
+ * Turn a plan into a virtual disk: the scheme's table bytes plus each partition's contents as
+ * extents. Nothing is read or written here; file contents stay references until output.
+ */
+import { writeGptTables } from '../../formats/gpt.js';
+import { writeMbrSector, writeMbrTables } from '../../formats/mbr.js';
+import { writeBsdLabel } from '../../formats/bsd.js';
+import { VirtualDisk } from '../extents.js';
+import type { PlannedImage } from './plan.js';
+
+/** UEFI 2.10 section 5.2.3: the protective MBR's single entry has OS type 0xEE. */
+const PROTECTIVE_MBR_TYPE = 0xee;
+
+export function assembleDisk(plan: PlannedImage): VirtualDisk {
+  const ss = plan.sectorSize;
+  const disk = new VirtualDisk(plan.totalSectors * ss);
+  const geometry = plan.geometry;
+
+  if (plan.scheme === 'gpt') {
+    const tables = writeGptTables({
+      sectorSize: ss,
+      totalSectors: plan.totalSectors,
+      diskGuid: plan.diskGuid!,
+      entryCount: plan.entries,
+      partitions: plan.partitions.map((p) => ({
+        index: p.index,
+        typeGuid: p.gptType!,
+        guid: p.guid!,
+        firstLba: p.startLba,
+        lastLba: p.startLba + p.sectors - 1,
+        attributes: p.attributes,
+        name: p.label ?? '',
+      })),
+    });
+    const protective = writeMbrSector({
+      bootcode: plan.bootcode,
+      diskSignature: plan.diskSignature,
+      geometry,
+      entries: [{ type: PROTECTIVE_MBR_TYPE, startLba: 1, sectors: Math.min(plan.totalSectors - 1, 0xffffffff) }],
+    });
+    disk.placeBytes(0, padToSector(protective, ss));
+    disk.placeBytes(tables.primary.lba * ss, tables.primary.bytes);
+    disk.placeBytes(tables.backup.lba * ss, tables.backup.bytes);
+  } else if (plan.scheme === 'mbr') {
+    const primaries = plan.partitions.filter((p) => !p.logical);
+    const logicals = plan.partitions.filter((p) => p.logical);
+    const sectors = writeMbrTables({
+      bootcode: plan.bootcode,
+      diskSignature: plan.diskSignature,
+      geometry,
+      primaries: primaries.map((p) => ({ type: p.mbrType!, startLba: p.startLba, sectors: p.sectors, active: p.active })),
+      extended: plan.extended,
+      logicals: logicals.map((p) => ({ type: p.mbrType!, startLba: p.startLba, sectors: p.sectors, active: p.active, ebrLba: p.ebrLba! })),
+    });
+    for (const s of sectors) disk.placeBytes(s.lba * ss, padToSector(s.bytes, ss));
+  } else {
+    const bootArea = writeBsdLabel({
+      sectorSize: ss,
+      totalSectors: plan.totalSectors,
+      geometry,
+      bootcode: plan.bootcode,
+      partitions: plan.partitions.map((p) => ({ letter: p.bsdLetter!, offset: p.startLba, size: p.sectors, fstype: p.bsdFstype! })),
+    });
+    disk.placeBytes(0, bootArea);
+  }
+
+  for (const p of plan.partitions) {
+    const at = p.startLba * ss;
+    const c = p.contents;
+    if (c.kind === 'file') disk.place(at, c.size, { kind: 'file', path: c.path, offset: 0 });
+    else if (c.kind === 'image') {
+      const inner = assembleDisk(c.plan);
+      disk.place(at, inner.size, { kind: 'disk', disk: inner, offset: 0 });
+    }
+  }
+  return disk;
+}
+
+/** A 512-byte MBR sector on a 4096-byte-sector disk fills the first 512 bytes of its sector. */
+function padToSector(bytes: Uint8Array, sectorSize: number): Uint8Array {
+  if (bytes.length >= sectorSize) return bytes;
+  const out = new Uint8Array(sectorSize);
+  out.set(bytes);
+  return out;
+}

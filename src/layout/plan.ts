@@ -1,0 +1,355 @@
+/**
+ * Layout planning: turn a validated layout into exact sector positions, types and GUIDs.
+ * All checks happen here, before a single byte is written: sizes, alignment, overlaps,
+ * contents that don't fit, missing files. Problems are collected and reported together.
+ */
+import { readFile } from 'node:fs/promises';
+import { isAbsolute, resolve } from 'node:path';
+import { DiskmintError } from '../errors.js';
+import { deriveGuid, deriveU32 } from '../seed.js';
+import { formatBytes, parseSizeSpec, type SizeSpec } from './size.js';
+import type { Layout, PartitionSpec } from './schema.js';
+import {
+  LayoutProblems, checkSchemeFields, resolveAttributes, resolveContentsFile, resolveType, type ResolvedType,
+} from './resolve.js';
+import { tableGeometry, MBR_MAX_SECTORS, BSD_LETTERS, BOOTCODE_LIMITS } from './table-geometry.js';
+
+export type PlannedContents =
+  | { kind: 'none' }
+  | { kind: 'zero' }
+  | { kind: 'file'; path: string; size: number }
+  | { kind: 'image'; plan: PlannedImage };
+
+export interface PlannedPartition extends ResolvedType {
+  /** 1-based: GPT slot; MBR 1-4 primary slots, 5+ logicals; BSD slot (a=1, b=2, d=4 ...). */
+  index: number;
+  jsonPath: string;
+  type: string;
+  label?: string;
+  bsdLetter?: string;
+  guid?: string;
+  /** The layout stated the GUID (rather than deriving it from the seed). */
+  uuidGiven: boolean;
+  attributes: bigint;
+  active: boolean;
+  logical: boolean;
+  startLba: number;
+  sectors: number;
+  /** MBR logicals: the sector holding this partition's EBR. */
+  ebrLba?: number;
+  contents: PlannedContents;
+}
+
+export interface PlannedImage {
+  scheme: Layout['scheme'];
+  sectorSize: number;
+  totalSectors: number;
+  alignSectors: number;
+  seed: string;
+  diskGuid?: string;
+  diskGuidGiven: boolean;
+  diskSignature?: number;
+  entries: number;
+  geometry: { heads: number; sectorsPerTrack: number };
+  bootcode?: Uint8Array;
+  partitions: PlannedPartition[];
+  /** MBR: the extended partition holding the logicals. */
+  extended?: { startLba: number; sectors: number; slot: number };
+  /** Non-fatal notes (unaligned explicit offsets ...). */
+  warnings: string[];
+}
+
+export interface PlanContext {
+  baseDir: string;
+  seed: string;
+  /** JSON path prefix of this layout inside its parent ('' at the top). */
+  path: string;
+  parentSectorSize?: number;
+}
+
+interface Draft extends ResolvedType {
+  spec: PartitionSpec;
+  path: string;
+  size: SizeSpec;
+  offsetSectors?: number;
+  contents: PlannedContents;
+  contentBytes: number;
+}
+
+/** Plan a layout. `fixedBytes` is the partition size a nested layout must fill when its size is auto. */
+export async function planLayout(layout: Layout, ctx: PlanContext, fixedBytes?: number): Promise<PlannedImage> {
+  const problems = new LayoutProblems();
+  const p = (suffix: string) => (ctx.path ? `${ctx.path}.${suffix}` : suffix);
+  const sectorSize = layout.sectorSize ?? ctx.parentSectorSize ?? 512;
+  if (ctx.parentSectorSize !== undefined && sectorSize !== ctx.parentSectorSize) {
+    problems.add(p('sectorSize'), `${sectorSize} differs from the enclosing disk's sector size ${ctx.parentSectorSize}`);
+  }
+  const geo = tableGeometry(layout, sectorSize);
+  const alignSectors = resolveAlign(layout, sectorSize, p('align'), problems);
+
+  let totalSectors: number | undefined;
+  const sizeSpec = parseSizeSpec(layout.size ?? 'auto') ?? { kind: 'auto' };
+  if (sizeSpec.kind === 'bytes' || sizeSpec.kind === 'sectors') {
+    const bytes = sizeSpec.kind === 'bytes' ? sizeSpec.bytes : sizeSpec.sectors * sectorSize;
+    if (bytes % sectorSize !== 0) problems.add(p('size'), `${JSON.stringify(layout.size)} is not a whole number of ${sectorSize}-byte sectors`);
+    totalSectors = Math.floor(bytes / sectorSize);
+  } else if (sizeSpec.kind === 'auto') {
+    if (fixedBytes !== undefined) totalSectors = Math.floor(fixedBytes / sectorSize);
+  } else {
+    problems.add(p('size'), `${JSON.stringify(layout.size)}: a disk size must be bytes or auto`);
+  }
+
+  const drafts: Draft[] = [];
+  const warnings: string[] = [];
+  for (const [i, spec] of layout.partitions.entries()) {
+    const path = p(`partitions[${i}]`);
+    checkSchemeFields(layout.scheme, spec, path, problems);
+    const type = resolveType(layout.scheme, spec, path, problems);
+    const size = parseSizeSpec(spec.size ?? 'auto') ?? { kind: 'auto' };
+    const offset = spec.offset === undefined ? undefined : parseSizeSpec(spec.offset);
+    let offsetSectors: number | undefined;
+    if (offset?.kind === 'bytes' || offset?.kind === 'sectors') {
+      const bytes = offset.kind === 'bytes' ? offset.bytes : offset.sectors * sectorSize;
+      if (bytes % sectorSize) problems.add(`${path}.offset`, `${JSON.stringify(spec.offset)} is not a multiple of the sector size (${sectorSize})`);
+      offsetSectors = Math.floor(bytes / sectorSize);
+      if (offsetSectors % alignSectors) warnings.push(`${path}.offset: ${JSON.stringify(spec.offset)} is not aligned to ${formatBytes(alignSectors * sectorSize)}`);
+    } else if (offset) {
+      problems.add(`${path}.offset`, `${JSON.stringify(spec.offset)}: an offset must be bytes or sectors`);
+    }
+    const { contents, contentBytes } = await resolveContents(spec, path, ctx, sectorSize, problems);
+    if (size.kind === 'auto' && contentBytes === 0) {
+      problems.add(`${path}.size`, 'missing: a partition without contents needs a size');
+    }
+    drafts.push({ ...type, spec, path, size, offsetSectors, contents, contentBytes });
+  }
+  if (problems.list.length) throw layoutError(problems);
+
+  // Fixed sizes in sectors; `rest` and percentages need the disk size.
+  const restIndex = drafts.findIndex((d) => d.size.kind === 'rest');
+  if (drafts.filter((d) => d.size.kind === 'rest').length > 1) problems.add(p('partitions'), 'only one partition may use "rest"');
+  const fixedSectors = (d: Draft, total: number | undefined): number => {
+    const s = d.size;
+    if (s.kind === 'bytes') return Math.ceil(s.bytes / sectorSize);
+    if (s.kind === 'sectors') return s.sectors;
+    if (s.kind === 'auto') return Math.ceil(d.contentBytes / sectorSize);
+    if (s.kind === 'percent') {
+      if (total === undefined) {
+        problems.add(`${d.path}.size`, `${JSON.stringify(d.spec.size)} needs a fixed disk size ("size" of the layout)`);
+        return 0;
+      }
+      return Math.floor((total * s.percent) / 100 / alignSectors) * alignSectors;
+    }
+    return 0; // rest: filled in below
+  };
+  const sizes = drafts.map((d) => fixedSectors(d, totalSectors));
+  if (restIndex >= 0 && totalSectors === undefined) {
+    problems.add(`${drafts[restIndex].path}.size`, '"rest" needs a fixed disk size ("size" of the layout)');
+  }
+  if (problems.list.length) throw layoutError(problems);
+
+  let placed = placePartitions(layout.scheme, drafts, sizes, geo.firstUsable, alignSectors);
+  if (totalSectors === undefined) {
+    totalSectors = alignUp(placed.end + geo.trailerSectors, alignSectors);
+  } else if (restIndex >= 0) {
+    const lastUsable = totalSectors - geo.trailerSectors - 1;
+    const avail = lastUsable + 1 - placed.end;
+    const isLast = restIndex === drafts.length - 1;
+    const rest = isLast ? avail : Math.floor(avail / alignSectors) * alignSectors;
+    if (rest <= 0) problems.add(`${drafts[restIndex].path}.size`, `"rest": no space left (the other partitions need ${formatBytes(placed.end * sectorSize)})`);
+    else {
+      sizes[restIndex] = rest;
+      placed = placePartitions(layout.scheme, drafts, sizes, geo.firstUsable, alignSectors);
+    }
+  }
+  const lastUsable = totalSectors - geo.trailerSectors - 1;
+  checkPlacement(drafts, placed.starts, sizes, geo.firstUsable, lastUsable, sectorSize, problems);
+  if (layout.scheme === 'mbr') checkMbrLimits(drafts, totalSectors, p, problems);
+  if (layout.scheme === 'bsd' && drafts.length > BSD_LETTERS.length) problems.add(p('partitions'), `a BSD label holds at most ${BSD_LETTERS.length} partitions besides c`);
+  if (layout.scheme === 'gpt' && drafts.length > geo.entries) problems.add(p('entries'), `${geo.entries} entries cannot hold ${drafts.length} partitions`);
+  const bootcode = await readBootcode(layout, ctx, p('bootcode'), problems);
+  if (problems.list.length) throw layoutError(problems);
+
+  // Nested layouts with auto size fill their partition.
+  for (const [i, d] of drafts.entries()) {
+    if (d.contents.kind === 'image' && d.spec.contents && 'image' in d.spec.contents && (d.spec.contents.image.size ?? 'auto') === 'auto') {
+      d.contents = {
+        kind: 'image',
+        plan: await planLayout(d.spec.contents.image, { ...ctx, path: `${d.path}.contents.image`, parentSectorSize: sectorSize }, sizes[i] * sectorSize),
+      };
+    }
+  }
+
+  const partitions = drafts.map((d, i): PlannedPartition => ({
+    index: layout.scheme === 'mbr' ? placed.mbrIndex[i] : layout.scheme === 'bsd' ? BSD_LETTERS.charCodeAt(i) - 96 : i + 1,
+    jsonPath: d.path,
+    type: d.spec.type,
+    gptType: d.gptType,
+    mbrType: d.mbrType,
+    bsdFstype: d.bsdFstype,
+    bsdLetter: layout.scheme === 'bsd' ? BSD_LETTERS[i] : undefined,
+    label: d.spec.label,
+    guid: layout.scheme === 'gpt' ? (d.spec.uuid?.toLowerCase() ?? deriveGuid(ctx.seed, d.path)) : undefined,
+    uuidGiven: d.spec.uuid !== undefined,
+    attributes: layout.scheme === 'gpt' ? resolveAttributes(d.spec, d.path, problems) : 0n,
+    active: d.spec.active ?? false,
+    logical: d.spec.logical ?? false,
+    startLba: placed.starts[i],
+    sectors: sizes[i],
+    ebrLba: placed.ebrs[i],
+    contents: d.contents,
+  }));
+  if (problems.list.length) throw layoutError(problems);
+
+  return {
+    scheme: layout.scheme,
+    sectorSize,
+    totalSectors,
+    alignSectors,
+    seed: ctx.seed,
+    diskGuid: layout.scheme === 'gpt' ? (layout.diskGuid?.toLowerCase() ?? deriveGuid(ctx.seed, p('disk'))) : undefined,
+    diskGuidGiven: layout.diskGuid !== undefined,
+    diskSignature: layout.scheme === 'bsd' ? undefined : resolveDiskSignature(layout, ctx, p('disk-signature'), bootcode),
+    entries: geo.entries,
+    geometry: { heads: layout.geometry?.heads ?? 255, sectorsPerTrack: layout.geometry?.sectors ?? 63 },
+    bootcode,
+    partitions,
+    extended: placed.extended,
+    warnings,
+  };
+}
+
+function resolveAlign(layout: Layout, sectorSize: number, path: string, problems: LayoutProblems): number {
+  const spec = parseSizeSpec(layout.align ?? (layout.scheme === 'bsd' ? '4K' : '1M'));
+  const bytes = spec?.kind === 'bytes' ? spec.bytes : spec?.kind === 'sectors' ? spec.sectors * sectorSize : undefined;
+  if (bytes === undefined || bytes === 0) {
+    problems.add(path, `${JSON.stringify(layout.align)}: alignment must be a size in bytes or sectors`);
+    return 1;
+  }
+  if (bytes % sectorSize !== 0) {
+    problems.add(path, `${JSON.stringify(layout.align)} is not a multiple of the sector size (${sectorSize})`);
+    return 1;
+  }
+  return bytes / sectorSize;
+}
+
+async function resolveContents(spec: PartitionSpec, path: string, ctx: PlanContext, sectorSize: number, problems: LayoutProblems) {
+  const c = spec.contents;
+  if (!c) return { contents: { kind: 'none' } as PlannedContents, contentBytes: 0 };
+  if ('zero' in c) return { contents: { kind: 'zero' } as PlannedContents, contentBytes: 0 };
+  if ('file' in c) {
+    const f = await resolveContentsFile(c.file, ctx.baseDir, path, problems);
+    return f ? { contents: { kind: 'file', ...f } as PlannedContents, contentBytes: f.size } : { contents: { kind: 'none' } as PlannedContents, contentBytes: 0 };
+  }
+  try {
+    const plan = await planLayout(c.image, { ...ctx, path: `${path}.contents.image`, parentSectorSize: sectorSize });
+    return { contents: { kind: 'image', plan } as PlannedContents, contentBytes: plan.totalSectors * plan.sectorSize };
+  } catch (err) {
+    if (!(err instanceof DiskmintError) || err.code !== 'LAYOUT') throw err;
+    for (const line of err.problems) problems.list.push(line);
+    return { contents: { kind: 'none' } as PlannedContents, contentBytes: 0 };
+  }
+}
+
+interface Placement {
+  starts: number[];
+  ebrs: Array<number | undefined>;
+  mbrIndex: number[];
+  end: number;
+  extended?: { startLba: number; sectors: number; slot: number };
+}
+
+/** Sequential placement: each partition at the next aligned sector unless it gives an offset. */
+function placePartitions(scheme: Layout['scheme'], drafts: Draft[], sizes: number[], firstUsable: number, align: number): Placement {
+  const starts: number[] = [];
+  const ebrs: Array<number | undefined> = [];
+  const mbrIndex: number[] = [];
+  let cursor = firstUsable;
+  let end = firstUsable;
+  let extended: Placement['extended'];
+  let slot = 0; // MBR primary slots 1-4, the extended partition taking the next when logicals begin
+  let logicalIndex = 5;
+  for (const [i, d] of drafts.entries()) {
+    if (scheme === 'mbr' && d.spec.logical) {
+      // Each logical partition is preceded by its EBR (one alignment unit, at least one sector).
+      const ebr = d.offsetSectors !== undefined ? d.offsetSectors - 1 : alignUp(cursor, align);
+      const start = d.offsetSectors ?? alignUp(ebr + 1, align);
+      if (!extended) extended = { startLba: ebr, sectors: 0, slot: ++slot };
+      ebrs.push(ebr);
+      starts.push(start);
+      mbrIndex.push(logicalIndex++);
+      extended.sectors = start + sizes[i] - extended.startLba;
+    } else {
+      const start = d.offsetSectors ?? alignUp(cursor, align);
+      ebrs.push(undefined);
+      starts.push(start);
+      mbrIndex.push(++slot);
+    }
+    cursor = starts[i] + sizes[i];
+    end = Math.max(end, cursor);
+  }
+  return { starts, ebrs, mbrIndex, end, extended };
+}
+
+function checkPlacement(drafts: Draft[], starts: number[], sizes: number[], first: number, last: number, ss: number, problems: LayoutProblems): void {
+  const ranges = drafts.map((d, i) => ({ d, start: starts[i], end: starts[i] + sizes[i] - 1 }));
+  for (const r of ranges) {
+    if (r.start < first) problems.add(r.d.path, `starts at sector ${r.start}, inside the partition table area (first usable sector is ${first})`);
+    if (r.end > last) problems.add(r.d.path, `ends at sector ${r.end}, beyond the last usable sector ${last} of the disk`);
+    if (r.d.contentBytes > sizes[drafts.indexOf(r.d)] * ss && r.d.contents.kind !== 'image') {
+      const what = r.d.contents.kind === 'file' ? JSON.stringify(r.d.spec.contents && 'file' in r.d.spec.contents ? r.d.spec.contents.file : '') : 'the contents';
+      problems.add(`${r.d.path}.contents`, `${what} is ${formatBytes(r.d.contentBytes)}, larger than the partition (${formatBytes(sizes[drafts.indexOf(r.d)] * ss)})`);
+    } else if (r.d.contents.kind === 'image' && r.d.contentBytes > sizes[drafts.indexOf(r.d)] * ss) {
+      problems.add(`${r.d.path}.contents.image`, `the nested image needs ${formatBytes(r.d.contentBytes)}, more than the partition (${formatBytes(sizes[drafts.indexOf(r.d)] * ss)})`);
+    }
+  }
+  const sorted = [...ranges].sort((a, b) => a.start - b.start);
+  for (let i = 1; i < sorted.length; i++) {
+    const a = sorted[i - 1];
+    const b = sorted[i];
+    if (b.start <= a.end) problems.add(b.d.path, `overlaps ${a.d.path} (sectors ${b.start}-${b.end} and ${a.start}-${a.end})`);
+  }
+}
+
+function checkMbrLimits(drafts: Draft[], totalSectors: number, p: (s: string) => string, problems: LayoutProblems): void {
+  const logicalAt = drafts.map((d) => d.spec.logical === true);
+  const primaries = logicalAt.filter((l) => !l).length + (logicalAt.some(Boolean) ? 1 : 0);
+  if (primaries > 4) problems.add(p('partitions'), `an MBR holds 4 primary partitions (the extended partition counts as one); this layout needs ${primaries}: mark some "logical": true`);
+  const first = logicalAt.indexOf(true);
+  const lastL = logicalAt.lastIndexOf(true);
+  for (let i = first; first >= 0 && i <= lastL; i++) {
+    if (!logicalAt[i]) problems.add(drafts[i].path, 'logical partitions must follow one another (they share one extended partition)');
+  }
+  if (totalSectors > MBR_MAX_SECTORS) problems.add(p('size'), `an MBR addresses at most ${MBR_MAX_SECTORS} sectors; use "scheme": "gpt" for larger disks`);
+  if (drafts.filter((d) => d.spec.active).length > 1) problems.add(p('partitions'), 'more than one partition is marked active');
+}
+
+async function readBootcode(layout: Layout, ctx: PlanContext, path: string, problems: LayoutProblems): Promise<Uint8Array | undefined> {
+  if (layout.bootcode === undefined) return undefined;
+  const abs = isAbsolute(layout.bootcode) ? layout.bootcode : resolve(ctx.baseDir, layout.bootcode);
+  const limit = BOOTCODE_LIMITS[layout.scheme];
+  try {
+    const bytes = new Uint8Array(await readFile(abs));
+    if (bytes.length > limit.bytes) {
+      problems.add(path, `${JSON.stringify(layout.bootcode)} is ${bytes.length} bytes; ${limit.what} holds at most ${limit.bytes}`);
+    }
+    return bytes;
+  } catch {
+    problems.add(path, `${JSON.stringify(layout.bootcode)} not found (looked for ${abs})`);
+    return undefined;
+  }
+}
+
+function resolveDiskSignature(layout: Layout, ctx: PlanContext, what: string, bootcode: Uint8Array | undefined): number | undefined {
+  if (layout.diskSignature !== undefined) return Number(layout.diskSignature);
+  // Boot code that covers bytes 440..443 brings its own signature (as mkimg copies 446 bytes).
+  if (bootcode && bootcode.length >= 444) return undefined;
+  return layout.scheme === 'mbr' ? deriveU32(ctx.seed, what) : undefined;
+}
+
+function alignUp(n: number, align: number): number {
+  return Math.ceil(n / align) * align;
+}
+
+function layoutError(problems: LayoutProblems): DiskmintError {
+  return new DiskmintError('LAYOUT', problems.list.join('\n'), problems.list);
+}

@@ -1,0 +1,108 @@
+/**
+ * The layout file: JSON validated with zod. `layoutJsonSchema()` publishes the same rules as
+ * JSON Schema for editors (`diskmint schema`). Every error names its JSON path and value.
+ */
+import { z } from 'zod';
+import { DiskmintError } from '../errors.js';
+import { SIZE_HINT, SIZE_PATTERN } from './size.js';
+
+const size = z.union([z.number().int().nonnegative(), z.string().regex(new RegExp(SIZE_PATTERN))]);
+const guid = z.string().regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/);
+
+const fileContents = z.strictObject({ file: z.string().min(1).describe('Path relative to the layout file') });
+const zeroContents = z.strictObject({ zero: z.literal(true).describe('Fill the partition with zeros') });
+
+export const PartitionSchema = z.strictObject({
+  type: z.string().min(1).describe('gpart-style type name (freebsd-ufs, efi, ...), a GPT GUID, an MBR type byte (0xa5) or BSD fstype'),
+  label: z.string().optional().describe('GPT partition name (up to 36 UTF-16 code units)'),
+  size: size.optional().describe('Size, `rest`, a percentage; omitted = size of the contents'),
+  offset: size.optional().describe('Start, from the start of the disk or slice'),
+  uuid: guid.optional().describe('GPT unique partition GUID; default derives from the seed'),
+  attributes: z.array(z.union([z.string(), z.number().int().min(0).max(63)])).optional()
+    .describe('GPT attributes: names (bootme, bootonce, bootfailed, required, no-block-io, legacy-bios-bootable), bit numbers or 0x hex'),
+  active: z.boolean().optional().describe('MBR active (bootable) flag'),
+  logical: z.boolean().optional().describe('MBR: place inside the extended partition'),
+  get contents() {
+    return z.union([fileContents, zeroContents, z.strictObject({ image: LayoutSchema })]).optional();
+  },
+});
+
+export const LayoutSchema = z.strictObject({
+  $schema: z.string().optional(),
+  scheme: z.enum(['gpt', 'mbr', 'bsd']),
+  size: size.optional().describe('Disk size, or `auto` (default) for just enough'),
+  sectorSize: z.union([z.literal(512), z.literal(4096)]).optional(),
+  align: size.optional().describe('Partition alignment (default 1M; 4K inside a BSD label)'),
+  seed: z.union([z.string(), z.number()]).optional().describe('Seed for GUIDs and signatures'),
+  bootcode: z.string().optional().describe('Boot code file: MBR boot area (<= 446 of 512 bytes) or BSD boot area (<= 8 KiB)'),
+  entries: z.number().int().min(1).max(4096).optional().describe('GPT entry array size (default 128)'),
+  diskGuid: guid.optional(),
+  diskSignature: z.union([z.number().int().min(0).max(0xffffffff), z.string().regex(/^0x[0-9a-fA-F]{1,8}$/)]).optional(),
+  geometry: z.strictObject({ heads: z.number().int().min(1).max(255), sectors: z.number().int().min(1).max(63) }).optional(),
+  get partitions() {
+    return z.array(PartitionSchema);
+  },
+});
+
+export type PartitionSpec = z.infer<typeof PartitionSchema>;
+export type Layout = z.infer<typeof LayoutSchema>;
+
+/** JSON Schema (draft 2020-12) for layout files. */
+export function layoutJsonSchema(): object {
+  return { title: 'diskmint layout', ...z.toJSONSchema(LayoutSchema, { io: 'input' }) };
+}
+
+/** `partitions[3].contents.file` */
+export function formatJsonPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = '';
+  for (const key of path) out += typeof key === 'number' ? `[${key}]` : out ? `.${String(key)}` : String(key);
+  return out || '(root)';
+}
+
+function valueAt(root: unknown, path: ReadonlyArray<PropertyKey>): unknown {
+  let v: unknown = root;
+  for (const key of path) v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[key] : undefined;
+  return v;
+}
+
+const SIZE_KEYS = new Set(['size', 'offset', 'align']);
+
+/** Validate parsed JSON as a layout; throws DiskmintError('LAYOUT') listing every problem. */
+export function parseLayout(json: unknown): Layout {
+  const result = LayoutSchema.safeParse(json);
+  if (result.success) return result.data;
+  const problems = result.error.issues.flatMap((issue) => describeIssue(json, issue));
+  throw new DiskmintError('LAYOUT', problems.join('\n'), [...new Set(problems)]);
+}
+
+const CONTENT_KINDS = ['file', 'zero', 'image'];
+
+function describeIssue(root: unknown, issue: z.core.$ZodIssue, prefix: readonly PropertyKey[] = []): string[] {
+  if (prefix.length) issue = { ...issue, path: [...prefix, ...issue.path] };
+  const value = valueAt(root, issue.path);
+  // A contents union: report the problems of the branch the user meant (by its key).
+  if (issue.code === 'invalid_union' && value !== null && typeof value === 'object') {
+    const keys = Object.keys(value);
+    const branch = keys.length === 1 ? CONTENT_KINDS.indexOf(keys[0]) : -1;
+    if (branch >= 0 && issue.errors[branch]?.length) {
+      return issue.errors[branch].flatMap((inner) => describeIssue(root, inner, issue.path));
+    }
+  }
+  return [describeLeafIssue(root, issue, value)];
+}
+
+function describeLeafIssue(root: unknown, issue: z.core.$ZodIssue, value: unknown): string {
+  const path = formatJsonPath(issue.path);
+  const shown = value === undefined ? 'missing' : JSON.stringify(value);
+  const last = issue.path[issue.path.length - 1];
+  if (typeof last === 'string' && SIZE_KEYS.has(last) && value !== undefined) {
+    return `${path}: ${shown} is not a size (${SIZE_HINT})`;
+  }
+  if (issue.code === 'unrecognized_keys') {
+    return `${path}: unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  }
+  if (last === 'contents' && issue.code === 'invalid_union') {
+    return `${path}: ${shown} is not valid contents (use {"file": "path"}, {"zero": true} or {"image": {...}})`;
+  }
+  return `${path}: ${shown} ${value === undefined ? '(required)' : `is invalid: ${issue.message}`}`;
+}

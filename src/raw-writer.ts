@@ -1,0 +1,210 @@
+/**
+ * Raw output of a virtual disk. To a file: data extents are written in place and zero ranges
+ * stay holes (a sparse file); all-zero blocks inside file data become holes too, as
+ * `cp --sparse=always` does. To a pipe: everything, zeros included, in order.
+ * File output goes to a temp file beside the target, renamed only when complete.
+ */
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Writable } from 'node:stream';
+import { DiskmintError } from './errors.js';
+import type { DataRun, VirtualDisk } from './extents.js';
+
+const CHUNK = 4 << 20; // read/write unit for file data
+const HOLE_BLOCK = 64 << 10; // granularity at which zero blocks in file data become holes
+const ZERO_BLOCK = new Uint8Array(HOLE_BLOCK);
+
+export interface RawWriteResult {
+  /** Bytes of data actually written (holes excluded for files). */
+  bytesWritten: number;
+  size: number;
+}
+
+/** Write `disk` to `target` ('-' for standard output) as a raw image. */
+export async function writeRawImage(
+  disk: VirtualDisk,
+  target: string,
+  opts: { stdout?: Writable; fsync?: boolean } = {},
+): Promise<RawWriteResult> {
+  if (target === '-') return writeRawToStream(disk, opts.stdout ?? process.stdout);
+  return writeAtomically(target, async (handle) => {
+    const written = await writeRawToHandle(disk, handle);
+    if (opts.fsync) await handle.sync();
+    return written;
+  });
+}
+
+/**
+ * Run `fill` on a temp file beside `target`, then rename it over the target. On any error the
+ * temp file is removed and nothing appears under the target name.
+ */
+export async function writeAtomically<T>(target: string, fill: (handle: FileHandle) => Promise<T>): Promise<T> {
+  const temp = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(temp, 'wx');
+    const result = await fill(handle);
+    await handle.close();
+    handle = undefined;
+    await rename(temp, target);
+    return result;
+  } catch (err) {
+    await handle?.close().catch(() => {});
+    await unlink(temp).catch(() => {});
+    if (err instanceof DiskmintError) throw err;
+    throw new DiskmintError('IO', `writing ${target} failed: ${(err as Error).message}`);
+  }
+}
+
+async function writeRawToHandle(disk: VirtualDisk, out: FileHandle): Promise<RawWriteResult> {
+  let bytesWritten = 0;
+  const files = new FileCache();
+  const buf = new Uint8Array(CHUNK);
+  try {
+    for (const run of disk.runs()) {
+      if (run.kind === 'bytes') {
+        await writeFully(out, run.data, run.offset);
+        bytesWritten += run.length;
+        continue;
+      }
+      const src = await files.get(run.path);
+      for (let done = 0; done < run.length; ) {
+        const n = Math.min(CHUNK, run.length - done);
+        await readFully(src, buf, n, run.fileOffset + done, run.path);
+        bytesWritten += await writeSkippingZeros(out, buf.subarray(0, n), run.offset + done);
+        done += n;
+      }
+    }
+    await out.truncate(disk.size);
+  } finally {
+    await files.closeAll();
+  }
+  return { bytesWritten, size: disk.size };
+}
+
+/** Write the non-zero HOLE_BLOCKs of `data`, coalescing neighbours into one write. */
+async function writeSkippingZeros(out: FileHandle, data: Uint8Array, position: number): Promise<number> {
+  let written = 0;
+  let runStart = -1;
+  for (let at = 0; at <= data.length; at += HOLE_BLOCK) {
+    const end = Math.min(at + HOLE_BLOCK, data.length);
+    const zero = at >= data.length || isZero(data.subarray(at, end));
+    if (!zero && runStart < 0) runStart = at;
+    if (zero && runStart >= 0) {
+      await writeFully(out, data.subarray(runStart, at), position + runStart);
+      written += at - runStart;
+      runStart = -1;
+    }
+  }
+  return written;
+}
+
+function isZero(block: Uint8Array): boolean {
+  return Buffer.from(block.buffer, block.byteOffset, block.length).equals(ZERO_BLOCK.subarray(0, block.length));
+}
+
+async function writeRawToStream(disk: VirtualDisk, out: Writable): Promise<RawWriteResult> {
+  const files = new FileCache();
+  let cursor = 0;
+  try {
+    for (const run of disk.runs()) {
+      cursor = await writeZerosToStream(out, run.offset - cursor, cursor);
+      if (run.kind === 'bytes') {
+        await writeToStream(out, run.data);
+      } else {
+        const src = await files.get(run.path);
+        for (let done = 0; done < run.length; ) {
+          const n = Math.min(CHUNK, run.length - done);
+          const chunk = new Uint8Array(n); // a fresh buffer: the stream may hold it
+          await readFully(src, chunk, n, run.fileOffset + done, run.path);
+          await writeToStream(out, chunk);
+          done += n;
+        }
+      }
+      cursor = run.offset + run.length;
+    }
+    await writeZerosToStream(out, disk.size - cursor, cursor);
+  } finally {
+    await files.closeAll();
+  }
+  return { bytesWritten: disk.size, size: disk.size };
+}
+
+const ZERO_CHUNK = new Uint8Array(1 << 20);
+
+async function writeZerosToStream(out: Writable, count: number, cursor: number): Promise<number> {
+  for (let left = count; left > 0; ) {
+    const n = Math.min(left, ZERO_CHUNK.length);
+    await writeToStream(out, ZERO_CHUNK.subarray(0, n));
+    left -= n;
+  }
+  return cursor + Math.max(0, count);
+}
+
+function writeToStream(out: Writable, data: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const ok = out.write(data, (err) => (err ? reject(err) : undefined));
+    if (ok) resolve();
+    else {
+      const onDrain = () => {
+        out.off('error', onError);
+        resolve();
+      };
+      const onError = (err: Error) => {
+        out.off('drain', onDrain);
+        reject(err);
+      };
+      out.once('drain', onDrain);
+      out.once('error', onError);
+    }
+  });
+}
+
+async function writeFully(out: FileHandle, data: Uint8Array, position: number): Promise<void> {
+  for (let done = 0; done < data.length; ) {
+    const { bytesWritten } = await out.write(data, done, data.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+async function readFully(src: FileHandle, buf: Uint8Array, n: number, position: number, path: string): Promise<void> {
+  for (let done = 0; done < n; ) {
+    const { bytesRead } = await src.read(buf, done, n - done, position + done);
+    if (bytesRead === 0) throw new DiskmintError('INPUT', `${path} is shorter than expected (it changed while building?)`);
+    done += bytesRead;
+  }
+}
+
+/** Input files stay open while their extents are written. */
+class FileCache {
+  private readonly handles = new Map<string, Promise<FileHandle>>();
+  get(path: string): Promise<FileHandle> {
+    let h = this.handles.get(path);
+    if (!h) {
+      h = open(path, 'r');
+      this.handles.set(path, h);
+    }
+    return h;
+  }
+  async closeAll(): Promise<void> {
+    for (const h of this.handles.values()) await (await h.catch(() => undefined))?.close();
+  }
+}
+
+/** Read a virtual disk's bytes in memory (tests and small images only). */
+export async function readVirtualRange(disk: VirtualDisk, offset: number, length: number): Promise<Uint8Array> {
+  const end = Math.min(disk.size, offset + length);
+  const out = new Uint8Array(Math.max(0, end - offset));
+  const files = new FileCache();
+  try {
+    for (const run of disk.runs(offset, end) as Iterable<DataRun>) {
+      const at = run.offset - offset;
+      if (run.kind === 'bytes') out.set(run.data, at);
+      else await readFully(await files.get(run.path), out.subarray(at), run.length, run.fileOffset, run.path);
+    }
+  } finally {
+    await files.closeAll();
+  }
+  return out;
+}

@@ -1,0 +1,67 @@
+/** Human-readable text for `info`, `build` and `verify` (the CLI's --json prints the objects). */
+import type { Finding } from './findings.js';
+import type { ImageInspection } from './inspect.js';
+import type { VerifyReport } from './verify.js';
+import type { BuildResult, BuildSummary } from './build.js';
+import type { PartitionTable } from './tables/types.js';
+import { formatBytes } from './layout/size.js';
+
+function table(rows: string[][], indent: string): string[] {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  return rows.map((r) => indent + r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ').trimEnd());
+}
+
+export function formatTable(t: PartitionTable, indent = ''): string[] {
+  const head = [`${t.scheme.toUpperCase()}`, `${t.sectorSize}-byte sectors`];
+  if (t.offset) head.push(`at byte ${t.offset}`);
+  head.push(formatBytes(t.diskBytes));
+  if (t.diskGuid) head.push(`disk GUID ${t.diskGuid}`);
+  if (t.diskSignature) head.push(`disk signature ${t.diskSignature}`);
+  if (t.firstUsableLba !== undefined) head.push(`usable sectors ${t.firstUsableLba}-${t.lastUsableLba}`);
+  if (t.entryCount !== undefined && t.scheme === 'gpt') head.push(`${t.entryCount} entries`);
+  const lines = [indent + head.join(', ')];
+  if (!t.partitions.length) return [...lines, `${indent}  (no partitions)`];
+  const rows = [['#', 'type', 'raw type', 'label', 'first', 'last', 'size', 'flags', 'GUID']];
+  for (const p of t.partitions) {
+    const flags = [...(p.attributes ?? []), ...(p.active ? ['active'] : []), ...(p.logical ? ['logical'] : [])];
+    rows.push([String(p.index), p.typeName, p.rawType, p.label ?? '', String(p.firstLba), String(p.lastLba), formatBytes(p.sizeBytes), flags.join(',') || '-', p.guid ?? '']);
+  }
+  lines.push(...table(rows, `${indent}  `));
+  for (const p of t.partitions) {
+    if (p.nested) lines.push(`${indent}  partition ${p.index} holds:`, ...formatTable(p.nested, `${indent}    `));
+  }
+  return lines;
+}
+
+export function formatInspection(r: ImageInspection): string {
+  const lines = [`${r.path}: ${r.format}, ${formatBytes(r.sizeBytes)} (${r.sizeBytes} bytes)`];
+  lines.push(...(r.table ? formatTable(r.table, '') : ['no partition table found']));
+  return lines.join('\n');
+}
+
+export function formatFinding(f: Finding): string {
+  return `  ${f.severity.padEnd(7)} ${f.code}${f.where ? ` [${f.where}]` : ''}: ${f.message}`;
+}
+
+export function formatVerify(r: VerifyReport): string {
+  const verdict = r.ok ? 'OK' : 'PROBLEMS FOUND';
+  const lines = [`${r.path}: ${verdict} (${r.errors} error${r.errors === 1 ? '' : 's'}, ${r.warnings} warning${r.warnings === 1 ? '' : 's'})`];
+  lines.push(...r.findings.map(formatFinding));
+  return lines.join('\n');
+}
+
+export function formatBuild(r: BuildResult): string {
+  const lines = [`${r.output}: ${r.scheme.toUpperCase()}, ${formatBytes(r.sizeBytes)}, ${formatBytes(r.dataBytes)} of data, seed ${r.seed}`];
+  lines.push(...formatSummary(r, '  '));
+  for (const w of r.warnings) lines.push(`  warning: ${w}`);
+  return lines.join('\n');
+}
+
+function formatSummary(s: BuildSummary, indent: string): string[] {
+  const out: string[] = [];
+  for (const p of s.partitions) {
+    out.push(`${indent}${p.index} ${p.type}${p.label ? ` "${p.label}"` : ''} sectors ${p.startLba}+${p.sectors} (${formatBytes(p.sectors * s.sectorSize)}) ${p.contents}`);
+    if (p.nested) out.push(...formatSummary(p.nested, `${indent}  `));
+  }
+  return out;
+}

@@ -1,0 +1,63 @@
+/**
+ * `diskmint verify`: is the image sound, and (with an expected layout) is it what the layout
+ * says? Exit status contract for the CLI: 0 sound, 1 problems found, 2 not a disk image.
+ */
+import { finding, type Finding } from './findings.js';
+import { allTables, inspectImage, type ImageInspection, type InspectOptions } from './inspect.js';
+import type { PartitionTable } from './tables/types.js';
+import type { Layout } from './layout/schema.js';
+import { planImage } from './build.js';
+import { compareWithPlan } from './expect.js';
+
+export interface VerifyOptions extends InspectOptions {
+  /** A layout (file path or object) the image must match. */
+  expect?: Layout | string;
+  /** Seed for the expected layout (only matters for GUIDs derived from it). */
+  seed?: string;
+  /** Treat warnings as failures. */
+  strict?: boolean;
+}
+
+export interface VerifyReport extends ImageInspection {
+  /** True when no finding is an error (or, with `strict`, a warning). */
+  ok: boolean;
+  errors: number;
+  warnings: number;
+}
+
+const MiB = 1 << 20;
+
+export async function verifyImage(path: string, opts: VerifyOptions = {}): Promise<VerifyReport> {
+  const inspection = await inspectImage(path, opts);
+  const findings = [...inspection.findings];
+  if (!inspection.table) {
+    findings.push(finding('error', 'disk.no-partition-table', 'no GPT, MBR or BSD partition table was found', 'disk'));
+  }
+  findings.push(...alignmentFindings(inspection.table));
+  if (opts.expect !== undefined) {
+    const { plan } = await planImage(opts.expect, { seed: opts.seed });
+    findings.push(...compareWithPlan(plan, inspection.table, inspection.sizeBytes));
+  }
+  const errors = findings.filter((f) => f.severity === 'error').length;
+  const warnings = findings.filter((f) => f.severity === 'warning').length;
+  return { ...inspection, findings, ok: errors === 0 && (!opts.strict || warnings === 0), errors, warnings };
+}
+
+/** Partitions whose absolute start is not on a 4 KiB or 1 MiB boundary. */
+export function alignmentFindings(root: PartitionTable | null): Finding[] {
+  const out: Finding[] = [];
+  for (const t of allTables(root)) {
+    for (const p of t.partitions) {
+      // The raw 'c' partition and the extended container are not data partitions.
+      if ((t.scheme === 'bsd' && p.label === 'c') || p.typeName === 'extended') continue;
+      const start = t.offset + p.firstLba * t.sectorSize;
+      const where = `${t.scheme}.partition[${p.index}]`;
+      if (start % 4096 !== 0) {
+        out.push(finding('warning', 'align.4k', `partition ${p.index} starts at byte ${start}, not on a 4 KiB boundary (slow on 4K-sector and flash media)`, where));
+      } else if (start % MiB !== 0) {
+        out.push(finding('warning', 'align.1m', `partition ${p.index} starts at byte ${start}, not on a 1 MiB boundary`, where));
+      }
+    }
+  }
+  return out;
+}
