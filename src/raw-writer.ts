@@ -87,16 +87,17 @@ async function writeRawToHandle(disk: VirtualDisk, out: FileHandle): Promise<Raw
 async function writeSkippingZeros(out: FileHandle, data: Uint8Array, position: number): Promise<number> {
   let written = 0;
   let runStart = -1;
-  for (let at = 0; at <= data.length; at += HOLE_BLOCK) {
-    const end = Math.min(at + HOLE_BLOCK, data.length);
-    const zero = at >= data.length || isZero(data.subarray(at, end));
+  const flush = async (end: number) => {
+    await writeFully(out, data.subarray(runStart, end), position + runStart);
+    written += end - runStart;
+    runStart = -1;
+  };
+  for (let at = 0; at < data.length; at += HOLE_BLOCK) {
+    const zero = isZero(data.subarray(at, Math.min(at + HOLE_BLOCK, data.length)));
     if (!zero && runStart < 0) runStart = at;
-    if (zero && runStart >= 0) {
-      await writeFully(out, data.subarray(runStart, at), position + runStart);
-      written += at - runStart;
-      runStart = -1;
-    }
+    if (zero && runStart >= 0) await flush(at);
   }
+  if (runStart >= 0) await flush(data.length);
   return written;
 }
 

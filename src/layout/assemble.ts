@@ -38,6 +38,7 @@ export function assembleDisk(plan: PlannedImage): VirtualDisk {
       geometry,
       entries: [{ type: PROTECTIVE_MBR_TYPE, startLba: 1, sectors: Math.min(plan.totalSectors - 1, 0xffffffff) }],
     });
+    setProtectiveChs(protective);
     disk.placeBytes(0, padToSector(protective, ss));
     disk.placeBytes(tables.primary.lba * ss, tables.primary.bytes);
     disk.placeBytes(tables.backup.lba * ss, tables.backup.bytes);
@@ -61,6 +62,7 @@ export function assembleDisk(plan: PlannedImage): VirtualDisk {
       bootcode: plan.bootcode,
       partitions: plan.partitions.map((p) => ({ letter: p.bsdLetter!, offset: p.startLba, size: p.sectors, fstype: p.bsdFstype! })),
     });
+    if (!plan.bootcode) copyLabelForLibparted(bootArea, ss);
     disk.placeBytes(0, bootArea);
   }
 
@@ -74,6 +76,32 @@ export function assembleDisk(plan: PlannedImage): VirtualDisk {
     }
   }
   return disk;
+}
+
+/**
+ * FreeBSD reads the label at sector 1 (bsd.h LABELSECTOR 1, LABELOFFSET 0). libparted (and so
+ * parted) only looks at sector 0, byte 64 (the Alpha/NetBSD place). With no boot code, sector 0
+ * is unused, so a second copy there lets parted read the label without disturbing FreeBSD.
+ */
+const LIBPARTED_LABEL_OFFSET = 64;
+const BSD_LABEL_FIXED_BYTES = 148; // d_partitions starts at byte 148 of struct disklabel
+const BSD_PARTITION_BYTES = 16;
+
+function copyLabelForLibparted(bootArea: Uint8Array, sectorSize: number): void {
+  const npartitions = bootArea[sectorSize + 138] | (bootArea[sectorSize + 139] << 8); // d_npartitions (u16 at 138)
+  const length = BSD_LABEL_FIXED_BYTES + npartitions * BSD_PARTITION_BYTES;
+  if (LIBPARTED_LABEL_OFFSET + length > 512) return; // would run into the real label
+  bootArea.copyWithin(LIBPARTED_LABEL_OFFSET, sectorSize, sectorSize + length);
+}
+
+/**
+ * UEFI 2.10 table 5.4: the protective entry's StartingCHS is 0x000200; its EndingCHS is written
+ * as 0xFFFFFF (the "cannot represent" value), as FreeBSD mkimg's gpt.c and most tools do.
+ */
+function setProtectiveChs(sector: Uint8Array): void {
+  const entry = 446; // first partition entry (FreeBSD mbr.h DOSPARTOFF)
+  sector.set([0x00, 0x02, 0x00], entry + 1);
+  sector.set([0xff, 0xff, 0xff], entry + 5);
 }
 
 /** A 512-byte MBR sector on a 4096-byte-sector disk fills the first 512 bytes of its sector. */

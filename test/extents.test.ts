@@ -1,0 +1,109 @@
+import { readdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { VirtualDisk, writeRawImage, DiskmintError } from '../src/index.js';
+import { readVirtualRange } from '../src/raw-writer.js';
+import { tempDir } from './helpers/golden.js';
+
+/** A random disk: non-overlapping extents of bytes, file ranges and nested disks, plus the bytes it should read as. */
+const diskArb = fc
+  .record({
+    size: fc.integer({ min: 1, max: 300_000 }),
+    pieces: fc.array(fc.record({ at: fc.nat(), len: fc.integer({ min: 1, max: 70_000 }), kind: fc.constantFrom('bytes', 'file', 'disk', 'zeros'), seed: fc.nat(255) }), { maxLength: 8 }),
+  });
+
+function makeDisk(spec: fc.Arbitrary<never> extends never ? { size: number; pieces: Array<{ at: number; len: number; kind: string; seed: number }> } : never, dir: string) {
+  const disk = new VirtualDisk(spec.size);
+  const expected = new Uint8Array(spec.size);
+  const fill = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed * 7 + 1) & 0xff || 1);
+  let cursor = 0;
+  for (const [i, p] of spec.pieces.entries()) {
+    const at = cursor + (p.at % 20_000);
+    const len = Math.min(p.len, spec.size - at);
+    if (len <= 0) break;
+    const data = p.kind === 'zeros' ? new Uint8Array(len) : fill(len, p.seed);
+    if (p.kind === 'bytes' || p.kind === 'zeros') disk.placeBytes(at, data);
+    else if (p.kind === 'file') {
+      const path = join(dir, `f${i}.bin`);
+      writeFileSync(path, Buffer.concat([Buffer.alloc(100, 9), data]));
+      disk.place(at, len, { kind: 'file', path, offset: 100 });
+    } else {
+      const inner = new VirtualDisk(len + 10).placeBytes(10, data.subarray(0, len));
+      inner.placeBytes(0, new Uint8Array(10).fill(5));
+      // place only the last `len` bytes of the inner disk: offset 10 skips its first 10.
+      disk.place(at, len, { kind: 'disk', disk: inner, offset: 10 });
+    }
+    expected.set(data, at);
+    cursor = at + len;
+  }
+  return { disk, expected };
+}
+
+describe('VirtualDisk', () => {
+  it('refuses overlapping and out-of-range extents', () => {
+    const d = new VirtualDisk(1000).placeBytes(100, new Uint8Array(100));
+    expect(() => d.placeBytes(150, new Uint8Array(10))).toThrow(DiskmintError);
+    expect(() => d.placeBytes(50, new Uint8Array(51))).toThrow(/overlaps/);
+    expect(() => d.placeBytes(995, new Uint8Array(10))).toThrow(/does not fit/);
+    d.placeBytes(200, new Uint8Array(10)); // touching is fine
+    expect(d.list().map((e) => e.offset)).toEqual([100, 200]);
+  });
+
+  it('file, pipe and in-memory reads agree for random extent maps (property)', async () => {
+    const dir = tempDir();
+    let n = 0;
+    await fc.assert(
+      fc.asyncProperty(diskArb, async (spec) => {
+        const { disk, expected } = makeDisk(spec as never, dir);
+        const out = join(dir, `out${n++}.img`);
+        await writeRawImage(disk, out);
+        expect(Buffer.compare(readFileSync(out), Buffer.from(expected))).toBe(0);
+        const pipe = new PassThrough();
+        const chunks: Buffer[] = [];
+        pipe.on('data', (c: Buffer) => chunks.push(c));
+        await writeRawImage(disk, '-', { stdout: pipe });
+        expect(Buffer.compare(Buffer.concat(chunks), Buffer.from(expected))).toBe(0);
+        const mid = Math.floor(spec.size / 3);
+        expect(Buffer.from(await readVirtualRange(disk, mid, mid + 7)).equals(Buffer.from(expected.subarray(mid, 2 * mid + 7)))).toBe(true);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('leaves zero ranges, and zero blocks inside file data, as holes', async () => {
+    const dir = tempDir();
+    const data = Buffer.alloc(8 << 20);
+    data.fill(7, 0, 64 << 10); // one 64 KiB block of data, then zeros
+    writeFileSync(join(dir, 'in.bin'), data);
+    const disk = new VirtualDisk(1 << 30).place(512 << 20, data.length, { kind: 'file', path: join(dir, 'in.bin'), offset: 0 });
+    const out = join(dir, 'sparse.img');
+    const r = await writeRawImage(disk, out);
+    const st = statSync(out);
+    expect(st.size).toBe(1 << 30);
+    expect(r.bytesWritten).toBe(64 << 10);
+    expect(st.blocks * 512).toBeLessThan(1 << 20);
+  });
+
+  it('writes atomically: a failing input leaves neither the target nor a temp file', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'short.bin'), Buffer.alloc(10, 1));
+    const disk = new VirtualDisk(4096).place(0, 100, { kind: 'file', path: join(dir, 'short.bin'), offset: 0 });
+    const out = join(dir, 'never.img');
+    await expect(writeRawImage(disk, out)).rejects.toThrow(/shorter than expected/);
+    expect(existsSync(out)).toBe(false);
+    expect(readdirSync(dir)).toEqual(['short.bin']);
+  });
+
+  it('replaces an existing target only when the new image is complete', async () => {
+    const dir = tempDir();
+    const out = join(dir, 'img');
+    writeFileSync(out, 'old');
+    const bad = new VirtualDisk(10).place(0, 5, { kind: 'file', path: join(dir, 'missing'), offset: 0 });
+    await expect(writeRawImage(bad, out)).rejects.toThrow();
+    expect(readFileSync(out, 'utf8')).toBe('old');
+    await writeRawImage(new VirtualDisk(10).placeBytes(0, Buffer.from('new')), out);
+    expect(readFileSync(out).subarray(0, 3).toString()).toBe('new');
+  });
+});

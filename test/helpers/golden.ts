@@ -1,0 +1,31 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** The FreeBSD mkimg goldens shipped beside the project (../shared/peer-vectors/mkimg). */
+export const MKIMG_GOLDENS = new URL('../../../shared/peer-vectors/mkimg/', import.meta.url).pathname;
+const HEX2BIN = new URL('../../../shared/peer-vectors/hex2bin.py', import.meta.url).pathname;
+
+/** Decode a golden `.hex` into a file in `dir` and return its path. */
+export function decodeGolden(name: string, dir: string): string {
+  const out = join(dir, name.replace(/\.hex$/, ''));
+  execFileSync('python3', [HEX2BIN, join(MKIMG_GOLDENS, name), out]);
+  return out;
+}
+
+export function tempDir(prefix = 'diskmint-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** The inputs mkimg_test.sh makes: `jot -b B n` boot code and `jot -b P 2097152` partition data. */
+export function writeMkimgInputs(dir: string): { boot512: string; boot8k: string; data4m: string } {
+  const fill = (ch: string, bytes: number) => Buffer.from(`${ch}\n`.repeat(bytes / 2), 'latin1');
+  const boot512 = join(dir, 'boot-512.bin');
+  const boot8k = join(dir, 'boot-8k.bin');
+  const data4m = join(dir, 'partition_data_4M.bin');
+  writeFileSync(boot512, fill('B', 512));
+  writeFileSync(boot8k, fill('B', 8192));
+  writeFileSync(data4m, fill('P', 4 << 20));
+  return { boot512, boot8k, data4m };
+}
