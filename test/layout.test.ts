@@ -120,3 +120,16 @@ describe('sizes', () => {
     expect(schema).toMatch(/"\$ref"/);
   });
 });
+
+describe('the committed layout.schema.json', () => {
+  it('is what `diskmint schema` prints (regenerate with: npx diskmint schema -o layout.schema.json)', async () => {
+    const { readFileSync } = await import('node:fs');
+    const committed = JSON.parse(readFileSync(new URL('../layout.schema.json', import.meta.url), 'utf8'));
+    expect(committed).toEqual(JSON.parse(JSON.stringify(layoutJsonSchema())));
+  });
+
+  it('the demo layout validates', async () => {
+    const { readFileSync } = await import('node:fs');
+    expect(() => parseLayout(JSON.parse(readFileSync(new URL('../fixtures/demo/layout.json', import.meta.url), 'utf8')))).not.toThrow();
+  });
+});

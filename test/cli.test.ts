@@ -1,0 +1,101 @@
+/** The CLI as a user runs it: exit statuses, JSON output, pipes, determinism. */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { tempDir } from './helpers/golden.js';
+
+const BIN = new URL('../src/bin.ts', import.meta.url).pathname;
+
+function diskmint(args: string[], cwd?: string): { status: number; stdout: Buffer; stderr: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', BIN, ...args], { cwd, maxBuffer: 1 << 28 });
+  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr.toString() };
+}
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+function layoutDir(): { dir: string; layout: string } {
+  const dir = tempDir();
+  writeFileSync(join(dir, 'os.bin'), Buffer.alloc(100_000, 0xab));
+  const layout = join(dir, 'layout.json');
+  writeFileSync(layout, JSON.stringify({
+    scheme: 'gpt', size: '8M',
+    partitions: [{ type: 'efi', size: '1M' }, { type: 'freebsd-ufs', label: 'os1', contents: { file: 'os.bin' }, attributes: ['bootme'] }],
+  }));
+  return { dir, layout };
+}
+
+describe('diskmint CLI', () => {
+  it('build, info and verify: exit 0 and JSON that describes the image', () => {
+    const { dir, layout } = layoutDir();
+    const img = join(dir, 'out.img');
+    const b = diskmint(['build', layout, '-o', img, '--json']);
+    expect(b.stderr).toBe('');
+    expect(b.status).toBe(0);
+    expect(JSON.parse(b.stdout.toString()).partitions[1]).toMatchObject({ index: 2, label: 'os1', sectors: 196 });
+    const info = JSON.parse(diskmint(['info', img, '--json']).stdout.toString());
+    expect(info.table.scheme).toBe('gpt');
+    expect(info.table.partitions[1]).toMatchObject({ typeName: 'freebsd-ufs', label: 'os1', attributes: ['bootme'], attributesRaw: '0x0800000000000000' });
+    const v = diskmint(['verify', img, '--expect', layout]);
+    expect(v.stdout.toString()).toMatch(/OK \(0 errors, 0 warnings\)/);
+    expect(v.status).toBe(0);
+  });
+
+  it('verify exits 1 on problems and 2 on something that is not a disk image', () => {
+    const { dir, layout } = layoutDir();
+    const img = join(dir, 'out.img');
+    diskmint(['build', layout, '-o', img]);
+    const bytes = readFileSync(img);
+    bytes[512 + 30] ^= 0xff; // damage the primary header
+    writeFileSync(img, bytes);
+    const v = diskmint(['verify', img, '--json']);
+    expect(v.status).toBe(1);
+    expect(JSON.parse(v.stdout.toString()).findings.map((f: { code: string }) => f.code)).toContain('gpt.primary-header-crc');
+    expect(diskmint(['verify', join(dir, 'missing.img')]).status).toBe(2);
+    writeFileSync(join(dir, 'empty.img'), '');
+    const empty = diskmint(['verify', join(dir, 'empty.img')]);
+    expect(empty.status).toBe(2);
+    expect(empty.stderr).toMatch(/empty/);
+  });
+
+  it('an invalid layout: exit 2, every problem with its JSON path, nothing written', () => {
+    const dir = tempDir();
+    const layout = join(dir, 'bad.json');
+    writeFileSync(layout, JSON.stringify({ scheme: 'gpt', partitions: [{ type: 'efi', size: '1M' }, { type: 'efi', size: '1M' }, { type: 'efi', size: '1M' }, { type: 'efi', size: '12X' }] }));
+    const r = diskmint(['build', layout, '-o', join(dir, 'x.img')]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('partitions[3].size: "12X" is not a size (use e.g. 512K, 1G, 2T, 2048s, 100%, rest)');
+    expect(readdirSync(dir)).toEqual(['bad.json']);
+  });
+
+  it('-o - streams the same bytes as a file build, with the report on stderr', () => {
+    const { dir, layout } = layoutDir();
+    const img = join(dir, 'out.img');
+    diskmint(['build', layout, '-o', img]);
+    const piped = diskmint(['build', layout, '-o', '-']);
+    expect(piped.status).toBe(0);
+    expect(piped.stdout.length).toBe(8 << 20);
+    expect(sha(piped.stdout)).toBe(sha(readFileSync(img)));
+    expect(piped.stderr).toContain('GPT, 8 MiB');
+  });
+
+  it('is deterministic: same layout and seed, same bytes; another seed, other GUIDs', () => {
+    const { dir, layout } = layoutDir();
+    const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((n) => join(dir, `${n}.img`));
+    diskmint(['build', layout, '-o', a]);
+    diskmint(['build', layout, '-o', b]);
+    diskmint(['build', layout, '-o', c, '--seed', 'other']);
+    diskmint(['build', layout, '-o', d, '--seed', 'random']);
+    expect(sha(readFileSync(a))).toBe(sha(readFileSync(b)));
+    expect(sha(readFileSync(a))).not.toBe(sha(readFileSync(c)));
+    expect(sha(readFileSync(a))).not.toBe(sha(readFileSync(d)));
+  });
+
+  it('schema prints a JSON Schema; unknown commands fail', () => {
+    const s = diskmint(['schema']);
+    expect(s.status).toBe(0);
+    expect(JSON.parse(s.stdout.toString()).properties.scheme.enum).toEqual(['gpt', 'mbr', 'bsd']);
+    expect(diskmint(['frobnicate']).status).not.toBe(0);
+  });
+});
