@@ -4,6 +4,7 @@
  * never the virtual size (cf. FreeBSD mkimg's chunked image with holes, usr.bin/mkimg/image.c).
  */
 import { DiskmintError } from './errors.js';
+import type { DiskReader } from './disk-reader.js';
 
 export type ExtentSource =
   /** Bytes held in memory (tables, labels, small boot code). */
@@ -11,7 +12,9 @@ export type ExtentSource =
   /** A range of a file on disk, read only when written out. */
   | { kind: 'file'; path: string; offset: number }
   /** Another virtual disk nested here (an MBR slice holding a BSD label, ...). */
-  | { kind: 'disk'; disk: VirtualDisk; offset: number };
+  | { kind: 'disk'; disk: VirtualDisk; offset: number }
+  /** A range of an open disk image (a container being converted), read only when written out. */
+  | { kind: 'reader'; reader: DiskReader; offset: number };
 
 export interface DataExtent {
   offset: number;
@@ -22,7 +25,8 @@ export interface DataExtent {
 /** A leaf run of data: bytes or a file range, at an absolute offset, with nesting flattened. */
 export type DataRun =
   | { offset: number; length: number; kind: 'bytes'; data: Uint8Array }
-  | { offset: number; length: number; kind: 'file'; path: string; fileOffset: number };
+  | { offset: number; length: number; kind: 'file'; path: string; fileOffset: number }
+  | { offset: number; length: number; kind: 'reader'; reader: DiskReader; readerOffset: number };
 
 export class VirtualDisk {
   private readonly extents: DataExtent[] = [];
@@ -80,6 +84,8 @@ export class VirtualDisk {
         yield { offset: base + from, length: to - from, kind: 'bytes', data: s.data.subarray(skip, skip + to - from) };
       } else if (s.kind === 'file') {
         yield { offset: base + from, length: to - from, kind: 'file', path: s.path, fileOffset: s.offset + skip };
+      } else if (s.kind === 'reader') {
+        yield { offset: base + from, length: to - from, kind: 'reader', reader: s.reader, readerOffset: s.offset + skip };
       } else {
         // Nested disk: its offset 0 sits at e.offset; `s.offset` skips into it.
         const innerStart = s.offset + skip;

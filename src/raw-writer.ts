@@ -68,10 +68,9 @@ async function writeRawToHandle(disk: VirtualDisk, out: FileHandle): Promise<Raw
         bytesWritten += run.length;
         continue;
       }
-      const src = await files.get(run.path);
       for (let done = 0; done < run.length; ) {
         const n = Math.min(CHUNK, run.length - done);
-        await readFully(src, buf, n, run.fileOffset + done, run.path);
+        await readRunInto(run, done, buf.subarray(0, n), files);
         bytesWritten += await writeSkippingZeros(out, buf.subarray(0, n), run.offset + done);
         done += n;
       }
@@ -114,11 +113,10 @@ async function writeRawToStream(disk: VirtualDisk, out: Writable): Promise<RawWr
       if (run.kind === 'bytes') {
         await writeToStream(out, run.data);
       } else {
-        const src = await files.get(run.path);
         for (let done = 0; done < run.length; ) {
           const n = Math.min(CHUNK, run.length - done);
           const chunk = new Uint8Array(n); // a fresh buffer: the stream may hold it
-          await readFully(src, chunk, n, run.fileOffset + done, run.path);
+          await readRunInto(run, done, chunk, files);
           await writeToStream(out, chunk);
           done += n;
         }
@@ -177,8 +175,21 @@ async function readFully(src: FileHandle, buf: Uint8Array, n: number, position: 
   }
 }
 
+/** Fill `into` with the run's bytes starting `skip` bytes into the run. */
+export async function readRunInto(run: DataRun, skip: number, into: Uint8Array, files: FileCache): Promise<void> {
+  if (run.kind === 'bytes') {
+    into.set(run.data.subarray(skip, skip + into.length));
+  } else if (run.kind === 'file') {
+    await readFully(await files.get(run.path), into, into.length, run.fileOffset + skip, run.path);
+  } else {
+    const bytes = await run.reader.read(run.readerOffset + skip, into.length);
+    if (bytes.length !== into.length) throw new DiskmintError('INPUT', `the source image ended early at byte ${run.readerOffset + skip + bytes.length}`);
+    into.set(bytes);
+  }
+}
+
 /** Input files stay open while their extents are written. */
-class FileCache {
+export class FileCache {
   private readonly handles = new Map<string, Promise<FileHandle>>();
   get(path: string): Promise<FileHandle> {
     let h = this.handles.get(path);
@@ -201,8 +212,7 @@ export async function readVirtualRange(disk: VirtualDisk, offset: number, length
   try {
     for (const run of disk.runs(offset, end) as Iterable<DataRun>) {
       const at = run.offset - offset;
-      if (run.kind === 'bytes') out.set(run.data, at);
-      else await readFully(await files.get(run.path), out.subarray(at), run.length, run.fileOffset, run.path);
+      await readRunInto(run, 0, out.subarray(at, at + run.length), files);
     }
   } finally {
     await files.closeAll();

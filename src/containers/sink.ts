@@ -1,0 +1,100 @@
+/**
+ * Where container writers put bytes. A file sink supports positional writes and leaves skipped
+ * ranges as holes; a stream sink is forward-only and writes skipped ranges as zeros.
+ */
+import type { FileHandle } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
+import { DiskmintError } from '../errors.js';
+
+export interface ByteSink {
+  /** True when `pwrite` works (a regular file); false for pipes. */
+  readonly seekable: boolean;
+  /** Bytes emitted so far (the current end for forward writing). */
+  readonly position: number;
+  /** Append at `position`. The sink may keep a reference to `data` until it is flushed: don't reuse it. */
+  write(data: Uint8Array): Promise<void>;
+  /** Advance `n` bytes: a hole in a file, zeros on a pipe. */
+  skip(n: number): Promise<void>;
+  /** Write at an absolute position (seekable sinks only); does not move `position` unless it writes past it. */
+  pwrite(data: Uint8Array, position: number): Promise<void>;
+  /** Make the file exactly `size` bytes (files); pipes: pad with zeros to `size`. */
+  finish(size?: number): Promise<void>;
+}
+
+export function fileSink(handle: FileHandle): ByteSink {
+  let position = 0;
+  let end = 0;
+  return {
+    seekable: true,
+    get position() {
+      return position;
+    },
+    async write(data) {
+      await writeFully(handle, data, position);
+      position += data.length;
+      end = Math.max(end, position);
+    },
+    async skip(n) {
+      position += n;
+    },
+    async pwrite(data, at) {
+      await writeFully(handle, data, at);
+      end = Math.max(end, at + data.length);
+    },
+    async finish(size) {
+      await handle.truncate(size ?? Math.max(end, position));
+    },
+  };
+}
+
+const ZEROS = new Uint8Array(1 << 20);
+
+export function streamSink(out: Writable): ByteSink {
+  let position = 0;
+  const push = (data: Uint8Array) =>
+    new Promise<void>((resolve, reject) => {
+      if (out.write(data)) return resolve();
+      const onDrain = () => {
+        out.off('error', onError);
+        resolve();
+      };
+      const onError = (err: Error) => {
+        out.off('drain', onDrain);
+        reject(err);
+      };
+      out.once('drain', onDrain);
+      out.once('error', onError);
+    });
+  const sink: ByteSink = {
+    seekable: false,
+    get position() {
+      return position;
+    },
+    async write(data) {
+      await push(data);
+      position += data.length;
+    },
+    async skip(n) {
+      for (let left = n; left > 0; ) {
+        const k = Math.min(left, ZEROS.length);
+        await push(ZEROS.subarray(0, k));
+        left -= k;
+      }
+      position += n;
+    },
+    async pwrite() {
+      throw new DiskmintError('BAD_ARGUMENT', 'this output needs a seekable file, not a pipe');
+    },
+    async finish(size) {
+      if (size !== undefined && size > position) await sink.skip(size - position);
+    },
+  };
+  return sink;
+}
+
+async function writeFully(handle: FileHandle, data: Uint8Array, position: number): Promise<void> {
+  for (let done = 0; done < data.length; ) {
+    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
+    done += bytesWritten;
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * The contract between the engine and each VM container format (qcow2, VMDK, VHD, VHDX).
+ * A handler detects its format by content, opens it as a sparse virtual disk, and writes a
+ * virtual disk (an extent map) into a ByteSink. Codecs for the on-disk structures live in
+ * formats/<format>.ts; the handler in src/containers/<format>.ts does the I/O.
+ */
+import type { DiskReader } from '../disk-reader.js';
+import type { VirtualDisk } from '../extents.js';
+import type { ByteSink } from './sink.js';
+import type { Compressor } from './compress.js';
+
+export type ContainerFormat = 'raw' | 'qcow2' | 'vmdk' | 'vhd' | 'vhdx';
+
+/** An open image, read as its virtual disk. */
+export interface ContainerReader extends DiskReader {
+  readonly format: ContainerFormat;
+  /** e.g. 'monolithicSparse', 'streamOptimized', 'dynamic', 'fixed', 'v3'. */
+  readonly subformat?: string;
+  /**
+   * Ranges that may hold data, ascending and disjoint; everything else reads as zeros. Cost
+   * follows the metadata, not the virtual size (a 1 TiB image with little data answers fast).
+   */
+  allocatedRanges(): AsyncIterable<{ offset: number; length: number }>;
+  /** Format facts for `info` (cluster size, compression type, adapter type, ...). */
+  details(): Record<string, string | number | boolean>;
+}
+
+export interface OpenContext {
+  /** Path of the image (for messages and for VMDK descriptors' sibling extents). */
+  path: string;
+  /** qcow2 backing files / VMDK parent links are refused unless allowed. */
+  allowBacking?: boolean;
+  /** qcow2 external data files are refused unless allowed. */
+  allowExternalData?: boolean;
+  /**
+   * Open a file named in a descriptor, resolved inside the image's own folder. Absolute paths
+   * and `..` components are refused with a FormatError before anything is opened.
+   */
+  openSibling(name: string): Promise<DiskReader>;
+}
+
+export interface WriteContext {
+  /** qemu-img style `-o key=value` options, already split; unknown keys are refused by the handler. */
+  options: Readonly<Record<string, string>>;
+  /** Compress data where the format can (`-c`). */
+  compress?: { algorithm: 'deflate' | 'zstd'; level?: number };
+  /** Parallel, order-preserving compression. */
+  compressor: Compressor;
+  /** Final output path ('-' for a pipe); VMDK monolithicFlat names its extent after it. */
+  outputPath: string;
+  /** A second output file written beside the main one (monolithicFlat's -flat.vmdk), renamed with it. */
+  createSiblingOutput(name: string): Promise<ByteSink>;
+  /** Called with bytes of virtual disk processed, for progress bars. */
+  onProgress?(doneBytes: number, totalBytes: number): void;
+}
+
+export interface ContainerHandler {
+  format: Exclude<ContainerFormat, 'raw'>;
+  /** File name extensions that select this format for output (`.qcow2`, `.vmdk` ...). */
+  extensions: readonly string[];
+  /** Option keys (qemu-img names) the writer accepts. */
+  optionKeys: readonly string[];
+  /** Cheap check of magic bytes. Never throws on short or odd files. */
+  detect(file: DiskReader): Promise<boolean>;
+  /** Open for reading. Throws FormatError (typed, naming the problem) on bad input. */
+  open(file: DiskReader, ctx: OpenContext): Promise<ContainerReader>;
+  /** Write `disk` as this format. Forward-only unless `sink.seekable`; throws a DiskmintError when a pipe can't work. */
+  write(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext): Promise<void>;
+}
