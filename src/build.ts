@@ -1,25 +1,21 @@
 /** `diskmint build`: layout file (or object) to a raw image, atomically. */
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import type { Writable } from 'node:stream';
 import { DiskmintError } from './errors.js';
 import { parseLayout, type Layout } from './layout/schema.js';
 import { planLayout, type PlannedImage, type PlannedPartition } from './layout/plan.js';
 import { assembleDisk } from './layout/assemble.js';
-import { writeRawImage } from './raw-writer.js';
+import { writeImage, type WriteImageOptions } from './write-image.js';
 import { resolveSeed, seedFromLayoutText } from './seed.js';
 import type { VirtualDisk } from './extents.js';
 
-export interface BuildOptions {
-  /** Output path, or '-' for standard output. */
+export interface BuildOptions extends WriteImageOptions {
+  /** Output path, or '-' for standard output. The format comes from `format` or the extension. */
   output: string;
   /** Overrides the layout's seed; 'random' for a fresh one. */
   seed?: string;
   /** Folder that contents paths are relative to (default: the layout file's folder, else cwd). */
   baseDir?: string;
-  /** Stream for '-' (default process.stdout). */
-  stdout?: Writable;
-  fsync?: boolean;
 }
 
 export interface BuiltPartition {
@@ -45,6 +41,8 @@ export interface BuildSummary {
 
 export interface BuildResult extends BuildSummary {
   output: string;
+  /** Output format: raw, qcow2, vmdk, vhd or vhdx. */
+  format: string;
   /** Bytes of data written (holes excluded). */
   dataBytes: number;
 }
@@ -89,8 +87,8 @@ export async function planImage(
 /** Build the image a layout describes and write it to `opts.output`. */
 export async function buildImage(layoutOrPath: Layout | string, opts: BuildOptions): Promise<BuildResult> {
   const { plan, disk } = await planImage(layoutOrPath, opts);
-  await writeRawImage(disk, opts.output, { stdout: opts.stdout, fsync: opts.fsync });
-  return { ...summarisePlan(plan), output: opts.output, dataBytes: disk.dataBytes() };
+  const written = await writeImage(disk, opts.output, opts);
+  return { ...summarisePlan(plan), output: opts.output, format: written.format, dataBytes: disk.dataBytes() };
 }
 
 export function summarisePlan(plan: PlannedImage): BuildSummary {

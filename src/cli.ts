@@ -2,6 +2,9 @@
 import { writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { buildImage } from './build.js';
+import { convertImage } from './convert.js';
+import { runMkimg } from './mkimg.js';
+import type { WriteImageOptions } from './write-image.js';
 import { inspectImage } from './inspect.js';
 import { verifyImage } from './verify.js';
 import { layoutJsonSchema } from './layout/schema.js';
@@ -16,6 +19,35 @@ function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v), 2)}\n`);
 }
 
+interface OutputFlags {
+  format?: string;
+  opt?: string;
+  compress?: boolean;
+  compression?: 'deflate' | 'zstd';
+  level?: number;
+  threads?: number;
+  quiet?: boolean;
+}
+
+/** The output-format flags shared by build and convert (qemu-img's names where it has one). */
+function addOutputOptions(cmd: Command, optionFlag: string): Command {
+  return cmd
+    .option('-O, --format <format>', 'output format: raw, qcow2, vmdk, vhd (vpc), vhdx (default: from the file extension)')
+    .option(optionFlag, 'format options, qemu-img style: subformat=streamOptimized,adapter_type=lsilogic,cluster_size=65536,compat=1.1,compression_type=zstd,force_size=on')
+    .option('-c, --compress', 'compress data (qcow2 clusters; VMDK streamOptimized always compresses)')
+    .addOption(new Option('--compression <kind>', 'compression algorithm').choices(['deflate', 'zstd']))
+    .option('--level <n>', 'compression level', (v) => Number(v))
+    .option('--threads <n>', 'compression threads (default: every core); output bytes do not depend on it', (v) => Number(v))
+    .option('-q, --quiet', 'no progress bar');
+}
+
+function writeOptions(o: OutputFlags): WriteImageOptions {
+  return {
+    format: o.format, options: o.opt, compress: o.compress || o.compression !== undefined,
+    compression: o.compression, level: o.level, threads: o.threads, progress: o.quiet ? false : undefined,
+  };
+}
+
 const sectorSizeOption = new Option('--sector-size <bytes>', 'logical sector size for MBR/BSD disks (GPT detects its own)')
   .choices(['512', '4096'])
   .argParser(Number);
@@ -26,15 +58,17 @@ export function makeProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError();
 
-  program
-    .command('build')
-    .description('build an image from a layout file')
-    .argument('<layout>', 'layout JSON file')
-    .requiredOption('-o, --output <file>', "output image ('-' for standard output)")
-    .option('--seed <seed>', "seed for GUIDs and signatures ('random' for a fresh one)")
-    .option('--json', 'print the result as JSON')
-    .action(async (layout: string, o: { output: string; seed?: string; json?: boolean }) => {
-      const result = await buildImage(layout, { output: o.output, seed: o.seed });
+  addOutputOptions(
+    program
+      .command('build')
+      .description('build an image from a layout file, in any output format')
+      .argument('<layout>', 'layout JSON file')
+      .requiredOption('-o, --output <file>', "output image ('-' for standard output)")
+      .option('--seed <seed>', "seed for GUIDs and signatures ('random' for a fresh one)")
+      .option('--json', 'print the result as JSON'),
+    '--opt <key=value,...>',
+  ).action(async (layout: string, o: OutputFlags & { output: string; seed?: string; json?: boolean }) => {
+      const result = await buildImage(layout, { ...writeOptions(o), output: o.output, seed: o.seed });
       const text = o.json ? JSON.stringify(result, null, 2) : formatBuild(result);
       // With -o -, the image owns stdout; the report goes to stderr.
       (o.output === '-' ? process.stderr : process.stdout).write(`${text}\n`);
@@ -66,6 +100,31 @@ export function makeProgram(): Command {
       if (o.json) printJson(r);
       else process.stdout.write(`${formatVerify(r)}\n`);
       process.exitCode = r.ok ? 0 : EXIT_PROBLEMS;
+    });
+
+  addOutputOptions(
+    program
+      .command('convert')
+      .description('convert an image (raw, qcow2, VMDK, VHD, VHDX: detected by content) to another format')
+      .argument('<input>')
+      .argument('<output>', "output file, '-' for standard output")
+      .option('--allow-backing', 'open qcow2 backing files / VMDK parents (refused by default)')
+      .option('--json', 'print a summary as JSON'),
+    '-o, --opt <key=value,...>',
+  ).action(async (input: string, output: string, o: OutputFlags & { json?: boolean; allowBacking?: boolean }) => {
+    const r = await convertImage(input, output, { ...writeOptions(o), allowBacking: o.allowBacking });
+    const text = o.json ? JSON.stringify(r, null, 2) : `${r.input} (${r.inputFormat}) -> ${r.output} (${r.format}), virtual size ${r.virtualSize} bytes`;
+    if (o.json || output !== '-') (output === '-' ? process.stderr : process.stdout).write(`${text}\n`);
+  });
+
+  program
+    .command('mkimg')
+    .description("FreeBSD mkimg's command line: -s scheme -f format [-b bootcode] -p type[/label]:=file | ::size [-a N] [-S secsz] [-P blksz] [-H heads] [-T sectors] [-c capacity] [-C max] [-y] -o out")
+    .allowUnknownOption(true)
+    .helpOption(false)
+    .argument('[args...]')
+    .action(async (args: string[]) => {
+      await runMkimg(args);
     });
 
   program

@@ -17,7 +17,12 @@ export interface InspectOptions {
 
 export interface ImageInspection {
   path: string;
+  /** Container format (raw, qcow2, vmdk, vhd, vhdx), detected from content. */
   format: string;
+  subformat?: string;
+  /** Container facts: cluster size, compression, adapter type ... */
+  details: Record<string, string | number | boolean>;
+  /** Virtual disk size in bytes. */
   sizeBytes: number;
   /** Null when no partition table was found. */
   table: PartitionTable | null;
@@ -32,7 +37,7 @@ export async function inspectImage(path: string, opts: InspectOptions = {}): Pro
   const { reader, format } = await openDisk(path);
   try {
     const { table, findings } = await inspectDisk(reader, opts);
-    return { path, format, sizeBytes: reader.size, table, findings };
+    return { path, format, subformat: reader.subformat, details: reader.details(), sizeBytes: reader.size, table, findings };
   } finally {
     await reader.close();
   }

@@ -1,15 +1,30 @@
-/** Open any image diskmint reads as a DiskReader. Today: raw files; containers plug in here. */
+/**
+ * Open any image diskmint reads as a sparse virtual disk: raw files and every container
+ * format, detected by content (never by file name).
+ */
 import { stat } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { DiskmintError } from './errors.js';
+import { FormatError } from '../formats/errors.js';
 import { openRawFile, type DiskReader } from './disk-reader.js';
+import { detectContainer } from './containers/registry.js';
+import type { ContainerFormat, ContainerReader } from './containers/types.js';
+import { isAllZero } from './containers/blocks.js';
 
 export interface OpenedDisk {
-  reader: DiskReader;
+  reader: ContainerReader;
   /** Container format detected from content. */
-  format: 'raw';
+  format: ContainerFormat;
 }
 
-export async function openDisk(path: string): Promise<OpenedDisk> {
+export interface OpenDiskOptions {
+  /** Allow qcow2 backing files / VMDK parents (refused by default). */
+  allowBacking?: boolean;
+  /** Allow qcow2 external data files (refused by default). */
+  allowExternalData?: boolean;
+}
+
+export async function openDisk(path: string, opts: OpenDiskOptions = {}): Promise<OpenedDisk> {
   let st;
   try {
     st = await stat(path);
@@ -17,15 +32,66 @@ export async function openDisk(path: string): Promise<OpenedDisk> {
     throw new DiskmintError('NOT_A_DISK', `${path}: no such file`);
   }
   if (!st.isFile() && !st.isBlockDevice()) throw new DiskmintError('NOT_A_DISK', `${path} is not a file or block device`);
+  let file: DiskReader;
   try {
-    const reader = await openRawFile(path);
-    if (reader.size === 0) {
-      await reader.close();
-      throw new DiskmintError('NOT_A_DISK', `${path} is empty`);
-    }
-    return { reader, format: 'raw' };
+    file = await openRawFile(path);
   } catch (err) {
-    if (err instanceof DiskmintError) throw err;
     throw new DiskmintError('NOT_A_DISK', `${path} cannot be read: ${(err as Error).message}`);
   }
+  if (file.size === 0) {
+    await file.close();
+    throw new DiskmintError('NOT_A_DISK', `${path} is empty`);
+  }
+  try {
+    const handler = await detectContainer(file);
+    if (!handler) return { reader: rawContainer(file), format: 'raw' };
+    const reader = await handler.open(file, { path, ...opts, openSibling: (name) => openSiblingFile(path, name) });
+    return { reader, format: handler.format };
+  } catch (err) {
+    await file.close();
+    if (err instanceof FormatError) throw new DiskmintError('NOT_A_DISK', `${path}: ${err.format}: ${err.message}`);
+    throw err;
+  }
+}
+
+/** A file named by a descriptor, inside the descriptor's own folder only. */
+export async function openSiblingFile(imagePath: string, name: string): Promise<DiskReader> {
+  const norm = normalize(name);
+  if (isAbsolute(name) || norm.split(sep).includes('..') || name.includes('\0')) {
+    throw new FormatError('BAD_VALUE', `extent file "${name}" is outside the folder of ${basename(imagePath)}; only files beside it are opened`, 'vmdk');
+  }
+  try {
+    return await openRawFile(join(dirname(imagePath), norm));
+  } catch {
+    throw new FormatError('BAD_VALUE', `extent file "${name}" named by ${basename(imagePath)} cannot be opened`, 'vmdk');
+  }
+}
+
+const SCAN_CHUNK = 4 << 20;
+const SCAN_BLOCK = 64 << 10;
+
+/** A raw file as a container: allocated ranges come from scanning for non-zero 64 KiB blocks. */
+export function rawContainer(file: DiskReader): ContainerReader {
+  return {
+    format: 'raw',
+    size: file.size,
+    read: (o, n) => file.read(o, n),
+    close: () => file.close(),
+    details: () => ({}),
+    async *allocatedRanges() {
+      let start = -1;
+      for (let at = 0; at < file.size; at += SCAN_CHUNK) {
+        const chunk = await file.read(at, SCAN_CHUNK);
+        for (let b = 0; b < chunk.length; b += SCAN_BLOCK) {
+          const zero = isAllZero(chunk.subarray(b, b + SCAN_BLOCK));
+          if (!zero && start < 0) start = at + b;
+          if (zero && start >= 0) {
+            yield { offset: start, length: at + b - start };
+            start = -1;
+          }
+        }
+      }
+      if (start >= 0) yield { offset: start, length: file.size - start };
+    },
+  };
 }

@@ -34,7 +34,10 @@ export function formatTable(t: PartitionTable, indent = ''): string[] {
 }
 
 export function formatInspection(r: ImageInspection): string {
-  const lines = [`${r.path}: ${r.format}, ${formatBytes(r.sizeBytes)} (${r.sizeBytes} bytes)`];
+  const format = r.subformat ? `${r.format} (${r.subformat})` : r.format;
+  const lines = [`${r.path}: ${format}, virtual size ${formatBytes(r.sizeBytes)} (${r.sizeBytes} bytes)`];
+  const details = Object.entries(r.details);
+  if (details.length) lines.push(details.map(([k, v]) => `${k} ${v}`).join(', '));
   lines.push(...(r.table ? formatTable(r.table, '') : ['no partition table found']));
   return lines.join('\n');
 }
@@ -51,7 +54,7 @@ export function formatVerify(r: VerifyReport): string {
 }
 
 export function formatBuild(r: BuildResult): string {
-  const lines = [`${r.output}: ${r.scheme.toUpperCase()}, ${formatBytes(r.sizeBytes)}, ${formatBytes(r.dataBytes)} of data, seed ${r.seed}`];
+  const lines = [`${r.output}: ${r.format}, ${r.scheme.toUpperCase()}, ${formatBytes(r.sizeBytes)}, ${formatBytes(r.dataBytes)} of data, seed ${r.seed}`];
   lines.push(...formatSummary(r, '  '));
   for (const w of r.warnings) lines.push(`  warning: ${w}`);
   return lines.join('\n');

@@ -1,0 +1,309 @@
+/**
+ * diskmint build benchmark (not a test: timings never go into tests).
+ *
+ *   npm run build && npm run bench [-- --json] [-- --runs N]
+ *   npx tsx bench/build-bench.ts [--json] [--runs N]
+ *
+ * Case "1 TiB sparse": a GPT disk of 1 TiB holding a 64 MiB pseudo-random file: cost must
+ *   follow the data, not the virtual size. Targets: under 1.5 s and under 150 MB peak RSS.
+ * Case "2 GiB with 512 MiB data": a 512 MiB pseudo-random file in a 2 GiB GPT disk, against
+ *   `cp --sparse=always` of a raw image holding the same bytes. Target: within 1.5x of cp.
+ *
+ * Every build runs in a child process (bench/run-build), so peak RSS is diskmint's alone; it
+ * comes from `/usr/bin/time -f %M` when present, else from the child's own getrusage. Wall
+ * time is the whole child process (start-up included), as a user running a command sees it;
+ * cp is timed the same way. Measured commands run `--runs` times (default 3), alternating
+ * between tools, and the median is reported. Input files are in the page cache for every run
+ * of both tools (they were just written, and the machine has the memory to keep them).
+ */
+import { spawnSync } from 'node:child_process';
+import { createCipheriv, createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, statfsSync, statSync, unlinkSync, writeFileSync, readFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+
+const MiB = 1 << 20;
+const GiB = 1 << 30;
+const TIME = '/usr/bin/time';
+
+interface Options {
+  json: boolean;
+  runs: number;
+}
+
+interface Measurement {
+  wallMs: number;
+  /** In-process build time (diskmint only): buildImage() alone, without Node start-up. */
+  buildMs?: number;
+  maxRssKiB?: number;
+}
+
+interface Row {
+  case: string;
+  tool: string;
+  runs: number;
+  wallMs: number;
+  buildMs?: number;
+  dataBytes: number;
+  throughputMiBs: number;
+  peakRssMB?: number;
+  ratio?: number;
+  target: string;
+  pass?: boolean;
+  allWallMs: number[];
+}
+
+function parseArgs(argv: string[]): Options {
+  const opts: Options = { json: false, runs: 3 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--json') opts.json = true;
+    else if (a === '--runs') opts.runs = Math.max(1, Number(argv[++i]) | 0);
+    else if (a === '-h' || a === '--help') {
+      process.stdout.write('usage: build-bench [--json] [--runs N]\n');
+      process.exit(0);
+    } else {
+      process.stderr.write(`build-bench: unknown argument ${a}\n`);
+      process.exit(2);
+    }
+  }
+  return opts;
+}
+
+/** Deterministic pseudo-random bytes: the AES-256-CTR keystream of a fixed key. */
+function writeRandomFile(path: string, bytes: number, label: string): void {
+  const key = createHash('sha256').update(`diskmint-bench:${label}`).digest();
+  const cipher = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
+  const zeros = Buffer.alloc(4 * MiB);
+  const fd = openSync(path, 'w');
+  try {
+    for (let done = 0; done < bytes; ) {
+      const n = Math.min(zeros.length, bytes - done);
+      const chunk = cipher.update(zeros.subarray(0, n));
+      for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off, chunk.length - off);
+      done += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** How to start the runner: compiled JS beside us, or the .ts through tsx. */
+function runnerCommand(): string[] {
+  const self = fileURLToPath(import.meta.url);
+  if (self.endsWith('.ts')) return [process.execPath, '--import', 'tsx', join(dirname(self), 'run-build.ts')];
+  return [process.execPath, join(dirname(self), 'run-build.js')];
+}
+
+/** Run a command, timing it and taking its peak RSS. */
+function measure(argv: string[], timeFile: string): { m: Measurement; stdout: string } {
+  const useTime = existsSync(TIME);
+  const cmd = useTime ? [TIME, '-f', '%M', '-o', timeFile, ...argv] : argv;
+  const start = performance.now();
+  const r = spawnSync(cmd[0], cmd.slice(1), { encoding: 'utf8', maxBuffer: 16 * MiB });
+  const wallMs = performance.now() - start;
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr}`);
+  const m: Measurement = { wallMs };
+  if (useTime) {
+    const kib = Number(readFileSync(timeFile, 'utf8').trim().split('\n').pop());
+    if (Number.isFinite(kib)) m.maxRssKiB = kib;
+  }
+  return { m, stdout: r.stdout };
+}
+
+function diskmintBuild(layout: string, output: string, timeFile: string): Measurement & { dataBytes: number } {
+  if (existsSync(output)) unlinkSync(output);
+  const { m, stdout } = measure([...runnerCommand(), layout, output], timeFile);
+  const line = stdout.trim().split('\n').pop() ?? '{}';
+  const child = JSON.parse(line) as { buildMs: number; dataBytes: number; maxRssKiB: number };
+  return { ...m, buildMs: child.buildMs, maxRssKiB: m.maxRssKiB ?? child.maxRssKiB, dataBytes: child.dataBytes };
+}
+
+function cpSparse(from: string, to: string, timeFile: string): Measurement {
+  if (existsSync(to)) unlinkSync(to);
+  return measure(['cp', '--sparse=always', from, to], timeFile).m;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const maxOf = (xs: Array<number | undefined>): number | undefined => {
+  const ok = xs.filter((x): x is number => x !== undefined);
+  return ok.length ? Math.max(...ok) : undefined;
+};
+
+/** Bytes actually allocated on disk (sparse files). */
+const allocated = (path: string): number => statSync(path).blocks * 512;
+
+function gptLayout(size: string, dataFile: string, dataSize: string): object {
+  return {
+    scheme: 'gpt',
+    size,
+    seed: 'diskmint-bench',
+    partitions: [
+      { type: 'freebsd-boot', label: 'boot', size: '512K', contents: { zero: true } },
+      { type: 'efi', label: 'efi', size: '33M' },
+      { type: 'freebsd-ufs', label: 'data', size: dataSize, contents: { file: dataFile } },
+      { type: 'freebsd-swap', label: 'swap', size: '1G' },
+      { type: 'freebsd-ufs', label: 'rest', size: 'rest' },
+    ],
+  };
+}
+
+interface CaseResult {
+  rows: Row[];
+  notes: string[];
+}
+
+function rowFor(name: string, tool: string, ms: Array<Measurement>, dataBytes: number, target: string): Row {
+  const wall = ms.map((m) => m.wallMs);
+  const wallMs = median(wall);
+  const rss = maxOf(ms.map((m) => m.maxRssKiB));
+  const builds = ms.map((m) => m.buildMs).filter((x): x is number => x !== undefined);
+  return {
+    case: name,
+    tool,
+    runs: ms.length,
+    wallMs,
+    buildMs: builds.length ? median(builds) : undefined,
+    dataBytes,
+    throughputMiBs: dataBytes / MiB / (wallMs / 1000),
+    peakRssMB: rss === undefined ? undefined : (rss * 1024) / 1e6,
+    target,
+    allWallMs: wall,
+  };
+}
+
+function caseSparse1T(dir: string, runs: number): CaseResult {
+  const name = '1 TiB sparse, 64 MiB data';
+  const input = join(dir, 'data64.bin');
+  writeRandomFile(input, 64 * MiB, 'data64');
+  const layout = join(dir, 'layout-1t.json');
+  writeFileSync(layout, JSON.stringify(gptLayout('1T', 'data64.bin', '64M'), null, 2));
+  const out = join(dir, 'sparse-1t.img');
+  const ref = join(dir, 'sparse-1t.ref.img');
+  const copy = join(dir, 'sparse-1t.copy.img');
+  const timeFile = join(dir, 'time.txt');
+
+  // Reference image for cp (an untimed build); also a first look at the output.
+  diskmintBuild(layout, ref, timeFile);
+  const dm: Array<Measurement & { dataBytes: number }> = [];
+  const cp: Measurement[] = [];
+  for (let i = 0; i < runs; i++) {
+    dm.push(diskmintBuild(layout, out, timeFile));
+    cp.push(cpSparse(ref, copy, timeFile));
+  }
+  const size = statSync(out).size;
+  if (size !== 2 ** 40) throw new Error(`1 TiB case: output is ${size} bytes`);
+  const notes = [`1 TiB image: ${(allocated(out) / MiB).toFixed(1)} MiB allocated on disk (64 MiB data + tables)`];
+  const dataBytes = dm[0].dataBytes;
+  const dmRow = rowFor(name, 'diskmint', dm, dataBytes, '< 1.5 s, < 150 MB');
+  const cpRow = rowFor(name, 'cp --sparse=always', cp, dataBytes, 'peer');
+  dmRow.ratio = dmRow.wallMs / cpRow.wallMs;
+  dmRow.pass = dmRow.wallMs < 1500 && dmRow.peakRssMB !== undefined && dmRow.peakRssMB < 150;
+  for (const f of [out, ref, copy, input]) rmSync(f, { force: true });
+  return { rows: [dmRow, cpRow], notes };
+}
+
+function case2G(dir: string, runs: number): CaseResult {
+  const name = '2 GiB, 512 MiB data';
+  const input = join(dir, 'data512.bin');
+  writeRandomFile(input, 512 * MiB, 'data512');
+  const layout = join(dir, 'layout-2g.json');
+  writeFileSync(layout, JSON.stringify(gptLayout('2G', 'data512.bin', '512M'), null, 2));
+  const out = join(dir, 'img-2g.img');
+  const ref = join(dir, 'img-2g.ref.img');
+  const copy = join(dir, 'img-2g.copy.img');
+  const timeFile = join(dir, 'time.txt');
+
+  // The raw reference image holding the same bytes, made by an untimed build.
+  diskmintBuild(layout, ref, timeFile);
+  const dm: Array<Measurement & { dataBytes: number }> = [];
+  const cp: Measurement[] = [];
+  for (let i = 0; i < runs; i++) {
+    dm.push(diskmintBuild(layout, out, timeFile));
+    cp.push(cpSparse(ref, copy, timeFile));
+  }
+  const same = spawnSync('cmp', ['-s', out, copy]).status === 0;
+  const notes = [
+    `2 GiB image: ${(allocated(out) / MiB).toFixed(1)} MiB allocated; diskmint output ${same ? 'identical to' : 'DIFFERS FROM'} the cp copy`,
+  ];
+  const dataBytes = dm[0].dataBytes;
+  const dmRow = rowFor(name, 'diskmint', dm, dataBytes, '<= 1.5x cp');
+  const cpRow = rowFor(name, 'cp --sparse=always', cp, dataBytes, 'peer');
+  dmRow.ratio = dmRow.wallMs / cpRow.wallMs;
+  dmRow.pass = same && dmRow.ratio <= 1.5;
+  notes.push(`2 GiB case, buildImage() alone (no Node start-up or module loading) against cp: ${((dmRow.buildMs ?? NaN) / cpRow.wallMs).toFixed(2)}x`);
+  for (const f of [out, ref, copy, input]) rmSync(f, { force: true });
+  return { rows: [dmRow, cpRow], notes };
+}
+
+function formatTable(rows: Row[]): string {
+  const header = ['case', 'tool', 'wall (median)', 'in-process', 'MiB/s', 'peak RSS', 'ratio', 'target', 'result'];
+  const body = rows.map((r) => [
+    r.case,
+    r.tool,
+    `${(r.wallMs / 1000).toFixed(3)} s`,
+    r.buildMs === undefined ? '' : `${(r.buildMs / 1000).toFixed(3)} s`,
+    r.throughputMiBs.toFixed(0),
+    r.peakRssMB === undefined ? 'n/a' : `${r.peakRssMB.toFixed(1)} MB`,
+    r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}x`,
+    r.target,
+    r.pass === undefined ? '' : r.pass ? 'PASS' : 'MISS',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
+}
+
+function main(): void {
+  const opts = parseArgs(process.argv.slice(2));
+  const base = tmpdir();
+  const fs = statfsSync(base);
+  const free = fs.bavail * fs.bsize;
+  const needed = 3 * GiB;
+  if (free < needed) {
+    process.stderr.write(`build-bench: ${base} has ${(free / GiB).toFixed(1)} GiB free; needs ${needed / GiB} GiB\n`);
+    process.exit(1);
+  }
+  const dir = mkdtempSync(join(base, 'diskmint-bench-'));
+  const cleanup = () => rmSync(dir, { recursive: true, force: true });
+  process.on('exit', cleanup);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      cleanup();
+      process.exit(130);
+    });
+  }
+  const log = (s: string) => {
+    if (!opts.json) process.stderr.write(`${s}\n`);
+  };
+
+  log(`diskmint build benchmark: ${opts.runs} runs each, median; temp dir ${dir}`);
+  log('case 1: 1 TiB sparse ...');
+  const c1 = caseSparse1T(dir, opts.runs);
+  log('case 2: 2 GiB with 512 MiB data ...');
+  const c2 = case2G(dir, opts.runs);
+  const rows = [...c1.rows, ...c2.rows];
+  const notes = [
+    ...c1.notes,
+    ...c2.notes,
+    `peak RSS from ${existsSync(TIME) ? '/usr/bin/time -f %M' : "the child's process.resourceUsage().maxRSS (cp: n/a)"}`,
+    'wall time is the whole child process, Node start-up and module loading included (ratio and PASS/MISS use it); in-process is buildImage() alone',
+    'input files and the reference image are in the page cache for both tools',
+  ];
+  const machine = { node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', date: new Date().toISOString() };
+
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify({ machine, runs: opts.runs, rows, notes }, null, 2)}\n`);
+  } else {
+    process.stdout.write(`${formatTable(rows)}\n\n`);
+    for (const n of notes) process.stdout.write(`note: ${n}\n`);
+    process.stdout.write(`machine: ${machine.cpus} x ${machine.cpu}, Node ${machine.node}, ${machine.date}\n`);
+  }
+}
+
+main();

@@ -1,0 +1,56 @@
+/** The container formats diskmint reads and writes, found by content (reading) or by name (writing). */
+import { extname } from 'node:path';
+import { DiskmintError } from '../errors.js';
+import type { DiskReader } from '../disk-reader.js';
+import type { ContainerFormat, ContainerHandler } from './types.js';
+import { qcow2Handler } from './qcow2.js';
+import { vmdkHandler } from './vmdk.js';
+import { vhdHandler } from './vhd.js';
+import { vhdxHandler } from './vhdx.js';
+
+/** Detection order matters: formats with a magic at byte 0 first, VHD (footer at the end) last. */
+export const CONTAINER_HANDLERS: readonly ContainerHandler[] = [qcow2Handler, vhdxHandler, vmdkHandler, vhdHandler];
+
+export const OUTPUT_FORMATS: readonly ContainerFormat[] = ['raw', 'qcow2', 'vmdk', 'vhd', 'vhdx'];
+
+/** qemu-img's driver names and mkimg's format names map onto ours. */
+const FORMAT_ALIASES: Record<string, ContainerFormat> = {
+  raw: 'raw', img: 'raw', qcow2: 'qcow2', vmdk: 'vmdk', vhd: 'vhd', vpc: 'vhd', vhdx: 'vhdx',
+};
+
+/** The handler whose magic the file carries, or undefined (raw). */
+export async function detectContainer(file: DiskReader): Promise<ContainerHandler | undefined> {
+  for (const h of CONTAINER_HANDLERS) if (await h.detect(file)) return h;
+  return undefined;
+}
+
+export function handlerFor(format: ContainerFormat): ContainerHandler | undefined {
+  return CONTAINER_HANDLERS.find((h) => h.format === format);
+}
+
+/** `-O name`, or else the output file's extension, else raw. */
+export function outputFormatFor(name: string | undefined, outputPath: string): ContainerFormat {
+  if (name !== undefined) {
+    const f = FORMAT_ALIASES[name.toLowerCase()];
+    if (!f) throw new DiskmintError('BAD_ARGUMENT', `unknown output format "${name}" (use ${OUTPUT_FORMATS.join(', ')})`);
+    return f;
+  }
+  if (outputPath === '-') return 'raw';
+  const ext = extname(outputPath).slice(1).toLowerCase();
+  return CONTAINER_HANDLERS.find((h) => h.extensions.includes(`.${ext}`))?.format ?? 'raw';
+}
+
+/** Parse qemu-img style `-o key=value,key=value` (commas inside values doubled, as qemu does). */
+export function parseOptionString(text: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!text) return out;
+  for (const part of text.replace(/,,/g, '\0').split(',')) {
+    if (!part) continue;
+    const eq = part.indexOf('=');
+    const key = (eq < 0 ? part : part.slice(0, eq)).trim();
+    const value = (eq < 0 ? 'on' : part.slice(eq + 1)).replace(/\0/g, ',');
+    if (!key) throw new DiskmintError('BAD_ARGUMENT', `-o "${text}": an option has no name`);
+    out[key] = value;
+  }
+  return out;
+}

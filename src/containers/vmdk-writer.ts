@@ -1,0 +1,254 @@
+/**
+ * VMDK writers: monolithicSparse and streamOptimized (one forward pass, pipe friendly) and
+ * monolithicFlat (descriptor plus a `-flat.vmdk` sibling). Structures: formats/vmdk.ts.
+ *
+ * monolithicSparse lays out like qemu-img (block/vmdk.c vmdk_init_extent): header, embedded
+ * descriptor (20 sectors), redundant GD + all its GTs, GD + all its GTs, grains from a
+ * grain-aligned overHead. Every grain that an extent touches is stored, even when its bytes
+ * happen to be zero: the tables come first, so skipping zero grains would need a second read
+ * of the data, and file and pipe output must stay byte-identical.
+ *
+ * streamOptimized follows VMware's stream layout: header with gdOffset = GD_AT_END, grains as
+ * zlib streams behind grain markers (all-zero grains skipped), each grain table behind a GT
+ * marker after its grains, GD marker + GD, footer marker + footer header, end-of-stream marker.
+ */
+import { basename } from 'node:path';
+import { crc32 } from 'node:zlib';
+import { DiskmintError } from '../errors.js';
+import type { VirtualDisk } from '../extents.js';
+import type { ByteSink } from './sink.js';
+import type { WriteContext } from './types.js';
+import { allocatedBlocks, isAllZero, readBlocks } from './blocks.js';
+import { mapOrdered } from './compress.js';
+import {
+  COMPRESSION_DEFLATE, COMPRESSION_NONE, FLAG_COMPRESSED, FLAG_MARKERS, FLAG_REDUNDANT_GT, FLAG_VALID_NEWLINE_TEST,
+  MARKER_FOOTER, MARKER_GD, MARKER_GT, SECTOR, encodeGrainMarker, encodeMetadataMarker, encodeSparseHeader,
+  encodeU32Table, gdSectors as gdSectorsOf, gtSectors as gtSectorsOf, type SparseHeader,
+} from '../../formats/vmdk.js';
+import { descriptorGeometry, writeDescriptor, type ExtentLine } from '../../formats/vmdk-descriptor.js';
+
+export const GRAIN_SECTORS = 128; // 64 KiB grains, as qemu-img and VMware write
+export const GRAIN_BYTES = GRAIN_SECTORS * SECTOR;
+export const GTES_PER_GT = 512; // spec: numGTEsPerGT is 512
+const DESC_SECTORS = 20; // qemu-img reserves 20 sectors for the embedded descriptor
+const MAX_SECTORS_U32 = 0xffffffff; // GTEs and GD entries are u32 sector numbers
+
+export interface VmdkWriteOptions {
+  subformat: 'monolithicSparse' | 'streamOptimized' | 'monolithicFlat';
+  adapterType: string;
+  hwVersion: string;
+  toolsVersion: string;
+}
+
+const SUBFORMATS = ['monolithicSparse', 'streamOptimized', 'monolithicFlat'] as const;
+/** qemu-img 7.2 accepts ide, lsilogic, buslogic, legacyESX; VMware also writes pvscsi. */
+const ADAPTERS = ['ide', 'lsilogic', 'buslogic', 'legacyESX', 'pvscsi'];
+export const OPTION_KEYS = ['subformat', 'adapter_type', 'hwversion', 'toolsversion', 'compat6'] as const;
+
+export function parseWriteOptions(options: Readonly<Record<string, string>>): VmdkWriteOptions {
+  for (const k of Object.keys(options)) {
+    if (!(OPTION_KEYS as readonly string[]).includes(k)) throw new DiskmintError('BAD_ARGUMENT', `vmdk: unknown option "${k}" (known: ${OPTION_KEYS.join(', ')})`);
+  }
+  const subformat = options.subformat ?? 'monolithicSparse';
+  if (!(SUBFORMATS as readonly string[]).includes(subformat)) {
+    throw new DiskmintError('BAD_ARGUMENT', `vmdk: subformat "${subformat}" is not supported for writing (use ${SUBFORMATS.join(', ')})`);
+  }
+  const adapterType = options.adapter_type ?? 'ide';
+  if (!ADAPTERS.includes(adapterType)) throw new DiskmintError('BAD_ARGUMENT', `vmdk: adapter_type "${adapterType}" is not one of ${ADAPTERS.join(', ')}`);
+  const compat6 = options.compat6;
+  if (compat6 !== undefined && !['on', 'off', 'true', 'false'].includes(compat6)) throw new DiskmintError('BAD_ARGUMENT', `vmdk: compat6 must be on or off, not "${compat6}"`);
+  const six = compat6 === 'on' || compat6 === 'true';
+  if (six && options.hwversion !== undefined) throw new DiskmintError('BAD_ARGUMENT', 'vmdk: compat6 cannot be combined with hwversion');
+  const hwVersion = options.hwversion ?? (six ? '6' : '4');
+  if (!/^\d{1,3}$/.test(hwVersion)) throw new DiskmintError('BAD_ARGUMENT', `vmdk: hwversion "${hwVersion}" is not a number`);
+  const toolsVersion = options.toolsversion ?? '2147483647'; // qemu-img's default: "not installed"
+  if (!/^\d{1,10}$/.test(toolsVersion) || Number(toolsVersion) > 0x7fffffff) throw new DiskmintError('BAD_ARGUMENT', `vmdk: toolsversion "${toolsVersion}" is not a number`);
+  return { subformat: subformat as VmdkWriteOptions['subformat'], adapterType, hwVersion, toolsVersion };
+}
+
+/** Content ID: deterministic, from the layout (size, subformat, allocated grains); never CID_NOPARENT. */
+function layoutCid(subformat: string, size: number, grains: readonly number[]): number {
+  let c = crc32(`diskmint vmdk ${subformat} ${size}`);
+  const buf = Buffer.alloc(4096 * 4);
+  for (let i = 0; i < grains.length; i += 4096) {
+    const n = Math.min(4096, grains.length - i);
+    for (let k = 0; k < n; k++) buf.writeUInt32LE(grains[i + k] >>> 0, k * 4);
+    c = crc32(buf.subarray(0, n * 4), c);
+  }
+  return c === 0xffffffff ? 0xfffffffe : c;
+}
+
+function descriptorText(o: VmdkWriteOptions, createType: string, sizeBytes: number, cid: number, extents: ExtentLine[]): string {
+  return writeDescriptor({
+    cid, createType, extents, hwVersion: o.hwVersion, adapterType: o.adapterType, toolsVersion: o.toolsVersion,
+    ...descriptorGeometry(sizeBytes, o.adapterType),
+  });
+}
+
+/** The file name written into embedded descriptors: the output's own name. */
+function selfName(outputPath: string): string {
+  return outputPath === '-' ? 'disk.vmdk' : basename(outputPath);
+}
+
+function embedDescriptor(text: string): Uint8Array {
+  const bytes = Buffer.from(text, 'latin1');
+  if (bytes.length > DESC_SECTORS * SECTOR) throw new DiskmintError('BAD_ARGUMENT', 'VMDK descriptor does not fit its 20 sectors');
+  const out = new Uint8Array(DESC_SECTORS * SECTOR);
+  out.set(bytes);
+  return out;
+}
+
+function checkSectors(n: number, what: string): void {
+  if (n > MAX_SECTORS_U32) throw new DiskmintError('BAD_ARGUMENT', `VMDK ${what} would need sector offsets past 2^32 (2 TiB)`);
+}
+
+/** GT `t`'s entries: grain index -> sector, from the ascending allocated list starting at `from`. */
+function gtEntries(t: number, allocated: readonly number[], sectorOf: (k: number) => number, from: { k: number }): Uint32Array | undefined {
+  const first = t * GTES_PER_GT;
+  const end = first + GTES_PER_GT;
+  let out: Uint32Array | undefined;
+  while (from.k < allocated.length && allocated[from.k] < end) {
+    out ??= new Uint32Array(GTES_PER_GT);
+    out[allocated[from.k] - first] = sectorOf(from.k);
+    from.k++;
+  }
+  return out;
+}
+
+export async function writeMonolithicSparse(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext, o: VmdkWriteOptions): Promise<void> {
+  const capacity = Math.ceil(disk.size / SECTOR);
+  const geometry = { capacity, grainSize: GRAIN_SECTORS, numGTEsPerGT: GTES_PER_GT };
+  const grains = Math.ceil(capacity / GRAIN_SECTORS);
+  const gtCount = Math.ceil(grains / GTES_PER_GT);
+  const gdSecs = gdSectorsOf(geometry);
+  const gtSecs = gtSectorsOf(GTES_PER_GT);
+  const rgdOffset = 1 + DESC_SECTORS;
+  const gdOffset = rgdOffset + gdSecs + gtCount * gtSecs;
+  const overHead = Math.ceil((gdOffset + gdSecs + gtCount * gtSecs) / GRAIN_SECTORS) * GRAIN_SECTORS;
+  const allocated = allocatedBlocks(disk, GRAIN_BYTES);
+  checkSectors(overHead + allocated.length * GRAIN_SECTORS, 'monolithicSparse');
+  const header: SparseHeader = {
+    version: 1, flags: FLAG_VALID_NEWLINE_TEST | FLAG_REDUNDANT_GT, capacity, grainSize: GRAIN_SECTORS,
+    descriptorOffset: 1, descriptorSize: DESC_SECTORS, numGTEsPerGT: GTES_PER_GT, rgdOffset, gdOffset, overHead,
+    uncleanShutdown: false, compressAlgorithm: COMPRESSION_NONE,
+  };
+  const cid = layoutCid('monolithicSparse', disk.size, allocated);
+  const desc = descriptorText(o, 'monolithicSparse', disk.size, cid, [
+    { access: 'RW', sectors: capacity, type: 'SPARSE', file: selfName(ctx.outputPath), offset: 0 },
+  ]);
+  const start = sink.position;
+  await sink.write(encodeSparseHeader(header));
+  await sink.write(embedDescriptor(desc));
+  // Redundant copy first, then the primary (qemu's order); both point at their own tables.
+  for (const dirAt of [rgdOffset, gdOffset]) {
+    const gd = new Uint32Array(gtCount);
+    for (let t = 0; t < gtCount; t++) gd[t] = dirAt + gdSecs + t * gtSecs;
+    await sink.write(encodeU32Table(gd, gdSecs));
+    const cursor = { k: 0 };
+    for (let t = 0; t < gtCount; t++) {
+      const gt = gtEntries(t, allocated, (k) => overHead + k * GRAIN_SECTORS, cursor);
+      if (gt) await sink.write(encodeU32Table(gt, gtSecs));
+      else await sink.skip(gtSecs * SECTOR);
+    }
+  }
+  await sink.skip(start + overHead * SECTOR - sink.position);
+  for await (const { index, data } of readBlocks(disk, GRAIN_BYTES)) {
+    await sink.write(data);
+    ctx.onProgress?.(Math.min(disk.size, (index + 1) * GRAIN_BYTES), disk.size);
+  }
+}
+
+export async function writeStreamOptimized(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext, o: VmdkWriteOptions): Promise<void> {
+  // VMware requires a grain-aligned capacity for stream-optimized extents.
+  const capacity = Math.ceil(disk.size / GRAIN_BYTES) * GRAIN_SECTORS;
+  const geometry = { capacity, grainSize: GRAIN_SECTORS, numGTEsPerGT: GTES_PER_GT };
+  const gtCount = Math.ceil(capacity / GRAIN_SECTORS / GTES_PER_GT);
+  const gdSecs = gdSectorsOf(geometry);
+  const gtSecs = gtSectorsOf(GTES_PER_GT);
+  const overHead = GRAIN_SECTORS; // header, descriptor, padding to the first grain
+  const header: SparseHeader = {
+    version: 3, flags: FLAG_VALID_NEWLINE_TEST | FLAG_COMPRESSED | FLAG_MARKERS, capacity, grainSize: GRAIN_SECTORS,
+    descriptorOffset: 1, descriptorSize: DESC_SECTORS, numGTEsPerGT: GTES_PER_GT, rgdOffset: 0, gdOffset: 'end', overHead,
+    uncleanShutdown: false, compressAlgorithm: COMPRESSION_DEFLATE,
+  };
+  const cid = layoutCid('streamOptimized', disk.size, allocatedBlocks(disk, GRAIN_BYTES));
+  const desc = descriptorText(o, 'streamOptimized', capacity * SECTOR, cid, [
+    { access: 'RW', sectors: capacity, type: 'SPARSE', file: selfName(ctx.outputPath), offset: 0 },
+  ]);
+  const start = sink.position;
+  const sectorNow = () => (sink.position - start) / SECTOR;
+  await sink.write(encodeSparseHeader(header));
+  await sink.write(embedDescriptor(desc));
+  await sink.skip(start + overHead * SECTOR - sink.position);
+
+  const gd = new Uint32Array(gtCount);
+  let gt: Uint32Array | undefined;
+  let gtIndex = -1;
+  const flushGt = async () => {
+    if (!gt) return;
+    await sink.write(encodeMetadataMarker(MARKER_GT, gtSecs));
+    gd[gtIndex] = sectorNow();
+    await sink.write(encodeU32Table(gt, gtSecs));
+    gt = undefined;
+  };
+  const level = ctx.compress?.level;
+  async function* nonZero() {
+    for await (const b of readBlocks(disk, GRAIN_BYTES)) {
+      if (!isAllZero(b.data)) yield b;
+      else ctx.onProgress?.(Math.min(disk.size, (b.index + 1) * GRAIN_BYTES), disk.size);
+    }
+  }
+  const compressed = mapOrdered(nonZero(), ctx.compressor.concurrency, async (b) => ({
+    index: b.index,
+    data: await ctx.compressor.compress(b.data, 'zlib', level),
+  }));
+  for await (const { index, data } of compressed) {
+    const t = Math.floor(index / GTES_PER_GT);
+    if (t !== gtIndex) {
+      await flushGt();
+      gtIndex = t;
+    }
+    gt ??= new Uint32Array(GTES_PER_GT);
+    const at = sectorNow();
+    checkSectors(at, 'streamOptimized');
+    gt[index % GTES_PER_GT] = at;
+    await sink.write(encodeGrainMarker(index * GRAIN_SECTORS, data));
+    ctx.onProgress?.(Math.min(disk.size, (index + 1) * GRAIN_BYTES), disk.size);
+  }
+  await flushGt();
+  await sink.write(encodeMetadataMarker(MARKER_GD, gdSecs));
+  const gdAt = sectorNow();
+  checkSectors(gdAt, 'streamOptimized');
+  await sink.write(encodeU32Table(gd, gdSecs));
+  await sink.write(encodeMetadataMarker(MARKER_FOOTER, 1));
+  await sink.write(encodeSparseHeader({ ...header, gdOffset: gdAt }));
+  await sink.write(new Uint8Array(SECTOR)); // end-of-stream marker: all zeros
+}
+
+/** `disk.vmdk` -> `disk-flat.vmdk` (qemu-img's naming). */
+export function flatExtentName(outputPath: string): string {
+  const base = basename(outputPath);
+  const dot = base.lastIndexOf('.');
+  return dot > 0 ? `${base.slice(0, dot)}-flat${base.slice(dot)}` : `${base}-flat`;
+}
+
+export async function writeMonolithicFlat(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext, o: VmdkWriteOptions): Promise<void> {
+  if (ctx.outputPath === '-') {
+    throw new DiskmintError('BAD_ARGUMENT', 'VMDK monolithicFlat writes a descriptor plus a -flat.vmdk file: it needs an output file, not a pipe');
+  }
+  const capacity = Math.ceil(disk.size / SECTOR);
+  if (capacity === 0) throw new DiskmintError('BAD_ARGUMENT', 'VMDK cannot describe an empty disk');
+  const name = flatExtentName(ctx.outputPath);
+  const flat = await ctx.createSiblingOutput(name);
+  const chunk = 1 << 20;
+  for await (const { index, data } of readBlocks(disk, chunk)) {
+    const at = index * chunk;
+    await flat.skip(at - flat.position);
+    await flat.write(at + data.length > disk.size ? data.subarray(0, disk.size - at) : data);
+    ctx.onProgress?.(Math.min(disk.size, at + chunk), disk.size);
+  }
+  await flat.finish(capacity * SECTOR);
+  const cid = layoutCid('monolithicFlat', disk.size, allocatedBlocks(disk, GRAIN_BYTES));
+  const desc = descriptorText(o, 'monolithicFlat', disk.size, cid, [{ access: 'RW', sectors: capacity, type: 'FLAT', file: name, offset: 0 }]);
+  await sink.write(Buffer.from(desc, 'latin1'));
+}

@@ -1,0 +1,138 @@
+/**
+ * Write a virtual disk in any output format: raw (sparse file or pipe) or a container.
+ * Files are written beside the target under a temp name and renamed only when complete;
+ * extra files (monolithicFlat's -flat.vmdk) are renamed with it.
+ */
+import { open, rename, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Writable } from 'node:stream';
+import { DiskmintError } from './errors.js';
+import { VirtualDisk } from './extents.js';
+import { writeAtomically, writeRawImage, readRunInto, FileCache } from './raw-writer.js';
+import { createCompressor } from './containers/compress.js';
+import { fileSink, streamSink, type ByteSink } from './containers/sink.js';
+import { handlerFor, outputFormatFor, parseOptionString } from './containers/registry.js';
+import type { ContainerFormat, WriteContext } from './containers/types.js';
+import { createProgress, type Progress } from './progress.js';
+
+export interface WriteImageOptions {
+  /** Output format (qemu-img names: raw, qcow2, vmdk, vpc/vhd, vhdx); default from the file extension. */
+  format?: string;
+  /** qemu-img style options: an object or `key=value,key=value`. */
+  options?: Record<string, string> | string;
+  /** Compress where the format can (`-c`). */
+  compress?: boolean;
+  compression?: 'deflate' | 'zstd';
+  level?: number;
+  /** Compression threads (default: every core). Output bytes do not depend on it. */
+  threads?: number;
+  /** Stream for '-' (default process.stdout). */
+  stdout?: Writable;
+  /** Show a progress bar on a terminal (default: when stderr is a TTY). */
+  progress?: boolean;
+}
+
+export interface WriteImageResult {
+  format: ContainerFormat;
+  output: string;
+  virtualSize: number;
+}
+
+export async function writeImage(disk: VirtualDisk, output: string, opts: WriteImageOptions = {}): Promise<WriteImageResult> {
+  const format = outputFormatFor(opts.format, output);
+  const options = typeof opts.options === 'string' || opts.options === undefined ? parseOptionString(opts.options) : { ...opts.options };
+  const progress = createProgress(`writing ${format}`, { enabled: opts.progress ?? (output !== '-' && process.stderr.isTTY === true) });
+  const { disk: tracked, close } = trackProgress(disk, progress);
+  try {
+    if (format === 'raw') {
+      if (Object.keys(options).length) throw new DiskmintError('BAD_ARGUMENT', `raw output takes no -o options (got ${Object.keys(options).join(', ')})`);
+      if (opts.compress) throw new DiskmintError('BAD_ARGUMENT', 'raw output cannot be compressed; choose -O qcow2 or vmdk');
+      await writeRawImage(tracked, output, { stdout: opts.stdout });
+    } else {
+      await writeContainer(tracked, output, format, options, opts);
+    }
+  } finally {
+    progress.finish();
+    await close();
+  }
+  return { format, output, virtualSize: disk.size };
+}
+
+async function writeContainer(disk: VirtualDisk, output: string, format: ContainerFormat, options: Record<string, string>, opts: WriteImageOptions): Promise<void> {
+  const handler = handlerFor(format)!;
+  const algorithm = opts.compression ?? (options.compression_type === 'zstd' ? 'zstd' : 'deflate');
+  if (format === 'qcow2' && opts.compress && algorithm === 'zstd') options.compression_type = 'zstd';
+  const compressor = createCompressor({ threads: opts.threads });
+  const siblings: Array<{ temp: string; final: string }> = [];
+  const closers: Array<() => Promise<void>> = [];
+  const ctx = (sinkTarget: string): WriteContext => ({
+    options,
+    compress: opts.compress ? { algorithm, level: opts.level } : undefined,
+    compressor,
+    outputPath: sinkTarget,
+    async createSiblingOutput(name: string): Promise<ByteSink> {
+      if (sinkTarget === '-') throw new DiskmintError('BAD_ARGUMENT', `${format} output with a separate data file cannot go to a pipe`);
+      const final = join(dirname(output), name);
+      const temp = join(dirname(output), `.${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+      const handle = await open(temp, 'wx');
+      siblings.push({ temp, final });
+      closers.push(() => handle.close());
+      return fileSink(handle);
+    },
+  });
+  try {
+    if (output === '-') {
+      const sink = streamSink(opts.stdout ?? process.stdout);
+      await handler.write(disk, sink, ctx('-'));
+      await sink.finish();
+      return;
+    }
+    await writeAtomically(output, async (handle) => {
+      const sink = fileSink(handle);
+      await handler.write(disk, sink, ctx(output));
+      await sink.finish();
+      for (const close of closers.splice(0)) await close();
+      for (const s of siblings) await rename(s.temp, s.final);
+      siblings.length = 0;
+    });
+  } finally {
+    for (const close of closers) await close().catch(() => {});
+    for (const s of siblings) await unlink(s.temp).catch(() => {});
+    await compressor.close();
+  }
+}
+
+/** The same disk, with every data read reported to `progress`. Nothing is read here. */
+function trackProgress(disk: VirtualDisk, progress: Progress): { disk: VirtualDisk; close: () => Promise<void> } {
+  const total = disk.dataBytes();
+  const files = new FileCache();
+  const close = () => files.closeAll();
+  if (total === 0) return { disk, close };
+  let done = 0;
+  const tracked = new VirtualDisk(disk.size);
+  for (const run of disk.runs()) {
+    if (run.kind === 'bytes') {
+      tracked.placeBytes(run.offset, run.data);
+      continue;
+    }
+    tracked.place(run.offset, run.length, {
+      kind: 'reader',
+      offset: 0,
+      reader: {
+        size: run.length,
+        async read(offset, length) {
+          const n = Math.max(0, Math.min(length, run.length - offset));
+          const out = new Uint8Array(n);
+          await readRunInto(run, offset, out, files);
+          done += n;
+          progress.update(done, total);
+          return out;
+        },
+        close,
+      },
+    });
+  }
+  return { disk: tracked, close };
+}
+
