@@ -250,6 +250,47 @@ export function decodeMetadataTable(bytes: Uint8Array): VhdxMetadataEntry[] {
   return out;
 }
 
+/**
+ * The 1 MiB metadata region a writer stores: the table, then (2.6.2) File Parameters, Virtual
+ * Disk Size, Virtual Disk ID, Logical and Physical Sector Size, packed after the 64 KiB table.
+ */
+export function encodeMetadataRegion(m: {
+  blockSize: number;
+  leaveBlocksAllocated: boolean;
+  virtualSize: number;
+  diskId: string;
+  logicalSectorSize: number;
+  physicalSectorSize: number;
+}): Uint8Array {
+  const T = VHDX_METADATA_TABLE_SIZE;
+  const out = new Uint8Array(MIB);
+  const item = (itemId: string, offset: number, length: number, isVirtualDisk: boolean): VhdxMetadataEntry => ({
+    itemId,
+    offset: T + offset,
+    length,
+    isUser: false,
+    isVirtualDisk,
+    isRequired: true,
+  });
+  out.set(
+    encodeMetadataTable([
+      item(META.fileParameters, 0, 8, false),
+      item(META.virtualDiskSize, 8, 8, true),
+      item(META.virtualDiskId, 16, 16, true),
+      item(META.logicalSectorSize, 32, 4, true),
+      item(META.physicalSectorSize, 36, 4, true),
+    ]),
+  );
+  const dv = view(out);
+  dv.setUint32(T, m.blockSize, true);
+  dv.setUint32(T + 4, m.leaveBlocksAllocated ? 1 : 0, true); // bit 0 LeaveBlockAllocated, bit 1 HasParent
+  putU64(dv, T + 8, m.virtualSize);
+  encodeGuid(m.diskId, out, T + 16); // 2.6.2.3: page 83 data
+  dv.setUint32(T + 32, m.logicalSectorSize, true);
+  dv.setUint32(T + 36, m.physicalSectorSize, true);
+  return out;
+}
+
 /** 2.5 chunk ratio: payload blocks described by one sector bitmap block. */
 export function chunkRatio(logicalSectorSize: number, blockSize: number): number {
   return (2 ** 23 * logicalSectorSize) / blockSize;

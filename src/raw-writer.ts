@@ -60,7 +60,6 @@ export async function writeAtomically<T>(target: string, fill: (handle: FileHand
 async function writeRawToHandle(disk: VirtualDisk, out: FileHandle): Promise<RawWriteResult> {
   let bytesWritten = 0;
   const files = new FileCache();
-  const buf = new Uint8Array(CHUNK);
   try {
     for (const run of disk.runs()) {
       if (run.kind === 'bytes') {
@@ -68,11 +67,8 @@ async function writeRawToHandle(disk: VirtualDisk, out: FileHandle): Promise<Raw
         bytesWritten += run.length;
         continue;
       }
-      for (let done = 0; done < run.length; ) {
-        const n = Math.min(CHUNK, run.length - done);
-        await readRunInto(run, done, buf.subarray(0, n), files);
-        bytesWritten += await writeSkippingZeros(out, buf.subarray(0, n), run.offset + done);
-        done += n;
+      for await (const chunk of prefetchedChunks(run, files)) {
+        bytesWritten += await writeSkippingZeros(out, chunk.data, run.offset + chunk.skip);
       }
     }
     await out.truncate(disk.size);
@@ -80,6 +76,26 @@ async function writeRawToHandle(disk: VirtualDisk, out: FileHandle): Promise<Raw
     await files.closeAll();
   }
   return { bytesWritten, size: disk.size };
+}
+
+/**
+ * A run's bytes in CHUNK pieces, reading the next piece while the caller writes this one
+ * (two buffers in turn), so reads and writes overlap on the I/O thread pool.
+ */
+async function* prefetchedChunks(run: DataRun, files: FileCache): AsyncGenerator<{ skip: number; data: Uint8Array }> {
+  const buffers = [new Uint8Array(Math.min(CHUNK, run.length)), new Uint8Array(Math.min(CHUNK, run.length))];
+  const load = (skip: number, i: number) => {
+    const data = buffers[i % 2].subarray(0, Math.min(CHUNK, run.length - skip));
+    return readRunInto(run, skip, data, files).then(() => ({ skip, data }));
+  };
+  let next: Promise<{ skip: number; data: Uint8Array }> | undefined = load(0, 0);
+  for (let i = 0; next; i++) {
+    const current: { skip: number; data: Uint8Array } = await next;
+    const following = current.skip + current.data.length;
+    next = following < run.length ? load(following, i + 1) : undefined;
+    next?.catch(() => {}); // surfaced when awaited
+    yield current;
+  }
 }
 
 /** Write the non-zero HOLE_BLOCKs of `data`, coalescing neighbours into one write. */

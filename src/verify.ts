@@ -14,6 +14,8 @@ export interface VerifyOptions extends InspectOptions {
   expect?: Layout | string;
   /** Seed for the expected layout (only matters for GUIDs derived from it). */
   seed?: string;
+  /** Folder the expected layout's contents paths are relative to (default: its file's folder, else cwd). */
+  baseDir?: string;
   /** Treat warnings as failures. */
   strict?: boolean;
 }
@@ -35,7 +37,7 @@ export async function verifyImage(path: string, opts: VerifyOptions = {}): Promi
   }
   findings.push(...alignmentFindings(inspection.table));
   if (opts.expect !== undefined) {
-    const { plan } = await planImage(opts.expect, { seed: opts.seed });
+    const { plan } = await planImage(opts.expect, { seed: opts.seed, baseDir: opts.baseDir });
     findings.push(...compareWithPlan(plan, inspection.table, inspection.sizeBytes));
   }
   const errors = findings.filter((f) => f.severity === 'error').length;

@@ -108,6 +108,10 @@ async function writeVhd(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext): P
     throw formatError('vhd', 'INVALID_ARGUMENT', `a VHD holds at most 2040 GiB; this disk needs ${size} bytes`);
   }
   const dynamic = o.subformat === 'dynamic';
+  if (!dynamic && size === 0) {
+    // The footer would be the whole file and also sit at 0, where readers look for a dynamic copy (qemu fails).
+    throw formatError('vhd', 'INVALID_ARGUMENT', 'a fixed VHD of 0 bytes cannot be written; use subformat=dynamic');
+  }
   const footer = encodeVhdFooter({
     features: 2, // "Reserved. This bit must always be set to 1."
     version: 0x00010000,

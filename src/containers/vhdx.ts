@@ -11,7 +11,7 @@ import type { DiskReader } from '../disk-reader.js';
 import type { VirtualDisk } from '../extents.js';
 import { DiskmintError } from '../errors.js';
 import { formatError } from '../../formats/errors.js';
-import { ZERO_GUID, decodeGuid, encodeGuid } from '../../formats/guid.js';
+import { ZERO_GUID, decodeGuid } from '../../formats/guid.js';
 import {
   BAT_REGION,
   META,
@@ -32,7 +32,7 @@ import {
   decodeVhdxHeader,
   encodeBatEntry,
   encodeFileIdentifier,
-  encodeMetadataTable,
+  encodeMetadataRegion,
   encodeRegionTable,
   encodeVhdxHeader,
   isLogEntryFor,
@@ -101,16 +101,12 @@ export function parseVhdxOptions(options: Readonly<Record<string, string>>, disk
   return out;
 }
 
-function idText(id: Uint8Array): string {
-  // A byte string read as a GUID (any 16 bytes are one).
-  return decodeGuid(id, 0);
-}
-
 async function writeVhdx(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext): Promise<void> {
   const o = parseVhdxOptions(ctx.options, disk.size);
   const lss = o.logicalSectorSize;
   // 2.6.2.2: the virtual size is a multiple of the logical sector size.
   const size = Math.ceil(disk.size / lss) * lss;
+  if (size === 0) throw formatError('vhdx', 'INVALID_ARGUMENT', 'a VHDX of 0 bytes cannot be written (qemu refuses to open one)');
   if (size > VHDX_MAX_VIRTUAL_SIZE) throw formatError('vhdx', 'INVALID_ARGUMENT', `a VHDX holds at most 64 TiB; this disk is ${size} bytes`);
   const bs = o.blockSize;
   const fixed = o.subformat === 'fixed';
@@ -121,11 +117,11 @@ async function writeVhdx(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext): 
   const batLength = Math.max(MIB, Math.ceil((totalEntries * 8) / MIB) * MIB);
   const payloadStart = batOffset + batLength;
   const id = layoutId(`vhdx-${o.subformat}-${bs}-${lss}`, disk, size);
-  const fileWrite = idText(id);
+  const fileWrite = decodeGuid(id, 0);
   id[0] ^= 1;
-  const dataWrite = idText(id);
+  const dataWrite = decodeGuid(id, 0);
   id[0] ^= 3;
-  const diskId = idText(id);
+  const diskId = decodeGuid(id, 0);
 
   const header = (seq: bigint): Uint8Array =>
     encodeVhdxHeader({
@@ -142,26 +138,7 @@ async function writeVhdx(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext): 
     { guid: BAT_REGION, fileOffset: batOffset, length: batLength, required: true },
     { guid: METADATA_REGION, fileOffset: metadataOffset, length: MIB, required: true },
   ]);
-  // 2.6.2: items follow the 64 KiB table.
-  const T = VHDX_METADATA_TABLE_SIZE;
-  const metadata = new Uint8Array(MIB);
-  metadata.set(
-    encodeMetadataTable([
-      { itemId: META.fileParameters, offset: T, length: 8, isUser: false, isVirtualDisk: false, isRequired: true },
-      { itemId: META.virtualDiskSize, offset: T + 8, length: 8, isUser: false, isVirtualDisk: true, isRequired: true },
-      { itemId: META.virtualDiskId, offset: T + 16, length: 16, isUser: false, isVirtualDisk: true, isRequired: true },
-      { itemId: META.logicalSectorSize, offset: T + 32, length: 4, isUser: false, isVirtualDisk: true, isRequired: true },
-      { itemId: META.physicalSectorSize, offset: T + 36, length: 4, isUser: false, isVirtualDisk: true, isRequired: true },
-    ]),
-  );
-  const mv = new DataView(metadata.buffer);
-  mv.setUint32(T, bs, true);
-  mv.setUint32(T + 4, fixed ? 1 : 0, true); // LeaveBlockAllocated for fixed disks, HasParent 0
-  mv.setUint32(T + 8, size % 2 ** 32, true);
-  mv.setUint32(T + 12, Math.floor(size / 2 ** 32), true);
-  encodeGuid(diskId, metadata, T + 16); // 2.6.2.3 Virtual Disk ID (page 83 data)
-  mv.setUint32(T + 32, lss, true);
-  mv.setUint32(T + 36, lss, true);
+  const metadata = encodeMetadataRegion({ blockSize: bs, leaveBlocksAllocated: fixed, virtualSize: size, diskId, logicalSectorSize: lss, physicalSectorSize: lss });
 
   // 2.5: payload entries FULLY_PRESENT (6) or NOT_PRESENT (0); sector bitmap entries stay 0.
   const blocks = fixed ? null : allocatedBlocks(disk, bs);
@@ -178,7 +155,7 @@ async function writeVhdx(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext): 
   }
 
   await sink.write(encodeFileIdentifier('diskmint'));
-  await sink.write(header(1n).slice());
+  await sink.write(header(1n));
   await sink.skip(VHDX_HEADER_OFFSETS[1] - sink.position);
   await sink.write(header(2n));
   await sink.skip(VHDX_REGION_OFFSETS[0] - sink.position);
@@ -284,7 +261,8 @@ async function openVhdx(file: DiskReader): Promise<ContainerReader> {
       if (e.isRequired) throw formatError('vhdx', 'BAD_VALUE', `VHDX requires metadata item ${e.itemId}, which diskmint does not know`);
       continue;
     }
-    if (e.length > 64 || e.offset < VHDX_METADATA_TABLE_SIZE || e.offset + e.length > metaR.length) {
+    if (e.length > 64) throw formatError('vhdx', 'BAD_VALUE', `VHDX metadata item ${e.itemId} is ${e.length} bytes long, more than any known item`);
+    if (e.offset < VHDX_METADATA_TABLE_SIZE || e.offset + e.length > metaR.length) {
       throw formatError('vhdx', 'BAD_VALUE', `VHDX metadata item ${e.itemId} at ${e.offset} (${e.length} bytes) is outside the metadata region`);
     }
     items.set(e.itemId, await readExact(file, metaR.fileOffset + e.offset, e.length, 'metadata item'));
@@ -314,34 +292,56 @@ async function openVhdx(file: DiskReader): Promise<ContainerReader> {
   if (totalEntries * 8 > batR.length) {
     throw formatError('vhdx', 'BAD_VALUE', `VHDX BAT region of ${batR.length} bytes is too small for ${totalEntries} entries`);
   }
+  // The BAT is read in 1 MiB pages (at most 16 kept), so a 64 TiB disk costs no 512 MiB table in memory.
   const PAGE = MIB;
   const pages = new Map<number, DataView>();
-  const entryAt = async (index: number) => {
-    const byte = index * 8;
-    const p = Math.floor(byte / PAGE);
+  const page = async (p: number): Promise<DataView> => {
     let dv = pages.get(p);
     if (!dv) {
-      const len = Math.min(PAGE, batR.length - p * PAGE);
-      const b = await readExact(file, batR.fileOffset + p * PAGE, len, 'BAT');
+      const b = await readExact(file, batR.fileOffset + p * PAGE, Math.min(PAGE, batR.length - p * PAGE), 'BAT');
       dv = new DataView(b.buffer, b.byteOffset, b.length);
       if (pages.size >= 16) pages.delete(pages.keys().next().value!);
       pages.set(p, dv);
     }
-    return decodeBatEntry(dv, byte - p * PAGE);
+    return dv;
   };
-  let present = 0;
-  for (let i = 0; i < dataBlocks; i++) {
-    const { state, fileOffset } = await entryAt(payloadEntryIndex(i, ratio));
-    if (state === PAYLOAD.fullyPresent) {
-      present++;
-      const need = fileOffset + Math.min(bs, size - i * bs);
-      if (fileOffset < MIB || need > file.size) {
-        throw formatError('vhdx', 'BAD_VALUE', `VHDX payload block ${i} at ${fileOffset} lies outside the file (${file.size} bytes)`);
+  const entryAt = async (index: number) => {
+    const byte = index * 8;
+    const p = Math.floor(byte / PAGE);
+    return decodeBatEntry(await page(p), byte - p * PAGE);
+  };
+  /** Payload entries in order, a page at a time (no await per entry). */
+  async function* payloadEntries(): AsyncGenerator<Array<{ i: number; state: number; fileOffset: number }>> {
+    let batch: Array<{ i: number; state: number; fileOffset: number }> = [];
+    let current = -1;
+    let dv: DataView | undefined;
+    for (let i = 0; i < dataBlocks; i++) {
+      const byte = payloadEntryIndex(i, ratio) * 8;
+      const p = Math.floor(byte / PAGE);
+      if (p !== current) {
+        if (batch.length) yield batch;
+        batch = [];
+        dv = await page(p);
+        current = p;
       }
-    } else if (state === PAYLOAD.partiallyPresent) {
-      throw formatError('vhdx', 'BAD_VALUE', `VHDX payload block ${i} is PARTIALLY_PRESENT, which only differencing disks may use`);
-    } else if (state === 4) {
-      throw formatError('vhdx', 'BAD_VALUE', `VHDX payload block ${i} has undefined state 4`);
+      batch.push({ i, ...decodeBatEntry(dv!, byte - p * PAGE) });
+    }
+    if (batch.length) yield batch;
+  }
+  let present = 0;
+  // 2.5.1.1: only FULLY_PRESENT blocks have data here; PARTIALLY_PRESENT needs a parent.
+  for await (const batch of payloadEntries()) {
+    for (const { i, state, fileOffset } of batch) {
+      if (state === PAYLOAD.fullyPresent) {
+        present++;
+        if (fileOffset < MIB || fileOffset + Math.min(bs, size - i * bs) > file.size) {
+          throw formatError('vhdx', 'BAD_VALUE', `VHDX payload block ${i} at ${fileOffset} lies outside the file (${file.size} bytes)`);
+        }
+      } else if (state === PAYLOAD.partiallyPresent) {
+        throw formatError('vhdx', 'BAD_VALUE', `VHDX payload block ${i} is PARTIALLY_PRESENT, which only differencing disks may use`);
+      } else if (state === 4) {
+        throw formatError('vhdx', 'BAD_VALUE', `VHDX payload block ${i} has undefined state 4`);
+      }
     }
   }
   const subformat = (fpFlags & 1) !== 0 ? 'fixed' : 'dynamic';
@@ -367,14 +367,16 @@ async function openVhdx(file: DiskReader): Promise<ContainerReader> {
     },
     async *allocatedRanges() {
       let run: { offset: number; length: number } | undefined;
-      for (let i = 0; i < dataBlocks; i++) {
-        if ((await entryAt(payloadEntryIndex(i, ratio))).state !== PAYLOAD.fullyPresent) continue;
-        const offset = i * bs;
-        const length = Math.min(bs, size - offset);
-        if (run && run.offset + run.length === offset) run.length += length;
-        else {
-          if (run) yield run;
-          run = { offset, length };
+      for await (const batch of payloadEntries()) {
+        for (const { i, state } of batch) {
+          if (state !== PAYLOAD.fullyPresent) continue;
+          const offset = i * bs;
+          const length = Math.min(bs, size - offset);
+          if (run && run.offset + run.length === offset) run.length += length;
+          else {
+            if (run) yield run;
+            run = { offset, length };
+          }
         }
       }
       if (run) yield run;
