@@ -142,7 +142,8 @@ export function parseQcow2Header(bytes: Uint8Array): Qcow2Header {
     refcountTableOffset: u64(view, 48, 'refcount_table_offset'),
     refcountTableClusters: view.getUint32(56),
     nbSnapshots: view.getUint32(60),
-    snapshotsOffset: u64(view, 64, 'snapshots_offset'),
+    // Snapshots are never read, so their offset is kept as is (inexact past 2^53) rather than refused.
+    snapshotsOffset: view.getUint32(64) * 0x100000000 + view.getUint32(68),
     incompatibleFeatures: [],
     compatibleFeatures: [],
     autoclearFeatures: [],
@@ -389,47 +390,4 @@ export function refcountLayout(clusterBits: number, otherClusters: number, refco
     blocks = Math.max(blocks, needBlocks);
     tableClusters = Math.max(tableClusters, needTable);
   }
-}
-
-/**
- * Length of the zstd frame at the start of `data` (RFC 8878 section 3.1.1) and its declared
- * content size. Compressed clusters are followed by unrelated bytes up to the sector end, so
- * the frame must be cut out before it is decoded.
- */
-export function zstdFrameExtent(data: Uint8Array): { length: number; contentSize?: number } {
-  const need = (n: number) => {
-    if (n > data.length) throw fail('TRUNCATED', 'zstd frame runs past the compressed cluster');
-  };
-  need(6);
-  const view = new DataView(data.buffer, data.byteOffset, data.length);
-  if (view.getUint32(0, true) !== 0xfd2fb528) throw fail('BAD_MAGIC', 'compressed cluster is not a zstd frame');
-  const fhd = data[4];
-  const fcsFlag = fhd >> 6;
-  const singleSegment = (fhd >> 5) & 1;
-  if (fhd & 0x08) throw fail('BAD_VALUE', 'zstd frame header has its reserved bit set');
-  let at = 5 + (singleSegment ? 0 : 1) + [0, 1, 2, 4][fhd & 3];
-  const fcsBytes = [singleSegment ? 1 : 0, 2, 4, 8][fcsFlag];
-  need(at + fcsBytes);
-  let contentSize: number | undefined;
-  if (fcsBytes === 1) contentSize = data[at];
-  else if (fcsBytes === 2) contentSize = view.getUint16(at, true) + 256;
-  else if (fcsBytes === 4) contentSize = view.getUint32(at, true);
-  else if (fcsBytes === 8) {
-    const hi = view.getUint32(at + 4, true);
-    contentSize = hi >= 0x200000 ? Number.MAX_SAFE_INTEGER : hi * 0x100000000 + view.getUint32(at, true);
-  }
-  at += fcsBytes;
-  for (;;) {
-    need(at + 3);
-    const bh = data[at] | (data[at + 1] << 8) | (data[at + 2] << 16);
-    const type = (bh >> 1) & 3;
-    const size = bh >>> 3;
-    if (type === 3) throw fail('BAD_VALUE', 'zstd block has the reserved type');
-    at += 3 + (type === 1 ? 1 : size);
-    need(at);
-    if (bh & 1) break;
-  }
-  if (fhd & 0x04) at += 4; // Content_Checksum
-  need(at);
-  return { length: at, contentSize };
 }

@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { buildImage } from './build.js';
 import { convertImage } from './convert.js';
 import { runMkimg } from './mkimg.js';
+import { addFatCommands } from './cli-fat.js';
 import type { WriteImageOptions } from './write-image.js';
 import { inspectImage } from './inspect.js';
 import { verifyImage } from './verify.js';
@@ -126,6 +127,8 @@ export function makeProgram(): Command {
     .action(async (args: string[]) => {
       await runMkimg(args);
     });
+
+  addFatCommands(program);
 
   program
     .command('schema')

@@ -3,7 +3,9 @@
  * says? Exit status contract for the CLI: 0 sound, 1 problems found, 2 not a disk image.
  */
 import { finding, type Finding } from './findings.js';
-import { allTables, inspectImage, type ImageInspection, type InspectOptions } from './inspect.js';
+import { allTables, inspectDisk, type ImageInspection, type InspectOptions } from './inspect.js';
+import { openDisk } from './open-disk.js';
+import { fatFindings } from './verify-fat.js';
 import type { PartitionTable } from './tables/types.js';
 import type { Layout } from './layout/schema.js';
 import { planImage } from './build.js';
@@ -30,7 +32,15 @@ export interface VerifyReport extends ImageInspection {
 const MiB = 1 << 20;
 
 export async function verifyImage(path: string, opts: VerifyOptions = {}): Promise<VerifyReport> {
-  const inspection = await inspectImage(path, opts);
+  const { reader, format } = await openDisk(path);
+  let inspection: ImageInspection;
+  try {
+    const { table, findings } = await inspectDisk(reader, opts);
+    findings.push(...(await fatFindings(reader, table)));
+    inspection = { path, format, subformat: reader.subformat, details: reader.details(), sizeBytes: reader.size, table, findings };
+  } finally {
+    await reader.close();
+  }
   const findings = [...inspection.findings];
   if (!inspection.table) {
     findings.push(finding('error', 'disk.no-partition-table', 'no GPT, MBR or BSD partition table was found', 'disk'));

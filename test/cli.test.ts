@@ -21,7 +21,7 @@ function layoutDir(): { dir: string; layout: string } {
   const layout = join(dir, 'layout.json');
   writeFileSync(layout, JSON.stringify({
     scheme: 'gpt', size: '8M',
-    partitions: [{ type: 'efi', size: '1M' }, { type: 'freebsd-ufs', label: 'os1', contents: { file: 'os.bin' }, attributes: ['bootme'] }],
+    partitions: [{ type: 'freebsd-boot', size: '1M' }, { type: 'freebsd-ufs', label: 'os1', contents: { file: 'os.bin' }, attributes: ['bootme'] }],
   }));
   return { dir, layout };
 }

@@ -10,7 +10,7 @@ import { requirePeer, runPeer } from './helpers/peer.js';
 const LAYOUT: Layout = {
   scheme: 'gpt', size: '16M', seed: 'verify',
   partitions: [
-    { type: 'efi', label: 'esp', size: '4M' },
+    { type: 'freebsd-boot', label: 'boot', size: '4M' },
     { type: 'freebsd-ufs', label: 'os1', size: '4M', attributes: ['bootme'] },
     { type: 'freebsd-ufs', label: 'os2', size: 'rest' },
   ],
@@ -45,7 +45,7 @@ describe('verify finds damage', () => {
     const r = await verifyImage(path);
     expect(r.ok).toBe(false);
     expect(codes(r)).toContain('gpt.primary-header-crc');
-    expect(r.table?.partitions.map((p) => p.label)).toEqual(['esp', 'os1', 'os2']);
+    expect(r.table?.partitions.map((p) => p.label)).toEqual(['boot', 'os1', 'os2']);
   });
 
   it('a bad entry-array CRC', async () => {
@@ -94,11 +94,11 @@ describe('verify finds damage', () => {
   });
 
   it('warns on partitions not aligned to 4 KiB or 1 MiB', async () => {
-    const r = await verifyImage(await built({ scheme: 'gpt', align: '1s', partitions: [{ type: 'efi', size: '1M' }, { type: 'efi', size: '1M', offset: '4100K' }] }));
+    const r = await verifyImage(await built({ scheme: 'gpt', align: '1s', partitions: [{ type: 'linux-data', size: '1M' }, { type: 'linux-data', size: '1M', offset: '4100K' }] }));
     expect(codes(r, 'warning')).toEqual(['align.4k', 'align.1m']);
     expect(r.findings.find((f) => f.code === 'align.4k')?.message).toMatch(/starts at byte 17408, not on a 4 KiB boundary/);
     expect(r.ok).toBe(true);
-    expect((await verifyImage(await built({ scheme: 'gpt', align: '1s', partitions: [{ type: 'efi', size: '1M' }] }), { strict: true })).ok).toBe(false);
+    expect((await verifyImage(await built({ scheme: 'gpt', align: '1s', partitions: [{ type: 'linux-data', size: '1M' }] }), { strict: true })).ok).toBe(false);
   });
 
   it('sgdisk agrees that the corruption we report is there', async (ctx) => {
@@ -126,7 +126,7 @@ describe('verify --expect', () => {
     const other: Layout = {
       scheme: 'gpt', size: '16M',
       partitions: [
-        { type: 'linux-data', label: 'esp', size: '4M' },
+        { type: 'linux-data', label: 'boot', size: '4M' },
         { type: 'freebsd-ufs', label: 'os-one', size: '2M', attributes: ['bootonce', 'bootme'], uuid: '11111111-1111-4111-8111-111111111111' },
       ],
     };
@@ -134,7 +134,7 @@ describe('verify --expect', () => {
     expect(r.ok).toBe(false);
     expect(codes(r).sort()).toEqual(['expect.attributes', 'expect.guid', 'expect.label', 'expect.partition-extra', 'expect.size', 'expect.type']);
     const msg = r.findings.map((f) => f.message).join('\n');
-    expect(msg).toContain('partition 1 (partitions[0]): type efi (c12a7328-f81f-11d2-ba4b-00a0c93ec93b), expected linux-data');
+    expect(msg).toContain('partition 1 (partitions[0]): type freebsd-boot (83bd6b9d-7f41-11dc-be0b-001560b84f0f), expected linux-data');
     expect(msg).toContain('partition 2 (partitions[1]): has 8192 sectors, expected 4096');
     expect(msg).toContain('partition 3 (freebsd-ufs, sectors');
     const wrongScheme = await verifyImage(path, { expect: { scheme: 'mbr', partitions: [] } });

@@ -6,12 +6,16 @@
  * front, so the set of data clusters must be known first: a pre-scan reads the data once
  * (readBlocks + isAllZero) to drop all-zero clusters (left unallocated, as qemu-img does),
  * then a second pass writes them. Files get the same layout, so file and pipe bytes agree;
- * the price is reading the source twice.
+ * the price is reading the source twice. Only chunks that hold data are read (1 MiB at a
+ * time, split into clusters), so cost follows the data, not the virtual size.
  *
  * Compressed (seekable sinks only, since L2 entries depend on compressed sizes): header and
  * L1 are reserved at the front, data follows (compressed clusters packed byte-contiguously,
  * clusters that do not shrink stored whole and cluster-aligned), then L2 tables, refcount
  * table and blocks; header and L1 are written last with pwrite.
+ *
+ * The header's virtual size is the disk's size rounded up to a multiple of 512: qemu reads a
+ * qcow2 as size / 512 whole sectors and would drop a partial last sector.
  */
 import { DiskmintError } from '../errors.js';
 import type { VirtualDisk } from '../extents.js';
@@ -33,6 +37,7 @@ export interface Qcow2WriteSettings {
   compressionType: number;
 }
 
+/** qemu-img's default cluster_size (64 KiB). */
 const DEFAULT_CLUSTER_SIZE = 65536;
 /** 16-bit refcounts (refcount_order 4, "Host cluster management"): the largest count a cluster can hold. */
 const MAX_REFCOUNT = 0xffff;
@@ -81,15 +86,19 @@ interface Geometry {
   l2Entries: number;
   l1Size: number;
   l1Clusters: number;
+  /** The header's size: the disk rounded up to whole 512-byte sectors (qemu reads `size / 512` sectors). */
+  virtualSize: number;
 }
 
 function geometry(disk: VirtualDisk, s: Qcow2WriteSettings): Geometry {
   const cs = 2 ** s.clusterBits;
-  const l1Size = l1EntriesFor(disk.size, s.clusterBits);
+  const virtualSize = Math.ceil(disk.size / 512) * 512;
+  const l1Size = l1EntriesFor(virtualSize, s.clusterBits);
   if (l1Size * 8 > QCOW2_MAX_L1_BYTES) {
     throw bad(`a ${disk.size}-byte disk needs an L1 table larger than qemu's 32 MiB limit with ${cs}-byte clusters; choose a larger cluster_size`);
   }
-  return { cs, l2Entries: l2EntriesPerTable(s.clusterBits), l1Size, l1Clusters: Math.max(1, Math.ceil((l1Size * 8) / cs)) };
+  // An empty disk has no L1 table at all (offset 0), as qemu-img create writes it.
+  return { cs, l2Entries: l2EntriesPerTable(s.clusterBits), l1Size, l1Clusters: Math.ceil((l1Size * 8) / cs), virtualSize };
 }
 
 /** Big-endian 64-bit entries (hi, lo pairs) into a zero-padded buffer of `bytes` bytes. */
@@ -126,17 +135,65 @@ function encodeL2StandardPlain(offset: number): [number, number] {
 
 function header(disk: VirtualDisk, s: Qcow2WriteSettings, g: Geometry, refcountTableCluster: number, tableClusters: number): Uint8Array {
   return encodeQcow2Header({
-    version: s.version, clusterBits: s.clusterBits, size: disk.size, l1Size: g.l1Size, l1TableOffset: g.cs,
+    version: s.version, clusterBits: s.clusterBits, size: g.virtualSize, l1Size: g.l1Size, l1TableOffset: g.l1Size ? g.cs : 0,
     refcountTableOffset: refcountTableCluster * g.cs, refcountTableClusters: tableClusters, compressionType: s.compressionType,
     featureNames: s.version === 3 ? QCOW2_FEATURE_NAMES : undefined,
   });
+}
+
+/** Source reads go in chunks of at least 1 MiB (a multiple of the cluster size), then split into clusters. */
+const READ_CHUNK = 1024 * 1024;
+
+/**
+ * Clusters of the chunks that hold data, ascending, each `{ index, data }` with `data` a view
+ * of a fresh chunk (consumers may keep it). Clusters past the disk's end are left out.
+ */
+async function* readClusterGroups(disk: VirtualDisk, cs: number): AsyncGenerator<Array<{ index: number; data: Uint8Array }>> {
+  const chunk = Math.max(cs, READ_CHUNK);
+  const lastCluster = Math.ceil(disk.size / cs) - 1;
+  for await (const block of readBlocks(disk, chunk)) {
+    const group: Array<{ index: number; data: Uint8Array }> = [];
+    const first = (block.index * chunk) / cs;
+    for (let i = 0; i < chunk / cs && first + i <= lastCluster; i++) group.push({ index: first + i, data: block.data.subarray(i * cs, (i + 1) * cs) });
+    yield group;
+  }
+}
+
+async function* readClusters(disk: VirtualDisk, cs: number): AsyncGenerator<{ index: number; data: Uint8Array }> {
+  for await (const group of readClusterGroups(disk, cs)) yield* group;
+}
+
+/** Gathers small writes into pieces of about 1 MiB (one sink.write each). */
+function batchedWriter(sink: ByteSink): { write(data: Uint8Array): Promise<void>; flush(): Promise<void> } {
+  let parts: Uint8Array[] = [];
+  let bytes = 0;
+  const flush = async () => {
+    if (!parts.length) return;
+    const joined = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    parts = [];
+    bytes = 0;
+    await sink.write(joined);
+  };
+  return {
+    async write(data) {
+      parts.push(data);
+      bytes += data.length;
+      if (bytes >= READ_CHUNK) await flush();
+    },
+    flush,
+  };
 }
 
 /** One forward pass; see the file comment. */
 export async function writeQcow2Uncompressed(disk: VirtualDisk, sink: ByteSink, s: Qcow2WriteSettings, ctx: WriteContext): Promise<void> {
   const g = geometry(disk, s);
   const data: number[] = [];
-  for await (const block of readBlocks(disk, g.cs)) if (!isAllZero(block.data)) data.push(block.index);
+  // Progress: the pre-scan counts as the first half of the work, the write as the second.
+  const progress = (pass: number, index: number) => ctx.onProgress?.(Math.floor((pass * disk.size + Math.min(disk.size, (index + 1) * g.cs)) / 2), disk.size);
+  for await (const group of readClusterGroups(disk, g.cs)) {
+    for (const c of group) if (!isAllZero(c.data)) data.push(c.index);
+    progress(0, group[group.length - 1].index);
+  }
   const tables: number[] = [];
   for (const c of data) {
     const t = Math.floor(c / g.l2Entries);
@@ -149,28 +206,33 @@ export async function writeQcow2Uncompressed(disk: VirtualDisk, sink: ByteSink, 
   const firstData = firstL2 + tables.length;
   const totalClusters = firstData + data.length;
 
-  await sink.write(header(disk, s, g, rtCluster, tableClusters));
+  const out = batchedWriter(sink);
+  await out.write(header(disk, s, g, rtCluster, tableClusters));
   const l1 = new Uint32Array(g.l1Size * 2);
   tables.forEach((t, i) => l1.set(encodeL1Entry((firstL2 + i) * g.cs), t * 2));
-  await sink.write(entriesToBytes(l1, g.l1Clusters * g.cs));
-  await sink.write(refcountTable(g, tableClusters, blocks, firstBlock));
-  for (let b = 0; b < blocks; b++) await sink.write(refcountBlock(g, s.clusterBits, b, (c) => (c < totalClusters ? 1 : 0)));
+  await out.write(entriesToBytes(l1, g.l1Clusters * g.cs));
+  await out.write(refcountTable(g, tableClusters, blocks, firstBlock));
+  for (let b = 0; b < blocks; b++) await out.write(refcountBlock(g, s.clusterBits, b, (c) => (c < totalClusters ? 1 : 0)));
   let next = 0;
   for (const t of tables) {
     const l2 = new Uint32Array(g.l2Entries * 2);
     for (; next < data.length && Math.floor(data[next] / g.l2Entries) === t; next++) {
       l2.set(encodeL2Standard((firstData + next) * g.cs), (data[next] % g.l2Entries) * 2);
     }
-    await sink.write(entriesToBytes(l2, g.cs));
+    await out.write(entriesToBytes(l2, g.cs));
   }
   let written = 0;
-  for await (const block of readBlocks(disk, g.cs)) {
-    if (written < data.length && data[written] === block.index) {
-      await sink.write(block.data);
-      written++;
+  for await (const group of readClusterGroups(disk, g.cs)) {
+    for (const c of group) {
+      if (written < data.length && data[written] === c.index) {
+        await out.write(c.data);
+        written++;
+      }
     }
-    ctx.onProgress?.(Math.min(disk.size, (block.index + 1) * g.cs), disk.size);
+    progress(1, group[group.length - 1].index);
   }
+  await out.flush();
+  ctx.onProgress?.(disk.size, disk.size);
   if (written !== data.length) throw new DiskmintError('IO', 'source data changed while the qcow2 image was written');
 }
 
@@ -188,14 +250,15 @@ export async function writeQcow2Compressed(disk: VirtualDisk, sink: ByteSink, s:
     return { table, at: (guestCluster % g.l2Entries) * 2 };
   };
   let cursor = (1 + g.l1Clusters) * g.cs;
-  await sink.skip(cursor);
+  await sink.skip(cursor); // header and L1, written last
+  const out = batchedWriter(sink);
   const padTo = async (offset: number) => {
-    if (offset > cursor) await sink.skip(offset - cursor);
+    if (offset > cursor) await out.write(new Uint8Array(offset - cursor));
     cursor = offset;
   };
   const roundUp = (n: number) => Math.ceil(n / g.cs) * g.cs;
 
-  const results = mapOrdered(readBlocks(disk, g.cs), ctx.compressor.concurrency, async (b) => {
+  const results = mapOrdered(readClusters(disk, g.cs), ctx.compressor.concurrency, async (b) => {
     if (isAllZero(b.data)) return { index: b.index, raw: undefined, packed: undefined };
     const packed = await ctx.compressor.compress(b.data, kind, level);
     // qemu stores a cluster whole when its compressed form is not at most cluster_size - 1 bytes.
@@ -208,38 +271,51 @@ export async function writeQcow2Compressed(disk: VirtualDisk, sink: ByteSink, s:
       const { table, at } = entrySlot(r.index);
       table.set(encodeL2Standard(cursor), at);
       refcounts[cursor / g.cs] = 1;
-      await sink.write(r.raw);
+      await out.write(r.raw);
       cursor += g.cs;
     } else if (r.packed) {
-      // Every host cluster overlapping the descriptor's sectors gains a reference (qemu-img check counts it so).
-      let span = sectorSpanClusters(cursor, r.packed.length, g.cs);
-      if (span.some((c) => (refcounts[c] ?? 0) >= MAX_REFCOUNT)) {
-        await padTo(roundUp(cursor));
-        span = sectorSpanClusters(cursor, r.packed.length, g.cs);
-      }
-      for (const c of span) refcounts[c] = (refcounts[c] ?? 0) + 1;
+      await padTo(placeCompressed(cursor, r.packed.length, g.cs, refcounts));
       const { table, at } = entrySlot(r.index);
       table.set(encodeCompressedDescriptor(cursor, r.packed.length, s.clusterBits), at);
-      await sink.write(r.packed);
+      await out.write(r.packed);
       cursor += r.packed.length;
     }
   }
   await padTo(roundUp(cursor));
+  ctx.onProgress?.(disk.size, disk.size);
 
   const l1 = new Uint32Array(g.l1Size * 2);
   for (const t of [...l2Tables.keys()].sort((a, b) => a - b)) {
     l1.set(encodeL1Entry(cursor), t * 2);
     refcounts[cursor / g.cs] = 1;
-    await sink.write(entriesToBytes(l2Tables.get(t)!, g.cs));
+    await out.write(entriesToBytes(l2Tables.get(t)!, g.cs));
     cursor += g.cs;
   }
   const rtCluster = cursor / g.cs;
   const { blocks, tableClusters } = refcountLayout(s.clusterBits, rtCluster);
   for (let c = rtCluster; c < rtCluster + tableClusters + blocks; c++) refcounts[c] = 1;
-  await sink.write(refcountTable(g, tableClusters, blocks, rtCluster + tableClusters));
-  for (let b = 0; b < blocks; b++) await sink.write(refcountBlock(g, s.clusterBits, b, (c) => refcounts[c] ?? 0));
+  await out.write(refcountTable(g, tableClusters, blocks, rtCluster + tableClusters));
+  for (let b = 0; b < blocks; b++) await out.write(refcountBlock(g, s.clusterBits, b, (c) => refcounts[c] ?? 0));
+  await out.flush();
   await sink.pwrite(header(disk, s, g, rtCluster, tableClusters), 0);
-  await sink.pwrite(entriesToBytes(l1, g.l1Clusters * g.cs), g.cs);
+  if (g.l1Clusters) await sink.pwrite(entriesToBytes(l1, g.l1Clusters * g.cs), g.cs);
+}
+
+/**
+ * Where `length` compressed bytes go: at `cursor`, packed after the previous ones, unless a host
+ * cluster they touch already holds MAX_REFCOUNT references; then at the next cluster boundary.
+ * Every host cluster overlapping the descriptor's 512-byte sectors gains a reference (that is
+ * how qemu-img check counts them); `refcounts` is updated.
+ */
+export function placeCompressed(cursor: number, length: number, cs: number, refcounts: number[]): number {
+  let offset = cursor;
+  let span = sectorSpanClusters(offset, length, cs);
+  if (span.some((c) => (refcounts[c] ?? 0) >= MAX_REFCOUNT)) {
+    offset = Math.ceil(cursor / cs) * cs;
+    span = sectorSpanClusters(offset, length, cs);
+  }
+  for (const c of span) refcounts[c] = (refcounts[c] ?? 0) + 1;
+  return offset;
 }
 
 /** Host clusters touched by the 512-byte sectors holding `length` bytes at `offset`. */

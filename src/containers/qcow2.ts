@@ -1,16 +1,17 @@
 /**
  * The qcow2 container (QEMU docs/interop/qcow2.txt, "qcow2 spec"): detection, a reader that
  * walks the active L1/L2 tables, and the writer in qcow2-writer.ts. Internal snapshots are
- * ignored (only the active L1 table is read); backing files, external data files, encryption
- * and extended L2 entries are refused with a FormatError.
+ * ignored (only the active L1 table is read); external data files are read when the caller
+ * allows them; backing files, encryption and extended L2 entries are refused (FormatError).
  */
 import zlib from 'node:zlib';
 import type { DiskReader } from '../disk-reader.js';
 import { FormatError } from '../../formats/errors.js';
+import { DiskmintError } from '../errors.js';
 import {
   QCOW2_COMPRESSION, QCOW2_HEADER_PROBE_BYTES, QCOW2_INCOMPAT, QCOW2_KNOWN_INCOMPAT_BITS, QCOW2_MAGIC,
   decodeL1Entry, decodeL2Entry, l2EntriesPerTable, parseQcow2Extensions, parseQcow2Header, validateQcow2Layout,
-  zstdFrameExtent, type Qcow2Extensions, type Qcow2Header, type Qcow2L2Entry,
+  type Qcow2Extensions, type Qcow2Header, type Qcow2L2Entry,
 } from '../../formats/qcow2.js';
 import { zstdDecompress } from './compress.js';
 import type { ContainerHandler, ContainerReader, OpenContext } from './types.js';
@@ -33,21 +34,66 @@ function featureName(ext: Qcow2Extensions, bit: number): string {
 }
 
 /** Refuse what we cannot read faithfully (qcow2 spec, "Header": incompatible_features, crypt_method, backing file). */
-function checkSupported(h: Qcow2Header, ext: Qcow2Extensions, ctx: OpenContext): void {
+function checkSupported(h: Qcow2Header, ext: Qcow2Extensions, cluster0: Uint8Array, ctx: OpenContext): void {
   const unknown = h.incompatibleFeatures.filter((b) => b >= QCOW2_KNOWN_INCOMPAT_BITS);
   if (unknown.length) throw fail('BAD_VALUE', `unknown incompatible feature ${unknown.map((b) => featureName(ext, b)).join(', ')}: cannot open ${ctx.path}`);
   if (h.incompatibleFeatures.includes(QCOW2_INCOMPAT.extendedL2)) throw fail('BAD_VALUE', 'extended L2 entries (subclusters) are not supported');
   if (h.incompatibleFeatures.includes(QCOW2_INCOMPAT.externalData)) {
-    throw fail('BAD_VALUE', ctx.allowExternalData
-      ? `external data files (${ext.externalDataFile ?? 'unnamed'}) are not supported yet`
-      : `image uses an external data file (${ext.externalDataFile ?? 'unnamed'}); external data files are refused`);
+    if (!ctx.allowExternalData) throw fail('BAD_VALUE', `image uses an external data file (${ext.externalDataFile ?? 'unnamed'}); external data files are refused`);
+    if (ext.externalDataFile === undefined) throw fail('BAD_VALUE', 'external data file bit is set but the image names no data file');
   }
   if (h.cryptMethod !== 0) throw fail('BAD_VALUE', `encrypted images (crypt_method ${h.cryptMethod}) are not supported`);
   if (h.backingFileOffset !== 0) {
+    // The name (not NUL-terminated, at most 1023 bytes) normally sits in the first cluster ("Header", bytes 8-19).
+    const end = h.backingFileOffset + Math.min(h.backingFileSize, 1023);
+    const name = end <= cluster0.length ? `"${new TextDecoder().decode(cluster0.subarray(h.backingFileOffset, end))}"` : '(name outside the header cluster)';
     throw fail('BAD_VALUE', ctx.allowBacking
-      ? 'image has a backing file; backing chains are not supported yet (convert it with qemu-img first)'
-      : 'image has a backing file; backing files are refused');
+      ? `image has a backing file ${name}; backing chains are not supported yet (flatten it with qemu-img convert first)`
+      : `image has a backing file ${name}; backing files are refused`);
   }
+}
+
+/**
+ * Length of the zstd frame at the start of `data` (RFC 8878 section 3.1.1) and its declared
+ * content size. Compressed clusters are followed by unrelated bytes up to the sector end, so
+ * the frame must be cut out before it is decoded.
+ */
+export function zstdFrameExtent(data: Uint8Array): { length: number; contentSize?: number } {
+  const need = (n: number) => {
+    if (n > data.length) throw fail('TRUNCATED', 'zstd frame runs past the compressed cluster');
+  };
+  need(6);
+  const view = new DataView(data.buffer, data.byteOffset, data.length);
+  if (view.getUint32(0, true) !== 0xfd2fb528) throw fail('BAD_MAGIC', 'compressed cluster is not a zstd frame');
+  const fhd = data[4];
+  const fcsFlag = fhd >> 6;
+  const singleSegment = (fhd >> 5) & 1;
+  if (fhd & 0x08) throw fail('BAD_VALUE', 'zstd frame header has its reserved bit set');
+  let at = 5 + (singleSegment ? 0 : 1) + [0, 1, 2, 4][fhd & 3];
+  const fcsBytes = [singleSegment ? 1 : 0, 2, 4, 8][fcsFlag];
+  need(at + fcsBytes);
+  let contentSize: number | undefined;
+  if (fcsBytes === 1) contentSize = data[at];
+  else if (fcsBytes === 2) contentSize = view.getUint16(at, true) + 256;
+  else if (fcsBytes === 4) contentSize = view.getUint32(at, true);
+  else if (fcsBytes === 8) {
+    const hi = view.getUint32(at + 4, true);
+    contentSize = hi >= 0x200000 ? Number.MAX_SAFE_INTEGER : hi * 0x100000000 + view.getUint32(at, true);
+  }
+  at += fcsBytes;
+  for (;;) {
+    need(at + 3);
+    const bh = data[at] | (data[at + 1] << 8) | (data[at + 2] << 16);
+    const type = (bh >> 1) & 3;
+    const size = bh >>> 3;
+    if (type === 3) throw fail('BAD_VALUE', 'zstd block has the reserved type');
+    at += 3 + (type === 1 ? 1 : size);
+    need(at);
+    if (bh & 1) break;
+  }
+  if (fhd & 0x04) at += 4; // Content_Checksum
+  need(at);
+  return { length: at, contentSize };
 }
 
 class Qcow2Reader implements ContainerReader {
@@ -61,6 +107,8 @@ class Qcow2Reader implements ContainerReader {
 
   constructor(
     private readonly file: DiskReader,
+    /** Where guest data lives: the image itself, or its external data file (incompatible bit 2). */
+    private readonly data: DiskReader | undefined,
     private readonly h: Qcow2Header,
     private readonly ext: Qcow2Extensions,
     /** The active L1 table as (hi, lo) pairs. */
@@ -87,6 +135,7 @@ class Qcow2Reader implements ContainerReader {
       corrupt: h.incompatibleFeatures.includes(QCOW2_INCOMPAT.corrupt),
       lazy_refcounts: h.compatibleFeatures.includes(0),
       ...(this.ext.backingFormat !== undefined ? { backing_format: this.ext.backingFormat } : {}),
+      ...(this.data ? { data_file: this.ext.externalDataFile! } : {}),
     };
   }
 
@@ -118,7 +167,12 @@ class Qcow2Reader implements ContainerReader {
     const table = await this.l2Table(l2Offset);
     const i = (c % this.l2Entries) * 2;
     const e = decodeL2Entry(table[i], table[i + 1], this.h.clusterBits);
-    if (e.kind === 'normal') {
+    if (this.data) {
+      // "The offset field in the Standard Cluster Descriptor must match the guest offset and neither
+      // compressed clusters nor internal snapshots are supported" (qcow2 spec, incompatible bit 2).
+      if (e.kind === 'compressed') throw fail('BAD_VALUE', `guest cluster ${c} is compressed, which an external data file does not allow`);
+      if (e.kind === 'normal' && e.hostOffset !== c * this.cs) throw fail('BAD_VALUE', `guest cluster ${c} maps to ${e.hostOffset} in the external data file, not to its own offset`);
+    } else if (e.kind === 'normal') {
       if (e.hostOffset % this.cs !== 0) throw fail('BAD_VALUE', `data cluster offset ${e.hostOffset} (guest cluster ${c}) is not cluster aligned`);
       if (e.hostOffset < this.cs) throw fail('BAD_VALUE', `data cluster of guest cluster ${c} points into the header cluster`);
       if (e.hostOffset >= this.file.size) throw fail('TRUNCATED', `data cluster at ${e.hostOffset} (guest cluster ${c}) lies past the end of the file`);
@@ -161,7 +215,7 @@ class Qcow2Reader implements ContainerReader {
     let pending: { host: number; at: number; n: number } | undefined;
     const flush = async () => {
       if (!pending) return;
-      const bytes = await this.file.read(pending.host, pending.n);
+      const bytes = await (this.data ?? this.file).read(pending.host, pending.n);
       out.set(bytes, pending.at); // a short read at the end of the file leaves zeros
       pending = undefined;
     };
@@ -212,6 +266,7 @@ class Qcow2Reader implements ContainerReader {
   }
 
   async close(): Promise<void> {
+    await this.data?.close();
     await this.file.close();
   }
 }
@@ -224,7 +279,7 @@ async function openQcow2(file: DiskReader, ctx: OpenContext): Promise<ContainerR
   const cluster0 = await file.read(0, cs);
   if (h.headerLength > cluster0.length) throw fail('TRUNCATED', `header_length ${h.headerLength} runs past the end of the file`);
   const ext = parseQcow2Extensions(cluster0, h.headerLength);
-  checkSupported(h, ext, ctx);
+  checkSupported(h, ext, cluster0, ctx);
   validateQcow2Layout(h, file.size);
   const l1Bytes = await readExact(file, h.l1TableOffset, h.l1Size * 8, 'L1 table');
   const view = new DataView(l1Bytes.buffer, l1Bytes.byteOffset, l1Bytes.length);
@@ -238,12 +293,21 @@ async function openQcow2(file: DiskReader, ctx: OpenContext): Promise<ContainerR
     if (seen.has(l2)) throw fail('LOOP', `L2 table at ${l2} is referenced by more than one L1 entry`);
     seen.add(l2);
   }
-  return new Qcow2Reader(file, h, ext, l1);
+  let data: DiskReader | undefined;
+  if (h.incompatibleFeatures.includes(QCOW2_INCOMPAT.externalData)) {
+    try {
+      data = await ctx.openSibling(ext.externalDataFile!);
+    } catch (err) {
+      if (err instanceof FormatError) throw err;
+      throw new DiskmintError('INPUT', `cannot open the external data file "${ext.externalDataFile}" of ${ctx.path}: ${(err as Error).message}`);
+    }
+  }
+  return new Qcow2Reader(file, data, h, ext, l1);
 }
 
 export const qcow2Handler: ContainerHandler = {
   format: 'qcow2',
-  extensions: ['.qcow2', '.qcow', '.qcow2c'],
+  extensions: ['.qcow2'],
   optionKeys: QCOW2_OPTION_KEYS,
   async detect(file) {
     try {

@@ -12,13 +12,15 @@ import type { Layout, PartitionSpec } from './schema.js';
 import {
   LayoutProblems, checkSchemeFields, resolveAttributes, resolveContentsFile, resolveType, type ResolvedType,
 } from './resolve.js';
+import { buildPlannedFat, resolveFatContents, type PlannedFat } from './fat-contents.js';
 import { tableGeometry, MBR_MAX_SECTORS, BSD_LETTERS, BOOTCODE_LIMITS } from './table-geometry.js';
 
 export type PlannedContents =
   | { kind: 'none' }
   | { kind: 'zero' }
   | { kind: 'file'; path: string; size: number }
-  | { kind: 'image'; plan: PlannedImage };
+  | { kind: 'image'; plan: PlannedImage }
+  | PlannedFat;
 
 export interface PlannedPartition extends ResolvedType {
   /** 1-based: GPT slot; MBR 1-4 primary slots, 5+ logicals; BSD slot (a=1, b=2, d=4 ...). */
@@ -65,6 +67,8 @@ export interface PlanContext {
   /** JSON path prefix of this layout inside its parent ('' at the top). */
   path: string;
   parentSectorSize?: number;
+  /** Absolute sector of this layout's disk inside the outermost image (FAT hidden sectors). */
+  baseLba?: number;
 }
 
 interface Draft extends ResolvedType {
@@ -169,15 +173,20 @@ export async function planLayout(layout: Layout, ctx: PlanContext, fixedBytes?: 
   const bootcode = await readBootcode(layout, ctx, p('bootcode'), problems);
   if (problems.list.length) throw layoutError(problems);
 
-  // Nested layouts with auto size fill their partition.
+  // Nested layouts with auto size fill their partition; FAT volumes fill theirs.
   for (const [i, d] of drafts.entries()) {
-    if (d.contents.kind === 'image' && d.spec.contents && 'image' in d.spec.contents && (d.spec.contents.image.size ?? 'auto') === 'auto') {
+    const baseLba = (ctx.baseLba ?? 0) + placed.starts[i];
+    if (d.contents.kind === 'image' && d.spec.contents && 'image' in d.spec.contents) {
+      const auto = (d.spec.contents.image.size ?? 'auto') === 'auto';
       d.contents = {
         kind: 'image',
-        plan: await planLayout(d.spec.contents.image, { ...ctx, path: `${d.path}.contents.image`, parentSectorSize: sectorSize }, sizes[i] * sectorSize),
+        plan: await planLayout(d.spec.contents.image, { ...ctx, path: `${d.path}.contents.image`, parentSectorSize: sectorSize, baseLba }, auto ? sizes[i] * sectorSize : undefined),
       };
+    } else if (d.contents.kind === 'fat') {
+      await buildPlannedFat(d.contents, sizes[i] * sectorSize, baseLba, ctx.seed, d.path, problems);
     }
   }
+  if (problems.list.length) throw layoutError(problems);
 
   const partitions = drafts.map((d, i): PlannedPartition => ({
     index: layout.scheme === 'mbr' ? placed.mbrIndex[i] : layout.scheme === 'bsd' ? BSD_LETTERS.charCodeAt(i) - 96 : i + 1,
@@ -236,6 +245,7 @@ async function resolveContents(spec: PartitionSpec, path: string, ctx: PlanConte
   const c = spec.contents;
   if (!c) return { contents: { kind: 'none' } as PlannedContents, contentBytes: 0 };
   if ('zero' in c) return { contents: { kind: 'zero' } as PlannedContents, contentBytes: 0 };
+  if ('fat' in c) return (await resolveFatContents(c.fat, path, ctx.baseDir, sectorSize, problems)) ?? { contents: { kind: 'none' } as PlannedContents, contentBytes: 0 };
   if ('file' in c) {
     const f = await resolveContentsFile(c.file, ctx.baseDir, path, problems);
     return f ? { contents: { kind: 'file', ...f } as PlannedContents, contentBytes: f.size } : { contents: { kind: 'none' } as PlannedContents, contentBytes: 0 };
@@ -295,7 +305,9 @@ function checkPlacement(drafts: Draft[], starts: number[], sizes: number[], firs
   for (const r of ranges) {
     if (r.start < first) problems.add(r.d.path, `starts at sector ${r.start}, inside the partition table area (first usable sector is ${first})`);
     if (r.end > last) problems.add(r.d.path, `ends at sector ${r.end}, beyond the last usable sector ${last} of the disk`);
-    if (r.d.contentBytes > sizes[drafts.indexOf(r.d)] * ss && r.d.contents.kind !== 'image') {
+    if (r.d.contents.kind === 'fat' && r.d.contentBytes > sizes[drafts.indexOf(r.d)] * ss) {
+      problems.add(`${r.d.path}.contents.fat`, `the FAT volume for this tree needs at least ${formatBytes(r.d.contentBytes)}, more than the partition (${formatBytes(sizes[drafts.indexOf(r.d)] * ss)})`);
+    } else if (r.d.contentBytes > sizes[drafts.indexOf(r.d)] * ss && r.d.contents.kind !== 'image') {
       const what = r.d.contents.kind === 'file' ? JSON.stringify(r.d.spec.contents && 'file' in r.d.spec.contents ? r.d.spec.contents.file : '') : 'the contents';
       problems.add(`${r.d.path}.contents`, `${what} is ${formatBytes(r.d.contentBytes)}, larger than the partition (${formatBytes(sizes[drafts.indexOf(r.d)] * ss)})`);
     } else if (r.d.contents.kind === 'image' && r.d.contentBytes > sizes[drafts.indexOf(r.d)] * ss) {

@@ -11,6 +11,14 @@ const guid = z.string().regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-
 
 const fileContents = z.strictObject({ file: z.string().min(1).describe('Path relative to the layout file') });
 const zeroContents = z.strictObject({ zero: z.literal(true).describe('Fill the partition with zeros') });
+const fatContents = z.strictObject({
+  fat: z.strictObject({
+    from: z.string().min(1).describe('Folder whose tree the volume holds, relative to the layout file'),
+    type: z.union([z.enum(['auto', '12', '16', '32']), z.literal(12), z.literal(16), z.literal(32)]).optional().describe('FAT type; auto chooses by size as mkfs.fat does'),
+    label: z.string().max(11).optional().describe('Volume label, up to 11 characters'),
+    keepTimes: z.boolean().optional().describe("Stamp entries with the files' own times instead of SOURCE_DATE_EPOCH / the FAT epoch"),
+  }),
+});
 
 export const PartitionSchema = z.strictObject({
   type: z.string().min(1).describe('gpart-style type name (freebsd-ufs, efi, ...), a GPT GUID, an MBR type byte (0xa5) or BSD fstype'),
@@ -23,7 +31,7 @@ export const PartitionSchema = z.strictObject({
   active: z.boolean().optional().describe('MBR active (bootable) flag'),
   logical: z.boolean().optional().describe('MBR: place inside the extended partition'),
   get contents() {
-    return z.union([fileContents, zeroContents, z.strictObject({ image: LayoutSchema })]).optional();
+    return z.union([fileContents, zeroContents, z.strictObject({ image: LayoutSchema }), fatContents]).optional();
   },
 });
 
@@ -75,7 +83,7 @@ export function parseLayout(json: unknown): Layout {
   throw new DiskmintError('LAYOUT', problems.join('\n'), [...new Set(problems)]);
 }
 
-const CONTENT_KINDS = ['file', 'zero', 'image'];
+const CONTENT_KINDS = ['file', 'zero', 'image', 'fat'];
 
 function describeIssue(root: unknown, issue: z.core.$ZodIssue, prefix: readonly PropertyKey[] = []): string[] {
   if (prefix.length) issue = { ...issue, path: [...prefix, ...issue.path] };
@@ -102,7 +110,7 @@ function describeLeafIssue(root: unknown, issue: z.core.$ZodIssue, value: unknow
     return `${path}: unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
   }
   if (last === 'contents' && issue.code === 'invalid_union') {
-    return `${path}: ${shown} is not valid contents (use {"file": "path"}, {"zero": true} or {"image": {...}})`;
+    return `${path}: ${shown} is not valid contents (use {"file": "path"}, {"zero": true}, {"image": {...}} or {"fat": {"from": "dir/"}})`;
   }
   return `${path}: ${shown} ${value === undefined ? '(required)' : `is invalid: ${issue.message}`}`;
 }
