@@ -5,6 +5,8 @@ import { buildImage } from './build.js';
 import { convertImage } from './convert.js';
 import { runMkimg } from './mkimg.js';
 import { addFatCommands } from './cli-fat.js';
+import { addSlotCommands } from './cli-slot.js';
+import { presetLayoutChecked, PRESETS, type PresetName } from './presets.js';
 import type { WriteImageOptions } from './write-image.js';
 import { inspectImage } from './inspect.js';
 import { verifyImage } from './verify.js';
@@ -18,6 +20,20 @@ const EXIT_UNREADABLE = 2;
 
 function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v), 2)}\n`);
+}
+
+interface PresetFlags {
+  preset?: PresetName;
+  os?: string;
+  copyOs?: boolean;
+  cfg?: string;
+  esp?: string;
+  boot?: string;
+  bootStage?: string;
+  size?: string;
+  osSize?: string;
+  data?: string;
+  swap?: string;
 }
 
 interface OutputFlags {
@@ -62,14 +78,27 @@ export function makeProgram(): Command {
   addOutputOptions(
     program
       .command('build')
-      .description('build an image from a layout file, in any output format')
-      .argument('<layout>', 'layout JSON file')
+      .description('build an image from a layout file (or a preset), in any output format')
+      .argument('[layout]', 'layout JSON file (or use --preset)')
       .requiredOption('-o, --output <file>', "output image ('-' for standard output)")
       .option('--seed <seed>', "seed for GUIDs and signatures ('random' for a fresh one)")
-      .option('--json', 'print the result as JSON'),
+      .option('--json', 'print the result as JSON')
+      .addOption(new Option('--preset <name>', 'build a preset layout instead of a file').choices([...PRESETS]))
+      .option('--os <file>', 'preset: OS filesystem image for slot 1')
+      .option('--copy-os', 'preset: also copy the OS image into slot 2')
+      .option('--cfg <file>', 'preset: cfg filesystem image')
+      .option('--esp <dir>', 'preset: folder for the ESP (FAT32)')
+      .option('--boot <file>', 'preset: MBR boot code (pmbr for nanobsd, boot0 for nanobsd-mbr)')
+      .option('--boot-stage <file>', 'preset: gptboot (nanobsd) or boot (nanobsd-mbr)')
+      .option('--size <size>', 'preset: disk size (default 4G)')
+      .option('--os-size <size>', 'preset: size of each OS slot (default 1G)')
+      .option('--data <size>', 'preset: data partition size, rest (default) or none')
+      .option('--swap <size>', 'preset: swap size (default none)'),
     '--opt <key=value,...>',
-  ).action(async (layout: string, o: OutputFlags & { output: string; seed?: string; json?: boolean }) => {
-      const result = await buildImage(layout, { ...writeOptions(o), output: o.output, seed: o.seed });
+  ).action(async (layout: string | undefined, o: OutputFlags & PresetFlags & { output: string; seed?: string; json?: boolean }) => {
+      if (!layout === !o.preset) throw new DiskmintError('BAD_ARGUMENT', 'give a layout file or --preset NAME (one of them)');
+      const source = o.preset ? await presetLayoutChecked(o.preset, o) : layout!;
+      const result = await buildImage(source, { ...writeOptions(o), output: o.output, seed: o.seed, baseDir: o.preset ? process.cwd() : undefined });
       const text = o.json ? JSON.stringify(result, null, 2) : formatBuild(result);
       // With -o -, the image owns stdout; the report goes to stderr.
       (o.output === '-' ? process.stderr : process.stdout).write(`${text}\n`);
@@ -95,8 +124,9 @@ export function makeProgram(): Command {
     .option('--expect <layout>', 'also check the image against this layout')
     .option('--seed <seed>', 'seed of the expected layout')
     .option('--strict', 'treat warnings as problems')
+    .option('--boot', 'also report the boot chain: MBR code, boot stages, OS slot attributes')
     .addOption(sectorSizeOption)
-    .action(async (image: string, o: { json?: boolean; expect?: string; seed?: string; strict?: boolean; sectorSize?: number }) => {
+    .action(async (image: string, o: { json?: boolean; expect?: string; seed?: string; strict?: boolean; boot?: boolean; sectorSize?: number }) => {
       const r = await verifyImage(image, o);
       if (o.json) printJson(r);
       else process.stdout.write(`${formatVerify(r)}\n`);
@@ -129,6 +159,7 @@ export function makeProgram(): Command {
     });
 
   addFatCommands(program);
+  addSlotCommands(program);
 
   program
     .command('schema')

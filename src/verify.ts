@@ -6,6 +6,7 @@ import { finding, type Finding } from './findings.js';
 import { allTables, inspectDisk, type ImageInspection, type InspectOptions } from './inspect.js';
 import { openDisk } from './open-disk.js';
 import { fatFindings } from './verify-fat.js';
+import { bootChainFindings } from './verify-boot.js';
 import type { PartitionTable } from './tables/types.js';
 import type { Layout } from './layout/schema.js';
 import { planImage } from './build.js';
@@ -20,6 +21,8 @@ export interface VerifyOptions extends InspectOptions {
   baseDir?: string;
   /** Treat warnings as failures. */
   strict?: boolean;
+  /** Also report the boot chain (MBR code, boot stages, OS slot attributes). */
+  boot?: boolean;
 }
 
 export interface VerifyReport extends ImageInspection {
@@ -37,6 +40,7 @@ export async function verifyImage(path: string, opts: VerifyOptions = {}): Promi
   try {
     const { table, findings } = await inspectDisk(reader, opts);
     findings.push(...(await fatFindings(reader, table)));
+    if (opts.boot) findings.push(...(await bootChainFindings(reader, table)));
     inspection = { path, format, subformat: reader.subformat, details: reader.details(), sizeBytes: reader.size, table, findings };
   } finally {
     await reader.close();

@@ -6,12 +6,12 @@
 import { stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { FormatError } from '../../formats/errors.js';
-import { buildFatVolume, minimumFatSize, treeFromFolder, type FatBuildOptions, type FatTreeNode, type FatVolume } from '../fat/index.js';
+import { buildFatVolume, minimumFatSize, treeFromFolder, treeFromObject, type FatBuildOptions, type FatTreeNode, type FatVolume } from '../fat/index.js';
 import { formatBytes } from './size.js';
 import type { LayoutProblems } from './resolve.js';
 
 export interface FatContentsSpec {
-  from: string;
+  from?: string;
   type?: 'auto' | '12' | '16' | '32' | 12 | 16 | 32;
   label?: string;
   keepTimes?: boolean;
@@ -33,14 +33,18 @@ export async function resolveFatContents(
   sectorSize: number,
   problems: LayoutProblems,
 ): Promise<{ contents: PlannedFat; contentBytes: number } | undefined> {
+  const type = spec.type === undefined || spec.type === 'auto' ? 'auto' : (Number(spec.type) as 12 | 16 | 32);
+  const options: FatBuildOptions = { type, label: spec.label, sectorSize: sectorSize as 512 | 4096 };
+  if (spec.from === undefined) {
+    const tree = treeFromObject({});
+    return { contents: { kind: 'fat', from: '(empty)', tree, options }, contentBytes: minimumFatSize(tree, options) };
+  }
   const from = isAbsolute(spec.from) ? spec.from : resolve(baseDir, spec.from);
   const st = await stat(from).catch(() => undefined);
   if (!st?.isDirectory()) {
     problems.add(`${path}.contents.fat.from`, `${JSON.stringify(spec.from)} is not a folder (looked for ${from})`);
     return undefined;
   }
-  const type = spec.type === undefined || spec.type === 'auto' ? 'auto' : (Number(spec.type) as 12 | 16 | 32);
-  const options: FatBuildOptions = { type, label: spec.label, sectorSize: sectorSize as 512 | 4096 };
   try {
     const tree = await treeFromFolder(from, { keepTimes: spec.keepTimes });
     return { contents: { kind: 'fat', from, tree, options }, contentBytes: minimumFatSize(tree, options) };

@@ -251,7 +251,11 @@ async function resolveContents(spec: PartitionSpec, path: string, ctx: PlanConte
     return f ? { contents: { kind: 'file', ...f } as PlannedContents, contentBytes: f.size } : { contents: { kind: 'none' } as PlannedContents, contentBytes: 0 };
   }
   try {
-    const plan = await planLayout(c.image, { ...ctx, path: `${path}.contents.image`, parentSectorSize: sectorSize });
+    // A nested layout of auto size fills a partition of fixed size; size it from the partition now.
+    const partSize = parseSizeSpec(spec.size ?? 'auto');
+    const fixed = partSize?.kind === 'bytes' ? partSize.bytes : partSize?.kind === 'sectors' ? partSize.sectors * sectorSize : undefined;
+    const auto = (c.image.size ?? 'auto') === 'auto';
+    const plan = await planLayout(c.image, { ...ctx, path: `${path}.contents.image`, parentSectorSize: sectorSize }, auto ? fixed : undefined);
     return { contents: { kind: 'image', plan } as PlannedContents, contentBytes: plan.totalSectors * plan.sectorSize };
   } catch (err) {
     if (!(err instanceof DiskmintError) || err.code !== 'LAYOUT') throw err;

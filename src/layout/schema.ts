@@ -13,7 +13,7 @@ const fileContents = z.strictObject({ file: z.string().min(1).describe('Path rel
 const zeroContents = z.strictObject({ zero: z.literal(true).describe('Fill the partition with zeros') });
 const fatContents = z.strictObject({
   fat: z.strictObject({
-    from: z.string().min(1).describe('Folder whose tree the volume holds, relative to the layout file'),
+    from: z.string().min(1).optional().describe('Folder whose tree the volume holds, relative to the layout file (omitted: an empty volume)'),
     type: z.union([z.enum(['auto', '12', '16', '32']), z.literal(12), z.literal(16), z.literal(32)]).optional().describe('FAT type; auto chooses by size as mkfs.fat does'),
     label: z.string().max(11).optional().describe('Volume label, up to 11 characters'),
     keepTimes: z.boolean().optional().describe("Stamp entries with the files' own times instead of SOURCE_DATE_EPOCH / the FAT epoch"),

@@ -1,0 +1,203 @@
+/**
+ * A/B slots end to end on real UFS images (Debian's makefs): presets, status, write with
+ * read-back, bootonce/confirm/activate as FreeBSD does them, crash-safe table rewrites, and the
+ * same commands through qcow2 and VMDK.
+ */
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildImage, convertImage, inspectImage, verifyImage } from '../src/index.js';
+import { presetLayoutChecked } from '../src/presets.js';
+import { slotActivate, slotBootonce, slotConfirm, slotStatus, slotWrite } from '../src/slots/slots.js';
+import { slotSimulate } from '../src/slots/simulate.js';
+import { openImageEditor } from '../src/slots/editor.js';
+import { readGptForEdit, writeGptAttributes } from '../src/slots/gpt-edit.js';
+import { tempDir } from './helpers/golden.js';
+import { havePeer, requirePeer, runPeer, runPeerOk } from './helpers/peer.js';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const PMBR = join(ROOT, 'bootcode/diskmint-mbr.bin');
+const STAGE = join(ROOT, 'fixtures/demo/boot-stage.bin');
+const BOOTME = 1n << 59n;
+const BOOTONCE = 1n << 58n;
+
+let dir = '';
+let osA = '';
+let osB = '';
+
+/** Two real UFS2 images from makefs; without makefs (dev machine) the suite is skipped. */
+beforeAll(() => {
+  if (!requirePeer('makefs', 'makefs')) return;
+  dir = tempDir('diskmint-slots-');
+  for (const name of ['a', 'b']) {
+    mkdirSync(join(dir, name, 'etc'), { recursive: true });
+    writeFileSync(join(dir, name, 'etc', 'version'), `os ${name}\n`);
+    writeFileSync(join(dir, name, 'etc', 'blob'), Buffer.alloc(name === 'a' ? 50_000 : 120_000, name));
+    runPeerOk('makefs', ['-t', 'ffs', '-B', 'little', '-o', 'version=2', '-s', '8m', join(dir, `${name}.ufs`), join(dir, name)]);
+  }
+  osA = join(dir, 'a.ufs');
+  osB = join(dir, 'b.ufs');
+});
+
+async function nanobsd(name = 'fw.img', extra: Record<string, string> = {}): Promise<string> {
+  const out = join(dir, name);
+  const layout = await presetLayoutChecked('nanobsd', { os: osA, boot: PMBR, bootStage: STAGE, size: '160M', osSize: '16M', ...extra });
+  await buildImage(layout, { output: out, baseDir: dir });
+  return out;
+}
+
+const attrsOf = async (img: string) => Object.fromEntries((await slotStatus(img, { hash: false })).slots.map((s) => [s.label, s.attributes.join(',') || '-']));
+
+describe('nanobsd preset and slot status', () => {
+  it('builds two boot stages, an ESP, os1 with bootme, and reports real UFS2 superblocks', async (ctx) => {
+    if (!osA) return ctx.skip();
+    const img = await nanobsd();
+    const s = await slotStatus(img);
+    expect(s.bootStages.map((b) => b.label)).toEqual(['gptboot0', 'gptboot1']);
+    expect(s.bootStages[0].sha256).toBe(s.bootStages[1].sha256);
+    expect(s.slots.map((x) => [x.label, x.attributes.join(','), x.filesystem.kind, x.isDefault])).toEqual([
+      ['os1', 'bootme', 'ufs2', true], ['os2', '', 'empty', false], ['cfg', '', 'empty', false], ['data', '', 'empty', false],
+    ]);
+    expect(s.next).toMatchObject({ index: 4, label: 'os1' });
+    expect(s.next.reason).toMatch(/bootme/);
+    const report = await verifyImage(img, { boot: true });
+    expect(report.errors).toBe(0);
+    expect(report.findings.map((f) => f.code)).toEqual(expect.arrayContaining(['boot.mbr-code', 'boot.stage', 'boot.stage-fallback']));
+  });
+
+  it('refuses to build without boot code, naming what to pass', async (ctx) => {
+    if (!osA) return ctx.skip();
+    await expect(presetLayoutChecked('nanobsd', { os: osA, bootStage: STAGE })).rejects.toThrow(/--boot FILE/);
+    await expect(presetLayoutChecked('nanobsd', { os: osA, boot: PMBR })).rejects.toThrow(/--boot-stage FILE/);
+    const big = join(dir, 'huge-gptboot');
+    writeFileSync(big, Buffer.alloc(558_081, 1));
+    await expect(presetLayoutChecked('nanobsd', { os: osA, boot: PMBR, bootStage: big })).rejects.toThrow(/545 KiB/);
+  });
+});
+
+describe('an upgrade, as a device sees it', () => {
+  it('write os2 with bootonce, peers see bits 58+59; a failed trial falls back; a good one is confirmed and activated', async (ctx) => {
+    if (!osA) return ctx.skip();
+    const img = await nanobsd('upgrade.img');
+    await expect(slotWrite(img, 'os1', osB)).rejects.toThrow(/boots by default/);
+    const r = await slotWrite(img, 'os2', osB, { bootonce: true });
+    expect(r).toMatchObject({ slot: 5, label: 'os2', bytes: 8 << 20, bootonce: true });
+    expect(await attrsOf(img)).toMatchObject({ os1: 'bootme', os2: 'bootonce,bootme' });
+    const st = await slotStatus(img);
+    expect(st.slots[1].filesystem.kind).toBe('ufs2');
+    expect(st.next.index).toBe(5);
+    if (requirePeer('sgdisk', 'gdisk')) {
+      expect(runPeerOk('sgdisk', ['-i', '5', img])).toContain('Attribute flags: 0C00000000000000');
+      expect(runPeer('sgdisk', ['-v', img]).out).toContain('No problems found');
+    }
+    if (requirePeer('sfdisk', 'fdisk')) {
+      const p = JSON.parse(runPeerOk('sfdisk', ['--json', img])).partitiontable.partitions[4];
+      expect(p.attrs).toBe('GUID:58,59');
+    }
+    // A failed trial: gptboot marks os2 bootfailed and boots os1 in the same power cycle.
+    const failed = await slotSimulate(img, ['fail', 'ok']);
+    expect(failed.steps[0].tried.map((t) => [t.index, t.result])).toEqual([[5, 'failed'], [4, 'booted']]);
+    expect(failed.steps[0].booted).toBe(4);
+    // A good trial: os2 boots once; gptboot cleared bootme before loading it.
+    const good = await slotSimulate(img, ['ok'], { confirm: false });
+    expect(good.steps[0].booted).toBe(5);
+    expect(good.steps[0].after.find((e) => e.index === 5)!.attributes & (BOOTME | BOOTONCE)).toBe(BOOTONCE);
+    // Put that state on disk (what gptboot wrote), then confirm as rc.d/gptboot does, then activate.
+    const editor = await openImageEditor(img);
+    const gpt = await readGptForEdit(editor.disk);
+    await writeGptAttributes(editor, gpt, new Map([[5, BOOTONCE]]));
+    await editor.commit();
+    await editor.close();
+    expect(await slotConfirm(img)).toEqual([expect.stringMatching(/os2.*succeeded/)]);
+    expect(await attrsOf(img)).toMatchObject({ os1: 'bootme', os2: '-' });
+    await slotActivate(img, 'os2');
+    expect(await attrsOf(img)).toMatchObject({ os1: '-', os2: 'bootme' });
+    expect((await slotStatus(img, { hash: false })).next.index).toBe(5);
+  });
+
+  it('refuses contents larger than the slot and unknown slots; a read-back mismatch is impossible to miss', async (ctx) => {
+    if (!osA) return ctx.skip();
+    const img = await nanobsd('refuse.img');
+    const big = join(dir, 'big.ufs');
+    writeFileSync(big, Buffer.alloc(17 << 20, 1));
+    await expect(slotWrite(img, 'os2', big)).rejects.toThrow(/larger than slot 5 \(os2\)/);
+    await expect(slotWrite(img, 'nope', osB)).rejects.toThrow(/no partition "nope"/);
+    await expect(slotWrite(img, 'cfg', osB)).resolves.toMatchObject({ slot: 6 });
+    await expect(slotWrite(img, 3, osB)).rejects.toThrow(/not a freebsd-ufs OS slot/);
+  });
+});
+
+describe('crash safety of table rewrites', () => {
+  it('stopping the four-write rewrite after each write in turn leaves one valid GPT copy (verify and sgdisk agree)', async (ctx) => {
+    if (!osA) return ctx.skip();
+    const base = await nanobsd('crash-base.img');
+    for (let stopAfter = 0; stopAfter < 4; stopAfter++) {
+      const img = join(dir, `crash-${stopAfter}.img`);
+      copyFileSync(base, img);
+      const crash = new Error(`power lost after write ${stopAfter}`);
+      await expect(slotBootonce(img, 'os2', { beforeWrite: (n) => { if (n > stopAfter) throw crash; } })).rejects.toBe(crash);
+      const info = await inspectImage(img);
+      expect(info.table?.partitions.map((p) => p.label)).toEqual(['gptboot0', 'gptboot1', 'efiboot0', 'os1', 'os2', 'cfg', 'data']);
+      const codes = info.findings.filter((f) => f.severity === 'error').map((f) => f.code);
+      expect(codes.some((c) => c.startsWith('gpt.primary')) && codes.some((c) => c.startsWith('gpt.backup'))).toBe(false);
+      const os2 = info.table!.partitions[4].attributes!.join(',');
+      expect(['', 'bootonce,bootme']).toContain(os2);
+      if (havePeer('sgdisk')) {
+        const text = runPeer('sgdisk', ['-v', img]).out;
+        expect(text).not.toMatch(/Invalid partition data|both.*(corrupt|damaged)/i);
+      }
+      // The next edit repairs the damaged copy.
+      await slotBootonce(img, 'os2');
+      const repaired = await verifyImage(img);
+      expect(repaired.findings.filter((f) => f.severity === 'error')).toEqual([]);
+      if (havePeer('sgdisk')) expect(runPeer('sgdisk', ['-v', img]).out).toContain('No problems found');
+    }
+  });
+});
+
+describe('slots through containers', () => {
+  for (const [fmt, opts] of [['qcow2', undefined], ['vmdk', 'subformat=monolithicSparse'], ['vmdk', 'subformat=streamOptimized']] as const) {
+    it(`${fmt} ${opts ?? ''}: write, bootonce, status; the container stays valid`, async (ctx) => {
+      if (!osA) return ctx.skip();
+      const raw = await nanobsd(`c-${fmt}.img`);
+      const img = join(dir, `c-${fmt}-${opts ?? 'x'}.${fmt}`.replace(/[=,]/g, '_'));
+      await convertImage(raw, img, { format: fmt, options: opts });
+      await slotWrite(img, 'os2', osB, { bootonce: true });
+      const s = await slotStatus(img);
+      expect(s.format).toBe(fmt);
+      expect(s.slots.map((x) => x.attributes.join(','))).toEqual(['bootme', 'bootonce,bootme', '', '']);
+      expect(s.slots[1].filesystem.kind).toBe('ufs2');
+      expect(readFileSync(img).length).toBeGreaterThan(0);
+      if (requirePeer('qemu-img', 'qemu-utils')) {
+        expect(runPeer('qemu-img', ['check', img]).status).toBe(0);
+        const back = join(dir, `back-${fmt}.img`);
+        runPeerOk('qemu-img', ['convert', '-O', 'raw', img, back]);
+        const t = (await inspectImage(back)).table!;
+        expect(t.partitions[4].attributes).toEqual(['bootonce', 'bootme']);
+      }
+    });
+  }
+});
+
+describe('nanobsd-mbr', () => {
+  it('code slices hold BSD labels; write slice 2 and activate it through the active flag', async (ctx) => {
+    if (!osA) return ctx.skip();
+    const bootArea = join(dir, 'boot8k');
+    writeFileSync(bootArea, Buffer.alloc(8192, 0x42));
+    const layout = await presetLayoutChecked('nanobsd-mbr', { os: osA, boot: PMBR, bootStage: bootArea, size: '64M', osSize: '24M' });
+    const img = join(dir, 'mbr.img');
+    await buildImage(layout, { output: img, baseDir: dir });
+    const s = await slotStatus(img);
+    expect(s.scheme).toBe('mbr');
+    expect(s.slots.map((x) => [x.index, x.filesystem.kind, x.isDefault])).toEqual([[1, 'ufs2', true], [2, 'empty', false]]);
+    await expect(slotWrite(img, 1, osB)).rejects.toThrow(/active/);
+    await slotWrite(img, 2, osB);
+    await slotActivate(img, 2);
+    const after = await slotStatus(img);
+    expect(after.slots.map((x) => [x.index, x.filesystem.kind, x.isDefault])).toEqual([[1, 'ufs2', false], [2, 'ufs2', true]]);
+    if (requirePeer('sfdisk', 'fdisk')) {
+      const parts = JSON.parse(runPeerOk('sfdisk', ['--json', img])).partitiontable.partitions;
+      expect(parts.map((p: { bootable?: boolean }) => p.bootable === true)).toEqual([false, true, false, false]);
+    }
+  });
+});
