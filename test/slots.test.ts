@@ -201,3 +201,43 @@ describe('nanobsd-mbr', () => {
     }
   });
 });
+
+describe('the boot chain, verified', () => {
+  it('verify --boot names primary and fallback stages, catches oversize and differing stages, and slot attribute trouble', async () => {
+    const d = tempDir();
+    writeFileSync(join(d, 'stage-a'), Buffer.alloc(40_000, 0xa1));
+    writeFileSync(join(d, 'stage-b'), Buffer.alloc(40_000, 0xb2));
+    const img = join(d, 'chain.img');
+    await buildImage({
+      scheme: 'gpt', size: '64M', bootcode: PMBR,
+      partitions: [
+        { type: 'freebsd-boot', label: 'gptboot0', size: '600K', contents: { file: 'stage-a' } },
+        { type: 'freebsd-boot', label: 'gptboot1', size: '512K', contents: { file: 'stage-b' } },
+        { type: 'freebsd-ufs', label: 'os1', size: '8M', attributes: ['bootme'] },
+        { type: 'freebsd-ufs', label: 'os2', size: '8M', attributes: ['bootme', 'bootfailed'] },
+        { type: 'linux-data', size: '4M', attributes: ['bootonce'] },
+      ],
+    }, { output: img, baseDir: d });
+    const r = await verifyImage(img, { boot: true });
+    const byCode = (code: string) => r.findings.filter((f) => f.code === code);
+    expect(byCode('boot.stage-too-large').map((f) => f.where)).toEqual(['gpt.partition[1]']);
+    expect(byCode('boot.stage-fallback')[0]).toMatchObject({ severity: 'warning', message: expect.stringContaining('differ') });
+    expect(byCode('boot.stage').map((f) => f.message)).toEqual([
+      expect.stringContaining('primary boot stage'), expect.stringContaining('fallback boot stage 1'),
+    ]);
+    expect(byCode('boot.default-slot')[0].message).toContain('2 OS slots have bootme');
+    expect(byCode('boot.slot-failed').map((f) => f.where)).toEqual(['gpt.partition[4]']);
+    expect(byCode('boot.attributes-ignored').map((f) => f.where)).toEqual(['gpt.partition[5]']);
+    expect(r.ok).toBe(false);
+    const plain = await verifyImage(img);
+    expect(plain.findings.some((f) => f.code.startsWith('boot.'))).toBe(false);
+  });
+
+  it('slot simulate --boot-stage-fails shows the proposed fallback to the second freebsd-boot partition', async (ctx) => {
+    if (!osA) return ctx.skip();
+    const img = await nanobsd('stages.img');
+    const r = await slotSimulate(img, ['ok'], { bootStageFails: 1 });
+    expect(r.bootStages!.map((b) => b.stage)).toEqual([1, 2]);
+    expect(r.bootStages![1].reason).toMatch(/bootfailed|failed/);
+  });
+});
