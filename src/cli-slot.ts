@@ -5,8 +5,9 @@ import { parseOutcomes, slotSimulate, type SimulationReport } from './slots/simu
 import { describeAttributes } from '../formats/gptboot.js';
 import { formatBytes } from './layout/size.js';
 import { PRESETS, presetTemplate, type PresetName } from './presets.js';
+import { printJson } from './report.js';
 
-const json = (v: unknown) => process.stdout.write(`${JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? `0x${x.toString(16)}` : x), 2)}\n`);
+
 
 function formatStatus(s: SlotStatus): string {
   const lines = [`${s.path}: ${s.format}, ${s.scheme.toUpperCase()} slots`];
@@ -39,7 +40,7 @@ export function addSlotCommands(program: Command): void {
     .description('every slot with attributes, size, hash and filesystem, and what boots next')
     .action(async (image: string, o: { json?: boolean; hash: boolean }) => {
       const s = await slotStatus(image, { hash: o.hash });
-      if (o.json) json(s);
+      if (o.json) printJson(s);
       else process.stdout.write(`${formatStatus(s)}\n`);
     });
   slot.command('write').argument('<image>').argument('<slot>').requiredOption('--from <file>', 'filesystem image to write')
@@ -48,7 +49,7 @@ export function addSlotCommands(program: Command): void {
     .description('write an OS image into a slot, read it back and compare hashes')
     .action(async (image: string, ref: string, o: { from: string; bootonce?: boolean; force?: boolean; json?: boolean }) => {
       const r = await slotWrite(image, ref, o.from, o);
-      if (o.json) json(r);
+      if (o.json) printJson(r);
       else process.stdout.write(`slot ${r.slot}${r.label ? ` (${r.label})` : ''}: wrote ${formatBytes(r.bytes)}, read back sha256 ${r.sha256.slice(0, 12)} matches${r.bootonce ? '; bootonce set' : ''}\n`);
     });
   slot.command('bootonce').argument('<image>').argument('<slot>').description('request a one-time boot (as gpart set -a bootonce)')
@@ -69,7 +70,7 @@ export function addSlotCommands(program: Command): void {
     .option('--json').description("apply FreeBSD gptboot's rules to a copy in memory and show each boot")
     .action(async (image: string, o: { outcomes: string; confirm: boolean; bootStageFails?: number; json?: boolean }) => {
       const r = await slotSimulate(image, parseOutcomes(o.outcomes), { confirm: o.confirm, bootStageFails: o.bootStageFails });
-      if (o.json) json(r);
+      if (o.json) printJson(r);
       else process.stdout.write(`${formatSimulation(r)}\n`);
     });
 
@@ -77,6 +78,6 @@ export function addSlotCommands(program: Command): void {
   preset.command('show').addArgument(new Command().createArgument('<name>', 'preset name').choices([...PRESETS]))
     .description('print the preset as a layout file to copy and edit')
     .action((name: PresetName) => {
-      json(presetTemplate(name));
+      printJson(presetTemplate(name));
     });
 }

@@ -6,35 +6,19 @@ import { convertImage } from './convert.js';
 import { runMkimg } from './mkimg.js';
 import { addFatCommands } from './cli-fat.js';
 import { addSlotCommands } from './cli-slot.js';
-import { presetLayoutChecked, PRESETS, type PresetName } from './presets.js';
+import { presetLayoutChecked, PRESETS, type PresetName, type PresetOptions } from './presets.js';
 import type { WriteImageOptions } from './write-image.js';
 import { inspectImage } from './inspect.js';
 import { verifyImage } from './verify.js';
 import { layoutJsonSchema } from './layout/schema.js';
 import { DiskmintError, FormatError } from './errors.js';
-import { formatBuild, formatInspection, formatVerify } from './report.js';
+import { formatBuild, formatInspection, formatVerify, printJson } from './report.js';
 
 /** Exit statuses: 0 fine, 1 problems found (verify) or the command failed, 2 unusable input. */
 const EXIT_PROBLEMS = 1;
 const EXIT_UNREADABLE = 2;
 
-function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v), 2)}\n`);
-}
-
-interface PresetFlags {
-  preset?: PresetName;
-  os?: string;
-  copyOs?: boolean;
-  cfg?: string;
-  esp?: string;
-  boot?: string;
-  bootStage?: string;
-  size?: string;
-  osSize?: string;
-  data?: string;
-  swap?: string;
-}
+type PresetFlags = PresetOptions & { preset?: PresetName };
 
 interface OutputFlags {
   format?: string;

@@ -68,3 +68,8 @@ function formatSummary(s: BuildSummary, indent: string): string[] {
   }
   return out;
 }
+
+/** JSON on standard output; 64-bit values (GPT attributes) as 0x-prefixed hex. */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v), 2)}\n`);
+}

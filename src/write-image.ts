@@ -42,8 +42,10 @@ export interface WriteImageResult {
 export async function writeImage(disk: VirtualDisk, output: string, opts: WriteImageOptions = {}): Promise<WriteImageResult> {
   const format = outputFormatFor(opts.format, output);
   const options = typeof opts.options === 'string' || opts.options === undefined ? parseOptionString(opts.options) : { ...opts.options };
-  const progress = createProgress(`writing ${format}`, { enabled: opts.progress ?? (output !== '-' && process.stderr.isTTY === true) });
-  const { disk: tracked, close } = trackProgress(disk, progress);
+  const showProgress = opts.progress ?? (output !== '-' && process.stderr.isTTY === true);
+  const progress = createProgress(`writing ${format}`, { enabled: showProgress });
+  // Only wrap reads for a visible bar: the wrapper costs a copy per chunk.
+  const { disk: tracked, close } = showProgress ? trackProgress(disk, progress) : { disk, close: async () => {} };
   try {
     if (format === 'raw') {
       if (Object.keys(options).length) throw new DiskmintError('BAD_ARGUMENT', `raw output takes no -o options (got ${Object.keys(options).join(', ')})`);
