@@ -98,4 +98,29 @@ describe('diskmint CLI', () => {
     expect(JSON.parse(s.stdout.toString()).properties.scheme.enum).toEqual(['gpt', 'mbr', 'bsd']);
     expect(diskmint(['frobnicate']).status).not.toBe(0);
   });
+
+  it('build --preset: missing boot code is a clear error naming the flag; preset show prints an editable layout', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'os.ufs'), Buffer.alloc(1 << 20, 1));
+    const r = diskmint(['build', '--preset', 'nanobsd', '--os', join(dir, 'os.ufs'), '-o', join(dir, 'fw.img')]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('pass --boot FILE');
+    expect(readdirSync(dir)).toEqual(['os.ufs']);
+    const shown = JSON.parse(diskmint(['preset', 'show', 'nanobsd']).stdout.toString());
+    expect(shown.partitions.map((p: { label?: string }) => p.label)).toEqual(['gptboot0', 'gptboot1', 'efiboot0', 'os1', 'os2', 'cfg', 'swap', 'data']);
+  });
+
+  it('slot status --json on a preset image built through the CLI', () => {
+    const dir = tempDir();
+    const root = new URL('..', import.meta.url).pathname;
+    writeFileSync(join(dir, 'os.ufs'), Buffer.alloc(1 << 20, 1));
+    const img = join(dir, 'fw.qcow2');
+    const b = diskmint(['build', '--preset', 'nanobsd', '--os', join(dir, 'os.ufs'), '--boot', join(root, 'bootcode/diskmint-mbr.bin'),
+      '--boot-stage', join(root, 'fixtures/demo/boot-stage.bin'), '--size', '160M', '--os-size', '8M', '-o', img]);
+    expect(b.stderr).toBe('');
+    const s = JSON.parse(diskmint(['slot', 'status', img, '--json']).stdout.toString());
+    expect(s.format).toBe('qcow2');
+    expect(s.slots[0]).toMatchObject({ label: 'os1', attributes: ['bootme'], isDefault: true });
+    expect(s.next.index).toBe(4);
+  });
 });
