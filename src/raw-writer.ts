@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { DiskmintError } from './errors.js';
 import type { DataRun, VirtualDisk } from './extents.js';
+import { mapOrdered } from './concurrency.js';
 
 const CHUNK = 4 << 20; // read/write unit for file data
 const HOLE_BLOCK = 64 << 10; // granularity at which zero blocks in file data become holes
@@ -61,15 +62,8 @@ async function writeRawToHandle(disk: VirtualDisk, out: FileHandle): Promise<Raw
   let bytesWritten = 0;
   const files = new FileCache();
   try {
-    for (const run of disk.runs()) {
-      if (run.kind === 'bytes') {
-        await writeFully(out, run.data, run.offset);
-        bytesWritten += run.length;
-        continue;
-      }
-      for await (const chunk of prefetchedChunks(run, files)) {
-        bytesWritten += await writeSkippingZeros(out, chunk.data, run.offset + chunk.skip);
-      }
+    for await (const piece of readAhead(disk, files)) {
+      bytesWritten += piece.kind === 'bytes' ? (await writeFully(out, piece.data, piece.position), piece.data.length) : await writeSkippingZeros(out, piece.data, piece.position);
     }
     await out.truncate(disk.size);
   } finally {
@@ -78,24 +72,38 @@ async function writeRawToHandle(disk: VirtualDisk, out: FileHandle): Promise<Raw
   return { bytesWritten, size: disk.size };
 }
 
-/**
- * A run's bytes in CHUNK pieces, reading the next piece while the caller writes this one
- * (two buffers in turn), so reads and writes overlap on the I/O thread pool.
- */
-async function* prefetchedChunks(run: DataRun, files: FileCache): AsyncGenerator<{ skip: number; data: Uint8Array }> {
-  const buffers = [new Uint8Array(Math.min(CHUNK, run.length)), new Uint8Array(Math.min(CHUNK, run.length))];
-  const load = (skip: number, i: number) => {
-    const data = buffers[i % 2].subarray(0, Math.min(CHUNK, run.length - skip));
-    return readRunInto(run, skip, data, files).then(() => ({ skip, data }));
-  };
-  let next: Promise<{ skip: number; data: Uint8Array }> | undefined = load(0, 0);
-  for (let i = 0; next; i++) {
-    const current: { skip: number; data: Uint8Array } = await next;
-    const following = current.skip + current.data.length;
-    next = following < run.length ? load(following, i + 1) : undefined;
-    next?.catch(() => {}); // surfaced when awaited
-    yield current;
+/** Reads kept in flight ahead of the writer: across runs, so many small files don't wait on each other. */
+const READ_AHEAD = 4;
+
+interface Piece {
+  kind: 'bytes' | 'read';
+  position: number;
+  data: Uint8Array;
+}
+
+/** Every data run in CHUNK-sized pieces, in disk order. */
+function* pieces(disk: VirtualDisk): Generator<{ run: DataRun; skip: number; n: number }> {
+  for (const run of disk.runs()) {
+    for (let skip = 0; skip < run.length; skip += CHUNK) yield { run, skip, n: Math.min(CHUNK, run.length - skip) };
   }
+}
+
+/**
+ * The pieces' bytes, with up to READ_AHEAD reads in flight while the caller writes. Buffers come
+ * from a ring of READ_AHEAD + 1: when piece i + READ_AHEAD starts, piece i has been written.
+ */
+function readAhead(disk: VirtualDisk, files: FileCache): AsyncGenerator<Piece> {
+  const ring: Uint8Array[] = [];
+  let next = 0;
+  return mapOrdered(pieces(disk), READ_AHEAD, async ({ run, skip, n }): Promise<Piece> => {
+    const position = run.offset + skip;
+    if (run.kind === 'bytes') return { kind: 'bytes', position, data: run.data.subarray(skip, skip + n) };
+    const slot = next++ % (READ_AHEAD + 1);
+    ring[slot] ??= Buffer.allocUnsafe(CHUNK); // fully overwritten by the read below
+    const data = ring[slot].subarray(0, n);
+    await readRunInto(run, skip, data, files);
+    return { kind: 'read', position, data };
+  });
 }
 
 /** Write the non-zero HOLE_BLOCKs of `data`, coalescing neighbours into one write. */
