@@ -16,10 +16,12 @@ export interface ConvertResult extends WriteImageResult {
 }
 
 /** The virtual disk of an open image: its allocated ranges, read on demand. */
-export async function diskFromReader(reader: ContainerReader): Promise<VirtualDisk> {
+export async function diskFromReader(reader: ContainerReader & { sourcePath?: string }): Promise<VirtualDisk> {
   const disk = new VirtualDisk(reader.size);
   for await (const r of reader.allocatedRanges()) {
-    disk.place(r.offset, Math.min(r.length, reader.size - r.offset), { kind: 'reader', reader, offset: r.offset });
+    // Raw files are read as file ranges: straight into the writer's buffers, no copies.
+    const source = reader.sourcePath !== undefined ? { kind: 'file' as const, path: reader.sourcePath, offset: r.offset } : { kind: 'reader' as const, reader, offset: r.offset };
+    disk.place(r.offset, Math.min(r.length, reader.size - r.offset), source);
   }
   return disk;
 }

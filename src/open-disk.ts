@@ -2,7 +2,7 @@
  * Open any image diskmint reads as a sparse virtual disk: raw files and every container
  * format, detected by content (never by file name).
  */
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { DiskmintError } from './errors.js';
 import { FormatError } from '../formats/errors.js';
@@ -44,7 +44,7 @@ export async function openDisk(path: string, opts: OpenDiskOptions = {}): Promis
   }
   try {
     const handler = await detectContainer(file);
-    if (!handler) return { reader: rawContainer(file), format: 'raw' };
+    if (!handler) return { reader: rawContainer(file, path), format: 'raw' };
     const reader = await handler.open(file, { path, ...opts, openSibling: (name) => openSiblingFile(path, name) });
     return { reader, format: handler.format };
   } catch (err) {
@@ -71,25 +71,32 @@ const SCAN_CHUNK = 4 << 20;
 const SCAN_BLOCK = 64 << 10;
 
 /** A raw file as a container: allocated ranges come from scanning for non-zero 64 KiB blocks. */
-export function rawContainer(file: DiskReader): ContainerReader {
+export function rawContainer(file: DiskReader, path?: string): ContainerReader & { sourcePath?: string } {
   return {
     format: 'raw',
+    sourcePath: path,
     size: file.size,
     read: (o, n) => file.read(o, n),
     close: () => file.close(),
     details: () => ({}),
     async *allocatedRanges() {
       let start = -1;
-      for (let at = 0; at < file.size; at += SCAN_CHUNK) {
-        const chunk = await file.read(at, SCAN_CHUNK);
-        for (let b = 0; b < chunk.length; b += SCAN_BLOCK) {
-          const zero = isAllZero(chunk.subarray(b, b + SCAN_BLOCK));
-          if (!zero && start < 0) start = at + b;
-          if (zero && start >= 0) {
-            yield { offset: start, length: at + b - start };
-            start = -1;
+      const handle = path ? await open(path, 'r') : undefined;
+      const buf = Buffer.allocUnsafe(SCAN_CHUNK);
+      try {
+        for (let at = 0; at < file.size; at += SCAN_CHUNK) {
+          const chunk = handle ? buf.subarray(0, (await handle.read(buf, 0, Math.min(SCAN_CHUNK, file.size - at), at)).bytesRead) : await file.read(at, SCAN_CHUNK);
+          for (let b = 0; b < chunk.length; b += SCAN_BLOCK) {
+            const zero = isAllZero(chunk.subarray(b, b + SCAN_BLOCK));
+            if (!zero && start < 0) start = at + b;
+            if (zero && start >= 0) {
+              yield { offset: start, length: at + b - start };
+              start = -1;
+            }
           }
         }
+      } finally {
+        await handle?.close();
       }
       if (start >= 0) yield { offset: start, length: file.size - start };
     },

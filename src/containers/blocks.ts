@@ -5,6 +5,7 @@
  */
 import type { VirtualDisk } from '../extents.js';
 import { FileCache, readRunInto } from '../raw-writer.js';
+import { mapOrdered } from '../concurrency.js';
 
 /** Ascending indexes of blocks that any data run touches. */
 export function allocatedBlocks(disk: VirtualDisk, blockSize: number): number[] {
@@ -17,29 +18,27 @@ export function allocatedBlocks(disk: VirtualDisk, blockSize: number): number[] 
   return out;
 }
 
+/** Bytes of block reads kept in flight ahead of the consumer. */
+const READ_AHEAD_BYTES = 16 << 20;
+
 /**
  * Every allocated block with its bytes (zeros where no run covers it), ascending. The last
  * block of a disk whose size is not a multiple of blockSize is still blockSize long (zero tail).
- * Each yielded buffer is fresh: consumers may keep it.
+ * Reads run ahead of the consumer (about 16 MiB in flight) so reading overlaps the consumer's
+ * work. Each yielded buffer is fresh: consumers may keep it.
  */
 export async function* readBlocks(disk: VirtualDisk, blockSize: number): AsyncGenerator<{ index: number; data: Uint8Array }> {
   const files = new FileCache();
+  const depth = Math.max(1, Math.floor(READ_AHEAD_BYTES / blockSize));
   try {
-    let current: { index: number; data: Uint8Array } | undefined;
-    for (const run of disk.runs()) {
-      for (let at = run.offset; at < run.offset + run.length; ) {
-        const index = Math.floor(at / blockSize);
-        if (!current || current.index !== index) {
-          if (current) yield current;
-          current = { index, data: new Uint8Array(blockSize) };
-        }
-        const blockEnd = (index + 1) * blockSize;
-        const n = Math.min(blockEnd, run.offset + run.length) - at;
-        await readRunInto(run, at - run.offset, current.data.subarray(at - index * blockSize, at - index * blockSize + n), files);
-        at += n;
+    yield* mapOrdered(allocatedBlocks(disk, blockSize), depth, async (index) => {
+      const data = new Uint8Array(blockSize);
+      const start = index * blockSize;
+      for (const run of disk.runs(start, Math.min(disk.size, start + blockSize))) {
+        await readRunInto(run, 0, data.subarray(run.offset - start, run.offset - start + run.length), files);
       }
-    }
-    if (current) yield current;
+      return { index, data };
+    });
   } finally {
     await files.closeAll();
   }

@@ -5,6 +5,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { DiskmintError } from '../errors.js';
+import { isAllZero } from './blocks.js';
 
 export interface ByteSink {
   /** True when `pwrite` works (a regular file); false for pipes. */
@@ -21,27 +22,57 @@ export interface ByteSink {
   finish(size?: number): Promise<void>;
 }
 
+/** Sequential writes are gathered up to this size before they reach the file. */
+const COALESCE_BYTES = 4 << 20;
+/** Granularity at which zeros written forward become holes. */
+const HOLE_BYTES = 64 << 10;
+
+/** A sink over a new (empty) file: forward writes are coalesced, and zero runs left as holes. */
 export function fileSink(handle: FileHandle): ByteSink {
   let position = 0;
   let end = 0;
+  // Write-behind buffer for forward writes: many 64 KiB clusters become one 4 MiB write.
+  const pending = Buffer.allocUnsafe(COALESCE_BYTES);
+  let pendingAt = 0;
+  let pendingLength = 0;
+  const flush = async () => {
+    if (!pendingLength) return;
+    await writeFully(handle, pending.subarray(0, pendingLength), pendingAt);
+    pendingLength = 0;
+  };
   return {
     seekable: true,
     get position() {
       return position;
     },
     async write(data) {
-      await writeFully(handle, data, position);
-      position += data.length;
+      // The file is new, so all-zero HOLE_BYTES pieces can stay holes: the output is sparse
+      // wherever the container stores zeros (fixed VHD, VHDX blocks, flat extents).
+      for (let at = 0; at < data.length; at += HOLE_BYTES) {
+        const piece = data.subarray(at, Math.min(data.length, at + HOLE_BYTES));
+        if (piece.length === HOLE_BYTES && isAllZero(piece)) {
+          await flush();
+        } else {
+          if (pendingLength && (pendingAt + pendingLength !== position || pendingLength + piece.length > COALESCE_BYTES)) await flush();
+          if (!pendingLength) pendingAt = position;
+          pending.set(piece, pendingLength);
+          pendingLength += piece.length;
+        }
+        position += piece.length;
+      }
       end = Math.max(end, position);
     },
     async skip(n) {
+      await flush();
       position += n;
     },
     async pwrite(data, at) {
+      await flush();
       await writeFully(handle, data, at);
       end = Math.max(end, at + data.length);
     },
     async finish(size) {
+      await flush();
       await handle.truncate(size ?? Math.max(end, position));
     },
   };
