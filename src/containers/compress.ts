@@ -118,7 +118,9 @@ class ZstdPool {
     return new Promise((resolve, reject) => {
       if (this.pending.size === 0) this.setRef(true); // keep the process alive only while work is pending
       this.pending.set(id, { resolve, reject });
-      this.workers[id % this.workers.length].postMessage({ id, data, level });
+      // Posting a view clones its whole ArrayBuffer: send an exact copy, transferred.
+      const own = data.slice();
+      this.workers[id % this.workers.length].postMessage({ id, data: own, level }, [own.buffer]);
     });
   }
 
