@@ -43,11 +43,13 @@ export function addSlotCommands(program: Command): void {
       if (o.json) printJson(s);
       else process.stdout.write(`${formatStatus(s)}\n`);
     });
-  slot.command('write').argument('<image>').argument('<slot>').requiredOption('--from <file>', 'filesystem image to write')
+  slot.command('write').argument('<image>').argument('<slot>').requiredOption('--from <file>', 'filesystem image, or a signed update bundle (.dmb), to write')
     .option('--bootonce', 'then request a one-time boot of the slot (bootonce + bootme)')
-    .option('--force', 'allow writing the slot that boots by default').option('--json')
-    .description('write an OS image into a slot, read it back and compare hashes')
-    .action(async (image: string, ref: string, o: { from: string; bootonce?: boolean; force?: boolean; json?: boolean }) => {
+    .option('--force', 'allow writing the slot that boots by default')
+    .option('--pubkey <file>', 'bundles: the Ed25519 public key the bundle must be signed with')
+    .option('--require-signature', 'refuse anything but a bundle signed by --pubkey').option('--json')
+    .description('write an OS image or update bundle into a slot, read it back and compare hashes')
+    .action(async (image: string, ref: string, o: { from: string; bootonce?: boolean; force?: boolean; json?: boolean; pubkey?: string; requireSignature?: boolean }) => {
       const r = await slotWrite(image, ref, o.from, o);
       if (o.json) printJson(r);
       else process.stdout.write(`slot ${r.slot}${r.label ? ` (${r.label})` : ''}: wrote ${formatBytes(r.bytes)}, read back sha256 ${r.sha256.slice(0, 12)} matches${r.bootonce ? '; bootonce set' : ''}\n`);

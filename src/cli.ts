@@ -6,6 +6,8 @@ import { convertImage } from './convert.js';
 import { runMkimg } from './mkimg.js';
 import { addFatCommands } from './cli-fat.js';
 import { addSlotCommands } from './cli-slot.js';
+import { addSignCommands } from './cli-sign.js';
+import { verifyImageSignature } from './sign.js';
 import { presetLayoutChecked, PRESETS, type PresetName, type PresetOptions } from './presets.js';
 import type { WriteImageOptions } from './write-image.js';
 import { inspectImage } from './inspect.js';
@@ -17,6 +19,8 @@ import { formatBuild, formatInspection, formatVerify, printJson } from './report
 /** Exit statuses: 0 fine, 1 problems found (verify) or the command failed, 2 unusable input. */
 const EXIT_PROBLEMS = 1;
 const EXIT_UNREADABLE = 2;
+/** sysexits.h EX_SOFTWARE: a bug in diskmint. */
+const EXIT_INTERNAL = 70;
 
 type PresetFlags = PresetOptions & { preset?: PresetName };
 
@@ -55,7 +59,7 @@ const sectorSizeOption = new Option('--sector-size <bytes>', 'logical sector siz
 
 export function makeProgram(): Command {
   const program = new Command('diskmint')
-    .description('Build, inspect and verify partitioned disk images without root')
+    .description('Build, convert, inspect and verify bootable disk images without root')
     .version('0.1.0')
     .showHelpAfterError();
 
@@ -109,9 +113,18 @@ export function makeProgram(): Command {
     .option('--seed <seed>', 'seed of the expected layout')
     .option('--strict', 'treat warnings as problems')
     .option('--boot', 'also report the boot chain: MBR code, boot stages, OS slot attributes')
+    .option('--signature <file>', 'also check a detached signature (from `diskmint sign`) and every hash it lists')
+    .option('--pubkey <file>', 'the Ed25519 public key for --signature')
     .addOption(sectorSizeOption)
-    .action(async (image: string, o: { json?: boolean; expect?: string; seed?: string; strict?: boolean; boot?: boolean; sectorSize?: number }) => {
+    .action(async (image: string, o: { json?: boolean; expect?: string; seed?: string; strict?: boolean; boot?: boolean; sectorSize?: number; signature?: string; pubkey?: string }) => {
+      if (!o.signature !== !o.pubkey) throw new DiskmintError('BAD_ARGUMENT', '--signature and --pubkey go together');
       const r = await verifyImage(image, o);
+      if (o.signature && o.pubkey) {
+        const sig = await verifyImageSignature(image, o.signature, o.pubkey);
+        r.findings.push(...sig.findings);
+        r.errors += sig.findings.filter((f) => f.severity === 'error').length;
+        r.ok = r.ok && sig.ok;
+      }
       if (o.json) printJson(r);
       else process.stdout.write(`${formatVerify(r)}\n`);
       process.exitCode = r.ok ? 0 : EXIT_PROBLEMS;
@@ -144,6 +157,7 @@ export function makeProgram(): Command {
 
   addFatCommands(program);
   addSlotCommands(program);
+  addSignCommands(program);
 
   program
     .command('schema')
@@ -170,6 +184,13 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`diskmint: ${err.format}: ${err.message}\n`);
       return EXIT_UNREADABLE;
     }
-    throw err;
+    // Operating-system errors (a missing file, a full disk, no permission) are the user's to fix.
+    const sys = err as NodeJS.ErrnoException;
+    if (typeof sys?.code === 'string' && typeof sys.syscall === 'string') {
+      process.stderr.write(`diskmint: ${sys.message}\n`);
+      return sys.code === 'ENOENT' ? EXIT_UNREADABLE : EXIT_PROBLEMS;
+    }
+    process.stderr.write(`diskmint: internal error: ${(err as Error)?.stack ?? String(err)}\n(please report this with the command that caused it)\n`);
+    return EXIT_INTERNAL;
   }
 }

@@ -19,7 +19,8 @@
  * (and the same with "signature" into manifest.sig) recovers both files with busybox alone.
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { makeDirectories } from './fs-util.js';
 import { join } from 'node:path';
 import { DiskmintError } from './errors.js';
 import { finding, type Finding } from './findings.js';
@@ -266,7 +267,7 @@ export interface SignResult {
 
 /** Write manifest.json and manifest.sig (raw 64 bytes) into a folder: what openssl reads. */
 export async function writeDetached(dir: string, sig: DetachedSignature): Promise<{ manifestPath: string; signaturePath: string }> {
-  await mkdir(dir, { recursive: true });
+  await makeDirectories(dir);
   const manifestPath = join(dir, 'manifest.json');
   const signaturePath = join(dir, 'manifest.sig');
   await writeFile(manifestPath, sig.manifestBytes);

@@ -68,7 +68,8 @@ const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.leng
 /**
  * The records to store, in order, read window by window. Full: every window whole. Delta: runs
  * of consecutive blocks that differ from the base (a block past the base's end always differs).
- * Hashes the new image and the base (all of it) on the way.
+ * Hashes the new image and the base (all of it) on the way. Delta runs are copied out of the
+ * window (slice), since posting a view to a zstd worker would clone the whole 1 MiB buffer.
  */
 async function* planRecords(next: DiskReader, base: DiskReader | undefined, blockSize: number, hashes: { next: Hash; base?: Hash }): AsyncGenerator<PlainRecord> {
   let baseHashed = 0;
@@ -90,11 +91,11 @@ async function* planRecords(next: DiskReader, base: DiskReader | undefined, bloc
       const differs = !sameBytes(data.subarray(b, end), old.subarray(b, Math.min(end, old.length)));
       if (differs && runStart < 0) runStart = b;
       if (!differs && runStart >= 0) {
-        yield { offset: at + runStart, data: data.subarray(runStart, b) };
+        yield { offset: at + runStart, data: data.slice(runStart, b) };
         runStart = -1;
       }
     }
-    if (runStart >= 0) yield { offset: at + runStart, data: data.subarray(runStart) };
+    if (runStart >= 0) yield { offset: at + runStart, data: data.slice(runStart) };
   }
   if (base && hashes.base) {
     for (let at = baseHashed; at < base.size; at += MAX_RECORD_BYTES) hashes.base.update(await base.read(at, Math.min(MAX_RECORD_BYTES, base.size - at)));

@@ -199,6 +199,7 @@ export function decodeRecordHeader(bytes: Uint8Array, m: BundleManifest, prevEnd
   const length = view.getUint32(8, true);
   const storedLength = view.getUint32(12, true);
   const where = `bundle record ${n} (offset ${big})`;
+  if (big >= BigInt(m.payloadSize)) throw fail('BAD_VALUE', `${where} starts past the end of the ${m.payloadSize}-byte image`);
   if (offset < prevEnd) throw fail('BAD_VALUE', `${where} overlaps or precedes the previous record`);
   if (m.kind === 'full' && offset !== prevEnd) throw fail('BAD_VALUE', `${where} leaves a gap: a full bundle covers the image without gaps`);
   if (offset % m.blockSize) throw fail('BAD_VALUE', `${where} is not on a ${m.blockSize}-byte block boundary`);

@@ -5,7 +5,8 @@
  * are capped at fatgen103's 65536 entries, folder loops are detected. Hostile bytes give
  * FormatError, never another exception; check() reports problems instead where it can.
  */
-import { mkdir, open, utimes } from 'node:fs/promises';
+import { open, utimes } from 'node:fs/promises';
+import { makeDirectories } from '../fs-util.js';
 import { join } from 'node:path';
 import { FormatError, formatError } from '../../formats/errors.js';
 import { clusterBytes, decodeBootSector, decodeFsInfo, firstDataSector, rootDirSector, type FatGeometry } from '../../formats/fat-boot.js';
@@ -192,7 +193,7 @@ export async function openFat(disk: DiskReader): Promise<FatReader> {
     const seen = new Set<number>();
     const walk = async (cluster: number, path: string, into: string, depth: number) => {
       if (depth > MAX_DEPTH) throw fail('TOO_LARGE', `${path}: folders nested more than ${MAX_DEPTH} deep`);
-      await mkdir(into, { recursive: true });
+      await makeDirectories(into);
       const names = new Set<string>();
       for (const e of await listCluster(cluster, path)) {
         if (e.name === '.' || e.name === '..' || /[/\\\0]/.test(e.name) || e.name === '') {
@@ -368,3 +369,4 @@ export async function openFat(disk: DiskReader): Promise<FatReader> {
     check,
   };
 }
+

@@ -19,8 +19,8 @@ export interface ImageEditor {
   /** The image as it stands, pending edits included. */
   readonly disk: DiskReader;
   writeBytes(offset: number, data: Uint8Array): Promise<void>;
-  /** Copy `length` bytes of `file` to `offset`, streaming. */
-  writeFile(offset: number, file: string, length: number): Promise<void>;
+  /** Copy `length` bytes of `file` (from `fileOffset`, default 0) to `offset`, streaming. */
+  writeFile(offset: number, file: string, length: number, fileOffset?: number): Promise<void>;
   /** Make the edits durable (raw: fsync; containers: rewrite and rename). */
   commit(): Promise<void>;
   close(): Promise<void>;
@@ -69,13 +69,13 @@ function rawEditor(path: string, handle: FileHandle, opts: EditorOptions): Promi
       format: 'raw' as const,
       disk,
       writeBytes: (offset, data) => pwrite(data, offset),
-      async writeFile(offset, file, length) {
+      async writeFile(offset, file, length, fileOffset = 0) {
         const src = await open(file, 'r');
         try {
           const buf = new Uint8Array(Math.min(COPY_CHUNK, length));
           for (let done = 0; done < length; ) {
             const n = Math.min(buf.length, length - done);
-            const { bytesRead } = await src.read(buf, 0, n, done);
+            const { bytesRead } = await src.read(buf, 0, n, fileOffset + done);
             if (bytesRead !== n) throw new DiskmintError('INPUT', `${file} is shorter than expected`);
             await pwrite(buf.subarray(0, n), offset + done);
             done += n;
@@ -127,8 +127,8 @@ function containerEditor(path: string, base: ContainerReader, format: ContainerF
     async writeBytes(offset, data) {
       addEdit({ offset, length: data.length, source: { kind: 'bytes', data: new Uint8Array(data) } });
     },
-    async writeFile(offset, file, length) {
-      addEdit({ offset, length, source: { kind: 'file', path: file, offset: 0 } });
+    async writeFile(offset, file, length, fileOffset = 0) {
+      addEdit({ offset, length, source: { kind: 'file', path: file, offset: fileOffset } });
     },
     async commit() {
       if (!edits.length) return;

@@ -4,6 +4,7 @@
  * NanoBSD MBR images (the active flag). Every command works on raw, qcow2, VMDK, VHD and VHDX.
  */
 import { createHash } from 'node:crypto';
+import { HASH_CHUNK, hashRange } from './hash.js';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { DiskmintError } from '../errors.js';
@@ -17,6 +18,7 @@ import { activateSlot, chooseBootSlot, confirmBoot, setBootonce, type SlotEntry 
 import { detectFilesystem } from '../fs-detect.js';
 import { openImageEditor, type EditorOptions, type ImageEditor } from './editor.js';
 import { gptNeedsRepair, readGptForEdit, writeGptAttributes, type EditableGpt } from './gpt-edit.js';
+import { applyBundle, isBundleFile, openCheckedBundle, type BundleTarget } from './bundle-write.js';
 import { FREEBSD_BOOT, FREEBSD_UFS, mbrSlots, setMbrActive, type MbrSlot } from './mbr-slots.js';
 
 export type SlotRef = number | string;
@@ -46,18 +48,7 @@ export interface SlotStatus {
   bootStages: Array<{ index: number; label: string; sizeBytes: number; sha256: string }>;
 }
 
-const HASH_CHUNK = 4 << 20;
-
-export async function hashRange(disk: DiskReader, offset: number, length: number): Promise<string> {
-  const h = createHash('sha256');
-  for (let done = 0; done < length; ) {
-    const chunk = await disk.read(offset + done, Math.min(HASH_CHUNK, length - done));
-    if (!chunk.length) break;
-    h.update(chunk);
-    done += chunk.length;
-  }
-  return h.digest('hex');
-}
+export { hashRange };
 
 async function hashFile(path: string): Promise<string> {
   const h = createHash('sha256');
@@ -169,60 +160,90 @@ export interface SlotWriteResult {
   bootonce: boolean;
 }
 
-/** Write a filesystem image into a slot, read it back, and optionally request a one-time boot. */
-export async function slotWrite(path: string, ref: SlotRef, from: string, opts: SlotEditOptions & { bootonce?: boolean } = {}): Promise<SlotWriteResult> {
-  const size = (await stat(from).catch(() => undefined))?.size;
-  if (size === undefined) throw new DiskmintError('INPUT', `${from} not found`);
-  const { reader } = await openDisk(path);
-  const scheme = await schemeOf(reader).finally(() => reader.close());
-  if (scheme === 'mbr') return mbrSlotWrite(path, ref, from, size, opts);
-  const target = await editGpt(path, opts, async (editor, gpt) => {
-    const slot = resolveGptSlot(gpt, ref);
-    const capacity = (slot.lastLba - slot.firstLba + 1) * gpt.sectorSize;
-    if (size > capacity) throw new DiskmintError('BAD_ARGUMENT', `${from} is ${formatBytes(size)}, larger than slot ${slotName(slot)} (${formatBytes(capacity)})`);
-    const byDefault = chooseBootSlot(toSlotEntries(gpt).map((e) => ({ ...e, attributes: e.attributes & ~(1n << 58n) })), { firstTry: true }).index;
-    if (byDefault === slot.index && !opts.force) {
-      throw new DiskmintError('BAD_ARGUMENT', `slot ${slotName(slot)} is the one that boots by default; write the other slot, or pass --force`);
-    }
-    await editor.writeFile(slot.firstLba * gpt.sectorSize, from, size);
-    return { slot, offset: slot.firstLba * gpt.sectorSize };
-  });
-  const sha256 = await verifyWritten(path, target.offset, size, from);
-  if (opts.bootonce) await slotBootonce(path, target.slot.index, opts);
-  return { slot: target.slot.index, label: target.slot.label, bytes: size, sha256, bootonce: opts.bootonce === true };
+export interface SlotWriteOptions extends SlotEditOptions {
+  /** Then request a one-time boot of the slot (bootonce + bootme; GPT only). */
+  bootonce?: boolean;
+  /** For update bundles: the Ed25519 public key the bundle must be signed with. */
+  pubkey?: string;
+  /** For update bundles: refuse unsigned ones (needs `pubkey`). */
+  requireSignature?: boolean;
 }
 
-/** Re-open the image and compare the slot's first `size` bytes with the source file. */
-async function verifyWritten(path: string, offset: number, size: number, from: string): Promise<string> {
+/**
+ * Open the image, find the slot's data area (GPT freebsd-ufs partition, or the `a` partition
+ * of an MBR code slice), refuse the default slot unless forced, run `fill`, commit.
+ */
+async function writeIntoSlot(path: string, ref: SlotRef, opts: SlotWriteOptions, fill: (editor: ImageEditor, target: BundleTarget) => Promise<() => Promise<void>>): Promise<BundleTarget> {
+  const editor = await openImageEditor(path, opts);
+  let cleanup = async () => {};
+  try {
+    const target = (await schemeOf(editor.disk)) === 'gpt' ? await gptTarget(editor, ref, opts) : await mbrTarget(editor, ref, opts);
+    cleanup = await fill(editor, target);
+    await editor.commit();
+    return target;
+  } finally {
+    await editor.close();
+    await cleanup();
+  }
+}
+
+async function gptTarget(editor: ImageEditor, ref: SlotRef, opts: SlotWriteOptions): Promise<BundleTarget> {
+  const gpt = await readGptForEdit(editor.disk);
+  const slot = resolveGptSlot(gpt, ref);
+  const byDefault = chooseBootSlot(toSlotEntries(gpt).map((e) => ({ ...e, attributes: e.attributes & ~(1n << 58n) })), { firstTry: true }).index;
+  if (byDefault === slot.index && !opts.force) {
+    throw new DiskmintError('BAD_ARGUMENT', `slot ${slotName(slot)} is the one that boots by default; write the other slot, or pass --force`);
+  }
+  return { index: slot.index, label: slot.label, offset: slot.firstLba * gpt.sectorSize, sizeBytes: (slot.lastLba - slot.firstLba + 1) * gpt.sectorSize };
+}
+
+async function mbrTarget(editor: ImageEditor, ref: SlotRef, opts: SlotWriteOptions): Promise<BundleTarget> {
+  if (opts.bootonce) throw new DiskmintError('BAD_ARGUMENT', 'MBR boot code has no one-time boot: write the slot, then `slot activate` it');
+  const { slots, active } = await mbrSlots(editor.disk);
+  const s = slots.find((x) => x.index === Number(ref));
+  if (!s) throw new DiskmintError('BAD_ARGUMENT', `no code slice ${JSON.stringify(ref)} (slices holding a BSD label: ${slots.map((x) => x.index).join(', ')})`);
+  if (s.index === active && !opts.force) throw new DiskmintError('BAD_ARGUMENT', `slice ${s.index} is active (it boots by default); write the other slice, or pass --force`);
+  return { index: s.index, label: `s${s.index}a`, offset: s.dataLba * 512, sizeBytes: s.dataSectors * 512 };
+}
+
+/**
+ * Write a filesystem image (or a signed update bundle) into a slot, read it back and compare
+ * hashes, and only then, if asked, request a one-time boot.
+ */
+export async function slotWrite(path: string, ref: SlotRef, from: string, opts: SlotWriteOptions = {}): Promise<SlotWriteResult> {
+  if (await isBundleFile(from)) return slotWriteBundle(path, ref, from, opts);
+  if (opts.pubkey || opts.requireSignature) throw new DiskmintError('BAD_ARGUMENT', `${from} is not a signed update bundle, and a signature was required`);
+  const size = (await stat(from).catch(() => undefined))?.size;
+  if (size === undefined) throw new DiskmintError('INPUT', `${from} not found`);
+  const target = await writeIntoSlot(path, ref, opts, async (editor, t) => {
+    if (size > t.sizeBytes) throw new DiskmintError('BAD_ARGUMENT', `${from} is ${formatBytes(size)}, larger than slot ${slotName(t)} (${formatBytes(t.sizeBytes)})`);
+    await editor.writeFile(t.offset, from, size);
+    return async () => {};
+  });
+  const sha256 = await verifyWritten(path, target.offset, size, await hashFile(from), from);
+  if (opts.bootonce) await slotBootonce(path, target.index, opts);
+  return { slot: target.index, label: target.label, bytes: size, sha256, bootonce: opts.bootonce === true };
+}
+
+async function slotWriteBundle(path: string, ref: SlotRef, from: string, opts: SlotWriteOptions): Promise<SlotWriteResult> {
+  const bundle = await openCheckedBundle(from, opts); // signature and payload checked before any write
+  const m = bundle.manifest;
+  const target = await writeIntoSlot(path, ref, opts, (editor, t) => applyBundle(editor, bundle, t));
+  const sha256 = await verifyWritten(path, target.offset, m.payloadSize, m.payloadSha256, from);
+  if (opts.bootonce) await slotBootonce(path, target.index, opts);
+  return { slot: target.index, label: target.label, bytes: m.payloadSize, sha256, bootonce: opts.bootonce === true };
+}
+
+/** Re-open the image and compare the slot's first `size` bytes with the expected hash. */
+async function verifyWritten(path: string, offset: number, size: number, expected: string, from: string): Promise<string> {
   const { reader } = await openDisk(path);
   try {
-    const [written, source] = await Promise.all([hashRange(reader, offset, size), hashFile(from)]);
-    if (written !== source) throw new DiskmintError('IO', `read-back mismatch: the slot holds sha256 ${written.slice(0, 12)}, ${from} is ${source.slice(0, 12)}; boot attributes left unchanged`);
+    const written = await hashRange(reader, offset, size);
+    if (written !== expected) throw new DiskmintError('IO', `read-back mismatch: the slot holds sha256 ${written.slice(0, 12)}, ${from} should give ${expected.slice(0, 12)}; boot attributes left unchanged`);
     return written;
   } finally {
     await reader.close();
   }
-}
-
-async function mbrSlotWrite(path: string, ref: SlotRef, from: string, size: number, opts: SlotEditOptions & { bootonce?: boolean }): Promise<SlotWriteResult> {
-  if (opts.bootonce) throw new DiskmintError('BAD_ARGUMENT', 'MBR boot code has no one-time boot: write the slot, then `slot activate` it');
-  const editor = await openImageEditor(path, opts);
-  let offset = 0;
-  let index = 0;
-  try {
-    const { slots, active } = await mbrSlots(editor.disk);
-    const s = slots.find((x) => x.index === Number(ref));
-    if (!s) throw new DiskmintError('BAD_ARGUMENT', `no code slice ${JSON.stringify(ref)} (slices holding a BSD label: ${slots.map((x) => x.index).join(', ')})`);
-    if (size > s.dataSectors * 512) throw new DiskmintError('BAD_ARGUMENT', `${from} is ${formatBytes(size)}, larger than slice ${s.index}'s a partition (${formatBytes(s.dataSectors * 512)})`);
-    if (s.index === active && !opts.force) throw new DiskmintError('BAD_ARGUMENT', `slice ${s.index} is active (it boots by default); write the other slice, or pass --force`);
-    offset = s.dataLba * 512;
-    index = s.index;
-    await editor.writeFile(offset, from, size);
-    await editor.commit();
-  } finally {
-    await editor.close();
-  }
-  return { slot: index, label: `s${index}a`, bytes: size, sha256: await verifyWritten(path, offset, size, from), bootonce: false };
 }
 
 /** `gpart set -a bootonce`: bootonce and bootme on the slot. */

@@ -1,0 +1,86 @@
+/**
+ * `slot write IMG SLOT --from UPDATE.dmb`: check the bundle's signature before anything is
+ * written, check it fits the slot (and, for a delta, that the slot holds its base), stream the
+ * payload into the slot, read the slot back against the manifest's sha256, and only then set
+ * bootonce. A refusal leaves the slot's bytes and attributes as they were.
+ */
+import { open, unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { DiskmintError } from '../errors.js';
+import { openBundle, bundleTargetCheck, type OpenedBundle } from '../bundle/open.js';
+import { BUNDLE_MAGIC } from '../bundle/format.js';
+import type { ImageEditor } from './editor.js';
+import { hashRange } from './hash.js';
+
+export interface BundleTarget {
+  index: number;
+  label: string;
+  /** Byte offset and size of the slot's data area in the image. */
+  offset: number;
+  sizeBytes: number;
+}
+
+export interface BundleWriteOptions {
+  pubkey?: string;
+  requireSignature?: boolean;
+}
+
+/** True when the file starts with the bundle magic. */
+export async function isBundleFile(path: string): Promise<boolean> {
+  const h = await open(path, 'r').catch(() => undefined);
+  if (!h) return false;
+  try {
+    const buf = Buffer.alloc(BUNDLE_MAGIC.length);
+    await h.read(buf, 0, buf.length, 0);
+    return buf.toString('latin1') === BUNDLE_MAGIC;
+  } finally {
+    await h.close();
+  }
+}
+
+/** Open and check the bundle; refuses unsigned or wrongly signed ones when a key is required. */
+export async function openCheckedBundle(from: string, opts: BundleWriteOptions): Promise<OpenedBundle> {
+  if (opts.requireSignature && !opts.pubkey) throw new DiskmintError('BAD_ARGUMENT', '--require-signature needs --pubkey KEY.pub to check the signature with');
+  const bundle = await openBundle(from, { pubkey: opts.pubkey, requireSignature: opts.requireSignature || opts.pubkey !== undefined });
+  if ((opts.pubkey || opts.requireSignature) && !bundle.verified) throw new DiskmintError('INPUT', `${from}: the signature does not verify with ${opts.pubkey}`);
+  return bundle;
+}
+
+/**
+ * Apply `bundle` into the slot `target` through `editor` (not committed here). Raw images take
+ * the payload straight into place; containers spool it to a temp file first so the edit overlay
+ * refers to a file instead of holding the payload in memory.
+ */
+export async function applyBundle(editor: ImageEditor, bundle: OpenedBundle, target: BundleTarget): Promise<() => Promise<void>> {
+  const m = bundle.manifest;
+  const base = m.kind === 'delta' ? await hashRange(editor.disk, target.offset, m.baseSize ?? 0) : undefined;
+  const refusal = bundleTargetCheck(m, target.sizeBytes, base);
+  if (refusal) throw new DiskmintError('BAD_ARGUMENT', `slot ${target.index}${target.label ? ` (${target.label})` : ''}: ${refusal}`);
+  if (editor.format === 'raw') {
+    for await (const chunk of bundle.payload()) await editor.writeBytes(target.offset + chunk.offset, chunk.data);
+    return async () => {};
+  }
+  const spool = join(tmpdir(), `diskmint-bundle-${process.pid}-${randomBytes(4).toString('hex')}.spool`);
+  const handle = await open(spool, 'w+');
+  const cleanup = async () => {
+    await handle.close().catch(() => {});
+    await unlink(spool).catch(() => {});
+  };
+  try {
+    let at = 0;
+    const pieces: Array<{ offset: number; length: number; at: number }> = [];
+    for await (const chunk of bundle.payload()) {
+      for (let done = 0; done < chunk.data.length; ) done += (await handle.write(chunk.data, done, chunk.data.length - done, at + done)).bytesWritten;
+      pieces.push({ offset: chunk.offset, length: chunk.data.length, at });
+      at += chunk.data.length;
+    }
+    for (const p of pieces) await editor.writeFile(target.offset + p.offset, spool, p.length, p.at);
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+  return cleanup; // the spool must outlive the editor's commit
+}
+

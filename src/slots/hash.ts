@@ -1,0 +1,16 @@
+/** SHA-256 of a range of a disk, read in 4 MiB pieces. */
+import { createHash } from 'node:crypto';
+import type { DiskReader } from '../disk-reader.js';
+
+export const HASH_CHUNK = 4 << 20;
+
+export async function hashRange(disk: DiskReader, offset: number, length: number): Promise<string> {
+  const h = createHash('sha256');
+  for (let done = 0; done < length; ) {
+    const chunk = await disk.read(offset + done, Math.min(HASH_CHUNK, length - done));
+    if (!chunk.length) break;
+    h.update(chunk);
+    done += chunk.length;
+  }
+  return h.digest('hex');
+}
