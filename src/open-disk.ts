@@ -10,6 +10,7 @@ import { openRawFile, type DiskReader } from './disk-reader.js';
 import { detectContainer } from './containers/registry.js';
 import type { ContainerFormat, ContainerReader } from './containers/types.js';
 import { isAllZero } from './containers/blocks.js';
+import { mapOrdered } from './concurrency.js';
 
 export interface OpenedDisk {
   reader: ContainerReader;
@@ -69,6 +70,7 @@ export async function openSiblingFile(imagePath: string, name: string): Promise<
 
 const SCAN_CHUNK = 4 << 20;
 const SCAN_BLOCK = 64 << 10;
+const SCAN_DEPTH = 4;
 
 /** A raw file as a container: allocated ranges come from scanning for non-zero 64 KiB blocks. */
 export function rawContainer(file: DiskReader, path?: string): ContainerReader & { sourcePath?: string } {
@@ -82,10 +84,19 @@ export function rawContainer(file: DiskReader, path?: string): ContainerReader &
     async *allocatedRanges() {
       let start = -1;
       const handle = path ? await open(path, 'r') : undefined;
-      const buf = Buffer.allocUnsafe(SCAN_CHUNK);
+      // Scan with a few reads in flight (holes still have to be read: Node has no SEEK_DATA).
+      const offsets = function* () {
+        for (let at = 0; at < file.size; at += SCAN_CHUNK) yield at;
+      };
+      const readChunk = async (at: number) => {
+        const n = Math.min(SCAN_CHUNK, file.size - at);
+        if (!handle) return { at, chunk: await file.read(at, n) };
+        const buf = Buffer.allocUnsafe(n);
+        const { bytesRead } = await handle.read(buf, 0, n, at);
+        return { at, chunk: buf.subarray(0, bytesRead) };
+      };
       try {
-        for (let at = 0; at < file.size; at += SCAN_CHUNK) {
-          const chunk = handle ? buf.subarray(0, (await handle.read(buf, 0, Math.min(SCAN_CHUNK, file.size - at), at)).bytesRead) : await file.read(at, SCAN_CHUNK);
+        for await (const { at, chunk } of mapOrdered(offsets(), SCAN_DEPTH, readChunk)) {
           for (let b = 0; b < chunk.length; b += SCAN_BLOCK) {
             const zero = isAllZero(chunk.subarray(b, b + SCAN_BLOCK));
             if (!zero && start < 0) start = at + b;
