@@ -7,6 +7,7 @@ import { runMkimg } from './mkimg.js';
 import { addFatCommands } from './cli-fat.js';
 import { addSlotCommands } from './cli-slot.js';
 import { addSignCommands } from './cli-sign.js';
+import { addZfsCommands } from './cli-zfs.js';
 import { verifyImageSignature } from './sign.js';
 import { presetLayoutChecked, PRESETS, type PresetName, type PresetOptions } from './presets.js';
 import type { WriteImageOptions } from './write-image.js';
@@ -158,6 +159,7 @@ export function makeProgram(): Command {
   addFatCommands(program);
   addSlotCommands(program);
   addSignCommands(program);
+  addZfsCommands(program);
 
   program
     .command('schema')

@@ -35,3 +35,4 @@ export { createFatImage, listFat, catFat, extractFat, openFatVolume } from './fa
 export { signImage, verifyImageSignature, imageManifest, writeKeyPair, generateKeyPair } from './sign.js';
 export { createBundle } from './bundle/create.js';
 export { openBundle, bundleTargetCheck } from './bundle/open.js';
+export { zfsLabels, zfsBootenv, zfsSetBootonce, zfsFindings } from './zfs.js';

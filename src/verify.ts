@@ -7,6 +7,7 @@ import { allTables, inspectDisk, type ImageInspection, type InspectOptions } fro
 import { openDisk } from './open-disk.js';
 import { fatFindings } from './verify-fat.js';
 import { bootChainFindings } from './verify-boot.js';
+import { zfsFindings } from './zfs.js';
 import type { PartitionTable } from './tables/types.js';
 import type { Layout } from './layout/schema.js';
 import { planImage } from './build.js';
@@ -40,6 +41,7 @@ export async function verifyImage(path: string, opts: VerifyOptions = {}): Promi
   try {
     const { table, findings } = await inspectDisk(reader, opts);
     findings.push(...(await fatFindings(reader, table)));
+    findings.push(...(await zfsFindings(reader, table)));
     if (opts.boot) findings.push(...(await bootChainFindings(reader, table)));
     inspection = { path, format, subformat: reader.subformat, details: reader.details(), sizeBytes: reader.size, table, findings };
   } finally {

@@ -3,10 +3,10 @@
  * written by another implementation, zfsbootcfg semantics, crash safety, qcow2, verify findings
  * and hostile bytes. zdb judges the same files in zfs-peers.test.ts.
  */
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import fc from 'fast-check';
 import { Command } from 'commander';
 import { FormatError } from '../formats/errors.js';
@@ -15,7 +15,7 @@ import {
 } from '../formats/zfs-label.js';
 import { nvlist, nvString, packNvlist, type NvList } from '../formats/nvlist.js';
 import { memoryDiskReader } from '../src/disk-reader.js';
-import { buildImage, convertImage, inspectImage, openDisk } from '../src/index.js';
+import { buildImage, convertImage, inspectDisk, inspectImage, openDisk } from '../src/index.js';
 import { currentBootenv, readZfsLabels, zfsBootenv, zfsFindings, zfsLabels, zfsSetBootonce } from '../src/zfs.js';
 import { addZfsCommands } from '../src/cli-zfs.js';
 import { tempDir } from './helpers/golden.js';
@@ -43,6 +43,9 @@ beforeAll(() => {
   dir = tempDir('diskmint-zfs-');
   pool = new Uint8Array(gunzipSync(readFileSync(FIXTURE)));
 });
+
+/** Each run writes a few hundred MiB of pool copies: remove them. */
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('vdev labels of a real pool', () => {
   it('reads all four labels, their checksums (SHA-256, verifier = offset) and uberblocks', async () => {
@@ -166,7 +169,7 @@ describe('zfs bootonce (zfsbootcfg semantics)', () => {
     expect((await zfsBootenv(`${disk}:2`)).bootonce).toBe('zfs:zroot/ROOT/default:');
     await expect(zfsLabels(disk)).rejects.toThrow(/no ZFS label/);
     const { reader } = await openDisk(disk);
-    const { table } = await (await import('../src/inspect.js')).inspectDisk(reader);
+    const { table } = await inspectDisk(reader);
     const f = await zfsFindings(reader, table);
     await reader.close();
     expect(f.filter((x) => x.severity !== 'info')).toEqual([]);
@@ -231,6 +234,5 @@ describe('verify findings and hostile labels', () => {
     expect(out[2]).toMatch(/active uberblock: txg 25/);
     expect(out[3]).toMatch(/removed \(was zfs:zroot\/ROOT\/upgrade:\)/);
     expect(currentBootenv(await readZfsLabels(memoryDiskReader(new Uint8Array(readFileSync(path)))))?.nvlist?.pairs).toHaveLength(1);
-    copyFileSync(path, join(dir, 'unused.img'));
   });
 });
