@@ -16,28 +16,18 @@
  * between tools, and the median is reported. Input files are in the page cache for every run
  * of both tools (they were just written, and the machine has the memory to keep them).
  */
+import { GiB, MiB, TIME, benchTempDir, maxOf, measure, median, type Measurement } from './lib.js';
 import { spawnSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, statfsSync, statSync, unlinkSync, writeFileSync, readFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import { existsSync, rmSync, statSync, unlinkSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
-const MiB = 1 << 20;
-const GiB = 1 << 30;
-const TIME = '/usr/bin/time';
 
 interface Options {
   json: boolean;
   runs: number;
-}
-
-interface Measurement {
-  wallMs: number;
-  /** In-process build time (diskmint only): buildImage() alone, without Node start-up. */
-  buildMs?: number;
-  maxRssKiB?: number;
 }
 
 interface Row {
@@ -97,23 +87,7 @@ function runnerCommand(): string[] {
   return [process.execPath, join(dirname(self), 'run-build.js')];
 }
 
-/** Run a command, timing it and taking its peak RSS. */
-function measure(argv: string[], timeFile: string): { m: Measurement; stdout: string } {
-  const useTime = existsSync(TIME);
-  const cmd = useTime ? [TIME, '-f', '%M', '-o', timeFile, ...argv] : argv;
-  const start = performance.now();
-  const r = spawnSync(cmd[0], cmd.slice(1), { encoding: 'utf8', maxBuffer: 16 * MiB });
-  const wallMs = performance.now() - start;
-  if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr}`);
-  const m: Measurement = { wallMs };
-  if (useTime) {
-    const kib = Number(readFileSync(timeFile, 'utf8').trim().split('\n').pop());
-    if (Number.isFinite(kib)) m.maxRssKiB = kib;
-  }
-  return { m, stdout: r.stdout };
-}
-
-function diskmintBuild(layout: string, output: string, timeFile: string): Measurement & { dataBytes: number } {
+function diskmintBuild(layout: string, output: string, timeFile: string): Measurement & { buildMs?: number; dataBytes: number } {
   if (existsSync(output)) unlinkSync(output);
   const { m, stdout } = measure([...runnerCommand(), layout, output], timeFile);
   const line = stdout.trim().split('\n').pop() ?? '{}';
@@ -126,14 +100,6 @@ function cpSparse(from: string, to: string, timeFile: string): Measurement {
   return measure(['cp', '--sparse=always', from, to], timeFile).m;
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const maxOf = (xs: Array<number | undefined>): number | undefined => {
-  const ok = xs.filter((x): x is number => x !== undefined);
-  return ok.length ? Math.max(...ok) : undefined;
-};
 
 /** Bytes actually allocated on disk (sparse files). */
 const allocated = (path: string): number => statSync(path).blocks * 512;
@@ -158,7 +124,7 @@ interface CaseResult {
   notes: string[];
 }
 
-function rowFor(name: string, tool: string, ms: Array<Measurement>, dataBytes: number, target: string): Row {
+function rowFor(name: string, tool: string, ms: Array<Measurement & { buildMs?: number }>, dataBytes: number, target: string): Row {
   const wall = ms.map((m) => m.wallMs);
   const wallMs = median(wall);
   const rss = maxOf(ms.map((m) => m.maxRssKiB));
@@ -261,23 +227,7 @@ function formatTable(rows: Row[]): string {
 
 function main(): void {
   const opts = parseArgs(process.argv.slice(2));
-  const base = tmpdir();
-  const fs = statfsSync(base);
-  const free = fs.bavail * fs.bsize;
-  const needed = 3 * GiB;
-  if (free < needed) {
-    process.stderr.write(`build-bench: ${base} has ${(free / GiB).toFixed(1)} GiB free; needs ${needed / GiB} GiB\n`);
-    process.exit(1);
-  }
-  const dir = mkdtempSync(join(base, 'diskmint-bench-'));
-  const cleanup = () => rmSync(dir, { recursive: true, force: true });
-  process.on('exit', cleanup);
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(sig, () => {
-      cleanup();
-      process.exit(130);
-    });
-  }
+  const dir = benchTempDir('build-bench', 3 * GiB);
   const log = (s: string) => {
     if (!opts.json) process.stderr.write(`${s}\n`);
   };

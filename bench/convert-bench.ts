@@ -15,17 +15,14 @@
  * `qemu-img compare -f FMT -F raw OUT IN` before it is deleted. Outputs are deleted after each
  * measurement, so disk use stays near the inputs plus one output.
  */
+import { GiB, MiB, TIME, benchTempDir, maxOf, measure, median, type Measurement } from './lib.js';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statfsSync, statSync } from 'node:fs';
+import { existsSync, rmSync, statSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { fmtSize, makeFfsImage, makeScatteredRaw, which, type InputImage } from './make-inputs.js';
 
-const MiB = 1 << 20;
-const GiB = 1 << 30;
-const TIME = '/usr/bin/time';
 
 interface Options {
   json: boolean;
@@ -79,11 +76,6 @@ const TARGET_TEXT: Record<TargetKind, string> = {
 const TARGET_RATIO: Record<TargetKind, number> = { uncompressed: 1.3, half: 0.5, zstd: 1.0 };
 /** Output may be at most this much larger than qemu-img's. */
 const SIZE_SLACK = 1.02;
-
-interface Measurement {
-  wallMs: number;
-  maxRssKiB?: number;
-}
 
 interface ToolResult {
   runs: number;
@@ -151,22 +143,6 @@ function repoRoot(): string {
   return dir;
 }
 
-/** Run a command, timing it and taking its peak RSS. */
-function measure(argv: string[], timeFile: string): Measurement {
-  const useTime = existsSync(TIME);
-  const cmd = useTime ? [TIME, '-f', '%M', '-o', timeFile, ...argv] : argv;
-  const start = performance.now();
-  const r = spawnSync(cmd[0], cmd.slice(1), { encoding: 'utf8', maxBuffer: 16 * MiB });
-  const wallMs = performance.now() - start;
-  if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr}`);
-  const m: Measurement = { wallMs };
-  if (useTime) {
-    const kib = Number(readFileSync(timeFile, 'utf8').trim().split('\n').pop());
-    if (Number.isFinite(kib)) m.maxRssKiB = kib;
-  }
-  return m;
-}
-
 /** qemu-img compare: 0 identical, 1 differs, anything else an error. */
 function compare(fmt: string, out: string, input: string): { identical: boolean; note?: string } {
   const r = spawnSync('qemu-img', ['compare', '-f', fmt, '-F', 'raw', out, input], { encoding: 'utf8' });
@@ -175,14 +151,6 @@ function compare(fmt: string, out: string, input: string): { identical: boolean;
   return { identical: false, note: r.status === 1 ? `differs: ${msg}` : `compare failed (${r.status}): ${msg}` };
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const maxOf = (xs: Array<number | undefined>): number | undefined => {
-  const ok = xs.filter((x): x is number => x !== undefined);
-  return ok.length ? Math.max(...ok) : undefined;
-};
 
 function toolResult(ms: Measurement[], size: number, alloc: number): ToolResult {
   const wall = ms.map((m) => m.wallMs);
@@ -219,7 +187,7 @@ function runConversion(
 
   const runDiskmint = () => {
     rmSync(out, { force: true });
-    dm.push(measure([process.execPath, diskmintCli, 'convert', input.path, out, ...conv.diskmint, '-q'], timeFile));
+    dm.push(measure([process.execPath, diskmintCli, 'convert', input.path, out, ...conv.diskmint, '-q'], timeFile).m);
     const st = statSync(out);
     dmSize = st.size;
     dmAlloc = st.blocks * 512;
@@ -232,7 +200,7 @@ function runConversion(
   };
   const runQemu = () => {
     rmSync(out, { force: true });
-    qm.push(measure(['qemu-img', 'convert', '-f', 'raw', ...conv.qemu, input.path, out], timeFile));
+    qm.push(measure(['qemu-img', 'convert', '-f', 'raw', ...conv.qemu, input.path, out], timeFile).m);
     const st = statSync(out);
     qSize = st.size;
     qAlloc = st.blocks * 512;
@@ -335,23 +303,7 @@ function main(): void {
   const ffsData = opts.quick ? 96 * MiB : 350 * MiB;
 
   // Worst case on disk: both inputs fully written, the FFS staging copy, one uncompressed output.
-  const base = tmpdir();
-  const fsInfo = statfsSync(base);
-  const free = fsInfo.bavail * fsInfo.bsize;
-  const needed = opts.quick ? 2 * GiB : 6 * GiB;
-  if (free < needed) {
-    process.stderr.write(`convert-bench: ${base} has ${(free / GiB).toFixed(1)} GiB free; needs ${needed / GiB} GiB\n`);
-    process.exit(1);
-  }
-  const dir = mkdtempSync(join(base, 'diskmint-convert-bench-'));
-  const cleanup = () => rmSync(dir, { recursive: true, force: true });
-  process.on('exit', cleanup);
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(sig, () => {
-      cleanup();
-      process.exit(130);
-    });
-  }
+  const dir = benchTempDir('convert-bench', opts.quick ? 2 * GiB : 6 * GiB);
   const log = (s: string) => {
     if (!opts.json) process.stderr.write(`${s}\n`);
   };
@@ -386,7 +338,7 @@ function main(): void {
   }
 
   // Start-up alone, for reading the small rows: the CLI doing nothing but print its version.
-  const startup = Array.from({ length: Math.max(3, opts.runs) }, () => measure([process.execPath, diskmintCli, '--version'], join(dir, 'time.txt')));
+  const startup = Array.from({ length: Math.max(3, opts.runs) }, () => measure([process.execPath, diskmintCli, '--version'], join(dir, 'time.txt')).m);
   const startupMs = median(startup.map((m) => m.wallMs));
   const startupRss = maxOf(startup.map((m) => m.maxRssKiB));
   notes.push(

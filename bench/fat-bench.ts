@@ -20,17 +20,14 @@
  * copied back out with `mcopy -s` and compared with the input folder (`diff -r`). Target: the
  * diskmint/peer wall-time ratio is at most 1.0.
  */
+import { GiB, MiB, TIME, benchTempDir, maxOf, measure, median, type Measurement } from './lib.js';
 import { spawnSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statfsSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
-const MiB = 1 << 20;
-const GiB = 1 << 30;
-const TIME = '/usr/bin/time';
 const FILES = 200;
 const TOTAL_BYTES = 64 * MiB;
 const VOLUME_KIB = 262144; // 256 MiB, mkfs.fat counts 1 KiB blocks
@@ -39,11 +36,6 @@ interface Options {
   json: boolean;
   runs: number;
   keep: boolean;
-}
-
-interface Measurement {
-  wallMs: number;
-  maxRssKiB?: number;
 }
 
 interface Row {
@@ -166,22 +158,6 @@ function diskmintCli(): string {
   return cli;
 }
 
-/** Run a command, timing it and taking its peak RSS. */
-function measure(argv: string[], timeFile: string, env?: NodeJS.ProcessEnv): { m: Measurement; stdout: string } {
-  const useTime = existsSync(TIME);
-  const cmd = useTime ? [TIME, '-f', '%M', '-o', timeFile, ...argv] : argv;
-  const start = performance.now();
-  const r = spawnSync(cmd[0], cmd.slice(1), { encoding: 'utf8', maxBuffer: 16 * MiB, env: env ?? process.env, input: '' });
-  const wallMs = performance.now() - start;
-  if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr}`);
-  const m: Measurement = { wallMs };
-  if (useTime) {
-    const kib = Number(readFileSync(timeFile, 'utf8').trim().split('\n').pop());
-    if (Number.isFinite(kib)) m.maxRssKiB = kib;
-  }
-  return { m, stdout: r.stdout };
-}
-
 const MTOOLS_ENV = { ...process.env, MTOOLS_SKIP_CHECK: '1' };
 
 function diskmintRun(cli: string, input: string, out: string, timeFile: string): Measurement {
@@ -231,14 +207,6 @@ function describeVolume(img: string): string {
   return `${fsType}, ${(bps * spc) / 1024} KiB clusters, ${b.readUInt8(16)} FATs of ${fatSectors} sectors, ${(statSync(img).size / MiB).toFixed(0)} MiB file, ${((statSync(img).blocks * 512) / MiB).toFixed(1)} MiB allocated`;
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const maxOf = (xs: Array<number | undefined>): number | undefined => {
-  const ok = xs.filter((x): x is number => x !== undefined);
-  return ok.length ? Math.max(...ok) : undefined;
-};
 
 function formatTable(rows: Row[]): string {
   const header = ['tool', 'seconds (median)', 'MiB/s', 'peak RSS', 'ratio diskmint/peer', 'target', 'result', 'fsck.fat -n', 'contents'];
@@ -267,24 +235,7 @@ function main(): void {
     }
   }
   const cli = diskmintCli();
-  const base = tmpdir();
-  const fs = statfsSync(base);
-  const free = fs.bavail * fs.bsize;
-  if (free < GiB) {
-    process.stderr.write(`fat-bench: ${base} has ${(free / GiB).toFixed(1)} GiB free; needs 1 GiB\n`);
-    process.exit(1);
-  }
-  const dir = mkdtempSync(join(base, 'diskmint-fat-bench-'));
-  const cleanup = () => {
-    if (!opts.keep) rmSync(dir, { recursive: true, force: true });
-  };
-  process.on('exit', cleanup);
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(sig, () => {
-      cleanup();
-      process.exit(130);
-    });
-  }
+  const dir = benchTempDir('fat-bench', GiB, { keep: opts.keep });
   const log = (s: string) => {
     if (!opts.json) process.stderr.write(`${s}\n`);
   };

@@ -133,7 +133,7 @@ function encodeL2StandardPlain(offset: number): [number, number] {
   return [Math.floor(offset / 0x100000000) >>> 0, offset >>> 0];
 }
 
-function header(disk: VirtualDisk, s: Qcow2WriteSettings, g: Geometry, refcountTableCluster: number, tableClusters: number): Uint8Array {
+function header(s: Qcow2WriteSettings, g: Geometry, refcountTableCluster: number, tableClusters: number): Uint8Array {
   return encodeQcow2Header({
     version: s.version, clusterBits: s.clusterBits, size: g.virtualSize, l1Size: g.l1Size, l1TableOffset: g.l1Size ? g.cs : 0,
     refcountTableOffset: refcountTableCluster * g.cs, refcountTableClusters: tableClusters, compressionType: s.compressionType,
@@ -207,7 +207,7 @@ export async function writeQcow2Uncompressed(disk: VirtualDisk, sink: ByteSink, 
   const totalClusters = firstData + data.length;
 
   const out = batchedWriter(sink);
-  await out.write(header(disk, s, g, rtCluster, tableClusters));
+  await out.write(header(s, g, rtCluster, tableClusters));
   const l1 = new Uint32Array(g.l1Size * 2);
   tables.forEach((t, i) => l1.set(encodeL1Entry((firstL2 + i) * g.cs), t * 2));
   await out.write(entriesToBytes(l1, g.l1Clusters * g.cs));
@@ -297,7 +297,7 @@ export async function writeQcow2Compressed(disk: VirtualDisk, sink: ByteSink, s:
   await out.write(refcountTable(g, tableClusters, blocks, rtCluster + tableClusters));
   for (let b = 0; b < blocks; b++) await out.write(refcountBlock(g, s.clusterBits, b, (c) => refcounts[c] ?? 0));
   await out.flush();
-  await sink.pwrite(header(disk, s, g, rtCluster, tableClusters), 0);
+  await sink.pwrite(header(s, g, rtCluster, tableClusters), 0);
   if (g.l1Clusters) await sink.pwrite(entriesToBytes(l1, g.l1Clusters * g.cs), g.cs);
 }
 

@@ -96,10 +96,10 @@ function describeIssue(root: unknown, issue: z.core.$ZodIssue, prefix: readonly 
       return issue.errors[branch].flatMap((inner) => describeIssue(root, inner, issue.path));
     }
   }
-  return [describeLeafIssue(root, issue, value)];
+  return [describeLeafIssue(issue, value)];
 }
 
-function describeLeafIssue(root: unknown, issue: z.core.$ZodIssue, value: unknown): string {
+function describeLeafIssue(issue: z.core.$ZodIssue, value: unknown): string {
   const path = formatJsonPath(issue.path);
   const shown = value === undefined ? 'missing' : JSON.stringify(value);
   const last = issue.path[issue.path.length - 1];

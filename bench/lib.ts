@@ -1,0 +1,67 @@
+/** What every benchmark shares: timing a child command with its peak RSS, medians, a temp dir. */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statfsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const MiB = 1 << 20;
+export const GiB = 1 << 30;
+/** GNU time: `-f %M` prints the peak resident set size in KiB. */
+export const TIME = '/usr/bin/time';
+
+export interface Measurement {
+  wallMs: number;
+  maxRssKiB?: number;
+}
+
+/** Run a command to completion, timing it and taking its peak RSS; throws when it fails. */
+export function measure(argv: string[], timeFile: string, env?: NodeJS.ProcessEnv): { m: Measurement; stdout: string } {
+  const useTime = existsSync(TIME);
+  const cmd = useTime ? [TIME, '-f', '%M', '-o', timeFile, ...argv] : argv;
+  const start = performance.now();
+  const r = spawnSync(cmd[0], cmd.slice(1), { encoding: 'utf8', maxBuffer: 16 * MiB, env: env ?? process.env, input: '' });
+  const wallMs = performance.now() - start;
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr}`);
+  const m: Measurement = { wallMs };
+  if (useTime) {
+    const kib = Number(readFileSync(timeFile, 'utf8').trim().split('\n').pop());
+    if (Number.isFinite(kib)) m.maxRssKiB = kib;
+  }
+  return { m, stdout: r.stdout };
+}
+
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+export const maxOf = (xs: Array<number | undefined>): number | undefined => {
+  const ok = xs.filter((x): x is number => x !== undefined);
+  return ok.length ? Math.max(...ok) : undefined;
+};
+
+/**
+ * A temp folder with at least `neededBytes` free, removed at exit and on Ctrl-C; exits with a
+ * message when the disk is too full.
+ */
+export function benchTempDir(name: string, neededBytes: number, opts: { keep?: boolean } = {}): string {
+  const base = tmpdir();
+  const fs = statfsSync(base);
+  const free = fs.bavail * fs.bsize;
+  if (free < neededBytes) {
+    process.stderr.write(`${name}: ${base} has ${(free / GiB).toFixed(1)} GiB free; needs ${(neededBytes / GiB).toFixed(1)} GiB\n`);
+    process.exit(1);
+  }
+  const dir = mkdtempSync(join(base, `diskmint-${name}-`));
+  const cleanup = () => {
+    if (!opts.keep) rmSync(dir, { recursive: true, force: true });
+  };
+  process.on('exit', cleanup);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      cleanup();
+      process.exit(130);
+    });
+  }
+  return dir;
+}
