@@ -5,6 +5,8 @@
  * File output goes to a temp file beside the target, renamed only when complete.
  */
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { FileCache, readRunInto } from './run-reader.js';
+import { streamSink, writeFully } from './containers/sink.js';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Writable } from 'node:stream';
@@ -130,116 +132,24 @@ function isZero(block: Uint8Array): boolean {
 
 async function writeRawToStream(disk: VirtualDisk, out: Writable): Promise<RawWriteResult> {
   const files = new FileCache();
-  let cursor = 0;
+  const sink = streamSink(out);
   try {
     for (const run of disk.runs()) {
-      cursor = await writeZerosToStream(out, run.offset - cursor, cursor);
-      if (run.kind === 'bytes') {
-        await writeToStream(out, run.data);
-      } else {
-        for (let done = 0; done < run.length; ) {
-          const n = Math.min(CHUNK, run.length - done);
-          const chunk = new Uint8Array(n); // a fresh buffer: the stream may hold it
-          await readRunInto(run, done, chunk, files);
-          await writeToStream(out, chunk);
-          done += n;
-        }
+      await sink.skip(run.offset - sink.position); // zeros up to the run
+      for (let done = 0; done < run.length; ) {
+        const n = Math.min(CHUNK, run.length - done);
+        const chunk = new Uint8Array(n); // a fresh buffer: the stream may hold it
+        await readRunInto(run, done, chunk, files);
+        await sink.write(chunk);
+        done += n;
       }
-      cursor = run.offset + run.length;
     }
-    await writeZerosToStream(out, disk.size - cursor, cursor);
+    await sink.finish(disk.size);
   } finally {
     await files.closeAll();
   }
   return { bytesWritten: disk.size, size: disk.size };
 }
 
-const ZERO_CHUNK = new Uint8Array(1 << 20);
-
-async function writeZerosToStream(out: Writable, count: number, cursor: number): Promise<number> {
-  for (let left = count; left > 0; ) {
-    const n = Math.min(left, ZERO_CHUNK.length);
-    await writeToStream(out, ZERO_CHUNK.subarray(0, n));
-    left -= n;
-  }
-  return cursor + Math.max(0, count);
 }
 
-function writeToStream(out: Writable, data: Uint8Array): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const ok = out.write(data, (err) => (err ? reject(err) : undefined));
-    if (ok) resolve();
-    else {
-      const onDrain = () => {
-        out.off('error', onError);
-        resolve();
-      };
-      const onError = (err: Error) => {
-        out.off('drain', onDrain);
-        reject(err);
-      };
-      out.once('drain', onDrain);
-      out.once('error', onError);
-    }
-  });
-}
-
-async function writeFully(out: FileHandle, data: Uint8Array, position: number): Promise<void> {
-  for (let done = 0; done < data.length; ) {
-    const { bytesWritten } = await out.write(data, done, data.length - done, position + done);
-    done += bytesWritten;
-  }
-}
-
-async function readFully(src: FileHandle, buf: Uint8Array, n: number, position: number, path: string): Promise<void> {
-  for (let done = 0; done < n; ) {
-    const { bytesRead } = await src.read(buf, done, n - done, position + done);
-    if (bytesRead === 0) throw new DiskmintError('INPUT', `${path} is shorter than expected (it changed while building?)`);
-    done += bytesRead;
-  }
-}
-
-/** Fill `into` with the run's bytes starting `skip` bytes into the run. */
-export async function readRunInto(run: DataRun, skip: number, into: Uint8Array, files: FileCache): Promise<void> {
-  if (run.kind === 'bytes') {
-    into.set(run.data.subarray(skip, skip + into.length));
-  } else if (run.kind === 'file') {
-    await readFully(await files.get(run.path), into, into.length, run.fileOffset + skip, run.path);
-  } else {
-    const bytes = await run.reader.read(run.readerOffset + skip, into.length);
-    if (bytes.length !== into.length) throw new DiskmintError('INPUT', `the source image ended early at byte ${run.readerOffset + skip + bytes.length}`);
-    into.set(bytes);
-  }
-}
-
-/** Input files stay open while their extents are written. */
-export class FileCache {
-  private readonly handles = new Map<string, Promise<FileHandle>>();
-  get(path: string): Promise<FileHandle> {
-    let h = this.handles.get(path);
-    if (!h) {
-      h = open(path, 'r');
-      this.handles.set(path, h);
-    }
-    return h;
-  }
-  async closeAll(): Promise<void> {
-    for (const h of this.handles.values()) await (await h.catch(() => undefined))?.close();
-  }
-}
-
-/** Read a virtual disk's bytes in memory (tests and small images only). */
-export async function readVirtualRange(disk: VirtualDisk, offset: number, length: number): Promise<Uint8Array> {
-  const end = Math.min(disk.size, offset + length);
-  const out = new Uint8Array(Math.max(0, end - offset));
-  const files = new FileCache();
-  try {
-    for (const run of disk.runs(offset, end) as Iterable<DataRun>) {
-      const at = run.offset - offset;
-      await readRunInto(run, 0, out.subarray(at, at + run.length), files);
-    }
-  } finally {
-    await files.closeAll();
-  }
-  return out;
-}

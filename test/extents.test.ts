@@ -4,7 +4,7 @@ import { PassThrough } from 'node:stream';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { VirtualDisk, writeRawImage, DiskmintError } from '../src/index.js';
-import { readVirtualRange } from '../src/raw-writer.js';
+import { readVirtualRange } from '../src/run-reader.js';
 import { tempDir } from './helpers/golden.js';
 
 /** A random disk: non-overlapping extents of bytes, file ranges and nested disks, plus the bytes it should read as. */

@@ -7,7 +7,7 @@ import { FormatError } from '../formats/errors.js';
 import { decodeBootSector } from '../formats/fat-boot.js';
 import { validateLongName, caseFoldName } from '../formats/fat-dir.js';
 import { memoryDiskReader } from '../src/disk-reader.js';
-import { readVirtualRange } from '../src/raw-writer.js';
+import { readVirtualRange } from '../src/run-reader.js';
 import { deriveU32 } from '../src/seed.js';
 import { buildFatVolume, minimumFatSize, openFat, treeFromFolder, treeFromObject, type FatReader, type FatTreeNode, type FatVolume } from '../src/fat/index.js';
 import { tempDir } from './helpers/golden.js';

@@ -4,7 +4,7 @@
  * map, so a 1 TiB disk with 64 MiB of data costs what 64 MiB costs.
  */
 import type { VirtualDisk } from '../extents.js';
-import { FileCache, readRunInto } from '../raw-writer.js';
+import { FileCache, readRunInto } from '../run-reader.js';
 import { mapOrdered } from '../concurrency.js';
 
 /** Ascending indexes of blocks that any data run touches. */

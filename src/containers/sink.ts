@@ -123,7 +123,8 @@ export function streamSink(out: Writable): ByteSink {
   return sink;
 }
 
-async function writeFully(handle: FileHandle, data: Uint8Array, position: number): Promise<void> {
+/** pwrite until every byte is written. */
+export async function writeFully(handle: FileHandle, data: Uint8Array, position: number): Promise<void> {
   for (let done = 0; done < data.length; ) {
     const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
     done += bytesWritten;

@@ -9,7 +9,7 @@ import { DiskmintError } from '../errors.js';
 import type { DiskReader } from '../disk-reader.js';
 import { openDisk } from '../open-disk.js';
 import { VirtualDisk, type ExtentSource } from '../extents.js';
-import { FileCache, readRunInto } from '../raw-writer.js';
+import { FileCache, readRunInto } from '../run-reader.js';
 import { writeImage } from '../write-image.js';
 import type { ContainerFormat, ContainerReader } from '../containers/types.js';
 
