@@ -150,6 +150,3 @@ async function writeRawToStream(disk: VirtualDisk, out: Writable): Promise<RawWr
   }
   return { bytesWritten: disk.size, size: disk.size };
 }
-
-}
-
