@@ -16,10 +16,9 @@
  * between tools, and the median is reported. Input files are in the page cache for every run
  * of both tools (they were just written, and the machine has the memory to keep them).
  */
-import { GiB, MiB, TIME, benchTempDir, maxOf, measure, median, type Measurement } from './lib.js';
+import { GiB, MiB, TIME, benchTempDir, maxOf, measure, median, writeRandomFile, type Measurement } from './lib.js';
 import { spawnSync } from 'node:child_process';
-import { createCipheriv, createHash } from 'node:crypto';
-import { existsSync, rmSync, statSync, unlinkSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import { existsSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,24 +59,6 @@ function parseArgs(argv: string[]): Options {
     }
   }
   return opts;
-}
-
-/** Deterministic pseudo-random bytes: the AES-256-CTR keystream of a fixed key. */
-function writeRandomFile(path: string, bytes: number, label: string): void {
-  const key = createHash('sha256').update(`diskmint-bench:${label}`).digest();
-  const cipher = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
-  const zeros = Buffer.alloc(4 * MiB);
-  const fd = openSync(path, 'w');
-  try {
-    for (let done = 0; done < bytes; ) {
-      const n = Math.min(zeros.length, bytes - done);
-      const chunk = cipher.update(zeros.subarray(0, n));
-      for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off, chunk.length - off);
-      done += n;
-    }
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** How to start the runner: compiled JS beside us, or the .ts through tsx. */

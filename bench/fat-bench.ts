@@ -20,10 +20,9 @@
  * copied back out with `mcopy -s` and compared with the input folder (`diff -r`). Target: the
  * diskmint/peer wall-time ratio is at most 1.0.
  */
-import { GiB, MiB, TIME, benchTempDir, maxOf, measure, median, type Measurement } from './lib.js';
+import { GiB, MiB, TIME, benchTempDir, maxOf, measure, median, writeRandomFile, type Measurement } from './lib.js';
 import { spawnSync } from 'node:child_process';
-import { createCipheriv, createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, rmSync, statSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -85,24 +84,6 @@ function prng(seed: number): () => number {
   };
 }
 
-/** Deterministic pseudo-random bytes: the AES-256-CTR keystream of a key made from the label. */
-function writeRandomFile(path: string, bytes: number, label: string): void {
-  const key = createHash('sha256').update(`diskmint-fat-bench:${label}`).digest();
-  const cipher = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
-  const zeros = Buffer.alloc(Math.min(4 * MiB, Math.max(bytes, 1)));
-  const fd = openSync(path, 'w');
-  try {
-    for (let done = 0; done < bytes; ) {
-      const n = Math.min(zeros.length, bytes - done);
-      const chunk = cipher.update(zeros.subarray(0, n));
-      for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off, chunk.length - off);
-      done += n;
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
-
 const FOLDERS = ['', '', '', 'docs', 'images', 'src/lib', 'src/lib/deep folder', 'Long Folder Name With Spaces'];
 const WORDS = ['alpha', 'Bravo', 'charlie', 'delta', 'Echo', 'foxtrot', 'golf', 'hotel', 'India', 'juliet', 'kilo', 'lima'];
 const EXTS = ['bin', 'dat', 'txt', 'img', 'tar.gz', 'jpeg', 'json', 'c', ''];
@@ -142,7 +123,7 @@ function makeInputTree(root: string): { files: number; bytes: number; folders: n
     if (seen.has(key)) throw new Error(`duplicate name ${key}`);
     seen.add(key);
     if (!/^[A-Z0-9_]{1,8}(\.[A-Z0-9_]{1,3})?$/.test(name)) longNames++;
-    writeRandomFile(join(root, folder, name), sizes[i], `${i}`);
+    writeRandomFile(join(root, folder, name), sizes[i], `fat-bench:${i}`);
   }
   return { files: FILES, bytes: TOTAL_BYTES, folders: new Set(FOLDERS.filter(Boolean)).size, longNames, largest: sizes[big] };
 }

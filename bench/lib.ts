@@ -1,6 +1,7 @@
 /** What every benchmark shares: timing a child command with its peak RSS, medians, a temp dir. */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statfsSync } from 'node:fs';
+import { createCipheriv, createHash } from 'node:crypto';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -64,4 +65,22 @@ export function benchTempDir(name: string, neededBytes: number, opts: { keep?: b
     });
   }
   return dir;
+}
+
+/** Deterministic pseudo-random bytes (no zero blocks): the AES-256-CTR keystream of a key made from `label`. */
+export function writeRandomFile(path: string, bytes: number, label: string): void {
+  const key = createHash('sha256').update(`diskmint-bench:${label}`).digest();
+  const cipher = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
+  const zeros = Buffer.alloc(Math.min(4 * MiB, Math.max(bytes, 1)));
+  const fd = openSync(path, 'w');
+  try {
+    for (let done = 0; done < bytes; ) {
+      const n = Math.min(zeros.length, bytes - done);
+      const chunk = cipher.update(zeros.subarray(0, n));
+      for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off, chunk.length - off);
+      done += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
 }

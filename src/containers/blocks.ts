@@ -54,3 +54,19 @@ export function isAllZero(data: Uint8Array): boolean {
   }
   return true;
 }
+
+/** Allocated block indexes (ascending) as byte ranges, neighbours merged, clipped to the disk. */
+export async function* rangesOfBlocks(blocks: Iterable<number> | AsyncIterable<number>, blockSize: number, diskSize: number): AsyncGenerator<{ offset: number; length: number }> {
+  let run: { offset: number; length: number } | undefined;
+  for await (const i of blocks) {
+    const offset = i * blockSize;
+    const length = Math.min(blockSize, diskSize - offset);
+    if (length <= 0) continue;
+    if (run && run.offset + run.length === offset) run.length += length;
+    else {
+      if (run) yield run;
+      run = { offset, length };
+    }
+  }
+  if (run) yield run;
+}

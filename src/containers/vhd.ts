@@ -38,7 +38,7 @@ import {
   vhdTimestamp,
   type VhdFooter,
 } from '../../formats/vhd.js';
-import { allocatedBlocks, readBlocks } from './blocks.js';
+import { allocatedBlocks, rangesOfBlocks, readBlocks } from './blocks.js';
 import type { ByteSink } from './sink.js';
 import type { ContainerHandler, ContainerReader, WriteContext } from './types.js';
 
@@ -323,19 +323,11 @@ async function openVhd(file: DiskReader): Promise<ContainerReader> {
       }
       return out;
     },
-    async *allocatedRanges() {
-      let run: { offset: number; length: number } | undefined;
-      for (let i = 0; i < needed; i++) {
-        if (bat[i] === VHD_BAT_UNUSED) continue;
-        const offset = i * bs;
-        const length = Math.min(bs, size - offset);
-        if (run && run.offset + run.length === offset) run.length += length;
-        else {
-          if (run) yield run;
-          run = { offset, length };
-        }
-      }
-      if (run) yield run;
+    allocatedRanges() {
+      const used = function* () {
+        for (let i = 0; i < needed; i++) if (bat[i] !== VHD_BAT_UNUSED) yield i;
+      };
+      return rangesOfBlocks(used(), bs, size);
     },
     details: () => ({ ...commonDetails, blockSize: bs, batEntries: header.maxTableEntries, allocatedBlocks: allocated }),
   };

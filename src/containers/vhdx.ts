@@ -43,7 +43,7 @@ import {
   type VhdxRegion,
 } from '../../formats/vhdx.js';
 import { layoutId } from './vhd.js';
-import { allocatedBlocks, readBlocks } from './blocks.js';
+import { allocatedBlocks, rangesOfBlocks, readBlocks } from './blocks.js';
 import type { ByteSink } from './sink.js';
 import type { ContainerHandler, ContainerReader, WriteContext } from './types.js';
 
@@ -365,21 +365,11 @@ async function openVhdx(file: DiskReader): Promise<ContainerReader> {
       }
       return out;
     },
-    async *allocatedRanges() {
-      let run: { offset: number; length: number } | undefined;
-      for await (const batch of payloadEntries()) {
-        for (const { i, state } of batch) {
-          if (state !== PAYLOAD.fullyPresent) continue;
-          const offset = i * bs;
-          const length = Math.min(bs, size - offset);
-          if (run && run.offset + run.length === offset) run.length += length;
-          else {
-            if (run) yield run;
-            run = { offset, length };
-          }
-        }
-      }
-      if (run) yield run;
+    allocatedRanges() {
+      const present = async function* () {
+        for await (const batch of payloadEntries()) for (const { i, state } of batch) if (state === PAYLOAD.fullyPresent) yield i;
+      };
+      return rangesOfBlocks(present(), bs, size);
     },
     details: () => ({
       blockSize: bs,
