@@ -9,29 +9,17 @@
  */
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildImage, convertImage, type Layout } from '../src/index.js';
 import { tempDir } from './helpers/golden.js';
-import { requirePeer } from './helpers/peer.js';
+import { requireFile, requirePeer } from './helpers/peer.js';
 import { OVMF_CODE, OVMF_VARS, bootAndWaitForMarker, describeBoot, runLimited, type BootOptions } from './helpers/qemu.js';
 
 const GRUB_EFI_MODULES = '/usr/lib/grub/x86_64-efi';
 const MARKER = 'DISKMINT-UEFI-OK';
 /** Per boot. OVMF under TCG takes ~10 s here on an idle machine; leave room for a busy one. */
 const BOOT_TIMEOUT_MS = 150_000;
-
-const isCI = process.env.CI === 'true' || process.env.CI === '1';
-
-/** Like requirePeer, for a file or folder rather than a command. */
-function requireFile(path: string, pkg: string): boolean {
-  if (existsSync(path)) return true;
-  const msg = `${path} not found: install the Debian package "${pkg}" (apt-get install ${pkg})`;
-  if (isCI) throw new Error(msg);
-  console.warn(`skipping: ${msg}`);
-  return false;
-}
 
 /**
  * The marker is assembled by GRUB from a variable, so it only reaches the serial port when

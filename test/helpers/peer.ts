@@ -1,4 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 
 /**
  * Peer tools judge our bytes. Under CI=true a missing tool is a failure naming the Debian
@@ -19,6 +20,15 @@ export function peerMissingMessage(tool: string, pkg: string): string {
 export function requirePeer(tool: string, pkg: string): boolean {
   if (havePeer(tool)) return true;
   const msg = peerMissingMessage(tool, pkg);
+  if (process.env.CI === 'true' || process.env.CI === '1') throw new Error(msg);
+  console.warn(`skipping: ${msg}`);
+  return false;
+}
+
+/** Like requirePeer, for a file or folder a Debian package provides (OVMF firmware, GRUB modules). */
+export function requireFile(path: string, pkg: string): boolean {
+  if (existsSync(path)) return true;
+  const msg = `${path} not found: install the Debian package "${pkg}" (apt-get install ${pkg})`;
   if (process.env.CI === 'true' || process.env.CI === '1') throw new Error(msg);
   console.warn(`skipping: ${msg}`);
   return false;
