@@ -36,3 +36,5 @@ export { signImage, verifyImageSignature, imageManifest, writeKeyPair, generateK
 export { createBundle } from './bundle/create.js';
 export { openBundle, bundleTargetCheck } from './bundle/open.js';
 export { zfsLabels, zfsBootenv, zfsSetBootonce, zfsFindings } from './zfs.js';
+export { buildFatVolume, minimumFatSize, treeFromFolder, treeFromObject, openFat } from './fat/index.js';
+export type { FatBuildOptions, FatVolume, FatTreeNode, FatReader, FatDirEntry, FatProblem } from './fat/index.js';

@@ -123,4 +123,23 @@ describe('diskmint CLI', () => {
     expect(s.slots[0]).toMatchObject({ label: 'os1', attributes: ['bootme'], isDefault: true });
     expect(s.next.index).toBe(4);
   });
+
+  it('key generate, sign, and verify --signature: exit 0 when it holds, 1 naming the partition that changed', () => {
+    const { dir, layout } = layoutDir();
+    const img = join(dir, 'out.img');
+    diskmint(['build', layout, '-o', img]);
+    expect(diskmint(['key', 'generate', '--out', join(dir, 'release')]).status).toBe(0);
+    expect(diskmint(['sign', img, '--key', join(dir, 'release.pem'), '-o', join(dir, 'out.sig')]).status).toBe(0);
+    const ok = diskmint(['verify', img, '--signature', join(dir, 'out.sig'), '--pubkey', join(dir, 'release.pub')]);
+    expect(ok.stdout.toString()).toContain('signature.ok');
+    expect(ok.status).toBe(0);
+    const bytes = readFileSync(img);
+    bytes[4096 * 512 + 10] ^= 0xff; // inside partition 2 (os1 starts at sector 4096)
+    writeFileSync(img, bytes);
+    const bad = diskmint(['verify', img, '--signature', join(dir, 'out.sig'), '--pubkey', join(dir, 'release.pub'), '--json']);
+    expect(bad.status).toBe(1);
+    const codes = JSON.parse(bad.stdout.toString()).findings.filter((f: { severity: string }) => f.severity === 'error');
+    expect(codes.map((f: { where?: string }) => f.where)).toContain('gpt.partition[2]');
+    expect(diskmint(['verify', img, '--signature', join(dir, 'out.sig')]).status).toBe(1);
+  });
 });
