@@ -11,19 +11,10 @@ import {
   writeBsdLabel,
   type BsdPartition,
 } from '../formats/bsd.js';
+import { expectFormatError } from './helpers/codec.js';
 
 const U32 = 0xffffffff;
 
-function expectFormatError(fn: () => unknown, code?: string): void {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(FormatError);
-    if (code) expect((e as FormatError).code).toBe(code);
-    return;
-  }
-  if (code) throw new Error(`expected FormatError ${code}`);
-}
 
 const LETTERS = 'abdefghijklmnopqrst'.split('');
 

@@ -1,6 +1,5 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { FormatError } from '../formats/errors.js';
 import { chsToLba, decodeChs, encodeChs, DEFAULT_GEOMETRY } from '../formats/chs.js';
 import { MBR_TYPES, mbrTypeByte, mbrTypeName } from '../formats/mbr-types.js';
 import {
@@ -12,19 +11,10 @@ import {
   type MbrEntrySpec,
   type MbrTablesSpec,
 } from '../formats/mbr.js';
+import { expectFormatError } from './helpers/codec.js';
 
 const U32 = 0xffffffff;
 
-function expectFormatError(fn: () => unknown, code?: string): void {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(FormatError);
-    if (code) expect((e as FormatError).code).toBe(code);
-    return;
-  }
-  if (code) throw new Error(`expected FormatError ${code}`);
-}
 
 describe('CHS', () => {
   it('encodes like mkimg/sfdisk', () => {

@@ -21,7 +21,7 @@ import {
 } from '../formats/vhd.js';
 import { parseVhdOptions, vhdHandler, vhdLayoutSize } from '../src/containers/vhd.js';
 import type { ContainerReader } from '../src/containers/types.js';
-import { readAll, writeWithHandler } from './helpers/containers.js';
+import { expectPrefixThenZeros, fill, readAll, sampleDisk, writeWithHandler } from './helpers/containers.js';
 import { tempDir } from './helpers/golden.js';
 
 const MIB = 1 << 20;
@@ -51,32 +51,6 @@ async function readBuf(buf: Uint8Array): Promise<Buffer> {
   } finally {
     await r.close();
   }
-}
-
-function fill(len: number, seed: number): Uint8Array {
-  return Uint8Array.from({ length: len }, (_, i) => ((i * 131 + seed * 17 + 3) & 0xff) || 7);
-}
-
-/** A disk with data near the start, across a 2 MiB boundary, and at the very end. */
-function sampleDisk(size = 5_000_000): { disk: VirtualDisk; expected: Uint8Array } {
-  const expected = new Uint8Array(size);
-  const disk = new VirtualDisk(size);
-  for (const [at, len, seed] of [
-    [0, 1000, 1],
-    [size > 3 * MIB ? 2 * MIB - 300 : size >> 1, 700, 2],
-    [size - 513, 513, 3],
-  ] as const) {
-    const d = fill(len, seed);
-    disk.placeBytes(at, d);
-    expected.set(d, at);
-  }
-  return { disk, expected };
-}
-
-function expectPrefixThenZeros(got: Uint8Array, expected: Uint8Array): void {
-  expect(got.length).toBeGreaterThanOrEqual(expected.length);
-  expect(Buffer.compare(Buffer.from(got.subarray(0, expected.length)), Buffer.from(expected))).toBe(0);
-  expect(got.subarray(expected.length).every((b) => b === 0)).toBe(true);
 }
 
 /** Re-checksum the footer at `at` after patching it. */

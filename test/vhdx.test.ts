@@ -12,7 +12,7 @@ import { encodeGuid } from '../formats/guid.js';
 import { META, batGeometry, decodeBatEntry, encodeBatEntry, payloadEntryIndex } from '../formats/vhdx.js';
 import { defaultVhdxBlockSize, parseVhdxOptions, vhdxHandler } from '../src/containers/vhdx.js';
 import type { ContainerReader } from '../src/containers/types.js';
-import { readAll, writeWithHandler } from './helpers/containers.js';
+import { expectPrefixThenZeros, fill, readAll, sampleDisk, writeWithHandler } from './helpers/containers.js';
 import { tempDir } from './helpers/golden.js';
 
 const MIB = 1 << 20;
@@ -37,31 +37,6 @@ function openBuf(buf: Uint8Array): Promise<ContainerReader> {
       throw new Error('no siblings');
     },
   });
-}
-
-function fill(len: number, seed: number): Uint8Array {
-  return Uint8Array.from({ length: len }, (_, i) => ((i * 131 + seed * 17 + 3) & 0xff) || 7);
-}
-
-function sampleDisk(size = 5_000_000): { disk: VirtualDisk; expected: Uint8Array } {
-  const expected = new Uint8Array(size);
-  const disk = new VirtualDisk(size);
-  for (const [at, len, seed] of [
-    [0, 1000, 1],
-    [size > 3 * MIB ? 2 * MIB - 300 : size >> 1, 700, 2],
-    [size - 513, 513, 3],
-  ] as const) {
-    const d = fill(len, seed);
-    disk.placeBytes(at, d);
-    expected.set(d, at);
-  }
-  return { disk, expected };
-}
-
-function expectPrefixThenZeros(got: Uint8Array, expected: Uint8Array): void {
-  expect(got.length).toBeGreaterThanOrEqual(expected.length);
-  expect(Buffer.compare(Buffer.from(got.subarray(0, expected.length)), Buffer.from(expected))).toBe(0);
-  expect(got.subarray(expected.length).every((b) => b === 0)).toBe(true);
 }
 
 /** Recompute the CRC-32C of the structure at `at` (`len` bytes, checksum at +4). */

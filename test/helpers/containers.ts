@@ -2,7 +2,8 @@
 import { open } from 'node:fs/promises';
 import { dirname, join, basename, isAbsolute, normalize, sep } from 'node:path';
 import { openRawFile, type DiskReader } from '../../src/disk-reader.js';
-import type { VirtualDisk } from '../../src/extents.js';
+import { VirtualDisk } from '../../src/extents.js';
+import { expect } from 'vitest';
 import { fileSink, streamSink, type ByteSink } from '../../src/containers/sink.js';
 import { createCompressor } from '../../src/containers/compress.js';
 import type { ContainerHandler, ContainerReader, WriteContext } from '../../src/containers/types.js';
@@ -75,4 +76,33 @@ export async function readAll(reader: DiskReader): Promise<Buffer> {
     out.set(chunk, at);
   }
   return out;
+}
+
+/** Deterministic non-zero bytes. */
+export function fill(len: number, seed: number): Uint8Array {
+  return Uint8Array.from({ length: len }, (_, i) => ((i * 131 + seed * 17 + 3) & 0xff) || 7);
+}
+
+/** A disk with data near the start, across a 2 MiB boundary, and at the very end. */
+export function sampleDisk(size = 5_000_000): { disk: VirtualDisk; expected: Uint8Array } {
+  const MIB = 1 << 20;
+  const expected = new Uint8Array(size);
+  const disk = new VirtualDisk(size);
+  for (const [at, len, seed] of [
+    [0, 1000, 1],
+    [size > 3 * MIB ? 2 * MIB - 300 : size >> 1, 700, 2],
+    [size - 513, 513, 3],
+  ] as const) {
+    const d = fill(len, seed);
+    disk.placeBytes(at, d);
+    expected.set(d, at);
+  }
+  return { disk, expected };
+}
+
+/** `got` starts with `expected` and is zero after it (containers may round the size up). */
+export function expectPrefixThenZeros(got: Uint8Array, expected: Uint8Array): void {
+  expect(got.length).toBeGreaterThanOrEqual(expected.length);
+  expect(Buffer.compare(Buffer.from(got.subarray(0, expected.length)), Buffer.from(expected))).toBe(0);
+  expect(got.subarray(expected.length).every((b) => b === 0)).toBe(true);
 }
