@@ -70,3 +70,27 @@ export async function* rangesOfBlocks(blocks: Iterable<number> | AsyncIterable<n
   }
   if (run) yield run;
 }
+
+/**
+ * A read of [offset, offset+len) of a disk stored in fixed-size blocks: the result is clipped to
+ * the disk and starts zeroed; `fillPiece` fills the part of each block the read touches.
+ */
+export async function readThroughBlocks(
+  size: number,
+  blockSize: number,
+  offset: number,
+  len: number,
+  fillPiece: (block: number, within: number, into: Uint8Array) => Promise<void>,
+): Promise<Uint8Array> {
+  const start = Math.min(Math.max(0, offset), size);
+  const end = Math.min(size, start + Math.max(0, len));
+  const out = new Uint8Array(end - start);
+  for (let at = start; at < end; ) {
+    const block = Math.floor(at / blockSize);
+    const within = at - block * blockSize;
+    const n = Math.min(blockSize - within, end - at);
+    await fillPiece(block, within, out.subarray(at - start, at - start + n));
+    at += n;
+  }
+  return out;
+}

@@ -38,7 +38,7 @@ import {
   vhdTimestamp,
   type VhdFooter,
 } from '../../formats/vhd.js';
-import { allocatedBlocks, rangesOfBlocks, readBlocks } from './blocks.js';
+import { allocatedBlocks, rangesOfBlocks, readBlocks, readThroughBlocks } from './blocks.js';
 import type { ByteSink } from './sink.js';
 import type { ContainerHandler, ContainerReader, WriteContext } from './types.js';
 
@@ -291,38 +291,28 @@ async function openVhd(file: DiskReader): Promise<ContainerReader> {
   return {
     ...base,
     subformat: 'dynamic',
-    async read(offset, len) {
-      const start = Math.min(Math.max(0, offset), size);
-      const end = Math.min(size, start + Math.max(0, len));
-      const out = new Uint8Array(end - start);
-      for (let at = start; at < end; ) {
-        const i = Math.floor(at / bs);
-        const within = at - i * bs;
-        const n = Math.min(bs - within, end - at);
+    read: (offset, len) =>
+      readThroughBlocks(size, bs, offset, len, async (i, within, data) => {
         const e = bat[i];
-        if (e !== VHD_BAT_UNUSED) {
-          const blockAt = e * VHD_SECTOR;
-          const got = await file.read(blockAt + bitmapBytes + within, n);
-          if (got.length !== n) throw formatError('vhd', 'TRUNCATED', `VHD block ${i} is cut short`);
-          const data = out.subarray(at - start, at - start + n);
-          data.set(got);
-          // VHD spec "Sector Bitmap": bit 7 of byte 0 is the block's first sector; a clear bit
-          // means the sector holds no data (zeros here, the parent's data for differencing).
-          const s0 = Math.floor(within / VHD_SECTOR);
-          const s1 = Math.floor((within + n - 1) / VHD_SECTOR);
-          const bitmap = await file.read(blockAt + (s0 >> 3), (s1 >> 3) - (s0 >> 3) + 1);
-          for (let s = s0; s <= s1; s++) {
-            const byte = bitmap[(s >> 3) - (s0 >> 3)] ?? 0;
-            if (byte & (0x80 >> (s & 7))) continue;
-            const a = Math.max(within, s * VHD_SECTOR) - within;
-            const b = Math.min(within + n, (s + 1) * VHD_SECTOR) - within;
-            data.fill(0, a, b);
-          }
+        if (e === VHD_BAT_UNUSED) return;
+        const n = data.length;
+        const blockAt = e * VHD_SECTOR;
+        const got = await file.read(blockAt + bitmapBytes + within, n);
+        if (got.length !== n) throw formatError('vhd', 'TRUNCATED', `VHD block ${i} is cut short`);
+        data.set(got);
+        // VHD spec "Sector Bitmap": bit 7 of byte 0 is the block's first sector; a clear bit
+        // means the sector holds no data (zeros here, the parent's data for differencing).
+        const s0 = Math.floor(within / VHD_SECTOR);
+        const s1 = Math.floor((within + n - 1) / VHD_SECTOR);
+        const bitmap = await file.read(blockAt + (s0 >> 3), (s1 >> 3) - (s0 >> 3) + 1);
+        for (let s = s0; s <= s1; s++) {
+          const byte = bitmap[(s >> 3) - (s0 >> 3)] ?? 0;
+          if (byte & (0x80 >> (s & 7))) continue;
+          const a = Math.max(within, s * VHD_SECTOR) - within;
+          const b = Math.min(within + n, (s + 1) * VHD_SECTOR) - within;
+          data.fill(0, a, b);
         }
-        at += n;
-      }
-      return out;
-    },
+      }),
     allocatedRanges() {
       const used = function* () {
         for (let i = 0; i < needed; i++) if (bat[i] !== VHD_BAT_UNUSED) yield i;

@@ -43,7 +43,7 @@ import {
   type VhdxRegion,
 } from '../../formats/vhdx.js';
 import { layoutId } from './vhd.js';
-import { allocatedBlocks, rangesOfBlocks, readBlocks } from './blocks.js';
+import { allocatedBlocks, rangesOfBlocks, readBlocks, readThroughBlocks } from './blocks.js';
 import type { ByteSink } from './sink.js';
 import type { ContainerHandler, ContainerReader, WriteContext } from './types.js';
 
@@ -350,21 +350,12 @@ async function openVhdx(file: DiskReader): Promise<ContainerReader> {
     subformat,
     size,
     close: () => file.close(),
-    async read(offset, len) {
-      const start = Math.min(Math.max(0, offset), size);
-      const end = Math.min(size, start + Math.max(0, len));
-      const out = new Uint8Array(end - start);
-      for (let at = start; at < end; ) {
-        const i = Math.floor(at / bs);
-        const within = at - i * bs;
-        const n = Math.min(bs - within, end - at);
+    read: (offset, len) =>
+      readThroughBlocks(size, bs, offset, len, async (i, within, data) => {
         const e = await entryAt(payloadEntryIndex(i, ratio));
         // NOT_PRESENT, UNDEFINED, ZERO and UNMAPPED read as zeros in a disk without a parent.
-        if (e.state === PAYLOAD.fullyPresent) out.set(await readExact(file, e.fileOffset + within, n, `payload block ${i}`), at - start);
-        at += n;
-      }
-      return out;
-    },
+        if (e.state === PAYLOAD.fullyPresent) data.set(await readExact(file, e.fileOffset + within, data.length, `payload block ${i}`));
+      }),
     allocatedRanges() {
       const present = async function* () {
         for await (const batch of payloadEntries()) for (const { i, state } of batch) if (state === PAYLOAD.fullyPresent) yield i;
