@@ -8,6 +8,7 @@ import { openDisk } from './open-disk.js';
 import { probeGpt } from './tables/gpt.js';
 import { makeMbrProbe } from './tables/mbr.js';
 import { probeBsd } from './tables/bsd.js';
+import { detectFilesystem } from './fs-detect.js';
 import type { PartitionTable, TableReadResult } from './tables/types.js';
 
 export interface InspectOptions {
@@ -37,6 +38,7 @@ export async function inspectImage(path: string, opts: InspectOptions = {}): Pro
   const { reader, format } = await openDisk(path);
   try {
     const { table, findings } = await inspectDisk(reader, opts);
+    await detectFilesystems(reader, table);
     return { path, format, subformat: reader.subformat, details: reader.details(), sizeBytes: reader.size, table, findings };
   } finally {
     await reader.close();
@@ -64,6 +66,17 @@ async function probeNested(disk: DiskReader, outer: TableReadResult, findings: F
     p.nested = inner.table;
     const where = `${t.scheme}.partition[${p.index}].bsd`;
     for (const f of inner.findings) findings.push({ ...f, where: f.where && f.where !== 'bsd' ? `${where}.${f.where}` : where });
+  }
+}
+
+/** Name what each partition holds (as `lsblk -f` does), from its first 512 KiB. */
+async function detectFilesystems(disk: DiskReader, root: PartitionTable | null): Promise<void> {
+  for (const t of allTables(root)) {
+    for (const p of t.partitions) {
+      if (p.nested || p.typeName === 'extended' || (t.scheme === 'bsd' && p.label === 'c')) continue;
+      const fs = await detectFilesystem(sliceDiskReader(disk, t.offset + p.firstLba * t.sectorSize, p.sizeBytes));
+      p.filesystem = fs.label ? { kind: fs.kind, label: fs.label } : { kind: fs.kind };
+    }
   }
 }
 

@@ -21,10 +21,11 @@ export function formatTable(t: PartitionTable, indent = ''): string[] {
   if (t.entryCount !== undefined && t.scheme === 'gpt') head.push(`${t.entryCount} entries`);
   const lines = [indent + head.join(', ')];
   if (!t.partitions.length) return [...lines, `${indent}  (no partitions)`];
-  const rows = [['#', 'type', 'raw type', 'label', 'first', 'last', 'size', 'flags', 'GUID']];
+  const rows = [['#', 'type', 'raw type', 'label', 'first', 'last', 'size', 'flags', 'holds', 'GUID']];
   for (const p of t.partitions) {
     const flags = [...(p.attributes ?? []), ...(p.active ? ['active'] : []), ...(p.logical ? ['logical'] : [])];
-    rows.push([String(p.index), p.typeName, p.rawType, p.label ?? '', String(p.firstLba), String(p.lastLba), formatBytes(p.sizeBytes), flags.join(',') || '-', p.guid ?? '']);
+    const holds = p.nested ? p.nested.scheme : p.filesystem ? `${p.filesystem.kind}${p.filesystem.label ? ` "${p.filesystem.label}"` : ''}` : '';
+    rows.push([String(p.index), p.typeName, p.rawType, p.label ?? '', String(p.firstLba), String(p.lastLba), formatBytes(p.sizeBytes), flags.join(',') || '-', holds, p.guid ?? '']);
   }
   lines.push(...table(rows, `${indent}  `));
   for (const p of t.partitions) {

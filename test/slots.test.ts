@@ -59,6 +59,10 @@ describe('nanobsd preset and slot status', () => {
       ['os1', 'bootme', 'ufs2', true], ['os2', '', 'empty', false], ['cfg', '', 'empty', false], ['data', '', 'empty', false],
     ]);
     expect(s.next).toMatchObject({ index: 4, label: 'os1' });
+    const info = await inspectImage(img);
+    expect(info.table!.partitions.map((p) => p.filesystem)).toEqual([
+      { kind: 'unknown' }, { kind: 'unknown' }, { kind: 'fat32', label: 'EFISYS' }, { kind: 'ufs2' }, { kind: 'empty' }, { kind: 'empty' }, { kind: 'empty' },
+    ]);
     expect(s.next.reason).toMatch(/bootme/);
     const report = await verifyImage(img, { boot: true });
     expect(report.errors).toBe(0);

@@ -27,6 +27,8 @@ export interface TablePartition {
   logical?: boolean;
   /** A table found inside this partition (MBR slice -> BSD label). Filled in by inspect. */
   nested?: PartitionTable;
+  /** What the partition holds (ufs2, fat32, zfs, empty ...), by its superblock. Filled in by inspectImage. */
+  filesystem?: { kind: string; label?: string };
 }
 
 export interface PartitionTable {
