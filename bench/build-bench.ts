@@ -124,25 +124,41 @@ function rowFor(name: string, tool: string, ms: Array<Measurement & { buildMs?: 
   };
 }
 
-function caseSparse1T(dir: string, runs: number): CaseResult {
-  const name = '1 TiB sparse, 64 MiB data';
-  const input = join(dir, 'data64.bin');
-  writeRandomFile(input, 64 * MiB, 'data64');
-  const layout = join(dir, 'layout-1t.json');
-  writeFileSync(layout, JSON.stringify(gptLayout('1T', 'data64.bin', '64M'), null, 2));
-  const out = join(dir, 'sparse-1t.img');
-  const ref = join(dir, 'sparse-1t.ref.img');
-  const copy = join(dir, 'sparse-1t.copy.img');
-  const timeFile = join(dir, 'time.txt');
+interface CaseRun {
+  out: string;
+  copy: string;
+  dm: Array<Measurement & { buildMs?: number; dataBytes: number }>;
+  cp: Measurement[];
+  /** Removes the case's files. */
+  cleanup(): void;
+}
 
-  // Reference image for cp (an untimed build); also a first look at the output.
+/**
+ * One case: a GPT layout of `diskSize` holding `dataBytes` of random data; an untimed build makes
+ * the reference image for cp, then diskmint builds and cp copies alternate `runs` times.
+ */
+function runCase(dir: string, tag: string, diskSize: string, dataBytes: number, runs: number): CaseRun {
+  const input = join(dir, `${tag}.data.bin`);
+  writeRandomFile(input, dataBytes, tag);
+  const layout = join(dir, `${tag}.layout.json`);
+  writeFileSync(layout, JSON.stringify(gptLayout(diskSize, `${tag}.data.bin`, `${dataBytes / MiB}M`), null, 2));
+  const out = join(dir, `${tag}.img`);
+  const ref = join(dir, `${tag}.ref.img`);
+  const copy = join(dir, `${tag}.copy.img`);
+  const timeFile = join(dir, 'time.txt');
   diskmintBuild(layout, ref, timeFile);
-  const dm: Array<Measurement & { dataBytes: number }> = [];
+  const dm: CaseRun['dm'] = [];
   const cp: Measurement[] = [];
   for (let i = 0; i < runs; i++) {
     dm.push(diskmintBuild(layout, out, timeFile));
     cp.push(cpSparse(ref, copy, timeFile));
   }
+  return { out, copy, dm, cp, cleanup: () => [out, ref, copy, input].forEach((f) => rmSync(f, { force: true })) };
+}
+
+function caseSparse1T(dir: string, runs: number): CaseResult {
+  const name = '1 TiB sparse, 64 MiB data';
+  const { out, dm, cp, cleanup } = runCase(dir, 'sparse-1t', '1T', 64 * MiB, runs);
   const size = statSync(out).size;
   if (size !== 2 ** 40) throw new Error(`1 TiB case: output is ${size} bytes`);
   const notes = [`1 TiB image: ${(allocated(out) / MiB).toFixed(1)} MiB allocated on disk (64 MiB data + tables)`];
@@ -151,29 +167,13 @@ function caseSparse1T(dir: string, runs: number): CaseResult {
   const cpRow = rowFor(name, 'cp --sparse=always', cp, dataBytes, 'peer');
   dmRow.ratio = dmRow.wallMs / cpRow.wallMs;
   dmRow.pass = dmRow.wallMs < 1500 && dmRow.peakRssMB !== undefined && dmRow.peakRssMB < 150;
-  for (const f of [out, ref, copy, input]) rmSync(f, { force: true });
+  cleanup();
   return { rows: [dmRow, cpRow], notes };
 }
 
 function case2G(dir: string, runs: number): CaseResult {
   const name = '2 GiB, 512 MiB data';
-  const input = join(dir, 'data512.bin');
-  writeRandomFile(input, 512 * MiB, 'data512');
-  const layout = join(dir, 'layout-2g.json');
-  writeFileSync(layout, JSON.stringify(gptLayout('2G', 'data512.bin', '512M'), null, 2));
-  const out = join(dir, 'img-2g.img');
-  const ref = join(dir, 'img-2g.ref.img');
-  const copy = join(dir, 'img-2g.copy.img');
-  const timeFile = join(dir, 'time.txt');
-
-  // The raw reference image holding the same bytes, made by an untimed build.
-  diskmintBuild(layout, ref, timeFile);
-  const dm: Array<Measurement & { dataBytes: number }> = [];
-  const cp: Measurement[] = [];
-  for (let i = 0; i < runs; i++) {
-    dm.push(diskmintBuild(layout, out, timeFile));
-    cp.push(cpSparse(ref, copy, timeFile));
-  }
+  const { out, copy, dm, cp, cleanup } = runCase(dir, 'img-2g', '2G', 512 * MiB, runs);
   const same = spawnSync('cmp', ['-s', out, copy]).status === 0;
   const notes = [
     `2 GiB image: ${(allocated(out) / MiB).toFixed(1)} MiB allocated; diskmint output ${same ? 'identical to' : 'DIFFERS FROM'} the cp copy`,
@@ -184,7 +184,7 @@ function case2G(dir: string, runs: number): CaseResult {
   dmRow.ratio = dmRow.wallMs / cpRow.wallMs;
   dmRow.pass = same && dmRow.ratio <= 1.5;
   notes.push(`2 GiB case, buildImage() alone (no Node start-up or module loading) against cp: ${((dmRow.buildMs ?? NaN) / cpRow.wallMs).toFixed(2)}x`);
-  for (const f of [out, ref, copy, input]) rmSync(f, { force: true });
+  cleanup();
   return { rows: [dmRow, cpRow], notes };
 }
 
