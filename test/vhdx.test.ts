@@ -12,7 +12,7 @@ import { encodeGuid } from '../formats/guid.js';
 import { META, batGeometry, decodeBatEntry, encodeBatEntry, payloadEntryIndex } from '../formats/vhdx.js';
 import { defaultVhdxBlockSize, parseVhdxOptions, vhdxHandler } from '../src/containers/vhdx.js';
 import type { ContainerReader } from '../src/containers/types.js';
-import { expectPrefixThenZeros, fill, readAll, sampleDisk, writeWithHandler } from './helpers/containers.js';
+import { diskFromRecipe, expectPrefixThenZeros, fill, readAll, sampleDisk, writeWithHandler } from './helpers/containers.js';
 import { tempDir } from './helpers/golden.js';
 
 const MIB = 1 << 20;
@@ -132,18 +132,7 @@ describe('VHDX write and read back', () => {
         fc.array(fc.record({ at: fc.nat(), len: fc.integer({ min: 1, max: 200_000 }), seed: fc.nat(255) }), { maxLength: 5 }),
         fc.constantFrom<Record<string, string>>({ block_size: '1M' }, { block_size: '2M', subformat: 'fixed' }, {}),
         async (size, pieces, options) => {
-          const disk = new VirtualDisk(size);
-          const expected = new Uint8Array(size);
-          let cursor = 0;
-          for (const p of pieces) {
-            const at = cursor + (p.at % (3 * MIB));
-            const len = Math.min(p.len, size - at);
-            if (len <= 0) break;
-            const d = fill(len, p.seed);
-            disk.placeBytes(at, d);
-            expected.set(d, at);
-            cursor = at + len;
-          }
+          const { disk, expected } = diskFromRecipe({ size, pieces });
           const file = await writeVhdx(disk, options);
           const piped = await writeWithHandler(vhdxHandler, disk, join(dir, 'pipe.vhdx'), { options, pipe: true });
           expect(piped!.equals(file)).toBe(true);

@@ -106,3 +106,27 @@ export function expectPrefixThenZeros(got: Uint8Array, expected: Uint8Array): vo
   expect(Buffer.compare(Buffer.from(got.subarray(0, expected.length)), Buffer.from(expected))).toBe(0);
   expect(got.subarray(expected.length).every((b) => b === 0)).toBe(true);
 }
+
+/** A random-disk recipe for property tests: a size and up to five data pieces. */
+export interface DiskRecipe {
+  size: number;
+  pieces: Array<{ at: number; len: number; seed: number }>;
+}
+
+/** Lay the recipe's pieces out in order (each within 3 MiB of the previous end). */
+export function diskFromRecipe({ size, pieces }: DiskRecipe): { disk: VirtualDisk; expected: Uint8Array } {
+  const MIB = 1 << 20;
+  const disk = new VirtualDisk(size);
+  const expected = new Uint8Array(size);
+  let cursor = 0;
+  for (const p of pieces) {
+    const at = cursor + (p.at % (3 * MIB));
+    const len = Math.min(p.len, size - at);
+    if (len <= 0) break;
+    const d = fill(len, p.seed);
+    disk.placeBytes(at, d);
+    expected.set(d, at);
+    cursor = at + len;
+  }
+  return { disk, expected };
+}
