@@ -45,7 +45,7 @@ interface Row {
 }
 
 function parseArgs(argv: string[]): Options {
-  const opts: Options = { json: false, runs: 3 };
+  const opts: Options = { json: false, runs: 5 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--json') opts.json = true;
@@ -61,19 +61,29 @@ function parseArgs(argv: string[]): Options {
   return opts;
 }
 
-/** How to start the runner: compiled JS beside us, or the .ts through tsx. */
+const benchDir = dirname(fileURLToPath(import.meta.url));
+/** The bundled CLI, what a user runs: dist/diskmint.cjs from bench/ (tsx) or dist/bench/ (compiled). */
+const CLI = benchDir.endsWith(join('dist', 'bench')) ? join(benchDir, '..', 'diskmint.cjs') : join(benchDir, '..', 'dist', 'diskmint.cjs');
+
+/** How to start the in-process runner: compiled JS beside us, or the .ts through tsx. */
 function runnerCommand(): string[] {
   const self = fileURLToPath(import.meta.url);
-  if (self.endsWith('.ts')) return [process.execPath, '--import', 'tsx', join(dirname(self), 'run-build.ts')];
-  return [process.execPath, join(dirname(self), 'run-build.js')];
+  if (self.endsWith('.ts')) return [process.execPath, '--import', 'tsx', join(benchDir, 'run-build.ts')];
+  return [process.execPath, join(benchDir, 'run-build.js')];
 }
 
-function diskmintBuild(layout: string, output: string, timeFile: string): Measurement & { buildMs?: number; dataBytes: number } {
+/** One timed `diskmint build` through the CLI (wall time and peak RSS, start-up included). */
+function diskmintBuild(layout: string, output: string, timeFile: string): Measurement {
   if (existsSync(output)) unlinkSync(output);
-  const { m, stdout } = measure([...runnerCommand(), layout, output], timeFile);
+  return measure([process.execPath, CLI, 'build', layout, '-o', output, '-q'], timeFile).m;
+}
+
+/** buildImage() alone, timed inside its own process: what the work costs without start-up. */
+function diskmintBuildInProcess(layout: string, output: string, timeFile: string): { buildMs: number; dataBytes: number } {
+  if (existsSync(output)) unlinkSync(output);
+  const { stdout } = measure([...runnerCommand(), layout, output], timeFile);
   const line = stdout.trim().split('\n').pop() ?? '{}';
-  const child = JSON.parse(line) as { buildMs: number; dataBytes: number; maxRssKiB: number };
-  return { ...m, buildMs: child.buildMs, maxRssKiB: m.maxRssKiB ?? child.maxRssKiB, dataBytes: child.dataBytes };
+  return JSON.parse(line) as { buildMs: number; dataBytes: number };
 }
 
 function cpSparse(from: string, to: string, timeFile: string): Measurement {
@@ -150,7 +160,8 @@ function runCase(dir: string, tag: string, diskSize: string, dataBytes: number, 
   const dm: CaseRun['dm'] = [];
   const cp: Measurement[] = [];
   for (let i = 0; i < runs; i++) {
-    dm.push(diskmintBuild(layout, out, timeFile));
+    const m = diskmintBuild(layout, out, timeFile);
+    dm.push({ ...m, ...diskmintBuildInProcess(layout, out, timeFile) });
     cp.push(cpSparse(ref, copy, timeFile));
   }
   return { out, copy, dm, cp, cleanup: () => [out, ref, copy, input].forEach((f) => rmSync(f, { force: true })) };
@@ -223,7 +234,7 @@ function main(): void {
     ...c1.notes,
     ...c2.notes,
     `peak RSS from ${existsSync(TIME) ? '/usr/bin/time -f %M' : "the child's process.resourceUsage().maxRSS (cp: n/a)"}`,
-    'wall time is the whole child process, Node start-up and module loading included (ratio and PASS/MISS use it); in-process is buildImage() alone',
+    'wall time is the whole `node dist/diskmint.cjs build LAYOUT -o OUT -q` process, start-up included (ratio and PASS/MISS use it); in-process is buildImage() alone, timed in a separate run',
     'input files and the reference image are in the page cache for both tools',
   ];
   const machine = { node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', date: new Date().toISOString() };

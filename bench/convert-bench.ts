@@ -8,7 +8,7 @@
  * (holes elsewhere; `--dense` writes the zeros), and a 512 MiB FFS file system of system binaries
  * made with `makefs` (a raw image holding a tar when makefs is missing). `--quick`: 256 MiB inputs.
  *
- * Each conversion runs `node dist/diskmint.mjs convert IN OUT -O fmt ... -q` and
+ * Each conversion runs `node dist/diskmint.cjs convert IN OUT -O fmt ... -q` and
  * `qemu-img convert -f raw -O fmt ... IN OUT` as child processes, `--runs` times each (default 3),
  * alternating which tool goes first; the median wall time is reported, and peak RSS (from
  * `/usr/bin/time -f %M`) is the largest of the runs. Every diskmint output is checked with
@@ -289,7 +289,7 @@ function formatTable(rows: Row[]): string {
 function main(): void {
   const opts = parseArgs(process.argv.slice(2));
   const root = repoRoot();
-  const diskmintCli = join(root, 'dist', 'diskmint.mjs');
+  const diskmintCli = join(root, 'dist', 'diskmint.cjs');
   if (!existsSync(diskmintCli)) {
     process.stderr.write(`convert-bench: ${diskmintCli} is missing; run npm run build first\n`);
     process.exit(1);
@@ -342,7 +342,7 @@ function main(): void {
   const startupMs = median(startup.map((m) => m.wallMs));
   const startupRss = maxOf(startup.map((m) => m.maxRssKiB));
   notes.push(
-    `diskmint start-up (\`node dist/diskmint.mjs --version\`): ${(startupMs / 1000).toFixed(2)} s` +
+    `diskmint start-up (\`node dist/diskmint.cjs --version\`): ${(startupMs / 1000).toFixed(2)} s` +
       (startupRss === undefined ? '' : `, ${((startupRss * 1024) / 1e6).toFixed(0)} MB peak RSS`) +
       '; every diskmint time above includes it',
   );

@@ -7,7 +7,7 @@
  * Input: a folder of 200 files, 64 MiB in total (deterministic pseudo-random content, sizes from
  * 0 bytes to a few MiB, five subfolders, many long names). Output: a 256 MiB FAT32 volume.
  *
- *   diskmint: node dist/diskmint.mjs fat create out.img --from DIR --size 256M --type 32 --label BENCH
+ *   diskmint: node dist/diskmint.cjs fat create out.img --from DIR --size 256M --type 32 --label BENCH
  *   peer:     mkfs.fat -C -F 32 -n BENCH out.img 262144 && mcopy -s -i out.img DIR/* ::/
  *             (MTOOLS_SKIP_CHECK=1; both in one `sh -c`, timed as one command)
  *
@@ -128,10 +128,10 @@ function makeInputTree(root: string): { files: number; bytes: number; folders: n
   return { files: FILES, bytes: TOTAL_BYTES, folders: new Set(FOLDERS.filter(Boolean)).size, longNames, largest: sizes[big] };
 }
 
-/** The bundled CLI: dist/diskmint.mjs, from bench/ (tsx) or dist/bench/ (compiled). */
+/** The bundled CLI: dist/diskmint.cjs, from bench/ (tsx) or dist/bench/ (compiled). */
 function diskmintCli(): string {
   const self = fileURLToPath(import.meta.url);
-  const cli = self.endsWith('.ts') ? join(dirname(self), '..', 'dist', 'diskmint.mjs') : join(dirname(self), '..', 'diskmint.mjs');
+  const cli = self.endsWith('.ts') ? join(dirname(self), '..', 'dist', 'diskmint.cjs') : join(dirname(self), '..', 'diskmint.cjs');
   if (!existsSync(cli)) {
     process.stderr.write(`fat-bench: ${cli} is missing; run \`npm run build\` first\n`);
     process.exit(1);
@@ -264,7 +264,7 @@ function main(): void {
       volume: describeVolume(img),
     };
   };
-  const dmRow = row('diskmint', 'node dist/diskmint.mjs fat create OUT --from DIR --size 256M --type 32 --label BENCH', dm, dmOut);
+  const dmRow = row('diskmint', 'node dist/diskmint.cjs fat create OUT --from DIR --size 256M --type 32 --label BENCH', dm, dmOut);
   const peerRow = row('mkfs.fat + mcopy', 'mkfs.fat -C -F 32 -n BENCH OUT 262144 && mcopy -s -i OUT DIR/* ::/', peer, peerOut);
   dmRow.ratio = dmRow.wallMs / peerRow.wallMs;
   dmRow.pass = dmRow.ratio <= 1.0 && dmRow.fsck === 'clean' && dmRow.contents === 'match';
@@ -274,7 +274,7 @@ function main(): void {
     `input: ${tree.files} files, ${tree.bytes / MiB} MiB (largest ${(tree.largest / MiB).toFixed(1)} MiB, one empty), ${tree.folders} subfolders, ${tree.longNames} names needing long entries`,
     ...rows.map((r) => `${r.tool} volume: ${r.volume}`),
     ...rows.map((r) => `${r.tool} runs (s): ${r.allWallMs.map((x) => (x / 1000).toFixed(3)).join(', ')}`),
-    `diskmint start-up alone (\`node dist/diskmint.mjs --version\`, median of 3): ${(median(startup) / 1000).toFixed(3)} s`,
+    `diskmint start-up alone (\`node dist/diskmint.cjs --version\`, median of 3): ${(median(startup) / 1000).toFixed(3)} s`,
     `peak RSS from ${existsSync(TIME) ? '/usr/bin/time -f %M (peer: the larger of mkfs.fat and mcopy, which run one after the other)' : 'n/a (no /usr/bin/time)'}`,
     'wall time is the whole child process (Node start-up included for diskmint); MiB/s is 64 MiB of file data / wall time',
     'the input files are in the page cache for both tools; mkfs.fat fsyncs its fresh (nearly empty) image once, mcopy and diskmint do not sync',

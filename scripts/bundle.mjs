@@ -1,16 +1,30 @@
-// Bundles the CLI into one file (dist/diskmint.mjs): Node loads one module instead of ~150,
-// which halves start-up time (zod alone costs ~80 ms unbundled, ~30 ms bundled).
+// Bundles the CLI into one CommonJS file (dist/diskmint-cli.cjs) and installs the `diskmint`
+// command (dist/diskmint.cjs) that loads it through a V8 code cache (scripts/cli-loader.cjs).
+// Node then reads two files instead of compiling ~150 modules: start-up drops from ~0.17 s to
+// near `node -e 1`'s.
 import { build } from 'esbuild';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, rmSync } from 'node:fs';
 
 await build({
-  entryPoints: ['src/bin.ts'],
-  outfile: 'dist/diskmint.mjs',
+  entryPoints: ['src/cli.ts'],
+  outfile: 'dist/diskmint-cli.cjs',
   bundle: true,
   platform: 'node',
-  format: 'esm',
+  format: 'cjs',
   target: 'node20',
   // The zstd WebAssembly package loads its .wasm beside itself: keep it a real dependency.
   external: ['@bokuweb/zstd-wasm'],
-  banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+  // compress.ts finds the zstd package through createRequire(import.meta.url).
+  define: { 'import.meta.url': '__bundleUrl' },
+  banner: { js: "var __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
   logLevel: 'warning',
 });
+copyFileSync('scripts/cli-loader.cjs', 'dist/cli-loader.cjs');
+copyFileSync('scripts/bin.cjs', 'dist/diskmint.cjs');
+chmodSync('dist/diskmint.cjs', 0o755);
+
+// The code cache: made by running common commands once; without it diskmint still works.
+rmSync('dist/diskmint-cli.cjs.v8cache', { force: true });
+const cache = spawnSync(process.execPath, ['scripts/make-cli-cache.mjs'], { stdio: ['ignore', 'ignore', 'inherit'] });
+if (cache.status !== 0) console.warn('bundle: no code cache (the CLI starts a little slower)');

@@ -14,3 +14,24 @@ export async function* mapOrdered<T, R>(source: AsyncIterable<T> | Iterable<T>, 
   }
   while (inFlight.length) yield await inFlight.shift()!;
 }
+
+/**
+ * Run `fn` on every item with `workers` loops pulling from one shared iterator (order of
+ * completion is not kept). `fn` gets its loop's index, so each loop can own a buffer. After the
+ * first failure no new item starts; every running call settles before the error is thrown.
+ */
+export async function forEachConcurrent<T>(items: Iterable<T>, workers: number, fn: (item: T, worker: number) => Promise<void>): Promise<void> {
+  const iterator = items[Symbol.iterator]();
+  let failure: { error: unknown } | undefined;
+  const loop = async (worker: number): Promise<void> => {
+    for (let next = iterator.next(); !next.done && !failure; next = iterator.next()) {
+      try {
+        await fn(next.value, worker);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, workers) }, (_, i) => loop(i)));
+  if (failure) throw failure.error;
+}

@@ -19,7 +19,7 @@ export async function readRunInto(run: DataRun, skip: number, into: Uint8Array, 
   if (run.kind === 'bytes') {
     into.set(run.data.subarray(skip, skip + into.length));
   } else if (run.kind === 'file') {
-    await readFully(await files.get(run.path), into, into.length, run.fileOffset + skip, run.path);
+    await files.withFile(run.path, (handle) => readFully(handle, into, into.length, run.fileOffset + skip, run.path));
   } else {
     const bytes = await run.reader.read(run.readerOffset + skip, into.length);
     if (bytes.length !== into.length) throw new DiskmintError('INPUT', `the source image ended early at byte ${run.readerOffset + skip + bytes.length}`);
@@ -27,21 +27,49 @@ export async function readRunInto(run: DataRun, skip: number, into: Uint8Array, 
   }
 }
 
-/** Input files stay open while their extents are written. */
+/**
+ * Open input files, shared by the reads of their extents. At most MAX_IDLE_FILES stay open while
+ * unused (the least recently used is closed first), so a tree of many thousand files never runs
+ * into the process's open-file limit; a file in use is never closed under its reader.
+ */
 export class FileCache {
-  private readonly handles = new Map<string, Promise<FileHandle>>();
-  get(path: string): Promise<FileHandle> {
-    let h = this.handles.get(path);
-    if (!h) {
-      h = open(path, 'r');
-      this.handles.set(path, h);
+  private readonly entries = new Map<string, { handle: Promise<FileHandle>; users: number }>();
+
+  async withFile<T>(path: string, use: (handle: FileHandle) => Promise<T>): Promise<T> {
+    let entry = this.entries.get(path);
+    if (entry) this.entries.delete(path); // re-inserted below: Map order is least recently used first
+    else entry = { handle: open(path, 'r'), users: 0 };
+    this.entries.set(path, entry);
+    entry.users++;
+    try {
+      return await use(await entry.handle);
+    } finally {
+      entry.users--;
+      this.closeIdle(MAX_IDLE_FILES);
     }
-    return h;
   }
+
+  /** Close unused files, oldest first, until at most `keep` stay open. */
+  private closeIdle(keep: number): void {
+    let open = this.entries.size;
+    for (const [path, entry] of this.entries) {
+      if (open <= keep) break;
+      if (entry.users > 0) continue;
+      this.entries.delete(path);
+      open--;
+      entry.handle.then((h) => h.close()).catch(() => {}); // a failed open was reported to its reader
+    }
+  }
+
   async closeAll(): Promise<void> {
-    for (const h of this.handles.values()) await (await h.catch(() => undefined))?.close();
+    const handles = [...this.entries.values()].map((e) => e.handle);
+    this.entries.clear();
+    await Promise.all(handles.map((h) => h.then((fh) => fh.close()).catch(() => {})));
   }
 }
+
+/** Input files kept open between reads (descriptors are often limited to 1024 per process). */
+const MAX_IDLE_FILES = 64;
 
 /** Read a virtual disk's bytes in memory (tests and small images only). */
 export async function readVirtualRange(disk: VirtualDisk, offset: number, length: number): Promise<Uint8Array> {

@@ -4,7 +4,7 @@ import { PassThrough } from 'node:stream';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { VirtualDisk, writeRawImage, DiskmintError } from '../src/index.js';
-import { readVirtualRange } from '../src/run-reader.js';
+import { FileCache, readVirtualRange } from '../src/run-reader.js';
 import { tempDir } from './helpers/golden.js';
 
 /** A random disk: non-overlapping extents of bytes, file ranges and nested disks, plus the bytes it should read as. */
@@ -84,6 +84,45 @@ describe('VirtualDisk', () => {
     expect(st.size).toBe(1 << 30);
     expect(r.bytesWritten).toBe(64 << 10);
     expect(st.blocks * 512).toBeLessThan(1 << 20);
+  });
+
+  it('copies a file of many chunks, with zero blocks between data, byte for byte', async () => {
+    const dir = tempDir();
+    // 21 MiB + 5 bytes: six 4 MiB copy pieces in flight at once, the last one short.
+    const data = Buffer.alloc((21 << 20) + 5);
+    for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE((i * 2654435761) >>> 0 || 1, i);
+    data.fill(0, 3 << 20, 9 << 20); // zero blocks across two piece boundaries become holes
+    writeFileSync(join(dir, 'in.bin'), data);
+    const disk = new VirtualDisk(64 << 20).placeBytes(0, Buffer.from('head')).place(1 << 20, data.length, { kind: 'file', path: join(dir, 'in.bin'), offset: 0 });
+    const out = join(dir, 'big.img');
+    const r = await writeRawImage(disk, out);
+    const image = readFileSync(out);
+    expect(image.subarray(0, 4).toString()).toBe('head');
+    expect(image.subarray(1 << 20, (1 << 20) + data.length).equals(data)).toBe(true);
+    expect(r.bytesWritten).toBe(4 + data.length - (6 << 20));
+    expect(statSync(out).blocks * 512).toBeLessThan(17 << 20);
+  });
+
+  it('keeps few input files open, whatever the number of files (no EMFILE on big trees)', async () => {
+    const dir = tempDir();
+    const count = 300;
+    const disk = new VirtualDisk(count * 4096);
+    for (let i = 0; i < count; i++) {
+      writeFileSync(join(dir, `f${i}`), Buffer.alloc(4096, (i % 255) + 1));
+      disk.place(i * 4096, 4096, { kind: 'file', path: join(dir, `f${i}`), offset: 0 });
+    }
+    const openFds = () => readdirSync('/proc/self/fd').length;
+    const before = openFds();
+    const files = new FileCache();
+    let most = 0;
+    for (let i = 0; i < count; i++) await files.withFile(join(dir, `f${i}`), async () => void (most = Math.max(most, openFds() - before)));
+    await files.closeAll();
+    expect(most).toBeLessThanOrEqual(65);
+    expect(openFds()).toBe(before);
+    const out = join(dir, 'all.img');
+    await writeRawImage(disk, out);
+    const image = readFileSync(out);
+    for (let i = 0; i < count; i++) expect(image[i * 4096 + 4095]).toBe((i % 255) + 1);
   });
 
   it('writes atomically: a failing input leaves neither the target nor a temp file', async () => {

@@ -39,12 +39,18 @@ async function readFolder(path: string, name: string, keepTimes: boolean, ancest
   });
   for await (const entry of handle) names.push(entry.name);
   names.sort(compareNames);
+  // Stat every entry at once (libuv's threads), then walk them in name order.
+  const stats = await Promise.all(
+    names.map((child) =>
+      stat(join(path, child)).catch((err: NodeJS.ErrnoException) => {
+        throw formatError('fat', 'INVALID_ARGUMENT', `cannot read ${join(path, child)}: ${err.message} (a dangling symbolic link?)`);
+      }),
+    ),
+  );
   const children: FatTreeNode[] = [];
-  for (const child of names) {
+  for (const [i, child] of names.entries()) {
     const childPath = join(path, child);
-    const st = await stat(childPath).catch((err: NodeJS.ErrnoException) => {
-      throw formatError('fat', 'INVALID_ARGUMENT', `cannot read ${childPath}: ${err.message} (a dangling symbolic link?)`);
-    });
+    const st = stats[i];
     const childTime = keepTimes ? st.mtime : undefined;
     if (st.isDirectory()) {
       const real = await realpath(childPath);

@@ -2,7 +2,7 @@
  * The layout file: JSON validated with zod. `layoutJsonSchema()` publishes the same rules as
  * JSON Schema for editors (`diskmint schema`). Every error names its JSON path and value.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { DiskmintError } from '../errors.js';
 import { SIZE_HINT, SIZE_PATTERN } from './size.js';
 

@@ -1,0 +1,54 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { forEachConcurrent, mapOrdered } from '../src/concurrency.js';
+
+const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('forEachConcurrent', () => {
+  it('visits every item once, with at most `workers` calls running (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.nat(3), { maxLength: 40 }), fc.integer({ min: 1, max: 6 }), async (delays, workers) => {
+        const seen: number[] = [];
+        let running = 0;
+        let most = 0;
+        await forEachConcurrent(delays.keys(), workers, async (i, worker) => {
+          expect(worker).toBeLessThan(workers);
+          most = Math.max(most, ++running);
+          await tick(delays[i]);
+          seen.push(i);
+          running--;
+        });
+        expect([...seen].sort((a, b) => a - b)).toEqual([...delays.keys()]);
+        expect(most).toBeLessThanOrEqual(workers);
+      }),
+      { numRuns: 30 },
+    );
+  });
+
+  it('after a failure starts nothing new, lets running calls settle, then throws the first error', async () => {
+    const started: number[] = [];
+    let settled = 0;
+    const run = forEachConcurrent(Array.from({ length: 20 }, (_, i) => i), 3, async (i) => {
+      started.push(i);
+      if (i === 1) throw new Error('first');
+      if (i === 2) {
+        await tick(5);
+        settled++;
+        throw new Error('second');
+      }
+      await tick(10);
+      settled++;
+    });
+    await expect(run).rejects.toThrow('first');
+    expect(started).toEqual([0, 1, 2]);
+    expect(settled).toBe(2);
+  });
+});
+
+describe('mapOrdered', () => {
+  it('yields results in input order whatever order they finish in', async () => {
+    const out: number[] = [];
+    for await (const v of mapOrdered([30, 1, 20, 2, 10], 3, async (ms) => (await tick(ms), ms))) out.push(v);
+    expect(out).toEqual([30, 1, 20, 2, 10]);
+  });
+});
