@@ -259,6 +259,14 @@ describe('FAT builder errors (before anything is written)', () => {
     await expectInvalid(buildFatVolume(treeFromObject(spec), { type: 12, size: 4 << 20 }), /root folder needs 600/);
     const v = await buildFatVolume(treeFromObject(spec), { type: 32 });
     expect((await (await reader(v)).list('/')).length).toBe(600);
+    // 'auto' settles on FAT32 for such a root, at FAT32's smallest size rather than 512 MiB.
+    const auto = await buildFatVolume(treeFromObject(spec));
+    expect(auto.type).toBe(32);
+    expect(auto.sizeBytes).toBe(minimumFatSize(treeFromObject(spec)));
+    expect(auto.sizeBytes).toBeLessThan(40 << 20);
+    expect((await (await reader(auto)).list('/')).length).toBe(600);
+    expect((await buildFatVolume(treeFromObject(spec), { size: 48 << 20 })).type).toBe(32);
+    expect((await buildFatVolume(treeFromObject({ a: '' }), { size: 48 << 20 })).type).toBe(16);
   });
   it('bad options', async () => {
     const tree = treeFromObject({ a: 'a' });

@@ -167,6 +167,22 @@ describe('our FAT volumes, judged by fsck.fat and mtools', () => {
     }
   });
 
+  it("'auto' with 700 names in the root picks a small FAT32 volume that fsck.fat and mdir accept", async (ctx) => {
+    if (!haveDosfstools() || !haveMtools()) return ctx.skip();
+    const src = join(scratch, 'wide-root');
+    mkdirSync(src);
+    for (let i = 0; i < 700; i++) writeFileSync(join(src, `file number ${i}.txt`), `${i}\n`);
+    const v = await buildFatVolume(await treeFromFolder(src));
+    expect(v.type).toBe(32);
+    expect(v.sizeBytes).toBeLessThan(64 << 20); // not mkfs.fat's 512 MiB FAT32 threshold
+    const img = join(scratch, 'wide-root.img');
+    await writeRawImage(v.disk, img);
+    expectFsckClean(img);
+    const listing = mtools('mdir', ['-b', '-i', img, '::/']);
+    expect(listing.status, listing.out).toBe(0);
+    expect(listing.out.split('\n').filter((l) => l.trim() !== '').length).toBe(700);
+  });
+
   for (const type of [12, 16, 32] as const) {
     it(`FAT${type}: a file that fills the volume exactly`, async (ctx) => {
       if (!haveDosfstools() || !haveMtools()) return ctx.skip();

@@ -177,6 +177,14 @@ function geometryFor(totalSectors: number, s: Settings): FatGeometry {
 /** Root entries mkfs.fat gives FAT12/16 volumes (fatgen103 recommends 512 for hard disks). */
 const ROOT_ENTRIES = 512;
 
+/**
+ * 'auto' settles on FAT32 when the root needs more entries than a FAT12/16 root holds: FAT32's
+ * root is a cluster chain that grows (mkfs.fat would pick FAT16 and leave mcopy to fail).
+ */
+function settingsForTree(root: PlannedDir, s: Settings): Settings {
+  return s.bits === 'auto' && root.entryCount > ROOT_ENTRIES ? { ...s, bits: 32 } : s;
+}
+
 function minimumSectors(root: PlannedDir, s: Settings): number {
   // (With 'auto' the search below grows to FAT32 sizes, where the root is a cluster chain.)
   if ((s.bits === 12 || s.bits === 16) && root.entryCount > ROOT_ENTRIES) {
@@ -221,8 +229,8 @@ function minimumSectors(root: PlannedDir, s: Settings): number {
 
 /** The smallest volume size in bytes (for the chosen or auto type) that holds `tree`. */
 export function minimumFatSize(tree: FatTreeNode, opts: FatBuildOptions = {}): number {
-  const s = settings(opts);
   const root = planTree(tree, opts.label !== undefined && opts.label !== '');
+  const s = settingsForTree(root, settings(opts));
   return minimumSectors(root, s) * s.sectorSize;
 }
 
@@ -233,12 +241,12 @@ export function defaultFatTimestamp(): Date {
 }
 
 export async function buildFatVolume(tree: FatTreeNode, opts: FatBuildOptions = {}): Promise<FatVolume> {
-  const s = settings(opts);
   const label = opts.label !== undefined && opts.label !== '' ? normalizeLabel(opts.label) : undefined;
   const oemName = opts.oemName ?? 'DISKMINT';
   if (oemName.length > 8 || !/^[\x20-\x7e]*$/.test(oemName)) throw invalid(`OEM name ${JSON.stringify(oemName)}: up to 8 printable ASCII characters`);
   const when = opts.timestamp ?? defaultFatTimestamp();
   const root = planTree(tree, label !== undefined);
+  const s = settingsForTree(root, settings(opts));
 
   let totalSectors: number;
   if (opts.size === undefined) totalSectors = minimumSectors(root, s);
