@@ -4,6 +4,7 @@ import { DiskmintError } from './errors.js';
 import { VirtualDisk } from './extents.js';
 import { openDisk, type OpenDiskOptions } from './open-disk.js';
 import type { ContainerReader } from './containers/types.js';
+import { outputFormatFor } from './containers/registry.js';
 import { writeImage, type WriteImageOptions, type WriteImageResult } from './write-image.js';
 
 export interface ConvertOptions extends WriteImageOptions, OpenDiskOptions {}
@@ -11,13 +12,23 @@ export interface ConvertOptions extends WriteImageOptions, OpenDiskOptions {}
 export interface ConvertResult extends WriteImageResult {
   input: string;
   inputFormat: string;
-  /** Bytes of the source that hold data (what was read and written). */
+  /**
+   * Bytes of the source read as data: its allocated ranges, or the whole of a raw input when the
+   * writer finds zero blocks itself (raw and qcow2 files).
+   */
   dataBytes: number;
 }
 
-/** The virtual disk of an open image: its allocated ranges, read on demand. */
-export async function diskFromReader(reader: ContainerReader & { sourcePath?: string }): Promise<VirtualDisk> {
+/**
+ * The virtual disk of an open image: its allocated ranges, read on demand. A raw file's ranges
+ * come from reading it whole for zero blocks (Node has no SEEK_DATA); `wholeRawFile` skips that
+ * pass and places the file as one run, for writers that find zero blocks as they copy.
+ */
+export async function diskFromReader(reader: ContainerReader & { sourcePath?: string }, opts: { wholeRawFile?: boolean } = {}): Promise<VirtualDisk> {
   const disk = new VirtualDisk(reader.size);
+  if (opts.wholeRawFile && reader.format === 'raw' && reader.sourcePath !== undefined) {
+    return reader.size ? disk.place(0, reader.size, { kind: 'file', path: reader.sourcePath, offset: 0 }) : disk;
+  }
   for await (const r of reader.allocatedRanges()) {
     // Raw files are read as file ranges: straight into the writer's buffers, no copies.
     const source = reader.sourcePath !== undefined ? { kind: 'file' as const, path: reader.sourcePath, offset: r.offset } : { kind: 'reader' as const, reader, offset: r.offset };
@@ -32,12 +43,22 @@ export async function convertImage(input: string, output: string, opts: ConvertO
   }
   const { reader, format } = await openDisk(input, opts);
   try {
-    const disk = await diskFromReader(reader);
+    const disk = await diskFromReader(reader, { wholeRawFile: writerFindsZeros(output, opts) });
     const result = await writeImage(disk, output, opts);
     return { ...result, input, inputFormat: reader.subformat ? `${format} (${reader.subformat})` : format, dataBytes: disk.dataBytes() };
   } finally {
     await reader.close();
   }
+}
+
+/**
+ * Raw and qcow2 file writers read each block once and leave all-zero blocks as holes or
+ * unallocated clusters, so scanning a raw input for zeros first would only read it twice.
+ */
+function writerFindsZeros(output: string, opts: WriteImageOptions): boolean {
+  if (output === '-') return false;
+  const format = outputFormatFor(opts.format, output);
+  return format === 'raw' || format === 'qcow2';
 }
 
 async function samePath(a: string, b: string): Promise<boolean> {
