@@ -14,7 +14,7 @@ export interface ConvertResult extends WriteImageResult {
   inputFormat: string;
   /**
    * Bytes of the source read as data: its allocated ranges, or the whole of a raw input when the
-   * writer finds zero blocks itself (raw and qcow2 files).
+   * writer finds zero blocks itself (raw, qcow2, VHD and VHDX files).
    */
   dataBytes: number;
 }
@@ -52,13 +52,12 @@ export async function convertImage(input: string, output: string, opts: ConvertO
 }
 
 /**
- * Raw and qcow2 file writers read each block once and leave all-zero blocks as holes or
- * unallocated clusters, so scanning a raw input for zeros first would only read it twice.
+ * Raw, qcow2, VHD and VHDX file writers read each block once and leave all-zero blocks as holes
+ * or unallocated blocks, so scanning a raw input for zeros first would only read it twice.
  */
 function writerFindsZeros(output: string, opts: WriteImageOptions): boolean {
   if (output === '-') return false;
-  const format = outputFormatFor(opts.format, output);
-  return format === 'raw' || format === 'qcow2';
+  return ['raw', 'qcow2', 'vhd', 'vhdx'].includes(outputFormatFor(opts.format, output));
 }
 
 async function samePath(a: string, b: string): Promise<boolean> {

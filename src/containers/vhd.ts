@@ -38,7 +38,7 @@ import {
   vhdTimestamp,
   type VhdFooter,
 } from '../../formats/vhd.js';
-import { allocatedBlocks, rangesOfBlocks, readBlocks, readThroughBlocks } from './blocks.js';
+import { allocatedBlocks, isAllZero, rangesOfBlocks, readBlocks, readThroughBlocks } from './blocks.js';
 import type { ByteSink } from './sink.js';
 import type { ContainerHandler, ContainerReader, WriteContext } from './types.js';
 
@@ -143,29 +143,37 @@ async function writeVhd(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext): P
     return;
   }
   // Dynamic (VHD spec "Dynamic Hard Disk Image"): footer copy, dynamic header, BAT, then each
-  // allocated block as sector bitmap + data, then the footer. The BAT precedes the data, so it
-  // is computed from the extent map. Blocks that turn out to be all zeros are still stored:
-  // skipping them would need the data read twice (or a seekable sink) before the BAT is written.
+  // allocated block as sector bitmap + data, then the footer.
   const bs = VHD_DEFAULT_BLOCK_SIZE;
   const entries = Math.ceil(size / bs);
   const tableOffset = VHD_FOOTER_SIZE + VHD_DYNAMIC_HEADER_SIZE;
   const batBytes = Math.ceil((entries * 4) / VHD_SECTOR) * VHD_SECTOR;
   const bitmapBytes = vhdBitmapBytes(bs);
   const dataStart = tableOffset + batBytes;
-  const blocks = allocatedBlocks(disk, bs);
-  const bat = new Uint8Array(batBytes).fill(0xff);
+  const bat = new Uint8Array(batBytes).fill(0xff); // 0xFFFFFFFF: block not present
   const batView = new DataView(bat.buffer);
-  blocks.forEach((b, k) => batView.setUint32(b * 4, (dataStart + k * (bitmapBytes + bs)) / VHD_SECTOR));
+  const bitmap = new Uint8Array(bitmapBytes).fill(0xff); // every sector present
   await sink.write(footer);
   await sink.write(encodeVhdDynamicHeader({ tableOffset, maxTableEntries: entries, blockSize: bs }));
-  await sink.write(bat);
-  const bitmap = new Uint8Array(bitmapBytes).fill(0xff); // every sector present
+  // A file gets the BAT last (pwrite), so all-zero blocks are found while copying and left out.
+  // A pipe gets it first, computed from the extent map: such blocks are then stored.
+  const batFirst = !sink.seekable;
+  if (batFirst) allocatedBlocks(disk, bs).forEach((b, k) => batView.setUint32(b * 4, (dataStart + k * (bitmapBytes + bs)) / VHD_SECTOR));
+  if (batFirst) await sink.write(bat);
+  else await sink.skip(batBytes);
+  let stored = 0;
   for await (const { index, data } of readBlocks(disk, bs)) {
+    progress((index + 1) * bs);
+    if (!batFirst) {
+      if (isAllZero(data)) continue;
+      batView.setUint32(index * 4, (dataStart + stored * (bitmapBytes + bs)) / VHD_SECTOR);
+    }
+    stored++;
     await sink.write(bitmap.slice());
     await sink.write(data);
-    progress((index + 1) * bs);
   }
   await sink.write(footer.slice());
+  if (!batFirst) await sink.pwrite(bat, tableOffset);
   progress(disk.size);
 }
 

@@ -43,7 +43,7 @@ import {
   type VhdxRegion,
 } from '../../formats/vhdx.js';
 import { layoutId } from './vhd.js';
-import { allocatedBlocks, rangesOfBlocks, readBlocks, readThroughBlocks } from './blocks.js';
+import { allocatedBlocks, isAllZero, rangesOfBlocks, readBlocks, readThroughBlocks } from './blocks.js';
 import type { ByteSink } from './sink.js';
 import type { ContainerHandler, ContainerReader, WriteContext } from './types.js';
 
@@ -141,18 +141,17 @@ async function writeVhdx(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext): 
   const metadata = encodeMetadataRegion({ blockSize: bs, leaveBlocksAllocated: fixed, virtualSize: size, diskId, logicalSectorSize: lss, physicalSectorSize: lss });
 
   // 2.5: payload entries FULLY_PRESENT (6) or NOT_PRESENT (0); sector bitmap entries stay 0.
-  const blocks = fixed ? null : allocatedBlocks(disk, bs);
+  // Dynamic to a file: the BAT is written last (pwrite), so all-zero blocks are found while
+  // copying and left out. To a pipe it precedes the data, computed from the extent map, and
+  // such blocks are stored.
+  const batFirst = fixed || !sink.seekable;
   const bat = new Uint8Array(batLength);
   const bv = new DataView(bat.buffer);
+  const present = (block: number, fileOffset: number) => encodeBatEntry(bv, payloadEntryIndex(block, ratio) * 8, PAYLOAD.fullyPresent, fileOffset);
   const blockFileOffset = new Map<number, number>();
-  if (fixed) {
-    for (let i = 0; i < dataBlocks; i++) encodeBatEntry(bv, payloadEntryIndex(i, ratio) * 8, PAYLOAD.fullyPresent, payloadStart + i * bs);
-  } else {
-    blocks!.forEach((b, k) => {
-      blockFileOffset.set(b, payloadStart + k * bs);
-      encodeBatEntry(bv, payloadEntryIndex(b, ratio) * 8, PAYLOAD.fullyPresent, payloadStart + k * bs);
-    });
-  }
+  if (fixed) for (let i = 0; i < dataBlocks; i++) present(i, payloadStart + i * bs);
+  else if (batFirst) allocatedBlocks(disk, bs).forEach((b, k) => blockFileOffset.set(b, payloadStart + k * bs));
+  for (const [b, at] of blockFileOffset) present(b, at);
 
   await sink.write(encodeFileIdentifier('diskmint'));
   await sink.write(header(1n));
@@ -163,15 +162,25 @@ async function writeVhdx(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext): 
   await sink.write(regions.slice());
   await sink.skip(metadataOffset - sink.position); // rest of the header section and the empty log
   await sink.write(metadata);
-  await sink.write(bat);
-  // Allocated blocks that hold only zeros are still stored: the BAT precedes them.
+  if (batFirst) await sink.write(bat);
+  else await sink.skip(batLength);
+  let stored = 0;
   for await (const { index, data } of readBlocks(disk, bs)) {
-    const at = fixed ? payloadStart + index * bs : blockFileOffset.get(index)!;
+    ctx.onProgress?.(Math.min(disk.size, (index + 1) * bs), disk.size);
+    let at: number;
+    if (fixed) at = payloadStart + index * bs;
+    else if (batFirst) at = blockFileOffset.get(index)!;
+    else {
+      if (isAllZero(data)) continue;
+      at = payloadStart + stored * bs;
+      present(index, at);
+    }
+    stored++;
     await sink.skip(at - sink.position);
     await sink.write(data);
-    ctx.onProgress?.(Math.min(disk.size, (index + 1) * bs), disk.size);
   }
-  await sink.skip(payloadStart + (fixed ? dataBlocks : blocks!.length) * bs - sink.position);
+  await sink.skip(payloadStart + (fixed ? dataBlocks : stored) * bs - sink.position);
+  if (!batFirst) await sink.pwrite(bat, batOffset);
   ctx.onProgress?.(disk.size, disk.size);
 }
 
