@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { VirtualDisk, writeRawImage, DiskmintError } from '../src/index.js';
 import { FileCache, readVirtualRange } from '../src/run-reader.js';
+import { isAllZero, readBlocks } from '../src/containers/blocks.js';
 import { tempDir } from './helpers/golden.js';
 
 /** A random disk: non-overlapping extents of bytes, file ranges and nested disks, plus the bytes it should read as. */
@@ -69,6 +70,47 @@ describe('VirtualDisk', () => {
         expect(Buffer.from(await readVirtualRange(disk, mid, mid + 7)).equals(Buffer.from(expected.subarray(mid, 2 * mid + 7)))).toBe(true);
       }),
       { numRuns: 40 },
+    );
+  });
+
+  it('readBlocks gives every touched block with its bytes, fresh or from reused buffers (property)', async () => {
+    const dir = tempDir();
+    await fc.assert(
+      fc.asyncProperty(diskArb, fc.constantFrom(512, 4096, 65536, 1 << 20), async (spec, blockSize) => {
+        const { disk, expected } = makeDisk(spec, dir);
+        const padded = new Uint8Array(Math.ceil(spec.size / blockSize) * blockSize);
+        padded.set(expected);
+        const seen: Record<string, number[]> = {};
+        for (const reuseBuffers of [false, true]) {
+          const fresh: Uint8Array[] = [];
+          const indexes: number[] = [];
+          for await (const { index, data } of readBlocks(disk, blockSize, { reuseBuffers })) {
+            expect(data.length).toBe(blockSize);
+            expect(Buffer.from(data).equals(Buffer.from(padded.subarray(index * blockSize, (index + 1) * blockSize))), `block ${index}`).toBe(true);
+            indexes.push(index);
+            fresh.push(data);
+          }
+          seen[String(reuseBuffers)] = indexes;
+          // Fresh buffers stay valid after the loop: compare them again at the end.
+          if (!reuseBuffers) fresh.forEach((d, k) => expect(Buffer.from(d).equals(Buffer.from(padded.subarray(indexes[k] * blockSize, (indexes[k] + 1) * blockSize)))).toBe(true));
+        }
+        expect(seen.true).toEqual(seen.false);
+        // Blocks left out hold only zeros.
+        const listed = new Set(seen.false);
+        for (let b = 0; b * blockSize < spec.size; b++) if (!listed.has(b)) expect(isAllZero(padded.subarray(b * blockSize, (b + 1) * blockSize))).toBe(true);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('isAllZero agrees with a byte loop (property)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 3 << 20 }), fc.option(fc.nat(), { nil: undefined }), (n, at) => {
+        const data = new Uint8Array(n);
+        if (at !== undefined && n) data[at % n] = 1 + (at % 255);
+        expect(isAllZero(data)).toBe(data.every((b) => b === 0));
+      }),
+      { numRuns: 60 },
     );
   });
 

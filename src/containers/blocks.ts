@@ -36,25 +36,48 @@ function* neighbourGroups(blocks: number[], max: number): Generator<{ first: num
   if (group) yield group;
 }
 
+export interface ReadBlocksOptions {
+  /**
+   * Read into a small ring of buffers instead of a fresh one per read: a block's bytes are then
+   * valid only until the next block is asked for, so the consumer must copy or write them first
+   * (a file sink copies). Saves the kernel mapping and zeroing new memory for every read, which
+   * costs more than the read itself.
+   */
+  reuseBuffers?: boolean;
+}
+
 /**
  * Every allocated block with its bytes (zeros where no run covers it), ascending. The last
  * block of a disk whose size is not a multiple of blockSize is still blockSize long (zero tail).
  * Neighbouring small blocks are read with one call (a thread-pool round trip per 64 KiB cluster
  * costs more than the copy), and reads run ahead of the consumer (about 16 MiB in flight) so
- * reading overlaps the consumer's work. Each yielded buffer is fresh (neighbours may share one
- * ArrayBuffer): consumers may keep it.
+ * reading overlaps the consumer's work. Unless `reuseBuffers`, each yielded buffer is fresh
+ * (neighbours may share one ArrayBuffer): consumers may keep it.
  */
-export async function* readBlocks(disk: VirtualDisk, blockSize: number): AsyncGenerator<{ index: number; data: Uint8Array }> {
+export async function* readBlocks(disk: VirtualDisk, blockSize: number, opts: ReadBlocksOptions = {}): AsyncGenerator<{ index: number; data: Uint8Array }> {
   const files = new FileCache();
   const perGroup = Math.max(1, Math.floor(GROUP_BYTES / blockSize));
   const depth = Math.max(1, Math.floor(READ_AHEAD_BYTES / (perGroup * blockSize)));
+  // mapOrdered holds at most `depth` groups while the consumer works on none: one spare suffices.
+  const ring = opts.reuseBuffers ? new Array<Uint8Array>(depth + 1) : undefined;
+  let groupNumber = 0;
+  const bufferFor = (bytes: number): Uint8Array => {
+    if (!ring) return new Uint8Array(bytes);
+    const slot = groupNumber++ % ring.length;
+    ring[slot] ??= Buffer.allocUnsafe(perGroup * blockSize); // every byte is read or zeroed below
+    return ring[slot].subarray(0, bytes);
+  };
   try {
     const groups = mapOrdered(neighbourGroups(allocatedBlocks(disk, blockSize), perGroup), depth, async ({ first, count }) => {
-      const data = new Uint8Array(count * blockSize);
+      const data = bufferFor(count * blockSize);
       const start = first * blockSize;
+      let zeroFrom = 0; // a reused buffer holds old bytes: zero what no run covers
       for (const run of disk.runs(start, Math.min(disk.size, start + data.length))) {
-        await readRunInto(run, 0, data.subarray(run.offset - start, run.offset - start + run.length), files);
+        if (ring) data.fill(0, zeroFrom, run.offset - start);
+        zeroFrom = run.offset - start + run.length;
+        await readRunInto(run, 0, data.subarray(run.offset - start, zeroFrom), files);
       }
+      if (ring) data.fill(0, zeroFrom);
       return { first, data };
     });
     for await (const { first, data } of groups) {
@@ -69,6 +92,7 @@ const ZERO_MIB = Buffer.alloc(1 << 20);
 
 /** True when every byte is zero (memcmp against a zero buffer, 1 MiB at a time). */
 export function isAllZero(data: Uint8Array): boolean {
+  if (data.length && (data[0] | data[data.length - 1])) return false; // most data blocks end here
   for (let at = 0; at < data.length; at += ZERO_MIB.length) {
     const n = Math.min(ZERO_MIB.length, data.length - at);
     if (!Buffer.from(data.buffer, data.byteOffset + at, n).equals(ZERO_MIB.subarray(0, n))) return false;

@@ -65,7 +65,10 @@ export async function writeQcow2DataFirst(disk: VirtualDisk, sink: ByteSink, s: 
   };
   const roundUp = (n: number) => Math.ceil(n / g.cs) * g.cs;
 
-  const stored = mapOrdered(readClusters(disk, g.cs), compress ? ctx.compressor.concurrency : 1, async (b): Promise<StoredCluster> => {
+  // Uncompressed, each cluster is written (copied by the file sink) before the next is read, so
+  // read buffers can be reused; compressed clusters stay in flight and in the batch.
+  const clusters = readClusters(disk, g.cs, { reuseBuffers: !compress });
+  const stored = mapOrdered(clusters, compress ? ctx.compressor.concurrency : 1, async (b): Promise<StoredCluster> => {
     if (isAllZero(b.data)) return { index: b.index };
     if (!compress) return { index: b.index, raw: b.data };
     const packed = await ctx.compressor.compress(b.data, kind, level);

@@ -6,7 +6,7 @@
 import { DiskmintError } from '../errors.js';
 import type { VirtualDisk } from '../extents.js';
 import type { ByteSink } from './sink.js';
-import { readBlocks } from './blocks.js';
+import { readBlocks, type ReadBlocksOptions } from './blocks.js';
 import {
   QCOW2_FEATURE_NAMES, QCOW2_MAX_L1_BYTES, encodeQcow2Header, l1EntriesFor, l2EntriesPerTable, refcountsPerBlock,
 } from '../../formats/qcow2.js';
@@ -84,10 +84,10 @@ export const READ_CHUNK = 1024 * 1024;
  * Clusters of the chunks that hold data, ascending, each `{ index, data }` with `data` a view
  * of a fresh chunk (consumers may keep it). Clusters past the disk's end are left out.
  */
-export async function* readClusterGroups(disk: VirtualDisk, cs: number): AsyncGenerator<Array<{ index: number; data: Uint8Array }>> {
+export async function* readClusterGroups(disk: VirtualDisk, cs: number, opts: ReadBlocksOptions = {}): AsyncGenerator<Array<{ index: number; data: Uint8Array }>> {
   const chunk = Math.max(cs, READ_CHUNK);
   const lastCluster = Math.ceil(disk.size / cs) - 1;
-  for await (const block of readBlocks(disk, chunk)) {
+  for await (const block of readBlocks(disk, chunk, opts)) {
     const group: Array<{ index: number; data: Uint8Array }> = [];
     const first = (block.index * chunk) / cs;
     for (let i = 0; i < chunk / cs && first + i <= lastCluster; i++) group.push({ index: first + i, data: block.data.subarray(i * cs, (i + 1) * cs) });
@@ -95,8 +95,8 @@ export async function* readClusterGroups(disk: VirtualDisk, cs: number): AsyncGe
   }
 }
 
-export async function* readClusters(disk: VirtualDisk, cs: number): AsyncGenerator<{ index: number; data: Uint8Array }> {
-  for await (const group of readClusterGroups(disk, cs)) yield* group;
+export async function* readClusters(disk: VirtualDisk, cs: number, opts: ReadBlocksOptions = {}): AsyncGenerator<{ index: number; data: Uint8Array }> {
+  for await (const group of readClusterGroups(disk, cs, opts)) yield* group;
 }
 
 /** Gathers small writes into pieces of about 1 MiB (one sink.write each). */

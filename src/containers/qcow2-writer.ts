@@ -77,7 +77,7 @@ export async function writeQcow2MetadataFirst(disk: VirtualDisk, sink: ByteSink,
   const data: number[] = [];
   // Progress: the pre-scan counts as the first half of the work, the write as the second.
   const progress = (pass: number, index: number) => ctx.onProgress?.(Math.floor((pass * disk.size + Math.min(disk.size, (index + 1) * g.cs)) / 2), disk.size);
-  for await (const group of readClusterGroups(disk, g.cs)) {
+  for await (const group of readClusterGroups(disk, g.cs, { reuseBuffers: true })) { // only looked at
     for (const c of group) if (!isAllZero(c.data)) data.push(c.index);
     progress(0, group[group.length - 1].index);
   }

@@ -12,7 +12,10 @@ export interface ByteSink {
   readonly seekable: boolean;
   /** Bytes emitted so far (the current end for forward writing). */
   readonly position: number;
-  /** Append at `position`. The sink may keep a reference to `data` until it is flushed: don't reuse it. */
+  /**
+   * Append at `position`. A stream sink may keep a reference to `data` until it is flushed: don't
+   * reuse it. A file sink (`seekable`) copies it: the caller may reuse it once this resolves.
+   */
   write(data: Uint8Array): Promise<void>;
   /** Advance `n` bytes: a hole in a file, zeros on a pipe. */
   skip(n: number): Promise<void>;

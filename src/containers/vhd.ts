@@ -131,7 +131,7 @@ async function writeVhd(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext): P
   if (!dynamic) {
     // VHD spec "Fixed Hard Disk Image": the data, then the footer. Holes stay holes in a file.
     const chunk = MIB;
-    for await (const { index, data } of readBlocks(disk, chunk)) {
+    for await (const { index, data } of readBlocks(disk, chunk, { reuseBuffers: sink.seekable })) {
       const at = index * chunk;
       await sink.skip(at - sink.position);
       await sink.write(data.subarray(0, Math.min(chunk, size - at)));
@@ -162,7 +162,8 @@ async function writeVhd(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext): P
   if (batFirst) await sink.write(bat);
   else await sink.skip(batBytes);
   let stored = 0;
-  for await (const { index, data } of readBlocks(disk, bs)) {
+  // A file sink copies what it is given, so read buffers can be reused; a stream may hold them.
+  for await (const { index, data } of readBlocks(disk, bs, { reuseBuffers: sink.seekable })) {
     progress((index + 1) * bs);
     if (!batFirst) {
       if (isAllZero(data)) continue;
