@@ -15,7 +15,7 @@ import type { WriteContext } from './types.js';
 import { isAllZero } from './blocks.js';
 import { mapOrdered } from './compress.js';
 import {
-  batchedWriter, entriesToBytes, geometry, qcow2Header, readClusters, refcountBlock, refcountTable, type Geometry, type Qcow2WriteSettings,
+  batchedWriter, entriesToBytes, geometry, qcow2Header, readClusterGroups, readClusters, refcountBlock, refcountTable, type Geometry, type Qcow2WriteSettings,
 } from './qcow2-tables.js';
 import {
   QCOW2_COMPRESSED_SECTOR, QCOW2_COMPRESSION, encodeCompressedDescriptor, encodeL1Entry, encodeL2Standard, refcountLayout,
@@ -65,16 +65,34 @@ export async function writeQcow2DataFirst(disk: VirtualDisk, sink: ByteSink, s: 
   };
   const roundUp = (n: number) => Math.ceil(n / g.cs) * g.cs;
 
-  // Uncompressed, each cluster is written (copied by the file sink) before the next is read, so
-  // read buffers can be reused; compressed clusters stay in flight and in the batch.
-  const clusters = readClusters(disk, g.cs, { reuseBuffers: !compress });
-  const stored = mapOrdered(clusters, compress ? ctx.compressor.concurrency : 1, async (b): Promise<StoredCluster> => {
+  if (!compress) {
+    // Each 1 MiB chunk's neighbouring data clusters go out in one write, copied by the file sink
+    // before the next chunk is read, so read buffers are reused.
+    for await (const group of readClusterGroups(disk, g.cs, { reuseBuffers: true })) {
+      let run: Uint8Array[] = [];
+      const writeRun = async () => {
+        if (run.length) await sink.write(run.length === 1 ? run[0] : joinNeighbours(run));
+        run = [];
+      };
+      for (const c of group) {
+        if (isAllZero(c.data)) {
+          await writeRun();
+          continue;
+        }
+        l2.set(c.index, encodeL2Standard(cursor));
+        run.push(c.data);
+        cursor += g.cs;
+      }
+      await writeRun();
+      ctx.onProgress?.(Math.min(disk.size, (group[group.length - 1].index + 1) * g.cs), disk.size);
+    }
+  }
+  const stored = compress ? mapOrdered(readClusters(disk, g.cs), ctx.compressor.concurrency, async (b): Promise<StoredCluster> => {
     if (isAllZero(b.data)) return { index: b.index };
-    if (!compress) return { index: b.index, raw: b.data };
     const packed = await ctx.compressor.compress(b.data, kind, level);
     // qemu stores a cluster whole when its compressed form is not at most cluster_size - 1 bytes.
     return packed.length < g.cs ? { index: b.index, packed } : { index: b.index, raw: b.data };
-  });
+  }) : [];
   for await (const r of stored) {
     ctx.onProgress?.(Math.min(disk.size, (r.index + 1) * g.cs), disk.size);
     if (r.raw) {
@@ -110,6 +128,13 @@ export async function writeQcow2DataFirst(disk: VirtualDisk, sink: ByteSink, s: 
   await out.flush();
   await sink.pwrite(qcow2Header(s, g, rtCluster, tableClusters), 0);
   if (g.l1Clusters) await sink.pwrite(entriesToBytes(l1, g.l1Clusters * g.cs), g.cs);
+}
+
+/** Views that sit back to back in one buffer (clusters of one read chunk), as one view. */
+function joinNeighbours(views: Uint8Array[]): Uint8Array {
+  const first = views[0];
+  const last = views[views.length - 1];
+  return new Uint8Array(first.buffer, first.byteOffset, last.byteOffset + last.length - first.byteOffset);
 }
 
 /**
