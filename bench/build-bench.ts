@@ -16,7 +16,7 @@
  * between tools, and the median is reported. Input files are in the page cache for every run
  * of both tools (they were just written, and the machine has the memory to keep them).
  */
-import { GiB, MiB, TIME, benchTempDir, maxOf, measure, median, writeRandomFile, type Measurement } from './lib.js';
+import { GiB, MiB, TIME, benchTempDir, maxOf, caCertsNote, measure, median, writeRandomFile, type Measurement } from './lib.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -236,6 +236,7 @@ function main(): void {
     `peak RSS from ${existsSync(TIME) ? '/usr/bin/time -f %M' : "the child's process.resourceUsage().maxRSS (cp: n/a)"}`,
     'wall time is the whole `node dist/diskmint.cjs build LAYOUT -o OUT -q` process, start-up included (ratio and PASS/MISS use it); in-process is buildImage() alone, timed in a separate run',
     'input files and the reference image are in the page cache for both tools',
+    ...caCertsNote(),
   ];
   const machine = { node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', date: new Date().toISOString() };
 

@@ -15,7 +15,7 @@
  * `qemu-img compare -f FMT -F raw OUT IN` before it is deleted. Outputs are deleted after each
  * measurement, so disk use stays near the inputs plus one output.
  */
-import { GiB, MiB, TIME, benchTempDir, maxOf, measure, median, type Measurement } from './lib.js';
+import { GiB, MiB, TIME, benchTempDir, maxOf, caCertsNote, measure, median, type Measurement } from './lib.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync, statSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -353,6 +353,7 @@ function main(): void {
     'MB/s = input virtual size / diskmint wall time (1 MB = 1e6 bytes); sizes are st_size of the output (allocated bytes are in --json)',
     'inputs are in the page cache for both tools; neither syncs its output',
     'every diskmint output was checked with `qemu-img compare -f FMT -F raw OUT IN` before deletion',
+    ...caCertsNote(),
   );
   const machine = {
     node: process.version,

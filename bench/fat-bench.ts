@@ -20,7 +20,7 @@
  * copied back out with `mcopy -s` and compared with the input folder (`diff -r`). Target: the
  * diskmint/peer wall-time ratio is at most 1.0.
  */
-import { GiB, MiB, TIME, benchTempDir, maxOf, measure, median, writeRandomFile, type Measurement } from './lib.js';
+import { GiB, MiB, TIME, benchEnv, benchTempDir, maxOf, caCertsNote, measure, median, writeRandomFile, type Measurement } from './lib.js';
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, rmSync, statSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -139,7 +139,7 @@ function diskmintCli(): string {
   return cli;
 }
 
-const MTOOLS_ENV = { ...process.env, MTOOLS_SKIP_CHECK: '1' };
+const MTOOLS_ENV = benchEnv({ MTOOLS_SKIP_CHECK: '1' });
 
 function diskmintRun(cli: string, input: string, out: string, timeFile: string): Measurement {
   rmSync(out, { force: true });
@@ -278,6 +278,7 @@ function main(): void {
     `peak RSS from ${existsSync(TIME) ? '/usr/bin/time -f %M (peer: the larger of mkfs.fat and mcopy, which run one after the other)' : 'n/a (no /usr/bin/time)'}`,
     'wall time is the whole child process (Node start-up included for diskmint); MiB/s is 64 MiB of file data / wall time',
     'the input files are in the page cache for both tools; mkfs.fat fsyncs its fresh (nearly empty) image once, mcopy and diskmint do not sync',
+    ...caCertsNote(),
   ];
   const machine = {
     node: process.version,

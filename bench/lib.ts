@@ -15,12 +15,31 @@ export interface Measurement {
   maxRssKiB?: number;
 }
 
+/**
+ * The environment every measured command gets: this one without NODE_EXTRA_CA_CERTS. When it is
+ * set (as on the benchmark machine), Node parses that CA bundle at every start, before any of
+ * diskmint's code runs (~60 ms here, longer than all of `node -e 1` without it), although
+ * diskmint opens no TLS connection; the peers are C programs it does not touch.
+ */
+export function benchEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env = { ...process.env, ...extra };
+  delete env.NODE_EXTRA_CA_CERTS;
+  return env;
+}
+
+/** A note for the report when the machine sets NODE_EXTRA_CA_CERTS (cleared for measured runs). */
+export function caCertsNote(): string[] {
+  return process.env.NODE_EXTRA_CA_CERTS
+    ? ['NODE_EXTRA_CA_CERTS is set on this machine; measured commands run without it (Node would parse that CA bundle at every start, ~60 ms here)']
+    : [];
+}
+
 /** Run a command to completion, timing it and taking its peak RSS; throws when it fails. */
 export function measure(argv: string[], timeFile: string, env?: NodeJS.ProcessEnv): { m: Measurement; stdout: string } {
   const useTime = existsSync(TIME);
   const cmd = useTime ? [TIME, '-f', '%M', '-o', timeFile, ...argv] : argv;
   const start = performance.now();
-  const r = spawnSync(cmd[0], cmd.slice(1), { encoding: 'utf8', maxBuffer: 16 * MiB, env: env ?? process.env, input: '' });
+  const r = spawnSync(cmd[0], cmd.slice(1), { encoding: 'utf8', maxBuffer: 16 * MiB, env: env ?? benchEnv(), input: '' });
   const wallMs = performance.now() - start;
   if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr}`);
   const m: Measurement = { wallMs };
