@@ -34,8 +34,13 @@ export function caCertsNote(): string[] {
     : [];
 }
 
-/** Run a command to completion, timing it and taking its peak RSS; throws when it fails. */
+/**
+ * Run a command to completion, timing it and taking its peak RSS; throws when it fails. Before
+ * the clock starts, `sync` (untimed) writes back what earlier runs left dirty, so no run pays
+ * for its predecessor's writeback (each run here writes hundreds of MiB).
+ */
 export function measure(argv: string[], timeFile: string, env?: NodeJS.ProcessEnv): { m: Measurement; stdout: string } {
+  spawnSync('sync');
   const useTime = existsSync(TIME);
   const cmd = useTime ? [TIME, '-f', '%M', '-o', timeFile, ...argv] : argv;
   const start = performance.now();

@@ -9,6 +9,8 @@ import { isAllZero, readBlocks } from '../src/containers/blocks.js';
 import { tempDir } from './helpers/golden.js';
 
 /** A random disk: non-overlapping extents of bytes, file ranges and nested disks, plus the bytes it should read as. */
+const MiB = 1 << 20;
+
 const diskArb = fc
   .record({
     size: fc.integer({ min: 1, max: 300_000 }),
@@ -101,6 +103,24 @@ describe('VirtualDisk', () => {
       }),
       { numRuns: 40 },
     );
+  });
+
+  it('readBlocks reads a block larger than its read piece (4 MiB) from several pieces', async () => {
+    const dir = tempDir();
+    const data = Buffer.alloc(9 * MiB + 3);
+    for (let i = 0; i < data.length; i += 4093) data[i] = (i / 4093) % 251 || 1;
+    writeFileSync(join(dir, 'big.bin'), data);
+    const disk = new VirtualDisk(40 * MiB).place(MiB + 5, data.length, { kind: 'file', path: join(dir, 'big.bin'), offset: 0 });
+    for (const reuseBuffers of [false, true]) {
+      const got: number[] = [];
+      for await (const { index, data: block } of readBlocks(disk, 16 * MiB, { reuseBuffers })) {
+        got.push(index);
+        const expected = Buffer.alloc(16 * MiB);
+        data.copy(expected, MiB + 5);
+        expect(Buffer.from(block).equals(expected)).toBe(true);
+      }
+      expect(got).toEqual([0]);
+    }
   });
 
   it('isAllZero agrees with a byte loop (property)', () => {

@@ -22,6 +22,15 @@ export function allocatedBlocks(disk: VirtualDisk, blockSize: number): number[] 
 const READ_AHEAD_BYTES = 16 << 20;
 /** Neighbouring blocks are read together, up to this many bytes per read (64 KiB clusters: 16). */
 const GROUP_BYTES = 1 << 20;
+/** Larger blocks (VHD 2 MiB, VHDX 32 MiB) are read in pieces of this size, all at once. */
+const READ_PIECE = 4 << 20;
+
+/** Wait for every promise; then throw the first failure, if any (no read outlives the call). */
+async function settleAll(promises: Promise<void>[]): Promise<void> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
 
 /** Ascending block indexes in groups of neighbours, each group at most `max` blocks. */
 function* neighbourGroups(blocks: number[], max: number): Generator<{ first: number; count: number }> {
@@ -57,7 +66,8 @@ export interface ReadBlocksOptions {
 export async function* readBlocks(disk: VirtualDisk, blockSize: number, opts: ReadBlocksOptions = {}): AsyncGenerator<{ index: number; data: Uint8Array }> {
   const files = new FileCache();
   const perGroup = Math.max(1, Math.floor(GROUP_BYTES / blockSize));
-  const depth = Math.max(1, Math.floor(READ_AHEAD_BYTES / (perGroup * blockSize)));
+  // At least two groups in flight, so even 32 MiB VHDX blocks are read while the last one is written.
+  const depth = Math.max(2, Math.floor(READ_AHEAD_BYTES / (perGroup * blockSize)));
   // mapOrdered holds at most `depth` groups while the consumer works on none: one spare suffices.
   const ring = opts.reuseBuffers ? new Array<Uint8Array>(depth + 1) : undefined;
   let groupNumber = 0;
@@ -72,12 +82,18 @@ export async function* readBlocks(disk: VirtualDisk, blockSize: number, opts: Re
       const data = bufferFor(count * blockSize);
       const start = first * blockSize;
       let zeroFrom = 0; // a reused buffer holds old bytes: zero what no run covers
+      const reads: Promise<void>[] = [];
       for (const run of disk.runs(start, Math.min(disk.size, start + data.length))) {
         if (ring) data.fill(0, zeroFrom, run.offset - start);
         zeroFrom = run.offset - start + run.length;
-        await readRunInto(run, 0, data.subarray(run.offset - start, zeroFrom), files);
+        // Pieces of a large block are read at once, on several of libuv's threads.
+        for (let skip = 0; skip < run.length; skip += READ_PIECE) {
+          const at = run.offset - start + skip;
+          reads.push(readRunInto(run, skip, data.subarray(at, at + Math.min(READ_PIECE, run.length - skip)), files));
+        }
       }
       if (ring) data.fill(0, zeroFrom);
+      await settleAll(reads);
       return { first, data };
     });
     for await (const { first, data } of groups) {
