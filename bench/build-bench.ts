@@ -12,7 +12,7 @@
  * Every build runs in a child process (bench/run-build), so peak RSS is diskmint's alone; it
  * comes from `/usr/bin/time -f %M` when present, else from the child's own getrusage. Wall
  * time is the whole child process (start-up included), as a user running a command sees it;
- * cp is timed the same way. Measured commands run `--runs` times (default 3), alternating
+ * cp is timed the same way. Measured commands run `--runs` times (default 5), alternating
  * between tools, and the median is reported. Input files are in the page cache for every run
  * of both tools (they were just written, and the machine has the memory to keep them).
  */
