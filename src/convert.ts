@@ -4,7 +4,6 @@ import { DiskmintError } from './errors.js';
 import { VirtualDisk } from './extents.js';
 import { openDisk, type OpenDiskOptions } from './open-disk.js';
 import type { ContainerReader } from './containers/types.js';
-import { outputFormatFor } from './containers/registry.js';
 import { writeImage, type WriteImageOptions, type WriteImageResult } from './write-image.js';
 
 export interface ConvertOptions extends WriteImageOptions, OpenDiskOptions {}
@@ -14,7 +13,7 @@ export interface ConvertResult extends WriteImageResult {
   inputFormat: string;
   /**
    * Bytes of the source read as data: its allocated ranges, or the whole of a raw input when the
-   * writer finds zero blocks itself (raw, qcow2, VHD and VHDX files).
+   * output is a file (its writer finds zero blocks itself).
    */
   dataBytes: number;
 }
@@ -43,7 +42,7 @@ export async function convertImage(input: string, output: string, opts: ConvertO
   }
   const { reader, format } = await openDisk(input, opts);
   try {
-    const disk = await diskFromReader(reader, { wholeRawFile: writerFindsZeros(output, opts) });
+    const disk = await diskFromReader(reader, { wholeRawFile: writerFindsZeros(output) });
     const result = await writeImage(disk, output, opts);
     return { ...result, input, inputFormat: reader.subformat ? `${format} (${reader.subformat})` : format, dataBytes: disk.dataBytes() };
   } finally {
@@ -52,12 +51,12 @@ export async function convertImage(input: string, output: string, opts: ConvertO
 }
 
 /**
- * Raw, qcow2, VHD and VHDX file writers read each block once and leave all-zero blocks as holes
- * or unallocated blocks, so scanning a raw input for zeros first would only read it twice.
+ * Every file writer (raw, qcow2, VMDK, VHD, VHDX) reads each block once and leaves all-zero
+ * blocks as holes or unallocated, so scanning a raw input for zeros first would read it twice.
+ * Pipes get tables-first layouts, which need to know the data before writing it.
  */
-function writerFindsZeros(output: string, opts: WriteImageOptions): boolean {
-  if (output === '-') return false;
-  return ['raw', 'qcow2', 'vhd', 'vhdx'].includes(outputFormatFor(opts.format, output));
+function writerFindsZeros(output: string): boolean {
+  return output !== '-';
 }
 
 async function samePath(a: string, b: string): Promise<boolean> {

@@ -179,7 +179,8 @@ describe('VirtualDisk', () => {
     let most = 0;
     for (let i = 0; i < count; i++) await files.withFile(join(dir, `f${i}`), async () => void (most = Math.max(most, openFds() - before)));
     await files.closeAll();
-    expect(most).toBeLessThanOrEqual(65);
+    // 64 idle + the one in use, plus evicted handles whose close() is still in flight: far below 300.
+    expect(most).toBeLessThanOrEqual(70);
     expect(openFds()).toBe(before);
     const out = join(dir, 'all.img');
     await writeRawImage(disk, out);

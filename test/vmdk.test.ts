@@ -1,7 +1,7 @@
 /** VMDK in-process: round trips per subformat, determinism, pipes, options, hostile input and fuzz. */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fc from 'fast-check';
-import { readFile, rm, readdir } from 'node:fs/promises';
+import { readFile, rm, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { VirtualDisk } from '../src/extents.js';
@@ -114,6 +114,29 @@ describe('vmdk round trips', () => {
       await rm(sub, { recursive: true, force: true });
     });
   }
+
+  it('monolithicSparse: a file leaves out grains whose data is all zeros; a pipe (tables first) stores them', async () => {
+    const GRAIN = 64 * 1024;
+    const data = Buffer.alloc(GRAIN, 0x5a);
+    const disk = new VirtualDisk(4 * 1024 * 1024).placeBytes(0, new Uint8Array(2 * GRAIN)).placeBytes(10 * GRAIN, data);
+    const sub = tempDir('diskmint-vmdk-zeros-');
+    const path = join(sub, 'disk.vmdk');
+    await writeWithHandler(vmdkHandler, disk, path);
+    const file = await readFile(path);
+    const piped = (await writeWithHandler(vmdkHandler, disk, path, { pipe: true }))!;
+    const overHead = parseSparseHeader(file.subarray(0, 512)).overHead * SECTOR;
+    expect(file.length).toBe(overHead + GRAIN);
+    expect(piped.length).toBe(overHead + 3 * GRAIN);
+    for (const bytes of [file, piped]) {
+      await writeFile(path, bytes);
+      const r = await openWithHandler(vmdkHandler, path);
+      const all = await readAll(r);
+      expect(all.subarray(10 * GRAIN, 11 * GRAIN).equals(data)).toBe(true);
+      expect(all.subarray(0, 10 * GRAIN).every((b) => b === 0)).toBe(true);
+      await r.close();
+    }
+    await rm(sub, { recursive: true, force: true });
+  });
 
   it('header, descriptor and geometry follow the options', async () => {
     const { disk } = randomDisk(3, 100 * 1024 * 1024, 2);

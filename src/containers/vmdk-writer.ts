@@ -132,29 +132,62 @@ export async function writeMonolithicSparse(disk: VirtualDisk, sink: ByteSink, c
     descriptorOffset: 1, descriptorSize: DESC_SECTORS, numGTEsPerGT: GTES_PER_GT, rgdOffset, gdOffset, overHead,
     uncleanShutdown: false, compressAlgorithm: COMPRESSION_NONE,
   };
-  const cid = layoutCid('monolithicSparse', disk.size, allocated);
-  const desc = descriptorText(o, 'monolithicSparse', disk.size, cid, [
-    { access: 'RW', sectors: capacity, type: 'SPARSE', file: selfName(ctx.outputPath), offset: 0 },
-  ]);
+  const descriptorFor = (grainsStored: readonly number[]) =>
+    descriptorText(o, 'monolithicSparse', disk.size, layoutCid('monolithicSparse', disk.size, grainsStored), [
+      { access: 'RW', sectors: capacity, type: 'SPARSE', file: selfName(ctx.outputPath), offset: 0 },
+    ]);
   const start = sink.position;
+  const tables = { dirs: [rgdOffset, gdOffset], gtCount, gdSecs, gtSecs, overHead };
   await sink.write(encodeSparseHeader(header));
-  await sink.write(embedDescriptor(desc));
-  // Redundant copy first, then the primary (qemu's order); both point at their own tables.
-  for (const dirAt of [rgdOffset, gdOffset]) {
-    const gd = new Uint32Array(gtCount);
-    for (let t = 0; t < gtCount; t++) gd[t] = dirAt + gdSecs + t * gtSecs;
-    await sink.write(encodeU32Table(gd, gdSecs));
-    const cursor = { k: 0 };
-    for (let t = 0; t < gtCount; t++) {
-      const gt = gtEntries(t, allocated, (k) => overHead + k * GRAIN_SECTORS, cursor);
-      if (gt) await sink.write(encodeU32Table(gt, gtSecs));
-      else await sink.skip(gtSecs * SECTOR);
+  if (sink.seekable) {
+    // A file gets its grains first and its descriptor, directories and tables last (pwrite), so
+    // all-zero grains are found while copying and left out, in one read of the source.
+    await sink.skip(start + overHead * SECTOR - sink.position);
+    const stored: number[] = [];
+    // A file sink copies each grain, so read buffers can be reused.
+    for await (const { index, data } of readBlocks(disk, GRAIN_BYTES, { reuseBuffers: true })) {
+      ctx.onProgress?.(Math.min(disk.size, (index + 1) * GRAIN_BYTES), disk.size);
+      if (isAllZero(data)) continue;
+      stored.push(index);
+      await sink.write(data);
     }
+    const put = (bytes: Uint8Array, sector: number) => sink.pwrite(bytes, start + sector * SECTOR);
+    await put(embedDescriptor(descriptorFor(stored)), 1);
+    await writeGrainTables(put, tables, stored);
+    return;
   }
+  // A pipe: everything in file order, the tables computed from the extent map.
+  await sink.write(embedDescriptor(descriptorFor(allocated)));
+  await writeGrainTables(async (bytes, sector) => {
+    await sink.skip(start + sector * SECTOR - sink.position);
+    await sink.write(bytes);
+  }, tables, allocated);
   await sink.skip(start + overHead * SECTOR - sink.position);
   for await (const { index, data } of readBlocks(disk, GRAIN_BYTES)) {
     await sink.write(data);
     ctx.onProgress?.(Math.min(disk.size, (index + 1) * GRAIN_BYTES), disk.size);
+  }
+}
+
+/**
+ * Both copies of the grain directory and tables, the redundant one first (qemu's order), each
+ * directory pointing at its own tables and each table at the stored grains (ascending), which
+ * follow the overhead. Tables without grains are left as zeros (holes).
+ */
+async function writeGrainTables(
+  put: (bytes: Uint8Array, sector: number) => Promise<void>,
+  t: { dirs: number[]; gtCount: number; gdSecs: number; gtSecs: number; overHead: number },
+  stored: readonly number[],
+): Promise<void> {
+  for (const dirAt of t.dirs) {
+    const gd = new Uint32Array(t.gtCount);
+    for (let i = 0; i < t.gtCount; i++) gd[i] = dirAt + t.gdSecs + i * t.gtSecs;
+    await put(encodeU32Table(gd, t.gdSecs), dirAt);
+    const cursor = { k: 0 };
+    for (let i = 0; i < t.gtCount; i++) {
+      const gt = gtEntries(i, stored, (k) => t.overHead + k * GRAIN_SECTORS, cursor);
+      if (gt) await put(encodeU32Table(gt, t.gtSecs), dirAt + t.gdSecs + i * t.gtSecs);
+    }
   }
 }
 
