@@ -360,6 +360,8 @@ export function decodeCompressedDescriptor(hi: number, lo: number, clusterBits: 
 /** L2 entry of a compressed cluster whose `byteLength` bytes start at `hostOffset` (bit 62 set, bit 63 clear). */
 export function encodeCompressedDescriptor(hostOffset: number, byteLength: number, clusterBits: number): [number, number] {
   const x = compressedOffsetBits(clusterBits);
+  // Offsets past 2^53 are not exact in a JS number (and past any real file): refuse them.
+  if (!Number.isSafeInteger(hostOffset) || hostOffset < 0) throw fail('INVALID_ARGUMENT', `compressed cluster offset ${hostOffset} is not a safe integer`);
   const extraSectors = Math.floor((hostOffset + byteLength - 1) / QCOW2_COMPRESSED_SECTOR) - Math.floor(hostOffset / QCOW2_COMPRESSED_SECTOR);
   if (byteLength < 1 || extraSectors >= 2 ** (62 - x)) throw fail('INVALID_ARGUMENT', `compressed cluster of ${byteLength} bytes does not fit a descriptor`);
   if (hostOffset >= 2 ** x || hostOffset > 2 ** 56) throw fail('INVALID_ARGUMENT', `compressed cluster offset ${hostOffset} is past the descriptor's range`);

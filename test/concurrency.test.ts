@@ -1,4 +1,6 @@
 import fc from 'fast-check';
+import { inflateRawSync, inflateSync } from 'node:zlib';
+import { createCompressor, zstdDecompress } from '../src/containers/compress.js';
 import { describe, expect, it } from 'vitest';
 import { forEachConcurrent, mapOrdered } from '../src/concurrency.js';
 
@@ -50,5 +52,26 @@ describe('mapOrdered', () => {
     const out: number[] = [];
     for await (const v of mapOrdered([30, 1, 20, 2, 10], 3, async (ms) => (await tick(ms), ms))) out.push(v);
     expect(out).toEqual([30, 1, 20, 2, 10]);
+  });
+});
+
+describe('createCompressor', () => {
+  it("compresses a view of a caller's Buffer without detaching or changing it (zstd and deflate)", async () => {
+    const compressor = createCompressor({ threads: 2 });
+    try {
+      const backing = Buffer.alloc(1 << 20);
+      for (let i = 0; i < backing.length; i++) backing[i] = (i * 31) % 253;
+      const before = Buffer.from(backing);
+      for (const kind of ['zstd', 'zlib', 'deflate-raw'] as const) {
+        const view = backing.subarray(65536, 2 * 65536); // a Buffer view: its .slice() is not a copy
+        const packed = await compressor.compress(view, kind);
+        expect(backing.length).toBe(1 << 20);
+        expect(backing.equals(before)).toBe(true);
+        const back = kind === 'zstd' ? await zstdDecompress(packed, 1 << 20) : kind === 'zlib' ? inflateSync(packed) : inflateRawSync(packed);
+        expect(Buffer.from(back).equals(view)).toBe(true);
+      }
+    } finally {
+      await compressor.close();
+    }
   });
 });

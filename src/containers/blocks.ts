@@ -53,6 +53,12 @@ export interface ReadBlocksOptions {
    * costs more than the read itself.
    */
   reuseBuffers?: boolean;
+  /**
+   * With `reuseBuffers`: how many blocks the consumer may hold at once (default 1, the current
+   * one). A block stays valid until the consumer has asked for `heldBlocks` more; a consumer
+   * that keeps blocks in flight (compression) passes how many.
+   */
+  heldBlocks?: number;
 }
 
 /**
@@ -68,13 +74,16 @@ export async function* readBlocks(disk: VirtualDisk, blockSize: number, opts: Re
   const perGroup = Math.max(1, Math.floor(GROUP_BYTES / blockSize));
   // At least two groups in flight, so even 32 MiB VHDX blocks are read while the last one is written.
   const depth = Math.max(2, Math.floor(READ_AHEAD_BYTES / (perGroup * blockSize)));
-  // mapOrdered holds at most `depth` groups while the consumer works on none: one spare suffices.
-  const ring = opts.reuseBuffers ? new Array<Uint8Array>(depth + 1) : undefined;
+  // A slot is refilled `ring.length` groups later. By then mapOrdered holds at most `depth`
+  // groups (the new one included) and the consumer's held blocks span at most
+  // ceil(held / perGroup) + 1 older groups, so this many slots never overwrite a live block.
+  const held = Math.max(1, opts.heldBlocks ?? 1);
+  const ring = opts.reuseBuffers ? new Array<Uint8Array>(depth + Math.ceil(held / perGroup) + 1) : undefined;
   let groupNumber = 0;
   const bufferFor = (bytes: number): Uint8Array => {
     if (!ring) return new Uint8Array(bytes);
     const slot = groupNumber++ % ring.length;
-    ring[slot] ??= Buffer.allocUnsafe(perGroup * blockSize); // every byte is read or zeroed below
+    ring[slot] ??= new Uint8Array(perGroup * blockSize); // plain memory: consumers may transfer copies
     return ring[slot].subarray(0, bytes);
   };
   try {

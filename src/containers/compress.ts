@@ -118,8 +118,9 @@ class ZstdPool {
     return new Promise((resolve, reject) => {
       if (this.pending.size === 0) this.setRef(true); // keep the process alive only while work is pending
       this.pending.set(id, { resolve, reject });
-      // Posting a view clones its whole ArrayBuffer: send an exact copy, transferred.
-      const own = data.slice();
+      // Posting a view clones its whole ArrayBuffer: send an exact copy, transferred. (Not
+      // data.slice(): on a Buffer that is a view, and the transfer would detach the caller's memory.)
+      const own = new Uint8Array(data);
       this.workers[id % this.workers.length].postMessage({ id, data: own, level }, [own.buffer]);
     });
   }

@@ -15,7 +15,7 @@ import type { WriteContext } from './types.js';
 import { isAllZero } from './blocks.js';
 import { mapOrdered } from './compress.js';
 import {
-  batchedWriter, entriesToBytes, geometry, qcow2Header, readClusterGroups, readClusters, refcountBlock, refcountTable, type Geometry, type Qcow2WriteSettings,
+  entriesToBytes, geometry, qcow2Header, readClusterGroups, readClusters, refcountBlock, refcountTable, type Geometry, type Qcow2WriteSettings,
 } from './qcow2-tables.js';
 import {
   QCOW2_COMPRESSED_SECTOR, QCOW2_COMPRESSION, encodeCompressedDescriptor, encodeL1Entry, encodeL2Standard, refcountLayout,
@@ -57,10 +57,9 @@ export async function writeQcow2DataFirst(disk: VirtualDisk, sink: ByteSink, s: 
   const l2 = l2Slots(g);
   let cursor = (1 + g.l1Clusters) * g.cs;
   await sink.skip(cursor); // header and L1, written last
-  // A file sink already coalesces writes; batching on top would copy every byte once more.
-  const out = compress ? batchedWriter(sink) : { write: (d: Uint8Array) => sink.write(d), flush: async () => {} };
+  // No write batching: a file sink already coalesces (and copies) writes.
   const padTo = async (offset: number) => {
-    if (offset > cursor) await out.write(new Uint8Array(offset - cursor));
+    if (offset > cursor) await sink.write(new Uint8Array(offset - cursor));
     cursor = offset;
   };
   const roundUp = (n: number) => Math.ceil(n / g.cs) * g.cs;
@@ -87,7 +86,11 @@ export async function writeQcow2DataFirst(disk: VirtualDisk, sink: ByteSink, s: 
       ctx.onProgress?.(Math.min(disk.size, (group[group.length - 1].index + 1) * g.cs), disk.size);
     }
   }
-  const stored = compress ? mapOrdered(readClusters(disk, g.cs), ctx.compressor.concurrency, async (b): Promise<StoredCluster> => {
+  // Compression holds `concurrency` clusters in flight plus the one being written; read buffers
+  // are reused once those are done (deflate reads its input on the thread pool until it resolves).
+  const inFlight = ctx.compressor.concurrency;
+  const clusters = () => readClusters(disk, g.cs, { reuseBuffers: true, heldClusters: inFlight + 1 });
+  const stored = compress ? mapOrdered(clusters(), inFlight, async (b): Promise<StoredCluster> => {
     if (isAllZero(b.data)) return { index: b.index };
     const packed = await ctx.compressor.compress(b.data, kind, level);
     // qemu stores a cluster whole when its compressed form is not at most cluster_size - 1 bytes.
@@ -99,12 +102,12 @@ export async function writeQcow2DataFirst(disk: VirtualDisk, sink: ByteSink, s: 
       await padTo(roundUp(cursor));
       l2.set(r.index, encodeL2Standard(cursor));
       if (refcounts) refcounts[cursor / g.cs] = 1;
-      await out.write(r.raw);
+      await sink.write(r.raw);
       cursor += g.cs;
     } else if (r.packed && refcounts) {
       await padTo(placeCompressed(cursor, r.packed.length, g.cs, refcounts));
       l2.set(r.index, encodeCompressedDescriptor(cursor, r.packed.length, s.clusterBits));
-      await out.write(r.packed);
+      await sink.write(r.packed);
       cursor += r.packed.length;
     }
   }
@@ -115,7 +118,7 @@ export async function writeQcow2DataFirst(disk: VirtualDisk, sink: ByteSink, s: 
   for (const t of [...l2.tables.keys()].sort((a, b) => a - b)) {
     l1.set(encodeL1Entry(cursor), t * 2);
     if (refcounts) refcounts[cursor / g.cs] = 1;
-    await out.write(entriesToBytes(l2.tables.get(t)!, g.cs));
+    await sink.write(entriesToBytes(l2.tables.get(t)!, g.cs));
     cursor += g.cs;
   }
   const rtCluster = cursor / g.cs;
@@ -123,9 +126,8 @@ export async function writeQcow2DataFirst(disk: VirtualDisk, sink: ByteSink, s: 
   const end = rtCluster + tableClusters + blocks;
   if (refcounts) for (let c = rtCluster; c < end; c++) refcounts[c] = 1;
   const countOf = refcounts ? (c: number) => refcounts[c] ?? 0 : (c: number) => (c < end ? 1 : 0);
-  await out.write(refcountTable(g, tableClusters, blocks, rtCluster + tableClusters));
-  for (let b = 0; b < blocks; b++) await out.write(refcountBlock(g, s.clusterBits, b, countOf));
-  await out.flush();
+  await sink.write(refcountTable(g, tableClusters, blocks, rtCluster + tableClusters));
+  for (let b = 0; b < blocks; b++) await sink.write(refcountBlock(g, s.clusterBits, b, countOf));
   await sink.pwrite(qcow2Header(s, g, rtCluster, tableClusters), 0);
   if (g.l1Clusters) await sink.pwrite(entriesToBytes(l1, g.l1Clusters * g.cs), g.cs);
 }

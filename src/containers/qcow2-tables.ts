@@ -6,7 +6,7 @@
 import { DiskmintError } from '../errors.js';
 import type { VirtualDisk } from '../extents.js';
 import type { ByteSink } from './sink.js';
-import { readBlocks, type ReadBlocksOptions } from './blocks.js';
+import { readBlocks } from './blocks.js';
 import {
   QCOW2_FEATURE_NAMES, QCOW2_MAX_L1_BYTES, encodeQcow2Header, l1EntriesFor, l2EntriesPerTable, refcountsPerBlock,
 } from '../../formats/qcow2.js';
@@ -80,14 +80,23 @@ export function qcow2Header(s: Qcow2WriteSettings, g: Geometry, refcountTableClu
 /** Source reads go in chunks of at least 1 MiB (a multiple of the cluster size), then split into clusters. */
 export const READ_CHUNK = 1024 * 1024;
 
+export interface ReadClustersOptions {
+  /** Read chunks into reused buffers (see ReadBlocksOptions): a cluster is valid only while held. */
+  reuseBuffers?: boolean;
+  /** With `reuseBuffers`: clusters the consumer holds at once (in flight and the current one). */
+  heldClusters?: number;
+}
+
 /**
  * Clusters of the chunks that hold data, ascending, each `{ index, data }` with `data` a view
- * of a fresh chunk (consumers may keep it). Clusters past the disk's end are left out.
+ * of a fresh chunk (consumers may keep it) unless `reuseBuffers`. Clusters past the disk's end
+ * are left out.
  */
-export async function* readClusterGroups(disk: VirtualDisk, cs: number, opts: ReadBlocksOptions = {}): AsyncGenerator<Array<{ index: number; data: Uint8Array }>> {
+export async function* readClusterGroups(disk: VirtualDisk, cs: number, opts: ReadClustersOptions = {}): AsyncGenerator<Array<{ index: number; data: Uint8Array }>> {
   const chunk = Math.max(cs, READ_CHUNK);
   const lastCluster = Math.ceil(disk.size / cs) - 1;
-  for await (const block of readBlocks(disk, chunk, opts)) {
+  const heldBlocks = Math.ceil(((opts.heldClusters ?? 1) * cs) / chunk) + 1; // they may straddle chunks
+  for await (const block of readBlocks(disk, chunk, { reuseBuffers: opts.reuseBuffers, heldBlocks })) {
     const group: Array<{ index: number; data: Uint8Array }> = [];
     const first = (block.index * chunk) / cs;
     for (let i = 0; i < chunk / cs && first + i <= lastCluster; i++) group.push({ index: first + i, data: block.data.subarray(i * cs, (i + 1) * cs) });
@@ -95,7 +104,7 @@ export async function* readClusterGroups(disk: VirtualDisk, cs: number, opts: Re
   }
 }
 
-export async function* readClusters(disk: VirtualDisk, cs: number, opts: ReadBlocksOptions = {}): AsyncGenerator<{ index: number; data: Uint8Array }> {
+export async function* readClusters(disk: VirtualDisk, cs: number, opts: ReadClustersOptions = {}): AsyncGenerator<{ index: number; data: Uint8Array }> {
   for await (const group of readClusterGroups(disk, cs, opts)) yield* group;
 }
 
