@@ -80,8 +80,9 @@ parentPort.on('message', async ({ id, data, level }) => {
   await ready;
   try {
     const out = zstd.compress(data, level);
-    const copy = new Uint8Array(out);
-    parentPort.postMessage({ id, out: copy }, [copy.buffer]);
+    // The package returns a fresh exact-size copy: transfer it as is (another copy is garbage).
+    const own = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out : new Uint8Array(out);
+    parentPort.postMessage({ id, out: own }, [own.buffer]);
   } catch (err) {
     parentPort.postMessage({ id, error: String(err && err.message || err) });
   }
