@@ -54,7 +54,7 @@ function writeOptions(o: OutputFlags): WriteImageOptions {
   };
 }
 
-const sectorSizeOption = new Option('--sector-size <bytes>', 'logical sector size for MBR/BSD disks (GPT detects its own)')
+const sectorSizeOption = new Option('--sector-size <bytes>', 'logical sector size for MBR/BSD disks (default: detected from their contents; GPT records its own)')
   .choices(['512', '4096'])
   .argParser(Number);
 

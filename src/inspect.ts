@@ -12,7 +12,11 @@ import { detectFilesystem } from './fs-detect.js';
 import type { PartitionTable, TableReadResult } from './tables/types.js';
 
 export interface InspectOptions {
-  /** Logical sector size for MBR disks (GPT detects its own). Default 512. */
+  /**
+   * Logical sector size for MBR disks (GPT detects its own). Default: 512, or 4096 when the
+   * table read with 4096-byte sectors finds file systems or BSD labels where partitions start
+   * and the 512-byte reading finds fewer (see `mbrSectorSizeEvidence`).
+   */
   sectorSize?: number;
 }
 
@@ -47,11 +51,39 @@ export async function inspectImage(path: string, opts: InspectOptions = {}): Pro
 
 /** Inspect an open disk: the outer table and nested BSD labels. */
 export async function inspectDisk(disk: DiskReader, opts: InspectOptions = {}): Promise<{ table: PartitionTable | null; findings: Finding[] }> {
-  const result = (await probeGpt(disk)) ?? (await makeMbrProbe(opts.sectorSize ?? 512)(disk)) ?? (await probeBsd(disk));
+  const result = (await probeGpt(disk)) ?? (await probeMbr(disk, opts.sectorSize)) ?? (await probeBsd(disk));
   if (!result) return { table: null, findings: [] };
   const findings = [...result.findings];
   await probeNested(disk, result, findings);
   return { table: result.table, findings };
+}
+
+/**
+ * An MBR says nothing of its sector size: read it both ways (unless told) and keep the reading
+ * whose partitions start where something recognisable is, as a person with a hex editor would.
+ * Ties go to 512, the usual size.
+ */
+async function probeMbr(disk: DiskReader, sectorSize: number | undefined): Promise<TableReadResult | null> {
+  if (sectorSize !== undefined) return makeMbrProbe(sectorSize)(disk);
+  const at512 = await makeMbrProbe(512)(disk);
+  if (!at512?.table.partitions.length) return at512;
+  const at4096 = await makeMbrProbe(4096)(disk);
+  if (!at4096) return at512;
+  return (await mbrSectorSizeEvidence(disk, at4096)) > (await mbrSectorSizeEvidence(disk, at512)) ? at4096 : at512;
+}
+
+/** Partitions whose first bytes hold a file system or a BSD label, less the reading's errors. */
+export async function mbrSectorSizeEvidence(disk: DiskReader, read: TableReadResult): Promise<number> {
+  const t = read.table;
+  let score = -read.findings.filter((f) => f.severity === 'error').length;
+  for (const p of t.partitions) {
+    if (p.typeName === 'extended' || (p.firstLba + 1) * t.sectorSize > disk.size) continue;
+    const slice = sliceDiskReader(disk, p.firstLba * t.sectorSize, Math.min(p.sizeBytes, disk.size - p.firstLba * t.sectorSize));
+    const fs = await detectFilesystem(slice);
+    if (fs.kind !== 'unknown' && fs.kind !== 'empty') score++;
+    else if (BSD_CONTAINER_TYPES.has(p.rawType.toLowerCase()) && (await probeBsd(slice))) score++;
+  }
+  return score;
 }
 
 async function probeNested(disk: DiskReader, outer: TableReadResult, findings: Finding[]): Promise<void> {
