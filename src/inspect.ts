@@ -51,7 +51,7 @@ export async function inspectImage(path: string, opts: InspectOptions = {}): Pro
 
 /** Inspect an open disk: the outer table and nested BSD labels. */
 export async function inspectDisk(disk: DiskReader, opts: InspectOptions = {}): Promise<{ table: PartitionTable | null; findings: Finding[] }> {
-  const result = (await probeGpt(disk)) ?? (await probeMbr(disk, opts.sectorSize)) ?? (await probeBsd(disk));
+  const result = (await probeGpt(disk)) ?? (await probeMbrAnySectorSize(disk, opts.sectorSize)) ?? (await probeBsd(disk));
   if (!result) return { table: null, findings: [] };
   const findings = [...result.findings];
   await probeNested(disk, result, findings);
@@ -63,7 +63,7 @@ export async function inspectDisk(disk: DiskReader, opts: InspectOptions = {}): 
  * whose partitions start where something recognisable is, as a person with a hex editor would.
  * Ties go to 512, the usual size.
  */
-async function probeMbr(disk: DiskReader, sectorSize: number | undefined): Promise<TableReadResult | null> {
+async function probeMbrAnySectorSize(disk: DiskReader, sectorSize: number | undefined): Promise<TableReadResult | null> {
   if (sectorSize !== undefined) return makeMbrProbe(sectorSize)(disk);
   const at512 = await makeMbrProbe(512)(disk);
   if (!at512?.table.partitions.length) return at512;
@@ -73,7 +73,7 @@ async function probeMbr(disk: DiskReader, sectorSize: number | undefined): Promi
 }
 
 /** Partitions whose first bytes hold a file system or a BSD label, less the reading's errors. */
-export async function mbrSectorSizeEvidence(disk: DiskReader, read: TableReadResult): Promise<number> {
+async function mbrSectorSizeEvidence(disk: DiskReader, read: TableReadResult): Promise<number> {
   const t = read.table;
   let score = -read.findings.filter((f) => f.severity === 'error').length;
   for (const p of t.partitions) {

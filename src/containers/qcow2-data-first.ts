@@ -89,13 +89,13 @@ export async function writeQcow2DataFirst(disk: VirtualDisk, sink: ByteSink, s: 
   // Compression holds `concurrency` clusters in flight plus the one being written; read buffers
   // are reused once those are done (deflate reads its input on the thread pool until it resolves).
   const inFlight = ctx.compressor.concurrency;
-  const clusters = () => readClusters(disk, g.cs, { reuseBuffers: true, heldClusters: inFlight + 1 });
-  const stored = compress ? mapOrdered(clusters(), inFlight, async (b): Promise<StoredCluster> => {
+  const clusters = compress ? readClusters(disk, g.cs, { reuseBuffers: true, heldClusters: inFlight + 1 }) : [];
+  const stored = mapOrdered(clusters, inFlight, async (b): Promise<StoredCluster> => {
     if (isAllZero(b.data)) return { index: b.index };
     const packed = await ctx.compressor.compress(b.data, kind, level);
     // qemu stores a cluster whole when its compressed form is not at most cluster_size - 1 bytes.
     return packed.length < g.cs ? { index: b.index, packed } : { index: b.index, raw: b.data };
-  }) : [];
+  });
   for await (const r of stored) {
     ctx.onProgress?.(Math.min(disk.size, (r.index + 1) * g.cs), disk.size);
     if (r.raw) {

@@ -1,11 +1,10 @@
 /**
  * What both qcow2 writer layouts share (QEMU docs/interop/qcow2.txt): geometry from the disk and
  * cluster size, table encoders (L1/L2 and refcount entries, big-endian), the header, cluster
- * reads from the extent map and write batching.
+ * reads from the extent map.
  */
 import { DiskmintError } from '../errors.js';
 import type { VirtualDisk } from '../extents.js';
-import type { ByteSink } from './sink.js';
 import { readBlocks } from './blocks.js';
 import {
   QCOW2_FEATURE_NAMES, QCOW2_MAX_L1_BYTES, encodeQcow2Header, l1EntriesFor, l2EntriesPerTable, refcountsPerBlock,
@@ -106,25 +105,4 @@ export async function* readClusterGroups(disk: VirtualDisk, cs: number, opts: Re
 
 export async function* readClusters(disk: VirtualDisk, cs: number, opts: ReadClustersOptions = {}): AsyncGenerator<{ index: number; data: Uint8Array }> {
   for await (const group of readClusterGroups(disk, cs, opts)) yield* group;
-}
-
-/** Gathers small writes into pieces of about 1 MiB (one sink.write each). */
-export function batchedWriter(sink: ByteSink): { write(data: Uint8Array): Promise<void>; flush(): Promise<void> } {
-  let parts: Uint8Array[] = [];
-  let bytes = 0;
-  const flush = async () => {
-    if (!parts.length) return;
-    const joined = parts.length === 1 ? parts[0] : Buffer.concat(parts);
-    parts = [];
-    bytes = 0;
-    await sink.write(joined);
-  };
-  return {
-    async write(data) {
-      parts.push(data);
-      bytes += data.length;
-      if (bytes >= READ_CHUNK) await flush();
-    },
-    flush,
-  };
 }

@@ -20,7 +20,7 @@ import type { WriteContext } from './types.js';
 import { isAllZero } from './blocks.js';
 import { writeQcow2DataFirst } from './qcow2-data-first.js';
 import {
-  batchedWriter, entriesToBytes, geometry, qcow2Header, readClusterGroups, refcountBlock, refcountTable, type Qcow2WriteSettings,
+  READ_CHUNK, entriesToBytes, geometry, qcow2Header, readClusterGroups, refcountBlock, refcountTable, type Qcow2WriteSettings,
 } from './qcow2-tables.js';
 import {
   QCOW2_COMPRESSION, QCOW2_MAX_CLUSTER_BITS, QCOW2_MIN_CLUSTER_BITS, encodeL1Entry, encodeL2Standard, refcountLayout,
@@ -71,6 +71,27 @@ export function qcow2WriteSettings(options: Readonly<Record<string, string>>, co
   if (compressionType === QCOW2_COMPRESSION.zstd && version === 2) throw bad('zstd compression needs qcow2 compat=1.1 (version 3); compat=0.10 supports only zlib');
   return { version, clusterBits, compressionType };
 }
+/** Gathers small writes into pieces of about 1 MiB (one sink.write each). */
+function batchedWriter(sink: ByteSink): { write(data: Uint8Array): Promise<void>; flush(): Promise<void> } {
+  let parts: Uint8Array[] = [];
+  let bytes = 0;
+  const flush = async () => {
+    if (!parts.length) return;
+    const joined = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    parts = [];
+    bytes = 0;
+    await sink.write(joined);
+  };
+  return {
+    async write(data) {
+      parts.push(data);
+      bytes += data.length;
+      if (bytes >= READ_CHUNK) await flush();
+    },
+    flush,
+  };
+}
+
 /** Metadata first, for pipes: a pre-scan, then one forward pass; see the file comment. */
 export async function writeQcow2MetadataFirst(disk: VirtualDisk, sink: ByteSink, s: Qcow2WriteSettings, ctx: WriteContext): Promise<void> {
   const g = geometry(disk, s);

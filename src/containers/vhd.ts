@@ -158,9 +158,10 @@ async function writeVhd(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext): P
   // A file gets the BAT last (pwrite), so all-zero blocks are found while copying and left out.
   // A pipe gets it first, computed from the extent map: such blocks are then stored.
   const batFirst = !sink.seekable;
-  if (batFirst) allocatedBlocks(disk, bs).forEach((b, k) => batView.setUint32(b * 4, (dataStart + k * (bitmapBytes + bs)) / VHD_SECTOR));
-  if (batFirst) await sink.write(bat);
-  else await sink.skip(batBytes);
+  if (batFirst) {
+    allocatedBlocks(disk, bs).forEach((b, k) => batView.setUint32(b * 4, (dataStart + k * (bitmapBytes + bs)) / VHD_SECTOR));
+    await sink.write(bat);
+  } else await sink.skip(batBytes);
   let stored = 0;
   // A file sink copies what it is given, so read buffers can be reused; a stream may hold them.
   for await (const { index, data } of readBlocks(disk, bs, { reuseBuffers: sink.seekable })) {
