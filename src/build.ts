@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { DiskmintError } from './errors.js';
-import { parseLayout, type Layout } from './layout/schema.js';
+import type { Layout } from './layout/schema.js';
 import { planLayout, type PlannedImage, type PlannedPartition } from './layout/plan.js';
 import { assembleDisk } from './layout/assemble.js';
 import { writeImage, type WriteImageOptions } from './write-image.js';
@@ -47,6 +47,12 @@ export interface BuildResult extends BuildSummary {
   dataBytes: number;
 }
 
+/** parseLayout, with the schema module (zod) loaded on first use: building it costs every start ~4 ms. */
+async function validateLayout(json: unknown): Promise<Layout> {
+  const { parseLayout } = await import('./layout/schema.js');
+  return parseLayout(json);
+}
+
 /** Read and validate a layout file. */
 export async function loadLayout(path: string): Promise<{ layout: Layout; text: string }> {
   let text: string;
@@ -61,7 +67,7 @@ export async function loadLayout(path: string): Promise<{ layout: Layout; text: 
   } catch (err) {
     throw new DiskmintError('LAYOUT', `${path}: not valid JSON: ${(err as Error).message}`);
   }
-  return { layout: parseLayout(json), text };
+  return { layout: await validateLayout(json), text };
 }
 
 /** Plan and assemble without writing: the virtual disk a layout describes. */
@@ -76,7 +82,7 @@ export async function planImage(
     ({ layout, text } = await loadLayout(layoutOrPath));
     baseDir = opts.baseDir ?? dirname(resolve(layoutOrPath));
   } else {
-    layout = parseLayout(layoutOrPath);
+    layout = await validateLayout(layoutOrPath);
     text = JSON.stringify(layout);
   }
   const seed = resolveSeed(opts.seed ?? layout.seed, seedFromLayoutText(text));

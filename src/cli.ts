@@ -13,7 +13,6 @@ import { presetLayoutChecked, PRESETS, type PresetName, type PresetOptions } fro
 import type { WriteImageOptions } from './write-image.js';
 import { inspectImage } from './inspect.js';
 import { verifyImage } from './verify.js';
-import { layoutJsonSchema } from './layout/schema.js';
 import { DiskmintError, FormatError } from './errors.js';
 import { formatBuild, formatInspection, formatVerify, printJson } from './report.js';
 
@@ -165,7 +164,8 @@ export function makeProgram(): Command {
     .command('schema')
     .description('print the JSON Schema of layout files')
     .option('-o, --output <file>', 'write to a file instead of standard output')
-    .action((o: { output?: string }) => {
+    .action(async (o: { output?: string }) => {
+      const { layoutJsonSchema } = await import('./layout/schema.js'); // zod: loaded only here and for layouts
       const text = `${JSON.stringify(layoutJsonSchema(), null, 2)}\n`;
       if (o.output) writeFileSync(o.output, text);
       else process.stdout.write(text);

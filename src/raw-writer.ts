@@ -67,17 +67,17 @@ async function writeRawToHandle(disk: VirtualDisk, out: FileHandle): Promise<Raw
   try {
     // Pieces go to disjoint ranges, so they are copied by COPY_WORKERS loops at once: reads and
     // writes then overlap in libuv's thread pool, on every core.
-    await forEachConcurrent(pieces(disk), COPY_WORKERS, async ({ run, skip, n }, worker) => {
-      const position = run.offset + skip;
-      if (run.kind === 'bytes') {
-        await writeFully(out, run.data.subarray(skip, skip + n), position);
-        bytesWritten += n;
+    await forEachConcurrent(gatheredPieces(disk), COPY_WORKERS, async (piece, worker) => {
+      const only = piece.parts.length === 1 ? piece.parts[0] : undefined;
+      if (only?.run.kind === 'bytes') {
+        await writeFully(out, only.run.data.subarray(only.skip, only.skip + only.n), piece.position);
+        bytesWritten += only.n;
         return;
       }
-      buffers[worker] ??= Buffer.allocUnsafe(CHUNK); // fully overwritten by the read below
-      const data = buffers[worker].subarray(0, n);
-      await readRunInto(run, skip, data, files);
-      const written = await writeSkippingZeros(out, data, position); // not `+= await`: loops run at once
+      buffers[worker] ??= Buffer.allocUnsafe(CHUNK); // every byte of the piece is set below
+      const data = buffers[worker].subarray(0, piece.length);
+      await fillPiece(piece, data, files);
+      const written = await writeSkippingZeros(out, data, piece.position); // not `+= await`: loops run at once
       bytesWritten += written;
     });
     await out.truncate(disk.size);
@@ -89,12 +89,51 @@ async function writeRawToHandle(disk: VirtualDisk, out: FileHandle): Promise<Raw
 
 /** Copy loops at once: four keeps libuv's four threads busy (measured: 2x one loop on 2 cores). */
 const COPY_WORKERS = 4;
+/** Reads in flight for one gathered piece (many small files): bounds the files open at once. */
+const PART_READS = 8;
+/** Runs this close together share one write; the bytes between them are written as zeros. */
+const GATHER_GAP = 64 << 10;
 
-/** Every data run in CHUNK-sized pieces, in disk order. */
-function* pieces(disk: VirtualDisk): Generator<{ run: DataRun; skip: number; n: number }> {
+/** Up to CHUNK bytes written with one write: a piece of a large run, or several small runs. */
+interface Piece {
+  position: number;
+  length: number;
+  /** `n` bytes of `run` from `skip`, at `at` bytes into the piece; parts are in disk order. */
+  parts: { run: DataRun; skip: number; at: number; n: number }[];
+}
+
+/**
+ * Every data run in disk order, cut into CHUNK-sized pieces, with neighbouring small runs
+ * gathered into one piece: a FAT volume of many small files (or a layout of many small
+ * partitions) is then written in a few large writes instead of one per file.
+ */
+export function* gatheredPieces(disk: VirtualDisk): Generator<Piece> {
+  let piece: Piece | undefined;
   for (const run of disk.runs()) {
-    for (let skip = 0; skip < run.length; skip += CHUNK) yield { run, skip, n: Math.min(CHUNK, run.length - skip) };
+    for (let skip = 0; skip < run.length; skip += CHUNK) {
+      const n = Math.min(CHUNK, run.length - skip);
+      const position = run.offset + skip;
+      const joins = piece !== undefined && position - (piece.position + piece.length) <= GATHER_GAP && position + n - piece.position <= CHUNK;
+      if (!joins) {
+        if (piece) yield piece;
+        piece = { position, length: 0, parts: [] };
+      }
+      const at = position - piece!.position;
+      piece!.parts.push({ run, skip, at, n });
+      piece!.length = at + n;
+    }
   }
+  if (piece) yield piece;
+}
+
+/** Fill `data` with the piece's bytes: its runs' bytes, zeros in the gaps between them. */
+async function fillPiece(piece: Piece, data: Uint8Array, files: FileCache): Promise<void> {
+  let end = 0;
+  for (const { at, n } of piece.parts) {
+    if (at > end) data.fill(0, end, at);
+    end = at + n;
+  }
+  await forEachConcurrent(piece.parts, PART_READS, ({ run, skip, at, n }) => readRunInto(run, skip, data.subarray(at, at + n), files));
 }
 
 /** Write the non-zero HOLE_BLOCKs of `data`, coalescing neighbours into one write. */

@@ -4,7 +4,7 @@
  * bundle through a V8 code cache made at build time, which this Node must accept.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from './helpers/golden.js';
@@ -35,6 +35,10 @@ describe('dist/diskmint.cjs', () => {
     const c = run(['convert', img, q, '-c', '--compression', 'zstd', '-q']);
     expect(c.out).toContain('qcow2');
     expect(c.status).toBe(0);
+    // deflate through node:zlib, which the bundle loads only on first use
+    const z = join(dir, 'demo-deflate.qcow2');
+    expect(run(['convert', img, z, '-c', '--compression', 'deflate', '-q']).status).toBe(0);
+    expect(run(['verify', z]).status).toBe(0);
     const v = run(['verify', q, '--expect', join(ROOT, 'fixtures/demo/layout.json')]);
     expect(v.out).toMatch(/OK \(0 errors, 0 warnings\)/);
     expect(v.status).toBe(0);
@@ -50,5 +54,20 @@ describe('dist/diskmint.cjs', () => {
     const r = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8' });
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toEqual({ cache: true, rejected: false, main: 'function' });
+  });
+
+  it('starts without loading zlib, crypto, worker threads or os (loaded on first use)', (ctx) => {
+    if (!existsSync(BUNDLE)) return ctx.skip();
+    const loader = join(ROOT, 'dist', 'cli-loader.cjs');
+    const probe = `const { loadCli } = require(${JSON.stringify(loader)});
+      process.on('exit', () => {
+        console.error(JSON.stringify(process.moduleLoadList.filter((m) => /^NativeModule (zlib|crypto|worker_threads|os)$/.test(m))));
+      });
+      loadCli().cli.main(['node', 'diskmint', '--version']);`;
+    const file = join(tempDir(), 'probe.cjs'); // a file: \`node -e\` itself loads crypto for its globals
+    writeFileSync(file, probe);
+    const r = spawnSync(process.execPath, [file], { encoding: 'utf8' });
+    expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(JSON.parse(r.stderr)).toEqual([]);
   });
 });

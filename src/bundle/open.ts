@@ -5,10 +5,9 @@
  * the payload streamed out, record by record, decompressed (zstd, RFC 8878; zlib, RFC 1950)
  * with bounded memory and re-checked while it streams.
  */
+import { inflateAsync } from '../containers/zlib-async.js';
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
-import { promisify } from 'node:util';
-import zlib from 'node:zlib';
 import { DiskmintError } from '../errors.js';
 import { FormatError } from '../../formats/errors.js';
 import { zstdDecompress } from '../containers/compress.js';
@@ -187,7 +186,6 @@ async function* streamPayload(path: string, header: BundleHeader, m: BundleManif
   }
 }
 
-const inflate = promisify(zlib.inflate);
 
 /** One record's bytes, decompressed into exactly `length` bytes and never more. */
 async function decompressRecord(path: string, m: BundleManifest, rec: RecordHeader, z: Uint8Array, n: number): Promise<Uint8Array> {
@@ -200,7 +198,7 @@ async function decompressRecord(path: string, m: BundleManifest, rec: RecordHead
       if (declared !== rec.length) throw refuse(path, `${what}: its zstd frame declares ${declared ?? 'no'} content size, the record ${rec.length} bytes`);
       out = await zstdDecompress(z, rec.length);
     } else {
-      out = new Uint8Array(await inflate(z, { maxOutputLength: rec.length }));
+      out = new Uint8Array(await inflateAsync(z, { maxOutputLength: rec.length }));
     }
   } catch (err) {
     if (err instanceof DiskmintError) throw err;

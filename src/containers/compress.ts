@@ -3,11 +3,10 @@
  * (node:zlib's async API); zstd runs in worker threads holding the zstd WebAssembly module.
  * Each block is compressed on its own, so output bytes never depend on the thread count.
  */
+import { deflateAsync, deflateRawAsync } from './zlib-async.js';
 import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import zlib from 'node:zlib';
-import { promisify } from 'node:util';
 import { DiskmintError } from '../errors.js';
 
 /** deflate-raw: RFC 1951 (qcow2 clusters); zlib: RFC 1950 (VMDK streamOptimized grains); zstd: RFC 8878. */
@@ -20,8 +19,6 @@ export interface Compressor {
   close(): Promise<void>;
 }
 
-const deflateRaw = promisify(zlib.deflateRaw);
-const deflateZlib = promisify(zlib.deflate);
 
 /** qcow2 uses a 4 KiB window (QEMU block/qcow2-threads.c: windowBits -12). */
 export const QCOW2_DEFLATE_WINDOW_BITS = 12;
@@ -32,8 +29,8 @@ export function createCompressor(opts: { threads?: number } = {}): Compressor {
   return {
     concurrency,
     async compress(data, kind, level) {
-      if (kind === 'deflate-raw') return new Uint8Array(await deflateRaw(data, { level: level ?? 6, windowBits: QCOW2_DEFLATE_WINDOW_BITS }));
-      if (kind === 'zlib') return new Uint8Array(await deflateZlib(data, { level: level ?? 6 }));
+      if (kind === 'deflate-raw') return new Uint8Array(await deflateRawAsync(data, { level: level ?? 6, windowBits: QCOW2_DEFLATE_WINDOW_BITS }));
+      if (kind === 'zlib') return new Uint8Array(await deflateAsync(data, { level: level ?? 6 }));
       zstd ??= new ZstdPool(concurrency);
       return zstd.compress(data, level ?? 3);
     },

@@ -4,7 +4,7 @@
  * ignored (only the active L1 table is read); external data files are read when the caller
  * allows them; backing files, encryption and extended L2 entries are refused (FormatError).
  */
-import zlib from 'node:zlib';
+import { constants as zlibConstants, inflateRawSync } from 'node:zlib';
 import type { DiskReader } from '../disk-reader.js';
 import { FormatError } from '../../formats/errors.js';
 import { DiskmintError } from '../errors.js';
@@ -196,7 +196,7 @@ class Qcow2Reader implements ContainerReader {
         data = await zstdDecompress(packed.subarray(0, frame.length), this.cs);
       } else {
         // Raw deflate (qemu: windowBits -12); data after the end of the stream is the next cluster's.
-        data = zlib.inflateRawSync(packed, { maxOutputLength: this.cs, finishFlush: zlib.constants.Z_SYNC_FLUSH });
+        data = inflateRawSync(packed, { maxOutputLength: this.cs, finishFlush: zlibConstants.Z_SYNC_FLUSH });
       }
     } catch (err) {
       if (err instanceof FormatError) throw err;

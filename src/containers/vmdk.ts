@@ -3,8 +3,7 @@
  * vmfs and any descriptor of FLAT/SPARSE/ZERO extents) and write (vmdk-writer.ts).
  * Structures and bounds: formats/vmdk.ts and formats/vmdk-descriptor.ts.
  */
-import zlib from 'node:zlib';
-import { promisify } from 'node:util';
+import { inflateAsync } from './zlib-async.js';
 import { DiskmintError } from '../errors.js';
 import { FormatError } from '../../formats/errors.js';
 import type { DiskReader } from '../disk-reader.js';
@@ -16,7 +15,6 @@ import {
 import { CID_NOPARENT, MAX_DESCRIPTOR_BYTES, isSafeExtentName, parseDescriptor, type Descriptor } from '../../formats/vmdk-descriptor.js';
 import { OPTION_KEYS, parseWriteOptions, writeMonolithicFlat, writeMonolithicSparse, writeStreamOptimized } from './vmdk-writer.js';
 
-const inflate = promisify(zlib.inflate);
 const GT_CACHE = 64; // grain tables kept per extent (2 KiB each with 512 entries)
 const GRAIN_CACHE = 4; // inflated grains kept per extent
 
@@ -123,7 +121,7 @@ class SparseExtent implements Extent {
     }
     let out: Uint8Array;
     try {
-      out = new Uint8Array(await inflate(data, { maxOutputLength: this.grainBytes }));
+      out = new Uint8Array(await inflateAsync(data, { maxOutputLength: this.grainBytes }));
     } catch (err) {
       fail('BAD_VALUE', `${this.name}: compressed grain ${g} does not inflate to at most one grain: ${(err as Error).message}`);
     }
