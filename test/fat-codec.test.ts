@@ -29,7 +29,7 @@ import {
   NT_LOWER_BASE,
   NT_LOWER_EXT,
 } from '../formats/fat-dir.js';
-import { fatBytesFor, packFatEntries, unpackFatEntries, type FatBits } from '../formats/fat-table.js';
+import { encodeContiguousFat, endOfChainMark, fatBytesFor, packFatEntries, reservedEntries, unpackFatEntries, type FatBits } from '../formats/fat-table.js';
 
 /** fatgen103 section 7's ChkSum(), transcribed literally, as an independent reference. */
 function referenceChecksum(name: Uint8Array): number {
@@ -70,6 +70,43 @@ describe('FAT table entries', () => {
   });
   it('refuses short FAT bytes with FormatError', () => {
     expect(() => unpackFatEntries(16, new Uint8Array(3), 2)).toThrow(FormatError);
+  });
+  it('encodeContiguousFat gives the bytes of packFatEntries for the same chains (property, aligned and unaligned buffers)', () => {
+    const chainsArb = fc.record({
+      bits: fc.constantFrom<FatBits>(12, 16, 32),
+      media: fc.constantFrom(0xf8, 0xf0),
+      gaps: fc.array(fc.record({ gap: fc.nat(5), count: fc.integer({ min: 1, max: 40 }) }), { maxLength: 25 }),
+      shift: fc.constantFrom(0, 1, 2),
+    });
+    fc.assert(
+      fc.property(chainsArb, ({ bits, media, gaps, shift }) => {
+        const chains: [number, number][] = [];
+        let next = 2;
+        for (const { gap, count } of gaps) {
+          chains.push([next + gap, count]);
+          next += gap + count;
+        }
+        const values = new Array<number>(next).fill(0);
+        [values[0], values[1]] = reservedEntries(bits, media);
+        for (const [first, count] of chains) {
+          for (let k = first; k < first + count - 1; k++) values[k] = k + 1;
+          values[first + count - 1] = endOfChainMark(bits);
+        }
+        const expected = new Uint8Array(fatBytesFor(bits, next));
+        packFatEntries(bits, values, expected);
+        const backing = new Uint8Array(expected.length + shift + 8); // shift: a view not aligned to the entry size
+        const out = backing.subarray(shift, shift + expected.length + 8);
+        encodeContiguousFat(bits, media, chains, out);
+        expect(Buffer.from(out.subarray(0, expected.length)).equals(Buffer.from(expected))).toBe(true);
+        expect(out.subarray(expected.length).every((b) => b === 0)).toBe(true);
+      }),
+    );
+  });
+  it('encodeContiguousFat refuses chains outside the cluster range and short buffers with FormatError', () => {
+    expect(() => encodeContiguousFat(16, 0xf8, [[1, 3]], new Uint8Array(64))).toThrow(FormatError);
+    expect(() => encodeContiguousFat(12, 0xf8, [[0xff0, 8]], new Uint8Array(8192))).toThrow(FormatError);
+    expect(() => encodeContiguousFat(32, 0xf8, [[2, 0]], new Uint8Array(64))).toThrow(FormatError);
+    expect(() => encodeContiguousFat(32, 0xf8, [[2, 100]], new Uint8Array(64))).toThrow(FormatError);
   });
 });
 

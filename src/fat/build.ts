@@ -33,7 +33,7 @@ import {
   validateLongName,
   type ShortNamePlan,
 } from '../../formats/fat-dir.js';
-import { endOfChainMark, fatBytesFor, packFatEntries, reservedEntries, type FatBits } from '../../formats/fat-table.js';
+import { encodeContiguousFat, fatBytesFor, type FatBits } from '../../formats/fat-table.js';
 import { VirtualDisk } from '../extents.js';
 import { deriveU32 } from '../seed.js';
 import type { FatTreeDir, FatTreeFile, FatTreeNode } from './tree.js';
@@ -345,16 +345,8 @@ function emitVolume(root: PlannedDir, g: FatGeometry, m: { label?: string; oemNa
   emitDir(root, undefined);
 
   // FATs: only the used prefix is data; the rest of each FAT is free entries (zeros).
-  const entries = new Uint32Array(next);
-  const [e0, e1] = reservedEntries(g.bits, g.media);
-  entries[0] = e0;
-  entries[1] = e1;
-  for (const [first, n] of runs) {
-    for (let i = 0; i < n - 1; i++) entries[first + i] = first + i + 1;
-    entries[first + n - 1] = endOfChainMark(g.bits);
-  }
   const fatBytes = new Uint8Array(Math.min(g.fatSectors * ss, Math.ceil(fatBytesFor(g.bits, next) / ss) * ss));
-  packFatEntries(g.bits, entries, fatBytes);
+  encodeContiguousFat(g.bits, g.media, runs, fatBytes);
   for (let k = 0; k < g.fatCount; k++) disk.placeBytes((g.reservedSectors + k * g.fatSectors) * ss, fatBytes);
 
   const boot = encodeBootSector({ geometry: g, oemName: m.oemName, serial: m.serial, label: m.label ?? 'NO NAME    ', rootCluster: 2 });
