@@ -31,8 +31,11 @@ const LFN_UNIT_OFFSETS = [1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30];
 
 /** Characters fatgen103 allows in a short name besides A-Z and 0-9 (bytes > 127 are left out: we stay ASCII). */
 const SHORT_SPECIALS = new Set("$%'-_@~`!(){}^#&".split(''));
-/** Characters a long name may not contain (fatgen103 section 7, plus control characters). */
-const LONG_FORBIDDEN = new Set('"*/:<>?\\|'.split(''));
+/** Short-name characters and the dot, either case (ASCII names are checked by these at once). */
+const SHORT_NAME_CHARS = /^[A-Za-z0-9$%'\-_@~`!(){}^#&.]*$/;
+const ASCII = /^[\x00-\x7f]*$/;
+/** Characters a long name may not contain (fatgen103 section 7), control characters included. */
+const LONG_FORBIDDEN = /[\x00-\x1f\x7f"*/:<>?\\|]/;
 
 /** Throws INVALID_ARGUMENT when FAT cannot hold `name` as a long file name. */
 export function validateLongName(name: string): void {
@@ -40,15 +43,16 @@ export function validateLongName(name: string): void {
   if (name.length === 0) throw fail('it is empty');
   if (name === '.' || name === '..') throw fail('"." and ".." are reserved');
   if (name.length > MAX_LONG_NAME) throw fail(`it is ${name.length} UTF-16 units long, at most ${MAX_LONG_NAME} allowed`);
-  for (const ch of name) {
-    if (ch.charCodeAt(0) < 0x20 || ch === '\x7f') throw fail('it contains a control character');
-    if (LONG_FORBIDDEN.has(ch)) throw fail(`it contains the reserved character ${JSON.stringify(ch)}`);
+  const bad = LONG_FORBIDDEN.exec(name)?.[0];
+  if (bad !== undefined) {
+    throw fail(bad < ' ' || bad === '\x7f' ? 'it contains a control character' : `it contains the reserved character ${JSON.stringify(bad)}`);
   }
   if (name.endsWith('.') || name.endsWith(' ')) throw fail('it ends with a dot or a space');
 }
 
 /** The key names are compared by: FAT looks names up without regard to case. */
 export function caseFoldName(name: string): string {
+  if (ASCII.test(name)) return name.toUpperCase(); // one-to-one for ASCII: the common case, fast
   // Simple (one-to-one) case mapping like the volume's up-case table: 'ß' stays 'ß'.
   let out = '';
   for (const ch of name) {
@@ -87,7 +91,7 @@ export function exactShortName(name: string): ShortNamePlan | undefined {
   const base = dot < 0 ? name : name.slice(0, dot);
   const ext = dot < 0 ? '' : name.slice(dot + 1);
   if (base.length < 1 || base.length > 8 || ext.length > 3 || ext.includes('.') || (dot >= 0 && ext.length === 0)) return undefined;
-  for (const ch of name) if (ch !== '.' && !isShortChar(ch.toUpperCase())) return undefined;
+  if (ASCII.test(name) ? !SHORT_NAME_CHARS.test(name) : [...name].some((ch) => ch !== '.' && !isShortChar(ch.toUpperCase()))) return undefined;
   const name11 = base.toUpperCase().padEnd(8, ' ') + ext.toUpperCase().padEnd(3, ' ');
   const bc = caseOf(base);
   const ec = caseOf(ext);
@@ -103,7 +107,7 @@ export function exactShortName(name: string): ShortNamePlan | undefined {
 export function basisName(name: string): { base: string; ext: string } {
   const map = (s: string) => {
     let out = '';
-    for (const ch of s) {
+    for (const ch of ASCII.test(s) ? s.toUpperCase() : s) {
       if (ch === ' ' || ch === '.') continue;
       const up = ch.toUpperCase();
       out += isShortChar(up) ? up : '_';

@@ -20,6 +20,7 @@ import {
   encodeShortEntry,
   entriesFor,
   exactShortName,
+  caseFoldName,
   fromDosDateTime,
   lfnChecksum,
   normalizeLabel,
@@ -192,6 +193,31 @@ describe('FAT names', () => {
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 11, maxLength: 11 }), (name) => {
         expect(lfnChecksum(name)).toBe(referenceChecksum(name));
+      }),
+    );
+  });
+  it('folds and maps names by code point, the ASCII fast paths included (property)', () => {
+    // The rules spelled out one code point at a time, as fatgen103 states them.
+    const SPECIALS = "$%'-_@~`!(){}^#&";
+    const shortChar = (ch: string) => ch.length === 1 && (/[A-Z0-9]/.test(ch) || SPECIALS.includes(ch));
+    const foldByCodePoint = (name: string) => [...name].map((ch) => (ch.toUpperCase().length === ch.length ? ch.toUpperCase() : ch)).join('');
+    const nameArb = fc.oneof(
+      fc.string({ unit: fc.constantFrom(...'aZ09.~ _+$ß日é'.split('')), maxLength: 14 }),
+      fc.string({ unit: 'binary', maxLength: 14 }),
+      fc.string({ maxLength: 14 }),
+    );
+    fc.assert(
+      fc.property(nameArb, (name) => {
+        expect(caseFoldName(name)).toBe(foldByCodePoint(name));
+        const exact = exactShortName(name);
+        if (exact) expect([...name].every((ch) => ch === '.' || shortChar(ch.toUpperCase()))).toBe(true);
+        const dot = name.indexOf('.');
+        const base = dot < 0 ? name : name.slice(0, dot);
+        const ext = dot < 0 ? '' : name.slice(dot + 1);
+        const shapeOk = base.length >= 1 && base.length <= 8 && ext.length <= 3 && !ext.includes('.') && !(dot >= 0 && ext.length === 0);
+        if (shapeOk && [...name].every((ch) => ch === '.' || shortChar(ch.toUpperCase()))) expect(exact).toBeDefined();
+        const b = basisName(name);
+        expect(`${b.base}${b.ext}`).toMatch(/^[A-Z0-9$%'\-_@~`!(){}^#&]*$/);
       }),
     );
   });
