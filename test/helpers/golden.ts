@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -14,8 +14,19 @@ export function decodeGolden(name: string, dir: string): string {
   return out;
 }
 
+/** Folders made by tempDir in this test file; test/helpers/remove-temp-dirs.ts removes them after it. */
+const madeDirs: string[] = [];
+
+/** A fresh folder under the OS temp folder, removed when the test file ends (DISKMINT_KEEP_TEST_DIRS=1 keeps it). */
 export function tempDir(prefix = 'diskmint-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  madeDirs.push(dir);
+  return dir;
+}
+
+export function removeTempDirs(): void {
+  if (process.env.DISKMINT_KEEP_TEST_DIRS === '1') return;
+  for (const dir of madeDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
 /** The inputs mkimg_test.sh makes: `jot -b B n` boot code and `jot -b P 2097152` partition data. */
