@@ -14,7 +14,7 @@ export interface ByteSink {
   readonly position: number;
   /**
    * Append at `position`. A stream sink may keep a reference to `data` until it is flushed: don't
-   * reuse it. A file sink (`seekable`) copies it: the caller may reuse it once this resolves.
+   * reuse it. A file sink (`seekable`) is done with it once this resolves: the caller may reuse it.
    */
   write(data: Uint8Array): Promise<void>;
   /** Advance `n` bytes: a hole in a file, zeros on a pipe. */
@@ -25,16 +25,22 @@ export interface ByteSink {
   finish(size?: number): Promise<void>;
 }
 
-/** Sequential writes are gathered up to this size before they reach the file. */
+/** Sequential small writes are gathered up to this size before they reach the file. */
 const COALESCE_BYTES = 4 << 20;
+/** Non-zero spans at least this long go to the file straight from the caller's buffer (no copy). */
+const DIRECT_BYTES = 256 << 10;
 /** Granularity at which zeros written forward become holes. */
 const HOLE_BYTES = 64 << 10;
 
-/** A sink over a new (empty) file: forward writes are coalesced, and zero runs left as holes. */
+/**
+ * A sink over a new (empty) file: zero runs are left as holes, small forward writes are
+ * coalesced, and large ones are written from the caller's buffer (resolved once on disk, so the
+ * caller may reuse it then; a copy would cost one more pass over every byte).
+ */
 export function fileSink(handle: FileHandle): ByteSink {
   let position = 0;
   let end = 0;
-  // Write-behind buffer for forward writes: many 64 KiB clusters become one 4 MiB write.
+  // Write-behind buffer for small forward writes: many 64 KiB clusters become one 4 MiB write.
   const pending = Buffer.allocUnsafe(COALESCE_BYTES);
   let pendingAt = 0;
   let pendingLength = 0;
@@ -42,6 +48,18 @@ export function fileSink(handle: FileHandle): ByteSink {
     if (!pendingLength) return;
     await writeFully(handle, pending.subarray(0, pendingLength), pendingAt);
     pendingLength = 0;
+  };
+  /** Put non-zero `bytes` at file offset `at`. */
+  const emit = async (bytes: Uint8Array, at: number) => {
+    if (pendingLength && (pendingAt + pendingLength !== at || pendingLength + bytes.length > COALESCE_BYTES)) await flush();
+    if (bytes.length >= DIRECT_BYTES) {
+      await flush();
+      await writeFully(handle, bytes, at);
+      return;
+    }
+    if (!pendingLength) pendingAt = at;
+    pending.set(bytes, pendingLength);
+    pendingLength += bytes.length;
   };
   return {
     seekable: true,
@@ -51,18 +69,16 @@ export function fileSink(handle: FileHandle): ByteSink {
     async write(data) {
       // The file is new, so all-zero HOLE_BYTES pieces can stay holes: the output is sparse
       // wherever the container stores zeros (fixed VHD, VHDX blocks, flat extents).
+      let span = 0; // start of the current non-zero span in `data`
       for (let at = 0; at < data.length; at += HOLE_BYTES) {
         const piece = data.subarray(at, Math.min(data.length, at + HOLE_BYTES));
         if (piece.length === HOLE_BYTES && isAllZero(piece)) {
-          await flush();
-        } else {
-          if (pendingLength && (pendingAt + pendingLength !== position || pendingLength + piece.length > COALESCE_BYTES)) await flush();
-          if (!pendingLength) pendingAt = position;
-          pending.set(piece, pendingLength);
-          pendingLength += piece.length;
+          if (at > span) await emit(data.subarray(span, at), position + span);
+          span = at + HOLE_BYTES;
         }
-        position += piece.length;
       }
+      if (data.length > span) await emit(data.subarray(span), position + span);
+      position += data.length;
       end = Math.max(end, position);
     },
     async skip(n) {
