@@ -107,7 +107,7 @@ interface Piece {
  * gathered into one piece: a FAT volume of many small files (or a layout of many small
  * partitions) is then written in a few large writes instead of one per file.
  */
-export function* gatheredPieces(disk: VirtualDisk): Generator<Piece> {
+function* gatheredPieces(disk: VirtualDisk): Generator<Piece> {
   let piece: Piece | undefined;
   for (const run of disk.runs()) {
     for (let skip = 0; skip < run.length; skip += CHUNK) {
