@@ -105,6 +105,32 @@ describe('VirtualDisk', () => {
     );
   });
 
+  it('readBlocks with reused buffers keeps the last heldBlocks blocks intact, whatever the read-ahead (property)', async () => {
+    const dir = tempDir();
+    await fc.assert(
+      fc.asyncProperty(
+        diskArb,
+        fc.constantFrom(512, 4096, 65536),
+        fc.integer({ min: 1, max: 6 }),
+        fc.constantFrom(undefined, 0, 65536, 2 * MiB),
+        async (spec, blockSize, heldBlocks, readAheadBytes) => {
+          const { disk, expected } = makeDisk(spec, dir);
+          const padded = new Uint8Array(Math.ceil(spec.size / blockSize) * blockSize + blockSize);
+          padded.set(expected);
+          const window: Array<{ index: number; data: Uint8Array }> = [];
+          for await (const block of readBlocks(disk, blockSize, { reuseBuffers: true, heldBlocks, readAheadBytes })) {
+            window.push(block);
+            if (window.length > heldBlocks) window.shift();
+            for (const { index, data } of window) {
+              expect(Buffer.from(data).equals(Buffer.from(padded.subarray(index * blockSize, (index + 1) * blockSize))), `held block ${index}`).toBe(true);
+            }
+          }
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
   it('readBlocks reads a block larger than its read piece (4 MiB) from several pieces', async () => {
     const dir = tempDir();
     const data = Buffer.alloc(9 * MiB + 3);

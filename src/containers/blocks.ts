@@ -59,6 +59,8 @@ export interface ReadBlocksOptions {
    * that keeps blocks in flight (compression) passes how many.
    */
   heldBlocks?: number;
+  /** Bytes read ahead of the consumer (default 16 MiB); a slow consumer (compression) needs less. */
+  readAheadBytes?: number;
 }
 
 /**
@@ -73,7 +75,7 @@ export async function* readBlocks(disk: VirtualDisk, blockSize: number, opts: Re
   const files = new FileCache();
   const perGroup = Math.max(1, Math.floor(GROUP_BYTES / blockSize));
   // At least two groups in flight, so even 32 MiB VHDX blocks are read while the last one is written.
-  const depth = Math.max(2, Math.floor(READ_AHEAD_BYTES / (perGroup * blockSize)));
+  const depth = Math.max(2, Math.floor((opts.readAheadBytes ?? READ_AHEAD_BYTES) / (perGroup * blockSize)));
   // A slot is refilled `ring.length` groups later. By then mapOrdered holds at most `depth`
   // groups (the new one included) and the consumer's held blocks span at most
   // ceil(held / perGroup) + 1 older groups, so this many slots never overwrite a live block.

@@ -24,6 +24,9 @@ import {
 /** 16-bit refcounts (refcount_order 4, "Host cluster management"): the largest count a cluster can hold. */
 const MAX_REFCOUNT = 0xffff;
 
+/** Read-ahead while compressing (readBlocks reads 16 MiB ahead by default). */
+const COMPRESSED_READ_AHEAD = 2 << 20;
+
 /** A cluster's fate: skipped (all zero), stored whole, or stored compressed. */
 interface StoredCluster {
   index: number;
@@ -89,7 +92,8 @@ export async function writeQcow2DataFirst(disk: VirtualDisk, sink: ByteSink, s: 
   // Compression holds `concurrency` clusters in flight plus the one being written; read buffers
   // are reused once those are done (deflate reads its input on the thread pool until it resolves).
   const inFlight = ctx.compressor.concurrency;
-  const clusters = compress ? readClusters(disk, g.cs, { reuseBuffers: true, heldClusters: inFlight + 1 }) : [];
+  // Compression is far slower than reading: a short read-ahead keeps it fed with less memory.
+  const clusters = compress ? readClusters(disk, g.cs, { reuseBuffers: true, heldClusters: inFlight + 1, readAheadBytes: COMPRESSED_READ_AHEAD }) : [];
   const stored = mapOrdered(clusters, inFlight, async (b): Promise<StoredCluster> => {
     if (isAllZero(b.data)) return { index: b.index };
     const packed = await ctx.compressor.compress(b.data, kind, level);

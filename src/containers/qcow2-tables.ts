@@ -84,6 +84,8 @@ export interface ReadClustersOptions {
   reuseBuffers?: boolean;
   /** With `reuseBuffers`: clusters the consumer holds at once (in flight and the current one). */
   heldClusters?: number;
+  /** Bytes read ahead of the consumer (readBlocks' default when omitted). */
+  readAheadBytes?: number;
 }
 
 /**
@@ -95,7 +97,7 @@ export async function* readClusterGroups(disk: VirtualDisk, cs: number, opts: Re
   const chunk = Math.max(cs, READ_CHUNK);
   const lastCluster = Math.ceil(disk.size / cs) - 1;
   const heldBlocks = Math.ceil(((opts.heldClusters ?? 1) * cs) / chunk) + 1; // they may straddle chunks
-  for await (const block of readBlocks(disk, chunk, { reuseBuffers: opts.reuseBuffers, heldBlocks })) {
+  for await (const block of readBlocks(disk, chunk, { reuseBuffers: opts.reuseBuffers, heldBlocks, readAheadBytes: opts.readAheadBytes })) {
     const group: Array<{ index: number; data: Uint8Array }> = [];
     const first = (block.index * chunk) / cs;
     for (let i = 0; i < chunk / cs && first + i <= lastCluster; i++) group.push({ index: first + i, data: block.data.subarray(i * cs, (i + 1) * cs) });

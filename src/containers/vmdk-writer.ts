@@ -191,6 +191,9 @@ async function writeGrainTables(
   }
 }
 
+/** Read-ahead while compressing grains (readBlocks reads 16 MiB ahead by default). */
+const COMPRESSED_READ_AHEAD = 2 << 20;
+
 export async function writeStreamOptimized(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext, o: VmdkWriteOptions): Promise<void> {
   // VMware requires a grain-aligned capacity for stream-optimized extents.
   const capacity = Math.ceil(disk.size / GRAIN_BYTES) * GRAIN_SECTORS;
@@ -225,17 +228,19 @@ export async function writeStreamOptimized(disk: VirtualDisk, sink: ByteSink, ct
     gt = undefined;
   };
   const level = ctx.compress?.level;
-  async function* nonZero() {
-    for await (const b of readBlocks(disk, GRAIN_BYTES)) {
-      if (!isAllZero(b.data)) yield b;
-      else ctx.onProgress?.(Math.min(disk.size, (b.index + 1) * GRAIN_BYTES), disk.size);
-    }
-  }
-  const compressed = mapOrdered(nonZero(), ctx.compressor.concurrency, async (b) => ({
+  // Grains are read into reused buffers: each is held only while it is compressed (one of
+  // `concurrency` in flight) or is the one being written; a short read-ahead keeps compression fed.
+  const inFlight = ctx.compressor.concurrency;
+  const grains = readBlocks(disk, GRAIN_BYTES, { reuseBuffers: true, heldBlocks: inFlight + 1, readAheadBytes: COMPRESSED_READ_AHEAD });
+  const compressed = mapOrdered(grains, inFlight, async (b) => ({
     index: b.index,
-    data: await ctx.compressor.compress(b.data, 'zlib', level),
+    data: isAllZero(b.data) ? undefined : await ctx.compressor.compress(b.data, 'zlib', level),
   }));
   for await (const { index, data } of compressed) {
+    if (!data) {
+      ctx.onProgress?.(Math.min(disk.size, (index + 1) * GRAIN_BYTES), disk.size);
+      continue;
+    }
     const t = Math.floor(index / GTES_PER_GT);
     if (t !== gtIndex) {
       await flushGt();
