@@ -3,6 +3,8 @@
 'use strict';
 const { loadCli } = require('./cli-loader.cjs');
 
-loadCli().cli.main(process.argv).then((code) => {
+const { cli } = loadCli();
+cli.removeTempFilesOnSignals();
+cli.main(process.argv).then((code) => {
   process.exitCode = code;
 });

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-import { main } from './cli.js';
+import { main, removeTempFilesOnSignals } from './cli.js';
 
+removeTempFilesOnSignals();
 main(process.argv).then((code) => {
   process.exitCode = code;
 });

@@ -1,4 +1,5 @@
 /** The `diskmint` command: a thin shell over the library functions. */
+import { removeTempFilesNow } from './temp-files.js';
 import { writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { buildImage } from './build.js';
@@ -171,6 +172,21 @@ export function makeProgram(): Command {
       else process.stdout.write(text);
     });
   return program;
+}
+
+/**
+ * For the `diskmint` process (not for programs that embed the library): on SIGINT, SIGTERM or
+ * SIGHUP, delete the temp files of the output being written, then die of the same signal, as
+ * the shell expects. Without this an interrupted build leaves a hidden `.NAME.PID...tmp` beside
+ * its target, as large as the data written so far.
+ */
+export function removeTempFilesOnSignals(): void {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      removeTempFilesNow();
+      process.kill(process.pid, signal); // no listener is left: the default action ends the process
+    });
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -7,8 +7,7 @@
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { FileCache, readRunInto } from './run-reader.js';
 import { streamSink, writeFully } from './containers/sink.js';
-import { basename, dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { tempPathBeside, trackTempFile, untrackTempFile } from './temp-files.js';
 import type { Writable } from 'node:stream';
 import { DiskmintError } from './errors.js';
 import type { DataRun, VirtualDisk } from './extents.js';
@@ -43,8 +42,9 @@ export async function writeRawImage(
  * temp file is removed and nothing appears under the target name.
  */
 export async function writeAtomically<T>(target: string, fill: (handle: FileHandle) => Promise<T>): Promise<T> {
-  const temp = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const temp = tempPathBeside(target);
   let handle: FileHandle | undefined;
+  trackTempFile(temp);
   try {
     handle = await open(temp, 'wx');
     const result = await fill(handle);
@@ -57,6 +57,8 @@ export async function writeAtomically<T>(target: string, fill: (handle: FileHand
     await unlink(temp).catch(() => {});
     if (err instanceof DiskmintError) throw err;
     throw new DiskmintError('IO', `writing ${target} failed: ${(err as Error).message}`);
+  } finally {
+    untrackTempFile(temp);
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import { open, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { tempPathBeside, trackTempFile, untrackTempFile } from './temp-files.js';
 import type { Writable } from 'node:stream';
 import { DiskmintError } from './errors.js';
 import { VirtualDisk } from './extents.js';
@@ -77,7 +77,8 @@ async function writeContainer(disk: VirtualDisk, output: string, format: Contain
     async createSiblingOutput(name: string): Promise<ByteSink> {
       if (sinkTarget === '-') throw new DiskmintError('BAD_ARGUMENT', `${format} output with a separate data file cannot go to a pipe`);
       const final = join(dirname(output), name);
-      const temp = join(dirname(output), `.${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+      const temp = tempPathBeside(final);
+      trackTempFile(temp);
       const handle = await open(temp, 'wx');
       siblings.push({ temp, final });
       closers.push(() => handle.close());
@@ -96,12 +97,18 @@ async function writeContainer(disk: VirtualDisk, output: string, format: Contain
       await handler.write(disk, sink, ctx(output));
       await sink.finish();
       for (const close of closers.splice(0)) await close();
-      for (const s of siblings) await rename(s.temp, s.final);
+      for (const s of siblings) {
+        await rename(s.temp, s.final);
+        untrackTempFile(s.temp);
+      }
       siblings.length = 0;
     });
   } finally {
     for (const close of closers) await close().catch(() => {});
-    for (const s of siblings) await unlink(s.temp).catch(() => {});
+    for (const s of siblings) {
+      await unlink(s.temp).catch(() => {});
+      untrackTempFile(s.temp);
+    }
     await compressor.close();
   }
 }

@@ -3,8 +3,9 @@
  * `npm ci` builds it through the prepare script, so CI always has a fresh one. It loads the
  * bundle through a V8 code cache made at build time, which this Node must accept.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from './helpers/golden.js';
@@ -70,4 +71,24 @@ describe('dist/diskmint.cjs', () => {
     expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
     expect(JSON.parse(r.stderr)).toEqual([]);
   });
+
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    it(`stopped by ${signal} mid-write, leaves neither the output nor its temp file, and dies of the signal`, async (ctx) => {
+      if (!existsSync(BUNDLE)) return ctx.skip();
+      const dir = tempDir();
+      const input = join(dir, 'random.raw');
+      writeFileSync(input, randomBytes(96 << 20)); // incompressible: zstd on one thread takes ~1 s
+      const child = spawn(process.execPath, [BUNDLE, 'convert', input, join(dir, 'out.qcow2'), '-O', 'qcow2', '-c', '--compression', 'zstd', '--threads', '1', '-q'], { stdio: 'ignore' });
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, sig) => resolve({ code, signal: sig })));
+      const others = () => readdirSync(dir).filter((f) => f !== 'random.raw');
+      // Wait until the temp file holds data, then interrupt.
+      for (let waited = 0; !others().some((f) => f.endsWith('.tmp') && statSync(join(dir, f)).size > 0); waited += 10) {
+        if (waited > 20_000 || child.exitCode !== null) throw new Error(`the conversion ended (or never started) before it could be interrupted: ${others().join(', ')}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      child.kill(signal);
+      expect(await exited).toEqual({ code: null, signal });
+      expect(others()).toEqual([]);
+    });
+  }
 });

@@ -11,6 +11,8 @@
 import { createHash, type Hash, type KeyObject } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { tempPathBeside, trackTempFile, untrackTempFile } from '../temp-files.js';
 import { DiskmintError } from '../errors.js';
 import { openDisk } from '../open-disk.js';
 import type { DiskReader } from '../disk-reader.js';
@@ -120,8 +122,10 @@ export async function createBundle(opts: CreateBundleOptions): Promise<CreateBun
 
   const next = (await openDisk(opts.from)).reader;
   const base = opts.base ? await openDisk(opts.base).then((d) => d.reader, async (err) => { await next.close(); throw err; }) : undefined;
-  const storedPath = `${opts.output}.payload-${process.pid}.tmp`;
-  const finalTmp = `${opts.output}.${process.pid}.tmp`;
+  const storedPath = tempPathBeside(opts.output, `${basename(opts.output)}.payload`);
+  const finalTmp = tempPathBeside(opts.output);
+  trackTempFile(storedPath);
+  trackTempFile(finalTmp);
   const compressor = createCompressor({ threads: opts.threads });
   const kind: CompressionKind = compression === 'zstd' ? 'zstd' : 'zlib';
   try {
@@ -170,5 +174,7 @@ export async function createBundle(opts: CreateBundleOptions): Promise<CreateBun
     return { path: opts.output, manifest, bytes: bundleExtents(header).fileSize, signed: signature.length > 0 };
   } finally {
     await Promise.all([next.close(), base?.close(), compressor.close(), rm(storedPath, { force: true }), rm(finalTmp, { force: true })]);
+    untrackTempFile(storedPath);
+    untrackTempFile(finalTmp);
   }
 }

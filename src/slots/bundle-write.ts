@@ -7,7 +7,7 @@
 import { open, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { tempPathBeside, trackTempFile, untrackTempFile } from '../temp-files.js';
 import { DiskmintError } from '../errors.js';
 import { openBundle, bundleTargetCheck, type OpenedBundle } from '../bundle/open.js';
 import { BUNDLE_MAGIC } from '../bundle/format.js';
@@ -62,11 +62,13 @@ export async function applyBundle(editor: ImageEditor, bundle: OpenedBundle, tar
     for await (const chunk of bundle.payload()) await editor.writeBytes(target.offset + chunk.offset, chunk.data);
     return async () => {};
   }
-  const spool = join(tmpdir(), `diskmint-bundle-${process.pid}-${randomBytes(4).toString('hex')}.spool`);
+  const spool = tempPathBeside(join(tmpdir(), 'diskmint-bundle.spool'));
+  trackTempFile(spool);
   const handle = await open(spool, 'w+');
   const cleanup = async () => {
     await handle.close().catch(() => {});
     await unlink(spool).catch(() => {});
+    untrackTempFile(spool);
   };
   try {
     let at = 0;
