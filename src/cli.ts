@@ -22,6 +22,8 @@ const EXIT_PROBLEMS = 1;
 const EXIT_UNREADABLE = 2;
 /** sysexits.h EX_SOFTWARE: a bug in diskmint. */
 const EXIT_INTERNAL = 70;
+/** 128 + SIGPIPE: what a shell reports for `cat` when the reader of its output went away. */
+const EXIT_BROKEN_PIPE = 141;
 
 type PresetFlags = PresetOptions & { preset?: PresetName };
 
@@ -205,6 +207,8 @@ export async function main(argv: string[]): Promise<number> {
     // Operating-system errors (a missing file, a full disk, no permission) are the user's to fix.
     const sys = err as NodeJS.ErrnoException;
     if (typeof sys?.code === 'string' && typeof sys.syscall === 'string') {
+      // The reader of our output went away (`diskmint convert IMG - | head -c 1M`): stop quietly.
+      if (sys.code === 'EPIPE') return EXIT_BROKEN_PIPE;
       process.stderr.write(`diskmint: ${sys.message}\n`);
       return sys.code === 'ENOENT' ? EXIT_UNREADABLE : EXIT_PROBLEMS;
     }

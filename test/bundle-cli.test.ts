@@ -91,4 +91,15 @@ describe('dist/diskmint.cjs', () => {
       expect(others()).toEqual([]);
     });
   }
+
+  it('stops quietly with 141 (128 + SIGPIPE) when the reader of its output goes away', async (ctx) => {
+    if (!existsSync(BUNDLE)) return ctx.skip();
+    const child = spawn(process.execPath, [BUNDLE, 'build', join(ROOT, 'fixtures/demo/layout.json'), '-o', '-', '-q'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.once('data', () => child.stdout.destroy()); // like `| head -c 1000`
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    expect(stderr).toBe('');
+    expect(code).toBe(141);
+  });
 });
