@@ -44,7 +44,7 @@ function randomDisk(seed: number, size: number, pieces = 6): { disk: VirtualDisk
   return { disk, raw };
 }
 
-const SUBFORMATS = ['monolithicSparse', 'streamOptimized', 'monolithicFlat'] as const;
+const SUBFORMATS = ['monolithicSparse', 'streamOptimized', 'monolithicFlat', 'twoGbMaxExtentFlat'] as const;
 let n = 0;
 const fresh = (ext = '.vmdk') => join(dir, `t${n++}${ext}`);
 

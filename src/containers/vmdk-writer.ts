@@ -15,7 +15,7 @@
 import { basename } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { DiskmintError } from '../errors.js';
-import type { VirtualDisk } from '../extents.js';
+import { VirtualDisk } from '../extents.js';
 import type { ByteSink } from './sink.js';
 import type { WriteContext } from './types.js';
 import { allocatedBlocks, isAllZero, readBlocks } from './blocks.js';
@@ -34,13 +34,15 @@ const DESC_SECTORS = 20; // qemu-img reserves 20 sectors for the embedded descri
 const MAX_SECTORS_U32 = 0xffffffff; // GTEs and GD entries are u32 sector numbers
 
 export interface VmdkWriteOptions {
-  subformat: 'monolithicSparse' | 'streamOptimized' | 'monolithicFlat';
+  subformat: 'monolithicSparse' | 'streamOptimized' | 'monolithicFlat' | 'twoGbMaxExtentFlat';
   adapterType: string;
   hwVersion: string;
   toolsVersion: string;
 }
 
-const SUBFORMATS = ['monolithicSparse', 'streamOptimized', 'monolithicFlat'] as const;
+const SUBFORMATS = ['monolithicSparse', 'streamOptimized', 'monolithicFlat', 'twoGbMaxExtentFlat'] as const;
+/** twoGbMaxExtent* extents hold at most 2 GiB each (qemu's split size, as VMware's). */
+const SPLIT_EXTENT_BYTES = 0x80000000;
 /** qemu-img 7.2 accepts ide, lsilogic, buslogic, legacyESX; VMware also writes pvscsi. */
 const ADAPTERS = ['ide', 'lsilogic', 'buslogic', 'legacyESX', 'pvscsi'];
 export const OPTION_KEYS = ['subformat', 'adapter_type', 'hwversion', 'toolsversion', 'compat6'] as const;
@@ -263,30 +265,48 @@ export async function writeStreamOptimized(disk: VirtualDisk, sink: ByteSink, ct
   await sink.write(new Uint8Array(SECTOR)); // end-of-stream marker: all zeros
 }
 
-/** `disk.vmdk` -> `disk-flat.vmdk` (qemu-img's naming). */
-export function flatExtentName(outputPath: string): string {
+/** `disk.vmdk` -> `disk-flat.vmdk`, or with `part` (1-based) `disk-f001.vmdk`: qemu-img's names. */
+export function flatExtentName(outputPath: string, part?: number): string {
   const base = basename(outputPath);
   const dot = base.lastIndexOf('.');
-  return dot > 0 ? `${base.slice(0, dot)}-flat${base.slice(dot)}` : `${base}-flat`;
+  const [stem, ext] = dot > 0 ? [base.slice(0, dot), base.slice(dot)] : [base, ''];
+  return part === undefined ? `${stem}-flat${ext}` : `${stem}-f${String(part).padStart(3, '0')}${ext}`;
 }
 
+/**
+ * A descriptor plus flat extents beside it: one `-flat.vmdk` (monolithicFlat), or files of at
+ * most 2 GiB each, `-f001.vmdk` on (twoGbMaxExtentFlat, for file systems that cap file sizes).
+ * Each extent is a sparse file: zeros stay holes.
+ */
 export async function writeMonolithicFlat(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext, o: VmdkWriteOptions): Promise<void> {
   if (ctx.outputPath === '-') {
-    throw new DiskmintError('BAD_ARGUMENT', 'VMDK monolithicFlat writes a descriptor plus a -flat.vmdk file: it needs an output file, not a pipe');
+    throw new DiskmintError('BAD_ARGUMENT', `VMDK ${o.subformat} writes a descriptor plus flat extent files: it needs an output file, not a pipe`);
   }
   const capacity = Math.ceil(disk.size / SECTOR);
   if (capacity === 0) throw new DiskmintError('BAD_ARGUMENT', 'VMDK cannot describe an empty disk');
-  const name = flatExtentName(ctx.outputPath);
-  const flat = await ctx.createSiblingOutput(name);
-  const chunk = 1 << 20;
-  for await (const { index, data } of readBlocks(disk, chunk)) {
-    const at = index * chunk;
-    await flat.skip(at - flat.position);
-    await flat.write(at + data.length > disk.size ? data.subarray(0, disk.size - at) : data);
-    ctx.onProgress?.(Math.min(disk.size, at + chunk), disk.size);
+  const split = o.subformat === 'twoGbMaxExtentFlat';
+  const extentBytes = split ? SPLIT_EXTENT_BYTES : capacity * SECTOR;
+  const extents: ExtentLine[] = [];
+  for (let start = 0, part = 1; start < capacity * SECTOR; start += extentBytes, part++) {
+    const bytes = Math.min(extentBytes, capacity * SECTOR - start);
+    const name = flatExtentName(ctx.outputPath, split ? part : undefined);
+    const flat = await ctx.createSiblingOutput(name);
+    // 1 MiB reads never straddle two extents: 2 GiB is a multiple of 1 MiB.
+    const chunk = 1 << 20;
+    for await (const { index, data } of readBlocks(diskRange(disk, start, Math.min(bytes, disk.size - start)), chunk)) {
+      const at = index * chunk;
+      await flat.skip(at - flat.position);
+      await flat.write(at + data.length > bytes ? data.subarray(0, bytes - at) : data);
+      ctx.onProgress?.(Math.min(disk.size, start + at + chunk), disk.size);
+    }
+    await flat.finish(bytes);
+    extents.push({ access: 'RW', sectors: bytes / SECTOR, type: 'FLAT', file: name, offset: 0 });
   }
-  await flat.finish(capacity * SECTOR);
-  const cid = layoutCid('monolithicFlat', disk.size, allocatedBlocks(disk, GRAIN_BYTES));
-  const desc = descriptorText(o, 'monolithicFlat', disk.size, cid, [{ access: 'RW', sectors: capacity, type: 'FLAT', file: name, offset: 0 }]);
-  await sink.write(Buffer.from(desc, 'latin1'));
+  const cid = layoutCid(o.subformat, disk.size, allocatedBlocks(disk, GRAIN_BYTES));
+  await sink.write(Buffer.from(descriptorText(o, o.subformat, disk.size, cid, extents), 'latin1'));
+}
+
+/** `length` bytes of `disk` from `start`, as a disk of their own (nothing is read here). */
+function diskRange(disk: VirtualDisk, start: number, length: number): VirtualDisk {
+  return new VirtualDisk(length).place(0, length, { kind: 'disk', disk, offset: start });
 }
