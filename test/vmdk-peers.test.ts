@@ -55,7 +55,7 @@ async function sampleDisk(): Promise<{ disk: VirtualDisk; rawPath: string }> {
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 describe('qemu-img and 7zz judge our VMDK', () => {
-  for (const subformat of ['monolithicSparse', 'streamOptimized', 'monolithicFlat', 'twoGbMaxExtentFlat'] as const) {
+  for (const subformat of ['monolithicSparse', 'streamOptimized', 'monolithicFlat', 'twoGbMaxExtentSparse', 'twoGbMaxExtentFlat'] as const) {
     for (const adapter of ['ide', 'lsilogic', 'pvscsi'] as const) {
       it(`${subformat} (${adapter}): check clean, compare identical, info shows it`, async (ctx) => {
         if (!requirePeer('qemu-img', 'qemu-utils')) return ctx.skip();
@@ -70,7 +70,8 @@ describe('qemu-img and 7zz judge our VMDK', () => {
         const info = JSON.parse(runPeerOk('qemu-img', ['info', '--output=json', '-f', 'vmdk', path]));
         expect(info.format).toBe('vmdk');
         expect(info['format-specific'].data['create-type']).toBe(subformat);
-        const descBytes = subformat.endsWith('Flat') ? await readFile(path) : (await readFile(path)).subarray(512, 512 * 21);
+        const descriptorFile = subformat === 'monolithicFlat' || subformat.startsWith('twoGb'); // else embedded at sector 1
+        const descBytes = descriptorFile ? await readFile(path) : (await readFile(path)).subarray(512, 512 * 21);
         expect(parseDescriptor(descBytes).ddb.adapterType).toBe(adapter);
       });
     }
@@ -152,30 +153,39 @@ describe('we read qemu-img output', () => {
   }
 });
 
-describe('our twoGbMaxExtentFlat', () => {
-  it('splits a 2.5 GiB disk into 2 GiB extent files, sparse, that qemu-img reads identical', async (ctx) => {
-    if (!requirePeer('qemu-img', 'qemu-utils')) return ctx.skip();
-    const size = 2.5 * 1024 ** 3;
-    const head = pattern(100_000, 7);
-    const tail = pattern(70_000, 8);
-    const across = pattern(300_000, 9); // straddles the 2 GiB boundary between the two extents
-    const disk = new VirtualDisk(size).placeBytes(4096, head).placeBytes(2 ** 31 - 100_000, across).placeBytes(size - tail.length, tail);
-    const rawPath = join(dir, 'split-ref.raw');
-    const fh = await open(rawPath, 'w');
-    await fh.truncate(size);
-    for (const [bytes, at] of [[head, 4096], [across, 2 ** 31 - 100_000], [tail, size - tail.length]] as const) await fh.write(bytes, 0, bytes.length, at);
-    await fh.close();
-    const path = join(dir, 'ours-split.vmdk');
-    await writeWithHandler(vmdkHandler, disk, path, { options: { subformat: 'twoGbMaxExtentFlat' } });
-    expect(statSync(join(dir, 'ours-split-f001.vmdk')).size).toBe(2 ** 31);
-    expect(statSync(join(dir, 'ours-split-f002.vmdk')).size).toBe(size - 2 ** 31);
-    expect(statSync(join(dir, 'ours-split-f001.vmdk')).blocks * 512).toBeLessThan(4 << 20); // holes stay holes
-    const info = JSON.parse(runPeerOk('qemu-img', ['info', '--output=json', '-f', 'vmdk', path]));
-    expect(info['format-specific'].data['create-type']).toBe('twoGbMaxExtentFlat');
-    expect(info['format-specific'].data.extents.length).toBe(2);
-    expect(runPeer('qemu-img', ['compare', '-f', 'vmdk', '-F', 'raw', path, rawPath]).out).toContain('Images are identical');
-    await rm(rawPath);
-  });
+describe('our split VMDKs (twoGbMaxExtent*)', () => {
+  for (const [subformat, kind] of [['twoGbMaxExtentSparse', 's'], ['twoGbMaxExtentFlat', 'f']] as const) {
+    it(`${subformat} splits a 2.5 GiB disk into 2 GiB extent files that qemu-img checks and reads identical`, async (ctx) => {
+      if (!requirePeer('qemu-img', 'qemu-utils')) return ctx.skip();
+      const size = 2.5 * 1024 ** 3;
+      const head = pattern(100_000, 7);
+      const tail = pattern(70_000, 8);
+      const across = pattern(300_000, 9); // straddles the 2 GiB boundary between the two extents
+      const disk = new VirtualDisk(size).placeBytes(4096, head).placeBytes(2 ** 31 - 100_000, across).placeBytes(size - tail.length, tail);
+      const rawPath = join(dir, `split-${kind}.raw`);
+      const fh = await open(rawPath, 'w');
+      await fh.truncate(size);
+      for (const [bytes, at] of [[head, 4096], [across, 2 ** 31 - 100_000], [tail, size - tail.length]] as const) await fh.write(bytes, 0, bytes.length, at);
+      await fh.close();
+      const path = join(dir, `ours-split-${kind}.vmdk`);
+      await writeWithHandler(vmdkHandler, disk, path, { options: { subformat } });
+      const [first, second] = [1, 2].map((n) => join(dir, `ours-split-${kind}-${kind}00${n}.vmdk`));
+      if (kind === 'f') {
+        expect(statSync(first).size).toBe(2 ** 31);
+        expect(statSync(second).size).toBe(size - 2 ** 31);
+      }
+      expect(statSync(first).blocks * 512).toBeLessThan(4 << 20); // zeros are not stored
+      if (kind === 's') {
+        const check = runPeer('qemu-img', ['check', '-f', 'vmdk', path]);
+        expect(check.out).toContain('No errors were found');
+      }
+      const info = JSON.parse(runPeerOk('qemu-img', ['info', '--output=json', '-f', 'vmdk', path]));
+      expect(info['format-specific'].data['create-type']).toBe(subformat);
+      expect(info['format-specific'].data.extents.length).toBe(2);
+      expect(runPeer('qemu-img', ['compare', '-f', 'vmdk', '-F', 'raw', path, rawPath]).out).toContain('Images are identical');
+      await rm(rawPath);
+    });
+  }
 });
 
 describe('delta disks (parent links)', () => {

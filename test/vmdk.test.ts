@@ -44,7 +44,7 @@ function randomDisk(seed: number, size: number, pieces = 6): { disk: VirtualDisk
   return { disk, raw };
 }
 
-const SUBFORMATS = ['monolithicSparse', 'streamOptimized', 'monolithicFlat', 'twoGbMaxExtentFlat'] as const;
+const SUBFORMATS = ['monolithicSparse', 'streamOptimized', 'monolithicFlat', 'twoGbMaxExtentSparse', 'twoGbMaxExtentFlat'] as const;
 let n = 0;
 const fresh = (ext = '.vmdk') => join(dir, `t${n++}${ext}`);
 
@@ -160,7 +160,7 @@ describe('vmdk round trips', () => {
     const { disk } = randomDisk(1, 100_000, 1);
     const bad: Array<[Record<string, string>, RegExp]> = [
       [{ zeroed_grain: 'on' }, /unknown option "zeroed_grain"/],
-      [{ subformat: 'twoGbMaxExtentSparse' }, /subformat "twoGbMaxExtentSparse"/],
+      [{ subformat: 'vmfs' }, /subformat "vmfs"/],
       [{ adapter_type: 'scsi' }, /adapter_type "scsi"/],
       [{ hwversion: 'x' }, /hwversion "x"/],
       [{ compat6: 'on', hwversion: '7' }, /compat6/],

@@ -1,12 +1,14 @@
 /**
- * VMDK writers: monolithicSparse and streamOptimized (one forward pass, pipe friendly) and
- * monolithicFlat (descriptor plus a `-flat.vmdk` sibling). Structures: formats/vmdk.ts.
+ * VMDK writers: monolithicSparse and streamOptimized (pipe friendly), monolithicFlat (descriptor
+ * plus a `-flat.vmdk` sibling), and the split twoGbMaxExtentSparse / twoGbMaxExtentFlat
+ * (descriptor plus extent files of at most 2 GiB, `-s001.vmdk` / `-f001.vmdk`). Structures:
+ * formats/vmdk.ts.
  *
- * monolithicSparse lays out like qemu-img (block/vmdk.c vmdk_init_extent): header, embedded
- * descriptor (20 sectors), redundant GD + all its GTs, GD + all its GTs, grains from a
- * grain-aligned overHead. Every grain that an extent touches is stored, even when its bytes
- * happen to be zero: the tables come first, so skipping zero grains would need a second read
- * of the data, and file and pipe output must stay byte-identical.
+ * A sparse extent lays out like qemu-img's (block/vmdk.c vmdk_init_extent): header, descriptor
+ * area (20 sectors; empty in split extents), redundant GD + all its GTs, GD + all its GTs,
+ * grains from a grain-aligned overHead. To a file the grains go first and the tables last, so
+ * all-zero grains are left out in one read of the source; to a pipe the tables come first,
+ * computed from the extent map, and every grain the extent map touches is stored.
  *
  * streamOptimized follows VMware's stream layout: header with gdOffset = GD_AT_END, grains as
  * zlib streams behind grain markers (all-zero grains skipped), each grain table behind a GT
@@ -34,13 +36,13 @@ const DESC_SECTORS = 20; // qemu-img reserves 20 sectors for the embedded descri
 const MAX_SECTORS_U32 = 0xffffffff; // GTEs and GD entries are u32 sector numbers
 
 export interface VmdkWriteOptions {
-  subformat: 'monolithicSparse' | 'streamOptimized' | 'monolithicFlat' | 'twoGbMaxExtentFlat';
+  subformat: 'monolithicSparse' | 'streamOptimized' | 'monolithicFlat' | 'twoGbMaxExtentSparse' | 'twoGbMaxExtentFlat';
   adapterType: string;
   hwVersion: string;
   toolsVersion: string;
 }
 
-const SUBFORMATS = ['monolithicSparse', 'streamOptimized', 'monolithicFlat', 'twoGbMaxExtentFlat'] as const;
+const SUBFORMATS = ['monolithicSparse', 'streamOptimized', 'monolithicFlat', 'twoGbMaxExtentSparse', 'twoGbMaxExtentFlat'] as const;
 /** twoGbMaxExtent* extents hold at most 2 GiB each (qemu's split size, as VMware's). */
 const SPLIT_EXTENT_BYTES = 0x80000000;
 /** qemu-img 7.2 accepts ide, lsilogic, buslogic, legacyESX; VMware also writes pvscsi. */
@@ -119,6 +121,49 @@ function gtEntries(t: number, allocated: readonly number[], sectorOf: (k: number
 
 export async function writeMonolithicSparse(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext, o: VmdkWriteOptions): Promise<void> {
   const capacity = Math.ceil(disk.size / SECTOR);
+  await writeSparseExtent(disk, sink, ctx, (grainsStored) =>
+    descriptorText(o, 'monolithicSparse', disk.size, layoutCid('monolithicSparse', disk.size, grainsStored), [
+      { access: 'RW', sectors: capacity, type: 'SPARSE', file: selfName(ctx.outputPath), offset: 0 },
+    ]),
+  );
+}
+
+/**
+ * twoGbMaxExtentSparse: a descriptor file naming sparse extents of at most 2 GiB each,
+ * `-s001.vmdk` on. Each extent is laid out as a monolithicSparse file whose descriptor area
+ * stays empty, as qemu-img writes them.
+ */
+export async function writeSplitSparse(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext, o: VmdkWriteOptions): Promise<void> {
+  if (ctx.outputPath === '-') {
+    throw new DiskmintError('BAD_ARGUMENT', 'VMDK twoGbMaxExtentSparse writes a descriptor plus extent files: it needs an output file, not a pipe');
+  }
+  const total = Math.ceil(disk.size / SECTOR) * SECTOR;
+  const extents: ExtentLine[] = [];
+  for (let start = 0, part = 1; start < total; start += SPLIT_EXTENT_BYTES, part++) {
+    const bytes = Math.min(SPLIT_EXTENT_BYTES, total - start);
+    const name = extentFileName(ctx.outputPath, 's', part);
+    const extent = await ctx.createSiblingOutput(name);
+    const onProgress = ctx.onProgress && ((done: number) => ctx.onProgress?.(Math.min(disk.size, start + done), disk.size));
+    await writeSparseExtent(diskRange(disk, start, Math.min(bytes, disk.size - start)), extent, { ...ctx, onProgress }, undefined, bytes / SECTOR);
+    await extent.finish();
+    extents.push({ access: 'RW', sectors: bytes / SECTOR, type: 'SPARSE', file: name, offset: 0 });
+  }
+  const cid = layoutCid(o.subformat, disk.size, allocatedBlocks(disk, GRAIN_BYTES));
+  await sink.write(Buffer.from(descriptorText(o, o.subformat, disk.size, cid, extents), 'latin1'));
+}
+
+/**
+ * A hosted sparse extent: header, descriptor area (with `descriptorFor`'s text, or left empty),
+ * both grain directories and tables, then the grains. `capacitySectors` defaults to the disk's.
+ */
+async function writeSparseExtent(
+  disk: VirtualDisk,
+  sink: ByteSink,
+  ctx: WriteContext,
+  descriptorFor: ((grainsStored: readonly number[]) => string) | undefined,
+  capacitySectors = Math.ceil(disk.size / SECTOR),
+): Promise<void> {
+  const capacity = capacitySectors;
   const geometry = { capacity, grainSize: GRAIN_SECTORS, numGTEsPerGT: GTES_PER_GT };
   const grains = Math.ceil(capacity / GRAIN_SECTORS);
   const gtCount = Math.ceil(grains / GTES_PER_GT);
@@ -134,10 +179,6 @@ export async function writeMonolithicSparse(disk: VirtualDisk, sink: ByteSink, c
     descriptorOffset: 1, descriptorSize: DESC_SECTORS, numGTEsPerGT: GTES_PER_GT, rgdOffset, gdOffset, overHead,
     uncleanShutdown: false, compressAlgorithm: COMPRESSION_NONE,
   };
-  const descriptorFor = (grainsStored: readonly number[]) =>
-    descriptorText(o, 'monolithicSparse', disk.size, layoutCid('monolithicSparse', disk.size, grainsStored), [
-      { access: 'RW', sectors: capacity, type: 'SPARSE', file: selfName(ctx.outputPath), offset: 0 },
-    ]);
   const start = sink.position;
   const tables = { dirs: [rgdOffset, gdOffset], gtCount, gdSecs, gtSecs, overHead };
   await sink.write(encodeSparseHeader(header));
@@ -154,12 +195,12 @@ export async function writeMonolithicSparse(disk: VirtualDisk, sink: ByteSink, c
       await sink.write(data);
     }
     const put = (bytes: Uint8Array, sector: number) => sink.pwrite(bytes, start + sector * SECTOR);
-    await put(embedDescriptor(descriptorFor(stored)), 1);
+    if (descriptorFor) await put(embedDescriptor(descriptorFor(stored)), 1);
     await writeGrainTables(put, tables, stored);
     return;
   }
   // A pipe: everything in file order, the tables computed from the extent map.
-  await sink.write(embedDescriptor(descriptorFor(allocated)));
+  await sink.write(descriptorFor ? embedDescriptor(descriptorFor(allocated)) : new Uint8Array(DESC_SECTORS * SECTOR));
   await writeGrainTables(async (bytes, sector) => {
     await sink.skip(start + sector * SECTOR - sink.position);
     await sink.write(bytes);
@@ -265,12 +306,22 @@ export async function writeStreamOptimized(disk: VirtualDisk, sink: ByteSink, ct
   await sink.write(new Uint8Array(SECTOR)); // end-of-stream marker: all zeros
 }
 
-/** `disk.vmdk` -> `disk-flat.vmdk`, or with `part` (1-based) `disk-f001.vmdk`: qemu-img's names. */
-export function flatExtentName(outputPath: string, part?: number): string {
+/** `disk.vmdk` -> `disk-flat.vmdk` (qemu-img's name for a monolithicFlat extent). */
+export function flatExtentName(outputPath: string): string {
+  const { stem, ext } = splitName(outputPath);
+  return `${stem}-flat${ext}`;
+}
+
+/** `disk.vmdk`, part 1 -> `disk-f001.vmdk` (flat) or `disk-s001.vmdk` (sparse): qemu-img's names for split extents. */
+export function extentFileName(outputPath: string, kind: 'f' | 's', part: number): string {
+  const { stem, ext } = splitName(outputPath);
+  return `${stem}-${kind}${String(part).padStart(3, '0')}${ext}`;
+}
+
+function splitName(outputPath: string): { stem: string; ext: string } {
   const base = basename(outputPath);
   const dot = base.lastIndexOf('.');
-  const [stem, ext] = dot > 0 ? [base.slice(0, dot), base.slice(dot)] : [base, ''];
-  return part === undefined ? `${stem}-flat${ext}` : `${stem}-f${String(part).padStart(3, '0')}${ext}`;
+  return dot > 0 ? { stem: base.slice(0, dot), ext: base.slice(dot) } : { stem: base, ext: '' };
 }
 
 /**
@@ -289,7 +340,7 @@ export async function writeMonolithicFlat(disk: VirtualDisk, sink: ByteSink, ctx
   const extents: ExtentLine[] = [];
   for (let start = 0, part = 1; start < capacity * SECTOR; start += extentBytes, part++) {
     const bytes = Math.min(extentBytes, capacity * SECTOR - start);
-    const name = flatExtentName(ctx.outputPath, split ? part : undefined);
+    const name = split ? extentFileName(ctx.outputPath, 'f', part) : flatExtentName(ctx.outputPath);
     const flat = await ctx.createSiblingOutput(name);
     // 1 MiB reads never straddle two extents: 2 GiB is a multiple of 1 MiB.
     const chunk = 1 << 20;

@@ -13,7 +13,7 @@ import {
   isCompressed, parseMarker, parseSparseHeader, parseStreamFooter, type SparseHeader,
 } from '../../formats/vmdk.js';
 import { CID_NOPARENT, MAX_DESCRIPTOR_BYTES, isSafeExtentName, parseDescriptor, type Descriptor } from '../../formats/vmdk-descriptor.js';
-import { OPTION_KEYS, parseWriteOptions, writeMonolithicFlat, writeMonolithicSparse, writeStreamOptimized } from './vmdk-writer.js';
+import { OPTION_KEYS, parseWriteOptions, writeMonolithicFlat, writeMonolithicSparse, writeSplitSparse, writeStreamOptimized } from './vmdk-writer.js';
 
 const GT_CACHE = 64; // grain tables kept per extent (2 KiB each with 512 entries)
 const GRAIN_CACHE = 4; // inflated grains kept per extent
@@ -398,6 +398,7 @@ export const vmdkHandler: ContainerHandler = {
     if (disk.size === 0) throw new DiskmintError('BAD_ARGUMENT', 'vmdk: cannot write an empty disk');
     if (o.subformat === 'monolithicSparse') await writeMonolithicSparse(disk, sink, ctx, o);
     else if (o.subformat === 'streamOptimized') await writeStreamOptimized(disk, sink, ctx, o);
+    else if (o.subformat === 'twoGbMaxExtentSparse') await writeSplitSparse(disk, sink, ctx, o);
     else await writeMonolithicFlat(disk, sink, ctx, o);
   },
 };
