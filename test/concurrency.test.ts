@@ -74,4 +74,25 @@ describe('createCompressor', () => {
       await compressor.close();
     }
   });
+
+  it('zstd: blocks of changing sizes, many at once, come back intact while input buffers are reused (property)', async () => {
+    const compressor = createCompressor({ threads: 2 });
+    try {
+      await fc.assert(
+        fc.asyncProperty(fc.array(fc.record({ length: fc.integer({ min: 0, max: 200_000 }), seed: fc.nat(250), random: fc.boolean() }), { minLength: 1, maxLength: 24 }), async (blocks) => {
+          const inputs = blocks.map(({ length, seed, random }) => {
+            const b = new Uint8Array(length);
+            for (let i = 0; i < length; i++) b[i] = random ? (Math.imul(i + 1, 2654435761 + seed) >>> 24) : (i >> 9) + seed;
+            return b;
+          });
+          // All in flight at once: spare buffers of one size get offered to blocks of another.
+          const packed = await Promise.all(inputs.map((b) => compressor.compress(b, 'zstd')));
+          for (const [k, p] of packed.entries()) expect(Buffer.from(await zstdDecompress(p, 1 << 20)).equals(Buffer.from(inputs[k]))).toBe(true);
+        }),
+        { numRuns: 30 },
+      );
+    } finally {
+      await compressor.close();
+    }
+  });
 });

@@ -81,7 +81,8 @@ parentPort.on('message', async ({ id, data, level }) => {
     const out = zstd.compressUsingDict(cctx, data, NO_DICTIONARY, level);
     // The package returns a fresh exact-size copy: transfer it as is (another copy is garbage).
     const own = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out : new Uint8Array(out);
-    parentPort.postMessage({ id, out: own }, [own.buffer]);
+    // The input's memory goes back too, to carry a later block: no fresh buffer per block.
+    parentPort.postMessage({ id, out: own, input: data }, [own.buffer, data.buffer]);
   } catch (err) {
     parentPort.postMessage({ id, error: String(err && err.message || err) });
   }
@@ -92,12 +93,18 @@ class ZstdPool {
   private readonly workers: Worker[] = [];
   private readonly pending = new Map<number, { resolve: (u: Uint8Array) => void; reject: (e: Error) => void }>();
   private nextId = 0;
+  /** Input buffers back from the workers, reused for later blocks (transferred, never shared). */
+  private readonly spare: ArrayBuffer[] = [];
+  /** Enough spares for the blocks in flight (callers keep about two per worker busy). */
+  private readonly spareLimit: number;
 
   constructor(size: number) {
+    this.spareLimit = 2 * size + 2;
     const modulePath = require.resolve('@bokuweb/zstd-wasm');
     for (let i = 0; i < size; i++) {
       const w = new Worker(ZSTD_WORKER_SOURCE, { eval: true, workerData: { modulePath } });
-      w.on('message', (m: { id: number; out?: Uint8Array; error?: string }) => {
+      w.on('message', (m: { id: number; out?: Uint8Array; input?: Uint8Array; error?: string }) => {
+        if (m.input && this.spare.length < this.spareLimit) this.spare.push(m.input.buffer as ArrayBuffer);
         const p = this.pending.get(m.id);
         this.pending.delete(m.id);
         if (this.pending.size === 0) this.setRef(false);
@@ -118,9 +125,11 @@ class ZstdPool {
     return new Promise((resolve, reject) => {
       if (this.pending.size === 0) this.setRef(true); // keep the process alive only while work is pending
       this.pending.set(id, { resolve, reject });
-      // Posting a view clones its whole ArrayBuffer: send an exact copy, transferred. (Not
+      // A copy of the block, in a spare buffer when one is big enough, transferred. (Not
       // data.slice(): on a Buffer that is a view, and the transfer would detach the caller's memory.)
-      const own = new Uint8Array(data);
+      const spare = this.spare.length && this.spare[this.spare.length - 1].byteLength >= data.length ? this.spare.pop() : undefined;
+      const own = spare ? new Uint8Array(spare, 0, data.length) : new Uint8Array(data.length);
+      own.set(data);
       this.workers[id % this.workers.length].postMessage({ id, data: own, level }, [own.buffer]);
     });
   }
