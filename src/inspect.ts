@@ -31,6 +31,8 @@ export interface ImageInspection {
   sizeBytes: number;
   /** Null when no partition table was found. */
   table: PartitionTable | null;
+  /** With no partition table: the file system the whole image holds, when one is recognised. */
+  filesystem?: { kind: string; label?: string };
   findings: Finding[];
 }
 
@@ -43,7 +45,8 @@ export async function inspectImage(path: string, opts: InspectOptions = {}): Pro
   try {
     const { table, findings } = await inspectDisk(reader, opts);
     await detectFilesystems(reader, table);
-    return { path, format, subformat: reader.subformat, details: reader.details(), sizeBytes: reader.size, table, findings };
+    const filesystem = table ? undefined : await wholeDiskFilesystem(reader);
+    return { path, format, subformat: reader.subformat, details: reader.details(), sizeBytes: reader.size, table, ...(filesystem ? { filesystem } : {}), findings };
   } finally {
     await reader.close();
   }
@@ -110,6 +113,16 @@ async function detectFilesystems(disk: DiskReader, root: PartitionTable | null):
       p.filesystem = fs.label ? { kind: fs.kind, label: fs.label } : { kind: fs.kind };
     }
   }
+}
+
+/**
+ * An image with no partition table may be a file system on its own (a FAT volume made by
+ * `fat create`, an ESP or UFS image bound for a partition): what it holds, when recognised.
+ */
+export async function wholeDiskFilesystem(disk: DiskReader): Promise<{ kind: string; label?: string } | undefined> {
+  const fs = await detectFilesystem(disk);
+  if (fs.kind === 'unknown' || fs.kind === 'empty') return undefined;
+  return fs.label ? { kind: fs.kind, label: fs.label } : { kind: fs.kind };
 }
 
 /** Every table in the tree, outer first. */

@@ -39,7 +39,8 @@ export function formatInspection(r: ImageInspection): string {
   const lines = [`${r.path}: ${format}, virtual size ${formatBytes(r.sizeBytes)} (${r.sizeBytes} bytes)`];
   const details = Object.entries(r.details);
   if (details.length) lines.push(details.map(([k, v]) => `${k} ${v}`).join(', '));
-  lines.push(...(r.table ? formatTable(r.table, '') : ['no partition table found']));
+  const whole = r.filesystem ? `; the whole image is a file system: ${r.filesystem.kind}${r.filesystem.label ? ` "${r.filesystem.label}"` : ''}` : '';
+  lines.push(...(r.table ? formatTable(r.table, '') : [`no partition table found${whole}`]));
   return lines.join('\n');
 }
 

@@ -54,8 +54,28 @@ async function checkFatPartition(disk: DiskReader, t: PartitionTable, p: TablePa
       ? [finding('warning', 'esp.empty', `EFI System Partition ${p.index} holds no file system yet`, where)]
       : [finding('error', 'esp.not-fat', `EFI System Partition ${p.index} is not a FAT volume: ${err.message}`, where)];
   }
+  return fatVolumeFindings(fat, isEsp ? `EFI System Partition ${p.index}` : `FAT volume in partition ${p.index}`, where, isEsp);
+}
+
+/**
+ * An image that is a FAT volume itself (no partition table; `fat create` makes these): its
+ * consistency, and the ESP rules when it has an \EFI folder (an ESP image bound for a partition).
+ */
+export async function wholeDiskFatFindings(disk: DiskReader): Promise<Finding[]> {
+  let fat;
+  try {
+    fat = await openFat(disk);
+  } catch (err) {
+    if (err instanceof FormatError) return [];
+    throw err;
+  }
+  const efi = await fat.stat('/EFI').catch(() => undefined);
+  const isEsp = efi?.isDirectory === true;
+  return fatVolumeFindings(fat, isEsp ? 'The EFI System Partition image' : 'The FAT volume', 'disk', isEsp);
+}
+
+async function fatVolumeFindings(fat: Awaited<ReturnType<typeof openFat>>, what: string, where: string, isEsp: boolean): Promise<Finding[]> {
   const out: Finding[] = [];
-  const what = isEsp ? `EFI System Partition ${p.index}` : `FAT volume in partition ${p.index}`;
   for (const problem of await fat.check()) out.push(finding(problem.severity, `fat.${problem.code}`, `${what}: ${problem.message}`, where));
   if (!isEsp) return out;
   if (fat.type !== 32) {

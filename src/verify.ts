@@ -3,9 +3,9 @@
  * says? Exit status contract for the CLI: 0 sound, 1 problems found, 2 not a disk image.
  */
 import { finding, type Finding } from './findings.js';
-import { allTables, inspectDisk, type ImageInspection, type InspectOptions } from './inspect.js';
+import { allTables, inspectDisk, wholeDiskFilesystem, type ImageInspection, type InspectOptions } from './inspect.js';
 import { openDisk } from './open-disk.js';
-import { fatFindings } from './verify-fat.js';
+import { fatFindings, wholeDiskFatFindings } from './verify-fat.js';
 import { bootChainFindings } from './verify-boot.js';
 import { zfsFindings } from './zfs.js';
 import type { PartitionTable } from './tables/types.js';
@@ -40,15 +40,20 @@ export async function verifyImage(path: string, opts: VerifyOptions = {}): Promi
   let inspection: ImageInspection;
   try {
     const { table, findings } = await inspectDisk(reader, opts);
+    const filesystem = table ? undefined : await wholeDiskFilesystem(reader);
+    if (filesystem?.kind.startsWith('fat')) findings.push(...(await wholeDiskFatFindings(reader)));
     findings.push(...(await fatFindings(reader, table)));
     findings.push(...(await zfsFindings(reader, table)));
     if (opts.boot) findings.push(...(await bootChainFindings(reader, table)));
-    inspection = { path, format, subformat: reader.subformat, details: reader.details(), sizeBytes: reader.size, table, findings };
+    inspection = { path, format, subformat: reader.subformat, details: reader.details(), sizeBytes: reader.size, table, ...(filesystem ? { filesystem } : {}), findings };
   } finally {
     await reader.close();
   }
   const findings = [...inspection.findings];
-  if (!inspection.table) {
+  if (!inspection.table && inspection.filesystem) {
+    const fs = inspection.filesystem;
+    findings.push(finding('info', 'disk.whole-disk-filesystem', `no partition table: the whole image is a ${fs.kind} file system${fs.label ? ` labelled "${fs.label}"` : ''}`, 'disk'));
+  } else if (!inspection.table) {
     findings.push(finding('error', 'disk.no-partition-table', 'no GPT, MBR or BSD partition table was found', 'disk'));
   }
   findings.push(...alignmentFindings(inspection.table));

@@ -2,7 +2,8 @@
 import { openSync, writeSync, closeSync, truncateSync, statSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildImage, verifyImage, type Layout } from '../src/index.js';
+import { buildImage, createFatImage, inspectImage, verifyImage, type Layout } from '../src/index.js';
+import { mkdirSync } from 'node:fs';
 import { crc32 } from '../formats/crc32.js';
 import { tempDir } from './helpers/golden.js';
 import { requirePeer, runPeer } from './helpers/peer.js';
@@ -141,3 +142,55 @@ describe('verify --expect', () => {
     expect(codes(wrongScheme)).toEqual(['expect.scheme']);
   });
 });
+
+describe('an image that is a file system itself (no partition table)', () => {
+  const makeVolume = async (tree: Record<string, string>) => {
+    const dir = tempDir();
+    const src = join(dir, 'src');
+    for (const [path, text] of Object.entries(tree)) {
+      mkdirSync(join(src, path, '..'), { recursive: true });
+      writeFileSync(join(src, path), text);
+    }
+    mkdirSync(src, { recursive: true });
+    const img = join(dir, 'volume.img');
+    await createFatImage(img, { from: src, label: 'VOL', type: 16 });
+    return img;
+  };
+
+  it('a FAT volume is sound, named by info, and checked as FAT (not "no partition table")', async () => {
+    const img = await makeVolume({ 'a.txt': 'hello' });
+    const info = await inspectImage(img);
+    expect(info.table).toBeNull();
+    expect(info.filesystem).toEqual({ kind: 'fat16', label: 'VOL' });
+    const ok = await verifyImage(img);
+    expect(ok.ok).toBe(true);
+    expect(ok.findings.map((f) => f.code)).toEqual(['disk.whole-disk-filesystem']);
+    // Make the two FATs disagree: verify must now look inside and say so.
+    const bytes = readFileSync(img);
+    const reserved = bytes.readUInt16LE(14);
+    const fatSectors = bytes.readUInt16LE(22);
+    bytes[(reserved + fatSectors) * 512 + 8] ^= 0xff; // an entry of the second FAT
+    writeFileSync(img, bytes);
+    const bad = await verifyImage(img);
+    expect(bad.ok).toBe(false);
+    expect(bad.findings.find((f) => f.code === 'fat.FAT_MISMATCH')).toMatchObject({ severity: 'error', where: 'disk' });
+  });
+
+  it('a FAT volume with \\EFI is checked by the ESP rules too', async () => {
+    const img = await makeVolume({ 'EFI/BOOT/BOOTX64.EFI': 'not really a loader' });
+    const r = await verifyImage(img);
+    const codes = r.findings.map((f) => f.code);
+    expect(codes).toContain('esp.loader');
+    expect(codes).toContain('esp.fat-type'); // FAT16: firmware may refuse it
+  });
+
+  it('bytes that are neither a table nor a file system are still an error', async () => {
+    const dir = tempDir();
+    const img = join(dir, 'junk.img');
+    writeFileSync(img, Buffer.alloc(1 << 20, 0x5a));
+    const r = await verifyImage(img);
+    expect(r.ok).toBe(false);
+    expect(r.findings.map((f) => f.code)).toEqual(['disk.no-partition-table']);
+  });
+});
+
