@@ -134,22 +134,15 @@ export async function writeMonolithicSparse(disk: VirtualDisk, sink: ByteSink, c
  * stays empty, as qemu-img writes them.
  */
 export async function writeSplitSparse(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext, o: VmdkWriteOptions): Promise<void> {
-  if (ctx.outputPath === '-') {
-    throw new DiskmintError('BAD_ARGUMENT', 'VMDK twoGbMaxExtentSparse writes a descriptor plus extent files: it needs an output file, not a pipe');
-  }
-  const total = Math.ceil(disk.size / SECTOR) * SECTOR;
-  const extents: ExtentLine[] = [];
-  for (let start = 0, part = 1; start < total; start += SPLIT_EXTENT_BYTES, part++) {
-    const bytes = Math.min(SPLIT_EXTENT_BYTES, total - start);
-    const name = extentFileName(ctx.outputPath, 's', part);
-    const extent = await ctx.createSiblingOutput(name);
-    const onProgress = ctx.onProgress && ((done: number) => ctx.onProgress?.(Math.min(disk.size, start + done), disk.size));
-    await writeSparseExtent(diskRange(disk, start, Math.min(bytes, disk.size - start)), extent, { ...ctx, onProgress }, undefined, bytes / SECTOR);
-    await extent.finish();
-    extents.push({ access: 'RW', sectors: bytes / SECTOR, type: 'SPARSE', file: name, offset: 0 });
-  }
-  const cid = layoutCid(o.subformat, disk.size, allocatedBlocks(disk, GRAIN_BYTES));
-  await sink.write(Buffer.from(descriptorText(o, o.subformat, disk.size, cid, extents), 'latin1'));
+  await writeExtentFiles(disk, sink, ctx, o, {
+    bytes: SPLIT_EXTENT_BYTES,
+    type: 'SPARSE',
+    name: (part) => extentFileName(ctx.outputPath, 's', part),
+    async write(range, out, extentCtx, bytes) {
+      await writeSparseExtent(range, out, extentCtx, undefined, bytes / SECTOR);
+      await out.finish();
+    },
+  });
 }
 
 /**
@@ -187,7 +180,7 @@ async function writeSparseExtent(
     // all-zero grains are found while copying and left out, in one read of the source.
     await sink.skip(start + overHead * SECTOR - sink.position);
     const stored: number[] = [];
-    // A file sink copies each grain, so read buffers can be reused.
+    // A file sink is done with each grain when its write resolves, so read buffers can be reused.
     for await (const { index, data } of readBlocks(disk, GRAIN_BYTES, { reuseBuffers: true })) {
       ctx.onProgress?.(Math.min(disk.size, (index + 1) * GRAIN_BYTES), disk.size);
       if (isAllZero(data)) continue;
@@ -330,28 +323,55 @@ function splitName(outputPath: string): { stem: string; ext: string } {
  * Each extent is a sparse file: zeros stay holes.
  */
 export async function writeMonolithicFlat(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext, o: VmdkWriteOptions): Promise<void> {
-  if (ctx.outputPath === '-') {
-    throw new DiskmintError('BAD_ARGUMENT', `VMDK ${o.subformat} writes a descriptor plus flat extent files: it needs an output file, not a pipe`);
-  }
-  const capacity = Math.ceil(disk.size / SECTOR);
-  if (capacity === 0) throw new DiskmintError('BAD_ARGUMENT', 'VMDK cannot describe an empty disk');
   const split = o.subformat === 'twoGbMaxExtentFlat';
-  const extentBytes = split ? SPLIT_EXTENT_BYTES : capacity * SECTOR;
+  await writeExtentFiles(disk, sink, ctx, o, {
+    bytes: split ? SPLIT_EXTENT_BYTES : Math.ceil(disk.size / SECTOR) * SECTOR,
+    type: 'FLAT',
+    name: (part) => (split ? extentFileName(ctx.outputPath, 'f', part) : flatExtentName(ctx.outputPath)),
+    async write(range, out, extentCtx, bytes) {
+      // 1 MiB reads never straddle two extents: 2 GiB is a multiple of 1 MiB.
+      const chunk = 1 << 20;
+      for await (const { index, data } of readBlocks(range, chunk)) {
+        const at = index * chunk;
+        await out.skip(at - out.position);
+        await out.write(at + data.length > bytes ? data.subarray(0, bytes - at) : data);
+        extentCtx.onProgress?.(at + chunk, range.size);
+      }
+      await out.finish(bytes);
+    },
+  });
+}
+
+/**
+ * A descriptor file (written to `sink`) naming extent files beside it, each holding
+ * `extent.bytes` of the disk (the last one the rest, in whole sectors), written by `extent.write`
+ * from its range of the disk, with progress reported against the whole disk.
+ */
+async function writeExtentFiles(
+  disk: VirtualDisk,
+  sink: ByteSink,
+  ctx: WriteContext,
+  o: VmdkWriteOptions,
+  extent: {
+    bytes: number;
+    type: 'FLAT' | 'SPARSE';
+    name: (part: number) => string;
+    write: (range: VirtualDisk, out: ByteSink, extentCtx: WriteContext, bytes: number) => Promise<void>;
+  },
+): Promise<void> {
+  if (ctx.outputPath === '-') {
+    throw new DiskmintError('BAD_ARGUMENT', `VMDK ${o.subformat} writes a descriptor plus extent files: it needs an output file, not a pipe`);
+  }
+  const total = Math.ceil(disk.size / SECTOR) * SECTOR;
+  if (total === 0) throw new DiskmintError('BAD_ARGUMENT', 'VMDK cannot describe an empty disk');
   const extents: ExtentLine[] = [];
-  for (let start = 0, part = 1; start < capacity * SECTOR; start += extentBytes, part++) {
-    const bytes = Math.min(extentBytes, capacity * SECTOR - start);
-    const name = split ? extentFileName(ctx.outputPath, 'f', part) : flatExtentName(ctx.outputPath);
-    const flat = await ctx.createSiblingOutput(name);
-    // 1 MiB reads never straddle two extents: 2 GiB is a multiple of 1 MiB.
-    const chunk = 1 << 20;
-    for await (const { index, data } of readBlocks(diskRange(disk, start, Math.min(bytes, disk.size - start)), chunk)) {
-      const at = index * chunk;
-      await flat.skip(at - flat.position);
-      await flat.write(at + data.length > bytes ? data.subarray(0, bytes - at) : data);
-      ctx.onProgress?.(Math.min(disk.size, start + at + chunk), disk.size);
-    }
-    await flat.finish(bytes);
-    extents.push({ access: 'RW', sectors: bytes / SECTOR, type: 'FLAT', file: name, offset: 0 });
+  for (let start = 0, part = 1; start < total; start += extent.bytes, part++) {
+    const bytes = Math.min(extent.bytes, total - start);
+    const name = extent.name(part);
+    const out = await ctx.createSiblingOutput(name);
+    const onProgress = ctx.onProgress && ((done: number) => ctx.onProgress?.(Math.min(disk.size, start + done), disk.size));
+    await extent.write(diskRange(disk, start, Math.min(bytes, disk.size - start)), out, { ...ctx, onProgress }, bytes);
+    extents.push({ access: 'RW', sectors: bytes / SECTOR, type: extent.type, file: name, offset: 0 });
   }
   const cid = layoutCid(o.subformat, disk.size, allocatedBlocks(disk, GRAIN_BYTES));
   await sink.write(Buffer.from(descriptorText(o, o.subformat, disk.size, cid, extents), 'latin1'));
