@@ -186,7 +186,6 @@ async function* streamPayload(path: string, header: BundleHeader, m: BundleManif
   }
 }
 
-
 /** One record's bytes, decompressed into exactly `length` bytes and never more. */
 async function decompressRecord(path: string, m: BundleManifest, rec: RecordHeader, z: Uint8Array, n: number): Promise<Uint8Array> {
   const what = `record ${n} (offset ${rec.offset})`;

@@ -49,7 +49,7 @@ export interface ReadBlocksOptions {
   /**
    * Read into a small ring of buffers instead of a fresh one per read: a block's bytes are then
    * valid only until the next block is asked for, so the consumer must copy or write them first
-   * (a file sink copies). Saves the kernel mapping and zeroing new memory for every read, which
+   * (a file sink is done with them when its write resolves). Saves the kernel mapping and zeroing new memory for every read, which
    * costs more than the read itself.
    */
   reuseBuffers?: boolean;

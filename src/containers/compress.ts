@@ -19,7 +19,6 @@ export interface Compressor {
   close(): Promise<void>;
 }
 
-
 /** qcow2 uses a 4 KiB window (QEMU block/qcow2-threads.c: windowBits -12). */
 export const QCOW2_DEFLATE_WINDOW_BITS = 12;
 

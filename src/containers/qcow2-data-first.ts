@@ -60,7 +60,7 @@ export async function writeQcow2DataFirst(disk: VirtualDisk, sink: ByteSink, s: 
   const l2 = l2Slots(g);
   let cursor = (1 + g.l1Clusters) * g.cs;
   await sink.skip(cursor); // header and L1, written last
-  // No write batching: a file sink already coalesces (and copies) writes.
+  // No write batching: a file sink already coalesces small writes.
   const padTo = async (offset: number) => {
     if (offset > cursor) await sink.write(new Uint8Array(offset - cursor));
     cursor = offset;
@@ -68,8 +68,8 @@ export async function writeQcow2DataFirst(disk: VirtualDisk, sink: ByteSink, s: 
   const roundUp = (n: number) => Math.ceil(n / g.cs) * g.cs;
 
   if (!compress) {
-    // Each 1 MiB chunk's neighbouring data clusters go out in one write, copied by the file sink
-    // before the next chunk is read, so read buffers are reused.
+    // Each 1 MiB chunk's neighbouring data clusters go out in one write, done (copied or on
+    // disk) before the next chunk is read, so read buffers are reused.
     for await (const group of readClusterGroups(disk, g.cs, { reuseBuffers: true })) {
       let run: Uint8Array[] = [];
       const writeRun = async () => {

@@ -163,7 +163,7 @@ async function writeVhd(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext): P
     await sink.write(bat);
   } else await sink.skip(batBytes);
   let stored = 0;
-  // A file sink copies what it is given, so read buffers can be reused; a stream may hold them.
+  // A file sink is done with a block when its write resolves, so read buffers can be reused; a stream may hold them.
   for await (const { index, data } of readBlocks(disk, bs, { reuseBuffers: sink.seekable })) {
     progress((index + 1) * bs);
     if (!batFirst) {

@@ -165,7 +165,7 @@ async function writeVhdx(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext): 
   if (batFirst) await sink.write(bat);
   else await sink.skip(batLength);
   let stored = 0;
-  // A file sink copies what it is given, so read buffers can be reused; a stream may hold them.
+  // A file sink is done with a block when its write resolves, so read buffers can be reused; a stream may hold them.
   for await (const { index, data } of readBlocks(disk, bs, { reuseBuffers: sink.seekable })) {
     ctx.onProgress?.(Math.min(disk.size, (index + 1) * bs), disk.size);
     let at: number;

@@ -372,7 +372,7 @@ async function detect(file: DiskReader): Promise<boolean> {
     const head = await file.read(0, 1024);
     if (hasSparseMagic(head)) return true;
     if (file.size > MAX_DESCRIPTOR_BYTES) return false;
-    // qemu-img pads a twoGbMaxExtentFlat descriptor file to 512 bytes with NULs: allow them at the end only.
+    // qemu-img pads descriptor files (monolithicFlat, twoGbMaxExtent*) with NULs: allow them at the end only.
     const text = Buffer.from(head).toString('latin1').replace(/\0+$/, '');
     if (/[\0]/.test(text)) return false;
     return text.includes('# Disk DescriptorFile') || /(^|\n)\s*createType\s*=/.test(text);
