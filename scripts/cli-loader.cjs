@@ -1,8 +1,9 @@
-// Loads the bundled CLI (dist/diskmint-cli.cjs) through V8's code cache, made at build time by
-// scripts/make-cli-cache.mjs. Compiling the ~0.8 MB bundle is a third of diskmint's start-up;
-// with the cache V8 deserializes it instead (Node 22 has module.enableCompileCache; Node 20 does
-// not, so this does the same with node:vm). A cache from another Node or V8 version is rejected
-// by V8 itself, and the bundle then compiles as usual: slower, never wrong.
+// Loads the bundled CLI (dist/diskmint-cli.cjs, and dist/diskmint-zod.cjs when a command reads a
+// layout) through V8's code cache, made at build time by scripts/make-cli-cache.mjs. Compiling
+// the bundle is a third of diskmint's start-up; with the cache V8 deserializes it instead (Node 22
+// has module.enableCompileCache; Node 20 does not, so this does the same with node:vm). A cache
+// from another Node or V8 version is rejected by V8 itself, and the file then compiles as usual:
+// slower, never wrong.
 // CommonJS on purpose: an ES module entry point costs Node ~10 ms more to start.
 'use strict';
 const { readFileSync } = require('node:fs');
@@ -11,24 +12,43 @@ const { join } = require('node:path');
 const { Script } = require('node:vm');
 
 const BUNDLE = join(__dirname, 'diskmint-cli.cjs');
-const CODE_CACHE = `${BUNDLE}.v8cache`;
+/** Files of the bundle that load through their code cache: `require(id)` from the bundle. */
+const CACHED_FILES = { './diskmint-zod.cjs': join(__dirname, 'diskmint-zod.cjs') };
+const codeCacheOf = (file) => `${file}.v8cache`;
+/** Every file loaded so far, with the vm.Script that compiled it (make-cli-cache saves these). */
+const scripts = new Map();
+/** Exports of the CACHED_FILES required so far. */
+const loaded = new Map();
 
-/** The bundle's exports (`main` among them) and the vm.Script that compiled it. */
-function loadCli() {
+/** Run a CommonJS file through its code cache; returns its exports. */
+function loadCached(file) {
   let cachedData;
   try {
-    cachedData = readFileSync(CODE_CACHE);
+    cachedData = readFileSync(codeCacheOf(file));
   } catch {
     cachedData = undefined; // no cache: compile from source
   }
-  const source = readFileSync(BUNDLE, 'utf8');
+  const source = readFileSync(file, 'utf8');
   const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
-    filename: BUNDLE,
+    filename: file,
     cachedData,
   });
+  scripts.set(file, script);
   const module = { exports: {} };
-  script.runInThisContext()(module.exports, createRequire(BUNDLE), module, BUNDLE, __dirname);
-  return { cli: module.exports, script };
+  const plainRequire = createRequire(file);
+  const requireFromBundle = Object.assign((id) => {
+    const cached = CACHED_FILES[id];
+    if (cached === undefined) return plainRequire(id);
+    if (!loaded.has(cached)) loaded.set(cached, loadCached(cached));
+    return loaded.get(cached);
+  }, plainRequire);
+  script.runInThisContext()(module.exports, requireFromBundle, module, file, __dirname);
+  return module.exports;
 }
 
-module.exports = { BUNDLE, CODE_CACHE, loadCli };
+/** The bundle's exports (`main` among them). */
+function loadCli() {
+  return { cli: loadCached(BUNDLE) };
+}
+
+module.exports = { BUNDLE, codeCacheOf, loadCli, scripts };

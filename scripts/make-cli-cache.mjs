@@ -1,12 +1,13 @@
-// Makes dist/diskmint-cli.cjs.v8cache: runs a few common commands through the bundle in one
-// process, so the functions they compile are in the cache too, then saves V8's code cache.
+// Makes dist/diskmint-cli.cjs.v8cache (and one for each file the bundle loads through the cache,
+// dist/diskmint-zod.cjs): runs a few common commands through the bundle in one process, so the
+// functions they compile are in the cache too, then saves V8's code cache of each file.
 //   node scripts/make-cli-cache.mjs      (run by scripts/bundle.mjs; prints nothing on success)
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 
-const { CODE_CACHE, loadCli } = createRequire(import.meta.url)('../dist/cli-loader.cjs');
+const { codeCacheOf, loadCli, scripts } = createRequire(import.meta.url)('../dist/cli-loader.cjs');
 
 const root = new URL('..', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'diskmint-cache-'));
@@ -21,7 +22,7 @@ const commands = [
   ['slot', 'status', img],
 ];
 
-const { cli, script } = loadCli();
+const { cli } = loadCli();
 const write = process.stdout.write;
 process.stdout.write = () => true; // the commands' reports are not wanted here
 try {
@@ -34,4 +35,4 @@ try {
   process.exitCode = 0;
   rmSync(dir, { recursive: true, force: true });
 }
-writeFileSync(CODE_CACHE, script.createCachedData());
+for (const [file, script] of scripts) writeFileSync(codeCacheOf(file), script.createCachedData());

@@ -46,15 +46,34 @@ describe('dist/diskmint.cjs', () => {
     expect(run(['--version']).out.trim()).toBe(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version);
   });
 
-  it('loads the bundle through its code cache, which this Node accepts', (ctx) => {
+  it('loads the bundle through its code cache, which this Node accepts; zod only for a layout', (ctx) => {
     if (!existsSync(BUNDLE)) return ctx.skip(); // the test above fails in CI when it is missing
     const loader = join(ROOT, 'dist', 'cli-loader.cjs');
-    const probe = `const { loadCli, CODE_CACHE } = require(${JSON.stringify(loader)});
-      const { cli, script } = loadCli();
-      console.log(JSON.stringify({ cache: require('node:fs').existsSync(CODE_CACHE), rejected: script.cachedDataRejected, main: typeof cli.main }));`;
+    const probe = `const { loadCli, codeCacheOf, scripts } = require(${JSON.stringify(loader)});
+      const { basename } = require('node:path');
+      const loadedFiles = () => Object.fromEntries([...scripts].map(([f, s]) => [basename(f), { cache: require('node:fs').existsSync(codeCacheOf(f)), rejected: s.cachedDataRejected }]));
+      const { cli } = loadCli();
+      const before = loadedFiles();
+      cli.main(['node', 'diskmint', 'schema']).then((code) => {
+        console.log(JSON.stringify({ main: typeof cli.main, before, after: loadedFiles(), code }));
+      });`;
     const r = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8' });
     expect(r.stderr).toBe('');
-    expect(JSON.parse(r.stdout)).toEqual({ cache: true, rejected: false, main: 'function' });
+    const lastLine = r.stdout.trim().split('\n').at(-1)!;
+    const accepted = { cache: true, rejected: false };
+    expect(JSON.parse(lastLine)).toEqual({
+      main: 'function',
+      before: { 'diskmint-cli.cjs': accepted },
+      after: { 'diskmint-cli.cjs': accepted, 'diskmint-zod.cjs': accepted },
+      code: 0,
+    });
+  });
+
+  it('bundles only ASCII, which Node reads as a one-byte string', (ctx) => {
+    if (!existsSync(BUNDLE)) return ctx.skip();
+    for (const file of ['diskmint-cli.cjs', 'diskmint-zod.cjs']) {
+      expect(readFileSync(join(ROOT, 'dist', file)).every((byte) => byte < 0x80)).toBe(true);
+    }
   });
 
   it('starts without loading zlib, crypto, worker threads or os (loaded on first use)', (ctx) => {
