@@ -13,9 +13,10 @@ import type { VirtualDisk } from '../extents.js';
 import type { ByteSink } from './sink.js';
 import type { WriteContext } from './types.js';
 import { isAllZero } from './blocks.js';
+import { writeNonZeroBlocks } from './data-first.js';
 import { mapOrdered } from './compress.js';
 import {
-  entriesToBytes, geometry, qcow2Header, readClusterGroups, readClusters, refcountBlock, refcountTable, type Geometry, type Qcow2WriteSettings,
+  entriesToBytes, geometry, qcow2Header, readClusters, refcountBlock, refcountTable, type Geometry, type Qcow2WriteSettings,
 } from './qcow2-tables.js';
 import {
   QCOW2_COMPRESSED_SECTOR, QCOW2_COMPRESSION, encodeCompressedDescriptor, encodeL1Entry, encodeL2Standard, refcountLayout,
@@ -68,26 +69,12 @@ export async function writeQcow2DataFirst(disk: VirtualDisk, sink: ByteSink, s: 
   const roundUp = (n: number) => Math.ceil(n / g.cs) * g.cs;
 
   if (!compress) {
-    // Each 1 MiB chunk's neighbouring data clusters go out in one write, done (copied or on
-    // disk) before the next chunk is read, so read buffers are reused.
-    for await (const group of readClusterGroups(disk, g.cs, { reuseBuffers: true })) {
-      let run: Uint8Array[] = [];
-      const writeRun = async () => {
-        if (run.length) await sink.write(run.length === 1 ? run[0] : joinNeighbours(run));
-        run = [];
-      };
-      for (const c of group) {
-        if (isAllZero(c.data)) {
-          await writeRun();
-          continue;
-        }
-        l2.set(c.index, encodeL2Standard(cursor));
-        run.push(c.data);
-        cursor += g.cs;
-      }
-      await writeRun();
-      ctx.onProgress?.(Math.min(disk.size, (group[group.length - 1].index + 1) * g.cs), disk.size);
-    }
+    const start = cursor;
+    const stored = await writeNonZeroBlocks(disk, sink, g.cs, {
+      onStored: (index, k) => l2.set(index, encodeL2Standard(start + k * g.cs)),
+      onProgress: (done) => ctx.onProgress?.(done, disk.size),
+    });
+    cursor += stored * g.cs;
   }
   // Compression holds `concurrency` clusters in flight plus the one being written; read buffers
   // are reused once those are done (deflate reads its input on the thread pool until it resolves).
@@ -134,13 +121,6 @@ export async function writeQcow2DataFirst(disk: VirtualDisk, sink: ByteSink, s: 
   for (let b = 0; b < blocks; b++) await sink.write(refcountBlock(g, s.clusterBits, b, countOf));
   await sink.pwrite(qcow2Header(s, g, rtCluster, tableClusters), 0);
   if (g.l1Clusters) await sink.pwrite(entriesToBytes(l1, g.l1Clusters * g.cs), g.cs);
-}
-
-/** Views that sit back to back in one buffer (clusters of one read chunk), as one view. */
-function joinNeighbours(views: Uint8Array[]): Uint8Array {
-  const first = views[0];
-  const last = views[views.length - 1];
-  return new Uint8Array(first.buffer, first.byteOffset, last.byteOffset + last.length - first.byteOffset);
 }
 
 /**

@@ -38,7 +38,8 @@ import {
   vhdTimestamp,
   type VhdFooter,
 } from '../../formats/vhd.js';
-import { allocatedBlocks, isAllZero, rangesOfBlocks, readBlocks, readThroughBlocks } from './blocks.js';
+import { allocatedBlocks, rangesOfBlocks, readBlocks, readThroughBlocks } from './blocks.js';
+import { writeNonZeroBlocks } from './data-first.js';
 import type { ByteSink } from './sink.js';
 import type { ContainerHandler, ContainerReader, WriteContext } from './types.js';
 
@@ -155,24 +156,22 @@ async function writeVhd(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext): P
   const bitmap = new Uint8Array(bitmapBytes).fill(0xff); // every sector present
   await sink.write(footer);
   await sink.write(encodeVhdDynamicHeader({ tableOffset, maxTableEntries: entries, blockSize: bs }));
+  const setBatEntry = (block: number, k: number) => batView.setUint32(block * 4, (dataStart + k * (bitmapBytes + bs)) / VHD_SECTOR);
   // A file gets the BAT last (pwrite), so all-zero blocks are found while copying and left out.
   // A pipe gets it first, computed from the extent map: such blocks are then stored.
   const batFirst = !sink.seekable;
   if (batFirst) {
-    allocatedBlocks(disk, bs).forEach((b, k) => batView.setUint32(b * 4, (dataStart + k * (bitmapBytes + bs)) / VHD_SECTOR));
+    allocatedBlocks(disk, bs).forEach(setBatEntry);
     await sink.write(bat);
-  } else await sink.skip(batBytes);
-  let stored = 0;
-  // A file sink is done with a block when its write resolves, so read buffers can be reused; a stream may hold them.
-  for await (const { index, data } of readBlocks(disk, bs, { reuseBuffers: sink.seekable })) {
-    progress((index + 1) * bs);
-    if (!batFirst) {
-      if (isAllZero(data)) continue;
-      batView.setUint32(index * 4, (dataStart + stored * (bitmapBytes + bs)) / VHD_SECTOR);
+    // A stream may hold what it is given: fresh block buffers and bitmap copies.
+    for await (const { index, data } of readBlocks(disk, bs)) {
+      progress((index + 1) * bs);
+      await sink.write(bitmap.slice());
+      await sink.write(data);
     }
-    stored++;
-    await sink.write(bitmap.slice());
-    await sink.write(data);
+  } else {
+    await sink.skip(batBytes);
+    await writeNonZeroBlocks(disk, sink, bs, { prefix: bitmap, onStored: setBatEntry, onProgress: progress });
   }
   await sink.write(footer.slice());
   if (!batFirst) await sink.pwrite(bat, tableOffset);

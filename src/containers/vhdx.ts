@@ -43,7 +43,8 @@ import {
   type VhdxRegion,
 } from '../../formats/vhdx.js';
 import { layoutId } from './vhd.js';
-import { allocatedBlocks, isAllZero, rangesOfBlocks, readBlocks, readThroughBlocks } from './blocks.js';
+import { allocatedBlocks, rangesOfBlocks, readBlocks, readThroughBlocks } from './blocks.js';
+import { writeNonZeroBlocks } from './data-first.js';
 import type { ByteSink } from './sink.js';
 import type { ContainerHandler, ContainerReader, WriteContext } from './types.js';
 
@@ -162,25 +163,23 @@ async function writeVhdx(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext): 
   await sink.write(regions.slice());
   await sink.skip(metadataOffset - sink.position); // rest of the header section and the empty log
   await sink.write(metadata);
-  if (batFirst) await sink.write(bat);
-  else await sink.skip(batLength);
-  let stored = 0;
-  // A file sink is done with a block when its write resolves, so read buffers can be reused; a stream may hold them.
-  for await (const { index, data } of readBlocks(disk, bs, { reuseBuffers: sink.seekable })) {
-    ctx.onProgress?.(Math.min(disk.size, (index + 1) * bs), disk.size);
-    let at: number;
-    if (fixed) at = payloadStart + index * bs;
-    else if (batFirst) at = blockFileOffset.get(index)!;
-    else {
-      if (isAllZero(data)) continue;
-      at = payloadStart + stored * bs;
-      present(index, at);
+  if (batFirst) {
+    await sink.write(bat);
+    // Every block at its place: a fixed disk's own, a dynamic one's in allocation order (in
+    // fresh buffers for a stream, which may hold what it is given).
+    for await (const { index, data } of readBlocks(disk, bs, { reuseBuffers: sink.seekable })) {
+      ctx.onProgress?.(Math.min(disk.size, (index + 1) * bs), disk.size);
+      await sink.skip((fixed ? payloadStart + index * bs : blockFileOffset.get(index)!) - sink.position);
+      await sink.write(data);
     }
-    stored++;
-    await sink.skip(at - sink.position);
-    await sink.write(data);
+    await sink.skip(payloadStart + (fixed ? dataBlocks : blockFileOffset.size) * bs - sink.position);
+  } else {
+    await sink.skip(payloadStart - sink.position); // the BAT, written last
+    await writeNonZeroBlocks(disk, sink, bs, {
+      onStored: (block, k) => present(block, payloadStart + k * bs),
+      onProgress: (done) => ctx.onProgress?.(done, disk.size),
+    });
   }
-  await sink.skip(payloadStart + (fixed ? dataBlocks : stored) * bs - sink.position);
   if (!batFirst) await sink.pwrite(bat, batOffset);
   ctx.onProgress?.(disk.size, disk.size);
 }

@@ -21,6 +21,7 @@ import { VirtualDisk } from '../extents.js';
 import type { ByteSink } from './sink.js';
 import type { WriteContext } from './types.js';
 import { allocatedBlocks, isAllZero, readBlocks } from './blocks.js';
+import { writeNonZeroBlocks } from './data-first.js';
 import { mapOrdered } from './compress.js';
 import {
   COMPRESSION_DEFLATE, COMPRESSION_NONE, FLAG_COMPRESSED, FLAG_MARKERS, FLAG_REDUNDANT_GT, FLAG_VALID_NEWLINE_TEST,
@@ -180,13 +181,10 @@ async function writeSparseExtent(
     // all-zero grains are found while copying and left out, in one read of the source.
     await sink.skip(start + overHead * SECTOR - sink.position);
     const stored: number[] = [];
-    // A file sink is done with each grain when its write resolves, so read buffers can be reused.
-    for await (const { index, data } of readBlocks(disk, GRAIN_BYTES, { reuseBuffers: true })) {
-      ctx.onProgress?.(Math.min(disk.size, (index + 1) * GRAIN_BYTES), disk.size);
-      if (isAllZero(data)) continue;
-      stored.push(index);
-      await sink.write(data);
-    }
+    await writeNonZeroBlocks(disk, sink, GRAIN_BYTES, {
+      onStored: (index) => stored.push(index),
+      onProgress: (done) => ctx.onProgress?.(done, disk.size),
+    });
     const put = (bytes: Uint8Array, sector: number) => sink.pwrite(bytes, start + sector * SECTOR);
     if (descriptorFor) await put(embedDescriptor(descriptorFor(stored)), 1);
     await writeGrainTables(put, tables, stored);
