@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, openSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import fc from 'fast-check';
@@ -176,7 +176,8 @@ describe('VirtualDisk', () => {
 
   it('copies a file of many chunks, with zero blocks between data, byte for byte', async () => {
     const dir = tempDir();
-    // 21 MiB + 5 bytes: six 4 MiB copy pieces in flight at once, the last one short.
+    // 21 MiB + 5 bytes: 1 MiB copy pieces (little data: the smallest unit), four in flight at
+    // once, the last one short.
     const data = Buffer.alloc((21 << 20) + 5);
     for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE((i * 2654435761) >>> 0 || 1, i);
     data.fill(0, 3 << 20, 9 << 20); // zero blocks across two piece boundaries become holes
@@ -189,6 +190,32 @@ describe('VirtualDisk', () => {
     expect(image.subarray(1 << 20, (1 << 20) + data.length).equals(data)).toBe(true);
     expect(r.bytesWritten).toBe(4 + data.length - (6 << 20));
     expect(statSync(out).blocks * 512).toBeLessThan(17 << 20);
+  });
+
+  it('copies a sparse 160 MiB input (4 MiB pieces for that much data) byte for byte, holes kept', async () => {
+    const dir = tempDir();
+    const input = join(dir, 'sparse-in.bin');
+    const size = 160 << 20;
+    const fd = openSync(input, 'w');
+    ftruncateSync(fd, size);
+    // Data that straddles 1, 2 and 4 MiB boundaries (relative to the input and to the image), at odd offsets.
+    const spans = [[0, 5000], [(4 << 20) - 777, 3000], [(99 << 20) + 13, 9 << 20], [size - 4097, 4097]] as const;
+    for (const [at, length] of spans) {
+      const bytes = Buffer.alloc(length);
+      for (let i = 0; i < length; i++) bytes[i] = ((at + i) * 31) % 251 || 1;
+      writeSync(fd, bytes, 0, length, at);
+    }
+    closeSync(fd);
+    const offset = (1 << 20) + 512;
+    const disk = new VirtualDisk(offset + size + (1 << 20)).place(offset, size, { kind: 'file', path: input, offset: 0 });
+    const out = join(dir, 'out.img');
+    const r = await writeRawImage(disk, out);
+    const image = readFileSync(out);
+    expect(image.length).toBe(disk.size);
+    expect(image.subarray(offset, offset + size).equals(readFileSync(input))).toBe(true);
+    expect(image.subarray(0, offset).every((b) => b === 0)).toBe(true);
+    expect(r.bytesWritten).toBeLessThan(16 << 20); // the holes between the spans stay holes
+    expect(statSync(out).blocks * 512).toBeLessThan(24 << 20);
   });
 
   it('keeps few input files open, whatever the number of files (no EMFILE on big trees)', async () => {
