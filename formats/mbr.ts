@@ -242,9 +242,26 @@ export function writeMbrTables(spec: MbrTablesSpec): Array<{ lba: number; bytes:
   if (extended.type !== undefined && !EXTENDED_TYPES.has(extended.type)) {
     throw invalid(`extended partition type 0x${extended.type.toString(16)} is not an extended type`);
   }
-  checkLogicals(logicals, extended.startLba, extended.startLba + extended.sectors);
-  if (logicals.length === 0) out.push({ lba: extended.startLba, bytes: emptySectorWithSignature() });
-  logicals.forEach((l, i) => {
+  return [...out, ...writeEbrChain({ start: extended.startLba, sectors: extended.sectors, logicals, geometry: g })];
+}
+
+/**
+ * The EBR chain of an extended partition of `sectors` sectors from LBA `start`: one EBR per
+ * logical partition (entry 1 the logical, entry 2 the link to the next EBR; see writeMbrTables),
+ * or a single empty EBR when there are none. A bare chain with `start` 0 is what FreeBSD mkimg's
+ * `ebr` scheme writes: an image meant to be an extended partition's contents.
+ */
+export function writeEbrChain(spec: {
+  start: number;
+  sectors: number;
+  logicals: ReadonlyArray<MbrEntrySpec & { ebrLba: number }>;
+  geometry?: Geometry;
+}): Array<{ lba: number; bytes: Uint8Array }> {
+  const g = spec.geometry ?? DEFAULT_GEOMETRY;
+  const { start, logicals } = spec;
+  checkLogicals(logicals, start, start + spec.sectors);
+  if (logicals.length === 0) return [{ lba: start, bytes: emptySectorWithSignature() }];
+  return logicals.map((l, i) => {
     const ebr = emptySectorWithSignature();
     writeEntry(ebr, 0, { ...primaryEntry(l), storedStart: l.startLba - l.ebrLba }, g);
     const following = logicals[i + 1];
@@ -255,16 +272,15 @@ export function writeMbrTables(spec: MbrTablesSpec): Array<{ lba: number; bytes:
         {
           status: 0,
           type: TYPE_EXTENDED,
-          storedStart: following.ebrLba - extended.startLba,
+          storedStart: following.ebrLba - start,
           storedSectors: following.startLba + following.sectors - following.ebrLba,
           absoluteStart: following.ebrLba,
         },
         g,
       );
     }
-    out.push({ lba: l.ebrLba, bytes: ebr });
+    return { lba: l.ebrLba, bytes: ebr };
   });
-  return out;
 }
 
 function checkLogicals(logicals: ReadonlyArray<MbrEntrySpec & { ebrLba: number }>, extStart: number, extEnd: number): void {

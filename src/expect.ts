@@ -11,7 +11,9 @@ export function compareWithPlan(plan: PlannedImage, table: PartitionTable | null
     diff('scheme', `expected a ${plan.scheme.toUpperCase()} table, found none`);
     return out;
   }
-  if (table.scheme !== plan.scheme) {
+  // A bare EBR chain of one or two partitions reads as an MBR (src/tables/ebr.ts).
+  const sameScheme = table.scheme === plan.scheme || (plan.scheme === 'ebr' && table.scheme === 'mbr');
+  if (!sameScheme) {
     diff('scheme', `expected a ${plan.scheme.toUpperCase()} table, found ${table.scheme.toUpperCase()}`);
     return out;
   }

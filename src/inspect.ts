@@ -7,6 +7,7 @@ import type { Finding } from './findings.js';
 import { openDisk } from './open-disk.js';
 import { probeGpt } from './tables/gpt.js';
 import { makeMbrProbe } from './tables/mbr.js';
+import { probeBareEbrChain } from './tables/ebr.js';
 import { probeBsd } from './tables/bsd.js';
 import { detectFilesystem } from './fs-detect.js';
 import type { PartitionTable, TableReadResult } from './tables/types.js';
@@ -54,11 +55,21 @@ export async function inspectImage(path: string, opts: InspectOptions = {}): Pro
 
 /** Inspect an open disk: the outer table and nested BSD labels. */
 export async function inspectDisk(disk: DiskReader, opts: InspectOptions = {}): Promise<{ table: PartitionTable | null; findings: Finding[] }> {
-  const result = (await probeGpt(disk)) ?? (await probeMbrAnySectorSize(disk, opts.sectorSize)) ?? (await probeBsd(disk));
+  const result =
+    (await probeGpt(disk)) ?? (await probeBareEbrAnySectorSize(disk, opts.sectorSize)) ?? (await probeMbrAnySectorSize(disk, opts.sectorSize)) ?? (await probeBsd(disk));
   if (!result) return { table: null, findings: [] };
   const findings = [...result.findings];
   await probeNested(disk, result, findings);
   return { table: result.table, findings };
+}
+
+/** A bare EBR chain of three or more partitions (src/tables/ebr.ts), at 512 then 4096 unless told. */
+async function probeBareEbrAnySectorSize(disk: DiskReader, sectorSize: number | undefined): Promise<TableReadResult | null> {
+  for (const size of sectorSize !== undefined ? [sectorSize] : [512, 4096]) {
+    const read = await probeBareEbrChain(disk, size);
+    if (read) return read;
+  }
+  return null;
 }
 
 /**

@@ -11,7 +11,7 @@ import { buildImage, planImage } from './build.js';
 import type { Layout, PartitionSpec } from './layout/schema.js';
 
 export interface MkimgArgs {
-  scheme: 'gpt' | 'mbr' | 'bsd';
+  scheme: 'gpt' | 'mbr' | 'bsd' | 'ebr';
   format: string;
   output: string;
   bootcode?: string;
@@ -104,10 +104,11 @@ export function parseMkimgArgs(argv: readonly string[]): MkimgArgs {
       }
     }
   }
-  if (!args.scheme) throw new DiskmintError('BAD_ARGUMENT', 'mkimg: -s scheme is required (gpt, mbr or bsd)');
-  if (!['gpt', 'mbr', 'bsd'].includes(args.scheme)) {
-    throw new DiskmintError('BAD_ARGUMENT', `mkimg: scheme "${args.scheme}" is not supported (diskmint writes gpt, mbr and bsd; not apm, ebr or vtoc8)`);
+  if (!args.scheme) throw new DiskmintError('BAD_ARGUMENT', 'mkimg: -s scheme is required (gpt, mbr, bsd or ebr)');
+  if (!['gpt', 'mbr', 'bsd', 'ebr'].includes(args.scheme)) {
+    throw new DiskmintError('BAD_ARGUMENT', `mkimg: scheme "${args.scheme}" is not supported (diskmint writes gpt, mbr, bsd and ebr; not apm or vtoc8)`);
   }
+  if (args.scheme === 'ebr' && args.bootcode !== undefined) throw new DiskmintError('BAD_ARGUMENT', 'mkimg: the ebr scheme has no boot code (-b)');
   if (!args.output) throw new DiskmintError('BAD_ARGUMENT', 'mkimg: -o outfile is required (mkimg would write to standard output; give -o - for that)');
   const sectorSize = args.sectorSize ?? 512;
   return {
@@ -125,13 +126,16 @@ export function parseMkimgArgs(argv: readonly string[]): MkimgArgs {
 export async function mkimgLayout(a: MkimgArgs): Promise<Layout> {
   const blockSectors = Math.max(1, a.blockSize / a.sectorSize);
   const track = a.sectorsPerTrack > 1 ? a.sectorsPerTrack : 1;
-  const alignSectors = a.scheme === 'mbr' ? track : blockSectors;
+  // MBR and EBR partitions start on track boundaries (each EBR takes the track before its partition).
+  const alignSectors = a.scheme === 'mbr' || a.scheme === 'ebr' ? track : blockSectors;
   const partitions: PartitionSpec[] = [];
   for (const [i, p] of a.partitions.entries()) {
     const bytes = p.file !== undefined ? (await stat(p.file).catch(() => undefined))?.size : p.size;
     if (bytes === undefined) throw new DiskmintError('INPUT', `mkimg: -p ${p.type}:=${p.file}: file not found`);
     // mkimg.c: size = bytes rounded up to whole sectors; only the next start is rounded (scheme metadata).
-    const spec: PartitionSpec = { type: p.type, size: `${Math.ceil(bytes / a.sectorSize)}s` };
+    // ebr.c: the EBR entry's size is rounded up to whole tracks.
+    const sectors = Math.ceil(bytes / a.sectorSize);
+    const spec: PartitionSpec = { type: p.type, size: `${a.scheme === 'ebr' ? Math.ceil(sectors / track) * track : sectors}s` };
     if (p.file !== undefined) spec.contents = { file: p.file };
     if (p.label !== undefined && a.scheme === 'gpt') spec.label = p.label;
     if (a.scheme === 'mbr' && a.active === i + 1) spec.active = true;

@@ -156,7 +156,7 @@ export interface ImageManifest {
   formatVersion: 1;
   /** The virtual disk: container format does not matter (a qcow2 copy verifies as the raw). */
   image: { size: number; sha256: string };
-  scheme: 'gpt' | 'mbr' | 'bsd' | null;
+  scheme: PartitionTable['scheme'] | null;
   partitions: ManifestPartition[];
 }
 

@@ -95,7 +95,7 @@ describe('diskmint CLI', () => {
   it('schema prints a JSON Schema; unknown commands fail', () => {
     const s = diskmint(['schema']);
     expect(s.status).toBe(0);
-    expect(JSON.parse(s.stdout.toString()).properties.scheme.enum).toEqual(['gpt', 'mbr', 'bsd']);
+    expect(JSON.parse(s.stdout.toString()).properties.scheme.enum).toEqual(['gpt', 'mbr', 'bsd', 'ebr']);
     expect(diskmint(['frobnicate']).status).not.toBe(0);
   });
 

@@ -6,6 +6,7 @@ import {
   EXTENDED_TYPES,
   parseMbrSector,
   walkEbrChain,
+  writeEbrChain,
   writeMbrSector,
   writeMbrTables,
   type MbrEntrySpec,
@@ -192,6 +193,25 @@ describe('MBR with logical partitions', () => {
         expect(prims.map((e) => [e!.type, e!.startLba, e!.sectors, e!.active])).toEqual(spec.primaries.map((p) => [p.type, p.startLba, p.sectors, !!p.active]));
         const chain = walkEbrChain((lba) => map.get(lba), spec.extended!.startLba);
         expect(chain.map((l) => [l.ebrLba, l.entry.type, l.entry.startLba, l.entry.sectors])).toEqual(spec.logicals!.map((l) => [l.ebrLba, l.type, l.startLba, l.sectors]));
+      }),
+    );
+  });
+
+  it('walkEbrChain(writeEbrChain(x)) from sector 0 gives back the logicals of a bare chain (mkimg -s ebr)', () => {
+    fc.assert(
+      fc.property(tablesSpec, (spec) => {
+        // The same logicals moved so that their extended partition starts at sector 0.
+        const shift = spec.extended!.startLba;
+        const logicals = spec.logicals!.map((l) => ({ ...l, ebrLba: l.ebrLba - shift, startLba: l.startLba - shift }));
+        const written = writeEbrChain({ start: 0, sectors: spec.extended!.sectors, logicals });
+        expect(written.map((w) => w.lba)).toEqual(logicals.map((l) => l.ebrLba));
+        const map = sectorMap(written);
+        const chain = walkEbrChain((lba) => map.get(lba), 0);
+        expect(chain.map((l) => [l.ebrLba, l.entry.type, l.entry.startLba, l.entry.sectors])).toEqual(logicals.map((l) => [l.ebrLba, l.type, l.startLba, l.sectors]));
+        // writeMbrTables stores the same relative starts and sizes (only the absolute CHS differ).
+        const viaMbr = sectorMap(writeMbrTables(spec));
+        const stored = (sector: Uint8Array) => parseMbrSector(sector).entries.map((e) => e && [e.type, e.startLba, e.sectors]);
+        for (const [i, l] of spec.logicals!.entries()) expect(stored(viaMbr.get(l.ebrLba)!)).toEqual(stored(written[i].bytes));
       }),
     );
   });

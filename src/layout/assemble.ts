@@ -3,7 +3,7 @@
  * extents. Nothing is read or written here; file contents stay references until output.
  */
 import { writeGptTables } from '../../formats/gpt.js';
-import { writeMbrSector, writeMbrTables } from '../../formats/mbr.js';
+import { writeEbrChain, writeMbrSector, writeMbrTables } from '../../formats/mbr.js';
 import { writeBsdLabel } from '../../formats/bsd.js';
 import { VirtualDisk } from '../extents.js';
 import type { PlannedImage } from './plan.js';
@@ -52,6 +52,14 @@ export function assembleDisk(plan: PlannedImage): VirtualDisk {
       primaries: primaries.map((p) => ({ type: p.mbrType!, startLba: p.startLba, sectors: p.sectors, active: p.active })),
       extended: plan.extended,
       logicals: logicals.map((p) => ({ type: p.mbrType!, startLba: p.startLba, sectors: p.sectors, active: p.active, ebrLba: p.ebrLba! })),
+    });
+    for (const s of sectors) disk.placeBytes(s.lba * ss, padToSector(s.bytes, ss));
+  } else if (plan.scheme === 'ebr') {
+    const sectors = writeEbrChain({
+      start: 0,
+      sectors: plan.totalSectors,
+      geometry,
+      logicals: plan.partitions.map((p) => ({ type: p.mbrType!, startLba: p.startLba, sectors: p.sectors, ebrLba: p.ebrLba! })),
     });
     for (const s of sectors) disk.placeBytes(s.lba * ss, padToSector(s.bytes, ss));
   } else {

@@ -168,6 +168,7 @@ export async function planLayout(layout: Layout, ctx: PlanContext, fixedBytes?: 
   const lastUsable = totalSectors - geo.trailerSectors - 1;
   checkPlacement(drafts, placed.starts, sizes, geo.firstUsable, lastUsable, sectorSize, problems);
   if (layout.scheme === 'mbr') checkMbrLimits(drafts, totalSectors, p, problems);
+  if (layout.scheme === 'ebr') checkEbrLimits(layout, drafts, totalSectors, geo.entries, p, problems);
   if (layout.scheme === 'bsd' && drafts.length > BSD_LETTERS.length) problems.add(p('partitions'), `a BSD label holds at most ${BSD_LETTERS.length} partitions besides c`);
   if (layout.scheme === 'gpt' && drafts.length > geo.entries) problems.add(p('entries'), `${geo.entries} entries cannot hold ${drafts.length} partitions`);
   const bootcode = await readBootcode(layout, ctx, p('bootcode'), problems);
@@ -189,7 +190,7 @@ export async function planLayout(layout: Layout, ctx: PlanContext, fixedBytes?: 
   if (problems.list.length) throw layoutError(problems);
 
   const partitions = drafts.map((d, i): PlannedPartition => ({
-    index: layout.scheme === 'mbr' ? placed.mbrIndex[i] : layout.scheme === 'bsd' ? BSD_LETTERS.charCodeAt(i) - 96 : i + 1,
+    index: layout.scheme === 'mbr' || layout.scheme === 'ebr' ? placed.mbrIndex[i] : layout.scheme === 'bsd' ? BSD_LETTERS.charCodeAt(i) - 96 : i + 1,
     jsonPath: d.path,
     type: d.spec.type,
     gptType: d.gptType,
@@ -283,14 +284,15 @@ function placePartitions(scheme: Layout['scheme'], drafts: Draft[], sizes: numbe
   let slot = 0; // MBR primary slots 1-4, the extended partition taking the next when logicals begin
   let logicalIndex = 5;
   for (const [i, d] of drafts.entries()) {
-    if (scheme === 'mbr' && d.spec.logical) {
+    if ((scheme === 'mbr' && d.spec.logical) || scheme === 'ebr') {
       // Each logical partition is preceded by its EBR (one alignment unit, at least one sector).
+      // A bare EBR chain (scheme ebr) reads as an MBR: its first partition is 1, the rest 5 on.
       const ebr = d.offsetSectors !== undefined ? d.offsetSectors - 1 : alignUp(cursor, align);
       const start = d.offsetSectors ?? alignUp(ebr + 1, align);
       if (!extended) extended = { startLba: ebr, sectors: 0, slot: ++slot };
       ebrs.push(ebr);
       starts.push(start);
-      mbrIndex.push(logicalIndex++);
+      mbrIndex.push(scheme === 'ebr' && i === 0 ? 1 : logicalIndex++);
       extended.sectors = start + sizes[i] - extended.startLba;
     } else {
       const start = d.offsetSectors ?? alignUp(cursor, align);
@@ -339,10 +341,20 @@ function checkMbrLimits(drafts: Draft[], totalSectors: number, p: (s: string) =>
   if (drafts.filter((d) => d.spec.active).length > 1) problems.add(p('partitions'), 'more than one partition is marked active');
 }
 
+function checkEbrLimits(layout: Layout, drafts: Draft[], totalSectors: number, entries: number, p: (s: string) => string, problems: LayoutProblems): void {
+  if (totalSectors > MBR_MAX_SECTORS) problems.add(p('size'), `an EBR chain addresses at most ${MBR_MAX_SECTORS} sectors`);
+  if (drafts.length > entries) problems.add(p('partitions'), `an EBR chain of more than ${entries} partitions is not read back by diskmint`);
+  if (layout.diskSignature !== undefined) problems.add(p('diskSignature'), 'an EBR chain has no disk signature (only an MBR has)');
+}
+
 async function readBootcode(layout: Layout, ctx: PlanContext, path: string, problems: LayoutProblems): Promise<Uint8Array | undefined> {
   if (layout.bootcode === undefined) return undefined;
   const abs = isAbsolute(layout.bootcode) ? layout.bootcode : resolve(ctx.baseDir, layout.bootcode);
   const limit = BOOTCODE_LIMITS[layout.scheme];
+  if (limit.bytes === 0) {
+    problems.add(path, `${limit.what}: remove "bootcode"`);
+    return undefined;
+  }
   try {
     const bytes = new Uint8Array(await readFile(abs));
     if (bytes.length > limit.bytes) {

@@ -31,7 +31,7 @@ export function resolveType(scheme: Layout['scheme'], p: PartitionSpec, path: st
     if (!gptType) problems.add(`${path}.type`, `${shown} is not a GPT type (use a name such as freebsd-ufs, efi, linux-data, or a GUID)`);
     return { gptType };
   }
-  if (scheme === 'mbr') {
+  if (scheme === 'mbr' || scheme === 'ebr') {
     const mbrType = mbrTypeByte(p.type);
     if (mbrType === undefined || mbrType === 0) problems.add(`${path}.type`, `${shown} is not an MBR type (use a name such as freebsd, efi, fat32-lba, linux, or a byte like 0xa5)`);
     return { mbrType };

@@ -37,7 +37,7 @@ export const PartitionSchema = z.strictObject({
 
 export const LayoutSchema = z.strictObject({
   $schema: z.string().optional(),
-  scheme: z.enum(['gpt', 'mbr', 'bsd']),
+  scheme: z.enum(['gpt', 'mbr', 'bsd', 'ebr']).describe('Partition table: gpt, mbr, bsd (disklabel), or ebr (a bare EBR chain, the contents of an extended partition, as mkimg -s ebr)'),
   size: size.optional().describe('Disk size, or `auto` (default) for just enough'),
   sectorSize: z.union([z.literal(512), z.literal(4096)]).optional(),
   align: size.optional().describe('Partition alignment (default 1M; 4K inside a BSD label)'),

@@ -1,6 +1,7 @@
 /** Where each scheme's tables sit, which decides the usable sectors of a layout. */
 import { BOOTCODE_KINDS } from '../../bootcode/kinds.js';
 import { BSD_BOOT_AREA } from '../../formats/bsd.js';
+import { DEFAULT_MAX_LOGICALS } from '../../formats/mbr.js';
 import type { Layout } from './schema.js';
 
 /** u32 LBA fields: MBR entries address at most 2^32 - 1 sectors. */
@@ -13,6 +14,7 @@ export const BOOTCODE_LIMITS: Record<Layout['scheme'], { bytes: number; what: st
   gpt: { bytes: BOOTCODE_KINDS.mbr.maxBytes, what: 'the protective MBR boot area' },
   mbr: { bytes: BOOTCODE_KINDS.mbr.maxBytes, what: 'the MBR boot area' },
   bsd: { bytes: BOOTCODE_KINDS.bsd.maxBytes, what: 'the BSD boot area' },
+  ebr: { bytes: 0, what: 'an EBR chain (it has no boot area)' },
 };
 
 export interface TableGeometry {
@@ -32,6 +34,8 @@ export function tableGeometry(layout: Layout, sectorSize: number): TableGeometry
     return { firstUsable: 2 + entrySectors, trailerSectors: 1 + entrySectors, entries };
   }
   if (layout.scheme === 'mbr') return { firstUsable: 1, trailerSectors: 0, entries: 4 };
+  // A bare EBR chain: the first EBR is sector 0, each partition follows its own EBR.
+  if (layout.scheme === 'ebr') return { firstUsable: 0, trailerSectors: 0, entries: DEFAULT_MAX_LOGICALS };
   // BSD: the boot area (8 KiB, label inside) precedes the first partition.
   return { firstUsable: Math.ceil(BSD_BOOT_AREA / sectorSize), trailerSectors: 0, entries: 20 };
 }

@@ -39,7 +39,7 @@ function looksLikeBootSectorBpb(sector: Uint8Array): boolean {
   );
 }
 
-function toPartition(index: number, e: MbrEntry, sectorSize: number, extra: Partial<TablePartition> = {}): TablePartition {
+export function toPartition(index: number, e: MbrEntry, sectorSize: number, extra: Partial<TablePartition> = {}): TablePartition {
   return {
     index,
     typeName: EXTENDED_TYPES.has(e.type) && !extra.logical ? 'extended' : (mbrTypeName(e.type) ?? hex2(e.type)),

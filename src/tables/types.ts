@@ -32,7 +32,7 @@ export interface TablePartition {
 }
 
 export interface PartitionTable {
-  scheme: 'gpt' | 'mbr' | 'bsd';
+  scheme: 'gpt' | 'mbr' | 'bsd' | 'ebr';
   sectorSize: number;
   /** Byte offset of this table's disk or slice inside the whole image (0 for the outer table). */
   offset: number;
