@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { buildImage } from './build.js';
 import { convertImage } from './convert.js';
+import { compareImages } from './compare.js';
 import { runMkimg } from './mkimg.js';
 import { addFatCommands } from './cli-fat.js';
 import { addSlotCommands } from './cli-slot.js';
@@ -15,7 +16,7 @@ import type { WriteImageOptions } from './write-image.js';
 import { inspectImage } from './inspect.js';
 import { verifyImage } from './verify.js';
 import { DiskmintError, FormatError } from './errors.js';
-import { formatBuild, formatInspection, formatVerify, printJson } from './report.js';
+import { formatBuild, formatCompare, formatInspection, formatVerify, printJson } from './report.js';
 
 /** Exit statuses: 0 fine, 1 problems found (verify) or the command failed, 2 unusable input. */
 const EXIT_PROBLEMS = 1;
@@ -131,6 +132,20 @@ export function makeProgram(): Command {
       if (o.json) printJson(r);
       else process.stdout.write(`${formatVerify(r)}\n`);
       process.exitCode = r.ok ? 0 : EXIT_PROBLEMS;
+    });
+
+  program
+    .command('compare')
+    .description('do two images hold the same disk, whatever their formats? exit 0 when they do, 1 when not (as qemu-img compare)')
+    .argument('<image-a>')
+    .argument('<image-b>')
+    .option('--strict', 'images of different sizes differ (default: the larger one may only add zeros)')
+    .option('--json', 'print as JSON')
+    .action(async (a: string, b: string, o: { strict?: boolean; json?: boolean }) => {
+      const r = await compareImages(a, b, { strict: o.strict });
+      if (o.json) printJson(r);
+      else process.stdout.write(`${formatCompare(r)}\n`);
+      process.exitCode = r.identical ? 0 : EXIT_PROBLEMS;
     });
 
   addOutputOptions(

@@ -19,6 +19,8 @@ export type { PartitionTable, TablePartition } from './tables/types.js';
 export { DiskmintError, FormatError } from './errors.js';
 export { parseSizeSpec, formatBytes } from './layout/size.js';
 export { convertImage, diskFromReader } from './convert.js';
+export { compareImages } from './compare.js';
+export type { CompareOptions, CompareResult } from './compare.js';
 export type { ConvertOptions, ConvertResult } from './convert.js';
 export { writeImage } from './write-image.js';
 export type { WriteImageOptions, WriteImageResult } from './write-image.js';

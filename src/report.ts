@@ -3,6 +3,7 @@ import type { Finding } from './findings.js';
 import type { ImageInspection } from './inspect.js';
 import type { VerifyReport } from './verify.js';
 import type { BuildResult, BuildSummary } from './build.js';
+import type { CompareResult } from './compare.js';
 import type { PartitionTable } from './tables/types.js';
 import { formatBytes } from './layout/size.js';
 
@@ -74,4 +75,12 @@ function formatSummary(s: BuildSummary, indent: string): string[] {
 /** JSON on standard output; 64-bit values (GPT attributes) as 0x-prefixed hex. */
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v), 2)}\n`);
+}
+
+export function formatCompare(r: CompareResult): string {
+  const name = (d: CompareResult['a']) => `${d.path} (${d.format}, ${formatBytes(d.size)})`;
+  const head = `${name(r.a)} and ${name(r.b)}`;
+  if (r.identical) return `${head}: the same disk${r.a.size !== r.b.size ? ' (the larger one adds only zeros)' : ''}`;
+  if (r.reason === 'size') return `${head}: sizes differ (${r.a.size} and ${r.b.size} bytes; --strict)`;
+  return `${head}: differ from byte ${r.firstDifference} (sector at byte ${r.firstDifferenceSector}, where qemu-img compare reports it)`;
 }

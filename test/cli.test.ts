@@ -59,6 +59,25 @@ describe('diskmint CLI', () => {
     expect(empty.stderr).toMatch(/empty/);
   });
 
+  it('compare: exit 0 for the same disk in two formats, 1 naming the first differing byte, 2 for a non-image', () => {
+    const { dir, layout } = layoutDir();
+    const img = join(dir, 'out.img');
+    const qcow = join(dir, 'out.qcow2');
+    diskmint(['build', layout, '-o', img, '-q']);
+    diskmint(['convert', img, qcow, '-q']);
+    const same = diskmint(['compare', img, qcow]);
+    expect(same.status).toBe(0);
+    expect(same.stdout.toString()).toMatch(/the same disk/);
+    const bytes = readFileSync(img);
+    bytes[1234567] ^= 0x40;
+    writeFileSync(img, bytes);
+    const differ = diskmint(['compare', img, qcow, '--json']);
+    expect(differ.status).toBe(1);
+    expect(JSON.parse(differ.stdout.toString())).toMatchObject({ identical: false, firstDifference: 1234567, reason: 'content' });
+    writeFileSync(join(dir, 'empty.img'), '');
+    expect(diskmint(['compare', img, join(dir, 'empty.img')]).status).toBe(2);
+  });
+
   it('an invalid layout: exit 2, every problem with its JSON path, nothing written', () => {
     const dir = tempDir();
     const layout = join(dir, 'bad.json');

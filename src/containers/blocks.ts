@@ -7,6 +7,8 @@ import type { VirtualDisk } from '../extents.js';
 import { FileCache, readRunInto } from '../run-reader.js';
 import { mapOrdered } from '../concurrency.js';
 
+type Range = { offset: number; length: number };
+
 /** Ascending indexes of blocks that any data run touches. */
 export function allocatedBlocks(disk: VirtualDisk, blockSize: number): number[] {
   const out: number[] = [];
@@ -141,6 +143,31 @@ export async function* rangesOfBlocks(blocks: Iterable<number> | AsyncIterable<n
     }
   }
   if (run) yield run;
+}
+
+/** Union of two ascending range streams, adjacent and overlapping ranges joined. */
+export async function* unionOfRanges(a: AsyncIterable<Range>, b?: AsyncIterable<Range>): AsyncGenerator<Range> {
+  const ia = a[Symbol.asyncIterator]();
+  const ib = b?.[Symbol.asyncIterator]();
+  let ra = await ia.next();
+  let rb: IteratorResult<Range> = ib ? await ib.next() : { done: true, value: undefined };
+  let pending: Range | undefined;
+  while (!ra.done || !rb.done) {
+    let r: Range;
+    if (rb.done || (!ra.done && ra.value.offset <= rb.value.offset)) {
+      r = ra.value as Range;
+      ra = await ia.next();
+    } else {
+      r = rb.value;
+      rb = await ib!.next();
+    }
+    if (pending && r.offset <= pending.offset + pending.length) pending.length = Math.max(pending.length, r.offset + r.length - pending.offset);
+    else {
+      if (pending) yield pending;
+      pending = { ...r };
+    }
+  }
+  if (pending) yield pending;
 }
 
 /**

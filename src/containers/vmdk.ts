@@ -8,6 +8,7 @@ import { DiskmintError } from '../errors.js';
 import { FormatError } from '../../formats/errors.js';
 import type { DiskReader } from '../disk-reader.js';
 import type { ContainerHandler, ContainerReader, OpenContext } from './types.js';
+import { unionOfRanges } from './blocks.js';
 import {
   FLAG_MARKERS, FLAG_ZEROED_GRAIN_GTE, GRAIN_MARKER_SIZE, SECTOR, decodeU32Table, gdEntryCount, hasSparseMagic,
   isCompressed, parseMarker, parseSparseHeader, parseStreamFooter, type SparseHeader,
@@ -290,7 +291,7 @@ function containerReader(file: DiskReader, extents: Extent[], createType: string
       return out;
     },
     async *allocatedRanges() {
-      yield* mergeRanges(own(), parent ? clipped(parent.allocatedRanges()) : undefined);
+      yield* unionOfRanges(own(), parent ? clipped(parent.allocatedRanges()) : undefined);
     },
     details: () => ({ ...detailsOf(createType, d, extents), ...(parent ? { parent: d?.parentFileNameHint ?? '' } : {}) }),
     async close() {
@@ -301,31 +302,6 @@ function containerReader(file: DiskReader, extents: Extent[], createType: string
   };
   if (d) CIDS.set(reader, d.cid);
   return reader;
-}
-
-/** Union of two ascending range streams, adjacent and overlapping ranges joined. */
-async function* mergeRanges(a: AsyncIterable<Range>, b?: AsyncIterable<Range>): AsyncGenerator<Range> {
-  const ia = a[Symbol.asyncIterator]();
-  const ib = b?.[Symbol.asyncIterator]();
-  let ra = await ia.next();
-  let rb: IteratorResult<Range> = ib ? await ib.next() : { done: true, value: undefined };
-  let pending: Range | undefined;
-  while (!ra.done || !rb.done) {
-    let r: Range;
-    if (rb.done || (!ra.done && ra.value.offset <= rb.value.offset)) {
-      r = ra.value as Range;
-      ra = await ia.next();
-    } else {
-      r = rb.value;
-      rb = await ib!.next();
-    }
-    if (pending && r.offset <= pending.offset + pending.length) pending.length = Math.max(pending.length, r.offset + r.length - pending.offset);
-    else {
-      if (pending) yield pending;
-      pending = { ...r };
-    }
-  }
-  if (pending) yield pending;
 }
 
 function open(file: DiskReader, ctx: OpenContext): Promise<ContainerReader> {
