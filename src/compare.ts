@@ -5,8 +5,11 @@
  * the smaller one's end, unless `strict`.
  */
 import { openDisk, type OpenDiskOptions } from './open-disk.js';
+import { readInto } from './disk-reader.js';
 import { unionOfRanges } from './containers/blocks.js';
 import type { ContainerReader } from './containers/types.js';
+
+type Range = { offset: number; length: number };
 
 /** Bytes compared per read of each image. */
 const COMPARE_CHUNK = 1 << 20;
@@ -58,28 +61,58 @@ export async function compareImages(pathA: string, pathB: string, opts: CompareO
 }
 
 /**
- * The first byte where the two disks differ, reading only where either has data; past the
- * smaller disk's end, the larger one's bytes are compared with zeros. Undefined when none.
+ * The first byte where the two disks differ, reading only where either has data: where both
+ * have, their bytes are compared; where one has, its bytes with zeros (the other is not read).
+ * Past the smaller disk's end, the larger one's bytes are compared with zeros. Undefined when none.
  */
 async function firstDifference(a: ContainerReader, b: ContainerReader): Promise<number | undefined> {
-  for await (const range of unionOfRanges(a.allocatedRanges(), b.allocatedRanges())) {
-    const end = Math.min(range.offset + range.length, Math.max(a.size, b.size));
-    for (let at = range.offset; at < end; at += COMPARE_CHUNK) {
+  const zeros = new Uint8Array(COMPARE_CHUNK);
+  const bufferA = new Uint8Array(COMPARE_CHUNK); // each image is read into its own reused buffer
+  const bufferB = new Uint8Array(COMPARE_CHUNK);
+  for await (const s of coverage(a.allocatedRanges(), b.allocatedRanges())) {
+    const end = Math.min(s.end, Math.max(a.size, b.size));
+    for (let at = s.offset; at < end; at += COMPARE_CHUNK) {
       const n = Math.min(COMPARE_CHUNK, end - at);
-      const [x, y] = await Promise.all([readPadded(a, at, n), readPadded(b, at, n)]);
+      const [x, y] = await Promise.all([
+        s.inA ? readPadded(a, at, bufferA.subarray(0, n)) : zeros.subarray(0, n),
+        s.inB ? readPadded(b, at, bufferB.subarray(0, n)) : zeros.subarray(0, n),
+      ]);
       if (Buffer.compare(x, y) !== 0) return at + firstUnequalByte(x, y);
     }
   }
   return undefined;
 }
 
-/** `n` bytes at `offset`, zeros past the disk's end (how a smaller image compares). */
-async function readPadded(disk: ContainerReader, offset: number, n: number): Promise<Uint8Array> {
-  const bytes = offset < disk.size ? await disk.read(offset, Math.min(n, disk.size - offset)) : new Uint8Array(0);
-  if (bytes.length === n) return bytes;
-  const padded = new Uint8Array(n);
-  padded.set(bytes);
-  return padded;
+/** The union of two ascending range streams, cut where either starts or ends, each piece saying whose it is. */
+async function* coverage(
+  rangesA: AsyncIterable<Range>,
+  rangesB: AsyncIterable<Range>,
+): AsyncGenerator<{ offset: number; end: number; inA: boolean; inB: boolean }> {
+  const ia = unionOfRanges(rangesA); // each stream's own neighbours joined
+  const ib = unionOfRanges(rangesB);
+  let ra = (await ia.next()).value as Range | undefined;
+  let rb = (await ib.next()).value as Range | undefined;
+  let pos = 0;
+  while (ra || rb) {
+    const startA = ra ? Math.max(ra.offset, pos) : Infinity;
+    const startB = rb ? Math.max(rb.offset, pos) : Infinity;
+    const endA = ra ? ra.offset + ra.length : Infinity;
+    const endB = rb ? rb.offset + rb.length : Infinity;
+    const offset = Math.min(startA, startB);
+    const inA = startA === offset;
+    const inB = startB === offset;
+    const end = Math.min(inA ? endA : startA, inB ? endB : startB);
+    if (end > offset) yield { offset, end, inA, inB };
+    pos = Math.max(pos, end);
+    if (ra && endA <= pos) ra = (await ia.next()).value as Range | undefined;
+    if (rb && endB <= pos) rb = (await ib.next()).value as Range | undefined;
+  }
+}
+
+/** `into` filled from `offset`, zeros past the disk's end (how a smaller image compares). */
+async function readPadded(disk: ContainerReader, offset: number, into: Uint8Array): Promise<Uint8Array> {
+  const n = offset < disk.size ? await readInto(disk, offset, into.subarray(0, Math.min(into.length, disk.size - offset))) : 0;
+  return into.fill(0, n);
 }
 
 function firstUnequalByte(x: Uint8Array, y: Uint8Array): number {

@@ -8,9 +8,23 @@ import { open, type FileHandle } from 'node:fs/promises';
 export interface DiskReader {
   /** Virtual size in bytes. */
   readonly size: number;
-  /** Read up to `length` bytes at `offset`; shorter only at the end of the disk. */
-  read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Read up to `length` bytes at `offset`; shorter only at the end of the disk. Given `into`
+   * (at least that long), a reader may read into it and return a view of it, sparing a buffer
+   * and a copy; it may also ignore it. Callers use readInto() rather than look.
+   */
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
   close(): Promise<void>;
+}
+
+/**
+ * Read `into.length` bytes at `offset` into `into` (through the reader's own `into` support
+ * when it has it); returns how many bytes the disk had there (fewer only at its end).
+ */
+export async function readInto(reader: DiskReader, offset: number, into: Uint8Array): Promise<number> {
+  const got = await reader.read(offset, into.length, into);
+  if (got.buffer !== into.buffer || got.byteOffset !== into.byteOffset) into.set(got);
+  return got.length;
 }
 
 /** A disk held in memory (tests, small nested images). */
@@ -31,10 +45,10 @@ export async function openRawFile(path: string): Promise<DiskReader> {
   const { size } = await handle.stat();
   return {
     size,
-    async read(offset, length) {
+    async read(offset, length, into) {
       const start = Math.min(Math.max(0, offset), size);
       const n = Math.min(size - start, Math.max(0, length));
-      const buf = new Uint8Array(n);
+      const buf = into && into.length >= n ? into.subarray(0, n) : new Uint8Array(n);
       let done = 0;
       while (done < n) {
         const { bytesRead } = await handle.read(buf, done, n - done, start + done);
@@ -53,9 +67,9 @@ export function sliceDiskReader(parent: DiskReader, offset: number, size: number
   const length = Math.max(0, end - offset);
   return {
     size: length,
-    async read(off, len) {
+    async read(off, len, into) {
       const start = Math.min(Math.max(0, off), length);
-      return parent.read(offset + start, Math.min(len, length - start));
+      return parent.read(offset + start, Math.min(len, length - start), into);
     },
     async close() {},
   };

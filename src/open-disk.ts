@@ -6,7 +6,7 @@ import { open, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { DiskmintError } from './errors.js';
 import { FormatError } from '../formats/errors.js';
-import { openRawFile, type DiskReader } from './disk-reader.js';
+import { openRawFile, readInto, type DiskReader } from './disk-reader.js';
 import { detectContainer } from './containers/registry.js';
 import type { ContainerFormat, ContainerReader } from './containers/types.js';
 import { isAllZero } from './containers/blocks.js';
@@ -78,7 +78,7 @@ export function rawContainer(file: DiskReader, path?: string): ContainerReader &
     format: 'raw',
     sourcePath: path,
     size: file.size,
-    read: (o, n) => file.read(o, n),
+    read: (o, n, into) => file.read(o, n, into),
     close: () => file.close(),
     details: () => ({}),
     async *allocatedRanges() {
@@ -88,10 +88,16 @@ export function rawContainer(file: DiskReader, path?: string): ContainerReader &
       const offsets = function* () {
         for (let at = 0; at < file.size; at += SCAN_CHUNK) yield at;
       };
+      // Reused buffers: a chunk is released before the read SCAN_DEPTH chunks later starts
+      // (mapOrdered starts it when the next chunk is asked for), so one spare is plenty. Fresh
+      // memory costs a page fault per 4 KiB, more than the read itself on some VMs.
+      const ring: Uint8Array[] = [];
+      let chunkNumber = 0;
       const readChunk = async (at: number) => {
         const n = Math.min(SCAN_CHUNK, file.size - at);
-        if (!handle) return { at, chunk: await file.read(at, n) };
-        const buf = Buffer.allocUnsafe(n);
+        const slot = chunkNumber++ % (SCAN_DEPTH + 1);
+        const buf = (ring[slot] ??= new Uint8Array(SCAN_CHUNK)).subarray(0, n);
+        if (!handle) return { at, chunk: buf.subarray(0, await readInto(file, at, buf)) };
         const { bytesRead } = await handle.read(buf, 0, n, at);
         return { at, chunk: buf.subarray(0, bytesRead) };
       };

@@ -5,6 +5,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { DiskmintError } from './errors.js';
 import type { DataRun, VirtualDisk } from './extents.js';
+import { readInto } from './disk-reader.js';
 
 export async function readFully(src: FileHandle, buf: Uint8Array, n: number, position: number, path: string): Promise<void> {
   for (let done = 0; done < n; ) {
@@ -21,9 +22,8 @@ export async function readRunInto(run: DataRun, skip: number, into: Uint8Array, 
   } else if (run.kind === 'file') {
     await files.withFile(run.path, (handle) => readFully(handle, into, into.length, run.fileOffset + skip, run.path));
   } else {
-    const bytes = await run.reader.read(run.readerOffset + skip, into.length);
-    if (bytes.length !== into.length) throw new DiskmintError('INPUT', `the source image ended early at byte ${run.readerOffset + skip + bytes.length}`);
-    into.set(bytes);
+    const n = await readInto(run.reader, run.readerOffset + skip, into);
+    if (n !== into.length) throw new DiskmintError('INPUT', `the source image ended early at byte ${run.readerOffset + skip + n}`);
   }
 }
 

@@ -131,9 +131,9 @@ function trackProgress(disk: VirtualDisk, progress: Progress): { disk: VirtualDi
       offset: 0,
       reader: {
         size: run.length,
-        async read(offset, length) {
+        async read(offset, length, into) {
           const n = Math.max(0, Math.min(length, run.length - offset));
-          const out = new Uint8Array(n);
+          const out = into && into.length >= n ? into.subarray(0, n) : new Uint8Array(n);
           await readRunInto(run, offset, out, files);
           done += n;
           progress.update(done, total);

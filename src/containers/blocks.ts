@@ -172,7 +172,8 @@ export async function* unionOfRanges(a: AsyncIterable<Range>, b?: AsyncIterable<
 
 /**
  * A read of [offset, offset+len) of a disk stored in fixed-size blocks: the result is clipped to
- * the disk and starts zeroed; `fillPiece` fills the part of each block the read touches.
+ * the disk and starts zeroed (in `into` when that is long enough); `fillPiece` fills the part of
+ * each block the read touches.
  */
 export async function readThroughBlocks(
   size: number,
@@ -180,10 +181,11 @@ export async function readThroughBlocks(
   offset: number,
   len: number,
   fillPiece: (block: number, within: number, into: Uint8Array) => Promise<void>,
+  into?: Uint8Array,
 ): Promise<Uint8Array> {
   const start = Math.min(Math.max(0, offset), size);
   const end = Math.min(size, start + Math.max(0, len));
-  const out = new Uint8Array(end - start);
+  const out = into && into.length >= end - start ? into.subarray(0, end - start).fill(0) : new Uint8Array(end - start);
   for (let at = start; at < end; ) {
     const block = Math.floor(at / blockSize);
     const within = at - block * blockSize;

@@ -5,7 +5,7 @@
  * allows them; backing files, encryption and extended L2 entries are refused (FormatError).
  */
 import { constants as zlibConstants, inflateRawSync } from 'node:zlib';
-import type { DiskReader } from '../disk-reader.js';
+import { readInto, type DiskReader } from '../disk-reader.js';
 import { FormatError } from '../../formats/errors.js';
 import { DiskmintError } from '../errors.js';
 import {
@@ -207,16 +207,19 @@ class Qcow2Reader implements ContainerReader {
     return data;
   }
 
-  async read(offset: number, length: number): Promise<Uint8Array> {
+  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
     const start = Math.min(Math.max(0, offset), this.size);
     const end = Math.min(this.size, start + Math.max(0, length));
-    const out = new Uint8Array(end - start);
-    // Contiguous normal clusters are gathered into one file read.
+    // A caller's buffer holds old bytes: unallocated and zero clusters are zeroed below.
+    const reused = into !== undefined && into.length >= end - start;
+    const out = reused ? into.subarray(0, end - start) : new Uint8Array(end - start);
+    // Contiguous normal clusters are gathered into one file read, straight into `out`.
     let pending: { host: number; at: number; n: number } | undefined;
     const flush = async () => {
       if (!pending) return;
-      const bytes = await (this.data ?? this.file).read(pending.host, pending.n);
-      out.set(bytes, pending.at); // a short read at the end of the file leaves zeros
+      const target = out.subarray(pending.at, pending.at + pending.n);
+      const n = await readInto(this.data ?? this.file, pending.host, target);
+      target.fill(0, n); // a short read at the end of the file reads as zeros
       pending = undefined;
     };
     for (let at = start; at < end; ) {
@@ -234,6 +237,7 @@ class Qcow2Reader implements ContainerReader {
       } else {
         await flush();
         if (e.kind === 'compressed') out.set((await this.decompress(e.hostOffset, e.length)).subarray(within, within + n), at - start);
+        else if (reused) out.fill(0, at - start, at - start + n);
       }
       at += n;
     }

@@ -14,7 +14,7 @@
  *   MiB, because Azure refuses fixed VHDs whose size isn't one; the footer records that size.
  */
 import { createHash } from 'node:crypto';
-import type { DiskReader } from '../disk-reader.js';
+import { readInto, type DiskReader } from '../disk-reader.js';
 import type { VirtualDisk } from '../extents.js';
 import { DiskmintError } from '../errors.js';
 import { formatError } from '../../formats/errors.js';
@@ -251,9 +251,9 @@ async function openVhd(file: DiskReader): Promise<ContainerReader> {
     return {
       ...base,
       subformat: 'fixed',
-      async read(offset, len) {
+      async read(offset, len, into) {
         const start = Math.min(Math.max(0, offset), size);
-        return file.read(start, Math.min(size - start, Math.max(0, len)));
+        return file.read(start, Math.min(size - start, Math.max(0, len)), into);
       },
       async *allocatedRanges() {
         if (size > 0) yield { offset: 0, length: size };
@@ -300,15 +300,13 @@ async function openVhd(file: DiskReader): Promise<ContainerReader> {
   return {
     ...base,
     subformat: 'dynamic',
-    read: (offset, len) =>
+    read: (offset, len, into) =>
       readThroughBlocks(size, bs, offset, len, async (i, within, data) => {
         const e = bat[i];
         if (e === VHD_BAT_UNUSED) return;
         const n = data.length;
         const blockAt = e * VHD_SECTOR;
-        const got = await file.read(blockAt + bitmapBytes + within, n);
-        if (got.length !== n) throw formatError('vhd', 'TRUNCATED', `VHD block ${i} is cut short`);
-        data.set(got);
+        if ((await readInto(file, blockAt + bitmapBytes + within, data)) !== n) throw formatError('vhd', 'TRUNCATED', `VHD block ${i} is cut short`);
         // VHD spec "Sector Bitmap": bit 7 of byte 0 is the block's first sector; a clear bit
         // means the sector holds no data (zeros here, the parent's data for differencing).
         const s0 = Math.floor(within / VHD_SECTOR);
@@ -321,7 +319,7 @@ async function openVhd(file: DiskReader): Promise<ContainerReader> {
           const b = Math.min(within + n, (s + 1) * VHD_SECTOR) - within;
           data.fill(0, a, b);
         }
-      }),
+      }, into),
     allocatedRanges() {
       const used = function* () {
         for (let i = 0; i < needed; i++) if (bat[i] !== VHD_BAT_UNUSED) yield i;

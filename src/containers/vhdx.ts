@@ -7,7 +7,7 @@
  * then payload blocks, each block_size long and 1 MiB aligned. Everything is computed up
  * front from the extent map, so one forward pass works on a pipe.
  */
-import type { DiskReader } from '../disk-reader.js';
+import { readInto, type DiskReader } from '../disk-reader.js';
 import type { VirtualDisk } from '../extents.js';
 import { DiskmintError } from '../errors.js';
 import { formatError } from '../../formats/errors.js';
@@ -359,12 +359,22 @@ async function openVhdx(file: DiskReader): Promise<ContainerReader> {
     subformat,
     size,
     close: () => file.close(),
-    read: (offset, len) =>
-      readThroughBlocks(size, bs, offset, len, async (i, within, data) => {
-        const e = await entryAt(payloadEntryIndex(i, ratio));
-        // NOT_PRESENT, UNDEFINED, ZERO and UNMAPPED read as zeros in a disk without a parent.
-        if (e.state === PAYLOAD.fullyPresent) data.set(await readExact(file, e.fileOffset + within, data.length, `payload block ${i}`));
-      }),
+    read: (offset, len, into) =>
+      readThroughBlocks(
+        size,
+        bs,
+        offset,
+        len,
+        async (i, within, data) => {
+          const e = await entryAt(payloadEntryIndex(i, ratio));
+          // NOT_PRESENT, UNDEFINED, ZERO and UNMAPPED read as zeros in a disk without a parent.
+          if (e.state !== PAYLOAD.fullyPresent) return;
+          if ((await readInto(file, e.fileOffset + within, data)) !== data.length) {
+            throw formatError('vhdx', 'TRUNCATED', `VHDX payload block ${i} at ${e.fileOffset} runs past the end of the file`);
+          }
+        },
+        into,
+      ),
     allocatedRanges() {
       const present = async function* () {
         for await (const batch of payloadEntries()) for (const { i, state } of batch) if (state === PAYLOAD.fullyPresent) yield i;

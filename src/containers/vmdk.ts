@@ -6,7 +6,7 @@
 import { inflateAsync } from './zlib-async.js';
 import { DiskmintError } from '../errors.js';
 import { FormatError } from '../../formats/errors.js';
-import type { DiskReader } from '../disk-reader.js';
+import { readInto, type DiskReader } from '../disk-reader.js';
 import type { ContainerHandler, ContainerReader, OpenContext } from './types.js';
 import { unionOfRanges } from './blocks.js';
 import {
@@ -148,11 +148,7 @@ class SparseExtent implements Extent {
         dst.set(from);
         dst.fill(0, from.length);
       } else if (isCompressed(this.h)) dst.set((await this.inflated(g, sector)).subarray(inGrain, inGrain + n));
-      else {
-        const bytes = await this.file.read(sector * SECTOR + inGrain, n);
-        dst.set(bytes);
-        dst.fill(0, bytes.length);
-      }
+      else dst.fill(0, await readInto(this.file, sector * SECTOR + inGrain, dst));
       done += n;
     }
   }
@@ -178,9 +174,7 @@ function flatExtent(start: number, length: number, file: DiskReader, fileOffset:
   return {
     start, length,
     async readInto(offset, out) {
-      const bytes = await file.read(fileOffset + offset, out.length);
-      out.set(bytes);
-      out.fill(0, bytes.length);
+      out.fill(0, await readInto(file, fileOffset + offset, out));
     },
     async *ranges() {
       yield { offset: 0, length };
@@ -279,9 +273,10 @@ function containerReader(file: DiskReader, extents: Extent[], createType: string
     format: 'vmdk',
     subformat: createType,
     size,
-    async read(offset, length) {
+    async read(offset, length, into) {
       const start = Math.min(Math.max(0, offset), size);
-      const out = new Uint8Array(Math.min(size - start, Math.max(0, length)));
+      const n = Math.min(size - start, Math.max(0, length));
+      const out = into && into.length >= n ? into.subarray(0, n) : new Uint8Array(n); // every extent fills its part
       const end = start + out.length;
       for (const e of extents) {
         const from = Math.max(start, e.start);
