@@ -13,7 +13,7 @@ export type { DataExtent, ExtentSource, DataRun } from './extents.js';
 export { writeRawImage, writeAtomically } from './raw-writer.js';
 export { openDisk } from './open-disk.js';
 export type { DiskReader } from './disk-reader.js';
-export { memoryDiskReader, sliceDiskReader } from './disk-reader.js';
+export { memoryDiskReader, readInto, sliceDiskReader } from './disk-reader.js';
 export type { Finding, Severity } from './findings.js';
 export type { PartitionTable, TablePartition } from './tables/types.js';
 export { DiskmintError, FormatError } from './errors.js';
