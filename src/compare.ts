@@ -7,12 +7,15 @@
 import { openDisk, type OpenDiskOptions } from './open-disk.js';
 import { readInto } from './disk-reader.js';
 import { unionOfRanges } from './containers/blocks.js';
+import { mapOrdered } from './concurrency.js';
 import type { ContainerReader } from './containers/types.js';
 
 type Range = { offset: number; length: number };
 
 /** Bytes compared per read of each image. */
 const COMPARE_CHUNK = 1 << 20;
+/** Chunks read ahead of the comparison (both images read at once, on libuv's threads). */
+const READ_AHEAD = 4;
 /** qemu-img compare reports a mismatch at the start of its 512-byte sector. */
 const SECTOR = 512;
 
@@ -67,20 +70,40 @@ export async function compareImages(pathA: string, pathB: string, opts: CompareO
  */
 async function firstDifference(a: ContainerReader, b: ContainerReader): Promise<number | undefined> {
   const zeros = new Uint8Array(COMPARE_CHUNK);
-  const bufferA = new Uint8Array(COMPARE_CHUNK); // each image is read into its own reused buffer
-  const bufferB = new Uint8Array(COMPARE_CHUNK);
-  for await (const s of coverage(a.allocatedRanges(), b.allocatedRanges())) {
-    const end = Math.min(s.end, Math.max(a.size, b.size));
-    for (let at = s.offset; at < end; at += COMPARE_CHUNK) {
-      const n = Math.min(COMPARE_CHUNK, end - at);
-      const [x, y] = await Promise.all([
-        s.inA ? readPadded(a, at, bufferA.subarray(0, n)) : zeros.subarray(0, n),
-        s.inB ? readPadded(b, at, bufferB.subarray(0, n)) : zeros.subarray(0, n),
-      ]);
-      if (Buffer.compare(x, y) !== 0) return at + firstUnequalByte(x, y);
-    }
+  // Reads run READ_AHEAD chunks ahead of the comparison, into a ring of reused buffers: a slot
+  // is refilled READ_AHEAD + 1 chunks later, after its chunk was compared (mapOrdered starts a
+  // read when the next result is asked for).
+  const ring = Array.from({ length: READ_AHEAD + 1 }, () => ({ a: new Uint8Array(0), b: new Uint8Array(0) }));
+  let chunkNumber = 0;
+  const readChunk = async ({ at, n, inA, inB }: Chunk) => {
+    const slot = ring[chunkNumber++ % ring.length];
+    if (inA && slot.a.length === 0) slot.a = new Uint8Array(COMPARE_CHUNK);
+    if (inB && slot.b.length === 0) slot.b = new Uint8Array(COMPARE_CHUNK);
+    const [x, y] = await Promise.all([
+      inA ? readPadded(a, at, slot.a.subarray(0, n)) : zeros.subarray(0, n),
+      inB ? readPadded(b, at, slot.b.subarray(0, n)) : zeros.subarray(0, n),
+    ]);
+    return { at, x, y };
+  };
+  for await (const { at, x, y } of mapOrdered(chunksToCompare(a, b), READ_AHEAD, readChunk)) {
+    if (Buffer.compare(x, y) !== 0) return at + firstUnequalByte(x, y);
   }
   return undefined;
+}
+
+interface Chunk {
+  at: number;
+  n: number;
+  inA: boolean;
+  inB: boolean;
+}
+
+/** COMPARE_CHUNK pieces of every range either disk has data in, up to the larger disk's end. */
+async function* chunksToCompare(a: ContainerReader, b: ContainerReader): AsyncGenerator<Chunk> {
+  for await (const s of coverage(a.allocatedRanges(), b.allocatedRanges())) {
+    const end = Math.min(s.end, Math.max(a.size, b.size));
+    for (let at = s.offset; at < end; at += COMPARE_CHUNK) yield { at, n: Math.min(COMPARE_CHUNK, end - at), inA: s.inA, inB: s.inB };
+  }
 }
 
 /** The union of two ascending range streams, cut where either starts or ends, each piece saying whose it is. */
@@ -119,6 +142,6 @@ function firstUnequalByte(x: Uint8Array, y: Uint8Array): number {
   let i = 0;
   // Whole 4 KiB blocks first (memcmp), then the bytes of the block that differs.
   while (i + 4096 <= x.length && Buffer.compare(x.subarray(i, i + 4096), y.subarray(i, i + 4096)) === 0) i += 4096;
-  while (x[i] === y[i]) i++;
+  while (i < x.length && x[i] === y[i]) i++;
   return i;
 }

@@ -85,6 +85,20 @@ describe('compareImages', () => {
     );
   });
 
+  it('finds a difference many read-ahead chunks in (buffers reused), and none between equal disks', async () => {
+    const dir = tempDir();
+    const size = 24 << 20;
+    const pieces = [{ at: 0, length: size, seed: 1 }];
+    const a = join(dir, 'a.vmdk');
+    const same = join(dir, 'same.qcow2');
+    const other = join(dir, 'other.qcow2');
+    await writeImage(diskWith(size, pieces), a, { format: 'vmdk', progress: false });
+    await writeImage(diskWith(size, pieces), same, { format: 'qcow2', progress: false });
+    await writeImage(diskWith(size, pieces, [[(19 << 20) + 77, 0]]), other, { format: 'qcow2', progress: false });
+    expect((await compareImages(a, same)).identical).toBe(true);
+    expect(await compareImages(a, other)).toMatchObject({ identical: false, firstDifference: (19 << 20) + 77 });
+  });
+
   it('names the first differing byte exactly, and compares both ways the same', async () => {
     const dir = tempDir();
     const a = join(dir, 'a.qcow2');
