@@ -136,9 +136,9 @@ export function makeProgram(): Command {
 
   program
     .command('compare')
-    .description('do two images hold the same disk, whatever their formats? exit 0 when they do, 1 when not (as qemu-img compare)')
-    .argument('<image-a>')
-    .argument('<image-b>')
+    .description('do two images hold the same disk, whatever their formats? exit 0 when they do, 1 when not (as qemu-img compare); IMG:N compares partition N')
+    .argument('<image-a>', 'IMG or IMG:N')
+    .argument('<image-b>', 'IMG or IMG:N')
     .option('--strict', 'images of different sizes differ (default: the larger one may only add zeros)')
     .option('--json', 'print as JSON')
     .action(async (a: string, b: string, o: { strict?: boolean; json?: boolean }) => {

@@ -1,10 +1,11 @@
 /**
- * `diskmint compare A B`: do two images hold the same disk, whatever their formats (qemu-img
- * compare's question)? Only ranges that either image has allocated are read; what neither has
+ * `diskmint compare A B`: do two images (or partitions of them, `IMG:N`) hold the same disk,
+ * whatever their formats (qemu-img compare's question)? Only ranges that either image has allocated are read; what neither has
  * is zeros in both. Images of different sizes match when the larger one holds only zeros past
  * the smaller one's end, unless `strict`.
  */
-import { openDisk, type OpenDiskOptions } from './open-disk.js';
+import type { OpenDiskOptions } from './open-disk.js';
+import { openImageSpec } from './image-spec.js';
 import { readInto } from './disk-reader.js';
 import { unionOfRanges } from './containers/blocks.js';
 import { mapOrdered } from './concurrency.js';
@@ -36,14 +37,17 @@ export interface CompareResult {
   reason?: 'content' | 'size';
 }
 
-/** Compare the disks two image files hold (any formats diskmint reads). */
-export async function compareImages(pathA: string, pathB: string, opts: CompareOptions = {}): Promise<CompareResult> {
-  const a = await openDisk(pathA, opts);
+/**
+ * Compare the disks two images hold (any formats diskmint reads); `IMG:N` compares partition N
+ * of an image (a slot against the file written into it, say).
+ */
+export async function compareImages(specA: string, specB: string, opts: CompareOptions = {}): Promise<CompareResult> {
+  const a = await openImageSpec(specA, opts);
   try {
-    const b = await openDisk(pathB, opts);
+    const b = await openImageSpec(specB, opts);
     try {
-      const describe = (path: string, r: ContainerReader) => ({ path, format: r.subformat ? `${r.format} (${r.subformat})` : r.format, size: r.size });
-      const base = { a: describe(pathA, a.reader), b: describe(pathB, b.reader) };
+      const describe = (path: string, opened: { reader: ContainerReader; format: string }) => ({ path, format: opened.format, size: opened.reader.size });
+      const base = { a: describe(specA, a), b: describe(specB, b) };
       const differs = (at: number, reason: 'content' | 'size'): CompareResult => ({
         ...base,
         identical: false,

@@ -8,7 +8,7 @@ import { DiskmintError } from './errors.js';
 import { FormatError } from '../formats/errors.js';
 import { sliceDiskReader, type DiskReader } from './disk-reader.js';
 import { openDisk } from './open-disk.js';
-import { inspectDisk } from './inspect.js';
+import { parseImageSpec, partitionRange } from './image-spec.js';
 import { writeImage, type WriteImageOptions } from './write-image.js';
 import { buildFatVolume, minimumFatSize, openFat, treeFromFolder, type FatBuildOptions, type FatDirEntry, type FatReader } from './fat/index.js';
 import { parseSizeSpec } from './layout/size.js';
@@ -46,12 +46,6 @@ export async function createFatImage(output: string, opts: FatCreateOptions): Pr
   }
 }
 
-/** `IMG` or `IMG:N`: the image path and the 1-based partition index, if any. */
-export function parseImageSpec(spec: string): { path: string; partition?: number } {
-  const m = /^(.*):(\d+)$/.exec(spec);
-  return m ? { path: m[1], partition: Number(m[2]) } : { path: spec };
-}
-
 /** Open the FAT volume in `IMG[:N]`. The caller must `close()`. */
 export async function openFatVolume(spec: string): Promise<{ fat: FatReader; close(): Promise<void> }> {
   const { path, partition } = parseImageSpec(spec);
@@ -59,10 +53,8 @@ export async function openFatVolume(spec: string): Promise<{ fat: FatReader; clo
   try {
     let volume: DiskReader = reader;
     if (partition !== undefined) {
-      const { table } = await inspectDisk(reader);
-      const p = table?.partitions.find((x) => x.index === partition);
-      if (!table || !p) throw new DiskmintError('BAD_ARGUMENT', `${path} has no partition ${partition}${table ? ` (it has ${table.partitions.map((x) => x.index).join(', ')})` : ''}`);
-      volume = sliceDiskReader(reader, table.offset + p.firstLba * table.sectorSize, p.sizeBytes);
+      const { offset, size } = await partitionRange(reader, path, partition);
+      volume = sliceDiskReader(reader, offset, size);
     }
     const fat = await openFat(volume).catch((err: unknown) => {
       if (err instanceof FormatError) throw new DiskmintError('NOT_A_DISK', `${spec}: not a FAT volume: ${err.message}`);

@@ -8,8 +8,8 @@ import { DiskmintError } from './errors.js';
 import { FormatError } from '../formats/errors.js';
 import { sliceDiskReader, type DiskReader } from './disk-reader.js';
 import { openDisk } from './open-disk.js';
-import { allTables, inspectDisk } from './inspect.js';
-import { parseImageSpec } from './fat-commands.js';
+import { allTables } from './inspect.js';
+import { parseImageSpec, partitionRange } from './image-spec.js';
 import { openImageEditor } from './slots/editor.js';
 import { finding, type Finding } from './findings.js';
 import type { PartitionTable } from './tables/types.js';
@@ -94,11 +94,8 @@ export function descriptorPool(value: string): string | undefined {
 async function vdevOf(disk: DiskReader, spec: string): Promise<{ vdev: DiskReader; base: number }> {
   const { path, partition } = parseImageSpec(spec);
   if (partition === undefined) return { vdev: disk, base: 0 };
-  const { table } = await inspectDisk(disk);
-  const p = table?.partitions.find((x) => x.index === partition);
-  if (!table || !p) throw new DiskmintError('BAD_ARGUMENT', `${path} has no partition ${partition}${table ? ` (it has ${table.partitions.map((x) => x.index).join(', ')})` : ''}`);
-  const base = table.offset + p.firstLba * table.sectorSize;
-  return { vdev: sliceDiskReader(disk, base, p.sizeBytes), base };
+  const { offset: base, size } = await partitionRange(disk, path, partition);
+  return { vdev: sliceDiskReader(disk, base, size), base };
 }
 
 async function withLabels<T>(spec: string, fn: (set: ZfsLabelSet) => T): Promise<T> {

@@ -5,10 +5,11 @@
  * past the smaller disk's end, and strict mode.
  */
 import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compareImages, VirtualDisk, writeImage } from '../src/index.js';
+import { buildImage, compareImages, convertImage, VirtualDisk, writeImage } from '../src/index.js';
 import { requirePeer } from './helpers/peer.js';
 import { tempDir } from './helpers/golden.js';
 
@@ -97,6 +98,28 @@ describe('compareImages', () => {
     await writeImage(diskWith(size, pieces, [[(19 << 20) + 77, 0]]), other, { format: 'qcow2', progress: false });
     expect((await compareImages(a, same)).identical).toBe(true);
     expect(await compareImages(a, other)).toMatchObject({ identical: false, firstDifference: (19 << 20) + 77 });
+  });
+
+  it('IMG:N compares a partition: with the file written into it, through any container', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'os.bin');
+    const bytes = Buffer.alloc(300 * KiB);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 31) % 251 || 1;
+    writeFileSync(file, bytes);
+    const img = join(dir, 'fw.img');
+    const layout = { scheme: 'gpt' as const, partitions: [{ type: 'efi', size: '1M' }, { type: 'freebsd-ufs', size: '2M', contents: { file: 'os.bin' } }] };
+    await buildImage(layout, { output: img, baseDir: dir });
+    const vmdk = join(dir, 'fw.vmdk');
+    await convertImage(img, vmdk, { progress: false });
+    for (const image of [img, vmdk]) {
+      expect(await compareImages(`${image}:2`, file)).toMatchObject({ identical: true, a: { size: 2 << 20 }, b: { size: bytes.length } });
+      expect((await compareImages(`${image}:2`, file, { strict: true })).reason).toBe('size');
+      expect((await compareImages(`${image}:1`, file)).firstDifference).toBe(0);
+    }
+    bytes[123456] ^= 1;
+    writeFileSync(file, bytes);
+    expect((await compareImages(`${vmdk}:2`, file)).firstDifference).toBe(123456);
+    await expect(compareImages(`${img}:9`, file)).rejects.toThrow(/has no partition 9 \(it has 1, 2\)/);
   });
 
   it('names the first differing byte exactly, and compares both ways the same', async () => {

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { buildImage, convertImage, verifyImage, DiskmintError, type Layout } from '../src/index.js';
-import { catFat, createFatImage, extractFat, listFat, parseImageSpec } from '../src/fat-commands.js';
+import { catFat, createFatImage, extractFat, listFat } from '../src/fat-commands.js';
+import { parseImageSpec } from '../src/image-spec.js';
 import { tempDir } from './helpers/golden.js';
 import { requirePeer, runPeer } from './helpers/peer.js';
 
