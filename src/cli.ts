@@ -114,14 +114,16 @@ export function makeProgram(): Command {
     .argument('<image>')
     .option('--json', 'print as JSON')
     .option('--expect <layout>', 'also check the image against this layout')
+    .option('--contents', 'with --expect: also compare every byte with what the layout and its files build (a reproducibility check)')
     .option('--seed <seed>', 'seed of the expected layout')
     .option('--strict', 'treat warnings as problems')
     .option('--boot', 'also report the boot chain: MBR code, boot stages, OS slot attributes')
     .option('--signature <file>', 'also check a detached signature (from `diskmint sign`) and every hash it lists')
     .option('--pubkey <file>', 'the Ed25519 public key for --signature')
     .addOption(sectorSizeOption)
-    .action(async (image: string, o: { json?: boolean; expect?: string; seed?: string; strict?: boolean; boot?: boolean; sectorSize?: number; signature?: string; pubkey?: string }) => {
+    .action(async (image: string, o: { json?: boolean; expect?: string; contents?: boolean; seed?: string; strict?: boolean; boot?: boolean; sectorSize?: number; signature?: string; pubkey?: string }) => {
       if (!o.signature !== !o.pubkey) throw new DiskmintError('BAD_ARGUMENT', '--signature and --pubkey go together');
+      if (o.contents && !o.expect) throw new DiskmintError('BAD_ARGUMENT', '--contents compares with a layout: give --expect LAYOUT');
       const r = await verifyImage(image, o);
       if (o.signature && o.pubkey) {
         const sig = await verifyImageSignature(image, o.signature, o.pubkey);

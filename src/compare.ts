@@ -13,6 +13,9 @@ import type { ContainerReader } from './containers/types.js';
 
 type Range = { offset: number; length: number };
 
+/** What comparing needs of a disk: an image's reader, or a virtual disk's (virtualDiskReader). */
+export type ComparableDisk = Pick<ContainerReader, 'size' | 'read' | 'allocatedRanges' | 'close'>;
+
 /** Bytes compared per read of each image. */
 const COMPARE_CHUNK = 1 << 20;
 /** Chunks read ahead of the comparison (both images read at once, on libuv's threads). */
@@ -72,7 +75,7 @@ export async function compareImages(specA: string, specB: string, opts: CompareO
  * have, their bytes are compared; where one has, its bytes with zeros (the other is not read).
  * Past the smaller disk's end, the larger one's bytes are compared with zeros. Undefined when none.
  */
-async function firstDifference(a: ContainerReader, b: ContainerReader): Promise<number | undefined> {
+export async function firstDifference(a: ComparableDisk, b: ComparableDisk): Promise<number | undefined> {
   const zeros = new Uint8Array(COMPARE_CHUNK);
   // Reads run READ_AHEAD chunks ahead of the comparison, into a ring of reused buffers: a slot
   // is refilled READ_AHEAD + 1 chunks later, after its chunk was compared (mapOrdered starts a
@@ -103,7 +106,7 @@ interface Chunk {
 }
 
 /** COMPARE_CHUNK pieces of every range either disk has data in, up to the larger disk's end. */
-async function* chunksToCompare(a: ContainerReader, b: ContainerReader): AsyncGenerator<Chunk> {
+async function* chunksToCompare(a: ComparableDisk, b: ComparableDisk): AsyncGenerator<Chunk> {
   for await (const s of coverage(a.allocatedRanges(), b.allocatedRanges())) {
     const end = Math.min(s.end, Math.max(a.size, b.size));
     for (let at = s.offset; at < end; at += COMPARE_CHUNK) yield { at, n: Math.min(COMPARE_CHUNK, end - at), inA: s.inA, inB: s.inB };
@@ -137,7 +140,7 @@ async function* coverage(
 }
 
 /** `into` filled from `offset`, zeros past the disk's end (how a smaller image compares). */
-async function readPadded(disk: ContainerReader, offset: number, into: Uint8Array): Promise<Uint8Array> {
+async function readPadded(disk: ComparableDisk, offset: number, into: Uint8Array): Promise<Uint8Array> {
   const n = offset < disk.size ? await readInto(disk, offset, into.subarray(0, Math.min(into.length, disk.size - offset))) : 0;
   return into.fill(0, n);
 }

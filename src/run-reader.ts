@@ -86,3 +86,31 @@ export async function readVirtualRange(disk: VirtualDisk, offset: number, length
   }
   return out;
 }
+
+/** A virtual disk read as a disk: its runs' bytes, zeros elsewhere (what writing it would give). */
+export function virtualDiskReader(disk: VirtualDisk): {
+  size: number;
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
+  allocatedRanges(): AsyncIterable<{ offset: number; length: number }>;
+  close(): Promise<void>;
+} {
+  const files = new FileCache();
+  return {
+    size: disk.size,
+    async read(offset, length, into) {
+      const start = Math.min(Math.max(0, offset), disk.size);
+      const n = Math.min(disk.size - start, Math.max(0, length));
+      const out = into && into.length >= n ? into.subarray(0, n).fill(0) : new Uint8Array(n);
+      for (const run of disk.runs(start, start + n)) {
+        const from = Math.max(run.offset, start);
+        const to = Math.min(run.offset + run.length, start + n);
+        if (from < to) await readRunInto(run, from - run.offset, out.subarray(from - start, to - start), files);
+      }
+      return out;
+    },
+    async *allocatedRanges() {
+      for (const run of disk.runs()) yield { offset: run.offset, length: run.length };
+    },
+    close: () => files.closeAll(),
+  };
+}

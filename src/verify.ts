@@ -10,8 +10,12 @@ import { bootChainFindings } from './verify-boot.js';
 import { zfsFindings } from './zfs.js';
 import type { PartitionTable } from './tables/types.js';
 import type { Layout } from './layout/schema.js';
+import type { PlannedImage } from './layout/plan.js';
+import type { VirtualDisk } from './extents.js';
 import { planImage } from './build.js';
 import { compareWithPlan } from './expect.js';
+import { firstDifference } from './compare.js';
+import { virtualDiskReader } from './run-reader.js';
 
 export interface VerifyOptions extends InspectOptions {
   /** A layout (file path or object) the image must match. */
@@ -24,6 +28,11 @@ export interface VerifyOptions extends InspectOptions {
   strict?: boolean;
   /** Also report the boot chain (MBR code, boot stages, OS slot attributes). */
   boot?: boolean;
+  /**
+   * With `expect`: also compare every byte of the image with what the layout and its input
+   * files build (tables, contents, FAT volumes): a reproducibility check.
+   */
+  contents?: boolean;
 }
 
 export interface VerifyReport extends ImageInspection {
@@ -58,8 +67,9 @@ export async function verifyImage(path: string, opts: VerifyOptions = {}): Promi
   }
   findings.push(...alignmentFindings(inspection.table));
   if (opts.expect !== undefined) {
-    const { plan } = await planImage(opts.expect, { seed: opts.seed, baseDir: opts.baseDir });
+    const { plan, disk } = await planImage(opts.expect, { seed: opts.seed, baseDir: opts.baseDir });
     findings.push(...compareWithPlan(plan, inspection.table, inspection.sizeBytes));
+    if (opts.contents) findings.push(await contentsFinding(path, plan, disk));
   }
   const errors = findings.filter((f) => f.severity === 'error').length;
   const warnings = findings.filter((f) => f.severity === 'warning').length;
@@ -83,4 +93,22 @@ export function alignmentFindings(root: PartitionTable | null): Finding[] {
     }
   }
   return out;
+}
+
+/** `verify --expect --contents`: is the image, byte for byte, what the layout builds? */
+async function contentsFinding(path: string, plan: PlannedImage, disk: VirtualDisk): Promise<Finding> {
+  const { reader } = await openDisk(path);
+  const built = virtualDiskReader(disk);
+  try {
+    const at = reader.size === disk.size ? await firstDifference(reader, built) : Math.min(reader.size, disk.size);
+    if (at === undefined) return finding('info', 'expect.contents', `every byte (${disk.size}) is what the layout builds`, 'expect');
+    const sector = Math.floor(at / plan.sectorSize);
+    const p = plan.partitions.find((x) => sector >= x.startLba && sector < x.startLba + x.sectors);
+    const where = p ? `partition ${p.index} (${p.jsonPath}), ${at - p.startLba * plan.sectorSize} bytes in` : 'outside every partition (the tables)';
+    const what = reader.size === disk.size ? `differs from what the layout builds from byte ${at}: ${where}` : `is ${reader.size} bytes; the layout builds ${disk.size}`;
+    return finding('error', 'expect.contents', `the image ${what}`, 'expect');
+  } finally {
+    await built.close();
+    await reader.close();
+  }
 }

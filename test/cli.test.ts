@@ -53,6 +53,9 @@ describe('diskmint CLI', () => {
     expect(v.status).toBe(1);
     expect(JSON.parse(v.stdout.toString()).findings.map((f: { code: string }) => f.code)).toContain('gpt.primary-header-crc');
     expect(diskmint(['verify', join(dir, 'missing.img')]).status).toBe(2);
+    const contentsAlone = diskmint(['verify', img, '--contents']);
+    expect(contentsAlone.status).toBe(1); // a bad argument: the command failed
+    expect(contentsAlone.stderr.toString()).toMatch(/--contents compares with a layout: give --expect LAYOUT/);
     writeFileSync(join(dir, 'empty.img'), '');
     const empty = diskmint(['verify', join(dir, 'empty.img')]);
     expect(empty.status).toBe(2);

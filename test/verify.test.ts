@@ -194,3 +194,44 @@ describe('an image that is a file system itself (no partition table)', () => {
   });
 });
 
+
+describe('verify --expect --contents: the image is, byte for byte, what the layout builds', () => {
+  const demo = join(process.cwd(), 'fixtures/demo/layout.json');
+  const contents = (r: { findings: Array<{ code: string; severity: string; message: string }> }) => r.findings.filter((f) => f.code === 'expect.contents');
+
+  it('holds for a build (GPT, boot stages, files, a FAT ESP) and its qcow2; names the partition and offset of a changed byte', async () => {
+    const dir = tempDir();
+    const img = join(dir, 'fw.img');
+    await buildImage(demo, { output: img });
+    const ok = await verifyImage(img, { expect: demo, contents: true });
+    expect(contents(ok)).toMatchObject([{ severity: 'info' }]);
+    expect(ok.ok).toBe(true);
+    const qcow2 = join(dir, 'fw.qcow2');
+    await buildImage(demo, { output: qcow2 });
+    expect(contents(await verifyImage(qcow2, { expect: demo, contents: true }))).toMatchObject([{ severity: 'info' }]);
+
+    const { partitions } = await inspectImage(img).then((r) => r.table!);
+    const os1 = partitions.find((p) => p.label === 'os1')!;
+    patch(img, os1.firstLba * 512 + 70000, new Uint8Array([0x5a]));
+    const bad = await verifyImage(img, { expect: demo, contents: true });
+    expect(bad.ok).toBe(false);
+    expect(contents(bad)).toMatchObject([{ severity: 'error' }]);
+    expect(contents(bad)[0].message).toBe(`the image differs from what the layout builds from byte ${os1.firstLba * 512 + 70000}: partition ${os1.index} (partitions[3]), 70000 bytes in`);
+    // Without --contents the tables alone still match (an OS slot's bytes are not checked).
+    expect((await verifyImage(img, { expect: demo })).ok).toBe(true);
+  });
+
+  it('catches an input file that changed since the build, and a size that differs', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'os.bin'), Buffer.alloc(100_000, 7));
+    const layout: Layout = { scheme: 'gpt', size: '8M', seed: 's', partitions: [{ type: 'freebsd-ufs', size: '1M', contents: { file: 'os.bin' } }] };
+    const img = join(dir, 'disk.img');
+    await buildImage(layout, { output: img, baseDir: dir });
+    expect(contents(await verifyImage(img, { expect: layout, baseDir: dir, contents: true }))).toMatchObject([{ severity: 'info' }]);
+    writeFileSync(join(dir, 'os.bin'), Buffer.concat([Buffer.alloc(99_999, 7), Buffer.from([8])]));
+    const changed = contents(await verifyImage(img, { expect: layout, baseDir: dir, contents: true }));
+    expect(changed[0].message).toMatch(/from byte \d+: partition 1 \(partitions\[0\]\), 99999 bytes in$/);
+    truncateSync(img, 4 << 20);
+    expect(contents(await verifyImage(img, { expect: layout, baseDir: dir, contents: true }))[0].message).toBe(`the image is ${4 << 20} bytes; the layout builds ${8 << 20}`);
+  });
+});
