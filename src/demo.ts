@@ -1,6 +1,6 @@
 /**
  * `npm start`: build the demo firmware image from the bundled layout, then show what `info`
- * and `verify --expect` say about it. Everything comes from fixtures/demo; output goes to demo/.
+ * and `verify --expect --contents` say about it. Everything comes from fixtures/demo; output goes to demo/.
  */
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -23,8 +23,8 @@ async function runDemo(): Promise<number> {
   const ms = (performance.now() - started).toFixed(0);
   show(`diskmint build ${relative(root, layout)} -o ${relative(root, image)}   (${ms} ms)`, formatBuild(built));
   show(`diskmint info ${relative(root, image)}`, formatInspection(await inspectImage(image)));
-  const report = await verifyImage(image, { expect: layout });
-  show(`diskmint verify ${relative(root, image)} --expect ${relative(root, layout)}`, formatVerify(report));
+  const report = await verifyImage(image, { expect: layout, contents: true });
+  show(`diskmint verify ${relative(root, image)} --expect ${relative(root, layout)} --contents`, formatVerify(report));
   return report.ok ? 0 : 1;
 }
 
