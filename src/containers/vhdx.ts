@@ -354,27 +354,20 @@ async function openVhdx(file: DiskReader): Promise<ContainerReader> {
     }
   }
   const subformat = (fpFlags & 1) !== 0 ? 'fixed' : 'dynamic';
+  // NOT_PRESENT, UNDEFINED, ZERO and UNMAPPED blocks read as zeros in a disk without a parent.
+  const fillFromPayload = async (i: number, within: number, data: Uint8Array) => {
+    const e = await entryAt(payloadEntryIndex(i, ratio));
+    if (e.state !== PAYLOAD.fullyPresent) return;
+    if ((await readInto(file, e.fileOffset + within, data)) !== data.length) {
+      throw formatError('vhdx', 'TRUNCATED', `VHDX payload block ${i} at ${e.fileOffset} runs past the end of the file`);
+    }
+  };
   return {
     format: 'vhdx',
     subformat,
     size,
     close: () => file.close(),
-    read: (offset, len, into) =>
-      readThroughBlocks(
-        size,
-        bs,
-        offset,
-        len,
-        async (i, within, data) => {
-          const e = await entryAt(payloadEntryIndex(i, ratio));
-          // NOT_PRESENT, UNDEFINED, ZERO and UNMAPPED read as zeros in a disk without a parent.
-          if (e.state !== PAYLOAD.fullyPresent) return;
-          if ((await readInto(file, e.fileOffset + within, data)) !== data.length) {
-            throw formatError('vhdx', 'TRUNCATED', `VHDX payload block ${i} at ${e.fileOffset} runs past the end of the file`);
-          }
-        },
-        into,
-      ),
+    read: (offset, len, into) => readThroughBlocks(size, bs, offset, len, fillFromPayload, into),
     allocatedRanges() {
       const present = async function* () {
         for await (const batch of payloadEntries()) for (const { i, state } of batch) if (state === PAYLOAD.fullyPresent) yield i;
