@@ -1,10 +1,9 @@
 /**
- * FAT boot sector (BPB) and FAT32 FSInfo codec, plus the geometry choice mkfs.fat makes.
+ * FAT boot sector (BPB) codec, plus the geometry choice mkfs.fat makes (FSInfo: fat-fsinfo.ts).
  *
  * Field offsets: Microsoft "FAT32 File System Specification" (fatgen103), section 3 "Boot Sector
- * and BPB" (common BPB bytes 0..35), 3.1 (FAT12/16 bytes 36..61), 3.2 (FAT32 bytes 36..89) and
- * section 5 "FAT32 FSInfo Sector Structure". FAT type follows from the cluster count alone
- * (fatgen103 section 3.5 "FAT Type Determination").
+ * and BPB" (common BPB bytes 0..35), 3.1 (FAT12/16 bytes 36..61) and 3.2 (FAT32 bytes 36..89).
+ * FAT type follows from the cluster count alone (fatgen103 section 3.5 "FAT Type Determination").
  *
  * Geometry: dosfstools `mkfs.fat.c` establish_params()/setup_tables(): FAT32 from 512 MiB up,
  * FAT12/16 start at 4 sectors per cluster and double until the FAT type fits, structures
@@ -29,10 +28,6 @@ export const MAX_CLUSTER_BYTES = 64 * 1024;
 const SIGNATURE_OFFSET = 510;
 /** Extended boot signature BS_BootSig = 0x29: the serial, label and type fields follow. */
 const EXTENDED_BOOT_SIGNATURE = 0x29;
-/** FSInfo signatures (fatgen103 section 5): FSI_LeadSig, FSI_StrucSig, FSI_TrailSig. */
-const FSINFO_LEAD = 0x41615252;
-const FSINFO_STRUCT = 0x61417272;
-const FSINFO_TRAIL = 0xaa550000;
 
 export interface FatGeometry {
   bits: FatBits;
@@ -374,29 +369,4 @@ export function decodeBootSector(bytes: Uint8Array): FatBootSector {
     extFlags: bits === 32 ? v.getUint16(40, true) : 0,
     hasSignature,
   };
-}
-
-export interface FsInfo {
-  freeCount: number;
-  nextFree: number;
-}
-
-/** FSInfo sector (fatgen103 section 5): lead sig at 0, struct sig at 484, counts at 488/492, trail sig at 508. */
-export function encodeFsInfo(info: FsInfo, sectorSize: number): Uint8Array {
-  const out = new Uint8Array(sectorSize);
-  const v = new DataView(out.buffer);
-  v.setUint32(0, FSINFO_LEAD, true);
-  v.setUint32(484, FSINFO_STRUCT, true);
-  v.setUint32(488, info.freeCount >>> 0, true);
-  v.setUint32(492, info.nextFree >>> 0, true);
-  v.setUint32(508, FSINFO_TRAIL, true);
-  return out;
-}
-
-/** Decode an FSInfo sector; undefined when its signatures are missing. */
-export function decodeFsInfo(bytes: Uint8Array): FsInfo | undefined {
-  if (bytes.length < 512) return undefined;
-  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (v.getUint32(0, true) !== FSINFO_LEAD || v.getUint32(484, true) !== FSINFO_STRUCT || v.getUint32(508, true) !== FSINFO_TRAIL) return undefined;
-  return { freeCount: v.getUint32(488, true), nextFree: v.getUint32(492, true) };
 }

@@ -4,13 +4,12 @@ import { FormatError } from '../formats/errors.js';
 import {
   chooseFatGeometry,
   decodeBootSector,
-  decodeFsInfo,
   encodeBootSector,
-  encodeFsInfo,
   FAT16_MIN_CLUSTERS,
   FAT32_MIN_CLUSTERS,
   FAT12_MAX_CLUSTERS,
 } from '../formats/fat-boot.js';
+import { decodeFsInfo, encodeFsInfo } from '../formats/fat-fsinfo.js';
 import {
   assignShortNames,
   basisName,

@@ -2,6 +2,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fc from 'fast-check';
 import { readFile, rm, readdir, writeFile } from 'node:fs/promises';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { VirtualDisk } from '../src/extents.js';
@@ -14,6 +15,7 @@ import { encodeSparseHeader, parseSparseHeader, SECTOR } from '../formats/vmdk.j
 import { parseDescriptor, descriptorGeometry } from '../formats/vmdk-descriptor.js';
 import { writeWithHandler, openWithHandler, readAll } from './helpers/containers.js';
 import { tempDir } from './helpers/golden.js';
+import { openDisk } from '../src/open-disk.js';
 
 let dir: string;
 beforeAll(() => {
@@ -231,6 +233,29 @@ describe('vmdk hostile input', () => {
     expect(await vmdkHandler.detect(memoryDiskReader(Buffer.from('# Disk DescriptorFile\nversion=1\n')))).toBe(true);
     expect(await vmdkHandler.detect(memoryDiskReader(new Uint8Array(3)))).toBe(false);
     expect(await vmdkHandler.detect(memoryDiskReader(new Uint8Array(4096)))).toBe(false);
+    // Text with control bytes before the first NUL is binary data, not a descriptor.
+    expect(await vmdkHandler.detect(memoryDiskReader(Buffer.from('\x01\x02# Disk DescriptorFile\n')))).toBe(false);
+  });
+
+  it('reads a descriptor qemu-img left with text behind the first NUL', async () => {
+    // qemu-img writes the descriptor, then rewrites it in place with a random CID printed without
+    // leading zeros: one or two bytes shorter, so the old text's tail stays after a NUL (seen in
+    // 5 of 750 qemu-img converts to monolithicFlat). qemu reads up to the NUL.
+    const dir = tempDir();
+    const flat = Buffer.alloc(4096, 7);
+    writeFileSync(join(dir, 'd-flat.vmdk'), flat);
+    const text = '# Disk DescriptorFile\nversion=1\nCID=15cbf8\nparentCID=ffffffff\ncreateType="monolithicFlat"\n\nRW 8 FLAT "d-flat.vmdk" 0\n';
+    const desc = Buffer.alloc(512);
+    desc.write(`${text}\0\n`, 'latin1');
+    writeFileSync(join(dir, 'd.vmdk'), desc);
+    const { reader, format } = await openDisk(join(dir, 'd.vmdk'));
+    try {
+      expect(format).toBe('vmdk');
+      expect(reader.subformat).toBe('monolithicFlat');
+      expect(Buffer.from(await reader.read(0, 4096)).equals(flat)).toBe(true);
+    } finally {
+      await reader.close();
+    }
   });
 
   it('refuses absurd header fields', async () => {

@@ -343,9 +343,12 @@ async function detect(file: DiskReader): Promise<boolean> {
     const head = await file.read(0, 1024);
     if (hasSparseMagic(head)) return true;
     if (file.size > MAX_DESCRIPTOR_BYTES) return false;
-    // qemu-img pads descriptor files (monolithicFlat, twoGbMaxExtent*) with NULs: allow them at the end only.
-    const text = Buffer.from(head).toString('latin1').replace(/\0+$/, '');
-    if (/[\0]/.test(text)) return false;
+    // The descriptor is the text up to the first NUL, as qemu reads it: qemu-img pads descriptor
+    // files with NULs, and when it rewrites the CID with fewer hex digits (no leading zeros), the
+    // old text's last bytes stay behind that NUL ("...\0\n").
+    const nul = head.indexOf(0);
+    const text = Buffer.from(nul < 0 ? head : head.subarray(0, nul)).toString('latin1');
+    if (/[\x01-\x08\x0b\x0c\x0e-\x1f]/.test(text)) return false; // binary, not a text descriptor
     return text.includes('# Disk DescriptorFile') || /(^|\n)\s*createType\s*=/.test(text);
   } catch {
     return false;

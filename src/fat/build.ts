@@ -12,13 +12,13 @@ import {
   chooseFatGeometry,
   clusterBytes,
   encodeBootSector,
-  encodeFsInfo,
   FAT32_BACKUP_BOOT_SECTOR,
   FAT32_FSINFO_SECTOR,
   firstDataSector,
   rootDirSector,
   type FatGeometry,
 } from '../../formats/fat-boot.js';
+import { encodeFsInfo } from '../../formats/fat-fsinfo.js';
 import {
   assignShortNames,
   ATTR_ARCHIVE,
