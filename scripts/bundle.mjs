@@ -35,7 +35,7 @@ const lazyChildProcess = {
  * of use; a module-level read such as `promisify(zlib.inflate)` would load the module at once
  * (src/containers/zlib-async.ts avoids that), a default import too (esbuild copies its keys).
  */
-const LAZY_BUILTINS = ['node:zlib', 'node:crypto', 'node:worker_threads', 'node:os', 'node:stream'];
+const LAZY_BUILTINS = ['node:zlib', 'node:crypto', 'node:worker_threads', 'node:os', 'node:stream', 'node:tty'];
 const lazyRequireBanner = `var require = ((realRequire, lazy) => {
   const proxies = new Map();
   const proxyFor = (id) => {

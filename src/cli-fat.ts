@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import { catFat, createFatImage, extractFat, listFat } from './fat-commands.js';
 import { formatBytes } from './layout/size.js';
+import { printOut } from './cli-output.js';
 
 export function addFatCommands(program: Command): void {
   const fat = program.command('fat').description('FAT12/16/32 volumes: create from a folder; list, read and extract files (IMG:N picks partition N)');
@@ -22,7 +23,7 @@ export function addFatCommands(program: Command): void {
     .action(async (output: string, o: { from: string; size?: string; type?: string; label?: string; sectorSize?: 512 | 4096; seed?: string; keepTimes?: boolean; format?: string; json?: boolean }) => {
       const type = o.type === undefined || o.type === 'auto' ? 'auto' : (Number(o.type) as 12 | 16 | 32);
       const r = await createFatImage(output, { ...o, type, progress: false });
-      process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : `${output}: FAT${r.type}, ${formatBytes(r.sizeBytes)}, ${r.clusters} clusters of ${formatBytes(r.clusterSize)}\n`);
+      printOut(o.json ? `${JSON.stringify(r, null, 2)}\n` : `${output}: FAT${r.type}, ${formatBytes(r.sizeBytes)}, ${r.clusters} clusters of ${formatBytes(r.clusterSize)}\n`);
     });
 
   fat
@@ -33,10 +34,10 @@ export function addFatCommands(program: Command): void {
     .option('--json', 'print as JSON')
     .action(async (image: string, path: string, o: { json?: boolean }) => {
       const entries = await listFat(image, path);
-      if (o.json) return void process.stdout.write(`${JSON.stringify(entries, null, 2)}\n`);
+      if (o.json) return void printOut(`${JSON.stringify(entries, null, 2)}\n`);
       for (const e of entries) {
         const when = e.mtime.toISOString().slice(0, 16).replace('T', ' ');
-        process.stdout.write(`${e.isDirectory ? 'd' : '-'} ${String(e.isDirectory ? '' : e.size).padStart(12)} ${when} ${e.name}${e.isDirectory ? '/' : ''}\n`);
+        printOut(`${e.isDirectory ? 'd' : '-'} ${String(e.isDirectory ? '' : e.size).padStart(12)} ${when} ${e.name}${e.isDirectory ? '/' : ''}\n`);
       }
     });
 

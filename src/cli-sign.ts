@@ -5,8 +5,9 @@ import { formatBytes } from './layout/size.js';
 import { signImage, writeDetached, writeKeyPair } from './sign.js';
 import { createBundle } from './bundle/create.js';
 import { openBundle, type OpenedBundle } from './bundle/open.js';
+import { printOut } from './cli-output.js';
 
-const json = (v: unknown) => process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
+const json = (v: unknown) => printOut(`${JSON.stringify(v, null, 2)}\n`);
 
 function formatBundle(b: OpenedBundle, pubkey?: string): string {
   const m = b.manifest;
@@ -34,7 +35,7 @@ export function addSignCommands(program: Command): void {
     .description('make a new Ed25519 key pair; never overwrites an existing private key')
     .action(async (o: { out: string }) => {
       const r = await writeKeyPair(o.out);
-      process.stdout.write(`private key ${r.privatePath} (keep it secret), public key ${r.publicPath}\n`);
+      printOut(`private key ${r.privatePath} (keep it secret), public key ${r.publicPath}\n`);
     });
 
   program.command('sign').argument('<image>').requiredOption('--key <file>', 'Ed25519 private key (PEM)')
@@ -48,8 +49,8 @@ export function addSignCommands(program: Command): void {
         json(r);
         return;
       }
-      process.stdout.write(`${r.signaturePath}: signed ${formatBytes(r.manifest.image.size)} image, sha256 ${r.manifest.image.sha256.slice(0, 12)}, ${r.manifest.partitions.length} partitions\n`);
-      if (r.detached) process.stdout.write(`detached: ${r.detached.manifestPath} ${r.detached.signaturePath}\n`);
+      printOut(`${r.signaturePath}: signed ${formatBytes(r.manifest.image.size)} image, sha256 ${r.manifest.image.sha256.slice(0, 12)}, ${r.manifest.partitions.length} partitions\n`);
+      if (r.detached) printOut(`detached: ${r.detached.manifestPath} ${r.detached.signaturePath}\n`);
     });
 
   const bundle = program.command('bundle').description('signed update bundles (.dmb) for A/B slots: full or delta');
@@ -77,7 +78,7 @@ export function addSignCommands(program: Command): void {
         return;
       }
       const m = r.manifest;
-      process.stdout.write(`${r.path}: ${m.kind} bundle, ${formatBytes(r.bytes)} for a ${formatBytes(m.payloadSize)} image (${m.records} record${m.records === 1 ? '' : 's'}), ${r.signed ? 'signed' : 'UNSIGNED'}\n`);
+      printOut(`${r.path}: ${m.kind} bundle, ${formatBytes(r.bytes)} for a ${formatBytes(m.payloadSize)} image (${m.records} record${m.records === 1 ? '' : 's'}), ${r.signed ? 'signed' : 'UNSIGNED'}\n`);
     });
 
   bundle.command('inspect').argument('<bundle>')
@@ -93,6 +94,6 @@ export function addSignCommands(program: Command): void {
         await writeDetached(o.extract, { manifestBytes: b.manifestBytes, signature: b.signature });
       }
       if (o.json) json({ path: b.path, fileSize: b.fileSize, signed: b.signed, verified: b.verified, manifest: b.manifest });
-      else process.stdout.write(`${formatBundle(b, o.pubkey)}\n`);
+      else printOut(`${formatBundle(b, o.pubkey)}\n`);
     });
 }

@@ -6,6 +6,7 @@ import { describeAttributes } from '../formats/gptboot.js';
 import { formatBytes } from './layout/size.js';
 import { PRESETS, presetTemplate, type PresetName } from './presets.js';
 import { printJson } from './report.js';
+import { printOut } from './cli-output.js';
 
 
 
@@ -41,7 +42,7 @@ export function addSlotCommands(program: Command): void {
     .action(async (image: string, o: { json?: boolean; hash: boolean }) => {
       const s = await slotStatus(image, { hash: o.hash });
       if (o.json) printJson(s);
-      else process.stdout.write(`${formatStatus(s)}\n`);
+      else printOut(`${formatStatus(s)}\n`);
     });
   slot.command('write').argument('<image>').argument('<slot>').requiredOption('--from <file>', 'filesystem image, or a signed update bundle (.dmb), to write')
     .option('--bootonce', 'then request a one-time boot of the slot (bootonce + bootme)')
@@ -52,7 +53,7 @@ export function addSlotCommands(program: Command): void {
     .action(async (image: string, ref: string, o: { from: string; bootonce?: boolean; force?: boolean; json?: boolean; pubkey?: string; requireSignature?: boolean }) => {
       const r = await slotWrite(image, ref, o.from, o);
       if (o.json) printJson(r);
-      else process.stdout.write(`slot ${r.slot}${r.label ? ` (${r.label})` : ''}: wrote ${formatBytes(r.bytes)}, read back sha256 ${r.sha256.slice(0, 12)} matches${r.bootonce ? '; bootonce set' : ''}\n`);
+      else printOut(`slot ${r.slot}${r.label ? ` (${r.label})` : ''}: wrote ${formatBytes(r.bytes)}, read back sha256 ${r.sha256.slice(0, 12)} matches${r.bootonce ? '; bootonce set' : ''}\n`);
     });
   slot.command('bootonce').argument('<image>').argument('<slot>').description('request a one-time boot (as gpart set -a bootonce)')
     .action(async (image: string, ref: string) => {
@@ -60,7 +61,7 @@ export function addSlotCommands(program: Command): void {
     });
   slot.command('confirm').argument('<image>').description("what FreeBSD's rc.d/gptboot does after a good boot")
     .action(async (image: string) => {
-      for (const m of await slotConfirm(image)) process.stdout.write(`${m}\n`);
+      for (const m of await slotConfirm(image)) printOut(`${m}\n`);
     });
   slot.command('activate').argument('<image>').argument('<slot>').description('make a slot the permanent default (GPT bootme, or the MBR active flag)')
     .action(async (image: string, ref: string) => {
@@ -73,7 +74,7 @@ export function addSlotCommands(program: Command): void {
     .action(async (image: string, o: { outcomes: string; confirm: boolean; bootStageFails?: number; json?: boolean }) => {
       const r = await slotSimulate(image, parseOutcomes(o.outcomes), { confirm: o.confirm, bootStageFails: o.bootStageFails });
       if (o.json) printJson(r);
-      else process.stdout.write(`${formatSimulation(r)}\n`);
+      else printOut(`${formatSimulation(r)}\n`);
     });
 
   const preset = program.command('preset').description('ready-made layouts: nanobsd (GPT), nanobsd-mbr');

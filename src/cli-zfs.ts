@@ -2,10 +2,11 @@
 import { Command } from 'commander';
 import { zfsBootenv, zfsLabels, zfsSetBootonce, type ZfsBootenvReport, type ZfsLabelsReport } from './zfs.js';
 import { DiskmintError } from './errors.js';
+import { printOut, printErr } from './cli-output.js';
 
 /** JSON with 64-bit values as decimal strings (as zdb prints guids and txgs). */
 function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
+  printOut(`${JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
 }
 
 function formatLabels(r: ZfsLabelsReport): string {
@@ -49,7 +50,7 @@ export function addZfsCommands(program: Command): void {
     .action(async (image: string, o: { json?: boolean }) => {
       const r = await zfsLabels(image);
       if (o.json) printJson(r);
-      else process.stdout.write(`${formatLabels(r)}\n`);
+      else printOut(`${formatLabels(r)}\n`);
     });
 
   zfs.command('bootenv').argument('<image>', 'IMG or IMG:N')
@@ -58,7 +59,7 @@ export function addZfsCommands(program: Command): void {
     .action(async (image: string, o: { json?: boolean }) => {
       const r = await zfsBootenv(image);
       if (o.json) printJson(r);
-      else process.stdout.write(`${formatBootenv(r)}\n`);
+      else printOut(`${formatBootenv(r)}\n`);
     });
 
   zfs.command('bootonce').argument('<image>', 'IMG or IMG:N').argument('[dataset]', 'POOL/ROOT/BE (stored as zfs:POOL/ROOT/BE:) or a zfs:... descriptor')
@@ -69,8 +70,8 @@ export function addZfsCommands(program: Command): void {
       if (o.clear && dataset !== undefined) throw new DiskmintError('BAD_ARGUMENT', 'give a dataset or --clear, not both');
       if (!o.clear && dataset === undefined) throw new DiskmintError('BAD_ARGUMENT', 'give POOL/ROOT/BE, or --clear to remove the request');
       const r = await zfsSetBootonce(image, o.clear ? undefined : dataset);
-      for (const w of r.warnings) process.stderr.write(`diskmint: warning: ${w}\n`);
+      for (const w of r.warnings) printErr(`diskmint: warning: ${w}\n`);
       if (o.json) printJson(r);
-      else process.stdout.write(`${image}: pool '${r.pool}': freebsd:bootonce ${r.bootonce ? `= ${r.bootonce}` : 'removed'} (was ${r.previous ?? 'unset'}); labels ${r.labelsWritten.join(', ')} written\n`);
+      else printOut(`${image}: pool '${r.pool}': freebsd:bootonce ${r.bootonce ? `= ${r.bootonce}` : 'removed'} (was ${r.previous ?? 'unset'}); labels ${r.labelsWritten.join(', ')} written\n`);
     });
 }

@@ -17,6 +17,7 @@ import { inspectImage } from './inspect.js';
 import { verifyImage } from './verify.js';
 import { DiskmintError, FormatError } from './errors.js';
 import { formatBuild, formatCompare, formatInspection, formatVerify, printJson } from './report.js';
+import { printOut, printErr } from './cli-output.js';
 
 /** Exit statuses: 0 fine, 1 problems found (verify) or the command failed, 2 unusable input. */
 const EXIT_PROBLEMS = 1;
@@ -65,7 +66,9 @@ export function makeProgram(): Command {
   const program = new Command('diskmint')
     .description('Build, convert, inspect and verify bootable disk images without root')
     .version('0.1.0')
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // Before the commands are added: each copies it. Help's width still asks process.stdout.
+    .configureOutput({ writeOut: printOut, writeErr: printErr });
 
   addOutputOptions(
     program
@@ -93,7 +96,7 @@ export function makeProgram(): Command {
       const result = await buildImage(source, { ...writeOptions(o), output: o.output, seed: o.seed, baseDir: o.preset ? process.cwd() : undefined });
       const text = o.json ? JSON.stringify(result, null, 2) : formatBuild(result);
       // With -o -, the image owns stdout; the report goes to stderr.
-      (o.output === '-' ? process.stderr : process.stdout).write(`${text}\n`);
+      (o.output === '-' ? printErr : printOut)(`${text}\n`);
     });
 
   program
@@ -105,7 +108,7 @@ export function makeProgram(): Command {
     .action(async (image: string, o: { json?: boolean; sectorSize?: number }) => {
       const r = await inspectImage(image, { sectorSize: o.sectorSize });
       if (o.json) printJson(r);
-      else process.stdout.write(`${formatInspection(r)}\n`);
+      else printOut(`${formatInspection(r)}\n`);
     });
 
   program
@@ -132,7 +135,7 @@ export function makeProgram(): Command {
         r.ok = r.ok && sig.ok;
       }
       if (o.json) printJson(r);
-      else process.stdout.write(`${formatVerify(r)}\n`);
+      else printOut(`${formatVerify(r)}\n`);
       process.exitCode = r.ok ? 0 : EXIT_PROBLEMS;
     });
 
@@ -146,7 +149,7 @@ export function makeProgram(): Command {
     .action(async (a: string, b: string, o: { strict?: boolean; json?: boolean }) => {
       const r = await compareImages(a, b, { strict: o.strict });
       if (o.json) printJson(r);
-      else process.stdout.write(`${formatCompare(r)}\n`);
+      else printOut(`${formatCompare(r)}\n`);
       process.exitCode = r.identical ? 0 : EXIT_PROBLEMS;
     });
 
@@ -162,7 +165,7 @@ export function makeProgram(): Command {
   ).action(async (input: string, output: string, o: OutputFlags & { json?: boolean; allowBacking?: boolean }) => {
     const r = await convertImage(input, output, { ...writeOptions(o), allowBacking: o.allowBacking });
     const text = o.json ? JSON.stringify(r, null, 2) : `${r.input} (${r.inputFormat}) -> ${r.output} (${r.format}), virtual size ${r.virtualSize} bytes`;
-    if (o.json || output !== '-') (output === '-' ? process.stderr : process.stdout).write(`${text}\n`);
+    if (o.json || output !== '-') (output === '-' ? printErr : printOut)(`${text}\n`);
   });
 
   program
@@ -188,7 +191,7 @@ export function makeProgram(): Command {
       const { layoutJsonSchema } = await import('./layout/schema.js'); // zod: loaded only here and for layouts
       const text = `${JSON.stringify(layoutJsonSchema(), null, 2)}\n`;
       if (o.output) writeFileSync(o.output, text);
-      else process.stdout.write(text);
+      else printOut(text);
     });
   return program;
 }
@@ -214,11 +217,11 @@ export async function main(argv: string[]): Promise<number> {
     return Number(process.exitCode ?? 0);
   } catch (err) {
     if (err instanceof DiskmintError) {
-      process.stderr.write(`diskmint: ${err.code === 'LAYOUT' ? 'invalid layout:\n  ' + err.problems.join('\n  ') : err.message}\n`);
+      printErr(`diskmint: ${err.code === 'LAYOUT' ? 'invalid layout:\n  ' + err.problems.join('\n  ') : err.message}\n`);
       return err.code === 'NOT_A_DISK' || err.code === 'LAYOUT' || err.code === 'INPUT' ? EXIT_UNREADABLE : EXIT_PROBLEMS;
     }
     if (err instanceof FormatError) {
-      process.stderr.write(`diskmint: ${err.format}: ${err.message}\n`);
+      printErr(`diskmint: ${err.format}: ${err.message}\n`);
       return EXIT_UNREADABLE;
     }
     // Operating-system errors (a missing file, a full disk, no permission) are the user's to fix.
@@ -226,10 +229,10 @@ export async function main(argv: string[]): Promise<number> {
     if (typeof sys?.code === 'string' && typeof sys.syscall === 'string') {
       // The reader of our output went away (`diskmint convert IMG - | head -c 1M`): stop quietly.
       if (sys.code === 'EPIPE') return EXIT_BROKEN_PIPE;
-      process.stderr.write(`diskmint: ${sys.message}\n`);
+      printErr(`diskmint: ${sys.message}\n`);
       return sys.code === 'ENOENT' ? EXIT_UNREADABLE : EXIT_PROBLEMS;
     }
-    process.stderr.write(`diskmint: internal error: ${(err as Error)?.stack ?? String(err)}\n(please report this with the command that caused it)\n`);
+    printErr(`diskmint: internal error: ${(err as Error)?.stack ?? String(err)}\n(please report this with the command that caused it)\n`);
     return EXIT_INTERNAL;
   }
 }

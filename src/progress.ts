@@ -1,5 +1,6 @@
 /** A progress bar on standard error for long work; silent when stderr is not a terminal. */
 import { formatBytes } from './layout/size.js';
+import { stderrIsTerminal } from './cli-output.js';
 
 export interface Progress {
   update(done: number, total: number): void;
@@ -7,9 +8,9 @@ export interface Progress {
 }
 
 export function createProgress(label: string, opts: { enabled?: boolean; stream?: NodeJS.WriteStream } = {}): Progress {
-  const stream = opts.stream ?? process.stderr;
-  const enabled = opts.enabled ?? stream.isTTY === true;
+  const enabled = opts.enabled ?? (opts.stream ? opts.stream.isTTY === true : stderrIsTerminal());
   if (!enabled) return { update() {}, finish() {} };
+  const stream = opts.stream ?? process.stderr;
   const started = Date.now();
   let lastDraw = 0;
   let drawn = false;

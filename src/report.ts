@@ -6,6 +6,7 @@ import type { BuildResult, BuildSummary } from './build.js';
 import type { CompareResult } from './compare.js';
 import type { PartitionTable } from './tables/types.js';
 import { formatBytes } from './layout/size.js';
+import { printOut } from './cli-output.js';
 
 function table(rows: string[][], indent: string): string[] {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
@@ -74,7 +75,7 @@ function formatSummary(s: BuildSummary, indent: string): string[] {
 
 /** JSON on standard output; 64-bit values (GPT attributes) as 0x-prefixed hex. */
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v), 2)}\n`);
+  printOut(`${JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v), 2)}\n`);
 }
 
 export function formatCompare(r: CompareResult): string {

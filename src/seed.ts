@@ -2,10 +2,16 @@
  * Determinism: every identifier an image carries (disk and partition GUIDs, MBR disk
  * signatures, later FAT serials) derives from one seed and the thing's place in the layout.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+// SHA-256 in JavaScript: these hashes are a few bytes each, and node:crypto costs a command
+// ~5-9 ms of start-up to load (it pulls in node:stream); the digests are the same bytes.
+import { sha256 } from '@noble/hashes/sha2.js';
+
+const utf8 = new TextEncoder();
 
 function digest(seed: string, what: string): Buffer {
-  return createHash('sha256').update(`diskmint\0${seed}\0${what}`).digest();
+  const d = sha256(utf8.encode(`diskmint\0${seed}\0${what}`));
+  return Buffer.from(d.buffer, d.byteOffset, d.byteLength);
 }
 
 /** A version-4-shaped GUID (RFC 9562 section 5.4 bits) derived from the seed. */
@@ -24,7 +30,7 @@ export function deriveU32(seed: string, what: string): number {
 
 /** The default seed: a hash of the layout text, so different layouts differ and one layout repeats. */
 export function seedFromLayoutText(text: string): string {
-  return createHash('sha256').update(text).digest('hex').slice(0, 32);
+  return Buffer.from(sha256(utf8.encode(text))).toString('hex').slice(0, 32);
 }
 
 export function randomSeed(): string {

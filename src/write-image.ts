@@ -16,6 +16,7 @@ import { fileSink, streamSink, type ByteSink } from './containers/sink.js';
 import { handlerFor, outputFormatFor, parseOptionString } from './containers/registry.js';
 import type { ContainerFormat, WriteContext } from './containers/types.js';
 import { createProgress, type Progress } from './progress.js';
+import { stderrIsTerminal } from './cli-output.js';
 
 export interface WriteImageOptions {
   /** Output format (qemu-img names: raw, qcow2, vmdk, vpc/vhd, vhdx); default from the file extension. */
@@ -43,7 +44,7 @@ export interface WriteImageResult {
 export async function writeImage(disk: VirtualDisk, output: string, opts: WriteImageOptions = {}): Promise<WriteImageResult> {
   const format = outputFormatFor(opts.format, output);
   const options = typeof opts.options === 'string' || opts.options === undefined ? parseOptionString(opts.options) : { ...opts.options };
-  const showProgress = opts.progress ?? (output !== '-' && process.stderr.isTTY === true);
+  const showProgress = opts.progress ?? (output !== '-' && stderrIsTerminal());
   const progress = createProgress(`writing ${format}`, { enabled: showProgress });
   // Only wrap reads for a visible bar: the wrapper costs a copy per chunk.
   const { disk: tracked, close } = showProgress ? trackProgress(disk, progress) : { disk, close: async () => {} };

@@ -18,6 +18,7 @@ import { memoryDiskReader } from '../src/disk-reader.js';
 import { buildImage, convertImage, inspectDisk, inspectImage, openDisk } from '../src/index.js';
 import { currentBootenv, readZfsLabels, zfsBootenv, zfsFindings, zfsLabels, zfsSetBootonce } from '../src/zfs.js';
 import { addZfsCommands } from '../src/cli-zfs.js';
+import { cliOutput } from '../src/cli-output.js';
 import { tempDir } from './helpers/golden.js';
 
 const FIXTURE = new URL('../fixtures/zfs/pool.img.gz', import.meta.url).pathname;
@@ -218,7 +219,7 @@ describe('verify findings and hostile labels', () => {
 
     const path = fresh('cli.img');
     const out: string[] = [];
-    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((s) => { out.push(String(s)); return true; });
+    const spy = vi.spyOn(cliOutput, 'out').mockImplementation((s) => void out.push(s));
     try {
       const run = (...args: string[]) => { const p = new Command(); p.exitOverride(); addZfsCommands(p); return p.parseAsync(args, { from: 'user' }); };
       await run('zfs', 'bootonce', path, 'zroot/ROOT/upgrade');
