@@ -9,7 +9,12 @@
 import { fstatSync, writeSync } from 'node:fs';
 import { isatty } from 'node:tty';
 
+/** Descriptors that once refused a write with EAGAIN: their stream writes everything after. */
+const handedToStream = new Set<number>();
+
 function writeText(fd: 1 | 2, text: string): void {
+  const stream = () => (fd === 1 ? process.stdout : process.stderr);
+  if (handedToStream.has(fd)) return void stream().write(text);
   const bytes = Buffer.from(text, 'utf8');
   let done = 0;
   while (done < bytes.length) {
@@ -17,8 +22,10 @@ function writeText(fd: 1 | 2, text: string): void {
       done += writeSync(fd, bytes, done, bytes.length - done);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err; // EPIPE: main() exits 141
-      // A full non-blocking pipe (set so by whoever made it): the stream waits for it.
-      (fd === 1 ? process.stdout : process.stderr).write(bytes.subarray(done));
+      // A full non-blocking pipe (set so by whoever made it): the stream waits for it, and
+      // keeps the order of what follows.
+      handedToStream.add(fd);
+      stream().write(bytes.subarray(done));
       return;
     }
   }
