@@ -61,8 +61,13 @@ export async function openSiblingFile(imagePath: string, name: string): Promise<
   if (isAbsolute(name) || norm.split(sep).includes('..') || name.includes('\0')) {
     throw new FormatError('BAD_VALUE', `extent file "${name}" is outside the folder of ${basename(imagePath)}; only files beside it are opened`, 'vmdk');
   }
+  const path = join(dirname(imagePath), norm);
+  const st = await stat(path).catch(() => undefined);
+  if (st && !st.isFile() && !st.isBlockDevice()) {
+    throw new FormatError('BAD_VALUE', `extent file "${name}" named by ${basename(imagePath)} is not a file`, 'vmdk');
+  }
   try {
-    return await openRawFile(join(dirname(imagePath), norm));
+    return await openRawFile(path);
   } catch {
     throw new FormatError('BAD_VALUE', `extent file "${name}" named by ${basename(imagePath)} cannot be opened`, 'vmdk');
   }

@@ -237,6 +237,27 @@ describe('vmdk hostile input', () => {
     expect(await vmdkHandler.detect(memoryDiskReader(Buffer.from('\x01\x02# Disk DescriptorFile\n')))).toBe(false);
   });
 
+  it('an extent past the end of its file reads as zeros and is not data; a folder is no extent', async () => {
+    const dir = tempDir();
+    const flat = Buffer.alloc(4096, 9);
+    writeFileSync(join(dir, 'small-flat.vmdk'), flat);
+    const twoTiB = 2 ** 32; // sectors
+    writeFileSync(join(dir, 'big.vmdk'), `# Disk DescriptorFile\nversion=1\ncreateType="monolithicFlat"\nRW ${twoTiB} FLAT "small-flat.vmdk" 0\n`);
+    const { reader } = await openDisk(join(dir, 'big.vmdk'));
+    try {
+      expect(reader.size).toBe(twoTiB * 512);
+      const ranges = [];
+      for await (const r of reader.allocatedRanges!()) ranges.push(r);
+      expect(ranges).toEqual([{ offset: 0, length: 4096 }]);
+      expect(Buffer.from(await reader.read(0, 4096)).equals(flat)).toBe(true);
+      expect((await reader.read(2 ** 40, 512)).every((b) => b === 0)).toBe(true);
+    } finally {
+      await reader.close();
+    }
+    writeFileSync(join(dir, 'dir.vmdk'), '# Disk DescriptorFile\nversion=1\ncreateType="monolithicFlat"\nRW 8 FLAT "." 0\n');
+    await expect(openDisk(join(dir, 'dir.vmdk'))).rejects.toMatchObject({ name: 'DiskmintError', message: expect.stringMatching(/extent file "\." .*is not a file/) });
+  });
+
   it('reads a descriptor qemu-img left with text behind the first NUL', async () => {
     // qemu-img writes the descriptor, then rewrites it in place with a random CID printed without
     // leading zeros: one or two bytes shorter, so the old text's tail stays after a NUL (seen in

@@ -177,7 +177,11 @@ function flatExtent(start: number, length: number, file: DiskReader, fileOffset:
       out.fill(0, await readInto(file, fileOffset + offset, out));
     },
     async *ranges() {
-      yield { offset: 0, length };
+      // Past the end of its file a flat extent reads as zeros (as qemu reads it): not data. A
+      // descriptor that claims 2 TiB over a small file then converts in a moment, not by
+      // reading 2 TiB of nothing.
+      const stored = Math.min(length, Math.max(0, file.size - fileOffset));
+      if (stored > 0) yield { offset: 0, length: stored };
     },
   };
 }
