@@ -96,3 +96,34 @@ describe('createCompressor', () => {
     }
   });
 });
+
+describe('pipelines with nothing to wait for', () => {
+  /** Ticks of a 5 ms interval while `work` runs on microtasks alone (busy items, no I/O). */
+  async function ticksDuring(work: (busyItem: () => Promise<void>) => Promise<void>): Promise<number> {
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    const busyItem = async () => {
+      const until = Date.now() + 2;
+      while (Date.now() < until); // CPU work, as zero-scanning a chunk is
+    };
+    try {
+      const before = ticks;
+      await work(busyItem);
+      return ticks - before;
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
+  // 150 items of 2 ms: without turns of the event loop no timer (and no signal handler) runs.
+  it('forEachConcurrent lets the event loop turn (timers, Ctrl-C) while it runs', async () => {
+    expect(await ticksDuring((busy) => forEachConcurrent(Array.from({ length: 150 }, (_, i) => i), 4, busy))).toBeGreaterThan(0);
+  });
+
+  it('mapOrdered does too', async () => {
+    const ticks = await ticksDuring(async (busy) => {
+      for await (const _ of mapOrdered(Array.from({ length: 150 }, (_, i) => i), 4, busy));
+    });
+    expect(ticks).toBeGreaterThan(0);
+  });
+});
