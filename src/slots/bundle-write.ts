@@ -1,9 +1,12 @@
 /**
  * `slot write IMG SLOT --from UPDATE.dmb`: check the bundle's signature before anything is
- * written, check it fits the slot (and, for a delta, that the slot holds its base), stream the
- * payload into the slot, read the slot back against the manifest's sha256, and only then set
- * bootonce. A refusal leaves the slot's bytes and attributes as they were.
+ * written, check it fits the slot (and, for a delta, that the slot holds its base), run the whole
+ * payload once without writing (raw images, which are edited in place), stream it into the slot,
+ * read the slot back against the manifest's sha256, and only then set bootonce. A refusal, a
+ * corrupt record or a payload that does not make the manifest's image leaves the slot's bytes and
+ * attributes as they were.
  */
+import { createHash } from 'node:crypto';
 import { open, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +15,7 @@ import { DiskmintError } from '../errors.js';
 import { openBundle, bundleTargetCheck, type OpenedBundle } from '../bundle/open.js';
 import { BUNDLE_MAGIC } from '../bundle/format.js';
 import type { ImageEditor } from './editor.js';
-import { hashRange } from './hash.js';
+import { hashRange, updateWithRange } from './hash.js';
 
 export interface BundleTarget {
   index: number;
@@ -59,6 +62,7 @@ export async function applyBundle(editor: ImageEditor, bundle: OpenedBundle, tar
   const refusal = bundleTargetCheck(m, target.sizeBytes, base);
   if (refusal) throw new DiskmintError('BAD_ARGUMENT', `slot ${target.index}${target.label ? ` (${target.label})` : ''}: ${refusal}`);
   if (editor.format === 'raw') {
+    await dryRunPayload(editor, bundle, target);
     for await (const chunk of bundle.payload()) await editor.writeBytes(target.offset + chunk.offset, chunk.data);
     return async () => {};
   }
@@ -86,3 +90,25 @@ export async function applyBundle(editor: ImageEditor, bundle: OpenedBundle, tar
   return cleanup; // the spool must outlive the editor's commit
 }
 
+/**
+ * Raw images are written in place, so the payload runs once first without writing: every record
+ * decompresses and checks (payload() throws otherwise), and the slot it would leave, its current
+ * bytes where a delta has no record, hashes to the manifest's payloadSha256. Only then is the
+ * first byte written. (Containers are rewritten into a temp file and renamed, so a failure
+ * part-way through loses nothing there.)
+ */
+async function dryRunPayload(editor: ImageEditor, bundle: OpenedBundle, target: BundleTarget): Promise<void> {
+  const m = bundle.manifest;
+  const image = createHash('sha256');
+  let at = 0; // bytes of the new image hashed so far
+  for await (const chunk of bundle.payload()) {
+    if (chunk.offset > at) await updateWithRange(image, editor.disk, target.offset + at, Math.min(chunk.offset, m.payloadSize) - at);
+    const end = Math.min(chunk.offset + chunk.data.length, m.payloadSize);
+    if (end > chunk.offset) image.update(chunk.data.subarray(0, end - chunk.offset));
+    at = Math.max(at, end);
+  }
+  if (at < m.payloadSize) await updateWithRange(image, editor.disk, target.offset + at, m.payloadSize - at);
+  if (image.digest('hex') !== m.payloadSha256) {
+    throw new DiskmintError('INPUT', `${bundle.path}: the slot would not hold the bundle's image (its sha256 would differ from the manifest's payloadSha256); nothing was written`);
+  }
+}
