@@ -31,6 +31,16 @@ describe('layout validation names the JSON path and the value', () => {
     expect(() => parseLayout({ scheme: 'zfs', partitions: [] })).toThrow(/scheme: "zfs" is invalid/);
   });
 
+  it('hostile JSON: deep nesting is refused by path, long values are cut short in messages', async () => {
+    let deep: unknown = {};
+    for (let i = 0; i < 5000; i++) deep = [deep];
+    const nested = await layoutProblems({ scheme: 'gpt', partitions: deep });
+    expect(nested).toHaveLength(1);
+    expect(nested[0]).toMatch(/^partitions(\[0\]){63}: nested more than 64 levels deep/);
+    const long = await layoutProblems({ scheme: 'gpt', partitions: [{ type: 'efi', size: '1M', label: ['x'.repeat(1 << 20), { a: { b: { c: 1 } } }, 3, 4, 5, 6] }] });
+    expect(long).toEqual([`partitions[0].label: ["${'x'.repeat(57)}...",{"a":{...}},3,4,5,...] is invalid: Invalid input: expected string, received array`]);
+  });
+
   it('type names per scheme', async () => {
     expect(await layoutProblems({ scheme: 'gpt', size: '10M', partitions: [{ type: 'freebsd-ufo', size: '1M' }] })).toEqual([
       'partitions[0].type: "freebsd-ufo" is not a GPT type (use a name such as freebsd-ufs, efi, linux-data, or a GUID)',

@@ -77,6 +77,11 @@ const SIZE_KEYS = new Set(['size', 'offset', 'align']);
 
 /** Validate parsed JSON as a layout; throws DiskmintError('LAYOUT') listing every problem. */
 export function parseLayout(json: unknown): Layout {
+  const tooDeep = pathDeeperThan(json, MAX_LAYOUT_DEPTH);
+  if (tooDeep) {
+    const problem = `${formatJsonPath(tooDeep)}: nested more than ${MAX_LAYOUT_DEPTH} levels deep; no layout needs that many`;
+    throw new DiskmintError('LAYOUT', problem, [problem]);
+  }
   const result = LayoutSchema.safeParse(json);
   if (result.success) return result.data;
   const problems = result.error.issues.flatMap((issue) => describeIssue(json, issue));
@@ -84,6 +89,34 @@ export function parseLayout(json: unknown): Layout {
 }
 
 const CONTENT_KINDS = ['file', 'zero', 'image', 'fat'];
+
+/** Deeper JSON than this is refused before validation (recursion in zod and in messages). */
+const MAX_LAYOUT_DEPTH = 64;
+
+/** The path of a value nested deeper than `limit` arrays and objects, found without recursion. */
+function pathDeeperThan(root: unknown, limit: number): PropertyKey[] | undefined {
+  const stack: Array<{ value: unknown; path: PropertyKey[] }> = [{ value: root, path: [] }];
+  while (stack.length) {
+    const { value, path } = stack.pop()!;
+    if (value === null || typeof value !== 'object') continue;
+    if (path.length >= limit) return path;
+    for (const [key, child] of Object.entries(value)) stack.push({ value: child, path: [...path, Array.isArray(value) ? Number(key) : key] });
+  }
+  return undefined;
+}
+
+/** A value as JSON for a message, cut short: two levels, five items, 60 characters of a string. */
+function showValue(value: unknown, depth = 0): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  if (value === null || typeof value !== 'object') return String(JSON.stringify(value) ?? value);
+  const entries = Object.entries(value);
+  const [open, close] = Array.isArray(value) ? ['[', ']'] : ['{', '}'];
+  if (entries.length === 0) return `${open}${close}`;
+  if (depth >= 2) return `${open}...${close}`;
+  const shown = entries.slice(0, 5).map(([k, v]) => (Array.isArray(value) ? '' : `${JSON.stringify(k)}:`) + showValue(v, depth + 1));
+  if (entries.length > 5) shown.push('...');
+  return `${open}${shown.join(',')}${close}`;
+}
 
 function describeIssue(root: unknown, issue: z.core.$ZodIssue, prefix: readonly PropertyKey[] = []): string[] {
   if (prefix.length) issue = { ...issue, path: [...prefix, ...issue.path] };
@@ -101,7 +134,7 @@ function describeIssue(root: unknown, issue: z.core.$ZodIssue, prefix: readonly 
 
 function describeLeafIssue(issue: z.core.$ZodIssue, value: unknown): string {
   const path = formatJsonPath(issue.path);
-  const shown = value === undefined ? 'missing' : JSON.stringify(value);
+  const shown = value === undefined ? 'missing' : showValue(value);
   const last = issue.path[issue.path.length - 1];
   if (typeof last === 'string' && SIZE_KEYS.has(last) && value !== undefined) {
     return `${path}: ${shown} is not a size (${SIZE_HINT})`;
