@@ -287,10 +287,21 @@ export async function signImage(imagePath: string, keyPath: string, opts: { outp
   return { manifest, signaturePath, detached };
 }
 
+const isSha256 = (v: unknown) => typeof v === 'string' && /^[0-9a-f]{64}$/.test(v);
+const isCount = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+
+/** Every field verify reads, of the type it reads: a key that signs a malformed manifest is no reason to crash. */
+function isManifestPartition(p: unknown): p is ManifestPartition {
+  if (p === null || typeof p !== 'object') return false;
+  const q = p as Record<string, unknown>;
+  return ['table', 'type', 'rawType', 'label'].every((k) => typeof q[k] === 'string') && isCount(q.index) && isCount(q.offset) && isCount(q.size) && isSha256(q.sha256);
+}
+
 function parseImageManifest(bytes: Uint8Array): ImageManifest | undefined {
   try {
     const m = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as ImageManifest;
-    if (m?.format !== 'diskmint-image-manifest' || m.formatVersion !== 1 || !Array.isArray(m.partitions) || typeof m.image?.sha256 !== 'string') return undefined;
+    if (m?.format !== 'diskmint-image-manifest' || m.formatVersion !== 1 || !isCount(m.image?.size) || !isSha256(m.image?.sha256)) return undefined;
+    if (!Array.isArray(m.partitions) || !m.partitions.every(isManifestPartition)) return undefined;
     return m;
   } catch {
     return undefined;

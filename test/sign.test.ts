@@ -153,6 +153,29 @@ describe('signed images', () => {
     await expect(verifyImageSignature(raw, join(dir, 'missing.sig'), pub)).rejects.toThrow(/cannot be read/);
   });
 
+  it('a validly signed manifest with fields of the wrong type is a finding, not a crash', async () => {
+    const basePath = join(dir, 'well-formed.sig');
+    await signImage(raw, key, { output: basePath });
+    const good = JSON.parse(Buffer.from((JSON.parse(readFileSync(basePath, 'utf8')) as { manifest: string }).manifest, 'base64').toString());
+    const privateKey = await loadPrivateKey(key);
+    const broken = [
+      (m: any) => { m.partitions[0].sha256 = 1048576000; },
+      (m: any) => { m.partitions[1].offset = '0'; },
+      (m: any) => { m.partitions[0] = null; },
+      (m: any) => { m.image.size = -1; },
+      (m: any) => { m.image = 'x'; },
+    ];
+    for (const [i, breakIt] of broken.entries()) {
+      const m = structuredClone(good);
+      breakIt(m);
+      const manifestBytes = Buffer.from(JSON.stringify(m));
+      const sigPath = join(dir, `malformed-${i}.sig`);
+      writeFileSync(sigPath, encodeSignatureFile({ manifestBytes, signature: signBytes(manifestBytes, privateKey) }));
+      const r = await verifyImageSignature(raw, sigPath, pub);
+      expect(r.findings.map((f) => f.code), String(breakIt)).toEqual(['signature.manifest']);
+    }
+  });
+
   it('openssl pkeyutl -verify accepts the signature, from --detach-dir files and from the .sig with sed and base64', async (ctx) => {
     if (!requirePeer('openssl', 'openssl')) return ctx.skip();
     const detach = join(dir, 'detached');
