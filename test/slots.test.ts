@@ -3,7 +3,8 @@
  * read-back, bootonce/confirm/activate as FreeBSD does them, crash-safe table rewrites, and the
  * same commands through qcow2 and VMDK.
  */
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildImage, convertImage, inspectImage, verifyImage } from '../src/index.js';
@@ -46,6 +47,7 @@ async function nanobsd(name = 'fw.img', extra: Record<string, string> = {}): Pro
   return out;
 }
 
+const sha256File = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 const attrsOf = async (img: string) => Object.fromEntries((await slotStatus(img, { hash: false })).slots.map((s) => [s.label, s.attributes.join(',') || '-']));
 
 describe('nanobsd preset and slot status', () => {
@@ -138,6 +140,20 @@ describe('an upgrade, as a device sees it', () => {
     await expect(slotWrite(img, 'nope', osB)).rejects.toThrow(/no partition "nope"/);
     await expect(slotWrite(img, 'cfg', osB)).resolves.toMatchObject({ slot: 6 });
     await expect(slotWrite(img, 3, osB)).rejects.toThrow(/not a freebsd-ufs OS slot/);
+  });
+});
+
+describe('a cut image', () => {
+  it('slot edits refuse an image cut short (its backup GPT past the end) and change nothing', async (ctx) => {
+    if (!osA) return ctx.skip();
+    const img = await nanobsd('cut.img');
+    truncateSync(img, statSync(img).size - 64 * 1024); // the backup entries and header are gone
+    const before = sha256File(img);
+    await expect(slotBootonce(img, 'os2')).rejects.toThrow(/backup GPT belongs at LBA \d+ .*cut short\? Nothing was written/);
+    await expect(slotActivate(img, 'os2')).rejects.toThrow(/cut short/);
+    await expect(slotWrite(img, 'os2', osB, { bootonce: true })).rejects.toThrow(/cut short/);
+    await expect(slotWrite(img, 'data', osB, { force: true })).rejects.toThrow(/past the end of this \d+-byte image/);
+    expect(sha256File(img)).toBe(before);
   });
 });
 

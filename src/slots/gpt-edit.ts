@@ -88,6 +88,33 @@ function headerSector(good: Copy, myLba: number, alternateLba: number, entriesLb
   return sector;
 }
 
+/** Where the rewrite puts each copy: the good copy's places, a damaged copy's usual ones. */
+function copyLocations(gpt: EditableGpt): { primaryLba: number; backupLba: number; primaryEntriesLba: number; backupEntriesLba: number; entryBytes: number } {
+  const { good, sectorSize: ss } = gpt;
+  const entryBytes = good.entriesBytes.length;
+  const backupLba = good === gpt.primary ? good.header.alternateLba : good.header.myLba;
+  return {
+    primaryLba: 1,
+    backupLba,
+    primaryEntriesLba: gpt.primary?.valid ? gpt.primary.header.entriesLba : 2,
+    backupEntriesLba: gpt.backup?.valid ? gpt.backup.header.entriesLba : backupLba - Math.ceil(entryBytes / ss),
+    entryBytes,
+  };
+}
+
+/**
+ * Refuse, before anything is written, an image whose GPT copies do not both fit in it (a cut
+ * image, its backup past the end): a rewrite would stop with half a backup copy written.
+ */
+export function checkGptCopiesFit(gpt: EditableGpt, imageSize: number): void {
+  const ss = gpt.sectorSize;
+  const at = copyLocations(gpt);
+  const ends = [at.backupEntriesLba * ss + at.entryBytes, (at.backupLba + 1) * ss, at.primaryEntriesLba * ss + at.entryBytes];
+  if (at.backupEntriesLba <= at.primaryLba || ends.some((end) => end > imageSize)) {
+    throw new DiskmintError('NOT_A_DISK', `the backup GPT belongs at LBA ${at.backupLba} (entries at ${at.backupEntriesLba}), outside this ${imageSize}-byte image: was it cut short? Nothing was written (see \`diskmint verify\`)`);
+  }
+}
+
 /**
  * Set each listed entry's attributes and rewrite both copies in the crash-safe order.
  * A damaged copy is rebuilt from the good one.
@@ -95,6 +122,7 @@ function headerSector(good: Copy, myLba: number, alternateLba: number, entriesLb
 export async function writeGptAttributes(editor: ImageEditor, gpt: EditableGpt, attributes: ReadonlyMap<number, bigint>): Promise<void> {
   const { good, sectorSize: ss } = gpt;
   const h = good.header;
+  checkGptCopiesFit(gpt, editor.disk.size);
   const array = new Uint8Array(good.entriesBytes);
   const dv = new DataView(array.buffer, array.byteOffset, array.byteLength);
   for (const [index, bits] of attributes) {
@@ -102,11 +130,7 @@ export async function writeGptAttributes(editor: ImageEditor, gpt: EditableGpt, 
     dv.setBigUint64((index - 1) * h.entrySize + ENTRY_ATTRIBUTES, bits, true);
   }
   const entriesCrc = crc32(array);
-  const primaryLba = 1;
-  const backupLba = good === gpt.primary ? h.alternateLba : h.myLba;
-  const entrySectors = Math.ceil(array.length / ss);
-  const primaryEntriesLba = gpt.primary?.valid ? gpt.primary.header.entriesLba : 2;
-  const backupEntriesLba = gpt.backup?.valid ? gpt.backup.header.entriesLba : backupLba - entrySectors;
+  const { primaryLba, backupLba, primaryEntriesLba, backupEntriesLba } = copyLocations(gpt);
   await editor.writeBytes(backupEntriesLba * ss, array);
   await editor.writeBytes(backupLba * ss, headerSector(good, backupLba, primaryLba, backupEntriesLba, entriesCrc));
   await editor.writeBytes(primaryEntriesLba * ss, array);

@@ -17,7 +17,7 @@ import { gptTypeName } from '../../formats/gpt-types.js';
 import { activateSlot, chooseBootSlot, confirmBoot, setBootonce, type SlotEntry } from '../../formats/gptboot.js';
 import { detectFilesystem } from '../fs-detect.js';
 import { openImageEditor, type EditorOptions, type ImageEditor } from './editor.js';
-import { gptNeedsRepair, readGptForEdit, writeGptAttributes, type EditableGpt } from './gpt-edit.js';
+import { checkGptCopiesFit, gptNeedsRepair, readGptForEdit, writeGptAttributes, type EditableGpt } from './gpt-edit.js';
 import { applyBundle, isBundleFile, openCheckedBundle, type BundleTarget } from './bundle-write.js';
 import { FREEBSD_BOOT, FREEBSD_UFS, mbrSlots, setMbrActive, type MbrSlot } from './mbr-slots.js';
 
@@ -178,6 +178,9 @@ async function writeIntoSlot(path: string, ref: SlotRef, opts: SlotWriteOptions,
   let cleanup = async () => {};
   try {
     const target = (await schemeOf(editor.disk)) === 'gpt' ? await gptTarget(editor, ref, opts) : await mbrTarget(editor, ref, opts);
+    if (target.offset + target.sizeBytes > editor.disk.size) {
+      throw new DiskmintError('NOT_A_DISK', `slot ${slotName(target)} ends at byte ${target.offset + target.sizeBytes}, past the end of this ${editor.disk.size}-byte image: was it cut short? Nothing was written`);
+    }
     cleanup = await fill(editor, target);
     await editor.commit();
     return target;
@@ -189,6 +192,7 @@ async function writeIntoSlot(path: string, ref: SlotRef, opts: SlotWriteOptions,
 
 async function gptTarget(editor: ImageEditor, ref: SlotRef, opts: SlotWriteOptions): Promise<BundleTarget> {
   const gpt = await readGptForEdit(editor.disk);
+  if (opts.bootonce) checkGptCopiesFit(gpt, editor.disk.size); // before the slot is written
   const slot = resolveGptSlot(gpt, ref);
   const byDefault = chooseBootSlot(toSlotEntries(gpt).map((e) => ({ ...e, attributes: e.attributes & ~(1n << 58n) })), { firstTry: true }).index;
   if (byDefault === slot.index && !opts.force) {
