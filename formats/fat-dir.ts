@@ -130,15 +130,20 @@ export function assignShortNames(names: readonly string[]): ShortNamePlan[] {
   const taken = new Set<string>();
   const plans: (ShortNamePlan | undefined)[] = names.map((n) => exactShortName(n));
   for (const p of plans) if (p) taken.add(p.name11);
+  // The last ~N given to each basis name: the next one's search starts after it (every smaller N
+  // was taken then and still is), so a folder of 40000 similar names costs 40000 steps, not 8e8.
+  const lastTail = new Map<string, number>();
   return names.map((name, i) => {
     const exact = plans[i];
     if (exact) return exact;
     const { base, ext } = basisName(name);
-    for (let n = 1; n <= 999999; n++) {
+    const basis = `${base}.${ext}`;
+    for (let n = (lastTail.get(basis) ?? 0) + 1; n <= 999999; n++) {
       const tail = `~${n}`;
       const name11 = (base.slice(0, 8 - tail.length) + tail).padEnd(8, ' ') + ext.padEnd(3, ' ');
       if (!taken.has(name11)) {
         taken.add(name11);
+        lastTail.set(basis, n);
         return { name11, ntCase: 0, longName: name };
       }
     }

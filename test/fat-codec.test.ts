@@ -232,6 +232,30 @@ describe('FAT names', () => {
     expect(plans.map((p) => p.name11)).toEqual(['LONGNA~2TXT', 'LONGNA~1TXT']);
     expect(assignShortNames(Array.from({ length: 12 }, (_, i) => `averylongname${i}.dat`))[11].name11).toBe('AVERY~12DAT');
   });
+  it('aliases are the smallest free ~N for each name in turn, as the plain search gives (property)', () => {
+    // The search the generator shortcuts: for each name, N = 1, 2, ... until the alias is free.
+    const plainSearch = (names: string[]) => {
+      const taken = new Set(names.map((n) => exactShortName(n)?.name11).filter((x) => x !== undefined));
+      return names.map((name) => {
+        const exact = exactShortName(name);
+        if (exact) return exact.name11;
+        const { base, ext } = basisName(name);
+        for (let n = 1; ; n++) {
+          const name11 = (base.slice(0, 8 - `~${n}`.length) + `~${n}`).padEnd(8, ' ') + ext.padEnd(3, ' ');
+          if (!taken.has(name11)) return taken.add(name11), name11;
+        }
+      });
+    };
+    // Few stems and tails: many collisions, with exact 8.3 names (LONGNA~3.TXT) mixed in.
+    const name = fc.tuple(fc.constantFrom('longname', 'LONGNA~', 'long name', 'longnames', 'a', 'Ab'), fc.nat(14), fc.constantFrom('.txt', '.TXT', '', '.html'))
+      .map(([stem, n, ext]) => `${stem}${n}${ext}`);
+    fc.assert(
+      fc.property(fc.uniqueArray(name, { maxLength: 60, selector: (n) => caseFoldName(n) }), (names) => {
+        expect(assignShortNames(names).map((p) => p.name11)).toEqual(plainSearch(names));
+      }),
+      { numRuns: 300 },
+    );
+  });
   it('8.3 names: upper case as is, lower case with NT case bits, mixed case with an LFN', () => {
     expect(exactShortName('README.TXT')).toEqual({ name11: 'README  TXT', ntCase: 0 });
     expect(exactShortName('hello.txt')).toEqual({ name11: 'HELLO   TXT', ntCase: NT_LOWER_BASE | NT_LOWER_EXT });
