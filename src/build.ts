@@ -93,7 +93,8 @@ export async function planImage(
 /** Build the image a layout describes and write it to `opts.output`. */
 export async function buildImage(layoutOrPath: Layout | string, opts: BuildOptions): Promise<BuildResult> {
   const { plan, disk } = await planImage(layoutOrPath, opts);
-  const written = await writeImage(disk, opts.output, opts);
+  const layoutFile = typeof layoutOrPath === 'string' ? [layoutOrPath] : [];
+  const written = await writeImage(disk, opts.output, { ...opts, inputs: [...(opts.inputs ?? []), ...layoutFile] });
   return { ...summarisePlan(plan), output: opts.output, format: written.format, dataBytes: disk.dataBytes() };
 }
 

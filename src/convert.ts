@@ -43,7 +43,7 @@ export async function convertImage(input: string, output: string, opts: ConvertO
   const { reader, format } = await openDisk(input, opts);
   try {
     const disk = await diskFromReader(reader, { wholeRawFile: writerFindsZeros(output) });
-    const result = await writeImage(disk, output, opts);
+    const result = await writeImage(disk, output, { ...opts, inputs: [...(opts.inputs ?? []), input] });
     return { ...result, input, inputFormat: reader.subformat ? `${format} (${reader.subformat})` : format, dataBytes: disk.dataBytes() };
   } finally {
     await reader.close();

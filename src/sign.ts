@@ -28,6 +28,7 @@ import { openDisk } from './open-disk.js';
 import { inspectDisk } from './inspect.js';
 import type { PartitionTable } from './tables/types.js';
 import type { DiskReader } from './disk-reader.js';
+import { checkOutputTarget } from './output-target.js';
 
 /** Ed25519 signatures are 64 bytes (RFC 8032 section 5.1.6). */
 export const ED25519_SIGNATURE_BYTES = 64;
@@ -277,13 +278,15 @@ export async function writeDetached(dir: string, sig: DetachedSignature): Promis
 
 /** `diskmint sign IMG --key KEY.pem [-o IMG.sig] [--detach-dir DIR]`. */
 export async function signImage(imagePath: string, keyPath: string, opts: { output?: string; detachDir?: string } = {}): Promise<SignResult> {
+  const signaturePath = opts.output ?? `${imagePath}.sig`;
+  await checkOutputTarget(signaturePath, [imagePath, keyPath]);
   const key = await loadPrivateKey(keyPath);
   const manifest = await imageManifest(imagePath);
   const manifestBytes = canonicalBytes(manifest);
   const sig = { manifestBytes, signature: signBytes(manifestBytes, key) };
-  const signaturePath = opts.output ?? `${imagePath}.sig`;
-  await writeFile(signaturePath, encodeSignatureFile(sig));
+  // The detached files first: a --detach-dir that cannot be made leaves no .sig behind.
   const detached = opts.detachDir ? await writeDetached(opts.detachDir, sig) : undefined;
+  await writeFile(signaturePath, encodeSignatureFile(sig));
   return { manifest, signaturePath, detached };
 }
 

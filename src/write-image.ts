@@ -17,6 +17,7 @@ import { handlerFor, outputFormatFor, parseOptionString } from './containers/reg
 import type { ContainerFormat, WriteContext } from './containers/types.js';
 import { createProgress, type Progress } from './progress.js';
 import { stderrIsTerminal } from './cli-output.js';
+import { checkOutputTarget, inputFilesOf } from './output-target.js';
 
 export interface WriteImageOptions {
   /** Output format (qemu-img names: raw, qcow2, vmdk, vpc/vhd, vhdx); default from the file extension. */
@@ -33,6 +34,8 @@ export interface WriteImageOptions {
   stdout?: Writable;
   /** Show a progress bar on a terminal (default: when stderr is a TTY). */
   progress?: boolean;
+  /** Files the command read (a layout, a converted image) besides the disk's own file runs: no output may be one of them. */
+  inputs?: readonly string[];
 }
 
 export interface WriteImageResult {
@@ -44,6 +47,8 @@ export interface WriteImageResult {
 export async function writeImage(disk: VirtualDisk, output: string, opts: WriteImageOptions = {}): Promise<WriteImageResult> {
   const format = outputFormatFor(opts.format, output);
   const options = typeof opts.options === 'string' || opts.options === undefined ? parseOptionString(opts.options) : { ...opts.options };
+  const inputs = () => [...(opts.inputs ?? []), ...inputFilesOf(disk)];
+  if (output !== '-') await checkOutputTarget(output, inputs());
   const showProgress = opts.progress ?? (output !== '-' && stderrIsTerminal());
   const progress = createProgress(`writing ${format}`, { enabled: showProgress });
   // Only wrap reads for a visible bar: the wrapper costs a copy per chunk.
@@ -54,7 +59,7 @@ export async function writeImage(disk: VirtualDisk, output: string, opts: WriteI
       if (opts.compress) throw new DiskmintError('BAD_ARGUMENT', 'raw output cannot be compressed; choose -O qcow2 or vmdk');
       await writeRawImage(tracked, output, { stdout: opts.stdout });
     } else {
-      await writeContainer(tracked, output, format, options, opts);
+      await writeContainer(tracked, output, format, options, opts, inputs);
     }
   } finally {
     progress.finish();
@@ -63,7 +68,7 @@ export async function writeImage(disk: VirtualDisk, output: string, opts: WriteI
   return { format, output, virtualSize: disk.size };
 }
 
-async function writeContainer(disk: VirtualDisk, output: string, format: ContainerFormat, options: Record<string, string>, opts: WriteImageOptions): Promise<void> {
+async function writeContainer(disk: VirtualDisk, output: string, format: ContainerFormat, options: Record<string, string>, opts: WriteImageOptions, inputs: () => string[]): Promise<void> {
   const handler = handlerFor(format)!;
   const algorithm = opts.compression ?? (options.compression_type === 'zstd' ? 'zstd' : 'deflate');
   if (format === 'qcow2' && opts.compress && algorithm === 'zstd') options.compression_type = 'zstd';
@@ -78,6 +83,7 @@ async function writeContainer(disk: VirtualDisk, output: string, format: Contain
     async createSiblingOutput(name: string): Promise<ByteSink> {
       if (sinkTarget === '-') throw new DiskmintError('BAD_ARGUMENT', `${format} output with a separate data file cannot go to a pipe`);
       const final = join(dirname(output), name);
+      await checkOutputTarget(final, inputs()); // a VMDK's -flat/-s001 file may be the input itself
       const temp = tempPathBeside(final);
       trackTempFile(temp);
       const handle = await open(temp, 'wx');

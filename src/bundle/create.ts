@@ -22,6 +22,7 @@ import {
   MAX_RECORD_BYTES, MIN_BLOCK_SIZE, bundleExtents, decodeManifest, encodeHeader, encodeManifest, encodeRecordHeader,
   type BundleCompression, type BundleManifest,
 } from './format.js';
+import { checkOutputTarget } from '../output-target.js';
 
 export const DEFAULT_DELTA_BLOCK = 64 << 10;
 export const DEFAULT_LEVEL: Record<BundleCompression, number> = { zstd: 9, zlib: 9 };
@@ -117,6 +118,7 @@ export async function createBundle(opts: CreateBundleOptions): Promise<CreateBun
     throw new DiskmintError('BAD_ARGUMENT', `block size ${blockSize} must be a power of two from ${MIN_BLOCK_SIZE} to ${MAX_RECORD_BYTES}`);
   }
   if ((opts.version ?? '').length > 256) throw new DiskmintError('BAD_ARGUMENT', '--version is limited to 256 characters');
+  await checkOutputTarget(opts.output, [opts.from, ...(opts.base ? [opts.base] : []), ...(typeof opts.key === 'string' ? [opts.key] : [])]);
   const key = typeof opts.key === 'string' ? await loadPrivateKey(opts.key) : opts.key;
   const created = opts.created ?? sourceDateEpoch();
 

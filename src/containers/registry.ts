@@ -31,7 +31,7 @@ export function handlerFor(format: ContainerFormat): ContainerHandler | undefine
 /** `-O name`, or else the output file's extension, else raw. */
 export function outputFormatFor(name: string | undefined, outputPath: string): ContainerFormat {
   if (name !== undefined) {
-    const f = FORMAT_ALIASES[name.toLowerCase()];
+    const f = Object.hasOwn(FORMAT_ALIASES, name.toLowerCase()) ? FORMAT_ALIASES[name.toLowerCase()] : undefined;
     if (!f) throw new DiskmintError('BAD_ARGUMENT', `unknown output format "${name}" (use ${OUTPUT_FORMATS.join(', ')})`);
     return f;
   }
@@ -42,7 +42,7 @@ export function outputFormatFor(name: string | undefined, outputPath: string): C
 
 /** Parse qemu-img style `-o key=value,key=value` (commas inside values doubled, as qemu does). */
 export function parseOptionString(text: string | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out: Record<string, string> = Object.create(null); // `__proto__=1` is a key like any other
   if (!text) return out;
   for (const part of text.replace(/,,/g, '\0').split(',')) {
     if (!part) continue;

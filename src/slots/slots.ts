@@ -217,8 +217,11 @@ async function mbrTarget(editor: ImageEditor, ref: SlotRef, opts: SlotWriteOptio
 export async function slotWrite(path: string, ref: SlotRef, from: string, opts: SlotWriteOptions = {}): Promise<SlotWriteResult> {
   if (await isBundleFile(from)) return slotWriteBundle(path, ref, from, opts);
   if (opts.pubkey || opts.requireSignature) throw new DiskmintError('BAD_ARGUMENT', `${from} is not a signed update bundle, and a signature was required`);
-  const size = (await stat(from).catch(() => undefined))?.size;
-  if (size === undefined) throw new DiskmintError('INPUT', `${from} not found`);
+  const st = await stat(from).catch(() => undefined);
+  if (st === undefined) throw new DiskmintError('INPUT', `${from} not found`);
+  // A device or FIFO has no size to check against the slot, and /dev/zero never ends.
+  if (!st.isFile()) throw new DiskmintError('INPUT', `${from} is not a regular file; write a file system image (or an update bundle) into a slot`);
+  const size = st.size;
   const target = await writeIntoSlot(path, ref, opts, async (editor, t) => {
     if (size > t.sizeBytes) throw new DiskmintError('BAD_ARGUMENT', `${from} is ${formatBytes(size)}, larger than slot ${slotName(t)} (${formatBytes(t.sizeBytes)})`);
     await editor.writeFile(t.offset, from, size);
