@@ -1,10 +1,9 @@
 /** `diskmint convert`: any image diskmint reads, to any format it writes, without a raw intermediate. */
-import { realpath } from 'node:fs/promises';
-import { DiskmintError } from './errors.js';
 import { VirtualDisk } from './extents.js';
 import { openDisk, type OpenDiskOptions } from './open-disk.js';
 import type { ContainerReader } from './containers/types.js';
 import { writeImage, type WriteImageOptions, type WriteImageResult } from './write-image.js';
+import { checkOutputTarget } from './output-target.js';
 
 export interface ConvertOptions extends WriteImageOptions, OpenDiskOptions {}
 
@@ -37,9 +36,7 @@ export async function diskFromReader(reader: ContainerReader & { sourcePath?: st
 }
 
 export async function convertImage(input: string, output: string, opts: ConvertOptions = {}): Promise<ConvertResult> {
-  if (output !== '-' && (await samePath(input, output))) {
-    throw new DiskmintError('BAD_ARGUMENT', `input and output are the same file (${input}); convert to a new file`);
-  }
+  if (output !== '-') await checkOutputTarget(output, [input]); // before reading the input
   const { reader, format } = await openDisk(input, opts);
   try {
     const disk = await diskFromReader(reader, { wholeRawFile: writerFindsZeros(output) });
@@ -57,12 +54,4 @@ export async function convertImage(input: string, output: string, opts: ConvertO
  */
 function writerFindsZeros(output: string): boolean {
   return output !== '-';
-}
-
-async function samePath(a: string, b: string): Promise<boolean> {
-  try {
-    return (await realpath(a)) === (await realpath(b));
-  } catch {
-    return false;
-  }
 }

@@ -8,6 +8,7 @@
 import { stat } from 'node:fs/promises';
 import { DiskmintError } from './errors.js';
 
+/** `inputs` is iterated only when the target exists: pass a generator to defer collecting them. */
 export async function checkOutputTarget(target: string, inputs: Iterable<string> = []): Promise<void> {
   const out = await stat(target).catch(() => undefined);
   if (!out) return; // a new file: nothing to replace, no input can be it
@@ -17,7 +18,7 @@ export async function checkOutputTarget(target: string, inputs: Iterable<string>
   for (const input of new Set(inputs)) {
     const st = await stat(input).catch(() => undefined);
     if (st && st.dev === out.dev && st.ino === out.ino) {
-      throw new DiskmintError('BAD_ARGUMENT', `${target} is ${input}, an input of this command; write to another file`);
+      throw new DiskmintError('BAD_ARGUMENT', `${target} is the same file as ${input}, an input of this command; write to another file`);
     }
   }
 }

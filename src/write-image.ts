@@ -47,7 +47,11 @@ export interface WriteImageResult {
 export async function writeImage(disk: VirtualDisk, output: string, opts: WriteImageOptions = {}): Promise<WriteImageResult> {
   const format = outputFormatFor(opts.format, output);
   const options = typeof opts.options === 'string' || opts.options === undefined ? parseOptionString(opts.options) : { ...opts.options };
-  const inputs = () => [...(opts.inputs ?? []), ...inputFilesOf(disk)];
+  // Collected only if a target already exists (most outputs are new files).
+  const inputs = function* (): Generator<string> {
+    yield* opts.inputs ?? [];
+    yield* inputFilesOf(disk);
+  };
   if (output !== '-') await checkOutputTarget(output, inputs());
   const showProgress = opts.progress ?? (output !== '-' && stderrIsTerminal());
   const progress = createProgress(`writing ${format}`, { enabled: showProgress });
@@ -68,7 +72,7 @@ export async function writeImage(disk: VirtualDisk, output: string, opts: WriteI
   return { format, output, virtualSize: disk.size };
 }
 
-async function writeContainer(disk: VirtualDisk, output: string, format: ContainerFormat, options: Record<string, string>, opts: WriteImageOptions, inputs: () => string[]): Promise<void> {
+async function writeContainer(disk: VirtualDisk, output: string, format: ContainerFormat, options: Record<string, string>, opts: WriteImageOptions, inputs: () => Iterable<string>): Promise<void> {
   const handler = handlerFor(format)!;
   const algorithm = opts.compression ?? (options.compression_type === 'zstd' ? 'zstd' : 'deflate');
   if (format === 'qcow2' && opts.compress && algorithm === 'zstd') options.compression_type = 'zstd';
