@@ -23,9 +23,9 @@ import { closeSync, copyFileSync, lstatSync, mkdirSync, mkdtempSync, openSync, r
 import { cpus, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createBundle } from '../src/bundle/create.js';
-import { openBundle } from '../src/bundle/open.js';
-import { writeKeyPair } from '../src/sign.js';
+import { createBundle } from '../src/ops/bundle/create.js';
+import { openBundle } from '../src/ops/bundle/open.js';
+import { writeKeyPair } from '../src/ops/sign.js';
 
 const MiB = 1 << 20;
 const SOURCES = ['/usr/bin', '/usr/lib/x86_64-linux-gnu'];

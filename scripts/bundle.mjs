@@ -33,7 +33,7 @@ const lazyChildProcess = {
  * module when a property is first read. The sources import them by name
  * (`import { crc32 } from 'node:zlib'`), which esbuild turns into property reads at the point
  * of use; a module-level read such as `promisify(zlib.inflate)` would load the module at once
- * (src/containers/zlib-async.ts avoids that), a default import too (esbuild copies its keys).
+ * (src/io/zlib-async.ts avoids that), a default import too (esbuild copies its keys).
  */
 const LAZY_BUILTINS = ['node:zlib', 'node:crypto', 'node:worker_threads', 'node:os', 'node:stream', 'node:tty'];
 const lazyRequireBanner = `var require = ((realRequire, lazy) => {
@@ -74,7 +74,7 @@ const zodApart = {
 };
 
 await build({
-  entryPoints: ['src/cli.ts'],
+  entryPoints: ['src/cli/main.ts'],
   outfile: 'dist/diskmint-cli.cjs',
   bundle: true,
   platform: 'node',

@@ -3,9 +3,9 @@
  * grains, BAT blocks) hold data, and their bytes in ascending order. Computed from the extent
  * map, so a 1 TiB disk with 64 MiB of data costs what 64 MiB costs.
  */
-import type { VirtualDisk } from '../extents.js';
-import { FileCache, readRunInto } from '../run-reader.js';
-import { mapOrdered } from '../concurrency.js';
+import type { VirtualDisk } from '../model/extents.js';
+import { FileCache, readRunInto } from '../io/run-reader.js';
+import { mapOrdered } from '../io/concurrency.js';
 
 type Range = { offset: number; length: number };
 

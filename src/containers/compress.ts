@@ -3,11 +3,11 @@
  * (node:zlib's async API); zstd runs in worker threads holding the zstd WebAssembly module.
  * Each block is compressed on its own, so output bytes never depend on the thread count.
  */
-import { deflateAsync, deflateRawAsync } from './zlib-async.js';
+import { deflateAsync, deflateRawAsync } from '../io/zlib-async.js';
 import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import { DiskmintError } from '../errors.js';
+import { DiskmintError } from '../model/errors.js';
 
 /** deflate-raw: RFC 1951 (qcow2 clusters); zlib: RFC 1950 (VMDK streamOptimized grains); zstd: RFC 8878. */
 export type CompressionKind = 'deflate-raw' | 'zlib' | 'zstd';
@@ -39,7 +39,7 @@ export function createCompressor(opts: { threads?: number } = {}): Compressor {
   };
 }
 
-export { mapOrdered } from '../concurrency.js';
+export { mapOrdered } from '../io/concurrency.js';
 
 const require = createRequire(import.meta.url);
 

@@ -5,9 +5,9 @@
  * pwrite. One read of the source, and all-zero blocks are found while copying and left out
  * (as qemu-img does), which a table written first, from the extent map alone, cannot do.
  */
-import type { VirtualDisk } from '../extents.js';
+import type { VirtualDisk } from '../model/extents.js';
 import { isAllZero, readBlocks } from './blocks.js';
-import type { ByteSink } from './sink.js';
+import type { ByteSink } from '../io/sink.js';
 
 /** Blocks smaller than this are read this many bytes at a time, and neighbours written together. */
 const READ_CHUNK = 1 << 20;

@@ -1,12 +1,12 @@
 /** The container formats diskmint reads and writes, found by content (reading) or by name (writing). */
 import { extname } from 'node:path';
-import { DiskmintError } from '../errors.js';
-import type { DiskReader } from '../disk-reader.js';
+import { DiskmintError } from '../model/errors.js';
+import type { DiskReader } from '../model/disk-reader.js';
 import type { ContainerFormat, ContainerHandler } from './types.js';
-import { qcow2Handler } from './qcow2.js';
-import { vmdkHandler } from './vmdk.js';
-import { vhdHandler } from './vhd.js';
-import { vhdxHandler } from './vhdx.js';
+import { qcow2Handler } from './qcow2/handler.js';
+import { vmdkHandler } from './vmdk/handler.js';
+import { vhdHandler } from './vhd/handler.js';
+import { vhdxHandler } from './vhdx/handler.js';
 
 /** Detection order matters: formats with a magic at byte 0 first, VHD (footer at the end) last. */
 export const CONTAINER_HANDLERS: readonly ContainerHandler[] = [qcow2Handler, vhdxHandler, vmdkHandler, vhdHandler];

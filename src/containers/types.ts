@@ -4,9 +4,9 @@
  * virtual disk (an extent map) into a ByteSink. Codecs for the on-disk structures live in
  * formats/<format>.ts; the handler in src/containers/<format>.ts does the I/O.
  */
-import type { DiskReader } from '../disk-reader.js';
-import type { VirtualDisk } from '../extents.js';
-import type { ByteSink } from './sink.js';
+import type { DiskReader } from '../model/disk-reader.js';
+import type { VirtualDisk } from '../model/extents.js';
+import type { ByteSink } from '../io/sink.js';
 import type { Compressor } from './compress.js';
 
 export type ContainerFormat = 'raw' | 'qcow2' | 'vmdk' | 'vhd' | 'vhdx';

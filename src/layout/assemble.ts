@@ -2,10 +2,10 @@
  * Turn a plan into a virtual disk: the scheme's table bytes plus each partition's contents as
  * extents. Nothing is read or written here; file contents stay references until output.
  */
-import { writeGptTables } from '../../formats/gpt.js';
-import { writeEbrChain, writeMbrSector, writeMbrTables } from '../../formats/mbr.js';
-import { writeBsdLabel } from '../../formats/bsd.js';
-import { VirtualDisk } from '../extents.js';
+import { encodeGptTables } from '../../formats/schemes/gpt.js';
+import { encodeEbrChain, encodeMbrSector, encodeMbrTables } from '../../formats/schemes/mbr.js';
+import { encodeBsdLabel } from '../../formats/schemes/bsd.js';
+import { VirtualDisk } from '../model/extents.js';
 import type { PlannedImage } from './plan.js';
 
 /** UEFI 2.10 section 5.2.3: the protective MBR's single entry has OS type 0xEE. */
@@ -17,7 +17,7 @@ export function assembleDisk(plan: PlannedImage): VirtualDisk {
   const geometry = plan.geometry;
 
   if (plan.scheme === 'gpt') {
-    const tables = writeGptTables({
+    const tables = encodeGptTables({
       sectorSize: ss,
       totalSectors: plan.totalSectors,
       diskGuid: plan.diskGuid!,
@@ -32,7 +32,7 @@ export function assembleDisk(plan: PlannedImage): VirtualDisk {
         name: p.label ?? '',
       })),
     });
-    const protective = writeMbrSector({
+    const protective = encodeMbrSector({
       bootcode: plan.bootcode,
       diskSignature: plan.diskSignature,
       geometry,
@@ -45,7 +45,7 @@ export function assembleDisk(plan: PlannedImage): VirtualDisk {
   } else if (plan.scheme === 'mbr') {
     const primaries = plan.partitions.filter((p) => !p.logical);
     const logicals = plan.partitions.filter((p) => p.logical);
-    const sectors = writeMbrTables({
+    const sectors = encodeMbrTables({
       bootcode: plan.bootcode,
       diskSignature: plan.diskSignature,
       geometry,
@@ -55,7 +55,7 @@ export function assembleDisk(plan: PlannedImage): VirtualDisk {
     });
     for (const s of sectors) disk.placeBytes(s.lba * ss, padToSector(s.bytes, ss));
   } else if (plan.scheme === 'ebr') {
-    const sectors = writeEbrChain({
+    const sectors = encodeEbrChain({
       start: 0,
       sectors: plan.totalSectors,
       geometry,
@@ -63,7 +63,7 @@ export function assembleDisk(plan: PlannedImage): VirtualDisk {
     });
     for (const s of sectors) disk.placeBytes(s.lba * ss, padToSector(s.bytes, ss));
   } else {
-    const bootArea = writeBsdLabel({
+    const bootArea = encodeBsdLabel({
       sectorSize: ss,
       totalSectors: plan.totalSectors,
       geometry,

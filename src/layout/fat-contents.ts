@@ -5,9 +5,9 @@
  */
 import { stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
-import { FormatError } from '../../formats/errors.js';
-import { buildFatVolume, minimumFatSize, treeFromFolder, treeFromObject, type FatBuildOptions, type FatTreeNode, type FatVolume } from '../fat/index.js';
-import { formatBytes } from './size.js';
+import { FormatError } from '../../formats/common/errors.js';
+import { buildFatVolume, minimumFatSize, treeFromFolder, treeFromObject, type FatBuildOptions, type FatTreeNode, type FatVolume } from '../fs/fat/index.js';
+import { formatBytes } from '../model/size.js';
 import type { LayoutProblems } from './resolve.js';
 
 export interface FatContentsSpec {

@@ -5,15 +5,15 @@
  */
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
-import { DiskmintError } from '../errors.js';
-import { deriveGuid, deriveU32 } from '../seed.js';
-import { formatBytes, parseSizeSpec, type SizeSpec } from './size.js';
+import { DiskmintError } from '../model/errors.js';
+import { deriveGuid, deriveU32 } from '../model/seed.js';
+import { formatBytes, parseSizeSpec, type SizeSpec } from '../model/size.js';
 import type { Layout, PartitionSpec } from './schema.js';
 import {
   LayoutProblems, checkSchemeFields, resolveAttributes, resolveContentsFile, resolveType, type ResolvedType,
 } from './resolve.js';
 import { buildPlannedFat, resolveFatContents, type PlannedFat } from './fat-contents.js';
-import { tableGeometry, MBR_MAX_SECTORS, BSD_LETTERS, BOOTCODE_LIMITS } from './table-geometry.js';
+import { tableGeometry, MBR_MAX_SECTORS, BSD_LETTERS, BOOTCODE_LIMITS } from '../schemes/geometry.js';
 
 export type PlannedContents =
   | { kind: 'none' }

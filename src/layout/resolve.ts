@@ -4,11 +4,11 @@
  */
 import { stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
-import { gptTypeGuid } from '../../formats/gpt-types.js';
-import { encodeGptAttributes } from '../../formats/gpt-attributes.js';
-import { mbrTypeByte } from '../../formats/mbr-types.js';
-import { BSD_FSTYPES } from '../../formats/bsd.js';
-import { FormatError } from '../../formats/errors.js';
+import { gptTypeGuid } from '../../formats/schemes/gpt-types.js';
+import { encodeGptAttributes } from '../../formats/schemes/gpt-attributes.js';
+import { mbrTypeByte } from '../../formats/schemes/mbr-types.js';
+import { BSD_FSTYPES } from '../../formats/schemes/bsd.js';
+import { FormatError } from '../../formats/common/errors.js';
 import type { Layout, PartitionSpec } from './schema.js';
 
 export class LayoutProblems {

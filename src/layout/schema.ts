@@ -3,8 +3,8 @@
  * JSON Schema for editors (`diskmint schema`). Every error names its JSON path and value.
  */
 import * as z from 'zod';
-import { DiskmintError } from '../errors.js';
-import { SIZE_HINT, SIZE_PATTERN } from './size.js';
+import { DiskmintError } from '../model/errors.js';
+import { SIZE_HINT, SIZE_PATTERN } from '../model/size.js';
 
 const size = z.union([z.number().int().nonnegative(), z.string().regex(new RegExp(SIZE_PATTERN))]);
 const guid = z.string().regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/);

@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import { FormatError } from '../../formats/errors.js';
+import { FormatError } from '../../formats/common/errors.js';
 
 /** `fn` throws a FormatError (with `code` when given); without a code, not throwing is accepted. */
 export function expectFormatError(fn: () => unknown, code?: string): void {

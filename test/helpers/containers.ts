@@ -1,13 +1,13 @@
 /** Test plumbing shared by the container suites: write a VirtualDisk with a handler, open a file with one. */
 import { open } from 'node:fs/promises';
 import { dirname, join, basename, isAbsolute, normalize, sep } from 'node:path';
-import { openRawFile, type DiskReader } from '../../src/disk-reader.js';
-import { VirtualDisk } from '../../src/extents.js';
+import { openRawFile, type DiskReader } from '../../src/model/disk-reader.js';
+import { VirtualDisk } from '../../src/model/extents.js';
 import { expect } from 'vitest';
-import { fileSink, streamSink, type ByteSink } from '../../src/containers/sink.js';
+import { fileSink, streamSink, type ByteSink } from '../../src/io/sink.js';
 import { createCompressor } from '../../src/containers/compress.js';
 import type { ContainerHandler, ContainerReader, WriteContext } from '../../src/containers/types.js';
-import { FormatError } from '../../formats/errors.js';
+import { FormatError } from '../../formats/common/errors.js';
 import { PassThrough } from 'node:stream';
 
 export async function writeWithHandler(

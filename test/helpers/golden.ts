@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** The FreeBSD mkimg goldens shipped beside the project (../shared/peer-vectors/mkimg). */
-export const MKIMG_GOLDENS = new URL('../../../shared/peer-vectors/mkimg/', import.meta.url).pathname;
-const HEX2BIN = new URL('../../../shared/peer-vectors/hex2bin.py', import.meta.url).pathname;
+/** The FreeBSD mkimg goldens copied into fixtures/mkimg (provenance: fixtures/mkimg/README.md, SOURCES.tsv). */
+export const MKIMG_GOLDENS = new URL('../../fixtures/mkimg/', import.meta.url).pathname;
+const HEX2BIN = new URL('../../fixtures/mkimg/hex2bin.py', import.meta.url).pathname;
 
 /** Decode a golden `.hex` into a file in `dir` and return its path. */
 export function decodeGolden(name: string, dir: string): string {

@@ -1,0 +1,150 @@
+/**
+ * qcow2 written data first (seekable files only; QEMU docs/interop/qcow2.txt): the header
+ * cluster and L1 table are reserved at the front, data clusters follow in guest order (all-zero
+ * clusters left unallocated, as qemu-img does), then the L2 tables, the refcount table and its
+ * blocks; header and L1 are written last with pwrite. One read of the source, so a file costs
+ * one pass where a pipe (qcow2-writer.ts, metadata first) costs two.
+ *
+ * Compressed clusters are packed byte-contiguously; a cluster that does not shrink is stored
+ * whole and cluster-aligned, since L2 entries depend on compressed sizes this layout is the only
+ * one compression can use.
+ */
+import type { VirtualDisk } from '../../model/extents.js';
+import type { ByteSink } from '../../io/sink.js';
+import type { WriteContext } from '../types.js';
+import { isAllZero } from '../blocks.js';
+import { writeNonZeroBlocks } from '../data-first.js';
+import { mapOrdered } from '../compress.js';
+import {
+  entriesToBytes, geometry, qcow2Header, readClusters, refcountBlock, refcountTable, type Geometry, type Qcow2WriteSettings,
+} from './tables.js';
+import {
+  QCOW2_COMPRESSED_SECTOR, QCOW2_COMPRESSION, encodeCompressedDescriptor, encodeL1Entry, encodeL2Standard, refcountLayout,
+} from '../../../formats/containers/qcow2.js';
+
+/** 16-bit refcounts (refcount_order 4, "Host cluster management"): the largest count a cluster can hold. */
+const MAX_REFCOUNT = 0xffff;
+
+/** Read-ahead while compressing (readBlocks reads 16 MiB ahead by default). */
+const COMPRESSED_READ_AHEAD = 2 << 20;
+
+/** A cluster's fate: skipped (all zero), stored whole, or stored compressed. */
+interface StoredCluster {
+  index: number;
+  raw?: Uint8Array;
+  packed?: Uint8Array;
+}
+
+/** L2 tables created as guest clusters get host offsets. */
+function l2Slots(g: Geometry): { tables: Map<number, Uint32Array>; set(guestCluster: number, entry: [number, number]): void } {
+  const tables = new Map<number, Uint32Array>();
+  return {
+    tables,
+    set(guestCluster, entry) {
+      const t = Math.floor(guestCluster / g.l2Entries);
+      let table = tables.get(t);
+      if (!table) tables.set(t, (table = new Uint32Array(g.l2Entries * 2)));
+      table.set(entry, (guestCluster % g.l2Entries) * 2);
+    },
+  };
+}
+
+/** One forward pass over the source; `ctx.compress` decides whether clusters are compressed. */
+export async function writeQcow2DataFirst(disk: VirtualDisk, sink: ByteSink, s: Qcow2WriteSettings, ctx: WriteContext): Promise<void> {
+  const g = geometry(disk, s);
+  const compress = ctx.compress !== undefined;
+  const level = ctx.compress?.level;
+  const kind = s.compressionType === QCOW2_COMPRESSION.zstd ? 'zstd' : 'deflate-raw';
+  // Per-cluster reference counts only when compressed clusters share host clusters; otherwise
+  // every host cluster below the end holds exactly one reference.
+  const refcounts: number[] | undefined = compress ? new Array<number>(1 + g.l1Clusters).fill(1) : undefined;
+  const l2 = l2Slots(g);
+  let cursor = (1 + g.l1Clusters) * g.cs;
+  await sink.skip(cursor); // header and L1, written last
+  // No write batching: a file sink already coalesces small writes.
+  const padTo = async (offset: number) => {
+    if (offset > cursor) await sink.write(new Uint8Array(offset - cursor));
+    cursor = offset;
+  };
+  const roundUp = (n: number) => Math.ceil(n / g.cs) * g.cs;
+
+  if (!compress) {
+    const start = cursor;
+    const stored = await writeNonZeroBlocks(disk, sink, g.cs, {
+      onStored: (index, k) => l2.set(index, encodeL2Standard(start + k * g.cs)),
+      onProgress: (done) => ctx.onProgress?.(done, disk.size),
+    });
+    cursor += stored * g.cs;
+  }
+  // Compression holds `concurrency` clusters in flight plus the one being written; read buffers
+  // are reused once those are done (deflate reads its input on the thread pool until it resolves).
+  const inFlight = ctx.compressor.concurrency;
+  // Compression is far slower than reading: a short read-ahead keeps it fed with less memory.
+  const clusters = compress ? readClusters(disk, g.cs, { reuseBuffers: true, heldClusters: inFlight + 1, readAheadBytes: COMPRESSED_READ_AHEAD }) : [];
+  const stored = mapOrdered(clusters, inFlight, async (b): Promise<StoredCluster> => {
+    if (isAllZero(b.data)) return { index: b.index };
+    const packed = await ctx.compressor.compress(b.data, kind, level);
+    // qemu stores a cluster whole when its compressed form is not at most cluster_size - 1 bytes.
+    return packed.length < g.cs ? { index: b.index, packed } : { index: b.index, raw: b.data };
+  });
+  for await (const r of stored) {
+    ctx.onProgress?.(Math.min(disk.size, (r.index + 1) * g.cs), disk.size);
+    if (r.raw) {
+      await padTo(roundUp(cursor));
+      l2.set(r.index, encodeL2Standard(cursor));
+      if (refcounts) refcounts[cursor / g.cs] = 1;
+      await sink.write(r.raw);
+      cursor += g.cs;
+    } else if (r.packed && refcounts) {
+      await padTo(placeCompressed(cursor, r.packed.length, g.cs, refcounts));
+      l2.set(r.index, encodeCompressedDescriptor(cursor, r.packed.length, s.clusterBits));
+      await sink.write(r.packed);
+      cursor += r.packed.length;
+    }
+  }
+  await padTo(roundUp(cursor));
+  ctx.onProgress?.(disk.size, disk.size);
+
+  const l1 = new Uint32Array(g.l1Size * 2);
+  for (const t of [...l2.tables.keys()].sort((a, b) => a - b)) {
+    l1.set(encodeL1Entry(cursor), t * 2);
+    if (refcounts) refcounts[cursor / g.cs] = 1;
+    await sink.write(entriesToBytes(l2.tables.get(t)!, g.cs));
+    cursor += g.cs;
+  }
+  const rtCluster = cursor / g.cs;
+  const { blocks, tableClusters } = refcountLayout(s.clusterBits, rtCluster);
+  const end = rtCluster + tableClusters + blocks;
+  if (refcounts) for (let c = rtCluster; c < end; c++) refcounts[c] = 1;
+  const countOf = refcounts ? (c: number) => refcounts[c] ?? 0 : (c: number) => (c < end ? 1 : 0);
+  await sink.write(refcountTable(g, tableClusters, blocks, rtCluster + tableClusters));
+  for (let b = 0; b < blocks; b++) await sink.write(refcountBlock(g, s.clusterBits, b, countOf));
+  await sink.pwrite(qcow2Header(s, g, rtCluster, tableClusters), 0);
+  if (g.l1Clusters) await sink.pwrite(entriesToBytes(l1, g.l1Clusters * g.cs), g.cs);
+}
+
+/**
+ * Where `length` compressed bytes go: at `cursor`, packed after the previous ones, unless a host
+ * cluster they touch already holds MAX_REFCOUNT references; then at the next cluster boundary.
+ * Every host cluster overlapping the descriptor's 512-byte sectors gains a reference (that is
+ * how qemu-img check counts them); `refcounts` is updated.
+ */
+export function placeCompressed(cursor: number, length: number, cs: number, refcounts: number[]): number {
+  let offset = cursor;
+  let span = sectorSpanClusters(offset, length, cs);
+  if (span.some((c) => (refcounts[c] ?? 0) >= MAX_REFCOUNT)) {
+    offset = Math.ceil(cursor / cs) * cs;
+    span = sectorSpanClusters(offset, length, cs);
+  }
+  for (const c of span) refcounts[c] = (refcounts[c] ?? 0) + 1;
+  return offset;
+}
+
+/** Host clusters touched by the 512-byte sectors holding `length` bytes at `offset`. */
+function sectorSpanClusters(offset: number, length: number, cs: number): number[] {
+  const start = Math.floor(offset / QCOW2_COMPRESSED_SECTOR) * QCOW2_COMPRESSED_SECTOR;
+  const end = (Math.floor((offset + length - 1) / QCOW2_COMPRESSED_SECTOR) + 1) * QCOW2_COMPRESSED_SECTOR;
+  const out: number[] = [];
+  for (let c = Math.floor(start / cs); c <= Math.floor((end - 1) / cs); c++) out.push(c);
+  return out;
+}

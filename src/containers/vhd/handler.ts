@@ -1,0 +1,340 @@
+/**
+ * VHD (Virtual PC / Hyper-V "vpc") container: fixed and dynamic disks. Structures live in
+ * formats/containers/vhd.ts; section names below refer to Microsoft's "Virtual Hard Disk Image Format
+ * Specification" (VHD spec).
+ *
+ * Sizes written (option names as qemu-img's vpc driver):
+ * - default: the size is rounded up to what the CHS geometry expresses, as qemu-img does
+ *   without force_size, and the footer's current_size is that CHS product, so every reader
+ *   (CHS-based: Virtual PC, qemu; size-based: Hyper-V, 7-Zip) sees the same disk.
+ * - force_size=on: the exact size (rounded up to a 512-byte sector) with geometry 65535x16x255,
+ *   as qemu-img writes it; QEMU's vpc driver reads current_size whenever the geometry is that
+ *   maximum, whatever the creator application, so qemu sees the exact size too.
+ * - subformat=fixed,force_size=on (Azure's recipe) additionally rounds the size up to a whole
+ *   MiB, because Azure refuses fixed VHDs whose size isn't one; the footer records that size.
+ */
+import { createHash } from 'node:crypto';
+import { readInto, type DiskReader } from '../../model/disk-reader.js';
+import type { VirtualDisk } from '../../model/extents.js';
+import { DiskmintError } from '../../model/errors.js';
+import { formatError } from '../../../formats/common/errors.js';
+import {
+  VHD_BAT_UNUSED,
+  VHD_DEFAULT_BLOCK_SIZE,
+  VHD_DISK_TYPE,
+  VHD_DYNAMIC_HEADER_SIZE,
+  VHD_FOOTER_SIZE,
+  VHD_MAX_SIZE,
+  VHD_SECTOR,
+  chsSectors,
+  decodeVhdDynamicHeader,
+  decodeVhdFooter,
+  diskTypeName,
+  encodeVhdDynamicHeader,
+  encodeVhdFooter,
+  hasFooterCookie,
+  vhdBitmapBytes,
+  vhdSizeFor,
+  vhdTimestamp,
+  type VhdFooter,
+} from '../../../formats/containers/vhd.js';
+import { allocatedBlocks, rangesOfBlocks, readBlocks, readThroughBlocks } from '../blocks.js';
+import { writeNonZeroBlocks } from '../data-first.js';
+import type { ByteSink } from '../../io/sink.js';
+import type { ContainerHandler, ContainerReader, WriteContext } from '../types.js';
+
+const MIB = 1024 * 1024;
+/** Readers refuse BATs of more entries than this (64 MiB of table). */
+const MAX_BAT_ENTRIES = 1 << 24;
+/** Largest virtual size a dynamic image may claim: 2 TiB (the spec's limit is 2040 GiB). */
+const MAX_READ_SIZE = 2 ** 41;
+
+export interface VhdWriteOptions {
+  subformat: 'dynamic' | 'fixed';
+  forceSize: boolean;
+}
+
+export function parseVhdOptions(options: Readonly<Record<string, string>>): VhdWriteOptions {
+  const out: VhdWriteOptions = { subformat: 'dynamic', forceSize: false };
+  for (const [key, value] of Object.entries(options)) {
+    if (key === 'subformat') {
+      if (value !== 'dynamic' && value !== 'fixed') {
+        throw new DiskmintError('BAD_ARGUMENT', `vhd option subformat=${value}: expected dynamic or fixed`);
+      }
+      out.subformat = value;
+    } else if (key === 'force_size') {
+      if (['on', 'true', 'yes'].includes(value)) out.forceSize = true;
+      else if (['off', 'false', 'no'].includes(value)) out.forceSize = false;
+      else throw new DiskmintError('BAD_ARGUMENT', `vhd option force_size=${value}: expected on or off`);
+    } else {
+      throw new DiskmintError('BAD_ARGUMENT', `vhd does not take option "${key}" (known: subformat, force_size)`);
+    }
+  }
+  return out;
+}
+
+/** The virtual size and geometry the writer records for `bytes` (see the module comment). */
+export function vhdLayoutSize(bytes: number, o: VhdWriteOptions) {
+  const r = vhdSizeFor(bytes, o.forceSize);
+  if (o.forceSize && o.subformat === 'fixed') r.size = Math.ceil(r.size / MIB) * MIB;
+  return r;
+}
+
+/**
+ * Deterministic unique id: SHA-256 over the layout (size, subformat, data runs) and the bytes
+ * of in-memory runs (partition tables and labels, which carry the disk's own identifiers),
+ * formatted as an RFC 9562 version-8 UUID. Costs no data reads, so one pass still works.
+ */
+export function layoutId(tag: string, disk: VirtualDisk, size: number): Uint8Array {
+  const h = createHash('sha256');
+  h.update(`${tag}\0${size}\0${disk.size}\0`);
+  let hashed = 0;
+  for (const run of disk.runs()) {
+    h.update(`${run.offset}+${run.length}:${run.kind};`);
+    if (run.kind === 'bytes' && hashed < 64 * MIB) {
+      h.update(run.data);
+      hashed += run.data.length;
+    }
+  }
+  const id = new Uint8Array(h.digest().subarray(0, 16));
+  id[6] = (id[6] & 0x0f) | 0x80;
+  id[8] = (id[8] & 0x3f) | 0x80;
+  return id;
+}
+
+async function writeVhd(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext): Promise<void> {
+  const o = parseVhdOptions(ctx.options);
+  const { size, geometry } = vhdLayoutSize(disk.size, o);
+  if (size > VHD_MAX_SIZE) {
+    throw formatError('vhd', 'INVALID_ARGUMENT', `a VHD holds at most 2040 GiB; this disk needs ${size} bytes`);
+  }
+  const dynamic = o.subformat === 'dynamic';
+  if (!dynamic && size === 0) {
+    // The footer would be the whole file and also sit at 0, where readers look for a dynamic copy (qemu fails).
+    throw formatError('vhd', 'INVALID_ARGUMENT', 'a fixed VHD of 0 bytes cannot be written; use subformat=dynamic');
+  }
+  const footer = encodeVhdFooter({
+    features: 2, // "Reserved. This bit must always be set to 1."
+    version: 0x00010000,
+    dataOffset: dynamic ? VHD_FOOTER_SIZE : null,
+    timestamp: vhdTimestamp(),
+    creatorApp: 'dmnt',
+    creatorVersion: 0x00000001,
+    creatorHostOs: 'Wi2k',
+    originalSize: size,
+    currentSize: size,
+    geometry,
+    diskType: dynamic ? VHD_DISK_TYPE.dynamic : VHD_DISK_TYPE.fixed,
+    uniqueId: layoutId(`vhd-${o.subformat}`, disk, size),
+    savedState: 0,
+  });
+  const progress = (done: number) => ctx.onProgress?.(Math.min(done, disk.size), disk.size);
+  if (!dynamic) {
+    // VHD spec "Fixed Hard Disk Image": the data, then the footer. Holes stay holes in a file.
+    const chunk = MIB;
+    for await (const { index, data } of readBlocks(disk, chunk, { reuseBuffers: sink.seekable })) {
+      const at = index * chunk;
+      await sink.skip(at - sink.position);
+      await sink.write(data.subarray(0, Math.min(chunk, size - at)));
+      progress(at + chunk);
+    }
+    await sink.skip(size - sink.position);
+    await sink.write(footer);
+    progress(disk.size);
+    return;
+  }
+  // Dynamic (VHD spec "Dynamic Hard Disk Image"): footer copy, dynamic header, BAT, then each
+  // allocated block as sector bitmap + data, then the footer.
+  const bs = VHD_DEFAULT_BLOCK_SIZE;
+  const entries = Math.ceil(size / bs);
+  const tableOffset = VHD_FOOTER_SIZE + VHD_DYNAMIC_HEADER_SIZE;
+  const batBytes = Math.ceil((entries * 4) / VHD_SECTOR) * VHD_SECTOR;
+  const bitmapBytes = vhdBitmapBytes(bs);
+  const dataStart = tableOffset + batBytes;
+  const bat = new Uint8Array(batBytes).fill(0xff); // 0xFFFFFFFF: block not present
+  const batView = new DataView(bat.buffer);
+  const bitmap = new Uint8Array(bitmapBytes).fill(0xff); // every sector present
+  await sink.write(footer);
+  await sink.write(encodeVhdDynamicHeader({ tableOffset, maxTableEntries: entries, blockSize: bs }));
+  const setBatEntry = (block: number, k: number) => batView.setUint32(block * 4, (dataStart + k * (bitmapBytes + bs)) / VHD_SECTOR);
+  // A file gets the BAT last (pwrite), so all-zero blocks are found while copying and left out.
+  // A pipe gets it first, computed from the extent map: such blocks are then stored.
+  const batFirst = !sink.seekable;
+  if (batFirst) {
+    allocatedBlocks(disk, bs).forEach(setBatEntry);
+    await sink.write(bat);
+    // A stream may hold what it is given: fresh block buffers and bitmap copies.
+    for await (const { index, data } of readBlocks(disk, bs)) {
+      progress((index + 1) * bs);
+      await sink.write(bitmap.slice());
+      await sink.write(data);
+    }
+  } else {
+    await sink.skip(batBytes);
+    await writeNonZeroBlocks(disk, sink, bs, { prefix: bitmap, onStored: setBatEntry, onProgress: progress });
+  }
+  await sink.write(footer.slice());
+  if (!batFirst) await sink.pwrite(bat, tableOffset);
+  progress(disk.size);
+}
+
+async function detectVhd(file: DiskReader): Promise<boolean> {
+  try {
+    if (file.size < VHD_FOOTER_SIZE - 1) return false;
+    const head = await file.read(0, 8);
+    if (hasFooterCookie(head)) return true;
+    const tail = await file.read(Math.max(0, file.size - VHD_FOOTER_SIZE), VHD_FOOTER_SIZE);
+    return hasFooterCookie(tail) || hasFooterCookie(tail, 1);
+  } catch {
+    return false;
+  }
+}
+
+/** Find a valid footer: the last 512 bytes, the dynamic copy at 0, or an old 511-byte footer. */
+async function findFooter(file: DiskReader): Promise<{ footer: VhdFooter; length: number; where: string }> {
+  if (file.size < VHD_FOOTER_SIZE - 1) throw formatError('vhd', 'TRUNCATED', `file of ${file.size} bytes is too short for a VHD footer`);
+  const tail = await file.read(Math.max(0, file.size - VHD_FOOTER_SIZE), VHD_FOOTER_SIZE);
+  let endError: unknown;
+  if (hasFooterCookie(tail)) {
+    try {
+      return { footer: decodeVhdFooter(tail, 'at the end of the file'), length: VHD_FOOTER_SIZE, where: 'end' };
+    } catch (e) {
+      endError = e;
+    }
+  } else if (hasFooterCookie(tail, 1)) {
+    // Virtual PC before 2004 wrote a 511-byte footer.
+    return { footer: decodeVhdFooter(tail.subarray(1), 'at the end of the file (511 bytes)'), length: VHD_FOOTER_SIZE - 1, where: 'end (511-byte)' };
+  }
+  const head = await file.read(0, VHD_FOOTER_SIZE);
+  if (hasFooterCookie(head)) {
+    let copy: VhdFooter;
+    try {
+      copy = decodeVhdFooter(head, 'copy at offset 0');
+    } catch (e) {
+      throw endError ?? e;
+    }
+    if (copy.diskType === VHD_DISK_TYPE.dynamic || copy.diskType === VHD_DISK_TYPE.differencing) {
+      return { footer: copy, length: 0, where: 'copy at offset 0 (end footer missing or damaged)' };
+    }
+  }
+  throw endError ?? formatError('vhd', 'BAD_MAGIC', 'no VHD footer cookie "conectix" at the end of the file or at offset 0');
+}
+
+async function openVhd(file: DiskReader): Promise<ContainerReader> {
+  const { footer, length: footerLength, where } = await findFooter(file);
+  const size = footer.currentSize;
+  const base = {
+    format: 'vhd' as const,
+    size,
+    close: () => file.close(),
+  };
+  const commonDetails = {
+    diskType: diskTypeName(footer.diskType),
+    currentSize: footer.currentSize,
+    originalSize: footer.originalSize,
+    chsSize: chsSectors(footer.geometry) * VHD_SECTOR,
+    geometry: `${footer.geometry.cylinders}/${footer.geometry.heads}/${footer.geometry.sectorsPerTrack}`,
+    creatorApp: footer.creatorApp.replace(/\0+$/, ''),
+    creatorVersion: `0x${footer.creatorVersion.toString(16).padStart(8, '0')}`,
+    creatorHostOs: footer.creatorHostOs.replace(/\0+$/, ''),
+    timestamp: footer.timestamp,
+    uniqueId: Buffer.from(footer.uniqueId).toString('hex'),
+    footer: where,
+  };
+  if (footer.diskType === VHD_DISK_TYPE.differencing) {
+    throw formatError('vhd', 'BAD_VALUE', 'differencing VHD (it needs a parent disk) is not supported');
+  }
+  if (footer.diskType === VHD_DISK_TYPE.fixed) {
+    if (size > file.size - footerLength) {
+      throw formatError('vhd', 'TRUNCATED', `fixed VHD claims ${size} bytes but the file holds ${Math.max(0, file.size - footerLength)} bytes of data`);
+    }
+    return {
+      ...base,
+      subformat: 'fixed',
+      async read(offset, len, into) {
+        const start = Math.min(Math.max(0, offset), size);
+        return file.read(start, Math.min(size - start, Math.max(0, len)), into);
+      },
+      async *allocatedRanges() {
+        if (size > 0) yield { offset: 0, length: size };
+      },
+      details: () => ({ ...commonDetails }),
+    };
+  }
+  if (footer.diskType !== VHD_DISK_TYPE.dynamic) {
+    throw formatError('vhd', 'BAD_VALUE', `VHD disk type ${footer.diskType} is not fixed (2), dynamic (3) or differencing (4)`);
+  }
+  if (size > MAX_READ_SIZE) throw formatError('vhd', 'TOO_LARGE', `dynamic VHD claims ${size} bytes, more than 2 TiB`);
+  const hOff = footer.dataOffset;
+  if (hOff === null || hOff + VHD_DYNAMIC_HEADER_SIZE > file.size) {
+    throw formatError('vhd', 'BAD_VALUE', `dynamic VHD header offset ${hOff ?? 'none'} is outside the file`);
+  }
+  const header = decodeVhdDynamicHeader(await file.read(hOff, VHD_DYNAMIC_HEADER_SIZE));
+  const bs = header.blockSize;
+  if (bs < VHD_SECTOR || bs > 256 * MIB || (bs & (bs - 1)) !== 0) {
+    throw formatError('vhd', 'BAD_VALUE', `VHD block size ${bs} is not a power of two from 512 bytes to 256 MiB`);
+  }
+  const needed = Math.ceil(size / bs);
+  if (header.maxTableEntries < needed) {
+    throw formatError('vhd', 'BAD_VALUE', `VHD BAT has ${header.maxTableEntries} entries of ${bs} bytes; ${size} bytes need ${needed}`);
+  }
+  if (needed > MAX_BAT_ENTRIES) throw formatError('vhd', 'TOO_LARGE', `VHD BAT of ${needed} entries is too large`);
+  if (header.tableOffset + needed * 4 > file.size) {
+    throw formatError('vhd', 'TRUNCATED', `VHD BAT at ${header.tableOffset} (${needed} entries) runs past the end of the file`);
+  }
+  const batBytes = await file.read(header.tableOffset, needed * 4);
+  const bv = new DataView(batBytes.buffer, batBytes.byteOffset, batBytes.length);
+  const bat = new Uint32Array(needed);
+  const bitmapBytes = vhdBitmapBytes(bs);
+  let allocated = 0;
+  for (let i = 0; i < needed; i++) {
+    const e = bv.getUint32(i * 4);
+    bat[i] = e;
+    if (e === VHD_BAT_UNUSED) continue;
+    allocated++;
+    const end = e * VHD_SECTOR + bitmapBytes + Math.min(bs, size - i * bs);
+    if (end > file.size) {
+      throw formatError('vhd', 'TRUNCATED', `VHD block ${i} at sector ${e} runs past the end of the file (${end} > ${file.size})`);
+    }
+  }
+  return {
+    ...base,
+    subformat: 'dynamic',
+    read: (offset, len, into) =>
+      readThroughBlocks(size, bs, offset, len, async (i, within, data) => {
+        const e = bat[i];
+        if (e === VHD_BAT_UNUSED) return;
+        const n = data.length;
+        const blockAt = e * VHD_SECTOR;
+        if ((await readInto(file, blockAt + bitmapBytes + within, data)) !== n) throw formatError('vhd', 'TRUNCATED', `VHD block ${i} is cut short`);
+        // VHD spec "Sector Bitmap": bit 7 of byte 0 is the block's first sector; a clear bit
+        // means the sector holds no data (zeros here, the parent's data for differencing).
+        const s0 = Math.floor(within / VHD_SECTOR);
+        const s1 = Math.floor((within + n - 1) / VHD_SECTOR);
+        const bitmap = await file.read(blockAt + (s0 >> 3), (s1 >> 3) - (s0 >> 3) + 1);
+        for (let s = s0; s <= s1; s++) {
+          const byte = bitmap[(s >> 3) - (s0 >> 3)] ?? 0;
+          if (byte & (0x80 >> (s & 7))) continue;
+          const a = Math.max(within, s * VHD_SECTOR) - within;
+          const b = Math.min(within + n, (s + 1) * VHD_SECTOR) - within;
+          data.fill(0, a, b);
+        }
+      }, into),
+    allocatedRanges() {
+      const used = function* () {
+        for (let i = 0; i < needed; i++) if (bat[i] !== VHD_BAT_UNUSED) yield i;
+      };
+      return rangesOfBlocks(used(), bs, size);
+    },
+    details: () => ({ ...commonDetails, blockSize: bs, batEntries: header.maxTableEntries, allocatedBlocks: allocated }),
+  };
+}
+
+export const vhdHandler: ContainerHandler = {
+  format: 'vhd',
+  extensions: ['.vhd', '.vpc'],
+  optionKeys: ['subformat', 'force_size'],
+  detect: detectVhd,
+  open: (file) => openVhd(file),
+  write: writeVhd,
+};

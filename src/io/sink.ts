@@ -1,0 +1,151 @@
+/**
+ * Where container writers put bytes. A file sink supports positional writes and leaves skipped
+ * ranges as holes; a stream sink is forward-only and writes skipped ranges as zeros.
+ */
+import type { FileHandle } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
+import { DiskmintError } from '../model/errors.js';
+import { isAllZero } from '../containers/blocks.js';
+
+export interface ByteSink {
+  /** True when `pwrite` works (a regular file); false for pipes. */
+  readonly seekable: boolean;
+  /** Bytes emitted so far (the current end for forward writing). */
+  readonly position: number;
+  /**
+   * Append at `position`. A stream sink may keep a reference to `data` until it is flushed: don't
+   * reuse it. A file sink (`seekable`) is done with it once this resolves: the caller may reuse it.
+   */
+  write(data: Uint8Array): Promise<void>;
+  /** Advance `n` bytes: a hole in a file, zeros on a pipe. */
+  skip(n: number): Promise<void>;
+  /** Write at an absolute position (seekable sinks only); does not move `position` unless it writes past it. */
+  pwrite(data: Uint8Array, position: number): Promise<void>;
+  /** Make the file exactly `size` bytes (files); pipes: pad with zeros to `size`. */
+  finish(size?: number): Promise<void>;
+}
+
+/** Sequential small writes are gathered up to this size before they reach the file. */
+const COALESCE_BYTES = 4 << 20;
+/** Non-zero spans at least this long go to the file straight from the caller's buffer (no copy). */
+const DIRECT_BYTES = 256 << 10;
+/** Granularity at which zeros written forward become holes. */
+const HOLE_BYTES = 64 << 10;
+
+/**
+ * A sink over a new (empty) file: zero runs are left as holes, small forward writes are
+ * coalesced, and large ones are written from the caller's buffer (resolved once on disk, so the
+ * caller may reuse it then; a copy would cost one more pass over every byte).
+ */
+export function fileSink(handle: FileHandle): ByteSink {
+  let position = 0;
+  let end = 0;
+  // Write-behind buffer for small forward writes: many 64 KiB clusters become one 4 MiB write.
+  const pending = Buffer.allocUnsafe(COALESCE_BYTES);
+  let pendingAt = 0;
+  let pendingLength = 0;
+  const flush = async () => {
+    if (!pendingLength) return;
+    await writeFully(handle, pending.subarray(0, pendingLength), pendingAt);
+    pendingLength = 0;
+  };
+  /** Put non-zero `bytes` at file offset `at`. */
+  const emit = async (bytes: Uint8Array, at: number) => {
+    if (pendingLength && (pendingAt + pendingLength !== at || pendingLength + bytes.length > COALESCE_BYTES)) await flush();
+    if (bytes.length >= DIRECT_BYTES) {
+      await flush();
+      await writeFully(handle, bytes, at);
+      return;
+    }
+    if (!pendingLength) pendingAt = at;
+    pending.set(bytes, pendingLength);
+    pendingLength += bytes.length;
+  };
+  return {
+    seekable: true,
+    get position() {
+      return position;
+    },
+    async write(data) {
+      // The file is new, so all-zero HOLE_BYTES pieces can stay holes: the output is sparse
+      // wherever the container stores zeros (fixed VHD, VHDX blocks, flat extents).
+      let span = 0; // start of the current non-zero span in `data`
+      for (let at = 0; at < data.length; at += HOLE_BYTES) {
+        const piece = data.subarray(at, Math.min(data.length, at + HOLE_BYTES));
+        if (piece.length === HOLE_BYTES && isAllZero(piece)) {
+          if (at > span) await emit(data.subarray(span, at), position + span);
+          span = at + HOLE_BYTES;
+        }
+      }
+      if (data.length > span) await emit(data.subarray(span), position + span);
+      position += data.length;
+      end = Math.max(end, position);
+    },
+    async skip(n) {
+      await flush();
+      position += n;
+    },
+    async pwrite(data, at) {
+      await flush();
+      await writeFully(handle, data, at);
+      end = Math.max(end, at + data.length);
+    },
+    async finish(size) {
+      await flush();
+      await handle.truncate(size ?? Math.max(end, position));
+    },
+  };
+}
+
+const ZEROS = new Uint8Array(1 << 20);
+
+export function streamSink(out: Writable): ByteSink {
+  let position = 0;
+  const push = (data: Uint8Array) =>
+    new Promise<void>((resolve, reject) => {
+      if (out.write(data)) return resolve();
+      const onDrain = () => {
+        out.off('error', onError);
+        resolve();
+      };
+      const onError = (err: Error) => {
+        out.off('drain', onDrain);
+        reject(err);
+      };
+      out.once('drain', onDrain);
+      out.once('error', onError);
+    });
+  const sink: ByteSink = {
+    seekable: false,
+    get position() {
+      return position;
+    },
+    async write(data) {
+      await push(data);
+      position += data.length;
+    },
+    async skip(n) {
+      for (let left = n; left > 0; ) {
+        const k = Math.min(left, ZEROS.length);
+        await push(ZEROS.subarray(0, k));
+        left -= k;
+      }
+      position += n;
+    },
+    async pwrite() {
+      throw new DiskmintError('BAD_ARGUMENT', 'this output needs a seekable file, not a pipe');
+    },
+    async finish(size) {
+      if (size !== undefined && size > position) await sink.skip(size - position);
+    },
+  };
+  return sink;
+}
+
+/** pwrite until every byte is written. */
+export async function writeFully(handle: FileHandle, data: Uint8Array, position: number): Promise<void> {
+  for (let done = 0; done < data.length; ) {
+    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
+    done += bytesWritten;
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * The bundled CLI (dist/diskmint.cjs, what `npx diskmint` runs) works as the sources do:
+ * `npm ci` builds it through the prepare script, so CI always has a fresh one. It loads the
+ * bundle through a V8 code cache made at build time, which this Node must accept.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { tempDir } from '../helpers/golden.js';
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+const BUNDLE = join(ROOT, 'dist', 'diskmint.cjs');
+const SOURCES = ['src', 'formats'].map((d) => join(ROOT, d));
+
+function run(args: string[]): { status: number; out: string } {
+  const r = spawnSync(process.execPath, [BUNDLE, ...args], { encoding: 'utf8' });
+  return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
+}
+
+describe('dist/diskmint.cjs', () => {
+  it('builds the demo, converts it with zstd (worker threads from the bundle) and verifies it', (ctx) => {
+    if (!existsSync(BUNDLE)) {
+      if (process.env.CI === 'true') throw new Error('dist/diskmint.cjs is missing: npm ci runs the build (prepare)');
+      return ctx.skip();
+    }
+    if (process.env.CI !== 'true' && SOURCES.some((d) => statSync(d).mtimeMs > statSync(BUNDLE).mtimeMs)) {
+      console.warn('skipping: dist/diskmint.cjs is older than the sources (npm run build)');
+      return ctx.skip();
+    }
+    const dir = tempDir();
+    const img = join(dir, 'demo.img');
+    expect(run(['build', join(ROOT, 'fixtures/demo/layout.json'), '-o', img, '-q']).status).toBe(0);
+    const q = join(dir, 'demo.qcow2');
+    const c = run(['convert', img, q, '-c', '--compression', 'zstd', '-q']);
+    expect(c.out).toContain('qcow2');
+    expect(c.status).toBe(0);
+    // deflate through node:zlib, which the bundle loads only on first use
+    const z = join(dir, 'demo-deflate.qcow2');
+    expect(run(['convert', img, z, '-c', '--compression', 'deflate', '-q']).status).toBe(0);
+    expect(run(['verify', z]).status).toBe(0);
+    const v = run(['verify', q, '--expect', join(ROOT, 'fixtures/demo/layout.json')]);
+    expect(v.out).toMatch(/OK \(0 errors, 0 warnings\)/);
+    expect(v.status).toBe(0);
+    expect(run(['--version']).out.trim()).toBe(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version);
+  });
+
+  it('loads the bundle through its code cache, which this Node accepts; zod only for a layout', (ctx) => {
+    if (!existsSync(BUNDLE)) return ctx.skip(); // the test above fails in CI when it is missing
+    const loader = join(ROOT, 'dist', 'cli-loader.cjs');
+    const probe = `const { loadCli, codeCacheOf, scripts } = require(${JSON.stringify(loader)});
+      const { basename } = require('node:path');
+      const loadedFiles = () => Object.fromEntries([...scripts].map(([f, s]) => [basename(f), { cache: require('node:fs').existsSync(codeCacheOf(f)), rejected: s.cachedDataRejected }]));
+      const { cli } = loadCli();
+      const before = loadedFiles();
+      cli.main(['node', 'diskmint', 'schema']).then((code) => {
+        console.log(JSON.stringify({ main: typeof cli.main, before, after: loadedFiles(), code }));
+      });`;
+    const r = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    const lastLine = r.stdout.trim().split('\n').at(-1)!;
+    const accepted = { cache: true, rejected: false };
+    expect(JSON.parse(lastLine)).toEqual({
+      main: 'function',
+      before: { 'diskmint-cli.cjs': accepted },
+      after: { 'diskmint-cli.cjs': accepted, 'diskmint-zod.cjs': accepted },
+      code: 0,
+    });
+  });
+
+  it('bundles only ASCII, which Node reads as a one-byte string', (ctx) => {
+    if (!existsSync(BUNDLE)) return ctx.skip();
+    for (const file of ['diskmint-cli.cjs', 'diskmint-zod.cjs']) {
+      expect(readFileSync(join(ROOT, 'dist', file)).every((byte) => byte < 0x80)).toBe(true);
+    }
+  });
+
+  it('starts without loading zlib, crypto, worker threads, os, streams or tty (loaded on first use)', (ctx) => {
+    if (!existsSync(BUNDLE)) return ctx.skip();
+    const loader = join(ROOT, 'dist', 'cli-loader.cjs');
+    const dir = tempDir();
+    const probe = `const { loadCli } = require(${JSON.stringify(loader)});
+      process.on('exit', () => {
+        const loaded = process.moduleLoadList.filter((m) => /^NativeModule (zlib|crypto|worker_threads|os|stream|net|tty)$/.test(m));
+        require('node:fs').writeSync(2, JSON.stringify(loaded));
+      });
+      loadCli().cli.main(['node', 'diskmint', ...process.argv.slice(2)]);`;
+    const file = join(dir, 'probe.cjs'); // a file: \`node -e\` itself loads crypto for its globals
+    writeFileSync(file, probe);
+    const version = spawnSync(process.execPath, [file, '--version'], { encoding: 'utf8' });
+    expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(JSON.parse(version.stderr)).toEqual([]);
+    // The command the FAT benchmark times: its report goes out without process.stdout (streams,
+    // net), its seeded serial without node:crypto. Standard output and error are pipes here.
+    const esp = join(ROOT, 'fixtures', 'demo', 'esp');
+    const fat = spawnSync(process.execPath, [file, 'fat', 'create', join(dir, 'esp.img'), '--from', esp], { encoding: 'utf8' });
+    expect(fat.stdout).toMatch(/esp\.img: FAT\d+/);
+    expect(JSON.parse(fat.stderr)).toEqual([]);
+  });
+
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    it(`stopped by ${signal} mid-write, leaves neither the output nor its temp file, and dies of the signal`, async (ctx) => {
+      if (!existsSync(BUNDLE)) return ctx.skip();
+      const dir = tempDir();
+      const input = join(dir, 'random.raw');
+      writeFileSync(input, randomBytes(96 << 20)); // incompressible: zstd on one thread takes ~1 s
+      const child = spawn(process.execPath, [BUNDLE, 'convert', input, join(dir, 'out.qcow2'), '-O', 'qcow2', '-c', '--compression', 'zstd', '--threads', '1', '-q'], { stdio: 'ignore' });
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, sig) => resolve({ code, signal: sig })));
+      const others = () => readdirSync(dir).filter((f) => f !== 'random.raw');
+      // Wait until the temp file holds data, then interrupt.
+      for (let waited = 0; !others().some((f) => f.endsWith('.tmp') && statSync(join(dir, f)).size > 0); waited += 10) {
+        if (waited > 20_000 || child.exitCode !== null) throw new Error(`the conversion ended (or never started) before it could be interrupted: ${others().join(', ')}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      child.kill(signal);
+      expect(await exited).toEqual({ code: null, signal });
+      expect(others()).toEqual([]);
+    });
+  }
+
+  it('stops quietly with 141 (128 + SIGPIPE) when the reader of its output goes away', async (ctx) => {
+    if (!existsSync(BUNDLE)) return ctx.skip();
+    const child = spawn(process.execPath, [BUNDLE, 'build', join(ROOT, 'fixtures/demo/layout.json'), '-o', '-', '-q'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.once('data', () => child.stdout.destroy()); // like `| head -c 1000`
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    expect(stderr).toBe('');
+    expect(code).toBe(141);
+  });
+});
