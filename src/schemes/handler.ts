@@ -9,6 +9,7 @@
  * The plan types below are structural: layout/plan.ts's PlannedImage satisfies TablePlan, so
  * schemes/ never imports layout/.
  */
+import type { SlotEntry } from '../../formats/boot/gptboot.js';
 import type { DiskReader } from '../model/disk-reader.js';
 import type { PartitionTable, TablePartition, TableReadResult } from './types.js';
 
@@ -50,6 +51,8 @@ export interface SchemeCapabilities {
   rawPartitionLabel?: string;
   /** Tables this scheme's images are also read as (a short bare EBR chain reads as an MBR). */
   readsAs?: readonly SchemeName[];
+  /** Booted by FreeBSD's pmbr and gptboot: freebsd-boot stages, bootme/bootonce/bootfailed attributes (verify --boot checks them). */
+  gptboot?: boolean;
   /** Boot code area: its size in bytes (0: none) and its name for messages. */
   bootcode: { bytes: number; what: string };
 }
@@ -154,14 +157,19 @@ export interface SchemeSlots {
  * flag. `table` is the probed table (its sector size is the detected one).
  */
 export interface SlotSupport {
-  /** What the user calls a slot in messages ("slot", "slice"). */
   read(disk: DiskReader, table: PartitionTable): Promise<SchemeSlots>;
   /** The slot `ref` names, refused when it boots by default unless `force`; checked before anything is written. */
   target(disk: DiskReader, table: PartitionTable, ref: number | string, opts: { force?: boolean; bootonce?: boolean }): Promise<{ index: number; label: string; offset: number; sizeBytes: number }>;
   /** Make `ref` the permanent default. */
   activate(editor: TableWriter, table: PartitionTable, ref: number | string): Promise<void>;
-  /** Without it: what `slot confirm` says (the scheme has no one-time boot). */
-  noOneTimeBoot?: string;
+  /** One-time boots (gptboot's bootonce): request one, confirm after a good boot. */
+  oneTimeBoot?: {
+    request(editor: TableWriter, ref: number | string): Promise<SlotEntry[]>;
+    /** What rc.d/gptboot does after a good boot; returns its log lines. */
+    confirm(editor: TableWriter): Promise<string[]>;
+  };
+  /** Without oneTimeBoot: what `slot confirm` says, and why `slot bootonce` is refused. */
+  noOneTimeBoot?: { confirm: string; bootonce: string };
 }
 
 export interface SchemeHandler {

@@ -9,7 +9,7 @@ import { finding, type Finding } from '../../model/findings.js';
 import type { DiskReader } from '../../model/disk-reader.js';
 import type { PartitionTable } from '../../schemes/types.js';
 import { hashRange } from '../slots/slots.js';
-import { FREEBSD_BOOT, FREEBSD_UFS } from '../../schemes/mbr/slots.js';
+import { FREEBSD_BOOT, FREEBSD_UFS } from '../../schemes/gpt/slots.js';
 
 const BOOTME = 1n << 59n;
 const BOOTONCE = 1n << 58n;
