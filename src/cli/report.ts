@@ -5,6 +5,7 @@ import type { VerifyReport } from '../ops/verify/verify.js';
 import type { BuildResult, BuildSummary } from '../ops/build.js';
 import type { CompareResult } from '../ops/compare.js';
 import type { PartitionTable } from '../schemes/types.js';
+import { findScheme } from '../schemes/registry.js';
 import { formatBytes } from '../model/size.js';
 import { printOut } from './output.js';
 
@@ -20,7 +21,7 @@ export function formatTable(t: PartitionTable, indent = ''): string[] {
   if (t.diskGuid) head.push(`disk GUID ${t.diskGuid}`);
   if (t.diskSignature) head.push(`disk signature ${t.diskSignature}`);
   if (t.firstUsableLba !== undefined) head.push(`usable sectors ${t.firstUsableLba}-${t.lastUsableLba}`);
-  if (t.entryCount !== undefined && t.scheme === 'gpt') head.push(`${t.entryCount} entries`);
+  head.push(...(findScheme(t.scheme)?.describe?.(t) ?? []));
   const lines = [indent + head.join(', ')];
   if (!t.partitions.length) return [...lines, `${indent}  (no partitions)`];
   const rows = [['#', 'type', 'raw type', 'label', 'first', 'last', 'size', 'flags', 'holds', 'GUID']];

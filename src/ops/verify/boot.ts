@@ -10,6 +10,7 @@ import type { DiskReader } from '../../model/disk-reader.js';
 import type { PartitionTable } from '../../schemes/types.js';
 import { hashRange } from '../slots/slots.js';
 import { FREEBSD_BOOT, FREEBSD_UFS } from '../../schemes/gpt/slots.js';
+import { findScheme } from '../../schemes/registry.js';
 
 const BOOTME = 1n << 59n;
 const BOOTONCE = 1n << 58n;
@@ -27,13 +28,14 @@ export async function bootChainFindings(disk: DiskReader, table: PartitionTable 
   } else {
     out.push(finding('info', 'boot.mbr-code', `sector 0 holds boot code (sha256 ${(await hashRange(disk, 0, MBR_CODE_BYTES)).slice(0, 12)})`, 'boot'));
   }
-  if (table.scheme !== 'gpt') return out;
+  // The rest is the pmbr + gptboot chain: freebsd-boot stages and the slot attributes.
+  if (!findScheme(table.scheme)?.capabilities.gptboot) return out;
   const ss = table.sectorSize;
   const stages = table.partitions.filter((p) => p.rawType === FREEBSD_BOOT);
   const limit = BOOTCODE_KINDS['freebsd-boot'].maxBytes;
   const hashes: string[] = [];
   for (const [i, p] of stages.entries()) {
-    const where = `gpt.partition[${p.index}]`;
+    const where = `${table.scheme}.partition[${p.index}]`;
     const role = i === 0 ? 'primary boot stage' : `fallback boot stage ${i}`;
     const hash = await hashRange(disk, p.firstLba * ss, p.sizeBytes);
     hashes.push(hash);
@@ -58,7 +60,7 @@ export async function bootChainFindings(disk: DiskReader, table: PartitionTable 
   }
   for (const p of table.partitions) {
     const a = attrs(p);
-    const where = `gpt.partition[${p.index}]`;
+    const where = `${table.scheme}.partition[${p.index}]`;
     if ((a & (BOOTME | BOOTONCE | BOOTFAILED)) !== 0n && p.rawType !== FREEBSD_UFS) {
       out.push(finding('warning', 'boot.attributes-ignored', `partition ${p.index} carries boot attributes but is not freebsd-ufs; gptboot ignores it`, where));
     }
