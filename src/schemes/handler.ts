@@ -164,6 +164,8 @@ export interface SlotSupport {
   activate(editor: TableWriter, table: PartitionTable, ref: number | string): Promise<void>;
   /** One-time boots (gptboot's bootonce): request one, confirm after a good boot. */
   oneTimeBoot?: {
+    /** The table's entries as gptboot sees them (for `slot simulate`). */
+    entries(disk: DiskReader): Promise<SlotEntry[]>;
     request(editor: TableWriter, ref: number | string): Promise<SlotEntry[]>;
     /** What rc.d/gptboot does after a good boot; returns its log lines. */
     confirm(editor: TableWriter): Promise<string[]>;

@@ -7,7 +7,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildImage, inspectImage } from '../../src/index.js';
-import { slotActivate, slotStatus, slotWrite } from '../../src/ops/slots/slots.js';
+import { slotActivate, slotBootonce, slotConfirm, slotStatus, slotWrite } from '../../src/ops/slots/slots.js';
+import { slotSimulate } from '../../src/ops/slots/simulate.js';
 import type { Layout, PartitionSpec } from '../../src/layout/schema.js';
 import { tempDir } from '../helpers/golden.js';
 
@@ -68,5 +69,13 @@ describe('nanobsd-mbr style image with 4096-byte sectors', () => {
     // The active flag lives in the MBR's first 512 bytes, whatever the sector size.
     const mbr = readFileSync(img).subarray(446, 446 + 64);
     expect([mbr[0], mbr[16], mbr[32]]).toEqual([0x00, 0x80, 0x00]);
+
+    // No one-time boot on MBR: confirm says so, bootonce and simulate refuse, nothing is written.
+    const before = readFileSync(img);
+    expect(await slotConfirm(img)).toEqual(['MBR images have no one-time boot state to confirm']);
+    await expect(slotBootonce(img, 1)).rejects.toThrow(/no one-time boot/);
+    await expect(slotWrite(img, 1, join(dir, 'os-b'), { bootonce: true, force: true })).rejects.toThrow(/no one-time boot/);
+    await expect(slotSimulate(img, ['ok'])).rejects.toThrow(/no one-time boot/);
+    expect(Buffer.compare(readFileSync(img), before)).toBe(0);
   });
 });

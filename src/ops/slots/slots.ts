@@ -59,7 +59,7 @@ async function hashFile(path: string): Promise<string> {
 }
 
 /** The table whose scheme carries slots (GPT, or a NanoBSD-style MBR), with its slot support. */
-async function slotTable(disk: DiskReader): Promise<{ table: PartitionTable; slots: SlotSupport }> {
+export async function slotTable(disk: DiskReader): Promise<{ table: PartitionTable; slots: SlotSupport }> {
   const { table } = await inspectDisk(disk);
   const slots = table ? schemeHandler(table.scheme).slots : undefined;
   if (!table || !slots) {

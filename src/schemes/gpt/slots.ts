@@ -76,6 +76,7 @@ export const gptSlots: SlotSupport = {
     await setAttributes(editor, gpt, activateSlot(toSlotEntries(gpt), slot.index));
   },
   oneTimeBoot: {
+    entries: async (disk) => toSlotEntries(await readGptForEdit(disk)),
     async request(editor, ref) {
       const gpt = await readGptForEdit(editor.disk);
       const slot = resolveGptSlot(gpt, ref);
