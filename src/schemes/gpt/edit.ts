@@ -6,7 +6,7 @@
  */
 import { DiskmintError } from '../../model/errors.js';
 import { FormatError } from '../../../formats/common/errors.js';
-import { crc32 } from '../../../formats/common/crc32.js';
+import { crc32 } from '../../model/crc32.js';
 import { gptEntryArrayBytes, isGptHeaderSignature, decodeGptEntries, decodeGptHeader, type GptHeader, type GptPartitionEntry } from '../../../formats/schemes/gpt.js';
 import type { DiskReader } from '../../model/disk-reader.js';
 import type { ImageEditor } from '../../ops/slots/editor.js';

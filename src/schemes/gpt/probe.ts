@@ -2,7 +2,7 @@
  * probeGpt: find a GUID Partition Table on a disk, read both copies and report what is wrong
  * (UEFI 2.10 section 5.3). Never throws on bad bytes: every FormatError becomes a finding.
  */
-import { crc32 } from '../../../formats/common/crc32.js';
+import { crc32 } from '../../model/crc32.js';
 import { FormatError } from '../../../formats/common/errors.js';
 import {
   GPT_REVISION,
