@@ -5,7 +5,7 @@
  * Allocation Table" / "Data Blocks") and the CHS algorithm (appendix "CHS Calculation").
  * All integers are big-endian. Parsers throw only FormatError (format 'vhd').
  */
-import { formatError } from '../common/errors.js';
+import { fail } from '../common/errors.js';
 
 export const VHD_SECTOR = 512;
 export const VHD_FOOTER_SIZE = 512;
@@ -176,15 +176,15 @@ export function hasFooterCookie(bytes: Uint8Array, at = 0): boolean {
  * Checks cookie and checksum; `where` names the copy in messages.
  */
 export function decodeVhdFooter(bytes: Uint8Array, where: string): VhdFooter {
-  if (bytes.length < 511) throw formatError('vhd', 'TRUNCATED', `VHD footer ${where} is ${bytes.length} bytes, not 512`);
+  if (bytes.length < 511) throw fail('vhd', 'TRUNCATED', `VHD footer ${where} is ${bytes.length} bytes, not 512`);
   const b = new Uint8Array(VHD_FOOTER_SIZE);
   b.set(bytes.subarray(0, VHD_FOOTER_SIZE));
-  if (!hasFooterCookie(b)) throw formatError('vhd', 'BAD_MAGIC', `no VHD footer cookie "conectix" ${where}`);
+  if (!hasFooterCookie(b)) throw fail('vhd', 'BAD_MAGIC', `no VHD footer cookie "conectix" ${where}`);
   const dv = new DataView(b.buffer);
   const stored = dv.getUint32(64);
   const computed = vhdChecksum(b, 64);
   if (stored !== computed) {
-    throw formatError('vhd', 'BAD_CHECKSUM', `VHD footer ${where}: checksum 0x${stored.toString(16)} should be 0x${computed.toString(16)}`);
+    throw fail('vhd', 'BAD_CHECKSUM', `VHD footer ${where}: checksum 0x${stored.toString(16)} should be 0x${computed.toString(16)}`);
   }
   const offset = dv.getBigUint64(16);
   return {
@@ -219,14 +219,14 @@ export function encodeVhdDynamicHeader(h: { tableOffset: number; maxTableEntries
 }
 
 export function decodeVhdDynamicHeader(bytes: Uint8Array): VhdDynamicHeader {
-  if (bytes.length < VHD_DYNAMIC_HEADER_SIZE) throw formatError('vhd', 'TRUNCATED', 'VHD dynamic header runs past the end of the file');
-  if (ascii(bytes, 0, 8) !== 'cxsparse') throw formatError('vhd', 'BAD_MAGIC', 'no VHD dynamic header cookie "cxsparse"');
+  if (bytes.length < VHD_DYNAMIC_HEADER_SIZE) throw fail('vhd', 'TRUNCATED', 'VHD dynamic header runs past the end of the file');
+  if (ascii(bytes, 0, 8) !== 'cxsparse') throw fail('vhd', 'BAD_MAGIC', 'no VHD dynamic header cookie "cxsparse"');
   const b = bytes.subarray(0, VHD_DYNAMIC_HEADER_SIZE);
   const dv = new DataView(b.buffer, b.byteOffset, b.length);
   const stored = dv.getUint32(36);
   const computed = vhdChecksum(b, 36);
   if (stored !== computed) {
-    throw formatError('vhd', 'BAD_CHECKSUM', `VHD dynamic header checksum 0x${stored.toString(16)} should be 0x${computed.toString(16)}`);
+    throw fail('vhd', 'BAD_CHECKSUM', `VHD dynamic header checksum 0x${stored.toString(16)} should be 0x${computed.toString(16)}`);
   }
   return {
     tableOffset: u64(dv, 16),
@@ -243,12 +243,10 @@ export function vhdBitmapBytes(blockSize: number): number {
 }
 
 /**
- * Seconds since 2000-01-01 00:00:00 UTC (the footer's time stamp epoch). Deterministic:
- * SOURCE_DATE_EPOCH when set (clamped to the field), else 0.
+ * The footer's time stamp for `unixSeconds` (seconds since 1970): seconds since 2000-01-01
+ * 00:00:00 UTC, clamped to the field (a time before 2000 is 0). The caller chooses the time
+ * (diskmint: SOURCE_DATE_EPOCH, else 0), so writes stay deterministic.
  */
-export function vhdTimestamp(env: NodeJS.ProcessEnv = process.env): number {
-  const sde = env.SOURCE_DATE_EPOCH;
-  if (sde === undefined || !/^\d+$/.test(sde.trim())) return 0;
-  const t = Number(sde.trim()) - 946684800;
-  return Math.max(0, Math.min(0xffffffff, t));
+export function vhdTimestamp(unixSeconds: number): number {
+  return Math.max(0, Math.min(0xffffffff, unixSeconds - 946684800));
 }

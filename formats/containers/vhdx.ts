@@ -7,7 +7,7 @@
  * (format 'vhdx').
  */
 import { crc32c } from '../common/crc32c.js';
-import { formatError } from '../common/errors.js';
+import { fail } from '../common/errors.js';
 import { decodeGuid, encodeGuid } from '../common/guid.js';
 
 export const KIB = 1024;
@@ -133,12 +133,12 @@ export function encodeVhdxHeader(h: VhdxHeader): Uint8Array {
 }
 
 export function decodeVhdxHeader(bytes: Uint8Array, which: string): VhdxHeader {
-  if (bytes.length < VHDX_HEADER_SIZE) throw formatError('vhdx', 'TRUNCATED', `VHDX ${which} runs past the end of the file`);
+  if (bytes.length < VHDX_HEADER_SIZE) throw fail('vhdx', 'TRUNCATED', `VHDX ${which} runs past the end of the file`);
   const b = bytes.subarray(0, VHDX_HEADER_SIZE);
-  if (!sig(b, 0, 'head')) throw formatError('vhdx', 'BAD_MAGIC', `VHDX ${which} has no "head" signature`);
+  if (!sig(b, 0, 'head')) throw fail('vhdx', 'BAD_MAGIC', `VHDX ${which} has no "head" signature`);
   const { stored, computed } = crcOk(b);
   if (stored !== computed) {
-    throw formatError('vhdx', 'BAD_CHECKSUM', `VHDX ${which} CRC-32C 0x${stored.toString(16)} should be 0x${computed.toString(16)}`);
+    throw fail('vhdx', 'BAD_CHECKSUM', `VHDX ${which} CRC-32C 0x${stored.toString(16)} should be 0x${computed.toString(16)}`);
   }
   const dv = view(b);
   const h: VhdxHeader = {
@@ -151,7 +151,7 @@ export function decodeVhdxHeader(bytes: Uint8Array, which: string): VhdxHeader {
     logLength: dv.getUint32(68, true),
     logOffset: u64le(dv, 72),
   };
-  if (h.version !== 1) throw formatError('vhdx', 'BAD_VALUE', `VHDX ${which} version ${h.version} is not 1`);
+  if (h.version !== 1) throw fail('vhdx', 'BAD_VALUE', `VHDX ${which} version ${h.version} is not 1`);
   return h;
 }
 
@@ -179,16 +179,16 @@ export function encodeRegionTable(regions: readonly VhdxRegion[]): Uint8Array {
 }
 
 export function decodeRegionTable(bytes: Uint8Array, which: string): VhdxRegion[] {
-  if (bytes.length < VHDX_REGION_TABLE_SIZE) throw formatError('vhdx', 'TRUNCATED', `VHDX ${which} runs past the end of the file`);
+  if (bytes.length < VHDX_REGION_TABLE_SIZE) throw fail('vhdx', 'TRUNCATED', `VHDX ${which} runs past the end of the file`);
   const b = bytes.subarray(0, VHDX_REGION_TABLE_SIZE);
-  if (!sig(b, 0, 'regi')) throw formatError('vhdx', 'BAD_MAGIC', `VHDX ${which} has no "regi" signature`);
+  if (!sig(b, 0, 'regi')) throw fail('vhdx', 'BAD_MAGIC', `VHDX ${which} has no "regi" signature`);
   const { stored, computed } = crcOk(b);
   if (stored !== computed) {
-    throw formatError('vhdx', 'BAD_CHECKSUM', `VHDX ${which} CRC-32C 0x${stored.toString(16)} should be 0x${computed.toString(16)}`);
+    throw fail('vhdx', 'BAD_CHECKSUM', `VHDX ${which} CRC-32C 0x${stored.toString(16)} should be 0x${computed.toString(16)}`);
   }
   const dv = view(b);
   const count = dv.getUint32(8, true);
-  if (count > VHDX_MAX_ENTRIES) throw formatError('vhdx', 'TOO_LARGE', `VHDX ${which} claims ${count} entries (at most 2047)`);
+  if (count > VHDX_MAX_ENTRIES) throw fail('vhdx', 'TOO_LARGE', `VHDX ${which} claims ${count} entries (at most 2047)`);
   const out: VhdxRegion[] = [];
   for (let i = 0; i < count; i++) {
     const at = 16 + i * 32;
@@ -229,11 +229,11 @@ export function encodeMetadataTable(entries: readonly VhdxMetadataEntry[]): Uint
 }
 
 export function decodeMetadataTable(bytes: Uint8Array): VhdxMetadataEntry[] {
-  if (bytes.length < VHDX_METADATA_TABLE_SIZE) throw formatError('vhdx', 'TRUNCATED', 'VHDX metadata table runs past the end of the file');
-  if (!sig(bytes, 0, 'metadata')) throw formatError('vhdx', 'BAD_MAGIC', 'VHDX metadata table has no "metadata" signature');
+  if (bytes.length < VHDX_METADATA_TABLE_SIZE) throw fail('vhdx', 'TRUNCATED', 'VHDX metadata table runs past the end of the file');
+  if (!sig(bytes, 0, 'metadata')) throw fail('vhdx', 'BAD_MAGIC', 'VHDX metadata table has no "metadata" signature');
   const dv = view(bytes);
   const count = dv.getUint16(10, true);
-  if (count > VHDX_MAX_ENTRIES) throw formatError('vhdx', 'TOO_LARGE', `VHDX metadata table claims ${count} entries (at most 2047)`);
+  if (count > VHDX_MAX_ENTRIES) throw fail('vhdx', 'TOO_LARGE', `VHDX metadata table claims ${count} entries (at most 2047)`);
   const out: VhdxMetadataEntry[] = [];
   for (let i = 0; i < count; i++) {
     const at = 32 + i * 32;

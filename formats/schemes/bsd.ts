@@ -5,7 +5,7 @@
  * 8 KiB boot area (BSD_BOOTBLOCK_SIZE). The writer follows FreeBSD mkimg `usr.bin/mkimg/bsd.c`.
  */
 import { DEFAULT_GEOMETRY, type Geometry } from './chs.js';
-import { formatError } from '../common/errors.js';
+import { fail } from '../common/errors.js';
 
 /** BSD_MAGIC, at d_magic (offset 0) and d_magic2 (offset 132). */
 export const BSD_MAGIC = 0x82564557;
@@ -157,18 +157,18 @@ export function bsdPartitionLetter(slot: number): string {
  */
 export function decodeBsdLabel(bytes: Uint8Array): BsdLabel {
   if (bytes.length < OFF_PARTITIONS) {
-    throw formatError('bsd', 'TRUNCATED', `BSD label needs at least ${OFF_PARTITIONS} bytes, got ${bytes.length}`);
+    throw fail('bsd', 'TRUNCATED', `BSD label needs at least ${OFF_PARTITIONS} bytes, got ${bytes.length}`);
   }
   if (u32(bytes, OFF_MAGIC) !== BSD_MAGIC || u32(bytes, OFF_MAGIC2) !== BSD_MAGIC) {
-    throw formatError('bsd', 'BAD_MAGIC', 'BSD label magic 0x82564557 missing at offset 0 or 132');
+    throw fail('bsd', 'BAD_MAGIC', 'BSD label magic 0x82564557 missing at offset 0 or 132');
   }
   const npartitions = u16(bytes, OFF_NPARTITIONS);
   if (npartitions > BSD_NPARTS_MAX) {
-    throw formatError('bsd', 'TOO_LARGE', `BSD label claims ${npartitions} partitions, at most ${BSD_NPARTS_MAX} allowed`);
+    throw fail('bsd', 'TOO_LARGE', `BSD label claims ${npartitions} partitions, at most ${BSD_NPARTS_MAX} allowed`);
   }
   const end = OFF_PARTITIONS + npartitions * PARTITION_BYTES;
   if (bytes.length < end) {
-    throw formatError('bsd', 'TRUNCATED', `BSD label with ${npartitions} partitions needs ${end} bytes, got ${bytes.length}`);
+    throw fail('bsd', 'TRUNCATED', `BSD label with ${npartitions} partitions needs ${end} bytes, got ${bytes.length}`);
   }
   const partitions: BsdPartition[] = [];
   for (let slot = 0; slot < npartitions; slot++) {
@@ -230,12 +230,8 @@ export interface BsdLabelSpec {
   ncylinders?: number;
 }
 
-function invalid(message: string): Error {
-  return formatError('bsd', 'INVALID_ARGUMENT', message);
-}
-
 function checkUint(value: number, max: number, what: string): void {
-  if (!Number.isInteger(value) || value < 0 || value > max) throw invalid(`${what} ${value} is outside 0-${max}`);
+  if (!Number.isInteger(value) || value < 0 || value > max) throw fail('bsd', 'INVALID_ARGUMENT', `${what} ${value} is outside 0-${max}`);
 }
 
 /** Size of the boot area for a sector size: 8 KiB, or two sectors when that is larger. */
@@ -254,19 +250,19 @@ export function bsdBootAreaBytes(sectorSize: number): number {
 export function encodeBsdLabel(spec: BsdLabelSpec): Uint8Array {
   const { sectorSize, totalSectors } = spec;
   if (!Number.isInteger(sectorSize) || sectorSize < 512 || (sectorSize & (sectorSize - 1)) !== 0) {
-    throw invalid(`sector size ${sectorSize} is not a power of two >= 512`);
+    throw fail('bsd', 'INVALID_ARGUMENT', `sector size ${sectorSize} is not a power of two >= 512`);
   }
   checkUint(totalSectors, U32_MAX, 'total sectors');
   const g = spec.geometry ?? DEFAULT_GEOMETRY;
   checkUint(g.heads, U32_MAX, 'heads');
   checkUint(g.sectorsPerTrack, U32_MAX, 'sectors per track');
   const secpercyl = g.heads * g.sectorsPerTrack;
-  if (secpercyl < 1 || secpercyl > U32_MAX) throw invalid(`geometry ${g.heads}x${g.sectorsPerTrack} is not usable`);
+  if (secpercyl < 1 || secpercyl > U32_MAX) throw fail('bsd', 'INVALID_ARGUMENT', `geometry ${g.heads}x${g.sectorsPerTrack} is not usable`);
   const slots = new Map<number, BsdLabelPartitionSpec>();
   for (const p of spec.partitions) {
     const slot = /^[a-t]$/.test(p.letter) ? p.letter.charCodeAt(0) - 0x61 : -1;
-    if (slot < 0 || slot === BSD_RAW_PART) throw invalid(`partition letter '${p.letter}' is not one of a-b, d-t`);
-    if (slots.has(slot)) throw invalid(`partition '${p.letter}' given twice`);
+    if (slot < 0 || slot === BSD_RAW_PART) throw fail('bsd', 'INVALID_ARGUMENT', `partition letter '${p.letter}' is not one of a-b, d-t`);
+    if (slots.has(slot)) throw fail('bsd', 'INVALID_ARGUMENT', `partition '${p.letter}' given twice`);
     checkUint(p.offset, U32_MAX, `partition ${p.letter} offset`);
     checkUint(p.size, U32_MAX, `partition ${p.letter} size`);
     checkUint(p.fstype, 0xff, `partition ${p.letter} fstype`);
@@ -278,14 +274,14 @@ export function encodeBsdLabel(spec: BsdLabelSpec): Uint8Array {
   const highest = Math.max(BSD_RAW_PART, ...slots.keys());
   const npartitions = spec.npartitions ?? Math.max(BSD_NPARTS_MIN, highest + 1);
   if (!Number.isInteger(npartitions) || npartitions <= highest || npartitions > BSD_NPARTS_MAX) {
-    throw invalid(`npartitions ${npartitions} must be ${highest + 1}-${BSD_NPARTS_MAX}`);
+    throw fail('bsd', 'INVALID_ARGUMENT', `npartitions ${npartitions} must be ${highest + 1}-${BSD_NPARTS_MAX}`);
   }
   const ncylinders = spec.ncylinders ?? Math.ceil(totalSectors / secpercyl);
   checkUint(ncylinders, U32_MAX, 'cylinders');
 
   const area = new Uint8Array(bsdBootAreaBytes(sectorSize));
   if (spec.bootcode) {
-    if (spec.bootcode.length > area.length) throw invalid(`boot code of ${spec.bootcode.length} bytes exceeds the ${area.length}-byte boot area`);
+    if (spec.bootcode.length > area.length) throw fail('bsd', 'INVALID_ARGUMENT', `boot code of ${spec.bootcode.length} bytes exceeds the ${area.length}-byte boot area`);
     area.set(spec.bootcode, 0);
   }
   const labelBytes = OFF_PARTITIONS + Math.max(BSD_NPARTS_MIN, npartitions) * PARTITION_BYTES;
