@@ -1,7 +1,7 @@
 /**
  * Byte helpers every codec shares: fixed-width integers (little- and big-endian, on a
  * Uint8Array or a DataView), ASCII/Latin-1 and UTF-16LE text in fixed fields, zero checks.
- * Pure: no Buffer, runs in a browser.
+ * Plain Uint8Array and DataView only, so it runs in a browser.
  */
 
 /** A DataView over exactly the bytes of `b` (a subarray's own window, not its whole buffer). */
@@ -76,7 +76,7 @@ export function putU64(dv: DataView, at: number, v: number, littleEndian: boolea
 /** `n` bytes from `at` as Latin-1 text (one character per byte, NULs included). */
 export function latin1(b: Uint8Array, at: number, n: number): string {
   let s = '';
-  for (let i = 0; i < n; i++) s += String.fromCharCode(b[at + i]);
+  for (let i = 0; i < n; i += 8192) s += String.fromCharCode(...b.subarray(at + i, at + Math.min(n, i + 8192)));
   return s;
 }
 
@@ -130,17 +130,4 @@ export function isZero(b: Uint8Array, at = 0, length = b.length - at): boolean {
   const end = Math.min(b.length, at + length);
   for (let i = at; i < end; i++) if (b[i] !== 0) return false;
   return true;
-}
-
-/** The arrays one after another in a new array. */
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

@@ -6,6 +6,7 @@
  * 64-bit entries are handled as two 32-bit halves (hi, lo) so no value ever passes 2^53.
  * Parsers throw only FormatError (format 'qcow2').
  */
+import { putU64, safeU64 } from '../common/bytes.js';
 import { fail } from '../common/errors.js';
 
 
@@ -84,15 +85,9 @@ export interface Qcow2Extensions {
 
 /** A big-endian u64 read as a JS number; throws when it passes 2^53 (no offset or size here may). */
 function u64(view: DataView, at: number, what: string): number {
-  const hi = view.getUint32(at);
-  const lo = view.getUint32(at + 4);
-  if (hi >= 0x200000) throw fail('qcow2', 'TOO_LARGE', `${what} ${hi.toString(16)}${lo.toString(16).padStart(8, '0')}h is past 2^53`);
-  return hi * 0x100000000 + lo;
-}
-
-function putU64(view: DataView, at: number, value: number): void {
-  view.setUint32(at, Math.floor(value / 0x100000000));
-  view.setUint32(at + 4, value >>> 0);
+  const v = safeU64(view, at, false);
+  if (v === undefined) throw fail('qcow2', 'TOO_LARGE', `${what} ${view.getBigUint64(at).toString(16)}h is past 2^53`);
+  return v;
 }
 
 function bitsOf(view: DataView, at: number): number[] {
@@ -275,10 +270,10 @@ export function encodeQcow2Header(spec: Qcow2HeaderSpec): Uint8Array {
   view.setUint32(0, QCOW2_MAGIC);
   view.setUint32(4, spec.version);
   view.setUint32(20, spec.clusterBits);
-  putU64(view, 24, spec.size);
+  putU64(view, 24, spec.size, false);
   view.setUint32(36, spec.l1Size);
-  putU64(view, 40, spec.l1TableOffset);
-  putU64(view, 48, spec.refcountTableOffset);
+  putU64(view, 40, spec.l1TableOffset, false);
+  putU64(view, 48, spec.refcountTableOffset, false);
   view.setUint32(56, spec.refcountTableClusters);
   let at = QCOW2_V2_HEADER_LENGTH;
   if (spec.version === 3) {

@@ -5,6 +5,7 @@
  * Allocation Table" / "Data Blocks") and the CHS algorithm (appendix "CHS Calculation").
  * All integers are big-endian. Parsers throw only FormatError (format 'vhd').
  */
+import { latin1, putLatin1, safeU64 } from '../common/bytes.js';
 import { fail } from '../common/errors.js';
 
 export const VHD_SECTOR = 512;
@@ -59,16 +60,6 @@ export interface VhdDynamicHeader {
   blockSize: number;
   /** Non-zero only for differencing disks. */
   parentUniqueId: Uint8Array;
-}
-
-function ascii(bytes: Uint8Array, at: number, n: number): string {
-  let s = '';
-  for (let i = 0; i < n; i++) s += String.fromCharCode(bytes[at + i]);
-  return s;
-}
-
-function putAscii(out: Uint8Array, at: number, text: string, n: number): void {
-  for (let i = 0; i < n; i++) out[at + i] = i < text.length ? text.charCodeAt(i) & 0xff : 0;
 }
 
 /** VHD spec "Checksum": one's complement of the sum of all bytes, the checksum field excluded. */
@@ -137,23 +128,23 @@ export function vhdSizeFor(bytes: number, forceSize: boolean): { size: number; g
   return { size, geometry };
 }
 
+/** A big-endian u64, clamped to Number.MAX_SAFE_INTEGER. */
 function u64(dv: DataView, at: number): number {
-  const v = dv.getBigUint64(at);
-  return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v);
+  return safeU64(dv, at, false) ?? Number.MAX_SAFE_INTEGER;
 }
 
 /** Hard disk footer (VHD spec "Hard Disk Footer Format"), 512 bytes with its checksum. */
 export function encodeVhdFooter(f: VhdFooter): Uint8Array {
   const out = new Uint8Array(VHD_FOOTER_SIZE);
   const dv = new DataView(out.buffer);
-  putAscii(out, 0, 'conectix', 8);
+  putLatin1(out, 0, 'conectix', 8);
   dv.setUint32(8, f.features);
   dv.setUint32(12, f.version);
   dv.setBigUint64(16, f.dataOffset === null ? NO_OFFSET : BigInt(f.dataOffset));
   dv.setUint32(24, f.timestamp >>> 0);
-  putAscii(out, 28, f.creatorApp, 4);
+  putLatin1(out, 28, f.creatorApp, 4);
   dv.setUint32(32, f.creatorVersion);
-  putAscii(out, 36, f.creatorHostOs, 4);
+  putLatin1(out, 36, f.creatorHostOs, 4);
   dv.setBigUint64(40, BigInt(f.originalSize));
   dv.setBigUint64(48, BigInt(f.currentSize));
   dv.setUint16(56, f.geometry.cylinders);
@@ -168,7 +159,7 @@ export function encodeVhdFooter(f: VhdFooter): Uint8Array {
 
 /** True when `bytes` starts with the footer cookie "conectix". */
 export function hasFooterCookie(bytes: Uint8Array, at = 0): boolean {
-  return bytes.length >= at + 8 && ascii(bytes, at, 8) === 'conectix';
+  return bytes.length >= at + 8 && latin1(bytes, at, 8) === 'conectix';
 }
 
 /**
@@ -192,9 +183,9 @@ export function decodeVhdFooter(bytes: Uint8Array, where: string): VhdFooter {
     version: dv.getUint32(12),
     dataOffset: offset === NO_OFFSET ? null : u64(dv, 16),
     timestamp: dv.getUint32(24),
-    creatorApp: ascii(b, 28, 4),
+    creatorApp: latin1(b, 28, 4),
     creatorVersion: dv.getUint32(32),
-    creatorHostOs: ascii(b, 36, 4),
+    creatorHostOs: latin1(b, 36, 4),
     originalSize: u64(dv, 40),
     currentSize: u64(dv, 48),
     geometry: { cylinders: dv.getUint16(56), heads: b[58], sectorsPerTrack: b[59] },
@@ -208,7 +199,7 @@ export function decodeVhdFooter(bytes: Uint8Array, where: string): VhdFooter {
 export function encodeVhdDynamicHeader(h: { tableOffset: number; maxTableEntries: number; blockSize: number }): Uint8Array {
   const out = new Uint8Array(VHD_DYNAMIC_HEADER_SIZE);
   const dv = new DataView(out.buffer);
-  putAscii(out, 0, 'cxsparse', 8);
+  putLatin1(out, 0, 'cxsparse', 8);
   dv.setBigUint64(8, NO_OFFSET); // Data Offset: "currently unused ... set to 0xFFFFFFFF"
   dv.setBigUint64(16, BigInt(h.tableOffset));
   dv.setUint32(24, 0x00010000); // Header Version
@@ -220,7 +211,7 @@ export function encodeVhdDynamicHeader(h: { tableOffset: number; maxTableEntries
 
 export function decodeVhdDynamicHeader(bytes: Uint8Array): VhdDynamicHeader {
   if (bytes.length < VHD_DYNAMIC_HEADER_SIZE) throw fail('vhd', 'TRUNCATED', 'VHD dynamic header runs past the end of the file');
-  if (ascii(bytes, 0, 8) !== 'cxsparse') throw fail('vhd', 'BAD_MAGIC', 'no VHD dynamic header cookie "cxsparse"');
+  if (latin1(bytes, 0, 8) !== 'cxsparse') throw fail('vhd', 'BAD_MAGIC', 'no VHD dynamic header cookie "cxsparse"');
   const b = bytes.subarray(0, VHD_DYNAMIC_HEADER_SIZE);
   const dv = new DataView(b.buffer, b.byteOffset, b.length);
   const stored = dv.getUint32(36);

@@ -3,6 +3,7 @@
  * header keys (version, CID, parentCID, createType, parentFileNameHint), extent lines
  * (`RW <sectors> <type> "<file>" [<offset>]`) and the disk database (`ddb.key = "value"`).
  */
+import { latin1 } from '../common/bytes.js';
 import { fail } from '../common/errors.js';
 
 /** Descriptors are small text files; anything bigger is refused before parsing. */
@@ -53,7 +54,7 @@ const EXTENT_RE = /^(RW|RDONLY|NOACCESS)\s+(\d+)\s+([A-Z]+)(?:\s+"([^"]*)"(?:\s+
 export function decodeDescriptor(bytes: Uint8Array): Descriptor {
   if (bytes.length > MAX_DESCRIPTOR_BYTES) throw fail('vmdk', 'TOO_LARGE', `descriptor of ${bytes.length} bytes exceeds ${MAX_DESCRIPTOR_BYTES}`);
   const nul = bytes.indexOf(0);
-  const text = Buffer.from(bytes.subarray(0, nul < 0 ? bytes.length : nul)).toString('latin1');
+  const text = latin1(bytes, 0, nul < 0 ? bytes.length : nul);
   const d: Descriptor = { version: 1, cid: 0, parentCid: CID_NOPARENT, createType: '', extents: [], ddb: {} };
   let sawCreateType = false;
   for (const raw of text.split('\n')) {

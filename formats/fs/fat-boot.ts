@@ -9,6 +9,7 @@
  * FAT12/16 start at 4 sectors per cluster and double until the FAT type fits, structures
  * aligned to the cluster size above 8192 sectors.
  */
+import { latin1, putLatin1, view } from '../common/bytes.js';
 import { fail } from '../common/errors.js';
 import { fatBytesFor, type FatBits } from './fat-table.js';
 
@@ -227,7 +228,7 @@ export function encodeBootSector(f: BootSectorFields): Uint8Array {
   // The boot code follows the BPB: byte 62 on FAT12/16, byte 90 on FAT32.
   const codeAt = fat32 ? 90 : 62;
   out.set([0xeb, codeAt - 2, 0x90], 0); // BS_jmpBoot: short jump + NOP
-  writeAscii(out, 3, f.oemName, 8); // BS_OEMName
+  putLatin1(out, 3, f.oemName, 8, 0x20); // BS_OEMName
   v.setUint16(11, g.sectorSize, true); // BPB_BytsPerSec
   out[13] = g.sectorsPerCluster; // BPB_SecPerClus
   v.setUint16(14, g.reservedSectors, true); // BPB_RsvdSecCnt
@@ -255,8 +256,8 @@ export function encodeBootSector(f: BootSectorFields): Uint8Array {
   out[ext] = g.media === 0xf8 ? 0x80 : 0x00; // BS_DrvNum (mkfs.fat: 0x80 for fixed media)
   out[ext + 2] = EXTENDED_BOOT_SIGNATURE; // BS_BootSig
   v.setUint32(ext + 3, f.serial >>> 0, true); // BS_VolID
-  writeAscii(out, ext + 7, f.label, 11); // BS_VolLab
-  writeAscii(out, ext + 18, fat32 ? 'FAT32' : g.bits === 16 ? 'FAT16' : 'FAT12', 8); // BS_FilSysType
+  putLatin1(out, ext + 7, f.label, 11, 0x20); // BS_VolLab
+  putLatin1(out, ext + 18, fat32 ? 'FAT32' : g.bits === 16 ? 'FAT16' : 'FAT12', 8, 0x20); // BS_FilSysType
   out.set(bootStub(codeAt), codeAt);
   out[SIGNATURE_OFFSET] = 0x55;
   out[SIGNATURE_OFFSET + 1] = 0xaa;
@@ -286,23 +287,13 @@ function bootStub(codeAt: number): Uint8Array {
   return out;
 }
 
-function writeAscii(out: Uint8Array, at: number, text: string, width: number): void {
-  for (let i = 0; i < width; i++) out[at + i] = i < text.length ? text.charCodeAt(i) & 0xff : 0x20;
-}
-
-function readAscii(bytes: Uint8Array, at: number, width: number): string {
-  let s = '';
-  for (let i = 0; i < width; i++) s += String.fromCharCode(bytes[at + i]);
-  return s;
-}
-
 /**
  * Decode and sanity-check a boot sector (at least 512 bytes). Throws FormatError BAD_MAGIC when
  * it is not a FAT BPB, BAD_VALUE for impossible fields.
  */
 export function decodeBootSector(bytes: Uint8Array): FatBootSector {
   if (bytes.length < 512) throw fail('fat', 'TRUNCATED', `a FAT boot sector needs 512 bytes, got ${bytes.length}`);
-  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const v = view(bytes);
   const sectorSize = v.getUint16(11, true);
   const spc = bytes[13];
   const reserved = v.getUint16(14, true);
@@ -357,11 +348,11 @@ export function decodeBootSector(bytes: Uint8Array): FatBootSector {
   if (bits === 32 && (rootCluster < 2 || rootCluster > clusters + 1)) throw fail('fat', 'BAD_VALUE', `root cluster ${rootCluster} is out of range`);
   return {
     geometry,
-    oemName: readAscii(bytes, 3, 8),
+    oemName: latin1(bytes, 3, 8),
     driveNumber: bytes[ext],
     serial: extended ? v.getUint32(ext + 3, true) : 0,
-    label: bytes[ext + 2] === EXTENDED_BOOT_SIGNATURE ? readAscii(bytes, ext + 7, 11) : '',
-    fsTypeText: bytes[ext + 2] === EXTENDED_BOOT_SIGNATURE ? readAscii(bytes, ext + 18, 8) : '',
+    label: bytes[ext + 2] === EXTENDED_BOOT_SIGNATURE ? latin1(bytes, ext + 7, 11) : '',
+    fsTypeText: bytes[ext + 2] === EXTENDED_BOOT_SIGNATURE ? latin1(bytes, ext + 18, 8) : '',
     rootCluster,
     fsInfoSector: bits === 32 ? v.getUint16(48, true) : 0,
     backupBootSector: bits === 32 ? v.getUint16(50, true) : 0,

@@ -4,6 +4,7 @@
  * "The Basis-Name Generation Algorithm" and "The Numeric-Tail Generation Algorithm").
  * Pure: bytes in, bytes out.
  */
+import { view } from '../common/bytes.js';
 import { fail } from '../common/errors.js';
 
 export const DIR_ENTRY_BYTES = 32;
@@ -200,7 +201,7 @@ export interface ShortEntryFields {
 
 /** Encode one 32-byte short entry into `out` at `at`. */
 export function encodeShortEntry(out: Uint8Array, at: number, f: ShortEntryFields): void {
-  const v = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  const v = view(out);
   const name = shortNameBytes(f.name11);
   if (name[0] === ENTRY_FREE) name[0] = 0x05; // fatgen103: a real 0xE5 is stored as 0x05
   out.set(name, at);
@@ -222,7 +223,7 @@ export function encodeShortEntry(out: Uint8Array, at: number, f: ShortEntryField
 export function encodeLongEntries(out: Uint8Array, at: number, longName: string, name11: string): number {
   const count = Math.ceil(longName.length / LFN_UNITS_PER_ENTRY);
   const checksum = lfnChecksum(shortNameBytes(name11));
-  const v = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  const v = view(out);
   for (let k = 0; k < count; k++) {
     const ord = count - k; // physical order: highest ordinal first
     const e = at + k * DIR_ENTRY_BYTES;
@@ -264,7 +265,7 @@ export interface DecodedDirEntry {
  */
 export function decodeDirEntries(bytes: Uint8Array, opts: { withLabels?: boolean } = {}): DecodedDirEntry[] {
   const out: DecodedDirEntry[] = [];
-  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const v = view(bytes);
   let lfnUnits: number[][] = [];
   let lfnSum = -1;
   let lfnExpect = 0;

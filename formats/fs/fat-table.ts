@@ -3,6 +3,7 @@
  * bytes out. Entry values are cluster numbers, 0 for free, BAD for a bad cluster and any value
  * >= the end-of-chain threshold for the last cluster of a chain.
  */
+import { view } from '../common/bytes.js';
 import { fail } from '../common/errors.js';
 
 export type FatBits = 12 | 16 | 32;
@@ -43,11 +44,11 @@ export function fatBytesFor(bits: FatBits, entries: number): number {
 export function encodeFatEntries(bits: FatBits, entries: ArrayLike<number>, out: Uint8Array): void {
   const need = fatBytesFor(bits, entries.length);
   if (out.length < need) throw fail('fat', 'INVALID_ARGUMENT', `FAT buffer of ${out.length} bytes cannot hold ${entries.length} entries`);
-  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  const dv = view(out);
   for (let i = 0; i < entries.length; i++) {
     const v = entries[i];
-    if (bits === 16) view.setUint16(i * 2, v & 0xffff, true);
-    else if (bits === 32) view.setUint32(i * 4, v & FAT32_MASK, true);
+    if (bits === 16) dv.setUint16(i * 2, v & 0xffff, true);
+    else if (bits === 32) dv.setUint32(i * 4, v & FAT32_MASK, true);
     else {
       // FAT12: entry N sits at byte N + N/2; odd entries use the high 12 bits of the pair.
       const at = i + (i >> 1);
@@ -67,10 +68,10 @@ export function decodeFatEntries(bits: FatBits, bytes: Uint8Array, count: number
   const need = fatBytesFor(bits, count);
   if (bytes.length < need) throw fail('fat', 'TRUNCATED', `FAT of ${bytes.length} bytes cannot hold ${count} entries`);
   const out = new Uint32Array(count);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const dv = view(bytes);
   for (let i = 0; i < count; i++) {
-    if (bits === 16) out[i] = view.getUint16(i * 2, true);
-    else if (bits === 32) out[i] = view.getUint32(i * 4, true) & FAT32_MASK;
+    if (bits === 16) out[i] = dv.getUint16(i * 2, true);
+    else if (bits === 32) out[i] = dv.getUint32(i * 4, true) & FAT32_MASK;
     else {
       const at = i + (i >> 1);
       const pair = bytes[at] | (bytes[at + 1] << 8);

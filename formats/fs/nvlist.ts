@@ -10,6 +10,7 @@
  * The parser bounds every length and count by the bytes that remain, so hostile input gives a
  * FormatError, never a crash or a large allocation.
  */
+import { view } from '../common/bytes.js';
 import { fail } from '../common/errors.js';
 
 const FORMAT = 'nvlist';
@@ -187,7 +188,7 @@ export function encodeNvlist(list: NvList): Uint8Array {
 class Reader {
   private readonly view: DataView;
   constructor(private readonly b: Uint8Array, public at: number, private readonly end: number) {
-    this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    this.view = view(b);
   }
   get left() { return this.end - this.at; }
   need(n: number, what: string) {

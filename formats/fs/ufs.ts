@@ -19,6 +19,7 @@
  * garbage with a lucky magic is rejected. FreeBSD reads only its native byte order; we accept
  * both and report which one matched.
  */
+import { latin1Z } from '../common/bytes.js';
 import { fail } from '../common/errors.js';
 
 export const UFS1_MAGIC = 0x011954;
@@ -113,12 +114,7 @@ export function decodeUfsSuperblock(bytes: Uint8Array, superblockOffset: number)
     sizeFrags = i32(OFF.oldSize);
     if (sizeFrags <= 0) throw fail('ufs', 'BAD_VALUE', `fs_old_size ${sizeFrags} out of range`);
   }
-  let volname = '';
-  for (let i = 0; i < VOLNAME_LEN; i++) {
-    const c = bytes[OFF.volname + i];
-    if (c === 0) break;
-    volname += String.fromCharCode(c);
-  }
+  const volname = latin1Z(bytes, OFF.volname, VOLNAME_LEN);
   const hex8 = (n: number) => n.toString(16).padStart(8, '0');
   return {
     version,

@@ -10,7 +10,8 @@
  * checked as ZIO_CHECKSUM_LABEL: the digest is taken with the checksum slot holding the
  * verifier {byte offset of the block on the vdev, 0, 0, 0} (zio_checksum_label_verifier()).
  */
-import { createHash } from 'node:crypto';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { view } from '../common/bytes.js';
 import { FormatError, fail } from '../common/errors.js';
 import { nvChild, nvFind, nvUint64, encodeNvlist, decodeNvlist, type NvList } from './nvlist.js';
 
@@ -51,20 +52,19 @@ export function labelOffsets(size: number): number[] {
 export type Endian = 'little' | 'big';
 
 function u64(b: Uint8Array, at: number, endian: Endian): bigint {
-  return new DataView(b.buffer, b.byteOffset, b.byteLength).getBigUint64(at, endian === 'little');
+  return view(b).getBigUint64(at, endian === 'little');
 }
 
 /** The digest stored as four native 64-bit words, each the big-endian reading of 8 digest bytes. */
 function labelChecksum(block: Uint8Array, offset: number, endian: Endian): Uint8Array {
   const copy = new Uint8Array(block);
-  const view = new DataView(copy.buffer);
   const at = copy.length - 32;
   copy.fill(0, at);
-  view.setBigUint64(at, BigInt(offset), endian === 'little');
-  const digest = createHash('sha256').update(copy).digest();
+  new DataView(copy.buffer).setBigUint64(at, BigInt(offset), endian === 'little');
+  const digest = view(sha256(copy));
   const out = new Uint8Array(32);
   const ov = new DataView(out.buffer);
-  for (let i = 0; i < 4; i++) ov.setBigUint64(i * 8, digest.readBigUInt64BE(i * 8), endian === 'little');
+  for (let i = 0; i < 4; i++) ov.setBigUint64(i * 8, digest.getBigUint64(i * 8, false), endian === 'little');
   return out;
 }
 

@@ -3,6 +3,7 @@
  * Parsers given hostile bytes throw only FormatError.
  */
 import { crc32 } from '../common/crc32.js';
+import { hasLatin1, isZero, putUtf16le, safeU64, utf16le, view } from '../common/bytes.js';
 import { fail } from '../common/errors.js';
 import { decodeGuid, encodeGuid, isGuid, ZERO_GUID } from '../common/guid.js';
 
@@ -79,28 +80,15 @@ const E_NAME = 56;
 
 const U64_LIMIT = 1n << 64n;
 
-function view(bytes: Uint8Array): DataView {
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
 function readLba(dv: DataView, offset: number, what: string): number {
-  const v = dv.getBigUint64(offset, true);
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw fail('gpt', 'BAD_VALUE', `${what} ${v} is beyond what this tool can address`);
-  }
-  return Number(v);
-}
-
-function hasSignature(bytes: Uint8Array): boolean {
-  for (let i = 0; i < GPT_SIGNATURE.length; i++) {
-    if (bytes[H_SIGNATURE + i] !== GPT_SIGNATURE.charCodeAt(i)) return false;
-  }
-  return true;
+  const v = safeU64(dv, offset, true);
+  if (v === undefined) throw fail('gpt', 'BAD_VALUE', `${what} ${dv.getBigUint64(offset, true)} is beyond what this tool can address`);
+  return v;
 }
 
 /** True when `bytes` starts with the "EFI PART" signature. */
 export function isGptHeaderSignature(bytes: Uint8Array): boolean {
-  return bytes.length >= GPT_SIGNATURE.length && hasSignature(bytes);
+  return bytes.length >= GPT_SIGNATURE.length && hasLatin1(bytes, H_SIGNATURE, GPT_SIGNATURE);
 }
 
 /** CRC32 of the first headerSize bytes with the CRC field (offset 16) taken as zero (section 5.3.2). */
@@ -131,7 +119,7 @@ export function decodeGptHeader(sector: Uint8Array): GptHeader & { headerCrcVali
   if (sector.length < GPT_HEADER_SIZE) {
     throw fail('gpt', 'TRUNCATED', `GPT header needs ${GPT_HEADER_SIZE} bytes, got ${sector.length}`);
   }
-  if (!hasSignature(sector)) throw fail('gpt', 'BAD_MAGIC', `no "${GPT_SIGNATURE}" signature`);
+  if (!hasLatin1(sector, H_SIGNATURE, GPT_SIGNATURE)) throw fail('gpt', 'BAD_MAGIC', `no "${GPT_SIGNATURE}" signature`);
   const dv = view(sector);
   const headerSize = dv.getUint32(H_HEADER_SIZE, true);
   // Section 5.3.2: HeaderSize must be at least 92 and no more than the logical block.
@@ -164,21 +152,6 @@ export function gptEntryArrayBytes(h: Pick<GptHeader, 'entryCount' | 'entrySize'
   return h.entryCount * h.entrySize;
 }
 
-function decodeName(bytes: Uint8Array, offset: number): string {
-  let name = '';
-  for (let i = 0; i < GPT_NAME_UNITS; i++) {
-    const unit = bytes[offset + 2 * i] | (bytes[offset + 2 * i + 1] << 8);
-    if (unit === 0) break;
-    name += String.fromCharCode(unit);
-  }
-  return name;
-}
-
-function isZero(bytes: Uint8Array, offset: number, length: number): boolean {
-  for (let i = offset; i < offset + length; i++) if (bytes[i] !== 0) return false;
-  return true;
-}
-
 /** Parse the entry array: non-empty entries (type GUID not all-zero) and whether the array CRC matches. */
 export function decodeGptEntries(
   bytes: Uint8Array,
@@ -202,7 +175,7 @@ export function decodeGptEntries(
       firstLba: readLba(dv, at + E_FIRST_LBA, `entry ${slot + 1} starting LBA`),
       lastLba: readLba(dv, at + E_LAST_LBA, `entry ${slot + 1} ending LBA`),
       attributes: dv.getBigUint64(at + E_ATTRIBUTES, true),
-      name: decodeName(array, at + E_NAME),
+      name: utf16le(array, at + E_NAME, GPT_NAME_UNITS),
     });
   }
   return { entries, crcValid: crc32(array) === h.entriesCrc };
@@ -253,12 +226,8 @@ export function gptUsableRange(
 
 function encodeName(name: string, out: Uint8Array, offset: number, index: number): void {
   if (name.length > GPT_NAME_UNITS) throw fail('gpt', 'INVALID_ARGUMENT', `partition ${index} name is ${name.length} UTF-16 code units, at most 36 fit`);
-  for (let i = 0; i < name.length; i++) {
-    const unit = name.charCodeAt(i);
-    if (unit === 0) throw fail('gpt', 'INVALID_ARGUMENT', `partition ${index} name contains a NUL character`);
-    out[offset + 2 * i] = unit & 0xff;
-    out[offset + 2 * i + 1] = unit >> 8;
-  }
+  if (name.includes('\0')) throw fail('gpt', 'INVALID_ARGUMENT', `partition ${index} name contains a NUL character`);
+  putUtf16le(out, offset, name);
 }
 
 function encodeHeader(

@@ -11,6 +11,7 @@
  * to the next EBR, its start relative to the start of the extended partition.
  */
 import { encodeChs, DEFAULT_GEOMETRY, type Geometry } from './chs.js';
+import { putU32le, u32le } from '../common/bytes.js';
 import { fail } from '../common/errors.js';
 
 /** Bytes in an MBR/EBR sector (the table structure; 4096-byte disks use only the first 512). */
@@ -66,17 +67,6 @@ export interface MbrEntrySpec {
 /** DOSPTYP_EXT 0x05, DOSPTYP_EXTLBA 0x0f and Linux extended 0x85. */
 export const EXTENDED_TYPES: ReadonlySet<number> = new Set([0x05, 0x0f, 0x85]);
 
-function u32(b: Uint8Array, off: number): number {
-  return (b[off] | (b[off + 1] << 8) | (b[off + 2] << 16) | (b[off + 3] << 24)) >>> 0;
-}
-
-function putU32(b: Uint8Array, off: number, v: number): void {
-  b[off] = v & 0xff;
-  b[off + 1] = (v >>> 8) & 0xff;
-  b[off + 2] = (v >>> 16) & 0xff;
-  b[off + 3] = (v >>> 24) & 0xff;
-}
-
 function parseEntry(b: Uint8Array, off: number): MbrEntry | null {
   const type = b[off + 4];
   if (type === 0) return null;
@@ -84,8 +74,8 @@ function parseEntry(b: Uint8Array, off: number): MbrEntry | null {
     active: b[off] === STATUS_ACTIVE,
     status: b[off],
     type,
-    startLba: u32(b, off + 8),
-    sectors: u32(b, off + 12),
+    startLba: u32le(b, off + 8),
+    sectors: u32le(b, off + 12),
     chsStart: [b[off + 1], b[off + 2], b[off + 3]],
     chsEnd: [b[off + 5], b[off + 6], b[off + 7]],
   };
@@ -100,7 +90,7 @@ export function decodeMbrSector(sector: Uint8Array): MbrSector {
   for (let i = 0; i < PRIMARY_SLOTS; i++) entries.push(parseEntry(sector, PARTITION_TABLE_OFFSET + i * ENTRY_BYTES));
   return {
     bootcode: sector.slice(0, DISK_SIGNATURE_OFFSET),
-    diskSignature: u32(sector, DISK_SIGNATURE_OFFSET),
+    diskSignature: u32le(sector, DISK_SIGNATURE_OFFSET),
     reserved: sector[RESERVED_OFFSET] | (sector[RESERVED_OFFSET + 1] << 8),
     entries,
     hasBootSignature: sector[BOOT_SIGNATURE_OFFSET] === 0x55 && sector[BOOT_SIGNATURE_OFFSET + 1] === 0xaa,
@@ -134,8 +124,8 @@ function writeEntry(sector: Uint8Array, slot: number, e: RawEntry, g: Geometry):
   sector.set(encodeChs(e.absoluteStart, g), off + 1);
   sector[off + 4] = e.type;
   sector.set(encodeChs(last, g), off + 5);
-  putU32(sector, off + 8, e.storedStart);
-  putU32(sector, off + 12, e.storedSectors);
+  putU32le(sector, off + 8, e.storedStart);
+  putU32le(sector, off + 12, e.storedSectors);
 }
 
 function emptySectorWithSignature(): Uint8Array {
@@ -172,7 +162,7 @@ export function encodeMbrSector(spec: {
   if (spec.bootcode) sector.set(spec.bootcode.subarray(0, PARTITION_TABLE_OFFSET), 0);
   if (spec.diskSignature !== undefined) {
     checkU32(spec.diskSignature, 'disk signature');
-    putU32(sector, DISK_SIGNATURE_OFFSET, spec.diskSignature);
+    putU32le(sector, DISK_SIGNATURE_OFFSET, spec.diskSignature);
   }
   spec.entries.forEach((e, slot) => {
     if (e) writeEntry(sector, slot, primaryEntry(e), g);

@@ -12,6 +12,7 @@ import type { VirtualDisk } from '../../model/extents.js';
 import { DiskmintError } from '../../model/errors.js';
 import { fail } from '../../../formats/common/errors.js';
 import { ZERO_GUID, decodeGuid } from '../../../formats/common/guid.js';
+import { u64 } from '../../../formats/common/bytes.js';
 import {
   BAT_REGION,
   META,
@@ -38,7 +39,6 @@ import {
   isLogEntryFor,
   isVhdxIdentifier,
   payloadEntryIndex,
-  u64le,
   type VhdxHeader,
   type VhdxRegion,
 } from '../../../formats/containers/vhdx.js';
@@ -287,7 +287,7 @@ async function openVhdx(file: DiskReader): Promise<ContainerReader> {
   const fpFlags = fp.getUint32(4, true);
   if ((fpFlags & 2) !== 0) throw fail('vhdx', 'BAD_VALUE', 'differencing VHDX (HasParent is set) is not supported');
   if (bs < MIB || bs > 256 * MIB || (bs & (bs - 1)) !== 0) throw fail('vhdx', 'BAD_VALUE', `VHDX block size ${bs} is not a power of two from 1 MiB to 256 MiB`);
-  const size = u64le(item(META.virtualDiskSize, 'Virtual Disk Size', 8), 0);
+  const size = u64(item(META.virtualDiskSize, 'Virtual Disk Size', 8), 0, true);
   if (size > VHDX_MAX_VIRTUAL_SIZE) throw fail('vhdx', 'TOO_LARGE', `VHDX virtual size ${size} is larger than 64 TiB`);
   const lss = item(META.logicalSectorSize, 'Logical Sector Size', 4).getUint32(0, true);
   const pss = item(META.physicalSectorSize, 'Physical Sector Size', 4).getUint32(0, true);
