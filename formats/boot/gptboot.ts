@@ -21,7 +21,7 @@
  */
 import { fail } from '../common/errors.js';
 import { GPT_ATTRIBUTE_BITS, gptAttributeNames } from '../schemes/gpt-attributes.js';
-import { GPT_TYPES } from '../schemes/gpt-types.js';
+import { FREEBSD_BOOT_TYPE, FREEBSD_UFS_TYPE } from '../schemes/gpt-types.js';
 import type { GptPartitionEntry } from '../schemes/gpt.js';
 
 export interface SlotEntry {
@@ -58,8 +58,6 @@ export interface BootStep {
   messages: string[];
 }
 
-export const FREEBSD_UFS_TYPE = GPT_TYPES['freebsd-ufs'];
-export const FREEBSD_BOOT_TYPE = GPT_TYPES['freebsd-boot'];
 
 // sys/sys/disk/gpt.h GPT_ENT_ATTR_BOOTME / BOOTONCE / BOOTFAILED
 export const ATTR_BOOTME = 1n << BigInt(GPT_ATTRIBUTE_BITS.bootme);

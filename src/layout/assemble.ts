@@ -3,7 +3,7 @@
  * extents. Nothing is read or written here; file contents stay references until output.
  */
 import { encodeGptTables } from '../../formats/schemes/gpt.js';
-import { encodeEbrChain, encodeMbrSector, encodeMbrTables } from '../../formats/schemes/mbr.js';
+import { PARTITION_TABLE_OFFSET, encodeEbrChain, encodeMbrSector, encodeMbrTables } from '../../formats/schemes/mbr.js';
 import { encodeBsdLabel } from '../../formats/schemes/bsd.js';
 import { VirtualDisk } from '../model/extents.js';
 import type { PlannedImage } from './plan.js';
@@ -108,7 +108,7 @@ function copyLabelForLibparted(bootArea: Uint8Array, sectorSize: number): void {
  * as 0xFFFFFF (the "cannot represent" value), as FreeBSD mkimg's gpt.c and most tools do.
  */
 function setProtectiveChs(sector: Uint8Array): void {
-  const entry = 446; // first partition entry (FreeBSD mbr.h DOSPARTOFF)
+  const entry = PARTITION_TABLE_OFFSET; // first partition entry (FreeBSD mbr.h DOSPARTOFF)
   sector.set([0x00, 0x02, 0x00], entry + 1);
   sector.set([0xff, 0xff, 0xff], entry + 5);
 }

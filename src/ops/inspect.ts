@@ -5,6 +5,7 @@
 import { sliceDiskReader, type DiskReader } from '../model/disk-reader.js';
 import type { Finding } from '../model/findings.js';
 import { openDisk } from '../io/open-disk.js';
+import { FREEBSD_TYPE } from '../../formats/schemes/gpt-types.js';
 import { probeGpt } from '../schemes/gpt/probe.js';
 import { makeMbrProbe } from '../schemes/mbr/probe.js';
 import { probeBareEbrChain } from '../schemes/ebr/probe.js';
@@ -38,7 +39,7 @@ export interface ImageInspection {
 }
 
 /** MBR type 0xa5 (FreeBSD slice) and GPT `freebsd` partitions hold BSD labels (FreeBSD mbr.h, gpt.h). */
-const BSD_CONTAINER_TYPES = new Set(['0xa5', '516e7cb4-6ecf-11d6-8ff8-00022d09712b']);
+const BSD_CONTAINER_TYPES = new Set(['0xa5', FREEBSD_TYPE]);
 
 /** Inspect an image file. */
 export async function inspectImage(path: string, opts: InspectOptions = {}): Promise<ImageInspection> {

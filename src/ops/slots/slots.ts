@@ -13,13 +13,13 @@ import { openDisk } from '../../io/open-disk.js';
 import { inspectDisk } from '../inspect.js';
 import { formatBytes } from '../../model/size.js';
 import { gptAttributeNames } from '../../../formats/schemes/gpt-attributes.js';
-import { gptTypeName } from '../../../formats/schemes/gpt-types.js';
+import { FREEBSD_BOOT_TYPE, FREEBSD_UFS_TYPE, gptTypeName } from '../../../formats/schemes/gpt-types.js';
 import { activateSlot, chooseBootSlot, confirmBoot, setBootonce, type SlotEntry } from '../../../formats/boot/gptboot.js';
 import { detectFilesystem } from '../../fs/detect.js';
 import { openImageEditor, type EditorOptions, type ImageEditor } from './editor.js';
 import { checkGptCopiesFit, gptNeedsRepair, readGptForEdit, writeGptAttributes, type EditableGpt } from '../../schemes/gpt/edit.js';
 import { applyBundle, isBundleFile, openCheckedBundle, type BundleTarget } from './bundle-write.js';
-import { FREEBSD_BOOT, FREEBSD_UFS, mbrSlots, setMbrActive, type MbrSlot } from '../../schemes/mbr/slots.js';
+import { mbrSlots, setMbrActive, type MbrSlot } from '../../schemes/mbr/slots.js';
 
 export type SlotRef = number | string;
 
@@ -63,7 +63,7 @@ export function toSlotEntries(gpt: EditableGpt): SlotEntry[] {
 function resolveGptSlot(gpt: EditableGpt, ref: SlotRef): SlotEntry & { firstLba: number; lastLba: number } {
   const e = gpt.entries.find((x) => (typeof ref === 'number' || /^\d+$/.test(ref) ? x.index === Number(ref) : x.name === ref));
   if (!e) throw new DiskmintError('BAD_ARGUMENT', `no partition ${JSON.stringify(ref)} (give an index or a GPT label: ${gpt.entries.map((x) => x.name || x.index).join(', ')})`);
-  if (e.typeGuid !== FREEBSD_UFS) throw new DiskmintError('BAD_ARGUMENT', `partition ${e.index} (${e.name || 'unlabelled'}) is ${gptTypeName(e.typeGuid) ?? e.typeGuid}, not a freebsd-ufs OS slot`);
+  if (e.typeGuid !== FREEBSD_UFS_TYPE) throw new DiskmintError('BAD_ARGUMENT', `partition ${e.index} (${e.name || 'unlabelled'}) is ${gptTypeName(e.typeGuid) ?? e.typeGuid}, not a freebsd-ufs OS slot`);
   return { index: e.index, typeGuid: e.typeGuid, label: e.name, attributes: e.attributes, firstLba: e.firstLba, lastLba: e.lastLba };
 }
 
@@ -96,7 +96,7 @@ export async function slotStatus(path: string, opts: { hash?: boolean } = {}): P
     const next = chooseBootSlot(entries, { firstTry: true });
     const plain = chooseBootSlot(entries.map((e) => ({ ...e, attributes: e.attributes & ~(1n << 58n) })), { firstTry: true });
     const slots: SlotInfo[] = [];
-    for (const e of gpt.entries.filter((x) => x.typeGuid === FREEBSD_UFS)) {
+    for (const e of gpt.entries.filter((x) => x.typeGuid === FREEBSD_UFS_TYPE)) {
       const sizeBytes = (e.lastLba - e.firstLba + 1) * ss;
       const fs = await detectFilesystem(sliceDiskReader(reader, e.firstLba * ss, sizeBytes));
       slots.push({
@@ -105,7 +105,7 @@ export async function slotStatus(path: string, opts: { hash?: boolean } = {}): P
       });
     }
     const bootStages = [];
-    for (const e of gpt.entries.filter((x) => x.typeGuid === FREEBSD_BOOT)) {
+    for (const e of gpt.entries.filter((x) => x.typeGuid === FREEBSD_BOOT_TYPE)) {
       const sizeBytes = (e.lastLba - e.firstLba + 1) * ss;
       bootStages.push({ index: e.index, label: e.name, sizeBytes, sha256: await hashOf(e.firstLba, ss, sizeBytes) });
     }

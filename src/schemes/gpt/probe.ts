@@ -14,6 +14,7 @@ import {
   type GptPartitionEntry,
 } from '../../../formats/schemes/gpt.js';
 import { gptAttributeNames } from '../../../formats/schemes/gpt-attributes.js';
+import { PARTITION_TABLE_OFFSET } from '../../../formats/schemes/mbr.js';
 import { gptTypeName } from '../../../formats/schemes/gpt-types.js';
 import type { DiskReader } from '../../model/disk-reader.js';
 import { finding, type Finding } from '../../model/findings.js';
@@ -24,7 +25,6 @@ const WHERE = 'gpt';
 /** Sector sizes we try, in order: the header sits at LBA 1 (section 5.3.1). */
 const SECTOR_SIZES = [512, 4096] as const;
 /** Protective MBR (UEFI 2.10 section 5.2.3): table at byte 446, four 16-byte entries, 0x55AA at 510. */
-const MBR_TABLE_OFFSET = 446;
 const MBR_ENTRY_SIZE = 16;
 const MBR_ENTRY_COUNT = 4;
 const MBR_SIGNATURE_OFFSET = 510;
@@ -142,7 +142,7 @@ function checkProtectiveMbr(sector0: Uint8Array, totalSectors: number, out: Find
   let protective = -1;
   let others = 0;
   for (let i = 0; i < MBR_ENTRY_COUNT; i++) {
-    const at = MBR_TABLE_OFFSET + i * MBR_ENTRY_SIZE;
+    const at = PARTITION_TABLE_OFFSET + i * MBR_ENTRY_SIZE;
     const type = sector0[at + MBR_TYPE_OFFSET];
     if (type === MBR_TYPE_GPT_PROTECTIVE && protective < 0) protective = at;
     else if (type !== 0) others++;

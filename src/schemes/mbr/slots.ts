@@ -3,18 +3,15 @@
  * 0xa5 holding a BSD label whose `a` partition carries the OS; the active flag picks the slice.
  */
 import { DiskmintError } from '../../model/errors.js';
-import { decodeMbrSector } from '../../../formats/schemes/mbr.js';
+import { PARTITION_TABLE_OFFSET, decodeMbrSector } from '../../../formats/schemes/mbr.js';
 import { decodeBsdLabel } from '../../../formats/schemes/bsd.js';
 import { FormatError } from '../../../formats/common/errors.js';
 import type { DiskReader } from '../../model/disk-reader.js';
 import type { ImageEditor } from '../../ops/slots/editor.js';
 
-export const FREEBSD_UFS = '516e7cb6-6ecf-11d6-8ff8-00022d09712b';
-export const FREEBSD_BOOT = '83bd6b9d-7f41-11dc-be0b-001560b84f0f';
 /** FreeBSD mbr.h DOSPTYP_386BSD. */
 const FREEBSD_SLICE = 0xa5;
 /** The MBR partition table starts at byte 446; each entry is 16 bytes, status first (0x80 active). */
-const TABLE_OFFSET = 446;
 const ENTRY_BYTES = 16;
 
 export interface MbrSlot {
@@ -53,6 +50,6 @@ export async function setMbrActive(editor: ImageEditor, index: number): Promise<
   const sector = new Uint8Array(await editor.disk.read(0, 512));
   const { slots } = await mbrSlots(editor.disk);
   if (!slots.some((s) => s.index === index)) throw new DiskmintError('BAD_ARGUMENT', `slice ${index} is not a code slice (code slices: ${slots.map((s) => s.index).join(', ')})`);
-  for (let i = 0; i < 4; i++) sector[TABLE_OFFSET + i * ENTRY_BYTES] = i + 1 === index ? 0x80 : 0x00;
+  for (let i = 0; i < 4; i++) sector[PARTITION_TABLE_OFFSET + i * ENTRY_BYTES] = i + 1 === index ? 0x80 : 0x00;
   await editor.writeBytes(0, sector);
 }
