@@ -14,6 +14,7 @@ import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { tempPathBeside, trackTempFile, untrackTempFile } from '../../io/temp-files.js';
 import { DiskmintError } from '../../model/errors.js';
+import { sourceDateEpoch } from '../../model/source-date.js';
 import { openDisk } from '../../io/open-disk.js';
 import type { DiskReader } from '../../model/disk-reader.js';
 import { createCompressor, mapOrdered, type CompressionKind } from '../../containers/compress.js';
@@ -57,13 +58,6 @@ export interface CreateBundleResult {
 interface PlainRecord {
   offset: number;
   data: Uint8Array;
-}
-
-function sourceDateEpoch(): number {
-  const v = process.env.SOURCE_DATE_EPOCH;
-  if (v === undefined || v === '') return 0;
-  if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw new DiskmintError('BAD_ARGUMENT', `SOURCE_DATE_EPOCH=${v} is not a whole number of seconds`);
-  return Number(v);
 }
 
 const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
@@ -120,7 +114,7 @@ export async function createBundle(opts: CreateBundleOptions): Promise<CreateBun
   if ((opts.version ?? '').length > 256) throw new DiskmintError('BAD_ARGUMENT', '--version is limited to 256 characters');
   await checkOutputTarget(opts.output, [opts.from, ...(opts.base ? [opts.base] : []), ...(typeof opts.key === 'string' ? [opts.key] : [])]);
   const key = typeof opts.key === 'string' ? await loadPrivateKey(opts.key) : opts.key;
-  const created = opts.created ?? sourceDateEpoch();
+  const created = opts.created ?? sourceDateEpoch() ?? 0;
 
   const next = (await openDisk(opts.from)).reader;
   const base = opts.base ? await openDisk(opts.base).then((d) => d.reader, async (err) => { await next.close(); throw err; }) : undefined;

@@ -1,6 +1,7 @@
 /** The BSD disklabel (FreeBSD sys/sys/disk/bsd.h) as a SchemeHandler, on its own or inside a slice. */
 import { BOOTCODE_KINDS } from '../../../bootcode/kinds.js';
 import { BSD_BOOT_AREA, BSD_FSTYPES } from '../../../formats/schemes/bsd.js';
+import { FREEBSD_TYPE } from '../../../formats/schemes/gpt-types.js';
 import type { SchemeHandler } from '../handler.js';
 import { encodeBsd } from './encode.js';
 import { probeBsd } from './probe.js';
@@ -36,6 +37,6 @@ export const bsdHandler: SchemeHandler = {
   encode: encodeBsd,
   probe: (disk) => probeBsd(disk),
   // MBR type 0xa5 (FreeBSD slice) and GPT `freebsd` partitions hold BSD labels (FreeBSD mbr.h, gpt.h).
-  nestedIn: new Set(['0xa5', '516e7cb4-6ecf-11d6-8ff8-00022d09712b']),
+  nestedIn: new Set(['0xa5', FREEBSD_TYPE]),
   mkimg: { endOnCylinder: { minBytes: 8192 } },
 };

@@ -5,7 +5,7 @@
  * one copy is whole: first the old primary, then the new backup.
  */
 import { DiskmintError } from '../../model/errors.js';
-import { crc32 } from '../../../formats/common/crc32.js';
+import { crc32 } from '../../model/crc32.js';
 import { FormatError } from '../../../formats/common/errors.js';
 import type { GptHeader, GptPartitionEntry } from '../../../formats/schemes/gpt.js';
 import type { DiskReader } from '../../model/disk-reader.js';

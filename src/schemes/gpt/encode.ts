@@ -1,6 +1,6 @@
 /** A plan's GPT: the protective MBR in sector 0, then both GPT copies (UEFI 2.10 section 5.3). */
 import { encodeGptTables } from '../../../formats/schemes/gpt.js';
-import { encodeMbrSector } from '../../../formats/schemes/mbr.js';
+import { PARTITION_TABLE_OFFSET, encodeMbrSector } from '../../../formats/schemes/mbr.js';
 import type { TableBytes, TablePlan } from '../handler.js';
 import { padToSector } from '../sectors.js';
 
@@ -43,7 +43,7 @@ export function encodeGpt(plan: TablePlan): TableBytes[] {
  * as 0xFFFFFF (the "cannot represent" value), as FreeBSD mkimg's gpt.c and most tools do.
  */
 function setProtectiveChs(sector: Uint8Array): void {
-  const entry = 446; // first partition entry (FreeBSD mbr.h DOSPARTOFF)
+  const entry = PARTITION_TABLE_OFFSET; // first partition entry (FreeBSD mbr.h DOSPARTOFF)
   sector.set([0x00, 0x02, 0x00], entry + 1);
   sector.set([0xff, 0xff, 0xff], entry + 5);
 }

@@ -4,6 +4,7 @@
  */
 import { FormatError } from '../../../formats/common/errors.js';
 import { GPT_REVISION, gptEntryArrayBytes, type GptHeader, type GptPartitionEntry } from '../../../formats/schemes/gpt.js';
+import { PARTITION_TABLE_OFFSET } from '../../../formats/schemes/mbr.js';
 import { gptAttributeNames } from '../../../formats/schemes/gpt-attributes.js';
 import { gptTypeName } from '../../../formats/schemes/gpt-types.js';
 import type { DiskReader } from '../../model/disk-reader.js';
@@ -13,7 +14,6 @@ import type { PartitionTable, TablePartition, TableProbe } from '../types.js';
 import { readGpt, WHERE, type GptCopy, type Role } from './read.js';
 
 /** Protective MBR (UEFI 2.10 section 5.2.3): table at byte 446, four 16-byte entries, 0x55AA at 510. */
-const MBR_TABLE_OFFSET = 446;
 const MBR_ENTRY_SIZE = 16;
 const MBR_ENTRY_COUNT = 4;
 const MBR_SIGNATURE_OFFSET = 510;
@@ -37,7 +37,7 @@ function checkProtectiveMbr(sector0: Uint8Array, totalSectors: number, out: Find
   let protective = -1;
   let others = 0;
   for (let i = 0; i < MBR_ENTRY_COUNT; i++) {
-    const at = MBR_TABLE_OFFSET + i * MBR_ENTRY_SIZE;
+    const at = PARTITION_TABLE_OFFSET + i * MBR_ENTRY_SIZE;
     const type = sector0[at + MBR_TYPE_OFFSET];
     if (type === MBR_TYPE_GPT_PROTECTIVE && protective < 0) protective = at;
     else if (type !== 0) others++;

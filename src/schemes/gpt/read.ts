@@ -3,7 +3,7 @@
  * last LBA) and reads both copies, noting what is wrong with each (UEFI 2.10 section 5.3).
  * `probeGpt` (info, verify) and `readGptForEdit` (slots, attribute edits) both start here.
  */
-import { crc32 } from '../../../formats/common/crc32.js';
+import { crc32 } from '../../model/crc32.js';
 import { FormatError } from '../../../formats/common/errors.js';
 import {
   gptEntryArrayBytes,

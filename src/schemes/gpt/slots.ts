@@ -5,14 +5,12 @@
  */
 import { activateSlot, chooseBootSlot, confirmBoot, setBootonce, type SlotEntry } from '../../../formats/boot/gptboot.js';
 import { gptAttributeNames } from '../../../formats/schemes/gpt-attributes.js';
-import { gptTypeName } from '../../../formats/schemes/gpt-types.js';
+import { FREEBSD_BOOT_TYPE as FREEBSD_BOOT, FREEBSD_UFS_TYPE as FREEBSD_UFS, gptTypeName } from '../../../formats/schemes/gpt-types.js';
 import { DiskmintError } from '../../model/errors.js';
 import type { DiskReader } from '../../model/disk-reader.js';
 import type { SchemeSlots, SlotSupport, TableWriter } from '../handler.js';
 import { checkGptCopiesFit, gptNeedsRepair, readGptForEdit, writeGptAttributes, type EditableGpt } from './edit.js';
 
-export const FREEBSD_UFS = '516e7cb6-6ecf-11d6-8ff8-00022d09712b';
-export const FREEBSD_BOOT = '83bd6b9d-7f41-11dc-be0b-001560b84f0f';
 const BOOTONCE = 1n << 58n;
 
 export function toSlotEntries(gpt: EditableGpt): SlotEntry[] {
