@@ -17,7 +17,7 @@ import { DiskmintError } from '../../model/errors.js';
 import type { VirtualDisk } from '../../model/extents.js';
 import type { ByteSink } from '../../io/sink.js';
 import type { WriteContext } from '../types.js';
-import { isAllZero } from '../blocks.js';
+import { isAllZero } from '../../io/zero-blocks.js';
 import { writeQcow2DataFirst } from './data-first.js';
 import {
   READ_CHUNK, entriesToBytes, geometry, qcow2Header, readClusterGroups, refcountBlock, refcountTable, type Qcow2WriteSettings,
