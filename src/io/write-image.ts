@@ -1,15 +1,13 @@
 /**
  * Write a virtual disk in any output format: raw (sparse file or pipe) or a container.
- * Files are written beside the target under a temp name and renamed only when complete;
- * extra files (monolithicFlat's -flat.vmdk) are renamed with it.
+ * Files go through one AtomicOutput (atomic-output.ts): written beside the target under a temp
+ * name and renamed only when complete; extra files (monolithicFlat's -flat.vmdk) with it.
  */
-import { open, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { tempPathBeside, trackTempFile, untrackTempFile } from './temp-files.js';
 import type { Writable } from 'node:stream';
 import { DiskmintError } from '../model/errors.js';
 import { VirtualDisk } from '../model/extents.js';
-import { writeAtomically, writeRawImage } from '../containers/raw/writer.js';
+import { writeRawImage } from '../containers/raw/writer.js';
 import { FileCache, readRunInto } from './run-reader.js';
 import { createCompressor } from '../containers/compress.js';
 import { fileSink, streamSink, type ByteSink } from './sink.js';
@@ -18,6 +16,7 @@ import type { ContainerFormat, WriteContext } from '../containers/types.js';
 import { createProgress, type Progress } from '../cli/progress.js';
 import { stderrIsTerminal } from '../cli/output.js';
 import { checkOutputTarget, inputFilesOf } from './output-target.js';
+import { writeAtomically } from './atomic-output.js';
 
 export interface WriteImageOptions {
   /** Output format (qemu-img names: raw, qcow2, vmdk, vpc/vhd, vhdx); default from the file extension. */
@@ -77,49 +76,32 @@ async function writeContainer(disk: VirtualDisk, output: string, format: Contain
   const algorithm = opts.compression ?? (options.compression_type === 'zstd' ? 'zstd' : 'deflate');
   if (format === 'qcow2' && opts.compress && algorithm === 'zstd') options.compression_type = 'zstd';
   const compressor = createCompressor({ threads: opts.threads });
-  const siblings: Array<{ temp: string; final: string }> = [];
-  const closers: Array<() => Promise<void>> = [];
-  const ctx = (sinkTarget: string): WriteContext => ({
+  const ctx = (siblingOutput: WriteContext['createSiblingOutput']): WriteContext => ({
     options,
     compress: opts.compress ? { algorithm, level: opts.level } : undefined,
     compressor,
-    outputPath: sinkTarget,
-    async createSiblingOutput(name: string): Promise<ByteSink> {
-      if (sinkTarget === '-') throw new DiskmintError('BAD_ARGUMENT', `${format} output with a separate data file cannot go to a pipe`);
-      const final = join(dirname(output), name);
-      await checkOutputTarget(final, inputs()); // a VMDK's -flat/-s001 file may be the input itself
-      const temp = tempPathBeside(final);
-      trackTempFile(temp);
-      const handle = await open(temp, 'wx');
-      siblings.push({ temp, final });
-      closers.push(() => handle.close());
-      return fileSink(handle);
-    },
+    outputPath: output,
+    createSiblingOutput: siblingOutput,
   });
   try {
     if (output === '-') {
       const sink = streamSink(opts.stdout ?? process.stdout);
-      await handler.write(disk, sink, ctx('-'));
+      await handler.write(disk, sink, ctx(async () => {
+        throw new DiskmintError('BAD_ARGUMENT', `${format} output with a separate data file cannot go to a pipe`);
+      }));
       await sink.finish();
       return;
     }
-    await writeAtomically(output, async (handle) => {
+    await writeAtomically(output, async (handle, out) => {
       const sink = fileSink(handle);
-      await handler.write(disk, sink, ctx(output));
+      await handler.write(disk, sink, ctx(async (name: string): Promise<ByteSink> => {
+        const final = join(dirname(output), name);
+        await checkOutputTarget(final, inputs()); // a VMDK's -flat/-s001 file may be the input itself
+        return fileSink(await out.sibling(final));
+      }));
       await sink.finish();
-      for (const close of closers.splice(0)) await close();
-      for (const s of siblings) {
-        await rename(s.temp, s.final);
-        untrackTempFile(s.temp);
-      }
-      siblings.length = 0;
     });
   } finally {
-    for (const close of closers) await close().catch(() => {});
-    for (const s of siblings) {
-      await unlink(s.temp).catch(() => {});
-      untrackTempFile(s.temp);
-    }
     await compressor.close();
   }
 }

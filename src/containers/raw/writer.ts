@@ -4,14 +4,13 @@
  * `cp --sparse=always` does. To a pipe: everything, zeros included, in order.
  * File output goes to a temp file beside the target, renamed only when complete.
  */
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { FileCache, readRunInto } from '../../io/run-reader.js';
 import { streamSink } from '../../io/sink.js';
 import { writeFully } from '../../io/write-fully.js';
+import { writeAtomically } from '../../io/atomic-output.js';
 import { nonZeroSpans } from '../../io/zero-blocks.js';
-import { tempPathBeside, trackTempFile, untrackTempFile } from '../../io/temp-files.js';
 import type { Writable } from 'node:stream';
-import { DiskmintError } from '../../model/errors.js';
 import type { DataRun, VirtualDisk } from '../../model/extents.js';
 import { forEachConcurrent } from '../../io/concurrency.js';
 
@@ -25,43 +24,13 @@ export interface RawWriteResult {
   size: number;
 }
 
-/** Write `disk` to `target` ('-' for standard output) as a raw image. */
-export async function writeRawImage(
-  disk: VirtualDisk,
-  target: string,
-  opts: { stdout?: Writable; fsync?: boolean } = {},
-): Promise<RawWriteResult> {
-  if (target === '-') return writeRawToStream(disk, opts.stdout ?? process.stdout);
-  return writeAtomically(target, async (handle) => {
-    const written = await writeRawToHandle(disk, handle);
-    if (opts.fsync) await handle.sync();
-    return written;
-  });
-}
-
 /**
- * Run `fill` on a temp file beside `target`, then rename it over the target. On any error the
- * temp file is removed and nothing appears under the target name.
+ * Write `disk` to `target` ('-' for standard output) as a raw image; a file through
+ * writeAtomically (temp file, fsync, rename).
  */
-export async function writeAtomically<T>(target: string, fill: (handle: FileHandle) => Promise<T>): Promise<T> {
-  const temp = tempPathBeside(target);
-  let handle: FileHandle | undefined;
-  trackTempFile(temp);
-  try {
-    handle = await open(temp, 'wx');
-    const result = await fill(handle);
-    await handle.close();
-    handle = undefined;
-    await rename(temp, target);
-    return result;
-  } catch (err) {
-    await handle?.close().catch(() => {});
-    await unlink(temp).catch(() => {});
-    if (err instanceof DiskmintError) throw err;
-    throw new DiskmintError('IO', `writing ${target} failed: ${(err as Error).message}`);
-  } finally {
-    untrackTempFile(temp);
-  }
+export async function writeRawImage(disk: VirtualDisk, target: string, opts: { stdout?: Writable } = {}): Promise<RawWriteResult> {
+  if (target === '-') return writeRawToStream(disk, opts.stdout ?? process.stdout);
+  return writeAtomically(target, (handle) => writeRawToHandle(disk, handle));
 }
 
 async function writeRawToHandle(disk: VirtualDisk, out: FileHandle): Promise<RawWriteResult> {
