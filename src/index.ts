@@ -12,6 +12,7 @@ export { VirtualDisk } from './model/extents.js';
 export type { DataExtent, ExtentSource, DataRun } from './model/extents.js';
 export { writeRawImage } from './containers/raw/writer.js';
 export { AtomicOutput, writeAtomically } from './io/atomic-output.js';
+export type { ProgressReporter } from './io/progress.js';
 export { openDisk } from './io/open-disk.js';
 export type { DiskReader } from './model/disk-reader.js';
 export { memoryDiskReader, readInto, sliceDiskReader } from './model/disk-reader.js';

@@ -13,10 +13,9 @@ import { createCompressor } from '../containers/compress.js';
 import { fileSink, streamSink, type ByteSink } from './sink.js';
 import { handlerFor, outputFormatFor, parseOptionString } from '../containers/registry.js';
 import type { ContainerFormat, WriteContext } from '../containers/types.js';
-import { createProgress, type Progress } from '../cli/progress.js';
-import { stderrIsTerminal } from '../cli/output.js';
 import { checkOutputTarget, inputFilesOf } from './output-target.js';
 import { writeAtomically } from './atomic-output.js';
+import type { ProgressReporter } from './progress.js';
 
 export interface WriteImageOptions {
   /** Output format (qemu-img names: raw, qcow2, vmdk, vpc/vhd, vhdx); default from the file extension. */
@@ -29,10 +28,10 @@ export interface WriteImageOptions {
   level?: number;
   /** Compression threads (default: every core). Output bytes do not depend on it. */
   threads?: number;
-  /** Stream for '-' (default process.stdout). */
+  /** Where output '-' goes (required for '-': the engine never picks the process's standard output itself). */
   stdout?: Writable;
-  /** Show a progress bar on a terminal (default: when stderr is a TTY). */
-  progress?: boolean;
+  /** Told how many bytes of data were read (the CLI's progress bar); default (or false): no progress. */
+  progress?: ProgressReporter | false;
   /** Files the command read (a layout, a converted image) besides the disk's own file runs: no output may be one of them. */
   inputs?: readonly string[];
 }
@@ -52,10 +51,11 @@ export async function writeImage(disk: VirtualDisk, output: string, opts: WriteI
     yield* inputFilesOf(disk);
   };
   if (output !== '-') await checkOutputTarget(output, inputs());
-  const showProgress = opts.progress ?? (output !== '-' && stderrIsTerminal());
-  const progress = createProgress(`writing ${format}`, { enabled: showProgress });
-  // Only wrap reads for a visible bar: the wrapper costs a copy per chunk.
-  const { disk: tracked, close } = showProgress ? trackProgress(disk, progress) : { disk, close: async () => {} };
+  if (output === '-' && !opts.stdout) throw new DiskmintError('BAD_ARGUMENT', "output '-' needs the stream to write to (opts.stdout)");
+  const progress = opts.progress || undefined;
+  // Only wrap reads when asked: the wrapper costs a copy per chunk.
+  const { disk: tracked, close } = progress ? trackProgress(disk, progress) : { disk, close: async () => {} };
+  progress?.start(disk.dataBytes(), `writing ${format}`);
   try {
     if (format === 'raw') {
       if (Object.keys(options).length) throw new DiskmintError('BAD_ARGUMENT', `raw output takes no -o options (got ${Object.keys(options).join(', ')})`);
@@ -65,7 +65,7 @@ export async function writeImage(disk: VirtualDisk, output: string, opts: WriteI
       await writeContainer(tracked, output, format, options, opts, inputs);
     }
   } finally {
-    progress.finish();
+    progress?.done();
     await close();
   }
   return { format, output, virtualSize: disk.size };
@@ -85,7 +85,7 @@ async function writeContainer(disk: VirtualDisk, output: string, format: Contain
   });
   try {
     if (output === '-') {
-      const sink = streamSink(opts.stdout ?? process.stdout);
+      const sink = streamSink(opts.stdout!);
       await handler.write(disk, sink, ctx(async () => {
         throw new DiskmintError('BAD_ARGUMENT', `${format} output with a separate data file cannot go to a pipe`);
       }));
@@ -107,12 +107,11 @@ async function writeContainer(disk: VirtualDisk, output: string, format: Contain
 }
 
 /** The same disk, with every data read reported to `progress`. Nothing is read here. */
-function trackProgress(disk: VirtualDisk, progress: Progress): { disk: VirtualDisk; close: () => Promise<void> } {
+function trackProgress(disk: VirtualDisk, progress: ProgressReporter): { disk: VirtualDisk; close: () => Promise<void> } {
   const total = disk.dataBytes();
   const files = new FileCache();
   const close = () => files.closeAll();
   if (total === 0) return { disk, close };
-  let done = 0;
   const tracked = new VirtualDisk(disk.size);
   for (const run of disk.runs()) {
     if (run.kind === 'bytes') {
@@ -128,8 +127,7 @@ function trackProgress(disk: VirtualDisk, progress: Progress): { disk: VirtualDi
           const n = Math.max(0, Math.min(length, run.length - offset));
           const out = into && into.length >= n ? into.subarray(0, n) : new Uint8Array(n);
           await readRunInto(run, offset, out, files);
-          done += n;
-          progress.update(done, total);
+          progress.advance(n);
           return out;
         },
         close,

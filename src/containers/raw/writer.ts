@@ -11,6 +11,7 @@ import { writeFully } from '../../io/write-fully.js';
 import { writeAtomically } from '../../io/atomic-output.js';
 import { nonZeroSpans } from '../../io/zero-blocks.js';
 import type { Writable } from 'node:stream';
+import { DiskmintError } from '../../model/errors.js';
 import type { DataRun, VirtualDisk } from '../../model/extents.js';
 import { forEachConcurrent } from '../../io/concurrency.js';
 
@@ -25,11 +26,14 @@ export interface RawWriteResult {
 }
 
 /**
- * Write `disk` to `target` ('-' for standard output) as a raw image; a file through
- * writeAtomically (temp file, fsync, rename).
+ * Write `disk` to `target` as a raw image: a file (through writeAtomically: temp file, fsync,
+ * rename), or with '-' the stream `opts.stdout`.
  */
 export async function writeRawImage(disk: VirtualDisk, target: string, opts: { stdout?: Writable } = {}): Promise<RawWriteResult> {
-  if (target === '-') return writeRawToStream(disk, opts.stdout ?? process.stdout);
+  if (target === '-') {
+    if (!opts.stdout) throw new DiskmintError('BAD_ARGUMENT', "raw output to '-' needs the stream to write to (opts.stdout)");
+    return writeRawToStream(disk, opts.stdout);
+  }
   return writeAtomically(target, (handle) => writeRawToHandle(disk, handle));
 }
 

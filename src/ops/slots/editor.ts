@@ -134,7 +134,7 @@ function containerEditor(path: string, base: ContainerReader, format: ContainerF
     async commit() {
       if (!edits.length) return;
       const merged = await mergeEdits(base, edits);
-      await writeImage(merged, path, { format, options: rewriteOptions(base), progress: false });
+      await writeImage(merged, path, { format, options: rewriteOptions(base) });
       edits.length = 0;
     },
     async close() {
