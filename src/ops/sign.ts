@@ -272,8 +272,8 @@ export async function writeDetached(dir: string, sig: DetachedSignature): Promis
   await makeDirectories(dir);
   const manifestPath = join(dir, 'manifest.json');
   const signaturePath = join(dir, 'manifest.sig');
-  await writeFile(manifestPath, sig.manifestBytes);
-  await writeFile(signaturePath, sig.signature);
+  await writeFileAtomically(manifestPath, sig.manifestBytes);
+  await writeFileAtomically(signaturePath, sig.signature);
   return { manifestPath, signaturePath };
 }
 

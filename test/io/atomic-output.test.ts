@@ -5,7 +5,7 @@
  * they were. writeAtomically names the target in operational errors only: a bug (RangeError,
  * TypeError) comes out unchanged, for the CLI's exit status 70.
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -15,6 +15,8 @@ import { removeTempFilesNow } from '../../src/io/temp-files.js';
 import { writeImage } from '../../src/io/write-image.js';
 import { VirtualDisk } from '../../src/model/extents.js';
 import { DiskmintError, FormatError } from '../../src/model/errors.js';
+import { buildImage } from '../../src/ops/build.js';
+import { signImage, writeKeyPair } from '../../src/ops/sign.js';
 import { tempDir } from '../helpers/golden.js';
 
 /** When set, the next temp name is this one (to make a clash); otherwise the real names. */
@@ -157,5 +159,27 @@ describe('writeAtomically', () => {
       await expect(writeImage(disk, join(dir, name), { format, options }), format).rejects.toBe(bug);
     }
     expect(readdirSync(dir)).toEqual([]);
+  });
+});
+
+describe('outputs that go through it', () => {
+  it("sign: IMG.sig and the detached files are replaced by a rename, not rewritten in place (a hard link to the old one keeps it)", async () => {
+    const dir = tempDir();
+    const img = join(dir, 'disk.img');
+    await buildImage({ scheme: 'gpt', size: '2M', partitions: [{ type: 'freebsd-ufs', label: 'os1', size: '512K' }] }, { output: img, baseDir: dir });
+    const { privatePath } = await writeKeyPair(join(dir, 'release'));
+    const detachDir = join(dir, 'detached');
+    mkdirSync(detachDir);
+    const olds = [`${img}.sig`, join(detachDir, 'manifest.json'), join(detachDir, 'manifest.sig')];
+    olds.forEach((path, i) => {
+      writeFileSync(path, `old ${i}`);
+      linkSync(path, join(dir, `kept-${i}`));
+    });
+    await signImage(img, privatePath, { detachDir });
+    olds.forEach((path, i) => {
+      expect(readFileSync(join(dir, `kept-${i}`), 'utf8'), path).toBe(`old ${i}`);
+      expect(readFileSync(path, 'utf8'), path).not.toBe(`old ${i}`);
+    });
+    expect([...readdirSync(dir), ...readdirSync(detachDir)].filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 });

@@ -69,7 +69,7 @@ export async function applyBundle(editor: ImageEditor, bundle: OpenedBundle, tar
   }
   const spool = tempPathBeside(join(tmpdir(), 'diskmint-bundle.spool'));
   trackTempFile(spool);
-  const handle = await open(spool, 'w+');
+  const handle = await open(spool, 'wx+');
   const cleanup = async () => {
     await handle.close().catch(() => {});
     await unlink(spool).catch(() => {});
