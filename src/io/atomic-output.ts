@@ -11,7 +11,7 @@
  */
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { DiskmintError, FormatError } from '../model/errors.js';
+import { DiskmintError, FormatError, isSystemError } from '../model/errors.js';
 import { tempPathBeside, trackTempFile, untrackTempFile } from './temp-files.js';
 import { writeFully } from './write-fully.js';
 
@@ -128,12 +128,6 @@ async function syncFolder(folder: string): Promise<void> {
   } finally {
     await handle.close();
   }
-}
-
-/** A Node system error (ENOSPC, EIO, EACCES...): the operating system refused, not a bug of ours. */
-export function isSystemError(err: unknown): err is NodeJS.ErrnoException & { code: string } {
-  const e = err as NodeJS.ErrnoException | undefined;
-  return e instanceof Error && typeof e.code === 'string' && typeof e.errno === 'number' && typeof e.syscall === 'string';
 }
 
 /**

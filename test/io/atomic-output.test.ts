@@ -147,6 +147,10 @@ describe('writeAtomically', () => {
     await expect(writeAtomically(target, async () => { throw refusal; })).rejects.toBe(refusal);
     const typeError = new TypeError("Cannot read properties of undefined (reading 'length')");
     await expect(writeAtomically(target, async () => { throw typeError; })).rejects.toBe(typeError);
+    // Node's own argument errors have a code (ERR_...) but no errno: bugs too.
+    const argumentError = await writeAtomically(target, async (handle) => void (await handle.write(Buffer.alloc(1), 0, 2, 0))).catch((e: unknown) => e);
+    expect(argumentError).toMatchObject({ code: expect.stringMatching(/^ERR_/) });
+    expect(argumentError).not.toBeInstanceOf(DiskmintError);
     expect(readdirSync(dir)).toEqual([]);
   });
 
