@@ -151,7 +151,7 @@ export async function writeAtomically<T>(target: string, fill: (handle: FileHand
 }
 
 /** The error `writeAtomically` throws for `err`: see there. */
-export function relabelWriteError(err: unknown, target: string): unknown {
+function relabelWriteError(err: unknown, target: string): unknown {
   if (err instanceof DiskmintError) return err;
   if (isSystemError(err) || err instanceof FormatError) return new DiskmintError('IO', `writing ${target} failed: ${err.message}`);
   return err;
