@@ -22,7 +22,7 @@ export function addFatCommands(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action(async (output: string, o: { from: string; size?: string; type?: string; label?: string; sectorSize?: 512 | 4096; seed?: string; keepTimes?: boolean; format?: string; json?: boolean }) => {
       const type = o.type === undefined || o.type === 'auto' ? 'auto' : (Number(o.type) as 12 | 16 | 32);
-      const r = await createFatImage(output, { ...o, type, progress: false });
+      const r = await createFatImage(output, { ...o, type, ...(output === '-' ? { stdout: process.stdout } : {}) });
       printOut(o.json ? `${JSON.stringify(r, null, 2)}\n` : `${output}: FAT${r.type}, ${formatBytes(r.sizeBytes)}, ${r.clusters} clusters of ${formatBytes(r.clusterSize)}\n`);
     });
 

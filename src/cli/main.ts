@@ -18,6 +18,7 @@ import { verifyImage } from '../ops/verify/verify.js';
 import { DiskmintError, FormatError } from '../model/errors.js';
 import { formatBuild, formatCompare, formatInspection, formatVerify, printJson } from './report.js';
 import { printOut, printErr } from './output.js';
+import { terminalProgress } from './progress.js';
 
 /** Exit statuses: 0 fine, 1 problems found (verify) or the command failed, 2 unusable input. */
 const EXIT_PROBLEMS = 1;
@@ -51,11 +52,17 @@ function addOutputOptions(cmd: Command, optionFlag: string): Command {
     .option('-q, --quiet', 'no progress bar');
 }
 
-function writeOptions(o: OutputFlags): WriteImageOptions {
+function writeOptions(o: OutputFlags, output: string): WriteImageOptions {
   return {
     format: o.format, options: o.opt, compress: o.compress || o.compression !== undefined,
-    compression: o.compression, level: o.level, threads: o.threads, progress: o.quiet ? false : undefined,
+    compression: o.compression, level: o.level, threads: o.threads, ...outputStreams(output, o.quiet),
   };
+}
+
+/** Where writeImage sends '-' (standard output), and a progress bar unless quiet or piped. */
+export function outputStreams(output: string, quiet = false): Pick<WriteImageOptions, 'stdout' | 'progress'> {
+  if (output === '-') return { stdout: process.stdout };
+  return { progress: quiet ? undefined : terminalProgress() };
 }
 
 const sectorSizeOption = new Option('--sector-size <bytes>', 'logical sector size for MBR/BSD disks (default: detected from their contents; GPT records its own)')
@@ -93,7 +100,7 @@ export function makeProgram(): Command {
   ).action(async (layout: string | undefined, o: OutputFlags & PresetFlags & { output: string; seed?: string; json?: boolean }) => {
       if (!layout === !o.preset) throw new DiskmintError('BAD_ARGUMENT', 'give a layout file or --preset NAME (one of them)');
       const source = o.preset ? await presetLayoutChecked(o.preset, o) : layout!;
-      const result = await buildImage(source, { ...writeOptions(o), output: o.output, seed: o.seed, baseDir: o.preset ? process.cwd() : undefined });
+      const result = await buildImage(source, { ...writeOptions(o, o.output), output: o.output, seed: o.seed, baseDir: o.preset ? process.cwd() : undefined });
       const text = o.json ? JSON.stringify(result, null, 2) : formatBuild(result);
       // With -o -, the image owns stdout; the report goes to stderr.
       (o.output === '-' ? printErr : printOut)(`${text}\n`);
@@ -163,7 +170,7 @@ export function makeProgram(): Command {
       .option('--json', 'print a summary as JSON'),
     '-o, --opt <key=value,...>',
   ).action(async (input: string, output: string, o: OutputFlags & { json?: boolean; allowBacking?: boolean }) => {
-    const r = await convertImage(input, output, { ...writeOptions(o), allowBacking: o.allowBacking });
+    const r = await convertImage(input, output, { ...writeOptions(o, output), allowBacking: o.allowBacking });
     const text = o.json ? JSON.stringify(r, null, 2) : `${r.input} (${r.inputFormat}) -> ${r.output} (${r.format}), virtual size ${r.virtualSize} bytes`;
     if (o.json || output !== '-') (output === '-' ? printErr : printOut)(`${text}\n`);
   });
@@ -175,7 +182,7 @@ export function makeProgram(): Command {
     .helpOption(false)
     .argument('[args...]')
     .action(async (args: string[]) => {
-      await runMkimg(args);
+      await runMkimg(args, (output) => outputStreams(output));
     });
 
   addFatCommands(program);

@@ -11,6 +11,7 @@ import { buildImage, planImage } from '../ops/build.js';
 import { SCHEME_NAMES, findScheme, schemeHandler } from '../schemes/registry.js';
 import { listWords } from '../schemes/sectors.js';
 import type { SchemeName } from '../schemes/handler.js';
+import type { WriteImageOptions } from '../io/write-image.js';
 import type { Layout, PartitionSpec } from './schema.js';
 
 export interface MkimgArgs {
@@ -184,10 +185,11 @@ function repeatedGuid(n: number): string {
   return `${b.repeat(4)}-${b.repeat(2)}-${b.repeat(2)}-${b.repeat(2)}-${b.repeat(6)}`;
 }
 
-export async function runMkimg(argv: readonly string[]): Promise<void> {
+/** `streams` gives writeImage's stdout and progress for the output path (the CLI's; a library caller's own). */
+export async function runMkimg(argv: readonly string[], streams: (output: string) => Pick<WriteImageOptions, 'stdout' | 'progress'> = () => ({})): Promise<void> {
   const a = parseMkimgArgs(argv);
   const f = FORMATS[a.format];
   if (!f) throw new DiskmintError('BAD_ARGUMENT', `mkimg: format "${a.format}" is not supported (use ${Object.keys(FORMATS).join(', ')})`);
   const layout = await mkimgLayout(a);
-  await buildImage(layout, { output: a.output, format: f.format, options: f.options, baseDir: process.cwd(), seed: a.deterministic ? 'mkimg-y' : undefined });
+  await buildImage(layout, { ...streams(a.output), output: a.output, format: f.format, options: f.options, baseDir: process.cwd(), seed: a.deterministic ? 'mkimg-y' : undefined });
 }

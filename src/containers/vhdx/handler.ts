@@ -11,6 +11,7 @@ import { readInto, type DiskReader } from '../../model/disk-reader.js';
 import type { VirtualDisk } from '../../model/extents.js';
 import { DiskmintError } from '../../model/errors.js';
 import { fail } from '../../../formats/common/errors.js';
+import { parseByteSize } from '../../model/size.js';
 import { ZERO_GUID, decodeGuid } from '../../../formats/common/guid.js';
 import { u64 } from '../../../formats/common/bytes.js';
 import {
@@ -61,10 +62,9 @@ export interface VhdxWriteOptions {
 }
 
 function parseSize(key: string, value: string): number {
-  const m = /^(\d+)\s*([kmg])?(?:i?b)?$/i.exec(value.trim());
-  if (!m) throw new DiskmintError('BAD_ARGUMENT', `vhdx option ${key}=${value}: not a size (e.g. 32M)`);
-  const unit = { k: 1024, m: MIB, g: 1024 * MIB }[(m[2] ?? '').toLowerCase()] ?? 1;
-  return Number(m[1]) * unit;
+  const bytes = parseByteSize(value);
+  if (bytes === undefined) throw new DiskmintError('BAD_ARGUMENT', `vhdx option ${key}=${value}: not a size (e.g. 32M)`);
+  return bytes;
 }
 
 /** qemu's default block size (block/vhdx.c vhdx_co_create): 8 MiB up to 1 GiB, 16 MiB to 100 GiB, 32 MiB to 32 TiB, else 64 MiB. */

@@ -11,6 +11,7 @@ import { openDisk } from '../../io/open-disk.js';
 import { VirtualDisk, type ExtentSource } from '../../model/extents.js';
 import { FileCache, readRunInto } from '../../io/run-reader.js';
 import { writeImage } from '../../io/write-image.js';
+import { writeFully } from '../../io/write-fully.js';
 import type { ContainerFormat, ContainerReader } from '../../containers/types.js';
 
 export interface ImageEditor {
@@ -62,7 +63,7 @@ function rawEditor(path: string, handle: FileHandle, opts: EditorOptions): Promi
     const pwrite = async (data: Uint8Array, at: number) => {
       if (at < 0 || at + data.length > size) throw new DiskmintError('BAD_ARGUMENT', `write at ${at} of ${data.length} bytes is outside the image`);
       opts.beforeWrite?.(++writes);
-      for (let done = 0; done < data.length; ) done += (await handle.write(data, done, data.length - done, at + done)).bytesWritten;
+      await writeFully(handle, data, at);
     };
     return {
       path,
@@ -133,7 +134,7 @@ function containerEditor(path: string, base: ContainerReader, format: ContainerF
     async commit() {
       if (!edits.length) return;
       const merged = await mergeEdits(base, edits);
-      await writeImage(merged, path, { format, options: rewriteOptions(base), progress: false });
+      await writeImage(merged, path, { format, options: rewriteOptions(base) });
       edits.length = 0;
     },
     async close() {
