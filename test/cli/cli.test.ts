@@ -1,17 +1,10 @@
 /** The CLI as a user runs it: exit statuses, JSON output, pipes, determinism. */
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/golden.js';
-
-const BIN = new URL('../../src/cli/bin.ts', import.meta.url).pathname;
-
-function diskmint(args: string[], cwd?: string): { status: number; stdout: Buffer; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', BIN, ...args], { cwd, maxBuffer: 1 << 28 });
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr.toString() };
-}
+import { diskmint } from '../helpers/cli.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
