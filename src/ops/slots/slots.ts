@@ -9,14 +9,13 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { DiskmintError } from '../../model/errors.js';
 import { sliceDiskReader, type DiskReader } from '../../model/disk-reader.js';
-import { openDisk } from '../../io/open-disk.js';
 import { inspectDisk } from '../inspect.js';
 import { formatBytes } from '../../model/size.js';
 import { gptAttributeNames } from '../../../formats/schemes/gpt-attributes.js';
 import { FREEBSD_BOOT_TYPE, FREEBSD_UFS_TYPE, gptTypeName } from '../../../formats/schemes/gpt-types.js';
 import { activateSlot, chooseBootSlot, confirmBoot, setBootonce, type SlotEntry } from '../../../formats/boot/gptboot.js';
 import { detectFilesystem } from '../../fs/detect.js';
-import { openImageEditor, type EditorOptions, type ImageEditor } from './editor.js';
+import { openForReading, openImageEditor, type EditorOptions, type ImageEditor } from './editor.js';
 import { checkGptCopiesFit, gptNeedsRepair, readGptForEdit, writeGptAttributes, type EditableGpt } from '../../schemes/gpt/edit.js';
 import { applyBundle, isBundleFile, openCheckedBundle, type BundleTarget } from './bundle-write.js';
 import { mbrSlots, setMbrActive, type MbrSlot } from '../../schemes/mbr/slots.js';
@@ -79,8 +78,8 @@ async function schemeOf(disk: DiskReader): Promise<'gpt' | 'mbr'> {
   throw new DiskmintError('NOT_A_DISK', 'no GPT or MBR partition table: no slots to manage');
 }
 
-export async function slotStatus(path: string, opts: { hash?: boolean } = {}): Promise<SlotStatus> {
-  const { reader, format } = await openDisk(path);
+export async function slotStatus(path: string, opts: { hash?: boolean } & EditorOptions = {}): Promise<SlotStatus> {
+  const { reader, format } = await openForReading(path, opts);
   try {
     const hashOf = (first: number, ss: number, size: number) => (opts.hash === false ? Promise.resolve('') : hashRange(reader, first * ss, size).then((h) => h.slice(0, 12)));
     if ((await schemeOf(reader)) === 'mbr') {
@@ -155,6 +154,8 @@ async function setAttributes(editor: ImageEditor, gpt: EditableGpt, entries: Slo
 export interface SlotWriteResult {
   slot: number;
   label: string;
+  /** Byte offset of the slot's data in the image. */
+  offset: number;
   bytes: number;
   sha256: string;
   bootonce: boolean;
@@ -227,23 +228,23 @@ export async function slotWrite(path: string, ref: SlotRef, from: string, opts: 
     await editor.writeFile(t.offset, from, size);
     return async () => {};
   });
-  const sha256 = await verifyWritten(path, target.offset, size, await hashFile(from), from);
+  const sha256 = await verifyWritten(path, target.offset, size, await hashFile(from), from, opts);
   if (opts.bootonce) await slotBootonce(path, target.index, opts);
-  return { slot: target.index, label: target.label, bytes: size, sha256, bootonce: opts.bootonce === true };
+  return { slot: target.index, label: target.label, offset: target.offset, bytes: size, sha256, bootonce: opts.bootonce === true };
 }
 
 async function slotWriteBundle(path: string, ref: SlotRef, from: string, opts: SlotWriteOptions): Promise<SlotWriteResult> {
   const bundle = await openCheckedBundle(from, opts); // signature and payload checked before any write
   const m = bundle.manifest;
   const target = await writeIntoSlot(path, ref, opts, (editor, t) => applyBundle(editor, bundle, t));
-  const sha256 = await verifyWritten(path, target.offset, m.payloadSize, m.payloadSha256, from);
+  const sha256 = await verifyWritten(path, target.offset, m.payloadSize, m.payloadSha256, from, opts);
   if (opts.bootonce) await slotBootonce(path, target.index, opts);
-  return { slot: target.index, label: target.label, bytes: m.payloadSize, sha256, bootonce: opts.bootonce === true };
+  return { slot: target.index, label: target.label, offset: target.offset, bytes: m.payloadSize, sha256, bootonce: opts.bootonce === true };
 }
 
-/** Re-open the image and compare the slot's first `size` bytes with the expected hash. */
-async function verifyWritten(path: string, offset: number, size: number, expected: string, from: string): Promise<string> {
-  const { reader } = await openDisk(path);
+/** Re-open the image (or read through the owner's editor) and compare the slot's first `size` bytes with the expected hash. */
+export async function verifyWritten(path: string, offset: number, size: number, expected: string, from: string, opts: EditorOptions = {}): Promise<string> {
+  const { reader } = await openForReading(path, opts);
   try {
     const written = await hashRange(reader, offset, size);
     if (written !== expected) throw new DiskmintError('IO', `read-back mismatch: the slot holds sha256 ${written.slice(0, 12)}, ${from} should give ${expected.slice(0, 12)}; boot attributes left unchanged`);
@@ -265,7 +266,7 @@ export async function slotBootonce(path: string, ref: SlotRef, opts: EditorOptio
 
 /** What rc.d/gptboot does after a good boot. Returns its log lines. */
 export async function slotConfirm(path: string, opts: EditorOptions = {}): Promise<string[]> {
-  const { reader } = await openDisk(path);
+  const { reader } = await openForReading(path, opts);
   const scheme = await schemeOf(reader).finally(() => reader.close());
   if (scheme === 'mbr') return ['MBR images have no one-time boot state to confirm'];
   return editGpt(path, opts, async (editor, gpt) => {
@@ -277,7 +278,7 @@ export async function slotConfirm(path: string, opts: EditorOptions = {}): Promi
 
 /** Make a slot the permanent default (GPT: bootme only on it; MBR: the active flag). */
 export async function slotActivate(path: string, ref: SlotRef, opts: EditorOptions = {}): Promise<void> {
-  const { reader } = await openDisk(path);
+  const { reader } = await openForReading(path, opts);
   const scheme = await schemeOf(reader).finally(() => reader.close());
   if (scheme === 'mbr') {
     const editor = await openImageEditor(path, opts);
