@@ -4,8 +4,9 @@
  * Edits (slot writes, bootonce, confirm, activate) go through one editor: a raw image is written
  * in place as each edit runs (in the crash-safe order of src/ops/slots), a container (qcow2,
  * VMDK, VHD, VHDX) collects them and is rewritten once, to a temp file renamed over it, by
- * `commit()` or `close()`. Slot data is committed and read back before any attribute is set on
- * it, as `slot write` does: a container that gets a slot write then bootonce is rewritten twice.
+ * `commit()` or `close()`. A slot write commits pending edits, then writes, commits (raw: fsync)
+ * and reads the slot back from the file before any attribute is set on it, as `slot write`
+ * does: a container that gets a slot write then bootonce is rewritten twice.
  * Reads (`inspect`, `verify`, `compare`, `convert`) see the image as committed: they commit
  * pending edits first. An edit that fails leaves a container's earlier pending edits as they
  * were and drops its own.
@@ -24,7 +25,7 @@ import { verifyImage, type VerifyOptions, type VerifyReport } from './verify/ver
 import { compareImages, type CompareOptions, type CompareResult } from './compare.js';
 import { diskFromReader, type ConvertResult } from './convert.js';
 import { openImageEditor, type ImageEditor } from './slots/editor.js';
-import { slotActivate, slotBootonce, slotConfirm, slotStatus, slotWrite, verifyWritten, type SlotRef, type SlotStatus, type SlotWriteOptions, type SlotWriteResult } from './slots/slots.js';
+import { slotActivate, slotBootonce, slotConfirm, slotStatus, slotWrite, type SlotRef, type SlotStatus, type SlotWriteOptions, type SlotWriteResult } from './slots/slots.js';
 
 /** Progress of a long copy: bytes done of the total. */
 export type ProgressCallback = (done: number, total: number) => void;
@@ -145,13 +146,10 @@ export async function openImage(path: string, opts: OpenImageOptions = {}): Prom
       return slotStatus(path, { ...o, editor });
     },
     async slotWrite(slot, from, o = {}) {
-      const result = await edit((e) => slotWrite(path, slot, from, { ...o, bootonce: false, editor: e }));
-      if (format !== 'raw') {
-        // The container's one rewrite, then the read-back of the slot from the new file, before
-        // any attribute changes.
-        await commit();
-        await verifyWritten(path, result.offset, result.bytes, result.sha256, from);
-      }
+      // As `slot write`: the data committed (raw: fsync; a container: its rewrite) and read back
+      // from the file before any attribute changes. Pending edits go first.
+      await commit();
+      const result = await slotWrite(path, slot, from, { ...o, bootonce: false });
       if (o.bootonce) await image.bootonce(result.slot);
       return { ...result, bootonce: o.bootonce === true };
     },

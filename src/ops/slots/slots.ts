@@ -243,7 +243,7 @@ async function slotWriteBundle(path: string, ref: SlotRef, from: string, opts: S
 }
 
 /** Re-open the image (or read through the owner's editor) and compare the slot's first `size` bytes with the expected hash. */
-export async function verifyWritten(path: string, offset: number, size: number, expected: string, from: string, opts: EditorOptions = {}): Promise<string> {
+async function verifyWritten(path: string, offset: number, size: number, expected: string, from: string, opts: EditorOptions = {}): Promise<string> {
   const { reader } = await openForReading(path, opts);
   try {
     const written = await hashRange(reader, offset, size);
