@@ -15,7 +15,8 @@ function newestSource(dir: string): number {
   let newest = 0;
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
-    newest = Math.max(newest, e.isDirectory() ? newestSource(p) : statSync(p).mtimeMs);
+    if (e.isDirectory()) newest = Math.max(newest, newestSource(p));
+    else if (!e.name.endsWith('.md')) newest = Math.max(newest, statSync(p).mtimeMs); // a README is not built
   }
   return newest;
 }
