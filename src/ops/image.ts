@@ -190,7 +190,8 @@ async function convertWithProgress(input: string, output: string, opts: ImageCon
 
 /** The same disk, counting the bytes read from its runs. */
 function tracked(disk: VirtualDisk, progress: ProgressCallback, files: FileCache): VirtualDisk {
-  const total = disk.dataBytes();
+  let total = 0; // bytes in memory are not read: they do not count
+  for (const run of disk.runs()) if (run.kind !== 'bytes') total += run.length;
   let done = 0;
   const out = new VirtualDisk(disk.size);
   for (const run of disk.runs()) {
