@@ -7,7 +7,6 @@ import type { CompareResult } from '../ops/compare.js';
 import type { PartitionTable } from '../schemes/types.js';
 import { findScheme } from '../schemes/registry.js';
 import { formatBytes } from '../model/size.js';
-import { printOut } from './output.js';
 
 function table(rows: string[][], indent: string): string[] {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
@@ -72,11 +71,6 @@ function formatSummary(s: BuildSummary, indent: string): string[] {
     if (p.nested) out.push(...formatSummary(p.nested, `${indent}  `));
   }
   return out;
-}
-
-/** JSON on standard output; 64-bit values (GPT attributes) as 0x-prefixed hex. */
-export function printJson(value: unknown): void {
-  printOut(`${JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v), 2)}\n`);
 }
 
 export function formatCompare(r: CompareResult): string {

@@ -9,12 +9,11 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { DiskmintError } from '../../model/errors.js';
 import { sliceDiskReader, type DiskReader } from '../../model/disk-reader.js';
-import { openDisk } from '../../io/open-disk.js';
 import { inspectDisk } from '../inspect.js';
 import { formatBytes } from '../../model/size.js';
 import type { SlotEntry } from '../../../formats/boot/gptboot.js';
 import { detectFilesystem } from '../../fs/detect.js';
-import { openImageEditor, type EditorOptions, type ImageEditor } from './editor.js';
+import { openForReading, openImageEditor, type EditorOptions, type ImageEditor } from './editor.js';
 import { applyBundle, isBundleFile, openCheckedBundle, type BundleTarget } from './bundle-write.js';
 import { SCHEME_HANDLERS, schemeHandler } from '../../schemes/registry.js';
 import { listWords } from '../../schemes/sectors.js';
@@ -69,8 +68,8 @@ export async function slotTable(disk: DiskReader): Promise<{ table: PartitionTab
   return { table, slots };
 }
 
-export async function slotStatus(path: string, opts: { hash?: boolean } = {}): Promise<SlotStatus> {
-  const { reader, format } = await openDisk(path);
+export async function slotStatus(path: string, opts: { hash?: boolean } & EditorOptions = {}): Promise<SlotStatus> {
+  const { reader, format } = await openForReading(path, opts);
   try {
     const hashOf = (offset: number, size: number) => (opts.hash === false ? Promise.resolve('') : hashRange(reader, offset, size).then((h) => h.slice(0, 12)));
     const { table, slots: support } = await slotTable(reader);
@@ -114,14 +113,16 @@ async function editSlots<T>(path: string, opts: EditorOptions, fn: (editor: Imag
 }
 
 /** The scheme's slot support, read from the image without opening it for writing. */
-async function slotSupportOf(path: string): Promise<SlotSupport> {
-  const { reader } = await openDisk(path);
+async function slotSupportOf(path: string, opts: EditorOptions): Promise<SlotSupport> {
+  const { reader } = await openForReading(path, opts);
   return slotTable(reader).then((t) => t.slots).finally(() => reader.close());
 }
 
 export interface SlotWriteResult {
   slot: number;
   label: string;
+  /** Byte offset of the slot's data in the image. */
+  offset: number;
   bytes: number;
   sha256: string;
   bootonce: boolean;
@@ -175,23 +176,23 @@ export async function slotWrite(path: string, ref: SlotRef, from: string, opts: 
     await editor.writeFile(t.offset, from, size);
     return async () => {};
   });
-  const sha256 = await verifyWritten(path, target.offset, size, await hashFile(from), from);
+  const sha256 = await verifyWritten(path, target.offset, size, await hashFile(from), from, opts);
   if (opts.bootonce) await slotBootonce(path, target.index, opts);
-  return { slot: target.index, label: target.label, bytes: size, sha256, bootonce: opts.bootonce === true };
+  return { slot: target.index, label: target.label, offset: target.offset, bytes: size, sha256, bootonce: opts.bootonce === true };
 }
 
 async function slotWriteBundle(path: string, ref: SlotRef, from: string, opts: SlotWriteOptions): Promise<SlotWriteResult> {
   const bundle = await openCheckedBundle(from, opts); // signature and payload checked before any write
   const m = bundle.manifest;
   const target = await writeIntoSlot(path, ref, opts, (editor, t) => applyBundle(editor, bundle, t));
-  const sha256 = await verifyWritten(path, target.offset, m.payloadSize, m.payloadSha256, from);
+  const sha256 = await verifyWritten(path, target.offset, m.payloadSize, m.payloadSha256, from, opts);
   if (opts.bootonce) await slotBootonce(path, target.index, opts);
-  return { slot: target.index, label: target.label, bytes: m.payloadSize, sha256, bootonce: opts.bootonce === true };
+  return { slot: target.index, label: target.label, offset: target.offset, bytes: m.payloadSize, sha256, bootonce: opts.bootonce === true };
 }
 
-/** Re-open the image and compare the slot's first `size` bytes with the expected hash. */
-async function verifyWritten(path: string, offset: number, size: number, expected: string, from: string): Promise<string> {
-  const { reader } = await openDisk(path);
+/** Re-open the image (or read through the owner's editor) and compare the slot's first `size` bytes with the expected hash. */
+async function verifyWritten(path: string, offset: number, size: number, expected: string, from: string, opts: EditorOptions = {}): Promise<string> {
+  const { reader } = await openForReading(path, opts);
   try {
     const written = await hashRange(reader, offset, size);
     if (written !== expected) throw new DiskmintError('IO', `read-back mismatch: the slot holds sha256 ${written.slice(0, 12)}, ${from} should give ${expected.slice(0, 12)}; boot attributes left unchanged`);
@@ -203,14 +204,14 @@ async function verifyWritten(path: string, offset: number, size: number, expecte
 
 /** `gpart set -a bootonce`: bootonce and bootme on the slot. */
 export async function slotBootonce(path: string, ref: SlotRef, opts: EditorOptions = {}): Promise<SlotEntry[]> {
-  const support = await slotSupportOf(path);
+  const support = await slotSupportOf(path, opts);
   if (!support.oneTimeBoot) throw new DiskmintError('BAD_ARGUMENT', support.noOneTimeBoot?.bootonce ?? 'this image has no one-time boot');
   return editSlots(path, opts, (editor, slots) => slots.oneTimeBoot!.request(editor, ref));
 }
 
 /** What rc.d/gptboot does after a good boot. Returns its log lines. */
 export async function slotConfirm(path: string, opts: EditorOptions = {}): Promise<string[]> {
-  const support = await slotSupportOf(path);
+  const support = await slotSupportOf(path, opts);
   if (!support.oneTimeBoot) return [support.noOneTimeBoot?.confirm ?? 'this image has no one-time boot state to confirm'];
   return editSlots(path, opts, (editor, slots) => slots.oneTimeBoot!.confirm(editor));
 }
