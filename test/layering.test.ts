@@ -116,7 +116,11 @@ function factsOfText(text: string, file = 'made-up.ts'): FileFacts {
 function isReference(id: ts.Identifier): boolean {
   const p = id.parent;
   if ((ts.isPropertyAccessExpression(p) || ts.isQualifiedName(p)) && (ts.isPropertyAccessExpression(p) ? p.name : p.right) === id) return false;
-  if ((ts.isPropertyAssignment(p) || ts.isPropertyDeclaration(p) || ts.isPropertySignature(p) || ts.isMethodDeclaration(p) || ts.isMethodSignature(p)) && p.name === id) return false;
+  if (
+    (ts.isPropertyAssignment(p) || ts.isPropertyDeclaration(p) || ts.isPropertySignature(p) || ts.isMethodDeclaration(p) || ts.isMethodSignature(p)) &&
+    p.name === id
+  )
+    return false;
   if ((ts.isVariableDeclaration(p) || ts.isParameter(p) || ts.isFunctionDeclaration(p) || ts.isBindingElement(p)) && p.name === id) return false;
   if (ts.isImportSpecifier(p) || ts.isExportSpecifier(p)) return false;
   return true;
@@ -178,7 +182,13 @@ function violationsOf(file: string, allowed: Map<string, Set<string>>): string[]
     const toLayer = layerOf(target(file, spec));
     const may = allowed.get(layer);
     if (layer === 'index' || !may) continue;
-    if (!may.has(toLayer)) out.add(`${file} imports ${to} (${layer}/ may import ${[...may].filter((f) => f !== layer).map((f) => `${f}/`).join(', ')})`);
+    if (!may.has(toLayer))
+      out.add(
+        `${file} imports ${to} (${layer}/ may import ${[...may]
+          .filter((f) => f !== layer)
+          .map((f) => `${f}/`)
+          .join(', ')})`,
+      );
     else if (layer === 'io' && toLayer === 'containers' && !/^src\/containers\/(registry|types)\.ts\b/.test(to)) {
       out.add(`${file} imports ${to} (io/ reaches containers/ through registry.ts and types.ts only)`);
     }

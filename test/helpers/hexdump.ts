@@ -44,7 +44,12 @@ export function parseHexdumpC(text: string): Uint8Array {
       continue;
     }
     const at = parseInt(line.slice(0, 8), 16);
-    const row = line.slice(8, 58).trim().split(/\s+/).filter(Boolean).map((h) => parseInt(h, 16));
+    const row = line
+      .slice(8, 58)
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map((h) => parseInt(h, 16));
     if (starFrom >= 0 && last) for (let p = starFrom; p < at; p += 16) out.set(last.row, p);
     starFrom = -1;
     out.set(row, at);

@@ -45,7 +45,10 @@ function writeInputs(dir: string): void {
 }
 
 const gpt: Layout = {
-  scheme: 'gpt', size: '2M', align: '64K', seed: 'golden-gpt',
+  scheme: 'gpt',
+  size: '2M',
+  align: '64K',
+  seed: 'golden-gpt',
   partitions: [
     { type: 'efi', label: 'esp', size: '1M', contents: { fat: { from: 'esp', type: '12', label: 'GOLDEN' } } },
     { type: 'freebsd-ufs', label: 'root', size: '512K', attributes: ['bootme'], contents: { file: 'a.bin' } },
@@ -57,11 +60,25 @@ const gpt: Layout = {
 const SCHEMES: Record<string, Layout> = {
   gpt,
   'gpt-4k': {
-    scheme: 'gpt', sectorSize: 4096, size: '1M', align: '64K', seed: 'golden-gpt-4k', entries: 32,
-    partitions: [{ type: 'freebsd-boot', label: 'boot', size: '64K', contents: { file: 'b.bin' } }, { type: 'freebsd-zfs', label: 'zfs', size: 'rest', contents: { file: 'a.bin' } }],
+    scheme: 'gpt',
+    sectorSize: 4096,
+    size: '1M',
+    align: '64K',
+    seed: 'golden-gpt-4k',
+    entries: 32,
+    partitions: [
+      { type: 'freebsd-boot', label: 'boot', size: '64K', contents: { file: 'b.bin' } },
+      { type: 'freebsd-zfs', label: 'zfs', size: 'rest', contents: { file: 'a.bin' } },
+    ],
   },
   mbr: {
-    scheme: 'mbr', size: '2M', align: '64K', seed: 'golden-mbr', bootcode: 'mbr-boot.bin', diskSignature: '0x1234abcd', geometry: { heads: 16, sectors: 63 },
+    scheme: 'mbr',
+    size: '2M',
+    align: '64K',
+    seed: 'golden-mbr',
+    bootcode: 'mbr-boot.bin',
+    diskSignature: '0x1234abcd',
+    geometry: { heads: 16, sectors: 63 },
     partitions: [
       { type: 'fat16', size: '512K', active: true, contents: { file: 'a.bin' } },
       { type: 'linux', size: '256K', logical: true, contents: { file: 'b.bin' } },
@@ -69,12 +86,24 @@ const SCHEMES: Record<string, Layout> = {
     ],
   },
   bsd: {
-    scheme: 'bsd', size: '1M', seed: 'golden-bsd', bootcode: 'bsd-boot.bin',
-    partitions: [{ type: '4.2BSD', size: '256K', contents: { file: 'a.bin' } }, { type: 'swap', size: 'rest' }],
+    scheme: 'bsd',
+    size: '1M',
+    seed: 'golden-bsd',
+    bootcode: 'bsd-boot.bin',
+    partitions: [
+      { type: '4.2BSD', size: '256K', contents: { file: 'a.bin' } },
+      { type: 'swap', size: 'rest' },
+    ],
   },
   ebr: {
-    scheme: 'ebr', size: '1M', seed: 'golden-ebr', align: '4K',
-    partitions: [{ type: 'fat16', size: '128K', contents: { file: 'b.bin' } }, { type: 'linux', size: '64K', contents: { file: 'a.bin' } }],
+    scheme: 'ebr',
+    size: '1M',
+    seed: 'golden-ebr',
+    align: '4K',
+    partitions: [
+      { type: 'fat16', size: '128K', contents: { file: 'b.bin' } },
+      { type: 'linux', size: '64K', contents: { file: 'a.bin' } },
+    ],
   },
 };
 
@@ -135,11 +164,14 @@ async function checkImage(image: string, make: (dir: string) => Promise<unknown>
     }
     const at = firstDifference(bytes, golden);
     if (at !== -1) {
-      const detail = at >= Math.min(bytes.length, golden.length)
-        ? `ours is ${bytes.length} bytes, the golden ${golden.length}`
-        : `ours 0x${bytes[at].toString(16).padStart(2, '0')}, golden 0x${golden[at].toString(16).padStart(2, '0')}`;
-      throw new Error(`${image}: ${file} differs from ${name} first at offset ${at} (0x${at.toString(16)}): ${detail}. ` +
-        'If the change is meant: DISKMINT_REBASE=1 npx vitest run test/layout/golden-outputs.test.ts, then review the diff');
+      const detail =
+        at >= Math.min(bytes.length, golden.length)
+          ? `ours is ${bytes.length} bytes, the golden ${golden.length}`
+          : `ours 0x${bytes[at].toString(16).padStart(2, '0')}, golden 0x${golden[at].toString(16).padStart(2, '0')}`;
+      throw new Error(
+        `${image}: ${file} differs from ${name} first at offset ${at} (0x${at.toString(16)}): ${detail}. ` +
+          'If the change is meant: DISKMINT_REBASE=1 npx vitest run test/layout/golden-outputs.test.ts, then review the diff',
+      );
     }
   }
   imagesDone++;
@@ -162,7 +194,8 @@ describe(`our outputs match fixtures/golden${REBASE ? ' (DISKMINT_REBASE=1: rewr
   for (const [image, { file, ...opts }] of Object.entries(WRITERS)) {
     it(image, () => checkImage(image, (dir) => build(gpt, join(dir, file), opts)));
   }
-  it('FAT volume (fat create)', () => checkImage('fat', (dir) => createFatImage(join(dir, 'fat.img'), { from: join(inputs, 'esp'), label: 'GOLDENFAT', progress: false })));
+  it('FAT volume (fat create)', () =>
+    checkImage('fat', (dir) => createFatImage(join(dir, 'fat.img'), { from: join(inputs, 'esp'), label: 'GOLDENFAT', progress: false })));
 
   it('every golden belongs to an image above', (ctx) => {
     if (imagesDone !== IMAGE_COUNT) return ctx.skip(); // a filtered or failed run has not seen them all
