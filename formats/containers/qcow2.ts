@@ -275,6 +275,7 @@ export function encodeQcow2Header(spec: Qcow2HeaderSpec): Uint8Array {
   putU64(view, 40, spec.l1TableOffset, false);
   putU64(view, 48, spec.refcountTableOffset, false);
   view.setUint32(56, spec.refcountTableClusters);
+  // eslint-disable-next-line no-useless-assignment -- only the version 3 branch reads it, after setting it (its owner may declare it there)
   let at = QCOW2_V2_HEADER_LENGTH;
   if (spec.version === 3) {
     putBits(view, 72, spec.compressionType !== QCOW2_COMPRESSION.zlib ? [QCOW2_INCOMPAT.compressionType] : []);

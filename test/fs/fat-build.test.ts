@@ -11,6 +11,7 @@ import { readVirtualRange } from '../../src/io/run-reader.js';
 import { deriveU32 } from '../../src/model/seed.js';
 import { buildFatVolume, minimumFatSize, openFat, treeFromFolder, treeFromObject, type FatReader, type FatTreeNode, type FatVolume } from '../../src/fs/fat/index.js';
 import { tempDir } from '../helpers/golden.js';
+import { budgetedReader } from '../helpers/budget.js';
 
 const scratch = tempDir('diskmint-fat-build-');
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -282,10 +283,10 @@ describe('FAT builder errors (before anything is written)', () => {
 
 describe('FAT reader on hostile bytes', () => {
   /** List, read and check everything, bounded: only FormatError may escape. */
-  async function exercise(bytes: Uint8Array): Promise<void> {
+  async function exercise(bytes: Uint8Array, source = memoryDiskReader(bytes)): Promise<void> {
     let r: FatReader;
     try {
-      r = await openFat(memoryDiskReader(bytes));
+      r = await openFat(source);
     } catch (err) {
       if (err instanceof FormatError) return;
       throw err;
@@ -308,7 +309,7 @@ describe('FAT reader on hostile bytes', () => {
   }
 
   for (const type of [12, 16, 32] as const) {
-    it(`mutated FAT${type} metadata gives only FormatError or problems, quickly`, async () => {
+    it(`mutated FAT${type} metadata gives only FormatError or problems, within a budget of reads`, async () => {
       const tree = treeFromObject({ 'a.txt': 'a'.repeat(3000), 'Some long name.txt': 'b', d1: { d2: { 'c.bin': new Uint8Array(5000).fill(1) } }, e: '' });
       const v = await buildFatVolume(tree, { type, label: 'fuzz' });
       const clean = await volumeBytes(v);
@@ -322,15 +323,36 @@ describe('FAT reader on hostile bytes', () => {
               const ext = meta[which];
               bytes[ext.offset + (at % ext.length)] = value;
             }
-            const started = Date.now();
-            await exercise(bytes);
-            expect(Date.now() - started).toBeLessThan(5000);
+            // Work, not time: 1350 runs of these read at most 280 times and 8.7 MB (a 2 MiB FAT16
+            // volume); a chain that loops or a folder that nests back on itself reads past these
+            // budgets, and WorkBudgetExceeded is not a FormatError.
+            await exercise(bytes, budgetedReader(bytes, { reads: 5000, bytes: 64 << 20 }));
           },
         ),
         { numRuns: type === 32 ? 40 : 150 },
       );
     });
   }
+
+  // KNOWN BUG (src/fs/fat/read.ts readEntry): a looping chain is caught only after as many
+  // clusters as the file's size claims (here ~4 GiB read from a 2 MiB volume, 2 million reads),
+  // not after the volume's cluster count. `it.fails` until that is fixed; then make it `it`.
+  it.fails('a file whose chain loops on itself and whose size claims ~4 GiB is refused within the budget', async () => {
+    const v = await buildFatVolume(treeFromObject({ 'a.txt': 'a'.repeat(3000) }), { type: 16 });
+    const bytes = await volumeBytes(v);
+    const g = v.geometry;
+    const root = (g.reservedSectors + g.fatCount * g.fatSectors) * g.sectorSize;
+    let entry = root;
+    while (String.fromCharCode(...bytes.subarray(entry, entry + 11)) !== 'A       TXT') entry += 32;
+    const view = new DataView(bytes.buffer, bytes.byteOffset);
+    const cluster = view.getUint16(entry + 26, true);
+    view.setUint32(entry + 28, 0xffffff00, true);
+    for (let f = 0; f < g.fatCount; f++) view.setUint16((g.reservedSectors + f * g.fatSectors) * g.sectorSize + 2 * cluster, cluster, true);
+    const r = await openFat(budgetedReader(bytes, { reads: 5000, bytes: 64 << 20 }));
+    await expect((async () => {
+      for await (const _ of r.readFile('/a.txt')) void _;
+    })()).rejects.toThrow(FormatError);
+  });
 
   it('duplicate names: check() reports them, extract() refuses', async () => {
     const v = await buildFatVolume(treeFromObject({ 'a.txt': 'a', 'b.txt': 'b' }), { type: 16 });

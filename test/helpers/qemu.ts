@@ -104,8 +104,8 @@ export async function bootAndWaitForMarker(opts: BootOptions): Promise<BootResul
     });
   });
 
-  let reason: BootResult['reason'] = 'timeout';
-  let ms = 0;
+  let reason: BootResult['reason'];
+  let ms: number;
   try {
     reason = await new Promise<BootResult['reason']>((resolveWait) => {
       const timer = setTimeout(() => resolveWait('timeout'), timeoutMs);

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { inflateRawSync, inflateSync } from 'node:zlib';
 import { createCompressor, zstdDecompress } from '../../src/containers/compress.js';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { forEachConcurrent, mapOrdered } from '../../src/io/concurrency.js';
 
 const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -28,19 +28,30 @@ describe('forEachConcurrent', () => {
   });
 
   it('after a failure starts nothing new, lets running calls settle, then throws the first error', async () => {
+    // Items 0 and 2 finish only when the test releases them: no timer decides what runs when.
     const started: number[] = [];
+    const release: Array<(fail: boolean) => void> = [];
+    let threeStarted!: () => void;
+    const allStarted = new Promise<void>((r) => (threeStarted = r));
     let settled = 0;
+    let ended = false;
     const run = forEachConcurrent(Array.from({ length: 20 }, (_, i) => i), 3, async (i) => {
       started.push(i);
+      if (started.length === 3) threeStarted();
       if (i === 1) throw new Error('first');
-      if (i === 2) {
-        await tick(5);
-        settled++;
-        throw new Error('second');
-      }
-      await tick(10);
+      if (i > 2) return; // started after the failure: the check below names it
+      const fail = await new Promise<boolean>((r) => (release[i] = r));
       settled++;
+      if (fail) throw new Error('second');
     });
+    run.then(() => (ended = true), () => (ended = true));
+    await allStarted;
+    await new Promise((r) => setImmediate(r)); // item 1's failure has been seen by now
+    expect(ended).toBe(false); // items 0 and 2 are still running
+    release[2](true);
+    await new Promise((r) => setImmediate(r));
+    expect(ended).toBe(false); // item 0 still is
+    release[0](false);
     await expect(run).rejects.toThrow('first');
     expect(started).toEqual([0, 1, 2]);
     expect(settled).toBe(2);
@@ -49,8 +60,28 @@ describe('forEachConcurrent', () => {
 
 describe('mapOrdered', () => {
   it('yields results in input order whatever order they finish in', async () => {
+    // Each call finishes when the test resolves it, last item first.
+    const items = [30, 1, 20, 2, 10];
+    const resolvers = new Map<number, (v: number) => void>();
+    let called!: () => void;
+    const allCalled = new Promise<void>((r) => (called = r));
     const out: number[] = [];
-    for await (const v of mapOrdered([30, 1, 20, 2, 10], 3, async (ms) => (await tick(ms), ms))) out.push(v);
+    const consume = (async () => {
+      const results = mapOrdered(items, items.length, (n) =>
+        new Promise<number>((r) => {
+          resolvers.set(n, r);
+          if (resolvers.size === items.length) called();
+        }),
+      );
+      for await (const v of results) out.push(v);
+    })();
+    await allCalled;
+    for (const n of [...items].reverse()) {
+      resolvers.get(n)!(n);
+      await new Promise((r) => setImmediate(r));
+      if (n !== items[0]) expect(out).toEqual([]); // nothing before the first item is done
+    }
+    await consume;
     expect(out).toEqual([30, 1, 20, 2, 10]);
   });
 });
@@ -98,32 +129,53 @@ describe('createCompressor', () => {
 });
 
 describe('pipelines with nothing to wait for', () => {
-  /** Ticks of a 5 ms interval while `work` runs on microtasks alone (busy items, no I/O). */
-  async function ticksDuring(work: (busyItem: () => Promise<void>) => Promise<void>): Promise<number> {
-    let ticks = 0;
-    const timer = setInterval(() => ticks++, 5);
-    const busyItem = async () => {
-      const until = Date.now() + 2;
-      while (Date.now() < until); // CPU work, as zero-scanning a chunk is
+  /** The clock the tests below give Date.now: it only moves forward, across tests too. */
+  let clock = Date.now();
+
+  /**
+   * Runs `work` on busy items that wait for no I/O, under a clock (Date.now) that advances 2 ms
+   * per item and not otherwise, so the pipelines' "turn every 50 ms" sees the same time on a busy
+   * machine as on an idle one. A chain of setImmediate callbacks, the first scheduled before
+   * `work` starts, notes the clock at each turn of the event loop while it runs. Returns the
+   * longest stretch of the clock without a turn, from the start to the end of `work`.
+   */
+  async function longestWithoutTurn(work: (busyItem: () => Promise<void>) => Promise<void>): Promise<number> {
+    // Never behind the real clock: a pipeline in an earlier test noted its last turn by it.
+    clock = Math.max(clock, Date.now());
+    const now = vi.spyOn(Date, 'now').mockImplementation(() => clock);
+    const start = clock;
+    const turns: number[] = [];
+    let stop = false;
+    const note = () => {
+      if (stop) return;
+      turns.push(clock);
+      setImmediate(note);
     };
+    setImmediate(note);
     try {
-      const before = ticks;
-      await work(busyItem);
-      return ticks - before;
+      await work(async () => {
+        clock += 2; // CPU work, as zero-scanning a chunk is
+      });
+      const marks = [start, ...turns, clock];
+      return Math.max(...marks.slice(1).map((t, i) => t - marks[i]));
     } finally {
-      clearInterval(timer);
+      stop = true;
+      now.mockRestore();
     }
   }
 
-  // 150 items of 2 ms: without turns of the event loop no timer (and no signal handler) runs.
+  // 300 items of 2 ms (600 ms by the clock above): without turns of the event loop no
+  // setImmediate, timer or signal handler (Ctrl-C) runs until the pipeline ends. Between two
+  // turns each of the 4 workers may run its own 50 ms, so a turn comes within 4 x 50 ms.
   it('forEachConcurrent lets the event loop turn (timers, Ctrl-C) while it runs', async () => {
-    expect(await ticksDuring((busy) => forEachConcurrent(Array.from({ length: 150 }, (_, i) => i), 4, busy))).toBeGreaterThan(0);
+    const longest = await longestWithoutTurn((busy) => forEachConcurrent(Array.from({ length: 300 }, (_, i) => i), 4, busy));
+    expect(longest).toBeLessThanOrEqual(4 * 50 + 2);
   });
 
   it('mapOrdered does too', async () => {
-    const ticks = await ticksDuring(async (busy) => {
-      for await (const _ of mapOrdered(Array.from({ length: 150 }, (_, i) => i), 4, busy));
+    const longest = await longestWithoutTurn(async (busy) => {
+      for await (const _ of mapOrdered(Array.from({ length: 300 }, (_, i) => i), 4, busy));
     });
-    expect(ticks).toBeGreaterThan(0);
+    expect(longest).toBeLessThanOrEqual(50 + 2);
   });
 });

@@ -158,12 +158,14 @@ describe('signed images', () => {
     await signImage(raw, key, { output: basePath });
     const good = JSON.parse(Buffer.from((JSON.parse(readFileSync(basePath, 'utf8')) as { manifest: string }).manifest, 'base64').toString());
     const privateKey = await loadPrivateKey(key);
+    /** A manifest as JSON.parse gives it, loose enough to break. */
+    type Manifest = { partitions: Array<Record<string, unknown> | null>; image: Record<string, unknown> | string };
     const broken = [
-      (m: any) => { m.partitions[0].sha256 = 1048576000; },
-      (m: any) => { m.partitions[1].offset = '0'; },
-      (m: any) => { m.partitions[0] = null; },
-      (m: any) => { m.image.size = -1; },
-      (m: any) => { m.image = 'x'; },
+      (m: Manifest) => { m.partitions[0]!.sha256 = 1048576000; },
+      (m: Manifest) => { m.partitions[1]!.offset = '0'; },
+      (m: Manifest) => { m.partitions[0] = null; },
+      (m: Manifest) => { (m.image as Record<string, unknown>).size = -1; },
+      (m: Manifest) => { m.image = 'x'; },
     ];
     for (const [i, breakIt] of broken.entries()) {
       const m = structuredClone(good);
