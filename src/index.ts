@@ -34,7 +34,7 @@ export { writeImage } from './io/write-image.js';
 export type { WriteImageOptions, WriteImageResult } from './io/write-image.js';
 export type { OpenDiskOptions, OpenedDisk } from './io/open-disk.js';
 export type { ContainerFormat, ContainerReader } from './containers/types.js';
-export { parseMkimgArgs, mkimgLayout } from './layout/mkimg.js';
+export { parseMkimgArgs, mkimgLayout } from './ops/mkimg.js';
 export { slotStatus, slotWrite, slotBootonce, slotConfirm, slotActivate } from './ops/slots/slots.js';
 export type { SlotStatus, SlotInfo, SlotWriteOptions, SlotWriteResult, SlotRef } from './ops/slots/slots.js';
 export { slotSimulate, parseOutcomes } from './ops/slots/simulate.js';

@@ -6,7 +6,7 @@ import { buildImage } from '../ops/build.js';
 import { convertImage } from '../ops/convert.js';
 import { compareImages } from '../ops/compare.js';
 import { withImage } from './with-image.js';
-import { runMkimg } from '../layout/mkimg.js';
+import { runMkimg } from '../ops/mkimg.js';
 import { addFatCommands } from './fat.js';
 import { addSlotCommands } from './slot.js';
 import { addSignCommands } from './sign.js';

@@ -5,7 +5,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { DiskmintError } from '../model/errors.js';
-import { BOOTCODE_KINDS } from '../../bootcode/kinds.js';
+import { BOOTCODE_KINDS } from '../../formats/boot/bootcode-kinds.js';
 import type { Layout, PartitionSpec } from './schema.js';
 
 export const PRESETS = ['nanobsd', 'nanobsd-mbr'] as const;

@@ -24,7 +24,7 @@ import { inspectImage, type ImageInspection, type InspectOptions } from './inspe
 import { verifyImage, type VerifyOptions, type VerifyReport } from './verify/verify.js';
 import { compareImages, type CompareOptions, type CompareResult } from './compare.js';
 import { diskFromReader, type ConvertResult } from './convert.js';
-import { openImageEditor, type ImageEditor } from './slots/editor.js';
+import { openImageEditor, type ImageEditor } from '../io/image-editor.js';
 import { slotActivate, slotBootonce, slotConfirm, slotStatus, slotWrite, type SlotRef, type SlotStatus, type SlotWriteOptions, type SlotWriteResult } from './slots/slots.js';
 
 /** Progress of a long copy: bytes done of the total. */

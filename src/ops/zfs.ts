@@ -11,7 +11,7 @@ import { sliceDiskReader, type DiskReader } from '../model/disk-reader.js';
 import { openDisk } from '../io/open-disk.js';
 import { allTables } from './inspect.js';
 import { parseImageSpec, partitionRange } from './image-spec.js';
-import { openImageEditor } from './slots/editor.js';
+import { openImageEditor } from '../io/image-editor.js';
 import { finding, type Finding } from '../model/findings.js';
 import type { PartitionTable } from '../schemes/types.js';
 import {

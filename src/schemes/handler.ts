@@ -123,7 +123,7 @@ export interface ProbeOptions {
   evidence?(read: TableReadResult): Promise<number>;
 }
 
-/** Where an editor writes (ops/slots/editor.ts's ImageEditor satisfies it). */
+/** Where an editor writes (io/image-editor.ts's ImageEditor satisfies it). */
 export interface TableWriter {
   readonly disk: DiskReader;
   writeBytes(offset: number, bytes: Uint8Array): Promise<void>;

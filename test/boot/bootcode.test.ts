@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BOOTCODE_KINDS } from '../../bootcode/kinds.js';
+import { BOOTCODE_KINDS } from '../../formats/boot/bootcode-kinds.js';
 import { havePeer, requirePeer } from '../helpers/peer.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -11,7 +11,7 @@ import { buildImage, convertImage, inspectImage, verifyImage } from '../../src/i
 import { presetLayoutChecked } from '../../src/layout/presets.js';
 import { slotActivate, slotBootonce, slotConfirm, slotStatus, slotWrite } from '../../src/ops/slots/slots.js';
 import { slotSimulate } from '../../src/ops/slots/simulate.js';
-import { openImageEditor } from '../../src/ops/slots/editor.js';
+import { openImageEditor } from '../../src/io/image-editor.js';
 import { readGptForEdit, writeGptAttributes } from '../../src/schemes/gpt/edit.js';
 import { tempDir } from '../helpers/golden.js';
 import { havePeer, requirePeer, runPeer, runPeerOk } from '../helpers/peer.js';

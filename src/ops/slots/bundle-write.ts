@@ -15,7 +15,7 @@ import { writeFully } from '../../io/write-fully.js';
 import { DiskmintError } from '../../model/errors.js';
 import { openBundle, bundleTargetCheck, type OpenedBundle } from '../bundle/open.js';
 import { BUNDLE_MAGIC } from '../bundle/format.js';
-import type { ImageEditor } from './editor.js';
+import type { ImageEditor } from '../../io/image-editor.js';
 import { hashRange, updateWithRange } from './hash.js';
 
 export interface BundleTarget {

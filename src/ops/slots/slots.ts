@@ -13,7 +13,7 @@ import { inspectDisk } from '../inspect.js';
 import { formatBytes } from '../../model/size.js';
 import type { SlotEntry } from '../../../formats/boot/gptboot.js';
 import { detectFilesystem } from '../../fs/detect.js';
-import { openForReading, openImageEditor, type EditorOptions, type ImageEditor } from './editor.js';
+import { openForReading, openImageEditor, type EditorOptions, type ImageEditor } from '../../io/image-editor.js';
 import { applyBundle, isBundleFile, openCheckedBundle, type BundleTarget } from './bundle-write.js';
 import { SCHEME_HANDLERS, schemeHandler } from '../../schemes/registry.js';
 import { listWords } from '../../schemes/sectors.js';

@@ -4,7 +4,7 @@
  * 0x90000 from 0x7c00, 558,080 bytes); primary and fallback boot stages compared; exactly one
  * default OS slot; slot attributes consistent (FreeBSD sys/sys/disk/gpt.h bits 57-59).
  */
-import { BOOTCODE_KINDS } from '../../../bootcode/kinds.js';
+import { BOOTCODE_KINDS } from '../../../formats/boot/bootcode-kinds.js';
 import { finding, type Finding } from '../../model/findings.js';
 import type { DiskReader } from '../../model/disk-reader.js';
 import type { PartitionTable } from '../../schemes/types.js';

@@ -1,5 +1,5 @@
 /** The BSD disklabel (FreeBSD sys/sys/disk/bsd.h) as a SchemeHandler, on its own or inside a slice. */
-import { BOOTCODE_KINDS } from '../../../bootcode/kinds.js';
+import { BOOTCODE_KINDS } from '../../../formats/boot/bootcode-kinds.js';
 import { BSD_BOOT_AREA, BSD_FSTYPES } from '../../../formats/schemes/bsd.js';
 import { FREEBSD_TYPE } from '../../../formats/schemes/gpt-types.js';
 import type { SchemeHandler } from '../handler.js';

@@ -1,5 +1,5 @@
 /** The GUID Partition Table (UEFI 2.10 section 5.3) as a SchemeHandler. */
-import { BOOTCODE_KINDS } from '../../../bootcode/kinds.js';
+import { BOOTCODE_KINDS } from '../../../formats/boot/bootcode-kinds.js';
 import { gptTypeGuid } from '../../../formats/schemes/gpt-types.js';
 import type { SchemeHandler } from '../handler.js';
 import { encodeGpt } from './encode.js';

@@ -1,5 +1,5 @@
 /** The MBR (primaries, one extended partition, logicals in its EBR chain) as a SchemeHandler. */
-import { BOOTCODE_KINDS } from '../../../bootcode/kinds.js';
+import { BOOTCODE_KINDS } from '../../../formats/boot/bootcode-kinds.js';
 import { mbrTypeByte } from '../../../formats/schemes/mbr-types.js';
 import type { SchemeHandler } from '../handler.js';
 import { encodeMbr } from './encode.js';

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseMkimgArgs, parsePartSpec, expandNumber, runMkimg } from '../../src/layout/mkimg.js';
+import { parseMkimgArgs, parsePartSpec, expandNumber, runMkimg } from '../../src/ops/mkimg.js';
 import { inspectImage, DiskmintError } from '../../src/index.js';
 import { decodeGolden, tempDir, writeMkimgInputs } from '../helpers/golden.js';
 

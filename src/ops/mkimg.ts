@@ -7,12 +7,12 @@
  */
 import { stat } from 'node:fs/promises';
 import { DiskmintError } from '../model/errors.js';
-import { buildImage, planImage } from '../ops/build.js';
+import { buildImage, planImage } from './build.js';
 import { SCHEME_NAMES, findScheme, schemeHandler } from '../schemes/registry.js';
 import { listWords } from '../schemes/sectors.js';
 import type { SchemeName } from '../schemes/handler.js';
 import type { WriteImageOptions } from '../io/write-image.js';
-import type { Layout, PartitionSpec } from './schema.js';
+import type { Layout, PartitionSpec } from '../layout/schema.js';
 
 export interface MkimgArgs {
   scheme: SchemeName;

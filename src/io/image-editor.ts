@@ -5,14 +5,14 @@
  * when complete, with the same format and options: a crash leaves the old image untouched.
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { DiskmintError } from '../../model/errors.js';
-import type { DiskReader } from '../../model/disk-reader.js';
-import { openDisk } from '../../io/open-disk.js';
-import { VirtualDisk, type ExtentSource } from '../../model/extents.js';
-import { FileCache, readRunInto } from '../../io/run-reader.js';
-import { writeImage } from '../../io/write-image.js';
-import { writeFully } from '../../io/write-fully.js';
-import type { ContainerFormat, ContainerReader } from '../../containers/types.js';
+import { DiskmintError } from '../model/errors.js';
+import type { DiskReader } from '../model/disk-reader.js';
+import { openDisk } from './open-disk.js';
+import { VirtualDisk, type ExtentSource } from '../model/extents.js';
+import { FileCache, readRunInto } from './run-reader.js';
+import { writeImage } from './write-image.js';
+import { writeFully } from './write-fully.js';
+import type { ContainerFormat, ContainerReader } from '../containers/types.js';
 
 export interface ImageEditor {
   readonly path: string;
