@@ -161,6 +161,10 @@ export async function openFat(disk: DiskReader): Promise<FatReader> {
     if (e.size === 0) return;
     if (e.firstCluster === 0) throw fail('fat', 'BAD_VALUE', `${e.path}: ${e.size} bytes but no cluster`);
     const want = Math.ceil(e.size / cb);
+    // A chain visits each data cluster at most once (clusters 2..maxCluster), so a size needing
+    // more clusters than the volume has is refused before reading: a looping chain would
+    // otherwise be read for as many bytes as the size claims (up to 4 GiB).
+    if (want > maxCluster - 1) throw fail('fat', 'BAD_VALUE', `${e.path}: ${e.size} bytes need ${want} clusters; the volume has ${maxCluster - 1}`);
     let left = e.size;
     let c = e.firstCluster;
     let taken = 0;
