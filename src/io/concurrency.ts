@@ -9,10 +9,20 @@
 const TURN_EVERY_MS = 50;
 let lastTurn = Date.now();
 
-async function letEventLoopTurn(): Promise<void> {
-  if (Date.now() - lastTurn < TURN_EVERY_MS) return;
-  await new Promise((resolve) => setImmediate(resolve));
-  lastTurn = Date.now();
+/** The turn every caller waits for once one is due: shared, so N workers cost one turn, not N. */
+let pendingTurn: Promise<void> | undefined;
+
+function letEventLoopTurn(): Promise<void> | undefined {
+  if (pendingTurn) return pendingTurn;
+  if (Date.now() - lastTurn < TURN_EVERY_MS) return undefined;
+  // Each worker awaiting its own setImmediate would resume in turn within one check phase and
+  // run its own 50 ms first (4 workers: 200 ms without a turn); waiting on one shared turn
+  // keeps every worker behind it.
+  pendingTurn = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+    lastTurn = Date.now();
+    pendingTurn = undefined;
+  });
+  return pendingTurn;
 }
 
 /**
