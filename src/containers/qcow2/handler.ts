@@ -1,6 +1,6 @@
 /**
  * The qcow2 container (QEMU docs/interop/qcow2.txt, "qcow2 spec"): detection, a reader that
- * walks the active L1/L2 tables, and the writer in qcow2-writer.ts. Internal snapshots are
+ * walks the active L1/L2 tables, and the writer in writer.ts. Internal snapshots are
  * ignored (only the active L1 table is read); external data files are read when the caller
  * allows them; backing files, encryption and extended L2 entries are refused (FormatError).
  */
