@@ -5,7 +5,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fc from 'fast-check';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { VirtualDisk } from '../../src/model/extents.js';
 import { memoryDiskReader } from '../../src/model/disk-reader.js';
@@ -263,6 +263,21 @@ describe('qcow2 writer options', () => {
       expect(err).toBeInstanceOf(DiskmintError);
       expect((err as Error).message).toMatch(message);
     }
+  });
+
+  it('-c without an algorithm: the handler takes compression_type (zstd clusters), else deflate; an algorithm that disagrees is refused', async () => {
+    const data = new Uint8Array(MiB).map((_, i) => (i >> 4) & 0xff);
+    const compressible = new VirtualDisk(MiB).placeBytes(0, data);
+    for (const [options, type] of [[{ compression_type: 'zstd' }, 'zstd'], [{}, 'zlib']] as const) {
+      const path = join(dir, `choose-${type}.qcow2`);
+      await writeWithHandler(qcow2Handler, compressible, path, { options: { ...options }, compress: {} });
+      const r = await openWithHandler(qcow2Handler, path);
+      expect(r.details().compression_type).toBe(type);
+      expect(statSync(path).size).toBeLessThan(MiB); // clusters stored compressed (whole: 1 MiB of data alone)
+      expect(Buffer.from(await r.read(0, MiB)).equals(Buffer.from(data))).toBe(true);
+      await r.close();
+    }
+    await expect(write({ options: { compression_type: 'zstd' }, compress: { algorithm: 'deflate' } })).rejects.toThrow(/conflicts/);
   });
 
   it('accepts qemu aliases and size suffixes', async () => {

@@ -64,7 +64,7 @@ export function qcow2WriteSettings(options: Readonly<Record<string, string>>, co
   let compressionType: number = QCOW2_COMPRESSION.zlib;
   const typeOption = options.compression_type?.toLowerCase();
   if (typeOption !== undefined && typeOption !== 'zlib' && typeOption !== 'zstd') throw bad(`qcow2 option compression_type="${options.compression_type}" must be zlib or zstd`);
-  if (typeOption !== undefined && compress && (compress.algorithm === 'zstd') !== (typeOption === 'zstd')) {
+  if (typeOption !== undefined && compress?.algorithm !== undefined && (compress.algorithm === 'zstd') !== (typeOption === 'zstd')) {
     throw bad(`compression ${compress.algorithm} conflicts with qcow2 option compression_type=${typeOption}`);
   }
   if (typeOption === 'zstd' || (typeOption === undefined && compress?.algorithm === 'zstd')) compressionType = QCOW2_COMPRESSION.zstd;
