@@ -12,12 +12,13 @@
  *
  * So a pipe holds the same blocks as a file in every format. Formats whose tables sit at a fixed
  * place before the data (VHD, VHDX, sparse VMDK) get the same bytes either way through
- * writeTablesAndBlocks; qcow2's file layout puts its tables after the data.
+ * writeTablesAndBlocks; qcow2's file layout puts its tables after the data. Fixed and flat
+ * containers store every block at its own place instead (writeInPlace).
  */
 import type { VirtualDisk } from '../model/extents.js';
 import { DiskmintError } from '../model/errors.js';
 import type { ByteSink } from '../io/sink.js';
-import { blockOf, isAllZero, readBlockGroups } from './blocks.js';
+import { READ_CHUNK, blockOf, isAllZero, readBlockGroups, readBlocks } from './blocks.js';
 
 export interface StoreBlocksOptions {
   /** Bytes written before each stored block (a dynamic VHD's sector bitmap). Never modified: a stream sink may keep it. */
@@ -118,12 +119,18 @@ export async function writeTablesAndBlocks(disk: VirtualDisk, sink: ByteSink, la
     await layout.writeTables(stored, (bytes, at) => sink.pwrite(bytes, at));
     return stored;
   }
-  // Progress: the pre-scan counts as the first half of the work, the write as the second.
-  const stored = await scanNonZeroBlocks(disk, blockSize, onProgress && ((done) => onProgress(Math.floor(done / 2))));
+  const progress = twoPassProgress(disk.size, onProgress);
+  const stored = await scanNonZeroBlocks(disk, blockSize, progress.scan);
   await layout.writeTables(stored, (bytes, at) => putForward(sink, bytes, at));
   await sink.skip(dataStart - sink.position);
-  await writeListedBlocks(disk, sink, blockSize, stored, { prefix, onProgress: onProgress && ((done) => onProgress(Math.floor((disk.size + done) / 2))) });
+  await writeListedBlocks(disk, sink, blockSize, stored, { prefix, onProgress: progress.write });
   return stored;
+}
+
+/** Progress of tables first as one bar: the pre-scan is its first half, the write the second. */
+export function twoPassProgress(diskSize: number, onProgress?: (done: number) => void): { scan?: (done: number) => void; write?: (done: number) => void } {
+  if (!onProgress) return {};
+  return { scan: (done) => onProgress(Math.floor(done / 2)), write: (done) => onProgress(Math.floor((diskSize + done) / 2)) };
 }
 
 /** Write `bytes` at `at` on a forward-only sink: zeros up to it, then the bytes. */
@@ -131,4 +138,19 @@ export async function putForward(sink: ByteSink, bytes: Uint8Array, at: number):
   if (at < sink.position) throw new Error(`a table at ${at} comes after byte ${sink.position} was written`);
   await sink.skip(at - sink.position);
   await sink.write(bytes);
+}
+
+/**
+ * The other layout, for fixed and flat containers (fixed VHD and VHDX, flat VMDK extents): every
+ * byte of `disk` at `base` + its own offset, read and written 1 MiB at a time; what no data run
+ * covers is skipped (a hole in a file, zeros on a pipe). Ends after the last data; the caller
+ * pads to the container's size.
+ */
+export async function writeInPlace(disk: VirtualDisk, sink: ByteSink, base: number, onProgress?: (done: number) => void): Promise<void> {
+  for await (const { index, data } of readBlocks(disk, READ_CHUNK, { reuseBuffers: sink.seekable })) {
+    const at = index * READ_CHUNK;
+    await sink.skip(base + at - sink.position);
+    await sink.write(data.subarray(0, Math.min(READ_CHUNK, disk.size - at)));
+    onProgress?.(Math.min(disk.size, at + READ_CHUNK));
+  }
 }

@@ -12,37 +12,15 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { PassThrough } from 'node:stream';
-import { scanNonZeroBlocks, writeNonZeroBlocks, writeTablesAndBlocks, type TablesThenBlocks } from '../../src/containers/block-layout.js';
+import { scanNonZeroBlocks, writeInPlace, writeNonZeroBlocks, writeTablesAndBlocks, type TablesThenBlocks } from '../../src/containers/block-layout.js';
 import { fileSink, streamSink, type ByteSink } from '../../src/io/sink.js';
-import { VirtualDisk } from '../../src/model/extents.js';
+import { diskOfPieces, diskPieceArb } from '../helpers/containers.js';
 import { tempDir } from '../helpers/golden.js';
 
 const KiB = 1024;
 
-const pieceArb = fc.record({
-  at: fc.nat(5000 * KiB),
-  length: fc.integer({ min: 1, max: 300 * KiB }),
-  seed: fc.integer({ min: 0, max: 255 }),
-  zeros: fc.boolean(), // an explicitly placed run of zeros: allocated, yet not stored
-});
+const pieceArb = diskPieceArb(5000 * KiB, 300 * KiB);
 
-/** A disk of non-overlapping pieces (some explicitly zero) and its bytes. */
-function diskOf(size: number, pieces: Array<{ at: number; length: number; seed: number; zeros: boolean }>): { disk: VirtualDisk; model: Uint8Array } {
-  const disk = new VirtualDisk(size);
-  const model = new Uint8Array(size);
-  let end = 0; // pieces may not overlap: each starts past the last one's end
-  for (const p of [...pieces].sort((a, b) => a.at - b.at)) {
-    const at = Math.max(p.at, end);
-    const length = Math.min(p.length, size - at);
-    if (length <= 0) continue;
-    const data = new Uint8Array(length);
-    if (!p.zeros) for (let i = 0; i < length; i++) data[i] = (i * 31 + p.seed) % 251 || 7;
-    disk.placeBytes(at, data);
-    model.set(data, at);
-    end = at + length;
-  }
-  return { disk, model };
-}
 
 /** Indexes of the blocks of `model` holding a non-zero byte. */
 function modelNonZero(model: Uint8Array, blockSize: number): number[] {
@@ -62,7 +40,7 @@ describe('writeNonZeroBlocks', () => {
         fc.array(pieceArb, { maxLength: 8 }),
         fc.option(fc.integer({ min: 1, max: 600 }), { nil: undefined }),
         async (blockSize, size, pieces, prefixLength) => {
-          const { disk, model } = diskOf(size, pieces);
+          const { disk, model } = diskOfPieces(size, pieces);
           const prefix = prefixLength === undefined ? undefined : new Uint8Array(prefixLength).fill(0xa5);
           const path = join(dir, `out${n++}.bin`);
           const handle = await open(path, 'wx');
@@ -130,7 +108,7 @@ describe('tables first (pipes) and data first (files)', () => {
         fc.array(pieceArb, { maxLength: 8 }),
         fc.option(fc.integer({ min: 1, max: 600 }), { nil: undefined }),
         async (blockSize, size, pieces, prefixLength) => {
-          const { disk, model } = diskOf(size, pieces);
+          const { disk, model } = diskOfPieces(size, pieces);
           const want = modelNonZero(model, blockSize);
           expect(await scanNonZeroBlocks(disk, blockSize)).toEqual(want);
           // A stand-in container: a 700-byte header, a table of where each block went (u32 LE
@@ -158,6 +136,33 @@ describe('tables first (pipes) and data first (files)', () => {
         },
       ),
       { numRuns: 40 },
+    );
+  });
+});
+
+describe('writeInPlace (fixed and flat containers)', () => {
+  it('puts every byte of the disk at base + its offset, to a file and a pipe alike (property)', async () => {
+    const dir = tempDir('diskmint-in-place-');
+    let n = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 6000 * KiB }), fc.array(pieceArb, { maxLength: 8 }), fc.nat(3000), async (size, pieces, base) => {
+        const { disk, model } = diskOfPieces(size, pieces);
+        const progress: number[][] = []; // one list a run
+        const [file, piped] = await fileAndPipe(join(dir, `in-place${n++}.bin`), async (sink) => {
+          const run: number[] = [];
+          progress.push(run);
+          await sink.write(new Uint8Array(base).fill(0x11));
+          await writeInPlace(disk, sink, base, (done) => run.push(done));
+          await sink.skip(base + size - sink.position); // the container's end (fileAndPipe finishes the sink there)
+        });
+        expect(piped.equals(file)).toBe(true);
+        expect(file.length).toBe(base + size);
+        expect(file.subarray(0, base).every((b) => b === 0x11)).toBe(true);
+        expect(file.subarray(base).equals(Buffer.from(model))).toBe(true);
+        for (const run of progress) expect(run).toEqual([...run].sort((a, b) => a - b));
+        expect(progress.flat().every((done) => done <= size)).toBe(true);
+      }),
+      { numRuns: 30 },
     );
   });
 });

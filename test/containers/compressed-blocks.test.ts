@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { compressedBlocks, type CompressedBlocksOptions } from '../../src/containers/compressed-blocks.js';
 import { createCompressor, type Compressor } from '../../src/containers/compress.js';
 import { VirtualDisk } from '../../src/model/extents.js';
+import { diskOfPieces, diskPieceArb } from '../helpers/containers.js';
 
 const KiB = 1024;
 
@@ -33,30 +34,8 @@ const pack: CompressedBlocksOptions['pack'] = async (data, compressor) => {
   return packed[0] % 3 === 0 ? undefined : packed;
 };
 
-const pieceArb = fc.record({
-  at: fc.nat(2500 * KiB),
-  length: fc.integer({ min: 1, max: 300 * KiB }),
-  seed: fc.integer({ min: 0, max: 255 }),
-  zeros: fc.boolean(), // an explicitly placed run of zeros: allocated, yet not stored
-});
+const pieceArb = diskPieceArb(2500 * KiB, 300 * KiB);
 
-/** A disk of non-overlapping pieces and its bytes. */
-function diskOf(size: number, pieces: Array<{ at: number; length: number; seed: number; zeros: boolean }>): { disk: VirtualDisk; model: Uint8Array } {
-  const disk = new VirtualDisk(size);
-  const model = new Uint8Array(size);
-  let end = 0;
-  for (const p of [...pieces].sort((a, b) => a.at - b.at)) {
-    const at = Math.max(p.at, end);
-    const length = Math.min(p.length, size - at);
-    if (length <= 0) continue;
-    const data = new Uint8Array(length);
-    if (!p.zeros) for (let i = 0; i < length; i++) data[i] = (i * 31 + p.seed) % 251 || 7;
-    disk.placeBytes(at, data);
-    model.set(data, at);
-    end = at + length;
-  }
-  return { disk, model };
-}
 
 /** The non-zero blocks of `model`, each whole (zero tail past the end). */
 function nonZeroBlocks(model: Uint8Array, blockSize: number): Array<{ index: number; data: Uint8Array }> {
@@ -91,7 +70,7 @@ describe('compressedBlocks', () => {
         fc.array(pieceArb, { maxLength: 8 }),
         fc.integer({ min: 1, max: 6 }),
         async (blockSize, size, pieces, threads) => {
-          const { disk, model } = diskOf(size, pieces);
+          const { disk, model } = diskOfPieces(size, pieces);
           const progress: number[] = [];
           const got = await run(disk, blockSize, { compressor: slowCompressor(threads), pack, onProgress: (done) => progress.push(done) });
           const want = nonZeroBlocks(model, blockSize);
@@ -109,7 +88,7 @@ describe('compressedBlocks', () => {
   });
 
   it('with real deflate on 1 and 3 threads: the same bytes, each inflating to its block', async () => {
-    const { disk, model } = diskOf(3000 * KiB, [
+    const { disk, model } = diskOfPieces(3000 * KiB, [
       { at: 0, length: 200 * KiB, seed: 1, zeros: false },
       { at: 700 * KiB, length: 64 * KiB, seed: 0, zeros: true },
       { at: 900 * KiB, length: 1500 * KiB, seed: 9, zeros: false },

@@ -14,6 +14,7 @@ import {
   type Qcow2Extensions, type Qcow2Header, type Qcow2L2Entry,
 } from '../../../formats/containers/qcow2.js';
 import { zstdDecompress } from '../compress.js';
+import { rangesOfBlocks } from '../blocks.js';
 import type { ContainerHandler, ContainerReader, OpenContext } from '../types.js';
 import { QCOW2_OPTION_KEYS, writeQcow2 } from './writer.js';
 
@@ -245,8 +246,12 @@ class Qcow2Reader implements ContainerReader {
     return out;
   }
 
-  async *allocatedRanges(): AsyncIterable<{ offset: number; length: number }> {
-    let run: { offset: number; length: number } | undefined;
+  allocatedRanges(): AsyncIterable<{ offset: number; length: number }> {
+    return rangesOfBlocks(this.allocatedClusters(), this.cs, this.size);
+  }
+
+  /** Guest clusters holding data (standard or compressed), ascending, from the active L1/L2 tables. */
+  private async *allocatedClusters(): AsyncGenerator<number> {
     const span = this.cs * this.l2Entries;
     for (let t = 0; t < this.h.l1Size && t * span < this.size; t++) {
       const l2Offset = decodeL1Entry(this.l1[t * 2], this.l1[t * 2 + 1]);
@@ -254,19 +259,11 @@ class Qcow2Reader implements ContainerReader {
       await this.l2Table(l2Offset);
       for (let i = 0; i < this.l2Entries; i++) {
         const c = t * this.l2Entries + i;
-        const offset = c * this.cs;
-        if (offset >= this.size) break;
+        if (c * this.cs >= this.size) break;
         const e = await this.entry(c);
-        if (e.kind !== 'normal' && e.kind !== 'compressed') continue;
-        const length = Math.min(this.cs, this.size - offset);
-        if (run && run.offset + run.length === offset) run.length += length;
-        else {
-          if (run) yield run;
-          run = { offset, length };
-        }
+        if (e.kind === 'normal' || e.kind === 'compressed') yield c;
       }
     }
-    if (run) yield run;
   }
 
   async close(): Promise<void> {

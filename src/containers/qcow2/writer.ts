@@ -17,7 +17,7 @@ import type { VirtualDisk } from '../../model/extents.js';
 import type { ByteSink } from '../../io/sink.js';
 import type { WriteContext } from '../types.js';
 import { READ_CHUNK } from '../blocks.js';
-import { scanNonZeroBlocks, writeListedBlocks } from '../block-layout.js';
+import { scanNonZeroBlocks, twoPassProgress, writeListedBlocks } from '../block-layout.js';
 import { writeQcow2DataFirst } from './data-first.js';
 import {
   entriesToBytes, geometry, qcow2Header, refcountBlock, refcountTable, type Qcow2WriteSettings,
@@ -95,8 +95,8 @@ function batchedWriter(sink: ByteSink): { write(data: Uint8Array): Promise<void>
 /** Metadata first, for pipes: a pre-scan, then one forward pass; see the file comment. */
 export async function writeQcow2MetadataFirst(disk: VirtualDisk, sink: ByteSink, s: Qcow2WriteSettings, ctx: WriteContext): Promise<void> {
   const g = geometry(disk, s);
-  // Progress: the pre-scan counts as the first half of the work, the write as the second.
-  const data = await scanNonZeroBlocks(disk, g.cs, (done) => ctx.onProgress?.(Math.floor(done / 2), disk.size));
+  const progress = twoPassProgress(disk.size, ctx.onProgress && ((done) => ctx.onProgress?.(done, disk.size)));
+  const data = await scanNonZeroBlocks(disk, g.cs, progress.scan);
   const tables: number[] = [];
   for (const c of data) {
     const t = Math.floor(c / g.l2Entries);
@@ -125,7 +125,7 @@ export async function writeQcow2MetadataFirst(disk: VirtualDisk, sink: ByteSink,
     await out.write(entriesToBytes(l2, g.cs));
   }
   await out.flush();
-  await writeListedBlocks(disk, sink, g.cs, data, { onProgress: (done) => ctx.onProgress?.(Math.floor((disk.size + done) / 2), disk.size) });
+  await writeListedBlocks(disk, sink, g.cs, data, { onProgress: progress.write });
   ctx.onProgress?.(disk.size, disk.size);
 }
 

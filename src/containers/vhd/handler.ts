@@ -38,8 +38,8 @@ import {
   vhdTimestamp,
   type VhdFooter,
 } from '../../../formats/containers/vhd.js';
-import { rangesOfBlocks, readBlocks, readThroughBlocks } from '../blocks.js';
-import { writeTablesAndBlocks } from '../block-layout.js';
+import { rangesOfBlocks, readThroughBlocks } from '../blocks.js';
+import { writeInPlace, writeTablesAndBlocks } from '../block-layout.js';
 import type { ByteSink } from '../../io/sink.js';
 import type { ContainerHandler, ContainerReader, WriteContext } from '../types.js';
 
@@ -131,13 +131,7 @@ async function writeVhd(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext): P
   const progress = (done: number) => ctx.onProgress?.(Math.min(done, disk.size), disk.size);
   if (!dynamic) {
     // VHD spec "Fixed Hard Disk Image": the data, then the footer. Holes stay holes in a file.
-    const chunk = MIB;
-    for await (const { index, data } of readBlocks(disk, chunk, { reuseBuffers: sink.seekable })) {
-      const at = index * chunk;
-      await sink.skip(at - sink.position);
-      await sink.write(data.subarray(0, Math.min(chunk, size - at)));
-      progress(at + chunk);
-    }
+    await writeInPlace(disk, sink, 0, progress);
     await sink.skip(size - sink.position);
     await sink.write(footer);
     progress(disk.size);

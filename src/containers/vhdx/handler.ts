@@ -44,8 +44,8 @@ import {
   type VhdxRegion,
 } from '../../../formats/containers/vhdx.js';
 import { layoutId } from '../vhd/handler.js';
-import { rangesOfBlocks, readBlocks, readThroughBlocks } from '../blocks.js';
-import { writeTablesAndBlocks } from '../block-layout.js';
+import { rangesOfBlocks, readThroughBlocks } from '../blocks.js';
+import { writeInPlace, writeTablesAndBlocks } from '../block-layout.js';
 import type { ByteSink } from '../../io/sink.js';
 import type { ContainerHandler, ContainerReader, WriteContext } from '../types.js';
 
@@ -160,13 +160,9 @@ async function writeVhdx(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext): 
   await sink.write(metadata);
   const onProgress = (done: number) => ctx.onProgress?.(done, disk.size);
   if (fixed) {
-    // Every block at its own place, the BAT first (fresh buffers for a stream, which may hold what it is given).
+    // The BAT first, then every block at its own place.
     await sink.write(batFor(Array.from({ length: dataBlocks }, (_, i) => [i, payloadStart + i * bs])));
-    for await (const { index, data } of readBlocks(disk, bs, { reuseBuffers: sink.seekable })) {
-      onProgress(Math.min(disk.size, (index + 1) * bs));
-      await sink.skip(payloadStart + index * bs - sink.position);
-      await sink.write(data);
-    }
+    await writeInPlace(disk, sink, payloadStart, onProgress);
     await sink.skip(payloadStart + dataBlocks * bs - sink.position);
   } else {
     // Dynamic: the non-zero blocks back to back (the same bytes to a file and a pipe).

@@ -20,8 +20,8 @@ import { DiskmintError } from '../../model/errors.js';
 import { VirtualDisk } from '../../model/extents.js';
 import type { ByteSink } from '../../io/sink.js';
 import type { WriteContext } from '../types.js';
-import { allocatedBlocks, readBlocks } from '../blocks.js';
-import { writeTablesAndBlocks } from '../block-layout.js';
+import { allocatedBlocks } from '../blocks.js';
+import { writeInPlace, writeTablesAndBlocks } from '../block-layout.js';
 import { compressedBlocks, type CompressedBlocksOptions } from '../compressed-blocks.js';
 import {
   COMPRESSION_DEFLATE, COMPRESSION_NONE, FLAG_COMPRESSED, FLAG_MARKERS, FLAG_REDUNDANT_GT, FLAG_VALID_NEWLINE_TEST,
@@ -306,14 +306,7 @@ export async function writeMonolithicFlat(disk: VirtualDisk, sink: ByteSink, ctx
     type: 'FLAT',
     name: (part) => (split ? extentFileName(ctx.outputPath, 'f', part) : flatExtentName(ctx.outputPath)),
     async write(range, out, extentCtx, bytes) {
-      // 1 MiB reads never straddle two extents: 2 GiB is a multiple of 1 MiB.
-      const chunk = 1 << 20;
-      for await (const { index, data } of readBlocks(range, chunk)) {
-        const at = index * chunk;
-        await out.skip(at - out.position);
-        await out.write(at + data.length > bytes ? data.subarray(0, bytes - at) : data);
-        extentCtx.onProgress?.(at + chunk, range.size);
-      }
+      await writeInPlace(range, out, 0, (done) => extentCtx.onProgress?.(done, range.size));
       await out.finish(bytes);
     },
   });
