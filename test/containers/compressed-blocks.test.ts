@@ -29,7 +29,7 @@ function slowCompressor(concurrency: number): Compressor {
   };
 }
 /** The policy under test: keep the packed form unless its first byte is a multiple of 3 (then store whole). */
-const pack: CompressedBlocksOptions['pack'] = async (data, compressor) => {
+const pack: CompressedBlocksOptions<Uint8Array | undefined>['pack'] = async (data, compressor) => {
   const packed = await compressor.compress(data, 'zlib');
   return packed[0] % 3 === 0 ? undefined : packed;
 };
@@ -49,7 +49,7 @@ function nonZeroBlocks(model: Uint8Array, blockSize: number): Array<{ index: num
 }
 
 /** What a writer would store: each block's index, whether it was packed, and the bytes (packed or whole) back to back, copied as they come. */
-async function run(disk: VirtualDisk, blockSize: number, opts: CompressedBlocksOptions) {
+async function run(disk: VirtualDisk, blockSize: number, opts: CompressedBlocksOptions<Uint8Array | undefined>) {
   const indexes: number[] = [];
   const packed: boolean[] = [];
   const bytes: Buffer[] = [];

@@ -29,7 +29,7 @@ const MAX_REFCOUNT = 0xffff;
  * at the requested level; a cluster whose compressed form is not at most cluster_size - 1 bytes
  * is stored whole, as qemu does.
  */
-function qcow2Packer(s: Qcow2WriteSettings, g: Geometry, ctx: WriteContext): CompressedBlocksOptions['pack'] {
+function qcow2Packer(s: Qcow2WriteSettings, g: Geometry, ctx: WriteContext): CompressedBlocksOptions<Uint8Array | undefined>['pack'] {
   const kind = s.compressionType === QCOW2_COMPRESSION.zstd ? 'zstd' : 'deflate-raw';
   const level = ctx.compress?.level;
   return async (data, compressor) => {

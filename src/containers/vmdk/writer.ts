@@ -215,7 +215,7 @@ async function writeGrainTables(
  * streamOptimized's compression policy: every stored grain is a zlib stream (RFC 1950, the only
  * algorithm the format names), at the requested level, kept whatever its size.
  */
-function streamGrainPacker(ctx: WriteContext): CompressedBlocksOptions['pack'] {
+function streamGrainPacker(ctx: WriteContext): CompressedBlocksOptions<Uint8Array>['pack'] {
   const level = ctx.compress?.level;
   return (data, compressor) => compressor.compress(data, 'zlib', level);
 }
@@ -264,7 +264,7 @@ export async function writeStreamOptimized(disk: VirtualDisk, sink: ByteSink, ct
     const at = sectorNow();
     checkSectors(at, 'streamOptimized');
     gt[index % GTES_PER_GT] = at;
-    await sink.write(encodeGrainMarker(index * GRAIN_SECTORS, packed!));
+    await sink.write(encodeGrainMarker(index * GRAIN_SECTORS, packed));
   }
   await flushGt();
   await sink.write(encodeMetadataMarker(MARKER_GD, gdSecs));
