@@ -22,6 +22,14 @@ const KiB = 1024;
 const pieceArb = diskPieceArb(5000 * KiB, 300 * KiB);
 
 
+/** Block sizes below, at and above the 1 MiB read chunk; a disk of random pieces; a prefix length or none. */
+const layoutCaseArb = fc.tuple(
+  fc.constantFrom(512, 4 * KiB, 64 * KiB, 2048 * KiB),
+  fc.integer({ min: 1, max: 6000 * KiB }),
+  fc.array(pieceArb, { maxLength: 8 }),
+  fc.option(fc.integer({ min: 1, max: 600 }), { nil: undefined }),
+);
+
 /** Indexes of the blocks of `model` holding a non-zero byte. */
 function modelNonZero(model: Uint8Array, blockSize: number): number[] {
   const out: number[] = [];
@@ -35,11 +43,8 @@ describe('writeNonZeroBlocks', () => {
     let n = 0;
     await fc.assert(
       fc.asyncProperty(
-        fc.constantFrom(512, 4 * KiB, 64 * KiB, 2048 * KiB),
-        fc.integer({ min: 1, max: 6000 * KiB }),
-        fc.array(pieceArb, { maxLength: 8 }),
-        fc.option(fc.integer({ min: 1, max: 600 }), { nil: undefined }),
-        async (blockSize, size, pieces, prefixLength) => {
+        layoutCaseArb,
+        async ([blockSize, size, pieces, prefixLength]) => {
           const { disk, model } = diskOfPieces(size, pieces);
           const prefix = prefixLength === undefined ? undefined : new Uint8Array(prefixLength).fill(0xa5);
           const path = join(dir, `out${n++}.bin`);
@@ -103,11 +108,8 @@ describe('tables first (pipes) and data first (files)', () => {
     let n = 0;
     await fc.assert(
       fc.asyncProperty(
-        fc.constantFrom(512, 4 * KiB, 64 * KiB, 2048 * KiB),
-        fc.integer({ min: 1, max: 6000 * KiB }),
-        fc.array(pieceArb, { maxLength: 8 }),
-        fc.option(fc.integer({ min: 1, max: 600 }), { nil: undefined }),
-        async (blockSize, size, pieces, prefixLength) => {
+        layoutCaseArb,
+        async ([blockSize, size, pieces, prefixLength]) => {
           const { disk, model } = diskOfPieces(size, pieces);
           const want = modelNonZero(model, blockSize);
           expect(await scanNonZeroBlocks(disk, blockSize)).toEqual(want);
