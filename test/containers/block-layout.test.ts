@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { PassThrough } from 'node:stream';
-import { scanNonZeroBlocks, writeInPlace, writeNonZeroBlocks, writeTablesAndBlocks, type TablesThenBlocks } from '../../src/containers/block-layout.js';
+import { scanNonZeroBlocks, writeInPlace, writeListedBlocks, writeNonZeroBlocks, writeTablesAndBlocks, type TablesThenBlocks } from '../../src/containers/block-layout.js';
 import { fileSink, streamSink, type ByteSink } from '../../src/io/sink.js';
 import { diskOfPieces, diskPieceArb } from '../helpers/containers.js';
 import { tempDir } from '../helpers/golden.js';
@@ -166,5 +166,15 @@ describe('writeInPlace (fixed and flat containers)', () => {
       }),
       { numRuns: 30 },
     );
+  });
+});
+
+describe('writeListedBlocks', () => {
+  it('refuses to end quietly when a listed block is no longer in the source (data changed between the passes)', async () => {
+    // Block 40 lies in the third 1 MiB read chunk, where this disk has no data run at all.
+    const disk = diskOfPieces(4096 * KiB, [{ at: 0, length: 100, seed: 1, zeros: false }]).disk;
+    const stream = new PassThrough();
+    stream.resume();
+    await expect(writeListedBlocks(disk, streamSink(stream), 64 * KiB, [0, 40])).rejects.toMatchObject({ name: 'DiskmintError', code: 'IO', message: expect.stringMatching(/changed/) });
   });
 });
