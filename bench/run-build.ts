@@ -13,7 +13,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const start = performance.now();
-  const options = { output, progress: false }; // no progress bar (a variable: older BuildOptions lack it)
+  const options = { output, progress: false as const }; // no progress bar (a variable: older BuildOptions lack it)
   const result = await buildImage(layout, options);
   const buildMs = performance.now() - start;
   // maxRSS is in KiB (getrusage ru_maxrss), for the whole life of this process.

@@ -1,4 +1,11 @@
-/** diskmint's library API: every CLI command is one of these functions first. */
+/**
+ * diskmint's library API: every CLI command is one of these functions first, and `openImage`
+ * is the handle that reads, edits and converts one image. Internals (atomic writes, container
+ * registries, readers' helpers) are not exported: import them from their modules in src/ if you
+ * must, knowing they may change.
+ */
+export { openImage } from './ops/image.js';
+export type { Image, OpenImageOptions, ImageVerifyOptions, ImageConvertOptions, ImageSlotWriteOptions, ProgressCallback } from './ops/image.js';
 export { buildImage, planImage, loadLayout, summarisePlan } from './ops/build.js';
 export type { BuildOptions, BuildResult, BuildSummary, BuiltPartition } from './ops/build.js';
 export { inspectImage, inspectDisk, allTables } from './ops/inspect.js';
@@ -10,24 +17,24 @@ export type { Layout, PartitionSpec } from './layout/schema.js';
 export type { PlannedImage, PlannedPartition } from './layout/plan.js';
 export { VirtualDisk } from './model/extents.js';
 export type { DataExtent, ExtentSource, DataRun } from './model/extents.js';
-export { writeRawImage, writeAtomically } from './containers/raw/writer.js';
+export { writeRawImage } from './containers/raw/writer.js';
+export type { ProgressReporter } from './io/progress.js';
 export { openDisk } from './io/open-disk.js';
 export type { DiskReader } from './model/disk-reader.js';
-export { memoryDiskReader, readInto, sliceDiskReader } from './model/disk-reader.js';
+export { memoryDiskReader, sliceDiskReader } from './model/disk-reader.js';
 export type { Finding, Severity } from './model/findings.js';
 export type { PartitionTable, TablePartition } from './schemes/types.js';
 export { DiskmintError, FormatError } from './model/errors.js';
 export { parseSizeSpec, formatBytes } from './model/size.js';
-export { convertImage, diskFromReader } from './ops/convert.js';
+export { convertImage } from './ops/convert.js';
 export { compareImages } from './ops/compare.js';
 export type { CompareOptions, CompareResult } from './ops/compare.js';
 export type { ConvertOptions, ConvertResult } from './ops/convert.js';
 export { writeImage } from './io/write-image.js';
 export type { WriteImageOptions, WriteImageResult } from './io/write-image.js';
 export type { OpenDiskOptions, OpenedDisk } from './io/open-disk.js';
-export type { ContainerFormat, ContainerReader, ContainerHandler } from './containers/types.js';
-export { CONTAINER_HANDLERS, detectContainer, parseOptionString } from './containers/registry.js';
-export { runMkimg, parseMkimgArgs, mkimgLayout } from './layout/mkimg.js';
+export type { ContainerFormat, ContainerReader } from './containers/types.js';
+export { parseMkimgArgs, mkimgLayout } from './layout/mkimg.js';
 export { slotStatus, slotWrite, slotBootonce, slotConfirm, slotActivate } from './ops/slots/slots.js';
 export type { SlotStatus, SlotInfo, SlotWriteOptions, SlotWriteResult, SlotRef } from './ops/slots/slots.js';
 export { slotSimulate, parseOutcomes } from './ops/slots/simulate.js';

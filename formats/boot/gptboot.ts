@@ -19,9 +19,9 @@
  * not a multiple of 4 the entries in the last, partial sector are never converted. Every
  * table FreeBSD tools write has 128 entries, where this does not arise.
  */
-import { formatError } from '../common/errors.js';
+import { fail } from '../common/errors.js';
 import { GPT_ATTRIBUTE_BITS, gptAttributeNames } from '../schemes/gpt-attributes.js';
-import { GPT_TYPES } from '../schemes/gpt-types.js';
+import { FREEBSD_BOOT_TYPE, FREEBSD_UFS_TYPE } from '../schemes/gpt-types.js';
 import type { GptPartitionEntry } from '../schemes/gpt.js';
 
 export interface SlotEntry {
@@ -58,8 +58,6 @@ export interface BootStep {
   messages: string[];
 }
 
-export const FREEBSD_UFS_TYPE = GPT_TYPES['freebsd-ufs'];
-export const FREEBSD_BOOT_TYPE = GPT_TYPES['freebsd-boot'];
 
 // sys/sys/disk/gpt.h GPT_ENT_ATTR_BOOTME / BOOTONCE / BOOTFAILED
 export const ATTR_BOOTME = 1n << BigInt(GPT_ATTRIBUTE_BITS.bootme);
@@ -77,20 +75,16 @@ const isUfs = (e: SlotEntry) => e.typeGuid.toLowerCase() === FREEBSD_UFS_TYPE;
 const isBootPart = (e: SlotEntry) => e.typeGuid.toLowerCase() === FREEBSD_BOOT_TYPE;
 const has = (e: SlotEntry, bit: bigint) => (e.attributes & bit) !== 0n;
 
-function bad(message: string): never {
-  throw formatError('gptboot', 'INVALID_ARGUMENT', message);
-}
-
 /** Copies the list, checking indexes are distinct positive integers and attributes are u64. */
 function checked(entries: readonly SlotEntry[]): SlotEntry[] {
-  if (!Array.isArray(entries)) bad('entries must be an array');
+  if (!Array.isArray(entries)) throw fail('gptboot', 'INVALID_ARGUMENT', 'entries must be an array');
   const seen = new Set<number>();
   return entries.map((e) => {
-    if (!Number.isSafeInteger(e.index) || e.index < 1) bad(`entry index ${String(e.index)} is not a positive integer`);
-    if (seen.has(e.index)) bad(`entry index ${e.index} appears twice`);
+    if (!Number.isSafeInteger(e.index) || e.index < 1) throw fail('gptboot', 'INVALID_ARGUMENT', `entry index ${String(e.index)} is not a positive integer`);
+    if (seen.has(e.index)) throw fail('gptboot', 'INVALID_ARGUMENT', `entry index ${e.index} appears twice`);
     seen.add(e.index);
     if (typeof e.attributes !== 'bigint' || e.attributes < 0n || e.attributes > U64_MASK) {
-      bad(`entry ${e.index}: attributes must be a 64-bit unsigned bigint`);
+      throw fail('gptboot', 'INVALID_ARGUMENT', `entry ${e.index}: attributes must be a 64-bit unsigned bigint`);
     }
     return { index: e.index, typeGuid: String(e.typeGuid), label: String(e.label ?? ''), attributes: e.attributes };
   });
@@ -107,7 +101,7 @@ function update(entries: readonly SlotEntry[], index: number, f: (attrs: bigint)
 
 function find(entries: readonly SlotEntry[], index: number): SlotEntry {
   const e = entries.find((x) => x.index === index);
-  if (!e) bad(`no entry with index ${index}`);
+  if (!e) throw fail('gptboot', 'INVALID_ARGUMENT', `no entry with index ${index}`);
   return e;
 }
 
@@ -235,7 +229,7 @@ export function setBootonce(entries: readonly SlotEntry[], index: number): SlotE
 export function activateSlot(entries: readonly SlotEntry[], index: number): SlotEntry[] {
   const list = checked(entries);
   const target = find(list, index);
-  if (!isUfs(target)) bad(`entry ${index} is not freebsd-ufs; gptboot would never choose it`);
+  if (!isUfs(target)) throw fail('gptboot', 'INVALID_ARGUMENT', `entry ${index} is not freebsd-ufs; gptboot would never choose it`);
   return list.map((e) => {
     if (e.index === index) return { ...e, attributes: (e.attributes | ATTR_BOOTME) & ~(ATTR_BOOTONCE | ATTR_BOOTFAILED) };
     if (isUfs(e)) return { ...e, attributes: e.attributes & ~ATTR_BOOTME };
@@ -284,7 +278,7 @@ export function simulateBoots(
   const confirmDefault = opts.confirm ?? true;
   const queue = outcomes.map((o) => (typeof o === 'string' ? { outcome: o } : o));
   for (const q of queue) {
-    if (q.outcome !== 'ok' && q.outcome !== 'fail' && q.outcome !== 'crash') bad(`unknown outcome ${String(q.outcome)}`);
+    if (q.outcome !== 'ok' && q.outcome !== 'fail' && q.outcome !== 'crash') throw fail('gptboot', 'INVALID_ARGUMENT', `unknown outcome ${String(q.outcome)}`);
   }
   let state = checked(entries);
   let next = 0;
@@ -371,7 +365,7 @@ export function simulateBootStageFallback(
   entries: readonly SlotEntry[],
   failures: number,
 ): Array<{ boot: number; stage?: number; reason: string }> {
-  if (!Number.isSafeInteger(failures) || failures < 0) bad('failures must be a non-negative integer');
+  if (!Number.isSafeInteger(failures) || failures < 0) throw fail('gptboot', 'INVALID_ARGUMENT', 'failures must be a non-negative integer');
   let state = scanOrder(checked(entries));
   const out: Array<{ boot: number; stage?: number; reason: string }> = [];
   for (let boot = 1; ; boot++) {

@@ -24,6 +24,10 @@ export class FormatError extends Error {
   }
 }
 
-export function formatError(format: string, code: FormatErrorCode, message: string): FormatError {
+/**
+ * The one way codecs make their errors: it returns the FormatError, callers throw it
+ * (`throw fail('gpt', 'TRUNCATED', '...')`), so control flow stays visible where it happens.
+ */
+export function fail(format: string, code: FormatErrorCode, message: string): FormatError {
   return new FormatError(code, message, format);
 }

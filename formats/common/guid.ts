@@ -1,4 +1,4 @@
-import { formatError } from './errors.js';
+import { fail } from './errors.js';
 
 /**
  * GUIDs as UEFI stores them (UEFI 2.10 appendix A): the first three fields little-endian,
@@ -12,7 +12,7 @@ export function isGuid(text: string): boolean {
 
 export function encodeGuid(text: string, out: Uint8Array, offset: number): void {
   const t = text.toLowerCase();
-  if (!GUID_TEXT.test(t)) throw formatError('guid', 'INVALID_ARGUMENT', `"${text}" is not a GUID`);
+  if (!GUID_TEXT.test(t)) throw fail('guid', 'INVALID_ARGUMENT', `"${text}" is not a GUID`);
   const hex = t.replace(/-/g, '');
   const raw = new Uint8Array(16);
   for (let i = 0; i < 16; i++) raw[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
@@ -22,7 +22,7 @@ export function encodeGuid(text: string, out: Uint8Array, offset: number): void 
 }
 
 export function decodeGuid(bytes: Uint8Array, offset: number): string {
-  if (offset + 16 > bytes.length) throw formatError('guid', 'TRUNCATED', 'GUID runs past the end of the data');
+  if (offset + 16 > bytes.length) throw fail('guid', 'TRUNCATED', 'GUID runs past the end of the data');
   const order = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15];
   let hex = '';
   for (let i = 0; i < 16; i++) hex += bytes[offset + order[i]].toString(16).padStart(2, '0');

@@ -6,9 +6,9 @@
  * 64-bit entries are handled as two 32-bit halves (hi, lo) so no value ever passes 2^53.
  * Parsers throw only FormatError (format 'qcow2').
  */
-import { formatError, type FormatErrorCode } from '../common/errors.js';
+import { putU64, safeU64 } from '../common/bytes.js';
+import { fail } from '../common/errors.js';
 
-const fail = (code: FormatErrorCode, message: string) => formatError('qcow2', code, message);
 
 /** "QFI\xfb" (qcow2 spec, "Header", bytes 0-3). */
 export const QCOW2_MAGIC = 0x514649fb;
@@ -85,15 +85,9 @@ export interface Qcow2Extensions {
 
 /** A big-endian u64 read as a JS number; throws when it passes 2^53 (no offset or size here may). */
 function u64(view: DataView, at: number, what: string): number {
-  const hi = view.getUint32(at);
-  const lo = view.getUint32(at + 4);
-  if (hi >= 0x200000) throw fail('TOO_LARGE', `${what} ${hi.toString(16)}${lo.toString(16).padStart(8, '0')}h is past 2^53`);
-  return hi * 0x100000000 + lo;
-}
-
-function putU64(view: DataView, at: number, value: number): void {
-  view.setUint32(at, Math.floor(value / 0x100000000));
-  view.setUint32(at + 4, value >>> 0);
+  const v = safeU64(view, at, false);
+  if (v === undefined) throw fail('qcow2', 'TOO_LARGE', `${what} ${view.getBigUint64(at).toString(16)}h is past 2^53`);
+  return v;
 }
 
 function bitsOf(view: DataView, at: number): number[] {
@@ -121,14 +115,14 @@ export const QCOW2_HEADER_PROBE_BYTES = QCOW2_V3_HEADER_LENGTH;
 
 /** Parse and sanity-check the fixed header fields (qcow2 spec, "Header"). Offsets against the file are checked by validateQcow2Layout. */
 export function decodeQcow2Header(bytes: Uint8Array): Qcow2Header {
-  if (bytes.length < QCOW2_V2_HEADER_LENGTH) throw fail('TRUNCATED', `header needs ${QCOW2_V2_HEADER_LENGTH} bytes, file has ${bytes.length}`);
+  if (bytes.length < QCOW2_V2_HEADER_LENGTH) throw fail('qcow2', 'TRUNCATED', `header needs ${QCOW2_V2_HEADER_LENGTH} bytes, file has ${bytes.length}`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
-  if (view.getUint32(0) !== QCOW2_MAGIC) throw fail('BAD_MAGIC', 'magic is not "QFI\\xfb"');
+  if (view.getUint32(0) !== QCOW2_MAGIC) throw fail('qcow2', 'BAD_MAGIC', 'magic is not "QFI\\xfb"');
   const version = view.getUint32(4);
-  if (version !== 2 && version !== 3) throw fail('BAD_VALUE', `version ${version} is not supported (only 2 and 3)`);
+  if (version !== 2 && version !== 3) throw fail('qcow2', 'BAD_VALUE', `version ${version} is not supported (only 2 and 3)`);
   const clusterBits = view.getUint32(20);
   if (clusterBits < QCOW2_MIN_CLUSTER_BITS || clusterBits > QCOW2_MAX_CLUSTER_BITS) {
-    throw fail('BAD_VALUE', `cluster_bits ${clusterBits} is outside ${QCOW2_MIN_CLUSTER_BITS}..${QCOW2_MAX_CLUSTER_BITS}`);
+    throw fail('qcow2', 'BAD_VALUE', `cluster_bits ${clusterBits} is outside ${QCOW2_MIN_CLUSTER_BITS}..${QCOW2_MAX_CLUSTER_BITS}`);
   }
   const header: Qcow2Header = {
     version,
@@ -152,31 +146,31 @@ export function decodeQcow2Header(bytes: Uint8Array): Qcow2Header {
     compressionType: QCOW2_COMPRESSION.zlib,
   };
   if (version === 3) {
-    if (bytes.length < QCOW2_V3_MIN_HEADER_LENGTH) throw fail('TRUNCATED', `version 3 header needs ${QCOW2_V3_MIN_HEADER_LENGTH} bytes, file has ${bytes.length}`);
+    if (bytes.length < QCOW2_V3_MIN_HEADER_LENGTH) throw fail('qcow2', 'TRUNCATED', `version 3 header needs ${QCOW2_V3_MIN_HEADER_LENGTH} bytes, file has ${bytes.length}`);
     header.incompatibleFeatures = bitsOf(view, 72);
     header.compatibleFeatures = bitsOf(view, 80);
     header.autoclearFeatures = bitsOf(view, 88);
     header.refcountOrder = view.getUint32(96);
     header.headerLength = view.getUint32(100);
-    if (header.refcountOrder > 6) throw fail('BAD_VALUE', `refcount_order ${header.refcountOrder} is above 6`);
+    if (header.refcountOrder > 6) throw fail('qcow2', 'BAD_VALUE', `refcount_order ${header.refcountOrder} is above 6`);
     if (header.headerLength < QCOW2_V3_MIN_HEADER_LENGTH || header.headerLength % 8 !== 0) {
-      throw fail('BAD_VALUE', `header_length ${header.headerLength} is below ${QCOW2_V3_MIN_HEADER_LENGTH} or not a multiple of 8`);
+      throw fail('qcow2', 'BAD_VALUE', `header_length ${header.headerLength} is below ${QCOW2_V3_MIN_HEADER_LENGTH} or not a multiple of 8`);
     }
-    if (header.headerLength > 1 << clusterBits) throw fail('BAD_VALUE', `header_length ${header.headerLength} is larger than the cluster size`);
+    if (header.headerLength > 1 << clusterBits) throw fail('qcow2', 'BAD_VALUE', `header_length ${header.headerLength} is larger than the cluster size`);
     // compression_type is present only when header_length covers byte 104 ("Additional fields").
     if (header.headerLength > 104) {
-      if (bytes.length <= 104) throw fail('TRUNCATED', 'header ends before compression_type');
+      if (bytes.length <= 104) throw fail('qcow2', 'TRUNCATED', 'header ends before compression_type');
       header.compressionType = bytes[104];
     }
     const typeBit = header.incompatibleFeatures.includes(QCOW2_INCOMPAT.compressionType);
     if (typeBit !== (header.compressionType !== QCOW2_COMPRESSION.zlib)) {
-      throw fail('BAD_VALUE', `compression_type ${header.compressionType} disagrees with incompatible feature bit 3`);
+      throw fail('qcow2', 'BAD_VALUE', `compression_type ${header.compressionType} disagrees with incompatible feature bit 3`);
     }
   }
   if (header.compressionType !== QCOW2_COMPRESSION.zlib && header.compressionType !== QCOW2_COMPRESSION.zstd) {
-    throw fail('BAD_VALUE', `compression_type ${header.compressionType} is unknown (0 zlib, 1 zstd)`);
+    throw fail('qcow2', 'BAD_VALUE', `compression_type ${header.compressionType} is unknown (0 zlib, 1 zstd)`);
   }
-  if (header.size > Number.MAX_SAFE_INTEGER) throw fail('TOO_LARGE', `virtual size ${header.size} is past 2^53`);
+  if (header.size > Number.MAX_SAFE_INTEGER) throw fail('qcow2', 'TOO_LARGE', `virtual size ${header.size} is past 2^53`);
   return header;
 }
 
@@ -197,24 +191,24 @@ export function l1EntriesFor(size: number, clusterBits: number): number {
 export function validateQcow2Layout(h: Qcow2Header, fileSize: number): void {
   const cs = 2 ** h.clusterBits;
   const needed = l1EntriesFor(h.size, h.clusterBits);
-  if (h.l1Size < needed) throw fail('BAD_VALUE', `L1 table of ${h.l1Size} entries is too small for virtual size ${h.size} (needs ${needed})`);
-  if (h.l1Size * 8 > QCOW2_MAX_L1_BYTES) throw fail('TOO_LARGE', `L1 table of ${h.l1Size} entries exceeds the ${QCOW2_MAX_L1_BYTES}-byte limit`);
+  if (h.l1Size < needed) throw fail('qcow2', 'BAD_VALUE', `L1 table of ${h.l1Size} entries is too small for virtual size ${h.size} (needs ${needed})`);
+  if (h.l1Size * 8 > QCOW2_MAX_L1_BYTES) throw fail('qcow2', 'TOO_LARGE', `L1 table of ${h.l1Size} entries exceeds the ${QCOW2_MAX_L1_BYTES}-byte limit`);
   if (h.l1Size > 0) {
-    if (h.l1TableOffset % cs !== 0) throw fail('BAD_VALUE', `L1 table offset ${h.l1TableOffset} is not cluster aligned`);
-    if (h.l1TableOffset < cs) throw fail('BAD_VALUE', `L1 table offset ${h.l1TableOffset} points into the header cluster`);
-    if (h.l1TableOffset + h.l1Size * 8 > fileSize) throw fail('TRUNCATED', `L1 table at ${h.l1TableOffset} (${h.l1Size} entries) runs past the end of the file (${fileSize} bytes)`);
+    if (h.l1TableOffset % cs !== 0) throw fail('qcow2', 'BAD_VALUE', `L1 table offset ${h.l1TableOffset} is not cluster aligned`);
+    if (h.l1TableOffset < cs) throw fail('qcow2', 'BAD_VALUE', `L1 table offset ${h.l1TableOffset} points into the header cluster`);
+    if (h.l1TableOffset + h.l1Size * 8 > fileSize) throw fail('qcow2', 'TRUNCATED', `L1 table at ${h.l1TableOffset} (${h.l1Size} entries) runs past the end of the file (${fileSize} bytes)`);
   }
-  if (h.refcountTableOffset % cs !== 0) throw fail('BAD_VALUE', `refcount table offset ${h.refcountTableOffset} is not cluster aligned`);
-  if (h.refcountTableOffset < cs) throw fail('BAD_VALUE', `refcount table offset ${h.refcountTableOffset} points into the header cluster`);
+  if (h.refcountTableOffset % cs !== 0) throw fail('qcow2', 'BAD_VALUE', `refcount table offset ${h.refcountTableOffset} is not cluster aligned`);
+  if (h.refcountTableOffset < cs) throw fail('qcow2', 'BAD_VALUE', `refcount table offset ${h.refcountTableOffset} points into the header cluster`);
   if (h.refcountTableClusters * cs > QCOW2_MAX_REFCOUNT_TABLE_BYTES) {
-    throw fail('TOO_LARGE', `refcount table of ${h.refcountTableClusters} clusters exceeds the ${QCOW2_MAX_REFCOUNT_TABLE_BYTES}-byte limit`);
+    throw fail('qcow2', 'TOO_LARGE', `refcount table of ${h.refcountTableClusters} clusters exceeds the ${QCOW2_MAX_REFCOUNT_TABLE_BYTES}-byte limit`);
   }
   if (h.refcountTableOffset + h.refcountTableClusters * cs > fileSize) {
-    throw fail('TRUNCATED', `refcount table at ${h.refcountTableOffset} (${h.refcountTableClusters} clusters) runs past the end of the file (${fileSize} bytes)`);
+    throw fail('qcow2', 'TRUNCATED', `refcount table at ${h.refcountTableOffset} (${h.refcountTableClusters} clusters) runs past the end of the file (${fileSize} bytes)`);
   }
   if (h.backingFileOffset !== 0) {
-    if (h.backingFileSize > QCOW2_MAX_BACKING_NAME) throw fail('TOO_LARGE', `backing file name of ${h.backingFileSize} bytes is longer than ${QCOW2_MAX_BACKING_NAME}`);
-    if (h.backingFileOffset + h.backingFileSize > Math.min(cs, fileSize)) throw fail('BAD_VALUE', `backing file name at ${h.backingFileOffset} lies outside the header cluster`);
+    if (h.backingFileSize > QCOW2_MAX_BACKING_NAME) throw fail('qcow2', 'TOO_LARGE', `backing file name of ${h.backingFileSize} bytes is longer than ${QCOW2_MAX_BACKING_NAME}`);
+    if (h.backingFileOffset + h.backingFileSize > Math.min(cs, fileSize)) throw fail('qcow2', 'BAD_VALUE', `backing file name at ${h.backingFileOffset} lies outside the header cluster`);
   }
 }
 
@@ -229,7 +223,7 @@ export function decodeQcow2Extensions(cluster0: Uint8Array, headerLength: number
     const length = view.getUint32(at + 4);
     if (type === QCOW2_EXT.end) break;
     const data = at + 8;
-    if (length > cluster0.length - data) throw fail('TRUNCATED', `header extension ${type.toString(16)}h of ${length} bytes runs past the first cluster`);
+    if (length > cluster0.length - data) throw fail('qcow2', 'TRUNCATED', `header extension ${type.toString(16)}h of ${length} bytes runs past the first cluster`);
     if (type === QCOW2_EXT.backingFormat) out.backingFormat = text(data, length);
     else if (type === QCOW2_EXT.externalDataFile) out.externalDataFile = text(data, length);
     else if (type === QCOW2_EXT.featureTable) {
@@ -276,10 +270,10 @@ export function encodeQcow2Header(spec: Qcow2HeaderSpec): Uint8Array {
   view.setUint32(0, QCOW2_MAGIC);
   view.setUint32(4, spec.version);
   view.setUint32(20, spec.clusterBits);
-  putU64(view, 24, spec.size);
+  putU64(view, 24, spec.size, false);
   view.setUint32(36, spec.l1Size);
-  putU64(view, 40, spec.l1TableOffset);
-  putU64(view, 48, spec.refcountTableOffset);
+  putU64(view, 40, spec.l1TableOffset, false);
+  putU64(view, 48, spec.refcountTableOffset, false);
   view.setUint32(56, spec.refcountTableClusters);
   let at = QCOW2_V2_HEADER_LENGTH;
   if (spec.version === 3) {
@@ -290,7 +284,7 @@ export function encodeQcow2Header(spec: Qcow2HeaderSpec): Uint8Array {
     at = QCOW2_V3_HEADER_LENGTH;
     const names = spec.featureNames ?? [];
     if (names.length) {
-      if (at + 8 + names.length * 48 + 8 > cs) throw fail('INVALID_ARGUMENT', 'feature name table does not fit in the header cluster');
+      if (at + 8 + names.length * 48 + 8 > cs) throw fail('qcow2', 'INVALID_ARGUMENT', 'feature name table does not fit in the header cluster');
       view.setUint32(at, QCOW2_EXT.featureTable);
       view.setUint32(at + 4, names.length * 48);
       at += 8;
@@ -361,10 +355,10 @@ export function decodeCompressedDescriptor(hi: number, lo: number, clusterBits: 
 export function encodeCompressedDescriptor(hostOffset: number, byteLength: number, clusterBits: number): [number, number] {
   const x = compressedOffsetBits(clusterBits);
   // Offsets past 2^53 are not exact in a JS number (and past any real file): refuse them.
-  if (!Number.isSafeInteger(hostOffset) || hostOffset < 0) throw fail('INVALID_ARGUMENT', `compressed cluster offset ${hostOffset} is not a safe integer`);
+  if (!Number.isSafeInteger(hostOffset) || hostOffset < 0) throw fail('qcow2', 'INVALID_ARGUMENT', `compressed cluster offset ${hostOffset} is not a safe integer`);
   const extraSectors = Math.floor((hostOffset + byteLength - 1) / QCOW2_COMPRESSED_SECTOR) - Math.floor(hostOffset / QCOW2_COMPRESSED_SECTOR);
-  if (byteLength < 1 || extraSectors >= 2 ** (62 - x)) throw fail('INVALID_ARGUMENT', `compressed cluster of ${byteLength} bytes does not fit a descriptor`);
-  if (hostOffset >= 2 ** x || hostOffset > 2 ** 56) throw fail('INVALID_ARGUMENT', `compressed cluster offset ${hostOffset} is past the descriptor's range`);
+  if (byteLength < 1 || extraSectors >= 2 ** (62 - x)) throw fail('qcow2', 'INVALID_ARGUMENT', `compressed cluster of ${byteLength} bytes does not fit a descriptor`);
+  if (hostOffset >= 2 ** x || hostOffset > 2 ** 56) throw fail('qcow2', 'INVALID_ARGUMENT', `compressed cluster offset ${hostOffset} is past the descriptor's range`);
   const hiOffsetBits = x - 32;
   const hi = (0x40000000 | (extraSectors << hiOffsetBits) | Math.floor(hostOffset / 0x100000000)) >>> 0;
   return [hi, hostOffset >>> 0];

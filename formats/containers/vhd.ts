@@ -5,7 +5,8 @@
  * Allocation Table" / "Data Blocks") and the CHS algorithm (appendix "CHS Calculation").
  * All integers are big-endian. Parsers throw only FormatError (format 'vhd').
  */
-import { formatError } from '../common/errors.js';
+import { latin1, putLatin1, safeU64 } from '../common/bytes.js';
+import { fail } from '../common/errors.js';
 
 export const VHD_SECTOR = 512;
 export const VHD_FOOTER_SIZE = 512;
@@ -59,16 +60,6 @@ export interface VhdDynamicHeader {
   blockSize: number;
   /** Non-zero only for differencing disks. */
   parentUniqueId: Uint8Array;
-}
-
-function ascii(bytes: Uint8Array, at: number, n: number): string {
-  let s = '';
-  for (let i = 0; i < n; i++) s += String.fromCharCode(bytes[at + i]);
-  return s;
-}
-
-function putAscii(out: Uint8Array, at: number, text: string, n: number): void {
-  for (let i = 0; i < n; i++) out[at + i] = i < text.length ? text.charCodeAt(i) & 0xff : 0;
 }
 
 /** VHD spec "Checksum": one's complement of the sum of all bytes, the checksum field excluded. */
@@ -137,23 +128,23 @@ export function vhdSizeFor(bytes: number, forceSize: boolean): { size: number; g
   return { size, geometry };
 }
 
+/** A big-endian u64, clamped to Number.MAX_SAFE_INTEGER. */
 function u64(dv: DataView, at: number): number {
-  const v = dv.getBigUint64(at);
-  return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v);
+  return safeU64(dv, at, false) ?? Number.MAX_SAFE_INTEGER;
 }
 
 /** Hard disk footer (VHD spec "Hard Disk Footer Format"), 512 bytes with its checksum. */
 export function encodeVhdFooter(f: VhdFooter): Uint8Array {
   const out = new Uint8Array(VHD_FOOTER_SIZE);
   const dv = new DataView(out.buffer);
-  putAscii(out, 0, 'conectix', 8);
+  putLatin1(out, 0, 'conectix', 8);
   dv.setUint32(8, f.features);
   dv.setUint32(12, f.version);
   dv.setBigUint64(16, f.dataOffset === null ? NO_OFFSET : BigInt(f.dataOffset));
   dv.setUint32(24, f.timestamp >>> 0);
-  putAscii(out, 28, f.creatorApp, 4);
+  putLatin1(out, 28, f.creatorApp, 4);
   dv.setUint32(32, f.creatorVersion);
-  putAscii(out, 36, f.creatorHostOs, 4);
+  putLatin1(out, 36, f.creatorHostOs, 4);
   dv.setBigUint64(40, BigInt(f.originalSize));
   dv.setBigUint64(48, BigInt(f.currentSize));
   dv.setUint16(56, f.geometry.cylinders);
@@ -168,7 +159,7 @@ export function encodeVhdFooter(f: VhdFooter): Uint8Array {
 
 /** True when `bytes` starts with the footer cookie "conectix". */
 export function hasFooterCookie(bytes: Uint8Array, at = 0): boolean {
-  return bytes.length >= at + 8 && ascii(bytes, at, 8) === 'conectix';
+  return bytes.length >= at + 8 && latin1(bytes, at, 8) === 'conectix';
 }
 
 /**
@@ -176,15 +167,15 @@ export function hasFooterCookie(bytes: Uint8Array, at = 0): boolean {
  * Checks cookie and checksum; `where` names the copy in messages.
  */
 export function decodeVhdFooter(bytes: Uint8Array, where: string): VhdFooter {
-  if (bytes.length < 511) throw formatError('vhd', 'TRUNCATED', `VHD footer ${where} is ${bytes.length} bytes, not 512`);
+  if (bytes.length < 511) throw fail('vhd', 'TRUNCATED', `VHD footer ${where} is ${bytes.length} bytes, not 512`);
   const b = new Uint8Array(VHD_FOOTER_SIZE);
   b.set(bytes.subarray(0, VHD_FOOTER_SIZE));
-  if (!hasFooterCookie(b)) throw formatError('vhd', 'BAD_MAGIC', `no VHD footer cookie "conectix" ${where}`);
+  if (!hasFooterCookie(b)) throw fail('vhd', 'BAD_MAGIC', `no VHD footer cookie "conectix" ${where}`);
   const dv = new DataView(b.buffer);
   const stored = dv.getUint32(64);
   const computed = vhdChecksum(b, 64);
   if (stored !== computed) {
-    throw formatError('vhd', 'BAD_CHECKSUM', `VHD footer ${where}: checksum 0x${stored.toString(16)} should be 0x${computed.toString(16)}`);
+    throw fail('vhd', 'BAD_CHECKSUM', `VHD footer ${where}: checksum 0x${stored.toString(16)} should be 0x${computed.toString(16)}`);
   }
   const offset = dv.getBigUint64(16);
   return {
@@ -192,9 +183,9 @@ export function decodeVhdFooter(bytes: Uint8Array, where: string): VhdFooter {
     version: dv.getUint32(12),
     dataOffset: offset === NO_OFFSET ? null : u64(dv, 16),
     timestamp: dv.getUint32(24),
-    creatorApp: ascii(b, 28, 4),
+    creatorApp: latin1(b, 28, 4),
     creatorVersion: dv.getUint32(32),
-    creatorHostOs: ascii(b, 36, 4),
+    creatorHostOs: latin1(b, 36, 4),
     originalSize: u64(dv, 40),
     currentSize: u64(dv, 48),
     geometry: { cylinders: dv.getUint16(56), heads: b[58], sectorsPerTrack: b[59] },
@@ -208,7 +199,7 @@ export function decodeVhdFooter(bytes: Uint8Array, where: string): VhdFooter {
 export function encodeVhdDynamicHeader(h: { tableOffset: number; maxTableEntries: number; blockSize: number }): Uint8Array {
   const out = new Uint8Array(VHD_DYNAMIC_HEADER_SIZE);
   const dv = new DataView(out.buffer);
-  putAscii(out, 0, 'cxsparse', 8);
+  putLatin1(out, 0, 'cxsparse', 8);
   dv.setBigUint64(8, NO_OFFSET); // Data Offset: "currently unused ... set to 0xFFFFFFFF"
   dv.setBigUint64(16, BigInt(h.tableOffset));
   dv.setUint32(24, 0x00010000); // Header Version
@@ -219,14 +210,14 @@ export function encodeVhdDynamicHeader(h: { tableOffset: number; maxTableEntries
 }
 
 export function decodeVhdDynamicHeader(bytes: Uint8Array): VhdDynamicHeader {
-  if (bytes.length < VHD_DYNAMIC_HEADER_SIZE) throw formatError('vhd', 'TRUNCATED', 'VHD dynamic header runs past the end of the file');
-  if (ascii(bytes, 0, 8) !== 'cxsparse') throw formatError('vhd', 'BAD_MAGIC', 'no VHD dynamic header cookie "cxsparse"');
+  if (bytes.length < VHD_DYNAMIC_HEADER_SIZE) throw fail('vhd', 'TRUNCATED', 'VHD dynamic header runs past the end of the file');
+  if (latin1(bytes, 0, 8) !== 'cxsparse') throw fail('vhd', 'BAD_MAGIC', 'no VHD dynamic header cookie "cxsparse"');
   const b = bytes.subarray(0, VHD_DYNAMIC_HEADER_SIZE);
   const dv = new DataView(b.buffer, b.byteOffset, b.length);
   const stored = dv.getUint32(36);
   const computed = vhdChecksum(b, 36);
   if (stored !== computed) {
-    throw formatError('vhd', 'BAD_CHECKSUM', `VHD dynamic header checksum 0x${stored.toString(16)} should be 0x${computed.toString(16)}`);
+    throw fail('vhd', 'BAD_CHECKSUM', `VHD dynamic header checksum 0x${stored.toString(16)} should be 0x${computed.toString(16)}`);
   }
   return {
     tableOffset: u64(dv, 16),
@@ -243,12 +234,10 @@ export function vhdBitmapBytes(blockSize: number): number {
 }
 
 /**
- * Seconds since 2000-01-01 00:00:00 UTC (the footer's time stamp epoch). Deterministic:
- * SOURCE_DATE_EPOCH when set (clamped to the field), else 0.
+ * The footer's time stamp for `unixSeconds` (seconds since 1970): seconds since 2000-01-01
+ * 00:00:00 UTC, clamped to the field (a time before 2000 is 0). The caller chooses the time
+ * (diskmint: SOURCE_DATE_EPOCH, else 0), so writes stay deterministic.
  */
-export function vhdTimestamp(env: NodeJS.ProcessEnv = process.env): number {
-  const sde = env.SOURCE_DATE_EPOCH;
-  if (sde === undefined || !/^\d+$/.test(sde.trim())) return 0;
-  const t = Number(sde.trim()) - 946684800;
-  return Math.max(0, Math.min(0xffffffff, t));
+export function vhdTimestamp(unixSeconds: number): number {
+  return Math.max(0, Math.min(0xffffffff, unixSeconds - 946684800));
 }

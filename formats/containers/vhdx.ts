@@ -6,8 +6,9 @@
  * CRC-32C over the structure with the checksum field zero. Parsers throw only FormatError
  * (format 'vhdx').
  */
+import { hasLatin1, putLatin1, putU64, putUtf16le, u64, utf16le, view } from '../common/bytes.js';
 import { crc32c } from '../common/crc32c.js';
-import { formatError } from '../common/errors.js';
+import { fail } from '../common/errors.js';
 import { decodeGuid, encodeGuid } from '../common/guid.js';
 
 export const KIB = 1024;
@@ -49,30 +50,6 @@ export const PAYLOAD = {
   partiallyPresent: 7,
 } as const;
 
-function sig(bytes: Uint8Array, at: number, text: string): boolean {
-  if (bytes.length < at + text.length) return false;
-  for (let i = 0; i < text.length; i++) if (bytes[at + i] !== text.charCodeAt(i)) return false;
-  return true;
-}
-
-function putSig(out: Uint8Array, at: number, text: string): void {
-  for (let i = 0; i < text.length; i++) out[at + i] = text.charCodeAt(i);
-}
-
-function view(b: Uint8Array): DataView {
-  return new DataView(b.buffer, b.byteOffset, b.byteLength);
-}
-
-/** u64 little-endian as a number (values past 2^53 become imprecise but stay huge, so bounds checks still fail them). */
-export function u64le(dv: DataView, at: number): number {
-  return dv.getUint32(at, true) + dv.getUint32(at + 4, true) * 2 ** 32;
-}
-
-function putU64(dv: DataView, at: number, v: number): void {
-  dv.setUint32(at, v % 2 ** 32, true);
-  dv.setUint32(at + 4, Math.floor(v / 2 ** 32), true);
-}
-
 /** Store the CRC-32C of `b` (checksum field at 4 zero while computing), 2.2.2 / 2.2.3. */
 function seal(b: Uint8Array): Uint8Array {
   view(b).setUint32(4, 0, true);
@@ -81,7 +58,7 @@ function seal(b: Uint8Array): Uint8Array {
 }
 
 function crcOk(b: Uint8Array): { stored: number; computed: number } {
-  const copy = new Uint8Array(b); // a real copy (Buffer#slice would share memory)
+  const copy = new Uint8Array(b);
   const stored = view(copy).getUint32(4, true);
   view(copy).setUint32(4, 0, true);
   return { stored, computed: crc32c(copy) };
@@ -90,19 +67,17 @@ function crcOk(b: Uint8Array): { stored: number; computed: number } {
 /** 2.2.1 file type identifier: "vhdxfile" then a UTF-16 creator string (512 bytes). */
 export function encodeFileIdentifier(creator: string): Uint8Array {
   const out = new Uint8Array(64 * KIB);
-  putSig(out, 0, 'vhdxfile');
-  const text = Buffer.from(creator.slice(0, 255), 'utf16le');
-  out.set(text, 8);
+  putLatin1(out, 0, 'vhdxfile');
+  putUtf16le(out, 8, creator.slice(0, 255));
   return out;
 }
 
 export function isVhdxIdentifier(bytes: Uint8Array): boolean {
-  return sig(bytes, 0, 'vhdxfile');
+  return hasLatin1(bytes, 0, 'vhdxfile');
 }
 
 export function decodeCreator(bytes: Uint8Array): string {
-  const raw = Buffer.from(bytes.buffer, bytes.byteOffset + 8, Math.max(0, Math.min(512, bytes.length - 8)));
-  return raw.toString('utf16le').replace(/\0[\s\S]*$/, '');
+  return utf16le(bytes, 8, Math.max(0, Math.floor(Math.min(512, bytes.length - 8) / 2)));
 }
 
 export interface VhdxHeader {
@@ -120,7 +95,7 @@ export interface VhdxHeader {
 export function encodeVhdxHeader(h: VhdxHeader): Uint8Array {
   const out = new Uint8Array(VHDX_HEADER_SIZE);
   const dv = view(out);
-  putSig(out, 0, 'head');
+  putLatin1(out, 0, 'head');
   dv.setBigUint64(8, h.sequenceNumber, true);
   encodeGuid(h.fileWriteGuid, out, 16);
   encodeGuid(h.dataWriteGuid, out, 32);
@@ -128,17 +103,17 @@ export function encodeVhdxHeader(h: VhdxHeader): Uint8Array {
   dv.setUint16(64, h.logVersion, true);
   dv.setUint16(66, h.version, true);
   dv.setUint32(68, h.logLength, true);
-  putU64(dv, 72, h.logOffset);
+  putU64(dv, 72, h.logOffset, true);
   return seal(out);
 }
 
 export function decodeVhdxHeader(bytes: Uint8Array, which: string): VhdxHeader {
-  if (bytes.length < VHDX_HEADER_SIZE) throw formatError('vhdx', 'TRUNCATED', `VHDX ${which} runs past the end of the file`);
+  if (bytes.length < VHDX_HEADER_SIZE) throw fail('vhdx', 'TRUNCATED', `VHDX ${which} runs past the end of the file`);
   const b = bytes.subarray(0, VHDX_HEADER_SIZE);
-  if (!sig(b, 0, 'head')) throw formatError('vhdx', 'BAD_MAGIC', `VHDX ${which} has no "head" signature`);
+  if (!hasLatin1(b, 0, 'head')) throw fail('vhdx', 'BAD_MAGIC', `VHDX ${which} has no "head" signature`);
   const { stored, computed } = crcOk(b);
   if (stored !== computed) {
-    throw formatError('vhdx', 'BAD_CHECKSUM', `VHDX ${which} CRC-32C 0x${stored.toString(16)} should be 0x${computed.toString(16)}`);
+    throw fail('vhdx', 'BAD_CHECKSUM', `VHDX ${which} CRC-32C 0x${stored.toString(16)} should be 0x${computed.toString(16)}`);
   }
   const dv = view(b);
   const h: VhdxHeader = {
@@ -149,9 +124,9 @@ export function decodeVhdxHeader(bytes: Uint8Array, which: string): VhdxHeader {
     logVersion: dv.getUint16(64, true),
     version: dv.getUint16(66, true),
     logLength: dv.getUint32(68, true),
-    logOffset: u64le(dv, 72),
+    logOffset: u64(dv, 72, true),
   };
-  if (h.version !== 1) throw formatError('vhdx', 'BAD_VALUE', `VHDX ${which} version ${h.version} is not 1`);
+  if (h.version !== 1) throw fail('vhdx', 'BAD_VALUE', `VHDX ${which} version ${h.version} is not 1`);
   return h;
 }
 
@@ -166,12 +141,12 @@ export interface VhdxRegion {
 export function encodeRegionTable(regions: readonly VhdxRegion[]): Uint8Array {
   const out = new Uint8Array(VHDX_REGION_TABLE_SIZE);
   const dv = view(out);
-  putSig(out, 0, 'regi');
+  putLatin1(out, 0, 'regi');
   dv.setUint32(8, regions.length, true);
   regions.forEach((r, i) => {
     const at = 16 + i * 32;
     encodeGuid(r.guid, out, at);
-    putU64(dv, at + 16, r.fileOffset);
+    putU64(dv, at + 16, r.fileOffset, true);
     dv.setUint32(at + 24, r.length, true);
     dv.setUint32(at + 28, r.required ? 1 : 0, true);
   });
@@ -179,22 +154,22 @@ export function encodeRegionTable(regions: readonly VhdxRegion[]): Uint8Array {
 }
 
 export function decodeRegionTable(bytes: Uint8Array, which: string): VhdxRegion[] {
-  if (bytes.length < VHDX_REGION_TABLE_SIZE) throw formatError('vhdx', 'TRUNCATED', `VHDX ${which} runs past the end of the file`);
+  if (bytes.length < VHDX_REGION_TABLE_SIZE) throw fail('vhdx', 'TRUNCATED', `VHDX ${which} runs past the end of the file`);
   const b = bytes.subarray(0, VHDX_REGION_TABLE_SIZE);
-  if (!sig(b, 0, 'regi')) throw formatError('vhdx', 'BAD_MAGIC', `VHDX ${which} has no "regi" signature`);
+  if (!hasLatin1(b, 0, 'regi')) throw fail('vhdx', 'BAD_MAGIC', `VHDX ${which} has no "regi" signature`);
   const { stored, computed } = crcOk(b);
   if (stored !== computed) {
-    throw formatError('vhdx', 'BAD_CHECKSUM', `VHDX ${which} CRC-32C 0x${stored.toString(16)} should be 0x${computed.toString(16)}`);
+    throw fail('vhdx', 'BAD_CHECKSUM', `VHDX ${which} CRC-32C 0x${stored.toString(16)} should be 0x${computed.toString(16)}`);
   }
   const dv = view(b);
   const count = dv.getUint32(8, true);
-  if (count > VHDX_MAX_ENTRIES) throw formatError('vhdx', 'TOO_LARGE', `VHDX ${which} claims ${count} entries (at most 2047)`);
+  if (count > VHDX_MAX_ENTRIES) throw fail('vhdx', 'TOO_LARGE', `VHDX ${which} claims ${count} entries (at most 2047)`);
   const out: VhdxRegion[] = [];
   for (let i = 0; i < count; i++) {
     const at = 16 + i * 32;
     out.push({
       guid: decodeGuid(b, at),
-      fileOffset: u64le(dv, at + 16),
+      fileOffset: u64(dv, at + 16, true),
       length: dv.getUint32(at + 24, true),
       required: (dv.getUint32(at + 28, true) & 1) === 1,
     });
@@ -216,7 +191,7 @@ export interface VhdxMetadataEntry {
 export function encodeMetadataTable(entries: readonly VhdxMetadataEntry[]): Uint8Array {
   const out = new Uint8Array(VHDX_METADATA_TABLE_SIZE);
   const dv = view(out);
-  putSig(out, 0, 'metadata');
+  putLatin1(out, 0, 'metadata');
   dv.setUint16(10, entries.length, true);
   entries.forEach((e, i) => {
     const at = 32 + i * 32;
@@ -229,11 +204,11 @@ export function encodeMetadataTable(entries: readonly VhdxMetadataEntry[]): Uint
 }
 
 export function decodeMetadataTable(bytes: Uint8Array): VhdxMetadataEntry[] {
-  if (bytes.length < VHDX_METADATA_TABLE_SIZE) throw formatError('vhdx', 'TRUNCATED', 'VHDX metadata table runs past the end of the file');
-  if (!sig(bytes, 0, 'metadata')) throw formatError('vhdx', 'BAD_MAGIC', 'VHDX metadata table has no "metadata" signature');
+  if (bytes.length < VHDX_METADATA_TABLE_SIZE) throw fail('vhdx', 'TRUNCATED', 'VHDX metadata table runs past the end of the file');
+  if (!hasLatin1(bytes, 0, 'metadata')) throw fail('vhdx', 'BAD_MAGIC', 'VHDX metadata table has no "metadata" signature');
   const dv = view(bytes);
   const count = dv.getUint16(10, true);
-  if (count > VHDX_MAX_ENTRIES) throw formatError('vhdx', 'TOO_LARGE', `VHDX metadata table claims ${count} entries (at most 2047)`);
+  if (count > VHDX_MAX_ENTRIES) throw fail('vhdx', 'TOO_LARGE', `VHDX metadata table claims ${count} entries (at most 2047)`);
   const out: VhdxMetadataEntry[] = [];
   for (let i = 0; i < count; i++) {
     const at = 32 + i * 32;
@@ -284,7 +259,7 @@ export function encodeMetadataRegion(m: {
   const dv = view(out);
   dv.setUint32(T, m.blockSize, true);
   dv.setUint32(T + 4, m.leaveBlocksAllocated ? 1 : 0, true); // bit 0 LeaveBlockAllocated, bit 1 HasParent
-  putU64(dv, T + 8, m.virtualSize);
+  putU64(dv, T + 8, m.virtualSize, true);
   encodeGuid(m.diskId, out, T + 16); // 2.6.2.3: page 83 data
   dv.setUint32(T + 32, m.logicalSectorSize, true);
   dv.setUint32(T + 36, m.physicalSectorSize, true);
@@ -324,5 +299,5 @@ export function decodeBatEntry(dv: DataView, at: number): { state: number; fileO
 
 /** 2.3.1.1: a log entry header starts "loge"; its LogGuid (offset 32) must match the header's. */
 export function isLogEntryFor(bytes: Uint8Array, at: number, logGuid: string): boolean {
-  return sig(bytes, at, 'loge') && bytes.length >= at + 48 && decodeGuid(bytes, at + 32) === logGuid;
+  return hasLatin1(bytes, at, 'loge') && bytes.length >= at + 48 && decodeGuid(bytes, at + 32) === logGuid;
 }

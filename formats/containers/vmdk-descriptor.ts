@@ -3,7 +3,8 @@
  * header keys (version, CID, parentCID, createType, parentFileNameHint), extent lines
  * (`RW <sectors> <type> "<file>" [<offset>]`) and the disk database (`ddb.key = "value"`).
  */
-import { FormatError } from '../common/errors.js';
+import { latin1 } from '../common/bytes.js';
+import { fail } from '../common/errors.js';
 
 /** Descriptors are small text files; anything bigger is refused before parsing. */
 export const MAX_DESCRIPTOR_BYTES = 1 << 20;
@@ -37,17 +38,13 @@ export interface Descriptor {
   ddb: Record<string, string>;
 }
 
-function fail(code: FormatError['code'], message: string): never {
-  throw new FormatError(code, message, 'vmdk');
-}
-
 function unquote(v: string): string {
   const t = v.trim();
   return t.length >= 2 && t.startsWith('"') && t.endsWith('"') ? t.slice(1, -1) : t;
 }
 
 function parseHex32(value: string, key: string): number {
-  if (!/^[0-9a-fA-F]{1,8}$/.test(value)) fail('BAD_VALUE', `descriptor ${key}="${value}" is not a 32-bit hex number`);
+  if (!/^[0-9a-fA-F]{1,8}$/.test(value)) throw fail('vmdk', 'BAD_VALUE', `descriptor ${key}="${value}" is not a 32-bit hex number`);
   return parseInt(value, 16);
 }
 
@@ -55,9 +52,9 @@ const EXTENT_RE = /^(RW|RDONLY|NOACCESS)\s+(\d+)\s+([A-Z]+)(?:\s+"([^"]*)"(?:\s+
 
 /** Decode descriptor text (bytes up to the first NUL). */
 export function decodeDescriptor(bytes: Uint8Array): Descriptor {
-  if (bytes.length > MAX_DESCRIPTOR_BYTES) fail('TOO_LARGE', `descriptor of ${bytes.length} bytes exceeds ${MAX_DESCRIPTOR_BYTES}`);
+  if (bytes.length > MAX_DESCRIPTOR_BYTES) throw fail('vmdk', 'TOO_LARGE', `descriptor of ${bytes.length} bytes exceeds ${MAX_DESCRIPTOR_BYTES}`);
   const nul = bytes.indexOf(0);
-  const text = Buffer.from(bytes.subarray(0, nul < 0 ? bytes.length : nul)).toString('latin1');
+  const text = latin1(bytes, 0, nul < 0 ? bytes.length : nul);
   const d: Descriptor = { version: 1, cid: 0, parentCid: CID_NOPARENT, createType: '', extents: [], ddb: {} };
   let sawCreateType = false;
   for (const raw of text.split('\n')) {
@@ -65,21 +62,21 @@ export function decodeDescriptor(bytes: Uint8Array): Descriptor {
     if (!line || line.startsWith('#')) continue;
     const ext = EXTENT_RE.exec(line);
     if (ext) {
-      if (d.extents.length >= MAX_EXTENTS) fail('TOO_LARGE', `descriptor lists more than ${MAX_EXTENTS} extents`);
+      if (d.extents.length >= MAX_EXTENTS) throw fail('vmdk', 'TOO_LARGE', `descriptor lists more than ${MAX_EXTENTS} extents`);
       const sectors = Number(ext[2]);
-      if (!Number.isSafeInteger(sectors) || sectors <= 0 || sectors > 2 ** 44) fail('BAD_VALUE', `extent size "${ext[2]}" sectors is out of range`);
-      if (!EXTENT_TYPES.has(ext[3])) fail('BAD_VALUE', `unknown extent type ${ext[3]}`);
+      if (!Number.isSafeInteger(sectors) || sectors <= 0 || sectors > 2 ** 44) throw fail('vmdk', 'BAD_VALUE', `extent size "${ext[2]}" sectors is out of range`);
+      if (!EXTENT_TYPES.has(ext[3])) throw fail('vmdk', 'BAD_VALUE', `unknown extent type ${ext[3]}`);
       const type = ext[3] as ExtentType;
-      if (type !== 'ZERO' && ext[4] === undefined) fail('BAD_VALUE', `${type} extent line has no file name`);
+      if (type !== 'ZERO' && ext[4] === undefined) throw fail('vmdk', 'BAD_VALUE', `${type} extent line has no file name`);
       const offset = ext[5] === undefined ? 0 : Number(ext[5]);
-      if (!Number.isSafeInteger(offset) || offset > 2 ** 44) fail('BAD_VALUE', `extent offset "${ext[5]}" is out of range`);
-      if (offset && type !== 'FLAT' && type !== 'VMFS') fail('BAD_VALUE', `${type} extent must not have an offset`);
+      if (!Number.isSafeInteger(offset) || offset > 2 ** 44) throw fail('vmdk', 'BAD_VALUE', `extent offset "${ext[5]}" is out of range`);
+      if (offset && type !== 'FLAT' && type !== 'VMFS') throw fail('vmdk', 'BAD_VALUE', `${type} extent must not have an offset`);
       d.extents.push({ access: ext[1] as ExtentAccess, sectors, type, file: ext[4] ?? '', offset });
       continue;
     }
     const eq = line.indexOf('=');
     if (eq <= 0) {
-      if (/^(RW|RDONLY|NOACCESS)\s/.test(line)) fail('BAD_VALUE', `malformed extent line: ${line.slice(0, 80)}`);
+      if (/^(RW|RDONLY|NOACCESS)\s/.test(line)) throw fail('vmdk', 'BAD_VALUE', `malformed extent line: ${line.slice(0, 80)}`);
       continue; // tolerate unknown text as VMware does
     }
     const key = line.slice(0, eq).trim();
@@ -93,7 +90,7 @@ export function decodeDescriptor(bytes: Uint8Array): Descriptor {
       sawCreateType = true;
     } else if (key === 'parentFileNameHint') d.parentFileNameHint = value;
   }
-  if (!sawCreateType) fail('BAD_VALUE', 'descriptor has no createType');
+  if (!sawCreateType) throw fail('vmdk', 'BAD_VALUE', 'descriptor has no createType');
   return d;
 }
 

@@ -6,7 +6,7 @@
  *
  * Pure codecs: no I/O. Hostile bytes raise FormatError (format 'vmdk') only.
  */
-import { FormatError } from '../common/errors.js';
+import { fail } from '../common/errors.js';
 
 export const SECTOR = 512;
 /** "KDMV" read as bytes: the u32 0x564d444b stored little-endian (spec: SPARSE_MAGICNUMBER). */
@@ -60,13 +60,9 @@ export interface SparseHeader {
   compressAlgorithm: number;
 }
 
-function fail(code: FormatError['code'], message: string): never {
-  throw new FormatError(code, message, 'vmdk');
-}
-
 function u64(dv: DataView, at: number, name: string): number {
   const v = dv.getBigUint64(at, true);
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) fail('TOO_LARGE', `header field ${name} (${v}) is too large`);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw fail('vmdk', 'TOO_LARGE', `header field ${name} (${v}) is too large`);
   return Number(v);
 }
 
@@ -77,11 +73,11 @@ export function hasSparseMagic(bytes: Uint8Array): boolean {
 
 /** Parse and bound-check the 512-byte sparse extent header. */
 export function decodeSparseHeader(bytes: Uint8Array): SparseHeader {
-  if (bytes.length < SECTOR) fail('TRUNCATED', `sparse extent header needs ${SECTOR} bytes, got ${bytes.length}`);
+  if (bytes.length < SECTOR) throw fail('vmdk', 'TRUNCATED', `sparse extent header needs ${SECTOR} bytes, got ${bytes.length}`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, SECTOR);
-  if (dv.getUint32(0, true) !== SPARSE_MAGIC) fail('BAD_MAGIC', 'sparse extent header lacks the KDMV magic');
+  if (dv.getUint32(0, true) !== SPARSE_MAGIC) throw fail('vmdk', 'BAD_MAGIC', 'sparse extent header lacks the KDMV magic');
   const version = dv.getUint32(4, true);
-  if (version < 1 || version > 3) fail('BAD_VALUE', `unsupported sparse extent version ${version}`);
+  if (version < 1 || version > 3) throw fail('vmdk', 'BAD_VALUE', `unsupported sparse extent version ${version}`);
   const flags = dv.getUint32(8, true);
   const capacity = u64(dv, 12, 'capacity');
   const grainSize = u64(dv, 20, 'grainSize');
@@ -93,27 +89,27 @@ export function decodeSparseHeader(bytes: Uint8Array): SparseHeader {
   const gdOffset = gdRaw === GD_AT_END ? 'end' : u64(dv, 56, 'gdOffset');
   const overHead = u64(dv, 64, 'overHead');
   const compressAlgorithm = dv.getUint16(77, true);
-  if (capacity > MAX_CAPACITY_SECTORS) fail('TOO_LARGE', `capacity of ${capacity} sectors is absurd`);
-  if (grainSize === 0 || (grainSize & (grainSize - 1)) !== 0) fail('BAD_VALUE', `grain size ${grainSize} sectors is not a power of two`);
-  if (grainSize > MAX_GRAIN_SECTORS) fail('TOO_LARGE', `grain size ${grainSize} sectors exceeds ${MAX_GRAIN_SECTORS}`);
-  if (numGTEsPerGT === 0 || numGTEsPerGT > MAX_GTES_PER_GT) fail('BAD_VALUE', `numGTEsPerGT ${numGTEsPerGT} is out of range (1..${MAX_GTES_PER_GT})`);
+  if (capacity > MAX_CAPACITY_SECTORS) throw fail('vmdk', 'TOO_LARGE', `capacity of ${capacity} sectors is absurd`);
+  if (grainSize === 0 || (grainSize & (grainSize - 1)) !== 0) throw fail('vmdk', 'BAD_VALUE', `grain size ${grainSize} sectors is not a power of two`);
+  if (grainSize > MAX_GRAIN_SECTORS) throw fail('vmdk', 'TOO_LARGE', `grain size ${grainSize} sectors exceeds ${MAX_GRAIN_SECTORS}`);
+  if (numGTEsPerGT === 0 || numGTEsPerGT > MAX_GTES_PER_GT) throw fail('vmdk', 'BAD_VALUE', `numGTEsPerGT ${numGTEsPerGT} is out of range (1..${MAX_GTES_PER_GT})`);
   // Spec: bytes 73..76 hold '\n', ' ', '\r', '\n' so a text-mode transfer shows up.
   if (flags & FLAG_VALID_NEWLINE_TEST) {
     if (bytes[73] !== 0x0a || bytes[74] !== 0x20 || bytes[75] !== 0x0d || bytes[76] !== 0x0a) {
-      fail('BAD_VALUE', 'newline check bytes are damaged (file went through a text-mode transfer?)');
+      throw fail('vmdk', 'BAD_VALUE', 'newline check bytes are damaged (file went through a text-mode transfer?)');
     }
   }
   if (compressAlgorithm !== COMPRESSION_NONE && compressAlgorithm !== COMPRESSION_DEFLATE) {
-    fail('BAD_VALUE', `unknown compressAlgorithm ${compressAlgorithm}`);
+    throw fail('vmdk', 'BAD_VALUE', `unknown compressAlgorithm ${compressAlgorithm}`);
   }
   if (flags & FLAG_COMPRESSED && compressAlgorithm !== COMPRESSION_DEFLATE) {
-    fail('BAD_VALUE', 'compressed-grains flag set without compressAlgorithm deflate');
+    throw fail('vmdk', 'BAD_VALUE', 'compressed-grains flag set without compressAlgorithm deflate');
   }
   const h: SparseHeader = {
     version, flags, capacity, grainSize, descriptorOffset, descriptorSize, numGTEsPerGT, rgdOffset, gdOffset, overHead,
     uncleanShutdown: bytes[72] !== 0, compressAlgorithm,
   };
-  if (gdEntryCount(h) > MAX_GD_ENTRIES) fail('TOO_LARGE', `grain directory of ${gdEntryCount(h)} entries is too large`);
+  if (gdEntryCount(h) > MAX_GD_ENTRIES) throw fail('vmdk', 'TOO_LARGE', `grain directory of ${gdEntryCount(h)} entries is too large`);
   return h;
 }
 
@@ -162,7 +158,7 @@ export function gdSectors(h: Pick<SparseHeader, 'capacity' | 'grainSize' | 'numG
 
 /** Decode little-endian u32 entries (a GD or a GT). */
 export function decodeU32Table(bytes: Uint8Array, count: number): Uint32Array {
-  if (bytes.length < count * 4) fail('TRUNCATED', `table of ${count} entries needs ${count * 4} bytes, got ${bytes.length}`);
+  if (bytes.length < count * 4) throw fail('vmdk', 'TRUNCATED', `table of ${count} entries needs ${count * 4} bytes, got ${bytes.length}`);
   const out = new Uint32Array(count);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, count * 4);
   for (let i = 0; i < count; i++) out[i] = dv.getUint32(i * 4, true);
@@ -204,11 +200,11 @@ export type Marker =
 
 /** Decode the first 16 bytes of a marker: size != 0 means a grain marker. */
 export function decodeMarker(bytes: Uint8Array): Marker {
-  if (bytes.length < 16) fail('TRUNCATED', 'stream marker is truncated');
+  if (bytes.length < 16) throw fail('vmdk', 'TRUNCATED', 'stream marker is truncated');
   const dv = new DataView(bytes.buffer, bytes.byteOffset, 16);
   const val = dv.getBigUint64(0, true);
   const size = dv.getUint32(8, true);
-  if (val > BigInt(Number.MAX_SAFE_INTEGER)) fail('TOO_LARGE', `stream marker value ${val} is too large`);
+  if (val > BigInt(Number.MAX_SAFE_INTEGER)) throw fail('vmdk', 'TOO_LARGE', `stream marker value ${val} is too large`);
   if (size !== 0) return { kind: 'grain', lba: Number(val), size };
   return { kind: 'meta', type: dv.getUint32(12, true), numSectors: Number(val) };
 }
@@ -218,12 +214,12 @@ export function decodeMarker(bytes: Uint8Array): Marker {
  * real gdOffset), end-of-stream marker, in the last three sectors (spec "The Footer").
  */
 export function decodeStreamFooter(last3: Uint8Array): SparseHeader {
-  if (last3.length < 3 * SECTOR) fail('TRUNCATED', 'file too short for a stream footer');
+  if (last3.length < 3 * SECTOR) throw fail('vmdk', 'TRUNCATED', 'file too short for a stream footer');
   const fm = decodeMarker(last3.subarray(0, 16));
-  if (fm.kind !== 'meta' || fm.type !== MARKER_FOOTER) fail('BAD_VALUE', 'footer marker missing at end of stream (gdOffset is GD_AT_END)');
+  if (fm.kind !== 'meta' || fm.type !== MARKER_FOOTER) throw fail('vmdk', 'BAD_VALUE', 'footer marker missing at end of stream (gdOffset is GD_AT_END)');
   const eos = decodeMarker(last3.subarray(2 * SECTOR, 2 * SECTOR + 16));
-  if (eos.kind !== 'meta' || eos.type !== MARKER_EOS || eos.numSectors !== 0) fail('BAD_VALUE', 'end-of-stream marker missing after the footer');
+  if (eos.kind !== 'meta' || eos.type !== MARKER_EOS || eos.numSectors !== 0) throw fail('vmdk', 'BAD_VALUE', 'end-of-stream marker missing after the footer');
   const footer = decodeSparseHeader(last3.subarray(SECTOR, 2 * SECTOR));
-  if (footer.gdOffset === 'end') fail('BAD_VALUE', 'stream footer still says GD_AT_END');
+  if (footer.gdOffset === 'end') throw fail('vmdk', 'BAD_VALUE', 'stream footer still says GD_AT_END');
   return footer;
 }

@@ -9,7 +9,8 @@
  * FAT12/16 start at 4 sectors per cluster and double until the FAT type fits, structures
  * aligned to the cluster size above 8192 sectors.
  */
-import { formatError } from '../common/errors.js';
+import { latin1, putLatin1, view } from '../common/bytes.js';
+import { fail } from '../common/errors.js';
 import { fatBytesFor, type FatBits } from './fat-table.js';
 
 /** fatgen103 section 3.5: fewer than 4085 clusters is FAT12, fewer than 65525 FAT16. */
@@ -98,7 +99,7 @@ const FLOPPIES: Record<number, Floppy> = {
 export function chooseFatGeometry(req: GeometryRequest): FatGeometry {
   const { totalSectors, sectorSize } = req;
   if (!Number.isSafeInteger(totalSectors) || totalSectors < 1 || totalSectors > 0xffffffff) {
-    throw formatError('fat', 'INVALID_ARGUMENT', `a FAT volume holds 1..4294967295 sectors, not ${totalSectors}`);
+    throw fail('fat', 'INVALID_ARGUMENT', `a FAT volume holds 1..4294967295 sectors, not ${totalSectors}`);
   }
   const bytes = totalSectors * sectorSize;
   const floppy = sectorSize === 512 ? FLOPPIES[bytes / 1024] : undefined;
@@ -118,7 +119,7 @@ export function chooseFatGeometry(req: GeometryRequest): FatGeometry {
   if (req.sectorsPerCluster !== undefined) {
     const spc = req.sectorsPerCluster;
     if (!Number.isInteger(spc) || spc < 1 || spc > 128 || (spc & (spc - 1)) !== 0 || spc > maxSpc) {
-      throw formatError('fat', 'INVALID_ARGUMENT', `cluster size of ${spc * sectorSize} bytes is not a power of two from ${sectorSize} to ${MAX_CLUSTER_BYTES} bytes`);
+      throw fail('fat', 'INVALID_ARGUMENT', `cluster size of ${spc * sectorSize} bytes is not a power of two from ${sectorSize} to ${MAX_CLUSTER_BYTES} bytes`);
     }
     candidates = [spc];
   } else {
@@ -139,7 +140,7 @@ export function chooseFatGeometry(req: GeometryRequest): FatGeometry {
       : bits === 16
         ? `FAT16 needs ${FAT16_MIN_CLUSTERS}..${FAT16_MAX_CLUSTERS} clusters`
         : `FAT12 holds at most ${FAT12_MAX_CLUSTERS} clusters`;
-  throw formatError('fat', 'INVALID_ARGUMENT', `no cluster size makes a legal ${what} volume of ${bytes} bytes: ${rule}`);
+  throw fail('fat', 'INVALID_ARGUMENT', `no cluster size makes a legal ${what} volume of ${bytes} bytes: ${rule}`);
 }
 
 function tryGeometry(
@@ -227,7 +228,7 @@ export function encodeBootSector(f: BootSectorFields): Uint8Array {
   // The boot code follows the BPB: byte 62 on FAT12/16, byte 90 on FAT32.
   const codeAt = fat32 ? 90 : 62;
   out.set([0xeb, codeAt - 2, 0x90], 0); // BS_jmpBoot: short jump + NOP
-  writeAscii(out, 3, f.oemName, 8); // BS_OEMName
+  putLatin1(out, 3, f.oemName, 8, 0x20); // BS_OEMName
   v.setUint16(11, g.sectorSize, true); // BPB_BytsPerSec
   out[13] = g.sectorsPerCluster; // BPB_SecPerClus
   v.setUint16(14, g.reservedSectors, true); // BPB_RsvdSecCnt
@@ -255,8 +256,8 @@ export function encodeBootSector(f: BootSectorFields): Uint8Array {
   out[ext] = g.media === 0xf8 ? 0x80 : 0x00; // BS_DrvNum (mkfs.fat: 0x80 for fixed media)
   out[ext + 2] = EXTENDED_BOOT_SIGNATURE; // BS_BootSig
   v.setUint32(ext + 3, f.serial >>> 0, true); // BS_VolID
-  writeAscii(out, ext + 7, f.label, 11); // BS_VolLab
-  writeAscii(out, ext + 18, fat32 ? 'FAT32' : g.bits === 16 ? 'FAT16' : 'FAT12', 8); // BS_FilSysType
+  putLatin1(out, ext + 7, f.label, 11, 0x20); // BS_VolLab
+  putLatin1(out, ext + 18, fat32 ? 'FAT32' : g.bits === 16 ? 'FAT16' : 'FAT12', 8, 0x20); // BS_FilSysType
   out.set(bootStub(codeAt), codeAt);
   out[SIGNATURE_OFFSET] = 0x55;
   out[SIGNATURE_OFFSET + 1] = 0xaa;
@@ -286,23 +287,13 @@ function bootStub(codeAt: number): Uint8Array {
   return out;
 }
 
-function writeAscii(out: Uint8Array, at: number, text: string, width: number): void {
-  for (let i = 0; i < width; i++) out[at + i] = i < text.length ? text.charCodeAt(i) & 0xff : 0x20;
-}
-
-function readAscii(bytes: Uint8Array, at: number, width: number): string {
-  let s = '';
-  for (let i = 0; i < width; i++) s += String.fromCharCode(bytes[at + i]);
-  return s;
-}
-
 /**
  * Decode and sanity-check a boot sector (at least 512 bytes). Throws FormatError BAD_MAGIC when
  * it is not a FAT BPB, BAD_VALUE for impossible fields.
  */
 export function decodeBootSector(bytes: Uint8Array): FatBootSector {
-  if (bytes.length < 512) throw formatError('fat', 'TRUNCATED', `a FAT boot sector needs 512 bytes, got ${bytes.length}`);
-  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (bytes.length < 512) throw fail('fat', 'TRUNCATED', `a FAT boot sector needs 512 bytes, got ${bytes.length}`);
+  const v = view(bytes);
   const sectorSize = v.getUint16(11, true);
   const spc = bytes[13];
   const reserved = v.getUint16(14, true);
@@ -313,29 +304,28 @@ export function decodeBootSector(bytes: Uint8Array): FatBootSector {
   const fatSz16 = v.getUint16(22, true);
   const tot32 = v.getUint32(32, true);
   const hasSignature = bytes[SIGNATURE_OFFSET] === 0x55 && bytes[SIGNATURE_OFFSET + 1] === 0xaa;
-  const bad = (msg: string) => formatError('fat', 'BAD_VALUE', msg);
   if (![512, 1024, 2048, 4096].includes(sectorSize)) {
-    throw formatError('fat', hasSignature ? 'BAD_VALUE' : 'BAD_MAGIC', `not a FAT boot sector: bytes per sector ${sectorSize}`);
+    throw fail('fat', hasSignature ? 'BAD_VALUE' : 'BAD_MAGIC', `not a FAT boot sector: bytes per sector ${sectorSize}`);
   }
-  if (spc === 0 || (spc & (spc - 1)) !== 0) throw bad(`sectors per cluster ${spc} is not a power of two`);
-  if (spc * sectorSize > 256 * 1024) throw bad(`cluster of ${spc * sectorSize} bytes is too large`);
-  if (reserved === 0) throw bad('no reserved sectors');
-  if (fatCount === 0 || fatCount > 4) throw bad(`${fatCount} FATs`);
-  if (media < 0xf0 && media !== 0) throw bad(`media byte 0x${media.toString(16)}`);
+  if (spc === 0 || (spc & (spc - 1)) !== 0) throw fail('fat', 'BAD_VALUE', `sectors per cluster ${spc} is not a power of two`);
+  if (spc * sectorSize > 256 * 1024) throw fail('fat', 'BAD_VALUE', `cluster of ${spc * sectorSize} bytes is too large`);
+  if (reserved === 0) throw fail('fat', 'BAD_VALUE', 'no reserved sectors');
+  if (fatCount === 0 || fatCount > 4) throw fail('fat', 'BAD_VALUE', `${fatCount} FATs`);
+  if (media < 0xf0 && media !== 0) throw fail('fat', 'BAD_VALUE', `media byte 0x${media.toString(16)}`);
   const fatSectors = fatSz16 !== 0 ? fatSz16 : v.getUint32(36, true);
   const totalSectors = tot16 !== 0 ? tot16 : tot32;
-  if (fatSectors === 0) throw bad('FAT size is zero');
-  if (totalSectors === 0) throw bad('total sector count is zero');
+  if (fatSectors === 0) throw fail('fat', 'BAD_VALUE', 'FAT size is zero');
+  if (totalSectors === 0) throw fail('fat', 'BAD_VALUE', 'total sector count is zero');
   const rootSectors = Math.ceil((rootEntries * 32) / sectorSize);
   const dataStart = reserved + fatCount * fatSectors + rootSectors;
-  if (dataStart >= totalSectors) throw bad(`metadata (${dataStart} sectors) fills the whole volume of ${totalSectors} sectors`);
+  if (dataStart >= totalSectors) throw fail('fat', 'BAD_VALUE', `metadata (${dataStart} sectors) fills the whole volume of ${totalSectors} sectors`);
   const clusters = Math.floor((totalSectors - dataStart) / spc);
   // fatgen103 section 3.5: the type is decided by the count of clusters only.
   const bits: FatBits = clusters < FAT16_MIN_CLUSTERS ? 12 : clusters < FAT32_MIN_CLUSTERS ? 16 : 32;
-  if (bits === 32 && (fatSz16 !== 0 || rootEntries !== 0)) throw bad('FAT32 cluster count with a FAT12/16 BPB');
-  if (bits !== 32 && rootEntries === 0) throw bad('FAT12/16 volume without root directory entries');
+  if (bits === 32 && (fatSz16 !== 0 || rootEntries !== 0)) throw fail('fat', 'BAD_VALUE', 'FAT32 cluster count with a FAT12/16 BPB');
+  if (bits !== 32 && rootEntries === 0) throw fail('fat', 'BAD_VALUE', 'FAT12/16 volume without root directory entries');
   if (Math.floor((fatSectors * sectorSize * 8) / bits) < clusters + 2) {
-    throw bad(`FAT of ${fatSectors} sectors cannot map ${clusters} clusters`);
+    throw fail('fat', 'BAD_VALUE', `FAT of ${fatSectors} sectors cannot map ${clusters} clusters`);
   }
   const ext = bits === 32 ? 64 : 36;
   const extended = bytes[ext + 2] === EXTENDED_BOOT_SIGNATURE || bytes[ext + 2] === 0x28;
@@ -355,14 +345,14 @@ export function decodeBootSector(bytes: Uint8Array): FatBootSector {
     clusters,
   };
   const rootCluster = bits === 32 ? v.getUint32(44, true) & 0x0fffffff : 0;
-  if (bits === 32 && (rootCluster < 2 || rootCluster > clusters + 1)) throw bad(`root cluster ${rootCluster} is out of range`);
+  if (bits === 32 && (rootCluster < 2 || rootCluster > clusters + 1)) throw fail('fat', 'BAD_VALUE', `root cluster ${rootCluster} is out of range`);
   return {
     geometry,
-    oemName: readAscii(bytes, 3, 8),
+    oemName: latin1(bytes, 3, 8),
     driveNumber: bytes[ext],
     serial: extended ? v.getUint32(ext + 3, true) : 0,
-    label: bytes[ext + 2] === EXTENDED_BOOT_SIGNATURE ? readAscii(bytes, ext + 7, 11) : '',
-    fsTypeText: bytes[ext + 2] === EXTENDED_BOOT_SIGNATURE ? readAscii(bytes, ext + 18, 8) : '',
+    label: bytes[ext + 2] === EXTENDED_BOOT_SIGNATURE ? latin1(bytes, ext + 7, 11) : '',
+    fsTypeText: bytes[ext + 2] === EXTENDED_BOOT_SIGNATURE ? latin1(bytes, ext + 18, 8) : '',
     rootCluster,
     fsInfoSector: bits === 32 ? v.getUint16(48, true) : 0,
     backupBootSector: bits === 32 ? v.getUint16(50, true) : 0,

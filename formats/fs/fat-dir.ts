@@ -4,7 +4,8 @@
  * "The Basis-Name Generation Algorithm" and "The Numeric-Tail Generation Algorithm").
  * Pure: bytes in, bytes out.
  */
-import { formatError } from '../common/errors.js';
+import { view } from '../common/bytes.js';
+import { fail } from '../common/errors.js';
 
 export const DIR_ENTRY_BYTES = 32;
 /** DIR_Attr bits (fatgen103 section 6). */
@@ -39,15 +40,15 @@ const LONG_FORBIDDEN = /[\x00-\x1f\x7f"*/:<>?\\|]/;
 
 /** Throws INVALID_ARGUMENT when FAT cannot hold `name` as a long file name. */
 export function validateLongName(name: string): void {
-  const fail = (why: string) => formatError('fat', 'INVALID_ARGUMENT', `FAT cannot hold the name ${JSON.stringify(name)}: ${why}`);
-  if (name.length === 0) throw fail('it is empty');
-  if (name === '.' || name === '..') throw fail('"." and ".." are reserved');
-  if (name.length > MAX_LONG_NAME) throw fail(`it is ${name.length} UTF-16 units long, at most ${MAX_LONG_NAME} allowed`);
+  const refused = (why: string) => `FAT cannot hold the name ${JSON.stringify(name)}: ${why}`;
+  if (name.length === 0) throw fail('fat', 'INVALID_ARGUMENT', refused('it is empty'));
+  if (name === '.' || name === '..') throw fail('fat', 'INVALID_ARGUMENT', refused('"." and ".." are reserved'));
+  if (name.length > MAX_LONG_NAME) throw fail('fat', 'INVALID_ARGUMENT', refused(`it is ${name.length} UTF-16 units long, at most ${MAX_LONG_NAME} allowed`));
   const bad = LONG_FORBIDDEN.exec(name)?.[0];
   if (bad !== undefined) {
-    throw fail(bad < ' ' || bad === '\x7f' ? 'it contains a control character' : `it contains the reserved character ${JSON.stringify(bad)}`);
+    throw fail('fat', 'INVALID_ARGUMENT', refused(bad < ' ' || bad === '\x7f' ? 'it contains a control character' : `it contains the reserved character ${JSON.stringify(bad)}`));
   }
-  if (name.endsWith('.') || name.endsWith(' ')) throw fail('it ends with a dot or a space');
+  if (name.endsWith('.') || name.endsWith(' ')) throw fail('fat', 'INVALID_ARGUMENT', refused('it ends with a dot or a space'));
 }
 
 /** The key names are compared by: FAT looks names up without regard to case. */
@@ -147,7 +148,7 @@ export function assignShortNames(names: readonly string[]): ShortNamePlan[] {
         return { name11, ntCase: 0, longName: name };
       }
     }
-    throw formatError('fat', 'INVALID_ARGUMENT', `no free short name for ${JSON.stringify(name)}`);
+    throw fail('fat', 'INVALID_ARGUMENT', `no free short name for ${JSON.stringify(name)}`);
   });
 }
 
@@ -200,7 +201,7 @@ export interface ShortEntryFields {
 
 /** Encode one 32-byte short entry into `out` at `at`. */
 export function encodeShortEntry(out: Uint8Array, at: number, f: ShortEntryFields): void {
-  const v = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  const v = view(out);
   const name = shortNameBytes(f.name11);
   if (name[0] === ENTRY_FREE) name[0] = 0x05; // fatgen103: a real 0xE5 is stored as 0x05
   out.set(name, at);
@@ -222,7 +223,7 @@ export function encodeShortEntry(out: Uint8Array, at: number, f: ShortEntryField
 export function encodeLongEntries(out: Uint8Array, at: number, longName: string, name11: string): number {
   const count = Math.ceil(longName.length / LFN_UNITS_PER_ENTRY);
   const checksum = lfnChecksum(shortNameBytes(name11));
-  const v = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  const v = view(out);
   for (let k = 0; k < count; k++) {
     const ord = count - k; // physical order: highest ordinal first
     const e = at + k * DIR_ENTRY_BYTES;
@@ -264,7 +265,7 @@ export interface DecodedDirEntry {
  */
 export function decodeDirEntries(bytes: Uint8Array, opts: { withLabels?: boolean } = {}): DecodedDirEntry[] {
   const out: DecodedDirEntry[] = [];
-  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const v = view(bytes);
   let lfnUnits: number[][] = [];
   let lfnSum = -1;
   let lfnExpect = 0;
@@ -373,14 +374,14 @@ export function decodeOem(bytes: Uint8Array): string {
 
 /** Validate a volume label and return its 11-byte padded upper-case form. */
 export function normalizeLabel(label: string): string {
-  const fail = (why: string) => formatError('fat', 'INVALID_ARGUMENT', `volume label ${JSON.stringify(label)}: ${why}`);
-  if (label.length > 11) throw fail('at most 11 characters');
-  if (label.startsWith(' ')) throw fail('it may not start with a space');
+  const refused = (why: string) => `volume label ${JSON.stringify(label)}: ${why}`;
+  if (label.length > 11) throw fail('fat', 'INVALID_ARGUMENT', refused('at most 11 characters'));
+  if (label.startsWith(' ')) throw fail('fat', 'INVALID_ARGUMENT', refused('it may not start with a space'));
   const up = label.toUpperCase();
   for (const ch of up) {
     const c = ch.charCodeAt(0);
     // mkfs.fat refuses these in labels (validate_volume_label).
-    if (c < 0x20 || c > 0x7e || '*?.,;:/\\|+=<>[]"'.includes(ch)) throw fail(`the character ${JSON.stringify(ch)} is not allowed`);
+    if (c < 0x20 || c > 0x7e || '*?.,;:/\\|+=<>[]"'.includes(ch)) throw fail('fat', 'INVALID_ARGUMENT', refused(`the character ${JSON.stringify(ch)} is not allowed`));
   }
   return up.padEnd(11, ' ');
 }

@@ -2,6 +2,7 @@
  * FAT32 FSInfo sector codec: Microsoft "FAT32 File System Specification" (fatgen103),
  * section 5 "FAT32 FSInfo Sector Structure". The counts are hints; readers check them.
  */
+import { view } from '../common/bytes.js';
 
 /** FSInfo signatures (fatgen103 section 5): FSI_LeadSig, FSI_StrucSig, FSI_TrailSig. */
 const FSINFO_LEAD = 0x41615252;
@@ -28,7 +29,7 @@ export function encodeFsInfo(info: FsInfo, sectorSize: number): Uint8Array {
 /** Decode an FSInfo sector; undefined when its signatures are missing. */
 export function decodeFsInfo(bytes: Uint8Array): FsInfo | undefined {
   if (bytes.length < 512) return undefined;
-  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const v = view(bytes);
   if (v.getUint32(0, true) !== FSINFO_LEAD || v.getUint32(484, true) !== FSINFO_STRUCT || v.getUint32(508, true) !== FSINFO_TRAIL) return undefined;
   return { freeCount: v.getUint32(488, true), nextFree: v.getUint32(492, true) };
 }

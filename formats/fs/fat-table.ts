@@ -3,7 +3,8 @@
  * bytes out. Entry values are cluster numbers, 0 for free, BAD for a bad cluster and any value
  * >= the end-of-chain threshold for the last cluster of a chain.
  */
-import { formatError } from '../common/errors.js';
+import { view } from '../common/bytes.js';
+import { fail } from '../common/errors.js';
 
 export type FatBits = 12 | 16 | 32;
 
@@ -42,12 +43,12 @@ export function fatBytesFor(bits: FatBits, entries: number): number {
 /** Pack entries into `out` (which must hold fatBytesFor(bits, entries.length) bytes). */
 export function encodeFatEntries(bits: FatBits, entries: ArrayLike<number>, out: Uint8Array): void {
   const need = fatBytesFor(bits, entries.length);
-  if (out.length < need) throw formatError('fat', 'INVALID_ARGUMENT', `FAT buffer of ${out.length} bytes cannot hold ${entries.length} entries`);
-  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  if (out.length < need) throw fail('fat', 'INVALID_ARGUMENT', `FAT buffer of ${out.length} bytes cannot hold ${entries.length} entries`);
+  const dv = view(out);
   for (let i = 0; i < entries.length; i++) {
     const v = entries[i];
-    if (bits === 16) view.setUint16(i * 2, v & 0xffff, true);
-    else if (bits === 32) view.setUint32(i * 4, v & FAT32_MASK, true);
+    if (bits === 16) dv.setUint16(i * 2, v & 0xffff, true);
+    else if (bits === 32) dv.setUint32(i * 4, v & FAT32_MASK, true);
     else {
       // FAT12: entry N sits at byte N + N/2; odd entries use the high 12 bits of the pair.
       const at = i + (i >> 1);
@@ -65,12 +66,12 @@ export function encodeFatEntries(bits: FatBits, entries: ArrayLike<number>, out:
 /** Decode `count` entries from FAT bytes; throws TRUNCATED when the bytes are too short. */
 export function decodeFatEntries(bits: FatBits, bytes: Uint8Array, count: number): Uint32Array {
   const need = fatBytesFor(bits, count);
-  if (bytes.length < need) throw formatError('fat', 'TRUNCATED', `FAT of ${bytes.length} bytes cannot hold ${count} entries`);
+  if (bytes.length < need) throw fail('fat', 'TRUNCATED', `FAT of ${bytes.length} bytes cannot hold ${count} entries`);
   const out = new Uint32Array(count);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const dv = view(bytes);
   for (let i = 0; i < count; i++) {
-    if (bits === 16) out[i] = view.getUint16(i * 2, true);
-    else if (bits === 32) out[i] = view.getUint32(i * 4, true) & FAT32_MASK;
+    if (bits === 16) out[i] = dv.getUint16(i * 2, true);
+    else if (bits === 32) out[i] = dv.getUint32(i * 4, true) & FAT32_MASK;
     else {
       const at = i + (i >> 1);
       const pair = bytes[at] | (bytes[at + 1] << 8);
@@ -94,7 +95,7 @@ export function encodeContiguousFat(bits: FatBits, media: number, chains: Readon
   let entries = 2;
   for (const [first, count] of chains) {
     if (!Number.isSafeInteger(first) || !Number.isSafeInteger(count) || first < 2 || count < 1 || first + count > badClusterMark(bits)) {
-      throw formatError('fat', 'INVALID_ARGUMENT', `chain of ${count} clusters from ${first} is not a valid FAT${bits} cluster range`);
+      throw fail('fat', 'INVALID_ARGUMENT', `chain of ${count} clusters from ${first} is not a valid FAT${bits} cluster range`);
     }
     entries = Math.max(entries, first + count);
   }
@@ -110,7 +111,7 @@ export function encodeContiguousFat(bits: FatBits, media: number, chains: Readon
     encodeFatEntries(bits, values, out);
     return;
   }
-  if (out.length < fatBytesFor(bits, entries)) throw formatError('fat', 'INVALID_ARGUMENT', `FAT buffer of ${out.length} bytes cannot hold ${entries} entries`);
+  if (out.length < fatBytesFor(bits, entries)) throw fail('fat', 'INVALID_ARGUMENT', `FAT buffer of ${out.length} bytes cannot hold ${entries} entries`);
   const view = bits === 32 ? new Uint32Array(out.buffer, out.byteOffset, entries) : new Uint16Array(out.buffer, out.byteOffset, entries);
   for (const [first, count] of chains) {
     const last = first + count - 1;

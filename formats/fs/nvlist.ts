@@ -10,7 +10,8 @@
  * The parser bounds every length and count by the bytes that remain, so hostile input gives a
  * FormatError, never a crash or a large allocation.
  */
-import { FormatError } from '../common/errors.js';
+import { view } from '../common/bytes.js';
+import { fail } from '../common/errors.js';
 
 const FORMAT = 'nvlist';
 /** nvpair.h: NV_ENCODE_XDR. */
@@ -75,7 +76,6 @@ const NATIVE_SIZE: Record<NvType, number> = {
   uint64_array: 8, string_array: 8, nvlist: 24, nvlist_array: 32,
 };
 
-const fail = (code: FormatError['code'], message: string) => new FormatError(code, message, FORMAT);
 const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
@@ -118,7 +118,7 @@ class Writer {
   f64(v: number) { this.ensure(8); this.view.setFloat64(this.length, v); this.length += 8; }
   raw(b: Uint8Array) { this.ensure(align4(b.length)); this.buf.set(b, this.length); this.length += align4(b.length); }
   string(s: string) {
-    if (s.includes('\0')) throw fail('INVALID_ARGUMENT', `nvlist strings cannot hold NUL: ${JSON.stringify(s)}`);
+    if (s.includes('\0')) throw fail(FORMAT, 'INVALID_ARGUMENT', `nvlist strings cannot hold NUL: ${JSON.stringify(s)}`);
     const b = utf8.encode(s);
     this.u32(b.length);
     this.raw(b);
@@ -129,14 +129,14 @@ class Writer {
 
 function checkInt(type: SmallInt, v: number, name: string): number {
   const [lo, hi] = RANGES[type];
-  if (!Number.isInteger(v) || v < lo || v > hi) throw fail('INVALID_ARGUMENT', `${name}: ${v} is not a ${type}`);
+  if (!Number.isInteger(v) || v < lo || v > hi) throw fail(FORMAT, 'INVALID_ARGUMENT', `${name}: ${v} is not a ${type}`);
   // xdr_char sign-extends a C char (x86, as FreeBSD/amd64 writes it); xdr_short/xdr_int likewise.
   if (type === 'byte' || type === 'uint8') return (v << 24) >> 24;
   return type === 'uint32' || type === 'uint16' ? v >>> 0 : v;
 }
 
 function writeList(w: Writer, list: NvList, depth: number): void {
-  if (depth > MAX_DEPTH) throw fail('INVALID_ARGUMENT', `nvlists nested deeper than ${MAX_DEPTH}`);
+  if (depth > MAX_DEPTH) throw fail(FORMAT, 'INVALID_ARGUMENT', `nvlists nested deeper than ${MAX_DEPTH}`);
   w.i32(list.version);
   w.u32(list.flags);
   for (const p of list.pairs) {
@@ -167,7 +167,7 @@ function writeList(w: Writer, list: NvList, depth: number): void {
       case 'string_array': w.i32(p.value.length); for (const s of p.value) w.string(s); break;
       case 'nvlist': w.i32(1); writeList(w, p.value, depth + 1); break;
       case 'nvlist_array': w.i32(p.value.length); for (const l of p.value) writeList(w, l, depth + 1); break;
-      default: throw fail('INVALID_ARGUMENT', `unknown nvpair type ${(p as { type: string }).type}`);
+      default: throw fail(FORMAT, 'INVALID_ARGUMENT', `unknown nvpair type ${(p as { type: string }).type}`);
     }
     w.setI32(start, w.length - start);
   }
@@ -188,11 +188,11 @@ export function encodeNvlist(list: NvList): Uint8Array {
 class Reader {
   private readonly view: DataView;
   constructor(private readonly b: Uint8Array, public at: number, private readonly end: number) {
-    this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    this.view = view(b);
   }
   get left() { return this.end - this.at; }
   need(n: number, what: string) {
-    if (n > this.left) throw fail('TRUNCATED', `${what} needs ${n} bytes at offset ${this.at}, ${this.left} remain`);
+    if (n > this.left) throw fail(FORMAT, 'TRUNCATED', `${what} needs ${n} bytes at offset ${this.at}, ${this.left} remain`);
   }
   i32(what: string) { this.need(4, what); const v = this.view.getInt32(this.at); this.at += 4; return v; }
   u32(what: string) { this.need(4, what); const v = this.view.getUint32(this.at); this.at += 4; return v; }
@@ -206,13 +206,13 @@ class Reader {
   }
   string(what: string): string {
     const n = this.u32(`${what} length`);
-    if (n > this.left) throw fail('TOO_LARGE', `${what}: string of ${n} bytes, only ${this.left} remain`);
+    if (n > this.left) throw fail(FORMAT, 'TOO_LARGE', `${what}: string of ${n} bytes, only ${this.left} remain`);
     const bytes = this.opaque(n, what);
-    if (bytes.includes(0)) throw fail('BAD_VALUE', `${what}: string holds a NUL byte`);
+    if (bytes.includes(0)) throw fail(FORMAT, 'BAD_VALUE', `${what}: string holds a NUL byte`);
     try {
       return utf8Strict.decode(bytes);
     } catch {
-      throw fail('BAD_VALUE', `${what}: string is not valid UTF-8`);
+      throw fail(FORMAT, 'BAD_VALUE', `${what}: string is not valid UTF-8`);
     }
   }
 }
@@ -220,38 +220,38 @@ class Reader {
 function readSmall(type: SmallInt, raw: number, what: string): number {
   // Accept what either char signedness writes (xdr_char stores a C char widened to int).
   if (type === 'byte' || type === 'uint8') {
-    if (raw < -0x80 || raw > 0xff) throw fail('BAD_VALUE', `${what}: ${raw} is not a ${type}`);
+    if (raw < -0x80 || raw > 0xff) throw fail(FORMAT, 'BAD_VALUE', `${what}: ${raw} is not a ${type}`);
     return raw & 0xff;
   }
   if (type === 'int8') {
-    if (raw < -0x80 || raw > 0xff) throw fail('BAD_VALUE', `${what}: ${raw} is not an int8`);
+    if (raw < -0x80 || raw > 0xff) throw fail(FORMAT, 'BAD_VALUE', `${what}: ${raw} is not an int8`);
     return (raw << 24) >> 24;
   }
   const v = type === 'uint16' || type === 'uint32' ? raw >>> 0 : raw;
   const [lo, hi] = RANGES[type];
-  if (v < lo || v > hi) throw fail('BAD_VALUE', `${what}: ${v} is not a ${type}`);
+  if (v < lo || v > hi) throw fail(FORMAT, 'BAD_VALUE', `${what}: ${v} is not a ${type}`);
   return v;
 }
 
 /** xdr_array's count, which must match nelem and fit the remaining bytes. */
 function arrayCount(r: Reader, nelem: number, elementBytes: number, what: string): void {
   const count = r.u32(`${what} array count`);
-  if (count !== nelem) throw fail('BAD_VALUE', `${what}: array count ${count} differs from nelem ${nelem}`);
-  if (count * elementBytes > r.left) throw fail('TOO_LARGE', `${what}: ${count} elements do not fit in ${r.left} bytes`);
+  if (count !== nelem) throw fail(FORMAT, 'BAD_VALUE', `${what}: array count ${count} differs from nelem ${nelem}`);
+  if (count * elementBytes > r.left) throw fail(FORMAT, 'TOO_LARGE', `${what}: ${count} elements do not fit in ${r.left} bytes`);
 }
 
 function readValue(r: Reader, type: NvType, nelem: number, what: string, depth: number): NvValue {
   const scalar = (expect: number) => {
-    if (nelem !== expect) throw fail('BAD_VALUE', `${what}: ${type} with ${nelem} elements`);
+    if (nelem !== expect) throw fail(FORMAT, 'BAD_VALUE', `${what}: ${type} with ${nelem} elements`);
   };
   // Every element takes at least 4 bytes except in a byte array (1 byte): bound nelem first.
-  if (nelem * (type === 'byte_array' ? 1 : 4) > r.left) throw fail('TOO_LARGE', `${what}: ${nelem} elements do not fit in ${r.left} bytes`);
+  if (nelem * (type === 'byte_array' ? 1 : 4) > r.left) throw fail(FORMAT, 'TOO_LARGE', `${what}: ${nelem} elements do not fit in ${r.left} bytes`);
   switch (type) {
     case 'boolean': scalar(0); return { type };
     case 'boolean_value': {
       scalar(1);
       const v = r.i32(what);
-      if (v !== 0 && v !== 1) throw fail('BAD_VALUE', `${what}: boolean_value ${v}`);
+      if (v !== 0 && v !== 1) throw fail(FORMAT, 'BAD_VALUE', `${what}: boolean_value ${v}`);
       return { type, value: v === 1 };
     }
     case 'byte': case 'int8': case 'uint8': case 'int16': case 'uint16': case 'int32': case 'uint32':
@@ -272,7 +272,7 @@ function readValue(r: Reader, type: NvType, nelem: number, what: string, depth: 
         type,
         value: Array.from({ length: nelem }, () => {
           const v = r.i32(what);
-          if (v !== 0 && v !== 1) throw fail('BAD_VALUE', `${what}: boolean ${v}`);
+          if (v !== 0 && v !== 1) throw fail(FORMAT, 'BAD_VALUE', `${what}: boolean ${v}`);
           return v === 1;
         }),
       };
@@ -285,14 +285,14 @@ function readValue(r: Reader, type: NvType, nelem: number, what: string, depth: 
     case 'nvlist': scalar(1); return { type, value: readList(r, depth + 1) };
     case 'nvlist_array': {
       // Each embedded list is at least 16 bytes (version, flags, terminator).
-      if (nelem * 16 > r.left) throw fail('TOO_LARGE', `${what}: ${nelem} nvlists do not fit in ${r.left} bytes`);
+      if (nelem * 16 > r.left) throw fail(FORMAT, 'TOO_LARGE', `${what}: ${nelem} nvlists do not fit in ${r.left} bytes`);
       return { type, value: Array.from({ length: nelem }, () => readList(r, depth + 1)) };
     }
   }
 }
 
 function readList(r: Reader, depth: number): NvList {
-  if (depth > MAX_DEPTH) throw fail('TOO_LARGE', `nvlists nested deeper than ${MAX_DEPTH}`);
+  if (depth > MAX_DEPTH) throw fail(FORMAT, 'TOO_LARGE', `nvlists nested deeper than ${MAX_DEPTH}`);
   const version = r.i32('nvl_version');
   const flags = r.u32('nvl_nvflag');
   const pairs: NvPair[] = [];
@@ -302,19 +302,19 @@ function readList(r: Reader, depth: number): NvList {
     const decoded = r.i32('decoded size');
     if (encoded === 0 && decoded === 0) break;
     // 5 words at least: the two sizes, the name length, the type and nelem.
-    if (encoded < 20 || encoded > r.left + 8 || encoded % 4 !== 0) throw fail('BAD_VALUE', `nvpair at ${start}: encoded size ${encoded} with ${r.left + 8} bytes left`);
-    if (decoded < 24) throw fail('BAD_VALUE', `nvpair at ${start}: decoded size ${decoded}`);
+    if (encoded < 20 || encoded > r.left + 8 || encoded % 4 !== 0) throw fail(FORMAT, 'BAD_VALUE', `nvpair at ${start}: encoded size ${encoded} with ${r.left + 8} bytes left`);
+    if (decoded < 24) throw fail(FORMAT, 'BAD_VALUE', `nvpair at ${start}: decoded size ${decoded}`);
     const name = r.string(`nvpair name at ${start}`);
     const typeNo = r.i32(`type of ${name}`);
     const type = TYPE_NAMES.get(typeNo);
-    if (!type) throw fail('BAD_VALUE', `nvpair "${name}": unknown data type ${typeNo}`);
+    if (!type) throw fail(FORMAT, 'BAD_VALUE', `nvpair "${name}": unknown data type ${typeNo}`);
     const nelem = r.i32(`nelem of ${name}`);
-    if (nelem < 0) throw fail('BAD_VALUE', `nvpair "${name}": negative element count ${nelem}`);
+    if (nelem < 0) throw fail(FORMAT, 'BAD_VALUE', `nvpair "${name}": negative element count ${nelem}`);
     const pair = { name, ...readValue(r, type, nelem, `nvpair "${name}"`, depth) } as NvPair;
     if (r.at - start !== encoded) {
-      throw fail('BAD_VALUE', `nvpair "${name}": encoded size ${encoded} but its value ends after ${r.at - start} bytes`);
+      throw fail(FORMAT, 'BAD_VALUE', `nvpair "${name}": encoded size ${encoded} but its value ends after ${r.at - start} bytes`);
     }
-    if (decoded < nativePairSize(pair)) throw fail('BAD_VALUE', `nvpair "${name}": decoded size ${decoded} is smaller than its value`);
+    if (decoded < nativePairSize(pair)) throw fail(FORMAT, 'BAD_VALUE', `nvpair "${name}": decoded size ${decoded} is smaller than its value`);
     pairs.push(pair);
   }
   return { version, flags, pairs };
@@ -326,9 +326,9 @@ function readList(r: Reader, depth: number): NvList {
  */
 export function decodeNvlist(bytes: Uint8Array, end = bytes.length): NvList {
   if (end > bytes.length) end = bytes.length;
-  if (end < 4) throw fail('TRUNCATED', 'an nvlist needs a 4-byte header');
-  if (bytes[0] !== NV_ENCODE_XDR) throw fail('BAD_MAGIC', `nvlist encoding ${bytes[0]} is not XDR (1)`);
-  if (bytes[1] > 1) throw fail('BAD_VALUE', `nvlist endian byte ${bytes[1]}`);
+  if (end < 4) throw fail(FORMAT, 'TRUNCATED', 'an nvlist needs a 4-byte header');
+  if (bytes[0] !== NV_ENCODE_XDR) throw fail(FORMAT, 'BAD_MAGIC', `nvlist encoding ${bytes[0]} is not XDR (1)`);
+  if (bytes[1] > 1) throw fail(FORMAT, 'BAD_VALUE', `nvlist endian byte ${bytes[1]}`);
   return readList(new Reader(bytes, 4, end), 0);
 }
 

@@ -19,7 +19,8 @@
  * garbage with a lucky magic is rejected. FreeBSD reads only its native byte order; we accept
  * both and report which one matched.
  */
-import { formatError } from '../common/errors.js';
+import { latin1Z } from '../common/bytes.js';
+import { fail } from '../common/errors.js';
 
 export const UFS1_MAGIC = 0x011954;
 export const UFS2_MAGIC = 0x19540119;
@@ -64,17 +65,13 @@ export interface UfsSuperblock {
   cylinderGroups: number;
 }
 
-const fail = (code: 'TRUNCATED' | 'BAD_MAGIC' | 'BAD_VALUE', msg: string): never => {
-  throw formatError('ufs', code, msg);
-};
-
 /**
  * Parse the superblock in `bytes` (which starts at the superblock) found at byte
  * `superblockOffset` of the partition. Throws FormatError on anything not a superblock.
  */
 export function decodeUfsSuperblock(bytes: Uint8Array, superblockOffset: number): UfsSuperblock {
-  if (!(bytes instanceof Uint8Array)) fail('BAD_VALUE', 'superblock bytes must be a Uint8Array');
-  if (bytes.length < STRUCT_FS_SIZE) fail('TRUNCATED', `superblock needs ${STRUCT_FS_SIZE} bytes, have ${bytes.length}`);
+  if (!(bytes instanceof Uint8Array)) throw fail('ufs', 'BAD_VALUE', 'superblock bytes must be a Uint8Array');
+  if (bytes.length < STRUCT_FS_SIZE) throw fail('ufs', 'TRUNCATED', `superblock needs ${STRUCT_FS_SIZE} bytes, have ${bytes.length}`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, STRUCT_FS_SIZE);
   let le = true;
   let magic = dv.getUint32(OFF.magic, true);
@@ -82,20 +79,20 @@ export function decodeUfsSuperblock(bytes: Uint8Array, superblockOffset: number)
     le = false;
     magic = dv.getUint32(OFF.magic, false);
   }
-  if (magic === UFS_BAD_MAGIC) fail('BAD_MAGIC', `superblock at ${superblockOffset} carries FS_BAD_MAGIC (newfs did not finish)`);
-  if (magic !== UFS1_MAGIC && magic !== UFS2_MAGIC) fail('BAD_MAGIC', `no UFS magic at ${superblockOffset}`);
+  if (magic === UFS_BAD_MAGIC) throw fail('ufs', 'BAD_MAGIC', `superblock at ${superblockOffset} carries FS_BAD_MAGIC (newfs did not finish)`);
+  if (magic !== UFS1_MAGIC && magic !== UFS2_MAGIC) throw fail('ufs', 'BAD_MAGIC', `no UFS magic at ${superblockOffset}`);
   const version: 1 | 2 = magic === UFS1_MAGIC ? 1 : 2;
   const i32 = (o: number) => dv.getInt32(o, le);
   const u32 = (o: number) => dv.getUint32(o, le);
   const i64 = (o: number) => dv.getBigInt64(o, le);
 
   if (version === 1 && superblockOffset > 8192) {
-    fail('BAD_VALUE', `UFS1 magic at ${superblockOffset}: UFS1 superblocks live at 0 or 8192 (ffs_subr.c readsuper)`);
+    throw fail('ufs', 'BAD_VALUE', `UFS1 magic at ${superblockOffset}: UFS1 superblocks live at 0 or 8192 (ffs_subr.c readsuper)`);
   }
   if (version === 2) {
     const loc = i64(OFF.sblockloc);
     if (loc !== BigInt(superblockOffset)) {
-      fail('BAD_VALUE', `UFS2 superblock at ${superblockOffset} says fs_sblockloc ${loc} (ffs_subr.c readsuper)`);
+      throw fail('ufs', 'BAD_VALUE', `UFS2 superblock at ${superblockOffset} says fs_sblockloc ${loc} (ffs_subr.c readsuper)`);
     }
   }
   const ncg = u32(OFF.ncg);
@@ -103,26 +100,21 @@ export function decodeUfsSuperblock(bytes: Uint8Array, superblockOffset: number)
   const fsize = i32(OFF.fsize);
   const frag = i32(OFF.frag);
   const sbsize = i32(OFF.sbsize);
-  if (ncg < 1) fail('BAD_VALUE', 'fs_ncg is 0');
-  if (bsize < MINBSIZE || bsize > MAXBSIZE || (bsize & (bsize - 1)) !== 0) fail('BAD_VALUE', `fs_bsize ${bsize} out of range`);
-  if (fsize < 512 || fsize > bsize || (fsize & (fsize - 1)) !== 0) fail('BAD_VALUE', `fs_fsize ${fsize} out of range`);
-  if (bsize / fsize > MAXFRAG || frag !== bsize / fsize) fail('BAD_VALUE', `fs_frag ${frag} does not match ${bsize}/${fsize}`);
-  if (sbsize <= 0 || sbsize > UFS_SUPERBLOCK_SIZE) fail('BAD_VALUE', `fs_sbsize ${sbsize} out of range`);
+  if (ncg < 1) throw fail('ufs', 'BAD_VALUE', 'fs_ncg is 0');
+  if (bsize < MINBSIZE || bsize > MAXBSIZE || (bsize & (bsize - 1)) !== 0) throw fail('ufs', 'BAD_VALUE', `fs_bsize ${bsize} out of range`);
+  if (fsize < 512 || fsize > bsize || (fsize & (fsize - 1)) !== 0) throw fail('ufs', 'BAD_VALUE', `fs_fsize ${fsize} out of range`);
+  if (bsize / fsize > MAXFRAG || frag !== bsize / fsize) throw fail('ufs', 'BAD_VALUE', `fs_frag ${frag} does not match ${bsize}/${fsize}`);
+  if (sbsize <= 0 || sbsize > UFS_SUPERBLOCK_SIZE) throw fail('ufs', 'BAD_VALUE', `fs_sbsize ${sbsize} out of range`);
   let sizeFrags: number;
   if (version === 2) {
     const s = i64(OFF.size);
-    if (s <= 0n || s > BigInt(Number.MAX_SAFE_INTEGER)) fail('BAD_VALUE', `fs_size ${s} out of range`);
+    if (s <= 0n || s > BigInt(Number.MAX_SAFE_INTEGER)) throw fail('ufs', 'BAD_VALUE', `fs_size ${s} out of range`);
     sizeFrags = Number(s);
   } else {
     sizeFrags = i32(OFF.oldSize);
-    if (sizeFrags <= 0) fail('BAD_VALUE', `fs_old_size ${sizeFrags} out of range`);
+    if (sizeFrags <= 0) throw fail('ufs', 'BAD_VALUE', `fs_old_size ${sizeFrags} out of range`);
   }
-  let volname = '';
-  for (let i = 0; i < VOLNAME_LEN; i++) {
-    const c = bytes[OFF.volname + i];
-    if (c === 0) break;
-    volname += String.fromCharCode(c);
-  }
+  const volname = latin1Z(bytes, OFF.volname, VOLNAME_LEN);
   const hex8 = (n: number) => n.toString(16).padStart(8, '0');
   return {
     version,
@@ -144,7 +136,7 @@ export function decodeUfsSuperblock(bytes: Uint8Array, superblockOffset: number)
  * location that had a magic, else BAD_MAGIC (TRUNCATED when too short to hold one).
  */
 export function findUfsSuperblock(head: Uint8Array): UfsSuperblock {
-  if (!(head instanceof Uint8Array)) fail('BAD_VALUE', 'partition bytes must be a Uint8Array');
+  if (!(head instanceof Uint8Array)) throw fail('ufs', 'BAD_VALUE', 'partition bytes must be a Uint8Array');
   let rejection: unknown;
   for (const off of UFS_SUPERBLOCK_OFFSETS) {
     if (off + STRUCT_FS_SIZE > head.length) continue;
@@ -156,6 +148,6 @@ export function findUfsSuperblock(head: Uint8Array): UfsSuperblock {
     }
   }
   if (rejection !== undefined) throw rejection;
-  if (head.length < STRUCT_FS_SIZE) fail('TRUNCATED', `only ${head.length} bytes: too short for a UFS superblock`);
-  return fail('BAD_MAGIC', `no UFS superblock at ${UFS_SUPERBLOCK_OFFSETS.join(', ')}`);
+  if (head.length < STRUCT_FS_SIZE) throw fail('ufs', 'TRUNCATED', `only ${head.length} bytes: too short for a UFS superblock`);
+  throw fail('ufs', 'BAD_MAGIC', `no UFS superblock at ${UFS_SUPERBLOCK_OFFSETS.join(', ')}`);
 }

@@ -10,8 +10,9 @@
  * checked as ZIO_CHECKSUM_LABEL: the digest is taken with the checksum slot holding the
  * verifier {byte offset of the block on the vdev, 0, 0, 0} (zio_checksum_label_verifier()).
  */
-import { createHash } from 'node:crypto';
-import { FormatError } from '../common/errors.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { view } from '../common/bytes.js';
+import { FormatError, fail } from '../common/errors.js';
 import { nvChild, nvFind, nvUint64, encodeNvlist, decodeNvlist, type NvList } from './nvlist.js';
 
 const FORMAT = 'zfs-label';
@@ -41,32 +42,29 @@ export const VB_NVLIST = 1n;
 /** sizeof (vbe_bootenv). */
 export const BOOTENV_PAYLOAD = BOOTENV_SIZE - 8 - ECK_SIZE;
 
-const fail = (code: FormatError['code'], message: string) => new FormatError(code, message, FORMAT);
-
 /** psize and the four label offsets of a vdev of `size` bytes. */
 export function labelOffsets(size: number): number[] {
   const psize = Math.floor(size / LABEL_SIZE) * LABEL_SIZE;
-  if (psize < LABEL_COUNT * LABEL_SIZE) throw fail('TRUNCATED', `a vdev of ${size} bytes cannot hold four 256 KiB labels`);
+  if (psize < LABEL_COUNT * LABEL_SIZE) throw fail(FORMAT, 'TRUNCATED', `a vdev of ${size} bytes cannot hold four 256 KiB labels`);
   return [0, LABEL_SIZE, psize - 2 * LABEL_SIZE, psize - LABEL_SIZE];
 }
 
 export type Endian = 'little' | 'big';
 
 function u64(b: Uint8Array, at: number, endian: Endian): bigint {
-  return new DataView(b.buffer, b.byteOffset, b.byteLength).getBigUint64(at, endian === 'little');
+  return view(b).getBigUint64(at, endian === 'little');
 }
 
 /** The digest stored as four native 64-bit words, each the big-endian reading of 8 digest bytes. */
 function labelChecksum(block: Uint8Array, offset: number, endian: Endian): Uint8Array {
   const copy = new Uint8Array(block);
-  const view = new DataView(copy.buffer);
   const at = copy.length - 32;
   copy.fill(0, at);
-  view.setBigUint64(at, BigInt(offset), endian === 'little');
-  const digest = createHash('sha256').update(copy).digest();
+  new DataView(copy.buffer).setBigUint64(at, BigInt(offset), endian === 'little');
+  const digest = view(sha256(copy));
   const out = new Uint8Array(32);
   const ov = new DataView(out.buffer);
-  for (let i = 0; i < 4; i++) ov.setBigUint64(i * 8, digest.readBigUInt64BE(i * 8), endian === 'little');
+  for (let i = 0; i < 4; i++) ov.setBigUint64(i * 8, digest.getBigUint64(i * 8, false), endian === 'little');
   return out;
 }
 
@@ -78,7 +76,7 @@ export interface EmbeddedCheck {
 
 /** Check a block's embedded ZIO_CHECKSUM_LABEL (zio_checksum_error_impl). */
 export function checkEmbedded(block: Uint8Array, offset: number): EmbeddedCheck {
-  if (block.length < ECK_SIZE) throw fail('TRUNCATED', `a checksummed block needs ${ECK_SIZE} bytes`);
+  if (block.length < ECK_SIZE) throw fail(FORMAT, 'TRUNCATED', `a checksummed block needs ${ECK_SIZE} bytes`);
   const at = block.length - ECK_SIZE;
   const endian: Endian | null = u64(block, at, 'little') === ZEC_MAGIC ? 'little' : u64(block, at, 'big') === ZEC_MAGIC ? 'big' : null;
   if (!endian) return { endian: null, valid: false };
@@ -111,7 +109,7 @@ export interface Bootenv {
 
 /** Parse the 8 KiB boot environment block of a label at vdev byte `offset`. */
 export function decodeBootenv(block: Uint8Array, offset: number): Bootenv {
-  if (block.length !== BOOTENV_SIZE) throw fail('TRUNCATED', `boot environment block is ${block.length} bytes, not ${BOOTENV_SIZE}`);
+  if (block.length !== BOOTENV_SIZE) throw fail(FORMAT, 'TRUNCATED', `boot environment block is ${block.length} bytes, not ${BOOTENV_SIZE}`);
   const checksum = checkEmbedded(block, offset);
   const version = u64(block, 0, 'big');
   const payload = block.subarray(8, 8 + BOOTENV_PAYLOAD);
@@ -134,7 +132,7 @@ export function decodeBootenv(block: Uint8Array, offset: number): Bootenv {
 export function encodeBootenvBlock(env: NvList, offset: number, endian: Endian = 'little'): Uint8Array {
   const packed = encodeNvlist(env);
   // vdev_label_write_bootenv refuses nvsize >= sizeof (vbe_bootenv) (E2BIG).
-  if (packed.length >= BOOTENV_PAYLOAD) throw fail('INVALID_ARGUMENT', `boot environment of ${packed.length} bytes exceeds ${BOOTENV_PAYLOAD - 1}`);
+  if (packed.length >= BOOTENV_PAYLOAD) throw fail(FORMAT, 'INVALID_ARGUMENT', `boot environment of ${packed.length} bytes exceeds ${BOOTENV_PAYLOAD - 1}`);
   const block = new Uint8Array(BOOTENV_SIZE);
   new DataView(block.buffer).setBigUint64(0, VB_NVLIST, false);
   block.set(packed, 8);
@@ -144,7 +142,7 @@ export function encodeBootenvBlock(env: NvList, offset: number, endian: Endian =
 /** A 112 KiB vdev_phys block holding `config`, sealed for vdev byte `offset` (vdev_label_init/sync). */
 export function encodeConfigBlock(config: NvList, offset: number, endian: Endian = 'little'): Uint8Array {
   const packed = encodeNvlist(config);
-  if (packed.length > PHYS_SIZE - ECK_SIZE) throw fail('INVALID_ARGUMENT', `label nvlist of ${packed.length} bytes exceeds ${PHYS_SIZE - ECK_SIZE}`);
+  if (packed.length > PHYS_SIZE - ECK_SIZE) throw fail(FORMAT, 'INVALID_ARGUMENT', `label nvlist of ${packed.length} bytes exceeds ${PHYS_SIZE - ECK_SIZE}`);
   const block = new Uint8Array(PHYS_SIZE);
   block.set(packed);
   return sealEmbedded(block, offset, endian);
@@ -172,7 +170,7 @@ export function uberblockSlotSize(ashift: number): number {
 
 /** Every slot of a ring with an uberblock magic (either byte order); empty slots are skipped. */
 export function decodeUberblockRing(ring: Uint8Array, ringOffset: number, ashift: number): Uberblock[] {
-  if (ring.length !== UBERBLOCK_RING) throw fail('TRUNCATED', `uberblock ring is ${ring.length} bytes, not ${UBERBLOCK_RING}`);
+  if (ring.length !== UBERBLOCK_RING) throw fail(FORMAT, 'TRUNCATED', `uberblock ring is ${ring.length} bytes, not ${UBERBLOCK_RING}`);
   const size = uberblockSlotSize(ashift);
   const out: Uberblock[] = [];
   for (let slot = 0; slot < UBERBLOCK_RING / size; slot++) {
@@ -216,7 +214,7 @@ export interface ZfsLabel {
 
 /** Parse one 256 KiB label read from vdev byte `offset`. */
 export function decodeLabel(bytes: Uint8Array, index: number, offset: number): ZfsLabel {
-  if (bytes.length !== LABEL_SIZE) throw fail('TRUNCATED', `label ${index} is ${bytes.length} bytes, not ${LABEL_SIZE}`);
+  if (bytes.length !== LABEL_SIZE) throw fail(FORMAT, 'TRUNCATED', `label ${index} is ${bytes.length} bytes, not ${LABEL_SIZE}`);
   const phys = bytes.subarray(PHYS_OFFSET, PHYS_OFFSET + PHYS_SIZE);
   const configChecksum = checkEmbedded(phys, offset + PHYS_OFFSET);
   let config: NvList | undefined;

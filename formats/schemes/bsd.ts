@@ -5,7 +5,8 @@
  * 8 KiB boot area (BSD_BOOTBLOCK_SIZE). The writer follows FreeBSD mkimg `usr.bin/mkimg/bsd.c`.
  */
 import { DEFAULT_GEOMETRY, type Geometry } from './chs.js';
-import { formatError } from '../common/errors.js';
+import { latin1Z, putU16le, putU32le, u16le, u32le } from '../common/bytes.js';
+import { fail } from '../common/errors.js';
 
 /** BSD_MAGIC, at d_magic (offset 0) and d_magic2 (offset 132). */
 export const BSD_MAGIC = 0x82564557;
@@ -113,35 +114,11 @@ export function bsdFstypeByte(nameOrRaw: string | number): number | undefined {
   return /^[0-9]{1,3}$/.test(text) && Number(text) <= 0xff ? Number(text) : undefined;
 }
 
-function u16(b: Uint8Array, off: number): number {
-  return b[off] | (b[off + 1] << 8);
-}
-
-function u32(b: Uint8Array, off: number): number {
-  return (b[off] | (b[off + 1] << 8) | (b[off + 2] << 16) | (b[off + 3] << 24)) >>> 0;
-}
-
-function putU16(b: Uint8Array, off: number, v: number): void {
-  b[off] = v & 0xff;
-  b[off + 1] = (v >>> 8) & 0xff;
-}
-
-function putU32(b: Uint8Array, off: number, v: number): void {
-  putU16(b, off, v & 0xffff);
-  putU16(b, off + 2, (v >>> 16) & 0xffff);
-}
-
-function cString(b: Uint8Array, off: number, len: number): string {
-  let end = off;
-  while (end < off + len && b[end] !== 0) end++;
-  return String.fromCharCode(...b.subarray(off, end));
-}
-
 /** dkcksum(): XOR of the u16 words from the label start to the end of d_partitions[npartitions]. */
 function labelChecksum(label: Uint8Array, npartitions: number): number {
   const end = OFF_PARTITIONS + npartitions * PARTITION_BYTES;
   let sum = 0;
-  for (let off = 0; off < end; off += 2) if (off !== OFF_CHECKSUM) sum ^= u16(label, off);
+  for (let off = 0; off < end; off += 2) if (off !== OFF_CHECKSUM) sum ^= u16le(label, off);
   return sum;
 }
 
@@ -157,51 +134,51 @@ export function bsdPartitionLetter(slot: number): string {
  */
 export function decodeBsdLabel(bytes: Uint8Array): BsdLabel {
   if (bytes.length < OFF_PARTITIONS) {
-    throw formatError('bsd', 'TRUNCATED', `BSD label needs at least ${OFF_PARTITIONS} bytes, got ${bytes.length}`);
+    throw fail('bsd', 'TRUNCATED', `BSD label needs at least ${OFF_PARTITIONS} bytes, got ${bytes.length}`);
   }
-  if (u32(bytes, OFF_MAGIC) !== BSD_MAGIC || u32(bytes, OFF_MAGIC2) !== BSD_MAGIC) {
-    throw formatError('bsd', 'BAD_MAGIC', 'BSD label magic 0x82564557 missing at offset 0 or 132');
+  if (u32le(bytes, OFF_MAGIC) !== BSD_MAGIC || u32le(bytes, OFF_MAGIC2) !== BSD_MAGIC) {
+    throw fail('bsd', 'BAD_MAGIC', 'BSD label magic 0x82564557 missing at offset 0 or 132');
   }
-  const npartitions = u16(bytes, OFF_NPARTITIONS);
+  const npartitions = u16le(bytes, OFF_NPARTITIONS);
   if (npartitions > BSD_NPARTS_MAX) {
-    throw formatError('bsd', 'TOO_LARGE', `BSD label claims ${npartitions} partitions, at most ${BSD_NPARTS_MAX} allowed`);
+    throw fail('bsd', 'TOO_LARGE', `BSD label claims ${npartitions} partitions, at most ${BSD_NPARTS_MAX} allowed`);
   }
   const end = OFF_PARTITIONS + npartitions * PARTITION_BYTES;
   if (bytes.length < end) {
-    throw formatError('bsd', 'TRUNCATED', `BSD label with ${npartitions} partitions needs ${end} bytes, got ${bytes.length}`);
+    throw fail('bsd', 'TRUNCATED', `BSD label with ${npartitions} partitions needs ${end} bytes, got ${bytes.length}`);
   }
   const partitions: BsdPartition[] = [];
   for (let slot = 0; slot < npartitions; slot++) {
     const off = OFF_PARTITIONS + slot * PARTITION_BYTES;
     const p: BsdPartition = {
       letter: bsdPartitionLetter(slot),
-      size: u32(bytes, off),
-      offset: u32(bytes, off + 4),
-      fsize: u32(bytes, off + 8),
+      size: u32le(bytes, off),
+      offset: u32le(bytes, off + 4),
+      fsize: u32le(bytes, off + 8),
       fstype: bytes[off + 12],
       frag: bytes[off + 13],
-      cpg: u16(bytes, off + 14),
+      cpg: u16le(bytes, off + 14),
     };
     if (p.size > 0 || p.fstype !== 0) partitions.push(p);
   }
-  const checksum = u16(bytes, OFF_CHECKSUM);
+  const checksum = u16le(bytes, OFF_CHECKSUM);
   return {
-    secsize: u32(bytes, OFF_SECSIZE),
-    nsectors: u32(bytes, OFF_NSECTORS),
-    ntracks: u32(bytes, OFF_NTRACKS),
-    ncylinders: u32(bytes, OFF_NCYLINDERS),
-    secpercyl: u32(bytes, OFF_SECPERCYL),
-    secperunit: u32(bytes, OFF_SECPERUNIT),
+    secsize: u32le(bytes, OFF_SECSIZE),
+    nsectors: u32le(bytes, OFF_NSECTORS),
+    ntracks: u32le(bytes, OFF_NTRACKS),
+    ncylinders: u32le(bytes, OFF_NCYLINDERS),
+    secpercyl: u32le(bytes, OFF_SECPERCYL),
+    secperunit: u32le(bytes, OFF_SECPERUNIT),
     npartitions,
-    bbsize: u32(bytes, OFF_BBSIZE),
-    sbsize: u32(bytes, OFF_SBSIZE),
+    bbsize: u32le(bytes, OFF_BBSIZE),
+    sbsize: u32le(bytes, OFF_SBSIZE),
     checksum,
     checksumValid: labelChecksum(bytes, npartitions) === checksum,
     partitions,
-    type: u16(bytes, OFF_TYPE),
-    rpm: u16(bytes, OFF_RPM),
-    typename: cString(bytes, OFF_TYPENAME, 16),
-    packname: cString(bytes, OFF_PACKNAME, 16),
+    type: u16le(bytes, OFF_TYPE),
+    rpm: u16le(bytes, OFF_RPM),
+    typename: latin1Z(bytes, OFF_TYPENAME, 16),
+    packname: latin1Z(bytes, OFF_PACKNAME, 16),
   };
 }
 
@@ -230,12 +207,8 @@ export interface BsdLabelSpec {
   ncylinders?: number;
 }
 
-function invalid(message: string): Error {
-  return formatError('bsd', 'INVALID_ARGUMENT', message);
-}
-
 function checkUint(value: number, max: number, what: string): void {
-  if (!Number.isInteger(value) || value < 0 || value > max) throw invalid(`${what} ${value} is outside 0-${max}`);
+  if (!Number.isInteger(value) || value < 0 || value > max) throw fail('bsd', 'INVALID_ARGUMENT', `${what} ${value} is outside 0-${max}`);
 }
 
 /** Size of the boot area for a sector size: 8 KiB, or two sectors when that is larger. */
@@ -254,19 +227,19 @@ export function bsdBootAreaBytes(sectorSize: number): number {
 export function encodeBsdLabel(spec: BsdLabelSpec): Uint8Array {
   const { sectorSize, totalSectors } = spec;
   if (!Number.isInteger(sectorSize) || sectorSize < 512 || (sectorSize & (sectorSize - 1)) !== 0) {
-    throw invalid(`sector size ${sectorSize} is not a power of two >= 512`);
+    throw fail('bsd', 'INVALID_ARGUMENT', `sector size ${sectorSize} is not a power of two >= 512`);
   }
   checkUint(totalSectors, U32_MAX, 'total sectors');
   const g = spec.geometry ?? DEFAULT_GEOMETRY;
   checkUint(g.heads, U32_MAX, 'heads');
   checkUint(g.sectorsPerTrack, U32_MAX, 'sectors per track');
   const secpercyl = g.heads * g.sectorsPerTrack;
-  if (secpercyl < 1 || secpercyl > U32_MAX) throw invalid(`geometry ${g.heads}x${g.sectorsPerTrack} is not usable`);
+  if (secpercyl < 1 || secpercyl > U32_MAX) throw fail('bsd', 'INVALID_ARGUMENT', `geometry ${g.heads}x${g.sectorsPerTrack} is not usable`);
   const slots = new Map<number, BsdLabelPartitionSpec>();
   for (const p of spec.partitions) {
     const slot = /^[a-t]$/.test(p.letter) ? p.letter.charCodeAt(0) - 0x61 : -1;
-    if (slot < 0 || slot === BSD_RAW_PART) throw invalid(`partition letter '${p.letter}' is not one of a-b, d-t`);
-    if (slots.has(slot)) throw invalid(`partition '${p.letter}' given twice`);
+    if (slot < 0 || slot === BSD_RAW_PART) throw fail('bsd', 'INVALID_ARGUMENT', `partition letter '${p.letter}' is not one of a-b, d-t`);
+    if (slots.has(slot)) throw fail('bsd', 'INVALID_ARGUMENT', `partition '${p.letter}' given twice`);
     checkUint(p.offset, U32_MAX, `partition ${p.letter} offset`);
     checkUint(p.size, U32_MAX, `partition ${p.letter} size`);
     checkUint(p.fstype, 0xff, `partition ${p.letter} fstype`);
@@ -278,41 +251,41 @@ export function encodeBsdLabel(spec: BsdLabelSpec): Uint8Array {
   const highest = Math.max(BSD_RAW_PART, ...slots.keys());
   const npartitions = spec.npartitions ?? Math.max(BSD_NPARTS_MIN, highest + 1);
   if (!Number.isInteger(npartitions) || npartitions <= highest || npartitions > BSD_NPARTS_MAX) {
-    throw invalid(`npartitions ${npartitions} must be ${highest + 1}-${BSD_NPARTS_MAX}`);
+    throw fail('bsd', 'INVALID_ARGUMENT', `npartitions ${npartitions} must be ${highest + 1}-${BSD_NPARTS_MAX}`);
   }
   const ncylinders = spec.ncylinders ?? Math.ceil(totalSectors / secpercyl);
   checkUint(ncylinders, U32_MAX, 'cylinders');
 
   const area = new Uint8Array(bsdBootAreaBytes(sectorSize));
   if (spec.bootcode) {
-    if (spec.bootcode.length > area.length) throw invalid(`boot code of ${spec.bootcode.length} bytes exceeds the ${area.length}-byte boot area`);
+    if (spec.bootcode.length > area.length) throw fail('bsd', 'INVALID_ARGUMENT', `boot code of ${spec.bootcode.length} bytes exceeds the ${area.length}-byte boot area`);
     area.set(spec.bootcode, 0);
   }
   const labelBytes = OFF_PARTITIONS + Math.max(BSD_NPARTS_MIN, npartitions) * PARTITION_BYTES;
   const label = area.subarray(sectorSize, sectorSize + labelBytes);
   label.fill(0);
-  putU32(label, OFF_MAGIC, BSD_MAGIC);
-  putU32(label, OFF_SECSIZE, sectorSize);
-  putU32(label, OFF_NSECTORS, g.sectorsPerTrack);
-  putU32(label, OFF_NTRACKS, g.heads);
-  putU32(label, OFF_NCYLINDERS, ncylinders);
-  putU32(label, OFF_SECPERCYL, secpercyl);
-  putU32(label, OFF_SECPERUNIT, totalSectors);
-  putU16(label, OFF_RPM, MKIMG_RPM);
-  putU32(label, OFF_MAGIC2, BSD_MAGIC);
-  putU16(label, OFF_NPARTITIONS, npartitions);
-  putU32(label, OFF_BBSIZE, BSD_BOOT_AREA);
+  putU32le(label, OFF_MAGIC, BSD_MAGIC);
+  putU32le(label, OFF_SECSIZE, sectorSize);
+  putU32le(label, OFF_NSECTORS, g.sectorsPerTrack);
+  putU32le(label, OFF_NTRACKS, g.heads);
+  putU32le(label, OFF_NCYLINDERS, ncylinders);
+  putU32le(label, OFF_SECPERCYL, secpercyl);
+  putU32le(label, OFF_SECPERUNIT, totalSectors);
+  putU16le(label, OFF_RPM, MKIMG_RPM);
+  putU32le(label, OFF_MAGIC2, BSD_MAGIC);
+  putU16le(label, OFF_NPARTITIONS, npartitions);
+  putU32le(label, OFF_BBSIZE, BSD_BOOT_AREA);
   const rawOff = OFF_PARTITIONS + BSD_RAW_PART * PARTITION_BYTES;
-  putU32(label, rawOff, totalSectors);
+  putU32le(label, rawOff, totalSectors);
   for (const [slot, p] of slots) {
     const off = OFF_PARTITIONS + slot * PARTITION_BYTES;
-    putU32(label, off, p.size);
-    putU32(label, off + 4, p.offset);
-    putU32(label, off + 8, p.fsize ?? 0);
+    putU32le(label, off, p.size);
+    putU32le(label, off + 4, p.offset);
+    putU32le(label, off + 8, p.fsize ?? 0);
     label[off + 12] = p.fstype;
     label[off + 13] = p.frag ?? 0;
-    putU16(label, off + 14, p.cpg ?? 0);
+    putU16le(label, off + 14, p.cpg ?? 0);
   }
-  putU16(label, OFF_CHECKSUM, labelChecksum(label, npartitions));
+  putU16le(label, OFF_CHECKSUM, labelChecksum(label, npartitions));
   return area;
 }

@@ -4,7 +4,7 @@
  * Packing (FreeBSD `sys/sys/disk/mbr.h`, `struct dos_partition`, DPSECT/DPCYL): byte 0 = head,
  * byte 1 = sector (bits 0-5) with cylinder bits 8-9 in bits 6-7, byte 2 = cylinder bits 0-7.
  */
-import { formatError } from '../common/errors.js';
+import { fail } from '../common/errors.js';
 
 export interface Geometry {
   heads: number;
@@ -30,7 +30,7 @@ function checkGeometry(g: Geometry): void {
     g.sectorsPerTrack < 1 ||
     g.sectorsPerTrack > MAX_SECTORS_PER_TRACK
   ) {
-    throw formatError(
+    throw fail(
       'mbr',
       'INVALID_ARGUMENT',
       `geometry ${g.heads} heads x ${g.sectorsPerTrack} sectors is outside 1-255 x 1-63`,
@@ -52,7 +52,7 @@ function pack(cylinder: number, head: number, sector: number): [number, number, 
 export function encodeChs(lba: number, g: Geometry): [number, number, number] {
   checkGeometry(g);
   if (!Number.isFinite(lba) || lba < 0) {
-    throw formatError('mbr', 'INVALID_ARGUMENT', `LBA ${lba} is not a sector number`);
+    throw fail('mbr', 'INVALID_ARGUMENT', `LBA ${lba} is not a sector number`);
   }
   if (g.heads === 1 || g.sectorsPerTrack === 1) return [0xff, 0xff, 0xff];
   const lbaInt = Math.floor(lba);

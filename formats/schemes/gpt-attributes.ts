@@ -3,7 +3,7 @@
  * UEFI 2.10 section 5.3.3 table 5-8; bits 57-59 are FreeBSD's boot attributes
  * (sys/sys/disk/gpt.h, used by gptboot and gpart set -a).
  */
-import { formatError } from '../common/errors.js';
+import { fail } from '../common/errors.js';
 
 export const GPT_ATTRIBUTE_BITS: Readonly<Record<string, number>> = Object.freeze({
   required: 0, // Required Partition: platform needs it to function
@@ -21,7 +21,7 @@ const NAME_BY_BIT: ReadonlyMap<number, string> = new Map(
 const U64_MASK = (1n << 64n) - 1n;
 
 function bad(item: string | number, why: string): never {
-  throw formatError('gpt', 'INVALID_ARGUMENT', `attribute ${JSON.stringify(item)} ${why}`);
+  throw fail('gpt', 'INVALID_ARGUMENT', `attribute ${JSON.stringify(item)} ${why}`);
 }
 
 function bitValue(item: string | number, bit: number): bigint {

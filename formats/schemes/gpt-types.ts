@@ -85,6 +85,13 @@ export const GPT_TYPES: Readonly<Record<string, string>> = Object.freeze({
   'vmware-vsanhdr': '381cfccc-7288-11e0-92ee-000c2911d0b2',
 });
 
+/** FreeBSD's OS slot and boot-stage types (gptboot, slot commands, verify): one definition. */
+export const FREEBSD_UFS_TYPE = GPT_TYPES['freebsd-ufs'];
+export const FREEBSD_BOOT_TYPE = GPT_TYPES['freebsd-boot'];
+export const FREEBSD_ZFS_TYPE = GPT_TYPES['freebsd-zfs'];
+/** The type of a FreeBSD slice (BSD label inside) as a GPT partition. */
+export const FREEBSD_TYPE = GPT_TYPES.freebsd;
+
 const NAME_BY_GUID: ReadonlyMap<string, string> = (() => {
   const m = new Map<string, string>();
   for (const [name, guid] of Object.entries(GPT_TYPES)) if (!m.has(guid)) m.set(guid, name);

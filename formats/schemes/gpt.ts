@@ -3,7 +3,8 @@
  * Parsers given hostile bytes throw only FormatError.
  */
 import { crc32 } from '../common/crc32.js';
-import { formatError } from '../common/errors.js';
+import { hasLatin1, isZero, putUtf16le, safeU64, utf16le, view } from '../common/bytes.js';
+import { fail } from '../common/errors.js';
 import { decodeGuid, encodeGuid, isGuid, ZERO_GUID } from '../common/guid.js';
 
 export interface GptPartitionEntry {
@@ -79,28 +80,15 @@ const E_NAME = 56;
 
 const U64_LIMIT = 1n << 64n;
 
-function view(bytes: Uint8Array): DataView {
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
 function readLba(dv: DataView, offset: number, what: string): number {
-  const v = dv.getBigUint64(offset, true);
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw formatError('gpt', 'BAD_VALUE', `${what} ${v} is beyond what this tool can address`);
-  }
-  return Number(v);
-}
-
-function hasSignature(bytes: Uint8Array): boolean {
-  for (let i = 0; i < GPT_SIGNATURE.length; i++) {
-    if (bytes[H_SIGNATURE + i] !== GPT_SIGNATURE.charCodeAt(i)) return false;
-  }
-  return true;
+  const v = safeU64(dv, offset, true);
+  if (v === undefined) throw fail('gpt', 'BAD_VALUE', `${what} ${dv.getBigUint64(offset, true)} is beyond what this tool can address`);
+  return v;
 }
 
 /** True when `bytes` starts with the "EFI PART" signature. */
 export function isGptHeaderSignature(bytes: Uint8Array): boolean {
-  return bytes.length >= GPT_SIGNATURE.length && hasSignature(bytes);
+  return bytes.length >= GPT_SIGNATURE.length && hasLatin1(bytes, H_SIGNATURE, GPT_SIGNATURE);
 }
 
 /** CRC32 of the first headerSize bytes with the CRC field (offset 16) taken as zero (section 5.3.2). */
@@ -112,10 +100,10 @@ function computeHeaderCrc(sector: Uint8Array, headerSize: number): number {
 
 function checkEntryGeometry(entryCount: number, entrySize: number): void {
   if (entrySize < GPT_ENTRY_SIZE || entrySize % 8 !== 0) {
-    throw formatError('gpt', 'BAD_VALUE', `entry size ${entrySize} is not a multiple of 8 of at least 128 bytes`);
+    throw fail('gpt', 'BAD_VALUE', `entry size ${entrySize} is not a multiple of 8 of at least 128 bytes`);
   }
   if (entryCount > GPT_MAX_ENTRIES || entryCount * entrySize > GPT_MAX_ENTRY_ARRAY_BYTES) {
-    throw formatError(
+    throw fail(
       'gpt',
       'TOO_LARGE',
       `entry array of ${entryCount} entries of ${entrySize} bytes exceeds the ${GPT_MAX_ENTRY_ARRAY_BYTES}-byte limit`,
@@ -129,14 +117,14 @@ function checkEntryGeometry(entryCount: number, entrySize: number): void {
  */
 export function decodeGptHeader(sector: Uint8Array): GptHeader & { headerCrcValid: boolean } {
   if (sector.length < GPT_HEADER_SIZE) {
-    throw formatError('gpt', 'TRUNCATED', `GPT header needs ${GPT_HEADER_SIZE} bytes, got ${sector.length}`);
+    throw fail('gpt', 'TRUNCATED', `GPT header needs ${GPT_HEADER_SIZE} bytes, got ${sector.length}`);
   }
-  if (!hasSignature(sector)) throw formatError('gpt', 'BAD_MAGIC', `no "${GPT_SIGNATURE}" signature`);
+  if (!hasLatin1(sector, H_SIGNATURE, GPT_SIGNATURE)) throw fail('gpt', 'BAD_MAGIC', `no "${GPT_SIGNATURE}" signature`);
   const dv = view(sector);
   const headerSize = dv.getUint32(H_HEADER_SIZE, true);
   // Section 5.3.2: HeaderSize must be at least 92 and no more than the logical block.
   if (headerSize < GPT_HEADER_SIZE || headerSize > sector.length) {
-    throw formatError('gpt', 'BAD_VALUE', `header size ${headerSize} is outside 92..${sector.length}`);
+    throw fail('gpt', 'BAD_VALUE', `header size ${headerSize} is outside 92..${sector.length}`);
   }
   const entryCount = dv.getUint32(H_ENTRY_COUNT, true);
   const entrySize = dv.getUint32(H_ENTRY_SIZE, true);
@@ -164,21 +152,6 @@ export function gptEntryArrayBytes(h: Pick<GptHeader, 'entryCount' | 'entrySize'
   return h.entryCount * h.entrySize;
 }
 
-function decodeName(bytes: Uint8Array, offset: number): string {
-  let name = '';
-  for (let i = 0; i < GPT_NAME_UNITS; i++) {
-    const unit = bytes[offset + 2 * i] | (bytes[offset + 2 * i + 1] << 8);
-    if (unit === 0) break;
-    name += String.fromCharCode(unit);
-  }
-  return name;
-}
-
-function isZero(bytes: Uint8Array, offset: number, length: number): boolean {
-  for (let i = offset; i < offset + length; i++) if (bytes[i] !== 0) return false;
-  return true;
-}
-
 /** Parse the entry array: non-empty entries (type GUID not all-zero) and whether the array CRC matches. */
 export function decodeGptEntries(
   bytes: Uint8Array,
@@ -187,7 +160,7 @@ export function decodeGptEntries(
   checkEntryGeometry(h.entryCount, h.entrySize);
   const total = gptEntryArrayBytes(h);
   if (bytes.length < total) {
-    throw formatError('gpt', 'TRUNCATED', `entry array needs ${total} bytes, got ${bytes.length}`);
+    throw fail('gpt', 'TRUNCATED', `entry array needs ${total} bytes, got ${bytes.length}`);
   }
   const array = bytes.subarray(0, total);
   const dv = view(array);
@@ -202,7 +175,7 @@ export function decodeGptEntries(
       firstLba: readLba(dv, at + E_FIRST_LBA, `entry ${slot + 1} starting LBA`),
       lastLba: readLba(dv, at + E_LAST_LBA, `entry ${slot + 1} ending LBA`),
       attributes: dv.getBigUint64(at + E_ATTRIBUTES, true),
-      name: decodeName(array, at + E_NAME),
+      name: utf16le(array, at + E_NAME, GPT_NAME_UNITS),
     });
   }
   return { entries, crcValid: crc32(array) === h.entriesCrc };
@@ -229,13 +202,9 @@ export interface GptTables {
   backup: { lba: number; bytes: Uint8Array };
 }
 
-function invalid(message: string): never {
-  throw formatError('gpt', 'INVALID_ARGUMENT', message);
-}
-
 function checkSectorSize(sectorSize: number): void {
   if (!Number.isInteger(sectorSize) || sectorSize < 512 || (sectorSize & (sectorSize - 1)) !== 0) {
-    invalid(`sector size ${sectorSize} is not a power of two of at least 512`);
+    throw fail('gpt', 'INVALID_ARGUMENT', `sector size ${sectorSize} is not a power of two of at least 512`);
   }
 }
 
@@ -247,22 +216,18 @@ export function gptUsableRange(
 ): { firstUsableLba: number; lastUsableLba: number; entrySectors: number } {
   checkSectorSize(sectorSize);
   if (!Number.isInteger(entryCount) || entryCount < 1 || entryCount > GPT_MAX_ENTRIES) {
-    invalid(`entry count ${entryCount} is outside 1..${GPT_MAX_ENTRIES}`);
+    throw fail('gpt', 'INVALID_ARGUMENT', `entry count ${entryCount} is outside 1..${GPT_MAX_ENTRIES}`);
   }
-  if (!Number.isSafeInteger(totalSectors) || totalSectors < 0) invalid(`disk size ${totalSectors} sectors is not valid`);
+  if (!Number.isSafeInteger(totalSectors) || totalSectors < 0) throw fail('gpt', 'INVALID_ARGUMENT', `disk size ${totalSectors} sectors is not valid`);
   const entrySectors = Math.ceil((entryCount * GPT_ENTRY_SIZE) / sectorSize);
   // LBA 0 protective MBR, LBA 1 header, then the array; mirrored at the end (section 5.3.1).
   return { firstUsableLba: 2 + entrySectors, lastUsableLba: totalSectors - 2 - entrySectors, entrySectors };
 }
 
 function encodeName(name: string, out: Uint8Array, offset: number, index: number): void {
-  if (name.length > GPT_NAME_UNITS) invalid(`partition ${index} name is ${name.length} UTF-16 code units, at most 36 fit`);
-  for (let i = 0; i < name.length; i++) {
-    const unit = name.charCodeAt(i);
-    if (unit === 0) invalid(`partition ${index} name contains a NUL character`);
-    out[offset + 2 * i] = unit & 0xff;
-    out[offset + 2 * i + 1] = unit >> 8;
-  }
+  if (name.length > GPT_NAME_UNITS) throw fail('gpt', 'INVALID_ARGUMENT', `partition ${index} name is ${name.length} UTF-16 code units, at most 36 fit`);
+  if (name.includes('\0')) throw fail('gpt', 'INVALID_ARGUMENT', `partition ${index} name contains a NUL character`);
+  putUtf16le(out, offset, name);
 }
 
 function encodeHeader(
@@ -297,9 +262,9 @@ export function encodeGptTables(spec: GptTablesSpec): GptTables {
   const entryCount = spec.entryCount ?? GPT_DEFAULT_ENTRIES;
   const { firstUsableLba, lastUsableLba, entrySectors } = gptUsableRange(sectorSize, totalSectors, entryCount);
   if (lastUsableLba < firstUsableLba) {
-    invalid(`a disk of ${totalSectors} sectors is too small for two ${entryCount}-entry GPT copies`);
+    throw fail('gpt', 'INVALID_ARGUMENT', `a disk of ${totalSectors} sectors is too small for two ${entryCount}-entry GPT copies`);
   }
-  if (!isGuid(spec.diskGuid)) invalid(`disk GUID "${spec.diskGuid}" is not a GUID`);
+  if (!isGuid(spec.diskGuid)) throw fail('gpt', 'INVALID_ARGUMENT', `disk GUID "${spec.diskGuid}" is not a GUID`);
 
   const arrayBytes = new Uint8Array(entrySectors * sectorSize);
   const dv = view(arrayBytes);
@@ -307,28 +272,28 @@ export function encodeGptTables(spec: GptTablesSpec): GptTables {
   spec.partitions.forEach((p, position) => {
     const index = p.index ?? position + 1;
     if (!Number.isInteger(index) || index < 1 || index > entryCount) {
-      invalid(`partition index ${index} is outside 1..${entryCount}`);
+      throw fail('gpt', 'INVALID_ARGUMENT', `partition index ${index} is outside 1..${entryCount}`);
     }
-    if (used.has(index)) invalid(`partition index ${index} is used twice`);
+    if (used.has(index)) throw fail('gpt', 'INVALID_ARGUMENT', `partition index ${index} is used twice`);
     if (!isGuid(p.typeGuid) || p.typeGuid.toLowerCase() === ZERO_GUID) {
-      invalid(`partition ${index} type "${p.typeGuid}" is not a non-zero GUID`);
+      throw fail('gpt', 'INVALID_ARGUMENT', `partition ${index} type "${p.typeGuid}" is not a non-zero GUID`);
     }
-    if (!isGuid(p.guid)) invalid(`partition ${index} GUID "${p.guid}" is not a GUID`);
+    if (!isGuid(p.guid)) throw fail('gpt', 'INVALID_ARGUMENT', `partition ${index} GUID "${p.guid}" is not a GUID`);
     if (!Number.isSafeInteger(p.firstLba) || !Number.isSafeInteger(p.lastLba) || p.firstLba > p.lastLba) {
-      invalid(`partition ${index} sectors ${p.firstLba}-${p.lastLba} are not a valid range`);
+      throw fail('gpt', 'INVALID_ARGUMENT', `partition ${index} sectors ${p.firstLba}-${p.lastLba} are not a valid range`);
     }
     if (p.firstLba < firstUsableLba || p.lastLba > lastUsableLba) {
-      invalid(
+      throw fail('gpt', 'INVALID_ARGUMENT', 
         `partition ${index} (sectors ${p.firstLba}-${p.lastLba}) lies outside the usable area (sectors ${firstUsableLba}-${lastUsableLba})`,
       );
     }
     for (const [other, r] of used) {
       if (p.firstLba <= r.lastLba && r.firstLba <= p.lastLba) {
-        invalid(`partition ${index} (sectors ${p.firstLba}-${p.lastLba}) overlaps partition ${other}`);
+        throw fail('gpt', 'INVALID_ARGUMENT', `partition ${index} (sectors ${p.firstLba}-${p.lastLba}) overlaps partition ${other}`);
       }
     }
     if (typeof p.attributes !== 'bigint' || p.attributes < 0n || p.attributes >= U64_LIMIT) {
-      invalid(`partition ${index} attributes are not a 64-bit unsigned value`);
+      throw fail('gpt', 'INVALID_ARGUMENT', `partition ${index} attributes are not a 64-bit unsigned value`);
     }
     used.set(index, { firstLba: p.firstLba, lastLba: p.lastLba });
     const at = (index - 1) * GPT_ENTRY_SIZE;

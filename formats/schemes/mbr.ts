@@ -11,7 +11,8 @@
  * to the next EBR, its start relative to the start of the extended partition.
  */
 import { encodeChs, DEFAULT_GEOMETRY, type Geometry } from './chs.js';
-import { formatError } from '../common/errors.js';
+import { putU32le, u32le } from '../common/bytes.js';
+import { fail } from '../common/errors.js';
 
 /** Bytes in an MBR/EBR sector (the table structure; 4096-byte disks use only the first 512). */
 export const MBR_SECTOR_BYTES = 512;
@@ -66,17 +67,6 @@ export interface MbrEntrySpec {
 /** DOSPTYP_EXT 0x05, DOSPTYP_EXTLBA 0x0f and Linux extended 0x85. */
 export const EXTENDED_TYPES: ReadonlySet<number> = new Set([0x05, 0x0f, 0x85]);
 
-function u32(b: Uint8Array, off: number): number {
-  return (b[off] | (b[off + 1] << 8) | (b[off + 2] << 16) | (b[off + 3] << 24)) >>> 0;
-}
-
-function putU32(b: Uint8Array, off: number, v: number): void {
-  b[off] = v & 0xff;
-  b[off + 1] = (v >>> 8) & 0xff;
-  b[off + 2] = (v >>> 16) & 0xff;
-  b[off + 3] = (v >>> 24) & 0xff;
-}
-
 function parseEntry(b: Uint8Array, off: number): MbrEntry | null {
   const type = b[off + 4];
   if (type === 0) return null;
@@ -84,8 +74,8 @@ function parseEntry(b: Uint8Array, off: number): MbrEntry | null {
     active: b[off] === STATUS_ACTIVE,
     status: b[off],
     type,
-    startLba: u32(b, off + 8),
-    sectors: u32(b, off + 12),
+    startLba: u32le(b, off + 8),
+    sectors: u32le(b, off + 12),
     chsStart: [b[off + 1], b[off + 2], b[off + 3]],
     chsEnd: [b[off + 5], b[off + 6], b[off + 7]],
   };
@@ -94,29 +84,25 @@ function parseEntry(b: Uint8Array, off: number): MbrEntry | null {
 /** Decode the first 512 bytes of a sector. Throws FormatError TRUNCATED if shorter, nothing else. */
 export function decodeMbrSector(sector: Uint8Array): MbrSector {
   if (sector.length < MBR_SECTOR_BYTES) {
-    throw formatError('mbr', 'TRUNCATED', `MBR sector needs ${MBR_SECTOR_BYTES} bytes, got ${sector.length}`);
+    throw fail('mbr', 'TRUNCATED', `MBR sector needs ${MBR_SECTOR_BYTES} bytes, got ${sector.length}`);
   }
   const entries: (MbrEntry | null)[] = [];
   for (let i = 0; i < PRIMARY_SLOTS; i++) entries.push(parseEntry(sector, PARTITION_TABLE_OFFSET + i * ENTRY_BYTES));
   return {
     bootcode: sector.slice(0, DISK_SIGNATURE_OFFSET),
-    diskSignature: u32(sector, DISK_SIGNATURE_OFFSET),
+    diskSignature: u32le(sector, DISK_SIGNATURE_OFFSET),
     reserved: sector[RESERVED_OFFSET] | (sector[RESERVED_OFFSET + 1] << 8),
     entries,
     hasBootSignature: sector[BOOT_SIGNATURE_OFFSET] === 0x55 && sector[BOOT_SIGNATURE_OFFSET + 1] === 0xaa,
   };
 }
 
-function invalid(message: string): Error {
-  return formatError('mbr', 'INVALID_ARGUMENT', message);
-}
-
 function checkU32(value: number, what: string): void {
-  if (!Number.isInteger(value) || value < 0 || value > U32_MAX) throw invalid(`${what} ${value} does not fit in 32 bits`);
+  if (!Number.isInteger(value) || value < 0 || value > U32_MAX) throw fail('mbr', 'INVALID_ARGUMENT', `${what} ${value} does not fit in 32 bits`);
 }
 
 function checkType(type: number): void {
-  if (!Number.isInteger(type) || type < 0 || type > 0xff) throw invalid(`partition type ${type} is not a byte`);
+  if (!Number.isInteger(type) || type < 0 || type > 0xff) throw fail('mbr', 'INVALID_ARGUMENT', `partition type ${type} is not a byte`);
 }
 
 /** One raw entry: stored start/size may be relative (EBR) while CHS is always absolute. */
@@ -138,8 +124,8 @@ function writeEntry(sector: Uint8Array, slot: number, e: RawEntry, g: Geometry):
   sector.set(encodeChs(e.absoluteStart, g), off + 1);
   sector[off + 4] = e.type;
   sector.set(encodeChs(last, g), off + 5);
-  putU32(sector, off + 8, e.storedStart);
-  putU32(sector, off + 12, e.storedSectors);
+  putU32le(sector, off + 8, e.storedStart);
+  putU32le(sector, off + 12, e.storedSectors);
 }
 
 function emptySectorWithSignature(): Uint8Array {
@@ -170,13 +156,13 @@ export function encodeMbrSector(spec: {
   entries: ReadonlyArray<MbrEntrySpec | null>;
   geometry?: Geometry;
 }): Uint8Array {
-  if (spec.entries.length > PRIMARY_SLOTS) throw invalid(`an MBR holds ${PRIMARY_SLOTS} entries, got ${spec.entries.length}`);
+  if (spec.entries.length > PRIMARY_SLOTS) throw fail('mbr', 'INVALID_ARGUMENT', `an MBR holds ${PRIMARY_SLOTS} entries, got ${spec.entries.length}`);
   const g = spec.geometry ?? DEFAULT_GEOMETRY;
   const sector = emptySectorWithSignature();
   if (spec.bootcode) sector.set(spec.bootcode.subarray(0, PARTITION_TABLE_OFFSET), 0);
   if (spec.diskSignature !== undefined) {
     checkU32(spec.diskSignature, 'disk signature');
-    putU32(sector, DISK_SIGNATURE_OFFSET, spec.diskSignature);
+    putU32le(sector, DISK_SIGNATURE_OFFSET, spec.diskSignature);
   }
   spec.entries.forEach((e, slot) => {
     if (e) writeEntry(sector, slot, primaryEntry(e), g);
@@ -215,14 +201,14 @@ export function encodeMbrTables(spec: MbrTablesSpec): Array<{ lba: number; bytes
   }
   const slots: (MbrEntrySpec | null)[] = [null, null, null, null];
   const needed = spec.primaries.length + (extended ? 1 : 0);
-  if (needed > PRIMARY_SLOTS) throw invalid(`${needed} primary entries (extended included) do not fit in ${PRIMARY_SLOTS} slots`);
+  if (needed > PRIMARY_SLOTS) throw fail('mbr', 'INVALID_ARGUMENT', `${needed} primary entries (extended included) do not fit in ${PRIMARY_SLOTS} slots`);
   let extendedSlot = -1;
   if (extended) {
     checkU32(extended.startLba, 'extended partition start');
     checkU32(extended.sectors, 'extended partition size');
     if (extended.slot !== undefined) {
       if (!Number.isInteger(extended.slot) || extended.slot < 1 || extended.slot > PRIMARY_SLOTS) {
-        throw invalid(`extended slot ${extended.slot} is not 1-${PRIMARY_SLOTS}`);
+        throw fail('mbr', 'INVALID_ARGUMENT', `extended slot ${extended.slot} is not 1-${PRIMARY_SLOTS}`);
       }
       extendedSlot = extended.slot - 1;
     }
@@ -240,7 +226,7 @@ export function encodeMbrTables(spec: MbrTablesSpec): Array<{ lba: number; bytes
   const out = [{ lba: 0, bytes: mbr }];
   if (!extended) return out;
   if (extended.type !== undefined && !EXTENDED_TYPES.has(extended.type)) {
-    throw invalid(`extended partition type 0x${extended.type.toString(16)} is not an extended type`);
+    throw fail('mbr', 'INVALID_ARGUMENT', `extended partition type 0x${extended.type.toString(16)} is not an extended type`);
   }
   return [...out, ...encodeEbrChain({ start: extended.startLba, sectors: extended.sectors, logicals, geometry: g })];
 }
@@ -285,24 +271,24 @@ export function encodeEbrChain(spec: {
 
 function checkLogicals(logicals: ReadonlyArray<MbrEntrySpec & { ebrLba: number }>, extStart: number, extEnd: number): void {
   if (logicals.length > 0 && logicals[0].ebrLba !== extStart) {
-    throw invalid(`the first EBR (LBA ${logicals[0].ebrLba}) must sit at the extended partition's start (LBA ${extStart})`);
+    throw fail('mbr', 'INVALID_ARGUMENT', `the first EBR (LBA ${logicals[0].ebrLba}) must sit at the extended partition's start (LBA ${extStart})`);
   }
   const ebrs = new Set<number>();
   for (const l of logicals) {
     checkU32(l.ebrLba, 'EBR LBA');
     checkU32(l.startLba, 'logical partition start');
     checkU32(l.sectors, 'logical partition size');
-    if (ebrs.has(l.ebrLba)) throw invalid(`two logical partitions share the EBR at LBA ${l.ebrLba}`);
+    if (ebrs.has(l.ebrLba)) throw fail('mbr', 'INVALID_ARGUMENT', `two logical partitions share the EBR at LBA ${l.ebrLba}`);
     ebrs.add(l.ebrLba);
     if (l.ebrLba < extStart || l.ebrLba >= l.startLba || l.startLba + l.sectors > extEnd) {
-      throw invalid(
+      throw fail('mbr', 'INVALID_ARGUMENT', 
         `logical partition ${l.startLba}+${l.sectors} with EBR at ${l.ebrLba} does not fit the extended partition ${extStart}-${extEnd - 1}`,
       );
     }
   }
   for (const e of ebrs) {
     for (const l of logicals) {
-      if (e >= l.startLba && e < l.startLba + l.sectors) throw invalid(`EBR at LBA ${e} lies inside logical partition ${l.startLba}+${l.sectors}`);
+      if (e >= l.startLba && e < l.startLba + l.sectors) throw fail('mbr', 'INVALID_ARGUMENT', `EBR at LBA ${e} lies inside logical partition ${l.startLba}+${l.sectors}`);
     }
   }
 }
@@ -386,8 +372,8 @@ export function walkEbrChain(
   let step = steps.next();
   while (!step.done) step = steps.next(readSector(step.value));
   const r = step.value;
-  if (r.stop === 'loop') throw formatError('mbr', 'LOOP', `EBR chain loops back to LBA ${r.stopLba}`);
-  if (r.stop === 'too-many') throw formatError('mbr', 'TOO_LARGE', `EBR chain longer than ${maxLogicals} records`);
-  if (r.stop === 'unreadable') throw formatError('mbr', 'TRUNCATED', `EBR at LBA ${r.stopLba} cannot be read`);
+  if (r.stop === 'loop') throw fail('mbr', 'LOOP', `EBR chain loops back to LBA ${r.stopLba}`);
+  if (r.stop === 'too-many') throw fail('mbr', 'TOO_LARGE', `EBR chain longer than ${maxLogicals} records`);
+  if (r.stop === 'unreadable') throw fail('mbr', 'TRUNCATED', `EBR at LBA ${r.stopLba} cannot be read`);
   return r.logicals;
 }

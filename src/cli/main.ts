@@ -1,23 +1,26 @@
 /** The `diskmint` command: a thin shell over the library functions. */
 import { removeTempFilesNow } from '../io/temp-files.js';
 import { writeFileSync } from 'node:fs';
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { buildImage } from '../ops/build.js';
 import { convertImage } from '../ops/convert.js';
 import { compareImages } from '../ops/compare.js';
+import { withImage } from './with-image.js';
 import { runMkimg } from '../layout/mkimg.js';
 import { addFatCommands } from './fat.js';
 import { addSlotCommands } from './slot.js';
 import { addSignCommands } from './sign.js';
 import { addZfsCommands } from './zfs.js';
-import { verifyImageSignature } from '../ops/sign.js';
-import { presetLayoutChecked, PRESETS, type PresetName, type PresetOptions } from '../layout/presets.js';
+import { presetLayoutChecked, PRESETS } from '../layout/presets.js';
 import type { WriteImageOptions } from '../io/write-image.js';
-import { inspectImage } from '../ops/inspect.js';
-import { verifyImage } from '../ops/verify/verify.js';
+import { parseOptionString } from '../containers/registry.js';
 import { DiskmintError, FormatError } from '../model/errors.js';
-import { formatBuild, formatCompare, formatInspection, formatVerify, printJson } from './report.js';
+import { formatBuild, formatCompare, formatInspection, formatVerify } from './report.js';
+import { printJson } from './json.js';
 import { printOut, printErr } from './output.js';
+import { terminalProgress } from './progress.js';
+import * as opts from './options.js';
+import { checkLevel, type Values } from './options.js';
 
 /** Exit statuses: 0 fine, 1 problems found (verify) or the command failed, 2 unusable input. */
 const EXIT_PROBLEMS = 1;
@@ -27,40 +30,71 @@ const EXIT_INTERNAL = 70;
 /** 128 + SIGPIPE: what a shell reports for `cat` when the reader of its output went away. */
 const EXIT_BROKEN_PIPE = 141;
 
-type PresetFlags = PresetOptions & { preset?: PresetName };
+/** The output-format options shared by build and convert. */
+const WRITE_OPTIONS = [opts.format, opts.compress, opts.compression, opts.level, opts.threads, opts.quiet] as const;
+type WriteFlags = Values<typeof WRITE_OPTIONS> & { opt?: string };
 
-interface OutputFlags {
-  format?: string;
-  opt?: string;
-  compress?: boolean;
-  compression?: 'deflate' | 'zstd';
-  level?: number;
-  threads?: number;
-  quiet?: boolean;
-}
-
-/** The output-format flags shared by build and convert (qemu-img's names where it has one). */
-function addOutputOptions(cmd: Command, optionFlag: string): Command {
-  return cmd
-    .option('-O, --format <format>', 'output format: raw, qcow2, vmdk, vhd (vpc), vhdx (default: from the file extension)')
-    .option(optionFlag, 'format options, qemu-img style: subformat=streamOptimized,adapter_type=lsilogic,cluster_size=65536,compat=1.1,compression_type=zstd,force_size=on')
-    .option('-c, --compress', 'compress data (qcow2 clusters; VMDK streamOptimized always compresses)')
-    .addOption(new Option('--compression <kind>', 'compression algorithm').choices(['deflate', 'zstd']))
-    .option('--level <n>', 'compression level', (v) => Number(v))
-    .option('--threads <n>', 'compression threads (default: every core); output bytes do not depend on it', (v) => Number(v))
-    .option('-q, --quiet', 'no progress bar');
-}
-
-function writeOptions(o: OutputFlags): WriteImageOptions {
+function writeOptions(o: WriteFlags, output: string): WriteImageOptions {
+  const algorithm = o.compression ?? (parseOptionString(o.opt).compression_type === 'zstd' ? 'zstd' : 'deflate');
   return {
     format: o.format, options: o.opt, compress: o.compress || o.compression !== undefined,
-    compression: o.compression, level: o.level, threads: o.threads, progress: o.quiet ? false : undefined,
+    compression: o.compression, level: checkLevel(o.level, algorithm), threads: o.threads, ...outputStreams(output, o.quiet),
   };
 }
 
-const sectorSizeOption = new Option('--sector-size <bytes>', 'logical sector size for MBR/BSD disks (default: detected from their contents; GPT records its own)')
-  .choices(['512', '4096'])
-  .argParser(Number);
+/** Where writeImage sends '-' (standard output), and a progress bar unless quiet or piped. */
+export function outputStreams(output: string, quiet = false): Pick<WriteImageOptions, 'stdout' | 'progress'> {
+  if (output === '-') return { stdout: process.stdout };
+  return { progress: quiet ? undefined : terminalProgress() };
+}
+
+const preset = (flags: `--${string}`, description: string) => opts.text(flags, `preset: ${description}`);
+const BUILD_OPTIONS = [
+  opts.described(opts.required(opts.output), "output image ('-' for standard output)"),
+  opts.seed,
+  opts.json,
+  opts.choice('--preset <name>', 'build a preset layout instead of a file', PRESETS),
+  preset('--os <file>', 'OS filesystem image for slot 1'),
+  opts.flag('--copy-os', 'preset: also copy the OS image into slot 2'),
+  preset('--cfg <file>', 'cfg filesystem image'),
+  preset('--esp <dir>', 'folder for the ESP (FAT32)'),
+  preset('--boot <file>', 'MBR boot code (pmbr for nanobsd, boot0 for nanobsd-mbr)'),
+  preset('--boot-stage <file>', 'gptboot (nanobsd) or boot (nanobsd-mbr)'),
+  preset('--size <size>', 'disk size (default 4G)'),
+  preset('--os-size <size>', 'size of each OS slot (default 1G)'),
+  preset('--data <size>', 'data partition size, rest (default) or none'),
+  preset('--swap <size>', 'swap size (default none)'),
+  opts.formatOptions,
+  ...WRITE_OPTIONS,
+] as const;
+
+const CONVERT_OPTIONS = [
+  opts.formatOptionsShort,
+  opts.flag('--allow-backing', 'open qcow2 backing files / VMDK parents (refused by default)'),
+  opts.described(opts.json, 'print a summary as JSON'),
+  ...WRITE_OPTIONS,
+] as const;
+
+const INFO_OPTIONS = [opts.json, opts.sectorSize] as const;
+
+const VERIFY_OPTIONS = [
+  opts.json,
+  opts.text('--expect <layout>', 'also check the image against this layout'),
+  opts.flag('--contents', 'with --expect: also compare every byte with what the layout and its files build (a reproducibility check)'),
+  opts.described(opts.seed, 'seed of the expected layout'),
+  opts.strict,
+  opts.flag('--boot', 'also report the boot chain: MBR code, boot stages, OS slot attributes'),
+  opts.text('--signature <file>', 'also check a detached signature (from `diskmint sign`) and every hash it lists'),
+  opts.described(opts.pubkey, 'the Ed25519 public key for --signature'),
+  opts.sectorSize,
+] as const;
+
+const COMPARE_OPTIONS = [
+  opts.described(opts.strict, 'images of different sizes differ (default: the larger one may only add zeros)'),
+  opts.json,
+] as const;
+
+const SCHEMA_OPTIONS = [opts.described(opts.output, 'write to a file instead of standard output')] as const;
 
 export function makeProgram(): Command {
   const program = new Command('diskmint')
@@ -70,102 +104,67 @@ export function makeProgram(): Command {
     // Before the commands are added: each copies it. Help's width still asks process.stdout.
     .configureOutput({ writeOut: printOut, writeErr: printErr });
 
-  addOutputOptions(
+  opts.addOptions(
     program
       .command('build')
       .description('build an image from a layout file (or a preset), in any output format')
-      .argument('[layout]', 'layout JSON file (or use --preset)')
-      .requiredOption('-o, --output <file>', "output image ('-' for standard output)")
-      .option('--seed <seed>', "seed for GUIDs and signatures ('random' for a fresh one)")
-      .option('--json', 'print the result as JSON')
-      .addOption(new Option('--preset <name>', 'build a preset layout instead of a file').choices([...PRESETS]))
-      .option('--os <file>', 'preset: OS filesystem image for slot 1')
-      .option('--copy-os', 'preset: also copy the OS image into slot 2')
-      .option('--cfg <file>', 'preset: cfg filesystem image')
-      .option('--esp <dir>', 'preset: folder for the ESP (FAT32)')
-      .option('--boot <file>', 'preset: MBR boot code (pmbr for nanobsd, boot0 for nanobsd-mbr)')
-      .option('--boot-stage <file>', 'preset: gptboot (nanobsd) or boot (nanobsd-mbr)')
-      .option('--size <size>', 'preset: disk size (default 4G)')
-      .option('--os-size <size>', 'preset: size of each OS slot (default 1G)')
-      .option('--data <size>', 'preset: data partition size, rest (default) or none')
-      .option('--swap <size>', 'preset: swap size (default none)'),
-    '--opt <key=value,...>',
-  ).action(async (layout: string | undefined, o: OutputFlags & PresetFlags & { output: string; seed?: string; json?: boolean }) => {
-      if (!layout === !o.preset) throw new DiskmintError('BAD_ARGUMENT', 'give a layout file or --preset NAME (one of them)');
-      const source = o.preset ? await presetLayoutChecked(o.preset, o) : layout!;
-      const result = await buildImage(source, { ...writeOptions(o), output: o.output, seed: o.seed, baseDir: o.preset ? process.cwd() : undefined });
-      const text = o.json ? JSON.stringify(result, null, 2) : formatBuild(result);
-      // With -o -, the image owns stdout; the report goes to stderr.
-      (o.output === '-' ? printErr : printOut)(`${text}\n`);
-    });
+      .argument('[layout]', 'layout JSON file (or use --preset)'),
+    BUILD_OPTIONS,
+  ).action(async (layout: string | undefined, o: Values<typeof BUILD_OPTIONS>) => {
+    if (!layout === !o.preset) throw new DiskmintError('BAD_ARGUMENT', 'give a layout file or --preset NAME (one of them)');
+    const source = o.preset ? await presetLayoutChecked(o.preset, o) : layout!;
+    const result = await buildImage(source, { ...writeOptions(o, o.output), output: o.output, seed: o.seed, baseDir: o.preset ? process.cwd() : undefined });
+    // With -o -, the image owns stdout; the report goes to stderr.
+    const print = o.output === '-' ? printErr : printOut;
+    if (o.json) printJson(result, print);
+    else print(`${formatBuild(result)}\n`);
+  });
 
-  program
-    .command('info')
-    .description('show the partition tables of an image')
-    .argument('<image>')
-    .option('--json', 'print as JSON')
-    .addOption(sectorSizeOption)
-    .action(async (image: string, o: { json?: boolean; sectorSize?: number }) => {
-      const r = await inspectImage(image, { sectorSize: o.sectorSize });
+  opts.addOptions(program.command('info').description('show the partition tables of an image').argument('<image>'), INFO_OPTIONS)
+    .action(async (path: string, o: Values<typeof INFO_OPTIONS>) => {
+      const r = await withImage(path, (image) => image.inspect({ sectorSize: o.sectorSize }));
       if (o.json) printJson(r);
       else printOut(`${formatInspection(r)}\n`);
     });
 
-  program
-    .command('verify')
-    .description('check an image: exit 0 when sound, 1 when problems were found, 2 when it is not a disk image')
-    .argument('<image>')
-    .option('--json', 'print as JSON')
-    .option('--expect <layout>', 'also check the image against this layout')
-    .option('--contents', 'with --expect: also compare every byte with what the layout and its files build (a reproducibility check)')
-    .option('--seed <seed>', 'seed of the expected layout')
-    .option('--strict', 'treat warnings as problems')
-    .option('--boot', 'also report the boot chain: MBR code, boot stages, OS slot attributes')
-    .option('--signature <file>', 'also check a detached signature (from `diskmint sign`) and every hash it lists')
-    .option('--pubkey <file>', 'the Ed25519 public key for --signature')
-    .addOption(sectorSizeOption)
-    .action(async (image: string, o: { json?: boolean; expect?: string; contents?: boolean; seed?: string; strict?: boolean; boot?: boolean; sectorSize?: number; signature?: string; pubkey?: string }) => {
-      if (!o.signature !== !o.pubkey) throw new DiskmintError('BAD_ARGUMENT', '--signature and --pubkey go together');
-      if (o.contents && !o.expect) throw new DiskmintError('BAD_ARGUMENT', '--contents compares with a layout: give --expect LAYOUT');
-      const r = await verifyImage(image, o);
-      if (o.signature && o.pubkey) {
-        const sig = await verifyImageSignature(image, o.signature, o.pubkey);
-        r.findings.push(...sig.findings);
-        r.errors += sig.findings.filter((f) => f.severity === 'error').length;
-        r.ok = r.ok && sig.ok;
-      }
-      if (o.json) printJson(r);
-      else printOut(`${formatVerify(r)}\n`);
-      process.exitCode = r.ok ? 0 : EXIT_PROBLEMS;
-    });
+  opts.addOptions(
+    program.command('verify').description('check an image: exit 0 when sound, 1 when problems were found, 2 when it is not a disk image').argument('<image>'),
+    VERIFY_OPTIONS,
+  ).action(async (path: string, o: Values<typeof VERIFY_OPTIONS>) => {
+    if (!o.signature !== !o.pubkey) throw new DiskmintError('BAD_ARGUMENT', '--signature and --pubkey go together');
+    if (o.contents && !o.expect) throw new DiskmintError('BAD_ARGUMENT', '--contents compares with a layout: give --expect LAYOUT');
+    const r = await withImage(path, (image) => image.verify(o));
+    if (o.json) printJson(r);
+    else printOut(`${formatVerify(r)}\n`);
+    process.exitCode = r.ok ? 0 : EXIT_PROBLEMS;
+  });
 
-  program
-    .command('compare')
-    .description('do two images hold the same disk, whatever their formats? exit 0 when they do, 1 when not (as qemu-img compare); IMG:N compares partition N')
-    .argument('<image-a>', 'IMG or IMG:N')
-    .argument('<image-b>', 'IMG or IMG:N')
-    .option('--strict', 'images of different sizes differ (default: the larger one may only add zeros)')
-    .option('--json', 'print as JSON')
-    .action(async (a: string, b: string, o: { strict?: boolean; json?: boolean }) => {
-      const r = await compareImages(a, b, { strict: o.strict });
-      if (o.json) printJson(r);
-      else printOut(`${formatCompare(r)}\n`);
-      process.exitCode = r.identical ? 0 : EXIT_PROBLEMS;
-    });
+  opts.addOptions(
+    program
+      .command('compare')
+      .description('do two images hold the same disk, whatever their formats? exit 0 when they do, 1 when not (as qemu-img compare); IMG:N compares partition N')
+      .argument('<image-a>', 'IMG or IMG:N')
+      .argument('<image-b>', 'IMG or IMG:N'),
+    COMPARE_OPTIONS,
+  ).action(async (a: string, b: string, o: Values<typeof COMPARE_OPTIONS>) => {
+    const r = await compareImages(a, b, { strict: o.strict });
+    if (o.json) printJson(r);
+    else printOut(`${formatCompare(r)}\n`);
+    process.exitCode = r.identical ? 0 : EXIT_PROBLEMS;
+  });
 
-  addOutputOptions(
+  opts.addOptions(
     program
       .command('convert')
       .description('convert an image (raw, qcow2, VMDK, VHD, VHDX: detected by content) to another format')
       .argument('<input>')
-      .argument('<output>', "output file, '-' for standard output")
-      .option('--allow-backing', 'open qcow2 backing files / VMDK parents (refused by default)')
-      .option('--json', 'print a summary as JSON'),
-    '-o, --opt <key=value,...>',
-  ).action(async (input: string, output: string, o: OutputFlags & { json?: boolean; allowBacking?: boolean }) => {
-    const r = await convertImage(input, output, { ...writeOptions(o), allowBacking: o.allowBacking });
-    const text = o.json ? JSON.stringify(r, null, 2) : `${r.input} (${r.inputFormat}) -> ${r.output} (${r.format}), virtual size ${r.virtualSize} bytes`;
-    if (o.json || output !== '-') (output === '-' ? printErr : printOut)(`${text}\n`);
+      .argument('<output>', "output file, '-' for standard output"),
+    CONVERT_OPTIONS,
+  ).action(async (input: string, output: string, o: Values<typeof CONVERT_OPTIONS>) => {
+    const r = await convertImage(input, output, { ...writeOptions(o, output), allowBacking: o.allowBacking });
+    // With OUT -, the image owns stdout: the JSON goes to stderr, the text line nowhere.
+    if (o.json) printJson(r, output === '-' ? printErr : printOut);
+    else if (output !== '-') printOut(`${r.input} (${r.inputFormat}) -> ${r.output} (${r.format}), virtual size ${r.virtualSize} bytes\n`);
   });
 
   program
@@ -175,19 +174,23 @@ export function makeProgram(): Command {
     .helpOption(false)
     .argument('[args...]')
     .action(async (args: string[]) => {
-      await runMkimg(args);
+      await runMkimg(args, (output) => outputStreams(output));
     });
+
+  // For the test of exit 70: a TypeError thrown from a command's action, after an await, as a
+  // bug would be, reaching main()'s handler.
+  program.command('internal-error-test', { hidden: true }).action(async () => {
+    await Promise.resolve();
+    (undefined as unknown as { bug(): void }).bug();
+  });
 
   addFatCommands(program);
   addSlotCommands(program);
   addSignCommands(program);
   addZfsCommands(program);
 
-  program
-    .command('schema')
-    .description('print the JSON Schema of layout files')
-    .option('-o, --output <file>', 'write to a file instead of standard output')
-    .action(async (o: { output?: string }) => {
+  opts.addOptions(program.command('schema').description('print the JSON Schema of layout files'), SCHEMA_OPTIONS)
+    .action(async (o: Values<typeof SCHEMA_OPTIONS>) => {
       const { layoutJsonSchema } = await import('../layout/schema.js'); // zod: loaded only here and for layouts
       const text = `${JSON.stringify(layoutJsonSchema(), null, 2)}\n`;
       if (o.output) writeFileSync(o.output, text);
@@ -211,6 +214,18 @@ export function removeTempFilesOnSignals(): void {
   }
 }
 
+/**
+ * A bug (anything but a DiskmintError, a FormatError or an operating-system error): one line
+ * naming it as such, never relabelled as the command's failure; the stack only with
+ * DISKMINT_DEBUG=1.
+ */
+export function internalError(err: unknown, debug: boolean): string {
+  const what = err instanceof Error ? `${err.name}: ${err.message}` : `thrown ${typeof err}: ${String(err)}`;
+  const line = `diskmint: internal error: ${what.replace(/\s*\n\s*/g, ' ')} (a bug in diskmint: please report it with the command that caused it${debug ? '' : '; DISKMINT_DEBUG=1 shows where'})\n`;
+  const stack = err instanceof Error && err.stack ? err.stack : undefined;
+  return debug && stack ? `${line}${stack}\n` : line;
+}
+
 export async function main(argv: string[]): Promise<number> {
   try {
     await makeProgram().parseAsync(argv);
@@ -232,7 +247,7 @@ export async function main(argv: string[]): Promise<number> {
       printErr(`diskmint: ${sys.message}\n`);
       return sys.code === 'ENOENT' ? EXIT_UNREADABLE : EXIT_PROBLEMS;
     }
-    printErr(`diskmint: internal error: ${(err as Error)?.stack ?? String(err)}\n(please report this with the command that caused it)\n`);
+    printErr(internalError(err, process.env.DISKMINT_DEBUG === '1'));
     return EXIT_INTERNAL;
   }
 }

@@ -1,6 +1,7 @@
 /** A progress bar on standard error for long work; silent when stderr is not a terminal. */
 import { formatBytes } from '../model/size.js';
 import { stderrIsTerminal } from './output.js';
+import type { ProgressReporter } from '../io/progress.js';
 
 export interface Progress {
   update(done: number, total: number): void;
@@ -28,6 +29,31 @@ export function createProgress(label: string, opts: { enabled?: boolean; stream?
     },
     finish() {
       if (drawn) stream.write('\r\x1b[K');
+    },
+  };
+}
+
+/**
+ * What the CLI gives writeImage to report to: a bar on standard error when it is a terminal,
+ * else nothing (no bar, and no wrapping of reads).
+ */
+export function terminalProgress(opts: { stream?: NodeJS.WriteStream } = {}): ProgressReporter | undefined {
+  if (!(opts.stream ? opts.stream.isTTY === true : stderrIsTerminal())) return undefined;
+  let bar: Progress | undefined;
+  let total = 0;
+  let done = 0;
+  return {
+    start(bytes, label) {
+      total = bytes;
+      done = 0;
+      bar = createProgress(label, { enabled: true, stream: opts.stream });
+    },
+    advance(bytes) {
+      done += bytes;
+      bar?.update(done, total);
+    },
+    done() {
+      bar?.finish();
     },
   };
 }

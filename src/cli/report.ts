@@ -5,8 +5,8 @@ import type { VerifyReport } from '../ops/verify/verify.js';
 import type { BuildResult, BuildSummary } from '../ops/build.js';
 import type { CompareResult } from '../ops/compare.js';
 import type { PartitionTable } from '../schemes/types.js';
+import { findScheme } from '../schemes/registry.js';
 import { formatBytes } from '../model/size.js';
-import { printOut } from './output.js';
 
 function table(rows: string[][], indent: string): string[] {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
@@ -20,7 +20,7 @@ export function formatTable(t: PartitionTable, indent = ''): string[] {
   if (t.diskGuid) head.push(`disk GUID ${t.diskGuid}`);
   if (t.diskSignature) head.push(`disk signature ${t.diskSignature}`);
   if (t.firstUsableLba !== undefined) head.push(`usable sectors ${t.firstUsableLba}-${t.lastUsableLba}`);
-  if (t.entryCount !== undefined && t.scheme === 'gpt') head.push(`${t.entryCount} entries`);
+  head.push(...(findScheme(t.scheme)?.describe?.(t) ?? []));
   const lines = [indent + head.join(', ')];
   if (!t.partitions.length) return [...lines, `${indent}  (no partitions)`];
   const rows = [['#', 'type', 'raw type', 'label', 'first', 'last', 'size', 'flags', 'holds', 'GUID']];
@@ -71,11 +71,6 @@ function formatSummary(s: BuildSummary, indent: string): string[] {
     if (p.nested) out.push(...formatSummary(p.nested, `${indent}  `));
   }
   return out;
-}
-
-/** JSON on standard output; 64-bit values (GPT attributes) as 0x-prefixed hex. */
-export function printJson(value: unknown): void {
-  printOut(`${JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v), 2)}\n`);
 }
 
 export function formatCompare(r: CompareResult): string {

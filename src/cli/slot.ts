@@ -1,14 +1,15 @@
 /** The `diskmint slot` and `diskmint preset` command groups. */
-import { Command, Option } from 'commander';
-import { slotActivate, slotBootonce, slotConfirm, slotStatus, slotWrite, type SlotStatus } from '../ops/slots/slots.js';
+import { Command } from 'commander';
+import type { SlotStatus } from '../ops/slots/slots.js';
 import { parseOutcomes, slotSimulate, type SimulationReport } from '../ops/slots/simulate.js';
 import { describeAttributes } from '../../formats/boot/gptboot.js';
 import { formatBytes } from '../model/size.js';
 import { PRESETS, presetTemplate, type PresetName } from '../layout/presets.js';
-import { printJson } from './report.js';
+import { printJson } from './json.js';
 import { printOut } from './output.js';
-
-
+import * as opts from './options.js';
+import type { Values } from './options.js';
+import { withImage } from './with-image.js';
 
 function formatStatus(s: SlotStatus): string {
   const lines = [`${s.path}: ${s.format}, ${s.scheme.toUpperCase()} slots`];
@@ -35,43 +36,50 @@ function formatSimulation(r: SimulationReport): string {
   return lines.join('\n');
 }
 
+const STATUS_OPTIONS = [opts.json, opts.flag('--no-hash', 'skip hashing slot contents')] as const;
+const WRITE_OPTIONS = [
+  opts.required(opts.described(opts.from, 'filesystem image, or a signed update bundle (.dmb), to write')),
+  opts.flag('--bootonce', 'then request a one-time boot of the slot (bootonce + bootme)'),
+  opts.flag('--force', 'allow writing the slot that boots by default'),
+  opts.described(opts.pubkey, 'bundles: the Ed25519 public key the bundle must be signed with'),
+  opts.requireSignature,
+  opts.json,
+] as const;
+const SIMULATE_OPTIONS = [
+  opts.required(opts.text('--outcomes <list>', 'one per load attempt: ok, fail (gptboot cannot load it) or crash (the OS dies before rc.d/gptboot)')),
+  opts.flag('--no-confirm', 'do not run rc.d/gptboot after a good boot'),
+  opts.integer('--boot-stage-fails <n>', 'also show the proposed boot-stage fallback with the first N stages failing', 0, 128),
+  opts.json,
+] as const;
+
 export function addSlotCommands(program: Command): void {
   const slot = program.command('slot').description('A/B OS slots: status, write, bootonce, confirm, activate, simulate (SLOT = index or GPT label)');
-  slot.command('status').argument('<image>').option('--json').option('--no-hash', 'skip hashing slot contents')
-    .description('every slot with attributes, size, hash and filesystem, and what boots next')
-    .action(async (image: string, o: { json?: boolean; hash: boolean }) => {
-      const s = await slotStatus(image, { hash: o.hash });
+  opts.addOptions(slot.command('status').argument('<image>').description('every slot with attributes, size, hash and filesystem, and what boots next'), STATUS_OPTIONS)
+    .action(async (path: string, o: Values<typeof STATUS_OPTIONS>) => {
+      const s = await withImage(path, (image) => image.slots({ hash: o.hash }));
       if (o.json) printJson(s);
       else printOut(`${formatStatus(s)}\n`);
     });
-  slot.command('write').argument('<image>').argument('<slot>').requiredOption('--from <file>', 'filesystem image, or a signed update bundle (.dmb), to write')
-    .option('--bootonce', 'then request a one-time boot of the slot (bootonce + bootme)')
-    .option('--force', 'allow writing the slot that boots by default')
-    .option('--pubkey <file>', 'bundles: the Ed25519 public key the bundle must be signed with')
-    .option('--require-signature', 'refuse anything but a bundle signed by --pubkey').option('--json')
-    .description('write an OS image or update bundle into a slot, read it back and compare hashes')
-    .action(async (image: string, ref: string, o: { from: string; bootonce?: boolean; force?: boolean; json?: boolean; pubkey?: string; requireSignature?: boolean }) => {
-      const r = await slotWrite(image, ref, o.from, o);
+  opts.addOptions(slot.command('write').argument('<image>').argument('<slot>').description('write an OS image or update bundle into a slot, read it back and compare hashes'), WRITE_OPTIONS)
+    .action(async (path: string, ref: string, o: Values<typeof WRITE_OPTIONS>) => {
+      const r = await withImage(path, (image) => image.slotWrite(ref, o.from, o));
       if (o.json) printJson(r);
       else printOut(`slot ${r.slot}${r.label ? ` (${r.label})` : ''}: wrote ${formatBytes(r.bytes)}, read back sha256 ${r.sha256.slice(0, 12)} matches${r.bootonce ? '; bootonce set' : ''}\n`);
     });
   slot.command('bootonce').argument('<image>').argument('<slot>').description('request a one-time boot (as gpart set -a bootonce)')
-    .action(async (image: string, ref: string) => {
-      await slotBootonce(image, ref);
+    .action(async (path: string, ref: string) => {
+      await withImage(path, (image) => image.bootonce(ref));
     });
   slot.command('confirm').argument('<image>').description("what FreeBSD's rc.d/gptboot does after a good boot")
-    .action(async (image: string) => {
-      for (const m of await slotConfirm(image)) printOut(`${m}\n`);
+    .action(async (path: string) => {
+      for (const m of await withImage(path, (image) => image.confirm())) printOut(`${m}\n`);
     });
   slot.command('activate').argument('<image>').argument('<slot>').description('make a slot the permanent default (GPT bootme, or the MBR active flag)')
-    .action(async (image: string, ref: string) => {
-      await slotActivate(image, ref);
+    .action(async (path: string, ref: string) => {
+      await withImage(path, (image) => image.activate(ref));
     });
-  slot.command('simulate').argument('<image>').requiredOption('--outcomes <list>', 'one per load attempt: ok, fail (gptboot cannot load it) or crash (the OS dies before rc.d/gptboot)')
-    .option('--no-confirm', 'do not run rc.d/gptboot after a good boot')
-    .addOption(new Option('--boot-stage-fails <n>', 'also show the proposed boot-stage fallback with the first N stages failing').argParser(Number))
-    .option('--json').description("apply FreeBSD gptboot's rules to a copy in memory and show each boot")
-    .action(async (image: string, o: { outcomes: string; confirm: boolean; bootStageFails?: number; json?: boolean }) => {
+  opts.addOptions(slot.command('simulate').argument('<image>').description("apply FreeBSD gptboot's rules to a copy in memory and show each boot"), SIMULATE_OPTIONS)
+    .action(async (image: string, o: Values<typeof SIMULATE_OPTIONS>) => {
       const r = await slotSimulate(image, parseOutcomes(o.outcomes), { confirm: o.confirm, bootStageFails: o.bootStageFails });
       if (o.json) printJson(r);
       else printOut(`${formatSimulation(r)}\n`);

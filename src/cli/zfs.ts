@@ -3,11 +3,8 @@ import { Command } from 'commander';
 import { zfsBootenv, zfsLabels, zfsSetBootonce, type ZfsBootenvReport, type ZfsLabelsReport } from '../ops/zfs.js';
 import { DiskmintError } from '../model/errors.js';
 import { printOut, printErr } from './output.js';
-
-/** JSON with 64-bit values as decimal strings (as zdb prints guids and txgs). */
-function printJson(value: unknown): void {
-  printOut(`${JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
-}
+import { printJson } from './json.js';
+import * as opts from './options.js';
 
 function formatLabels(r: ZfsLabelsReport): string {
   const lines = [`${r.spec}: ZFS vdev of ${r.vdevSize} bytes`];
@@ -45,7 +42,7 @@ export function addZfsCommands(program: Command): void {
   const zfs = program.command('zfs').description('ZFS vdev labels and boot environments, offline (IMG:N picks partition N)');
 
   zfs.command('label').argument('<image>', 'IMG or IMG:N')
-    .option('--json', 'print as JSON (64-bit values as decimal strings)')
+    .addOption(opts.json.make())
     .description('the four vdev labels as zdb -l reads them: checksums, agreement, active uberblock')
     .action(async (image: string, o: { json?: boolean }) => {
       const r = await zfsLabels(image);
@@ -54,7 +51,7 @@ export function addZfsCommands(program: Command): void {
     });
 
   zfs.command('bootenv').argument('<image>', 'IMG or IMG:N')
-    .option('--json', 'print as JSON')
+    .addOption(opts.json.make())
     .description('the boot environment: freebsd:bootonce, freebsd:bootonce-used and the rest')
     .action(async (image: string, o: { json?: boolean }) => {
       const r = await zfsBootenv(image);
@@ -63,8 +60,8 @@ export function addZfsCommands(program: Command): void {
     });
 
   zfs.command('bootonce').argument('<image>', 'IMG or IMG:N').argument('[dataset]', 'POOL/ROOT/BE (stored as zfs:POOL/ROOT/BE:) or a zfs:... descriptor')
-    .option('--clear', 'remove the one-time boot request')
-    .option('--json', 'print the result as JSON')
+    .addOption(opts.flag('--clear', 'remove the one-time boot request').make())
+    .addOption(opts.json.make())
     .description('request a one-time boot of a boot environment, as zfsbootcfg does (all four labels, crash-safe)')
     .action(async (image: string, dataset: string | undefined, o: { clear?: boolean; json?: boolean }) => {
       if (o.clear && dataset !== undefined) throw new DiskmintError('BAD_ARGUMENT', 'give a dataset or --clear, not both');

@@ -9,7 +9,7 @@ import { FormatError } from '../../formats/common/errors.js';
 import { openRawFile, readInto, type DiskReader } from '../model/disk-reader.js';
 import { detectContainer } from '../containers/registry.js';
 import type { ContainerFormat, ContainerReader } from '../containers/types.js';
-import { isAllZero } from '../containers/blocks.js';
+import { nonZeroSpans } from './zero-blocks.js';
 import { mapOrdered } from './concurrency.js';
 
 export interface OpenedDisk {
@@ -74,10 +74,9 @@ export async function openSiblingFile(imagePath: string, name: string): Promise<
 }
 
 const SCAN_CHUNK = 4 << 20;
-const SCAN_BLOCK = 64 << 10;
 const SCAN_DEPTH = 4;
 
-/** A raw file as a container: allocated ranges come from scanning for non-zero 64 KiB blocks. */
+/** A raw file as a container: allocated ranges come from scanning for non-zero 64 KiB blocks (zero-blocks.ts). */
 export function rawContainer(file: DiskReader, path?: string): ContainerReader & { sourcePath?: string } {
   return {
     format: 'raw',
@@ -87,7 +86,7 @@ export function rawContainer(file: DiskReader, path?: string): ContainerReader &
     close: () => file.close(),
     details: () => ({}),
     async *allocatedRanges() {
-      let start = -1;
+      let span: { offset: number; length: number } | undefined; // the range found so far, joined across chunks
       const handle = path ? await open(path, 'r') : undefined;
       // Scan with a few reads in flight (holes still have to be read: Node has no SEEK_DATA).
       const offsets = function* () {
@@ -108,19 +107,18 @@ export function rawContainer(file: DiskReader, path?: string): ContainerReader &
       };
       try {
         for await (const { at, chunk } of mapOrdered(offsets(), SCAN_DEPTH, readChunk)) {
-          for (let b = 0; b < chunk.length; b += SCAN_BLOCK) {
-            const zero = isAllZero(chunk.subarray(b, b + SCAN_BLOCK));
-            if (!zero && start < 0) start = at + b;
-            if (zero && start >= 0) {
-              yield { offset: start, length: at + b - start };
-              start = -1;
+          for (const [start, end] of nonZeroSpans(chunk)) {
+            if (span && span.offset + span.length === at + start) span.length += end - start;
+            else {
+              if (span) yield span;
+              span = { offset: at + start, length: end - start };
             }
           }
         }
       } finally {
         await handle?.close();
       }
-      if (start >= 0) yield { offset: start, length: file.size - start };
+      if (span) yield span;
     },
   };
 }

@@ -5,7 +5,8 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { DiskmintError } from '../model/errors.js';
-import { isAllZero } from '../containers/blocks.js';
+import { nonZeroSpans } from './zero-blocks.js';
+import { writeFully } from './write-fully.js';
 
 export interface ByteSink {
   /** True when `pwrite` works (a regular file); false for pipes. */
@@ -29,8 +30,6 @@ export interface ByteSink {
 const COALESCE_BYTES = 4 << 20;
 /** Non-zero spans at least this long go to the file straight from the caller's buffer (no copy). */
 const DIRECT_BYTES = 256 << 10;
-/** Granularity at which zeros written forward become holes. */
-const HOLE_BYTES = 64 << 10;
 
 /**
  * A sink over a new (empty) file: zero runs are left as holes, small forward writes are
@@ -67,17 +66,9 @@ export function fileSink(handle: FileHandle): ByteSink {
       return position;
     },
     async write(data) {
-      // The file is new, so all-zero HOLE_BYTES pieces can stay holes: the output is sparse
+      // The file is new, so all-zero 64 KiB pieces can stay holes: the output is sparse
       // wherever the container stores zeros (fixed VHD, VHDX blocks, flat extents).
-      let span = 0; // start of the current non-zero span in `data`
-      for (let at = 0; at < data.length; at += HOLE_BYTES) {
-        const piece = data.subarray(at, Math.min(data.length, at + HOLE_BYTES));
-        if (piece.length === HOLE_BYTES && isAllZero(piece)) {
-          if (at > span) await emit(data.subarray(span, at), position + span);
-          span = at + HOLE_BYTES;
-        }
-      }
-      if (data.length > span) await emit(data.subarray(span), position + span);
+      for (const [start, stop] of nonZeroSpans(data, { shortTailIsData: true })) await emit(data.subarray(start, stop), position + start);
       position += data.length;
       end = Math.max(end, position);
     },
@@ -140,12 +131,4 @@ export function streamSink(out: Writable): ByteSink {
     },
   };
   return sink;
-}
-
-/** pwrite until every byte is written. */
-export async function writeFully(handle: FileHandle, data: Uint8Array, position: number): Promise<void> {
-  for (let done = 0; done < data.length; ) {
-    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
-    done += bytesWritten;
-  }
 }

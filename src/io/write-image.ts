@@ -1,23 +1,21 @@
 /**
  * Write a virtual disk in any output format: raw (sparse file or pipe) or a container.
- * Files are written beside the target under a temp name and renamed only when complete;
- * extra files (monolithicFlat's -flat.vmdk) are renamed with it.
+ * Files go through one AtomicOutput (atomic-output.ts): written beside the target under a temp
+ * name and renamed only when complete; extra files (monolithicFlat's -flat.vmdk) with it.
  */
-import { open, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { tempPathBeside, trackTempFile, untrackTempFile } from './temp-files.js';
 import type { Writable } from 'node:stream';
 import { DiskmintError } from '../model/errors.js';
 import { VirtualDisk } from '../model/extents.js';
-import { writeAtomically, writeRawImage } from '../containers/raw/writer.js';
+import { writeRawImage } from '../containers/raw/writer.js';
 import { FileCache, readRunInto } from './run-reader.js';
 import { createCompressor } from '../containers/compress.js';
 import { fileSink, streamSink, type ByteSink } from './sink.js';
 import { handlerFor, outputFormatFor, parseOptionString } from '../containers/registry.js';
 import type { ContainerFormat, WriteContext } from '../containers/types.js';
-import { createProgress, type Progress } from '../cli/progress.js';
-import { stderrIsTerminal } from '../cli/output.js';
 import { checkOutputTarget, inputFilesOf } from './output-target.js';
+import { writeAtomically } from './atomic-output.js';
+import type { ProgressReporter } from './progress.js';
 
 export interface WriteImageOptions {
   /** Output format (qemu-img names: raw, qcow2, vmdk, vpc/vhd, vhdx); default from the file extension. */
@@ -30,10 +28,10 @@ export interface WriteImageOptions {
   level?: number;
   /** Compression threads (default: every core). Output bytes do not depend on it. */
   threads?: number;
-  /** Stream for '-' (default process.stdout). */
+  /** Where output '-' goes (required for '-': the engine never picks the process's standard output itself). */
   stdout?: Writable;
-  /** Show a progress bar on a terminal (default: when stderr is a TTY). */
-  progress?: boolean;
+  /** Told how many bytes of data were read (the CLI's progress bar); default (or false): no progress. */
+  progress?: ProgressReporter | false;
   /** Files the command read (a layout, a converted image) besides the disk's own file runs: no output may be one of them. */
   inputs?: readonly string[];
 }
@@ -53,10 +51,11 @@ export async function writeImage(disk: VirtualDisk, output: string, opts: WriteI
     yield* inputFilesOf(disk);
   };
   if (output !== '-') await checkOutputTarget(output, inputs());
-  const showProgress = opts.progress ?? (output !== '-' && stderrIsTerminal());
-  const progress = createProgress(`writing ${format}`, { enabled: showProgress });
-  // Only wrap reads for a visible bar: the wrapper costs a copy per chunk.
-  const { disk: tracked, close } = showProgress ? trackProgress(disk, progress) : { disk, close: async () => {} };
+  if (output === '-' && !opts.stdout) throw new DiskmintError('BAD_ARGUMENT', "output '-' needs the stream to write to (opts.stdout)");
+  const progress = opts.progress || undefined;
+  // Only wrap reads when asked: the wrapper costs a copy per chunk.
+  const { disk: tracked, close } = progress ? trackProgress(disk, progress) : { disk, close: async () => {} };
+  progress?.start(disk.dataBytes(), `writing ${format}`);
   try {
     if (format === 'raw') {
       if (Object.keys(options).length) throw new DiskmintError('BAD_ARGUMENT', `raw output takes no -o options (got ${Object.keys(options).join(', ')})`);
@@ -66,7 +65,7 @@ export async function writeImage(disk: VirtualDisk, output: string, opts: WriteI
       await writeContainer(tracked, output, format, options, opts, inputs);
     }
   } finally {
-    progress.finish();
+    progress?.done();
     await close();
   }
   return { format, output, virtualSize: disk.size };
@@ -75,60 +74,42 @@ export async function writeImage(disk: VirtualDisk, output: string, opts: WriteI
 async function writeContainer(disk: VirtualDisk, output: string, format: ContainerFormat, options: Record<string, string>, opts: WriteImageOptions, inputs: () => Iterable<string>): Promise<void> {
   const handler = handlerFor(format)!;
   const compressor = createCompressor({ threads: opts.threads });
-  const siblings: Array<{ temp: string; final: string }> = [];
-  const closers: Array<() => Promise<void>> = [];
-  const ctx = (sinkTarget: string): WriteContext => ({
+  const ctx = (siblingOutput: WriteContext['createSiblingOutput']): WriteContext => ({
     options,
     compress: opts.compress ? { algorithm: opts.compression, level: opts.level } : undefined, // the handler's policy decides the rest
     compressor,
-    outputPath: sinkTarget,
-    async createSiblingOutput(name: string): Promise<ByteSink> {
-      if (sinkTarget === '-') throw new DiskmintError('BAD_ARGUMENT', `${format} output with a separate data file cannot go to a pipe`);
-      const final = join(dirname(output), name);
-      await checkOutputTarget(final, inputs()); // a VMDK's -flat/-s001 file may be the input itself
-      const temp = tempPathBeside(final);
-      trackTempFile(temp);
-      const handle = await open(temp, 'wx');
-      siblings.push({ temp, final });
-      closers.push(() => handle.close());
-      return fileSink(handle);
-    },
+    outputPath: output,
+    createSiblingOutput: siblingOutput,
   });
   try {
     if (output === '-') {
-      const sink = streamSink(opts.stdout ?? process.stdout);
-      await handler.write(disk, sink, ctx('-'));
+      const sink = streamSink(opts.stdout!);
+      await handler.write(disk, sink, ctx(async () => {
+        throw new DiskmintError('BAD_ARGUMENT', `${format} output with a separate data file cannot go to a pipe`);
+      }));
       await sink.finish();
       return;
     }
-    await writeAtomically(output, async (handle) => {
+    await writeAtomically(output, async (handle, out) => {
       const sink = fileSink(handle);
-      await handler.write(disk, sink, ctx(output));
+      await handler.write(disk, sink, ctx(async (name: string): Promise<ByteSink> => {
+        const final = join(dirname(output), name);
+        await checkOutputTarget(final, inputs()); // a VMDK's -flat/-s001 file may be the input itself
+        return fileSink(await out.sibling(final));
+      }));
       await sink.finish();
-      for (const close of closers.splice(0)) await close();
-      for (const s of siblings) {
-        await rename(s.temp, s.final);
-        untrackTempFile(s.temp);
-      }
-      siblings.length = 0;
     });
   } finally {
-    for (const close of closers) await close().catch(() => {});
-    for (const s of siblings) {
-      await unlink(s.temp).catch(() => {});
-      untrackTempFile(s.temp);
-    }
     await compressor.close();
   }
 }
 
 /** The same disk, with every data read reported to `progress`. Nothing is read here. */
-function trackProgress(disk: VirtualDisk, progress: Progress): { disk: VirtualDisk; close: () => Promise<void> } {
+function trackProgress(disk: VirtualDisk, progress: ProgressReporter): { disk: VirtualDisk; close: () => Promise<void> } {
   const total = disk.dataBytes();
   const files = new FileCache();
   const close = () => files.closeAll();
   if (total === 0) return { disk, close };
-  let done = 0;
   const tracked = new VirtualDisk(disk.size);
   for (const run of disk.runs()) {
     if (run.kind === 'bytes') {
@@ -144,8 +125,7 @@ function trackProgress(disk: VirtualDisk, progress: Progress): { disk: VirtualDi
           const n = Math.max(0, Math.min(length, run.length - offset));
           const out = into && into.length >= n ? into.subarray(0, n) : new Uint8Array(n);
           await readRunInto(run, offset, out, files);
-          done += n;
-          progress.update(done, total);
+          progress.advance(n);
           return out;
         },
         close,

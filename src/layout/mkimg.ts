@@ -8,10 +8,14 @@
 import { stat } from 'node:fs/promises';
 import { DiskmintError } from '../model/errors.js';
 import { buildImage, planImage } from '../ops/build.js';
+import { SCHEME_NAMES, findScheme, schemeHandler } from '../schemes/registry.js';
+import { listWords } from '../schemes/sectors.js';
+import type { SchemeName } from '../schemes/handler.js';
+import type { WriteImageOptions } from '../io/write-image.js';
 import type { Layout, PartitionSpec } from './schema.js';
 
 export interface MkimgArgs {
-  scheme: 'gpt' | 'mbr' | 'bsd' | 'ebr';
+  scheme: SchemeName;
   format: string;
   output: string;
   bootcode?: string;
@@ -104,11 +108,12 @@ export function parseMkimgArgs(argv: readonly string[]): MkimgArgs {
       }
     }
   }
-  if (!args.scheme) throw new DiskmintError('BAD_ARGUMENT', 'mkimg: -s scheme is required (gpt, mbr, bsd or ebr)');
-  if (!['gpt', 'mbr', 'bsd', 'ebr'].includes(args.scheme)) {
-    throw new DiskmintError('BAD_ARGUMENT', `mkimg: scheme "${args.scheme}" is not supported (diskmint writes gpt, mbr, bsd and ebr; not apm or vtoc8)`);
+  if (!args.scheme) throw new DiskmintError('BAD_ARGUMENT', `mkimg: -s scheme is required (${listWords(SCHEME_NAMES, 'or')})`);
+  const scheme = findScheme(args.scheme);
+  if (!scheme) {
+    throw new DiskmintError('BAD_ARGUMENT', `mkimg: scheme "${args.scheme}" is not supported (diskmint writes ${listWords(SCHEME_NAMES)}; not apm or vtoc8)`);
   }
-  if (args.scheme === 'ebr' && args.bootcode !== undefined) throw new DiskmintError('BAD_ARGUMENT', 'mkimg: the ebr scheme has no boot code (-b)');
+  if (scheme.capabilities.bootcode.bytes === 0 && args.bootcode !== undefined) throw new DiskmintError('BAD_ARGUMENT', `mkimg: the ${scheme.name} scheme has no boot code (-b)`);
   if (!args.output) throw new DiskmintError('BAD_ARGUMENT', 'mkimg: -o outfile is required (mkimg would write to standard output; give -o - for that)');
   const sectorSize = args.sectorSize ?? 512;
   return {
@@ -124,10 +129,12 @@ export function parseMkimgArgs(argv: readonly string[]): MkimgArgs {
 
 /** The layout mkimg would lay out for these arguments. */
 export async function mkimgLayout(a: MkimgArgs): Promise<Layout> {
+  const scheme = schemeHandler(a.scheme);
+  const { mkimg: rules, capabilities: caps } = scheme;
   const blockSectors = Math.max(1, a.blockSize / a.sectorSize);
   const track = a.sectorsPerTrack > 1 ? a.sectorsPerTrack : 1;
   // MBR and EBR partitions start on track boundaries (each EBR takes the track before its partition).
-  const alignSectors = a.scheme === 'mbr' || a.scheme === 'ebr' ? track : blockSectors;
+  const alignSectors = rules.alignToTrack ? track : blockSectors;
   const partitions: PartitionSpec[] = [];
   for (const [i, p] of a.partitions.entries()) {
     const bytes = p.file !== undefined ? (await stat(p.file).catch(() => undefined))?.size : p.size;
@@ -135,15 +142,15 @@ export async function mkimgLayout(a: MkimgArgs): Promise<Layout> {
     // mkimg.c: size = bytes rounded up to whole sectors; only the next start is rounded (scheme metadata).
     // ebr.c: the EBR entry's size is rounded up to whole tracks.
     const sectors = Math.ceil(bytes / a.sectorSize);
-    const spec: PartitionSpec = { type: p.type, size: `${a.scheme === 'ebr' ? Math.ceil(sectors / track) * track : sectors}s` };
+    const spec: PartitionSpec = { type: p.type, size: `${rules.roundSizeToTrack ? Math.ceil(sectors / track) * track : sectors}s` };
     if (p.file !== undefined) spec.contents = { file: p.file };
-    if (p.label !== undefined && a.scheme === 'gpt') spec.label = p.label;
-    if (a.scheme === 'mbr' && a.active === i + 1) spec.active = true;
+    if (p.label !== undefined && caps.labels) spec.label = p.label;
+    if (caps.activeFlag && a.active === i + 1) spec.active = true;
     if (p.offset) {
       if (p.offset.relative) throw new DiskmintError('BAD_ARGUMENT', `mkimg: relative offsets (:+N) are not supported; give an absolute offset`);
       spec.offset = p.offset.bytes;
     }
-    if (a.deterministic && a.scheme === 'gpt') spec.uuid = repeatedGuid(i + 1);
+    if (a.deterministic && caps.guids) spec.uuid = repeatedGuid(i + 1);
     partitions.push(spec);
   }
   const layout: Layout = {
@@ -153,15 +160,15 @@ export async function mkimgLayout(a: MkimgArgs): Promise<Layout> {
     geometry: { heads: Math.min(255, a.heads), sectors: Math.min(63, a.sectorsPerTrack) },
     partitions,
   };
-  if (a.scheme === 'gpt' && a.deterministic) layout.diskGuid = repeatedGuid(a.partitions.length + 1);
+  if (caps.guids && a.deterministic) layout.diskGuid = repeatedGuid(a.partitions.length + 1);
   if (a.bootcode) layout.bootcode = a.bootcode;
-  else if (a.scheme === 'mbr') layout.diskSignature = 0; // mkimg writes no disk signature of its own
+  else if (caps.diskSignature === 'seeded') layout.diskSignature = 0; // mkimg writes no disk signature of its own
   // Image end: BSD rounds to a cylinder (bsd.c SCHEME_META_IMG_END); -c sets a minimum size.
   const { plan } = await planImage(layout, { baseDir: process.cwd() });
   let sectors = plan.totalSectors;
-  if (a.scheme === 'bsd') {
+  if (rules.endOnCylinder) {
     const cylinder = a.heads * a.sectorsPerTrack;
-    const end = Math.max(...plan.partitions.map((p) => p.startLba + p.sectors), Math.ceil(8192 / a.sectorSize));
+    const end = Math.max(...plan.partitions.map((p) => p.startLba + p.sectors), Math.ceil(rules.endOnCylinder.minBytes / a.sectorSize));
     sectors = Math.ceil(end / cylinder) * cylinder;
   }
   if (a.minCapacity !== undefined) sectors = Math.max(sectors, Math.ceil(a.minCapacity / a.sectorSize));
@@ -178,10 +185,11 @@ function repeatedGuid(n: number): string {
   return `${b.repeat(4)}-${b.repeat(2)}-${b.repeat(2)}-${b.repeat(2)}-${b.repeat(6)}`;
 }
 
-export async function runMkimg(argv: readonly string[]): Promise<void> {
+/** `streams` gives writeImage's stdout and progress for the output path (the CLI's; a library caller's own). */
+export async function runMkimg(argv: readonly string[], streams: (output: string) => Pick<WriteImageOptions, 'stdout' | 'progress'> = () => ({})): Promise<void> {
   const a = parseMkimgArgs(argv);
   const f = FORMATS[a.format];
   if (!f) throw new DiskmintError('BAD_ARGUMENT', `mkimg: format "${a.format}" is not supported (use ${Object.keys(FORMATS).join(', ')})`);
   const layout = await mkimgLayout(a);
-  await buildImage(layout, { output: a.output, format: f.format, options: f.options, baseDir: process.cwd(), seed: a.deterministic ? 'mkimg-y' : undefined });
+  await buildImage(layout, { ...streams(a.output), output: a.output, format: f.format, options: f.options, baseDir: process.cwd(), seed: a.deterministic ? 'mkimg-y' : undefined });
 }

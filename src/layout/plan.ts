@@ -13,7 +13,8 @@ import {
   LayoutProblems, checkSchemeFields, resolveAttributes, resolveContentsFile, resolveType, type ResolvedType,
 } from './resolve.js';
 import { buildPlannedFat, resolveFatContents, type PlannedFat } from './fat-contents.js';
-import { tableGeometry, MBR_MAX_SECTORS, BSD_LETTERS, BOOTCODE_LIMITS } from '../schemes/geometry.js';
+import { schemeHandler } from '../schemes/registry.js';
+import type { SchemeHandler } from '../schemes/handler.js';
 
 export type PlannedContents =
   | { kind: 'none' }
@@ -88,8 +89,10 @@ export async function planLayout(layout: Layout, ctx: PlanContext, fixedBytes?: 
   if (ctx.parentSectorSize !== undefined && sectorSize !== ctx.parentSectorSize) {
     problems.add(p('sectorSize'), `${sectorSize} differs from the enclosing disk's sector size ${ctx.parentSectorSize}`);
   }
-  const geo = tableGeometry(layout, sectorSize);
-  const alignSectors = resolveAlign(layout, sectorSize, p('align'), problems);
+  const scheme = schemeHandler(layout.scheme);
+  const caps = scheme.capabilities;
+  const geo = scheme.geometry(sectorSize, layout.entries);
+  const alignSectors = resolveAlign(layout, scheme, sectorSize, p('align'), problems);
 
   let totalSectors: number | undefined;
   const sizeSpec = parseSizeSpec(layout.size ?? 'auto') ?? { kind: 'auto' };
@@ -151,7 +154,7 @@ export async function planLayout(layout: Layout, ctx: PlanContext, fixedBytes?: 
   }
   if (problems.list.length) throw layoutError(problems);
 
-  let placed = placePartitions(layout.scheme, drafts, sizes, geo.firstUsable, alignSectors);
+  let placed = placePartitions(scheme, drafts, sizes, geo.firstUsable, alignSectors);
   if (totalSectors === undefined) {
     totalSectors = alignUp(placed.end + geo.trailerSectors, alignSectors);
   } else if (restIndex >= 0) {
@@ -162,16 +165,20 @@ export async function planLayout(layout: Layout, ctx: PlanContext, fixedBytes?: 
     if (rest <= 0) problems.add(`${drafts[restIndex].path}.size`, `"rest": no space left (the other partitions need ${formatBytes(placed.end * sectorSize)})`);
     else {
       sizes[restIndex] = rest;
-      placed = placePartitions(layout.scheme, drafts, sizes, geo.firstUsable, alignSectors);
+      placed = placePartitions(scheme, drafts, sizes, geo.firstUsable, alignSectors);
     }
   }
   const lastUsable = totalSectors - geo.trailerSectors - 1;
   checkPlacement(drafts, placed.starts, sizes, geo.firstUsable, lastUsable, sectorSize, problems);
-  if (layout.scheme === 'mbr') checkMbrLimits(drafts, totalSectors, p, problems);
-  if (layout.scheme === 'ebr') checkEbrLimits(layout, drafts, totalSectors, geo.entries, p, problems);
-  if (layout.scheme === 'bsd' && drafts.length > BSD_LETTERS.length) problems.add(p('partitions'), `a BSD label holds at most ${BSD_LETTERS.length} partitions besides c`);
-  if (layout.scheme === 'gpt' && drafts.length > geo.entries) problems.add(p('entries'), `${geo.entries} entries cannot hold ${drafts.length} partitions`);
-  const bootcode = await readBootcode(layout, ctx, p('bootcode'), problems);
+  scheme.checkLimits({
+    partitions: drafts.map((d) => ({ path: d.path, logical: d.spec.logical === true, active: d.spec.active === true })),
+    totalSectors,
+    entries: geo.entries,
+    diskSignatureGiven: layout.diskSignature !== undefined,
+    at: p,
+    problem: (path, message) => problems.add(path, message),
+  });
+  const bootcode = await readBootcode(layout, scheme, ctx, p('bootcode'), problems);
   if (problems.list.length) throw layoutError(problems);
 
   // Nested layouts with auto size fill their partition; FAT volumes fill theirs.
@@ -189,18 +196,19 @@ export async function planLayout(layout: Layout, ctx: PlanContext, fixedBytes?: 
   }
   if (problems.list.length) throw layoutError(problems);
 
+  const indexes = scheme.tableIndexes(placed.logical);
   const partitions = drafts.map((d, i): PlannedPartition => ({
-    index: layout.scheme === 'mbr' || layout.scheme === 'ebr' ? placed.mbrIndex[i] : layout.scheme === 'bsd' ? BSD_LETTERS.charCodeAt(i) - 96 : i + 1,
+    index: indexes[i],
     jsonPath: d.path,
     type: d.spec.type,
     gptType: d.gptType,
     mbrType: d.mbrType,
     bsdFstype: d.bsdFstype,
-    bsdLetter: layout.scheme === 'bsd' ? BSD_LETTERS[i] : undefined,
+    bsdLetter: scheme.partitionLetter?.(i),
     label: d.spec.label,
-    guid: layout.scheme === 'gpt' ? (d.spec.uuid?.toLowerCase() ?? deriveGuid(ctx.seed, d.path)) : undefined,
+    guid: caps.guids ? (d.spec.uuid?.toLowerCase() ?? deriveGuid(ctx.seed, d.path)) : undefined,
     uuidGiven: d.spec.uuid !== undefined,
-    attributes: layout.scheme === 'gpt' ? resolveAttributes(d.spec, d.path, problems) : 0n,
+    attributes: caps.attributes ? resolveAttributes(d.spec, d.path, problems) : 0n,
     active: d.spec.active ?? false,
     logical: d.spec.logical ?? false,
     startLba: placed.starts[i],
@@ -216,9 +224,9 @@ export async function planLayout(layout: Layout, ctx: PlanContext, fixedBytes?: 
     totalSectors,
     alignSectors,
     seed: ctx.seed,
-    diskGuid: layout.scheme === 'gpt' ? (layout.diskGuid?.toLowerCase() ?? deriveGuid(ctx.seed, p('disk'))) : undefined,
+    diskGuid: caps.guids ? (layout.diskGuid?.toLowerCase() ?? deriveGuid(ctx.seed, p('disk'))) : undefined,
     diskGuidGiven: layout.diskGuid !== undefined,
-    diskSignature: layout.scheme === 'bsd' ? undefined : resolveDiskSignature(layout, ctx, p('disk-signature'), bootcode),
+    diskSignature: resolveDiskSignature(layout, scheme, ctx, p('disk-signature'), bootcode),
     entries: geo.entries,
     geometry: { heads: layout.geometry?.heads ?? 255, sectorsPerTrack: layout.geometry?.sectors ?? 63 },
     bootcode,
@@ -228,8 +236,8 @@ export async function planLayout(layout: Layout, ctx: PlanContext, fixedBytes?: 
   };
 }
 
-function resolveAlign(layout: Layout, sectorSize: number, path: string, problems: LayoutProblems): number {
-  const spec = parseSizeSpec(layout.align ?? (layout.scheme === 'bsd' ? '4K' : '1M'));
+function resolveAlign(layout: Layout, scheme: SchemeHandler, sectorSize: number, path: string, problems: LayoutProblems): number {
+  const spec = parseSizeSpec(layout.align ?? scheme.defaultAlign);
   const bytes = spec?.kind === 'bytes' ? spec.bytes : spec?.kind === 'sectors' ? spec.sectors * sectorSize : undefined;
   if (bytes === undefined || bytes === 0) {
     problems.add(path, `${JSON.stringify(layout.align)}: alignment must be a size in bytes or sectors`);
@@ -268,42 +276,43 @@ async function resolveContents(spec: PartitionSpec, path: string, ctx: PlanConte
 interface Placement {
   starts: number[];
   ebrs: Array<number | undefined>;
-  mbrIndex: number[];
+  /** Which partitions are logical (each after its own EBR). */
+  logical: boolean[];
   end: number;
   extended?: { startLba: number; sectors: number; slot: number };
 }
 
 /** Sequential placement: each partition at the next aligned sector unless it gives an offset. */
-function placePartitions(scheme: Layout['scheme'], drafts: Draft[], sizes: number[], firstUsable: number, align: number): Placement {
+function placePartitions(scheme: SchemeHandler, drafts: Draft[], sizes: number[], firstUsable: number, align: number): Placement {
   const starts: number[] = [];
   const ebrs: Array<number | undefined> = [];
-  const mbrIndex: number[] = [];
+  const logical: boolean[] = [];
+  const logicals = scheme.capabilities.logicals;
   let cursor = firstUsable;
   let end = firstUsable;
   let extended: Placement['extended'];
   let slot = 0; // MBR primary slots 1-4, the extended partition taking the next when logicals begin
-  let logicalIndex = 5;
   for (const [i, d] of drafts.entries()) {
-    if ((scheme === 'mbr' && d.spec.logical) || scheme === 'ebr') {
+    const isLogical = logicals === 'all' || (logicals === 'marked' && d.spec.logical === true);
+    logical.push(isLogical);
+    if (isLogical) {
       // Each logical partition is preceded by its EBR (one alignment unit, at least one sector).
-      // A bare EBR chain (scheme ebr) reads as an MBR: its first partition is 1, the rest 5 on.
       const ebr = d.offsetSectors !== undefined ? d.offsetSectors - 1 : alignUp(cursor, align);
       const start = d.offsetSectors ?? alignUp(ebr + 1, align);
       if (!extended) extended = { startLba: ebr, sectors: 0, slot: ++slot };
       ebrs.push(ebr);
       starts.push(start);
-      mbrIndex.push(scheme === 'ebr' && i === 0 ? 1 : logicalIndex++);
       extended.sectors = start + sizes[i] - extended.startLba;
     } else {
       const start = d.offsetSectors ?? alignUp(cursor, align);
       ebrs.push(undefined);
       starts.push(start);
-      mbrIndex.push(++slot);
+      ++slot;
     }
     cursor = starts[i] + sizes[i];
     end = Math.max(end, cursor);
   }
-  return { starts, ebrs, mbrIndex, end, extended };
+  return { starts, ebrs, logical, end, extended };
 }
 
 function checkPlacement(drafts: Draft[], starts: number[], sizes: number[], first: number, last: number, ss: number, problems: LayoutProblems): void {
@@ -328,29 +337,10 @@ function checkPlacement(drafts: Draft[], starts: number[], sizes: number[], firs
   }
 }
 
-function checkMbrLimits(drafts: Draft[], totalSectors: number, p: (s: string) => string, problems: LayoutProblems): void {
-  const logicalAt = drafts.map((d) => d.spec.logical === true);
-  const primaries = logicalAt.filter((l) => !l).length + (logicalAt.some(Boolean) ? 1 : 0);
-  if (primaries > 4) problems.add(p('partitions'), `an MBR holds 4 primary partitions (the extended partition counts as one); this layout needs ${primaries}: mark some "logical": true`);
-  const first = logicalAt.indexOf(true);
-  const lastL = logicalAt.lastIndexOf(true);
-  for (let i = first; first >= 0 && i <= lastL; i++) {
-    if (!logicalAt[i]) problems.add(drafts[i].path, 'logical partitions must follow one another (they share one extended partition)');
-  }
-  if (totalSectors > MBR_MAX_SECTORS) problems.add(p('size'), `an MBR addresses at most ${MBR_MAX_SECTORS} sectors; use "scheme": "gpt" for larger disks`);
-  if (drafts.filter((d) => d.spec.active).length > 1) problems.add(p('partitions'), 'more than one partition is marked active');
-}
-
-function checkEbrLimits(layout: Layout, drafts: Draft[], totalSectors: number, entries: number, p: (s: string) => string, problems: LayoutProblems): void {
-  if (totalSectors > MBR_MAX_SECTORS) problems.add(p('size'), `an EBR chain addresses at most ${MBR_MAX_SECTORS} sectors`);
-  if (drafts.length > entries) problems.add(p('partitions'), `an EBR chain of more than ${entries} partitions is not read back by diskmint`);
-  if (layout.diskSignature !== undefined) problems.add(p('diskSignature'), 'an EBR chain has no disk signature (only an MBR has)');
-}
-
-async function readBootcode(layout: Layout, ctx: PlanContext, path: string, problems: LayoutProblems): Promise<Uint8Array | undefined> {
+async function readBootcode(layout: Layout, scheme: SchemeHandler, ctx: PlanContext, path: string, problems: LayoutProblems): Promise<Uint8Array | undefined> {
   if (layout.bootcode === undefined) return undefined;
   const abs = isAbsolute(layout.bootcode) ? layout.bootcode : resolve(ctx.baseDir, layout.bootcode);
-  const limit = BOOTCODE_LIMITS[layout.scheme];
+  const limit = scheme.capabilities.bootcode;
   if (limit.bytes === 0) {
     problems.add(path, `${limit.what}: remove "bootcode"`);
     return undefined;
@@ -367,11 +357,14 @@ async function readBootcode(layout: Layout, ctx: PlanContext, path: string, prob
   }
 }
 
-function resolveDiskSignature(layout: Layout, ctx: PlanContext, what: string, bootcode: Uint8Array | undefined): number | undefined {
+/** A given disk signature where the scheme has one (GPT's protective MBR too); MBRs get one from the seed. */
+function resolveDiskSignature(layout: Layout, scheme: SchemeHandler, ctx: PlanContext, what: string, bootcode: Uint8Array | undefined): number | undefined {
+  const has = scheme.capabilities.diskSignature;
+  if (has === undefined) return undefined;
   if (layout.diskSignature !== undefined) return Number(layout.diskSignature);
   // Boot code that covers bytes 440..443 brings its own signature (as mkimg copies 446 bytes).
   if (bootcode && bootcode.length >= 444) return undefined;
-  return layout.scheme === 'mbr' ? deriveU32(ctx.seed, what) : undefined;
+  return has === 'seeded' ? deriveU32(ctx.seed, what) : undefined;
 }
 
 function alignUp(n: number, align: number): number {

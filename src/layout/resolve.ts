@@ -4,12 +4,14 @@
  */
 import { stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
-import { gptTypeGuid } from '../../formats/schemes/gpt-types.js';
 import { encodeGptAttributes } from '../../formats/schemes/gpt-attributes.js';
-import { mbrTypeByte } from '../../formats/schemes/mbr-types.js';
-import { BSD_FSTYPES } from '../../formats/schemes/bsd.js';
 import { FormatError } from '../../formats/common/errors.js';
+import type { ResolvedType, SchemeCapabilities } from '../schemes/handler.js';
+import { SCHEME_HANDLERS, schemeHandler } from '../schemes/registry.js';
+import { listWords } from '../schemes/sectors.js';
 import type { Layout, PartitionSpec } from './schema.js';
+
+export type { ResolvedType };
 
 export class LayoutProblems {
   readonly list: string[] = [];
@@ -18,42 +20,38 @@ export class LayoutProblems {
   }
 }
 
-export interface ResolvedType {
-  gptType?: string;
-  mbrType?: number;
-  bsdFstype?: number;
+export function resolveType(scheme: Layout['scheme'], p: PartitionSpec, path: string, problems: LayoutProblems): ResolvedType {
+  const { value, problem } = schemeHandler(scheme).resolveType(p.type);
+  if (problem) problems.add(`${path}.type`, `${JSON.stringify(p.type)} ${problem}`);
+  return value;
 }
 
-export function resolveType(scheme: Layout['scheme'], p: PartitionSpec, path: string, problems: LayoutProblems): ResolvedType {
-  const shown = JSON.stringify(p.type);
-  if (scheme === 'gpt') {
-    const gptType = gptTypeGuid(p.type);
-    if (!gptType) problems.add(`${path}.type`, `${shown} is not a GPT type (use a name such as freebsd-ufs, efi, linux-data, or a GUID)`);
-    return { gptType };
-  }
-  if (scheme === 'mbr' || scheme === 'ebr') {
-    const mbrType = mbrTypeByte(p.type);
-    if (mbrType === undefined || mbrType === 0) problems.add(`${path}.type`, `${shown} is not an MBR type (use a name such as freebsd, efi, fat32-lba, linux, or a byte like 0xa5)`);
-    return { mbrType };
-  }
-  const key = Object.keys(BSD_FSTYPES).find((k) => k.toLowerCase() === p.type.toLowerCase());
-  const raw = /^(?:0x[0-9a-f]+|[0-9]+)$/i.test(p.type) ? Number(p.type) : undefined;
-  const bsdFstype = key !== undefined ? BSD_FSTYPES[key] : raw !== undefined && raw <= 255 ? raw : undefined;
-  if (bsdFstype === undefined) problems.add(`${path}.type`, `${shown} is not a BSD fstype (use 4.2BSD, swap, ZFS, unused or a number)`);
-  return { bsdFstype };
+/** Which capability each scheme-specific partition field needs. */
+const FIELD_CAPABILITIES: Array<[keyof PartitionSpec, (c: SchemeCapabilities) => boolean]> = [
+  ['label', (c) => c.labels !== undefined],
+  ['uuid', (c) => c.guids],
+  ['attributes', (c) => c.attributes],
+  ['active', (c) => c.activeFlag],
+  ['logical', (c) => c.logicals === 'marked'],
+];
+
+/** The schemes that have a field, as messages name them: `GPT`, `MBR`. */
+function schemesWith(has: (c: SchemeCapabilities) => boolean): string {
+  return listWords(SCHEME_HANDLERS.filter((h) => has(h.capabilities)).map((h) => h.name.toUpperCase()));
 }
 
 /** Fields that only some schemes have. */
 export function checkSchemeFields(scheme: Layout['scheme'], p: PartitionSpec, path: string, problems: LayoutProblems): void {
-  const gptOnly: Array<keyof PartitionSpec> = ['label', 'uuid', 'attributes'];
-  if (scheme !== 'gpt') {
-    for (const k of gptOnly) if (p[k] !== undefined) problems.add(`${path}.${k}`, `${scheme.toUpperCase()} partitions have no ${k}; only GPT does`);
+  const caps = schemeHandler(scheme).capabilities;
+  for (const [k, has] of FIELD_CAPABILITIES.slice(0, 3)) {
+    if (!has(caps) && p[k] !== undefined) problems.add(`${path}.${k}`, `${scheme.toUpperCase()} partitions have no ${k}; only ${schemesWith(has)} does`);
   }
-  if (scheme !== 'mbr') {
-    for (const k of ['active', 'logical'] as const) if (p[k] !== undefined) problems.add(`${path}.${k}`, `only MBR partitions have "${k}"`);
+  for (const [k, has] of FIELD_CAPABILITIES.slice(3)) {
+    if (!has(caps) && p[k] !== undefined) problems.add(`${path}.${k}`, `only ${schemesWith(has)} partitions have "${k}"`);
   }
-  if (scheme === 'gpt' && p.label !== undefined && p.label.length > 36) {
-    problems.add(`${path}.label`, `${JSON.stringify(p.label)} is ${p.label.length} UTF-16 code units; a GPT name holds at most 36`);
+  const max = caps.labels?.maxLength;
+  if (max !== undefined && p.label !== undefined && p.label.length > max) {
+    problems.add(`${path}.label`, `${JSON.stringify(p.label)} is ${p.label.length} UTF-16 code units; a ${scheme.toUpperCase()} name holds at most ${max}`);
   }
 }
 

@@ -22,3 +22,13 @@ export class DiskmintError extends Error {
     super(message);
   }
 }
+
+/**
+ * A Node system error (ENOSPC, EIO, EACCES...: an errno, a code and the failed syscall): the
+ * operating system refused, the user's to fix, not a bug of ours. Node's argument errors
+ * (ERR_INVALID_ARG_TYPE, a TypeError) have a code but no errno, and are not.
+ */
+export function isSystemError(err: unknown): err is NodeJS.ErrnoException & { code: string } {
+  const e = err as NodeJS.ErrnoException | undefined;
+  return e instanceof Error && typeof e.code === 'string' && typeof e.errno === 'number' && typeof e.syscall === 'string';
+}

@@ -38,6 +38,16 @@ export function parseSizeSpec(value: string | number): SizeSpec | undefined {
   return Number.isSafeInteger(bytes) ? { kind: 'bytes', bytes } : undefined;
 }
 
+/**
+ * A size in bytes (`65536`, `64K`, `2M`, `1MiB`, `0.5M`), as parseSizeSpec reads it: not
+ * sectors, a share or `rest`. The one grammar for byte sizes in options (qcow2's cluster_size,
+ * VHDX's block_size and log_size, fat create's --size).
+ */
+export function parseByteSize(value: string | number): number | undefined {
+  const spec = parseSizeSpec(value);
+  return spec?.kind === 'bytes' ? spec.bytes : undefined;
+}
+
 /** Human form of a byte count: `512 KiB`, `1.5 GiB`. */
 export function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];

@@ -11,7 +11,7 @@ import { openDisk } from '../io/open-disk.js';
 import { parseImageSpec, partitionRange } from './image-spec.js';
 import { writeImage, type WriteImageOptions } from '../io/write-image.js';
 import { buildFatVolume, minimumFatSize, openFat, treeFromFolder, type FatBuildOptions, type FatDirEntry, type FatReader } from '../fs/fat/index.js';
-import { parseSizeSpec } from '../model/size.js';
+import { parseByteSize } from '../model/size.js';
 
 export interface FatCreateOptions extends WriteImageOptions {
   from: string;
@@ -32,9 +32,8 @@ export async function createFatImage(output: string, opts: FatCreateOptions): Pr
   const fatOpts: FatBuildOptions = { type: opts.type ?? 'auto', label: opts.label, sectorSize: opts.sectorSize, seed: opts.seed ?? 'diskmint-fat' };
   let size: number | undefined;
   if (opts.size !== undefined) {
-    const spec = parseSizeSpec(opts.size);
-    if (spec?.kind !== 'bytes') throw new DiskmintError('BAD_ARGUMENT', `--size ${opts.size} is not a size in bytes (e.g. 64M)`);
-    size = spec.bytes;
+    size = parseByteSize(opts.size);
+    if (size === undefined) throw new DiskmintError('BAD_ARGUMENT', `--size ${opts.size} is not a size in bytes (e.g. 64M)`);
   }
   try {
     const volume = await buildFatVolume(tree, { ...fatOpts, size: size ?? minimumFatSize(tree, fatOpts) });

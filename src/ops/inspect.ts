@@ -5,18 +5,16 @@
 import { sliceDiskReader, type DiskReader } from '../model/disk-reader.js';
 import type { Finding } from '../model/findings.js';
 import { openDisk } from '../io/open-disk.js';
-import { probeGpt } from '../schemes/gpt/probe.js';
-import { makeMbrProbe } from '../schemes/mbr/probe.js';
-import { probeBareEbrChain } from '../schemes/ebr/probe.js';
-import { probeBsd } from '../schemes/bsd/probe.js';
 import { detectFilesystem } from '../fs/detect.js';
-import type { PartitionTable, TableReadResult } from '../schemes/types.js';
+import { PROBE_ORDER, SCHEME_HANDLERS, findScheme } from '../schemes/registry.js';
+import { isContainerPartition } from '../schemes/handler.js';
+import type { PartitionTable, TablePartition, TableReadResult } from '../schemes/types.js';
 
 export interface InspectOptions {
   /**
    * Logical sector size for MBR disks (GPT detects its own). Default: 512, or 4096 when the
    * table read with 4096-byte sectors finds file systems or BSD labels where partitions start
-   * and the 512-byte reading finds fewer (see `mbrSectorSizeEvidence`).
+   * and the 512-byte reading finds fewer (see `sectorSizeEvidence`).
    */
   sectorSize?: number;
 }
@@ -37,9 +35,6 @@ export interface ImageInspection {
   findings: Finding[];
 }
 
-/** MBR type 0xa5 (FreeBSD slice) and GPT `freebsd` partitions hold BSD labels (FreeBSD mbr.h, gpt.h). */
-const BSD_CONTAINER_TYPES = new Set(['0xa5', '516e7cb4-6ecf-11d6-8ff8-00022d09712b']);
-
 /** Inspect an image file. */
 export async function inspectImage(path: string, opts: InspectOptions = {}): Promise<ImageInspection> {
   const { reader, format } = await openDisk(path);
@@ -53,41 +48,38 @@ export async function inspectImage(path: string, opts: InspectOptions = {}): Pro
   }
 }
 
-/** Inspect an open disk: the outer table and nested BSD labels. */
+/**
+ * Inspect an open disk: the outer table (each registered scheme probed in turn, the first found
+ * wins) and tables nested in its partitions (BSD labels in MBR slices).
+ */
 export async function inspectDisk(disk: DiskReader, opts: InspectOptions = {}): Promise<{ table: PartitionTable | null; findings: Finding[] }> {
-  const result =
-    (await probeGpt(disk)) ?? (await probeBareEbrAnySectorSize(disk, opts.sectorSize)) ?? (await probeMbrAnySectorSize(disk, opts.sectorSize)) ?? (await probeBsd(disk));
+  const probeOpts = { sectorSize: opts.sectorSize, evidence: (read: TableReadResult) => sectorSizeEvidence(disk, read) };
+  let result: TableReadResult | null = null;
+  for (const scheme of PROBE_ORDER) {
+    result = await scheme.probe(disk, probeOpts);
+    if (result) break;
+  }
   if (!result) return { table: null, findings: [] };
   const findings = [...result.findings];
   await probeNested(disk, result, findings);
   return { table: result.table, findings };
 }
 
-/** A bare EBR chain of three or more partitions (src/schemes/ebr/probe.ts), at 512 then 4096 unless told. */
-async function probeBareEbrAnySectorSize(disk: DiskReader, sectorSize: number | undefined): Promise<TableReadResult | null> {
-  for (const size of sectorSize !== undefined ? [sectorSize] : [512, 4096]) {
-    const read = await probeBareEbrChain(disk, size);
-    if (read) return read;
+/** The first nested table a partition holds (a BSD label in an MBR 0xa5 slice), or null. */
+async function probeInside(slice: DiskReader, p: TablePartition): Promise<TableReadResult | null> {
+  for (const scheme of SCHEME_HANDLERS) {
+    if (!scheme.nestedIn?.has(p.rawType.toLowerCase())) continue;
+    const inner = await scheme.probe(slice);
+    if (inner) return inner;
   }
   return null;
 }
 
 /**
- * An MBR says nothing of its sector size: read it both ways (unless told) and keep the reading
- * whose partitions start where something recognisable is, as a person with a hex editor would.
- * Ties go to 512, the usual size.
+ * For schemes that do not record their sector size (MBR): how many partitions start where a
+ * file system or a nested table is, less the reading's errors. The reading with more wins.
  */
-async function probeMbrAnySectorSize(disk: DiskReader, sectorSize: number | undefined): Promise<TableReadResult | null> {
-  if (sectorSize !== undefined) return makeMbrProbe(sectorSize)(disk);
-  const at512 = await makeMbrProbe(512)(disk);
-  if (!at512?.table.partitions.length) return at512;
-  const at4096 = await makeMbrProbe(4096)(disk);
-  if (!at4096) return at512;
-  return (await mbrSectorSizeEvidence(disk, at4096)) > (await mbrSectorSizeEvidence(disk, at512)) ? at4096 : at512;
-}
-
-/** Partitions whose first bytes hold a file system or a BSD label, less the reading's errors. */
-async function mbrSectorSizeEvidence(disk: DiskReader, read: TableReadResult): Promise<number> {
+async function sectorSizeEvidence(disk: DiskReader, read: TableReadResult): Promise<number> {
   const t = read.table;
   let score = -read.findings.filter((f) => f.severity === 'error').length;
   for (const p of t.partitions) {
@@ -95,7 +87,7 @@ async function mbrSectorSizeEvidence(disk: DiskReader, read: TableReadResult): P
     const slice = sliceDiskReader(disk, p.firstLba * t.sectorSize, Math.min(p.sizeBytes, disk.size - p.firstLba * t.sectorSize));
     const fs = await detectFilesystem(slice);
     if (fs.kind !== 'unknown' && fs.kind !== 'empty') score++;
-    else if (BSD_CONTAINER_TYPES.has(p.rawType.toLowerCase()) && (await probeBsd(slice))) score++;
+    else if (await probeInside(slice, p)) score++;
   }
   return score;
 }
@@ -103,15 +95,14 @@ async function mbrSectorSizeEvidence(disk: DiskReader, read: TableReadResult): P
 async function probeNested(disk: DiskReader, outer: TableReadResult, findings: Finding[]): Promise<void> {
   const t = outer.table;
   for (const p of t.partitions) {
-    if (!BSD_CONTAINER_TYPES.has(p.rawType.toLowerCase())) continue;
     const start = p.firstLba * t.sectorSize;
-    const slice = sliceDiskReader(disk, start, p.sizeBytes);
-    const inner = await probeBsd(slice);
+    const inner = await probeInside(sliceDiskReader(disk, start, p.sizeBytes), p);
     if (!inner) continue;
     inner.table.offset = t.offset + start;
     p.nested = inner.table;
-    const where = `${t.scheme}.partition[${p.index}].bsd`;
-    for (const f of inner.findings) findings.push({ ...f, where: f.where && f.where !== 'bsd' ? `${where}.${f.where}` : where });
+    const scheme = inner.table.scheme;
+    const where = `${t.scheme}.partition[${p.index}].${scheme}`;
+    for (const f of inner.findings) findings.push({ ...f, where: f.where && f.where !== scheme ? `${where}.${f.where}` : where });
   }
 }
 
@@ -119,7 +110,7 @@ async function probeNested(disk: DiskReader, outer: TableReadResult, findings: F
 async function detectFilesystems(disk: DiskReader, root: PartitionTable | null): Promise<void> {
   for (const t of allTables(root)) {
     for (const p of t.partitions) {
-      if (p.nested || p.typeName === 'extended' || (t.scheme === 'bsd' && p.label === 'c')) continue;
+      if (p.nested || isContainerPartition(findScheme(t.scheme), p)) continue;
       const fs = await detectFilesystem(sliceDiskReader(disk, t.offset + p.firstLba * t.sectorSize, p.sizeBytes));
       p.filesystem = fs.label ? { kind: fs.kind, label: fs.label } : { kind: fs.kind };
     }

@@ -29,6 +29,7 @@ import { inspectDisk } from './inspect.js';
 import type { PartitionTable } from '../schemes/types.js';
 import type { DiskReader } from '../model/disk-reader.js';
 import { checkOutputTarget } from '../io/output-target.js';
+import { writeFileAtomically } from '../io/atomic-output.js';
 
 /** Ed25519 signatures are 64 bytes (RFC 8032 section 5.1.6). */
 export const ED25519_SIGNATURE_BYTES = 64;
@@ -271,8 +272,8 @@ export async function writeDetached(dir: string, sig: DetachedSignature): Promis
   await makeDirectories(dir);
   const manifestPath = join(dir, 'manifest.json');
   const signaturePath = join(dir, 'manifest.sig');
-  await writeFile(manifestPath, sig.manifestBytes);
-  await writeFile(signaturePath, sig.signature);
+  await writeFileAtomically(manifestPath, sig.manifestBytes);
+  await writeFileAtomically(signaturePath, sig.signature);
   return { manifestPath, signaturePath };
 }
 
@@ -286,7 +287,7 @@ export async function signImage(imagePath: string, keyPath: string, opts: { outp
   const sig = { manifestBytes, signature: signBytes(manifestBytes, key) };
   // The detached files first: a --detach-dir that cannot be made leaves no .sig behind.
   const detached = opts.detachDir ? await writeDetached(opts.detachDir, sig) : undefined;
-  await writeFile(signaturePath, encodeSignatureFile(sig));
+  await writeFileAtomically(signaturePath, Buffer.from(encodeSignatureFile(sig), 'utf8'));
   return { manifest, signaturePath, detached };
 }
 

@@ -6,6 +6,7 @@
  */
 import { DiskmintError } from '../model/errors.js';
 import { FormatError } from '../../formats/common/errors.js';
+import { FREEBSD_ZFS_TYPE } from '../../formats/schemes/gpt-types.js';
 import { sliceDiskReader, type DiskReader } from '../model/disk-reader.js';
 import { openDisk } from '../io/open-disk.js';
 import { allTables } from './inspect.js';
@@ -27,7 +28,7 @@ export const FREEBSD_NVSTORE = 'freebsd:nvstore';
 export const GRUB_ENVMAP = 'grub:envmap';
 
 /** Partition types that hold ZFS vdevs: GPT freebsd-zfs, GPT Solaris/Apple ZFS (Linux), BSD fstype 27. */
-const ZFS_TYPES = new Set(['516e7cba-6ecf-11d6-8ff8-00022d09712b', '6a898cc3-1dd2-11b2-99a6-080020736631', '27']);
+const ZFS_TYPES = new Set([FREEBSD_ZFS_TYPE, '6a898cc3-1dd2-11b2-99a6-080020736631', '27']);
 
 /**
  * Label write order for a boot request: the even labels (0 at the start, 2 at the end) then

@@ -1,18 +1,16 @@
 /**
  * The bundled CLI (dist/diskmint.cjs, what `npx diskmint` runs) works as the sources do:
- * `npm ci` builds it through the prepare script, so CI always has a fresh one. It loads the
+ * `npm test` builds it first (and `npm ci` through the prepare script), so it is never stale. It loads the
  * bundle through a V8 code cache made at build time, which this Node must accept.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/golden.js';
 
-const ROOT = new URL('../..', import.meta.url).pathname;
-const BUNDLE = join(ROOT, 'dist', 'diskmint.cjs');
-const SOURCES = ['src', 'formats'].map((d) => join(ROOT, d));
+import { BUNDLE, requireFreshBundle, ROOT } from '../helpers/cli.js';
 
 function run(args: string[]): { status: number; out: string } {
   const r = spawnSync(process.execPath, [BUNDLE, ...args], { encoding: 'utf8' });
@@ -20,15 +18,9 @@ function run(args: string[]): { status: number; out: string } {
 }
 
 describe('dist/diskmint.cjs', () => {
-  it('builds the demo, converts it with zstd (worker threads from the bundle) and verifies it', (ctx) => {
-    if (!existsSync(BUNDLE)) {
-      if (process.env.CI === 'true') throw new Error('dist/diskmint.cjs is missing: npm ci runs the build (prepare)');
-      return ctx.skip();
-    }
-    if (process.env.CI !== 'true' && SOURCES.some((d) => statSync(d).mtimeMs > statSync(BUNDLE).mtimeMs)) {
-      console.warn('skipping: dist/diskmint.cjs is older than the sources (npm run build)');
-      return ctx.skip();
-    }
+  beforeAll(requireFreshBundle); // npm test builds first
+
+  it('builds the demo, converts it with zstd (worker threads from the bundle) and verifies it', () => {
     const dir = tempDir();
     const img = join(dir, 'demo.img');
     expect(run(['build', join(ROOT, 'fixtures/demo/layout.json'), '-o', img, '-q']).status).toBe(0);
@@ -46,8 +38,7 @@ describe('dist/diskmint.cjs', () => {
     expect(run(['--version']).out.trim()).toBe(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version);
   });
 
-  it('loads the bundle through its code cache, which this Node accepts; zod only for a layout', (ctx) => {
-    if (!existsSync(BUNDLE)) return ctx.skip(); // the test above fails in CI when it is missing
+  it('loads the bundle through its code cache, which this Node accepts; zod only for a layout', () => {
     const loader = join(ROOT, 'dist', 'cli-loader.cjs');
     const probe = `const { loadCli, codeCacheOf, scripts } = require(${JSON.stringify(loader)});
       const { basename } = require('node:path');
@@ -69,15 +60,13 @@ describe('dist/diskmint.cjs', () => {
     });
   });
 
-  it('bundles only ASCII, which Node reads as a one-byte string', (ctx) => {
-    if (!existsSync(BUNDLE)) return ctx.skip();
+  it('bundles only ASCII, which Node reads as a one-byte string', () => {
     for (const file of ['diskmint-cli.cjs', 'diskmint-zod.cjs']) {
       expect(readFileSync(join(ROOT, 'dist', file)).every((byte) => byte < 0x80)).toBe(true);
     }
   });
 
-  it('starts without loading zlib, crypto, worker threads, os, streams or tty (loaded on first use)', (ctx) => {
-    if (!existsSync(BUNDLE)) return ctx.skip();
+  it('starts without loading zlib, crypto, worker threads, os, streams or tty (loaded on first use)', () => {
     const loader = join(ROOT, 'dist', 'cli-loader.cjs');
     const dir = tempDir();
     const probe = `const { loadCli } = require(${JSON.stringify(loader)});
@@ -100,8 +89,7 @@ describe('dist/diskmint.cjs', () => {
   });
 
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    it(`stopped by ${signal} mid-write, leaves neither the output nor its temp file, and dies of the signal`, async (ctx) => {
-      if (!existsSync(BUNDLE)) return ctx.skip();
+    it(`stopped by ${signal} mid-write, leaves neither the output nor its temp file, and dies of the signal`, async () => {
       const dir = tempDir();
       const input = join(dir, 'random.raw');
       writeFileSync(input, randomBytes(96 << 20)); // incompressible: zstd on one thread takes ~1 s
@@ -119,8 +107,7 @@ describe('dist/diskmint.cjs', () => {
     });
   }
 
-  it('stops quietly with 141 (128 + SIGPIPE) when the reader of its output goes away', async (ctx) => {
-    if (!existsSync(BUNDLE)) return ctx.skip();
+  it('stops quietly with 141 (128 + SIGPIPE) when the reader of its output goes away', async () => {
     const child = spawn(process.execPath, [BUNDLE, 'build', join(ROOT, 'fixtures/demo/layout.json'), '-o', '-', '-q'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));

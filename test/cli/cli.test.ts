@@ -1,17 +1,10 @@
 /** The CLI as a user runs it: exit statuses, JSON output, pipes, determinism. */
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/golden.js';
-
-const BIN = new URL('../../src/cli/bin.ts', import.meta.url).pathname;
-
-function diskmint(args: string[], cwd?: string): { status: number; stdout: Buffer; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', BIN, ...args], { cwd, maxBuffer: 1 << 28 });
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr.toString() };
-}
+import { diskmint } from '../helpers/cli.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -163,5 +156,93 @@ describe('diskmint CLI', () => {
     const codes = JSON.parse(bad.stdout.toString()).findings.filter((f: { severity: string }) => f.severity === 'error');
     expect(codes.map((f: { where?: string }) => f.where)).toContain('gpt.partition[2]');
     expect(diskmint(['verify', img, '--signature', join(dir, 'out.sig')]).status).toBe(1);
+  });
+});
+
+describe('options: declared once, numbers checked, one spelling for the output', () => {
+  it('a number that is not one, or out of range, is an error naming the option (exit 1), and nothing is written', () => {
+    const { dir, layout } = layoutDir();
+    const img = join(dir, 'out.img');
+    diskmint(['build', layout, '-o', img, '-q']);
+    const cases: Array<[string[], RegExp]> = [
+      [['convert', img, join(dir, 'y.qcow2'), '-c', '--threads', 'abc'], /option '--threads <n>' argument 'abc' is invalid/],
+      [['convert', img, join(dir, 'y.qcow2'), '-c', '--threads', '0'], /option '--threads <n>' argument '0' is invalid/],
+      [['convert', img, join(dir, 'y.qcow2'), '-c', '--level', 'abc'], /option '--level <n>' argument 'abc' is invalid/],
+      [['convert', img, join(dir, 'y.qcow2'), '-c', '--level', '15'], /--level 15: deflate levels go from 0 to 9/],
+      [['convert', img, join(dir, 'y.qcow2'), '-c', '--compression', 'zstd', '--level', '0'], /--level 0: zstd levels go from 1 to 22/],
+      [['convert', img, join(dir, 'y.qcow2'), '-o', 'compression_type=zstd', '-c', '--level', '23'], /option '--level <n>' argument '23' is invalid/],
+      [['build', layout, '-o', join(dir, 'y.qcow2'), '-c', '--threads', '1.5'], /option '--threads <n>' argument '1.5' is invalid/],
+      [['bundle', 'create', '--from', img, '--unsigned', '-o', join(dir, 'y.dmb'), '--threads', 'x'], /option '--threads <n>' argument 'x' is invalid/],
+      [['bundle', 'create', '--from', img, '--base', img, '--unsigned', '-o', join(dir, 'y.dmb'), '--block-size', '64k'], /option '--block-size <bytes>' argument '64k' is invalid/],
+      [['slot', 'simulate', img, '--outcomes', 'ok', '--boot-stage-fails', '-1'], /option '--boot-stage-fails <n>' argument '-1' is invalid/],
+    ];
+    for (const [args, message] of cases) {
+      const r = diskmint(args);
+      expect({ args, status: r.status, stderr: r.stderr }).toMatchObject({ status: 1, stderr: expect.stringMatching(message) });
+    }
+    expect(readdirSync(dir).sort()).toEqual(['layout.json', 'os.bin', 'out.img']);
+  });
+
+  it('key generate takes -o/--output like every command whose output is not positional; --out still works', () => {
+    const dir = tempDir();
+    expect(diskmint(['key', 'generate', '-o', join(dir, 'a')]).status).toBe(0);
+    expect(diskmint(['key', 'generate', '--output', join(dir, 'b')]).status).toBe(0);
+    expect(diskmint(['key', 'generate', '--out', join(dir, 'c')]).status).toBe(0);
+    expect(readdirSync(dir).sort()).toEqual(['a.pem', 'a.pub', 'b.pem', 'b.pub', 'c.pem', 'c.pub']);
+    const both = diskmint(['key', 'generate', '-o', join(dir, 'd'), '--out', join(dir, 'e')]);
+    expect(both.status).toBe(1);
+    expect(both.stderr).toMatch(/give one of them/);
+    const help = diskmint(['key', 'generate', '--help']).stdout.toString();
+    expect(help).toContain('-o, --output <file>');
+    expect(help).not.toContain('--out <key>'); // the old spelling works, unadvertised
+  });
+
+  it('convert takes format options as -o (qemu-img) or --opt (as build does): the same bytes', () => {
+    const { dir, layout } = layoutDir();
+    const img = join(dir, 'out.img');
+    diskmint(['build', layout, '-o', img, '-q']);
+    mkdirSync(join(dir, 'a'));
+    mkdirSync(join(dir, 'b'));
+    expect(diskmint(['convert', img, join(dir, 'a', 'x.vmdk'), '-o', 'subformat=streamOptimized', '-q']).status).toBe(0);
+    expect(diskmint(['convert', img, join(dir, 'b', 'x.vmdk'), '--opt', 'subformat=streamOptimized', '-q']).status).toBe(0);
+    expect(sha(readFileSync(join(dir, 'a', 'x.vmdk')))).toBe(sha(readFileSync(join(dir, 'b', 'x.vmdk'))));
+    expect(readFileSync(join(dir, 'a', 'x.vmdk')).subarray(0, 4).toString('latin1')).toBe('KDMV');
+  });
+});
+
+describe('--json', () => {
+  it('prints 64-bit values as decimal strings (GPT attributes in slot simulate)', () => {
+    const dir = tempDir();
+    const root = new URL('../..', import.meta.url).pathname;
+    writeFileSync(join(dir, 'os.ufs'), Buffer.alloc(1 << 20, 1));
+    const img = join(dir, 'fw.img');
+    diskmint(['build', '--preset', 'nanobsd', '--os', join(dir, 'os.ufs'), '--boot', join(root, 'bootcode/diskmint-mbr.bin'),
+      '--boot-stage', join(root, 'fixtures/demo/boot-stage.bin'), '--size', '160M', '--os-size', '8M', '-o', img, '-q']);
+    const r = diskmint(['slot', 'simulate', img, '--outcomes', 'ok', '--json']);
+    expect(r.status).toBe(0);
+    const os1 = JSON.parse(r.stdout.toString()).steps[0].before.find((e: { label: string }) => e.label === 'os1');
+    expect(os1.attributes).toBe((1n << 59n).toString()); // bootme, as BigInt() reads it back
+  });
+});
+
+describe('bugs are never relabelled', () => {
+  it('a TypeError in a command exits 70 with one line naming it a bug; the stack only with DISKMINT_DEBUG=1', () => {
+    const r = diskmint(['internal-error-test'], { env: { DISKMINT_DEBUG: '' } });
+    expect(r.status).toBe(70);
+    expect(r.stderr).toMatch(/^diskmint: internal error: TypeError: Cannot read properties of undefined \(reading 'bug'\) \(a bug in diskmint: please report it with the command that caused it; DISKMINT_DEBUG=1 shows where\)\n$/);
+    const debug = diskmint(['internal-error-test'], { env: { DISKMINT_DEBUG: '1' } });
+    expect(debug.status).toBe(70);
+    const lines = debug.stderr.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^diskmint: internal error: TypeError: .*\(a bug in diskmint: please report it with the command that caused it\)$/);
+    expect(lines[1]).toBe("TypeError: Cannot read properties of undefined (reading 'bug')");
+    expect(lines.slice(2).every((l) => /^\s+at /.test(l))).toBe(true);
+    expect(lines.length).toBeGreaterThan(2);
+  });
+
+  it('an operational error stays one, with its own exit status', () => {
+    const dir = tempDir();
+    const missing = diskmint(['info', join(dir, 'missing.img')], { env: { DISKMINT_DEBUG: '1' } });
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).not.toMatch(/internal error|\n\s+at /);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createProgress } from '../../src/cli/progress.js';
+import { createProgress, terminalProgress } from '../../src/cli/progress.js';
 
 function fakeStream(isTTY: boolean) {
   const writes: string[] = [];
@@ -24,5 +24,18 @@ describe('progress bar', () => {
     p.update(1, 2);
     p.finish();
     expect(writes).toEqual([]);
+  });
+
+  it('terminalProgress: the reporter the CLI gives writeImage draws the bar from start, advance and done', () => {
+    const { writes, stream } = fakeStream(true);
+    const p = terminalProgress({ stream })!;
+    p.start(2 ** 31, 'writing vhdx');
+    p.advance(2 ** 30);
+    p.advance(2 ** 30);
+    p.done();
+    expect(writes[0]).toMatch(/^\rwriting vhdx \[#{15} {15}\]  50% 1 GiB \/ 2 GiB /);
+    expect(writes.at(-2)).toContain('100%');
+    expect(writes.at(-1)).toBe('\r\x1b[K');
+    expect(terminalProgress({ stream: fakeStream(false).stream })).toBeUndefined();
   });
 });

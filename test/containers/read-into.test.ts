@@ -7,7 +7,8 @@
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { openDisk, readInto, VirtualDisk, writeImage } from '../../src/index.js';
+import { openDisk, VirtualDisk, writeImage } from '../../src/index.js';
+import { readInto } from '../../src/model/disk-reader.js';
 import { tempDir } from '../helpers/golden.js';
 
 const KiB = 1024;

@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { VirtualDisk } from '../../src/model/extents.js';
 import { memoryDiskReader } from '../../src/model/disk-reader.js';
 import { DiskmintError } from '../../src/model/errors.js';
+import { sourceDateEpoch } from '../../src/model/source-date.js';
 import { FormatError } from '../../formats/common/errors.js';
 import {
   VHD_MAX_CHS_SECTORS,
@@ -126,10 +127,22 @@ describe('VHD CHS sizing (VHD spec appendix, qemu vpc_co_create)', () => {
     }
   });
 
-  it('takes the timestamp from SOURCE_DATE_EPOCH, else 0', () => {
-    expect(vhdTimestamp({})).toBe(0);
-    expect(vhdTimestamp({ SOURCE_DATE_EPOCH: '946684800' })).toBe(0);
-    expect(vhdTimestamp({ SOURCE_DATE_EPOCH: '1700000000' })).toBe(1700000000 - 946684800);
+  it('refuses a SOURCE_DATE_EPOCH that is not a whole number of seconds, naming it', async () => {
+    const saved = process.env.SOURCE_DATE_EPOCH;
+    process.env.SOURCE_DATE_EPOCH = '17e8';
+    try {
+      await expect(writeVhd(new VirtualDisk(1000))).rejects.toThrow('SOURCE_DATE_EPOCH=17e8 is not a whole number of seconds');
+    } finally {
+      if (saved === undefined) delete process.env.SOURCE_DATE_EPOCH;
+      else process.env.SOURCE_DATE_EPOCH = saved;
+    }
+  });
+
+  it('stamps seconds since 2000, clamped to the field', () => {
+    expect(vhdTimestamp(0)).toBe(0);
+    expect(vhdTimestamp(946684800)).toBe(0);
+    expect(vhdTimestamp(1700000000)).toBe(1700000000 - 946684800);
+    expect(vhdTimestamp(946684800 + 2 ** 33)).toBe(0xffffffff);
   });
 });
 
@@ -149,7 +162,7 @@ describe('VHD write and read back', () => {
       expect(d.currentSize).toBe(r.size);
       expect(d.diskType).toBe(o.subformat);
       const footer = decodeVhdFooter(buf.subarray(buf.length - 512), 'end');
-      expect(footer.timestamp).toBe(vhdTimestamp());
+      expect(footer.timestamp).toBe(vhdTimestamp(sourceDateEpoch() ?? 0));
       if (o.subformat === 'dynamic') {
         expect(buf.subarray(0, 512).equals(buf.subarray(buf.length - 512))).toBe(true);
         const ranges = [];

@@ -180,7 +180,7 @@ describe('FAT volume builder + reader', () => {
     expect(await r.check()).toEqual([]);
   });
 
-  it('stamps SOURCE_DATE_EPOCH when set, else the FAT epoch, and the explicit timestamp over both', async () => {
+  it('stamps SOURCE_DATE_EPOCH when set (refused when not a number), else the FAT epoch, and the explicit timestamp over both', async () => {
     const tree = treeFromObject({ 'f.txt': 'f' });
     const old = process.env.SOURCE_DATE_EPOCH;
     try {
@@ -188,6 +188,8 @@ describe('FAT volume builder + reader', () => {
       expect((await (await reader(await buildFatVolume(tree))).stat('/f.txt'))?.mtime.toISOString()).toBe('2023-11-14T22:13:20.000Z');
       const t = new Date('2001-02-03T04:05:06Z');
       expect((await (await reader(await buildFatVolume(tree, { timestamp: t }))).stat('/f.txt'))?.mtime.toISOString()).toBe(t.toISOString());
+      process.env.SOURCE_DATE_EPOCH = 'soon';
+      await expect(buildFatVolume(tree)).rejects.toThrow('SOURCE_DATE_EPOCH=soon is not a whole number of seconds');
       delete process.env.SOURCE_DATE_EPOCH;
       expect((await (await reader(await buildFatVolume(tree))).stat('/f.txt'))?.mtime.toISOString()).toBe('1980-01-01T00:00:00.000Z');
     } finally {

@@ -1,6 +1,6 @@
 /**
  * The qcow2 container (QEMU docs/interop/qcow2.txt, "qcow2 spec"): detection, a reader that
- * walks the active L1/L2 tables, and the writer in writer.ts. Internal snapshots are
+ * walks the active L1/L2 tables, and the writer in qcow2-writer.ts. Internal snapshots are
  * ignored (only the active L1 table is read); external data files are read when the caller
  * allows them; backing files, encryption and extended L2 entries are refused (FormatError).
  */
@@ -14,8 +14,8 @@ import {
   type Qcow2Extensions, type Qcow2Header, type Qcow2L2Entry,
 } from '../../../formats/containers/qcow2.js';
 import { zstdDecompress } from '../compress.js';
-import { rangesOfBlocks } from '../blocks.js';
 import type { ContainerHandler, ContainerReader, OpenContext } from '../types.js';
+import { rangesOfBlocks } from '../blocks.js';
 import { QCOW2_OPTION_KEYS, writeQcow2 } from './writer.js';
 
 const fail = (code: FormatError['code'], message: string) => new FormatError(code, message, 'qcow2');
@@ -247,11 +247,11 @@ class Qcow2Reader implements ContainerReader {
   }
 
   allocatedRanges(): AsyncIterable<{ offset: number; length: number }> {
-    return rangesOfBlocks(this.allocatedClusters(), this.cs, this.size);
+    return rangesOfBlocks(this.presentClusters(), this.cs, this.size);
   }
 
-  /** Guest clusters holding data (standard or compressed), ascending, from the active L1/L2 tables. */
-  private async *allocatedClusters(): AsyncGenerator<number> {
+  /** Indexes of the clusters that hold data (normal or compressed), ascending, inside the disk. */
+  private async *presentClusters(): AsyncGenerator<number> {
     const span = this.cs * this.l2Entries;
     for (let t = 0; t < this.h.l1Size && t * span < this.size; t++) {
       const l2Offset = decodeL1Entry(this.l1[t * 2], this.l1[t * 2 + 1]);

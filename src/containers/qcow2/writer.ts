@@ -18,6 +18,7 @@ import type { ByteSink } from '../../io/sink.js';
 import type { WriteContext } from '../types.js';
 import { READ_CHUNK } from '../blocks.js';
 import { scanNonZeroBlocks, twoPassProgress, writeListedBlocks } from '../block-layout.js';
+import { parseByteSize } from '../../model/size.js';
 import { writeQcow2DataFirst } from './data-first.js';
 import {
   entriesToBytes, geometry, qcow2Header, refcountBlock, refcountTable, type Qcow2WriteSettings,
@@ -35,13 +36,6 @@ const DEFAULT_CLUSTER_SIZE = 65536;
 
 const bad = (message: string) => new DiskmintError('BAD_ARGUMENT', message);
 
-/** qemu-style sizes: a number with an optional k/M suffix (binary units). */
-function parseSize(text: string): number | undefined {
-  const m = /^(\d+)\s*([bkmg]?)$/i.exec(text.trim());
-  if (!m) return undefined;
-  return Number(m[1]) * { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2].toLowerCase() as '' | 'b' | 'k' | 'm' | 'g'];
-}
-
 /** Validate `-o` options and the compression request into writer settings. */
 export function qcow2WriteSettings(options: Readonly<Record<string, string>>, compress: WriteContext['compress']): Qcow2WriteSettings {
   for (const key of Object.keys(options)) {
@@ -53,7 +47,7 @@ export function qcow2WriteSettings(options: Readonly<Record<string, string>>, co
   else if (compat === '0.10' || compat === 'v2') version = 2;
   else throw bad(`qcow2 option compat="${options.compat}" must be 1.1 (v3) or 0.10 (v2)`);
 
-  const clusterSize = options.cluster_size === undefined ? DEFAULT_CLUSTER_SIZE : parseSize(options.cluster_size);
+  const clusterSize = options.cluster_size === undefined ? DEFAULT_CLUSTER_SIZE : parseByteSize(options.cluster_size);
   const clusterBits = clusterSize ? Math.log2(clusterSize) : NaN;
   if (!Number.isInteger(clusterBits) || clusterBits < QCOW2_MIN_CLUSTER_BITS || clusterBits > QCOW2_MAX_CLUSTER_BITS) {
     throw bad(`qcow2 option cluster_size="${options.cluster_size}" must be a power of two from 512 to 2M`);

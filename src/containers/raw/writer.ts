@@ -4,10 +4,12 @@
  * `cp --sparse=always` does. To a pipe: everything, zeros included, in order.
  * File output goes to a temp file beside the target, renamed only when complete.
  */
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { FileCache, readRunInto } from '../../io/run-reader.js';
-import { streamSink, writeFully } from '../../io/sink.js';
-import { tempPathBeside, trackTempFile, untrackTempFile } from '../../io/temp-files.js';
+import { streamSink } from '../../io/sink.js';
+import { writeFully } from '../../io/write-fully.js';
+import { writeAtomically } from '../../io/atomic-output.js';
+import { nonZeroSpans } from '../../io/zero-blocks.js';
 import type { Writable } from 'node:stream';
 import { DiskmintError } from '../../model/errors.js';
 import type { DataRun, VirtualDisk } from '../../model/extents.js';
@@ -16,8 +18,6 @@ import { forEachConcurrent } from '../../io/concurrency.js';
 const CHUNK = 4 << 20; // read/write unit for file data (the largest one, for a file)
 /** The smallest read/write unit for a file; see copyChunk. */
 const MIN_COPY_CHUNK = 1 << 20;
-const HOLE_BLOCK = 64 << 10; // granularity at which zero blocks in file data become holes
-const ZERO_BLOCK = new Uint8Array(HOLE_BLOCK);
 
 export interface RawWriteResult {
   /** Bytes of data actually written (holes excluded for files). */
@@ -25,43 +25,16 @@ export interface RawWriteResult {
   size: number;
 }
 
-/** Write `disk` to `target` ('-' for standard output) as a raw image. */
-export async function writeRawImage(
-  disk: VirtualDisk,
-  target: string,
-  opts: { stdout?: Writable; fsync?: boolean } = {},
-): Promise<RawWriteResult> {
-  if (target === '-') return writeRawToStream(disk, opts.stdout ?? process.stdout);
-  return writeAtomically(target, async (handle) => {
-    const written = await writeRawToHandle(disk, handle);
-    if (opts.fsync) await handle.sync();
-    return written;
-  });
-}
-
 /**
- * Run `fill` on a temp file beside `target`, then rename it over the target. On any error the
- * temp file is removed and nothing appears under the target name.
+ * Write `disk` to `target` as a raw image: a file (through writeAtomically: temp file, fsync,
+ * rename), or with '-' the stream `opts.stdout`.
  */
-export async function writeAtomically<T>(target: string, fill: (handle: FileHandle) => Promise<T>): Promise<T> {
-  const temp = tempPathBeside(target);
-  let handle: FileHandle | undefined;
-  trackTempFile(temp);
-  try {
-    handle = await open(temp, 'wx');
-    const result = await fill(handle);
-    await handle.close();
-    handle = undefined;
-    await rename(temp, target);
-    return result;
-  } catch (err) {
-    await handle?.close().catch(() => {});
-    await unlink(temp).catch(() => {});
-    if (err instanceof DiskmintError) throw err;
-    throw new DiskmintError('IO', `writing ${target} failed: ${(err as Error).message}`);
-  } finally {
-    untrackTempFile(temp);
+export async function writeRawImage(disk: VirtualDisk, target: string, opts: { stdout?: Writable } = {}): Promise<RawWriteResult> {
+  if (target === '-') {
+    if (!opts.stdout) throw new DiskmintError('BAD_ARGUMENT', "raw output to '-' needs the stream to write to (opts.stdout)");
+    return writeRawToStream(disk, opts.stdout);
   }
+  return writeAtomically(target, (handle) => writeRawToHandle(disk, handle));
 }
 
 async function writeRawToHandle(disk: VirtualDisk, out: FileHandle): Promise<RawWriteResult> {
@@ -156,26 +129,14 @@ async function fillPiece(piece: Piece, data: Uint8Array, files: FileCache): Prom
   await forEachConcurrent(piece.parts, PART_READS, ({ run, skip, at, n }) => readRunInto(run, skip, data.subarray(at, at + n), files));
 }
 
-/** Write the non-zero HOLE_BLOCKs of `data`, coalescing neighbours into one write. */
+/** Write the non-zero 64 KiB blocks of `data` (neighbours in one write): the rest stays holes. */
 async function writeSkippingZeros(out: FileHandle, data: Uint8Array, position: number): Promise<number> {
   let written = 0;
-  let runStart = -1;
-  const flush = async (end: number) => {
-    await writeFully(out, data.subarray(runStart, end), position + runStart);
-    written += end - runStart;
-    runStart = -1;
-  };
-  for (let at = 0; at < data.length; at += HOLE_BLOCK) {
-    const zero = isZero(data.subarray(at, Math.min(at + HOLE_BLOCK, data.length)));
-    if (!zero && runStart < 0) runStart = at;
-    if (zero && runStart >= 0) await flush(at);
+  for (const [start, end] of nonZeroSpans(data)) {
+    await writeFully(out, data.subarray(start, end), position + start);
+    written += end - start;
   }
-  if (runStart >= 0) await flush(data.length);
   return written;
-}
-
-function isZero(block: Uint8Array): boolean {
-  return Buffer.from(block.buffer, block.byteOffset, block.length).equals(ZERO_BLOCK.subarray(0, block.length));
 }
 
 async function writeRawToStream(disk: VirtualDisk, out: Writable): Promise<RawWriteResult> {

@@ -17,7 +17,8 @@ import { createHash } from 'node:crypto';
 import { readInto, type DiskReader } from '../../model/disk-reader.js';
 import type { VirtualDisk } from '../../model/extents.js';
 import { DiskmintError } from '../../model/errors.js';
-import { formatError } from '../../../formats/common/errors.js';
+import { sourceDateEpoch } from '../../model/source-date.js';
+import { fail } from '../../../formats/common/errors.js';
 import {
   VHD_BAT_UNUSED,
   VHD_DEFAULT_BLOCK_SIZE,
@@ -106,18 +107,18 @@ async function writeVhd(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext): P
   const o = parseVhdOptions(ctx.options);
   const { size, geometry } = vhdLayoutSize(disk.size, o);
   if (size > VHD_MAX_SIZE) {
-    throw formatError('vhd', 'INVALID_ARGUMENT', `a VHD holds at most 2040 GiB; this disk needs ${size} bytes`);
+    throw fail('vhd', 'INVALID_ARGUMENT', `a VHD holds at most 2040 GiB; this disk needs ${size} bytes`);
   }
   const dynamic = o.subformat === 'dynamic';
   if (!dynamic && size === 0) {
     // The footer would be the whole file and also sit at 0, where readers look for a dynamic copy (qemu fails).
-    throw formatError('vhd', 'INVALID_ARGUMENT', 'a fixed VHD of 0 bytes cannot be written; use subformat=dynamic');
+    throw fail('vhd', 'INVALID_ARGUMENT', 'a fixed VHD of 0 bytes cannot be written; use subformat=dynamic');
   }
   const footer = encodeVhdFooter({
     features: 2, // "Reserved. This bit must always be set to 1."
     version: 0x00010000,
     dataOffset: dynamic ? VHD_FOOTER_SIZE : null,
-    timestamp: vhdTimestamp(),
+    timestamp: vhdTimestamp(sourceDateEpoch() ?? 0),
     creatorApp: 'dmnt',
     creatorVersion: 0x00000001,
     creatorHostOs: 'Wi2k',
@@ -175,7 +176,7 @@ async function detectVhd(file: DiskReader): Promise<boolean> {
 
 /** Find a valid footer: the last 512 bytes, the dynamic copy at 0, or an old 511-byte footer. */
 async function findFooter(file: DiskReader): Promise<{ footer: VhdFooter; length: number; where: string }> {
-  if (file.size < VHD_FOOTER_SIZE - 1) throw formatError('vhd', 'TRUNCATED', `file of ${file.size} bytes is too short for a VHD footer`);
+  if (file.size < VHD_FOOTER_SIZE - 1) throw fail('vhd', 'TRUNCATED', `file of ${file.size} bytes is too short for a VHD footer`);
   const tail = await file.read(Math.max(0, file.size - VHD_FOOTER_SIZE), VHD_FOOTER_SIZE);
   let endError: unknown;
   if (hasFooterCookie(tail)) {
@@ -200,7 +201,7 @@ async function findFooter(file: DiskReader): Promise<{ footer: VhdFooter; length
       return { footer: copy, length: 0, where: 'copy at offset 0 (end footer missing or damaged)' };
     }
   }
-  throw endError ?? formatError('vhd', 'BAD_MAGIC', 'no VHD footer cookie "conectix" at the end of the file or at offset 0');
+  throw endError ?? fail('vhd', 'BAD_MAGIC', 'no VHD footer cookie "conectix" at the end of the file or at offset 0');
 }
 
 async function openVhd(file: DiskReader): Promise<ContainerReader> {
@@ -225,11 +226,11 @@ async function openVhd(file: DiskReader): Promise<ContainerReader> {
     footer: where,
   };
   if (footer.diskType === VHD_DISK_TYPE.differencing) {
-    throw formatError('vhd', 'BAD_VALUE', 'differencing VHD (it needs a parent disk) is not supported');
+    throw fail('vhd', 'BAD_VALUE', 'differencing VHD (it needs a parent disk) is not supported');
   }
   if (footer.diskType === VHD_DISK_TYPE.fixed) {
     if (size > file.size - footerLength) {
-      throw formatError('vhd', 'TRUNCATED', `fixed VHD claims ${size} bytes but the file holds ${Math.max(0, file.size - footerLength)} bytes of data`);
+      throw fail('vhd', 'TRUNCATED', `fixed VHD claims ${size} bytes but the file holds ${Math.max(0, file.size - footerLength)} bytes of data`);
     }
     return {
       ...base,
@@ -245,25 +246,25 @@ async function openVhd(file: DiskReader): Promise<ContainerReader> {
     };
   }
   if (footer.diskType !== VHD_DISK_TYPE.dynamic) {
-    throw formatError('vhd', 'BAD_VALUE', `VHD disk type ${footer.diskType} is not fixed (2), dynamic (3) or differencing (4)`);
+    throw fail('vhd', 'BAD_VALUE', `VHD disk type ${footer.diskType} is not fixed (2), dynamic (3) or differencing (4)`);
   }
-  if (size > MAX_READ_SIZE) throw formatError('vhd', 'TOO_LARGE', `dynamic VHD claims ${size} bytes, more than 2 TiB`);
+  if (size > MAX_READ_SIZE) throw fail('vhd', 'TOO_LARGE', `dynamic VHD claims ${size} bytes, more than 2 TiB`);
   const hOff = footer.dataOffset;
   if (hOff === null || hOff + VHD_DYNAMIC_HEADER_SIZE > file.size) {
-    throw formatError('vhd', 'BAD_VALUE', `dynamic VHD header offset ${hOff ?? 'none'} is outside the file`);
+    throw fail('vhd', 'BAD_VALUE', `dynamic VHD header offset ${hOff ?? 'none'} is outside the file`);
   }
   const header = decodeVhdDynamicHeader(await file.read(hOff, VHD_DYNAMIC_HEADER_SIZE));
   const bs = header.blockSize;
   if (bs < VHD_SECTOR || bs > 256 * MIB || (bs & (bs - 1)) !== 0) {
-    throw formatError('vhd', 'BAD_VALUE', `VHD block size ${bs} is not a power of two from 512 bytes to 256 MiB`);
+    throw fail('vhd', 'BAD_VALUE', `VHD block size ${bs} is not a power of two from 512 bytes to 256 MiB`);
   }
   const needed = Math.ceil(size / bs);
   if (header.maxTableEntries < needed) {
-    throw formatError('vhd', 'BAD_VALUE', `VHD BAT has ${header.maxTableEntries} entries of ${bs} bytes; ${size} bytes need ${needed}`);
+    throw fail('vhd', 'BAD_VALUE', `VHD BAT has ${header.maxTableEntries} entries of ${bs} bytes; ${size} bytes need ${needed}`);
   }
-  if (needed > MAX_BAT_ENTRIES) throw formatError('vhd', 'TOO_LARGE', `VHD BAT of ${needed} entries is too large`);
+  if (needed > MAX_BAT_ENTRIES) throw fail('vhd', 'TOO_LARGE', `VHD BAT of ${needed} entries is too large`);
   if (header.tableOffset + needed * 4 > file.size) {
-    throw formatError('vhd', 'TRUNCATED', `VHD BAT at ${header.tableOffset} (${needed} entries) runs past the end of the file`);
+    throw fail('vhd', 'TRUNCATED', `VHD BAT at ${header.tableOffset} (${needed} entries) runs past the end of the file`);
   }
   const batBytes = await file.read(header.tableOffset, needed * 4);
   const bv = new DataView(batBytes.buffer, batBytes.byteOffset, batBytes.length);
@@ -277,7 +278,7 @@ async function openVhd(file: DiskReader): Promise<ContainerReader> {
     allocated++;
     const end = e * VHD_SECTOR + bitmapBytes + Math.min(bs, size - i * bs);
     if (end > file.size) {
-      throw formatError('vhd', 'TRUNCATED', `VHD block ${i} at sector ${e} runs past the end of the file (${end} > ${file.size})`);
+      throw fail('vhd', 'TRUNCATED', `VHD block ${i} at sector ${e} runs past the end of the file (${end} > ${file.size})`);
     }
   }
   return {
@@ -289,7 +290,7 @@ async function openVhd(file: DiskReader): Promise<ContainerReader> {
         if (e === VHD_BAT_UNUSED) return;
         const n = data.length;
         const blockAt = e * VHD_SECTOR;
-        if ((await readInto(file, blockAt + bitmapBytes + within, data)) !== n) throw formatError('vhd', 'TRUNCATED', `VHD block ${i} is cut short`);
+        if ((await readInto(file, blockAt + bitmapBytes + within, data)) !== n) throw fail('vhd', 'TRUNCATED', `VHD block ${i} is cut short`);
         // VHD spec "Sector Bitmap": bit 7 of byte 0 is the block's first sector; a clear bit
         // means the sector holds no data (zeros here, the parent's data for differencing).
         const s0 = Math.floor(within / VHD_SECTOR);

@@ -11,8 +11,10 @@
 import { readInto, type DiskReader } from '../../model/disk-reader.js';
 import type { VirtualDisk } from '../../model/extents.js';
 import { DiskmintError } from '../../model/errors.js';
-import { formatError } from '../../../formats/common/errors.js';
+import { fail } from '../../../formats/common/errors.js';
+import { parseByteSize } from '../../model/size.js';
 import { ZERO_GUID, decodeGuid } from '../../../formats/common/guid.js';
+import { u64 } from '../../../formats/common/bytes.js';
 import {
   BAT_REGION,
   META,
@@ -39,7 +41,6 @@ import {
   isLogEntryFor,
   isVhdxIdentifier,
   payloadEntryIndex,
-  u64le,
   type VhdxHeader,
   type VhdxRegion,
 } from '../../../formats/containers/vhdx.js';
@@ -62,10 +63,9 @@ export interface VhdxWriteOptions {
 }
 
 function parseSize(key: string, value: string): number {
-  const m = /^(\d+)\s*([kmg])?(?:i?b)?$/i.exec(value.trim());
-  if (!m) throw new DiskmintError('BAD_ARGUMENT', `vhdx option ${key}=${value}: not a size (e.g. 32M)`);
-  const unit = { k: 1024, m: MIB, g: 1024 * MIB }[(m[2] ?? '').toLowerCase()] ?? 1;
-  return Number(m[1]) * unit;
+  const bytes = parseByteSize(value);
+  if (bytes === undefined) throw new DiskmintError('BAD_ARGUMENT', `vhdx option ${key}=${value}: not a size (e.g. 32M)`);
+  return bytes;
 }
 
 /** qemu's default block size (block/vhdx.c vhdx_co_create): 8 MiB up to 1 GiB, 16 MiB to 100 GiB, 32 MiB to 32 TiB, else 64 MiB. */
@@ -108,8 +108,8 @@ async function writeVhdx(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext): 
   const lss = o.logicalSectorSize;
   // 2.6.2.2: the virtual size is a multiple of the logical sector size.
   const size = Math.ceil(disk.size / lss) * lss;
-  if (size === 0) throw formatError('vhdx', 'INVALID_ARGUMENT', 'a VHDX of 0 bytes cannot be written (qemu refuses to open one)');
-  if (size > VHDX_MAX_VIRTUAL_SIZE) throw formatError('vhdx', 'INVALID_ARGUMENT', `a VHDX holds at most 64 TiB; this disk is ${size} bytes`);
+  if (size === 0) throw fail('vhdx', 'INVALID_ARGUMENT', 'a VHDX of 0 bytes cannot be written (qemu refuses to open one)');
+  if (size > VHDX_MAX_VIRTUAL_SIZE) throw fail('vhdx', 'INVALID_ARGUMENT', `a VHDX holds at most 64 TiB; this disk is ${size} bytes`);
   const bs = o.blockSize;
   const fixed = o.subformat === 'fixed';
   const { ratio, dataBlocks, totalEntries } = batGeometry(size, bs, lss);
@@ -183,9 +183,9 @@ async function detectVhdx(file: DiskReader): Promise<boolean> {
 }
 
 async function readExact(file: DiskReader, offset: number, length: number, what: string): Promise<Uint8Array> {
-  if (offset + length > file.size) throw formatError('vhdx', 'TRUNCATED', `VHDX ${what} at ${offset} (${length} bytes) runs past the end of the file`);
+  if (offset + length > file.size) throw fail('vhdx', 'TRUNCATED', `VHDX ${what} at ${offset} (${length} bytes) runs past the end of the file`);
   const b = await file.read(offset, length);
-  if (b.length !== length) throw formatError('vhdx', 'TRUNCATED', `VHDX ${what} at ${offset} is cut short`);
+  if (b.length !== length) throw fail('vhdx', 'TRUNCATED', `VHDX ${what} at ${offset} is cut short`);
   return b;
 }
 
@@ -207,15 +207,15 @@ async function currentHeader(file: DiskReader): Promise<VhdxHeader> {
 /** 2.3: a log with entries for the header's LogGuid must be replayed before the file is consistent. */
 async function checkLog(file: DiskReader, h: VhdxHeader): Promise<void> {
   if (h.logGuid === ZERO_GUID) return;
-  if (h.logLength > 1024 * MIB) throw formatError('vhdx', 'TOO_LARGE', `VHDX log of ${h.logLength} bytes is larger than 1 GiB`);
+  if (h.logLength > 1024 * MIB) throw fail('vhdx', 'TOO_LARGE', `VHDX log of ${h.logLength} bytes is larger than 1 GiB`);
   if (h.logOffset % MIB !== 0 || h.logLength % MIB !== 0 || h.logOffset < MIB || h.logOffset + h.logLength > file.size) {
-    throw formatError('vhdx', 'BAD_VALUE', `VHDX log at ${h.logOffset} (${h.logLength} bytes) is misplaced or outside the file`);
+    throw fail('vhdx', 'BAD_VALUE', `VHDX log at ${h.logOffset} (${h.logLength} bytes) is misplaced or outside the file`);
   }
   for (let at = 0; at < h.logLength; at += MIB) {
     const chunk = await readExact(file, h.logOffset + at, MIB, 'log');
     for (let e = 0; e < MIB; e += 4096) {
       if (isLogEntryFor(chunk, e, h.logGuid)) {
-        throw formatError('vhdx', 'BAD_VALUE', 'VHDX log holds entries that need replaying, which diskmint does not support (open the image read-write in qemu-img or Hyper-V first)');
+        throw fail('vhdx', 'BAD_VALUE', 'VHDX log holds entries that need replaying, which diskmint does not support (open the image read-write in qemu-img or Hyper-V first)');
       }
     }
   }
@@ -223,16 +223,16 @@ async function checkLog(file: DiskReader, h: VhdxHeader): Promise<void> {
 
 function region(regions: VhdxRegion[], guid: string, name: string, file: DiskReader): VhdxRegion {
   const r = regions.find((x) => x.guid === guid);
-  if (!r) throw formatError('vhdx', 'BAD_VALUE', `VHDX region table has no ${name} region`);
+  if (!r) throw fail('vhdx', 'BAD_VALUE', `VHDX region table has no ${name} region`);
   if (r.fileOffset % MIB !== 0 || r.length % MIB !== 0 || r.length === 0 || r.fileOffset < MIB || r.fileOffset + r.length > file.size) {
-    throw formatError('vhdx', 'BAD_VALUE', `VHDX ${name} region at ${r.fileOffset} (${r.length} bytes) is misaligned or outside the file`);
+    throw fail('vhdx', 'BAD_VALUE', `VHDX ${name} region at ${r.fileOffset} (${r.length} bytes) is misaligned or outside the file`);
   }
   return r;
 }
 
 async function openVhdx(file: DiskReader): Promise<ContainerReader> {
   const ident = await readExact(file, 0, 520, 'file identifier');
-  if (!isVhdxIdentifier(ident)) throw formatError('vhdx', 'BAD_MAGIC', 'no VHDX file identifier "vhdxfile"');
+  if (!isVhdxIdentifier(ident)) throw fail('vhdx', 'BAD_MAGIC', 'no VHDX file identifier "vhdxfile"');
   const header = await currentHeader(file);
   await checkLog(file, header);
   let regions: VhdxRegion[];
@@ -246,7 +246,7 @@ async function openVhdx(file: DiskReader): Promise<ContainerReader> {
     }
   }
   const unknown = regions.find((r) => r.required && r.guid !== BAT_REGION && r.guid !== METADATA_REGION);
-  if (unknown) throw formatError('vhdx', 'BAD_VALUE', `VHDX requires region ${unknown.guid}, which diskmint does not know`);
+  if (unknown) throw fail('vhdx', 'BAD_VALUE', `VHDX requires region ${unknown.guid}, which diskmint does not know`);
   const batR = region(regions, BAT_REGION, 'BAT', file);
   const metaR = region(regions, METADATA_REGION, 'metadata', file);
 
@@ -254,42 +254,42 @@ async function openVhdx(file: DiskReader): Promise<ContainerReader> {
   const table = decodeMetadataTable(await readExact(file, metaR.fileOffset, VHDX_METADATA_TABLE_SIZE, 'metadata table'));
   const items = new Map<string, Uint8Array>();
   for (const e of table) {
-    if (e.itemId === META.parentLocator) throw formatError('vhdx', 'BAD_VALUE', 'differencing VHDX (it has a parent locator) is not supported');
+    if (e.itemId === META.parentLocator) throw fail('vhdx', 'BAD_VALUE', 'differencing VHDX (it has a parent locator) is not supported');
     const known = (Object.values(META) as string[]).includes(e.itemId);
     if (!known) {
-      if (e.isRequired) throw formatError('vhdx', 'BAD_VALUE', `VHDX requires metadata item ${e.itemId}, which diskmint does not know`);
+      if (e.isRequired) throw fail('vhdx', 'BAD_VALUE', `VHDX requires metadata item ${e.itemId}, which diskmint does not know`);
       continue;
     }
-    if (e.length > 64) throw formatError('vhdx', 'BAD_VALUE', `VHDX metadata item ${e.itemId} is ${e.length} bytes long, more than any known item`);
+    if (e.length > 64) throw fail('vhdx', 'BAD_VALUE', `VHDX metadata item ${e.itemId} is ${e.length} bytes long, more than any known item`);
     if (e.offset < VHDX_METADATA_TABLE_SIZE || e.offset + e.length > metaR.length) {
-      throw formatError('vhdx', 'BAD_VALUE', `VHDX metadata item ${e.itemId} at ${e.offset} (${e.length} bytes) is outside the metadata region`);
+      throw fail('vhdx', 'BAD_VALUE', `VHDX metadata item ${e.itemId} at ${e.offset} (${e.length} bytes) is outside the metadata region`);
     }
     items.set(e.itemId, await readExact(file, metaR.fileOffset + e.offset, e.length, 'metadata item'));
   }
   const item = (id: string, name: string, len: number): DataView => {
     const b = items.get(id);
-    if (!b) throw formatError('vhdx', 'BAD_VALUE', `VHDX metadata lacks the required ${name} item`);
-    if (b.length < len) throw formatError('vhdx', 'BAD_VALUE', `VHDX ${name} item is ${b.length} bytes, not ${len}`);
+    if (!b) throw fail('vhdx', 'BAD_VALUE', `VHDX metadata lacks the required ${name} item`);
+    if (b.length < len) throw fail('vhdx', 'BAD_VALUE', `VHDX ${name} item is ${b.length} bytes, not ${len}`);
     return new DataView(b.buffer, b.byteOffset, b.length);
   };
   const fp = item(META.fileParameters, 'File Parameters', 8);
   const bs = fp.getUint32(0, true);
   const fpFlags = fp.getUint32(4, true);
-  if ((fpFlags & 2) !== 0) throw formatError('vhdx', 'BAD_VALUE', 'differencing VHDX (HasParent is set) is not supported');
-  if (bs < MIB || bs > 256 * MIB || (bs & (bs - 1)) !== 0) throw formatError('vhdx', 'BAD_VALUE', `VHDX block size ${bs} is not a power of two from 1 MiB to 256 MiB`);
-  const size = u64le(item(META.virtualDiskSize, 'Virtual Disk Size', 8), 0);
-  if (size > VHDX_MAX_VIRTUAL_SIZE) throw formatError('vhdx', 'TOO_LARGE', `VHDX virtual size ${size} is larger than 64 TiB`);
+  if ((fpFlags & 2) !== 0) throw fail('vhdx', 'BAD_VALUE', 'differencing VHDX (HasParent is set) is not supported');
+  if (bs < MIB || bs > 256 * MIB || (bs & (bs - 1)) !== 0) throw fail('vhdx', 'BAD_VALUE', `VHDX block size ${bs} is not a power of two from 1 MiB to 256 MiB`);
+  const size = u64(item(META.virtualDiskSize, 'Virtual Disk Size', 8), 0, true);
+  if (size > VHDX_MAX_VIRTUAL_SIZE) throw fail('vhdx', 'TOO_LARGE', `VHDX virtual size ${size} is larger than 64 TiB`);
   const lss = item(META.logicalSectorSize, 'Logical Sector Size', 4).getUint32(0, true);
   const pss = item(META.physicalSectorSize, 'Physical Sector Size', 4).getUint32(0, true);
-  if (lss !== 512 && lss !== 4096) throw formatError('vhdx', 'BAD_VALUE', `VHDX logical sector size ${lss} is not 512 or 4096`);
-  if (pss !== 512 && pss !== 4096) throw formatError('vhdx', 'BAD_VALUE', `VHDX physical sector size ${pss} is not 512 or 4096`);
+  if (lss !== 512 && lss !== 4096) throw fail('vhdx', 'BAD_VALUE', `VHDX logical sector size ${lss} is not 512 or 4096`);
+  if (pss !== 512 && pss !== 4096) throw fail('vhdx', 'BAD_VALUE', `VHDX physical sector size ${pss} is not 512 or 4096`);
   const idBytes = items.get(META.virtualDiskId);
-  if (!idBytes || idBytes.length < 16) throw formatError('vhdx', 'BAD_VALUE', 'VHDX metadata lacks the required Virtual Disk ID item');
+  if (!idBytes || idBytes.length < 16) throw fail('vhdx', 'BAD_VALUE', 'VHDX metadata lacks the required Virtual Disk ID item');
 
   // 2.5: the BAT must hold every entry; each present block must lie inside the file.
   const { ratio, dataBlocks, totalEntries } = batGeometry(size, bs, lss);
   if (totalEntries * 8 > batR.length) {
-    throw formatError('vhdx', 'BAD_VALUE', `VHDX BAT region of ${batR.length} bytes is too small for ${totalEntries} entries`);
+    throw fail('vhdx', 'BAD_VALUE', `VHDX BAT region of ${batR.length} bytes is too small for ${totalEntries} entries`);
   }
   // The BAT is read in 1 MiB pages (at most 16 kept), so a 64 TiB disk costs no 512 MiB table in memory.
   const PAGE = MIB;
@@ -334,12 +334,12 @@ async function openVhdx(file: DiskReader): Promise<ContainerReader> {
       if (state === PAYLOAD.fullyPresent) {
         present++;
         if (fileOffset < MIB || fileOffset + Math.min(bs, size - i * bs) > file.size) {
-          throw formatError('vhdx', 'BAD_VALUE', `VHDX payload block ${i} at ${fileOffset} lies outside the file (${file.size} bytes)`);
+          throw fail('vhdx', 'BAD_VALUE', `VHDX payload block ${i} at ${fileOffset} lies outside the file (${file.size} bytes)`);
         }
       } else if (state === PAYLOAD.partiallyPresent) {
-        throw formatError('vhdx', 'BAD_VALUE', `VHDX payload block ${i} is PARTIALLY_PRESENT, which only differencing disks may use`);
+        throw fail('vhdx', 'BAD_VALUE', `VHDX payload block ${i} is PARTIALLY_PRESENT, which only differencing disks may use`);
       } else if (state === 4) {
-        throw formatError('vhdx', 'BAD_VALUE', `VHDX payload block ${i} has undefined state 4`);
+        throw fail('vhdx', 'BAD_VALUE', `VHDX payload block ${i} has undefined state 4`);
       }
     }
   }
@@ -349,7 +349,7 @@ async function openVhdx(file: DiskReader): Promise<ContainerReader> {
     const e = await entryAt(payloadEntryIndex(i, ratio));
     if (e.state !== PAYLOAD.fullyPresent) return;
     if ((await readInto(file, e.fileOffset + within, data)) !== data.length) {
-      throw formatError('vhdx', 'TRUNCATED', `VHDX payload block ${i} at ${e.fileOffset} runs past the end of the file`);
+      throw fail('vhdx', 'TRUNCATED', `VHDX payload block ${i} at ${e.fileOffset} runs past the end of the file`);
     }
   };
   return {

@@ -7,7 +7,7 @@
  * Cluster order: (FAT32 root,) then depth first: a folder's own clusters, its files in name
  * order, then its subfolders.
  */
-import { formatError } from '../../../formats/common/errors.js';
+import { fail } from '../../../formats/common/errors.js';
 import {
   chooseFatGeometry,
   clusterBytes,
@@ -36,6 +36,7 @@ import {
 import { encodeContiguousFat, fatBytesFor, type FatBits } from '../../../formats/fs/fat-table.js';
 import { VirtualDisk } from '../../model/extents.js';
 import { deriveU32 } from '../../model/seed.js';
+import { sourceDateEpoch } from '../../model/source-date.js';
 import type { FatTreeDir, FatTreeFile, FatTreeNode } from './tree.js';
 
 export interface FatBuildOptions {
@@ -86,7 +87,7 @@ const MAX_DIR_ENTRIES = 65536;
 const MAX_FILE_SIZE = 0xffffffff;
 const FAT_EPOCH = new Date(Date.UTC(1980, 0, 1));
 
-const invalid = (msg: string) => formatError('fat', 'INVALID_ARGUMENT', msg);
+const invalid = (msg: string) => fail('fat', 'INVALID_ARGUMENT', msg);
 
 function planTree(tree: FatTreeNode, hasLabel: boolean): PlannedDir {
   if (tree.kind !== 'dir') throw invalid('the root of a FAT tree must be a folder');
@@ -235,9 +236,8 @@ export function minimumFatSize(tree: FatTreeNode, opts: FatBuildOptions = {}): n
 }
 
 export function defaultFatTimestamp(): Date {
-  const epoch = process.env.SOURCE_DATE_EPOCH;
-  if (epoch !== undefined && /^\d+$/.test(epoch.trim())) return new Date(Number(epoch.trim()) * 1000);
-  return FAT_EPOCH;
+  const epoch = sourceDateEpoch();
+  return epoch === undefined ? FAT_EPOCH : new Date(epoch * 1000);
 }
 
 export async function buildFatVolume(tree: FatTreeNode, opts: FatBuildOptions = {}): Promise<FatVolume> {

@@ -8,7 +8,7 @@
 import { open, utimes } from 'node:fs/promises';
 import { makeDirectories } from '../../io/fs-util.js';
 import { join } from 'node:path';
-import { FormatError, formatError } from '../../../formats/common/errors.js';
+import { FormatError, fail } from '../../../formats/common/errors.js';
 import { clusterBytes, decodeBootSector, firstDataSector, rootDirSector, type FatGeometry } from '../../../formats/fs/fat-boot.js';
 import { decodeFsInfo } from '../../../formats/fs/fat-fsinfo.js';
 import { ATTR_DIRECTORY, caseFoldName, decodeDirEntries, decodeOem, DIR_ENTRY_BYTES, type DecodedDirEntry } from '../../../formats/fs/fat-dir.js';
@@ -58,8 +58,6 @@ const READ_CHUNK = 1 << 20;
 /** Folder nesting we follow (paths stay far below PATH_MAX). */
 const MAX_DEPTH = 128;
 
-const fail = (code: FormatError['code'], msg: string) => formatError('fat', code, msg);
-
 export async function openFat(disk: DiskReader): Promise<FatReader> {
   const head = await disk.read(0, 512);
   const boot = decodeBootSector(head);
@@ -67,15 +65,15 @@ export async function openFat(disk: DiskReader): Promise<FatReader> {
   const ss = g.sectorSize;
   const cb = clusterBytes(g);
   const fatLen = fatBytesFor(g.bits, g.clusters + 2);
-  if (fatLen > MAX_FAT_BYTES) throw fail('TOO_LARGE', `a FAT of ${fatLen} bytes is more than this reader loads (${MAX_FAT_BYTES})`);
+  if (fatLen > MAX_FAT_BYTES) throw fail('fat', 'TOO_LARGE', `a FAT of ${fatLen} bytes is more than this reader loads (${MAX_FAT_BYTES})`);
   const fatEnd = (g.reservedSectors + g.fatCount * g.fatSectors) * ss;
-  if (fatEnd > disk.size) throw fail('TRUNCATED', `the FATs end at byte ${fatEnd}, past the end of the ${disk.size}-byte disk`);
+  if (fatEnd > disk.size) throw fail('fat', 'TRUNCATED', `the FATs end at byte ${fatEnd}, past the end of the ${disk.size}-byte disk`);
   // FAT32 BPB_ExtFlags bit 7: mirroring off, bits 0-3 name the active FAT (fatgen103 section 3.2).
   const active = g.bits === 32 && boot.extFlags & 0x80 ? boot.extFlags & 0x0f : 0;
-  if (active >= g.fatCount) throw fail('BAD_VALUE', `active FAT ${active} of ${g.fatCount}`);
+  if (active >= g.fatCount) throw fail('fat', 'BAD_VALUE', `active FAT ${active} of ${g.fatCount}`);
   const readExact = async (offset: number, length: number): Promise<Uint8Array> => {
     const bytes = await disk.read(offset, length);
-    if (bytes.length !== length) throw fail('TRUNCATED', `the volume ends before byte ${offset + length} (disk of ${disk.size} bytes)`);
+    if (bytes.length !== length) throw fail('fat', 'TRUNCATED', `the volume ends before byte ${offset + length} (disk of ${disk.size} bytes)`);
     return bytes;
   };
   const fatOffset = (k: number) => (g.reservedSectors + k * g.fatSectors) * ss;
@@ -92,14 +90,14 @@ export async function openFat(disk: DiskReader): Promise<FatReader> {
     const out: number[] = [];
     let c = first;
     while (true) {
-      if (c < 2 || c > maxCluster) throw fail('BAD_VALUE', `${what}: cluster ${c} is outside 2..${maxCluster}`);
+      if (c < 2 || c > maxCluster) throw fail('fat', 'BAD_VALUE', `${what}: cluster ${c} is outside 2..${maxCluster}`);
       out.push(c);
-      if (out.length > g.clusters) throw fail('LOOP', `${what}: the cluster chain loops`);
-      if (out.length > limit) throw fail('TOO_LARGE', `${what}: the cluster chain is longer than ${limit} clusters`);
+      if (out.length > g.clusters) throw fail('fat', 'LOOP', `${what}: the cluster chain loops`);
+      if (out.length > limit) throw fail('fat', 'TOO_LARGE', `${what}: the cluster chain is longer than ${limit} clusters`);
       const nextValue = fat[c];
       if (nextValue >= eoc) return out;
-      if (nextValue === bad) throw fail('BAD_VALUE', `${what}: the chain runs into a bad cluster after ${c}`);
-      if (nextValue < 2) throw fail('BAD_VALUE', `${what}: the chain ends in a free cluster after ${c}`);
+      if (nextValue === bad) throw fail('fat', 'BAD_VALUE', `${what}: the chain runs into a bad cluster after ${c}`);
+      if (nextValue < 2) throw fail('fat', 'BAD_VALUE', `${what}: the chain ends in a free cluster after ${c}`);
       c = nextValue;
     }
   };
@@ -147,7 +145,7 @@ export async function openFat(disk: DiskReader): Promise<FatReader> {
       current = entries.find((e) => caseFoldName(e.name) === key || caseFoldName(e.shortName) === key);
       if (!current) return undefined;
       dir = current.firstCluster;
-      if (current.isDirectory && dir === 0) throw fail('BAD_VALUE', `folder ${current.path} has no cluster`);
+      if (current.isDirectory && dir === 0) throw fail('fat', 'BAD_VALUE', `folder ${current.path} has no cluster`);
     }
     return current;
   };
@@ -155,20 +153,20 @@ export async function openFat(disk: DiskReader): Promise<FatReader> {
 
   async function* readFile(path: string): AsyncGenerator<Uint8Array> {
     const e = await resolve(path);
-    if (!e || e.isDirectory) throw fail('INVALID_ARGUMENT', `${path}: no such file`);
+    if (!e || e.isDirectory) throw fail('fat', 'INVALID_ARGUMENT', `${path}: no such file`);
     yield* readEntry(e);
   }
 
   async function* readEntry(e: FatDirEntry): AsyncGenerator<Uint8Array> {
     if (e.size === 0) return;
-    if (e.firstCluster === 0) throw fail('BAD_VALUE', `${e.path}: ${e.size} bytes but no cluster`);
+    if (e.firstCluster === 0) throw fail('fat', 'BAD_VALUE', `${e.path}: ${e.size} bytes but no cluster`);
     const want = Math.ceil(e.size / cb);
     let left = e.size;
     let c = e.firstCluster;
     let taken = 0;
     while (left > 0) {
       // Gather a run of consecutive clusters, up to READ_CHUNK bytes.
-      if (c < 2 || c > maxCluster) throw fail('BAD_VALUE', `${e.path}: cluster ${c} is outside 2..${maxCluster}`);
+      if (c < 2 || c > maxCluster) throw fail('fat', 'BAD_VALUE', `${e.path}: cluster ${c} is outside 2..${maxCluster}`);
       const start = c;
       let n = 1;
       taken++;
@@ -184,8 +182,8 @@ export async function openFat(disk: DiskReader): Promise<FatReader> {
       left -= len;
       if (left === 0) break;
       const nx = fat[c];
-      if (nx >= eoc || nx < 2 || nx === bad) throw fail('BAD_VALUE', `${e.path}: the cluster chain ends ${left} bytes before the file does`);
-      if (taken >= want) throw fail('LOOP', `${e.path}: cluster chain longer than the file`);
+      if (nx >= eoc || nx < 2 || nx === bad) throw fail('fat', 'BAD_VALUE', `${e.path}: the cluster chain ends ${left} bytes before the file does`);
+      if (taken >= want) throw fail('fat', 'LOOP', `${e.path}: cluster chain longer than the file`);
       c = nx;
     }
   }
@@ -193,18 +191,18 @@ export async function openFat(disk: DiskReader): Promise<FatReader> {
   const extract = async (dest: string): Promise<void> => {
     const seen = new Set<number>();
     const walk = async (cluster: number, path: string, into: string, depth: number) => {
-      if (depth > MAX_DEPTH) throw fail('TOO_LARGE', `${path}: folders nested more than ${MAX_DEPTH} deep`);
+      if (depth > MAX_DEPTH) throw fail('fat', 'TOO_LARGE', `${path}: folders nested more than ${MAX_DEPTH} deep`);
       await makeDirectories(into);
       const names = new Set<string>();
       for (const e of await listCluster(cluster, path)) {
         if (e.name === '.' || e.name === '..' || /[/\\\0]/.test(e.name) || e.name === '') {
-          throw fail('BAD_VALUE', `${path}: the name ${JSON.stringify(e.name)} cannot be extracted`);
+          throw fail('fat', 'BAD_VALUE', `${path}: the name ${JSON.stringify(e.name)} cannot be extracted`);
         }
-        if (names.has(caseFoldName(e.name))) throw fail('BAD_VALUE', `${e.path}: the name appears twice in its folder`);
+        if (names.has(caseFoldName(e.name))) throw fail('fat', 'BAD_VALUE', `${e.path}: the name appears twice in its folder`);
         names.add(caseFoldName(e.name));
         const target = join(into, e.name);
         if (e.isDirectory) {
-          if (e.firstCluster === 0 || seen.has(e.firstCluster)) throw fail('LOOP', `${e.path}: folder loops back to cluster ${e.firstCluster}`);
+          if (e.firstCluster === 0 || seen.has(e.firstCluster)) throw fail('fat', 'LOOP', `${e.path}: folder loops back to cluster ${e.firstCluster}`);
           seen.add(e.firstCluster);
           await walk(e.firstCluster, e.path, target, depth + 1);
         } else {
@@ -361,7 +359,7 @@ export async function openFat(disk: DiskReader): Promise<FatReader> {
     geometry: g,
     async list(path: string) {
       const e = await resolve(path);
-      if (!e || !e.isDirectory) throw fail('INVALID_ARGUMENT', `${path}: no such folder`);
+      if (!e || !e.isDirectory) throw fail('fat', 'INVALID_ARGUMENT', `${path}: no such folder`);
       return listCluster(e.firstCluster, e.path);
     },
     stat: resolve,

@@ -4,7 +4,7 @@
  */
 import { readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
-import { formatError } from '../../../formats/common/errors.js';
+import { fail } from '../../../formats/common/errors.js';
 
 export type FatTreeNode =
   | { kind: 'dir'; name: string; children: FatTreeNode[]; mtime?: Date }
@@ -30,7 +30,7 @@ export function compareNames(a: string, b: string): number {
  */
 export async function treeFromFolder(dir: string, opts: { keepTimes?: boolean } = {}): Promise<FatTreeNode> {
   const top = statOrFail(dir, (why) => `cannot read folder ${dir}: ${why}`);
-  if (!top.isDirectory()) throw formatError('fat', 'INVALID_ARGUMENT', `${dir} is not a folder`);
+  if (!top.isDirectory()) throw fail('fat', 'INVALID_ARGUMENT', `${dir} is not a folder`);
   return readFolder(dir, '', opts.keepTimes ?? false, new Set([realpathSync(dir)]), top.mtime);
 }
 
@@ -38,7 +38,7 @@ function statOrFail(path: string, explain: (reason: string) => string): Stats {
   try {
     return statSync(path);
   } catch (err) {
-    throw formatError('fat', 'INVALID_ARGUMENT', explain((err as Error).message));
+    throw fail('fat', 'INVALID_ARGUMENT', explain((err as Error).message));
   }
 }
 
@@ -47,7 +47,7 @@ function readFolder(path: string, name: string, keepTimes: boolean, ancestors: S
   try {
     names = readdirSync(path);
   } catch (err) {
-    throw formatError('fat', 'INVALID_ARGUMENT', `cannot read folder ${path}: ${(err as Error).message}`);
+    throw fail('fat', 'INVALID_ARGUMENT', `cannot read folder ${path}: ${(err as Error).message}`);
   }
   names.sort(compareNames);
   const children: FatTreeNode[] = [];
@@ -58,7 +58,7 @@ function readFolder(path: string, name: string, keepTimes: boolean, ancestors: S
     if (st.isDirectory()) {
       const real = realpathSync(childPath);
       if (ancestors.has(real)) {
-        throw formatError('fat', 'INVALID_ARGUMENT', `${childPath} links back to ${real}, a folder that contains it (a symbolic link loop)`);
+        throw fail('fat', 'INVALID_ARGUMENT', `${childPath} links back to ${real}, a folder that contains it (a symbolic link loop)`);
       }
       ancestors.add(real);
       children.push(readFolder(childPath, child, keepTimes, ancestors, st.mtime));
@@ -66,7 +66,7 @@ function readFolder(path: string, name: string, keepTimes: boolean, ancestors: S
     } else if (st.isFile()) {
       children.push({ kind: 'file', name: child, size: st.size, source: { path: childPath }, ...(childTime ? { mtime: childTime } : {}) });
     } else {
-      throw formatError('fat', 'INVALID_ARGUMENT', `${childPath} is not a regular file or folder (device, FIFO or socket); FAT cannot hold it`);
+      throw fail('fat', 'INVALID_ARGUMENT', `${childPath} is not a regular file or folder (device, FIFO or socket); FAT cannot hold it`);
     }
   }
   return { kind: 'dir', name, children, ...(keepTimes ? { mtime } : {}) };

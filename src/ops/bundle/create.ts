@@ -4,16 +4,17 @@
  *
  * Streaming with bounded memory: the images are read one record window (1 MiB) at a time,
  * at most `threads` records are being compressed at once, and the compressed records go to a
- * temporary file beside the output until the manifest (which holds their sha256) is known.
+ * scratch file beside the output until the manifest (which holds their sha256) is known.
  * Every record is compressed on its own, so the bytes never depend on the thread count, and
  * the creation time comes from SOURCE_DATE_EPOCH (else 0): same inputs, same bundle.
  */
 import { createHash, type Hash, type KeyObject } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { tempPathBeside, trackTempFile, untrackTempFile } from '../../io/temp-files.js';
+import { AtomicOutput } from '../../io/atomic-output.js';
+import { writeFully } from '../../io/write-fully.js';
 import { DiskmintError } from '../../model/errors.js';
+import { sourceDateEpoch } from '../../model/source-date.js';
 import { openDisk } from '../../io/open-disk.js';
 import type { DiskReader } from '../../model/disk-reader.js';
 import { createCompressor, mapOrdered, type CompressionKind } from '../../containers/compress.js';
@@ -59,13 +60,6 @@ interface PlainRecord {
   data: Uint8Array;
 }
 
-function sourceDateEpoch(): number {
-  const v = process.env.SOURCE_DATE_EPOCH;
-  if (v === undefined || v === '') return 0;
-  if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw new DiskmintError('BAD_ARGUMENT', `SOURCE_DATE_EPOCH=${v} is not a whole number of seconds`);
-  return Number(v);
-}
-
 const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
 
 /**
@@ -105,11 +99,6 @@ async function* planRecords(next: DiskReader, base: DiskReader | undefined, bloc
   }
 }
 
-async function writeAll(fh: FileHandle, bytes: Uint8Array, position: number): Promise<number> {
-  for (let done = 0; done < bytes.length; ) done += (await fh.write(bytes, done, bytes.length - done, position + done)).bytesWritten;
-  return position + bytes.length;
-}
-
 export async function createBundle(opts: CreateBundleOptions): Promise<CreateBundleResult> {
   const compression = opts.compression ?? 'zstd';
   const level = opts.level ?? DEFAULT_LEVEL[compression];
@@ -120,34 +109,34 @@ export async function createBundle(opts: CreateBundleOptions): Promise<CreateBun
   if ((opts.version ?? '').length > 256) throw new DiskmintError('BAD_ARGUMENT', '--version is limited to 256 characters');
   await checkOutputTarget(opts.output, [opts.from, ...(opts.base ? [opts.base] : []), ...(typeof opts.key === 'string' ? [opts.key] : [])]);
   const key = typeof opts.key === 'string' ? await loadPrivateKey(opts.key) : opts.key;
-  const created = opts.created ?? sourceDateEpoch();
+  const created = opts.created ?? sourceDateEpoch() ?? 0;
 
   const next = (await openDisk(opts.from)).reader;
   const base = opts.base ? await openDisk(opts.base).then((d) => d.reader, async (err) => { await next.close(); throw err; }) : undefined;
-  const storedPath = tempPathBeside(opts.output, `${basename(opts.output)}.payload`);
-  const finalTmp = tempPathBeside(opts.output);
-  trackTempFile(storedPath);
-  trackTempFile(finalTmp);
   const compressor = createCompressor({ threads: opts.threads });
   const kind: CompressionKind = compression === 'zstd' ? 'zstd' : 'zlib';
+  let output: AtomicOutput | undefined;
   try {
-    // 1. Compressed records into a temporary file, hashing them as they go.
+    // The bundle goes to an AtomicOutput (temp file, fsync, rename); the records wait in a
+    // scratch file beside it, deleted with the temp file whatever happens. Errors come out as
+    // they are (a corrupt input stays a FormatError).
+    output = await AtomicOutput.create(opts.output);
+    const out = output.handle;
+    // 1. Compressed records into the scratch file, hashing them as they go.
+    const { path: storedPath, handle: fh } = await output.scratch(`${basename(opts.output)}.payload`);
     const hashes = { next: createHash('sha256'), base: base ? createHash('sha256') : undefined };
     const stored = createHash('sha256');
     let storedSize = 0;
     let records = 0;
-    const fh = await open(storedPath, 'w');
-    try {
-      const compressed = mapOrdered(planRecords(next, base, blockSize, hashes), compressor.concurrency, async (r) => ({ r, z: await compressor.compress(r.data, kind, level) }));
-      for await (const { r, z } of compressed) {
-        const head = encodeRecordHeader({ offset: r.offset, length: r.data.length, storedLength: z.length });
-        stored.update(head).update(z);
-        storedSize = await writeAll(fh, head, storedSize);
-        storedSize = await writeAll(fh, z, storedSize);
-        records++;
+    const compressed = mapOrdered(planRecords(next, base, blockSize, hashes), compressor.concurrency, async (r) => ({ r, z: await compressor.compress(r.data, kind, level) }));
+    for await (const { r, z } of compressed) {
+      const head = encodeRecordHeader({ offset: r.offset, length: r.data.length, storedLength: z.length });
+      stored.update(head).update(z);
+      for (const bytes of [head, z]) {
+        await writeFully(fh, bytes, storedSize);
+        storedSize += bytes.length;
       }
-    } finally {
-      await fh.close();
+      records++;
     }
 
     // 2. The manifest, its signature, then header + manifest + signature + records.
@@ -161,22 +150,22 @@ export async function createBundle(opts: CreateBundleOptions): Promise<CreateBun
     decodeManifest(manifestBytes); // the reader's checks, applied to what we write
     const signature = key ? signBytes(manifestBytes, key) : new Uint8Array(0);
     const header = { manifestLength: manifestBytes.length, signatureLength: signature.length, storedLength: storedSize };
-    const out = await open(finalTmp, 'w');
-    try {
-      let at = await writeAll(out, encodeHeader(header), 0);
-      at = await writeAll(out, manifestBytes, at);
-      at = await writeAll(out, signature, at);
-      for await (const chunk of createReadStream(storedPath, { highWaterMark: 4 << 20 })) at = await writeAll(out, chunk as Buffer, at);
-      if (at !== bundleExtents(header).fileSize) throw new DiskmintError('IO', `internal: wrote ${at} bytes, header says ${bundleExtents(header).fileSize}`);
-      await out.sync();
-    } finally {
-      await out.close();
-    }
-    await rename(finalTmp, opts.output);
+    let at = 0;
+    const append = async (bytes: Uint8Array) => {
+      await writeFully(out, bytes, at);
+      at += bytes.length;
+    };
+    await append(encodeHeader(header));
+    await append(manifestBytes);
+    await append(signature);
+    for await (const chunk of createReadStream(storedPath, { highWaterMark: 4 << 20 })) await append(chunk as Buffer);
+    if (at !== bundleExtents(header).fileSize) throw new DiskmintError('IO', `internal: wrote ${at} bytes, header says ${bundleExtents(header).fileSize}`);
+    await output.commit();
     return { path: opts.output, manifest, bytes: bundleExtents(header).fileSize, signed: signature.length > 0 };
+  } catch (err) {
+    await output?.abort();
+    throw err;
   } finally {
-    await Promise.all([next.close(), base?.close(), compressor.close(), rm(storedPath, { force: true }), rm(finalTmp, { force: true })]);
-    untrackTempFile(storedPath);
-    untrackTempFile(finalTmp);
+    await Promise.all([next.close(), base?.close(), compressor.close()]);
   }
 }

@@ -27,10 +27,9 @@
  *   tail -c +65 UPDATE.dmb | head -c "$M" > manifest.json
  *   tail -c +$((65 + M)) UPDATE.dmb | head -c "$S" > manifest.sig
  */
-import { FormatError } from '../../../formats/common/errors.js';
+import { fail } from '../../../formats/common/errors.js';
 import { canonicalJson } from '../sign.js';
 
-const fail = (code: FormatError['code'], message: string) => new FormatError(code, message, 'dmb');
 
 export const BUNDLE_MAGIC = 'DMBUNDLE';
 export const BUNDLE_CONTAINER_VERSION = 1;
@@ -93,19 +92,19 @@ export function encodeHeader(h: BundleHeader): Uint8Array {
 }
 
 export function decodeHeader(bytes: Uint8Array): BundleHeader {
-  if (bytes.length < HEADER_BYTES) throw fail('TRUNCATED', `bundle is ${bytes.length} bytes, shorter than its ${HEADER_BYTES}-byte header`);
-  if (new TextDecoder('latin1').decode(bytes.subarray(0, 8)) !== BUNDLE_MAGIC) throw fail('BAD_MAGIC', `not a diskmint update bundle (no "${BUNDLE_MAGIC}" magic)`);
+  if (bytes.length < HEADER_BYTES) throw fail('dmb', 'TRUNCATED', `bundle is ${bytes.length} bytes, shorter than its ${HEADER_BYTES}-byte header`);
+  if (new TextDecoder('latin1').decode(bytes.subarray(0, 8)) !== BUNDLE_MAGIC) throw fail('dmb', 'BAD_MAGIC', `not a diskmint update bundle (no "${BUNDLE_MAGIC}" magic)`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
   const version = view.getUint32(8, true);
-  if (version !== BUNDLE_CONTAINER_VERSION) throw fail('BAD_VALUE', `bundle container version ${version}; this diskmint reads version ${BUNDLE_CONTAINER_VERSION}`);
-  if (view.getUint32(12, true) !== HEADER_BYTES) throw fail('BAD_VALUE', `bundle header length ${view.getUint32(12, true)}, expected ${HEADER_BYTES}`);
+  if (version !== BUNDLE_CONTAINER_VERSION) throw fail('dmb', 'BAD_VALUE', `bundle container version ${version}; this diskmint reads version ${BUNDLE_CONTAINER_VERSION}`);
+  if (view.getUint32(12, true) !== HEADER_BYTES) throw fail('dmb', 'BAD_VALUE', `bundle header length ${view.getUint32(12, true)}, expected ${HEADER_BYTES}`);
   const manifestLength = view.getUint32(16, true);
-  if (manifestLength < 2 || manifestLength > MAX_MANIFEST_BYTES) throw fail('TOO_LARGE', `bundle manifest length ${manifestLength} is outside 2..${MAX_MANIFEST_BYTES}`);
+  if (manifestLength < 2 || manifestLength > MAX_MANIFEST_BYTES) throw fail('dmb', 'TOO_LARGE', `bundle manifest length ${manifestLength} is outside 2..${MAX_MANIFEST_BYTES}`);
   const signatureLength = view.getUint32(20, true);
-  if (signatureLength !== 0 && signatureLength !== SIGNATURE_BYTES) throw fail('BAD_VALUE', `bundle signature length ${signatureLength}; an Ed25519 signature is ${SIGNATURE_BYTES} bytes`);
+  if (signatureLength !== 0 && signatureLength !== SIGNATURE_BYTES) throw fail('dmb', 'BAD_VALUE', `bundle signature length ${signatureLength}; an Ed25519 signature is ${SIGNATURE_BYTES} bytes`);
   const stored = view.getBigUint64(24, true);
-  if (stored > BigInt(Number.MAX_SAFE_INTEGER)) throw fail('TOO_LARGE', `bundle payload length ${stored} is too large`);
-  for (let i = 32; i < HEADER_BYTES; i++) if (bytes[i] !== 0) throw fail('BAD_VALUE', `bundle header byte ${i} is reserved and must be zero`);
+  if (stored > BigInt(Number.MAX_SAFE_INTEGER)) throw fail('dmb', 'TOO_LARGE', `bundle payload length ${stored} is too large`);
+  for (let i = 32; i < HEADER_BYTES; i++) if (bytes[i] !== 0) throw fail('dmb', 'BAD_VALUE', `bundle header byte ${i} is reserved and must be zero`);
   return { manifestLength, signatureLength, storedLength: Number(stored) };
 }
 
@@ -129,45 +128,45 @@ export function decodeManifest(bytes: Uint8Array): BundleManifest {
   try {
     m = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as Record<string, unknown>;
   } catch {
-    throw fail('BAD_VALUE', 'bundle manifest is not UTF-8 JSON');
+    throw fail('dmb', 'BAD_VALUE', 'bundle manifest is not UTF-8 JSON');
   }
-  if (!m || typeof m !== 'object' || Array.isArray(m)) throw fail('BAD_VALUE', 'bundle manifest is not a JSON object');
-  if (m.format !== 'diskmint-bundle') throw fail('BAD_VALUE', 'bundle manifest is not a diskmint-bundle manifest');
-  if (m.formatVersion !== 1) throw fail('BAD_VALUE', `bundle manifest version ${String(m.formatVersion)}; this diskmint reads version 1`);
-  for (const k of Object.keys(m)) if (!KEYS.has(k)) throw fail('BAD_VALUE', `bundle manifest has an unknown field "${k}"`);
+  if (!m || typeof m !== 'object' || Array.isArray(m)) throw fail('dmb', 'BAD_VALUE', 'bundle manifest is not a JSON object');
+  if (m.format !== 'diskmint-bundle') throw fail('dmb', 'BAD_VALUE', 'bundle manifest is not a diskmint-bundle manifest');
+  if (m.formatVersion !== 1) throw fail('dmb', 'BAD_VALUE', `bundle manifest version ${String(m.formatVersion)}; this diskmint reads version 1`);
+  for (const k of Object.keys(m)) if (!KEYS.has(k)) throw fail('dmb', 'BAD_VALUE', `bundle manifest has an unknown field "${k}"`);
   const int = (k: string, min = 0, max = Number.MAX_SAFE_INTEGER): number => {
     const v = m[k];
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) throw fail('BAD_VALUE', `bundle manifest field ${k} must be an integer in ${min}..${max}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) throw fail('dmb', 'BAD_VALUE', `bundle manifest field ${k} must be an integer in ${min}..${max}`);
     return v;
   };
   const hex = (k: string): string => {
-    if (typeof m[k] !== 'string' || !HEX64.test(m[k] as string)) throw fail('BAD_VALUE', `bundle manifest field ${k} must be a lowercase hex sha256`);
+    if (typeof m[k] !== 'string' || !HEX64.test(m[k] as string)) throw fail('dmb', 'BAD_VALUE', `bundle manifest field ${k} must be a lowercase hex sha256`);
     return m[k] as string;
   };
-  if (m.kind !== 'full' && m.kind !== 'delta') throw fail('BAD_VALUE', `bundle kind ${JSON.stringify(m.kind)}; expected full or delta`);
-  if (m.compression !== 'zstd' && m.compression !== 'zlib') throw fail('BAD_VALUE', `bundle compression ${JSON.stringify(m.compression)}; expected zstd or zlib`);
-  if (typeof m.version !== 'string' || m.version.length > 256) throw fail('BAD_VALUE', 'bundle manifest version must be a string of at most 256 characters');
+  if (m.kind !== 'full' && m.kind !== 'delta') throw fail('dmb', 'BAD_VALUE', `bundle kind ${JSON.stringify(m.kind)}; expected full or delta`);
+  if (m.compression !== 'zstd' && m.compression !== 'zlib') throw fail('dmb', 'BAD_VALUE', `bundle compression ${JSON.stringify(m.compression)}; expected zstd or zlib`);
+  if (typeof m.version !== 'string' || m.version.length > 256) throw fail('dmb', 'BAD_VALUE', 'bundle manifest version must be a string of at most 256 characters');
   const blockSize = int('blockSize', MIN_BLOCK_SIZE, MAX_RECORD_BYTES);
-  if (blockSize & (blockSize - 1)) throw fail('BAD_VALUE', `bundle block size ${blockSize} is not a power of two`);
+  if (blockSize & (blockSize - 1)) throw fail('dmb', 'BAD_VALUE', `bundle block size ${blockSize} is not a power of two`);
   const out: BundleManifest = {
     format: 'diskmint-bundle', formatVersion: 1, kind: m.kind, version: m.version, created: int('created'),
     payloadSize: int('payloadSize', 1), payloadSha256: hex('payloadSha256'), targetSlotSize: int('targetSlotSize', 1),
     compression: m.compression, blockSize, records: int('records'), storedSize: int('storedSize'), storedSha256: hex('storedSha256'),
   };
-  if (out.targetSlotSize < out.payloadSize) throw fail('BAD_VALUE', `bundle target slot size ${out.targetSlotSize} is smaller than its image (${out.payloadSize})`);
+  if (out.targetSlotSize < out.payloadSize) throw fail('dmb', 'BAD_VALUE', `bundle target slot size ${out.targetSlotSize} is smaller than its image (${out.payloadSize})`);
   if (out.kind === 'delta') {
     out.baseSize = int('baseSize', 1);
     out.baseSha256 = hex('baseSha256');
   } else if (m.baseSize !== undefined || m.baseSha256 !== undefined) {
-    throw fail('BAD_VALUE', 'a full bundle manifest has no base');
+    throw fail('dmb', 'BAD_VALUE', 'a full bundle manifest has no base');
   }
   const maxRecords = Math.ceil(out.payloadSize / blockSize);
   if (out.records > maxRecords || (out.kind === 'full' && out.records < Math.ceil(out.payloadSize / MAX_RECORD_BYTES))) {
-    throw fail('BAD_VALUE', `bundle claims ${out.records} records for a ${out.payloadSize}-byte image`);
+    throw fail('dmb', 'BAD_VALUE', `bundle claims ${out.records} records for a ${out.payloadSize}-byte image`);
   }
-  if (out.storedSize < out.records * RECORD_HEADER_BYTES) throw fail('BAD_VALUE', `bundle payload of ${out.storedSize} bytes cannot hold ${out.records} records`);
+  if (out.storedSize < out.records * RECORD_HEADER_BYTES) throw fail('dmb', 'BAD_VALUE', `bundle payload of ${out.storedSize} bytes cannot hold ${out.records} records`);
   const canonical = canonicalJson(out);
-  if (canonical !== new TextDecoder().decode(bytes)) throw fail('BAD_VALUE', 'bundle manifest is not in canonical form (sorted keys, no whitespace)');
+  if (canonical !== new TextDecoder().decode(bytes)) throw fail('dmb', 'BAD_VALUE', 'bundle manifest is not in canonical form (sorted keys, no whitespace)');
   return out;
 }
 
@@ -192,21 +191,21 @@ export function encodeRecordHeader(r: RecordHeader): Uint8Array {
  * number of blocks unless it ends the image; full bundles leave no gaps.
  */
 export function decodeRecordHeader(bytes: Uint8Array, m: BundleManifest, prevEnd: number, n: number): RecordHeader {
-  if (bytes.length < RECORD_HEADER_BYTES) throw fail('TRUNCATED', `bundle payload ends inside record ${n}'s header`);
+  if (bytes.length < RECORD_HEADER_BYTES) throw fail('dmb', 'TRUNCATED', `bundle payload ends inside record ${n}'s header`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, RECORD_HEADER_BYTES);
   const big = view.getBigUint64(0, true);
   const offset = big > BigInt(m.payloadSize) ? Number.MAX_SAFE_INTEGER : Number(big);
   const length = view.getUint32(8, true);
   const storedLength = view.getUint32(12, true);
   const where = `bundle record ${n} (offset ${big})`;
-  if (big >= BigInt(m.payloadSize)) throw fail('BAD_VALUE', `${where} starts past the end of the ${m.payloadSize}-byte image`);
-  if (offset < prevEnd) throw fail('BAD_VALUE', `${where} overlaps or precedes the previous record`);
-  if (m.kind === 'full' && offset !== prevEnd) throw fail('BAD_VALUE', `${where} leaves a gap: a full bundle covers the image without gaps`);
-  if (offset % m.blockSize) throw fail('BAD_VALUE', `${where} is not on a ${m.blockSize}-byte block boundary`);
-  if (length === 0 || length > MAX_RECORD_BYTES) throw fail('TOO_LARGE', `${where} has length ${length}; records hold 1..${MAX_RECORD_BYTES} bytes`);
-  if (offset + length > m.payloadSize) throw fail('BAD_VALUE', `${where} runs past the end of the ${m.payloadSize}-byte image`);
-  if (length % m.blockSize && offset + length !== m.payloadSize) throw fail('BAD_VALUE', `${where} is not a whole number of blocks`);
-  if (storedLength === 0 || storedLength > maxStoredBytes(length)) throw fail('TOO_LARGE', `${where} stores ${storedLength} bytes for ${length}`);
+  if (big >= BigInt(m.payloadSize)) throw fail('dmb', 'BAD_VALUE', `${where} starts past the end of the ${m.payloadSize}-byte image`);
+  if (offset < prevEnd) throw fail('dmb', 'BAD_VALUE', `${where} overlaps or precedes the previous record`);
+  if (m.kind === 'full' && offset !== prevEnd) throw fail('dmb', 'BAD_VALUE', `${where} leaves a gap: a full bundle covers the image without gaps`);
+  if (offset % m.blockSize) throw fail('dmb', 'BAD_VALUE', `${where} is not on a ${m.blockSize}-byte block boundary`);
+  if (length === 0 || length > MAX_RECORD_BYTES) throw fail('dmb', 'TOO_LARGE', `${where} has length ${length}; records hold 1..${MAX_RECORD_BYTES} bytes`);
+  if (offset + length > m.payloadSize) throw fail('dmb', 'BAD_VALUE', `${where} runs past the end of the ${m.payloadSize}-byte image`);
+  if (length % m.blockSize && offset + length !== m.payloadSize) throw fail('dmb', 'BAD_VALUE', `${where} is not a whole number of blocks`);
+  if (storedLength === 0 || storedLength > maxStoredBytes(length)) throw fail('dmb', 'TOO_LARGE', `${where} stores ${storedLength} bytes for ${length}`);
   return { offset, length, storedLength };
 }
 

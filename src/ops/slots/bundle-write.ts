@@ -11,6 +11,7 @@ import { open, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tempPathBeside, trackTempFile, untrackTempFile } from '../../io/temp-files.js';
+import { writeFully } from '../../io/write-fully.js';
 import { DiskmintError } from '../../model/errors.js';
 import { openBundle, bundleTargetCheck, type OpenedBundle } from '../bundle/open.js';
 import { BUNDLE_MAGIC } from '../bundle/format.js';
@@ -68,7 +69,7 @@ export async function applyBundle(editor: ImageEditor, bundle: OpenedBundle, tar
   }
   const spool = tempPathBeside(join(tmpdir(), 'diskmint-bundle.spool'));
   trackTempFile(spool);
-  const handle = await open(spool, 'w+');
+  const handle = await open(spool, 'wx+');
   const cleanup = async () => {
     await handle.close().catch(() => {});
     await unlink(spool).catch(() => {});
@@ -78,7 +79,7 @@ export async function applyBundle(editor: ImageEditor, bundle: OpenedBundle, tar
     let at = 0;
     const pieces: Array<{ offset: number; length: number; at: number }> = [];
     for await (const chunk of bundle.payload()) {
-      for (let done = 0; done < chunk.data.length; ) done += (await handle.write(chunk.data, done, chunk.data.length - done, at + done)).bytesWritten;
+      await writeFully(handle, chunk.data, at);
       pieces.push({ offset: chunk.offset, length: chunk.data.length, at });
       at += chunk.data.length;
     }

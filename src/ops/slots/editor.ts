@@ -11,6 +11,7 @@ import { openDisk } from '../../io/open-disk.js';
 import { VirtualDisk, type ExtentSource } from '../../model/extents.js';
 import { FileCache, readRunInto } from '../../io/run-reader.js';
 import { writeImage } from '../../io/write-image.js';
+import { writeFully } from '../../io/write-fully.js';
 import type { ContainerFormat, ContainerReader } from '../../containers/types.js';
 
 export interface ImageEditor {
@@ -23,23 +24,45 @@ export interface ImageEditor {
   writeFile(offset: number, file: string, length: number, fileOffset?: number): Promise<void>;
   /** Make the edits durable (raw: fsync; containers: rewrite and rename). */
   commit(): Promise<void>;
+  /** The edits pending so far, for `rollback` (raw images write at once: always 0). */
+  mark(): number;
+  /** Drop the edits pending since `mark` (containers; a raw image keeps what was written, as always). */
+  rollback(mark: number): void;
   close(): Promise<void>;
 }
 
 export interface EditorOptions {
   /** Called before each write with its 1-based number; tests throw here to stop an edit midway. */
   beforeWrite?: (n: number) => void;
+  /**
+   * An editor its owner commits and closes (an `Image` handle's): edits and reads go through it,
+   * so several edits are committed once. Without it each edit opens, commits and closes its own.
+   */
+  editor?: ImageEditor;
 }
 
 const COPY_CHUNK = 4 << 20;
 
 export async function openImageEditor(path: string, opts: EditorOptions = {}): Promise<ImageEditor> {
+  if (opts.editor) return borrowed(opts.editor);
   const { reader, format } = await openDisk(path);
   if (format === 'raw') {
     await reader.close();
     return rawEditor(path, await open(path, 'r+'), opts);
   }
   return containerEditor(path, reader, format, opts);
+}
+
+/** The owner's editor, whose commit and close are the owner's. */
+function borrowed(e: ImageEditor): ImageEditor {
+  return { path: e.path, format: e.format, disk: e.disk, writeBytes: (o, d) => e.writeBytes(o, d), writeFile: (o, f, l, fo) => e.writeFile(o, f, l, fo),
+    commit: async () => {}, mark: () => e.mark(), rollback: (m) => e.rollback(m), close: async () => {} };
+}
+
+/** The image to read: the owner's editor (pending edits included), else the file. */
+export async function openForReading(path: string, opts: EditorOptions = {}): Promise<{ reader: DiskReader; format: ContainerFormat }> {
+  if (opts.editor) return { reader: { size: opts.editor.disk.size, read: (o, l, into) => opts.editor!.disk.read(o, l, into), close: async () => {} }, format: opts.editor.format };
+  return openDisk(path);
 }
 
 function rawEditor(path: string, handle: FileHandle, opts: EditorOptions): Promise<ImageEditor> {
@@ -62,7 +85,7 @@ function rawEditor(path: string, handle: FileHandle, opts: EditorOptions): Promi
     const pwrite = async (data: Uint8Array, at: number) => {
       if (at < 0 || at + data.length > size) throw new DiskmintError('BAD_ARGUMENT', `write at ${at} of ${data.length} bytes is outside the image`);
       opts.beforeWrite?.(++writes);
-      for (let done = 0; done < data.length; ) done += (await handle.write(data, done, data.length - done, at + done)).bytesWritten;
+      await writeFully(handle, data, at);
     };
     return {
       path,
@@ -85,6 +108,8 @@ function rawEditor(path: string, handle: FileHandle, opts: EditorOptions): Promi
         }
       },
       commit: () => handle.sync(),
+      mark: () => 0,
+      rollback: () => {},
       close: () => handle.close(),
     };
   });
@@ -133,8 +158,12 @@ function containerEditor(path: string, base: ContainerReader, format: ContainerF
     async commit() {
       if (!edits.length) return;
       const merged = await mergeEdits(base, edits);
-      await writeImage(merged, path, { format, options: rewriteOptions(base), progress: false });
+      await writeImage(merged, path, { format, options: rewriteOptions(base) });
       edits.length = 0;
+    },
+    mark: () => edits.length,
+    rollback(mark) {
+      edits.length = Math.min(edits.length, mark);
     },
     async close() {
       await files.closeAll();

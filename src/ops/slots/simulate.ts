@@ -2,8 +2,7 @@
 import { DiskmintError } from '../../model/errors.js';
 import { openDisk } from '../../io/open-disk.js';
 import { simulateBoots, simulateBootStageFallback, type BootOutcome, type BootStep } from '../../../formats/boot/gptboot.js';
-import { readGptForEdit } from '../../schemes/gpt/edit.js';
-import { toSlotEntries } from './slots.js';
+import { slotTable } from './slots.js';
 
 export interface SimulationReport {
   steps: BootStep[];
@@ -21,8 +20,9 @@ export function parseOutcomes(text: string): BootOutcome[] {
 export async function slotSimulate(path: string, outcomes: BootOutcome[], opts: { bootStageFails?: number; confirm?: boolean } = {}): Promise<SimulationReport> {
   const { reader } = await openDisk(path);
   try {
-    const gpt = await readGptForEdit(reader);
-    const entries = toSlotEntries(gpt);
+    const { slots } = await slotTable(reader);
+    if (!slots.oneTimeBoot) throw new DiskmintError('BAD_ARGUMENT', `slot simulate plays FreeBSD gptboot's choice: ${slots.noOneTimeBoot?.bootonce ?? 'this image has no one-time boot'}`);
+    const entries = await slots.oneTimeBoot.entries(reader);
     const report: SimulationReport = { steps: simulateBoots(entries, outcomes, { confirm: opts.confirm ?? true }) };
     if (opts.bootStageFails !== undefined) report.bootStages = simulateBootStageFallback(entries, opts.bootStageFails);
     return report;

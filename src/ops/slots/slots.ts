@@ -9,17 +9,18 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { DiskmintError } from '../../model/errors.js';
 import { sliceDiskReader, type DiskReader } from '../../model/disk-reader.js';
-import { openDisk } from '../../io/open-disk.js';
 import { inspectDisk } from '../inspect.js';
 import { formatBytes } from '../../model/size.js';
-import { gptAttributeNames } from '../../../formats/schemes/gpt-attributes.js';
-import { gptTypeName } from '../../../formats/schemes/gpt-types.js';
-import { activateSlot, chooseBootSlot, confirmBoot, setBootonce, type SlotEntry } from '../../../formats/boot/gptboot.js';
+import type { SlotEntry } from '../../../formats/boot/gptboot.js';
 import { detectFilesystem } from '../../fs/detect.js';
-import { openImageEditor, type EditorOptions, type ImageEditor } from './editor.js';
-import { checkGptCopiesFit, gptNeedsRepair, readGptForEdit, writeGptAttributes, type EditableGpt } from '../../schemes/gpt/edit.js';
+import { openForReading, openImageEditor, type EditorOptions, type ImageEditor } from './editor.js';
 import { applyBundle, isBundleFile, openCheckedBundle, type BundleTarget } from './bundle-write.js';
-import { FREEBSD_BOOT, FREEBSD_UFS, mbrSlots, setMbrActive, type MbrSlot } from '../../schemes/mbr/slots.js';
+import { SCHEME_HANDLERS, schemeHandler } from '../../schemes/registry.js';
+import { listWords } from '../../schemes/sectors.js';
+import type { SlotSupport } from '../../schemes/handler.js';
+import type { PartitionTable } from '../../schemes/types.js';
+
+export { toSlotEntries } from '../../schemes/gpt/slots.js';
 
 export type SlotRef = number | string;
 
@@ -40,7 +41,7 @@ export interface SlotInfo {
 export interface SlotStatus {
   path: string;
   format: string;
-  scheme: 'gpt' | 'mbr';
+  scheme: PartitionTable['scheme'];
   slots: SlotInfo[];
   /** What gptboot (or the MBR boot code) would boot next, and why. */
   next: { index?: number; label?: string; reason: string };
@@ -56,73 +57,41 @@ async function hashFile(path: string): Promise<string> {
   return h.digest('hex');
 }
 
-export function toSlotEntries(gpt: EditableGpt): SlotEntry[] {
-  return gpt.entries.map((e) => ({ index: e.index, typeGuid: e.typeGuid, label: e.name, attributes: e.attributes }));
-}
-
-function resolveGptSlot(gpt: EditableGpt, ref: SlotRef): SlotEntry & { firstLba: number; lastLba: number } {
-  const e = gpt.entries.find((x) => (typeof ref === 'number' || /^\d+$/.test(ref) ? x.index === Number(ref) : x.name === ref));
-  if (!e) throw new DiskmintError('BAD_ARGUMENT', `no partition ${JSON.stringify(ref)} (give an index or a GPT label: ${gpt.entries.map((x) => x.name || x.index).join(', ')})`);
-  if (e.typeGuid !== FREEBSD_UFS) throw new DiskmintError('BAD_ARGUMENT', `partition ${e.index} (${e.name || 'unlabelled'}) is ${gptTypeName(e.typeGuid) ?? e.typeGuid}, not a freebsd-ufs OS slot`);
-  return { index: e.index, typeGuid: e.typeGuid, label: e.name, attributes: e.attributes, firstLba: e.firstLba, lastLba: e.lastLba };
-}
-
-function slotName(e: { index: number; label: string }): string {
-  return e.label ? `${e.index} (${e.label})` : String(e.index);
-}
-
-/** Which scheme carries the slots: GPT, or a NanoBSD-style MBR. */
-async function schemeOf(disk: DiskReader): Promise<'gpt' | 'mbr'> {
+/** The table whose scheme carries slots (GPT, or a NanoBSD-style MBR), with its slot support. */
+export async function slotTable(disk: DiskReader): Promise<{ table: PartitionTable; slots: SlotSupport }> {
   const { table } = await inspectDisk(disk);
-  if (table?.scheme === 'gpt') return 'gpt';
-  if (table?.scheme === 'mbr') return 'mbr';
-  throw new DiskmintError('NOT_A_DISK', 'no GPT or MBR partition table: no slots to manage');
+  const slots = table ? schemeHandler(table.scheme).slots : undefined;
+  if (!table || !slots) {
+    const names = SCHEME_HANDLERS.filter((h) => h.slots).map((h) => h.name.toUpperCase());
+    throw new DiskmintError('NOT_A_DISK', `no ${listWords(names, 'or')} partition table: no slots to manage`);
+  }
+  return { table, slots };
 }
 
-export async function slotStatus(path: string, opts: { hash?: boolean } = {}): Promise<SlotStatus> {
-  const { reader, format } = await openDisk(path);
+export async function slotStatus(path: string, opts: { hash?: boolean } & EditorOptions = {}): Promise<SlotStatus> {
+  const { reader, format } = await openForReading(path, opts);
   try {
-    const hashOf = (first: number, ss: number, size: number) => (opts.hash === false ? Promise.resolve('') : hashRange(reader, first * ss, size).then((h) => h.slice(0, 12)));
-    if ((await schemeOf(reader)) === 'mbr') {
-      const { slots, active } = await mbrSlots(reader);
-      const infos: SlotInfo[] = [];
-      for (const s of slots) infos.push(await mbrSlotInfo(reader, s, active, hashOf));
-      const act = slots.find((s) => s.index === active);
-      return { path, format, scheme: 'mbr', slots: infos, next: act ? { index: act.index, reason: `slice ${act.index} is marked active` } : { reason: 'no slice is marked active' }, bootStages: [] };
-    }
-    const gpt = await readGptForEdit(reader);
-    const ss = gpt.sectorSize;
-    const entries = toSlotEntries(gpt);
-    const next = chooseBootSlot(entries, { firstTry: true });
-    const plain = chooseBootSlot(entries.map((e) => ({ ...e, attributes: e.attributes & ~(1n << 58n) })), { firstTry: true });
+    const hashOf = (offset: number, size: number) => (opts.hash === false ? Promise.resolve('') : hashRange(reader, offset, size).then((h) => h.slice(0, 12)));
+    const { table, slots: support } = await slotTable(reader);
+    const view = await support.read(reader, table);
     const slots: SlotInfo[] = [];
-    for (const e of gpt.entries.filter((x) => x.typeGuid === FREEBSD_UFS)) {
-      const sizeBytes = (e.lastLba - e.firstLba + 1) * ss;
-      const fs = await detectFilesystem(sliceDiskReader(reader, e.firstLba * ss, sizeBytes));
+    for (const s of view.slots) {
+      const fs = await detectFilesystem(sliceDiskReader(reader, s.offset, s.sizeBytes));
       slots.push({
-        index: e.index, label: e.name, type: 'freebsd-ufs', attributes: gptAttributeNames(e.attributes), firstLba: e.firstLba, sizeBytes,
-        sha256: await hashOf(e.firstLba, ss, sizeBytes), filesystem: { kind: fs.kind, label: fs.label }, isDefault: plain.index === e.index,
+        index: s.index, label: s.label, type: s.type, attributes: s.attributes, firstLba: s.firstLba, sizeBytes: s.sizeBytes,
+        sha256: await hashOf(s.offset, s.sizeBytes), filesystem: { kind: fs.kind, label: fs.label }, isDefault: s.isDefault,
       });
     }
     const bootStages = [];
-    for (const e of gpt.entries.filter((x) => x.typeGuid === FREEBSD_BOOT)) {
-      const sizeBytes = (e.lastLba - e.firstLba + 1) * ss;
-      bootStages.push({ index: e.index, label: e.name, sizeBytes, sha256: await hashOf(e.firstLba, ss, sizeBytes) });
-    }
-    const chosen = gpt.entries.find((x) => x.index === next.index);
-    return { path, format, scheme: 'gpt', slots, next: { index: next.index, label: chosen?.name, reason: next.reason }, bootStages };
+    for (const b of view.bootStages) bootStages.push({ index: b.index, label: b.label, sizeBytes: b.sizeBytes, sha256: await hashOf(b.offset, b.sizeBytes) });
+    return { path, format, scheme: table.scheme, slots, next: view.next, bootStages };
   } finally {
     await reader.close();
   }
 }
 
-async function mbrSlotInfo(reader: DiskReader, s: MbrSlot, active: number | undefined, hashOf: (f: number, ss: number, n: number) => Promise<string>): Promise<SlotInfo> {
-  const fs = await detectFilesystem(sliceDiskReader(reader, s.dataLba * 512, s.dataSectors * 512));
-  return {
-    index: s.index, label: `s${s.index}a`, type: 'freebsd (MBR slice, BSD label a)', attributes: s.index === active ? ['active'] : [],
-    firstLba: s.dataLba, sizeBytes: s.dataSectors * 512, sha256: await hashOf(s.dataLba, 512, s.dataSectors * 512),
-    filesystem: { kind: fs.kind, label: fs.label }, isDefault: s.index === active,
-  };
+function slotName(e: { index: number; label: string }): string {
+  return e.label ? `${e.index} (${e.label})` : String(e.index);
 }
 
 export interface SlotEditOptions extends EditorOptions {
@@ -130,11 +99,12 @@ export interface SlotEditOptions extends EditorOptions {
   force?: boolean;
 }
 
-/** Open the image, run `fn` on its GPT, commit. */
-async function editGpt<T>(path: string, opts: EditorOptions, fn: (editor: ImageEditor, gpt: EditableGpt) => Promise<T>): Promise<T> {
+/** Open the image, run `fn` with its slot support, commit. */
+async function editSlots<T>(path: string, opts: EditorOptions, fn: (editor: ImageEditor, support: SlotSupport, table: PartitionTable) => Promise<T>): Promise<T> {
   const editor = await openImageEditor(path, opts);
   try {
-    const result = await fn(editor, await readGptForEdit(editor.disk));
+    const { table, slots } = await slotTable(editor.disk);
+    const result = await fn(editor, slots, table);
     await editor.commit();
     return result;
   } finally {
@@ -142,19 +112,17 @@ async function editGpt<T>(path: string, opts: EditorOptions, fn: (editor: ImageE
   }
 }
 
-async function setAttributes(editor: ImageEditor, gpt: EditableGpt, entries: SlotEntry[]): Promise<void> {
-  const changed = new Map<number, bigint>();
-  for (const e of entries) {
-    const before = gpt.entries.find((x) => x.index === e.index);
-    if (before && before.attributes !== e.attributes) changed.set(e.index, e.attributes);
-  }
-  // Rewrite when attributes change, and also to repair a damaged or stale copy.
-  if (changed.size || gptNeedsRepair(gpt)) await writeGptAttributes(editor, gpt, changed);
+/** The scheme's slot support, read from the image without opening it for writing. */
+async function slotSupportOf(path: string, opts: EditorOptions): Promise<SlotSupport> {
+  const { reader } = await openForReading(path, opts);
+  return slotTable(reader).then((t) => t.slots).finally(() => reader.close());
 }
 
 export interface SlotWriteResult {
   slot: number;
   label: string;
+  /** Byte offset of the slot's data in the image. */
+  offset: number;
   bytes: number;
   sha256: string;
   bootonce: boolean;
@@ -177,7 +145,8 @@ async function writeIntoSlot(path: string, ref: SlotRef, opts: SlotWriteOptions,
   const editor = await openImageEditor(path, opts);
   let cleanup = async () => {};
   try {
-    const target = (await schemeOf(editor.disk)) === 'gpt' ? await gptTarget(editor, ref, opts) : await mbrTarget(editor, ref, opts);
+    const { table, slots } = await slotTable(editor.disk);
+    const target = await slots.target(editor.disk, table, ref, opts);
     if (target.offset + target.sizeBytes > editor.disk.size) {
       throw new DiskmintError('NOT_A_DISK', `slot ${slotName(target)} ends at byte ${target.offset + target.sizeBytes}, past the end of this ${editor.disk.size}-byte image: was it cut short? Nothing was written`);
     }
@@ -188,26 +157,6 @@ async function writeIntoSlot(path: string, ref: SlotRef, opts: SlotWriteOptions,
     await editor.close();
     await cleanup();
   }
-}
-
-async function gptTarget(editor: ImageEditor, ref: SlotRef, opts: SlotWriteOptions): Promise<BundleTarget> {
-  const gpt = await readGptForEdit(editor.disk);
-  if (opts.bootonce) checkGptCopiesFit(gpt, editor.disk.size); // before the slot is written
-  const slot = resolveGptSlot(gpt, ref);
-  const byDefault = chooseBootSlot(toSlotEntries(gpt).map((e) => ({ ...e, attributes: e.attributes & ~(1n << 58n) })), { firstTry: true }).index;
-  if (byDefault === slot.index && !opts.force) {
-    throw new DiskmintError('BAD_ARGUMENT', `slot ${slotName(slot)} is the one that boots by default; write the other slot, or pass --force`);
-  }
-  return { index: slot.index, label: slot.label, offset: slot.firstLba * gpt.sectorSize, sizeBytes: (slot.lastLba - slot.firstLba + 1) * gpt.sectorSize };
-}
-
-async function mbrTarget(editor: ImageEditor, ref: SlotRef, opts: SlotWriteOptions): Promise<BundleTarget> {
-  if (opts.bootonce) throw new DiskmintError('BAD_ARGUMENT', 'MBR boot code has no one-time boot: write the slot, then `slot activate` it');
-  const { slots, active } = await mbrSlots(editor.disk);
-  const s = slots.find((x) => x.index === Number(ref));
-  if (!s) throw new DiskmintError('BAD_ARGUMENT', `no code slice ${JSON.stringify(ref)} (slices holding a BSD label: ${slots.map((x) => x.index).join(', ')})`);
-  if (s.index === active && !opts.force) throw new DiskmintError('BAD_ARGUMENT', `slice ${s.index} is active (it boots by default); write the other slice, or pass --force`);
-  return { index: s.index, label: `s${s.index}a`, offset: s.dataLba * 512, sizeBytes: s.dataSectors * 512 };
 }
 
 /**
@@ -227,23 +176,23 @@ export async function slotWrite(path: string, ref: SlotRef, from: string, opts: 
     await editor.writeFile(t.offset, from, size);
     return async () => {};
   });
-  const sha256 = await verifyWritten(path, target.offset, size, await hashFile(from), from);
+  const sha256 = await verifyWritten(path, target.offset, size, await hashFile(from), from, opts);
   if (opts.bootonce) await slotBootonce(path, target.index, opts);
-  return { slot: target.index, label: target.label, bytes: size, sha256, bootonce: opts.bootonce === true };
+  return { slot: target.index, label: target.label, offset: target.offset, bytes: size, sha256, bootonce: opts.bootonce === true };
 }
 
 async function slotWriteBundle(path: string, ref: SlotRef, from: string, opts: SlotWriteOptions): Promise<SlotWriteResult> {
   const bundle = await openCheckedBundle(from, opts); // signature and payload checked before any write
   const m = bundle.manifest;
   const target = await writeIntoSlot(path, ref, opts, (editor, t) => applyBundle(editor, bundle, t));
-  const sha256 = await verifyWritten(path, target.offset, m.payloadSize, m.payloadSha256, from);
+  const sha256 = await verifyWritten(path, target.offset, m.payloadSize, m.payloadSha256, from, opts);
   if (opts.bootonce) await slotBootonce(path, target.index, opts);
-  return { slot: target.index, label: target.label, bytes: m.payloadSize, sha256, bootonce: opts.bootonce === true };
+  return { slot: target.index, label: target.label, offset: target.offset, bytes: m.payloadSize, sha256, bootonce: opts.bootonce === true };
 }
 
-/** Re-open the image and compare the slot's first `size` bytes with the expected hash. */
-async function verifyWritten(path: string, offset: number, size: number, expected: string, from: string): Promise<string> {
-  const { reader } = await openDisk(path);
+/** Re-open the image (or read through the owner's editor) and compare the slot's first `size` bytes with the expected hash. */
+async function verifyWritten(path: string, offset: number, size: number, expected: string, from: string, opts: EditorOptions = {}): Promise<string> {
+  const { reader } = await openForReading(path, opts);
   try {
     const written = await hashRange(reader, offset, size);
     if (written !== expected) throw new DiskmintError('IO', `read-back mismatch: the slot holds sha256 ${written.slice(0, 12)}, ${from} should give ${expected.slice(0, 12)}; boot attributes left unchanged`);
@@ -255,42 +204,19 @@ async function verifyWritten(path: string, offset: number, size: number, expecte
 
 /** `gpart set -a bootonce`: bootonce and bootme on the slot. */
 export async function slotBootonce(path: string, ref: SlotRef, opts: EditorOptions = {}): Promise<SlotEntry[]> {
-  return editGpt(path, opts, async (editor, gpt) => {
-    const slot = resolveGptSlot(gpt, ref);
-    const next = setBootonce(toSlotEntries(gpt), slot.index);
-    await setAttributes(editor, gpt, next);
-    return next;
-  });
+  const support = await slotSupportOf(path, opts);
+  if (!support.oneTimeBoot) throw new DiskmintError('BAD_ARGUMENT', support.noOneTimeBoot?.bootonce ?? 'this image has no one-time boot');
+  return editSlots(path, opts, (editor, slots) => slots.oneTimeBoot!.request(editor, ref));
 }
 
 /** What rc.d/gptboot does after a good boot. Returns its log lines. */
 export async function slotConfirm(path: string, opts: EditorOptions = {}): Promise<string[]> {
-  const { reader } = await openDisk(path);
-  const scheme = await schemeOf(reader).finally(() => reader.close());
-  if (scheme === 'mbr') return ['MBR images have no one-time boot state to confirm'];
-  return editGpt(path, opts, async (editor, gpt) => {
-    const { entries, messages } = confirmBoot(toSlotEntries(gpt));
-    await setAttributes(editor, gpt, entries);
-    return messages;
-  });
+  const support = await slotSupportOf(path, opts);
+  if (!support.oneTimeBoot) return [support.noOneTimeBoot?.confirm ?? 'this image has no one-time boot state to confirm'];
+  return editSlots(path, opts, (editor, slots) => slots.oneTimeBoot!.confirm(editor));
 }
 
 /** Make a slot the permanent default (GPT: bootme only on it; MBR: the active flag). */
 export async function slotActivate(path: string, ref: SlotRef, opts: EditorOptions = {}): Promise<void> {
-  const { reader } = await openDisk(path);
-  const scheme = await schemeOf(reader).finally(() => reader.close());
-  if (scheme === 'mbr') {
-    const editor = await openImageEditor(path, opts);
-    try {
-      await setMbrActive(editor, Number(ref));
-      await editor.commit();
-    } finally {
-      await editor.close();
-    }
-    return;
-  }
-  await editGpt(path, opts, async (editor, gpt) => {
-    const slot = resolveGptSlot(gpt, ref);
-    await setAttributes(editor, gpt, activateSlot(toSlotEntries(gpt), slot.index));
-  });
+  await editSlots(path, opts, (editor, slots, table) => slots.activate(editor, table, ref));
 }

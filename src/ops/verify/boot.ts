@@ -9,7 +9,8 @@ import { finding, type Finding } from '../../model/findings.js';
 import type { DiskReader } from '../../model/disk-reader.js';
 import type { PartitionTable } from '../../schemes/types.js';
 import { hashRange } from '../slots/slots.js';
-import { FREEBSD_BOOT, FREEBSD_UFS } from '../../schemes/mbr/slots.js';
+import { FREEBSD_BOOT_TYPE, FREEBSD_UFS_TYPE } from '../../../formats/schemes/gpt-types.js';
+import { findScheme } from '../../schemes/registry.js';
 
 const BOOTME = 1n << 59n;
 const BOOTONCE = 1n << 58n;
@@ -27,13 +28,14 @@ export async function bootChainFindings(disk: DiskReader, table: PartitionTable 
   } else {
     out.push(finding('info', 'boot.mbr-code', `sector 0 holds boot code (sha256 ${(await hashRange(disk, 0, MBR_CODE_BYTES)).slice(0, 12)})`, 'boot'));
   }
-  if (table.scheme !== 'gpt') return out;
+  // The rest is the pmbr + gptboot chain: freebsd-boot stages and the slot attributes.
+  if (!findScheme(table.scheme)?.capabilities.gptboot) return out;
   const ss = table.sectorSize;
-  const stages = table.partitions.filter((p) => p.rawType === FREEBSD_BOOT);
+  const stages = table.partitions.filter((p) => p.rawType === FREEBSD_BOOT_TYPE);
   const limit = BOOTCODE_KINDS['freebsd-boot'].maxBytes;
   const hashes: string[] = [];
   for (const [i, p] of stages.entries()) {
-    const where = `gpt.partition[${p.index}]`;
+    const where = `${table.scheme}.partition[${p.index}]`;
     const role = i === 0 ? 'primary boot stage' : `fallback boot stage ${i}`;
     const hash = await hashRange(disk, p.firstLba * ss, p.sizeBytes);
     hashes.push(hash);
@@ -48,7 +50,7 @@ export async function bootChainFindings(disk: DiskReader, table: PartitionTable 
     const same = hashes.every((h) => h === hashes[0]);
     out.push(finding(same ? 'info' : 'warning', 'boot.stage-fallback', same ? 'primary and fallback boot stages are identical' : 'primary and fallback boot stages differ: a fallback should be a known-good copy', 'boot'));
   }
-  const slots = table.partitions.filter((p) => p.rawType === FREEBSD_UFS && p.label !== 'cfg' && p.label !== 'data');
+  const slots = table.partitions.filter((p) => p.rawType === FREEBSD_UFS_TYPE && p.label !== 'cfg' && p.label !== 'data');
   const attrs = (p: (typeof slots)[number]) => BigInt(p.attributesRaw ?? '0');
   const defaults = slots.filter((p) => (attrs(p) & BOOTME) !== 0n && (attrs(p) & BOOTONCE) === 0n);
   if (defaults.length !== 1 && slots.length) {
@@ -58,8 +60,8 @@ export async function bootChainFindings(disk: DiskReader, table: PartitionTable 
   }
   for (const p of table.partitions) {
     const a = attrs(p);
-    const where = `gpt.partition[${p.index}]`;
-    if ((a & (BOOTME | BOOTONCE | BOOTFAILED)) !== 0n && p.rawType !== FREEBSD_UFS) {
+    const where = `${table.scheme}.partition[${p.index}]`;
+    if ((a & (BOOTME | BOOTONCE | BOOTFAILED)) !== 0n && p.rawType !== FREEBSD_UFS_TYPE) {
       out.push(finding('warning', 'boot.attributes-ignored', `partition ${p.index} carries boot attributes but is not freebsd-ufs; gptboot ignores it`, where));
     }
     if ((a & BOOTFAILED) !== 0n) out.push(finding('warning', 'boot.slot-failed', `partition ${p.index} is marked bootfailed: its last one-time boot failed (\`slot confirm\` clears it)`, where));

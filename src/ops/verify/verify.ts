@@ -9,6 +9,8 @@ import { fatFindings, wholeDiskFatFindings } from './fat.js';
 import { bootChainFindings } from './boot.js';
 import { zfsFindings } from '../zfs.js';
 import type { PartitionTable } from '../../schemes/types.js';
+import { isContainerPartition } from '../../schemes/handler.js';
+import { findScheme } from '../../schemes/registry.js';
 import type { Layout } from '../../layout/schema.js';
 import type { PlannedImage } from '../../layout/plan.js';
 import type { VirtualDisk } from '../../model/extents.js';
@@ -82,7 +84,7 @@ export function alignmentFindings(root: PartitionTable | null): Finding[] {
   for (const t of allTables(root)) {
     for (const p of t.partitions) {
       // The raw 'c' partition and the extended container are not data partitions.
-      if ((t.scheme === 'bsd' && p.label === 'c') || p.typeName === 'extended') continue;
+      if (isContainerPartition(findScheme(t.scheme), p)) continue;
       const start = t.offset + p.firstLba * t.sectorSize;
       const where = `${t.scheme}.partition[${p.index}]`;
       if (start % 4096 !== 0) {

@@ -5,11 +5,12 @@
  * one copy is whole: first the old primary, then the new backup.
  */
 import { DiskmintError } from '../../model/errors.js';
+import { crc32 } from '../../model/crc32.js';
 import { FormatError } from '../../../formats/common/errors.js';
-import { crc32 } from '../../../formats/common/crc32.js';
-import { gptEntryArrayBytes, isGptHeaderSignature, decodeGptEntries, decodeGptHeader, type GptHeader, type GptPartitionEntry } from '../../../formats/schemes/gpt.js';
+import type { GptHeader, GptPartitionEntry } from '../../../formats/schemes/gpt.js';
 import type { DiskReader } from '../../model/disk-reader.js';
-import type { ImageEditor } from '../../ops/slots/editor.js';
+import type { TableWriter } from '../handler.js';
+import { readGpt, type GptCopy } from './read.js';
 
 /** UEFI 2.10 table 5-5: header field offsets. */
 const HEADER_CRC = 16;
@@ -37,35 +38,24 @@ export interface EditableGpt {
   backup?: Copy;
 }
 
-async function readCopy(disk: DiskReader, lba: number, ss: number): Promise<Copy | undefined> {
-  const sector = await disk.read(lba * ss, ss);
-  if (sector.length < ss || !isGptHeaderSignature(sector)) return undefined;
-  try {
-    const header = decodeGptHeader(sector);
-    const bytes = gptEntryArrayBytes(header);
-    if ((header.entriesLba + 1) * ss + bytes > disk.size + ss) return undefined;
-    const entriesBytes = await disk.read(header.entriesLba * ss, bytes);
-    const { crcValid } = decodeGptEntries(entriesBytes, header);
-    return { lba, sector, header, entriesBytes, valid: header.headerCrcValid && crcValid && header.myLba === lba };
-  } catch (err) {
-    if (err instanceof FormatError) return undefined;
-    throw err;
-  }
+/** A copy whose header and entry array were read (valid or not). */
+function editable(c: GptCopy): Copy | undefined {
+  return c.sector && c.header && c.entriesBytes ? { lba: c.lba, sector: c.sector, header: c.header, entriesBytes: c.entriesBytes, valid: c.valid } : undefined;
 }
 
-/** Read both GPT copies; refuse when neither is valid. */
+/** Read both GPT copies (the reader `probeGpt` uses); refuse when neither is valid. */
 export async function readGptForEdit(disk: DiskReader): Promise<EditableGpt> {
-  for (const ss of [512, 4096]) {
-    const lastLba = Math.floor(disk.size / ss) - 1;
-    const primary = await readCopy(disk, 1, ss);
-    const backupLba = primary?.valid ? primary.header.alternateLba : lastLba;
-    const backup = backupLba <= lastLba ? await readCopy(disk, backupLba, ss) : undefined;
-    const good = primary?.valid ? primary : backup?.valid ? backup : undefined;
-    if (!primary && !backup) continue;
-    if (!good) throw new DiskmintError('NOT_A_DISK', 'neither GPT copy is valid; nothing safe to edit (see `diskmint verify`)');
-    return { sectorSize: ss, entries: decodeGptEntries(good.entriesBytes, good.header).entries, good, primary, backup };
-  }
-  throw new DiskmintError('NOT_A_DISK', 'no GPT found');
+  const read = await readGpt(disk).catch((err: unknown) => {
+    if (err instanceof FormatError) throw new DiskmintError('NOT_A_DISK', `the GPT cannot be read (${err.message}); nothing safe to edit (see \`diskmint verify\`)`);
+    throw err;
+  });
+  if (!read) throw new DiskmintError('NOT_A_DISK', 'no GPT found');
+  const primary = editable(read.primary);
+  const backup = editable(read.backup);
+  const good = primary?.valid ? primary : backup?.valid ? backup : undefined;
+  if (!good) throw new DiskmintError('NOT_A_DISK', 'neither GPT copy is valid; nothing safe to edit (see `diskmint verify`)');
+  const entries = (good === primary ? read.primary : read.backup).entries!;
+  return { sectorSize: read.sectorSize, entries, good, primary, backup };
 }
 
 /** True when a copy is damaged, missing, or holds other entries than its twin: any edit rewrites both. */
@@ -119,7 +109,7 @@ export function checkGptCopiesFit(gpt: EditableGpt, imageSize: number): void {
  * Set each listed entry's attributes and rewrite both copies in the crash-safe order.
  * A damaged copy is rebuilt from the good one.
  */
-export async function writeGptAttributes(editor: ImageEditor, gpt: EditableGpt, attributes: ReadonlyMap<number, bigint>): Promise<void> {
+export async function writeGptAttributes(editor: TableWriter, gpt: EditableGpt, attributes: ReadonlyMap<number, bigint>): Promise<void> {
   const { good, sectorSize: ss } = gpt;
   const h = good.header;
   checkGptCopiesFit(gpt, editor.disk.size);

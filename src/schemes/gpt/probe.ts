@@ -2,29 +2,18 @@
  * probeGpt: find a GUID Partition Table on a disk, read both copies and report what is wrong
  * (UEFI 2.10 section 5.3). Never throws on bad bytes: every FormatError becomes a finding.
  */
-import { crc32 } from '../../../formats/common/crc32.js';
 import { FormatError } from '../../../formats/common/errors.js';
-import {
-  GPT_REVISION,
-  gptEntryArrayBytes,
-  isGptHeaderSignature,
-  decodeGptEntries,
-  decodeGptHeader,
-  type GptHeader,
-  type GptPartitionEntry,
-} from '../../../formats/schemes/gpt.js';
+import { GPT_REVISION, gptEntryArrayBytes, type GptHeader, type GptPartitionEntry } from '../../../formats/schemes/gpt.js';
+import { PARTITION_TABLE_OFFSET } from '../../../formats/schemes/mbr.js';
 import { gptAttributeNames } from '../../../formats/schemes/gpt-attributes.js';
 import { gptTypeName } from '../../../formats/schemes/gpt-types.js';
 import type { DiskReader } from '../../model/disk-reader.js';
 import { finding, type Finding } from '../../model/findings.js';
 import { findOutOfBounds, findOverlaps } from '../checks.js';
 import type { PartitionTable, TablePartition, TableProbe } from '../types.js';
+import { readGpt, WHERE, type GptCopy, type Role } from './read.js';
 
-const WHERE = 'gpt';
-/** Sector sizes we try, in order: the header sits at LBA 1 (section 5.3.1). */
-const SECTOR_SIZES = [512, 4096] as const;
 /** Protective MBR (UEFI 2.10 section 5.2.3): table at byte 446, four 16-byte entries, 0x55AA at 510. */
-const MBR_TABLE_OFFSET = 446;
 const MBR_ENTRY_SIZE = 16;
 const MBR_ENTRY_COUNT = 4;
 const MBR_SIGNATURE_OFFSET = 510;
@@ -34,102 +23,8 @@ const MBR_SIZE_OFFSET = 12;
 const MBR_TYPE_GPT_PROTECTIVE = 0xee;
 const MBR_MAX_SECTORS = 0xffff_ffff;
 
-type Role = 'primary' | 'backup';
-
-interface CopyRead {
-  /** Header that parsed with a good CRC. */
-  header?: GptHeader;
-  entries?: GptPartitionEntry[];
-  entriesBytes?: Uint8Array;
-  /** Header CRC good, my-LBA right, entry array CRC good. */
-  valid: boolean;
-}
-
-/** Does the stored header CRC match, judged without trusting anything else in the header? */
-function storedHeaderCrcMatches(sector: Uint8Array): boolean {
-  if (sector.length < 92) return false;
-  const dv = new DataView(sector.buffer, sector.byteOffset, sector.byteLength);
-  const size = dv.getUint32(12, true); // HeaderSize (section 5.3.2)
-  if (size < 92 || size > sector.length) return false;
-  const copy = sector.slice(0, size);
-  copy.fill(0, 16, 20); // HeaderCRC32 taken as zero while computing
-  return crc32(copy) === dv.getUint32(16, true);
-}
-
-async function locate(disk: DiskReader): Promise<{ sectorSize: number; viaBackup: boolean } | null> {
-  for (const ss of SECTOR_SIZES) {
-    if (isGptHeaderSignature(await disk.read(ss, 8))) return { sectorSize: ss, viaBackup: false };
-  }
-  for (const ss of SECTOR_SIZES) {
-    const total = Math.floor(disk.size / ss);
-    if (total < 3) continue;
-    if (isGptHeaderSignature(await disk.read((total - 1) * ss, 8))) return { sectorSize: ss, viaBackup: true };
-  }
-  return null;
-}
-
 function describe(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
-}
-
-async function readCopy(
-  disk: DiskReader,
-  ss: number,
-  totalSectors: number,
-  lba: number,
-  role: Role,
-  out: Finding[],
-): Promise<CopyRead> {
-  const add = (severity: 'error' | 'warning', code: string, message: string) =>
-    out.push(finding(severity, code, message, WHERE));
-  if (lba + 1 > totalSectors) {
-    add('error', 'gpt.truncated', `The ${role} GPT header belongs at LBA ${lba}, beyond the end of the disk (${totalSectors} sectors): the image is truncated.`);
-    return { valid: false };
-  }
-  const sector = await disk.read(lba * ss, ss);
-  let parsed: GptHeader & { headerCrcValid: boolean };
-  try {
-    parsed = decodeGptHeader(sector);
-  } catch (e) {
-    if (!(e instanceof FormatError)) throw e;
-    if (e.code === 'BAD_MAGIC') {
-      add('error', `gpt.${role}-header-missing`, `There is no ${role} GPT header ("EFI PART") at LBA ${lba}.`);
-    } else if (!storedHeaderCrcMatches(sector)) {
-      add('error', `gpt.${role}-header-crc`, `The ${role} GPT header at LBA ${lba} is corrupt: its CRC32 does not match (${e.message}).`);
-    } else {
-      add('error', `gpt.${role}-header-invalid`, `The ${role} GPT header at LBA ${lba} is invalid: ${e.message}.`);
-    }
-    return { valid: false };
-  }
-  if (!parsed.headerCrcValid) {
-    add('error', `gpt.${role}-header-crc`, `The ${role} GPT header at LBA ${lba} is corrupt: its CRC32 does not match.`);
-    return { valid: false };
-  }
-  const { headerCrcValid: _ignored, ...header } = parsed;
-  let valid = true;
-  if (header.myLba !== lba) {
-    add('error', `gpt.${role}-my-lba`, `The ${role} GPT header at LBA ${lba} claims to be at LBA ${header.myLba}.`);
-    valid = false;
-  }
-  const arrayBytes = gptEntryArrayBytes(header);
-  const arraySectors = Math.ceil(arrayBytes / ss);
-  if (header.entriesLba + arraySectors > totalSectors) {
-    add('error', 'gpt.truncated', `The ${role} GPT entry array (LBA ${header.entriesLba}, ${arraySectors} sectors) runs past the end of the disk (${totalSectors} sectors): the image is truncated or the header is wrong.`);
-    return { header, valid: false };
-  }
-  const entriesBytes = await disk.read(header.entriesLba * ss, arrayBytes);
-  try {
-    const { entries, crcValid } = decodeGptEntries(entriesBytes, header);
-    if (!crcValid) {
-      add('error', `gpt.${role}-entries-crc`, `The ${role} GPT entry array at LBA ${header.entriesLba} is corrupt: its CRC32 does not match the header.`);
-      valid = false;
-    }
-    return { header, entries, entriesBytes, valid };
-  } catch (e) {
-    if (!(e instanceof FormatError)) throw e;
-    add('error', `gpt.${role}-entries-invalid`, `The ${role} GPT entry array at LBA ${header.entriesLba} cannot be read: ${e.message}.`);
-    return { header, valid: false };
-  }
 }
 
 function checkProtectiveMbr(sector0: Uint8Array, totalSectors: number, out: Finding[]): void {
@@ -142,7 +37,7 @@ function checkProtectiveMbr(sector0: Uint8Array, totalSectors: number, out: Find
   let protective = -1;
   let others = 0;
   for (let i = 0; i < MBR_ENTRY_COUNT; i++) {
-    const at = MBR_TABLE_OFFSET + i * MBR_ENTRY_SIZE;
+    const at = PARTITION_TABLE_OFFSET + i * MBR_ENTRY_SIZE;
     const type = sector0[at + MBR_TYPE_OFFSET];
     if (type === MBR_TYPE_GPT_PROTECTIVE && protective < 0) protective = at;
     else if (type !== 0) others++;
@@ -165,7 +60,7 @@ function checkProtectiveMbr(sector0: Uint8Array, totalSectors: number, out: Find
   }
 }
 
-function compareCopies(primary: CopyRead, backup: CopyRead, out: Finding[]): void {
+function compareCopies(primary: GptCopy, backup: GptCopy, out: Finding[]): void {
   const p = primary.header;
   const b = backup.header;
   if (!p || !b) return;
@@ -246,39 +141,21 @@ function checkPartitions(parts: TablePartition[], h: GptHeader, out: Finding[]):
 }
 
 async function probe(disk: DiskReader): Promise<{ table: PartitionTable; findings: Finding[] } | null> {
-  const located = await locate(disk);
-  if (!located) return null;
-  const ss = located.sectorSize;
-  const totalSectors = Math.floor(disk.size / ss);
-  const lastLba = totalSectors - 1;
+  const read = await readGpt(disk);
+  if (!read) return null;
+  const { sectorSize: ss, totalSectors, primary, backup, backupLba, backupBeyondEnd } = read;
   const findings: Finding[] = [];
   if (disk.size % ss !== 0) {
     findings.push(finding('warning', 'gpt.size-not-sector-multiple', `The disk size ${disk.size} bytes is not a whole number of ${ss}-byte sectors.`, WHERE));
   }
   checkProtectiveMbr(await disk.read(0, 512), totalSectors, findings);
-
-  const primary = await readCopy(disk, ss, totalSectors, 1, 'primary', findings);
-  let backupLba = lastLba;
-  let backupBeyondEnd = false;
-  const alt = primary.header?.alternateLba;
-  if (alt !== undefined && alt !== lastLba) {
-    if (alt > lastLba) {
-      backupBeyondEnd = true;
-      findings.push(finding('error', 'gpt.truncated', `The primary GPT header puts the backup header at LBA ${alt}, beyond the disk's last sector ${lastLba}: the image is truncated.`, WHERE));
-    } else if (alt <= 1) {
-      findings.push(finding('error', 'gpt.primary-alternate-lba', `The primary GPT header's alternate LBA ${alt} does not point to a backup header (expected ${lastLba}).`, WHERE));
-    } else {
-      backupLba = alt;
-      findings.push(finding('warning', 'gpt.backup-not-at-end', `The backup GPT header is at LBA ${alt}, not at the disk's last sector ${lastLba} (was the image resized?).`, WHERE));
-    }
-  }
-  const backup: CopyRead = backupBeyondEnd ? { valid: false } : await readCopy(disk, ss, totalSectors, backupLba, 'backup', findings);
+  findings.push(...read.findings);
   if (backup.header && backup.header.alternateLba !== 1) {
     findings.push(finding('error', 'gpt.backup-alternate-lba', `The backup GPT header's alternate LBA is ${backup.header.alternateLba}, not 1 where the primary header is.`, WHERE));
   }
   compareCopies(primary, backup, findings);
 
-  const candidates: Array<[CopyRead, Role]> = [[primary, 'primary'], [backup, 'backup']];
+  const candidates: Array<[GptCopy, Role]> = [[primary, 'primary'], [backup, 'backup']];
   const chosen =
     candidates.find(([c]) => c.valid) ?? candidates.find(([c]) => c.entries) ?? candidates.find(([c]) => c.header);
   if (chosen && chosen[1] === 'backup' && chosen[0].valid) {

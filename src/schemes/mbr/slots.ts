@@ -1,33 +1,36 @@
 /**
  * Slots on classic NanoBSD MBR images (tools/tools/nanobsd/defaults.sh): code slices of type
  * 0xa5 holding a BSD label whose `a` partition carries the OS; the active flag picks the slice.
+ * Sector numbers are in the disk's logical sectors (512 or 4096 bytes, as the probe detected);
+ * the MBR itself is the first 512 bytes of sector 0 either way.
  */
 import { DiskmintError } from '../../model/errors.js';
-import { decodeMbrSector } from '../../../formats/schemes/mbr.js';
+import { MBR_SECTOR_BYTES, PARTITION_TABLE_OFFSET, decodeMbrSector } from '../../../formats/schemes/mbr.js';
 import { decodeBsdLabel } from '../../../formats/schemes/bsd.js';
 import { FormatError } from '../../../formats/common/errors.js';
 import type { DiskReader } from '../../model/disk-reader.js';
-import type { ImageEditor } from '../../ops/slots/editor.js';
+import type { SlotSupport, TableWriter } from '../handler.js';
 
-export const FREEBSD_UFS = '516e7cb6-6ecf-11d6-8ff8-00022d09712b';
-export const FREEBSD_BOOT = '83bd6b9d-7f41-11dc-be0b-001560b84f0f';
 /** FreeBSD mbr.h DOSPTYP_386BSD. */
 const FREEBSD_SLICE = 0xa5;
-/** The MBR partition table starts at byte 446; each entry is 16 bytes, status first (0x80 active). */
-const TABLE_OFFSET = 446;
+/** Each table entry is 16 bytes, status first (0x80 active). */
 const ENTRY_BYTES = 16;
+const NO_BOOTONCE = 'MBR boot code has no one-time boot: write the slot, then `slot activate` it';
+/** Bytes read at a slice's label (struct disklabel with 20 slots is 468). */
+const LABEL_READ_BYTES = 512;
 
 export interface MbrSlot {
   /** Slice number 1-4. */
   index: number;
   startLba: number;
-  /** The `a` partition: absolute start and size in 512-byte sectors. */
+  /** The `a` partition: absolute start and size in `sectorSize`-byte sectors. */
   dataLba: number;
   dataSectors: number;
 }
 
-export async function mbrSlots(disk: DiskReader): Promise<{ slots: MbrSlot[]; active?: number }> {
-  const mbr = decodeMbrSector(await disk.read(0, 512));
+/** The code slices of a NanoBSD MBR disk with `sectorSize`-byte sectors, and the active one. */
+export async function mbrSlots(disk: DiskReader, sectorSize = 512): Promise<{ slots: MbrSlot[]; active?: number }> {
+  const mbr = decodeMbrSector(await disk.read(0, MBR_SECTOR_BYTES));
   const slots: MbrSlot[] = [];
   let active: number | undefined;
   for (const [i, e] of mbr.entries.entries()) {
@@ -35,7 +38,8 @@ export async function mbrSlots(disk: DiskReader): Promise<{ slots: MbrSlot[]; ac
     if (e.active) active = i + 1;
     if (e.type !== FREEBSD_SLICE) continue;
     try {
-      const label = decodeBsdLabel(await disk.read((e.startLba + 1) * 512, 512));
+      // bsd.h LABELSECTOR 1: the label is in the slice's second sector.
+      const label = decodeBsdLabel(await disk.read((e.startLba + 1) * sectorSize, LABEL_READ_BYTES));
       const a = label.partitions.find((p) => p.letter === 'a');
       if (!a) continue;
       // Modern labels are relative to the slice; an 'a' offset beyond the slice means absolute (old style).
@@ -49,10 +53,37 @@ export async function mbrSlots(disk: DiskReader): Promise<{ slots: MbrSlot[]; ac
 }
 
 /** One-sector write of the MBR with only `index` marked active. */
-export async function setMbrActive(editor: ImageEditor, index: number): Promise<void> {
-  const sector = new Uint8Array(await editor.disk.read(0, 512));
-  const { slots } = await mbrSlots(editor.disk);
+export async function setMbrActive(editor: TableWriter, index: number, sectorSize = 512): Promise<void> {
+  const sector = new Uint8Array(await editor.disk.read(0, MBR_SECTOR_BYTES));
+  const { slots } = await mbrSlots(editor.disk, sectorSize);
   if (!slots.some((s) => s.index === index)) throw new DiskmintError('BAD_ARGUMENT', `slice ${index} is not a code slice (code slices: ${slots.map((s) => s.index).join(', ')})`);
-  for (let i = 0; i < 4; i++) sector[TABLE_OFFSET + i * ENTRY_BYTES] = i + 1 === index ? 0x80 : 0x00;
+  for (let i = 0; i < 4; i++) sector[PARTITION_TABLE_OFFSET + i * ENTRY_BYTES] = i + 1 === index ? 0x80 : 0x00;
   await editor.writeBytes(0, sector);
 }
+
+export const mbrSlotSupport: SlotSupport = {
+  async read(disk, table) {
+    const ss = table.sectorSize;
+    const { slots, active } = await mbrSlots(disk, ss);
+    const act = slots.find((s) => s.index === active);
+    return {
+      slots: slots.map((s) => ({
+        index: s.index, label: `s${s.index}a`, type: 'freebsd (MBR slice, BSD label a)', attributes: s.index === active ? ['active'] : [],
+        firstLba: s.dataLba, offset: s.dataLba * ss, sizeBytes: s.dataSectors * ss, isDefault: s.index === active,
+      })),
+      next: act ? { index: act.index, reason: `slice ${act.index} is marked active` } : { reason: 'no slice is marked active' },
+      bootStages: [],
+    };
+  },
+  async target(disk, table, ref, opts) {
+    if (opts.bootonce) throw new DiskmintError('BAD_ARGUMENT', NO_BOOTONCE);
+    const ss = table.sectorSize;
+    const { slots, active } = await mbrSlots(disk, ss);
+    const s = slots.find((x) => x.index === Number(ref));
+    if (!s) throw new DiskmintError('BAD_ARGUMENT', `no code slice ${JSON.stringify(ref)} (slices holding a BSD label: ${slots.map((x) => x.index).join(', ')})`);
+    if (s.index === active && !opts.force) throw new DiskmintError('BAD_ARGUMENT', `slice ${s.index} is active (it boots by default); write the other slice, or pass --force`);
+    return { index: s.index, label: `s${s.index}a`, offset: s.dataLba * ss, sizeBytes: s.dataSectors * ss };
+  },
+  activate: (editor, table, ref) => setMbrActive(editor, Number(ref), table.sectorSize),
+  noOneTimeBoot: { confirm: 'MBR images have no one-time boot state to confirm', bootonce: NO_BOOTONCE },
+};

@@ -1,0 +1,12 @@
+/** The CLI's use of the library's image handle. */
+import { openImage, type Image } from '../ops/image.js';
+
+/** Open an image, run `fn` on it, close it (committing its edits). */
+export async function withImage<T>(path: string, fn: (image: Image) => Promise<T>): Promise<T> {
+  const image = await openImage(path);
+  try {
+    return await fn(image);
+  } finally {
+    await image.close();
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Crash-safe outputs: every file is written under a temp name beside its target and renamed over
+ * it only when complete, after an fsync, and the folder is fsynced after the rename. The target
+ * is never touched before that: a crash, a signal or an error leaves it as it was.
+ *
+ * One AtomicOutput is one command's output: a main file, and sibling files written beside other
+ * targets with it (a VMDK's -flat or -s001 extents beside its descriptor), all renamed at
+ * commit (siblings first, so the main file never names an extent that is not there yet). Temp
+ * files are opened with 'wx' (a clash fails instead of clobbering) and tracked in temp-files.ts,
+ * so a signal removes them.
+ */
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { DiskmintError, FormatError, isSystemError } from '../model/errors.js';
+import { tempPathBeside, trackTempFile, untrackTempFile } from './temp-files.js';
+import { writeFully } from './write-fully.js';
+
+interface TempFile {
+  temp: string;
+  /** Where commit renames it; undefined for scratch files, which commit deletes. */
+  final?: string;
+  handle?: FileHandle;
+}
+
+export class AtomicOutput {
+  private readonly files: TempFile[] = [];
+  private state: 'open' | 'committed' | 'aborted' = 'open';
+
+  private constructor(
+    /** The main file's target path. */
+    readonly target: string,
+    /** The main file's temp file, open for writing. */
+    readonly handle: FileHandle,
+  ) {}
+
+  /** Start writing `target`: its temp file is created beside it. */
+  static async create(target: string): Promise<AtomicOutput> {
+    const main = await openTemp(tempPathBeside(target), target);
+    const out = new AtomicOutput(target, main.handle!);
+    out.files.push(main);
+    return out;
+  }
+
+  /** A second file written with this one, renamed to `target` at commit (before the main file). */
+  async sibling(target: string): Promise<FileHandle> {
+    return this.add(tempPathBeside(target), target);
+  }
+
+  /**
+   * A scratch file beside the main target (`.NAME.PID.N-RAND.tmp`, NAME from `name`), for data
+   * the output is assembled from: deleted at commit and at abort, never renamed.
+   */
+  async scratch(name: string): Promise<{ path: string; handle: FileHandle }> {
+    const path = tempPathBeside(this.target, name);
+    return { path, handle: await this.add(path, undefined) };
+  }
+
+  /**
+   * Make the output durable and visible: fsync and close every file, delete the scratch files,
+   * rename the siblings and then the main file over their targets, fsync their folders.
+   */
+  async commit(): Promise<void> {
+    this.expectOpen('commit');
+    for (const f of this.files) {
+      if (f.final !== undefined) await f.handle!.sync();
+      await f.handle!.close();
+      f.handle = undefined;
+    }
+    for (const f of this.files) if (f.final === undefined) await this.remove(f);
+    const [main, ...others] = this.files;
+    const folders = new Set<string>();
+    for (const f of [...others.filter((o) => o.final !== undefined), main]) {
+      await rename(f.temp, f.final!);
+      untrackTempFile(f.temp);
+      folders.add(dirname(f.final!));
+    }
+    this.files.length = 0;
+    this.state = 'committed';
+    for (const folder of folders) await syncFolder(folder);
+  }
+
+  /** Close and delete every temp file (never throws; a no-op after commit or abort). */
+  async abort(): Promise<void> {
+    if (this.state !== 'open') return;
+    this.state = 'aborted';
+    for (const f of this.files.splice(0)) {
+      await f.handle?.close().catch(() => {});
+      await this.remove(f);
+    }
+  }
+
+  private async add(temp: string, final: string | undefined): Promise<FileHandle> {
+    this.expectOpen('add a file to');
+    const f = await openTemp(temp, final);
+    this.files.push(f);
+    return f.handle!;
+  }
+
+  private async remove(f: TempFile): Promise<void> {
+    await unlink(f.temp).catch(() => {});
+    untrackTempFile(f.temp);
+  }
+
+  private expectOpen(what: string): void {
+    if (this.state !== 'open') throw new Error(`AtomicOutput: cannot ${what} an output already ${this.state}`);
+  }
+}
+
+/** Track `temp`, then create it exclusively ('wx'): tracked first, so a signal between the two still removes it. */
+async function openTemp(temp: string, final: string | undefined): Promise<TempFile> {
+  trackTempFile(temp);
+  try {
+    return { temp, final, handle: await open(temp, 'wx') };
+  } catch (err) {
+    untrackTempFile(temp); // not ours: it existed, or could not be made
+    throw err;
+  }
+}
+
+/** fsync a folder, so that a rename into it survives a crash. Folders that cannot be opened for it (some file systems) are skipped. */
+async function syncFolder(folder: string): Promise<void> {
+  const handle = await open(folder, 'r').catch(() => undefined);
+  if (!handle) return;
+  try {
+    await handle.sync();
+  } catch (err) {
+    if (!isSystemError(err) || !['EINVAL', 'ENOTSUP', 'EPERM', 'EISDIR', 'EBADF'].includes(err.code)) throw err;
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Write `target` through `fill`, atomically: `fill` writes the temp file (and may add siblings
+ * through `output`), then everything is committed. On any error every temp file is removed and
+ * the target is untouched. Operational errors (the system's: ENOSPC, EIO, EACCES...; a
+ * FormatError) come out as DiskmintError 'IO' naming the target; a DiskmintError comes out as
+ * it is; anything else (a TypeError, a RangeError: a bug) propagates unchanged.
+ */
+export async function writeAtomically<T>(target: string, fill: (handle: FileHandle, output: AtomicOutput) => Promise<T>): Promise<T> {
+  let output: AtomicOutput | undefined;
+  try {
+    output = await AtomicOutput.create(target);
+    const result = await fill(output.handle, output);
+    await output.commit();
+    return result;
+  } catch (err) {
+    await output?.abort();
+    throw relabelWriteError(err, target);
+  }
+}
+
+/** The error `writeAtomically` throws for `err`: see there. */
+function relabelWriteError(err: unknown, target: string): unknown {
+  if (err instanceof DiskmintError) return err;
+  if (isSystemError(err) || err instanceof FormatError) return new DiskmintError('IO', `writing ${target} failed: ${err.message}`);
+  return err;
+}
+
+/** Write `bytes` as the whole of `target`, atomically (writeAtomically). */
+export async function writeFileAtomically(target: string, bytes: Uint8Array): Promise<void> {
+  await writeAtomically(target, (handle) => writeFully(handle, bytes, 0));
+}

@@ -1,0 +1,220 @@
+/**
+ * An image as a handle: open it once, read it, edit its slots, convert or compare it, close it.
+ *
+ * Edits (slot writes, bootonce, confirm, activate) go through one editor: a raw image is written
+ * in place as each edit runs (in the crash-safe order of src/ops/slots), a container (qcow2,
+ * VMDK, VHD, VHDX) collects them and is rewritten once, to a temp file renamed over it, by
+ * `commit()` or `close()`. A slot write commits pending edits, then writes, commits (raw: fsync)
+ * and reads the slot back from the file before any attribute is set on it, as `slot write`
+ * does: a container that gets a slot write then bootonce is rewritten twice.
+ * Reads (`inspect`, `verify`, `compare`, `convert`) see the image as committed: they commit
+ * pending edits first. An edit that fails leaves a container's earlier pending edits as they
+ * were and drops its own.
+ *
+ * Nothing is printed: `progress` is a callback, called only when given.
+ */
+import { openDisk, type OpenDiskOptions } from '../io/open-disk.js';
+import type { ContainerFormat } from '../containers/types.js';
+import { DiskmintError } from '../model/errors.js';
+import { VirtualDisk } from '../model/extents.js';
+import { FileCache, readRunInto } from '../io/run-reader.js';
+import { writeImage, type WriteImageOptions } from '../io/write-image.js';
+import { checkOutputTarget } from '../io/output-target.js';
+import { inspectImage, type ImageInspection, type InspectOptions } from './inspect.js';
+import { verifyImage, type VerifyOptions, type VerifyReport } from './verify/verify.js';
+import { compareImages, type CompareOptions, type CompareResult } from './compare.js';
+import { diskFromReader, type ConvertResult } from './convert.js';
+import { openImageEditor, type ImageEditor } from './slots/editor.js';
+import { slotActivate, slotBootonce, slotConfirm, slotStatus, slotWrite, type SlotRef, type SlotStatus, type SlotWriteOptions, type SlotWriteResult } from './slots/slots.js';
+
+/** Progress of a long copy: bytes done of the total. */
+export type ProgressCallback = (done: number, total: number) => void;
+
+export interface OpenImageOptions extends OpenDiskOptions {
+  /** Logical sector size of MBR/BSD disks for `inspect` and `verify` (default: detected). */
+  sectorSize?: number;
+}
+
+export interface ImageVerifyOptions extends VerifyOptions {
+  /** Also check a detached signature (from `signImage`) and every hash it lists... */
+  signature?: string;
+  /** ...made with this Ed25519 public key (PEM). */
+  pubkey?: string;
+}
+
+export interface ImageConvertOptions extends Omit<WriteImageOptions, 'progress' | 'stdout'> {
+  /** Called as data is copied (no progress is shown otherwise). */
+  progress?: ProgressCallback;
+}
+
+export type ImageSlotWriteOptions = Omit<SlotWriteOptions, 'editor' | 'beforeWrite'>;
+
+export interface Image {
+  readonly path: string;
+  /** Container format, detected from content. */
+  readonly format: ContainerFormat;
+  /** Virtual disk size in bytes. */
+  readonly size: number;
+  /** Partition tables (nested too), what each partition holds, and the probes' findings. */
+  inspect(opts?: InspectOptions): Promise<ImageInspection>;
+  /** Findings; `ok` when none is an error. With `signature` and `pubkey`, the signature too. */
+  verify(opts?: ImageVerifyOptions): Promise<VerifyReport>;
+  /** Whether this image and another (a path, `IMG:N`, or a handle) hold the same disk. */
+  compare(other: string | Image, opts?: Pick<CompareOptions, 'strict'>): Promise<CompareResult>;
+  /** Write this image in another format (from `to`'s extension, or `opts.format`). */
+  convert(to: string, opts?: ImageConvertOptions): Promise<ConvertResult>;
+  /** The A/B slots: attributes, sizes, hashes, file systems, what boots next. */
+  slots(opts?: { hash?: boolean }): Promise<SlotStatus>;
+  /** Write a file system image or an update bundle into a slot and read it back; then bootonce if asked. */
+  slotWrite(slot: SlotRef, from: string, opts?: ImageSlotWriteOptions): Promise<SlotWriteResult>;
+  /** Request a one-time boot of a slot (`gpart set -a bootonce`). */
+  bootonce(slot: SlotRef): Promise<void>;
+  /** What rc.d/gptboot does after a good boot; returns its log lines. */
+  confirm(): Promise<string[]>;
+  /** Make a slot the permanent default. */
+  activate(slot: SlotRef): Promise<void>;
+  /** Make pending edits durable (raw: fsync; containers: the one rewrite). */
+  commit(): Promise<void>;
+  /** Commit pending edits and release the image. */
+  close(): Promise<void>;
+}
+
+export async function openImage(path: string, opts: OpenImageOptions = {}): Promise<Image> {
+  const opened = await openDisk(path, opts); // not an image: fails here
+  const { format } = opened;
+  const size = opened.reader.size;
+  await opened.reader.close();
+  let editor: ImageEditor | undefined;
+  let closed = false;
+
+  const live = () => {
+    if (closed) throw new DiskmintError('BAD_ARGUMENT', `${path}: the image was closed`);
+  };
+  const commit = async () => {
+    live();
+    if (!editor) return;
+    const e = editor;
+    editor = undefined; // a container's reader is of the file it replaces: the next edit reopens
+    try {
+      await e.commit();
+    } finally {
+      await e.close();
+    }
+  };
+  /** Run one edit through the shared editor; if it fails, drop what it added. */
+  const edit = async <T>(fn: (e: ImageEditor) => Promise<T>): Promise<T> => {
+    live();
+    editor ??= await openImageEditor(path);
+    const e = editor;
+    const mark = e.mark();
+    try {
+      return await fn(e);
+    } catch (err) {
+      e.rollback(mark);
+      throw err;
+    }
+  };
+  /** Reads see the image as committed. */
+  const read = async <T>(fn: () => Promise<T>): Promise<T> => {
+    await commit();
+    return fn();
+  };
+
+  const image: Image = {
+    path,
+    format,
+    size,
+    inspect: (o = {}) => read(() => inspectImage(path, { sectorSize: opts.sectorSize, ...o })),
+    verify: (o = {}) =>
+      read(async () => {
+        const { signature, pubkey, ...rest } = o;
+        if (!signature !== !pubkey) throw new DiskmintError('BAD_ARGUMENT', 'signature and pubkey go together');
+        const report = await verifyImage(path, { sectorSize: opts.sectorSize, ...rest });
+        if (signature && pubkey) {
+          const { verifyImageSignature } = await import('./sign.js');
+          const sig = await verifyImageSignature(path, signature, pubkey);
+          report.findings.push(...sig.findings);
+          report.errors += sig.findings.filter((f) => f.severity === 'error').length;
+          report.ok = report.ok && sig.ok;
+        }
+        return report;
+      }),
+    compare: (other, o = {}) => read(() => compareImages(path, typeof other === 'string' ? other : other.path, { ...opts, strict: o.strict })),
+    convert: (to, o = {}) => read(() => convertWithProgress(path, to, { ...opts, ...o })),
+    slots: async (o = {}) => {
+      live();
+      return slotStatus(path, { ...o, editor });
+    },
+    async slotWrite(slot, from, o = {}) {
+      // As `slot write`: the data committed (raw: fsync; a container: its rewrite) and read back
+      // from the file before any attribute changes. Pending edits go first.
+      await commit();
+      const result = await slotWrite(path, slot, from, { ...o, bootonce: false });
+      if (o.bootonce) await image.bootonce(result.slot);
+      return { ...result, bootonce: o.bootonce === true };
+    },
+    bootonce: async (slot) => {
+      await edit((e) => slotBootonce(path, slot, { editor: e }));
+    },
+    confirm: () => edit((e) => slotConfirm(path, { editor: e })),
+    activate: (slot) => edit((e) => slotActivate(path, slot, { editor: e })),
+    commit,
+    async close() {
+      if (closed) return;
+      try {
+        await commit();
+      } finally {
+        closed = true;
+      }
+    },
+  };
+  return image;
+}
+
+/** convertImage, with progress reported through a callback instead of a bar. */
+async function convertWithProgress(input: string, output: string, opts: ImageConvertOptions & OpenDiskOptions): Promise<ConvertResult> {
+  const { progress, ...rest } = opts;
+  if (output !== '-') await checkOutputTarget(output, [input]);
+  const { reader, format } = await openDisk(input, rest);
+  const files = new FileCache();
+  try {
+    const disk = await diskFromReader(reader, { wholeRawFile: output !== '-' });
+    const written = progress ? tracked(disk, progress, files) : disk;
+    const result = await writeImage(written, output, { ...rest, progress: false, inputs: [...(rest.inputs ?? []), input] });
+    return { ...result, input, inputFormat: reader.subformat ? `${format} (${reader.subformat})` : format, dataBytes: disk.dataBytes() };
+  } finally {
+    await files.closeAll();
+    await reader.close();
+  }
+}
+
+/** The same disk, counting the bytes read from its runs. */
+function tracked(disk: VirtualDisk, progress: ProgressCallback, files: FileCache): VirtualDisk {
+  let total = 0; // bytes in memory are not read: they do not count
+  for (const run of disk.runs()) if (run.kind !== 'bytes') total += run.length;
+  let done = 0;
+  const out = new VirtualDisk(disk.size);
+  for (const run of disk.runs()) {
+    if (run.kind === 'bytes') {
+      out.placeBytes(run.offset, run.data);
+      continue;
+    }
+    out.place(run.offset, run.length, {
+      kind: 'reader',
+      offset: 0,
+      reader: {
+        size: run.length,
+        async read(offset, length, into) {
+          const n = Math.max(0, Math.min(length, run.length - offset));
+          const buf = into && into.length >= n ? into.subarray(0, n) : new Uint8Array(n);
+          await readRunInto(run, offset, buf, files);
+          done += n;
+          progress(done, total);
+          return buf;
+        },
+        close: async () => {},
+      },
+    });
+  }
+  return out;
+}
