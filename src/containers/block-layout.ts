@@ -134,7 +134,7 @@ export function twoPassProgress(diskSize: number, onProgress?: (done: number) =>
 }
 
 /** Write `bytes` at `at` on a forward-only sink: zeros up to it, then the bytes. */
-export async function putForward(sink: ByteSink, bytes: Uint8Array, at: number): Promise<void> {
+async function putForward(sink: ByteSink, bytes: Uint8Array, at: number): Promise<void> {
   if (at < sink.position) throw new Error(`a table at ${at} comes after byte ${sink.position} was written`);
   await sink.skip(at - sink.position);
   await sink.write(bytes);
