@@ -42,8 +42,12 @@ export interface OpenContext {
 export interface WriteContext {
   /** qemu-img style `-o key=value` options, already split; unknown keys are refused by the handler. */
   options: Readonly<Record<string, string>>;
-  /** Compress data where the format can (`-c`). */
-  compress?: { algorithm: 'deflate' | 'zstd'; level?: number };
+  /**
+   * Compress data where the format can (`-c`): the algorithm asked for (`--compression`; when
+   * undefined the handler chooses, e.g. from qcow2's compression_type) and level. What is
+   * compressed, how and when a compressed block is kept is the handler's policy.
+   */
+  compress?: { algorithm?: 'deflate' | 'zstd'; level?: number };
   /** Parallel, order-preserving compression. */
   compressor: Compressor;
   /** Final output path ('-' for a pipe); VMDK monolithicFlat names its extent after it. */

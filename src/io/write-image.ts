@@ -73,12 +73,10 @@ export async function writeImage(disk: VirtualDisk, output: string, opts: WriteI
 
 async function writeContainer(disk: VirtualDisk, output: string, format: ContainerFormat, options: Record<string, string>, opts: WriteImageOptions, inputs: () => Iterable<string>): Promise<void> {
   const handler = handlerFor(format)!;
-  const algorithm = opts.compression ?? (options.compression_type === 'zstd' ? 'zstd' : 'deflate');
-  if (format === 'qcow2' && opts.compress && algorithm === 'zstd') options.compression_type = 'zstd';
   const compressor = createCompressor({ threads: opts.threads });
   const ctx = (siblingOutput: WriteContext['createSiblingOutput']): WriteContext => ({
     options,
-    compress: opts.compress ? { algorithm, level: opts.level } : undefined,
+    compress: opts.compress ? { algorithm: opts.compression, level: opts.level } : undefined, // the handler's policy decides the rest
     compressor,
     outputPath: output,
     createSiblingOutput: siblingOutput,

@@ -195,22 +195,20 @@ describe('VHD write and read back', () => {
     expect(r.details().allocatedBlocks).toBe(1);
   });
 
-  it('a file leaves out blocks whose data is all zeros; a pipe (BAT first) stores them', async () => {
+  it('a file and a pipe (BAT first, after a pre-scan) both leave out blocks whose data is all zeros: the same bytes', async () => {
     const disk = new VirtualDisk(9 * MIB).placeBytes(0, new Uint8Array(2 * MIB)).placeBytes(5 * MIB, fill(100, 9));
     const file = await writeVhd(disk);
     const piped = (await writeWithHandler(vhdHandler, disk, join(dir, 'zeros.vhd'), { pipe: true }))!;
     expect(file.length).toBe(512 + 1024 + 512 + (512 + 2 * MIB) + 512);
-    expect(piped.length).toBe(file.length + 512 + 2 * MIB);
-    for (const [buf, blocks] of [[file, 1], [piped, 2]] as const) {
-      const r = await openBuf(buf);
-      expect(r.details().allocatedBlocks).toBe(blocks);
-      expect((await r.read(5 * MIB, 100)).every((b, i) => b === fill(100, 9)[i])).toBe(true);
-      expect((await r.read(0, 2 * MIB)).every((b) => b === 0)).toBe(true);
-      await r.close();
-    }
+    expect(piped.equals(file)).toBe(true);
+    const r = await openBuf(file);
+    expect(r.details().allocatedBlocks).toBe(1);
+    expect((await r.read(5 * MIB, 100)).every((b, i) => b === fill(100, 9)[i])).toBe(true);
+    expect((await r.read(0, 2 * MIB)).every((b) => b === 0)).toBe(true);
+    await r.close();
   });
 
-  it('random disks round-trip; pipe output equals file output (no block is all zeros)', async () => {
+  it('random disks round-trip; pipe output equals file output', async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.integer({ min: 1, max: 7 * MIB }),

@@ -125,22 +125,20 @@ describe('VHDX write and read back', () => {
     expect(r.details().presentBlocks).toBe(1);
   });
 
-  it('a dynamic file leaves out blocks whose data is all zeros; a pipe (BAT first) stores them', async () => {
+  it('a dynamic file and a pipe (BAT first, after a pre-scan) both leave out blocks whose data is all zeros: the same bytes', async () => {
     const disk = new VirtualDisk(9 * MIB).placeBytes(0, new Uint8Array(MIB)).placeBytes(5 * MIB, fill(100, 9));
     const file = await writeVhdx(disk, { block_size: '1M' });
     const piped = (await writeWithHandler(vhdxHandler, disk, join(dir, 'zeros.vhdx'), { options: { block_size: '1M' }, pipe: true }))!;
     expect(file.length).toBe(5 * MIB);
-    expect(piped.length).toBe(6 * MIB);
-    for (const [buf, blocks] of [[file, 1], [piped, 2]] as const) {
-      const r = await openBuf(buf);
-      expect(r.details().presentBlocks).toBe(blocks);
-      expect((await r.read(5 * MIB, 100)).every((b, i) => b === fill(100, 9)[i])).toBe(true);
-      expect((await r.read(0, MIB)).every((b) => b === 0)).toBe(true);
-      await r.close();
-    }
+    expect(piped.equals(file)).toBe(true);
+    const r = await openBuf(file);
+    expect(r.details().presentBlocks).toBe(1);
+    expect((await r.read(5 * MIB, 100)).every((b, i) => b === fill(100, 9)[i])).toBe(true);
+    expect((await r.read(0, MIB)).every((b) => b === 0)).toBe(true);
+    await r.close();
   });
 
-  it('random disks round-trip; pipe output equals file output (no block is all zeros)', async () => {
+  it('random disks round-trip; pipe output equals file output', async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.integer({ min: 1, max: 7 * MIB }),

@@ -1,7 +1,7 @@
 /** VMDK in-process: round trips per subformat, determinism, pipes, options, hostile input and fuzz. */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fc from 'fast-check';
-import { readFile, rm, readdir, writeFile } from 'node:fs/promises';
+import { readFile, rm, readdir } from 'node:fs/promises';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
@@ -117,7 +117,7 @@ describe('vmdk round trips', () => {
     });
   }
 
-  it('monolithicSparse: a file leaves out grains whose data is all zeros; a pipe (tables first) stores them', async () => {
+  it('monolithicSparse: a file and a pipe (tables first, after a pre-scan) both leave out grains whose data is all zeros: the same bytes', async () => {
     const GRAIN = 64 * 1024;
     const data = Buffer.alloc(GRAIN, 0x5a);
     const disk = new VirtualDisk(4 * 1024 * 1024).placeBytes(0, new Uint8Array(2 * GRAIN)).placeBytes(10 * GRAIN, data);
@@ -128,15 +128,12 @@ describe('vmdk round trips', () => {
     const piped = (await writeWithHandler(vmdkHandler, disk, path, { pipe: true }))!;
     const overHead = decodeSparseHeader(file.subarray(0, 512)).overHead * SECTOR;
     expect(file.length).toBe(overHead + GRAIN);
-    expect(piped.length).toBe(overHead + 3 * GRAIN);
-    for (const bytes of [file, piped]) {
-      await writeFile(path, bytes);
-      const r = await openWithHandler(vmdkHandler, path);
-      const all = await readAll(r);
-      expect(all.subarray(10 * GRAIN, 11 * GRAIN).equals(data)).toBe(true);
-      expect(all.subarray(0, 10 * GRAIN).every((b) => b === 0)).toBe(true);
-      await r.close();
-    }
+    expect(piped.equals(file)).toBe(true);
+    const r = await openWithHandler(vmdkHandler, path);
+    const all = await readAll(r);
+    expect(all.subarray(10 * GRAIN, 11 * GRAIN).equals(data)).toBe(true);
+    expect(all.subarray(0, 10 * GRAIN).every((b) => b === 0)).toBe(true);
+    await r.close();
     await rm(sub, { recursive: true, force: true });
   });
 

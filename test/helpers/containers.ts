@@ -9,6 +9,7 @@ import { createCompressor } from '../../src/containers/compress.js';
 import type { ContainerHandler, ContainerReader, WriteContext } from '../../src/containers/types.js';
 import { FormatError } from '../../formats/common/errors.js';
 import { PassThrough } from 'node:stream';
+import fc from 'fast-check';
 
 export async function writeWithHandler(
   handler: ContainerHandler,
@@ -129,4 +130,33 @@ export function diskFromRecipe({ size, pieces }: DiskRecipe): { disk: VirtualDis
     cursor = at + len;
   }
   return { disk, expected };
+}
+
+/** A piece of a random disk: data (or, with `zeros`, an explicitly placed run of zeros: allocated, yet all zero). */
+export interface DiskPiece {
+  at: number;
+  length: number;
+  seed: number;
+  zeros: boolean;
+}
+
+export const diskPieceArb = (maxAt: number, maxLength: number): fc.Arbitrary<DiskPiece> =>
+  fc.record({ at: fc.nat(maxAt), length: fc.integer({ min: 1, max: maxLength }), seed: fc.integer({ min: 0, max: 255 }), zeros: fc.boolean() });
+
+/** A disk of non-overlapping pieces (each moved past the previous one's end) and its bytes. */
+export function diskOfPieces(size: number, pieces: readonly DiskPiece[]): { disk: VirtualDisk; model: Uint8Array } {
+  const disk = new VirtualDisk(size);
+  const model = new Uint8Array(size);
+  let end = 0;
+  for (const p of [...pieces].sort((a, b) => a.at - b.at)) {
+    const at = Math.max(p.at, end);
+    const length = Math.min(p.length, size - at);
+    if (length <= 0) continue;
+    const data = new Uint8Array(length);
+    if (!p.zeros) for (let i = 0; i < length; i++) data[i] = (i * 31 + p.seed) % 251 || 7;
+    disk.placeBytes(at, data);
+    model.set(data, at);
+    end = at + length;
+  }
+  return { disk, model };
 }

@@ -3,20 +3,19 @@
  * cluster and L1 table are reserved at the front, data clusters follow in guest order (all-zero
  * clusters left unallocated, as qemu-img does), then the L2 tables, the refcount table and its
  * blocks; header and L1 are written last with pwrite. One read of the source, so a file costs
- * one pass where a pipe (qcow2-writer.ts, metadata first) costs two.
+ * one pass where a pipe (writer.ts, metadata first) costs two.
  *
- * Compressed clusters are packed byte-contiguously; a cluster that does not shrink is stored
- * whole and cluster-aligned, since L2 entries depend on compressed sizes this layout is the only
- * one compression can use.
+ * Compressed clusters (the shared pipeline, compressed-blocks.ts, with qcow2Packer's policy) are
+ * packed byte-contiguously; a cluster that does not shrink is stored whole and cluster-aligned.
+ * Since L2 entries depend on compressed sizes, this layout is the only one compression can use.
  */
 import type { VirtualDisk } from '../../model/extents.js';
 import type { ByteSink } from '../../io/sink.js';
 import type { WriteContext } from '../types.js';
-import { isAllZero } from '../blocks.js';
-import { writeNonZeroBlocks } from '../data-first.js';
-import { mapOrdered } from '../compress.js';
+import { writeNonZeroBlocks } from '../block-layout.js';
+import { compressedBlocks, type CompressedBlocksOptions } from '../compressed-blocks.js';
 import {
-  entriesToBytes, geometry, qcow2Header, readClusters, refcountBlock, refcountTable, type Geometry, type Qcow2WriteSettings,
+  entriesToBytes, geometry, qcow2Header, refcountBlock, refcountTable, type Geometry, type Qcow2WriteSettings,
 } from './tables.js';
 import {
   QCOW2_COMPRESSED_SECTOR, QCOW2_COMPRESSION, encodeCompressedDescriptor, encodeL1Entry, encodeL2Standard, refcountLayout,
@@ -25,14 +24,18 @@ import {
 /** 16-bit refcounts (refcount_order 4, "Host cluster management"): the largest count a cluster can hold. */
 const MAX_REFCOUNT = 0xffff;
 
-/** Read-ahead while compressing (readBlocks reads 16 MiB ahead by default). */
-const COMPRESSED_READ_AHEAD = 2 << 20;
-
-/** A cluster's fate: skipped (all zero), stored whole, or stored compressed. */
-interface StoredCluster {
-  index: number;
-  raw?: Uint8Array;
-  packed?: Uint8Array;
+/**
+ * qcow2's compression policy: deflate (raw, 4 KiB window, as QEMU) or zstd as the header says,
+ * at the requested level; a cluster whose compressed form is not at most cluster_size - 1 bytes
+ * is stored whole, as qemu does.
+ */
+function qcow2Packer(s: Qcow2WriteSettings, g: Geometry, ctx: WriteContext): CompressedBlocksOptions<Uint8Array | undefined>['pack'] {
+  const kind = s.compressionType === QCOW2_COMPRESSION.zstd ? 'zstd' : 'deflate-raw';
+  const level = ctx.compress?.level;
+  return async (data, compressor) => {
+    const packed = await compressor.compress(data, kind, level);
+    return packed.length < g.cs ? packed : undefined;
+  };
 }
 
 /** L2 tables created as guest clusters get host offsets. */
@@ -52,12 +55,9 @@ function l2Slots(g: Geometry): { tables: Map<number, Uint32Array>; set(guestClus
 /** One forward pass over the source; `ctx.compress` decides whether clusters are compressed. */
 export async function writeQcow2DataFirst(disk: VirtualDisk, sink: ByteSink, s: Qcow2WriteSettings, ctx: WriteContext): Promise<void> {
   const g = geometry(disk, s);
-  const compress = ctx.compress !== undefined;
-  const level = ctx.compress?.level;
-  const kind = s.compressionType === QCOW2_COMPRESSION.zstd ? 'zstd' : 'deflate-raw';
   // Per-cluster reference counts only when compressed clusters share host clusters; otherwise
   // every host cluster below the end holds exactly one reference.
-  const refcounts: number[] | undefined = compress ? new Array<number>(1 + g.l1Clusters).fill(1) : undefined;
+  const refcounts: number[] | undefined = ctx.compress ? new Array<number>(1 + g.l1Clusters).fill(1) : undefined;
   const l2 = l2Slots(g);
   let cursor = (1 + g.l1Clusters) * g.cs;
   await sink.skip(cursor); // header and L1, written last
@@ -68,38 +68,25 @@ export async function writeQcow2DataFirst(disk: VirtualDisk, sink: ByteSink, s: 
   };
   const roundUp = (n: number) => Math.ceil(n / g.cs) * g.cs;
 
-  if (!compress) {
+  const onProgress = (done: number) => ctx.onProgress?.(done, disk.size);
+  if (!refcounts) {
     const start = cursor;
-    const stored = await writeNonZeroBlocks(disk, sink, g.cs, {
-      onStored: (index, k) => l2.set(index, encodeL2Standard(start + k * g.cs)),
-      onProgress: (done) => ctx.onProgress?.(done, disk.size),
-    });
+    const stored = await writeNonZeroBlocks(disk, sink, g.cs, { onStored: (index, k) => l2.set(index, encodeL2Standard(start + k * g.cs)), onProgress });
     cursor += stored * g.cs;
-  }
-  // Compression holds `concurrency` clusters in flight plus the one being written; read buffers
-  // are reused once those are done (deflate reads its input on the thread pool until it resolves).
-  const inFlight = ctx.compressor.concurrency;
-  // Compression is far slower than reading: a short read-ahead keeps it fed with less memory.
-  const clusters = compress ? readClusters(disk, g.cs, { reuseBuffers: true, heldClusters: inFlight + 1, readAheadBytes: COMPRESSED_READ_AHEAD }) : [];
-  const stored = mapOrdered(clusters, inFlight, async (b): Promise<StoredCluster> => {
-    if (isAllZero(b.data)) return { index: b.index };
-    const packed = await ctx.compressor.compress(b.data, kind, level);
-    // qemu stores a cluster whole when its compressed form is not at most cluster_size - 1 bytes.
-    return packed.length < g.cs ? { index: b.index, packed } : { index: b.index, raw: b.data };
-  });
-  for await (const r of stored) {
-    ctx.onProgress?.(Math.min(disk.size, (r.index + 1) * g.cs), disk.size);
-    if (r.raw) {
-      await padTo(roundUp(cursor));
-      l2.set(r.index, encodeL2Standard(cursor));
-      if (refcounts) refcounts[cursor / g.cs] = 1;
-      await sink.write(r.raw);
-      cursor += g.cs;
-    } else if (r.packed && refcounts) {
-      await padTo(placeCompressed(cursor, r.packed.length, g.cs, refcounts));
-      l2.set(r.index, encodeCompressedDescriptor(cursor, r.packed.length, s.clusterBits));
-      await sink.write(r.packed);
-      cursor += r.packed.length;
+  } else {
+    for await (const r of compressedBlocks(disk, g.cs, { compressor: ctx.compressor, pack: qcow2Packer(s, g, ctx), onProgress })) {
+      if (r.packed) {
+        await padTo(placeCompressed(cursor, r.packed.length, g.cs, refcounts));
+        l2.set(r.index, encodeCompressedDescriptor(cursor, r.packed.length, s.clusterBits));
+        await sink.write(r.packed);
+        cursor += r.packed.length;
+      } else {
+        await padTo(roundUp(cursor));
+        l2.set(r.index, encodeL2Standard(cursor));
+        refcounts[cursor / g.cs] = 1;
+        await sink.write(r.data); // a file sink is done with the reused buffer when this resolves
+        cursor += g.cs;
+      }
     }
   }
   await padTo(roundUp(cursor));

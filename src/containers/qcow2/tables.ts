@@ -1,11 +1,9 @@
 /**
  * What both qcow2 writer layouts share (QEMU docs/interop/qcow2.txt): geometry from the disk and
- * cluster size, table encoders (L1/L2 and refcount entries, big-endian), the header, cluster
- * reads from the extent map.
+ * cluster size, table encoders (L1/L2 and refcount entries, big-endian), the header.
  */
 import { DiskmintError } from '../../model/errors.js';
 import type { VirtualDisk } from '../../model/extents.js';
-import { readBlocks } from '../blocks.js';
 import {
   QCOW2_FEATURE_NAMES, QCOW2_MAX_L1_BYTES, encodeQcow2Header, l1EntriesFor, l2EntriesPerTable, refcountsPerBlock,
 } from '../../../formats/containers/qcow2.js';
@@ -74,37 +72,4 @@ export function qcow2Header(s: Qcow2WriteSettings, g: Geometry, refcountTableClu
     refcountTableOffset: refcountTableCluster * g.cs, refcountTableClusters: tableClusters, compressionType: s.compressionType,
     featureNames: s.version === 3 ? QCOW2_FEATURE_NAMES : undefined,
   });
-}
-
-/** Source reads go in chunks of at least 1 MiB (a multiple of the cluster size), then split into clusters. */
-export const READ_CHUNK = 1024 * 1024;
-
-export interface ReadClustersOptions {
-  /** Read chunks into reused buffers (see ReadBlocksOptions): a cluster is valid only while held. */
-  reuseBuffers?: boolean;
-  /** With `reuseBuffers`: clusters the consumer holds at once (in flight and the current one). */
-  heldClusters?: number;
-  /** Bytes read ahead of the consumer (readBlocks' default when omitted). */
-  readAheadBytes?: number;
-}
-
-/**
- * Clusters of the chunks that hold data, ascending, each `{ index, data }` with `data` a view
- * of a fresh chunk (consumers may keep it) unless `reuseBuffers`. Clusters past the disk's end
- * are left out.
- */
-export async function* readClusterGroups(disk: VirtualDisk, cs: number, opts: ReadClustersOptions = {}): AsyncGenerator<Array<{ index: number; data: Uint8Array }>> {
-  const chunk = Math.max(cs, READ_CHUNK);
-  const lastCluster = Math.ceil(disk.size / cs) - 1;
-  const heldBlocks = Math.ceil(((opts.heldClusters ?? 1) * cs) / chunk) + 1; // they may straddle chunks
-  for await (const block of readBlocks(disk, chunk, { reuseBuffers: opts.reuseBuffers, heldBlocks, readAheadBytes: opts.readAheadBytes })) {
-    const group: Array<{ index: number; data: Uint8Array }> = [];
-    const first = (block.index * chunk) / cs;
-    for (let i = 0; i < chunk / cs && first + i <= lastCluster; i++) group.push({ index: first + i, data: block.data.subarray(i * cs, (i + 1) * cs) });
-    yield group;
-  }
-}
-
-export async function* readClusters(disk: VirtualDisk, cs: number, opts: ReadClustersOptions = {}): AsyncGenerator<{ index: number; data: Uint8Array }> {
-  for await (const group of readClusterGroups(disk, cs, opts)) yield* group;
 }

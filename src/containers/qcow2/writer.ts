@@ -1,14 +1,13 @@
 /**
  * qcow2 writer (QEMU docs/interop/qcow2.txt, "qcow2 spec"): option parsing and the choice of
- * layout. Files get the data-first layout (qcow2-data-first.ts: one read of the source, and the
+ * layout. Files get the data-first layout (data-first.ts: one read of the source, and the
  * only layout compression can use). Pipes get this file's metadata-first layout:
  *
  * Header cluster, L1 table, refcount table, refcount blocks, L2 tables, then data clusters in
  * guest order, in one forward pass. Every offset is computed up front, so the set of data
- * clusters must be known first: a pre-scan reads the data once (isAllZero) to drop all-zero
- * clusters (left unallocated, as qemu-img does), then a second pass writes them. Only chunks
- * that hold data are read (1 MiB at a time, split into clusters), so cost follows the data, not
- * the virtual size.
+ * clusters must be known first: the shared pre-scan (block-layout.ts) finds the non-zero
+ * clusters (all-zero ones are left unallocated, as qemu-img does), then a second pass writes
+ * them. Only chunks that hold data are read, so cost follows the data, not the virtual size.
  *
  * The header's virtual size is the disk's size rounded up to a multiple of 512: qemu reads a
  * qcow2 as size / 512 whole sectors and would drop a partial last sector.
@@ -17,11 +16,12 @@ import { DiskmintError } from '../../model/errors.js';
 import type { VirtualDisk } from '../../model/extents.js';
 import type { ByteSink } from '../../io/sink.js';
 import type { WriteContext } from '../types.js';
-import { isAllZero } from '../../io/zero-blocks.js';
+import { READ_CHUNK } from '../blocks.js';
+import { scanNonZeroBlocks, twoPassProgress, writeListedBlocks } from '../block-layout.js';
 import { parseByteSize } from '../../model/size.js';
 import { writeQcow2DataFirst } from './data-first.js';
 import {
-  READ_CHUNK, entriesToBytes, geometry, qcow2Header, readClusterGroups, refcountBlock, refcountTable, type Qcow2WriteSettings,
+  entriesToBytes, geometry, qcow2Header, refcountBlock, refcountTable, type Qcow2WriteSettings,
 } from './tables.js';
 import {
   QCOW2_COMPRESSION, QCOW2_MAX_CLUSTER_BITS, QCOW2_MIN_CLUSTER_BITS, encodeL1Entry, encodeL2Standard, refcountLayout,
@@ -58,7 +58,7 @@ export function qcow2WriteSettings(options: Readonly<Record<string, string>>, co
   let compressionType: number = QCOW2_COMPRESSION.zlib;
   const typeOption = options.compression_type?.toLowerCase();
   if (typeOption !== undefined && typeOption !== 'zlib' && typeOption !== 'zstd') throw bad(`qcow2 option compression_type="${options.compression_type}" must be zlib or zstd`);
-  if (typeOption !== undefined && compress && (compress.algorithm === 'zstd') !== (typeOption === 'zstd')) {
+  if (typeOption !== undefined && compress?.algorithm !== undefined && (compress.algorithm === 'zstd') !== (typeOption === 'zstd')) {
     throw bad(`compression ${compress.algorithm} conflicts with qcow2 option compression_type=${typeOption}`);
   }
   if (typeOption === 'zstd' || (typeOption === undefined && compress?.algorithm === 'zstd')) compressionType = QCOW2_COMPRESSION.zstd;
@@ -89,13 +89,8 @@ function batchedWriter(sink: ByteSink): { write(data: Uint8Array): Promise<void>
 /** Metadata first, for pipes: a pre-scan, then one forward pass; see the file comment. */
 export async function writeQcow2MetadataFirst(disk: VirtualDisk, sink: ByteSink, s: Qcow2WriteSettings, ctx: WriteContext): Promise<void> {
   const g = geometry(disk, s);
-  const data: number[] = [];
-  // Progress: the pre-scan counts as the first half of the work, the write as the second.
-  const progress = (pass: number, index: number) => ctx.onProgress?.(Math.floor((pass * disk.size + Math.min(disk.size, (index + 1) * g.cs)) / 2), disk.size);
-  for await (const group of readClusterGroups(disk, g.cs, { reuseBuffers: true })) { // only looked at
-    for (const c of group) if (!isAllZero(c.data)) data.push(c.index);
-    progress(0, group[group.length - 1].index);
-  }
+  const progress = twoPassProgress(disk.size, ctx.onProgress && ((done) => ctx.onProgress?.(done, disk.size)));
+  const data = await scanNonZeroBlocks(disk, g.cs, progress.scan);
   const tables: number[] = [];
   for (const c of data) {
     const t = Math.floor(c / g.l2Entries);
@@ -123,20 +118,11 @@ export async function writeQcow2MetadataFirst(disk: VirtualDisk, sink: ByteSink,
     }
     await out.write(entriesToBytes(l2, g.cs));
   }
-  let written = 0;
-  for await (const group of readClusterGroups(disk, g.cs)) {
-    for (const c of group) {
-      if (written < data.length && data[written] === c.index) {
-        await out.write(c.data);
-        written++;
-      }
-    }
-    progress(1, group[group.length - 1].index);
-  }
   await out.flush();
+  await writeListedBlocks(disk, sink, g.cs, data, { onProgress: progress.write });
   ctx.onProgress?.(disk.size, disk.size);
-  if (written !== data.length) throw new DiskmintError('IO', 'source data changed while the qcow2 image was written');
 }
+
 /** Entry point used by the handler: settings, then data first for files, metadata first for pipes. */
 export async function writeQcow2(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext): Promise<void> {
   const settings = qcow2WriteSettings(ctx.options, ctx.compress);

@@ -39,8 +39,8 @@ import {
   vhdTimestamp,
   type VhdFooter,
 } from '../../../formats/containers/vhd.js';
-import { allocatedBlocks, rangesOfBlocks, readBlocks, readThroughBlocks } from '../blocks.js';
-import { writeNonZeroBlocks } from '../data-first.js';
+import { rangesOfBlocks, readThroughBlocks } from '../blocks.js';
+import { writeInPlace, writeTablesAndBlocks } from '../block-layout.js';
 import type { ByteSink } from '../../io/sink.js';
 import type { ContainerHandler, ContainerReader, WriteContext } from '../types.js';
 
@@ -132,50 +132,33 @@ async function writeVhd(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext): P
   const progress = (done: number) => ctx.onProgress?.(Math.min(done, disk.size), disk.size);
   if (!dynamic) {
     // VHD spec "Fixed Hard Disk Image": the data, then the footer. Holes stay holes in a file.
-    const chunk = MIB;
-    for await (const { index, data } of readBlocks(disk, chunk, { reuseBuffers: sink.seekable })) {
-      const at = index * chunk;
-      await sink.skip(at - sink.position);
-      await sink.write(data.subarray(0, Math.min(chunk, size - at)));
-      progress(at + chunk);
-    }
+    await writeInPlace(disk, sink, 0, progress);
     await sink.skip(size - sink.position);
     await sink.write(footer);
     progress(disk.size);
     return;
   }
   // Dynamic (VHD spec "Dynamic Hard Disk Image"): footer copy, dynamic header, BAT, then each
-  // allocated block as sector bitmap + data, then the footer.
+  // non-zero block as sector bitmap + data, then the footer (the same bytes to a file and a pipe).
   const bs = VHD_DEFAULT_BLOCK_SIZE;
   const entries = Math.ceil(size / bs);
   const tableOffset = VHD_FOOTER_SIZE + VHD_DYNAMIC_HEADER_SIZE;
   const batBytes = Math.ceil((entries * 4) / VHD_SECTOR) * VHD_SECTOR;
   const bitmapBytes = vhdBitmapBytes(bs);
   const dataStart = tableOffset + batBytes;
-  const bat = new Uint8Array(batBytes).fill(0xff); // 0xFFFFFFFF: block not present
-  const batView = new DataView(bat.buffer);
   const bitmap = new Uint8Array(bitmapBytes).fill(0xff); // every sector present
   await sink.write(footer);
   await sink.write(encodeVhdDynamicHeader({ tableOffset, maxTableEntries: entries, blockSize: bs }));
-  const setBatEntry = (block: number, k: number) => batView.setUint32(block * 4, (dataStart + k * (bitmapBytes + bs)) / VHD_SECTOR);
-  // A file gets the BAT last (pwrite), so all-zero blocks are found while copying and left out.
-  // A pipe gets it first, computed from the extent map: such blocks are then stored.
-  const batFirst = !sink.seekable;
-  if (batFirst) {
-    allocatedBlocks(disk, bs).forEach(setBatEntry);
-    await sink.write(bat);
-    // A stream may hold what it is given: fresh block buffers and bitmap copies.
-    for await (const { index, data } of readBlocks(disk, bs)) {
-      progress((index + 1) * bs);
-      await sink.write(bitmap.slice());
-      await sink.write(data);
-    }
-  } else {
-    await sink.skip(batBytes);
-    await writeNonZeroBlocks(disk, sink, bs, { prefix: bitmap, onStored: setBatEntry, onProgress: progress });
-  }
+  await writeTablesAndBlocks(disk, sink, {
+    blockSize: bs, dataStart, prefix: bitmap, onProgress: progress,
+    async writeTables(stored, put) {
+      const bat = new Uint8Array(batBytes).fill(0xff); // 0xFFFFFFFF: block not present
+      const batView = new DataView(bat.buffer);
+      stored.forEach((block, k) => batView.setUint32(block * 4, (dataStart + k * (bitmapBytes + bs)) / VHD_SECTOR));
+      await put(bat, tableOffset);
+    },
+  });
   await sink.write(footer.slice());
-  if (!batFirst) await sink.pwrite(bat, tableOffset);
   progress(disk.size);
 }
 

@@ -4,8 +4,9 @@
  *
  * Layout written (the same as qemu-img's, block/vhdx.c): header section 1 MiB, log at 1 MiB
  * (log_size, empty, LogGuid zero), metadata region (1 MiB), BAT region (rounded up to 1 MiB),
- * then payload blocks, each block_size long and 1 MiB aligned. Everything is computed up
- * front from the extent map, so one forward pass works on a pipe.
+ * then payload blocks, each block_size long and 1 MiB aligned: a fixed disk's every block at its
+ * place, a dynamic one's non-zero blocks back to back (block-layout.ts: data first to a file,
+ * after a pre-scan to a pipe, the same bytes).
  */
 import { readInto, type DiskReader } from '../../model/disk-reader.js';
 import type { VirtualDisk } from '../../model/extents.js';
@@ -44,8 +45,8 @@ import {
   type VhdxRegion,
 } from '../../../formats/containers/vhdx.js';
 import { layoutId } from '../vhd/handler.js';
-import { allocatedBlocks, rangesOfBlocks, readBlocks, readThroughBlocks } from '../blocks.js';
-import { writeNonZeroBlocks } from '../data-first.js';
+import { rangesOfBlocks, readThroughBlocks } from '../blocks.js';
+import { writeInPlace, writeTablesAndBlocks } from '../block-layout.js';
 import type { ByteSink } from '../../io/sink.js';
 import type { ContainerHandler, ContainerReader, WriteContext } from '../types.js';
 
@@ -142,18 +143,12 @@ async function writeVhdx(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext): 
   const metadata = encodeMetadataRegion({ blockSize: bs, leaveBlocksAllocated: fixed, virtualSize: size, diskId, logicalSectorSize: lss, physicalSectorSize: lss });
 
   // 2.5: payload entries FULLY_PRESENT (6) or NOT_PRESENT (0); sector bitmap entries stay 0.
-  // Dynamic to a file: the BAT is written last (pwrite), so all-zero blocks are found while
-  // copying and left out. To a pipe it precedes the data, computed from the extent map, and
-  // such blocks are stored.
-  const batFirst = fixed || !sink.seekable;
-  const bat = new Uint8Array(batLength);
-  const bv = new DataView(bat.buffer);
-  const present = (block: number, fileOffset: number) => encodeBatEntry(bv, payloadEntryIndex(block, ratio) * 8, PAYLOAD.fullyPresent, fileOffset);
-  const blockFileOffset = new Map<number, number>();
-  if (fixed) for (let i = 0; i < dataBlocks; i++) present(i, payloadStart + i * bs);
-  else if (batFirst) allocatedBlocks(disk, bs).forEach((b, k) => blockFileOffset.set(b, payloadStart + k * bs));
-  for (const [b, at] of blockFileOffset) present(b, at);
-
+  const batFor = (present: Iterable<[block: number, fileOffset: number]>): Uint8Array => {
+    const bat = new Uint8Array(batLength);
+    const bv = new DataView(bat.buffer);
+    for (const [block, at] of present) encodeBatEntry(bv, payloadEntryIndex(block, ratio) * 8, PAYLOAD.fullyPresent, at);
+    return bat;
+  };
   await sink.write(encodeFileIdentifier('diskmint'));
   await sink.write(header(1n));
   await sink.skip(VHDX_HEADER_OFFSETS[1] - sink.position);
@@ -163,24 +158,19 @@ async function writeVhdx(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext): 
   await sink.write(regions.slice());
   await sink.skip(metadataOffset - sink.position); // rest of the header section and the empty log
   await sink.write(metadata);
-  if (batFirst) {
-    await sink.write(bat);
-    // Every block at its place: a fixed disk's own, a dynamic one's in allocation order (in
-    // fresh buffers for a stream, which may hold what it is given).
-    for await (const { index, data } of readBlocks(disk, bs, { reuseBuffers: sink.seekable })) {
-      ctx.onProgress?.(Math.min(disk.size, (index + 1) * bs), disk.size);
-      await sink.skip((fixed ? payloadStart + index * bs : blockFileOffset.get(index)!) - sink.position);
-      await sink.write(data);
-    }
-    await sink.skip(payloadStart + (fixed ? dataBlocks : blockFileOffset.size) * bs - sink.position);
+  const onProgress = (done: number) => ctx.onProgress?.(done, disk.size);
+  if (fixed) {
+    // The BAT first, then every block at its own place.
+    await sink.write(batFor(Array.from({ length: dataBlocks }, (_, i) => [i, payloadStart + i * bs])));
+    await writeInPlace(disk, sink, payloadStart, onProgress);
+    await sink.skip(payloadStart + dataBlocks * bs - sink.position);
   } else {
-    await sink.skip(payloadStart - sink.position); // the BAT, written last
-    await writeNonZeroBlocks(disk, sink, bs, {
-      onStored: (block, k) => present(block, payloadStart + k * bs),
-      onProgress: (done) => ctx.onProgress?.(done, disk.size),
+    // Dynamic: the non-zero blocks back to back (the same bytes to a file and a pipe).
+    await writeTablesAndBlocks(disk, sink, {
+      blockSize: bs, dataStart: payloadStart, onProgress,
+      writeTables: (stored, put) => put(batFor(stored.map((block, k) => [block, payloadStart + k * bs])), batOffset),
     });
   }
-  if (!batFirst) await sink.pwrite(bat, batOffset);
   ctx.onProgress?.(disk.size, disk.size);
 }
 

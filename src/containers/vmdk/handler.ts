@@ -371,7 +371,7 @@ export const vmdkHandler: ContainerHandler = {
     if (o.subformat !== 'streamOptimized' && ctx.compress) {
       throw new DiskmintError('BAD_ARGUMENT', `vmdk: ${o.subformat} cannot hold compressed grains; use -o subformat=streamOptimized`);
     }
-    if (ctx.compress && ctx.compress.algorithm !== 'deflate') {
+    if (ctx.compress?.algorithm !== undefined && ctx.compress.algorithm !== 'deflate') {
       throw new DiskmintError('BAD_ARGUMENT', `vmdk: streamOptimized grains are deflate (zlib) only, not ${ctx.compress.algorithm}`);
     }
     if (disk.size === 0) throw new DiskmintError('BAD_ARGUMENT', 'vmdk: cannot write an empty disk');

@@ -6,9 +6,9 @@
  *
  * A sparse extent lays out like qemu-img's (block/vmdk.c vmdk_init_extent): header, descriptor
  * area (20 sectors; empty in split extents), redundant GD + all its GTs, GD + all its GTs,
- * grains from a grain-aligned overHead. To a file the grains go first and the tables last, so
- * all-zero grains are left out in one read of the source; to a pipe the tables come first,
- * computed from the extent map, and every grain the extent map touches is stored.
+ * grains from a grain-aligned overHead, all-zero grains left out (block-layout.ts: to a file the
+ * grains go first and the tables last, one read of the source; to a pipe a pre-scan finds the
+ * grains, then the tables come first: the same bytes).
  *
  * streamOptimized follows VMware's stream layout: header with gdOffset = GD_AT_END, grains as
  * zlib streams behind grain markers (all-zero grains skipped), each grain table behind a GT
@@ -20,9 +20,9 @@ import { DiskmintError } from '../../model/errors.js';
 import { VirtualDisk } from '../../model/extents.js';
 import type { ByteSink } from '../../io/sink.js';
 import type { WriteContext } from '../types.js';
-import { allocatedBlocks, isAllZero, readBlocks } from '../blocks.js';
-import { writeNonZeroBlocks } from '../data-first.js';
-import { mapOrdered } from '../compress.js';
+import { allocatedBlocks } from '../blocks.js';
+import { writeInPlace, writeTablesAndBlocks } from '../block-layout.js';
+import { compressedBlocks, type CompressedBlocksOptions } from '../compressed-blocks.js';
 import {
   COMPRESSION_DEFLATE, COMPRESSION_NONE, FLAG_COMPRESSED, FLAG_MARKERS, FLAG_REDUNDANT_GT, FLAG_VALID_NEWLINE_TEST,
   MARKER_FOOTER, MARKER_GD, MARKER_GT, SECTOR, encodeGrainMarker, encodeMetadataMarker, encodeSparseHeader,
@@ -166,8 +166,7 @@ async function writeSparseExtent(
   const rgdOffset = 1 + DESC_SECTORS;
   const gdOffset = rgdOffset + gdSecs + gtCount * gtSecs;
   const overHead = Math.ceil((gdOffset + gdSecs + gtCount * gtSecs) / GRAIN_SECTORS) * GRAIN_SECTORS;
-  const allocated = allocatedBlocks(disk, GRAIN_BYTES);
-  checkSectors(overHead + allocated.length * GRAIN_SECTORS, 'monolithicSparse');
+  checkSectors(overHead + allocatedBlocks(disk, GRAIN_BYTES).length * GRAIN_SECTORS, 'monolithicSparse');
   const header: SparseHeader = {
     version: 1, flags: FLAG_VALID_NEWLINE_TEST | FLAG_REDUNDANT_GT, capacity, grainSize: GRAIN_SECTORS,
     descriptorOffset: 1, descriptorSize: DESC_SECTORS, numGTEsPerGT: GTES_PER_GT, rgdOffset, gdOffset, overHead,
@@ -176,31 +175,18 @@ async function writeSparseExtent(
   const start = sink.position;
   const tables = { dirs: [rgdOffset, gdOffset], gtCount, gdSecs, gtSecs, overHead };
   await sink.write(encodeSparseHeader(header));
-  if (sink.seekable) {
-    // A file gets its grains first and its descriptor, directories and tables last (pwrite), so
-    // all-zero grains are found while copying and left out, in one read of the source.
-    await sink.skip(start + overHead * SECTOR - sink.position);
-    const stored: number[] = [];
-    await writeNonZeroBlocks(disk, sink, GRAIN_BYTES, {
-      onStored: (index) => stored.push(index),
-      onProgress: (done) => ctx.onProgress?.(done, disk.size),
-    });
-    const put = (bytes: Uint8Array, sector: number) => sink.pwrite(bytes, start + sector * SECTOR);
-    if (descriptorFor) await put(embedDescriptor(descriptorFor(stored)), 1);
-    await writeGrainTables(put, tables, stored);
-    return;
-  }
-  // A pipe: everything in file order, the tables computed from the extent map.
-  await sink.write(descriptorFor ? embedDescriptor(descriptorFor(allocated)) : new Uint8Array(DESC_SECTORS * SECTOR));
-  await writeGrainTables(async (bytes, sector) => {
-    await sink.skip(start + sector * SECTOR - sink.position);
-    await sink.write(bytes);
-  }, tables, allocated);
-  await sink.skip(start + overHead * SECTOR - sink.position);
-  for await (const { index, data } of readBlocks(disk, GRAIN_BYTES)) {
-    await sink.write(data);
-    ctx.onProgress?.(Math.min(disk.size, (index + 1) * GRAIN_BYTES), disk.size);
-  }
+  // The grains not all zeros, then (to a file) or after a pre-scan before them (to a pipe), the
+  // descriptor, whose CID names them, and the directories and tables: the same bytes either way.
+  await writeTablesAndBlocks(disk, sink, {
+    blockSize: GRAIN_BYTES,
+    dataStart: start + overHead * SECTOR,
+    onProgress: (done) => ctx.onProgress?.(done, disk.size),
+    async writeTables(stored, put) {
+      const putSector = (bytes: Uint8Array, sector: number) => put(bytes, start + sector * SECTOR);
+      if (descriptorFor) await putSector(embedDescriptor(descriptorFor(stored)), 1);
+      await writeGrainTables(putSector, tables, stored);
+    },
+  });
 }
 
 /**
@@ -225,8 +211,14 @@ async function writeGrainTables(
   }
 }
 
-/** Read-ahead while compressing grains (readBlocks reads 16 MiB ahead by default). */
-const COMPRESSED_READ_AHEAD = 2 << 20;
+/**
+ * streamOptimized's compression policy: every stored grain is a zlib stream (RFC 1950, the only
+ * algorithm the format names), at the requested level, kept whatever its size.
+ */
+function streamGrainPacker(ctx: WriteContext): CompressedBlocksOptions<Uint8Array>['pack'] {
+  const level = ctx.compress?.level;
+  return (data, compressor) => compressor.compress(data, 'zlib', level);
+}
 
 export async function writeStreamOptimized(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext, o: VmdkWriteOptions): Promise<void> {
   // VMware requires a grain-aligned capacity for stream-optimized extents.
@@ -261,20 +253,8 @@ export async function writeStreamOptimized(disk: VirtualDisk, sink: ByteSink, ct
     await sink.write(encodeU32Table(gt, gtSecs));
     gt = undefined;
   };
-  const level = ctx.compress?.level;
-  // Grains are read into reused buffers: each is held only while it is compressed (one of
-  // `concurrency` in flight) or is the one being written; a short read-ahead keeps compression fed.
-  const inFlight = ctx.compressor.concurrency;
-  const grains = readBlocks(disk, GRAIN_BYTES, { reuseBuffers: true, heldBlocks: inFlight + 1, readAheadBytes: COMPRESSED_READ_AHEAD });
-  const compressed = mapOrdered(grains, inFlight, async (b) => ({
-    index: b.index,
-    data: isAllZero(b.data) ? undefined : await ctx.compressor.compress(b.data, 'zlib', level),
-  }));
-  for await (const { index, data } of compressed) {
-    if (!data) {
-      ctx.onProgress?.(Math.min(disk.size, (index + 1) * GRAIN_BYTES), disk.size);
-      continue;
-    }
+  const onProgress = (done: number) => ctx.onProgress?.(done, disk.size);
+  for await (const { index, packed } of compressedBlocks(disk, GRAIN_BYTES, { compressor: ctx.compressor, pack: streamGrainPacker(ctx), onProgress })) {
     const t = Math.floor(index / GTES_PER_GT);
     if (t !== gtIndex) {
       await flushGt();
@@ -284,8 +264,7 @@ export async function writeStreamOptimized(disk: VirtualDisk, sink: ByteSink, ct
     const at = sectorNow();
     checkSectors(at, 'streamOptimized');
     gt[index % GTES_PER_GT] = at;
-    await sink.write(encodeGrainMarker(index * GRAIN_SECTORS, data));
-    ctx.onProgress?.(Math.min(disk.size, (index + 1) * GRAIN_BYTES), disk.size);
+    await sink.write(encodeGrainMarker(index * GRAIN_SECTORS, packed));
   }
   await flushGt();
   await sink.write(encodeMetadataMarker(MARKER_GD, gdSecs));
@@ -327,14 +306,7 @@ export async function writeMonolithicFlat(disk: VirtualDisk, sink: ByteSink, ctx
     type: 'FLAT',
     name: (part) => (split ? extentFileName(ctx.outputPath, 'f', part) : flatExtentName(ctx.outputPath)),
     async write(range, out, extentCtx, bytes) {
-      // 1 MiB reads never straddle two extents: 2 GiB is a multiple of 1 MiB.
-      const chunk = 1 << 20;
-      for await (const { index, data } of readBlocks(range, chunk)) {
-        const at = index * chunk;
-        await out.skip(at - out.position);
-        await out.write(at + data.length > bytes ? data.subarray(0, bytes - at) : data);
-        extentCtx.onProgress?.(at + chunk, range.size);
-      }
+      await writeInPlace(range, out, 0, (done) => extentCtx.onProgress?.(done, range.size));
       await out.finish(bytes);
     },
   });
