@@ -1,7 +1,8 @@
 /**
  * `-c` where the output format cannot compress: refused before anything is read or written, as
  * qemu-img refuses it (`qemu-img convert -c -O vpc|vhdx|raw`: "Compression not supported for this
- * file format", exit 1, no output). qcow2 compresses clusters, VMDK streamOptimized grains (its handler refuses -c for the other subformats).
+ * file format", exit 1, no output). qcow2 compresses clusters, VMDK streamOptimized grains (its
+ * handler refuses -c for the other subformats).
  */
 import type { ContainerFormat } from '../containers/types.js';
 import { outputFormatFor } from '../containers/registry.js';
