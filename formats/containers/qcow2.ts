@@ -275,14 +275,12 @@ export function encodeQcow2Header(spec: Qcow2HeaderSpec): Uint8Array {
   putU64(view, 40, spec.l1TableOffset, false);
   putU64(view, 48, spec.refcountTableOffset, false);
   view.setUint32(56, spec.refcountTableClusters);
-  // eslint-disable-next-line no-useless-assignment -- only the version 3 branch reads it, after setting it (its owner may declare it there)
-  let at = QCOW2_V2_HEADER_LENGTH;
   if (spec.version === 3) {
     putBits(view, 72, spec.compressionType !== QCOW2_COMPRESSION.zlib ? [QCOW2_INCOMPAT.compressionType] : []);
     view.setUint32(96, 4); // refcount_order 4: 16-bit refcounts
     view.setUint32(100, QCOW2_V3_HEADER_LENGTH);
     out[104] = spec.compressionType;
-    at = QCOW2_V3_HEADER_LENGTH;
+    let at = QCOW2_V3_HEADER_LENGTH;
     const names = spec.featureNames ?? [];
     if (names.length) {
       if (at + 8 + names.length * 48 + 8 > cs) throw fail('qcow2', 'INVALID_ARGUMENT', 'feature name table does not fit in the header cluster');

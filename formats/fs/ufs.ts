@@ -20,7 +20,7 @@
  * both and report which one matched.
  */
 import { latin1Z } from '../common/bytes.js';
-import { fail } from '../common/errors.js';
+import { fail, FormatError } from '../common/errors.js';
 
 export const UFS1_MAGIC = 0x011954;
 export const UFS2_MAGIC = 0x19540119;
@@ -137,14 +137,15 @@ export function decodeUfsSuperblock(bytes: Uint8Array, superblockOffset: number)
  */
 export function findUfsSuperblock(head: Uint8Array): UfsSuperblock {
   if (!(head instanceof Uint8Array)) throw fail('ufs', 'BAD_VALUE', 'partition bytes must be a Uint8Array');
-  let rejection: unknown;
+  let rejection: FormatError | undefined;
   for (const off of UFS_SUPERBLOCK_OFFSETS) {
     if (off + STRUCT_FS_SIZE > head.length) continue;
     const end = Math.min(head.length, off + UFS_SUPERBLOCK_SIZE);
     try {
       return decodeUfsSuperblock(head.subarray(off, end), off);
     } catch (e) {
-      if (rejection === undefined && (e as { code?: string }).code !== 'BAD_MAGIC') rejection = e;
+      if (!(e instanceof FormatError)) throw e; // a bug: not a rejection, never hidden by a later location
+      if (rejection === undefined && e.code !== 'BAD_MAGIC') rejection = e;
     }
   }
   if (rejection !== undefined) throw rejection;

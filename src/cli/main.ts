@@ -14,7 +14,7 @@ import { addZfsCommands } from './zfs.js';
 import { presetLayoutChecked, PRESETS } from '../layout/presets.js';
 import type { WriteImageOptions } from '../io/write-image.js';
 import { parseOptionString } from '../containers/registry.js';
-import { DiskmintError, FormatError } from '../model/errors.js';
+import { DiskmintError, FormatError, isSystemError } from '../model/errors.js';
 import { formatBuild, formatCompare, formatInspection, formatVerify } from './report.js';
 import { printJson } from './json.js';
 import { printOut, printErr } from './output.js';
@@ -231,23 +231,27 @@ export async function main(argv: string[]): Promise<number> {
     await makeProgram().parseAsync(argv);
     return Number(process.exitCode ?? 0);
   } catch (err) {
-    if (err instanceof DiskmintError) {
-      printErr(`diskmint: ${err.code === 'LAYOUT' ? 'invalid layout:\n  ' + err.problems.join('\n  ') : err.message}\n`);
-      return err.code === 'NOT_A_DISK' || err.code === 'LAYOUT' || err.code === 'INPUT' ? EXIT_UNREADABLE : EXIT_PROBLEMS;
-    }
-    if (err instanceof FormatError) {
-      printErr(`diskmint: ${err.format}: ${err.message}\n`);
-      return EXIT_UNREADABLE;
-    }
-    // Operating-system errors (a missing file, a full disk, no permission) are the user's to fix.
-    const sys = err as NodeJS.ErrnoException;
-    if (typeof sys?.code === 'string' && typeof sys.syscall === 'string') {
-      // The reader of our output went away (`diskmint convert IMG - | head -c 1M`): stop quietly.
-      if (sys.code === 'EPIPE') return EXIT_BROKEN_PIPE;
-      printErr(`diskmint: ${sys.message}\n`);
-      return sys.code === 'ENOENT' ? EXIT_UNREADABLE : EXIT_PROBLEMS;
-    }
-    printErr(internalError(err, process.env.DISKMINT_DEBUG === '1'));
-    return EXIT_INTERNAL;
+    return reportError(err);
   }
+}
+
+/** What main() does with an error a command threw: one line on standard error, and the exit status. */
+export function reportError(err: unknown): number {
+  if (err instanceof DiskmintError) {
+    printErr(`diskmint: ${err.code === 'LAYOUT' ? 'invalid layout:\n  ' + err.problems.join('\n  ') : err.message}\n`);
+    return err.code === 'NOT_A_DISK' || err.code === 'LAYOUT' || err.code === 'INPUT' ? EXIT_UNREADABLE : EXIT_PROBLEMS;
+  }
+  if (err instanceof FormatError) {
+    printErr(`diskmint: ${err.format}: ${err.message}\n`);
+    return EXIT_UNREADABLE;
+  }
+  // Operating-system errors (a missing file, a full disk, no permission) are the user's to fix.
+  if (isSystemError(err)) {
+    // The reader of our output went away (`diskmint convert IMG - | head -c 1M`): stop quietly.
+    if (err.code === 'EPIPE') return EXIT_BROKEN_PIPE;
+    printErr(`diskmint: ${err.message}\n`);
+    return err.code === 'ENOENT' ? EXIT_UNREADABLE : EXIT_PROBLEMS;
+  }
+  printErr(internalError(err, process.env.DISKMINT_DEBUG === '1'));
+  return EXIT_INTERNAL;
 }

@@ -6,6 +6,7 @@ import type { Layout } from '../layout/schema.js';
 import { planLayout, type PlannedImage, type PlannedPartition } from '../layout/plan.js';
 import { assembleDisk } from '../layout/assemble.js';
 import { writeImage, type WriteImageOptions } from '../io/write-image.js';
+import { refuseUncompressibleOutput } from './compression-check.js';
 import { resolveSeed, seedFromLayoutText } from '../model/seed.js';
 import type { VirtualDisk } from '../model/extents.js';
 
@@ -92,6 +93,7 @@ export async function planImage(
 
 /** Build the image a layout describes and write it to `opts.output`. */
 export async function buildImage(layoutOrPath: Layout | string, opts: BuildOptions): Promise<BuildResult> {
+  refuseUncompressibleOutput(opts.output, opts);
   const { plan, disk } = await planImage(layoutOrPath, opts);
   const layoutFile = typeof layoutOrPath === 'string' ? [layoutOrPath] : [];
   const written = await writeImage(disk, opts.output, { ...opts, inputs: [...(opts.inputs ?? []), ...layoutFile] });

@@ -4,6 +4,7 @@ import { openDisk, type OpenDiskOptions } from '../io/open-disk.js';
 import type { ContainerReader } from '../containers/types.js';
 import { writeImage, type WriteImageOptions, type WriteImageResult } from '../io/write-image.js';
 import { checkOutputTarget } from '../io/output-target.js';
+import { refuseUncompressibleOutput } from './compression-check.js';
 
 export interface ConvertOptions extends WriteImageOptions, OpenDiskOptions {}
 
@@ -36,6 +37,7 @@ export async function diskFromReader(reader: ContainerReader & { sourcePath?: st
 }
 
 export async function convertImage(input: string, output: string, opts: ConvertOptions = {}): Promise<ConvertResult> {
+  refuseUncompressibleOutput(output, opts);
   if (output !== '-') await checkOutputTarget(output, [input]); // before reading the input
   const { reader, format } = await openDisk(input, opts);
   try {

@@ -10,6 +10,7 @@ import { sliceDiskReader, type DiskReader } from '../model/disk-reader.js';
 import { openDisk } from '../io/open-disk.js';
 import { parseImageSpec, partitionRange } from './image-spec.js';
 import { writeImage, type WriteImageOptions } from '../io/write-image.js';
+import { refuseUncompressibleOutput } from './compression-check.js';
 import { buildFatVolume, minimumFatSize, openFat, treeFromFolder, type FatBuildOptions, type FatDirEntry, type FatReader } from '../fs/fat/index.js';
 import { parseByteSize } from '../model/size.js';
 
@@ -26,6 +27,7 @@ export interface FatCreateOptions extends WriteImageOptions {
 
 /** Build a FAT volume image (any output format) from a folder. */
 export async function createFatImage(output: string, opts: FatCreateOptions): Promise<{ type: number; sizeBytes: number; clusters: number; clusterSize: number }> {
+  refuseUncompressibleOutput(output, opts);
   const st = await stat(opts.from).catch(() => undefined);
   if (!st?.isDirectory()) throw new DiskmintError('INPUT', `--from ${opts.from} is not a folder`);
   const tree = await treeFromFolder(opts.from, { keepTimes: opts.keepTimes });

@@ -11,19 +11,18 @@
  * pending edits first. An edit that fails leaves a container's earlier pending edits as they
  * were and drops its own.
  *
- * Nothing is printed: `progress` is a callback, called only when given.
+ * Nothing is printed: `convert`'s `progress` is a callback or a ProgressReporter, told only when
+ * given.
  */
 import { openDisk, type OpenDiskOptions } from '../io/open-disk.js';
 import type { ContainerFormat } from '../containers/types.js';
 import { DiskmintError } from '../model/errors.js';
-import { VirtualDisk } from '../model/extents.js';
-import { FileCache, readRunInto } from '../io/run-reader.js';
-import { writeImage, type WriteImageOptions } from '../io/write-image.js';
-import { checkOutputTarget } from '../io/output-target.js';
+import type { WriteImageOptions } from '../io/write-image.js';
+import type { ProgressReporter } from '../io/progress.js';
 import { inspectImage, type ImageInspection, type InspectOptions } from './inspect.js';
 import { verifyImage, type VerifyOptions, type VerifyReport } from './verify/verify.js';
 import { compareImages, type CompareOptions, type CompareResult } from './compare.js';
-import { diskFromReader, type ConvertResult } from './convert.js';
+import { convertImage, type ConvertResult } from './convert.js';
 import { openImageEditor, type ImageEditor } from '../io/image-editor.js';
 import { slotActivate, slotBootonce, slotConfirm, slotStatus, slotWrite, type SlotRef, type SlotStatus, type SlotWriteOptions, type SlotWriteResult } from './slots/slots.js';
 
@@ -43,8 +42,11 @@ export interface ImageVerifyOptions extends VerifyOptions {
 }
 
 export interface ImageConvertOptions extends Omit<WriteImageOptions, 'progress' | 'stdout'> {
-  /** Called as data is copied (no progress is shown otherwise). */
-  progress?: ProgressCallback;
+  /**
+   * Told as data is copied: a callback, called with bytes done of the total, or a
+   * ProgressReporter (as `convertImage` takes). Without it, no progress.
+   */
+  progress?: ProgressCallback | ProgressReporter;
 }
 
 export type ImageSlotWriteOptions = Omit<SlotWriteOptions, 'editor' | 'beforeWrite'>;
@@ -140,7 +142,12 @@ export async function openImage(path: string, opts: OpenImageOptions = {}): Prom
         return report;
       }),
     compare: (other, o = {}) => read(() => compareImages(path, typeof other === 'string' ? other : other.path, { ...opts, strict: o.strict })),
-    convert: (to, o = {}) => read(() => convertWithProgress(path, to, { ...opts, ...o })),
+    convert: (to, o = {}) =>
+      read(() => {
+        const { progress, ...rest } = o;
+        const reporter = typeof progress === 'function' ? callbackReporter(progress) : progress;
+        return convertImage(path, to, { ...opts, ...rest, progress: reporter ?? false });
+      }),
     slots: async (o = {}) => {
       live();
       return slotStatus(path, { ...o, editor });
@@ -171,50 +178,22 @@ export async function openImage(path: string, opts: OpenImageOptions = {}): Prom
   return image;
 }
 
-/** convertImage, with progress reported through a callback instead of a bar. */
-async function convertWithProgress(input: string, output: string, opts: ImageConvertOptions & OpenDiskOptions): Promise<ConvertResult> {
-  const { progress, ...rest } = opts;
-  if (output !== '-') await checkOutputTarget(output, [input]);
-  const { reader, format } = await openDisk(input, rest);
-  const files = new FileCache();
-  try {
-    const disk = await diskFromReader(reader, { wholeRawFile: output !== '-' });
-    const written = progress ? tracked(disk, progress, files) : disk;
-    const result = await writeImage(written, output, { ...rest, progress: false, inputs: [...(rest.inputs ?? []), input] });
-    return { ...result, input, inputFormat: reader.subformat ? `${format} (${reader.subformat})` : format, dataBytes: disk.dataBytes() };
-  } finally {
-    await files.closeAll();
-    await reader.close();
-  }
-}
-
-/** The same disk, counting the bytes read from its runs. */
-function tracked(disk: VirtualDisk, progress: ProgressCallback, files: FileCache): VirtualDisk {
-  let total = 0; // bytes in memory are not read: they do not count
-  for (const run of disk.runs()) if (run.kind !== 'bytes') total += run.length;
+/**
+ * convertImage's progress (a ProgressReporter, which writeImage tells of every byte read) as
+ * `progress(done, total)` calls.
+ */
+function callbackReporter(progress: ProgressCallback): ProgressReporter {
   let done = 0;
-  const out = new VirtualDisk(disk.size);
-  for (const run of disk.runs()) {
-    if (run.kind === 'bytes') {
-      out.placeBytes(run.offset, run.data);
-      continue;
-    }
-    out.place(run.offset, run.length, {
-      kind: 'reader',
-      offset: 0,
-      reader: {
-        size: run.length,
-        async read(offset, length, into) {
-          const n = Math.max(0, Math.min(length, run.length - offset));
-          const buf = into && into.length >= n ? into.subarray(0, n) : new Uint8Array(n);
-          await readRunInto(run, offset, buf, files);
-          done += n;
-          progress(done, total);
-          return buf;
-        },
-        close: async () => {},
-      },
-    });
-  }
-  return out;
+  let total = 0;
+  return {
+    start(bytes) {
+      total = bytes;
+      done = 0;
+    },
+    advance(bytes) {
+      done += bytes;
+      progress(done, total);
+    },
+    done() {},
+  };
 }

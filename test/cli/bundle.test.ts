@@ -4,7 +4,7 @@
  * bundle through a V8 code cache made at build time, which this Node must accept.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, watch, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +15,30 @@ import { BUNDLE, requireFreshBundle, ROOT } from '../helpers/cli.js';
 function run(args: string[]): { status: number; out: string } {
   const r = spawnSync(process.execPath, [BUNDLE, ...args], { encoding: 'utf8' });
   return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
+}
+
+/**
+ * Resolves once `ready()` holds: checked now and at every change fs.watch reports in `dir`.
+ * Rejects with `why()` if `ended` settles first (the process that should have made the change
+ * exited): no wall-clock limit, so a busy machine only makes it slower.
+ */
+function whenInFolder(dir: string, ready: () => boolean, ended: Promise<unknown>, why: () => string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let settled = false;
+    const finish = (err?: Error) => {
+      if (settled) return;
+      settled = true;
+      watcher.close();
+      if (err) reject(err);
+      else resolve();
+    };
+    const check = () => {
+      if (ready()) finish();
+    };
+    const watcher = watch(dir, check);
+    void ended.then(() => finish(new Error(why())));
+    check(); // it may have happened before the watch began
+  });
 }
 
 describe('dist/diskmint.cjs', () => {
@@ -96,11 +120,10 @@ describe('dist/diskmint.cjs', () => {
       const child = spawn(process.execPath, [BUNDLE, 'convert', input, join(dir, 'out.qcow2'), '-O', 'qcow2', '-c', '--compression', 'zstd', '--threads', '1', '-q'], { stdio: 'ignore' });
       const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, sig) => resolve({ code, signal: sig })));
       const others = () => readdirSync(dir).filter((f) => f !== 'random.raw');
-      // Wait until the temp file holds data, then interrupt.
-      for (let waited = 0; !others().some((f) => f.endsWith('.tmp') && statSync(join(dir, f)).size > 0); waited += 10) {
-        if (waited > 20_000 || child.exitCode !== null) throw new Error(`the conversion ended (or never started) before it could be interrupted: ${others().join(', ')}`);
-        await new Promise((r) => setTimeout(r, 10));
-      }
+      // Interrupt once the temp file holds data: checked at each change in the folder (no clock),
+      // failing if the conversion ends first.
+      await whenInFolder(dir, () => others().some((f) => f.endsWith('.tmp') && (statSync(join(dir, f), { throwIfNoEntry: false })?.size ?? 0) > 0), exited, () =>
+        `the conversion ended (or never started) before it could be interrupted: ${others().join(', ')}`);
       child.kill(signal);
       expect(await exited).toEqual({ code: null, signal });
       expect(others()).toEqual([]);

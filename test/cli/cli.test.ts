@@ -210,6 +210,34 @@ describe('options: declared once, numbers checked, one spelling for the output',
   });
 });
 
+describe('-c where the format cannot compress', () => {
+  it('convert and build refuse -c for VHD and VHDX (as qemu-img does for vpc and vhdx): one sentence, exit 1, nothing written', () => {
+    const { dir, layout } = layoutDir();
+    const img = join(dir, 'in.img');
+    expect(diskmint(['build', layout, '-o', img, '-q']).status).toBe(0);
+    const made = () => readdirSync(dir).filter((f) => !['in.img', 'os.bin', 'layout.json'].includes(f));
+    const runs: string[][] = [
+      ['convert', img, join(dir, 'out.vhd'), '-c'],
+      ['convert', img, join(dir, 'out.vhdx'), '-c', '--compression', 'zstd'],
+      ['convert', img, join(dir, 'out.img'), '-O', 'vpc', '-c'],
+      ['convert', img, '-', '-O', 'vhdx', '-c'],
+      ['build', layout, '-o', join(dir, 'built.vhdx'), '-c'],
+    ];
+    for (const args of runs) {
+      const r = diskmint(args);
+      const format = /vhdx/.test(args.join(' ')) ? 'vhdx' : 'vhd';
+      expect(r.stderr, args.join(' ')).toBe(`diskmint: ${format} output cannot be compressed; choose -O qcow2 or vmdk\n`);
+      expect(r.status).toBe(1);
+      expect(r.stdout.length).toBe(0);
+      expect(made()).toEqual([]);
+    }
+    // Without -c they are written; qcow2 takes -c.
+    expect(diskmint(['convert', img, join(dir, 'out.vhd'), '-q']).status).toBe(0);
+    expect(diskmint(['convert', img, join(dir, 'out.qcow2'), '-c', '-q']).status).toBe(0);
+    expect(made().sort()).toEqual(['out.qcow2', 'out.vhd']);
+  });
+});
+
 describe('--json', () => {
   it('prints 64-bit values as decimal strings (GPT attributes in slot simulate)', () => {
     const dir = tempDir();

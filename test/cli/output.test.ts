@@ -23,7 +23,7 @@ vi.mock('node:fs', async (importOriginal) => {
       if (refuse) {
         const code = refuse;
         refuse = undefined;
-        throw Object.assign(new Error(`${code}: write`), { code, syscall: 'write' });
+        throw Object.assign(new Error(`${code}: write`), { code, errno: code === 'EPIPE' ? -32 : -11, syscall: 'write' }); // as libuv's errors are: main() needs the errno
       }
       writes.push({ fd, text: Buffer.from(buf.subarray(offset, offset + length)).toString() });
       return length;

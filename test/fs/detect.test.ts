@@ -77,6 +77,20 @@ describe('formats/fs/ufs.ts', () => {
     expect(() => findUfsSuperblock(badMagic)).toThrow(FormatError);
   });
 
+  it('a non-FormatError at one location (a bug) is thrown at once, not hidden by a superblock found later', () => {
+    const ufs1 = syntheticUfs({ version: 1 }); // at 8192, probed after 65536
+    const bug = new RangeError('a bug while reading at 65536');
+    const head = Object.assign(ufs1, {
+      subarray: (begin?: number, end?: number) => {
+        if (begin === 65536) throw bug;
+        return Uint8Array.prototype.subarray.call(ufs1, begin, end);
+      },
+    });
+    expect(() => findUfsSuperblock(head)).toThrow(bug);
+    // The same bytes without the bug: the UFS1 superblock at 8192.
+    expect(findUfsSuperblock(syntheticUfs({ version: 1 })).superblockOffset).toBe(8192);
+  });
+
   it('throws FormatError on garbage and short input', () => {
     expect(() => findUfsSuperblock(new Uint8Array(300 * KiB))).toThrow(FormatError);
     expect(() => findUfsSuperblock(new Uint8Array(10))).toThrow(FormatError);

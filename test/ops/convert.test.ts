@@ -3,11 +3,11 @@
  * to the same bytes, qemu-img agrees, containers are found by content, pipes behave.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync, existsSync, readdirSync, renameSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { buildImage, convertImage, inspectImage, verifyImage, DiskmintError, type Layout } from '../../src/index.js';
+import { buildImage, convertImage, createFatImage, inspectImage, openImage, verifyImage, DiskmintError, type Layout } from '../../src/index.js';
 import { tempDir } from '../helpers/golden.js';
 import { requirePeer, runPeer, runPeerOk } from '../helpers/peer.js';
 
@@ -137,5 +137,22 @@ describe('convert plumbing', () => {
     await expect(convertImage(raw, join(dir, 'z.img'), { compress: true })).rejects.toThrow(DiskmintError);
     expect(readdirSync(dir).sort()).toEqual(['cfg.bin', 'disk.img', 'os.bin']);
     expect(existsSync(join(dir, 'y.qcow2'))).toBe(false);
+  });
+});
+
+describe('compress where the output format cannot', () => {
+  it('convertImage, the handle and createFatImage refuse it for VHD and VHDX before writing anything', async () => {
+    const { dir, raw } = await sourceImage();
+    const before = readdirSync(dir).sort();
+    const refused = /^(vhd|vhdx) output cannot be compressed; choose -O qcow2 or vmdk$/;
+    await expect(convertImage(raw, join(dir, 'a.vhdx'), { compress: true, progress: false })).rejects.toThrow(refused);
+    await expect(convertImage(raw, join(dir, 'a.img'), { format: 'vpc', compress: true, progress: false })).rejects.toThrow(refused);
+    const image = await openImage(raw);
+    await expect(image.convert(join(dir, 'b.vhd'), { compress: true })).rejects.toThrow(refused);
+    await image.close();
+    mkdirSync(join(dir, 'esp'));
+    writeFileSync(join(dir, 'esp', 'a.txt'), 'a');
+    await expect(createFatImage(join(dir, 'esp.vhd'), { from: join(dir, 'esp'), compress: true })).rejects.toThrow(refused);
+    expect(readdirSync(dir).sort()).toEqual([...before, 'esp'].sort());
   });
 });

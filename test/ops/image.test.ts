@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { buildImage, convertImage, openImage, signImage, writeKeyPair } from '../../src/index.js';
+import { buildImage, convertImage, openImage, signImage, writeKeyPair, type ProgressReporter } from '../../src/index.js';
 import { presetLayoutChecked } from '../../src/layout/presets.js';
 import { slotStatus } from '../../src/ops/slots/slots.js';
 import { cliOutput } from '../../src/cli/output.js';
@@ -103,6 +103,27 @@ describe('openImage', () => {
     expect(stderr).not.toHaveBeenCalled();
     printed.mockRestore();
     stderr.mockRestore();
+  });
+
+  it('convert also takes a ProgressReporter, as convertImage does: started with the total, told every byte', async () => {
+    const { dir, img } = await firmware('raw');
+    const events: string[] = [];
+    let advanced = 0;
+    let total = -1;
+    const reporter: ProgressReporter = {
+      start: (bytes, label) => {
+        total = bytes;
+        events.push(`start ${label}`);
+      },
+      advance: (bytes) => void (advanced += bytes),
+      done: () => void events.push('done'),
+    };
+    const image = await openImage(img);
+    await image.convert(join(dir, 'a.vhdx'), { progress: reporter });
+    await image.close();
+    expect(events).toEqual(['start writing vhdx', 'done']);
+    expect(total).toBeGreaterThan(0);
+    expect(advanced).toBe(total);
   });
 
   it('refuses what is not an image when opened', async () => {
