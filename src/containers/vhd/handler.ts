@@ -5,7 +5,7 @@
  * Format Specification" (VHD spec).
  */
 import { readInto, type DiskReader } from '../../model/disk-reader.js';
-import { fail } from '../../../formats/common/errors.js';
+import { FormatError, fail } from '../../../formats/common/errors.js';
 import {
   VHD_BAT_UNUSED,
   VHD_DISK_TYPE,
@@ -46,11 +46,13 @@ async function detectVhd(file: DiskReader): Promise<boolean> {
 async function findFooter(file: DiskReader): Promise<{ footer: VhdFooter; length: number; where: string }> {
   if (file.size < VHD_FOOTER_SIZE - 1) throw fail('vhd', 'TRUNCATED', `file of ${file.size} bytes is too short for a VHD footer`);
   const tail = await file.read(Math.max(0, file.size - VHD_FOOTER_SIZE), VHD_FOOTER_SIZE);
-  let endError: unknown;
+  /** Why the footer at the end was refused: then a copy at 0 is tried, and this error wins if that fails too. */
+  let endError: FormatError | undefined;
   if (hasFooterCookie(tail)) {
     try {
       return { footer: decodeVhdFooter(tail, 'at the end of the file'), length: VHD_FOOTER_SIZE, where: 'end' };
     } catch (e) {
+      if (!(e instanceof FormatError)) throw e; // codecs throw only FormatError: anything else is a bug
       endError = e;
     }
   } else if (hasFooterCookie(tail, 1)) {

@@ -35,8 +35,10 @@ interface Extent {
 /** Map as a bounded LRU: a hit moves to the back; inserts drop the front past `max`. */
 function lruGet<K, V>(m: Map<K, V>, k: K): V | undefined {
   const v = m.get(k);
-  // eslint-disable-next-line @typescript-eslint/no-unused-expressions -- a comma expression; its owner may write two statements
-  if (v !== undefined) m.delete(k), m.set(k, v);
+  if (v !== undefined) {
+    m.delete(k);
+    m.set(k, v);
+  }
   return v;
 }
 function lruSet<K, V>(m: Map<K, V>, k: K, v: V, max: number): void {
