@@ -1,6 +1,6 @@
 /**
  * VMDK: detect, read (monolithicSparse, streamOptimized, monolithicFlat, twoGbMaxExtent*,
- * vmfs and any descriptor of FLAT/SPARSE/ZERO extents) and write (vmdk-writer.ts).
+ * vmfs and any descriptor of FLAT/SPARSE/ZERO extents) and write (writer.ts).
  * Structures and bounds: formats/containers/vmdk.ts and formats/containers/vmdk-descriptor.ts.
  */
 import { inflateAsync } from '../../io/zlib-async.js';
