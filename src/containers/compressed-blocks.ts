@@ -9,7 +9,7 @@
 import type { VirtualDisk } from '../model/extents.js';
 import { mapOrdered } from '../io/concurrency.js';
 import { blockOf, isAllZero, readBlockGroups } from './blocks.js';
-import type { Compressor } from './compress.js';
+import { createCompressor, type Compressor } from './compress.js';
 
 /** Read-ahead while compressing: compression is far slower than reading, so less keeps it fed. */
 const COMPRESSED_READ_AHEAD = 2 << 20;
@@ -24,7 +24,12 @@ export interface PackedBlock<P> {
 }
 
 export interface CompressedBlocksOptions<P> {
-  compressor: Compressor;
+  /**
+   * The compressor to pack with, left open; without one, the pipeline makes its own with
+   * `threads` (default: every core) and closes it when the blocks end (or the consumer stops).
+   */
+  compressor?: Compressor;
+  threads?: number;
   /** The handler's policy for one non-zero block: its stored form. `data` stays valid until the returned promise settles. */
   pack(data: Uint8Array, compressor: Compressor): Promise<P>;
   /** Bytes of the disk done so far, ascending (zero blocks included). */
@@ -37,16 +42,26 @@ export interface CompressedBlocksOptions<P> {
  * writing to a stream sink (which may keep what it is given) copies it first.
  */
 export async function* compressedBlocks<P>(disk: VirtualDisk, blockSize: number, opts: CompressedBlocksOptions<P>): AsyncGenerator<PackedBlock<P>> {
+  if (opts.compressor) return yield* packedBlocks(disk, blockSize, opts, opts.compressor);
+  const compressor = createCompressor({ threads: opts.threads });
+  try {
+    yield* packedBlocks(disk, blockSize, opts, compressor);
+  } finally {
+    await compressor.close();
+  }
+}
+
+async function* packedBlocks<P>(disk: VirtualDisk, blockSize: number, opts: CompressedBlocksOptions<P>, compressor: Compressor): AsyncGenerator<PackedBlock<P>> {
   // `concurrency` blocks are being packed while the consumer holds one more; read buffers are
   // reused only after that (deflate reads its input on the thread pool until it resolves).
-  const inFlight = Math.max(1, opts.compressor.concurrency);
+  const inFlight = Math.max(1, compressor.concurrency);
   const groups = readBlockGroups(disk, blockSize, { reuseBuffers: true, heldBlocks: inFlight + 1, readAheadBytes: COMPRESSED_READ_AHEAD });
   async function* blocks(): AsyncGenerator<{ index: number; data: Uint8Array }> {
     for await (const g of groups) for (let i = 0; i < g.count; i++) yield { index: g.first + i, data: blockOf(g, i) };
   }
   const packed = mapOrdered(blocks(), inFlight, async (b): Promise<{ index: number; block?: PackedBlock<P> }> => {
     if (isAllZero(b.data)) return { index: b.index };
-    return { index: b.index, block: { index: b.index, data: b.data, packed: await opts.pack(b.data, opts.compressor) } };
+    return { index: b.index, block: { index: b.index, data: b.data, packed: await opts.pack(b.data, compressor) } };
   });
   for await (const { index, block } of packed) {
     if (block) yield block;

@@ -7,9 +7,13 @@ import { qcow2Handler } from './qcow2/handler.js';
 import { vmdkHandler } from './vmdk/handler.js';
 import { vhdHandler } from './vhd/handler.js';
 import { vhdxHandler } from './vhdx/handler.js';
+import { rawHandler } from './raw/handler.js';
 
-/** Detection order matters: formats with a magic at byte 0 first, VHD (footer at the end) last. */
-export const CONTAINER_HANDLERS: readonly ContainerHandler[] = [qcow2Handler, vhdxHandler, vmdkHandler, vhdHandler];
+/**
+ * Every format, one line each. Detection order matters: formats with a magic at byte 0 first,
+ * then VHD (footer at the end), and raw, which accepts any file, last.
+ */
+export const CONTAINER_HANDLERS: readonly ContainerHandler[] = [qcow2Handler, vhdxHandler, vmdkHandler, vhdHandler, rawHandler];
 
 export const OUTPUT_FORMATS: readonly ContainerFormat[] = ['raw', 'qcow2', 'vmdk', 'vhd', 'vhdx'];
 
@@ -18,14 +22,16 @@ const FORMAT_ALIASES: Record<string, ContainerFormat> = {
   raw: 'raw', img: 'raw', qcow2: 'qcow2', vmdk: 'vmdk', vhd: 'vhd', vpc: 'vhd', vhdx: 'vhdx',
 };
 
-/** The handler whose magic the file carries, or undefined (raw). */
-export async function detectContainer(file: DiskReader): Promise<ContainerHandler | undefined> {
+/** The handler whose magic the file carries; raw when none does. */
+export async function detectContainer(file: DiskReader): Promise<ContainerHandler> {
   for (const h of CONTAINER_HANDLERS) if (await h.detect(file)) return h;
-  return undefined;
+  return rawHandler; // not reached: raw's detect accepts any file
 }
 
-export function handlerFor(format: ContainerFormat): ContainerHandler | undefined {
-  return CONTAINER_HANDLERS.find((h) => h.format === format);
+export function handlerFor(format: ContainerFormat): ContainerHandler {
+  const handler = CONTAINER_HANDLERS.find((h) => h.format === format);
+  if (!handler) throw new DiskmintError('BAD_ARGUMENT', `no handler for format "${format}"`);
+  return handler;
 }
 
 /** `-O name`, or else the output file's extension, else raw. */

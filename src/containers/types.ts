@@ -1,13 +1,12 @@
 /**
- * The contract between the engine and each VM container format (qcow2, VMDK, VHD, VHDX).
+ * The contract between the engine and each container format (raw, qcow2, VMDK, VHD, VHDX).
  * A handler detects its format by content, opens it as a sparse virtual disk, and writes a
  * virtual disk (an extent map) into a ByteSink. Codecs for the on-disk structures live in
- * formats/<format>.ts; the handler in src/containers/<format>.ts does the I/O.
+ * formats/containers/; the handler in src/containers/<format>/ does the I/O.
  */
 import type { DiskReader } from '../model/disk-reader.js';
 import type { VirtualDisk } from '../model/extents.js';
 import type { ByteSink } from '../io/sink.js';
-import type { Compressor } from './compress.js';
 
 export type ContainerFormat = 'raw' | 'qcow2' | 'vmdk' | 'vhd' | 'vhdx';
 
@@ -48,8 +47,11 @@ export interface WriteContext {
    * compressed, how and when a compressed block is kept is the handler's policy.
    */
   compress?: { algorithm?: 'deflate' | 'zstd'; level?: number };
-  /** Parallel, order-preserving compression. */
-  compressor: Compressor;
+  /**
+   * Compression threads (default: every core); a handler that compresses makes its compressor
+   * with this many. Output bytes never depend on it.
+   */
+  threads?: number;
   /** Final output path ('-' for a pipe); VMDK monolithicFlat names its extent after it. */
   outputPath: string;
   /** A second output file written beside the main one (monolithicFlat's -flat.vmdk), renamed with it. */
@@ -59,12 +61,12 @@ export interface WriteContext {
 }
 
 export interface ContainerHandler {
-  format: Exclude<ContainerFormat, 'raw'>;
+  format: ContainerFormat;
   /** File name extensions that select this format for output (`.qcow2`, `.vmdk` ...). */
   extensions: readonly string[];
   /** Option keys (qemu-img names) the writer accepts. */
   optionKeys: readonly string[];
-  /** Cheap check of magic bytes. Never throws on short or odd files. */
+  /** Cheap check of magic bytes (raw, the fallback, accepts any file). Never throws on short or odd files. */
   detect(file: DiskReader): Promise<boolean>;
   /** Open for reading. Throws FormatError (typed, naming the problem) on bad input. */
   open(file: DiskReader, ctx: OpenContext): Promise<ContainerReader>;

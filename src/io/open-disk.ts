@@ -2,15 +2,13 @@
  * Open any image diskmint reads as a sparse virtual disk: raw files and every container
  * format, detected by content (never by file name).
  */
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { DiskmintError } from '../model/errors.js';
 import { FormatError } from '../../formats/common/errors.js';
-import { openRawFile, readInto, type DiskReader } from '../model/disk-reader.js';
+import { openRawFile, type DiskReader } from '../model/disk-reader.js';
 import { detectContainer } from '../containers/registry.js';
 import type { ContainerFormat, ContainerReader } from '../containers/types.js';
-import { nonZeroSpans } from './zero-blocks.js';
-import { mapOrdered } from './concurrency.js';
 
 export interface OpenedDisk {
   reader: ContainerReader;
@@ -44,8 +42,7 @@ export async function openDisk(path: string, opts: OpenDiskOptions = {}): Promis
     throw new DiskmintError('NOT_A_DISK', `${path} is empty`);
   }
   try {
-    const handler = await detectContainer(file);
-    if (!handler) return { reader: rawContainer(file, path), format: 'raw' };
+    const handler = await detectContainer(file); // raw when no other format's magic is there
     const reader = await handler.open(file, { path, ...opts, openSibling: (name) => openSiblingFile(path, name) });
     return { reader, format: handler.format };
   } catch (err) {
@@ -71,54 +68,4 @@ export async function openSiblingFile(imagePath: string, name: string): Promise<
   } catch {
     throw new FormatError('BAD_VALUE', `extent file "${name}" named by ${basename(imagePath)} cannot be opened`, 'vmdk');
   }
-}
-
-const SCAN_CHUNK = 4 << 20;
-const SCAN_DEPTH = 4;
-
-/** A raw file as a container: allocated ranges come from scanning for non-zero 64 KiB blocks (zero-blocks.ts). */
-export function rawContainer(file: DiskReader, path?: string): ContainerReader & { sourcePath?: string } {
-  return {
-    format: 'raw',
-    sourcePath: path,
-    size: file.size,
-    read: (o, n, into) => file.read(o, n, into),
-    close: () => file.close(),
-    details: () => ({}),
-    async *allocatedRanges() {
-      let span: { offset: number; length: number } | undefined; // the range found so far, joined across chunks
-      const handle = path ? await open(path, 'r') : undefined;
-      // Scan with a few reads in flight (holes still have to be read: Node has no SEEK_DATA).
-      const offsets = function* () {
-        for (let at = 0; at < file.size; at += SCAN_CHUNK) yield at;
-      };
-      // Reused buffers: a chunk is released before the read SCAN_DEPTH chunks later starts
-      // (mapOrdered starts it when the next chunk is asked for), so one spare is plenty. Fresh
-      // memory costs a page fault per 4 KiB, more than the read itself on some VMs.
-      const ring: Uint8Array[] = [];
-      let chunkNumber = 0;
-      const readChunk = async (at: number) => {
-        const n = Math.min(SCAN_CHUNK, file.size - at);
-        const slot = chunkNumber++ % (SCAN_DEPTH + 1);
-        const buf = (ring[slot] ??= new Uint8Array(SCAN_CHUNK)).subarray(0, n);
-        if (!handle) return { at, chunk: buf.subarray(0, await readInto(file, at, buf)) };
-        const { bytesRead } = await handle.read(buf, 0, n, at);
-        return { at, chunk: buf.subarray(0, bytesRead) };
-      };
-      try {
-        for await (const { at, chunk } of mapOrdered(offsets(), SCAN_DEPTH, readChunk)) {
-          for (const [start, end] of nonZeroSpans(chunk)) {
-            if (span && span.offset + span.length === at + start) span.length += end - start;
-            else {
-              if (span) yield span;
-              span = { offset: at + start, length: end - start };
-            }
-          }
-        }
-      } finally {
-        await handle?.close();
-      }
-      if (span) yield span;
-    },
-  };
 }

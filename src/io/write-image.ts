@@ -1,15 +1,13 @@
 /**
- * Write a virtual disk in any output format: raw (sparse file or pipe) or a container.
- * Files go through one AtomicOutput (atomic-output.ts): written beside the target under a temp
+ * Write a virtual disk in any output format (raw, a sparse file or a pipe, or a container),
+ * through the format's handler from the registry. Files go through one AtomicOutput (atomic-output.ts): written beside the target under a temp
  * name and renamed only when complete; extra files (monolithicFlat's -flat.vmdk) with it.
  */
 import { dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { DiskmintError } from '../model/errors.js';
 import { VirtualDisk } from '../model/extents.js';
-import { writeRawImage } from '../containers/raw/writer.js';
 import { FileCache, readRunInto } from './run-reader.js';
-import { createCompressor } from '../containers/compress.js';
 import { fileSink, streamSink, type ByteSink } from './sink.js';
 import { handlerFor, outputFormatFor, parseOptionString } from '../containers/registry.js';
 import type { ContainerFormat, WriteContext } from '../containers/types.js';
@@ -57,13 +55,7 @@ export async function writeImage(disk: VirtualDisk, output: string, opts: WriteI
   const { disk: tracked, close } = progress ? trackProgress(disk, progress) : { disk, close: async () => {} };
   progress?.start(disk.dataBytes(), `writing ${format}`);
   try {
-    if (format === 'raw') {
-      if (Object.keys(options).length) throw new DiskmintError('BAD_ARGUMENT', `raw output takes no -o options (got ${Object.keys(options).join(', ')})`);
-      if (opts.compress) throw new DiskmintError('BAD_ARGUMENT', 'raw output cannot be compressed; choose -O qcow2 or vmdk');
-      await writeRawImage(tracked, output, { stdout: opts.stdout });
-    } else {
-      await writeContainer(tracked, output, format, options, opts, inputs);
-    }
+    await writeWithHandler(tracked, output, format, options, opts, inputs);
   } finally {
     progress?.done();
     await close();
@@ -71,37 +63,32 @@ export async function writeImage(disk: VirtualDisk, output: string, opts: WriteI
   return { format, output, virtualSize: disk.size };
 }
 
-async function writeContainer(disk: VirtualDisk, output: string, format: ContainerFormat, options: Record<string, string>, opts: WriteImageOptions, inputs: () => Iterable<string>): Promise<void> {
-  const handler = handlerFor(format)!;
-  const compressor = createCompressor({ threads: opts.threads });
+async function writeWithHandler(disk: VirtualDisk, output: string, format: ContainerFormat, options: Record<string, string>, opts: WriteImageOptions, inputs: () => Iterable<string>): Promise<void> {
+  const handler = handlerFor(format);
   const ctx = (siblingOutput: WriteContext['createSiblingOutput']): WriteContext => ({
     options,
     compress: opts.compress ? { algorithm: opts.compression, level: opts.level } : undefined, // the handler's policy decides the rest
-    compressor,
+    threads: opts.threads,
     outputPath: output,
     createSiblingOutput: siblingOutput,
   });
-  try {
-    if (output === '-') {
-      const sink = streamSink(opts.stdout!);
-      await handler.write(disk, sink, ctx(async () => {
-        throw new DiskmintError('BAD_ARGUMENT', `${format} output with a separate data file cannot go to a pipe`);
-      }));
-      await sink.finish();
-      return;
-    }
-    await writeAtomically(output, async (handle, out) => {
-      const sink = fileSink(handle);
-      await handler.write(disk, sink, ctx(async (name: string): Promise<ByteSink> => {
-        const final = join(dirname(output), name);
-        await checkOutputTarget(final, inputs()); // a VMDK's -flat/-s001 file may be the input itself
-        return fileSink(await out.sibling(final));
-      }));
-      await sink.finish();
-    });
-  } finally {
-    await compressor.close();
+  if (output === '-') {
+    const sink = streamSink(opts.stdout!);
+    await handler.write(disk, sink, ctx(async () => {
+      throw new DiskmintError('BAD_ARGUMENT', `${format} output with a separate data file cannot go to a pipe`);
+    }));
+    await sink.finish();
+    return;
   }
+  await writeAtomically(output, async (handle, out) => {
+    const sink = fileSink(handle);
+    await handler.write(disk, sink, ctx(async (name: string): Promise<ByteSink> => {
+      const final = join(dirname(output), name);
+      await checkOutputTarget(final, inputs()); // a VMDK's -flat/-s001 file may be the input itself
+      return fileSink(await out.sibling(final));
+    }));
+    await sink.finish();
+  });
 }
 
 /** The same disk, with every data read reported to `progress`. Nothing is read here. */

@@ -9,7 +9,6 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VirtualDisk } from '../../src/model/extents.js';
 import { DiskmintError } from '../../src/model/errors.js';
-import { createCompressor } from '../../src/containers/compress.js';
 import { fileSink, type ByteSink } from '../../src/io/sink.js';
 import { placeCompressed } from '../../src/containers/qcow2/data-first.js';
 import { qcow2Handler } from '../../src/containers/qcow2/handler.js';
@@ -77,11 +76,9 @@ describe('qcow2 writer options', () => {
       async write(d) { writes.push(d.length); }, async skip(n) { writes.push(n); },
       async pwrite() { throw new Error('pwrite'); }, async finish() {},
     };
-    const compressor = createCompressor({ threads: 1 });
     const err = await qcow2Handler
-      .write(disk, sink, { options: {}, compress: { algorithm: 'deflate' }, compressor, outputPath: '-', createSiblingOutput: async () => sink })
+      .write(disk, sink, { options: {}, compress: { algorithm: 'deflate' }, threads: 1, outputPath: '-', createSiblingOutput: async () => sink })
       .catch((e: unknown) => e);
-    await compressor.close();
     expect(err).toBeInstanceOf(DiskmintError);
     expect((err as DiskmintError).code).toBe('BAD_ARGUMENT');
     expect((err as Error).message).toMatch(/file/);
@@ -102,16 +99,14 @@ describe('qcow2 writer options', () => {
   it('reports progress up to the whole disk', async () => {
     for (const compress of [undefined, { algorithm: 'deflate' as const }]) {
       const seen: number[] = [];
-      const compressor = createCompressor({ threads: 2 });
       const h = await open(join(dir, 'progress.qcow2'), 'w');
       try {
         await qcow2Handler.write(disk, fileSink(h), {
-          options: {}, compress, compressor, outputPath: 'progress.qcow2', createSiblingOutput: async () => { throw new Error('none'); },
+          options: {}, compress, threads: 2, outputPath: 'progress.qcow2', createSiblingOutput: async () => { throw new Error('none'); },
           onProgress: (done, total) => { expect(total).toBe(disk.size); seen.push(done); },
         });
       } finally {
         await h.close();
-        await compressor.close();
       }
       expect(seen.every((d, i) => i === 0 || d >= seen[i - 1])).toBe(true);
       expect(seen[seen.length - 1]).toBe(disk.size);

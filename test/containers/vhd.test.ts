@@ -20,7 +20,8 @@ import {
   vhdSizeFor,
   vhdTimestamp,
 } from '../../formats/containers/vhd.js';
-import { parseVhdOptions, vhdHandler, vhdLayoutSize } from '../../src/containers/vhd/handler.js';
+import { vhdHandler } from '../../src/containers/vhd/handler.js';
+import { parseVhdOptions, vhdLayoutSize } from '../../src/containers/vhd/writer.js';
 import type { ContainerReader } from '../../src/containers/types.js';
 import { diskFromRecipe, expectPrefixThenZeros, fill, readAll, sampleDisk, writeWithHandler } from '../helpers/containers.js';
 import { tempDir } from '../helpers/golden.js';

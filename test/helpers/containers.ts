@@ -5,7 +5,6 @@ import { openRawFile, type DiskReader } from '../../src/model/disk-reader.js';
 import { VirtualDisk } from '../../src/model/extents.js';
 import { expect } from 'vitest';
 import { fileSink, streamSink, type ByteSink } from '../../src/io/sink.js';
-import { createCompressor } from '../../src/containers/compress.js';
 import type { ContainerHandler, ContainerReader, WriteContext } from '../../src/containers/types.js';
 import { FormatError } from '../../formats/common/errors.js';
 import { PassThrough } from 'node:stream';
@@ -17,12 +16,11 @@ export async function writeWithHandler(
   path: string,
   opts: { options?: Record<string, string>; compress?: WriteContext['compress']; threads?: number; pipe?: boolean } = {},
 ): Promise<Buffer | undefined> {
-  const compressor = createCompressor({ threads: opts.threads ?? 2 });
   const siblings: Array<{ close(): Promise<void> }> = [];
   const ctx: WriteContext = {
     options: opts.options ?? {},
     compress: opts.compress,
-    compressor,
+    threads: opts.threads ?? 2,
     outputPath: opts.pipe ? '-' : path,
     async createSiblingOutput(name: string): Promise<ByteSink> {
       const h = await open(join(dirname(path), name), 'w');
@@ -51,7 +49,6 @@ export async function writeWithHandler(
     return undefined;
   } finally {
     for (const s of siblings) await s.close();
-    await compressor.close();
   }
 }
 

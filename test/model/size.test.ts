@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseByteSize, parseSizeSpec } from '../../src/model/size.js';
 import { qcow2WriteSettings } from '../../src/containers/qcow2/writer.js';
-import { parseVhdxOptions } from '../../src/containers/vhdx/handler.js';
+import { parseVhdxOptions } from '../../src/containers/vhdx/writer.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

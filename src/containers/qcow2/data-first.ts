@@ -74,7 +74,7 @@ export async function writeQcow2DataFirst(disk: VirtualDisk, sink: ByteSink, s: 
     const stored = await writeNonZeroBlocks(disk, sink, g.cs, { onStored: (index, k) => l2.set(index, encodeL2Standard(start + k * g.cs)), onProgress });
     cursor += stored * g.cs;
   } else {
-    for await (const r of compressedBlocks(disk, g.cs, { compressor: ctx.compressor, pack: qcow2Packer(s, g, ctx), onProgress })) {
+    for await (const r of compressedBlocks(disk, g.cs, { threads: ctx.threads, pack: qcow2Packer(s, g, ctx), onProgress })) {
       if (r.packed) {
         await padTo(placeCompressed(cursor, r.packed.length, g.cs, refcounts));
         l2.set(r.index, encodeCompressedDescriptor(cursor, r.packed.length, s.clusterBits));

@@ -6,7 +6,7 @@
  */
 import { constants as zlibConstants, inflateRawSync } from 'node:zlib';
 import { readInto, type DiskReader } from '../../model/disk-reader.js';
-import { FormatError } from '../../../formats/common/errors.js';
+import { FormatError, fail } from '../../../formats/common/errors.js';
 import { DiskmintError } from '../../model/errors.js';
 import {
   QCOW2_COMPRESSION, QCOW2_HEADER_PROBE_BYTES, QCOW2_INCOMPAT, QCOW2_KNOWN_INCOMPAT_BITS, QCOW2_MAGIC,
@@ -18,14 +18,13 @@ import type { ContainerHandler, ContainerReader, OpenContext } from '../types.js
 import { rangesOfBlocks } from '../blocks.js';
 import { QCOW2_OPTION_KEYS, writeQcow2 } from './writer.js';
 
-const fail = (code: FormatError['code'], message: string) => new FormatError(code, message, 'qcow2');
 /** L2 tables kept in memory (each one cluster). */
 const L2_CACHE_TABLES = 64;
 
 /** Read exactly `length` bytes at `offset` of the image file, or fail naming `what`. */
 async function readExact(file: DiskReader, offset: number, length: number, what: string): Promise<Uint8Array> {
   const bytes = await file.read(offset, length);
-  if (bytes.length !== length) throw fail('TRUNCATED', `${what} at ${offset} (${length} bytes) runs past the end of the file`);
+  if (bytes.length !== length) throw fail('qcow2', 'TRUNCATED', `${what} at ${offset} (${length} bytes) runs past the end of the file`);
   return bytes;
 }
 
@@ -37,18 +36,18 @@ function featureName(ext: Qcow2Extensions, bit: number): string {
 /** Refuse what we cannot read faithfully (qcow2 spec, "Header": incompatible_features, crypt_method, backing file). */
 function checkSupported(h: Qcow2Header, ext: Qcow2Extensions, cluster0: Uint8Array, ctx: OpenContext): void {
   const unknown = h.incompatibleFeatures.filter((b) => b >= QCOW2_KNOWN_INCOMPAT_BITS);
-  if (unknown.length) throw fail('BAD_VALUE', `unknown incompatible feature ${unknown.map((b) => featureName(ext, b)).join(', ')}: cannot open ${ctx.path}`);
-  if (h.incompatibleFeatures.includes(QCOW2_INCOMPAT.extendedL2)) throw fail('BAD_VALUE', 'extended L2 entries (subclusters) are not supported');
+  if (unknown.length) throw fail('qcow2', 'BAD_VALUE', `unknown incompatible feature ${unknown.map((b) => featureName(ext, b)).join(', ')}: cannot open ${ctx.path}`);
+  if (h.incompatibleFeatures.includes(QCOW2_INCOMPAT.extendedL2)) throw fail('qcow2', 'BAD_VALUE', 'extended L2 entries (subclusters) are not supported');
   if (h.incompatibleFeatures.includes(QCOW2_INCOMPAT.externalData)) {
-    if (!ctx.allowExternalData) throw fail('BAD_VALUE', `image uses an external data file (${ext.externalDataFile ?? 'unnamed'}); external data files are refused`);
-    if (ext.externalDataFile === undefined) throw fail('BAD_VALUE', 'external data file bit is set but the image names no data file');
+    if (!ctx.allowExternalData) throw fail('qcow2', 'BAD_VALUE', `image uses an external data file (${ext.externalDataFile ?? 'unnamed'}); external data files are refused`);
+    if (ext.externalDataFile === undefined) throw fail('qcow2', 'BAD_VALUE', 'external data file bit is set but the image names no data file');
   }
-  if (h.cryptMethod !== 0) throw fail('BAD_VALUE', `encrypted images (crypt_method ${h.cryptMethod}) are not supported`);
+  if (h.cryptMethod !== 0) throw fail('qcow2', 'BAD_VALUE', `encrypted images (crypt_method ${h.cryptMethod}) are not supported`);
   if (h.backingFileOffset !== 0) {
     // The name (not NUL-terminated, at most 1023 bytes) normally sits in the first cluster ("Header", bytes 8-19).
     const end = h.backingFileOffset + Math.min(h.backingFileSize, 1023);
     const name = end <= cluster0.length ? `"${new TextDecoder().decode(cluster0.subarray(h.backingFileOffset, end))}"` : '(name outside the header cluster)';
-    throw fail('BAD_VALUE', ctx.allowBacking
+    throw fail('qcow2', 'BAD_VALUE', ctx.allowBacking
       ? `image has a backing file ${name}; backing chains are not supported yet (flatten it with qemu-img convert first)`
       : `image has a backing file ${name}; backing files are refused`);
   }
@@ -61,15 +60,15 @@ function checkSupported(h: Qcow2Header, ext: Qcow2Extensions, cluster0: Uint8Arr
  */
 export function zstdFrameExtent(data: Uint8Array): { length: number; contentSize?: number } {
   const need = (n: number) => {
-    if (n > data.length) throw fail('TRUNCATED', 'zstd frame runs past the compressed cluster');
+    if (n > data.length) throw fail('qcow2', 'TRUNCATED', 'zstd frame runs past the compressed cluster');
   };
   need(6);
   const view = new DataView(data.buffer, data.byteOffset, data.length);
-  if (view.getUint32(0, true) !== 0xfd2fb528) throw fail('BAD_MAGIC', 'compressed cluster is not a zstd frame');
+  if (view.getUint32(0, true) !== 0xfd2fb528) throw fail('qcow2', 'BAD_MAGIC', 'compressed cluster is not a zstd frame');
   const fhd = data[4];
   const fcsFlag = fhd >> 6;
   const singleSegment = (fhd >> 5) & 1;
-  if (fhd & 0x08) throw fail('BAD_VALUE', 'zstd frame header has its reserved bit set');
+  if (fhd & 0x08) throw fail('qcow2', 'BAD_VALUE', 'zstd frame header has its reserved bit set');
   let at = 5 + (singleSegment ? 0 : 1) + [0, 1, 2, 4][fhd & 3];
   const fcsBytes = [singleSegment ? 1 : 0, 2, 4, 8][fcsFlag];
   need(at + fcsBytes);
@@ -87,7 +86,7 @@ export function zstdFrameExtent(data: Uint8Array): { length: number; contentSize
     const bh = data[at] | (data[at + 1] << 8) | (data[at + 2] << 16);
     const type = (bh >> 1) & 3;
     const size = bh >>> 3;
-    if (type === 3) throw fail('BAD_VALUE', 'zstd block has the reserved type');
+    if (type === 3) throw fail('qcow2', 'BAD_VALUE', 'zstd block has the reserved type');
     at += 3 + (type === 1 ? 1 : size);
     need(at);
     if (bh & 1) break;
@@ -148,9 +147,9 @@ class Qcow2Reader implements ContainerReader {
       this.l2Cache.set(offset, cached);
       return cached;
     }
-    if (offset % this.cs !== 0) throw fail('BAD_VALUE', `L2 table offset ${offset} is not cluster aligned`);
-    if (offset < this.cs) throw fail('BAD_VALUE', `L2 table offset ${offset} points into the header cluster`);
-    if (offset + this.cs > this.file.size) throw fail('TRUNCATED', `L2 table at ${offset} lies past the end of the file (${this.file.size} bytes)`);
+    if (offset % this.cs !== 0) throw fail('qcow2', 'BAD_VALUE', `L2 table offset ${offset} is not cluster aligned`);
+    if (offset < this.cs) throw fail('qcow2', 'BAD_VALUE', `L2 table offset ${offset} points into the header cluster`);
+    if (offset + this.cs > this.file.size) throw fail('qcow2', 'TRUNCATED', `L2 table at ${offset} lies past the end of the file (${this.file.size} bytes)`);
     const bytes = await readExact(this.file, offset, this.cs, 'L2 table');
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
     const table = new Uint32Array(this.cs / 4);
@@ -171,15 +170,15 @@ class Qcow2Reader implements ContainerReader {
     if (this.data) {
       // "The offset field in the Standard Cluster Descriptor must match the guest offset and neither
       // compressed clusters nor internal snapshots are supported" (qcow2 spec, incompatible bit 2).
-      if (e.kind === 'compressed') throw fail('BAD_VALUE', `guest cluster ${c} is compressed, which an external data file does not allow`);
-      if (e.kind === 'normal' && e.hostOffset !== c * this.cs) throw fail('BAD_VALUE', `guest cluster ${c} maps to ${e.hostOffset} in the external data file, not to its own offset`);
+      if (e.kind === 'compressed') throw fail('qcow2', 'BAD_VALUE', `guest cluster ${c} is compressed, which an external data file does not allow`);
+      if (e.kind === 'normal' && e.hostOffset !== c * this.cs) throw fail('qcow2', 'BAD_VALUE', `guest cluster ${c} maps to ${e.hostOffset} in the external data file, not to its own offset`);
     } else if (e.kind === 'normal') {
-      if (e.hostOffset % this.cs !== 0) throw fail('BAD_VALUE', `data cluster offset ${e.hostOffset} (guest cluster ${c}) is not cluster aligned`);
-      if (e.hostOffset < this.cs) throw fail('BAD_VALUE', `data cluster of guest cluster ${c} points into the header cluster`);
-      if (e.hostOffset >= this.file.size) throw fail('TRUNCATED', `data cluster at ${e.hostOffset} (guest cluster ${c}) lies past the end of the file`);
+      if (e.hostOffset % this.cs !== 0) throw fail('qcow2', 'BAD_VALUE', `data cluster offset ${e.hostOffset} (guest cluster ${c}) is not cluster aligned`);
+      if (e.hostOffset < this.cs) throw fail('qcow2', 'BAD_VALUE', `data cluster of guest cluster ${c} points into the header cluster`);
+      if (e.hostOffset >= this.file.size) throw fail('qcow2', 'TRUNCATED', `data cluster at ${e.hostOffset} (guest cluster ${c}) lies past the end of the file`);
     } else if (e.kind === 'compressed') {
-      if (e.hostOffset < this.cs) throw fail('BAD_VALUE', `compressed cluster of guest cluster ${c} points into the header cluster`);
-      if (e.hostOffset >= this.file.size) throw fail('TRUNCATED', `compressed cluster at ${e.hostOffset} (guest cluster ${c}) lies past the end of the file`);
+      if (e.hostOffset < this.cs) throw fail('qcow2', 'BAD_VALUE', `compressed cluster of guest cluster ${c} points into the header cluster`);
+      if (e.hostOffset >= this.file.size) throw fail('qcow2', 'TRUNCATED', `compressed cluster at ${e.hostOffset} (guest cluster ${c}) lies past the end of the file`);
     }
     return e;
   }
@@ -193,7 +192,7 @@ class Qcow2Reader implements ContainerReader {
     try {
       if (this.h.compressionType === QCOW2_COMPRESSION.zstd) {
         const frame = zstdFrameExtent(packed);
-        if (frame.contentSize !== this.cs) throw fail('BAD_VALUE', `zstd frame declares ${frame.contentSize ?? 'no'} content size, not one cluster (${this.cs})`);
+        if (frame.contentSize !== this.cs) throw fail('qcow2', 'BAD_VALUE', `zstd frame declares ${frame.contentSize ?? 'no'} content size, not one cluster (${this.cs})`);
         data = await zstdDecompress(packed.subarray(0, frame.length), this.cs);
       } else {
         // Raw deflate (qemu: windowBits -12); data after the end of the stream is the next cluster's.
@@ -201,9 +200,9 @@ class Qcow2Reader implements ContainerReader {
       }
     } catch (err) {
       if (err instanceof FormatError) throw err;
-      throw fail('BAD_VALUE', `compressed cluster at ${hostOffset} does not decompress: ${(err as Error).message}`);
+      throw fail('qcow2', 'BAD_VALUE', `compressed cluster at ${hostOffset} does not decompress: ${(err as Error).message}`);
     }
-    if (data.length !== this.cs) throw fail('BAD_VALUE', `compressed cluster at ${hostOffset} decompresses to ${data.length} bytes, not ${this.cs}`);
+    if (data.length !== this.cs) throw fail('qcow2', 'BAD_VALUE', `compressed cluster at ${hostOffset} decompresses to ${data.length} bytes, not ${this.cs}`);
     this.lastCompressed = { hostOffset, data };
     return data;
   }
@@ -278,7 +277,7 @@ async function openQcow2(file: DiskReader, ctx: OpenContext): Promise<ContainerR
   const cs = 2 ** h.clusterBits;
   // Header and extensions live in the first cluster ("Header extensions"); a short file is tolerated here.
   const cluster0 = await file.read(0, cs);
-  if (h.headerLength > cluster0.length) throw fail('TRUNCATED', `header_length ${h.headerLength} runs past the end of the file`);
+  if (h.headerLength > cluster0.length) throw fail('qcow2', 'TRUNCATED', `header_length ${h.headerLength} runs past the end of the file`);
   const ext = decodeQcow2Extensions(cluster0, h.headerLength);
   checkSupported(h, ext, cluster0, ctx);
   validateQcow2Layout(h, file.size);
@@ -291,7 +290,7 @@ async function openQcow2(file: DiskReader, ctx: OpenContext): Promise<ContainerR
   for (let t = 0; t < h.l1Size; t++) {
     const l2 = decodeL1Entry(l1[t * 2], l1[t * 2 + 1]);
     if (l2 === 0) continue;
-    if (seen.has(l2)) throw fail('LOOP', `L2 table at ${l2} is referenced by more than one L1 entry`);
+    if (seen.has(l2)) throw fail('qcow2', 'LOOP', `L2 table at ${l2} is referenced by more than one L1 entry`);
     seen.add(l2);
   }
   let data: DiskReader | undefined;

@@ -1,13 +1,12 @@
 /**
- * Raw output of a virtual disk. To a file: data extents are written in place and zero ranges
- * stay holes (a sparse file); all-zero blocks inside file data become holes too, as
- * `cp --sparse=always` does. To a pipe: everything, zeros included, in order.
- * File output goes to a temp file beside the target, renamed only when complete.
+ * Raw output of a virtual disk, into a ByteSink. To a file (a seekable sink): data extents are
+ * written in place and zero ranges stay holes (a sparse file); all-zero blocks inside file data
+ * become holes too, as `cp --sparse=always` does. To a pipe: everything, zeros included, in order.
+ * `writeRawImage` (the library's) writes a file through a temp file beside the target, renamed
+ * only when complete.
  */
-import type { FileHandle } from 'node:fs/promises';
 import { FileCache, readRunInto } from '../../io/run-reader.js';
-import { streamSink } from '../../io/sink.js';
-import { writeFully } from '../../io/write-fully.js';
+import { fileSink, streamSink, type ByteSink } from '../../io/sink.js';
 import { writeAtomically } from '../../io/atomic-output.js';
 import { nonZeroSpans } from '../../io/zero-blocks.js';
 import type { Writable } from 'node:stream';
@@ -32,23 +31,40 @@ export interface RawWriteResult {
 export async function writeRawImage(disk: VirtualDisk, target: string, opts: { stdout?: Writable } = {}): Promise<RawWriteResult> {
   if (target === '-') {
     if (!opts.stdout) throw new DiskmintError('BAD_ARGUMENT', "raw output to '-' needs the stream to write to (opts.stdout)");
-    return writeRawToStream(disk, opts.stdout);
+    const sink = streamSink(opts.stdout);
+    const result = await writeRaw(disk, sink);
+    await sink.finish();
+    return result;
   }
-  return writeAtomically(target, (handle) => writeRawToHandle(disk, handle));
+  return writeAtomically(target, async (handle) => {
+    const sink = fileSink(handle);
+    const result = await writeRaw(disk, sink);
+    await sink.finish();
+    return result;
+  });
 }
 
-async function writeRawToHandle(disk: VirtualDisk, out: FileHandle): Promise<RawWriteResult> {
+/**
+ * Write `disk` as a raw image into `sink`, whose position is left at the disk's end (the caller
+ * finishes the sink): positional writes with holes when it is seekable, else everything in order.
+ */
+export async function writeRaw(disk: VirtualDisk, sink: ByteSink): Promise<RawWriteResult> {
+  return sink.seekable ? writeRawToFile(disk, sink) : writeRawToStream(disk, sink);
+}
+
+async function writeRawToFile(disk: VirtualDisk, out: ByteSink): Promise<RawWriteResult> {
   let bytesWritten = 0;
   const files = new FileCache();
   const buffers: Uint8Array[] = [];
   const chunk = copyChunk(disk);
   try {
     // Pieces go to disjoint ranges, so they are copied by COPY_WORKERS loops at once: reads and
-    // writes then overlap in libuv's thread pool, on every core.
+    // writes then overlap in libuv's thread pool, on every core (only pwrite is used: a file
+    // sink's positional writes go straight to the file, so they may run at once).
     await forEachConcurrent(gatheredPieces(disk, chunk), COPY_WORKERS, async (piece, worker) => {
       const only = piece.parts.length === 1 ? piece.parts[0] : undefined;
       if (only?.run.kind === 'bytes') {
-        await writeFully(out, only.run.data.subarray(only.skip, only.skip + only.n), piece.position);
+        await out.pwrite(only.run.data.subarray(only.skip, only.skip + only.n), piece.position);
         bytesWritten += only.n;
         return;
       }
@@ -58,7 +74,7 @@ async function writeRawToHandle(disk: VirtualDisk, out: FileHandle): Promise<Raw
       const written = await writeSkippingZeros(out, data, piece.position); // not `+= await`: loops run at once
       bytesWritten += written;
     });
-    await out.truncate(disk.size);
+    await out.skip(disk.size - out.position); // the file ends where the disk does (a hole up to there)
   } finally {
     await files.closeAll();
   }
@@ -130,18 +146,17 @@ async function fillPiece(piece: Piece, data: Uint8Array, files: FileCache): Prom
 }
 
 /** Write the non-zero 64 KiB blocks of `data` (neighbours in one write): the rest stays holes. */
-async function writeSkippingZeros(out: FileHandle, data: Uint8Array, position: number): Promise<number> {
+async function writeSkippingZeros(out: ByteSink, data: Uint8Array, position: number): Promise<number> {
   let written = 0;
   for (const [start, end] of nonZeroSpans(data)) {
-    await writeFully(out, data.subarray(start, end), position + start);
+    await out.pwrite(data.subarray(start, end), position + start);
     written += end - start;
   }
   return written;
 }
 
-async function writeRawToStream(disk: VirtualDisk, out: Writable): Promise<RawWriteResult> {
+async function writeRawToStream(disk: VirtualDisk, sink: ByteSink): Promise<RawWriteResult> {
   const files = new FileCache();
-  const sink = streamSink(out);
   try {
     for (const run of disk.runs()) {
       await sink.skip(run.offset - sink.position); // zeros up to the run
@@ -153,7 +168,7 @@ async function writeRawToStream(disk: VirtualDisk, out: Writable): Promise<RawWr
         done += n;
       }
     }
-    await sink.finish(disk.size);
+    await sink.skip(disk.size - sink.position); // zeros to the disk's end
   } finally {
     await files.closeAll();
   }

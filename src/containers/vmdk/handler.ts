@@ -1,11 +1,11 @@
 /**
  * VMDK: detect, read (monolithicSparse, streamOptimized, monolithicFlat, twoGbMaxExtent*,
- * vmfs and any descriptor of FLAT/SPARSE/ZERO extents) and write (vmdk-writer.ts).
+ * vmfs and any descriptor of FLAT/SPARSE/ZERO extents) and write (writer.ts).
  * Structures and bounds: formats/containers/vmdk.ts and formats/containers/vmdk-descriptor.ts.
  */
 import { inflateAsync } from '../../io/zlib-async.js';
 import { DiskmintError } from '../../model/errors.js';
-import { FormatError } from '../../../formats/common/errors.js';
+import { fail } from '../../../formats/common/errors.js';
 import { readInto, type DiskReader } from '../../model/disk-reader.js';
 import type { ContainerHandler, ContainerReader, OpenContext } from '../types.js';
 import { unionOfRanges } from '../blocks.js';
@@ -18,10 +18,6 @@ import { OPTION_KEYS, parseWriteOptions, writeMonolithicFlat, writeMonolithicSpa
 
 const GT_CACHE = 64; // grain tables kept per extent (2 KiB each with 512 entries)
 const GRAIN_CACHE = 4; // inflated grains kept per extent
-
-function fail(code: FormatError['code'], message: string): never {
-  throw new FormatError(code, message, 'vmdk');
-}
 
 type Range = { offset: number; length: number };
 
@@ -39,8 +35,10 @@ interface Extent {
 /** Map as a bounded LRU: a hit moves to the back; inserts drop the front past `max`. */
 function lruGet<K, V>(m: Map<K, V>, k: K): V | undefined {
   const v = m.get(k);
-  // eslint-disable-next-line @typescript-eslint/no-unused-expressions -- a comma expression; its owner may write two statements
-  if (v !== undefined) m.delete(k), m.set(k, v);
+  if (v !== undefined) {
+    m.delete(k);
+    m.set(k, v);
+  }
   return v;
 }
 function lruSet<K, V>(m: Map<K, V>, k: K, v: V, max: number): void {
@@ -71,16 +69,16 @@ class SparseExtent implements Extent {
     if (h.gdOffset === 'end') {
       // Stream-optimized: the footer (third sector from the end) holds the real gdOffset.
       const end = Math.floor(file.size / SECTOR) * SECTOR;
-      if (end < 4 * SECTOR) fail('TRUNCATED', `${name}: stream-optimized extent too short for its footer`);
+      if (end < 4 * SECTOR) throw fail('vmdk', 'TRUNCATED', `${name}: stream-optimized extent too short for its footer`);
       h = decodeStreamFooter(await file.read(end - 3 * SECTOR, 3 * SECTOR));
     }
     const entries = gdEntryCount(h);
     const gdAt = (h.gdOffset as number) * SECTOR;
-    if (entries > 0 && gdAt + entries * 4 > file.size) fail('TRUNCATED', `${name}: grain directory at sector ${h.gdOffset} lies past the end of the file`);
+    if (entries > 0 && gdAt + entries * 4 > file.size) throw fail('vmdk', 'TRUNCATED', `${name}: grain directory at sector ${h.gdOffset} lies past the end of the file`);
     const gd = entries ? decodeU32Table(await file.read(gdAt, entries * 4), entries) : new Uint32Array(0);
     for (let t = 0; t < entries; t++) {
       if (gd[t] !== 0 && gd[t] * SECTOR + h.numGTEsPerGT * 4 > file.size) {
-        fail('TRUNCATED', `${name}: grain table ${t} at sector ${gd[t]} lies past the end of the file`);
+        throw fail('vmdk', 'TRUNCATED', `${name}: grain table ${t} at sector ${gd[t]} lies past the end of the file`);
       }
     }
     return new SparseExtent(start, length, file, h, gd, name);
@@ -100,7 +98,7 @@ class SparseExtent implements Extent {
     const gt = await this.gt(Math.floor(g / this.h.numGTEsPerGT));
     const e = gt ? gt[g % this.h.numGTEsPerGT] : 0;
     if (e === 1 && this.h.flags & FLAG_ZEROED_GRAIN_GTE) return 0;
-    if (e !== 0 && e * SECTOR >= this.file.size) fail('TRUNCATED', `${this.name}: grain ${g} at sector ${e} lies past the end of the file`);
+    if (e !== 0 && e * SECTOR >= this.file.size) throw fail('vmdk', 'TRUNCATED', `${this.name}: grain ${g} at sector ${e} lies past the end of the file`);
     return e;
   }
 
@@ -113,11 +111,11 @@ class SparseExtent implements Extent {
     let data: Uint8Array;
     if (this.h.flags & FLAG_MARKERS) {
       const m = decodeMarker(await this.file.read(at, 16));
-      if (m.kind !== 'grain') fail('BAD_VALUE', `${this.name}: grain ${g} points at a metadata marker, not a grain marker`);
-      if (m.size > maxCompressed) fail('TOO_LARGE', `${this.name}: compressed grain ${g} claims ${m.size} bytes (grain is ${this.grainBytes})`);
-      if (m.lba !== g * this.h.grainSize) fail('BAD_VALUE', `${this.name}: grain marker at sector ${sector} says LBA ${m.lba}, expected ${g * this.h.grainSize}`);
+      if (m.kind !== 'grain') throw fail('vmdk', 'BAD_VALUE', `${this.name}: grain ${g} points at a metadata marker, not a grain marker`);
+      if (m.size > maxCompressed) throw fail('vmdk', 'TOO_LARGE', `${this.name}: compressed grain ${g} claims ${m.size} bytes (grain is ${this.grainBytes})`);
+      if (m.lba !== g * this.h.grainSize) throw fail('vmdk', 'BAD_VALUE', `${this.name}: grain marker at sector ${sector} says LBA ${m.lba}, expected ${g * this.h.grainSize}`);
       data = await this.file.read(at + GRAIN_MARKER_SIZE, m.size);
-      if (data.length < m.size) fail('TRUNCATED', `${this.name}: compressed grain ${g} runs past the end of the file`);
+      if (data.length < m.size) throw fail('vmdk', 'TRUNCATED', `${this.name}: compressed grain ${g} runs past the end of the file`);
     } else {
       data = await this.file.read(at, maxCompressed);
     }
@@ -125,7 +123,7 @@ class SparseExtent implements Extent {
     try {
       out = new Uint8Array(await inflateAsync(data, { maxOutputLength: this.grainBytes }));
     } catch (err) {
-      fail('BAD_VALUE', `${this.name}: compressed grain ${g} does not inflate to at most one grain: ${(err as Error).message}`);
+      throw fail('vmdk', 'BAD_VALUE', `${this.name}: compressed grain ${g} does not inflate to at most one grain: ${(err as Error).message}`);
     }
     if (out.length < this.grainBytes) {
       const full = new Uint8Array(this.grainBytes); // VMware may store a short last grain
@@ -193,7 +191,7 @@ function zeroExtent(start: number, length: number): Extent {
 
 async function readDescriptorBytes(file: DiskReader, at: number, max: number): Promise<Uint8Array> {
   const n = Math.min(max, Math.max(0, file.size - at));
-  if (n > MAX_DESCRIPTOR_BYTES) fail('TOO_LARGE', `descriptor of ${n} bytes exceeds ${MAX_DESCRIPTOR_BYTES}`);
+  if (n > MAX_DESCRIPTOR_BYTES) throw fail('vmdk', 'TOO_LARGE', `descriptor of ${n} bytes exceeds ${MAX_DESCRIPTOR_BYTES}`);
   return file.read(at, n);
 }
 
@@ -203,16 +201,16 @@ const MAX_PARENT_DEPTH = 16;
 async function openParent(d: Descriptor | undefined, ctx: OpenContext, depth: number): Promise<ContainerReader | undefined> {
   if (!d || d.parentCid === CID_NOPARENT || d.parentFileNameHint === undefined) return undefined;
   const hint = d.parentFileNameHint;
-  if (!ctx.allowBacking) fail('BAD_VALUE', `image has a parent link to "${hint}" (delta disk); parents are refused unless allowed`);
-  if (depth >= MAX_PARENT_DEPTH) fail('LOOP', `parent chain deeper than ${MAX_PARENT_DEPTH} (loop?) at "${hint}"`);
-  if (!isSafeExtentName(hint)) fail('BAD_VALUE', `parent file "${hint}" is outside the image's folder`);
+  if (!ctx.allowBacking) throw fail('vmdk', 'BAD_VALUE', `image has a parent link to "${hint}" (delta disk); parents are refused unless allowed`);
+  if (depth >= MAX_PARENT_DEPTH) throw fail('vmdk', 'LOOP', `parent chain deeper than ${MAX_PARENT_DEPTH} (loop?) at "${hint}"`);
+  if (!isSafeExtentName(hint)) throw fail('vmdk', 'BAD_VALUE', `parent file "${hint}" is outside the image's folder`);
   const file = await ctx.openSibling(hint);
   try {
-    if (!(await detect(file))) fail('BAD_MAGIC', `parent "${hint}" is not a VMDK`);
+    if (!(await detect(file))) throw fail('vmdk', 'BAD_MAGIC', `parent "${hint}" is not a VMDK`);
     const parent = await openAt(file, { ...ctx, path: hint }, depth + 1);
     if (parentCid(parent) !== d.parentCid) {
       await parent.close();
-      fail('BAD_VALUE', `parent "${hint}" has CID ${parentCid(parent)?.toString(16)}, the image expects ${d.parentCid.toString(16)}`);
+      throw fail('vmdk', 'BAD_VALUE', `parent "${hint}" has CID ${parentCid(parent)?.toString(16)}, the image expects ${d.parentCid.toString(16)}`);
     }
     return parent;
   } catch (err) {
@@ -229,20 +227,20 @@ async function openExtents(d: Descriptor, ctx: OpenContext, opened: DiskReader[]
   let start = 0;
   for (const line of d.extents) {
     const length = line.sectors * SECTOR;
-    if (line.access === 'NOACCESS') fail('BAD_VALUE', `extent "${line.file}" is NOACCESS`);
+    if (line.access === 'NOACCESS') throw fail('vmdk', 'BAD_VALUE', `extent "${line.file}" is NOACCESS`);
     if (line.type === 'ZERO') extents.push(zeroExtent(start, length));
     else {
-      if (!isSafeExtentName(line.file)) fail('BAD_VALUE', `extent file "${line.file}" is outside the descriptor's folder`);
-      if (line.type !== 'FLAT' && line.type !== 'VMFS' && line.type !== 'SPARSE') fail('BAD_VALUE', `extent type ${line.type} ("${line.file}") is not supported`);
+      if (!isSafeExtentName(line.file)) throw fail('vmdk', 'BAD_VALUE', `extent file "${line.file}" is outside the descriptor's folder`);
+      if (line.type !== 'FLAT' && line.type !== 'VMFS' && line.type !== 'SPARSE') throw fail('vmdk', 'BAD_VALUE', `extent type ${line.type} ("${line.file}") is not supported`);
       const f = await ctx.openSibling(line.file);
       opened.push(f);
       if (line.type === 'SPARSE') {
-        if (!hasSparseMagic(await f.read(0, 4))) fail('BAD_MAGIC', `sparse extent "${line.file}" lacks the KDMV magic`);
+        if (!hasSparseMagic(await f.read(0, 4))) throw fail('vmdk', 'BAD_MAGIC', `sparse extent "${line.file}" lacks the KDMV magic`);
         extents.push(await SparseExtent.open(f, start, length, line.file));
       } else extents.push(flatExtent(start, length, f, line.offset * SECTOR));
     }
     start += length;
-    if (start > Number.MAX_SAFE_INTEGER / 2) fail('TOO_LARGE', 'extents add up to an absurd size');
+    if (start > Number.MAX_SAFE_INTEGER / 2) throw fail('vmdk', 'TOO_LARGE', 'extents add up to an absurd size');
   }
   return extents;
 }
@@ -327,9 +325,9 @@ async function openAt(file: DiskReader, ctx: OpenContext, depth: number): Promis
       if (h.capacity === 0 && d && d.extents.length > 0) extents = await openExtents(d, ctx, opened); // descriptor-only sparse header
       else extents = [await SparseExtent.open(file, 0, h.capacity * SECTOR, ctx.path)];
     } else {
-      if (file.size > MAX_DESCRIPTOR_BYTES) fail('TOO_LARGE', `descriptor file of ${file.size} bytes exceeds ${MAX_DESCRIPTOR_BYTES}`);
+      if (file.size > MAX_DESCRIPTOR_BYTES) throw fail('vmdk', 'TOO_LARGE', `descriptor file of ${file.size} bytes exceeds ${MAX_DESCRIPTOR_BYTES}`);
       d = decodeDescriptor(await readDescriptorBytes(file, 0, MAX_DESCRIPTOR_BYTES));
-      if (d.extents.length === 0) fail('BAD_VALUE', 'descriptor lists no extents');
+      if (d.extents.length === 0) throw fail('vmdk', 'BAD_VALUE', 'descriptor lists no extents');
       parent = await openParent(d, ctx, depth);
       extents = await openExtents(d, ctx, opened);
     }

@@ -254,7 +254,7 @@ export async function writeStreamOptimized(disk: VirtualDisk, sink: ByteSink, ct
     gt = undefined;
   };
   const onProgress = (done: number) => ctx.onProgress?.(done, disk.size);
-  for await (const { index, packed } of compressedBlocks(disk, GRAIN_BYTES, { compressor: ctx.compressor, pack: streamGrainPacker(ctx), onProgress })) {
+  for await (const { index, packed } of compressedBlocks(disk, GRAIN_BYTES, { threads: ctx.threads, pack: streamGrainPacker(ctx), onProgress })) {
     const t = Math.floor(index / GTES_PER_GT);
     if (t !== gtIndex) {
       await flushGt();
