@@ -7,7 +7,8 @@
  *   `node:` module or bare Node builtin, no other package, no
  *   `Buffer`, `process` or `NodeJS` (everything there runs in a browser);
  * - src/ outside src/cli/ imports no `commander` and writes nothing to stdout/stderr
- *   (`process.stdout`, `process.stderr`, `console.*`, `writeSync(1|2, ...)`), and nothing
+ *   (`process.stdout`, `process.stderr`, `console.*`, `writeSync(1|2, ...)`) nor exits
+ *   (`process.exit`, `process.exitCode`), and nothing
  *   outside src/cli/ imports src/cli/;
  * - each src/ folder imports only the folders its row of src/README.md's table lists (the table
  *   is read from the README, so the two cannot drift apart), formats/ and itself; io/ reaches
@@ -50,7 +51,7 @@ interface FileFacts {
   typeOnly: Set<string>;
   /** Node globals referred to (formats/ rule). */
   globals: Set<string>;
-  /** Writes to the terminal: `process.stdout`, `process.stderr`, `console.log`, `writeSync(1, ...)`. */
+  /** Prints or exits: `process.stdout`, `process.stderr`, `process.exit(Code)`, `console.log`, `writeSync(1, ...)`. */
   output: Set<string>;
 }
 
@@ -82,7 +83,7 @@ function factsOfText(text: string, file = 'made-up.ts'): FileFacts {
     } else if (ts.isPropertyAccessExpression(node) && ts.isIdentifier(node.expression)) {
       const [object, property] = [node.expression.text, node.name.text];
       if (object === 'console') facts.output.add(`console.${property}`);
-      if (object === 'process' && (property === 'stdout' || property === 'stderr')) facts.output.add(`process.${property}`);
+      if (object === 'process' && ['stdout', 'stderr', 'exit', 'exitCode'].includes(property)) facts.output.add(`process.${property}`);
     }
     if (ts.isIdentifier(node) && NODE_GLOBALS.has(node.text) && isReference(node)) facts.globals.add(node.text);
     ts.forEachChild(node, visit);
@@ -175,7 +176,7 @@ function violationsOf(file: string, allowed: Map<string, Set<string>>): string[]
     }
   }
   if (inFormats) for (const g of facts.globals) out.add(`${file} uses ${g} (formats/ uses no Node globals)`);
-  if (file.startsWith('src/') && !inCli) for (const o of facts.output) out.add(`${file} writes to the terminal with ${o} (only src/cli/ does)`);
+  if (file.startsWith('src/') && !inCli) for (const o of facts.output) out.add(`${file} prints or exits with ${o} (only src/cli/ does)`);
   return [...out];
 }
 
@@ -213,11 +214,11 @@ describe('layering (formats/README.md, src/README.md)', () => {
       type H = import('./h.js').H;
       // import x from './not-this.js'; and "require('nor-this')"
       const buf = Buffer.from('x'); const obj = { Buffer: 1, process: 2 }; obj.process;
-      console.error(process.stderr.isTTY); fs.writeSync(2, 'x'); writeSync(fd, 'y');
+      console.error(process.stderr.isTTY); fs.writeSync(2, 'x'); writeSync(fd, 'y'); process.exitCode = 1;
     `);
     expect(facts.imports).toEqual(['./a.js', '../b.js', './c.js', './d.js', './e.js', './f.js', 'node:fs', './h.js']);
     expect([...facts.typeOnly].sort()).toEqual(['../b.js', './h.js']);
     expect([...facts.globals].sort()).toEqual(['Buffer', 'process']);
-    expect([...facts.output].sort()).toEqual(['console.error', 'process.stderr', 'writeSync(2, ...)']);
+    expect([...facts.output].sort()).toEqual(['console.error', 'process.exitCode', 'process.stderr', 'writeSync(2, ...)']);
   });
 });

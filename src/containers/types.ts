@@ -66,6 +66,8 @@ export interface ContainerHandler {
   extensions: readonly string[];
   /** Option keys (qemu-img names) the writer accepts. */
   optionKeys: readonly string[];
+  /** Whether the format can hold compressed data at all (`-c`); which subformats do, and how, is the writer's policy. */
+  compresses: boolean;
   /** Cheap check of magic bytes (raw, the fallback, accepts any file). Never throws on short or odd files. */
   detect(file: DiskReader): Promise<boolean>;
   /** Open for reading. Throws FormatError (typed, naming the problem) on bad input. */

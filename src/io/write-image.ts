@@ -9,7 +9,7 @@ import { DiskmintError } from '../model/errors.js';
 import { VirtualDisk } from '../model/extents.js';
 import { FileCache, readRunInto } from './run-reader.js';
 import { fileSink, streamSink, type ByteSink } from './sink.js';
-import { handlerFor, outputFormatFor, parseOptionString } from '../containers/registry.js';
+import { CONTAINER_HANDLERS, handlerFor, outputFormatFor, parseOptionString } from '../containers/registry.js';
 import type { ContainerFormat, WriteContext } from '../containers/types.js';
 import { checkOutputTarget, inputFilesOf } from './output-target.js';
 import { writeAtomically } from './atomic-output.js';
@@ -40,7 +40,21 @@ export interface WriteImageResult {
   virtualSize: number;
 }
 
+/**
+ * `-c` where the output format cannot hold compressed data, refused before anything is read or
+ * written, as qemu-img refuses it (`qemu-img convert -c -O vpc|vhdx|raw`: "Compression not
+ * supported for this file format", exit 1, no output). Commands call it first; writeImage too.
+ */
+export function refuseUncompressibleOutput(output: string, opts: Pick<WriteImageOptions, 'format' | 'compress'>): void {
+  if (!opts.compress) return;
+  const format = outputFormatFor(opts.format, output);
+  if (handlerFor(format).compresses) return;
+  const can = CONTAINER_HANDLERS.filter((h) => h.compresses).map((h) => h.format);
+  throw new DiskmintError('BAD_ARGUMENT', `${format} output cannot be compressed; choose -O ${can.join(' or ')}`);
+}
+
 export async function writeImage(disk: VirtualDisk, output: string, opts: WriteImageOptions = {}): Promise<WriteImageResult> {
+  refuseUncompressibleOutput(output, opts);
   const format = outputFormatFor(opts.format, output);
   const options = typeof opts.options === 'string' || opts.options === undefined ? parseOptionString(opts.options) : { ...opts.options };
   // Collected only if a target already exists (most outputs are new files).

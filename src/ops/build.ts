@@ -5,8 +5,7 @@ import { DiskmintError } from '../model/errors.js';
 import type { Layout } from '../layout/schema.js';
 import { planLayout, type PlannedImage, type PlannedPartition } from '../layout/plan.js';
 import { assembleDisk } from '../layout/assemble.js';
-import { writeImage, type WriteImageOptions } from '../io/write-image.js';
-import { refuseUncompressibleOutput } from './compression-check.js';
+import { refuseUncompressibleOutput, writeImage, type WriteImageOptions } from '../io/write-image.js';
 import { resolveSeed, seedFromLayoutText } from '../model/seed.js';
 import type { VirtualDisk } from '../model/extents.js';
 

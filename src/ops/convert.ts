@@ -2,9 +2,8 @@
 import { VirtualDisk } from '../model/extents.js';
 import { openDisk, type OpenDiskOptions } from '../io/open-disk.js';
 import type { ContainerReader } from '../containers/types.js';
-import { writeImage, type WriteImageOptions, type WriteImageResult } from '../io/write-image.js';
+import { refuseUncompressibleOutput, writeImage, type WriteImageOptions, type WriteImageResult } from '../io/write-image.js';
 import { checkOutputTarget } from '../io/output-target.js';
-import { refuseUncompressibleOutput } from './compression-check.js';
 
 export interface ConvertOptions extends WriteImageOptions, OpenDiskOptions {}
 

@@ -9,8 +9,7 @@ import { FormatError } from '../../formats/common/errors.js';
 import { sliceDiskReader, type DiskReader } from '../model/disk-reader.js';
 import { openDisk } from '../io/open-disk.js';
 import { parseImageSpec, partitionRange } from './image-spec.js';
-import { writeImage, type WriteImageOptions } from '../io/write-image.js';
-import { refuseUncompressibleOutput } from './compression-check.js';
+import { refuseUncompressibleOutput, writeImage, type WriteImageOptions } from '../io/write-image.js';
 import { buildFatVolume, minimumFatSize, openFat, treeFromFolder, type FatBuildOptions, type FatDirEntry, type FatReader } from '../fs/fat/index.js';
 import { parseByteSize } from '../model/size.js';
 

@@ -307,6 +307,7 @@ async function openQcow2(file: DiskReader, ctx: OpenContext): Promise<ContainerR
 
 export const qcow2Handler: ContainerHandler = {
   format: 'qcow2',
+  compresses: true,
   extensions: ['.qcow2'],
   optionKeys: QCOW2_OPTION_KEYS,
   async detect(file) {

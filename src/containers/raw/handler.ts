@@ -12,12 +12,12 @@ export const rawHandler: ContainerHandler = {
   format: 'raw',
   extensions: ['.raw', '.img'],
   optionKeys: [],
+  compresses: false,
   detect: async () => true,
   open: async (file, ctx) => rawContainer(file, ctx.path),
   async write(disk, sink, ctx) {
     const keys = Object.keys(ctx.options);
     if (keys.length) throw new DiskmintError('BAD_ARGUMENT', `raw output takes no -o options (got ${keys.join(', ')})`);
-    if (ctx.compress) throw new DiskmintError('BAD_ARGUMENT', 'raw output cannot be compressed; choose -O qcow2 or vmdk');
     await writeRaw(disk, sink);
   },
 };

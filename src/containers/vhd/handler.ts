@@ -186,6 +186,7 @@ async function openVhd(file: DiskReader): Promise<ContainerReader> {
 
 export const vhdHandler: ContainerHandler = {
   format: 'vhd',
+  compresses: false,
   extensions: ['.vhd', '.vpc'],
   optionKeys: ['subformat', 'force_size'],
   detect: detectVhd,

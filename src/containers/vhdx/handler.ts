@@ -241,6 +241,7 @@ async function openVhdx(file: DiskReader): Promise<ContainerReader> {
 
 export const vhdxHandler: ContainerHandler = {
   format: 'vhdx',
+  compresses: false,
   extensions: ['.vhdx'],
   optionKeys: ['subformat', 'block_size', 'log_size'],
   detect: detectVhdx,

@@ -360,6 +360,7 @@ async function detect(file: DiskReader): Promise<boolean> {
 
 export const vmdkHandler: ContainerHandler = {
   format: 'vmdk',
+  compresses: true,
   extensions: ['.vmdk'],
   optionKeys: OPTION_KEYS,
   detect,
