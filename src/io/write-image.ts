@@ -66,8 +66,8 @@ export async function writeImage(disk: VirtualDisk, output: string, opts: WriteI
   if (output === '-' && !opts.stdout) throw new DiskmintError('BAD_ARGUMENT', "output '-' needs the stream to write to (opts.stdout)");
   const progress = opts.progress || undefined;
   // Only wrap reads when asked: the wrapper costs a copy per chunk.
-  const { disk: tracked, close } = progress ? trackProgress(disk, progress) : { disk, close: async () => {} };
-  progress?.start(disk.dataBytes(), `writing ${format}`);
+  const { disk: tracked, close, total } = progress ? trackProgress(disk, progress) : { disk, close: async () => {}, total: 0 };
+  progress?.start(total, `writing ${format}`);
   try {
     await writeWithHandler(tracked, output, format, options, opts, inputs);
   } finally {
@@ -106,11 +106,13 @@ async function writeWithHandler(disk: VirtualDisk, output: string, format: Conta
 }
 
 /** The same disk, with every data read reported to `progress`. Nothing is read here. */
-function trackProgress(disk: VirtualDisk, progress: ProgressReporter): { disk: VirtualDisk; close: () => Promise<void> } {
-  const total = disk.dataBytes();
+function trackProgress(disk: VirtualDisk, progress: ProgressReporter): { disk: VirtualDisk; close: () => Promise<void>; total: number } {
+  // The total counts what is read: bytes held in memory (tables, FAT metadata) are never reported.
+  let total = 0;
+  for (const run of disk.runs()) if (run.kind !== 'bytes') total += run.length;
   const files = new FileCache();
   const close = () => files.closeAll();
-  if (total === 0) return { disk, close };
+  if (total === 0) return { disk, close, total };
   const tracked = new VirtualDisk(disk.size);
   for (const run of disk.runs()) {
     if (run.kind === 'bytes') {
@@ -133,6 +135,6 @@ function trackProgress(disk: VirtualDisk, progress: ProgressReporter): { disk: V
       },
     });
   }
-  return { disk: tracked, close };
+  return { disk: tracked, close, total };
 }
 
