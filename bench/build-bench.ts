@@ -23,7 +23,6 @@ import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-
 interface Options {
   json: boolean;
   runs: number;
@@ -90,7 +89,6 @@ function cpSparse(from: string, to: string, timeFile: string): Measurement {
   if (existsSync(to)) unlinkSync(to);
   return measure(['cp', '--sparse=always', from, to], timeFile).m;
 }
-
 
 /** Bytes actually allocated on disk (sparse files). */
 const allocated = (path: string): number => statSync(path).blocks * 512;
@@ -186,9 +184,7 @@ function case2G(dir: string, runs: number): CaseResult {
   const name = '2 GiB, 512 MiB data';
   const { out, copy, dm, cp, cleanup } = runCase(dir, 'img-2g', '2G', 512 * MiB, runs);
   const same = spawnSync('cmp', ['-s', out, copy]).status === 0;
-  const notes = [
-    `2 GiB image: ${(allocated(out) / MiB).toFixed(1)} MiB allocated; diskmint output ${same ? 'identical to' : 'DIFFERS FROM'} the cp copy`,
-  ];
+  const notes = [`2 GiB image: ${(allocated(out) / MiB).toFixed(1)} MiB allocated; diskmint output ${same ? 'identical to' : 'DIFFERS FROM'} the cp copy`];
   const dataBytes = dm[0].dataBytes;
   const dmRow = rowFor(name, 'diskmint', dm, dataBytes, '<= 1.5x cp');
   const cpRow = rowFor(name, 'cp --sparse=always', cp, dataBytes, 'peer');
@@ -213,7 +209,11 @@ function formatTable(rows: Row[]): string {
     r.pass === undefined ? '' : r.pass ? 'PASS' : 'MISS',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
 }
 

@@ -23,7 +23,6 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fmtSize, makeFfsImage, makeScatteredRaw, which, type InputImage } from './make-inputs.js';
 
-
 interface Options {
   json: boolean;
   runs: number;
@@ -55,7 +54,14 @@ const CONVERSIONS: Conversion[] = [
     qemu: ['-O', 'vmdk', '-o', 'subformat=streamOptimized'],
     target: 'half',
   },
-  { name: 'vhd (vpc, force_size)', fmt: 'vpc', ext: 'vhd', diskmint: ['-O', 'vhd', '-o', 'force_size=on'], qemu: ['-O', 'vpc', '-o', 'force_size=on'], target: 'uncompressed' },
+  {
+    name: 'vhd (vpc, force_size)',
+    fmt: 'vpc',
+    ext: 'vhd',
+    diskmint: ['-O', 'vhd', '-o', 'force_size=on'],
+    qemu: ['-O', 'vpc', '-o', 'force_size=on'],
+    target: 'uncompressed',
+  },
   { name: 'vhdx', fmt: 'vhdx', ext: 'vhdx', diskmint: ['-O', 'vhdx'], qemu: ['-O', 'vhdx'], target: 'uncompressed' },
   { name: 'qcow2 -c zlib', fmt: 'qcow2', ext: 'qcow2', diskmint: ['-O', 'qcow2', '-c'], qemu: ['-O', 'qcow2', '-c'], target: 'half' },
   {
@@ -151,7 +157,6 @@ function compare(fmt: string, out: string, input: string): { identical: boolean;
   return { identical: false, note: r.status === 1 ? `differs: ${msg}` : `compare failed (${r.status}): ${msg}` };
 }
 
-
 function toolResult(ms: Measurement[], size: number, alloc: number): ToolResult {
   const wall = ms.map((m) => m.wallMs);
   const rss = maxOf(ms.map((m) => m.maxRssKiB));
@@ -165,15 +170,7 @@ function toolResult(ms: Measurement[], size: number, alloc: number): ToolResult 
   };
 }
 
-function runConversion(
-  input: InputImage,
-  label: string,
-  conv: Conversion,
-  dir: string,
-  runs: number,
-  diskmintCli: string,
-  log: (s: string) => void,
-): Row {
+function runConversion(input: InputImage, label: string, conv: Conversion, dir: string, runs: number, diskmintCli: string, log: (s: string) => void): Row {
   const out = join(dir, `out.${conv.ext}`);
   const timeFile = join(dir, 'time.txt');
   const dm: Measurement[] = [];

@@ -19,7 +19,21 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
-import { closeSync, copyFileSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync, ftruncateSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+  ftruncateSync,
+} from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -122,7 +136,7 @@ async function apply(bundle: string, pubkey: string, base: string | undefined, t
   if (base) copyFileSync(base, target);
   const fd = openSync(target, base ? 'r+' : 'w');
   try {
-    for await (const c of b.payload()) for (let o = 0; o < c.data.length; ) o += writeSync(fd, c.data, o, c.data.length - o, c.offset + o);
+    for await (const c of b.payload()) for (let o = 0; o < c.data.length;) o += writeSync(fd, c.data, o, c.data.length - o, c.offset + o);
     ftruncateSync(fd, b.manifest.payloadSize);
   } finally {
     closeSync(fd);
@@ -161,7 +175,13 @@ async function main(): Promise<void> {
   const oldImg = join(dir, 'old.ufs');
   makefs(oldImg);
   const { privatePath: key, publicPath: pub } = await writeKeyPair(join(dir, 'bench'));
-  const machine = { node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', date: new Date().toISOString(), zstd: run('zstd', ['--version']).trim() };
+  const machine = {
+    node: process.version,
+    cpus: cpus().length,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    date: new Date().toISOString(),
+    zstd: run('zstd', ['--version']).trim(),
+  };
 
   // Case 1: 1% of the files by count, evenly spread. Case 2: files evenly spread until 1% of the bytes.
   const count = Math.max(1, Math.round(copies.length / 100));
@@ -176,7 +196,10 @@ async function main(): Promise<void> {
     sum += size;
   }
   const cases: CaseResult[] = [];
-  for (const [name, picks] of [['1% of the files', byCount], ['1% of the bytes', byBytes]] as const) {
+  for (const [name, picks] of [
+    ['1% of the files', byCount],
+    ['1% of the bytes', byBytes],
+  ] as const) {
     log(`case "${name}": rewriting ${picks.length} files, makefs ...`);
     let changedBytes = 0;
     for (const i of picks) changedBytes += rewrite(copies[i]);
@@ -197,7 +220,10 @@ async function main(): Promise<void> {
     '',
     '| change | differing 64 KiB blocks | full bundle | delta bundle | delta / full | zstd -19 of new image | full create / apply | delta create / apply | zstd -19 time | target |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-    ...cases.map((c) => `| ${c.name}: ${c.changedFiles} files, ${mb(c.changedBytes)} | ${c.differingBlocks64k} of ${c.totalBlocks64k} | ${mb(c.fullBytes)} | ${mb(c.deltaBytes)} | ${(c.deltaOverFull * 100).toFixed(2)}% | ${mb(c.zstdBytes)} | ${sec(c.fullCreateMs)} / ${sec(c.fullApplyMs)} | ${sec(c.deltaCreateMs)} / ${sec(c.deltaApplyMs)} | ${sec(c.zstdMs)} | ${c.pass ? 'PASS' : 'MISS'} |`),
+    ...cases.map(
+      (c) =>
+        `| ${c.name}: ${c.changedFiles} files, ${mb(c.changedBytes)} | ${c.differingBlocks64k} of ${c.totalBlocks64k} | ${mb(c.fullBytes)} | ${mb(c.deltaBytes)} | ${(c.deltaOverFull * 100).toFixed(2)}% | ${mb(c.zstdBytes)} | ${sec(c.fullCreateMs)} / ${sec(c.fullApplyMs)} | ${sec(c.deltaCreateMs)} / ${sec(c.deltaApplyMs)} | ${sec(c.zstdMs)} | ${c.pass ? 'PASS' : 'MISS'} |`,
+    ),
     '',
     `machine: ${machine.cpus} x ${machine.cpu}, Node ${machine.node}, ${machine.zstd}, ${machine.date}`,
   ];
@@ -258,9 +284,21 @@ async function runCase(name: string, c: CaseInput, log: (s: string) => void): Pr
   const fullBytes = statSync(fullPath).size;
   const deltaBytes = statSync(deltaPath).size;
   return {
-    name, changedFiles: c.changedFiles, changedBytes: c.changedBytes, differingBlocks64k: differing, totalBlocks64k: Math.ceil(b.length / 65536),
-    fullBytes, deltaBytes, zstdBytes: statSync(zstdOut).size, deltaOverFull: deltaBytes / fullBytes, pass: deltaBytes / fullBytes < 0.05,
-    fullCreateMs: fullCreate.ms, deltaCreateMs: deltaCreate.ms, fullApplyMs: fullApply.ms, deltaApplyMs: deltaApply.ms, zstdMs: zstdTime.ms,
+    name,
+    changedFiles: c.changedFiles,
+    changedBytes: c.changedBytes,
+    differingBlocks64k: differing,
+    totalBlocks64k: Math.ceil(b.length / 65536),
+    fullBytes,
+    deltaBytes,
+    zstdBytes: statSync(zstdOut).size,
+    deltaOverFull: deltaBytes / fullBytes,
+    pass: deltaBytes / fullBytes < 0.05,
+    fullCreateMs: fullCreate.ms,
+    deltaCreateMs: deltaCreate.ms,
+    fullApplyMs: fullApply.ms,
+    deltaApplyMs: deltaApply.ms,
+    zstdMs: zstdTime.ms,
     timings: { fullCreate: fullCreate.all, deltaCreate: deltaCreate.all, fullApply: fullApply.all, deltaApply: deltaApply.all },
   };
 }

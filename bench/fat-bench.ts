@@ -149,7 +149,9 @@ function diskmintRun(cli: string, input: string, out: string, timeFile: string):
 /** mkfs.fat + mcopy as one command; `DIR/*` is expanded here (sorted, as the shell would). */
 function peerRun(input: string, out: string, timeFile: string): Measurement {
   rmSync(out, { force: true });
-  const entries = readdirSync(input).sort().map((e) => join(input, e));
+  const entries = readdirSync(input)
+    .sort()
+    .map((e) => join(input, e));
   const script = 'img="$1"; shift; mkfs.fat -C -F 32 -n BENCH "$img" ' + VOLUME_KIB + ' >/dev/null && mcopy -s -i "$img" "$@" ::/';
   return measure(['sh', '-c', script, 'sh', out, ...entries], timeFile, MTOOLS_ENV).m;
 }
@@ -187,7 +189,6 @@ function describeVolume(img: string): string {
   const fsType = b.toString('latin1', b.readUInt16LE(22) === 0 ? 82 : 54, b.readUInt16LE(22) === 0 ? 90 : 62).trim();
   return `${fsType}, ${(bps * spc) / 1024} KiB clusters, ${b.readUInt8(16)} FATs of ${fatSectors} sectors, ${(statSync(img).size / MiB).toFixed(0)} MiB file, ${((statSync(img).blocks * 512) / MiB).toFixed(1)} MiB allocated`;
 }
-
 
 function formatTable(rows: Row[]): string {
   const header = ['tool', 'seconds (median)', 'MiB/s', 'peak RSS', 'ratio diskmint/peer', 'target', 'result', 'fsck.fat -n', 'contents'];
@@ -285,7 +286,10 @@ function main(): void {
     cpus: cpus().length,
     cpu: cpus()[0]?.model ?? 'unknown',
     memGiB: Math.round(totalmem() / GiB),
-    mkfsFat: (spawnSync('mkfs.fat', ['--help'], { encoding: 'utf8' }).stdout + spawnSync('mkfs.fat', ['--help'], { encoding: 'utf8' }).stderr).match(/mkfs\.fat (\d[\w.]*)/)?.[1] ?? 'unknown',
+    mkfsFat:
+      (spawnSync('mkfs.fat', ['--help'], { encoding: 'utf8' }).stdout + spawnSync('mkfs.fat', ['--help'], { encoding: 'utf8' }).stderr).match(
+        /mkfs\.fat (\d[\w.]*)/,
+      )?.[1] ?? 'unknown',
     mtools: spawnSync('mcopy', ['-V'], { encoding: 'utf8' }).stdout.match(/(\d+\.\d+[\w.]*)/)?.[1] ?? 'unknown',
     date: new Date().toISOString(),
   };
@@ -295,7 +299,9 @@ function main(): void {
   } else {
     process.stdout.write(`${formatTable(rows)}\n\n`);
     for (const n of notes) process.stdout.write(`note: ${n}\n`);
-    process.stdout.write(`machine: ${machine.cpus} x ${machine.cpu}, ${machine.memGiB} GiB, Node ${machine.node}, mkfs.fat ${machine.mkfsFat}, mtools ${machine.mtools}, ${machine.date}\n`);
+    process.stdout.write(
+      `machine: ${machine.cpus} x ${machine.cpu}, ${machine.memGiB} GiB, Node ${machine.node}, mkfs.fat ${machine.mkfsFat}, mtools ${machine.mtools}, ${machine.date}\n`,
+    );
   }
   if (rows.some((r) => r.fsck !== 'clean' || r.contents !== 'match')) process.exitCode = 1;
 }

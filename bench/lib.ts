@@ -98,10 +98,10 @@ export function writeRandomFile(path: string, bytes: number, label: string): voi
   const zeros = Buffer.alloc(Math.min(4 * MiB, Math.max(bytes, 1)));
   const fd = openSync(path, 'w');
   try {
-    for (let done = 0; done < bytes; ) {
+    for (let done = 0; done < bytes;) {
       const n = Math.min(zeros.length, bytes - done);
       const chunk = cipher.update(zeros.subarray(0, n));
-      for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off, chunk.length - off);
+      for (let off = 0; off < chunk.length;) off += writeSync(fd, chunk, off, chunk.length - off);
       done += n;
     }
   } finally {

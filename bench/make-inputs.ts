@@ -29,7 +29,7 @@ export interface InputImage {
 }
 
 function writeAll(fd: number, buf: Uint8Array, pos: number): void {
-  for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off, pos + off);
+  for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off, buf.length - off, pos + off);
 }
 
 /** The data slots of a scattered image: `count` of `slots`, fixed by a hash, in disk order. */

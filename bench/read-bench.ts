@@ -73,7 +73,15 @@ function timeBoth(name: string, ours: string[], theirs: string[], runs: number, 
   };
   const d = median(dm.map((m) => m.wallMs)) / 1000;
   const p = median(peer.map((m) => m.wallMs)) / 1000;
-  return { case: name, diskmintS: d, peerS: p, ratio: d / p, diskmintRssMB: mb(dm), peerRssMB: mb(peer), runs: { diskmint: dm.map((m) => m.wallMs / 1000), peer: peer.map((m) => m.wallMs / 1000) } };
+  return {
+    case: name,
+    diskmintS: d,
+    peerS: p,
+    ratio: d / p,
+    diskmintRssMB: mb(dm),
+    peerRssMB: mb(peer),
+    runs: { diskmint: dm.map((m) => m.wallMs / 1000), peer: peer.map((m) => m.wallMs / 1000) },
+  };
 }
 
 function main(): void {
@@ -84,15 +92,20 @@ function main(): void {
   const data = join(dir, 'data.bin');
   writeRandomFile(data, 512 * MiB, 'read-bench');
   const layout = join(dir, 'layout.json');
-  writeFileSync(layout, JSON.stringify({
-    scheme: 'gpt', size: '2G', seed: 'diskmint-bench',
-    partitions: [
-      { type: 'efi', label: 'efi', size: '33M' },
-      { type: 'freebsd-ufs', label: 'data', size: '512M', contents: { file: data } },
-      { type: 'freebsd-swap', label: 'swap', size: '1G' },
-      { type: 'freebsd-ufs', label: 'rest', size: 'rest' },
-    ],
-  }));
+  writeFileSync(
+    layout,
+    JSON.stringify({
+      scheme: 'gpt',
+      size: '2G',
+      seed: 'diskmint-bench',
+      partitions: [
+        { type: 'efi', label: 'efi', size: '33M' },
+        { type: 'freebsd-ufs', label: 'data', size: '512M', contents: { file: data } },
+        { type: 'freebsd-swap', label: 'swap', size: '1G' },
+        { type: 'freebsd-ufs', label: 'rest', size: 'rest' },
+      ],
+    }),
+  );
   const raw = join(dir, 'disk.img');
   const qcow2 = join(dir, 'disk.qcow2');
   const vmdk = join(dir, 'disk.vmdk');
@@ -105,7 +118,10 @@ function main(): void {
   const rows = [
     timeBoth('compare raw qcow2', dm('compare', raw, qcow2), ['qemu-img', 'compare', raw, qcow2], opts.runs, timeFile),
     timeBoth('compare qcow2 vmdk', dm('compare', qcow2, vmdk), ['qemu-img', 'compare', qcow2, vmdk], opts.runs, timeFile),
-    timeBoth('convert qcow2 -> vmdk', dm('convert', qcow2, ours, '-q'), ['qemu-img', 'convert', '-O', 'vmdk', qcow2, theirs], opts.runs, timeFile, { ours, theirs }),
+    timeBoth('convert qcow2 -> vmdk', dm('convert', qcow2, ours, '-q'), ['qemu-img', 'convert', '-O', 'vmdk', qcow2, theirs], opts.runs, timeFile, {
+      ours,
+      theirs,
+    }),
   ];
   run(['qemu-img', 'compare', ours, theirs]); // both conversions hold the same disk
   if (opts.json) {
@@ -116,11 +132,16 @@ function main(): void {
   const lines = [
     '| case | diskmint s | qemu-img s | ratio diskmint/qemu-img | diskmint RSS MB | qemu-img RSS MB |',
     '| --- | --- | --- | --- | --- | --- |',
-    ...rows.map((r) => `| ${r.case} | ${r.diskmintS.toFixed(3)} | ${r.peerS.toFixed(3)} | ${r.ratio.toFixed(2)}x | ${fmt(r.diskmintRssMB)} | ${fmt(r.peerRssMB)} |`),
+    ...rows.map(
+      (r) => `| ${r.case} | ${r.diskmintS.toFixed(3)} | ${r.peerS.toFixed(3)} | ${r.ratio.toFixed(2)}x | ${fmt(r.diskmintRssMB)} | ${fmt(r.peerRssMB)} |`,
+    ),
     '',
     'note: a 2 GiB GPT disk with 512 MiB of pseudo-random data; raw sparse, qcow2 and VMDK written by diskmint',
     'note: both compares said identical; both conversions hold the same disk (qemu-img compare)',
-    ...rows.map((r) => `note: ${r.case} runs (s): diskmint ${r.runs.diskmint.map((x) => x.toFixed(3)).join(', ')}; qemu-img ${r.runs.peer.map((x) => x.toFixed(3)).join(', ')}`),
+    ...rows.map(
+      (r) =>
+        `note: ${r.case} runs (s): diskmint ${r.runs.diskmint.map((x) => x.toFixed(3)).join(', ')}; qemu-img ${r.runs.peer.map((x) => x.toFixed(3)).join(', ')}`,
+    ),
     ...caCertsNote(),
     `machine: ${machine()}`,
   ];

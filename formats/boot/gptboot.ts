@@ -58,7 +58,6 @@ export interface BootStep {
   messages: string[];
 }
 
-
 // sys/sys/disk/gpt.h GPT_ENT_ATTR_BOOTME / BOOTONCE / BOOTFAILED
 export const ATTR_BOOTME = 1n << BigInt(GPT_ATTRIBUTE_BITS.bootme);
 export const ATTR_BOOTONCE = 1n << BigInt(GPT_ATTRIBUTE_BITS.bootonce);
@@ -135,10 +134,7 @@ export function markStaleBootonce(entries: readonly SlotEntry[]): { entries: Slo
  * bootfailed is not looked at. This matches the stateful original because the only
  * attributes that change within a power cycle are those of entries already tried.
  */
-export function chooseBootSlot(
-  entries: readonly SlotEntry[],
-  opts: { firstTry: boolean; exclude?: readonly number[] },
-): { index?: number; reason: string } {
+export function chooseBootSlot(entries: readonly SlotEntry[], opts: { firstTry: boolean; exclude?: readonly number[] }): { index?: number; reason: string } {
   const skip = new Set(opts.exclude ?? []);
   const ufs = scanOrder(checked(entries)).filter((e) => isUfs(e) && !skip.has(e.index));
   const both = ufs.find((e) => has(e, ATTR_BOOTME) && has(e, ATTR_BOOTONCE));
@@ -193,10 +189,7 @@ export function markBootFailed(entries: readonly SlotEntry[], index: number): Sl
  * successes after the loop, so failures come first here too. It never sets bootme.
  * X is `${disk}p${index}` when `disk` is given (the script's form), else the label or pN.
  */
-export function confirmBoot(
-  entries: readonly SlotEntry[],
-  opts: { disk?: string } = {},
-): { entries: SlotEntry[]; messages: string[] } {
+export function confirmBoot(entries: readonly SlotEntry[], opts: { disk?: string } = {}): { entries: SlotEntry[]; messages: string[] } {
   let list = checked(entries);
   const failed: string[] = [];
   const succeeded: string[] = [];
@@ -300,9 +293,7 @@ export function simulateBoots(
       const choice = chooseBootSlot(state, { firstTry: tried.length === 0, exclude });
       if (choice.index === undefined) {
         messages.push(
-          tried.length === 0
-            ? `gptboot: no UFS partition was found (${choice.reason})`
-            : `gptboot: ${choice.reason} gptboot waits at its boot: prompt.`,
+          tried.length === 0 ? `gptboot: no UFS partition was found (${choice.reason})` : `gptboot: ${choice.reason} gptboot waits at its boot: prompt.`,
         );
         break;
       }
@@ -320,9 +311,7 @@ export function simulateBoots(
         const wasOnce = has(find(state, index), ATTR_BOOTONCE);
         state = markBootFailed(state, index);
         messages.push(
-          wasOnce
-            ? `gptboot: loading p${index} failed; bootonce replaced by bootfailed.`
-            : `gptboot: loading p${index} failed; trying the next candidate.`,
+          wasOnce ? `gptboot: loading p${index} failed; bootonce replaced by bootfailed.` : `gptboot: loading p${index} failed; trying the next candidate.`,
         );
         continue;
       }
@@ -361,10 +350,7 @@ export function simulateBoots(
  * partition. `failures` is how many consecutive boot stages fail before one works.
  * Something on the OS side would have to clear bootfailed again; that is not modelled.
  */
-export function simulateBootStageFallback(
-  entries: readonly SlotEntry[],
-  failures: number,
-): Array<{ boot: number; stage?: number; reason: string }> {
+export function simulateBootStageFallback(entries: readonly SlotEntry[], failures: number): Array<{ boot: number; stage?: number; reason: string }> {
   if (!Number.isSafeInteger(failures) || failures < 0) throw fail('gptboot', 'INVALID_ARGUMENT', 'failures must be a non-negative integer');
   let state = scanOrder(checked(entries));
   const out: Array<{ boot: number; stage?: number; reason: string }> = [];

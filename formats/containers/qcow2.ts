@@ -9,7 +9,6 @@
 import { putU64, safeU64 } from '../common/bytes.js';
 import { fail } from '../common/errors.js';
 
-
 /** "QFI\xfb" (qcow2 spec, "Header", bytes 0-3). */
 export const QCOW2_MAGIC = 0x514649fb;
 /** "For version 2, the header is exactly 72 bytes in length" (qcow2 spec, "Header"). */
@@ -146,7 +145,8 @@ export function decodeQcow2Header(bytes: Uint8Array): Qcow2Header {
     compressionType: QCOW2_COMPRESSION.zlib,
   };
   if (version === 3) {
-    if (bytes.length < QCOW2_V3_MIN_HEADER_LENGTH) throw fail('qcow2', 'TRUNCATED', `version 3 header needs ${QCOW2_V3_MIN_HEADER_LENGTH} bytes, file has ${bytes.length}`);
+    if (bytes.length < QCOW2_V3_MIN_HEADER_LENGTH)
+      throw fail('qcow2', 'TRUNCATED', `version 3 header needs ${QCOW2_V3_MIN_HEADER_LENGTH} bytes, file has ${bytes.length}`);
     header.incompatibleFeatures = bitsOf(view, 72);
     header.compatibleFeatures = bitsOf(view, 80);
     header.autoclearFeatures = bitsOf(view, 88);
@@ -196,7 +196,8 @@ export function validateQcow2Layout(h: Qcow2Header, fileSize: number): void {
   if (h.l1Size > 0) {
     if (h.l1TableOffset % cs !== 0) throw fail('qcow2', 'BAD_VALUE', `L1 table offset ${h.l1TableOffset} is not cluster aligned`);
     if (h.l1TableOffset < cs) throw fail('qcow2', 'BAD_VALUE', `L1 table offset ${h.l1TableOffset} points into the header cluster`);
-    if (h.l1TableOffset + h.l1Size * 8 > fileSize) throw fail('qcow2', 'TRUNCATED', `L1 table at ${h.l1TableOffset} (${h.l1Size} entries) runs past the end of the file (${fileSize} bytes)`);
+    if (h.l1TableOffset + h.l1Size * 8 > fileSize)
+      throw fail('qcow2', 'TRUNCATED', `L1 table at ${h.l1TableOffset} (${h.l1Size} entries) runs past the end of the file (${fileSize} bytes)`);
   }
   if (h.refcountTableOffset % cs !== 0) throw fail('qcow2', 'BAD_VALUE', `refcount table offset ${h.refcountTableOffset} is not cluster aligned`);
   if (h.refcountTableOffset < cs) throw fail('qcow2', 'BAD_VALUE', `refcount table offset ${h.refcountTableOffset} points into the header cluster`);
@@ -204,11 +205,17 @@ export function validateQcow2Layout(h: Qcow2Header, fileSize: number): void {
     throw fail('qcow2', 'TOO_LARGE', `refcount table of ${h.refcountTableClusters} clusters exceeds the ${QCOW2_MAX_REFCOUNT_TABLE_BYTES}-byte limit`);
   }
   if (h.refcountTableOffset + h.refcountTableClusters * cs > fileSize) {
-    throw fail('qcow2', 'TRUNCATED', `refcount table at ${h.refcountTableOffset} (${h.refcountTableClusters} clusters) runs past the end of the file (${fileSize} bytes)`);
+    throw fail(
+      'qcow2',
+      'TRUNCATED',
+      `refcount table at ${h.refcountTableOffset} (${h.refcountTableClusters} clusters) runs past the end of the file (${fileSize} bytes)`,
+    );
   }
   if (h.backingFileOffset !== 0) {
-    if (h.backingFileSize > QCOW2_MAX_BACKING_NAME) throw fail('qcow2', 'TOO_LARGE', `backing file name of ${h.backingFileSize} bytes is longer than ${QCOW2_MAX_BACKING_NAME}`);
-    if (h.backingFileOffset + h.backingFileSize > Math.min(cs, fileSize)) throw fail('qcow2', 'BAD_VALUE', `backing file name at ${h.backingFileOffset} lies outside the header cluster`);
+    if (h.backingFileSize > QCOW2_MAX_BACKING_NAME)
+      throw fail('qcow2', 'TOO_LARGE', `backing file name of ${h.backingFileSize} bytes is longer than ${QCOW2_MAX_BACKING_NAME}`);
+    if (h.backingFileOffset + h.backingFileSize > Math.min(cs, fileSize))
+      throw fail('qcow2', 'BAD_VALUE', `backing file name at ${h.backingFileOffset} lies outside the header cluster`);
   }
 }
 
@@ -218,12 +225,13 @@ export function decodeQcow2Extensions(cluster0: Uint8Array, headerLength: number
   const view = new DataView(cluster0.buffer, cluster0.byteOffset, cluster0.length);
   const text = (at: number, n: number) => new TextDecoder('utf-8', { fatal: false }).decode(cluster0.subarray(at, at + n));
   // Extensions are 8-byte aligned ("Padding to round up the header extension size to the next multiple of 8").
-  for (let at = Math.ceil(headerLength / 8) * 8; at + 8 <= cluster0.length; ) {
+  for (let at = Math.ceil(headerLength / 8) * 8; at + 8 <= cluster0.length;) {
     const type = view.getUint32(at);
     const length = view.getUint32(at + 4);
     if (type === QCOW2_EXT.end) break;
     const data = at + 8;
-    if (length > cluster0.length - data) throw fail('qcow2', 'TRUNCATED', `header extension ${type.toString(16)}h of ${length} bytes runs past the first cluster`);
+    if (length > cluster0.length - data)
+      throw fail('qcow2', 'TRUNCATED', `header extension ${type.toString(16)}h of ${length} bytes runs past the first cluster`);
     if (type === QCOW2_EXT.backingFormat) out.backingFormat = text(data, length);
     else if (type === QCOW2_EXT.externalDataFile) out.externalDataFile = text(data, length);
     else if (type === QCOW2_EXT.featureTable) {
@@ -354,10 +362,13 @@ export function decodeCompressedDescriptor(hi: number, lo: number, clusterBits: 
 export function encodeCompressedDescriptor(hostOffset: number, byteLength: number, clusterBits: number): [number, number] {
   const x = compressedOffsetBits(clusterBits);
   // Offsets past 2^53 are not exact in a JS number (and past any real file): refuse them.
-  if (!Number.isSafeInteger(hostOffset) || hostOffset < 0) throw fail('qcow2', 'INVALID_ARGUMENT', `compressed cluster offset ${hostOffset} is not a safe integer`);
+  if (!Number.isSafeInteger(hostOffset) || hostOffset < 0)
+    throw fail('qcow2', 'INVALID_ARGUMENT', `compressed cluster offset ${hostOffset} is not a safe integer`);
   const extraSectors = Math.floor((hostOffset + byteLength - 1) / QCOW2_COMPRESSED_SECTOR) - Math.floor(hostOffset / QCOW2_COMPRESSED_SECTOR);
-  if (byteLength < 1 || extraSectors >= 2 ** (62 - x)) throw fail('qcow2', 'INVALID_ARGUMENT', `compressed cluster of ${byteLength} bytes does not fit a descriptor`);
-  if (hostOffset >= 2 ** x || hostOffset > 2 ** 56) throw fail('qcow2', 'INVALID_ARGUMENT', `compressed cluster offset ${hostOffset} is past the descriptor's range`);
+  if (byteLength < 1 || extraSectors >= 2 ** (62 - x))
+    throw fail('qcow2', 'INVALID_ARGUMENT', `compressed cluster of ${byteLength} bytes does not fit a descriptor`);
+  if (hostOffset >= 2 ** x || hostOffset > 2 ** 56)
+    throw fail('qcow2', 'INVALID_ARGUMENT', `compressed cluster offset ${hostOffset} is past the descriptor's range`);
   const hiOffsetBits = x - 32;
   const hi = (0x40000000 | (extraSectors << hiOffsetBits) | Math.floor(hostOffset / 0x100000000)) >>> 0;
   return [hi, hostOffset >>> 0];

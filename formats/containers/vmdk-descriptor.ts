@@ -64,7 +64,8 @@ export function decodeDescriptor(bytes: Uint8Array): Descriptor {
     if (ext) {
       if (d.extents.length >= MAX_EXTENTS) throw fail('vmdk', 'TOO_LARGE', `descriptor lists more than ${MAX_EXTENTS} extents`);
       const sectors = Number(ext[2]);
-      if (!Number.isSafeInteger(sectors) || sectors <= 0 || sectors > 2 ** 44) throw fail('vmdk', 'BAD_VALUE', `extent size "${ext[2]}" sectors is out of range`);
+      if (!Number.isSafeInteger(sectors) || sectors <= 0 || sectors > 2 ** 44)
+        throw fail('vmdk', 'BAD_VALUE', `extent size "${ext[2]}" sectors is out of range`);
       if (!EXTENT_TYPES.has(ext[3])) throw fail('vmdk', 'BAD_VALUE', `unknown extent type ${ext[3]}`);
       const type = ext[3] as ExtentType;
       if (type !== 'ZERO' && ext[4] === undefined) throw fail('vmdk', 'BAD_VALUE', `${type} extent line has no file name`);

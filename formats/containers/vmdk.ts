@@ -92,7 +92,8 @@ export function decodeSparseHeader(bytes: Uint8Array): SparseHeader {
   if (capacity > MAX_CAPACITY_SECTORS) throw fail('vmdk', 'TOO_LARGE', `capacity of ${capacity} sectors is absurd`);
   if (grainSize === 0 || (grainSize & (grainSize - 1)) !== 0) throw fail('vmdk', 'BAD_VALUE', `grain size ${grainSize} sectors is not a power of two`);
   if (grainSize > MAX_GRAIN_SECTORS) throw fail('vmdk', 'TOO_LARGE', `grain size ${grainSize} sectors exceeds ${MAX_GRAIN_SECTORS}`);
-  if (numGTEsPerGT === 0 || numGTEsPerGT > MAX_GTES_PER_GT) throw fail('vmdk', 'BAD_VALUE', `numGTEsPerGT ${numGTEsPerGT} is out of range (1..${MAX_GTES_PER_GT})`);
+  if (numGTEsPerGT === 0 || numGTEsPerGT > MAX_GTES_PER_GT)
+    throw fail('vmdk', 'BAD_VALUE', `numGTEsPerGT ${numGTEsPerGT} is out of range (1..${MAX_GTES_PER_GT})`);
   // Spec: bytes 73..76 hold '\n', ' ', '\r', '\n' so a text-mode transfer shows up.
   if (flags & FLAG_VALID_NEWLINE_TEST) {
     if (bytes[73] !== 0x0a || bytes[74] !== 0x20 || bytes[75] !== 0x0d || bytes[76] !== 0x0a) {
@@ -106,8 +107,18 @@ export function decodeSparseHeader(bytes: Uint8Array): SparseHeader {
     throw fail('vmdk', 'BAD_VALUE', 'compressed-grains flag set without compressAlgorithm deflate');
   }
   const h: SparseHeader = {
-    version, flags, capacity, grainSize, descriptorOffset, descriptorSize, numGTEsPerGT, rgdOffset, gdOffset, overHead,
-    uncleanShutdown: bytes[72] !== 0, compressAlgorithm,
+    version,
+    flags,
+    capacity,
+    grainSize,
+    descriptorOffset,
+    descriptorSize,
+    numGTEsPerGT,
+    rgdOffset,
+    gdOffset,
+    overHead,
+    uncleanShutdown: bytes[72] !== 0,
+    compressAlgorithm,
   };
   if (gdEntryCount(h) > MAX_GD_ENTRIES) throw fail('vmdk', 'TOO_LARGE', `grain directory of ${gdEntryCount(h)} entries is too large`);
   return h;
@@ -194,9 +205,7 @@ export function encodeGrainMarker(lba: number, compressed: Uint8Array): Uint8Arr
   return out;
 }
 
-export type Marker =
-  | { kind: 'grain'; lba: number; size: number }
-  | { kind: 'meta'; type: number; numSectors: number };
+export type Marker = { kind: 'grain'; lba: number; size: number } | { kind: 'meta'; type: number; numSectors: number };
 
 /** Decode the first 16 bytes of a marker: size != 0 means a grain marker. */
 export function decodeMarker(bytes: Uint8Array): Marker {

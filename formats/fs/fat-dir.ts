@@ -46,7 +46,11 @@ export function validateLongName(name: string): void {
   if (name.length > MAX_LONG_NAME) throw fail('fat', 'INVALID_ARGUMENT', refused(`it is ${name.length} UTF-16 units long, at most ${MAX_LONG_NAME} allowed`));
   const bad = LONG_FORBIDDEN.exec(name)?.[0];
   if (bad !== undefined) {
-    throw fail('fat', 'INVALID_ARGUMENT', refused(bad < ' ' || bad === '\x7f' ? 'it contains a control character' : `it contains the reserved character ${JSON.stringify(bad)}`));
+    throw fail(
+      'fat',
+      'INVALID_ARGUMENT',
+      refused(bad < ' ' || bad === '\x7f' ? 'it contains a control character' : `it contains the reserved character ${JSON.stringify(bad)}`),
+    );
   }
   if (name.endsWith('.') || name.endsWith(' ')) throw fail('fat', 'INVALID_ARGUMENT', refused('it ends with a dot or a space'));
 }
@@ -186,7 +190,14 @@ export function fromDosDateTime(date: number, time: number): Date {
   const day = date & 0x1f;
   const month = (date >> 5) & 0x0f;
   return new Date(
-    Date.UTC(1980 + (date >> 9), Math.max(1, Math.min(12, month)) - 1, Math.max(1, day), (time >> 11) % 24, ((time >> 5) & 0x3f) % 60, ((time & 0x1f) * 2) % 60),
+    Date.UTC(
+      1980 + (date >> 9),
+      Math.max(1, Math.min(12, month)) - 1,
+      Math.max(1, day),
+      (time >> 11) % 24,
+      ((time >> 5) & 0x3f) % 60,
+      ((time & 0x1f) * 2) % 60,
+    ),
   );
 }
 
@@ -315,7 +326,7 @@ export function decodeDirEntries(bytes: Uint8Array, opts: { withLabels?: boolean
     }
     resetLfn();
     lfnBroken = false;
-    if ((attr & ATTR_VOLUME_ID) && !(attr & ATTR_DIRECTORY)) {
+    if (attr & ATTR_VOLUME_ID && !(attr & ATTR_DIRECTORY)) {
       if (opts.withLabels) out.push(makeEntry(name11, undefined, attr, v, e, i, false));
       continue;
     }
@@ -363,8 +374,7 @@ function makeEntry(name11: Uint8Array, longName: string | undefined, attr: numbe
  * Short names are in the OEM code page. We write only ASCII; names with bytes >= 0x80 (mtools
  * and mkfs.fat default to code page 850) are decoded as CP850.
  */
-const CP850_HIGH =
-  'ÇüéâäàåçêëèïîìÄÅÉæÆôöòûùÿÖÜø£Ø×ƒáíóúñÑªº¿®¬½¼¡«»░▒▓│┤ÁÂÀ©╣║╗╝¢¥┐└┴┬├─┼ãÃ╚╔╩╦╠═╬¤ðÐÊËÈıÍÎÏ┘┌█▄¦Ì▀ÓßÔÒõÕµþÞÚÛÙýÝ¯´\u00ad±‗¾¶§÷¸°¨·¹³²■\u00a0';
+const CP850_HIGH = 'ÇüéâäàåçêëèïîìÄÅÉæÆôöòûùÿÖÜø£Ø×ƒáíóúñÑªº¿®¬½¼¡«»░▒▓│┤ÁÂÀ©╣║╗╝¢¥┐└┴┬├─┼ãÃ╚╔╩╦╠═╬¤ðÐÊËÈıÍÎÏ┘┌█▄¦Ì▀ÓßÔÒõÕµþÞÚÛÙýÝ¯´\u00ad±‗¾¶§÷¸°¨·¹³²■\u00a0';
 
 export function decodeOem(bytes: Uint8Array): string {
   let s = '';
@@ -381,7 +391,8 @@ export function normalizeLabel(label: string): string {
   for (const ch of up) {
     const c = ch.charCodeAt(0);
     // mkfs.fat refuses these in labels (validate_volume_label).
-    if (c < 0x20 || c > 0x7e || '*?.,;:/\\|+=<>[]"'.includes(ch)) throw fail('fat', 'INVALID_ARGUMENT', refused(`the character ${JSON.stringify(ch)} is not allowed`));
+    if (c < 0x20 || c > 0x7e || '*?.,;:/\\|+=<>[]"'.includes(ch))
+      throw fail('fat', 'INVALID_ARGUMENT', refused(`the character ${JSON.stringify(ch)} is not allowed`));
   }
   return up.padEnd(11, ' ');
 }

@@ -24,10 +24,33 @@ const MAX_DEPTH = 64;
 
 /** data_type_t numbers (nvpair.h). */
 export const NV_TYPES = {
-  boolean: 1, byte: 2, int16: 3, uint16: 4, int32: 5, uint32: 6, int64: 7, uint64: 8, string: 9,
-  byte_array: 10, int16_array: 11, uint16_array: 12, int32_array: 13, uint32_array: 14, int64_array: 15,
-  uint64_array: 16, string_array: 17, hrtime: 18, nvlist: 19, nvlist_array: 20, boolean_value: 21,
-  int8: 22, uint8: 23, boolean_array: 24, int8_array: 25, uint8_array: 26, double: 27,
+  boolean: 1,
+  byte: 2,
+  int16: 3,
+  uint16: 4,
+  int32: 5,
+  uint32: 6,
+  int64: 7,
+  uint64: 8,
+  string: 9,
+  byte_array: 10,
+  int16_array: 11,
+  uint16_array: 12,
+  int32_array: 13,
+  uint32_array: 14,
+  int64_array: 15,
+  uint64_array: 16,
+  string_array: 17,
+  hrtime: 18,
+  nvlist: 19,
+  nvlist_array: 20,
+  boolean_value: 21,
+  int8: 22,
+  uint8: 23,
+  boolean_array: 24,
+  int8_array: 25,
+  uint8_array: 26,
+  double: 27,
 } as const;
 export type NvType = keyof typeof NV_TYPES;
 const TYPE_NAMES = new Map<number, NvType>(Object.entries(NV_TYPES).map(([k, v]) => [v, k as NvType]));
@@ -61,19 +84,52 @@ export interface NvList {
 
 /** Integer ranges of the small types (their C types). */
 const RANGES: Record<SmallInt, [number, number]> = {
-  byte: [0, 0xff], uint8: [0, 0xff], int8: [-0x80, 0x7f], int16: [-0x8000, 0x7fff], uint16: [0, 0xffff],
-  int32: [-0x80000000, 0x7fffffff], uint32: [0, 0xffffffff],
+  byte: [0, 0xff],
+  uint8: [0, 0xff],
+  int8: [-0x80, 0x7f],
+  int16: [-0x8000, 0x7fff],
+  uint16: [0, 0xffff],
+  int32: [-0x80000000, 0x7fffffff],
+  uint32: [0, 0xffffffff],
 };
 const ELEMENT: Record<SmallIntArray, SmallInt> = {
-  byte_array: 'byte', int8_array: 'int8', uint8_array: 'uint8', int16_array: 'int16', uint16_array: 'uint16',
-  int32_array: 'int32', uint32_array: 'uint32',
+  byte_array: 'byte',
+  int8_array: 'int8',
+  uint8_array: 'uint8',
+  int16_array: 'int16',
+  uint16_array: 'uint16',
+  int32_array: 'int32',
+  uint32_array: 'uint32',
 };
 /** Native sizes of one element (i_get_value_size in nvpair.c): what the decoded-size field counts. */
 const NATIVE_SIZE: Record<NvType, number> = {
-  boolean: 0, boolean_value: 4, byte: 1, int8: 1, uint8: 1, int16: 2, uint16: 2, int32: 4, uint32: 4,
-  int64: 8, uint64: 8, hrtime: 8, double: 8, string: 0, byte_array: 1, int8_array: 1, uint8_array: 1,
-  int16_array: 2, uint16_array: 2, int32_array: 4, uint32_array: 4, boolean_array: 4, int64_array: 8,
-  uint64_array: 8, string_array: 8, nvlist: 24, nvlist_array: 32,
+  boolean: 0,
+  boolean_value: 4,
+  byte: 1,
+  int8: 1,
+  uint8: 1,
+  int16: 2,
+  uint16: 2,
+  int32: 4,
+  uint32: 4,
+  int64: 8,
+  uint64: 8,
+  hrtime: 8,
+  double: 8,
+  string: 0,
+  byte_array: 1,
+  int8_array: 1,
+  uint8_array: 1,
+  int16_array: 2,
+  uint16_array: 2,
+  int32_array: 4,
+  uint32_array: 4,
+  boolean_array: 4,
+  int64_array: 8,
+  uint64_array: 8,
+  string_array: 8,
+  nvlist: 24,
+  nvlist_array: 32,
 };
 
 const utf8 = new TextEncoder();
@@ -90,11 +146,20 @@ function nativePairSize(p: NvPair): number {
   const nameSize = byteLength(p.name) + 1;
   let value: number;
   switch (p.type) {
-    case 'boolean': value = 0; break;
-    case 'string': value = byteLength(p.value) + 1; break;
-    case 'string_array': value = p.value.reduce((n, s) => n + byteLength(s) + 1, 8 * p.value.length); break;
-    case 'nvlist': value = NATIVE_SIZE.nvlist; break;
-    default: value = NATIVE_SIZE[p.type] * ('value' in p && Array.isArray(p.value) ? p.value.length : 1);
+    case 'boolean':
+      value = 0;
+      break;
+    case 'string':
+      value = byteLength(p.value) + 1;
+      break;
+    case 'string_array':
+      value = p.value.reduce((n, s) => n + byteLength(s) + 1, 8 * p.value.length);
+      break;
+    case 'nvlist':
+      value = NATIVE_SIZE.nvlist;
+      break;
+    default:
+      value = NATIVE_SIZE[p.type] * ('value' in p && Array.isArray(p.value) ? p.value.length : 1);
   }
   return align8(16 + nameSize) + align8(value);
 }
@@ -112,19 +177,43 @@ class Writer {
     this.buf = next;
     this.view = new DataView(next.buffer);
   }
-  i32(v: number) { this.ensure(4); this.view.setInt32(this.length, v); this.length += 4; }
-  u32(v: number) { this.ensure(4); this.view.setUint32(this.length, v >>> 0); this.length += 4; }
-  u64(v: bigint) { this.ensure(8); this.view.setBigUint64(this.length, BigInt.asUintN(64, v)); this.length += 8; }
-  f64(v: number) { this.ensure(8); this.view.setFloat64(this.length, v); this.length += 8; }
-  raw(b: Uint8Array) { this.ensure(align4(b.length)); this.buf.set(b, this.length); this.length += align4(b.length); }
+  i32(v: number) {
+    this.ensure(4);
+    this.view.setInt32(this.length, v);
+    this.length += 4;
+  }
+  u32(v: number) {
+    this.ensure(4);
+    this.view.setUint32(this.length, v >>> 0);
+    this.length += 4;
+  }
+  u64(v: bigint) {
+    this.ensure(8);
+    this.view.setBigUint64(this.length, BigInt.asUintN(64, v));
+    this.length += 8;
+  }
+  f64(v: number) {
+    this.ensure(8);
+    this.view.setFloat64(this.length, v);
+    this.length += 8;
+  }
+  raw(b: Uint8Array) {
+    this.ensure(align4(b.length));
+    this.buf.set(b, this.length);
+    this.length += align4(b.length);
+  }
   string(s: string) {
     if (s.includes('\0')) throw fail(FORMAT, 'INVALID_ARGUMENT', `nvlist strings cannot hold NUL: ${JSON.stringify(s)}`);
     const b = utf8.encode(s);
     this.u32(b.length);
     this.raw(b);
   }
-  setI32(at: number, v: number) { this.view.setInt32(at, v); }
-  bytes() { return this.buf.slice(0, this.length); }
+  setI32(at: number, v: number) {
+    this.view.setInt32(at, v);
+  }
+  bytes() {
+    return this.buf.slice(0, this.length);
+  }
 }
 
 function checkInt(type: SmallInt, v: number, name: string): number {
@@ -146,28 +235,78 @@ function writeList(w: Writer, list: NvList, depth: number): void {
     w.string(p.name);
     w.i32(NV_TYPES[p.type]);
     switch (p.type) {
-      case 'boolean': w.i32(0); break;
-      case 'boolean_value': w.i32(1); w.i32(p.value ? 1 : 0); break;
-      case 'byte': case 'int8': case 'uint8': case 'int16': case 'uint16': case 'int32': case 'uint32':
-        w.i32(1); w.u32(checkInt(p.type, p.value, p.name)); break;
-      case 'int64': case 'uint64': case 'hrtime': w.i32(1); w.u64(p.value); break;
-      case 'double': w.i32(1); w.f64(p.value); break;
-      case 'string': w.i32(1); w.string(p.value); break;
+      case 'boolean':
+        w.i32(0);
+        break;
+      case 'boolean_value':
+        w.i32(1);
+        w.i32(p.value ? 1 : 0);
+        break;
+      case 'byte':
+      case 'int8':
+      case 'uint8':
+      case 'int16':
+      case 'uint16':
+      case 'int32':
+      case 'uint32':
+        w.i32(1);
+        w.u32(checkInt(p.type, p.value, p.name));
+        break;
+      case 'int64':
+      case 'uint64':
+      case 'hrtime':
+        w.i32(1);
+        w.u64(p.value);
+        break;
+      case 'double':
+        w.i32(1);
+        w.f64(p.value);
+        break;
+      case 'string':
+        w.i32(1);
+        w.string(p.value);
+        break;
       case 'byte_array':
         w.i32(p.value.length);
-        w.raw(Uint8Array.from(p.value, (v) => checkInt('byte', v, p.name) & 0xff)); break;
-      case 'int8_array': case 'uint8_array': case 'int16_array': case 'uint16_array': case 'int32_array': case 'uint32_array': {
+        w.raw(Uint8Array.from(p.value, (v) => checkInt('byte', v, p.name) & 0xff));
+        break;
+      case 'int8_array':
+      case 'uint8_array':
+      case 'int16_array':
+      case 'uint16_array':
+      case 'int32_array':
+      case 'uint32_array': {
         const el = ELEMENT[p.type];
-        w.i32(p.value.length); w.u32(p.value.length);
+        w.i32(p.value.length);
+        w.u32(p.value.length);
         for (const v of p.value) w.u32(checkInt(el, v, p.name));
         break;
       }
-      case 'boolean_array': w.i32(p.value.length); w.u32(p.value.length); for (const v of p.value) w.i32(v ? 1 : 0); break;
-      case 'int64_array': case 'uint64_array': w.i32(p.value.length); w.u32(p.value.length); for (const v of p.value) w.u64(v); break;
-      case 'string_array': w.i32(p.value.length); for (const s of p.value) w.string(s); break;
-      case 'nvlist': w.i32(1); writeList(w, p.value, depth + 1); break;
-      case 'nvlist_array': w.i32(p.value.length); for (const l of p.value) writeList(w, l, depth + 1); break;
-      default: throw fail(FORMAT, 'INVALID_ARGUMENT', `unknown nvpair type ${(p as { type: string }).type}`);
+      case 'boolean_array':
+        w.i32(p.value.length);
+        w.u32(p.value.length);
+        for (const v of p.value) w.i32(v ? 1 : 0);
+        break;
+      case 'int64_array':
+      case 'uint64_array':
+        w.i32(p.value.length);
+        w.u32(p.value.length);
+        for (const v of p.value) w.u64(v);
+        break;
+      case 'string_array':
+        w.i32(p.value.length);
+        for (const s of p.value) w.string(s);
+        break;
+      case 'nvlist':
+        w.i32(1);
+        writeList(w, p.value, depth + 1);
+        break;
+      case 'nvlist_array':
+        w.i32(p.value.length);
+        for (const l of p.value) writeList(w, l, depth + 1);
+        break;
+      default:
+        throw fail(FORMAT, 'INVALID_ARGUMENT', `unknown nvpair type ${(p as { type: string }).type}`);
     }
     w.setI32(start, w.length - start);
   }
@@ -187,17 +326,43 @@ export function encodeNvlist(list: NvList): Uint8Array {
 
 class Reader {
   private readonly view: DataView;
-  constructor(private readonly b: Uint8Array, public at: number, private readonly end: number) {
+  constructor(
+    private readonly b: Uint8Array,
+    public at: number,
+    private readonly end: number,
+  ) {
     this.view = view(b);
   }
-  get left() { return this.end - this.at; }
+  get left() {
+    return this.end - this.at;
+  }
   need(n: number, what: string) {
     if (n > this.left) throw fail(FORMAT, 'TRUNCATED', `${what} needs ${n} bytes at offset ${this.at}, ${this.left} remain`);
   }
-  i32(what: string) { this.need(4, what); const v = this.view.getInt32(this.at); this.at += 4; return v; }
-  u32(what: string) { this.need(4, what); const v = this.view.getUint32(this.at); this.at += 4; return v; }
-  u64(what: string) { this.need(8, what); const v = this.view.getBigUint64(this.at); this.at += 8; return v; }
-  f64(what: string) { this.need(8, what); const v = this.view.getFloat64(this.at); this.at += 8; return v; }
+  i32(what: string) {
+    this.need(4, what);
+    const v = this.view.getInt32(this.at);
+    this.at += 4;
+    return v;
+  }
+  u32(what: string) {
+    this.need(4, what);
+    const v = this.view.getUint32(this.at);
+    this.at += 4;
+    return v;
+  }
+  u64(what: string) {
+    this.need(8, what);
+    const v = this.view.getBigUint64(this.at);
+    this.at += 8;
+    return v;
+  }
+  f64(what: string) {
+    this.need(8, what);
+    const v = this.view.getFloat64(this.at);
+    this.at += 8;
+    return v;
+  }
   opaque(n: number, what: string) {
     this.need(align4(n), what);
     const out = this.b.slice(this.at, this.at + n);
@@ -247,21 +412,45 @@ function readValue(r: Reader, type: NvType, nelem: number, what: string, depth: 
   // Every element takes at least 4 bytes except in a byte array (1 byte): bound nelem first.
   if (nelem * (type === 'byte_array' ? 1 : 4) > r.left) throw fail(FORMAT, 'TOO_LARGE', `${what}: ${nelem} elements do not fit in ${r.left} bytes`);
   switch (type) {
-    case 'boolean': scalar(0); return { type };
+    case 'boolean':
+      scalar(0);
+      return { type };
     case 'boolean_value': {
       scalar(1);
       const v = r.i32(what);
       if (v !== 0 && v !== 1) throw fail(FORMAT, 'BAD_VALUE', `${what}: boolean_value ${v}`);
       return { type, value: v === 1 };
     }
-    case 'byte': case 'int8': case 'uint8': case 'int16': case 'uint16': case 'int32': case 'uint32':
-      scalar(1); return { type, value: readSmall(type, r.i32(what), what) };
-    case 'int64': scalar(1); return { type, value: BigInt.asIntN(64, r.u64(what)) };
-    case 'uint64': case 'hrtime': scalar(1); return { type, value: type === 'hrtime' ? BigInt.asIntN(64, r.u64(what)) : r.u64(what) };
-    case 'double': scalar(1); return { type, value: r.f64(what) };
-    case 'string': scalar(1); return { type, value: r.string(what) };
-    case 'byte_array': return { type, value: Array.from(r.opaque(nelem, what)) };
-    case 'int8_array': case 'uint8_array': case 'int16_array': case 'uint16_array': case 'int32_array': case 'uint32_array': {
+    case 'byte':
+    case 'int8':
+    case 'uint8':
+    case 'int16':
+    case 'uint16':
+    case 'int32':
+    case 'uint32':
+      scalar(1);
+      return { type, value: readSmall(type, r.i32(what), what) };
+    case 'int64':
+      scalar(1);
+      return { type, value: BigInt.asIntN(64, r.u64(what)) };
+    case 'uint64':
+    case 'hrtime':
+      scalar(1);
+      return { type, value: type === 'hrtime' ? BigInt.asIntN(64, r.u64(what)) : r.u64(what) };
+    case 'double':
+      scalar(1);
+      return { type, value: r.f64(what) };
+    case 'string':
+      scalar(1);
+      return { type, value: r.string(what) };
+    case 'byte_array':
+      return { type, value: Array.from(r.opaque(nelem, what)) };
+    case 'int8_array':
+    case 'uint8_array':
+    case 'int16_array':
+    case 'uint16_array':
+    case 'int32_array':
+    case 'uint32_array': {
       arrayCount(r, nelem, 4, what);
       const el = ELEMENT[type];
       return { type, value: Array.from({ length: nelem }, () => readSmall(el, r.i32(what), what)) };
@@ -277,12 +466,16 @@ function readValue(r: Reader, type: NvType, nelem: number, what: string, depth: 
         }),
       };
     }
-    case 'int64_array': case 'uint64_array': {
+    case 'int64_array':
+    case 'uint64_array': {
       arrayCount(r, nelem, 8, what);
       return { type, value: Array.from({ length: nelem }, () => (type === 'int64_array' ? BigInt.asIntN(64, r.u64(what)) : r.u64(what))) };
     }
-    case 'string_array': return { type, value: Array.from({ length: nelem }, () => r.string(what)) };
-    case 'nvlist': scalar(1); return { type, value: readList(r, depth + 1) };
+    case 'string_array':
+      return { type, value: Array.from({ length: nelem }, () => r.string(what)) };
+    case 'nvlist':
+      scalar(1);
+      return { type, value: readList(r, depth + 1) };
     case 'nvlist_array': {
       // Each embedded list is at least 16 bytes (version, flags, terminator).
       if (nelem * 16 > r.left) throw fail(FORMAT, 'TOO_LARGE', `${what}: ${nelem} nvlists do not fit in ${r.left} bytes`);
@@ -302,7 +495,8 @@ function readList(r: Reader, depth: number): NvList {
     const decoded = r.i32('decoded size');
     if (encoded === 0 && decoded === 0) break;
     // 5 words at least: the two sizes, the name length, the type and nelem.
-    if (encoded < 20 || encoded > r.left + 8 || encoded % 4 !== 0) throw fail(FORMAT, 'BAD_VALUE', `nvpair at ${start}: encoded size ${encoded} with ${r.left + 8} bytes left`);
+    if (encoded < 20 || encoded > r.left + 8 || encoded % 4 !== 0)
+      throw fail(FORMAT, 'BAD_VALUE', `nvpair at ${start}: encoded size ${encoded} with ${r.left + 8} bytes left`);
     if (decoded < 24) throw fail(FORMAT, 'BAD_VALUE', `nvpair at ${start}: decoded size ${decoded}`);
     const name = r.string(`nvpair name at ${start}`);
     const typeNo = r.i32(`type of ${name}`);
@@ -370,12 +564,21 @@ export function nvRemove(list: NvList, name: string): NvList {
 export function nvToJson(list: NvList): Record<string, unknown> {
   const conv = (p: NvPair): unknown => {
     switch (p.type) {
-      case 'boolean': return true;
-      case 'nvlist': return nvToJson(p.value);
-      case 'nvlist_array': return p.value.map(nvToJson);
-      case 'int64': case 'uint64': case 'hrtime': return p.value.toString();
-      case 'int64_array': case 'uint64_array': return p.value.map(String);
-      default: return p.value;
+      case 'boolean':
+        return true;
+      case 'nvlist':
+        return nvToJson(p.value);
+      case 'nvlist_array':
+        return p.value.map(nvToJson);
+      case 'int64':
+      case 'uint64':
+      case 'hrtime':
+        return p.value.toString();
+      case 'int64_array':
+      case 'uint64_array':
+        return p.value.map(String);
+      default:
+        return p.value;
     }
   };
   return Object.fromEntries(list.pairs.map((p) => [p.name, conv(p)]));

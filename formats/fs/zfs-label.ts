@@ -180,8 +180,13 @@ export function decodeUberblockRing(ring: Uint8Array, ringOffset: number, ashift
     const offset = ringOffset + slot * size;
     const check = checkEmbedded(b, offset);
     out.push({
-      slot, offset, endian,
-      version: u64(b, 8, endian), txg: u64(b, 16, endian), guidSum: u64(b, 24, endian), timestamp: u64(b, 32, endian),
+      slot,
+      offset,
+      endian,
+      version: u64(b, 8, endian),
+      txg: u64(b, 16, endian),
+      guidSum: u64(b, 24, endian),
+      timestamp: u64(b, 32, endian),
       checksumValid: check.valid && check.endian === endian,
     });
   }

@@ -75,10 +75,37 @@ export interface BsdLabel {
 
 /** fstypenames[] from FreeBSD `sys/sys/disklabel.h` (what bsdlabel prints); '?' slots left out. */
 const FSTYPE_NAMES: ReadonlyArray<string | undefined> = [
-  'unused', 'swap', 'Version 6', 'Version 7', 'System V', '4.1BSD', 'Eighth Edition', '4.2BSD',
-  'MSDOS', '4.4LFS', 'unknown', 'HPFS', 'ISO9660', 'boot', 'vinum', 'raid', 'Filecore', 'EXT2FS',
-  'NTFS', undefined, 'ccd', 'jfs', 'HAMMER', 'HAMMER2', 'UDF', undefined, 'EFS', 'ZFS', undefined,
-  undefined, 'nandfs',
+  'unused',
+  'swap',
+  'Version 6',
+  'Version 7',
+  'System V',
+  '4.1BSD',
+  'Eighth Edition',
+  '4.2BSD',
+  'MSDOS',
+  '4.4LFS',
+  'unknown',
+  'HPFS',
+  'ISO9660',
+  'boot',
+  'vinum',
+  'raid',
+  'Filecore',
+  'EXT2FS',
+  'NTFS',
+  undefined,
+  'ccd',
+  'jfs',
+  'HAMMER',
+  'HAMMER2',
+  'UDF',
+  undefined,
+  'EFS',
+  'ZFS',
+  undefined,
+  undefined,
+  'nandfs',
 ];
 
 /** gpart/mkimg aliases (`usr.bin/mkimg/bsd.c` bsd_aliases, `sys/geom/part/g_part_bsd.c`). */
@@ -258,7 +285,8 @@ export function encodeBsdLabel(spec: BsdLabelSpec): Uint8Array {
 
   const area = new Uint8Array(bsdBootAreaBytes(sectorSize));
   if (spec.bootcode) {
-    if (spec.bootcode.length > area.length) throw fail('bsd', 'INVALID_ARGUMENT', `boot code of ${spec.bootcode.length} bytes exceeds the ${area.length}-byte boot area`);
+    if (spec.bootcode.length > area.length)
+      throw fail('bsd', 'INVALID_ARGUMENT', `boot code of ${spec.bootcode.length} bytes exceeds the ${area.length}-byte boot area`);
     area.set(spec.bootcode, 0);
   }
   const labelBytes = OFF_PARTITIONS + Math.max(BSD_NPARTS_MIN, npartitions) * PARTITION_BYTES;

@@ -30,11 +30,7 @@ function checkGeometry(g: Geometry): void {
     g.sectorsPerTrack < 1 ||
     g.sectorsPerTrack > MAX_SECTORS_PER_TRACK
   ) {
-    throw fail(
-      'mbr',
-      'INVALID_ARGUMENT',
-      `geometry ${g.heads} heads x ${g.sectorsPerTrack} sectors is outside 1-255 x 1-63`,
-    );
+    throw fail('mbr', 'INVALID_ARGUMENT', `geometry ${g.heads} heads x ${g.sectorsPerTrack} sectors is outside 1-255 x 1-63`);
   }
 }
 

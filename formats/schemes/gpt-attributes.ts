@@ -14,9 +14,7 @@ export const GPT_ATTRIBUTE_BITS: Readonly<Record<string, number>> = Object.freez
   bootme: 59, // FreeBSD GPT_ENT_ATTR_BOOTME
 });
 
-const NAME_BY_BIT: ReadonlyMap<number, string> = new Map(
-  Object.entries(GPT_ATTRIBUTE_BITS).map(([name, bit]) => [bit, name] as const),
-);
+const NAME_BY_BIT: ReadonlyMap<number, string> = new Map(Object.entries(GPT_ATTRIBUTE_BITS).map(([name, bit]) => [bit, name] as const));
 
 const U64_MASK = (1n << 64n) - 1n;
 

@@ -103,11 +103,7 @@ function checkEntryGeometry(entryCount: number, entrySize: number): void {
     throw fail('gpt', 'BAD_VALUE', `entry size ${entrySize} is not a multiple of 8 of at least 128 bytes`);
   }
   if (entryCount > GPT_MAX_ENTRIES || entryCount * entrySize > GPT_MAX_ENTRY_ARRAY_BYTES) {
-    throw fail(
-      'gpt',
-      'TOO_LARGE',
-      `entry array of ${entryCount} entries of ${entrySize} bytes exceeds the ${GPT_MAX_ENTRY_ARRAY_BYTES}-byte limit`,
-    );
+    throw fail('gpt', 'TOO_LARGE', `entry array of ${entryCount} entries of ${entrySize} bytes exceeds the ${GPT_MAX_ENTRY_ARRAY_BYTES}-byte limit`);
   }
 }
 
@@ -153,10 +149,7 @@ export function gptEntryArrayBytes(h: Pick<GptHeader, 'entryCount' | 'entrySize'
 }
 
 /** Parse the entry array: non-empty entries (type GUID not all-zero) and whether the array CRC matches. */
-export function decodeGptEntries(
-  bytes: Uint8Array,
-  h: GptHeader,
-): { entries: GptPartitionEntry[]; crcValid: boolean } {
+export function decodeGptEntries(bytes: Uint8Array, h: GptHeader): { entries: GptPartitionEntry[]; crcValid: boolean } {
   checkEntryGeometry(h.entryCount, h.entrySize);
   const total = gptEntryArrayBytes(h);
   if (bytes.length < total) {
@@ -283,7 +276,9 @@ export function encodeGptTables(spec: GptTablesSpec): GptTables {
       throw fail('gpt', 'INVALID_ARGUMENT', `partition ${index} sectors ${p.firstLba}-${p.lastLba} are not a valid range`);
     }
     if (p.firstLba < firstUsableLba || p.lastLba > lastUsableLba) {
-      throw fail('gpt', 'INVALID_ARGUMENT', 
+      throw fail(
+        'gpt',
+        'INVALID_ARGUMENT',
         `partition ${index} (sectors ${p.firstLba}-${p.lastLba}) lies outside the usable area (sectors ${firstUsableLba}-${lastUsableLba})`,
       );
     }

@@ -281,14 +281,17 @@ function checkLogicals(logicals: ReadonlyArray<MbrEntrySpec & { ebrLba: number }
     if (ebrs.has(l.ebrLba)) throw fail('mbr', 'INVALID_ARGUMENT', `two logical partitions share the EBR at LBA ${l.ebrLba}`);
     ebrs.add(l.ebrLba);
     if (l.ebrLba < extStart || l.ebrLba >= l.startLba || l.startLba + l.sectors > extEnd) {
-      throw fail('mbr', 'INVALID_ARGUMENT', 
+      throw fail(
+        'mbr',
+        'INVALID_ARGUMENT',
         `logical partition ${l.startLba}+${l.sectors} with EBR at ${l.ebrLba} does not fit the extended partition ${extStart}-${extEnd - 1}`,
       );
     }
   }
   for (const e of ebrs) {
     for (const l of logicals) {
-      if (e >= l.startLba && e < l.startLba + l.sectors) throw fail('mbr', 'INVALID_ARGUMENT', `EBR at LBA ${e} lies inside logical partition ${l.startLba}+${l.sectors}`);
+      if (e >= l.startLba && e < l.startLba + l.sectors)
+        throw fail('mbr', 'INVALID_ARGUMENT', `EBR at LBA ${e} lies inside logical partition ${l.startLba}+${l.sectors}`);
     }
   }
 }

@@ -22,18 +22,17 @@ const CREATE_OPTIONS = [
 export function addFatCommands(program: Command): void {
   const fat = program.command('fat').description('FAT12/16/32 volumes: create from a folder; list, read and extract files (IMG:N picks partition N)');
 
-  opts.addOptions(
-    fat
-      .command('create')
-      .description('make a FAT volume image from a folder (any output format: raw, qcow2, vmdk, vhd, vhdx)')
-      .argument('<output>'),
-    CREATE_OPTIONS,
-  ).action(async (output: string, o: Values<typeof CREATE_OPTIONS>) => {
-    const type = o.type === undefined || o.type === 'auto' ? 'auto' : (Number(o.type) as 12 | 16 | 32);
-    const r = await createFatImage(output, { ...o, type, progress: false, ...(output === '-' ? { stdout: process.stdout } : {}) });
-    if (o.json) printJson(r);
-    else printOut(`${output}: FAT${r.type}, ${formatBytes(r.sizeBytes)}, ${r.clusters} clusters of ${formatBytes(r.clusterSize)}\n`);
-  });
+  opts
+    .addOptions(
+      fat.command('create').description('make a FAT volume image from a folder (any output format: raw, qcow2, vmdk, vhd, vhdx)').argument('<output>'),
+      CREATE_OPTIONS,
+    )
+    .action(async (output: string, o: Values<typeof CREATE_OPTIONS>) => {
+      const type = o.type === undefined || o.type === 'auto' ? 'auto' : (Number(o.type) as 12 | 16 | 32);
+      const r = await createFatImage(output, { ...o, type, progress: false, ...(output === '-' ? { stdout: process.stdout } : {}) });
+      if (o.json) printJson(r);
+      else printOut(`${output}: FAT${r.type}, ${formatBytes(r.sizeBytes)}, ${r.clusters} clusters of ${formatBytes(r.clusterSize)}\n`);
+    });
 
   fat
     .command('ls')

@@ -37,8 +37,13 @@ type WriteFlags = Values<typeof WRITE_OPTIONS> & { opt?: string };
 function writeOptions(o: WriteFlags, output: string): WriteImageOptions {
   const algorithm = o.compression ?? (parseOptionString(o.opt).compression_type === 'zstd' ? 'zstd' : 'deflate');
   return {
-    format: o.format, options: o.opt, compress: o.compress || o.compression !== undefined,
-    compression: o.compression, level: checkLevel(o.level, algorithm), threads: o.threads, ...outputStreams(output, o.quiet),
+    format: o.format,
+    options: o.opt,
+    compress: o.compress || o.compression !== undefined,
+    compression: o.compression,
+    level: checkLevel(o.level, algorithm),
+    threads: o.threads,
+    ...outputStreams(output, o.quiet),
   };
 }
 
@@ -89,10 +94,7 @@ const VERIFY_OPTIONS = [
   opts.sectorSize,
 ] as const;
 
-const COMPARE_OPTIONS = [
-  opts.described(opts.strict, 'images of different sizes differ (default: the larger one may only add zeros)'),
-  opts.json,
-] as const;
+const COMPARE_OPTIONS = [opts.described(opts.strict, 'images of different sizes differ (default: the larger one may only add zeros)'), opts.json] as const;
 
 const SCHEMA_OPTIONS = [opts.described(opts.output, 'write to a file instead of standard output')] as const;
 
@@ -104,72 +106,85 @@ export function makeProgram(): Command {
     // Before the commands are added: each copies it. Help's width still asks process.stdout.
     .configureOutput({ writeOut: printOut, writeErr: printErr });
 
-  opts.addOptions(
-    program
-      .command('build')
-      .description('build an image from a layout file (or a preset), in any output format')
-      .argument('[layout]', 'layout JSON file (or use --preset)'),
-    BUILD_OPTIONS,
-  ).action(async (layout: string | undefined, o: Values<typeof BUILD_OPTIONS>) => {
-    if (!layout === !o.preset) throw new DiskmintError('BAD_ARGUMENT', 'give a layout file or --preset NAME (one of them)');
-    const source = o.preset ? await presetLayoutChecked(o.preset, o) : layout!;
-    const result = await buildImage(source, { ...writeOptions(o, o.output), output: o.output, seed: o.seed, baseDir: o.preset ? process.cwd() : undefined });
-    // With -o -, the image owns stdout; the report goes to stderr.
-    const print = o.output === '-' ? printErr : printOut;
-    if (o.json) printJson(result, print);
-    else print(`${formatBuild(result)}\n`);
-  });
+  opts
+    .addOptions(
+      program
+        .command('build')
+        .description('build an image from a layout file (or a preset), in any output format')
+        .argument('[layout]', 'layout JSON file (or use --preset)'),
+      BUILD_OPTIONS,
+    )
+    .action(async (layout: string | undefined, o: Values<typeof BUILD_OPTIONS>) => {
+      if (!layout === !o.preset) throw new DiskmintError('BAD_ARGUMENT', 'give a layout file or --preset NAME (one of them)');
+      const source = o.preset ? await presetLayoutChecked(o.preset, o) : layout!;
+      const result = await buildImage(source, { ...writeOptions(o, o.output), output: o.output, seed: o.seed, baseDir: o.preset ? process.cwd() : undefined });
+      // With -o -, the image owns stdout; the report goes to stderr.
+      const print = o.output === '-' ? printErr : printOut;
+      if (o.json) printJson(result, print);
+      else print(`${formatBuild(result)}\n`);
+    });
 
-  opts.addOptions(program.command('info').description('show the partition tables of an image').argument('<image>'), INFO_OPTIONS)
+  opts
+    .addOptions(program.command('info').description('show the partition tables of an image').argument('<image>'), INFO_OPTIONS)
     .action(async (path: string, o: Values<typeof INFO_OPTIONS>) => {
       const r = await withImage(path, (image) => image.inspect({ sectorSize: o.sectorSize }));
       if (o.json) printJson(r);
       else printOut(`${formatInspection(r)}\n`);
     });
 
-  opts.addOptions(
-    program.command('verify').description('check an image: exit 0 when sound, 1 when problems were found, 2 when it is not a disk image').argument('<image>'),
-    VERIFY_OPTIONS,
-  ).action(async (path: string, o: Values<typeof VERIFY_OPTIONS>) => {
-    if (!o.signature !== !o.pubkey) throw new DiskmintError('BAD_ARGUMENT', '--signature and --pubkey go together');
-    if (o.contents && !o.expect) throw new DiskmintError('BAD_ARGUMENT', '--contents compares with a layout: give --expect LAYOUT');
-    const r = await withImage(path, (image) => image.verify(o));
-    if (o.json) printJson(r);
-    else printOut(`${formatVerify(r)}\n`);
-    process.exitCode = r.ok ? 0 : EXIT_PROBLEMS;
-  });
+  opts
+    .addOptions(
+      program.command('verify').description('check an image: exit 0 when sound, 1 when problems were found, 2 when it is not a disk image').argument('<image>'),
+      VERIFY_OPTIONS,
+    )
+    .action(async (path: string, o: Values<typeof VERIFY_OPTIONS>) => {
+      if (!o.signature !== !o.pubkey) throw new DiskmintError('BAD_ARGUMENT', '--signature and --pubkey go together');
+      if (o.contents && !o.expect) throw new DiskmintError('BAD_ARGUMENT', '--contents compares with a layout: give --expect LAYOUT');
+      const r = await withImage(path, (image) => image.verify(o));
+      if (o.json) printJson(r);
+      else printOut(`${formatVerify(r)}\n`);
+      process.exitCode = r.ok ? 0 : EXIT_PROBLEMS;
+    });
 
-  opts.addOptions(
-    program
-      .command('compare')
-      .description('do two images hold the same disk, whatever their formats? exit 0 when they do, 1 when not (as qemu-img compare); IMG:N compares partition N')
-      .argument('<image-a>', 'IMG or IMG:N')
-      .argument('<image-b>', 'IMG or IMG:N'),
-    COMPARE_OPTIONS,
-  ).action(async (a: string, b: string, o: Values<typeof COMPARE_OPTIONS>) => {
-    const r = await compareImages(a, b, { strict: o.strict });
-    if (o.json) printJson(r);
-    else printOut(`${formatCompare(r)}\n`);
-    process.exitCode = r.identical ? 0 : EXIT_PROBLEMS;
-  });
+  opts
+    .addOptions(
+      program
+        .command('compare')
+        .description(
+          'do two images hold the same disk, whatever their formats? exit 0 when they do, 1 when not (as qemu-img compare); IMG:N compares partition N',
+        )
+        .argument('<image-a>', 'IMG or IMG:N')
+        .argument('<image-b>', 'IMG or IMG:N'),
+      COMPARE_OPTIONS,
+    )
+    .action(async (a: string, b: string, o: Values<typeof COMPARE_OPTIONS>) => {
+      const r = await compareImages(a, b, { strict: o.strict });
+      if (o.json) printJson(r);
+      else printOut(`${formatCompare(r)}\n`);
+      process.exitCode = r.identical ? 0 : EXIT_PROBLEMS;
+    });
 
-  opts.addOptions(
-    program
-      .command('convert')
-      .description('convert an image (raw, qcow2, VMDK, VHD, VHDX: detected by content) to another format')
-      .argument('<input>')
-      .argument('<output>', "output file, '-' for standard output"),
-    CONVERT_OPTIONS,
-  ).action(async (input: string, output: string, o: Values<typeof CONVERT_OPTIONS>) => {
-    const r = await convertImage(input, output, { ...writeOptions(o, output), allowBacking: o.allowBacking });
-    // With OUT -, the image owns stdout: the JSON goes to stderr, the text line nowhere.
-    if (o.json) printJson(r, output === '-' ? printErr : printOut);
-    else if (output !== '-') printOut(`${r.input} (${r.inputFormat}) -> ${r.output} (${r.format}), virtual size ${r.virtualSize} bytes\n`);
-  });
+  opts
+    .addOptions(
+      program
+        .command('convert')
+        .description('convert an image (raw, qcow2, VMDK, VHD, VHDX: detected by content) to another format')
+        .argument('<input>')
+        .argument('<output>', "output file, '-' for standard output"),
+      CONVERT_OPTIONS,
+    )
+    .action(async (input: string, output: string, o: Values<typeof CONVERT_OPTIONS>) => {
+      const r = await convertImage(input, output, { ...writeOptions(o, output), allowBacking: o.allowBacking });
+      // With OUT -, the image owns stdout: the JSON goes to stderr, the text line nowhere.
+      if (o.json) printJson(r, output === '-' ? printErr : printOut);
+      else if (output !== '-') printOut(`${r.input} (${r.inputFormat}) -> ${r.output} (${r.format}), virtual size ${r.virtualSize} bytes\n`);
+    });
 
   program
     .command('mkimg')
-    .description("FreeBSD mkimg's command line: -s scheme -f format [-b bootcode] -p type[/label]:=file | ::size [-a N] [-S secsz] [-P blksz] [-H heads] [-T sectors] [-c capacity] [-C max] [-y] -o out")
+    .description(
+      "FreeBSD mkimg's command line: -s scheme -f format [-b bootcode] -p type[/label]:=file | ::size [-a N] [-S secsz] [-P blksz] [-H heads] [-T sectors] [-c capacity] [-C max] [-y] -o out",
+    )
     .allowUnknownOption(true)
     .helpOption(false)
     .argument('[args...]')
@@ -189,7 +204,8 @@ export function makeProgram(): Command {
   addSignCommands(program);
   addZfsCommands(program);
 
-  opts.addOptions(program.command('schema').description('print the JSON Schema of layout files'), SCHEMA_OPTIONS)
+  opts
+    .addOptions(program.command('schema').description('print the JSON Schema of layout files'), SCHEMA_OPTIONS)
     .action(async (o: Values<typeof SCHEMA_OPTIONS>) => {
       const { layoutJsonSchema } = await import('../layout/schema.js'); // zod: loaded only here and for layouts
       const text = `${JSON.stringify(layoutJsonSchema(), null, 2)}\n`;

@@ -95,12 +95,16 @@ export const pubkey = text('--pubkey <file>', 'Ed25519 public key (PEM)');
 export const privateKey = text('--key <file>', 'Ed25519 private key (PEM)');
 export const requireSignature = flag('--require-signature', 'refuse anything but a bundle signed by --pubkey');
 export const strict = flag('--strict', 'treat warnings as problems');
-export const sectorSize = def<512 | 4096, '--sector-size <bytes>'>('--sector-size <bytes>', (o) => o.choices(['512', '4096']).argParser((v) => Number(v) as 512 | 4096),
-  'logical sector size for MBR/BSD disks (default: detected from their contents; GPT records its own)');
+export const sectorSize = def<512 | 4096, '--sector-size <bytes>'>(
+  '--sector-size <bytes>',
+  (o) => o.choices(['512', '4096']).argParser((v) => Number(v) as 512 | 4096),
+  'logical sector size for MBR/BSD disks (default: detected from their contents; GPT records its own)',
+);
 
 /** The output-format options of build and convert (qemu-img's names where it has one). */
 export const format = text('-O, --format <format>', 'output format: raw, qcow2, vmdk, vhd (vpc), vhdx (default: from the file extension)');
-const FORMAT_OPTIONS = 'format options, qemu-img style: subformat=streamOptimized,adapter_type=lsilogic,cluster_size=65536,compat=1.1,compression_type=zstd,force_size=on';
+const FORMAT_OPTIONS =
+  'format options, qemu-img style: subformat=streamOptimized,adapter_type=lsilogic,cluster_size=65536,compat=1.1,compression_type=zstd,force_size=on';
 /** Format options where `-o` is the output file (build). */
 export const formatOptions = text('--opt <key=value,...>', FORMAT_OPTIONS);
 /** Format options as qemu-img spells them, where the output is positional (convert). */

@@ -10,7 +10,14 @@ import { formatBytes } from '../model/size.js';
 
 function table(rows: string[][], indent: string): string[] {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
-  return rows.map((r) => indent + r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ').trimEnd());
+  return rows.map(
+    (r) =>
+      indent +
+      r
+        .map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c])))
+        .join('  ')
+        .trimEnd(),
+  );
 }
 
 export function formatTable(t: PartitionTable, indent = ''): string[] {
@@ -27,7 +34,18 @@ export function formatTable(t: PartitionTable, indent = ''): string[] {
   for (const p of t.partitions) {
     const flags = [...(p.attributes ?? []), ...(p.active ? ['active'] : []), ...(p.logical ? ['logical'] : [])];
     const holds = p.nested ? p.nested.scheme : p.filesystem ? `${p.filesystem.kind}${p.filesystem.label ? ` "${p.filesystem.label}"` : ''}` : '';
-    rows.push([String(p.index), p.typeName, p.rawType, p.label ?? '', String(p.firstLba), String(p.lastLba), formatBytes(p.sizeBytes), flags.join(',') || '-', holds, p.guid ?? '']);
+    rows.push([
+      String(p.index),
+      p.typeName,
+      p.rawType,
+      p.label ?? '',
+      String(p.firstLba),
+      String(p.lastLba),
+      formatBytes(p.sizeBytes),
+      flags.join(',') || '-',
+      holds,
+      p.guid ?? '',
+    ]);
   }
   lines.push(...table(rows, `${indent}  `));
   for (const p of t.partitions) {
@@ -67,7 +85,9 @@ export function formatBuild(r: BuildResult): string {
 function formatSummary(s: BuildSummary, indent: string): string[] {
   const out: string[] = [];
   for (const p of s.partitions) {
-    out.push(`${indent}${p.index} ${p.type}${p.label ? ` "${p.label}"` : ''} sectors ${p.startLba}+${p.sectors} (${formatBytes(p.sectors * s.sectorSize)}) ${p.contents}`);
+    out.push(
+      `${indent}${p.index} ${p.type}${p.label ? ` "${p.label}"` : ''} sectors ${p.startLba}+${p.sectors} (${formatBytes(p.sectors * s.sectorSize)}) ${p.contents}`,
+    );
     if (p.nested) out.push(...formatSummary(p.nested, `${indent}  `));
   }
   return out;

@@ -18,7 +18,8 @@ function formatBundle(b: OpenedBundle, pubkey?: string): string {
     `  created:      ${new Date(m.created * 1000).toISOString()} (${m.created})`,
     `  image:        ${formatBytes(m.payloadSize)} (${m.payloadSize} bytes), sha256 ${m.payloadSha256}`,
   ];
-  if (m.kind === 'delta') lines.push(`  base:         ${formatBytes(m.baseSize ?? 0)} (${m.baseSize} bytes), sha256 ${m.baseSha256}: applies only to a slot holding this`);
+  if (m.kind === 'delta')
+    lines.push(`  base:         ${formatBytes(m.baseSize ?? 0)} (${m.baseSize} bytes), sha256 ${m.baseSha256}: applies only to a slot holding this`);
   lines.push(
     `  target slot:  at least ${formatBytes(m.targetSlotSize)} (${m.targetSlotSize} bytes)`,
     `  payload:      ${m.records} record${m.records === 1 ? '' : 's'}, ${m.compression}, ${formatBytes(m.blockSize)} blocks, ${formatBytes(m.storedSize)} stored, sha256 matches the manifest`,
@@ -62,7 +63,8 @@ export function addSignCommands(program: Command): void {
   // root options are then recognised only before the subcommand name.
   program.enablePositionalOptions();
   const key = program.command('key').description('Ed25519 signing keys (PEM)');
-  opts.addOptions(key.command('generate').description('make a new Ed25519 key pair; never overwrites an existing private key'), KEY_GENERATE_OPTIONS)
+  opts
+    .addOptions(key.command('generate').description('make a new Ed25519 key pair; never overwrites an existing private key'), KEY_GENERATE_OPTIONS)
     .action(async (o: Values<typeof KEY_GENERATE_OPTIONS>) => {
       if (o.output !== undefined && o.out !== undefined) throw new DiskmintError('BAD_ARGUMENT', '--out is the old spelling of -o/--output: give one of them');
       const name = o.output ?? o.out;
@@ -71,29 +73,52 @@ export function addSignCommands(program: Command): void {
       printOut(`private key ${r.privatePath} (keep it secret), public key ${r.publicPath}\n`);
     });
 
-  opts.addOptions(program.command('sign').argument('<image>').description("sign an image's manifest: size, sha256, and each partition's type, label, offset, size and sha256"), SIGN_OPTIONS)
+  opts
+    .addOptions(
+      program
+        .command('sign')
+        .argument('<image>')
+        .description("sign an image's manifest: size, sha256, and each partition's type, label, offset, size and sha256"),
+      SIGN_OPTIONS,
+    )
     .action(async (image: string, o: Values<typeof SIGN_OPTIONS>) => {
       const r = await signImage(image, o.key, { output: o.output, detachDir: o.detachDir });
       if (o.json) return printJson(r);
-      printOut(`${r.signaturePath}: signed ${formatBytes(r.manifest.image.size)} image, sha256 ${r.manifest.image.sha256.slice(0, 12)}, ${r.manifest.partitions.length} partitions\n`);
+      printOut(
+        `${r.signaturePath}: signed ${formatBytes(r.manifest.image.size)} image, sha256 ${r.manifest.image.sha256.slice(0, 12)}, ${r.manifest.partitions.length} partitions\n`,
+      );
       if (r.detached) printOut(`detached: ${r.detached.manifestPath} ${r.detached.signaturePath}\n`);
     });
 
   const bundle = program.command('bundle').description('signed update bundles (.dmb) for A/B slots: full or delta');
-  opts.addOptions(bundle.command('create').description('make an update bundle; creation time from SOURCE_DATE_EPOCH (else 0), so it is reproducible'), BUNDLE_CREATE_OPTIONS)
+  opts
+    .addOptions(
+      bundle.command('create').description('make an update bundle; creation time from SOURCE_DATE_EPOCH (else 0), so it is reproducible'),
+      BUNDLE_CREATE_OPTIONS,
+    )
     .action(async (o: Values<typeof BUNDLE_CREATE_OPTIONS>) => {
       if (!o.key && !o.unsigned) throw new DiskmintError('BAD_ARGUMENT', 'give --key KEY.pem to sign the bundle (or --unsigned)');
       if (o.key && o.unsigned) throw new DiskmintError('BAD_ARGUMENT', '--key and --unsigned contradict each other');
       const r = await createBundle({
-        from: o.from, base: o.base, key: o.key, version: o.version, compression: o.compression === 'deflate' ? 'zlib' : 'zstd',
-        level: checkLevel(o.level, o.compression), threads: o.threads, blockSize: o.blockSize, output: o.output,
+        from: o.from,
+        base: o.base,
+        key: o.key,
+        version: o.version,
+        compression: o.compression === 'deflate' ? 'zlib' : 'zstd',
+        level: checkLevel(o.level, o.compression),
+        threads: o.threads,
+        blockSize: o.blockSize,
+        output: o.output,
       });
       if (o.json) return printJson(r);
       const m = r.manifest;
-      printOut(`${r.path}: ${m.kind} bundle, ${formatBytes(r.bytes)} for a ${formatBytes(m.payloadSize)} image (${m.records} record${m.records === 1 ? '' : 's'}), ${r.signed ? 'signed' : 'UNSIGNED'}\n`);
+      printOut(
+        `${r.path}: ${m.kind} bundle, ${formatBytes(r.bytes)} for a ${formatBytes(m.payloadSize)} image (${m.records} record${m.records === 1 ? '' : 's'}), ${r.signed ? 'signed' : 'UNSIGNED'}\n`,
+      );
     });
 
-  opts.addOptions(bundle.command('inspect').argument('<bundle>').description('show the manifest and whether the bundle verifies'), BUNDLE_INSPECT_OPTIONS)
+  opts
+    .addOptions(bundle.command('inspect').argument('<bundle>').description('show the manifest and whether the bundle verifies'), BUNDLE_INSPECT_OPTIONS)
     .action(async (path: string, o: Values<typeof BUNDLE_INSPECT_OPTIONS>) => {
       const b = await openBundle(path, { pubkey: o.pubkey, requireSignature: o.requireSignature });
       if (o.extract) {

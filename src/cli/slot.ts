@@ -16,7 +16,9 @@ function formatStatus(s: SlotStatus): string {
   for (const b of s.bootStages) lines.push(`  boot stage ${b.index} ${b.label || ''} ${formatBytes(b.sizeBytes)} sha256 ${b.sha256}`);
   for (const x of s.slots) {
     const fs = x.filesystem.label ? `${x.filesystem.kind} "${x.filesystem.label}"` : x.filesystem.kind;
-    lines.push(`  slot ${x.index} ${x.label.padEnd(6)} ${formatBytes(x.sizeBytes).padStart(9)}  [${x.attributes.join(',') || '-'}]  ${fs.padEnd(16)} sha256 ${x.sha256}${x.isDefault ? '  (default)' : ''}`);
+    lines.push(
+      `  slot ${x.index} ${x.label.padEnd(6)} ${formatBytes(x.sizeBytes).padStart(9)}  [${x.attributes.join(',') || '-'}]  ${fs.padEnd(16)} sha256 ${x.sha256}${x.isDefault ? '  (default)' : ''}`,
+    );
   }
   lines.push(`  next boot: ${s.next.index !== undefined ? `slot ${s.next.index}${s.next.label ? ` (${s.next.label})` : ''}` : 'nothing'}: ${s.next.reason}`);
   return lines.join('\n');
@@ -24,7 +26,8 @@ function formatStatus(s: SlotStatus): string {
 
 function formatSimulation(r: SimulationReport): string {
   const lines: string[] = [];
-  const table = (entries: Array<{ index: number; label: string; attributes: bigint }>) => entries.map((e) => `${e.label || e.index}=${describeAttributes(e.attributes)}`).join(' ');
+  const table = (entries: Array<{ index: number; label: string; attributes: bigint }>) =>
+    entries.map((e) => `${e.label || e.index}=${describeAttributes(e.attributes)}`).join(' ');
   for (const s of r.steps) {
     lines.push(`boot ${s.boot}: outcome ${s.outcome}`);
     lines.push(`  on disk before: ${table(s.before)}`);
@@ -32,7 +35,8 @@ function formatSimulation(r: SimulationReport): string {
     for (const m of s.messages) lines.push(`  ${m}`);
     lines.push(`  on disk after:  ${table(s.after)}${s.booted !== undefined ? `   (running slot ${s.booted})` : '   (nothing booted)'}`);
   }
-  for (const b of r.bootStages ?? []) lines.push(`boot stage, power cycle ${b.boot}: ${b.stage !== undefined ? `freebsd-boot partition ${b.stage}` : 'none'}: ${b.reason}`);
+  for (const b of r.bootStages ?? [])
+    lines.push(`boot stage, power cycle ${b.boot}: ${b.stage !== undefined ? `freebsd-boot partition ${b.stage}` : 'none'}: ${b.reason}`);
   return lines.join('\n');
 }
 
@@ -54,31 +58,61 @@ const SIMULATE_OPTIONS = [
 
 export function addSlotCommands(program: Command): void {
   const slot = program.command('slot').description('A/B OS slots: status, write, bootonce, confirm, activate, simulate (SLOT = index or GPT label)');
-  opts.addOptions(slot.command('status').argument('<image>').description('every slot with attributes, size, hash and filesystem, and what boots next'), STATUS_OPTIONS)
+  opts
+    .addOptions(
+      slot.command('status').argument('<image>').description('every slot with attributes, size, hash and filesystem, and what boots next'),
+      STATUS_OPTIONS,
+    )
     .action(async (path: string, o: Values<typeof STATUS_OPTIONS>) => {
       const s = await withImage(path, (image) => image.slots({ hash: o.hash }));
       if (o.json) printJson(s);
       else printOut(`${formatStatus(s)}\n`);
     });
-  opts.addOptions(slot.command('write').argument('<image>').argument('<slot>').description('write an OS image or update bundle into a slot, read it back and compare hashes'), WRITE_OPTIONS)
+  opts
+    .addOptions(
+      slot
+        .command('write')
+        .argument('<image>')
+        .argument('<slot>')
+        .description('write an OS image or update bundle into a slot, read it back and compare hashes'),
+      WRITE_OPTIONS,
+    )
     .action(async (path: string, ref: string, o: Values<typeof WRITE_OPTIONS>) => {
       const r = await withImage(path, (image) => image.slotWrite(ref, o.from, o));
       if (o.json) printJson(r);
-      else printOut(`slot ${r.slot}${r.label ? ` (${r.label})` : ''}: wrote ${formatBytes(r.bytes)}, read back sha256 ${r.sha256.slice(0, 12)} matches${r.bootonce ? '; bootonce set' : ''}\n`);
+      else
+        printOut(
+          `slot ${r.slot}${r.label ? ` (${r.label})` : ''}: wrote ${formatBytes(r.bytes)}, read back sha256 ${r.sha256.slice(0, 12)} matches${r.bootonce ? '; bootonce set' : ''}\n`,
+        );
     });
-  slot.command('bootonce').argument('<image>').argument('<slot>').description('request a one-time boot (as gpart set -a bootonce)')
+  slot
+    .command('bootonce')
+    .argument('<image>')
+    .argument('<slot>')
+    .description('request a one-time boot (as gpart set -a bootonce)')
     .action(async (path: string, ref: string) => {
       await withImage(path, (image) => image.bootonce(ref));
     });
-  slot.command('confirm').argument('<image>').description("what FreeBSD's rc.d/gptboot does after a good boot")
+  slot
+    .command('confirm')
+    .argument('<image>')
+    .description("what FreeBSD's rc.d/gptboot does after a good boot")
     .action(async (path: string) => {
       for (const m of await withImage(path, (image) => image.confirm())) printOut(`${m}\n`);
     });
-  slot.command('activate').argument('<image>').argument('<slot>').description('make a slot the permanent default (GPT bootme, or the MBR active flag)')
+  slot
+    .command('activate')
+    .argument('<image>')
+    .argument('<slot>')
+    .description('make a slot the permanent default (GPT bootme, or the MBR active flag)')
     .action(async (path: string, ref: string) => {
       await withImage(path, (image) => image.activate(ref));
     });
-  opts.addOptions(slot.command('simulate').argument('<image>').description("apply FreeBSD gptboot's rules to a copy in memory and show each boot"), SIMULATE_OPTIONS)
+  opts
+    .addOptions(
+      slot.command('simulate').argument('<image>').description("apply FreeBSD gptboot's rules to a copy in memory and show each boot"),
+      SIMULATE_OPTIONS,
+    )
     .action(async (image: string, o: Values<typeof SIMULATE_OPTIONS>) => {
       const r = await slotSimulate(image, parseOutcomes(o.outcomes), { confirm: o.confirm, bootStageFails: o.bootStageFails });
       if (o.json) printJson(r);
@@ -86,7 +120,9 @@ export function addSlotCommands(program: Command): void {
     });
 
   const preset = program.command('preset').description('ready-made layouts: nanobsd (GPT), nanobsd-mbr');
-  preset.command('show').addArgument(new Command().createArgument('<name>', 'preset name').choices([...PRESETS]))
+  preset
+    .command('show')
+    .addArgument(new Command().createArgument('<name>', 'preset name').choices([...PRESETS]))
     .description('print the preset as a layout file to copy and edit')
     .action((name: PresetName) => {
       printJson(presetTemplate(name));

@@ -23,12 +23,18 @@ function formatLabels(r: ZfsLabelsReport): string {
   }
   lines.push(r.agree ? '  labels agree' : `  labels DISAGREE${r.disagreements.length ? `: ${r.disagreements.join('; ')}` : ''}`);
   const u = r.activeUberblock;
-  lines.push(u ? `  active uberblock: txg ${u.txg}, guid_sum ${u.guidSum}, timestamp ${u.timestamp} (${new Date(Number(u.timestamp) * 1000).toISOString()}), version ${u.version}, slot ${u.slot}` : '  no valid uberblock');
+  lines.push(
+    u
+      ? `  active uberblock: txg ${u.txg}, guid_sum ${u.guidSum}, timestamp ${u.timestamp} (${new Date(Number(u.timestamp) * 1000).toISOString()}), version ${u.version}, slot ${u.slot}`
+      : '  no valid uberblock',
+  );
   return lines.join('\n');
 }
 
 function formatBootenv(r: ZfsBootenvReport): string {
-  const lines = [`${r.spec}: boot environment${r.fromLabel !== undefined ? ` (label ${r.fromLabel}), version ${r.version}` : ': no label with a valid checksum'}`];
+  const lines = [
+    `${r.spec}: boot environment${r.fromLabel !== undefined ? ` (label ${r.fromLabel}), version ${r.version}` : ': no label with a valid checksum'}`,
+  ];
   lines.push(`  freebsd:bootonce       ${r.bootonce ?? '-'}`);
   lines.push(`  freebsd:bootonce-used  ${r.bootonceUsed ?? '-'}`);
   for (const [k, v] of Object.entries(r.env ?? {})) {
@@ -41,7 +47,9 @@ function formatBootenv(r: ZfsBootenvReport): string {
 export function addZfsCommands(program: Command): void {
   const zfs = program.command('zfs').description('ZFS vdev labels and boot environments, offline (IMG:N picks partition N)');
 
-  zfs.command('label').argument('<image>', 'IMG or IMG:N')
+  zfs
+    .command('label')
+    .argument('<image>', 'IMG or IMG:N')
     .addOption(opts.json.make())
     .description('the four vdev labels as zdb -l reads them: checksums, agreement, active uberblock')
     .action(async (image: string, o: { json?: boolean }) => {
@@ -50,7 +58,9 @@ export function addZfsCommands(program: Command): void {
       else printOut(`${formatLabels(r)}\n`);
     });
 
-  zfs.command('bootenv').argument('<image>', 'IMG or IMG:N')
+  zfs
+    .command('bootenv')
+    .argument('<image>', 'IMG or IMG:N')
     .addOption(opts.json.make())
     .description('the boot environment: freebsd:bootonce, freebsd:bootonce-used and the rest')
     .action(async (image: string, o: { json?: boolean }) => {
@@ -59,7 +69,10 @@ export function addZfsCommands(program: Command): void {
       else printOut(`${formatBootenv(r)}\n`);
     });
 
-  zfs.command('bootonce').argument('<image>', 'IMG or IMG:N').argument('[dataset]', 'POOL/ROOT/BE (stored as zfs:POOL/ROOT/BE:) or a zfs:... descriptor')
+  zfs
+    .command('bootonce')
+    .argument('<image>', 'IMG or IMG:N')
+    .argument('[dataset]', 'POOL/ROOT/BE (stored as zfs:POOL/ROOT/BE:) or a zfs:... descriptor')
     .addOption(opts.flag('--clear', 'remove the one-time boot request').make())
     .addOption(opts.json.make())
     .description('request a one-time boot of a boot environment, as zfsbootcfg does (all four labels, crash-safe)')
@@ -69,6 +82,9 @@ export function addZfsCommands(program: Command): void {
       const r = await zfsSetBootonce(image, o.clear ? undefined : dataset);
       for (const w of r.warnings) printErr(`diskmint: warning: ${w}\n`);
       if (o.json) printJson(r);
-      else printOut(`${image}: pool '${r.pool}': freebsd:bootonce ${r.bootonce ? `= ${r.bootonce}` : 'removed'} (was ${r.previous ?? 'unset'}); labels ${r.labelsWritten.join(', ')} written\n`);
+      else
+        printOut(
+          `${image}: pool '${r.pool}': freebsd:bootonce ${r.bootonce ? `= ${r.bootonce}` : 'removed'} (was ${r.previous ?? 'unset'}); labels ${r.labelsWritten.join(', ')} written\n`,
+        );
     });
 }

@@ -39,7 +39,13 @@ export interface NonZeroBlocksOptions extends StoreBlocksOptions {
  * end cuts short is stored whole, zero-padded. To a file the reads go into reused buffers (a file
  * sink is done with each write's bytes when it resolves); to a stream, into fresh ones.
  */
-async function storeBlocks(disk: VirtualDisk, sink: ByteSink, blockSize: number, keep: (index: number, block: Uint8Array) => boolean, opts: StoreBlocksOptions): Promise<void> {
+async function storeBlocks(
+  disk: VirtualDisk,
+  sink: ByteSink,
+  blockSize: number,
+  keep: (index: number, block: Uint8Array) => boolean,
+  opts: StoreBlocksOptions,
+): Promise<void> {
   for await (const group of readBlockGroups(disk, blockSize, { reuseBuffers: sink.seekable })) {
     let runStart = -1;
     const flush = async (end: number) => {
@@ -65,18 +71,25 @@ async function storeBlocks(disk: VirtualDisk, sink: ByteSink, blockSize: number,
 /** Data first, for files: every non-zero block of `disk` stored (see storeBlocks); returns how many. */
 export async function writeNonZeroBlocks(disk: VirtualDisk, sink: ByteSink, blockSize: number, opts: NonZeroBlocksOptions): Promise<number> {
   let stored = 0;
-  await storeBlocks(disk, sink, blockSize, (index, block) => {
-    if (isAllZero(block)) return false;
-    opts.onStored(index, stored++);
-    return true;
-  }, opts);
+  await storeBlocks(
+    disk,
+    sink,
+    blockSize,
+    (index, block) => {
+      if (isAllZero(block)) return false;
+      opts.onStored(index, stored++);
+      return true;
+    },
+    opts,
+  );
   return stored;
 }
 
 /** The pre-scan for tables first: ascending indexes of the blocks of `disk` that hold non-zero data. Nothing is written. */
 export async function scanNonZeroBlocks(disk: VirtualDisk, blockSize: number, onProgress?: (done: number) => void): Promise<number[]> {
   const found: number[] = [];
-  for await (const group of readBlockGroups(disk, blockSize, { reuseBuffers: true })) { // only looked at
+  for await (const group of readBlockGroups(disk, blockSize, { reuseBuffers: true })) {
+    // only looked at
     for (let i = 0; i < group.count; i++) if (!isAllZero(blockOf(group, i))) found.push(group.first + i);
     onProgress?.(Math.min(disk.size, (group.first + group.count) * blockSize));
   }
@@ -84,13 +97,25 @@ export async function scanNonZeroBlocks(disk: VirtualDisk, blockSize: number, on
 }
 
 /** After the tables: exactly the `listed` blocks (scanNonZeroBlocks' answer), stored as writeNonZeroBlocks stores. */
-export async function writeListedBlocks(disk: VirtualDisk, sink: ByteSink, blockSize: number, listed: readonly number[], opts: StoreBlocksOptions = {}): Promise<void> {
+export async function writeListedBlocks(
+  disk: VirtualDisk,
+  sink: ByteSink,
+  blockSize: number,
+  listed: readonly number[],
+  opts: StoreBlocksOptions = {},
+): Promise<void> {
   let next = 0;
-  await storeBlocks(disk, sink, blockSize, (index) => {
-    if (next >= listed.length || listed[next] !== index) return false;
-    next++;
-    return true;
-  }, opts);
+  await storeBlocks(
+    disk,
+    sink,
+    blockSize,
+    (index) => {
+      if (next >= listed.length || listed[next] !== index) return false;
+      next++;
+      return true;
+    },
+    opts,
+  );
   if (next !== listed.length) throw new DiskmintError('IO', 'source data changed while the image was written');
 }
 

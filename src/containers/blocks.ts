@@ -165,7 +165,11 @@ export async function* readBlockGroups(disk: VirtualDisk, blockSize: number, opt
 export { isAllZero } from '../io/zero-blocks.js';
 
 /** Allocated block indexes (ascending) as byte ranges, neighbours merged, clipped to the disk. */
-export async function* rangesOfBlocks(blocks: Iterable<number> | AsyncIterable<number>, blockSize: number, diskSize: number): AsyncGenerator<{ offset: number; length: number }> {
+export async function* rangesOfBlocks(
+  blocks: Iterable<number> | AsyncIterable<number>,
+  blockSize: number,
+  diskSize: number,
+): AsyncGenerator<{ offset: number; length: number }> {
   let run: { offset: number; length: number } | undefined;
   for await (const i of blocks) {
     const offset = i * blockSize;
@@ -221,7 +225,7 @@ export async function readThroughBlocks(
   const start = Math.min(Math.max(0, offset), size);
   const end = Math.min(size, start + Math.max(0, len));
   const out = into && into.length >= end - start ? into.subarray(0, end - start).fill(0) : new Uint8Array(end - start);
-  for (let at = start; at < end; ) {
+  for (let at = start; at < end;) {
     const block = Math.floor(at / blockSize);
     const within = at - block * blockSize;
     const n = Math.min(blockSize - within, end - at);

@@ -134,8 +134,9 @@ class ZstdPool {
   }
 
   private setRef(on: boolean): void {
-    for (const w of this.workers) if (on) w.ref();
-    else w.unref();
+    for (const w of this.workers)
+      if (on) w.ref();
+      else w.unref();
   }
 
   async close(): Promise<void> {

@@ -51,7 +51,12 @@ export async function* compressedBlocks<P>(disk: VirtualDisk, blockSize: number,
   }
 }
 
-async function* packedBlocks<P>(disk: VirtualDisk, blockSize: number, opts: CompressedBlocksOptions<P>, compressor: Compressor): AsyncGenerator<PackedBlock<P>> {
+async function* packedBlocks<P>(
+  disk: VirtualDisk,
+  blockSize: number,
+  opts: CompressedBlocksOptions<P>,
+  compressor: Compressor,
+): AsyncGenerator<PackedBlock<P>> {
   // `concurrency` blocks are being packed while the consumer holds one more; read buffers are
   // reused only after that (deflate reads its input on the thread pool until it resolves).
   const inFlight = Math.max(1, compressor.concurrency);

@@ -19,7 +19,13 @@ export const OUTPUT_FORMATS: readonly ContainerFormat[] = ['raw', 'qcow2', 'vmdk
 
 /** qemu-img's driver names and mkimg's format names map onto ours. */
 const FORMAT_ALIASES: Record<string, ContainerFormat> = {
-  raw: 'raw', img: 'raw', qcow2: 'qcow2', vmdk: 'vmdk', vhd: 'vhd', vpc: 'vhd', vhdx: 'vhdx',
+  raw: 'raw',
+  img: 'raw',
+  qcow2: 'qcow2',
+  vmdk: 'vmdk',
+  vhd: 'vhd',
+  vpc: 'vhd',
+  vhdx: 'vhdx',
 };
 
 /** The handler whose magic the file carries; raw when none does. */

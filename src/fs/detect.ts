@@ -102,7 +102,9 @@ export function detectFat(head: Uint8Array): DetectedFilesystem | undefined {
   };
   let label: string | undefined;
   if (head[ext + 2] === 0x29) {
-    details.volumeId = u32(ext + 3).toString(16).padStart(8, '0');
+    details.volumeId = u32(ext + 3)
+      .toString(16)
+      .padStart(8, '0');
     const lab = ascii(head, ext + 7, 11);
     if (lab && lab !== 'NO NAME') label = lab;
   }

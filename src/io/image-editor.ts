@@ -55,13 +55,26 @@ export async function openImageEditor(path: string, opts: EditorOptions = {}): P
 
 /** The owner's editor, whose commit and close are the owner's. */
 function borrowed(e: ImageEditor): ImageEditor {
-  return { path: e.path, format: e.format, disk: e.disk, writeBytes: (o, d) => e.writeBytes(o, d), writeFile: (o, f, l, fo) => e.writeFile(o, f, l, fo),
-    commit: async () => {}, mark: () => e.mark(), rollback: (m) => e.rollback(m), close: async () => {} };
+  return {
+    path: e.path,
+    format: e.format,
+    disk: e.disk,
+    writeBytes: (o, d) => e.writeBytes(o, d),
+    writeFile: (o, f, l, fo) => e.writeFile(o, f, l, fo),
+    commit: async () => {},
+    mark: () => e.mark(),
+    rollback: (m) => e.rollback(m),
+    close: async () => {},
+  };
 }
 
 /** The image to read: the owner's editor (pending edits included), else the file. */
 export async function openForReading(path: string, opts: EditorOptions = {}): Promise<{ reader: DiskReader; format: ContainerFormat }> {
-  if (opts.editor) return { reader: { size: opts.editor.disk.size, read: (o, l, into) => opts.editor!.disk.read(o, l, into), close: async () => {} }, format: opts.editor.format };
+  if (opts.editor)
+    return {
+      reader: { size: opts.editor.disk.size, read: (o, l, into) => opts.editor!.disk.read(o, l, into), close: async () => {} },
+      format: opts.editor.format,
+    };
   return openDisk(path);
 }
 
@@ -73,7 +86,7 @@ function rawEditor(path: string, handle: FileHandle, opts: EditorOptions): Promi
       async read(offset, length) {
         const n = Math.max(0, Math.min(length, size - offset));
         const buf = new Uint8Array(n);
-        for (let done = 0; done < n; ) {
+        for (let done = 0; done < n;) {
           const { bytesRead } = await handle.read(buf, done, n - done, offset + done);
           if (!bytesRead) break;
           done += bytesRead;
@@ -96,7 +109,7 @@ function rawEditor(path: string, handle: FileHandle, opts: EditorOptions): Promi
         const src = await open(file, 'r');
         try {
           const buf = new Uint8Array(Math.min(COPY_CHUNK, length));
-          for (let done = 0; done < length; ) {
+          for (let done = 0; done < length;) {
             const n = Math.min(buf.length, length - done);
             const { bytesRead } = await src.read(buf, 0, n, fileOffset + done);
             if (bytesRead !== n) throw new DiskmintError('INPUT', `${file} is shorter than expected`);
@@ -126,7 +139,8 @@ function containerEditor(path: string, base: ContainerReader, format: ContainerF
   const files = new FileCache();
   let writes = 0;
   const addEdit = (e: Edit) => {
-    if (e.offset < 0 || e.offset + e.length > base.size) throw new DiskmintError('BAD_ARGUMENT', `write at ${e.offset} of ${e.length} bytes is outside the image`);
+    if (e.offset < 0 || e.offset + e.length > base.size)
+      throw new DiskmintError('BAD_ARGUMENT', `write at ${e.offset} of ${e.length} bytes is outside the image`);
     opts.beforeWrite?.(++writes);
     edits.push(e);
   };
@@ -213,8 +227,7 @@ function subtract(pieces: Edit[], from: number, to: number): Edit[] {
 function slice(p: Edit, from: number, to: number): Edit {
   const skip = from - p.offset;
   const s = p.source;
-  const source: ExtentSource =
-    s.kind === 'bytes' ? { kind: 'bytes', data: s.data.subarray(skip, skip + (to - from)) } : { ...s, offset: s.offset + skip };
+  const source: ExtentSource = s.kind === 'bytes' ? { kind: 'bytes', data: s.data.subarray(skip, skip + (to - from)) } : { ...s, offset: s.offset + skip };
   return { offset: from, length: to - from, source };
 }
 

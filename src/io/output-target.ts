@@ -13,7 +13,10 @@ export async function checkOutputTarget(target: string, inputs: Iterable<string>
   const out = await stat(target).catch(() => undefined);
   if (!out) return; // a new file: nothing to replace, no input can be it
   if (!out.isFile()) {
-    throw new DiskmintError('BAD_ARGUMENT', `${target} exists and is not a regular file (a device, FIFO or folder); diskmint writes a new file and renames it into place, which would replace it. Write to a file, or to - and pipe that to dd`);
+    throw new DiskmintError(
+      'BAD_ARGUMENT',
+      `${target} exists and is not a regular file (a device, FIFO or folder); diskmint writes a new file and renames it into place, which would replace it. Write to a file, or to - and pipe that to dd`,
+    );
   }
   for (const input of new Set(inputs)) {
     const st = await stat(input).catch(() => undefined);

@@ -8,7 +8,7 @@ import type { DataRun, VirtualDisk } from '../model/extents.js';
 import { readInto } from '../model/disk-reader.js';
 
 export async function readFully(src: FileHandle, buf: Uint8Array, n: number, position: number, path: string): Promise<void> {
-  for (let done = 0; done < n; ) {
+  for (let done = 0; done < n;) {
     const { bytesRead } = await src.read(buf, done, n - done, position + done);
     if (bytesRead === 0) throw new DiskmintError('INPUT', `${path} is shorter than expected (it changed while building?)`);
     done += bytesRead;
@@ -37,7 +37,8 @@ export class FileCache {
 
   async withFile<T>(path: string, use: (handle: FileHandle) => Promise<T>): Promise<T> {
     let entry = this.entries.get(path);
-    if (entry) this.entries.delete(path); // re-inserted below: Map order is least recently used first
+    if (entry)
+      this.entries.delete(path); // re-inserted below: Map order is least recently used first
     else entry = { handle: open(path, 'r'), users: 0 };
     this.entries.set(path, entry);
     entry.users++;

@@ -116,7 +116,7 @@ export function streamSink(out: Writable): ByteSink {
       position += data.length;
     },
     async skip(n) {
-      for (let left = n; left > 0; ) {
+      for (let left = n; left > 0;) {
         const k = Math.min(left, ZEROS.length);
         await push(ZEROS.subarray(0, k));
         left -= k;

@@ -14,7 +14,9 @@ let made = 0;
  * unique per process and call. Callers open it with 'wx', so a clash fails instead of clobbering.
  */
 export function tempPathBeside(target: string, name = basename(target)): string {
-  const rand = Math.floor(Math.random() * 0x100000000).toString(16).padStart(8, '0');
+  const rand = Math.floor(Math.random() * 0x100000000)
+    .toString(16)
+    .padStart(8, '0');
   return join(dirname(target), `.${name}.${process.pid}.${++made}-${rand}.tmp`);
 }
 

@@ -3,7 +3,7 @@ import type { FileHandle } from 'node:fs/promises';
 
 /** pwrite `data` at `position` until every byte is written. */
 export async function writeFully(handle: FileHandle, data: Uint8Array, position: number): Promise<void> {
-  for (let done = 0; done < data.length; ) {
+  for (let done = 0; done < data.length;) {
     const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
     done += bytesWritten;
   }

@@ -77,7 +77,14 @@ export async function writeImage(disk: VirtualDisk, output: string, opts: WriteI
   return { format, output, virtualSize: disk.size };
 }
 
-async function writeWithHandler(disk: VirtualDisk, output: string, format: ContainerFormat, options: Record<string, string>, opts: WriteImageOptions, inputs: () => Iterable<string>): Promise<void> {
+async function writeWithHandler(
+  disk: VirtualDisk,
+  output: string,
+  format: ContainerFormat,
+  options: Record<string, string>,
+  opts: WriteImageOptions,
+  inputs: () => Iterable<string>,
+): Promise<void> {
   const handler = handlerFor(format);
   const ctx = (siblingOutput: WriteContext['createSiblingOutput']): WriteContext => ({
     options,
@@ -88,19 +95,27 @@ async function writeWithHandler(disk: VirtualDisk, output: string, format: Conta
   });
   if (output === '-') {
     const sink = streamSink(opts.stdout!);
-    await handler.write(disk, sink, ctx(async () => {
-      throw new DiskmintError('BAD_ARGUMENT', `${format} output with a separate data file cannot go to a pipe`);
-    }));
+    await handler.write(
+      disk,
+      sink,
+      ctx(async () => {
+        throw new DiskmintError('BAD_ARGUMENT', `${format} output with a separate data file cannot go to a pipe`);
+      }),
+    );
     await sink.finish();
     return;
   }
   await writeAtomically(output, async (handle, out) => {
     const sink = fileSink(handle);
-    await handler.write(disk, sink, ctx(async (name: string): Promise<ByteSink> => {
-      const final = join(dirname(output), name);
-      await checkOutputTarget(final, inputs()); // a VMDK's -flat/-s001 file may be the input itself
-      return fileSink(await out.sibling(final));
-    }));
+    await handler.write(
+      disk,
+      sink,
+      ctx(async (name: string): Promise<ByteSink> => {
+        const final = join(dirname(output), name);
+        await checkOutputTarget(final, inputs()); // a VMDK's -flat/-s001 file may be the input itself
+        return fileSink(await out.sibling(final));
+      }),
+    );
     await sink.finish();
   });
 }
@@ -137,4 +152,3 @@ function trackProgress(disk: VirtualDisk, progress: ProgressReporter): { disk: V
   }
   return { disk: tracked, close, total };
 }
-

@@ -11,7 +11,7 @@ const ZERO_MIB = Buffer.alloc(1 << 20);
 
 /** True when every byte is zero (memcmp against a zero buffer, 1 MiB at a time). */
 export function isAllZero(data: Uint8Array): boolean {
-  if (data.length && (data[0] | data[data.length - 1])) return false; // most data blocks end here
+  if (data.length && data[0] | data[data.length - 1]) return false; // most data blocks end here
   for (let at = 0; at < data.length; at += ZERO_MIB.length) {
     const n = Math.min(ZERO_MIB.length, data.length - at);
     if (!Buffer.from(data.buffer, data.byteOffset + at, n).equals(ZERO_MIB.subarray(0, n))) return false;

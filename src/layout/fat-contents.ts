@@ -56,7 +56,14 @@ export async function resolveFatContents(
 }
 
 /** Build the volume to fill `sizeBytes` at absolute sector `startLba` (its hidden sectors). */
-export async function buildPlannedFat(fat: PlannedFat, sizeBytes: number, startLba: number, seed: string, path: string, problems: LayoutProblems): Promise<void> {
+export async function buildPlannedFat(
+  fat: PlannedFat,
+  sizeBytes: number,
+  startLba: number,
+  seed: string,
+  path: string,
+  problems: LayoutProblems,
+): Promise<void> {
   try {
     fat.volume = await buildFatVolume(fat.tree, { ...fat.options, size: sizeBytes, hiddenSectors: startLba, seed: `${seed}\0${path}` });
   } catch (err) {

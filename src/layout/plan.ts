@@ -9,19 +9,13 @@ import { DiskmintError } from '../model/errors.js';
 import { deriveGuid, deriveU32 } from '../model/seed.js';
 import { formatBytes, parseSizeSpec, type SizeSpec } from '../model/size.js';
 import type { Layout, PartitionSpec } from './schema.js';
-import {
-  LayoutProblems, checkSchemeFields, resolveAttributes, resolveContentsFile, resolveType, type ResolvedType,
-} from './resolve.js';
+import { LayoutProblems, checkSchemeFields, resolveAttributes, resolveContentsFile, resolveType, type ResolvedType } from './resolve.js';
 import { buildPlannedFat, resolveFatContents, type PlannedFat } from './fat-contents.js';
 import { schemeHandler } from '../schemes/registry.js';
 import type { SchemeHandler } from '../schemes/handler.js';
 
 export type PlannedContents =
-  | { kind: 'none' }
-  | { kind: 'zero' }
-  | { kind: 'file'; path: string; size: number }
-  | { kind: 'image'; plan: PlannedImage }
-  | PlannedFat;
+  { kind: 'none' } | { kind: 'zero' } | { kind: 'file'; path: string; size: number } | { kind: 'image'; plan: PlannedImage } | PlannedFat;
 
 export interface PlannedPartition extends ResolvedType {
   /** 1-based: GPT slot; MBR 1-4 primary slots, 5+ logicals; BSD slot (a=1, b=2, d=4 ...). */
@@ -119,7 +113,8 @@ export async function planLayout(layout: Layout, ctx: PlanContext, fixedBytes?: 
       const bytes = offset.kind === 'bytes' ? offset.bytes : offset.sectors * sectorSize;
       if (bytes % sectorSize) problems.add(`${path}.offset`, `${JSON.stringify(spec.offset)} is not a multiple of the sector size (${sectorSize})`);
       offsetSectors = Math.floor(bytes / sectorSize);
-      if (offsetSectors % alignSectors) warnings.push(`${path}.offset: ${JSON.stringify(spec.offset)} is not aligned to ${formatBytes(alignSectors * sectorSize)}`);
+      if (offsetSectors % alignSectors)
+        warnings.push(`${path}.offset: ${JSON.stringify(spec.offset)} is not aligned to ${formatBytes(alignSectors * sectorSize)}`);
     } else if (offset) {
       problems.add(`${path}.offset`, `${JSON.stringify(spec.offset)}: an offset must be bytes or sectors`);
     }
@@ -188,7 +183,11 @@ export async function planLayout(layout: Layout, ctx: PlanContext, fixedBytes?: 
       const auto = (d.spec.contents.image.size ?? 'auto') === 'auto';
       d.contents = {
         kind: 'image',
-        plan: await planLayout(d.spec.contents.image, { ...ctx, path: `${d.path}.contents.image`, parentSectorSize: sectorSize, baseLba }, auto ? sizes[i] * sectorSize : undefined),
+        plan: await planLayout(
+          d.spec.contents.image,
+          { ...ctx, path: `${d.path}.contents.image`, parentSectorSize: sectorSize, baseLba },
+          auto ? sizes[i] * sectorSize : undefined,
+        ),
       };
     } else if (d.contents.kind === 'fat') {
       await buildPlannedFat(d.contents, sizes[i] * sectorSize, baseLba, ctx.seed, d.path, problems);
@@ -254,10 +253,13 @@ async function resolveContents(spec: PartitionSpec, path: string, ctx: PlanConte
   const c = spec.contents;
   if (!c) return { contents: { kind: 'none' } as PlannedContents, contentBytes: 0 };
   if ('zero' in c) return { contents: { kind: 'zero' } as PlannedContents, contentBytes: 0 };
-  if ('fat' in c) return (await resolveFatContents(c.fat, path, ctx.baseDir, sectorSize, problems)) ?? { contents: { kind: 'none' } as PlannedContents, contentBytes: 0 };
+  if ('fat' in c)
+    return (await resolveFatContents(c.fat, path, ctx.baseDir, sectorSize, problems)) ?? { contents: { kind: 'none' } as PlannedContents, contentBytes: 0 };
   if ('file' in c) {
     const f = await resolveContentsFile(c.file, ctx.baseDir, path, problems);
-    return f ? { contents: { kind: 'file', ...f } as PlannedContents, contentBytes: f.size } : { contents: { kind: 'none' } as PlannedContents, contentBytes: 0 };
+    return f
+      ? { contents: { kind: 'file', ...f } as PlannedContents, contentBytes: f.size }
+      : { contents: { kind: 'none' } as PlannedContents, contentBytes: 0 };
   }
   try {
     // A nested layout of auto size fills a partition of fixed size; size it from the partition now.
@@ -321,12 +323,22 @@ function checkPlacement(drafts: Draft[], starts: number[], sizes: number[], firs
     if (r.start < first) problems.add(r.d.path, `starts at sector ${r.start}, inside the partition table area (first usable sector is ${first})`);
     if (r.end > last) problems.add(r.d.path, `ends at sector ${r.end}, beyond the last usable sector ${last} of the disk`);
     if (r.d.contents.kind === 'fat' && r.d.contentBytes > sizes[drafts.indexOf(r.d)] * ss) {
-      problems.add(`${r.d.path}.contents.fat`, `the FAT volume for this tree needs at least ${formatBytes(r.d.contentBytes)}, more than the partition (${formatBytes(sizes[drafts.indexOf(r.d)] * ss)})`);
+      problems.add(
+        `${r.d.path}.contents.fat`,
+        `the FAT volume for this tree needs at least ${formatBytes(r.d.contentBytes)}, more than the partition (${formatBytes(sizes[drafts.indexOf(r.d)] * ss)})`,
+      );
     } else if (r.d.contentBytes > sizes[drafts.indexOf(r.d)] * ss && r.d.contents.kind !== 'image') {
-      const what = r.d.contents.kind === 'file' ? JSON.stringify(r.d.spec.contents && 'file' in r.d.spec.contents ? r.d.spec.contents.file : '') : 'the contents';
-      problems.add(`${r.d.path}.contents`, `${what} is ${formatBytes(r.d.contentBytes)}, larger than the partition (${formatBytes(sizes[drafts.indexOf(r.d)] * ss)})`);
+      const what =
+        r.d.contents.kind === 'file' ? JSON.stringify(r.d.spec.contents && 'file' in r.d.spec.contents ? r.d.spec.contents.file : '') : 'the contents';
+      problems.add(
+        `${r.d.path}.contents`,
+        `${what} is ${formatBytes(r.d.contentBytes)}, larger than the partition (${formatBytes(sizes[drafts.indexOf(r.d)] * ss)})`,
+      );
     } else if (r.d.contents.kind === 'image' && r.d.contentBytes > sizes[drafts.indexOf(r.d)] * ss) {
-      problems.add(`${r.d.path}.contents.image`, `the nested image needs ${formatBytes(r.d.contentBytes)}, more than the partition (${formatBytes(sizes[drafts.indexOf(r.d)] * ss)})`);
+      problems.add(
+        `${r.d.path}.contents.image`,
+        `the nested image needs ${formatBytes(r.d.contentBytes)}, more than the partition (${formatBytes(sizes[drafts.indexOf(r.d)] * ss)})`,
+      );
     }
   }
   const sorted = [...ranges].sort((a, b) => a.start - b.start);

@@ -35,7 +35,14 @@ export interface PresetOptions {
 
 /** A layout with placeholders, for `preset show` (users copy and edit it). */
 export function presetTemplate(name: PresetName): Layout {
-  return presetLayout(name, { os: 'os.ufs', cfg: 'cfg.ufs', esp: 'esp/', boot: name === 'nanobsd' ? '/boot/pmbr' : '/boot/boot0', bootStage: name === 'nanobsd' ? '/boot/gptboot' : '/boot/boot', swap: name === 'nanobsd' ? '1G' : undefined });
+  return presetLayout(name, {
+    os: 'os.ufs',
+    cfg: 'cfg.ufs',
+    esp: 'esp/',
+    boot: name === 'nanobsd' ? '/boot/pmbr' : '/boot/boot0',
+    bootStage: name === 'nanobsd' ? '/boot/gptboot' : '/boot/boot',
+    swap: name === 'nanobsd' ? '1G' : undefined,
+  });
 }
 
 async function requireFile(path: string | undefined, what: string, flag: string): Promise<string> {
@@ -52,7 +59,11 @@ export async function presetLayoutChecked(name: PresetName, o: PresetOptions): P
     const stage = await requireFile(o.bootStage, "the boot stage for the freebsd-boot partitions (FreeBSD's /boot/gptboot)", '--boot-stage');
     const { size } = await stat(stage);
     const limit = BOOTCODE_KINDS['freebsd-boot'].maxBytes;
-    if (size > limit) throw new DiskmintError('BAD_ARGUMENT', `--boot-stage ${stage} is ${size} bytes; pmbr loads at most ${limit} bytes (545 KiB) from a freebsd-boot partition`);
+    if (size > limit)
+      throw new DiskmintError(
+        'BAD_ARGUMENT',
+        `--boot-stage ${stage} is ${size} bytes; pmbr loads at most ${limit} bytes (545 KiB) from a freebsd-boot partition`,
+      );
     if (size === 0) throw new DiskmintError('BAD_ARGUMENT', `--boot-stage ${stage} is empty`);
     if (o.esp) {
       const st = await stat(o.esp).catch(() => undefined);
@@ -68,7 +79,10 @@ export async function presetLayoutChecked(name: PresetName, o: PresetOptions): P
 }
 
 function presetLayout(name: PresetName, o: PresetOptions): Layout {
-  const data: PartitionSpec[] = o.data === 'none' ? [] : [{ type: name === 'nanobsd' ? 'freebsd-ufs' : 'freebsd', ...(name === 'nanobsd' ? { label: 'data' } : {}), size: o.data ?? 'rest' }];
+  const data: PartitionSpec[] =
+    o.data === 'none'
+      ? []
+      : [{ type: name === 'nanobsd' ? 'freebsd-ufs' : 'freebsd', ...(name === 'nanobsd' ? { label: 'data' } : {}), size: o.data ?? 'rest' }];
   const osSize = o.osSize ?? '1G';
   if (name === 'nanobsd') {
     const stage = { file: o.bootStage! };
@@ -91,11 +105,23 @@ function presetLayout(name: PresetName, o: PresetOptions): Layout {
   // NanoBSD: 63 sectors x 16 heads, slices on track boundaries, the OS in each code slice's 'a'
   // partition at offset 16 (after the 8 KiB boot area), cfg NANO_CONFSIZE 2048 sectors.
   const codeSlice = (withOs: boolean): PartitionSpec => ({
-    type: 'freebsd', size: osSize,
-    contents: { image: { scheme: 'bsd', align: '16s', bootcode: o.bootStage, partitions: [{ type: '4.2BSD', size: 'rest', ...(withOs ? { contents: { file: o.os! } } : {}) }] } },
+    type: 'freebsd',
+    size: osSize,
+    contents: {
+      image: {
+        scheme: 'bsd',
+        align: '16s',
+        bootcode: o.bootStage,
+        partitions: [{ type: '4.2BSD', size: 'rest', ...(withOs ? { contents: { file: o.os! } } : {}) }],
+      },
+    },
   });
   return {
-    scheme: 'mbr', size: o.size ?? '4G', align: '63s', geometry: { heads: 16, sectors: 63 }, bootcode: o.boot,
+    scheme: 'mbr',
+    size: o.size ?? '4G',
+    align: '63s',
+    geometry: { heads: 16, sectors: 63 },
+    bootcode: o.boot,
     partitions: [
       { ...codeSlice(true), active: true },
       codeSlice(o.copyOs === true),

@@ -14,7 +14,10 @@ const zeroContents = z.strictObject({ zero: z.literal(true).describe('Fill the p
 const fatContents = z.strictObject({
   fat: z.strictObject({
     from: z.string().min(1).optional().describe('Folder whose tree the volume holds, relative to the layout file (omitted: an empty volume)'),
-    type: z.union([z.enum(['auto', '12', '16', '32']), z.literal(12), z.literal(16), z.literal(32)]).optional().describe('FAT type; auto chooses by size as mkfs.fat does'),
+    type: z
+      .union([z.enum(['auto', '12', '16', '32']), z.literal(12), z.literal(16), z.literal(32)])
+      .optional()
+      .describe('FAT type; auto chooses by size as mkfs.fat does'),
     label: z.string().max(11).optional().describe('Volume label, up to 11 characters'),
     keepTimes: z.boolean().optional().describe("Stamp entries with the files' own times instead of SOURCE_DATE_EPOCH / the FAT epoch"),
   }),
@@ -26,7 +29,9 @@ export const PartitionSchema = z.strictObject({
   size: size.optional().describe('Size, `rest`, a percentage; omitted = size of the contents'),
   offset: size.optional().describe('Start, from the start of the disk or slice'),
   uuid: guid.optional().describe('GPT unique partition GUID; default derives from the seed'),
-  attributes: z.array(z.union([z.string(), z.number().int().min(0).max(63)])).optional()
+  attributes: z
+    .array(z.union([z.string(), z.number().int().min(0).max(63)]))
+    .optional()
     .describe('GPT attributes: names (bootme, bootonce, bootfailed, required, no-block-io, legacy-bios-bootable), bit numbers or 0x hex'),
   active: z.boolean().optional().describe('MBR active (bootable) flag'),
   logical: z.boolean().optional().describe('MBR: place inside the extended partition'),
@@ -37,7 +42,9 @@ export const PartitionSchema = z.strictObject({
 
 export const LayoutSchema = z.strictObject({
   $schema: z.string().optional(),
-  scheme: z.enum(['gpt', 'mbr', 'bsd', 'ebr']).describe('Partition table: gpt, mbr, bsd (disklabel), or ebr (a bare EBR chain, the contents of an extended partition, as mkimg -s ebr)'),
+  scheme: z
+    .enum(['gpt', 'mbr', 'bsd', 'ebr'])
+    .describe('Partition table: gpt, mbr, bsd (disklabel), or ebr (a bare EBR chain, the contents of an extended partition, as mkimg -s ebr)'),
   size: size.optional().describe('Disk size, or `auto` (default) for just enough'),
   sectorSize: z.union([z.literal(512), z.literal(4096)]).optional(),
   align: size.optional().describe('Partition alignment (default 1M; 4K inside a BSD label)'),

@@ -41,10 +41,7 @@ export class VirtualDisk {
   place(offset: number, length: number, source: ExtentSource): this {
     if (length === 0) return this;
     if (offset < 0 || length < 0 || offset + length > this.size) {
-      throw new DiskmintError(
-        'BAD_ARGUMENT',
-        `extent at ${offset} of ${length} bytes does not fit in a disk of ${this.size} bytes`,
-      );
+      throw new DiskmintError('BAD_ARGUMENT', `extent at ${offset} of ${length} bytes does not fit in a disk of ${this.size} bytes`);
     }
     // Binary search for the insertion point; the list stays sorted and disjoint.
     let lo = 0;

@@ -30,7 +30,9 @@ export function deriveU32(seed: string, what: string): number {
 
 /** The default seed: a hash of the layout text, so different layouts differ and one layout repeats. */
 export function seedFromLayoutText(text: string): string {
-  return Buffer.from(sha256(utf8.encode(text))).toString('hex').slice(0, 32);
+  return Buffer.from(sha256(utf8.encode(text)))
+    .toString('hex')
+    .slice(0, 32);
 }
 
 export function randomSeed(): string {

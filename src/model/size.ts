@@ -3,11 +3,7 @@
  * `KiB`...), sectors (`2048s`), a share of the disk (`25%`) or `rest`.
  */
 export type SizeSpec =
-  | { kind: 'bytes'; bytes: number }
-  | { kind: 'sectors'; sectors: number }
-  | { kind: 'percent'; percent: number }
-  | { kind: 'rest' }
-  | { kind: 'auto' };
+  { kind: 'bytes'; bytes: number } | { kind: 'sectors'; sectors: number } | { kind: 'percent'; percent: number } | { kind: 'rest' } | { kind: 'auto' };
 
 export const SIZE_PATTERN = '^(?:[0-9]+(?:\\.[0-9]+)?\\s*(?:[kKmMgGtTpP](?:i?[bB])?|[bB]|[sS])?|[0-9]+(?:\\.[0-9]+)?%|rest|auto)$';
 export const SIZE_HINT = 'use e.g. 512K, 1G, 2T, 2048s, 100%, rest';

@@ -29,7 +29,10 @@ export async function diskFromReader(reader: ContainerReader & { sourcePath?: st
   }
   for await (const r of reader.allocatedRanges()) {
     // Raw files are read as file ranges: straight into the writer's buffers, no copies.
-    const source = reader.sourcePath !== undefined ? { kind: 'file' as const, path: reader.sourcePath, offset: r.offset } : { kind: 'reader' as const, reader, offset: r.offset };
+    const source =
+      reader.sourcePath !== undefined
+        ? { kind: 'file' as const, path: reader.sourcePath, offset: r.offset }
+        : { kind: 'reader' as const, reader, offset: r.offset };
     disk.place(r.offset, Math.min(r.length, reader.size - r.offset), source);
   }
   return disk;

@@ -25,7 +25,10 @@ export interface FatCreateOptions extends WriteImageOptions {
 }
 
 /** Build a FAT volume image (any output format) from a folder. */
-export async function createFatImage(output: string, opts: FatCreateOptions): Promise<{ type: number; sizeBytes: number; clusters: number; clusterSize: number }> {
+export async function createFatImage(
+  output: string,
+  opts: FatCreateOptions,
+): Promise<{ type: number; sizeBytes: number; clusters: number; clusterSize: number }> {
   refuseUncompressibleOutput(output, opts);
   const st = await stat(opts.from).catch(() => undefined);
   if (!st?.isDirectory()) throw new DiskmintError('INPUT', `--from ${opts.from} is not a folder`);

@@ -19,9 +19,15 @@ export async function partitionRange(disk: DiskReader, path: string, partition: 
   const { table } = await inspectDisk(disk);
   const p = table?.partitions.find((x) => x.index === partition);
   if (!table || !p) {
-    throw new DiskmintError('BAD_ARGUMENT', `${path} has no partition ${partition}${table ? ` (it has ${table.partitions.map((x) => x.index).join(', ')})` : ''}`);
+    throw new DiskmintError(
+      'BAD_ARGUMENT',
+      `${path} has no partition ${partition}${table ? ` (it has ${table.partitions.map((x) => x.index).join(', ')})` : ''}`,
+    );
   }
-  return { offset: table.offset + p.firstLba * table.sectorSize, size: Math.max(0, Math.min(p.sizeBytes, disk.size - table.offset - p.firstLba * table.sectorSize)) };
+  return {
+    offset: table.offset + p.firstLba * table.sectorSize,
+    size: Math.max(0, Math.min(p.sizeBytes, disk.size - table.offset - p.firstLba * table.sectorSize)),
+  };
 }
 
 /**

@@ -24,7 +24,17 @@ import { verifyImage, type VerifyOptions, type VerifyReport } from './verify/ver
 import { compareImages, type CompareOptions, type CompareResult } from './compare.js';
 import { convertImage, type ConvertResult } from './convert.js';
 import { openImageEditor, type ImageEditor } from '../io/image-editor.js';
-import { slotActivate, slotBootonce, slotConfirm, slotStatus, slotWrite, type SlotRef, type SlotStatus, type SlotWriteOptions, type SlotWriteResult } from './slots/slots.js';
+import {
+  slotActivate,
+  slotBootonce,
+  slotConfirm,
+  slotStatus,
+  slotWrite,
+  type SlotRef,
+  type SlotStatus,
+  type SlotWriteOptions,
+  type SlotWriteResult,
+} from './slots/slots.js';
 
 /** Progress of a long copy: bytes done of the total. */
 export type ProgressCallback = (done: number, total: number) => void;

@@ -42,7 +42,16 @@ export async function inspectImage(path: string, opts: InspectOptions = {}): Pro
     const { table, findings } = await inspectDisk(reader, opts);
     await detectFilesystems(reader, table);
     const filesystem = table ? undefined : await wholeDiskFilesystem(reader);
-    return { path, format, subformat: reader.subformat, details: reader.details(), sizeBytes: reader.size, table, ...(filesystem ? { filesystem } : {}), findings };
+    return {
+      path,
+      format,
+      subformat: reader.subformat,
+      details: reader.details(),
+      sizeBytes: reader.size,
+      table,
+      ...(filesystem ? { filesystem } : {}),
+      findings,
+    };
   } finally {
     await reader.close();
   }

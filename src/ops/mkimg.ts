@@ -40,9 +40,13 @@ export interface MkimgPartition {
 
 /** mkimg's -f names -> diskmint formats (vhdf = fixed VHD). */
 const FORMATS: Record<string, { format: string; options?: string }> = {
-  raw: { format: 'raw' }, qcow2: { format: 'qcow2' }, qcow: { format: 'qcow2', options: 'compat=0.10' },
-  vhd: { format: 'vhd', options: 'subformat=dynamic' }, vhdf: { format: 'vhd', options: 'subformat=fixed' },
-  vhdx: { format: 'vhdx' }, vmdk: { format: 'vmdk', options: 'subformat=monolithicSparse' },
+  raw: { format: 'raw' },
+  qcow2: { format: 'qcow2' },
+  qcow: { format: 'qcow2', options: 'compat=0.10' },
+  vhd: { format: 'vhd', options: 'subformat=dynamic' },
+  vhdf: { format: 'vhd', options: 'subformat=fixed' },
+  vhdx: { format: 'vhdx' },
+  vmdk: { format: 'vmdk', options: 'subformat=monolithicSparse' },
 };
 
 /** expand_number(3): a number with an optional k/m/g/t/p/e suffix (powers of 1024). */
@@ -60,7 +64,11 @@ export function parsePartSpec(spec: string): MkimgPartition | undefined {
   const m = /^([^/:]+)(?:\/([^:]*))?:([=:-])([^:]*)(?::(\+?)(\S+))?$/.exec(spec);
   if (!m) throw new DiskmintError('BAD_ARGUMENT', `mkimg: -p "${spec}": expected type[/label]:=file or type[/label]::size`);
   const [, type, label, kind, value, plus, offset] = m;
-  if (kind === '-') throw new DiskmintError('BAD_ARGUMENT', `mkimg: -p "${spec}": partitions from a command (:-cmd) are not supported; run the command to a file and use :=file`);
+  if (kind === '-')
+    throw new DiskmintError(
+      'BAD_ARGUMENT',
+      `mkimg: -p "${spec}": partitions from a command (:-cmd) are not supported; run the command to a file and use :=file`,
+    );
   const part: MkimgPartition = { type, label: label || undefined };
   if (kind === '=') part.file = value;
   else part.size = expandNumber(value, 'partition size');
@@ -89,17 +97,39 @@ export function parseMkimgArgs(argv: readonly string[]): MkimgArgs {
       const value = inline || argv[++i];
       if (value === undefined) throw new DiskmintError('BAD_ARGUMENT', `mkimg: -${flag} needs a value`);
       switch (flag) {
-        case 'a': active = Number(value); break;
-        case 'b': args.bootcode = value; break;
-        case 'c': args.minCapacity = expandNumber(value, '-c capacity'); break;
-        case 'C': args.maxCapacity = expandNumber(value, '-C capacity'); break;
-        case 'f': args.format = value; break;
-        case 'H': args.heads = Number(value); break;
-        case 'o': args.output = value; break;
-        case 'P': args.blockSize = expandNumber(value, '-P block size'); break;
-        case 'S': args.sectorSize = expandNumber(value, '-S sector size'); break;
-        case 's': args.scheme = value as MkimgArgs['scheme']; break;
-        case 'T': args.sectorsPerTrack = Number(value); break;
+        case 'a':
+          active = Number(value);
+          break;
+        case 'b':
+          args.bootcode = value;
+          break;
+        case 'c':
+          args.minCapacity = expandNumber(value, '-c capacity');
+          break;
+        case 'C':
+          args.maxCapacity = expandNumber(value, '-C capacity');
+          break;
+        case 'f':
+          args.format = value;
+          break;
+        case 'H':
+          args.heads = Number(value);
+          break;
+        case 'o':
+          args.output = value;
+          break;
+        case 'P':
+          args.blockSize = expandNumber(value, '-P block size');
+          break;
+        case 'S':
+          args.sectorSize = expandNumber(value, '-S sector size');
+          break;
+        case 's':
+          args.scheme = value as MkimgArgs['scheme'];
+          break;
+        case 'T':
+          args.sectorsPerTrack = Number(value);
+          break;
         case 'p': {
           const part = parsePartSpec(value);
           if (part) args.partitions.push(part);
@@ -113,7 +143,8 @@ export function parseMkimgArgs(argv: readonly string[]): MkimgArgs {
   if (!scheme) {
     throw new DiskmintError('BAD_ARGUMENT', `mkimg: scheme "${args.scheme}" is not supported (diskmint writes ${listWords(SCHEME_NAMES)}; not apm or vtoc8)`);
   }
-  if (scheme.capabilities.bootcode.bytes === 0 && args.bootcode !== undefined) throw new DiskmintError('BAD_ARGUMENT', `mkimg: the ${scheme.name} scheme has no boot code (-b)`);
+  if (scheme.capabilities.bootcode.bytes === 0 && args.bootcode !== undefined)
+    throw new DiskmintError('BAD_ARGUMENT', `mkimg: the ${scheme.name} scheme has no boot code (-b)`);
   if (!args.output) throw new DiskmintError('BAD_ARGUMENT', 'mkimg: -o outfile is required (mkimg would write to standard output; give -o - for that)');
   const sectorSize = args.sectorSize ?? 512;
   return {
@@ -186,10 +217,20 @@ function repeatedGuid(n: number): string {
 }
 
 /** `streams` gives writeImage's stdout and progress for the output path (the CLI's; a library caller's own). */
-export async function runMkimg(argv: readonly string[], streams: (output: string) => Pick<WriteImageOptions, 'stdout' | 'progress'> = () => ({})): Promise<void> {
+export async function runMkimg(
+  argv: readonly string[],
+  streams: (output: string) => Pick<WriteImageOptions, 'stdout' | 'progress'> = () => ({}),
+): Promise<void> {
   const a = parseMkimgArgs(argv);
   const f = FORMATS[a.format];
   if (!f) throw new DiskmintError('BAD_ARGUMENT', `mkimg: format "${a.format}" is not supported (use ${Object.keys(FORMATS).join(', ')})`);
   const layout = await mkimgLayout(a);
-  await buildImage(layout, { ...streams(a.output), output: a.output, format: f.format, options: f.options, baseDir: process.cwd(), seed: a.deterministic ? 'mkimg-y' : undefined });
+  await buildImage(layout, {
+    ...streams(a.output),
+    output: a.output,
+    format: f.format,
+    options: f.options,
+    baseDir: process.cwd(),
+    seed: a.deterministic ? 'mkimg-y' : undefined,
+  });
 }

@@ -81,7 +81,10 @@ export async function writeKeyPair(out: string): Promise<{ privatePath: string; 
   const pair = generateKeyPair();
   // 'wx': never overwrite an existing key.
   await writeFile(privatePath, pair.privatePem, { mode: 0o600, flag: 'wx' }).catch((err: NodeJS.ErrnoException) => {
-    throw new DiskmintError(err.code === 'EEXIST' ? 'BAD_ARGUMENT' : 'IO', err.code === 'EEXIST' ? `${privatePath} exists; not overwriting a key` : `${privatePath}: ${err.message}`);
+    throw new DiskmintError(
+      err.code === 'EEXIST' ? 'BAD_ARGUMENT' : 'IO',
+      err.code === 'EEXIST' ? `${privatePath} exists; not overwriting a key` : `${privatePath}: ${err.message}`,
+    );
   });
   await writeFile(publicPath, pair.publicPem, { flag: 'w' });
   return { privatePath, publicPath };
@@ -165,7 +168,16 @@ export interface ImageManifest {
 function manifestPartitions(table: PartitionTable | null, where: string, out: ManifestPartition[]): void {
   if (!table) return;
   for (const p of table.partitions) {
-    out.push({ table: where, index: p.index, type: p.typeName, rawType: p.rawType, label: p.label ?? '', offset: table.offset + p.firstLba * table.sectorSize, size: p.sizeBytes, sha256: '' });
+    out.push({
+      table: where,
+      index: p.index,
+      type: p.typeName,
+      rawType: p.rawType,
+      label: p.label ?? '',
+      offset: table.offset + p.firstLba * table.sectorSize,
+      size: p.sizeBytes,
+      sha256: '',
+    });
     if (p.nested) manifestPartitions(p.nested, `${where}.partition[${p.index}].bsd`, out);
   }
 }
@@ -176,7 +188,7 @@ const HASH_CHUNK = 4 << 20;
 async function hashImageAndPartitions(disk: DiskReader, parts: ManifestPartition[]): Promise<string> {
   const image = createHash('sha256');
   const hashes = parts.map(() => createHash('sha256'));
-  for (let at = 0; at < disk.size; ) {
+  for (let at = 0; at < disk.size;) {
     const chunk = await disk.read(at, Math.min(HASH_CHUNK, disk.size - at));
     if (!chunk.length) break;
     image.update(chunk);
@@ -241,7 +253,8 @@ export function decodeSignatureFile(text: string, path = 'signature'): DetachedS
     throw new DiskmintError('INPUT', `${path} is not a diskmint signature file (not JSON)`);
   }
   if (!doc || typeof doc !== 'object' || doc.format !== 'diskmint-signature') throw new DiskmintError('INPUT', `${path} is not a diskmint signature file`);
-  if (doc.formatVersion !== 1 || doc.algorithm !== 'ed25519') throw new DiskmintError('INPUT', `${path}: unsupported signature format ${String(doc.formatVersion)}/${String(doc.algorithm)}`);
+  if (doc.formatVersion !== 1 || doc.algorithm !== 'ed25519')
+    throw new DiskmintError('INPUT', `${path}: unsupported signature format ${String(doc.formatVersion)}/${String(doc.algorithm)}`);
   const field = (name: string) => {
     const v = doc[name];
     if (typeof v !== 'string' || !BASE64.test(v)) throw new DiskmintError('INPUT', `${path}: "${name}" is not base64`);
@@ -298,7 +311,13 @@ const isCount = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
 function isManifestPartition(p: unknown): p is ManifestPartition {
   if (p === null || typeof p !== 'object') return false;
   const q = p as Record<string, unknown>;
-  return ['table', 'type', 'rawType', 'label'].every((k) => typeof q[k] === 'string') && isCount(q.index) && isCount(q.offset) && isCount(q.size) && isSha256(q.sha256);
+  return (
+    ['table', 'type', 'rawType', 'label'].every((k) => typeof q[k] === 'string') &&
+    isCount(q.index) &&
+    isCount(q.offset) &&
+    isCount(q.size) &&
+    isSha256(q.sha256)
+  );
 }
 
 function parseImageManifest(bytes: Uint8Array): ImageManifest | undefined {
@@ -324,10 +343,31 @@ export async function verifyImageSignature(imagePath: string, sigPath: string, p
   const key = await loadPublicKey(pubkeyPath);
   const sig = await readSignatureFile(sigPath);
   if (!verifyBytes(sig.manifestBytes, sig.signature, key)) {
-    return { ok: false, findings: [finding('error', 'signature.invalid', `${sigPath} is not a valid signature by ${pubkeyPath}: the manifest was changed, or another key signed it`, 'signature')] };
+    return {
+      ok: false,
+      findings: [
+        finding(
+          'error',
+          'signature.invalid',
+          `${sigPath} is not a valid signature by ${pubkeyPath}: the manifest was changed, or another key signed it`,
+          'signature',
+        ),
+      ],
+    };
   }
   const signed = parseImageManifest(sig.manifestBytes);
-  if (!signed) return { ok: false, findings: [finding('error', 'signature.manifest', `${sigPath} carries a validly signed manifest diskmint cannot read (not a diskmint image manifest v1)`, 'signature')] };
+  if (!signed)
+    return {
+      ok: false,
+      findings: [
+        finding(
+          'error',
+          'signature.manifest',
+          `${sigPath} carries a validly signed manifest diskmint cannot read (not a diskmint image manifest v1)`,
+          'signature',
+        ),
+      ],
+    };
   const now = await imageManifest(imagePath);
   const findings: Finding[] = [];
   if (now.image.size !== signed.image.size) {
@@ -344,17 +384,47 @@ export async function verifyImageSignature(imagePath: string, sigPath: string, p
     }
     const moved = c.offset !== s.offset || c.size !== s.size || c.rawType !== s.rawType || c.label !== s.label;
     if (moved) {
-      findings.push(finding('error', 'signature.partition-changed', `${partName(s)} changed: signed ${s.type} "${s.label}" at ${s.offset}+${s.size}, now ${c.type} "${c.label}" at ${c.offset}+${c.size}`, whereOf(s)));
+      findings.push(
+        finding(
+          'error',
+          'signature.partition-changed',
+          `${partName(s)} changed: signed ${s.type} "${s.label}" at ${s.offset}+${s.size}, now ${c.type} "${c.label}" at ${c.offset}+${c.size}`,
+          whereOf(s),
+        ),
+      );
     } else if (c.sha256 !== s.sha256) {
-      findings.push(finding('error', 'signature.partition-sha256', `${partName(s)} (${s.type}) differs from the signed image: sha256 ${c.sha256.slice(0, 12)}, signed ${s.sha256.slice(0, 12)}`, whereOf(s)));
+      findings.push(
+        finding(
+          'error',
+          'signature.partition-sha256',
+          `${partName(s)} (${s.type}) differs from the signed image: sha256 ${c.sha256.slice(0, 12)}, signed ${s.sha256.slice(0, 12)}`,
+          whereOf(s),
+        ),
+      );
     }
   }
-  for (const c of current.values()) findings.push(finding('error', 'signature.partition-extra', `${partName(c)} (${c.type}) is not in the signed image`, whereOf(c)));
+  for (const c of current.values())
+    findings.push(finding('error', 'signature.partition-extra', `${partName(c)} (${c.type}) is not in the signed image`, whereOf(c)));
   if (now.image.sha256 !== signed.image.sha256) {
     const which = findings.length ? '' : ' outside every partition (tables, gaps)';
-    findings.push(finding('error', 'signature.image-sha256', `the image differs from the signed image${which}: sha256 ${now.image.sha256.slice(0, 12)}, signed ${signed.image.sha256.slice(0, 12)}`, 'signature'));
+    findings.push(
+      finding(
+        'error',
+        'signature.image-sha256',
+        `the image differs from the signed image${which}: sha256 ${now.image.sha256.slice(0, 12)}, signed ${signed.image.sha256.slice(0, 12)}`,
+        'signature',
+      ),
+    );
   }
   const ok = findings.length === 0;
-  if (ok) findings.push(finding('info', 'signature.ok', `signature by ${pubkeyPath} verifies; the image and its ${signed.partitions.length} partitions match the signed manifest`, 'signature'));
+  if (ok)
+    findings.push(
+      finding(
+        'info',
+        'signature.ok',
+        `signature by ${pubkeyPath} verifies; the image and its ${signed.partitions.length} partitions match the signed manifest`,
+        'signature',
+      ),
+    );
   return { ok, findings };
 }

@@ -15,8 +15,18 @@ import { openImageEditor } from '../io/image-editor.js';
 import { finding, type Finding } from '../model/findings.js';
 import type { PartitionTable } from '../schemes/types.js';
 import {
-  activeUberblock, BOOTENV_OFFSET, encodeBootenvBlock, LABEL_SIZE, labelOffsets, decodeLabel, summariseConfig, VB_NVLIST,
-  type Bootenv, type LabelSummary, type Uberblock, type ZfsLabel,
+  activeUberblock,
+  BOOTENV_OFFSET,
+  encodeBootenvBlock,
+  LABEL_SIZE,
+  labelOffsets,
+  decodeLabel,
+  summariseConfig,
+  VB_NVLIST,
+  type Bootenv,
+  type LabelSummary,
+  type Uberblock,
+  type ZfsLabel,
 } from '../../formats/fs/zfs-label.js';
 import { nvAdd, nvlist, nvRemove, nvString, nvToJson, encodeNvlist, type NvList } from '../../formats/fs/nvlist.js';
 
@@ -74,7 +84,11 @@ export function currentBootenv(set: ZfsLabelSet): Bootenv | undefined {
 /** The environment as vdev_label_read_bootenv presents it (a VB_RAW block becomes version 0 + grub:envmap). */
 export function bootenvAsNvlist(be: Bootenv): NvList {
   if (be.version === VB_NVLIST && be.nvlist) return be.nvlist.pairs.reduce((l, p) => nvAdd(l, p), nvlist());
-  if (be.raw !== undefined) return nvlist([{ name: BOOTENV_VERSION, type: 'uint64', value: 0n }, { name: GRUB_ENVMAP, type: 'string', value: be.raw }]);
+  if (be.raw !== undefined)
+    return nvlist([
+      { name: BOOTENV_VERSION, type: 'uint64', value: 0n },
+      { name: GRUB_ENVMAP, type: 'string', value: be.raw },
+    ]);
   return nvlist([{ name: BOOTENV_VERSION, type: 'uint64', value: VB_NVLIST }]);
 }
 
@@ -298,10 +312,12 @@ export function labelFindings(set: ZfsLabelSet, where: string): Finding[] {
   for (const i of set.missing) out.push(finding('error', 'zfs.label-missing', `label ${i} lies past the end of the device`, where));
   for (const l of set.labels) {
     if (!l.config) out.push(finding('error', 'zfs.label-unreadable', `label ${l.index} nvlist does not unpack: ${l.configError}`, where));
-    else if (!l.configChecksum.valid) out.push(finding('error', 'zfs.label-checksum', `label ${l.index} nvlist checksum is ${l.configChecksum.endian ? 'wrong' : 'missing'}`, where));
+    else if (!l.configChecksum.valid)
+      out.push(finding('error', 'zfs.label-checksum', `label ${l.index} nvlist checksum is ${l.configChecksum.endian ? 'wrong' : 'missing'}`, where));
     if (!l.bootenv.checksum.endian) out.push(finding('warning', 'zfs.bootenv-unsealed', `label ${l.index} boot environment block has no checksum`, where));
     else if (!l.bootenv.checksum.valid) out.push(finding('error', 'zfs.bootenv-checksum', `label ${l.index} boot environment checksum is wrong`, where));
-    if (!l.uberblocks.some((u) => u.checksumValid)) out.push(finding('error', 'zfs.uberblock-none', `label ${l.index} has no uberblock with a valid checksum`, where));
+    if (!l.uberblocks.some((u) => u.checksumValid))
+      out.push(finding('error', 'zfs.uberblock-none', `label ${l.index} has no uberblock with a valid checksum`, where));
   }
   for (const d of disagreements(set)) out.push(finding('warning', 'zfs.labels-disagree', `labels disagree: ${d}`, where));
   const good = set.labels.find((l) => l.config && l.configChecksum.valid);
@@ -310,13 +326,27 @@ export function labelFindings(set: ZfsLabelSet, where: string): Finding[] {
   const once = be && nvString(bootenvAsNvlist(be), FREEBSD_BOOTONCE);
   const named = once && descriptorPool(once);
   if (once && pool && named !== pool) {
-    out.push(finding('error', 'zfs.bootonce-other-pool', `one-time boot request "${once}" names ${named ? `pool "${named}"` : 'no pool'}, but this vdev belongs to pool "${pool}"`, where));
+    out.push(
+      finding(
+        'error',
+        'zfs.bootonce-other-pool',
+        `one-time boot request "${once}" names ${named ? `pool "${named}"` : 'no pool'}, but this vdev belongs to pool "${pool}"`,
+        where,
+      ),
+    );
   }
   if (good) {
     const s = summariseConfig(good.config!);
     const ub = activeUberblock(set.labels.flatMap((l) => l.uberblocks));
     const valid = set.labels.filter((l) => l.configChecksum.valid).map((l) => l.index);
-    out.push(finding('info', 'zfs.pool', `ZFS pool "${s.name}" (guid ${s.poolGuid}, version ${s.version}), labels ${valid.join(', ')} valid, active uberblock txg ${ub?.txg ?? 'none'}${once ? `, bootonce ${once}` : ''}`, where));
+    out.push(
+      finding(
+        'info',
+        'zfs.pool',
+        `ZFS pool "${s.name}" (guid ${s.poolGuid}, version ${s.version}), labels ${valid.join(', ')} valid, active uberblock txg ${ub?.txg ?? 'none'}${once ? `, bootonce ${once}` : ''}`,
+        where,
+      ),
+    );
   }
   return out;
 }

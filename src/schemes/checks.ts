@@ -21,22 +21,8 @@ export function findOverlaps(parts: readonly TablePartition[], where: string, co
 }
 
 /** Findings for partitions outside [first, last] (inclusive sector bounds). */
-export function findOutOfBounds(
-  parts: readonly TablePartition[],
-  first: number,
-  last: number,
-  where: string,
-  code: string,
-  what: string,
-): Finding[] {
+export function findOutOfBounds(parts: readonly TablePartition[], first: number, last: number, where: string, code: string, what: string): Finding[] {
   return parts
     .filter((p) => p.firstLba < first || p.lastLba > last || p.lastLba < p.firstLba)
-    .map((p) =>
-      finding(
-        'error',
-        code,
-        `partition ${p.index} (sectors ${p.firstLba}-${p.lastLba}) lies outside ${what} (sectors ${first}-${last})`,
-        where,
-      ),
-    );
+    .map((p) => finding('error', code, `partition ${p.index} (sectors ${p.firstLba}-${p.lastLba}) lies outside ${what} (sectors ${first}-${last})`, where));
 }

@@ -159,7 +159,12 @@ export interface SchemeSlots {
 export interface SlotSupport {
   read(disk: DiskReader, table: PartitionTable): Promise<SchemeSlots>;
   /** The slot `ref` names, refused when it boots by default unless `force`; checked before anything is written. */
-  target(disk: DiskReader, table: PartitionTable, ref: number | string, opts: { force?: boolean; bootonce?: boolean }): Promise<{ index: number; label: string; offset: number; sizeBytes: number }>;
+  target(
+    disk: DiskReader,
+    table: PartitionTable,
+    ref: number | string,
+    opts: { force?: boolean; bootonce?: boolean },
+  ): Promise<{ index: number; label: string; offset: number; sizeBytes: number }>;
   /** Make `ref` the permanent default. */
   activate(editor: TableWriter, table: PartitionTable, ref: number | string): Promise<void>;
   /** One-time boots (gptboot's bootonce): request one, confirm after a good boot. */

@@ -86,8 +86,23 @@ describe('diskmint-mbr.bin under QEMU', () => {
 async function bootAndReadScreen(qemu: string, diskPath: string, screenPath: string, timeoutMs: number): Promise<string> {
   const child = spawn(
     qemu,
-    ['-accel', 'tcg', '-m', '32', '-display', 'none', '-serial', 'none', '-monitor', 'stdio', '-no-reboot',
-      '-drive', `file=${diskPath},format=raw,if=ide`, '-boot', 'c'],
+    [
+      '-accel',
+      'tcg',
+      '-m',
+      '32',
+      '-display',
+      'none',
+      '-serial',
+      'none',
+      '-monitor',
+      'stdio',
+      '-no-reboot',
+      '-drive',
+      `file=${diskPath},format=raw,if=ide`,
+      '-boot',
+      'c',
+    ],
     { stdio: ['pipe', 'pipe', 'pipe'] },
   );
   let output = '';

@@ -117,13 +117,23 @@ describe('dist/diskmint.cjs', () => {
       const dir = tempDir();
       const input = join(dir, 'random.raw');
       writeFileSync(input, randomBytes(96 << 20)); // incompressible: zstd on one thread takes ~1 s
-      const child = spawn(process.execPath, [BUNDLE, 'convert', input, join(dir, 'out.qcow2'), '-O', 'qcow2', '-c', '--compression', 'zstd', '--threads', '1', '-q'], { stdio: 'ignore' });
-      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, sig) => resolve({ code, signal: sig })));
+      const child = spawn(
+        process.execPath,
+        [BUNDLE, 'convert', input, join(dir, 'out.qcow2'), '-O', 'qcow2', '-c', '--compression', 'zstd', '--threads', '1', '-q'],
+        { stdio: 'ignore' },
+      );
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+        child.on('exit', (code, sig) => resolve({ code, signal: sig })),
+      );
       const others = () => readdirSync(dir).filter((f) => f !== 'random.raw');
       // Interrupt once the temp file holds data: checked at each change in the folder (no clock),
       // failing if the conversion ends first.
-      await whenInFolder(dir, () => others().some((f) => f.endsWith('.tmp') && (statSync(join(dir, f), { throwIfNoEntry: false })?.size ?? 0) > 0), exited, () =>
-        `the conversion ended (or never started) before it could be interrupted: ${others().join(', ')}`);
+      await whenInFolder(
+        dir,
+        () => others().some((f) => f.endsWith('.tmp') && (statSync(join(dir, f), { throwIfNoEntry: false })?.size ?? 0) > 0),
+        exited,
+        () => `the conversion ended (or never started) before it could be interrupted: ${others().join(', ')}`,
+      );
       child.kill(signal);
       expect(await exited).toEqual({ code: null, signal });
       expect(others()).toEqual([]);

@@ -12,10 +12,17 @@ function layoutDir(): { dir: string; layout: string } {
   const dir = tempDir();
   writeFileSync(join(dir, 'os.bin'), Buffer.alloc(100_000, 0xab));
   const layout = join(dir, 'layout.json');
-  writeFileSync(layout, JSON.stringify({
-    scheme: 'gpt', size: '8M',
-    partitions: [{ type: 'freebsd-boot', size: '1M' }, { type: 'freebsd-ufs', label: 'os1', contents: { file: 'os.bin' }, attributes: ['bootme'] }],
-  }));
+  writeFileSync(
+    layout,
+    JSON.stringify({
+      scheme: 'gpt',
+      size: '8M',
+      partitions: [
+        { type: 'freebsd-boot', size: '1M' },
+        { type: 'freebsd-ufs', label: 'os1', contents: { file: 'os.bin' }, attributes: ['bootme'] },
+      ],
+    }),
+  );
   return { dir, layout };
 }
 
@@ -77,7 +84,18 @@ describe('diskmint CLI', () => {
   it('an invalid layout: exit 2, every problem with its JSON path, nothing written', () => {
     const dir = tempDir();
     const layout = join(dir, 'bad.json');
-    writeFileSync(layout, JSON.stringify({ scheme: 'gpt', partitions: [{ type: 'efi', size: '1M' }, { type: 'efi', size: '1M' }, { type: 'efi', size: '1M' }, { type: 'efi', size: '12X' }] }));
+    writeFileSync(
+      layout,
+      JSON.stringify({
+        scheme: 'gpt',
+        partitions: [
+          { type: 'efi', size: '1M' },
+          { type: 'efi', size: '1M' },
+          { type: 'efi', size: '1M' },
+          { type: 'efi', size: '12X' },
+        ],
+      }),
+    );
     const r = diskmint(['build', layout, '-o', join(dir, 'x.img')]);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('partitions[3].size: "12X" is not a size (use e.g. 512K, 1G, 2T, 2048s, 100%, rest)');
@@ -130,8 +148,23 @@ describe('diskmint CLI', () => {
     const root = new URL('../..', import.meta.url).pathname;
     writeFileSync(join(dir, 'os.ufs'), Buffer.alloc(1 << 20, 1));
     const img = join(dir, 'fw.qcow2');
-    const b = diskmint(['build', '--preset', 'nanobsd', '--os', join(dir, 'os.ufs'), '--boot', join(root, 'bootcode/diskmint-mbr.bin'),
-      '--boot-stage', join(root, 'fixtures/demo/boot-stage.bin'), '--size', '160M', '--os-size', '8M', '-o', img]);
+    const b = diskmint([
+      'build',
+      '--preset',
+      'nanobsd',
+      '--os',
+      join(dir, 'os.ufs'),
+      '--boot',
+      join(root, 'bootcode/diskmint-mbr.bin'),
+      '--boot-stage',
+      join(root, 'fixtures/demo/boot-stage.bin'),
+      '--size',
+      '160M',
+      '--os-size',
+      '8M',
+      '-o',
+      img,
+    ]);
     expect(b.stderr).toBe('');
     const s = JSON.parse(diskmint(['slot', 'status', img, '--json']).stdout.toString());
     expect(s.format).toBe('qcow2');
@@ -173,7 +206,10 @@ describe('options: declared once, numbers checked, one spelling for the output',
       [['convert', img, join(dir, 'y.qcow2'), '-o', 'compression_type=zstd', '-c', '--level', '23'], /option '--level <n>' argument '23' is invalid/],
       [['build', layout, '-o', join(dir, 'y.qcow2'), '-c', '--threads', '1.5'], /option '--threads <n>' argument '1.5' is invalid/],
       [['bundle', 'create', '--from', img, '--unsigned', '-o', join(dir, 'y.dmb'), '--threads', 'x'], /option '--threads <n>' argument 'x' is invalid/],
-      [['bundle', 'create', '--from', img, '--base', img, '--unsigned', '-o', join(dir, 'y.dmb'), '--block-size', '64k'], /option '--block-size <bytes>' argument '64k' is invalid/],
+      [
+        ['bundle', 'create', '--from', img, '--base', img, '--unsigned', '-o', join(dir, 'y.dmb'), '--block-size', '64k'],
+        /option '--block-size <bytes>' argument '64k' is invalid/,
+      ],
       [['slot', 'simulate', img, '--outcomes', 'ok', '--boot-stage-fails', '-1'], /option '--boot-stage-fails <n>' argument '-1' is invalid/],
     ];
     for (const [args, message] of cases) {
@@ -206,7 +242,11 @@ describe('options: declared once, numbers checked, one spelling for the output',
     expect(diskmint(['convert', img, join(dir, 'a', 'x.vmdk'), '-o', 'subformat=streamOptimized', '-q']).status).toBe(0);
     expect(diskmint(['convert', img, join(dir, 'b', 'x.vmdk'), '--opt', 'subformat=streamOptimized', '-q']).status).toBe(0);
     expect(sha(readFileSync(join(dir, 'a', 'x.vmdk')))).toBe(sha(readFileSync(join(dir, 'b', 'x.vmdk'))));
-    expect(readFileSync(join(dir, 'a', 'x.vmdk')).subarray(0, 4).toString('latin1')).toBe('KDMV');
+    expect(
+      readFileSync(join(dir, 'a', 'x.vmdk'))
+        .subarray(0, 4)
+        .toString('latin1'),
+    ).toBe('KDMV');
   });
 });
 
@@ -244,8 +284,24 @@ describe('--json', () => {
     const root = new URL('../..', import.meta.url).pathname;
     writeFileSync(join(dir, 'os.ufs'), Buffer.alloc(1 << 20, 1));
     const img = join(dir, 'fw.img');
-    diskmint(['build', '--preset', 'nanobsd', '--os', join(dir, 'os.ufs'), '--boot', join(root, 'bootcode/diskmint-mbr.bin'),
-      '--boot-stage', join(root, 'fixtures/demo/boot-stage.bin'), '--size', '160M', '--os-size', '8M', '-o', img, '-q']);
+    diskmint([
+      'build',
+      '--preset',
+      'nanobsd',
+      '--os',
+      join(dir, 'os.ufs'),
+      '--boot',
+      join(root, 'bootcode/diskmint-mbr.bin'),
+      '--boot-stage',
+      join(root, 'fixtures/demo/boot-stage.bin'),
+      '--size',
+      '160M',
+      '--os-size',
+      '8M',
+      '-o',
+      img,
+      '-q',
+    ]);
     const r = diskmint(['slot', 'simulate', img, '--outcomes', 'ok', '--json']);
     expect(r.status).toBe(0);
     const os1 = JSON.parse(r.stdout.toString()).steps[0].before.find((e: { label: string }) => e.label === 'os1');
@@ -257,7 +313,9 @@ describe('bugs are never relabelled', () => {
   it('a TypeError in a command exits 70 with one line naming it a bug; the stack only with DISKMINT_DEBUG=1', () => {
     const r = diskmint(['internal-error-test'], { env: { DISKMINT_DEBUG: '' } });
     expect(r.status).toBe(70);
-    expect(r.stderr).toMatch(/^diskmint: internal error: TypeError: Cannot read properties of undefined \(reading 'bug'\) \(a bug in diskmint: please report it with the command that caused it; DISKMINT_DEBUG=1 shows where\)\n$/);
+    expect(r.stderr).toMatch(
+      /^diskmint: internal error: TypeError: Cannot read properties of undefined \(reading 'bug'\) \(a bug in diskmint: please report it with the command that caused it; DISKMINT_DEBUG=1 shows where\)\n$/,
+    );
     const debug = diskmint(['internal-error-test'], { env: { DISKMINT_DEBUG: '1' } });
     expect(debug.status).toBe(70);
     const lines = debug.stderr.trimEnd().split('\n');

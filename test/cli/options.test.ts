@@ -7,8 +7,13 @@ import { DiskmintError } from '../../src/model/errors.js';
 import { toJson } from '../../src/cli/json.js';
 
 const SAMPLE = [
-  opts.required(opts.output), opts.json, opts.threads, opts.compression, opts.sectorSize,
-  opts.flag('--no-hash', 'x'), opts.withDefault(opts.text('--boot-stage <f>', 'x'), 'gptboot'),
+  opts.required(opts.output),
+  opts.json,
+  opts.threads,
+  opts.compression,
+  opts.sectorSize,
+  opts.flag('--no-hash', 'x'),
+  opts.withDefault(opts.text('--boot-stage <f>', 'x'), 'gptboot'),
 ] as const;
 
 /** Parse `args` with a command taking SAMPLE; commander's errors are thrown, not exits. */
@@ -36,7 +41,9 @@ describe('CLI options', () => {
 
   it('refuse a number that is not a whole number in range, naming the option', () => {
     for (const bad of ['abc', '0', '1.5', '', '1e3', '0x10', '1025', ' ']) {
-      expect(() => parse(['-o', 'x', '--threads', bad]), bad).toThrow(/option '--threads <n>' argument '.*' is invalid\. expected a whole number from 1 to 1024/);
+      expect(() => parse(['-o', 'x', '--threads', bad]), bad).toThrow(
+        /option '--threads <n>' argument '.*' is invalid\. expected a whole number from 1 to 1024/,
+      );
     }
     expect(parse(['-o', 'x', '--threads', '1024']).threads).toBe(1024);
     expect(() => opts.parseInteger(0, 9)('10')).toThrow(InvalidArgumentError);
@@ -64,6 +71,8 @@ describe('CLI options', () => {
 
 describe('the JSON printer', () => {
   it('prints bigints as decimal strings, nested too, indented by two, with one newline', () => {
-    expect(toJson({ a: 1n << 63n, b: [{ c: -5n }], d: 'x' })).toBe('{\n  "a": "9223372036854775808",\n  "b": [\n    {\n      "c": "-5"\n    }\n  ],\n  "d": "x"\n}\n');
+    expect(toJson({ a: 1n << 63n, b: [{ c: -5n }], d: 'x' })).toBe(
+      '{\n  "a": "9223372036854775808",\n  "b": [\n    {\n      "c": "-5"\n    }\n  ],\n  "d": "x"\n}\n',
+    );
   });
 });

@@ -42,7 +42,10 @@ describe('CLI text output', () => {
   it('writes to descriptors 1 and 2', () => {
     printOut('report\n');
     printErr('warning\n');
-    expect(writes).toEqual([{ fd: 1, text: 'report\n' }, { fd: 2, text: 'warning\n' }]);
+    expect(writes).toEqual([
+      { fd: 1, text: 'report\n' },
+      { fd: 2, text: 'warning\n' },
+    ]);
   });
 
   it('after EAGAIN, the stream gets the rest of that text and all that follows, in order', () => {

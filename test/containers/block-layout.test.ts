@@ -12,7 +12,14 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { PassThrough } from 'node:stream';
-import { scanNonZeroBlocks, writeInPlace, writeListedBlocks, writeNonZeroBlocks, writeTablesAndBlocks, type TablesThenBlocks } from '../../src/containers/block-layout.js';
+import {
+  scanNonZeroBlocks,
+  writeInPlace,
+  writeListedBlocks,
+  writeNonZeroBlocks,
+  writeTablesAndBlocks,
+  type TablesThenBlocks,
+} from '../../src/containers/block-layout.js';
 import { fileSink, streamSink, type ByteSink } from '../../src/io/sink.js';
 import { diskOfPieces, diskPieceArb } from '../helpers/containers.js';
 import { tempDir } from '../helpers/golden.js';
@@ -20,7 +27,6 @@ import { tempDir } from '../helpers/golden.js';
 const KiB = 1024;
 
 const pieceArb = diskPieceArb(5000 * KiB, 300 * KiB);
-
 
 /** Block sizes below, at and above the 1 MiB read chunk; a disk of random pieces; a prefix length or none. */
 const layoutCaseArb = fc.tuple(
@@ -42,42 +48,43 @@ describe('writeNonZeroBlocks', () => {
     const dir = tempDir('diskmint-data-first-');
     let n = 0;
     await fc.assert(
-      fc.asyncProperty(
-        layoutCaseArb,
-        async ([blockSize, size, pieces, prefixLength]) => {
-          const { disk, model } = diskOfPieces(size, pieces);
-          const prefix = prefixLength === undefined ? undefined : new Uint8Array(prefixLength).fill(0xa5);
-          const path = join(dir, `out${n++}.bin`);
-          const handle = await open(path, 'wx');
-          const sink = fileSink(handle);
-          const reported: [number, number][] = [];
-          const progress: number[] = [];
-          let count: number;
-          try {
-            count = await writeNonZeroBlocks(disk, sink, blockSize, { prefix, onStored: (index, k) => reported.push([index, k]), onProgress: (done) => progress.push(done) });
-            await sink.finish();
-          } finally {
-            await handle.close();
-          }
+      fc.asyncProperty(layoutCaseArb, async ([blockSize, size, pieces, prefixLength]) => {
+        const { disk, model } = diskOfPieces(size, pieces);
+        const prefix = prefixLength === undefined ? undefined : new Uint8Array(prefixLength).fill(0xa5);
+        const path = join(dir, `out${n++}.bin`);
+        const handle = await open(path, 'wx');
+        const sink = fileSink(handle);
+        const reported: [number, number][] = [];
+        const progress: number[] = [];
+        let count: number;
+        try {
+          count = await writeNonZeroBlocks(disk, sink, blockSize, {
+            prefix,
+            onStored: (index, k) => reported.push([index, k]),
+            onProgress: (done) => progress.push(done),
+          });
+          await sink.finish();
+        } finally {
+          await handle.close();
+        }
 
-          const blocks = Math.ceil(size / blockSize);
-          const expectedIndexes: number[] = [];
-          const expectedBytes: Uint8Array[] = [];
-          for (let b = 0; b < blocks; b++) {
-            const block = new Uint8Array(blockSize);
-            block.set(model.subarray(b * blockSize, Math.min(size, (b + 1) * blockSize)));
-            if (!block.some((x) => x !== 0)) continue;
-            expectedIndexes.push(b);
-            if (prefix) expectedBytes.push(prefix);
-            expectedBytes.push(block);
-          }
-          expect(count).toBe(expectedIndexes.length);
-          expect(reported).toEqual(expectedIndexes.map((index, k) => [index, k]));
-          expect(Buffer.compare(readFileSync(path), Buffer.concat(expectedBytes))).toBe(0);
-          expect(progress).toEqual([...progress].sort((a, b) => a - b));
-          expect(progress.every((done) => done <= size)).toBe(true);
-        },
-      ),
+        const blocks = Math.ceil(size / blockSize);
+        const expectedIndexes: number[] = [];
+        const expectedBytes: Uint8Array[] = [];
+        for (let b = 0; b < blocks; b++) {
+          const block = new Uint8Array(blockSize);
+          block.set(model.subarray(b * blockSize, Math.min(size, (b + 1) * blockSize)));
+          if (!block.some((x) => x !== 0)) continue;
+          expectedIndexes.push(b);
+          if (prefix) expectedBytes.push(prefix);
+          expectedBytes.push(block);
+        }
+        expect(count).toBe(expectedIndexes.length);
+        expect(reported).toEqual(expectedIndexes.map((index, k) => [index, k]));
+        expect(Buffer.compare(readFileSync(path), Buffer.concat(expectedBytes))).toBe(0);
+        expect(progress).toEqual([...progress].sort((a, b) => a - b));
+        expect(progress.every((done) => done <= size)).toBe(true);
+      }),
       { numRuns: 60 },
     );
   });
@@ -107,36 +114,35 @@ describe('tables first (pipes) and data first (files)', () => {
     const dir = tempDir('diskmint-block-layout-');
     let n = 0;
     await fc.assert(
-      fc.asyncProperty(
-        layoutCaseArb,
-        async ([blockSize, size, pieces, prefixLength]) => {
-          const { disk, model } = diskOfPieces(size, pieces);
-          const want = modelNonZero(model, blockSize);
-          expect(await scanNonZeroBlocks(disk, blockSize)).toEqual(want);
-          // A stand-in container: a 700-byte header, a table of where each block went (u32 LE
-          // each), a trailer word after it, then the blocks.
-          const tableBytes = 4 * Math.ceil(size / blockSize) + 4;
-          const dataStart = 700 + tableBytes;
-          const prefix = prefixLength === undefined ? undefined : new Uint8Array(prefixLength).fill(0xa5);
-          const layout: TablesThenBlocks = {
-            blockSize, dataStart, prefix,
-            async writeTables(stored, put) {
-              const table = Buffer.alloc(tableBytes - 4);
-              stored.forEach((b, k) => table.writeUInt32LE(k + 1, b * 4));
-              await put(table, 700);
-              await put(Buffer.from([1, 2, 3, 4]), dataStart - 4);
-            },
-          };
-          const storedBy: Array<readonly number[]> = [];
-          const [file, piped] = await fileAndPipe(join(dir, `out${n++}.bin`), async (sink) => {
-            await sink.write(new Uint8Array(700).fill(0x11));
-            storedBy.push(await writeTablesAndBlocks(disk, sink, layout));
-          });
-          expect(storedBy).toEqual([want, want]);
-          expect(piped.equals(file)).toBe(true);
-          expect(file.length).toBe(dataStart + want.length * ((prefixLength ?? 0) + blockSize));
-        },
-      ),
+      fc.asyncProperty(layoutCaseArb, async ([blockSize, size, pieces, prefixLength]) => {
+        const { disk, model } = diskOfPieces(size, pieces);
+        const want = modelNonZero(model, blockSize);
+        expect(await scanNonZeroBlocks(disk, blockSize)).toEqual(want);
+        // A stand-in container: a 700-byte header, a table of where each block went (u32 LE
+        // each), a trailer word after it, then the blocks.
+        const tableBytes = 4 * Math.ceil(size / blockSize) + 4;
+        const dataStart = 700 + tableBytes;
+        const prefix = prefixLength === undefined ? undefined : new Uint8Array(prefixLength).fill(0xa5);
+        const layout: TablesThenBlocks = {
+          blockSize,
+          dataStart,
+          prefix,
+          async writeTables(stored, put) {
+            const table = Buffer.alloc(tableBytes - 4);
+            stored.forEach((b, k) => table.writeUInt32LE(k + 1, b * 4));
+            await put(table, 700);
+            await put(Buffer.from([1, 2, 3, 4]), dataStart - 4);
+          },
+        };
+        const storedBy: Array<readonly number[]> = [];
+        const [file, piped] = await fileAndPipe(join(dir, `out${n++}.bin`), async (sink) => {
+          await sink.write(new Uint8Array(700).fill(0x11));
+          storedBy.push(await writeTablesAndBlocks(disk, sink, layout));
+        });
+        expect(storedBy).toEqual([want, want]);
+        expect(piped.equals(file)).toBe(true);
+        expect(file.length).toBe(dataStart + want.length * ((prefixLength ?? 0) + blockSize));
+      }),
       { numRuns: 40 },
     );
   });
@@ -175,6 +181,10 @@ describe('writeListedBlocks', () => {
     const disk = diskOfPieces(4096 * KiB, [{ at: 0, length: 100, seed: 1, zeros: false }]).disk;
     const stream = new PassThrough();
     stream.resume();
-    await expect(writeListedBlocks(disk, streamSink(stream), 64 * KiB, [0, 40])).rejects.toMatchObject({ name: 'DiskmintError', code: 'IO', message: expect.stringMatching(/changed/) });
+    await expect(writeListedBlocks(disk, streamSink(stream), 64 * KiB, [0, 40])).rejects.toMatchObject({
+      name: 'DiskmintError',
+      code: 'IO',
+      message: expect.stringMatching(/changed/),
+    });
   });
 });

@@ -36,7 +36,6 @@ const pack: CompressedBlocksOptions<Uint8Array | undefined>['pack'] = async (dat
 
 const pieceArb = diskPieceArb(2500 * KiB, 300 * KiB);
 
-
 /** The non-zero blocks of `model`, each whole (zero tail past the end). */
 function nonZeroBlocks(model: Uint8Array, blockSize: number): Array<{ index: number; data: Uint8Array }> {
   const out: Array<{ index: number; data: Uint8Array }> = [];

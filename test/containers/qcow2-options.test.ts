@@ -29,10 +29,17 @@ describe('qcow2 writer options', () => {
 
   it('refuses unknown keys and bad values, naming them', async () => {
     const cases: Array<[Record<string, string>, RegExp, 'zstd'?]> = [
-      [{ subformat: 'x' }, /subformat/], [{ cluster_size: '1000' }, /cluster_size/], [{ cluster_size: '4M' }, /cluster_size/],
-      [{ cluster_size: '256' }, /cluster_size/], [{ refcount_bits: '8' }, /refcount_bits/], [{ preallocation: 'full' }, /preallocation/],
-      [{ compat: '2' }, /compat/], [{ compression_type: 'lz4' }, /compression_type/], [{ compat: '0.10', compression_type: 'zstd' }, /zstd/],
-      [{ compat: '0.10' }, /zstd/, 'zstd'], [{ compression_type: 'zlib' }, /conflicts/, 'zstd'],
+      [{ subformat: 'x' }, /subformat/],
+      [{ cluster_size: '1000' }, /cluster_size/],
+      [{ cluster_size: '4M' }, /cluster_size/],
+      [{ cluster_size: '256' }, /cluster_size/],
+      [{ refcount_bits: '8' }, /refcount_bits/],
+      [{ preallocation: 'full' }, /preallocation/],
+      [{ compat: '2' }, /compat/],
+      [{ compression_type: 'lz4' }, /compression_type/],
+      [{ compat: '0.10', compression_type: 'zstd' }, /zstd/],
+      [{ compat: '0.10' }, /zstd/, 'zstd'],
+      [{ compression_type: 'zlib' }, /conflicts/, 'zstd'],
     ];
     for (const [options, message, algorithm] of cases) {
       const err = await write({ options, compress: algorithm ? { algorithm } : undefined }).catch((e: unknown) => e);
@@ -44,7 +51,10 @@ describe('qcow2 writer options', () => {
   it('-c without an algorithm: the handler takes compression_type (zstd clusters), else deflate; an algorithm that disagrees is refused', async () => {
     const data = new Uint8Array(MiB).map((_, i) => (i >> 4) & 0xff);
     const compressible = new VirtualDisk(MiB).placeBytes(0, data);
-    for (const [options, type] of [[{ compression_type: 'zstd' }, 'zstd'], [{}, 'zlib']] as const) {
+    for (const [options, type] of [
+      [{ compression_type: 'zstd' }, 'zstd'],
+      [{}, 'zlib'],
+    ] as const) {
       const path = join(dir, `choose-${type}.qcow2`);
       await writeWithHandler(qcow2Handler, compressible, path, { options: { ...options }, compress: {} });
       const r = await openWithHandler(qcow2Handler, path);
@@ -58,7 +68,9 @@ describe('qcow2 writer options', () => {
 
   it('accepts qemu aliases and size suffixes', async () => {
     for (const [options, version, cs] of [
-      [{ compat: 'v2' }, 2, 65536], [{ compat: 'v3', cluster_size: '64k' }, 3, 65536], [{ compat: '1.1', cluster_size: '2M' }, 3, 2 * MiB],
+      [{ compat: 'v2' }, 2, 65536],
+      [{ compat: 'v3', cluster_size: '64k' }, 3, 65536],
+      [{ compat: '1.1', cluster_size: '2M' }, 3, 2 * MiB],
       [{ compat: '0.10', cluster_size: '512', refcount_bits: '16', preallocation: 'off' }, 2, 512],
     ] as const) {
       const path = join(dir, 'alias.qcow2');
@@ -72,9 +84,18 @@ describe('qcow2 writer options', () => {
   it('compressed output to a pipe is refused before any byte is written', async () => {
     const writes: number[] = [];
     const sink: ByteSink = {
-      seekable: false, position: 0,
-      async write(d) { writes.push(d.length); }, async skip(n) { writes.push(n); },
-      async pwrite() { throw new Error('pwrite'); }, async finish() {},
+      seekable: false,
+      position: 0,
+      async write(d) {
+        writes.push(d.length);
+      },
+      async skip(n) {
+        writes.push(n);
+      },
+      async pwrite() {
+        throw new Error('pwrite');
+      },
+      async finish() {},
     };
     const err = await qcow2Handler
       .write(disk, sink, { options: {}, compress: { algorithm: 'deflate' }, threads: 1, outputPath: '-', createSiblingOutput: async () => sink })
@@ -102,8 +123,17 @@ describe('qcow2 writer options', () => {
       const h = await open(join(dir, 'progress.qcow2'), 'w');
       try {
         await qcow2Handler.write(disk, fileSink(h), {
-          options: {}, compress, threads: 2, outputPath: 'progress.qcow2', createSiblingOutput: async () => { throw new Error('none'); },
-          onProgress: (done, total) => { expect(total).toBe(disk.size); seen.push(done); },
+          options: {},
+          compress,
+          threads: 2,
+          outputPath: 'progress.qcow2',
+          createSiblingOutput: async () => {
+            throw new Error('none');
+          },
+          onProgress: (done, total) => {
+            expect(total).toBe(disk.size);
+            seen.push(done);
+          },
         });
       } finally {
         await h.close();

@@ -405,5 +405,4 @@ describe('VHD codec', () => {
     const h = decodeVhdDynamicHeader(encodeVhdDynamicHeader({ tableOffset: 1536, maxTableEntries: 7, blockSize: 2 * MIB }));
     expect(h).toMatchObject({ tableOffset: 1536, maxTableEntries: 7, blockSize: 2 * MIB, headerVersion: 0x10000 });
   });
-
 });

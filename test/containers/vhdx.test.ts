@@ -75,7 +75,11 @@ describe('VHDX options', () => {
     expect(defaultVhdxBlockSize(2 * GIB)).toBe(16 * MIB);
     expect(defaultVhdxBlockSize(200 * GIB)).toBe(32 * MIB);
     expect(defaultVhdxBlockSize(33 * 1024 * GIB)).toBe(64 * MIB);
-    expect(parseVhdxOptions({ block_size: '1M', log_size: '2M', subformat: 'fixed' }, 1)).toMatchObject({ blockSize: MIB, logSize: 2 * MIB, subformat: 'fixed' });
+    expect(parseVhdxOptions({ block_size: '1M', log_size: '2M', subformat: 'fixed' }, 1)).toMatchObject({
+      blockSize: MIB,
+      logSize: 2 * MIB,
+      subformat: 'fixed',
+    });
     expect(parseVhdxOptions({ block_size: '33554432' }, 1).blockSize).toBe(32 * MIB);
     expect(() => parseVhdxOptions({ block_size: '3M' }, 1)).toThrow(/block_size/);
     expect(() => parseVhdxOptions({ block_size: '512M' }, 1)).toThrow(/block_size/);

@@ -28,7 +28,7 @@ afterAll(async () => {
 /** A disk of `size` bytes with pseudo-random data extents, and its raw bytes. */
 function randomDisk(seed: number, size: number, pieces = 6): { disk: VirtualDisk; raw: Buffer } {
   let s = seed >>> 0 || 1;
-  const rnd = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const rnd = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
   const disk = new VirtualDisk(size);
   const raw = Buffer.alloc(size);
   const spots = Array.from({ length: pieces }, () => Math.floor(rnd() * size)).sort((a, b) => a - b);
@@ -97,7 +97,9 @@ describe('vmdk round trips', () => {
     expect(d.extents).toEqual([{ access: 'RW', sectors: Math.ceil(300_001 / 512), type: 'FLAT', file: 'disk-flat.vmdk', offset: 0 }]);
     expect((await readFile(join(sub, 'disk-flat.vmdk'))).subarray(0, raw.length).equals(raw)).toBe(true);
     await expect(writeWithHandler(vmdkHandler, disk, join(sub, 'p.vmdk'), { options: { subformat: 'monolithicFlat' }, pipe: true })).rejects.toMatchObject({
-      name: 'DiskmintError', code: 'BAD_ARGUMENT', message: expect.stringMatching(/pipe/),
+      name: 'DiskmintError',
+      code: 'BAD_ARGUMENT',
+      message: expect.stringMatching(/pipe/),
     });
     await rm(sub, { recursive: true, force: true });
   });
@@ -146,7 +148,14 @@ describe('vmdk round trips', () => {
     expect(h).toMatchObject({ version: 1, flags: 3, grainSize: 128, numGTEsPerGT: 512, descriptorOffset: 1, rgdOffset: 21 });
     expect(h.overHead % 128).toBe(0);
     const d = decodeDescriptor(bytes.subarray(512, 512 * 21));
-    expect(d.ddb).toMatchObject({ adapterType: 'lsilogic', virtualHWVersion: '7', toolsVersion: '10304', 'geometry.heads': '255', 'geometry.sectors': '63', 'geometry.cylinders': '12' });
+    expect(d.ddb).toMatchObject({
+      adapterType: 'lsilogic',
+      virtualHWVersion: '7',
+      toolsVersion: '10304',
+      'geometry.heads': '255',
+      'geometry.sectors': '63',
+      'geometry.cylinders': '12',
+    });
     expect(d.createType).toBe('monolithicSparse');
     expect(descriptorGeometry(2 ** 40, 'ide')).toEqual({ cylinders: 16383, heads: 16, sectors: 63 });
     const s = fresh();
@@ -165,7 +174,10 @@ describe('vmdk round trips', () => {
       [{ compat6: 'on', hwversion: '7' }, /compat6/],
     ];
     for (const [options, re] of bad) {
-      await expect(writeWithHandler(vmdkHandler, disk, fresh(), { options })).rejects.toMatchObject({ name: 'DiskmintError', message: expect.stringMatching(re) });
+      await expect(writeWithHandler(vmdkHandler, disk, fresh(), { options })).rejects.toMatchObject({
+        name: 'DiskmintError',
+        message: expect.stringMatching(re),
+      });
     }
     await expect(writeWithHandler(vmdkHandler, disk, fresh(), { compress: { algorithm: 'deflate' } })).rejects.toThrow(/streamOptimized/);
     expect(vmdkHandler.optionKeys).toContain('subformat');
@@ -212,7 +224,10 @@ describe('vmdk hostile input', () => {
     await writeWithHandler(vmdkHandler, disk, q, { options: { subformat: 'streamOptimized' } });
     stream = await readFile(q);
     const one = new VirtualDisk(65536);
-    one.placeBytes(0, Uint8Array.from({ length: 65536 }, (_, i) => (i * 2654435761) >>> 24));
+    one.placeBytes(
+      0,
+      Uint8Array.from({ length: 65536 }, (_, i) => (i * 2654435761) >>> 24),
+    );
     const o = fresh();
     await writeWithHandler(vmdkHandler, one, o, { options: { subformat: 'streamOptimized' } });
     oneGrainStream = await readFile(o);
@@ -223,7 +238,8 @@ describe('vmdk hostile input', () => {
     f(new DataView(b.buffer, b.byteOffset, 512));
     return b;
   };
-  const rejects = (p: Promise<unknown>, re: RegExp) => expect(p).rejects.toMatchObject({ name: 'FormatError', format: 'vmdk', message: expect.stringMatching(re) });
+  const rejects = (p: Promise<unknown>, re: RegExp) =>
+    expect(p).rejects.toMatchObject({ name: 'FormatError', format: 'vmdk', message: expect.stringMatching(re) });
 
   it('detects KDMV and descriptors, not other bytes', async () => {
     expect(await vmdkHandler.detect(memoryDiskReader(sparse))).toBe(true);
@@ -252,7 +268,10 @@ describe('vmdk hostile input', () => {
       await reader.close();
     }
     writeFileSync(join(dir, 'dir.vmdk'), '# Disk DescriptorFile\nversion=1\ncreateType="monolithicFlat"\nRW 8 FLAT "." 0\n');
-    await expect(openDisk(join(dir, 'dir.vmdk'))).rejects.toMatchObject({ name: 'DiskmintError', message: expect.stringMatching(/extent file "\." .*is not a file/) });
+    await expect(openDisk(join(dir, 'dir.vmdk'))).rejects.toMatchObject({
+      name: 'DiskmintError',
+      message: expect.stringMatching(/extent file "\." .*is not a file/),
+    });
   });
 
   it('reads a descriptor qemu-img left with text behind the first NUL', async () => {
@@ -321,7 +340,9 @@ describe('vmdk hostile input', () => {
       const d = Buffer.from(`# Disk DescriptorFile\nversion=1\ncreateType="monolithicFlat"\nRW 8 FLAT "${name}" 0\n`);
       await rejects(openBytes(d, { [name]: new Uint8Array(4096) }), /outside/);
     }
-    const child = Buffer.from('# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=12345678\ncreateType="monolithicSparse"\nparentFileNameHint="base.vmdk"\nRW 8 FLAT "x.bin" 0\n');
+    const child = Buffer.from(
+      '# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=12345678\ncreateType="monolithicSparse"\nparentFileNameHint="base.vmdk"\nRW 8 FLAT "x.bin" 0\n',
+    );
     await rejects(openBytes(child, { 'x.bin': new Uint8Array(4096) }), /parent/);
     const up = Buffer.from(child.toString().replace('base.vmdk', '../base.vmdk'));
     await rejects(openBytes(up, { 'x.bin': new Uint8Array(4096) }, true), /parent file "..\/base.vmdk" is outside/);
@@ -386,4 +407,3 @@ describe('vmdk hostile input', () => {
     expect(Buffer.from(encodeSparseHeader(h)).equals(sparse.subarray(0, 512))).toBe(true);
   });
 });
-

@@ -17,12 +17,20 @@ import { requirePeer } from '../helpers/peer.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync',
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
 ];
 
 const LAYOUT: Layout = {
-  scheme: 'gpt', size: '8M', seed: 'browser',
+  scheme: 'gpt',
+  size: '8M',
+  seed: 'browser',
   partitions: [
     { type: 'efi', label: 'EFI system', size: '2M' },
     { type: 'freebsd-ufs', label: 'os1 \u00e9\u4e16', size: '2M', attributes: ['bootme'] },
@@ -76,7 +84,12 @@ describe('formats/ in a browser', () => {
 
     const bundle = await build({
       entryPoints: [join(import.meta.dirname, '../../formats/index.ts')],
-      bundle: true, platform: 'browser', format: 'iife', globalName: 'diskmintFormats', write: false, logLevel: 'silent',
+      bundle: true,
+      platform: 'browser',
+      format: 'iife',
+      globalName: 'diskmintFormats',
+      write: false,
+      logLevel: 'silent',
     });
     const code = bundle.outputFiles[0].text;
     expect(code).not.toMatch(/require\(["']node:|\bBuffer\.|process\.env/);

@@ -15,7 +15,6 @@ import { expectFormatError } from '../helpers/codec.js';
 
 const U32 = 0xffffffff;
 
-
 const LETTERS = 'abdefghijklmnopqrst'.split('');
 
 const labelSpec = fc

@@ -1,8 +1,25 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  hasLatin1, isZero, latin1, latin1Z, putLatin1, putU16be, putU16le, putU32be, putU32le, putU64, putUtf16le, safeU64, u16be,
-  u16le, u32be, u32le, u64, utf16le, view,
+  hasLatin1,
+  isZero,
+  latin1,
+  latin1Z,
+  putLatin1,
+  putU16be,
+  putU16le,
+  putU32be,
+  putU32le,
+  putU64,
+  putUtf16le,
+  safeU64,
+  u16be,
+  u16le,
+  u32be,
+  u32le,
+  u64,
+  utf16le,
+  view,
 } from '../../formats/common/bytes.js';
 
 /** Buffer is the reference here (tests run in Node); formats/ itself may not use it. */

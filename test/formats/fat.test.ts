@@ -29,7 +29,15 @@ import {
   NT_LOWER_BASE,
   NT_LOWER_EXT,
 } from '../../formats/fs/fat-dir.js';
-import { encodeContiguousFat, endOfChainMark, fatBytesFor, encodeFatEntries, reservedEntries, decodeFatEntries, type FatBits } from '../../formats/fs/fat-table.js';
+import {
+  encodeContiguousFat,
+  endOfChainMark,
+  fatBytesFor,
+  encodeFatEntries,
+  reservedEntries,
+  decodeFatEntries,
+  type FatBits,
+} from '../../formats/fs/fat-table.js';
 
 /** fatgen103 section 7's ChkSum(), transcribed literally, as an independent reference. */
 function referenceChecksum(name: Uint8Array): number {
@@ -121,25 +129,30 @@ describe('FAT geometry (mkfs.fat rules)', () => {
   });
   it('keeps every type inside its cluster-count range', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 64, max: 4_000_000 }), fc.constantFrom<'auto' | FatBits>('auto', 12, 16, 32), fc.constantFrom(512, 4096), (sectors, bits, ss) => {
-        let g;
-        try {
-          g = chooseFatGeometry({ totalSectors: sectors, sectorSize: ss, bits });
-        } catch (err) {
-          expect(err).toBeInstanceOf(FormatError);
-          return;
-        }
-        if (bits !== 'auto') expect(g.bits).toBe(bits);
-        if (g.bits === 12) expect(g.clusters).toBeLessThanOrEqual(FAT12_MAX_CLUSTERS);
-        if (g.bits === 16) expect(g.clusters).toBeGreaterThanOrEqual(FAT16_MIN_CLUSTERS);
-        if (g.bits === 32) expect(g.clusters).toBeGreaterThanOrEqual(FAT32_MIN_CLUSTERS);
-        const meta = g.reservedSectors + 2 * g.fatSectors + Math.ceil((g.rootEntries * 32) / ss);
-        expect(meta + g.clusters * g.sectorsPerCluster).toBeLessThanOrEqual(sectors);
-        expect(Math.floor((g.fatSectors * ss * 8) / g.bits)).toBeGreaterThanOrEqual(g.clusters + 2);
-        // The reader derives the same type from the cluster count alone.
-        const boot = encodeBootSector({ geometry: g, oemName: 'DISKMINT', serial: 1, label: 'NO NAME    ' });
-        expect(decodeBootSector(boot).geometry).toEqual(g);
-      }),
+      fc.property(
+        fc.integer({ min: 64, max: 4_000_000 }),
+        fc.constantFrom<'auto' | FatBits>('auto', 12, 16, 32),
+        fc.constantFrom(512, 4096),
+        (sectors, bits, ss) => {
+          let g;
+          try {
+            g = chooseFatGeometry({ totalSectors: sectors, sectorSize: ss, bits });
+          } catch (err) {
+            expect(err).toBeInstanceOf(FormatError);
+            return;
+          }
+          if (bits !== 'auto') expect(g.bits).toBe(bits);
+          if (g.bits === 12) expect(g.clusters).toBeLessThanOrEqual(FAT12_MAX_CLUSTERS);
+          if (g.bits === 16) expect(g.clusters).toBeGreaterThanOrEqual(FAT16_MIN_CLUSTERS);
+          if (g.bits === 32) expect(g.clusters).toBeGreaterThanOrEqual(FAT32_MIN_CLUSTERS);
+          const meta = g.reservedSectors + 2 * g.fatSectors + Math.ceil((g.rootEntries * 32) / ss);
+          expect(meta + g.clusters * g.sectorsPerCluster).toBeLessThanOrEqual(sectors);
+          expect(Math.floor((g.fatSectors * ss * 8) / g.bits)).toBeGreaterThanOrEqual(g.clusters + 2);
+          // The reader derives the same type from the cluster count alone.
+          const boot = encodeBootSector({ geometry: g, oemName: 'DISKMINT', serial: 1, label: 'NO NAME    ' });
+          expect(decodeBootSector(boot).geometry).toEqual(g);
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -242,12 +255,13 @@ describe('FAT names', () => {
         const { base, ext } = basisName(name);
         for (let n = 1; ; n++) {
           const name11 = (base.slice(0, 8 - `~${n}`.length) + `~${n}`).padEnd(8, ' ') + ext.padEnd(3, ' ');
-          if (!taken.has(name11)) return taken.add(name11), name11;
+          if (!taken.has(name11)) return (taken.add(name11), name11);
         }
       });
     };
     // Few stems and tails: many collisions, with exact 8.3 names (LONGNA~3.TXT) mixed in.
-    const name = fc.tuple(fc.constantFrom('longname', 'LONGNA~', 'long name', 'longnames', 'a', 'Ab'), fc.nat(14), fc.constantFrom('.txt', '.TXT', '', '.html'))
+    const name = fc
+      .tuple(fc.constantFrom('longname', 'LONGNA~', 'long name', 'longnames', 'a', 'Ab'), fc.nat(14), fc.constantFrom('.txt', '.TXT', '', '.html'))
       .map(([stem, n, ext]) => `${stem}${n}${ext}`);
     fc.assert(
       fc.property(fc.uniqueArray(name, { maxLength: 60, selector: (n) => caseFoldName(n) }), (names) => {

@@ -18,12 +18,10 @@ import { GPT_TYPES, gptTypeGuid, gptTypeName } from '../../formats/schemes/gpt-t
 
 const U64_MAX = (1n << 64n) - 1n;
 const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
-const guidArb = fc
-  .uint8Array({ minLength: 16, maxLength: 16 })
-  .map((b) => {
-    const h = hex(b);
-    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-  });
+const guidArb = fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => {
+  const h = hex(b);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+});
 const typeGuidArb = guidArb.filter((g) => g !== '00000000-0000-0000-0000-000000000000');
 /** Any UTF-16 code unit but NUL (the name terminator): lone surrogates and non-ASCII included. */
 const nameArb = fc.string({ unit: fc.integer({ min: 1, max: 0xffff }).map((c) => String.fromCharCode(c)), maxLength: 36 });

@@ -241,15 +241,18 @@ describe('simulateBootStageFallback (a proposal, not pmbr)', () => {
 });
 
 describe('properties', () => {
-  const bitsArb = fc.tuple(fc.boolean(), fc.boolean(), fc.boolean(), fc.bigInt({ min: 0n, max: 7n })).map(
-    ([me, once, failed, low]) => (me ? ME : 0n) | (once ? ONCE : 0n) | (failed ? F : 0n) | low,
-  );
+  const bitsArb = fc
+    .tuple(fc.boolean(), fc.boolean(), fc.boolean(), fc.bigInt({ min: 0n, max: 7n }))
+    .map(([me, once, failed, low]) => (me ? ME : 0n) | (once ? ONCE : 0n) | (failed ? F : 0n) | low);
   const entriesArb = fc
     .array(fc.record({ type: fc.constantFrom(UFS, BOOT, EFI, GPT_TYPES['freebsd-zfs']), attributes: bitsArb }), { maxLength: 8 })
     .chain((rows) =>
-      fc.shuffledSubarray(Array.from({ length: 16 }, (_, i) => i + 1), { minLength: rows.length, maxLength: rows.length }).map((idx) =>
-        rows.map((r, i) => ({ index: idx[i], typeGuid: r.type, label: `p${idx[i]}`, attributes: r.attributes })),
-      ),
+      fc
+        .shuffledSubarray(
+          Array.from({ length: 16 }, (_, i) => i + 1),
+          { minLength: rows.length, maxLength: rows.length },
+        )
+        .map((idx) => rows.map((r, i) => ({ index: idx[i], typeGuid: r.type, label: `p${idx[i]}`, attributes: r.attributes }))),
     );
   const outcomeArb = fc.oneof(
     fc.constantFrom<BootOutcome>('ok', 'fail', 'crash'),

@@ -16,7 +16,6 @@ import { expectFormatError } from '../helpers/codec.js';
 
 const U32 = 0xffffffff;
 
-
 describe('CHS', () => {
   it('encodes like mkimg/sfdisk', () => {
     expect(encodeChs(0, DEFAULT_GEOMETRY)).toEqual([0, 1, 0]);
@@ -140,9 +139,25 @@ describe('MBR sector', () => {
 /** A random valid layout: primaries first, then an extended partition holding the logicals. */
 const tablesSpec: fc.Arbitrary<MbrTablesSpec> = fc
   .record({
-    primaries: fc.array(fc.record({ gap: fc.integer({ min: 1, max: 5000 }), size: fc.integer({ min: 1, max: 100000 }), type: fc.constantFrom(0x83, 0xa5, 0x0c, 0x07), active: fc.boolean() }), { maxLength: 3 }),
+    primaries: fc.array(
+      fc.record({
+        gap: fc.integer({ min: 1, max: 5000 }),
+        size: fc.integer({ min: 1, max: 100000 }),
+        type: fc.constantFrom(0x83, 0xa5, 0x0c, 0x07),
+        active: fc.boolean(),
+      }),
+      { maxLength: 3 },
+    ),
     lead: fc.integer({ min: 0, max: 100 }),
-    logicals: fc.array(fc.record({ gap: fc.integer({ min: 1, max: 4096 }), size: fc.integer({ min: 1, max: 100000 }), after: fc.integer({ min: 0, max: 100 }), type: fc.constantFrom(0x83, 0x82, 0x07, 0xa5) }), { minLength: 1, maxLength: 12 }),
+    logicals: fc.array(
+      fc.record({
+        gap: fc.integer({ min: 1, max: 4096 }),
+        size: fc.integer({ min: 1, max: 100000 }),
+        after: fc.integer({ min: 0, max: 100 }),
+        type: fc.constantFrom(0x83, 0x82, 0x07, 0xa5),
+      }),
+      { minLength: 1, maxLength: 12 },
+    ),
     tail: fc.integer({ min: 0, max: 100 }),
     slotFirst: fc.boolean(),
     signature: fc.integer({ min: 0, max: U32 }),
@@ -192,7 +207,9 @@ describe('MBR with logical partitions', () => {
         const prims = mbr.entries.filter((e) => e && !EXTENDED_TYPES.has(e.type));
         expect(prims.map((e) => [e!.type, e!.startLba, e!.sectors, e!.active])).toEqual(spec.primaries.map((p) => [p.type, p.startLba, p.sectors, !!p.active]));
         const chain = walkEbrChain((lba) => map.get(lba), spec.extended!.startLba);
-        expect(chain.map((l) => [l.ebrLba, l.entry.type, l.entry.startLba, l.entry.sectors])).toEqual(spec.logicals!.map((l) => [l.ebrLba, l.type, l.startLba, l.sectors]));
+        expect(chain.map((l) => [l.ebrLba, l.entry.type, l.entry.startLba, l.entry.sectors])).toEqual(
+          spec.logicals!.map((l) => [l.ebrLba, l.type, l.startLba, l.sectors]),
+        );
       }),
     );
   });
@@ -207,7 +224,9 @@ describe('MBR with logical partitions', () => {
         expect(written.map((w) => w.lba)).toEqual(logicals.map((l) => l.ebrLba));
         const map = sectorMap(written);
         const chain = walkEbrChain((lba) => map.get(lba), 0);
-        expect(chain.map((l) => [l.ebrLba, l.entry.type, l.entry.startLba, l.entry.sectors])).toEqual(logicals.map((l) => [l.ebrLba, l.type, l.startLba, l.sectors]));
+        expect(chain.map((l) => [l.ebrLba, l.entry.type, l.entry.startLba, l.entry.sectors])).toEqual(
+          logicals.map((l) => [l.ebrLba, l.type, l.startLba, l.sectors]),
+        );
         // encodeMbrTables stores the same relative starts and sizes (only the absolute CHS differ).
         const viaMbr = sectorMap(encodeMbrTables(spec));
         const stored = (sector: Uint8Array) => decodeMbrSector(sector).entries.map((e) => e && [e.type, e.startLba, e.sectors]);

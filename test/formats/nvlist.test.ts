@@ -61,26 +61,47 @@ describe('nvlist XDR codec', () => {
     const bytes = encodeNvlist(nvlist([{ name: 'a', type: 'uint64', value: 1n }]));
     const hex = Buffer.from(bytes).toString('hex');
     expect(hex).toBe(
-      '01010000' + '00000000' + '00000001' + // header XDR/little, nvl_version 0, NV_UNIQUE_NAME
-        '00000020' + '00000020' + // encoded size 32, native size align8(16+2)+8 = 32
-        '00000001' + '61000000' + '00000008' + '00000001' + '0000000000000001' + // "a", DATA_TYPE_UINT64, 1 element
-        '00000000' + '00000000',
+      '01010000' +
+        '00000000' +
+        '00000001' + // header XDR/little, nvl_version 0, NV_UNIQUE_NAME
+        '00000020' +
+        '00000020' + // encoded size 32, native size align8(16+2)+8 = 32
+        '00000001' +
+        '61000000' +
+        '00000008' +
+        '00000001' +
+        '0000000000000001' + // "a", DATA_TYPE_UINT64, 1 element
+        '00000000' +
+        '00000000',
     );
   });
 
   it('round-trips lists of every data type', () => {
-    fc.assert(fc.property(nvlistArb, (list) => {
-      expect(decodeNvlist(encodeNvlist(list))).toEqual(list);
-    }), { numRuns: 300 });
+    fc.assert(
+      fc.property(nvlistArb, (list) => {
+        expect(decodeNvlist(encodeNvlist(list))).toEqual(list);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('keeps pair order and duplicate names when the list is not unique-named', () => {
-    const list: NvList = { version: 0, flags: 0, pairs: [{ name: 'x', type: 'string', value: 'one' }, { name: 'x', type: 'uint32', value: 2 }] };
+    const list: NvList = {
+      version: 0,
+      flags: 0,
+      pairs: [
+        { name: 'x', type: 'string', value: 'one' },
+        { name: 'x', type: 'uint32', value: 2 },
+      ],
+    };
     expect(decodeNvlist(encodeNvlist(list))).toEqual(list);
   });
 
   it('nvAdd replaces a name and appends it, as nvlist_add_* does on unique-name lists', () => {
-    let l = nvlist([{ name: 'version', type: 'uint64', value: 0n }, { name: 'k', type: 'string', value: 'v' }]);
+    let l = nvlist([
+      { name: 'version', type: 'uint64', value: 0n },
+      { name: 'k', type: 'string', value: 'v' },
+    ]);
     l = nvAdd(l, { name: 'version', type: 'uint64', value: 1n });
     expect(l.pairs.map((p) => p.name)).toEqual(['k', 'version']);
     expect(nvToJson(nvRemove(l, 'k'))).toEqual({ version: '1' });
@@ -111,13 +132,16 @@ describe('nvlist parser on hostile bytes', () => {
   };
 
   it('mutated and truncated lists give FormatError or a list, never another error', () => {
-    fc.assert(fc.property(nvlistArb, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }), fc.nat(), (list, flips, cut) => {
-      const bytes = encodeNvlist(list);
-      const m = new Uint8Array(bytes);
-      for (const [at, v] of flips) m[at % m.length] = v;
-      expectFormatErrorOrList(m);
-      expectFormatErrorOrList(bytes.subarray(0, cut % (bytes.length + 1)));
-    }), { numRuns: 500 });
+    fc.assert(
+      fc.property(nvlistArb, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }), fc.nat(), (list, flips, cut) => {
+        const bytes = encodeNvlist(list);
+        const m = new Uint8Array(bytes);
+        for (const [at, v] of flips) m[at % m.length] = v;
+        expectFormatErrorOrList(m);
+        expectFormatErrorOrList(bytes.subarray(0, cut % (bytes.length + 1)));
+      }),
+      { numRuns: 500 },
+    );
   });
 
   it('huge counts and lengths are refused before any allocation', () => {

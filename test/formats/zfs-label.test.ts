@@ -11,7 +11,18 @@ import fc from 'fast-check';
 import { Command } from 'commander';
 import { FormatError } from '../../formats/common/errors.js';
 import {
-  activeUberblock, BOOTENV_OFFSET, BOOTENV_SIZE, encodeBootenvBlock, ECK_SIZE, LABEL_SIZE, labelOffsets, decodeLabel, PHYS_OFFSET, PHYS_SIZE, sealEmbedded, summariseConfig,
+  activeUberblock,
+  BOOTENV_OFFSET,
+  BOOTENV_SIZE,
+  encodeBootenvBlock,
+  ECK_SIZE,
+  LABEL_SIZE,
+  labelOffsets,
+  decodeLabel,
+  PHYS_OFFSET,
+  PHYS_SIZE,
+  sealEmbedded,
+  summariseConfig,
 } from '../../formats/fs/zfs-label.js';
 import { nvlist, nvString, encodeNvlist, type NvList } from '../../formats/fs/nvlist.js';
 import { memoryDiskReader } from '../../src/model/disk-reader.js';
@@ -87,7 +98,12 @@ describe('zfs bootonce (zfsbootcfg semantics)', () => {
     const after = new Uint8Array(readFileSync(path));
     expect(Buffer.from(outsideBootenv(after)).equals(Buffer.from(outsideBootenv(pool)))).toBe(true);
     const b = await zfsBootenv(path);
-    expect(b).toMatchObject({ version: 1n, bootonce: 'zfs:zroot/ROOT/upgrade:', agree: true, env: { version: '1', 'freebsd:bootonce': 'zfs:zroot/ROOT/upgrade:' } });
+    expect(b).toMatchObject({
+      version: 1n,
+      bootonce: 'zfs:zroot/ROOT/upgrade:',
+      agree: true,
+      env: { version: '1', 'freebsd:bootonce': 'zfs:zroot/ROOT/upgrade:' },
+    });
     expect(b.labels.every((l) => l.checksumValid && l.version === 1n)).toBe(true);
   });
 
@@ -132,12 +148,21 @@ describe('zfs bootonce (zfsbootcfg semantics)', () => {
   it('is crash-safe: stopped (even mid-block) before any write, labels stay readable and two agree', async () => {
     for (let stop = 1; stop <= 4; stop++) {
       const path = fresh(`crash-${stop}.img`);
-      await expect(zfsSetBootonce(path, 'zroot/ROOT/upgrade', { beforeWrite: (n) => { if (n === stop) throw new Error('power cut'); } })).rejects.toThrow('power cut');
+      await expect(
+        zfsSetBootonce(path, 'zroot/ROOT/upgrade', {
+          beforeWrite: (n) => {
+            if (n === stop) throw new Error('power cut');
+          },
+        }),
+      ).rejects.toThrow('power cut');
       // Tear the interrupted write: half of the new block lands.
       const bytes = new Uint8Array(readFileSync(path));
       const order = [0, 2, 1, 3];
       const at = labelOffsets(bytes.length)[order[stop - 1]] + BOOTENV_OFFSET;
-      const env = nvlist([{ name: 'version', type: 'uint64', value: 1n }, { name: 'freebsd:bootonce', type: 'string', value: 'zfs:zroot/ROOT/upgrade:' }]);
+      const env = nvlist([
+        { name: 'version', type: 'uint64', value: 1n },
+        { name: 'freebsd:bootonce', type: 'string', value: 'zfs:zroot/ROOT/upgrade:' },
+      ]);
       bytes.set(encodeBootenvBlock(env, at).subarray(0, BOOTENV_SIZE / 2), at);
       writeFileSync(path, bytes);
       const set = await readZfsLabels(memoryDiskReader(bytes));
@@ -164,7 +189,17 @@ describe('zfs bootonce (zfsbootcfg semantics)', () => {
     expect((await inspectImage(q)).format).toBe('qcow2');
 
     const disk = join(dir, 'gpt.img');
-    await buildImage({ scheme: 'gpt', size: '80M', partitions: [{ type: 'efi', size: '1M' }, { type: 'freebsd-zfs', contents: { file: raw } }] } as never, { output: disk, baseDir: dir });
+    await buildImage(
+      {
+        scheme: 'gpt',
+        size: '80M',
+        partitions: [
+          { type: 'efi', size: '1M' },
+          { type: 'freebsd-zfs', contents: { file: raw } },
+        ],
+      } as never,
+      { output: disk, baseDir: dir },
+    );
     expect((await zfsLabels(`${disk}:2`)).agree).toBe(true);
     await zfsSetBootonce(`${disk}:2`, 'zroot/ROOT/default');
     expect((await zfsBootenv(`${disk}:2`)).bootonce).toBe('zfs:zroot/ROOT/default:');
@@ -194,19 +229,27 @@ describe('verify findings and hostile labels', () => {
     phys.set(encodeNvlist(older));
     other.set(sealEmbedded(phys, l2 + PHYS_OFFSET), l2 + PHYS_OFFSET);
     const found = await zfsFindings(memoryDiskReader(other), null);
-    expect(found.filter((f) => f.severity !== 'info')).toEqual([expect.objectContaining({ code: 'zfs.labels-disagree', severity: 'warning', message: expect.stringMatching(/txg: .*label 2 24/) })]);
+    expect(found.filter((f) => f.severity !== 'info')).toEqual([
+      expect.objectContaining({ code: 'zfs.labels-disagree', severity: 'warning', message: expect.stringMatching(/txg: .*label 2 24/) }),
+    ]);
     expect((await zfsFindings(memoryDiskReader(pool), null)).filter((f) => f.severity !== 'info')).toEqual([]);
   });
 
   it('mutated labels never crash the parser', () => {
     const [, , , l3] = labelOffsets(pool.length);
     const label = pool.subarray(l3, l3 + LABEL_SIZE);
-    fc.assert(fc.property(fc.array(fc.tuple(fc.integer({ min: PHYS_OFFSET, max: PHYS_OFFSET + 2048 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }), (flips) => {
-      const m = new Uint8Array(label);
-      for (const [at, v] of flips) m[at] = v;
-      const l = decodeLabel(m, 3, l3);
-      expect(l.config !== undefined || typeof l.configError === 'string').toBe(true);
-    }), { numRuns: 300 });
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: PHYS_OFFSET, max: PHYS_OFFSET + 2048 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }),
+        (flips) => {
+          const m = new Uint8Array(label);
+          for (const [at, v] of flips) m[at] = v;
+          const l = decodeLabel(m, 3, l3);
+          expect(l.config !== undefined || typeof l.configError === 'string').toBe(true);
+        },
+      ),
+      { numRuns: 300 },
+    );
     expect(() => decodeLabel(label.subarray(1), 3, l3)).toThrow(FormatError);
     expect(() => labelOffsets(3 * LABEL_SIZE)).toThrow(FormatError);
   });
@@ -221,7 +264,12 @@ describe('verify findings and hostile labels', () => {
     const out: string[] = [];
     const spy = vi.spyOn(cliOutput, 'out').mockImplementation((s) => void out.push(s));
     try {
-      const run = (...args: string[]) => { const p = new Command(); p.exitOverride(); addZfsCommands(p); return p.parseAsync(args, { from: 'user' }); };
+      const run = (...args: string[]) => {
+        const p = new Command();
+        p.exitOverride();
+        addZfsCommands(p);
+        return p.parseAsync(args, { from: 'user' });
+      };
       await run('zfs', 'bootonce', path, 'zroot/ROOT/upgrade');
       await run('zfs', 'bootenv', path, '--json');
       await run('zfs', 'label', path);

@@ -66,7 +66,7 @@ describe('formats/fs/ufs.ts', () => {
     expect(findUfsSuperblock(piggy).superblockOffset).toBe(262144);
   });
 
-  it("follows ffs_subr.c readsuper(): UFS1 only at <= 8192, UFS2 only where fs_sblockloc says", () => {
+  it('follows ffs_subr.c readsuper(): UFS1 only at <= 8192, UFS2 only where fs_sblockloc says', () => {
     const ufs1At64k = syntheticUfs({ version: 1, at: 65536 });
     expect(() => findUfsSuperblock(ufs1At64k)).toThrow(/UFS1 superblocks live at 0 or 8192/);
     const wrongLoc = syntheticUfs({ version: 2 });

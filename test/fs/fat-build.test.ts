@@ -9,7 +9,16 @@ import { validateLongName, caseFoldName } from '../../formats/fs/fat-dir.js';
 import { memoryDiskReader } from '../../src/model/disk-reader.js';
 import { readVirtualRange } from '../../src/io/run-reader.js';
 import { deriveU32 } from '../../src/model/seed.js';
-import { buildFatVolume, minimumFatSize, openFat, treeFromFolder, treeFromObject, type FatReader, type FatTreeNode, type FatVolume } from '../../src/fs/fat/index.js';
+import {
+  buildFatVolume,
+  minimumFatSize,
+  openFat,
+  treeFromFolder,
+  treeFromObject,
+  type FatReader,
+  type FatTreeNode,
+  type FatVolume,
+} from '../../src/fs/fat/index.js';
 import { tempDir } from '../helpers/golden.js';
 import { budgetedReader } from '../helpers/budget.js';
 
@@ -61,13 +70,7 @@ const nameArb = fc
 const treeArb: fc.Arbitrary<FatTreeNode> = fc.letrec<{ dir: FatTreeNode }>((tie) => ({
   dir: fc
     .uniqueArray(
-      fc.tuple(
-        nameArb,
-        fc.oneof(
-          { weight: 3, arbitrary: fc.uint8Array({ maxLength: 6000 }) },
-          { weight: 1, depthSize: 'small', arbitrary: tie('dir') },
-        ),
-      ),
+      fc.tuple(nameArb, fc.oneof({ weight: 3, arbitrary: fc.uint8Array({ maxLength: 6000 }) }, { weight: 1, depthSize: 'small', arbitrary: tie('dir') })),
       { maxLength: 8, selector: ([n]) => caseFoldName(n) },
     )
     .map((kids) => ({
@@ -95,7 +98,12 @@ describe('FAT volume builder + reader', () => {
   });
 
   it('FAT32 trees read back identical (512 and 4096-byte sectors)', async () => {
-    const tree = treeFromObject({ 'a.txt': 'alpha', 'Long Name With Spaces.text': 'x'.repeat(3000), deep: { deeper: { 'z.bin': new Uint8Array(9000).fill(3) } }, empty: '' });
+    const tree = treeFromObject({
+      'a.txt': 'alpha',
+      'Long Name With Spaces.text': 'x'.repeat(3000),
+      deep: { deeper: { 'z.bin': new Uint8Array(9000).fill(3) } },
+      empty: '',
+    });
     for (const sectorSize of [512, 4096] as const) {
       const v = await buildFatVolume(tree, { type: 32, sectorSize, label: 'fat32vol' });
       expect(v.type).toBe(32);
@@ -124,7 +132,10 @@ describe('FAT volume builder + reader', () => {
       [3 * 1024 ** 3, 0],
       [5, 0],
     ]);
-    const metadata = v.disk.list().filter((e) => e.source.kind === 'bytes').reduce((n, e) => n + e.length, 0);
+    const metadata = v.disk
+      .list()
+      .filter((e) => e.source.kind === 'bytes')
+      .reduce((n, e) => n + e.length, 0);
     expect(metadata).toBeLessThan(8 << 20);
   });
 
@@ -239,7 +250,10 @@ describe('FAT builder errors (before anything is written)', () => {
     for (const name of ['a:b', 'what?', 'tab\tname', 'trailing.', 'trailing ', '..', 'x'.repeat(256), 'pipe|d', 'star*', 'q"uote', '<lt', 'gt>', 'back\\']) {
       await expectInvalid(buildFatVolume(treeFromObject({ [name]: 'x' })), /FAT cannot hold the name/);
     }
-    await expectInvalid(buildFatVolume({ kind: 'dir', name: '', children: [{ kind: 'file', name: 'a/b', size: 0, source: { bytes: new Uint8Array() } }] }), /reserved character/);
+    await expectInvalid(
+      buildFatVolume({ kind: 'dir', name: '', children: [{ kind: 'file', name: 'a/b', size: 0, source: { bytes: new Uint8Array() } }] }),
+      /reserved character/,
+    );
   });
   it('duplicate names differing only in case', async () => {
     await expectInvalid(buildFatVolume(treeFromObject({ 'Readme.txt': 'a', 'README.TXT': 'b' })), /differ only in case/);
@@ -349,9 +363,11 @@ describe('FAT reader on hostile bytes', () => {
     view.setUint32(entry + 28, 0xffffff00, true);
     for (let f = 0; f < g.fatCount; f++) view.setUint16((g.reservedSectors + f * g.fatSectors) * g.sectorSize + 2 * cluster, cluster, true);
     const r = await openFat(budgetedReader(bytes, { reads: 5000, bytes: 64 << 20 }));
-    await expect((async () => {
-      for await (const _ of r.readFile('/a.txt')) void _;
-    })()).rejects.toThrow(FormatError);
+    await expect(
+      (async () => {
+        for await (const _ of r.readFile('/a.txt')) void _;
+      })(),
+    ).rejects.toThrow(FormatError);
   });
 
   it('duplicate names: check() reports them, extract() refuses', async () => {

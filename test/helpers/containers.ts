@@ -78,7 +78,7 @@ export async function readAll(reader: DiskReader): Promise<Buffer> {
 
 /** Deterministic non-zero bytes. */
 export function fill(len: number, seed: number): Uint8Array {
-  return Uint8Array.from({ length: len }, (_, i) => ((i * 131 + seed * 17 + 3) & 0xff) || 7);
+  return Uint8Array.from({ length: len }, (_, i) => (i * 131 + seed * 17 + 3) & 0xff || 7);
 }
 
 /** A disk with data near the start, across a 2 MiB boundary, and at the very end. */

@@ -51,21 +51,23 @@ export interface BootResult {
 /** The QEMU command line for a boot, without the executable (exported for error messages). */
 export function qemuArgs(opts: BootOptions, varsCopy?: string): string[] {
   const args = [
-    '-accel', 'tcg',
-    '-m', String(opts.memoryMiB ?? 256),
+    '-accel',
+    'tcg',
+    '-m',
+    String(opts.memoryMiB ?? 256),
     '-nographic',
     '-no-reboot',
-    '-serial', 'stdio',
-    '-monitor', 'none',
+    '-serial',
+    'stdio',
+    '-monitor',
+    'none',
     '-nodefaults', // no default VGA, CD-ROM, floppy, parallel port
-    '-nic', 'none', // no network card: no PXE attempts before (or instead of) the disk
+    '-nic',
+    'none', // no network card: no PXE attempts before (or instead of) the disk
   ];
   if (opts.firmware === 'uefi') {
     if (!varsCopy) throw new Error('UEFI boot needs a copy of the OVMF variable store');
-    args.push(
-      '-drive', `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`,
-      '-drive', `if=pflash,format=raw,file=${varsCopy}`,
-    );
+    args.push('-drive', `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,file=${varsCopy}`);
   }
   args.push('-drive', `file=${opts.disk},format=${opts.format},if=${opts.bus ?? 'virtio'},media=disk`);
   return args;

@@ -126,11 +126,13 @@ describe('writeAtomically', () => {
     const dir = tempDir();
     const target = join(dir, 'disk.img');
     const bug = new RangeError('Invalid array length');
-    await expect(writeAtomically(target, async (handle, out) => {
-      await writeFully(handle, bytes('partial'), 0);
-      await out.sibling(join(dir, 'disk-flat.img'));
-      throw bug;
-    })).rejects.toBe(bug);
+    await expect(
+      writeAtomically(target, async (handle, out) => {
+        await writeFully(handle, bytes('partial'), 0);
+        await out.sibling(join(dir, 'disk-flat.img'));
+        throw bug;
+      }),
+    ).rejects.toBe(bug);
     expect(readdirSync(dir)).toEqual([]);
   });
 
@@ -139,14 +141,24 @@ describe('writeAtomically', () => {
     const target = join(dir, 'disk.img');
     const systemError = await open(join(dir, 'no-such-folder', 'x'), 'r').catch((err: unknown) => err);
     for (const err of [systemError, new FormatError('BAD_VALUE', 'grain table out of range', 'vmdk')]) {
-      const thrown = await writeAtomically(target, async () => { throw err; }).catch((e: unknown) => e);
+      const thrown = await writeAtomically(target, async () => {
+        throw err;
+      }).catch((e: unknown) => e);
       expect(thrown).toBeInstanceOf(DiskmintError);
       expect(thrown).toMatchObject({ code: 'IO', message: `writing ${target} failed: ${(err as Error).message}` });
     }
     const refusal = new DiskmintError('BAD_ARGUMENT', 'no');
-    await expect(writeAtomically(target, async () => { throw refusal; })).rejects.toBe(refusal);
+    await expect(
+      writeAtomically(target, async () => {
+        throw refusal;
+      }),
+    ).rejects.toBe(refusal);
     const typeError = new TypeError("Cannot read properties of undefined (reading 'length')");
-    await expect(writeAtomically(target, async () => { throw typeError; })).rejects.toBe(typeError);
+    await expect(
+      writeAtomically(target, async () => {
+        throw typeError;
+      }),
+    ).rejects.toBe(typeError);
     // Node's own argument errors have a code (ERR_...) but no errno: bugs too.
     const argumentError = await writeAtomically(target, async (handle) => void (await handle.write(Buffer.alloc(1), 0, 2, 0))).catch((e: unknown) => e);
     expect(argumentError).toMatchObject({ code: expect.stringMatching(/^ERR_/) });
@@ -158,8 +170,23 @@ describe('writeAtomically', () => {
     const dir = tempDir();
     const bug = new RangeError('Invalid array length');
     const disk = new VirtualDisk(4 << 20);
-    disk.place(1 << 20, 1 << 20, { kind: 'reader', offset: 0, reader: { size: 1 << 20, read: async () => { throw bug; }, close: async () => {} } });
-    for (const [name, format, options] of [['a.img', 'raw', {}], ['a.qcow2', 'qcow2', {}], ['a.vmdk', 'vmdk', { subformat: 'monolithicFlat' }], ['a.vhdx', 'vhdx', {}]] as const) {
+    disk.place(1 << 20, 1 << 20, {
+      kind: 'reader',
+      offset: 0,
+      reader: {
+        size: 1 << 20,
+        read: async () => {
+          throw bug;
+        },
+        close: async () => {},
+      },
+    });
+    for (const [name, format, options] of [
+      ['a.img', 'raw', {}],
+      ['a.qcow2', 'qcow2', {}],
+      ['a.vmdk', 'vmdk', { subformat: 'monolithicFlat' }],
+      ['a.vhdx', 'vhdx', {}],
+    ] as const) {
       await expect(writeImage(disk, join(dir, name), { format, options }), format).rejects.toBe(bug);
     }
     expect(readdirSync(dir)).toEqual([]);
@@ -167,7 +194,7 @@ describe('writeAtomically', () => {
 });
 
 describe('outputs that go through it', () => {
-  it("sign: IMG.sig and the detached files are replaced by a rename, not rewritten in place (a hard link to the old one keeps it)", async () => {
+  it('sign: IMG.sig and the detached files are replaced by a rename, not rewritten in place (a hard link to the old one keeps it)', async () => {
     const dir = tempDir();
     const img = join(dir, 'disk.img');
     await buildImage({ scheme: 'gpt', size: '2M', partitions: [{ type: 'freebsd-ufs', label: 'os1', size: '512K' }] }, { output: img, baseDir: dir });

@@ -35,16 +35,23 @@ describe('forEachConcurrent', () => {
     const allStarted = new Promise<void>((r) => (threeStarted = r));
     let settled = 0;
     let ended = false;
-    const run = forEachConcurrent(Array.from({ length: 20 }, (_, i) => i), 3, async (i) => {
-      started.push(i);
-      if (started.length === 3) threeStarted();
-      if (i === 1) throw new Error('first');
-      if (i > 2) return; // started after the failure: the check below names it
-      const fail = await new Promise<boolean>((r) => (release[i] = r));
-      settled++;
-      if (fail) throw new Error('second');
-    });
-    run.then(() => (ended = true), () => (ended = true));
+    const run = forEachConcurrent(
+      Array.from({ length: 20 }, (_, i) => i),
+      3,
+      async (i) => {
+        started.push(i);
+        if (started.length === 3) threeStarted();
+        if (i === 1) throw new Error('first');
+        if (i > 2) return; // started after the failure: the check below names it
+        const fail = await new Promise<boolean>((r) => (release[i] = r));
+        settled++;
+        if (fail) throw new Error('second');
+      },
+    );
+    run.then(
+      () => (ended = true),
+      () => (ended = true),
+    );
     await allStarted;
     await new Promise((r) => setImmediate(r)); // item 1's failure has been seen by now
     expect(ended).toBe(false); // items 0 and 2 are still running
@@ -67,11 +74,14 @@ describe('mapOrdered', () => {
     const allCalled = new Promise<void>((r) => (called = r));
     const out: number[] = [];
     const consume = (async () => {
-      const results = mapOrdered(items, items.length, (n) =>
-        new Promise<number>((r) => {
-          resolvers.set(n, r);
-          if (resolvers.size === items.length) called();
-        }),
+      const results = mapOrdered(
+        items,
+        items.length,
+        (n) =>
+          new Promise<number>((r) => {
+            resolvers.set(n, r);
+            if (resolvers.size === items.length) called();
+          }),
       );
       for await (const v of results) out.push(v);
     })();
@@ -110,16 +120,19 @@ describe('createCompressor', () => {
     const compressor = createCompressor({ threads: 2 });
     try {
       await fc.assert(
-        fc.asyncProperty(fc.array(fc.record({ length: fc.integer({ min: 0, max: 200_000 }), seed: fc.nat(250), random: fc.boolean() }), { minLength: 1, maxLength: 24 }), async (blocks) => {
-          const inputs = blocks.map(({ length, seed, random }) => {
-            const b = new Uint8Array(length);
-            for (let i = 0; i < length; i++) b[i] = random ? (Math.imul(i + 1, 2654435761 + seed) >>> 24) : (i >> 9) + seed;
-            return b;
-          });
-          // All in flight at once: spare buffers of one size get offered to blocks of another.
-          const packed = await Promise.all(inputs.map((b) => compressor.compress(b, 'zstd')));
-          for (const [k, p] of packed.entries()) expect(Buffer.from(await zstdDecompress(p, 1 << 20)).equals(Buffer.from(inputs[k]))).toBe(true);
-        }),
+        fc.asyncProperty(
+          fc.array(fc.record({ length: fc.integer({ min: 0, max: 200_000 }), seed: fc.nat(250), random: fc.boolean() }), { minLength: 1, maxLength: 24 }),
+          async (blocks) => {
+            const inputs = blocks.map(({ length, seed, random }) => {
+              const b = new Uint8Array(length);
+              for (let i = 0; i < length; i++) b[i] = random ? Math.imul(i + 1, 2654435761 + seed) >>> 24 : (i >> 9) + seed;
+              return b;
+            });
+            // All in flight at once: spare buffers of one size get offered to blocks of another.
+            const packed = await Promise.all(inputs.map((b) => compressor.compress(b, 'zstd')));
+            for (const [k, p] of packed.entries()) expect(Buffer.from(await zstdDecompress(p, 1 << 20)).equals(Buffer.from(inputs[k]))).toBe(true);
+          },
+        ),
         { numRuns: 30 },
       );
     } finally {
@@ -169,13 +182,23 @@ describe('pipelines with nothing to wait for', () => {
   // one turn once 50 ms have passed (each used to run its own 50 ms: 4 x 50 ms without a turn);
   // the other 3 workers finish the 2 ms item they are in first.
   it('forEachConcurrent lets the event loop turn (timers, Ctrl-C) while it runs', async () => {
-    const longest = await longestWithoutTurn((busy) => forEachConcurrent(Array.from({ length: 300 }, (_, i) => i), 4, busy));
+    const longest = await longestWithoutTurn((busy) =>
+      forEachConcurrent(
+        Array.from({ length: 300 }, (_, i) => i),
+        4,
+        busy,
+      ),
+    );
     expect(longest).toBeLessThanOrEqual(50 + 4 * 2);
   });
 
   it('mapOrdered does too', async () => {
     const longest = await longestWithoutTurn(async (busy) => {
-      for await (const _ of mapOrdered(Array.from({ length: 300 }, (_, i) => i), 4, busy));
+      for await (const _ of mapOrdered(
+        Array.from({ length: 300 }, (_, i) => i),
+        4,
+        busy,
+      ));
     });
     expect(longest).toBeLessThanOrEqual(50 + 2);
   });

@@ -22,7 +22,10 @@ async function smallImage(dir: string): Promise<{ img: string; layout: string; d
   const data = join(dir, 'data.bin');
   writeFileSync(data, Buffer.alloc(256 << 10, 0x5a));
   const layout = join(dir, 'layout.json');
-  writeFileSync(layout, JSON.stringify({ scheme: 'gpt', size: '4M', partitions: [{ type: 'freebsd-ufs', label: 'os1', size: '1M', contents: { file: 'data.bin' } }] }));
+  writeFileSync(
+    layout,
+    JSON.stringify({ scheme: 'gpt', size: '4M', partitions: [{ type: 'freebsd-ufs', label: 'os1', size: '1M', contents: { file: 'data.bin' } }] }),
+  );
   const img = join(dir, 'disk.img');
   await buildImage(layout, { output: img });
   return { img, layout, data };
@@ -32,13 +35,20 @@ describe('outputs that would destroy an input, or replace what is not a file', (
   it('convert: a raw input named like the VMDK extent the output would write beside it', async () => {
     const dir = tempDir();
     const { img } = await smallImage(dir);
-    for (const [extent, subformat] of [['disk-s001.vmdk', 'twoGbMaxExtentSparse'], ['disk-flat.vmdk', 'monolithicFlat'], ['disk-f001.vmdk', 'twoGbMaxExtentFlat']]) {
+    for (const [extent, subformat] of [
+      ['disk-s001.vmdk', 'twoGbMaxExtentSparse'],
+      ['disk-flat.vmdk', 'monolithicFlat'],
+      ['disk-f001.vmdk', 'twoGbMaxExtentFlat'],
+    ]) {
       const input = join(dir, extent);
       writeFileSync(input, readFileSync(img));
       const before = sha(input);
       await expect(convertImage(input, join(dir, 'disk.vmdk'), { options: { subformat } }), subformat).rejects.toThrow(/is .*an input of this command/);
       expect(sha(input), subformat).toBe(before);
-      expect(readdirSync(dir).filter((f) => f === 'disk.vmdk' || f.endsWith('.tmp')), subformat).toEqual([]);
+      expect(
+        readdirSync(dir).filter((f) => f === 'disk.vmdk' || f.endsWith('.tmp')),
+        subformat,
+      ).toEqual([]);
     }
   });
 

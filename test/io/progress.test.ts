@@ -17,7 +17,11 @@ function recorder(): { reporter: ProgressReporter; events: Array<[string, ...unk
   return {
     events,
     advanced: () => events.filter((e) => e[0] === 'advance').reduce((sum, e) => sum + (e[1] as number), 0),
-    reporter: { start: (total, label) => void events.push(['start', total, label]), advance: (n) => void events.push(['advance', n]), done: () => void events.push(['done']) },
+    reporter: {
+      start: (total, label) => void events.push(['start', total, label]),
+      advance: (n) => void events.push(['advance', n]),
+      done: () => void events.push(['done']),
+    },
   };
 }
 

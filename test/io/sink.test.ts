@@ -27,7 +27,12 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
     seed: fc.integer({ min: 1, max: 250 }),
   }),
   fc.record({ kind: fc.constant('skip' as const), length: fc.integer({ min: 0, max: 200 * KiB }) }),
-  fc.record({ kind: fc.constant('pwrite' as const), at: fc.nat(400 * KiB), length: fc.integer({ min: 1, max: 8 * KiB }), seed: fc.integer({ min: 1, max: 250 }) }),
+  fc.record({
+    kind: fc.constant('pwrite' as const),
+    at: fc.nat(400 * KiB),
+    length: fc.integer({ min: 1, max: 8 * KiB }),
+    seed: fc.integer({ min: 1, max: 250 }),
+  }),
 );
 
 function pattern(length: number, fill: 'zero' | 'data' | 'mixed', seed: number): Uint8Array {
@@ -36,7 +41,7 @@ function pattern(length: number, fill: 'zero' | 'data' | 'mixed', seed: number):
   for (let i = 0; i < length; i++) {
     // 'mixed': 64 KiB stripes of zeros between data, so some pieces become holes mid-write
     const zeroStripe = fill === 'mixed' && Math.floor(i / (64 * KiB)) % 2 === 1;
-    out[i] = zeroStripe ? 0 : ((i * 7 + seed) & 0xff) || 1;
+    out[i] = zeroStripe ? 0 : (i * 7 + seed) & 0xff || 1;
   }
   return out;
 }

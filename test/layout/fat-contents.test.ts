@@ -21,7 +21,9 @@ function espTree(dir: string): string {
 
 function espLayout(type: '16' | '32' = '32', size = '64M'): Layout {
   return {
-    scheme: 'gpt', size: '96M', seed: 'fat',
+    scheme: 'gpt',
+    size: '96M',
+    seed: 'fat',
     partitions: [
       { type: 'efi', label: 'ESP', size, contents: { fat: { from: 'esp', type, label: 'EFISYS' } } },
       { type: 'freebsd-ufs', label: 'os', size: 'rest' },
@@ -85,9 +87,13 @@ describe('fat contents in layouts', () => {
     mkdirSync(join(dir, 'esp'));
     writeFileSync(join(dir, 'esp', 'big.bin'), Buffer.alloc(3 << 20, 1));
     const layout: Layout = { scheme: 'gpt', size: '16M', partitions: [{ type: 'efi', size: '2M', contents: { fat: { from: 'esp' } } }] };
-    await expect(buildImage(layout, { output: join(dir, 'x.img'), baseDir: dir })).rejects.toThrow(/partitions\[0\]\.contents\.fat: the FAT volume for this tree needs at least/);
+    await expect(buildImage(layout, { output: join(dir, 'x.img'), baseDir: dir })).rejects.toThrow(
+      /partitions\[0\]\.contents\.fat: the FAT volume for this tree needs at least/,
+    );
     const missing: Layout = { scheme: 'gpt', size: '16M', partitions: [{ type: 'efi', size: '2M', contents: { fat: { from: 'nope' } } }] };
-    await expect(buildImage(missing, { output: join(dir, 'x.img'), baseDir: dir })).rejects.toThrow(/partitions\[0\]\.contents\.fat\.from: "nope" is not a folder/);
+    await expect(buildImage(missing, { output: join(dir, 'x.img'), baseDir: dir })).rejects.toThrow(
+      /partitions\[0\]\.contents\.fat\.from: "nope" is not a folder/,
+    );
   });
 
   it('size omitted gives the smallest volume that holds the tree', async () => {

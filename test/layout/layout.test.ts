@@ -17,13 +17,22 @@ async function layoutProblems(layout: unknown, baseDir?: string): Promise<string
 
 describe('layout validation names the JSON path and the value', () => {
   it('a bad size', async () => {
-    const problems = await layoutProblems({ scheme: 'gpt', partitions: [{ type: 'efi', size: '1M' }, { type: 'efi', size: '1M' }, { type: 'efi', size: '1M' }, { type: 'freebsd-ufs', size: '12X' }] });
+    const problems = await layoutProblems({
+      scheme: 'gpt',
+      partitions: [
+        { type: 'efi', size: '1M' },
+        { type: 'efi', size: '1M' },
+        { type: 'efi', size: '1M' },
+        { type: 'freebsd-ufs', size: '12X' },
+      ],
+    });
     expect(problems).toEqual(['partitions[3].size: "12X" is not a size (use e.g. 512K, 1G, 2T, 2048s, 100%, rest)']);
   });
 
   it('unknown fields, wrong scheme, nested image errors with full paths', async () => {
     const problems = await layoutProblems({
-      scheme: 'mbr', colour: 'red',
+      scheme: 'mbr',
+      colour: 'red',
       partitions: [{ type: 'freebsd', contents: { image: { scheme: 'bsd', partitions: [{ type: '4.2BSD', size: 'x' }] } } }],
     });
     expect(problems).toContain('(root): unknown field "colour"');
@@ -37,7 +46,10 @@ describe('layout validation names the JSON path and the value', () => {
     const nested = await layoutProblems({ scheme: 'gpt', partitions: deep });
     expect(nested).toHaveLength(1);
     expect(nested[0]).toMatch(/^partitions(\[0\]){63}: nested more than 64 levels deep/);
-    const long = await layoutProblems({ scheme: 'gpt', partitions: [{ type: 'efi', size: '1M', label: ['x'.repeat(1 << 20), { a: { b: { c: 1 } } }, 3, 4, 5, 6] }] });
+    const long = await layoutProblems({
+      scheme: 'gpt',
+      partitions: [{ type: 'efi', size: '1M', label: ['x'.repeat(1 << 20), { a: { b: { c: 1 } } }, 3, 4, 5, 6] }],
+    });
     expect(long).toEqual([`partitions[0].label: ["${'x'.repeat(57)}...",{"a":{...}},3,4,5,...] is invalid: Invalid input: expected string, received array`]);
   });
 
@@ -45,19 +57,30 @@ describe('layout validation names the JSON path and the value', () => {
     expect(await layoutProblems({ scheme: 'gpt', size: '10M', partitions: [{ type: 'freebsd-ufo', size: '1M' }] })).toEqual([
       'partitions[0].type: "freebsd-ufo" is not a GPT type (use a name such as freebsd-ufs, efi, linux-data, or a GUID)',
     ]);
-    expect((await layoutProblems({ scheme: 'mbr', size: '10M', partitions: [{ type: 'nope', size: '1M' }] }))[0]).toMatch(/^partitions\[0\]\.type: "nope" is not an MBR type/);
-    expect((await layoutProblems({ scheme: 'bsd', size: '10M', partitions: [{ type: 'nope', size: '1M' }] }))[0]).toMatch(/^partitions\[0\]\.type: "nope" is not a BSD fstype/);
+    expect((await layoutProblems({ scheme: 'mbr', size: '10M', partitions: [{ type: 'nope', size: '1M' }] }))[0]).toMatch(
+      /^partitions\[0\]\.type: "nope" is not an MBR type/,
+    );
+    expect((await layoutProblems({ scheme: 'bsd', size: '10M', partitions: [{ type: 'nope', size: '1M' }] }))[0]).toMatch(
+      /^partitions\[0\]\.type: "nope" is not a BSD fstype/,
+    );
   });
 
   it('contents larger than the partition, missing files, overlaps, out of disk', async () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'big.bin'), Buffer.alloc(3 << 20, 1));
-    expect(await layoutProblems({ scheme: 'gpt', size: '16M', partitions: [{ type: 'freebsd-ufs', size: '2M', contents: { file: 'big.bin' } }] }, dir)).toEqual([
-      'partitions[0].contents: "big.bin" is 3 MiB, larger than the partition (2 MiB)',
-    ]);
+    expect(await layoutProblems({ scheme: 'gpt', size: '16M', partitions: [{ type: 'freebsd-ufs', size: '2M', contents: { file: 'big.bin' } }] }, dir)).toEqual(
+      ['partitions[0].contents: "big.bin" is 3 MiB, larger than the partition (2 MiB)'],
+    );
     const missing = await layoutProblems({ scheme: 'gpt', partitions: [{ type: 'efi', contents: { file: 'nope.img' } }] }, dir);
     expect(missing[0]).toMatch(/^partitions\[0\]\.contents\.file: "nope\.img" not found \(looked for .*nope\.img\)$/);
-    const overlap = await layoutProblems({ scheme: 'gpt', size: '16M', partitions: [{ type: 'efi', size: '4M' }, { type: 'efi', size: '4M', offset: '2M' }] });
+    const overlap = await layoutProblems({
+      scheme: 'gpt',
+      size: '16M',
+      partitions: [
+        { type: 'efi', size: '4M' },
+        { type: 'efi', size: '4M', offset: '2M' },
+      ],
+    });
     expect(overlap).toEqual(['partitions[1]: overlaps partitions[0] (sectors 4096-12287 and 2048-10239)']);
     const beyond = await layoutProblems({ scheme: 'gpt', size: '4M', partitions: [{ type: 'efi', size: '4M' }] });
     expect(beyond[0]).toMatch(/^partitions\[0\]: ends at sector 10239, beyond the last usable sector 8158/);
@@ -70,10 +93,19 @@ describe('layout validation names the JSON path and the value', () => {
     expect(await layoutProblems({ scheme: 'gpt', partitions: [{ type: 'efi', size: 'rest' }] })).toEqual([
       'partitions[0].size: "rest" needs a fixed disk size ("size" of the layout)',
     ]);
-    expect(await layoutProblems({ scheme: 'gpt', size: '8M', partitions: [{ type: 'efi', size: 'rest' }, { type: 'efi', size: 'rest' }] })).toContain(
-      'partitions: only one partition may use "rest"',
-    );
-    expect(await layoutProblems({ scheme: 'gpt', partitions: [{ type: 'efi' }] })).toEqual(['partitions[0].size: missing: a partition without contents needs a size']);
+    expect(
+      await layoutProblems({
+        scheme: 'gpt',
+        size: '8M',
+        partitions: [
+          { type: 'efi', size: 'rest' },
+          { type: 'efi', size: 'rest' },
+        ],
+      }),
+    ).toContain('partitions: only one partition may use "rest"');
+    expect(await layoutProblems({ scheme: 'gpt', partitions: [{ type: 'efi' }] })).toEqual([
+      'partitions[0].size: missing: a partition without contents needs a size',
+    ]);
   });
 
   it('MBR limits: four primaries, contiguous logicals, labels only on GPT', async () => {
@@ -82,7 +114,11 @@ describe('layout validation names the JSON path and the value', () => {
     expect(await layoutProblems({ scheme: 'mbr', partitions: [{ type: 'linux', size: '1M', label: 'x' }] })).toEqual([
       'partitions[0].label: MBR partitions have no label; only GPT does',
     ]);
-    const split = [{ type: 'linux', size: '1M', logical: true }, { type: 'linux', size: '1M' }, { type: 'linux', size: '1M', logical: true }];
+    const split = [
+      { type: 'linux', size: '1M', logical: true },
+      { type: 'linux', size: '1M' },
+      { type: 'linux', size: '1M', logical: true },
+    ];
     expect(await layoutProblems({ scheme: 'mbr', partitions: split })).toEqual([
       'partitions[1]: logical partitions must follow one another (they share one extended partition)',
     ]);
@@ -90,8 +126,13 @@ describe('layout validation names the JSON path and the value', () => {
 
   it('rest fills the disk and later partitions shift by whole alignment units', async () => {
     const { plan } = await planImage({
-      scheme: 'gpt', size: '64M',
-      partitions: [{ type: 'efi', size: '1M' }, { type: 'freebsd-ufs', size: 'rest' }, { type: 'freebsd-swap', size: '8M' }],
+      scheme: 'gpt',
+      size: '64M',
+      partitions: [
+        { type: 'efi', size: '1M' },
+        { type: 'freebsd-ufs', size: 'rest' },
+        { type: 'freebsd-swap', size: '8M' },
+      ],
     });
     const [a, b, c] = plan.partitions;
     expect(a.startLba).toBe(2048);

@@ -11,11 +11,13 @@ import { tempDir } from '../helpers/golden.js';
 /** A random disk: non-overlapping extents of bytes, file ranges and nested disks, plus the bytes it should read as. */
 const MiB = 1 << 20;
 
-const diskArb = fc
-  .record({
-    size: fc.integer({ min: 1, max: 300_000 }),
-    pieces: fc.array(fc.record({ at: fc.nat(), len: fc.integer({ min: 1, max: 70_000 }), kind: fc.constantFrom('bytes', 'file', 'disk', 'zeros'), seed: fc.nat(255) }), { maxLength: 8 }),
-  });
+const diskArb = fc.record({
+  size: fc.integer({ min: 1, max: 300_000 }),
+  pieces: fc.array(
+    fc.record({ at: fc.nat(), len: fc.integer({ min: 1, max: 70_000 }), kind: fc.constantFrom('bytes', 'file', 'disk', 'zeros'), seed: fc.nat(255) }),
+    { maxLength: 8 },
+  ),
+});
 
 function makeDisk(spec: { size: number; pieces: Array<{ at: number; len: number; kind: string; seed: number }> }, dir: string) {
   const disk = new VirtualDisk(spec.size);
@@ -94,7 +96,10 @@ describe('VirtualDisk', () => {
           }
           seen[String(reuseBuffers)] = indexes;
           // Fresh buffers stay valid after the loop: compare them again at the end.
-          if (!reuseBuffers) fresh.forEach((d, k) => expect(Buffer.from(d).equals(Buffer.from(padded.subarray(indexes[k] * blockSize, (indexes[k] + 1) * blockSize)))).toBe(true));
+          if (!reuseBuffers)
+            fresh.forEach((d, k) =>
+              expect(Buffer.from(d).equals(Buffer.from(padded.subarray(indexes[k] * blockSize, (indexes[k] + 1) * blockSize)))).toBe(true),
+            );
         }
         expect(seen.true).toEqual(seen.false);
         // Blocks left out hold only zeros.
@@ -182,7 +187,9 @@ describe('VirtualDisk', () => {
     for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE((i * 2654435761) >>> 0 || 1, i);
     data.fill(0, 3 << 20, 9 << 20); // zero blocks across two piece boundaries become holes
     writeFileSync(join(dir, 'in.bin'), data);
-    const disk = new VirtualDisk(64 << 20).placeBytes(0, Buffer.from('head')).place(1 << 20, data.length, { kind: 'file', path: join(dir, 'in.bin'), offset: 0 });
+    const disk = new VirtualDisk(64 << 20)
+      .placeBytes(0, Buffer.from('head'))
+      .place(1 << 20, data.length, { kind: 'file', path: join(dir, 'in.bin'), offset: 0 });
     const out = join(dir, 'big.img');
     const r = await writeRawImage(disk, out);
     const image = readFileSync(out);
@@ -199,7 +206,12 @@ describe('VirtualDisk', () => {
     const fd = openSync(input, 'w');
     ftruncateSync(fd, size);
     // Data that straddles 1, 2 and 4 MiB boundaries (relative to the input and to the image), at odd offsets.
-    const spans = [[0, 5000], [(4 << 20) - 777, 3000], [(99 << 20) + 13, 9 << 20], [size - 4097, 4097]] as const;
+    const spans = [
+      [0, 5000],
+      [(4 << 20) - 777, 3000],
+      [(99 << 20) + 13, 9 << 20],
+      [size - 4097, 4097],
+    ] as const;
     for (const [at, length] of spans) {
       const bytes = Buffer.alloc(length);
       for (let i = 0; i < length; i++) bytes[i] = ((at + i) * 31) % 251 || 1;

@@ -41,7 +41,12 @@ beforeAll(async () => {
 
 async function firmware(name: string, format?: string): Promise<string> {
   const layout = await presetLayoutChecked('nanobsd', {
-    os: v1, copyOs: true, boot: join(ROOT, 'bootcode/diskmint-mbr.bin'), bootStage: join(ROOT, 'fixtures/demo/boot-stage.bin'), size: '160M', osSize: '12M',
+    os: v1,
+    copyOs: true,
+    boot: join(ROOT, 'bootcode/diskmint-mbr.bin'),
+    bootStage: join(ROOT, 'fixtures/demo/boot-stage.bin'),
+    size: '160M',
+    osSize: '12M',
   });
   const raw = join(dir, `${name}.img`);
   await buildImage(layout, { output: raw, baseDir: dir });
@@ -100,7 +105,11 @@ describe('slot write --from UPDATE.dmb', () => {
     await createBundle({ from: v2, key: key.privatePath, output: good });
     const bytes = readFileSync(good);
     const m = bytes.readUInt32LE(16);
-    const flips: Array<[string, number]> = [['manifest', 64 + 10], ['signature', 64 + m + 5], ['payload', bytes.length - 100]];
+    const flips: Array<[string, number]> = [
+      ['manifest', 64 + 10],
+      ['signature', 64 + m + 5],
+      ['payload', bytes.length - 100],
+    ];
     const before = await slotSnapshot(img);
     for (const [what, at] of flips) {
       const bad = join(dir, `flip-${what}.dmb`);
@@ -153,7 +162,10 @@ describe('slot write --from UPDATE.dmb', () => {
     const otherImage = Buffer.from(bytes);
     setManifestHex(otherImage, 'payloadSha256', 'ab'.repeat(32));
     const before = await slotSnapshot(img);
-    for (const [what, b] of [['corrupt record 1', corrupt], ['other image hash', otherImage]] as const) {
+    for (const [what, b] of [
+      ['corrupt record 1', corrupt],
+      ['other image hash', otherImage],
+    ] as const) {
       const bad = join(dir, `partway-${what.replace(/ /g, '-')}.dmb`);
       writeFileSync(bad, b);
       await expect(slotWrite(img, 'os2', bad, { bootonce: true }), what).rejects.toThrow(/record 1|payloadSha256/);

@@ -13,7 +13,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createBundle, type CreateBundleOptions } from '../../src/ops/bundle/create.js';
 import { bundleTargetCheck, openBundle, type OpenedBundle } from '../../src/ops/bundle/open.js';
 import {
-  HEADER_BYTES, RECORD_HEADER_BYTES, decodeHeader, decodeManifest, decodeRecordHeader, encodeHeader, type BundleManifest,
+  HEADER_BYTES,
+  RECORD_HEADER_BYTES,
+  decodeHeader,
+  decodeManifest,
+  decodeRecordHeader,
+  encodeHeader,
+  type BundleManifest,
 } from '../../src/ops/bundle/format.js';
 import { writeKeyPair } from '../../src/ops/sign.js';
 import { DiskmintError, FormatError } from '../../src/model/errors.js';
@@ -91,7 +97,14 @@ describe('round trips', () => {
       const path = await make(`full-${compression}.dmb`, { compression, version: '14.1-p2' });
       const b = await openBundle(path, { pubkey: pub });
       expect(b).toMatchObject({ signed: true, verified: true });
-      expect(b.manifest).toMatchObject({ kind: 'full', version: '14.1-p2', compression, payloadSize: statSync(next).size, payloadSha256: sha(readFileSync(next)), created: 0 });
+      expect(b.manifest).toMatchObject({
+        kind: 'full',
+        version: '14.1-p2',
+        compression,
+        payloadSize: statSync(next).size,
+        payloadSha256: sha(readFileSync(next)),
+        created: 0,
+      });
       expect(b.manifest.targetSlotSize).toBe(Math.ceil(statSync(next).size / 512) * 512);
       let end = 0;
       for await (const c of b.payload()) {
@@ -112,7 +125,13 @@ describe('round trips', () => {
     for await (const c of b.payload()) chunks.push([c.offset, c.data.length]);
     // block 0 (patch1), blocks 31 and 32 (patch2, across a 1 MiB record window), 47 (last base byte), the 300 KiB tail
     const B = 64 * KiB;
-    expect(chunks).toEqual([[0, B], [31 * B, B], [32 * B, B], [47 * B, B], [48 * B, 300 * KiB]]);
+    expect(chunks).toEqual([
+      [0, B],
+      [31 * B, B],
+      [32 * B, B],
+      [47 * B, B],
+      [48 * B, 300 * KiB],
+    ]);
     expect(statSync(path).size).toBeLessThan(full / 2);
     expect((await applyOnto(b, base, join(dir, 'delta-out.img'))).equals(readFileSync(next))).toBe(true);
 
@@ -161,7 +180,9 @@ describe('refusals', () => {
     const payload = flipCopy(good, join(dir, 'flip-payload.dmb'), layout.stored + RECORD_HEADER_BYTES + 100);
     await expect(openBundle(payload, { pubkey: pub })).rejects.toThrow(/the payload is corrupt: its sha256 is [0-9a-f]{12}, the signed manifest says/);
     const manifest = flipCopy(good, join(dir, 'flip-manifest.dmb'), layout.manifest + 20);
-    await expect(openBundle(manifest, { pubkey: pub })).rejects.toThrow(/the signature does not verify with .*release\.pub: the manifest or the signature was changed/);
+    await expect(openBundle(manifest, { pubkey: pub })).rejects.toThrow(
+      /the signature does not verify with .*release\.pub: the manifest or the signature was changed/,
+    );
     const signature = flipCopy(good, join(dir, 'flip-signature.dmb'), layout.signature + 5);
     await expect(openBundle(signature, { pubkey: pub })).rejects.toThrow(/the signature does not verify/);
     await expect(openBundle(good, { pubkey: otherPub })).rejects.toThrow(/does not verify with .*other\.pub/);
@@ -202,7 +223,9 @@ describe('refusals', () => {
     const d = (await openBundle(good, { pubkey: pub })).manifest;
     expect(bundleTargetCheck(d, d.targetSlotSize - 512, d.baseSha256)).toMatch(/needs a slot of at least .* this slot is/);
     expect(bundleTargetCheck(d, 64 * MiB)).toMatch(/delta update: the slot's first \d+ bytes must be hashed/);
-    expect(bundleTargetCheck(d, 64 * MiB, sha(readFileSync(next)))).toMatch(/applies only to the base image with sha256 [0-9a-f]{12} .* but the slot's first \d+ bytes hash to [0-9a-f]{12}: write a full bundle instead/);
+    expect(bundleTargetCheck(d, 64 * MiB, sha(readFileSync(next)))).toMatch(
+      /applies only to the base image with sha256 [0-9a-f]{12} .* but the slot's first \d+ bytes hash to [0-9a-f]{12}: write a full bundle instead/,
+    );
     expect(bundleTargetCheck(d, 64 * MiB, d.baseSha256)).toBeUndefined();
     expect(bundleTargetCheck({ ...d, baseSize: 128 * MiB }, 64 * MiB, d.baseSha256)).toMatch(/larger than the slot/);
     const f = (await openBundle(await make('fit.dmb', {}))).manifest;
@@ -213,31 +236,52 @@ describe('refusals', () => {
     const small = await make('small.dmb', { base, blockSize: 4096 });
     const bytes = readFileSync(small);
     const probe = join(dir, 'probe.dmb');
-    await fc.assert(fc.asyncProperty(fc.nat(bytes.length - 1), fc.integer({ min: 1, max: 255 }), async (at, x) => {
-      const copy = Buffer.from(bytes);
-      copy[at] ^= x;
-      writeFileSync(probe, copy);
-      const err = await openBundle(probe, { pubkey: pub }).then(() => undefined, (e: unknown) => e);
-      expect(err).toBeInstanceOf(DiskmintError);
-    }), { numRuns: 150 });
+    await fc.assert(
+      fc.asyncProperty(fc.nat(bytes.length - 1), fc.integer({ min: 1, max: 255 }), async (at, x) => {
+        const copy = Buffer.from(bytes);
+        copy[at] ^= x;
+        writeFileSync(probe, copy);
+        const err = await openBundle(probe, { pubkey: pub }).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(err).toBeInstanceOf(DiskmintError);
+      }),
+      { numRuns: 150 },
+    );
   });
 });
 
 describe('format bounds', () => {
   it('decoders given arbitrary bytes throw FormatError only', () => {
     const m: BundleManifest = {
-      format: 'diskmint-bundle', formatVersion: 1, kind: 'delta', version: '', created: 0, payloadSize: 10 * MiB, payloadSha256: 'a'.repeat(64),
-      targetSlotSize: 10 * MiB, baseSize: 1, baseSha256: 'b'.repeat(64), compression: 'zstd', blockSize: 65536, records: 3, storedSize: 100, storedSha256: 'c'.repeat(64),
+      format: 'diskmint-bundle',
+      formatVersion: 1,
+      kind: 'delta',
+      version: '',
+      created: 0,
+      payloadSize: 10 * MiB,
+      payloadSha256: 'a'.repeat(64),
+      targetSlotSize: 10 * MiB,
+      baseSize: 1,
+      baseSha256: 'b'.repeat(64),
+      compression: 'zstd',
+      blockSize: 65536,
+      records: 3,
+      storedSize: 100,
+      storedSha256: 'c'.repeat(64),
     };
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
-      for (const fn of [() => decodeHeader(bytes), () => decodeManifest(bytes), () => decodeRecordHeader(bytes, m, 0, 0)]) {
-        try {
-          fn();
-        } catch (err) {
-          expect(err).toBeInstanceOf(FormatError);
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
+        for (const fn of [() => decodeHeader(bytes), () => decodeManifest(bytes), () => decodeRecordHeader(bytes, m, 0, 0)]) {
+          try {
+            fn();
+          } catch (err) {
+            expect(err).toBeInstanceOf(FormatError);
+          }
         }
-      }
-    }));
+      }),
+    );
     const h = encodeHeader({ manifestLength: 70_000, signatureLength: 64, storedLength: 0 });
     expect(() => decodeHeader(h)).toThrow(/manifest length 70000 is outside/);
     expect(() => decodeManifest(new TextEncoder().encode(' {"format":"diskmint-bundle"}'))).toThrow(FormatError);
@@ -250,13 +294,18 @@ describe('peers', () => {
     const path = await make('openssl.dmb', { base });
     const out = join(dir, 'sh');
     mkdirSync(out, { recursive: true });
-    execFileSync('sh', ['-c', [
-      `cd '${out}'`,
-      `M=$(od -An -tu4 -j16 -N4 '${path}' | tr -d ' '); S=$(od -An -tu4 -j20 -N4 '${path}' | tr -d ' ')`,
-      `tail -c +65 '${path}' | head -c "$M" > manifest.json`,
-      `tail -c +$((65 + M)) '${path}' | head -c "$S" > manifest.sig`,
-    ].join('\n')]);
-    expect(runPeerOk('openssl', ['pkeyutl', '-verify', '-pubin', '-inkey', pub, '-rawin', '-in', join(out, 'manifest.json'), '-sigfile', join(out, 'manifest.sig')])).toMatch(/Signature Verified Successfully/);
+    execFileSync('sh', [
+      '-c',
+      [
+        `cd '${out}'`,
+        `M=$(od -An -tu4 -j16 -N4 '${path}' | tr -d ' '); S=$(od -An -tu4 -j20 -N4 '${path}' | tr -d ' ')`,
+        `tail -c +65 '${path}' | head -c "$M" > manifest.json`,
+        `tail -c +$((65 + M)) '${path}' | head -c "$S" > manifest.sig`,
+      ].join('\n'),
+    ]);
+    expect(
+      runPeerOk('openssl', ['pkeyutl', '-verify', '-pubin', '-inkey', pub, '-rawin', '-in', join(out, 'manifest.json'), '-sigfile', join(out, 'manifest.sig')]),
+    ).toMatch(/Signature Verified Successfully/);
     const b = await openBundle(path);
     expect(readFileSync(join(out, 'manifest.json')).equals(Buffer.from(b.manifestBytes))).toBe(true);
   });

@@ -107,7 +107,13 @@ describe('compareImages', () => {
     for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 31) % 251 || 1;
     writeFileSync(file, bytes);
     const img = join(dir, 'fw.img');
-    const layout = { scheme: 'gpt' as const, partitions: [{ type: 'efi', size: '1M' }, { type: 'freebsd-ufs', size: '2M', contents: { file: 'os.bin' } }] };
+    const layout = {
+      scheme: 'gpt' as const,
+      partitions: [
+        { type: 'efi', size: '1M' },
+        { type: 'freebsd-ufs', size: '2M', contents: { file: 'os.bin' } },
+      ],
+    };
     await buildImage(layout, { output: img, baseDir: dir });
     const vmdk = join(dir, 'fw.vmdk');
     await convertImage(img, vmdk, { progress: false });

@@ -24,7 +24,9 @@ async function sourceImage(): Promise<{ dir: string; raw: string; layout: Layout
   writeFileSync(join(dir, 'os.bin'), pattern(3 << 20, 7));
   writeFileSync(join(dir, 'cfg.bin'), pattern(100_003, 9));
   const layout: Layout = {
-    scheme: 'gpt', size: '64M', seed: 'convert',
+    scheme: 'gpt',
+    size: '64M',
+    seed: 'convert',
     partitions: [
       { type: 'efi', label: 'esp', size: '8M' },
       { type: 'freebsd-ufs', label: 'os1', size: '24M', attributes: ['bootme'], contents: { file: 'os.bin' } },
@@ -79,7 +81,13 @@ describe('build -O and convert, every output format', () => {
   it('images qemu-img writes convert to the same raw bytes', async (ctx) => {
     if (!requirePeer('qemu-img', 'qemu-utils')) return ctx.skip();
     const { dir, raw } = await sourceImage();
-    for (const [fmt, opts] of [['qcow2', []], ['qcow2', ['-c']], ['vmdk', ['-o', 'subformat=streamOptimized']], ['vpc', ['-o', 'subformat=dynamic,force_size=on']], ['vhdx', []]] as const) {
+    for (const [fmt, opts] of [
+      ['qcow2', []],
+      ['qcow2', ['-c']],
+      ['vmdk', ['-o', 'subformat=streamOptimized']],
+      ['vpc', ['-o', 'subformat=dynamic,force_size=on']],
+      ['vhdx', []],
+    ] as const) {
       const theirs = join(dir, `theirs.${fmt}`);
       runPeerOk('qemu-img', ['convert', '-f', 'raw', '-O', fmt, ...opts, raw, theirs]);
       const back = join(dir, 'back.img');

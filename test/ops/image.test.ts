@@ -21,14 +21,19 @@ async function firmware(format: 'raw' | 'qcow2'): Promise<{ dir: string; img: st
   writeFileSync(join(dir, 'os1.bin'), Buffer.alloc(1 << 20, 1));
   writeFileSync(join(dir, 'os2.bin'), Buffer.alloc(3 << 19, 2));
   const layout = await presetLayoutChecked('nanobsd', {
-    os: join(dir, 'os1.bin'), boot: join(ROOT, 'bootcode/diskmint-mbr.bin'), bootStage: join(ROOT, 'fixtures/demo/boot-stage.bin'), size: '160M', osSize: '8M',
+    os: join(dir, 'os1.bin'),
+    boot: join(ROOT, 'bootcode/diskmint-mbr.bin'),
+    bootStage: join(ROOT, 'fixtures/demo/boot-stage.bin'),
+    size: '160M',
+    osSize: '8M',
   });
   const img = join(dir, format === 'raw' ? 'fw.img' : 'fw.qcow2');
   await buildImage(layout, { output: img, baseDir: dir, progress: false });
   return { dir, img, os2: join(dir, 'os2.bin') };
 }
 
-const attributes = async (img: string) => Object.fromEntries((await slotStatus(img, { hash: false })).slots.map((s) => [s.label, s.attributes.join(',') || '-']));
+const attributes = async (img: string) =>
+  Object.fromEntries((await slotStatus(img, { hash: false })).slots.map((s) => [s.label, s.attributes.join(',') || '-']));
 
 describe('openImage', () => {
   it('a container collects slot edits and is rewritten once, by close(), with all of them', async () => {

@@ -19,8 +19,35 @@ describe('mkimg argument parsing', () => {
   });
 
   it('options in separate and joined forms', () => {
-    const a = parseMkimgArgs(['-s', 'gpt', '-fvmdk', '-b', 'pmbr', '-p', 'freebsd-boot:=gptboot', '-P4096', '-S', '512', '-H', '255', '-T63', '-y', '-o', 'out.vmdk']);
-    expect(a).toMatchObject({ scheme: 'gpt', format: 'vmdk', bootcode: 'pmbr', blockSize: 4096, sectorSize: 512, heads: 255, sectorsPerTrack: 63, deterministic: true, output: 'out.vmdk' });
+    const a = parseMkimgArgs([
+      '-s',
+      'gpt',
+      '-fvmdk',
+      '-b',
+      'pmbr',
+      '-p',
+      'freebsd-boot:=gptboot',
+      '-P4096',
+      '-S',
+      '512',
+      '-H',
+      '255',
+      '-T63',
+      '-y',
+      '-o',
+      'out.vmdk',
+    ]);
+    expect(a).toMatchObject({
+      scheme: 'gpt',
+      format: 'vmdk',
+      bootcode: 'pmbr',
+      blockSize: 4096,
+      sectorSize: 512,
+      heads: 255,
+      sectorsPerTrack: 63,
+      deterministic: true,
+      output: 'out.vmdk',
+    });
     expect(() => parseMkimgArgs(['-s', 'apm', '-o', 'x'])).toThrow(/not supported/);
     expect(() => parseMkimgArgs(['-s', 'ebr', '-b', 'boot', '-o', 'x'])).toThrow(/no boot code/);
     expect(() => parseMkimgArgs(['-s', 'gpt'])).toThrow(/-o outfile is required/);
@@ -63,7 +90,23 @@ describe('mkimg command lines from mkimg_test.sh give mkimg golden bytes', () =>
     const dir = tempDir();
     const inputs = writeMkimgInputs(dir);
     const out = join(dir, 'gpt.img');
-    await runMkimg(['-s', 'gpt', '-f', 'raw', '-P', '4096', '-y', '-b', inputs.boot512, '-p', `freebsd-ufs/rootfs:=${inputs.data4m}`, '-p', 'freebsd-swap::128K', '-o', out]);
+    await runMkimg([
+      '-s',
+      'gpt',
+      '-f',
+      'raw',
+      '-P',
+      '4096',
+      '-y',
+      '-b',
+      inputs.boot512,
+      '-p',
+      `freebsd-ufs/rootfs:=${inputs.data4m}`,
+      '-p',
+      'freebsd-swap::128K',
+      '-o',
+      out,
+    ]);
     const t = (await inspectImage(out)).table!;
     expect(t.entryCount).toBe(128);
     expect(t.diskGuid).toBe('03030303-0303-0303-0303-030303030303');

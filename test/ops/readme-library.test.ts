@@ -28,10 +28,22 @@ describe('README: the library example', () => {
     mkdirSync(join(dir, 'node_modules'));
     symlinkSync(ROOT, join(dir, 'node_modules', 'diskmint')); // `import 'diskmint'`, as an installed package
     writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
-    writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
-      compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, outDir: 'out', skipLibCheck: true, types: ['node'], typeRoots: [join(ROOT, 'node_modules', '@types')] },
-      files: ['example.ts'],
-    }));
+    writeFileSync(
+      join(dir, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          target: 'ES2022',
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          strict: true,
+          outDir: 'out',
+          skipLibCheck: true,
+          types: ['node'],
+          typeRoots: [join(ROOT, 'node_modules', '@types')],
+        },
+        files: ['example.ts'],
+      }),
+    );
     writeFileSync(join(dir, 'example.ts'), readmeExample(readFileSync(join(ROOT, 'README.md'), 'utf8')));
     writeFileSync(join(dir, 'os-v2.ufs'), Buffer.alloc(1 << 20, 0x5a));
     execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { cwd: dir, stdio: 'pipe' });
@@ -41,7 +53,10 @@ describe('README: the library example', () => {
     const image = await openImage(join(dir, 'fw.qcow2'));
     const slots = (await image.slots()).slots;
     await image.close();
-    expect(slots.map((s) => [s.label, s.attributes])).toEqual([['os1', []], ['os2', ['bootme']]]);
+    expect(slots.map((s) => [s.label, s.attributes])).toEqual([
+      ['os1', []],
+      ['os2', ['bootme']],
+    ]);
     const os2 = await openImage(join(dir, 'os-v2.ufs'));
     expect((await os2.compare(`${join(dir, 'fw.vmdk')}:2`)).identical).toBe(true); // the VMDK holds what was written
     await os2.close();

@@ -39,7 +39,12 @@ it('garbage behind every magic gives typed errors only', async () => {
         }
         const path = join(dir, `f${n++}.img`);
         writeFileSync(path, body);
-        const steps = [() => inspectImage(path), () => verifyImage(path, { boot: true }), () => slotStatus(path), () => convertImage(path, join(dir, `o${n}.qcow2`))];
+        const steps = [
+          () => inspectImage(path),
+          () => verifyImage(path, { boot: true }),
+          () => slotStatus(path),
+          () => convertImage(path, join(dir, `o${n}.qcow2`)),
+        ];
         for (const step of steps) {
           try {
             await step();

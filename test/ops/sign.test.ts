@@ -11,8 +11,18 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildImage, convertImage, type Layout } from '../../src/index.js';
 import {
-  canonicalJson, decodeSignatureFile, encodeSignatureFile, generateKeyPair, imageManifest, loadPrivateKey, loadPublicKey,
-  signBytes, signImage, verifyBytes, verifyImageSignature, writeKeyPair,
+  canonicalJson,
+  decodeSignatureFile,
+  encodeSignatureFile,
+  generateKeyPair,
+  imageManifest,
+  loadPrivateKey,
+  loadPublicKey,
+  signBytes,
+  signImage,
+  verifyBytes,
+  verifyImageSignature,
+  writeKeyPair,
 } from '../../src/ops/sign.js';
 import { DiskmintError } from '../../src/model/errors.js';
 import { tempDir } from '../helpers/golden.js';
@@ -32,7 +42,9 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'os.bin'), pattern(1 << 20, 3));
   writeFileSync(join(dir, 'cfg.bin'), pattern(70_001, 5));
   const layout: Layout = {
-    scheme: 'gpt', size: '16M', seed: 'sign',
+    scheme: 'gpt',
+    size: '16M',
+    seed: 'sign',
     partitions: [
       { type: 'freebsd-boot', label: 'boot', size: '512K' },
       { type: 'freebsd-ufs', label: 'os1', size: '6M', attributes: ['bootme'], contents: { file: 'os.bin' } },
@@ -56,16 +68,26 @@ function patchCopy(from: string, to: string, offset: number): void {
 
 describe('canonical JSON', () => {
   const json: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
-    value: fc.oneof({ depthSize: 'small' }, fc.string(), fc.maxSafeInteger(), fc.boolean(), fc.constant(null), fc.array(tie('value'), { maxLength: 4 }), fc.dictionary(fc.string(), tie('value'), { maxKeys: 4 })),
+    value: fc.oneof(
+      { depthSize: 'small' },
+      fc.string(),
+      fc.maxSafeInteger(),
+      fc.boolean(),
+      fc.constant(null),
+      fc.array(tie('value'), { maxLength: 4 }),
+      fc.dictionary(fc.string(), tie('value'), { maxKeys: 4 }),
+    ),
   })).value;
 
   it('parses back to the same value, has no whitespace outside strings, sorts keys, and is one text per value', () => {
-    fc.assert(fc.property(json, (v) => {
-      const text = canonicalJson(v);
-      expect(JSON.parse(text)).toEqual(v);
-      expect(canonicalJson(JSON.parse(text))).toBe(text);
-      expect(text.replace(/"(?:[^"\\]|\\.)*"/g, '')).not.toMatch(/\s/);
-    }));
+    fc.assert(
+      fc.property(json, (v) => {
+        const text = canonicalJson(v);
+        expect(JSON.parse(text)).toEqual(v);
+        expect(canonicalJson(JSON.parse(text))).toBe(text);
+        expect(text.replace(/"(?:[^"\\]|\\.)*"/g, '')).not.toMatch(/\s/);
+      }),
+    );
     expect(canonicalJson({ b: 1, a: [true, null, 'x'], A: { z: 0, y: -2 } })).toBe('{"A":{"y":-2,"z":0},"a":[true,null,"x"],"b":1}');
   });
 
@@ -106,7 +128,11 @@ describe('signed images', () => {
     const m = await imageManifest(raw);
     expect(m.image.size).toBe(16 << 20);
     expect(m.scheme).toBe('gpt');
-    expect(m.partitions.map((p) => [p.index, p.type, p.label])).toEqual([[1, 'freebsd-boot', 'boot'], [2, 'freebsd-ufs', 'os1'], [3, 'freebsd-ufs', 'cfg']]);
+    expect(m.partitions.map((p) => [p.index, p.type, p.label])).toEqual([
+      [1, 'freebsd-boot', 'boot'],
+      [2, 'freebsd-ufs', 'os1'],
+      [3, 'freebsd-ufs', 'cfg'],
+    ]);
     const os1 = m.partitions[1];
     const expected = execFileSync('sh', ['-c', `tail -c +${os1.offset + 1} '${raw}' | head -c ${os1.size} | sha256sum`], { encoding: 'utf8' }).split(' ')[0];
     expect(os1.sha256).toBe(expected);
@@ -127,7 +153,10 @@ describe('signed images', () => {
     const bad = await verifyImageSignature(damaged, sigPath, pub);
     expect(bad.ok).toBe(false);
     const errors = bad.findings.filter((f) => f.severity === 'error');
-    expect(errors.map((f) => [f.code, f.where])).toEqual([['signature.partition-sha256', 'gpt.partition[2]'], ['signature.image-sha256', 'signature']]);
+    expect(errors.map((f) => [f.code, f.where])).toEqual([
+      ['signature.partition-sha256', 'gpt.partition[2]'],
+      ['signature.image-sha256', 'signature'],
+    ]);
     expect(errors[0].message).toMatch(/^partition 2 \(os1\) \(freebsd-ufs\) differs from the signed image/);
 
     // A byte outside every partition (an unused entry of the primary GPT array) still fails, said so.
@@ -161,11 +190,21 @@ describe('signed images', () => {
     /** A manifest as JSON.parse gives it, loose enough to break. */
     type Manifest = { partitions: Array<Record<string, unknown> | null>; image: Record<string, unknown> | string };
     const broken = [
-      (m: Manifest) => { m.partitions[0]!.sha256 = 1048576000; },
-      (m: Manifest) => { m.partitions[1]!.offset = '0'; },
-      (m: Manifest) => { m.partitions[0] = null; },
-      (m: Manifest) => { (m.image as Record<string, unknown>).size = -1; },
-      (m: Manifest) => { m.image = 'x'; },
+      (m: Manifest) => {
+        m.partitions[0]!.sha256 = 1048576000;
+      },
+      (m: Manifest) => {
+        m.partitions[1]!.offset = '0';
+      },
+      (m: Manifest) => {
+        m.partitions[0] = null;
+      },
+      (m: Manifest) => {
+        (m.image as Record<string, unknown>).size = -1;
+      },
+      (m: Manifest) => {
+        m.image = 'x';
+      },
     ];
     for (const [i, breakIt] of broken.entries()) {
       const m = structuredClone(good);
@@ -174,7 +213,10 @@ describe('signed images', () => {
       const sigPath = join(dir, `malformed-${i}.sig`);
       writeFileSync(sigPath, encodeSignatureFile({ manifestBytes, signature: signBytes(manifestBytes, privateKey) }));
       const r = await verifyImageSignature(raw, sigPath, pub);
-      expect(r.findings.map((f) => f.code), String(breakIt)).toEqual(['signature.manifest']);
+      expect(
+        r.findings.map((f) => f.code),
+        String(breakIt),
+      ).toEqual(['signature.manifest']);
     }
   });
 
@@ -183,13 +225,23 @@ describe('signed images', () => {
     const detach = join(dir, 'detached');
     const sigPath = join(dir, 'for-openssl.sig');
     await signImage(qcow2, key, { output: sigPath, detachDir: detach });
-    const verify = (m: string, s: string) => execFileSync('openssl', ['pkeyutl', '-verify', '-pubin', '-inkey', pub, '-rawin', '-in', m, '-sigfile', s], { encoding: 'utf8' });
+    const verify = (m: string, s: string) =>
+      execFileSync('openssl', ['pkeyutl', '-verify', '-pubin', '-inkey', pub, '-rawin', '-in', m, '-sigfile', s], { encoding: 'utf8' });
     expect(verify(join(detach, 'manifest.json'), join(detach, 'manifest.sig'))).toMatch(/Signature Verified Successfully/);
     // What a device with only busybox does (the commands in src/ops/sign.ts and the README).
-    execFileSync('sh', ['-c', `cd '${dir}' && sed -n 's|.*"manifest": *"\\([^"]*\\)".*|\\1|p' for-openssl.sig | base64 -d > sh-manifest.json && sed -n 's|.*"signature": *"\\([^"]*\\)".*|\\1|p' for-openssl.sig | base64 -d > sh-manifest.sig`]);
+    execFileSync('sh', [
+      '-c',
+      `cd '${dir}' && sed -n 's|.*"manifest": *"\\([^"]*\\)".*|\\1|p' for-openssl.sig | base64 -d > sh-manifest.json && sed -n 's|.*"signature": *"\\([^"]*\\)".*|\\1|p' for-openssl.sig | base64 -d > sh-manifest.sig`,
+    ]);
     expect(readFileSync(join(dir, 'sh-manifest.json'))).toEqual(readFileSync(join(detach, 'manifest.json')));
     expect(verify(join(dir, 'sh-manifest.json'), join(dir, 'sh-manifest.sig'))).toMatch(/Signature Verified Successfully/);
     writeFileSync(join(dir, 'sh-manifest.json'), readFileSync(join(dir, 'sh-manifest.json'), 'utf8').replace('"os1"', '"os2"'));
-    expect(() => execFileSync('openssl', ['pkeyutl', '-verify', '-pubin', '-inkey', pub, '-rawin', '-in', join(dir, 'sh-manifest.json'), '-sigfile', join(dir, 'sh-manifest.sig')], { stdio: 'pipe' })).toThrow();
+    expect(() =>
+      execFileSync(
+        'openssl',
+        ['pkeyutl', '-verify', '-pubin', '-inkey', pub, '-rawin', '-in', join(dir, 'sh-manifest.json'), '-sigfile', join(dir, 'sh-manifest.sig')],
+        { stdio: 'pipe' },
+      ),
+    ).toThrow();
   });
 });

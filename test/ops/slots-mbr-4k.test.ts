@@ -18,7 +18,8 @@ const OS_BYTES = 256 * 1024;
 /** A code slice as the nanobsd-mbr preset makes it: a BSD label whose `a` partition holds the OS. */
 function codeSlice(os?: string): PartitionSpec {
   return {
-    type: 'freebsd', size: '2M',
+    type: 'freebsd',
+    size: '2M',
     contents: { image: { scheme: 'bsd', align: '4K', partitions: [{ type: '4.2BSD', size: 'rest', ...(os ? { contents: { file: os } } : {}) }] } },
   };
 }
@@ -32,7 +33,10 @@ beforeAll(() => {
 describe('nanobsd-mbr style image with 4096-byte sectors', () => {
   it('status finds both code slices at 4096-byte offsets; write and activate use them', async () => {
     const layout: Layout = {
-      scheme: 'mbr', sectorSize: 4096, size: '8M', align: '64K',
+      scheme: 'mbr',
+      sectorSize: 4096,
+      size: '8M',
+      align: '64K',
       partitions: [{ ...codeSlice('os-a'), active: true }, codeSlice(), { type: 'freebsd', size: '256K' }],
     };
     const img = join(dir, 'mbr4k.img');
@@ -44,7 +48,10 @@ describe('nanobsd-mbr style image with 4096-byte sectors', () => {
 
     const s = await slotStatus(img);
     expect(s.scheme).toBe('mbr');
-    expect(s.slots.map((x) => [x.index, x.label, x.isDefault])).toEqual([[1, 's1a', true], [2, 's2a', false]]);
+    expect(s.slots.map((x) => [x.index, x.label, x.isDefault])).toEqual([
+      [1, 's1a', true],
+      [2, 's2a', false],
+    ]);
     // Each slot's data: the slice start plus the `a` partition's offset, in 4096-byte sectors.
     const expected = t.partitions.slice(0, 2).map((p) => (p.firstLba + p.nested!.partitions.find((q) => q.label === 'a')!.firstLba) * 4096);
     expect(s.slots.map((x) => x.firstLba * 4096)).toEqual(expected);
@@ -63,7 +70,10 @@ describe('nanobsd-mbr style image with 4096-byte sectors', () => {
 
     await slotActivate(img, 2);
     const activated = await slotStatus(img);
-    expect(activated.slots.map((x) => [x.index, x.isDefault, x.attributes])).toEqual([[1, false, []], [2, true, ['active']]]);
+    expect(activated.slots.map((x) => [x.index, x.isDefault, x.attributes])).toEqual([
+      [1, false, []],
+      [2, true, ['active']],
+    ]);
     expect(activated.next).toMatchObject({ index: 2, reason: 'slice 2 is marked active' });
     expect(activated.slots[0].sha256).not.toBe(activated.slots[1].sha256);
     // The active flag lives in the MBR's first 512 bytes, whatever the sector size.

@@ -58,12 +58,21 @@ describe('nanobsd preset and slot status', () => {
     expect(s.bootStages.map((b) => b.label)).toEqual(['gptboot0', 'gptboot1']);
     expect(s.bootStages[0].sha256).toBe(s.bootStages[1].sha256);
     expect(s.slots.map((x) => [x.label, x.attributes.join(','), x.filesystem.kind, x.isDefault])).toEqual([
-      ['os1', 'bootme', 'ufs2', true], ['os2', '', 'empty', false], ['cfg', '', 'empty', false], ['data', '', 'empty', false],
+      ['os1', 'bootme', 'ufs2', true],
+      ['os2', '', 'empty', false],
+      ['cfg', '', 'empty', false],
+      ['data', '', 'empty', false],
     ]);
     expect(s.next).toMatchObject({ index: 4, label: 'os1' });
     const info = await inspectImage(img);
     expect(info.table!.partitions.map((p) => p.filesystem)).toEqual([
-      { kind: 'unknown' }, { kind: 'unknown' }, { kind: 'fat32', label: 'EFISYS' }, { kind: 'ufs2' }, { kind: 'empty' }, { kind: 'empty' }, { kind: 'empty' },
+      { kind: 'unknown' },
+      { kind: 'unknown' },
+      { kind: 'fat32', label: 'EFISYS' },
+      { kind: 'ufs2' },
+      { kind: 'empty' },
+      { kind: 'empty' },
+      { kind: 'empty' },
     ]);
     expect(s.next.reason).toMatch(/bootme/);
     const report = await verifyImage(img, { boot: true });
@@ -102,7 +111,10 @@ describe('an upgrade, as a device sees it', () => {
     }
     // A failed trial: gptboot marks os2 bootfailed and boots os1 in the same power cycle.
     const failed = await slotSimulate(img, ['fail', 'ok']);
-    expect(failed.steps[0].tried.map((t) => [t.index, t.result])).toEqual([[5, 'failed'], [4, 'booted']]);
+    expect(failed.steps[0].tried.map((t) => [t.index, t.result])).toEqual([
+      [5, 'failed'],
+      [4, 'booted'],
+    ]);
     expect(failed.steps[0].booted).toBe(4);
     // A good trial: os2 boots once; gptboot cleared bootme before loading it.
     const good = await slotSimulate(img, ['ok'], { confirm: false });
@@ -165,7 +177,13 @@ describe('crash safety of table rewrites', () => {
       const img = join(dir, `crash-${stopAfter}.img`);
       copyFileSync(base, img);
       const crash = new Error(`power lost after write ${stopAfter}`);
-      await expect(slotBootonce(img, 'os2', { beforeWrite: (n) => { if (n > stopAfter) throw crash; } })).rejects.toBe(crash);
+      await expect(
+        slotBootonce(img, 'os2', {
+          beforeWrite: (n) => {
+            if (n > stopAfter) throw crash;
+          },
+        }),
+      ).rejects.toBe(crash);
       const info = await inspectImage(img);
       expect(info.table?.partitions.map((p) => p.label)).toEqual(['gptboot0', 'gptboot1', 'efiboot0', 'os1', 'os2', 'cfg', 'data']);
       const codes = info.findings.filter((f) => f.severity === 'error').map((f) => f.code);
@@ -186,7 +204,11 @@ describe('crash safety of table rewrites', () => {
 });
 
 describe('slots through containers', () => {
-  for (const [fmt, opts] of [['qcow2', undefined], ['vmdk', 'subformat=monolithicSparse'], ['vmdk', 'subformat=streamOptimized']] as const) {
+  for (const [fmt, opts] of [
+    ['qcow2', undefined],
+    ['vmdk', 'subformat=monolithicSparse'],
+    ['vmdk', 'subformat=streamOptimized'],
+  ] as const) {
     it(`${fmt} ${opts ?? ''}: write, bootonce, status; the container stays valid`, async (ctx) => {
       if (!osA) return ctx.skip();
       const raw = await nanobsd(`c-${fmt}.img`);
@@ -223,12 +245,18 @@ describe('nanobsd-mbr', () => {
     await buildImage(layout, { output: img, baseDir: dir });
     const s = await slotStatus(img);
     expect(s.scheme).toBe('mbr');
-    expect(s.slots.map((x) => [x.index, x.filesystem.kind, x.isDefault])).toEqual([[1, 'ufs2', true], [2, 'empty', false]]);
+    expect(s.slots.map((x) => [x.index, x.filesystem.kind, x.isDefault])).toEqual([
+      [1, 'ufs2', true],
+      [2, 'empty', false],
+    ]);
     await expect(slotWrite(img, 1, osB)).rejects.toThrow(/active/);
     await slotWrite(img, 2, osB);
     await slotActivate(img, 2);
     const after = await slotStatus(img);
-    expect(after.slots.map((x) => [x.index, x.filesystem.kind, x.isDefault])).toEqual([[1, 'ufs2', false], [2, 'ufs2', true]]);
+    expect(after.slots.map((x) => [x.index, x.filesystem.kind, x.isDefault])).toEqual([
+      [1, 'ufs2', false],
+      [2, 'ufs2', true],
+    ]);
     if (requirePeer('sfdisk', 'fdisk')) {
       const parts = JSON.parse(runPeerOk('sfdisk', ['--json', img])).partitiontable.partitions;
       expect(parts.map((p: { bootable?: boolean }) => p.bootable === true)).toEqual([false, true, false, false]);
@@ -242,22 +270,28 @@ describe('the boot chain, verified', () => {
     writeFileSync(join(d, 'stage-a'), Buffer.alloc(40_000, 0xa1));
     writeFileSync(join(d, 'stage-b'), Buffer.alloc(40_000, 0xb2));
     const img = join(d, 'chain.img');
-    await buildImage({
-      scheme: 'gpt', size: '64M', bootcode: PMBR,
-      partitions: [
-        { type: 'freebsd-boot', label: 'gptboot0', size: '600K', contents: { file: 'stage-a' } },
-        { type: 'freebsd-boot', label: 'gptboot1', size: '512K', contents: { file: 'stage-b' } },
-        { type: 'freebsd-ufs', label: 'os1', size: '8M', attributes: ['bootme'] },
-        { type: 'freebsd-ufs', label: 'os2', size: '8M', attributes: ['bootme', 'bootfailed'] },
-        { type: 'linux-data', size: '4M', attributes: ['bootonce'] },
-      ],
-    }, { output: img, baseDir: d });
+    await buildImage(
+      {
+        scheme: 'gpt',
+        size: '64M',
+        bootcode: PMBR,
+        partitions: [
+          { type: 'freebsd-boot', label: 'gptboot0', size: '600K', contents: { file: 'stage-a' } },
+          { type: 'freebsd-boot', label: 'gptboot1', size: '512K', contents: { file: 'stage-b' } },
+          { type: 'freebsd-ufs', label: 'os1', size: '8M', attributes: ['bootme'] },
+          { type: 'freebsd-ufs', label: 'os2', size: '8M', attributes: ['bootme', 'bootfailed'] },
+          { type: 'linux-data', size: '4M', attributes: ['bootonce'] },
+        ],
+      },
+      { output: img, baseDir: d },
+    );
     const r = await verifyImage(img, { boot: true });
     const byCode = (code: string) => r.findings.filter((f) => f.code === code);
     expect(byCode('boot.stage-too-large').map((f) => f.where)).toEqual(['gpt.partition[1]']);
     expect(byCode('boot.stage-fallback')[0]).toMatchObject({ severity: 'warning', message: expect.stringContaining('differ') });
     expect(byCode('boot.stage').map((f) => f.message)).toEqual([
-      expect.stringContaining('primary boot stage'), expect.stringContaining('fallback boot stage 1'),
+      expect.stringContaining('primary boot stage'),
+      expect.stringContaining('fallback boot stage 1'),
     ]);
     expect(byCode('boot.default-slot')[0].message).toContain('2 OS slots have bootme');
     expect(byCode('boot.slot-failed').map((f) => f.where)).toEqual(['gpt.partition[4]']);

@@ -9,7 +9,9 @@ import { tempDir } from '../helpers/golden.js';
 import { requirePeer, runPeer } from '../helpers/peer.js';
 
 const LAYOUT: Layout = {
-  scheme: 'gpt', size: '16M', seed: 'verify',
+  scheme: 'gpt',
+  size: '16M',
+  seed: 'verify',
   partitions: [
     { type: 'freebsd-boot', label: 'boot', size: '4M' },
     { type: 'freebsd-ufs', label: 'os1', size: '4M', attributes: ['bootme'] },
@@ -80,7 +82,15 @@ describe('verify finds damage', () => {
   });
 
   it('an EBR loop', async () => {
-    const path = await built({ scheme: 'mbr', size: '32M', partitions: [{ type: 'linux', size: '4M' }, { type: 'linux', size: '4M', logical: true }, { type: 'linux', size: '4M', logical: true }] });
+    const path = await built({
+      scheme: 'mbr',
+      size: '32M',
+      partitions: [
+        { type: 'linux', size: '4M' },
+        { type: 'linux', size: '4M', logical: true },
+        { type: 'linux', size: '4M', logical: true },
+      ],
+    });
     const img = readFileSync(path);
     const extStart = img.readUInt32LE(446 + 16 + 8);
     // The second EBR's link (entry 2) points back at the first EBR: offset 0 from the extended start.
@@ -95,7 +105,16 @@ describe('verify finds damage', () => {
   });
 
   it('warns on partitions not aligned to 4 KiB or 1 MiB', async () => {
-    const r = await verifyImage(await built({ scheme: 'gpt', align: '1s', partitions: [{ type: 'linux-data', size: '1M' }, { type: 'linux-data', size: '1M', offset: '4100K' }] }));
+    const r = await verifyImage(
+      await built({
+        scheme: 'gpt',
+        align: '1s',
+        partitions: [
+          { type: 'linux-data', size: '1M' },
+          { type: 'linux-data', size: '1M', offset: '4100K' },
+        ],
+      }),
+    );
     expect(codes(r, 'warning')).toEqual(['align.4k', 'align.1m']);
     expect(r.findings.find((f) => f.code === 'align.4k')?.message).toMatch(/starts at byte 17408, not on a 4 KiB boundary/);
     expect(r.ok).toBe(true);
@@ -115,7 +134,10 @@ describe('verify --expect', () => {
   it('passes for the layout the image was built from', async () => {
     const dir = tempDir();
     const layoutPath = join(dir, 'layout.json');
-    writeFileSync(layoutPath, JSON.stringify({ ...LAYOUT, partitions: LAYOUT.partitions.map((p, i) => (i === 1 ? { ...p, uuid: '0bad0bad-0bad-4bad-8bad-0bad0bad0bad' } : p)) }));
+    writeFileSync(
+      layoutPath,
+      JSON.stringify({ ...LAYOUT, partitions: LAYOUT.partitions.map((p, i) => (i === 1 ? { ...p, uuid: '0bad0bad-0bad-4bad-8bad-0bad0bad0bad' } : p)) }),
+    );
     const img = join(dir, 'disk.img');
     await buildImage(layoutPath, { output: img });
     const r = await verifyImage(img, { expect: layoutPath });
@@ -125,7 +147,8 @@ describe('verify --expect', () => {
   it('lists every difference: type, size, start, label, attributes, GUID, missing and extra partitions', async () => {
     const path = await built();
     const other: Layout = {
-      scheme: 'gpt', size: '16M',
+      scheme: 'gpt',
+      size: '16M',
       partitions: [
         { type: 'linux-data', label: 'boot', size: '4M' },
         { type: 'freebsd-ufs', label: 'os-one', size: '2M', attributes: ['bootonce', 'bootme'], uuid: '11111111-1111-4111-8111-111111111111' },
@@ -194,7 +217,6 @@ describe('an image that is a file system itself (no partition table)', () => {
   });
 });
 
-
 describe('verify --expect --contents: the image is, byte for byte, what the layout builds', () => {
   const demo = join(process.cwd(), 'fixtures/demo/layout.json');
   const contents = (r: { findings: Array<{ code: string; severity: string; message: string }> }) => r.findings.filter((f) => f.code === 'expect.contents');
@@ -216,7 +238,9 @@ describe('verify --expect --contents: the image is, byte for byte, what the layo
     const bad = await verifyImage(img, { expect: demo, contents: true });
     expect(bad.ok).toBe(false);
     expect(contents(bad)).toMatchObject([{ severity: 'error' }]);
-    expect(contents(bad)[0].message).toBe(`the image differs from what the layout builds from byte ${os1.firstLba * 512 + 70000}: partition ${os1.index} (partitions[3]), 70000 bytes in`);
+    expect(contents(bad)[0].message).toBe(
+      `the image differs from what the layout builds from byte ${os1.firstLba * 512 + 70000}: partition ${os1.index} (partitions[3]), 70000 bytes in`,
+    );
     // Without --contents the tables alone still match (an OS slot's bytes are not checked).
     expect((await verifyImage(img, { expect: demo })).ok).toBe(true);
   });
@@ -232,6 +256,8 @@ describe('verify --expect --contents: the image is, byte for byte, what the layo
     const changed = contents(await verifyImage(img, { expect: layout, baseDir: dir, contents: true }));
     expect(changed[0].message).toMatch(/from byte \d+: partition 1 \(partitions\[0\]\), 99999 bytes in$/);
     truncateSync(img, 4 << 20);
-    expect(contents(await verifyImage(img, { expect: layout, baseDir: dir, contents: true }))[0].message).toBe(`the image is ${4 << 20} bytes; the layout builds ${8 << 20}`);
+    expect(contents(await verifyImage(img, { expect: layout, baseDir: dir, contents: true }))[0].message).toBe(
+      `the image is ${4 << 20} bytes; the layout builds ${8 << 20}`,
+    );
   });
 });

@@ -93,7 +93,10 @@ describe('legacy BIOS boot (SeaBIOS, gptmbr.bin, legacy-bios-bootable)', () => {
         { disk: qcow2, format: 'qcow2', firmware: 'bios', marker: line, timeoutMs: BOOT_TIMEOUT_MS },
       ];
       const control: BootOptions = { disk: notBootable, format: 'raw', firmware: 'bios', marker: 'Missing OS', timeoutMs: BOOT_TIMEOUT_MS };
-      const results = await runLimited(2, [...boots, control].map((b) => () => bootAndWaitForMarker(b)));
+      const results = await runLimited(
+        2,
+        [...boots, control].map((b) => () => bootAndWaitForMarker(b)),
+      );
       boots.forEach((b, i) => {
         const r = results[i];
         console.log(`BIOS boot ${b.format}: ${r.found ? 'marker' : r.reason} after ${r.ms} ms`);

@@ -40,11 +40,15 @@ function makeGrubEfi(cfgPath: string, out: string): void {
   const r = spawnSync(
     'grub-mkstandalone',
     [
-      '-O', 'x86_64-efi',
+      '-O',
+      'x86_64-efi',
       '--modules=serial terminal echo halt',
       '--install-modules=normal configfile echo serial terminal halt',
-      '--locales=', '--fonts=', '--themes=',
-      '-o', out,
+      '--locales=',
+      '--fonts=',
+      '--themes=',
+      '-o',
+      out,
       `boot/grub/grub.cfg=${cfgPath}`,
     ],
     { encoding: 'utf8' },
@@ -77,9 +81,7 @@ describe('UEFI boot (OVMF, FAT32 ESP from the fat contents kind, GRUB BOOTX64.EF
       const layout: Layout = {
         scheme: 'gpt',
         seed: 'boot-uefi-test',
-        partitions: [
-          { type: 'efi', label: 'ESP', size: '64M', contents: { fat: { from: 'esp', type: '32', label: 'EFISYS' } } },
-        ],
+        partitions: [{ type: 'efi', label: 'ESP', size: '64M', contents: { fat: { from: 'esp', type: '32', label: 'EFISYS' } } }],
       };
       const raw = join(dir, 'uefi.img');
       const qcow2 = join(dir, 'uefi.qcow2');
@@ -94,7 +96,10 @@ describe('UEFI boot (OVMF, FAT32 ESP from the fat contents kind, GRUB BOOTX64.EF
         { disk: vmdk, format: 'vmdk', firmware: 'uefi', marker: MARKER, timeoutMs: BOOT_TIMEOUT_MS },
       ];
       // Two at a time: one TCG vCPU thread each on a 2-core CI machine.
-      const results = await runLimited(2, boots.map((b) => () => bootAndWaitForMarker(b)));
+      const results = await runLimited(
+        2,
+        boots.map((b) => () => bootAndWaitForMarker(b)),
+      );
       results.forEach((r, i) => {
         console.log(`UEFI boot ${boots[i].format}: ${r.found ? 'marker' : r.reason} after ${r.ms} ms`);
         expect.soft(r.found, describeBoot(boots[i], r)).toBe(true);

@@ -20,11 +20,14 @@ async function build(layout: Layout): Promise<{ path: string; dir: string }> {
 /** sfdisk spells GPT attribute bits as names (bits 0-2) and GUID:n (48-63). */
 function sfdiskAttrBits(attrs: string | undefined): number[] {
   const named: Record<string, number> = { RequiredPartition: 0, NoBlockIOProtocol: 1, LegacyBIOSBootable: 2 };
-  return (attrs ?? '').split(/\s+/).filter(Boolean).flatMap((a) => {
-    if (a in named) return [named[a]];
-    const m = /^GUID:([\d,]+)$/.exec(a);
-    return m ? m[1].split(',').map(Number) : [];
-  });
+  return (attrs ?? '')
+    .split(/\s+/)
+    .filter(Boolean)
+    .flatMap((a) => {
+      if (a in named) return [named[a]];
+      const m = /^GUID:([\d,]+)$/.exec(a);
+      return m ? m[1].split(',').map(Number) : [];
+    });
 }
 
 function attributeBits(raw: string): number[] {
@@ -32,7 +35,9 @@ function attributeBits(raw: string): number[] {
 }
 
 const GPT_LAYOUT: Layout = {
-  scheme: 'gpt', size: '64M', seed: 'peers',
+  scheme: 'gpt',
+  size: '64M',
+  seed: 'peers',
   partitions: [
     { type: 'freebsd-boot', label: 'gptboot0', size: '512K', contents: { file: 'data.bin' } },
     { type: 'efi', label: 'EFI system', size: '8M', attributes: ['legacy-bios-bootable'] },
@@ -55,7 +60,11 @@ describe('GPT images built by diskmint, judged by sgdisk, sfdisk and parted', ()
     for (const [i, p] of theirs.partitions.entries()) {
       const o = ours.table!.partitions[i];
       expect({ start: p.start, size: p.size, type: p.type.toLowerCase(), uuid: p.uuid.toLowerCase(), name: p.name ?? '' }).toEqual({
-        start: o.firstLba, size: o.lastLba - o.firstLba + 1, type: o.rawType, uuid: o.guid, name: o.label,
+        start: o.firstLba,
+        size: o.lastLba - o.firstLba + 1,
+        type: o.rawType,
+        uuid: o.guid,
+        name: o.label,
       });
       expect(sfdiskAttrBits(p.attrs).sort((a, b) => a - b)).toEqual(attributeBits(o.attributesRaw!));
     }
@@ -114,7 +123,9 @@ describe('GPT images built by diskmint, judged by sgdisk, sfdisk and parted', ()
 
 describe('MBR and BSD images built by diskmint, judged by sfdisk and parted', () => {
   const MBR_LAYOUT: Layout = {
-    scheme: 'mbr', size: '128M', seed: 'mbr',
+    scheme: 'mbr',
+    size: '128M',
+    seed: 'mbr',
     partitions: [
       { type: 'fat32-lba', size: '16M', active: true, contents: { file: 'data.bin' } },
       { type: 'linux', size: '16M' },
@@ -133,8 +144,15 @@ describe('MBR and BSD images built by diskmint, judged by sfdisk and parted', ()
     expect(theirs.label).toBe('dos');
     expect(theirs.id).toBe(ours.diskSignature);
     const describe = (p: { start: number; size: number; type: string; bootable?: boolean }) => `${p.start}+${p.size}:${p.type}:${p.bootable ? 'boot' : ''}`;
-    expect(theirs.partitions.map((p: { node: string; start: number; size: number; type: string; bootable?: boolean }) => `${p.node.slice(path.length)} ${describe(p)}`)).toEqual(
-      ours.partitions.map((p) => `${p.index} ${describe({ start: p.firstLba, size: p.lastLba - p.firstLba + 1, type: p.rawType.slice(2).replace(/^0/, ''), bootable: p.active })}`),
+    expect(
+      theirs.partitions.map(
+        (p: { node: string; start: number; size: number; type: string; bootable?: boolean }) => `${p.node.slice(path.length)} ${describe(p)}`,
+      ),
+    ).toEqual(
+      ours.partitions.map(
+        (p) =>
+          `${p.index} ${describe({ start: p.firstLba, size: p.lastLba - p.firstLba + 1, type: p.rawType.slice(2).replace(/^0/, ''), bootable: p.active })}`,
+      ),
     );
     expect(runPeer('sfdisk', ['-V', path]).out).toContain('No errors detected');
     const byNumber = (a: string, b: string) => parseInt(a, 10) - parseInt(b, 10);
@@ -144,7 +162,15 @@ describe('MBR and BSD images built by diskmint, judged by sfdisk and parted', ()
 
   it('parted reads a whole-disk BSD label we wrote', async (ctx) => {
     if (!requirePeer('parted', 'parted')) return ctx.skip();
-    const { path } = await build({ scheme: 'bsd', size: '32M', partitions: [{ type: '4.2BSD', size: '16M' }, { type: 'swap', size: '4M' }, { type: '4.2BSD', size: 'rest' }] });
+    const { path } = await build({
+      scheme: 'bsd',
+      size: '32M',
+      partitions: [
+        { type: '4.2BSD', size: '16M' },
+        { type: 'swap', size: '4M' },
+        { type: '4.2BSD', size: 'rest' },
+      ],
+    });
     const out = runPeerOk('parted', ['-m', '-s', path, 'unit', 's', 'print']).trim().split('\n');
     expect(out[1]).toMatch(/:bsd:/);
     const ours = (await inspectImage(path)).table!.partitions.filter((p) => p.label !== 'c');
@@ -154,7 +180,10 @@ describe('MBR and BSD images built by diskmint, judged by sfdisk and parted', ()
   it('a NanoBSD-style MBR: slices holding BSD labels read back nested, and verify passes', async () => {
     const code = { scheme: 'bsd' as const, partitions: [{ type: '4.2BSD', contents: { file: 'data.bin' } }] };
     const { path } = await build({
-      scheme: 'mbr', align: '63s', geometry: { heads: 16, sectors: 63 }, size: '64M',
+      scheme: 'mbr',
+      align: '63s',
+      geometry: { heads: 16, sectors: 63 },
+      size: '64M',
       partitions: [
         { type: 'freebsd', size: '24M', active: true, contents: { image: code } },
         { type: 'freebsd', size: '24M', contents: { image: code } },

@@ -300,7 +300,17 @@ describe('mkfs.fat + mcopy volumes, read by our reader', () => {
       // sector we are given, so compare at mkfs.fat's sector count.
       expect((kib * 1024) / sectorSize - theirs.totalSectors).toBeLessThan(theirs.sectorsPerTrack);
       const ours = chooseFatGeometry({ totalSectors: theirs.totalSectors, sectorSize, bits: 'auto' });
-      const pick = (g: typeof ours) => [g.bits, g.sectorsPerCluster, g.reservedSectors, g.fatSectors, g.rootEntries, g.clusters, g.media, g.sectorsPerTrack, g.heads];
+      const pick = (g: typeof ours) => [
+        g.bits,
+        g.sectorsPerCluster,
+        g.reservedSectors,
+        g.fatSectors,
+        g.rootEntries,
+        g.clusters,
+        g.media,
+        g.sectorsPerTrack,
+        g.heads,
+      ];
       expect(pick(ours), `${kib} KiB, ${sectorSize}-byte sectors`).toEqual(pick(theirs));
     }
   });

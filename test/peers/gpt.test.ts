@@ -165,11 +165,48 @@ function ourSpec(sectorSize: number): GptTablesSpec {
     totalSectors: 64 * mib,
     diskGuid: '3f1c5a7e-9b2d-4e6f-8a0b-1c2d3e4f5a6b',
     partitions: [
-      { typeGuid: GPT_TYPES.efi, guid: 'c0ffee00-1111-4222-8333-444455556601', firstLba: mib, lastLba: 3 * mib - 1, attributes: encodeGptAttributes(['required']), name: 'efiboot0' },
-      { typeGuid: GPT_TYPES['freebsd-boot'], guid: 'c0ffee00-1111-4222-8333-444455556602', firstLba: 3 * mib, lastLba: 3 * mib + 1023 * (512 / sectorSize) + (512 / sectorSize) - 1, attributes: encodeGptAttributes(['legacy-bios-bootable', 'no-block-io']), name: 'gptboot0' },
-      { typeGuid: GPT_TYPES['freebsd-ufs'], guid: 'c0ffee00-1111-4222-8333-444455556603', firstLba: 4 * mib, lastLba: 20 * mib - 1, attributes: encodeGptAttributes(['bootme', 'bootonce']), name: 'rootfs1-é' },
-      { index: 7, typeGuid: GPT_TYPES['freebsd-ufs'], guid: 'c0ffee00-1111-4222-8333-444455556607', firstLba: 20 * mib, lastLba: 36 * mib - 1, attributes: encodeGptAttributes(['bootfailed', 'bit48', 'bit63']), name: 'rootfs2' },
-      { index: 4, typeGuid: GPT_TYPES['freebsd-swap'], guid: 'c0ffee00-1111-4222-8333-444455556604', firstLba: 40 * mib, lastLba: 41 * mib - 1, attributes: 0n, name: 'swap' },
+      {
+        typeGuid: GPT_TYPES.efi,
+        guid: 'c0ffee00-1111-4222-8333-444455556601',
+        firstLba: mib,
+        lastLba: 3 * mib - 1,
+        attributes: encodeGptAttributes(['required']),
+        name: 'efiboot0',
+      },
+      {
+        typeGuid: GPT_TYPES['freebsd-boot'],
+        guid: 'c0ffee00-1111-4222-8333-444455556602',
+        firstLba: 3 * mib,
+        lastLba: 3 * mib + 1023 * (512 / sectorSize) + 512 / sectorSize - 1,
+        attributes: encodeGptAttributes(['legacy-bios-bootable', 'no-block-io']),
+        name: 'gptboot0',
+      },
+      {
+        typeGuid: GPT_TYPES['freebsd-ufs'],
+        guid: 'c0ffee00-1111-4222-8333-444455556603',
+        firstLba: 4 * mib,
+        lastLba: 20 * mib - 1,
+        attributes: encodeGptAttributes(['bootme', 'bootonce']),
+        name: 'rootfs1-é',
+      },
+      {
+        index: 7,
+        typeGuid: GPT_TYPES['freebsd-ufs'],
+        guid: 'c0ffee00-1111-4222-8333-444455556607',
+        firstLba: 20 * mib,
+        lastLba: 36 * mib - 1,
+        attributes: encodeGptAttributes(['bootfailed', 'bit48', 'bit63']),
+        name: 'rootfs2',
+      },
+      {
+        index: 4,
+        typeGuid: GPT_TYPES['freebsd-swap'],
+        guid: 'c0ffee00-1111-4222-8333-444455556604',
+        firstLba: 40 * mib,
+        lastLba: 41 * mib - 1,
+        attributes: 0n,
+        name: 'swap',
+      },
     ],
   };
 }
@@ -231,10 +268,38 @@ describe('peer GPT bytes, read by probeGpt', () => {
     const path = join(dir, 'sgdisk.img');
     await createSparse(path, 64 << 20);
     const made = runPeer('sgdisk', [
-      '-n', '1:2048:+1M', '-t', '1:a501', '-c', '1:gptboot0',
-      '-n', '2:0:+20M', '-t', '2:516e7cb6-6ecf-11d6-8ff8-00022d09712b', '-c', '2:rootfs1', '-A', '2:set:59', '-A', '2:set:58',
-      '-n', '5:0:+8M', '-t', '5:ef00', '-c', '5:efi system', '-A', '5:set:0', '-A', '5:set:2',
-      '-n', '3:0:0', '-t', '3:8300', '-A', '3:set:57',
+      '-n',
+      '1:2048:+1M',
+      '-t',
+      '1:a501',
+      '-c',
+      '1:gptboot0',
+      '-n',
+      '2:0:+20M',
+      '-t',
+      '2:516e7cb6-6ecf-11d6-8ff8-00022d09712b',
+      '-c',
+      '2:rootfs1',
+      '-A',
+      '2:set:59',
+      '-A',
+      '2:set:58',
+      '-n',
+      '5:0:+8M',
+      '-t',
+      '5:ef00',
+      '-c',
+      '5:efi system',
+      '-A',
+      '5:set:0',
+      '-A',
+      '5:set:2',
+      '-n',
+      '3:0:0',
+      '-t',
+      '3:8300',
+      '-A',
+      '3:set:57',
       path,
     ]);
     expect(made.out).toContain('operation has completed successfully');
@@ -269,7 +334,26 @@ describe('peer GPT bytes, read by probeGpt', () => {
     if (!requirePeer('parted', 'parted') || !requirePeer('sfdisk', 'fdisk')) return ctx.skip();
     const path = join(dir, 'parted.img');
     await createSparse(path, 64 << 20);
-    runPeer('parted', ['-s', path, 'mklabel', 'gpt', 'mkpart', 'esp', 'fat32', '1MiB', '10MiB', 'mkpart', 'root', 'ext4', '10MiB', '50MiB', 'set', '1', 'esp', 'on']);
+    runPeer('parted', [
+      '-s',
+      path,
+      'mklabel',
+      'gpt',
+      'mkpart',
+      'esp',
+      'fat32',
+      '1MiB',
+      '10MiB',
+      'mkpart',
+      'root',
+      'ext4',
+      '10MiB',
+      '50MiB',
+      'set',
+      '1',
+      'esp',
+      'on',
+    ]);
     const ref = sfdiskJson(path);
     expect(ref.partitions.map((p) => p.name)).toEqual(['esp', 'root']);
     await expectSameAsPeer(path, ref.partitions);
@@ -279,17 +363,38 @@ describe('peer GPT bytes, read by probeGpt', () => {
     if (!requirePeer('fdisk', 'fdisk')) return ctx.skip();
     const path = join(dir, 'fdisk-4096.img');
     await createSparse(path, 32 << 20);
-    const commands = [
-      'g', // new GPT
-      'n', '1', '256', '+1M', 't', GPT_TYPES.efi.toUpperCase(),
-      'n', '2', '', '+4M', 't', '2', GPT_TYPES['freebsd-ufs'].toUpperCase(),
-      'x', 'n', '2', 'rootfs', 'A', '1', 'r', // expert: name 2, legacy-bios-bootable on 1
-      'w',
-    ].join('\n') + '\n';
+    const commands =
+      [
+        'g', // new GPT
+        'n',
+        '1',
+        '256',
+        '+1M',
+        't',
+        GPT_TYPES.efi.toUpperCase(),
+        'n',
+        '2',
+        '',
+        '+4M',
+        't',
+        '2',
+        GPT_TYPES['freebsd-ufs'].toUpperCase(),
+        'x',
+        'n',
+        '2',
+        'rootfs',
+        'A',
+        '1',
+        'r', // expert: name 2, legacy-bios-bootable on 1
+        'w',
+      ].join('\n') + '\n';
     const made = runPeer('fdisk', ['-b', '4096', path], commands);
     expect(made.out).toContain('The partition table has been altered');
     const ref = fdiskList(path, 4096);
-    expect(ref.map((p) => [p.index, p.name, p.attrs])).toEqual([[1, '', 'LegacyBIOSBootable'], [2, 'rootfs', '']]);
+    expect(ref.map((p) => [p.index, p.name, p.attrs])).toEqual([
+      [1, '', 'LegacyBIOSBootable'],
+      [2, 'rootfs', ''],
+    ]);
     await expectSameAsPeer(path, ref, 4096);
   });
 });

@@ -230,7 +230,9 @@ describe('BSD labels against parted and partx', () => {
     ]);
     const r = await probe(path, probeBsd);
     expect(r!.findings.map((f) => f.code)).toEqual(['bsd.alpha-location']);
-    expect(r!.table.partitions.filter((p) => p.rawType !== '0').map((p) => [p.index, p.firstLba, p.lastLba])).toEqual(parted.rows.map(([n, s, e]) => [n, s, e]));
+    expect(r!.table.partitions.filter((p) => p.rawType !== '0').map((p) => [p.index, p.firstLba, p.lastLba])).toEqual(
+      parted.rows.map(([n, s, e]) => [n, s, e]),
+    );
   });
 
   it('a parted-made bsd label reads as parted prints it', async (ctx) => {
@@ -246,7 +248,9 @@ describe('BSD labels against parted and partx', () => {
       ['bsd.alpha-location', 'info'],
       ['bsd.checksum', 'error'],
     ]);
-    expect(r!.table.partitions.map((p) => [p.index, p.firstLba, p.lastLba, p.lastLba - p.firstLba + 1])).toEqual(parted.rows.map(([n, s, e, size]) => [n, s, e, size]));
+    expect(r!.table.partitions.map((p) => [p.index, p.firstLba, p.lastLba, p.lastLba - p.firstLba + 1])).toEqual(
+      parted.rows.map(([n, s, e, size]) => [n, s, e, size]),
+    );
     // parted writes MSDOS (8) for non-swap file systems and swap (1)
     expect(r!.table.partitions.map((p) => p.typeName)).toEqual(['MSDOS', 'swap']);
   });

@@ -37,7 +37,11 @@ describe('mkimg goldens rebuilt from layouts', () => {
     const out = join(dir, 'ours.img');
     await buildImage(
       {
-        scheme: 'gpt', align: '1s', entries: 4, bootcode: inputs.boot512, diskGuid: ID('03'),
+        scheme: 'gpt',
+        align: '1s',
+        entries: 4,
+        bootcode: inputs.boot512,
+        diskGuid: ID('03'),
         partitions: [
           { type: 'freebsd-ufs', uuid: ID('01'), contents: { file: inputs.data4m } },
           { type: 'freebsd-swap', uuid: ID('02'), size: '128K' },
@@ -56,7 +60,10 @@ describe('mkimg goldens rebuilt from layouts', () => {
     const out = join(dir, 'ours.img');
     await buildImage(
       {
-        scheme: 'mbr', align: '1s', bootcode: inputs.boot512, geometry: { heads: 1, sectors: 1 },
+        scheme: 'mbr',
+        align: '1s',
+        bootcode: inputs.boot512,
+        geometry: { heads: 1, sectors: 1 },
         partitions: [{ type: 'freebsd', active: true, contents: { image: bsdSlice(inputs, { geometry: { heads: 1, sectors: 1 } }) } }],
       },
       { output: out },
@@ -72,7 +79,10 @@ describe('mkimg goldens rebuilt from layouts', () => {
     const geometry = { heads: 255, sectors: 63 };
     await buildImage(
       {
-        scheme: 'mbr', align: '63s', bootcode: inputs.boot512, geometry,
+        scheme: 'mbr',
+        align: '63s',
+        bootcode: inputs.boot512,
+        geometry,
         partitions: [{ type: 'freebsd', active: true, contents: { image: bsdSlice(inputs, { geometry, size: '16065s', align: '4K' }) } }],
       },
       { output: out },

@@ -82,7 +82,15 @@ describe('mkimg goldens: readers', () => {
   it('img-1x1-512-mbr.raw: slice 1 type 0xa5 active at 1+8464 holding a BSD label', async () => {
     const mbr = decodeMbrSector(golden('img-1x1-512-mbr.raw').subarray(0, 512));
     expect(mbr.hasBootSignature).toBe(true);
-    expect(mbr.entries[0]).toEqual({ active: true, status: 0x80, type: 0xa5, startLba: 1, sectors: 8464, chsStart: [0xff, 0xff, 0xff], chsEnd: [0xff, 0xff, 0xff] });
+    expect(mbr.entries[0]).toEqual({
+      active: true,
+      status: 0x80,
+      type: 0xa5,
+      startLba: 1,
+      sectors: 8464,
+      chsStart: [0xff, 0xff, 0xff],
+      chsEnd: [0xff, 0xff, 0xff],
+    });
     expect(mbr.entries.slice(1)).toEqual([null, null, null]);
     await expectMbrWithNestedLabel('img-1x1-512-mbr.raw', 1, 8464, true, '0x0a420a42');
   });
@@ -103,7 +111,19 @@ describe('mkimg goldens: readers', () => {
     const vhdf = golden('img-1x1-512-bsd.vhdf');
     const raw = vhdf.subarray(0, vhdf.length - 512);
     const label = decodeBsdLabel(raw.subarray(512));
-    expect(label).toMatchObject({ secsize: 512, nsectors: 1, ntracks: 1, ncylinders: 10240, secpercyl: 1, secperunit: 10240, npartitions: 8, bbsize: 8192, sbsize: 0, rpm: 3600, checksumValid: true });
+    expect(label).toMatchObject({
+      secsize: 512,
+      nsectors: 1,
+      ntracks: 1,
+      ncylinders: 10240,
+      secpercyl: 1,
+      secperunit: 10240,
+      npartitions: 8,
+      bbsize: 8192,
+      sbsize: 0,
+      rpm: 3600,
+      checksumValid: true,
+    });
     const r = await probeBsd(memoryDiskReader(raw));
     expect(r!.findings).toEqual([]);
     expect(bsdSummary(r!.table.partitions)).toEqual(['a 4.2BSD 16+8192', 'b swap 8208+256', 'c unused 0+10240']);
@@ -124,7 +144,7 @@ describe('mkimg goldens: writers reproduce the bytes', () => {
     expect(Buffer.from(ours).equals(Buffer.from(vhdf.subarray(0, 8192)))).toBe(true);
   });
 
-  it('encodeBsdLabel = img-63x255-4096-bsd.vhdf boot area, with mkimg\'s pre-resize d_ncylinders', () => {
+  it("encodeBsdLabel = img-63x255-4096-bsd.vhdf boot area, with mkimg's pre-resize d_ncylinders", () => {
     const vhdf = golden('img-63x255-4096-bsd.vhdf');
     const spec = { sectorSize: 512, totalSectors: 16384, geometry: CHS_63x255, bootcode: jotB(8192), partitions: BSD_PARTS };
     const ours = encodeBsdLabel({ ...spec, ncylinders: 1 });

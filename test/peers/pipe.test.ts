@@ -48,7 +48,7 @@ const CASES: Case[] = [
 /** A disk whose extent map covers every byte (zeros placed explicitly), with `pieces` of data. */
 function zeroFilledDisk(name: string, size: number, pieces: Array<[at: number, length: number]>): { disk: VirtualDisk; rawPath: string } {
   const raw = new Uint8Array(size);
-  for (const [k, [at, length]] of pieces.entries()) for (let i = 0; i < length; i++) raw[at + i] = ((i * 131 + k * 17) & 0xff) || 7;
+  for (const [k, [at, length]] of pieces.entries()) for (let i = 0; i < length; i++) raw[at + i] = (i * 131 + k * 17) & 0xff || 7;
   const rawPath = join(dir, `${name}.raw`);
   writeFileSync(rawPath, raw);
   return { disk: new VirtualDisk(size).placeBytes(0, raw), rawPath };
@@ -85,7 +85,14 @@ describe('pipe output of every format, judged by qemu-img', () => {
         expect(mappedData(path, c.driver)).toEqual([{ start: blockStart, length: c.block }]);
       }
       const theirs = join(dir, `one-${slug}-qemu.img`);
-      const qemuOptions = c.options ? ['-o', Object.entries(c.options).map(([k, v]) => `${k}=${v}`).join(',')] : [];
+      const qemuOptions = c.options
+        ? [
+            '-o',
+            Object.entries(c.options)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(','),
+          ]
+        : [];
       runPeerOk('qemu-img', ['convert', '-f', 'raw', '-O', c.driver, ...qemuOptions, rawPath, theirs]);
       expect(statSync(path).size).toBeLessThanOrEqual(statSync(theirs).size);
     });
@@ -93,7 +100,12 @@ describe('pipe output of every format, judged by qemu-img', () => {
     it(`${c.name}: data at the start, across blocks and at the end holds the same disk piped as in a file`, async (ctx) => {
       if (!requirePeer('qemu-img', 'qemu-utils')) return ctx.skip();
       const size = 16 * MiB;
-      const { disk, rawPath } = zeroFilledDisk(`many-${slug}`, size, [[0, 4096], [2 * MiB - 1000, 3000], [8 * MiB - 70_000, 200_000], [size - 700, 700]]);
+      const { disk, rawPath } = zeroFilledDisk(`many-${slug}`, size, [
+        [0, 4096],
+        [2 * MiB - 1000, 3000],
+        [8 * MiB - 70_000, 200_000],
+        [size - 700, 700],
+      ]);
       const piped = join(dir, `many-${slug}-piped.img`);
       const file = join(dir, `many-${slug}-file.img`);
       writeFileSync(piped, (await writeWithHandler(c.handler, disk, piped, { options: c.options, pipe: true }))!);

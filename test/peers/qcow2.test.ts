@@ -42,7 +42,10 @@ function sourceDisk(): { disk: VirtualDisk; raw: Buffer } {
   put(100_000, random);
   put(2 * MiB + 123, new Uint8Array(300_000).fill(0x41));
   put(3 * MiB, new Uint8Array(65536));
-  put(size - 1000, new Uint8Array(1000).map((_, i) => i & 0xff));
+  put(
+    size - 1000,
+    new Uint8Array(1000).map((_, i) => i & 0xff),
+  );
   return { disk: d, raw: r };
 }
 
@@ -80,7 +83,14 @@ const OUR_VARIANTS: OurVariant[] = [
   { name: 'v2 512', options: { compat: '0.10', cluster_size: '512' }, compat: '0.10', clusterSize: 512, compression: 'zlib' },
   { name: 'deflate', options: {}, compress: { algorithm: 'deflate' }, compat: '1.1', clusterSize: 65536, compression: 'zlib' },
   { name: 'deflate 512', options: { cluster_size: '512' }, compress: { algorithm: 'deflate' }, compat: '1.1', clusterSize: 512, compression: 'zlib' },
-  { name: 'deflate 2M', options: { cluster_size: '2M' }, compress: { algorithm: 'deflate', level: 9 }, compat: '1.1', clusterSize: 2 * MiB, compression: 'zlib' },
+  {
+    name: 'deflate 2M',
+    options: { cluster_size: '2M' },
+    compress: { algorithm: 'deflate', level: 9 },
+    compat: '1.1',
+    clusterSize: 2 * MiB,
+    compression: 'zlib',
+  },
   { name: 'v2 deflate', options: { compat: '0.10' }, compress: { algorithm: 'deflate' }, compat: '0.10', clusterSize: 65536, compression: 'zlib' },
   { name: 'zstd', options: {}, compress: { algorithm: 'zstd' }, compat: '1.1', clusterSize: 65536, compression: 'zstd' },
   { name: 'zstd 512', options: { cluster_size: '512' }, compress: { algorithm: 'zstd' }, compat: '1.1', clusterSize: 512, compression: 'zstd' },
@@ -121,8 +131,12 @@ describe('qemu-img and 7zz judge our qcow2', () => {
   it('an empty disk and a disk of 1000 bytes (size rounded up to 512-byte sectors) pass qemu-img check', async (ctx) => {
     if (!requirePeer('qemu-img', 'qemu-utils')) return ctx.skip();
     const odd = new VirtualDisk(1000).placeBytes(10, new Uint8Array(990).fill(3));
-    for (const [name, d, compress] of [['empty', new VirtualDisk(0), undefined], ['empty-c', new VirtualDisk(0), { algorithm: 'deflate' }],
-      ['odd', odd, undefined], ['odd-c', odd, { algorithm: 'zstd' }]] as Array<[string, VirtualDisk, WriteContext['compress']]>) {
+    for (const [name, d, compress] of [
+      ['empty', new VirtualDisk(0), undefined],
+      ['empty-c', new VirtualDisk(0), { algorithm: 'deflate' }],
+      ['odd', odd, undefined],
+      ['odd-c', odd, { algorithm: 'zstd' }],
+    ] as Array<[string, VirtualDisk, WriteContext['compress']]>) {
       const path = join(dir, `${name}.qcow2`);
       await writeWithHandler(qcow2Handler, d, path, { compress, options: { cluster_size: '512' } });
       const check = runPeer('qemu-img', ['check', '-f', 'qcow2', path]);
@@ -159,7 +173,12 @@ const THEIR_VARIANTS: Array<{ name: string; args: string[]; clusterSize: number;
  * are the only allowed failures. `done.guest` counts the guest bytes read, also when it throws.
  */
 async function openAndReadAll(bytes: Uint8Array, source = memoryDiskReader(bytes), done = { guest: 0 }): Promise<void> {
-  const r = await qcow2Handler.open(source, { path: 'fuzz.qcow2', openSibling: async () => { throw new Error('none'); } });
+  const r = await qcow2Handler.open(source, {
+    path: 'fuzz.qcow2',
+    openSibling: async () => {
+      throw new Error('none');
+    },
+  });
   try {
     let budget = 16 * MiB;
     for await (const range of r.allocatedRanges()) {
@@ -186,7 +205,8 @@ describe('we read qemu-img output', () => {
         expect(r.size).toBe(raw.length);
         expect((await readAll(r)).equals(raw)).toBe(true);
         // The zero-filled extent at 3 MiB is not allocated by qemu either (when it fills whole clusters).
-        if (v.clusterSize <= 65536) for await (const range of r.allocatedRanges()) expect(range.offset >= 3 * MiB + 65536 || range.offset + range.length <= 3 * MiB).toBe(true);
+        if (v.clusterSize <= 65536)
+          for await (const range of r.allocatedRanges()) expect(range.offset >= 3 * MiB + 65536 || range.offset + range.length <= 3 * MiB).toBe(true);
       } finally {
         await r.close();
       }
@@ -254,7 +274,9 @@ describe('we read qemu-img output', () => {
     expect((err as Error).message).toMatch(/external data file \(external\.raw\)/);
 
     const r = await qcow2Handler.open(await openRawFile(withData), {
-      path: withData, allowExternalData: true, openSibling: (name) => openRawFile(join(dir, name)),
+      path: withData,
+      allowExternalData: true,
+      openSibling: (name) => openRawFile(join(dir, name)),
     });
     try {
       expect(r.details()).toMatchObject({ data_file: 'external.raw' });
@@ -266,7 +288,7 @@ describe('we read qemu-img output', () => {
     }
   });
 
-  it('fuzz: mutated images (ours, and qemu-img\'s when present) open and read, or throw FormatError/DiskmintError only', async () => {
+  it("fuzz: mutated images (ours, and qemu-img's when present) open and read, or throw FormatError/DiskmintError only", async () => {
     // Small images of every kind: plain, zlib, zstd, v2, 512-byte clusters.
     const small = join(dir, 'small.raw');
     writeFileSync(small, raw.subarray(0, 256 * 1024));

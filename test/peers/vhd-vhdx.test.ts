@@ -35,7 +35,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
 
 function fill(len: number, seed: number): Uint8Array {
-  return Uint8Array.from({ length: len }, (_, i) => ((i * 131 + seed * 17 + 3) & 0xff) || 7);
+  return Uint8Array.from({ length: len }, (_, i) => (i * 131 + seed * 17 + 3) & 0xff || 7);
 }
 
 /** A disk with data at the start, across block boundaries, in the middle and at the very end. */
@@ -107,7 +107,13 @@ describe('qemu-img and 7-Zip read our VHD', () => {
 });
 
 describe('qemu-img and 7-Zip read our VHDX', () => {
-  const cases: Array<Record<string, string>> = [{}, { subformat: 'fixed' }, { block_size: '1M' }, { block_size: '32M', subformat: 'fixed' }, { log_size: '2M', block_size: '2M' }];
+  const cases: Array<Record<string, string>> = [
+    {},
+    { subformat: 'fixed' },
+    { block_size: '1M' },
+    { block_size: '32M', subformat: 'fixed' },
+    { log_size: '2M', block_size: '2M' },
+  ];
   for (const options of cases) {
     for (const size of SIZES) {
       it(`${JSON.stringify(options)} ${size} bytes`, async (ctx) => {
@@ -191,7 +197,9 @@ describe('VHD CHS sizing matches qemu-img create', () => {
 describe('mkimg goldens (VHD, fixed VHD, VHDX)', () => {
   const readme = readFileSync(join(MKIMG_GOLDENS, 'README.md'), 'utf8');
   const rows = [...readme.matchAll(/^\| (img-\S+\.(vhd|vhdf|vhdx)\.hex) \| `([0-9a-f]{64})` \| `([0-9a-f]{64})` \|/gm)];
-  const qemuDefault = new Map([...readme.matchAll(/^\| (img-\S+\.(?:vhd|vhdf|vhdx)\.hex) \|[^|]*\|[^|]*\| (\d+) \| \w+ \| (\d+)/gm)].map((m) => [m[1], Number(m[3])]));
+  const qemuDefault = new Map(
+    [...readme.matchAll(/^\| (img-\S+\.(?:vhd|vhdf|vhdx)\.hex) \|[^|]*\|[^|]*\| (\d+) \| \w+ \| (\d+)/gm)].map((m) => [m[1], Number(m[3])]),
+  );
 
   it('the README lists 18 of them', () => {
     expect(rows.length).toBe(18);
@@ -224,23 +232,42 @@ describe('fuzz: mutated mkimg and qemu images', () => {
       // and the two regions the region table points at (metadata and BAT, in either order).
       const zones: Array<[number, number]> =
         handler === vhdHandler
-          ? [[0, 2048], [img.length - 512, 512]]
-          : [[0, 600], [64 * 1024, 80], [128 * 1024, 80], [192 * 1024, 112], [256 * 1024, 112], [img.readUInt32LE(192 * 1024 + 16 + 16), 64 * 1024 + 64], [img.readUInt32LE(192 * 1024 + 48 + 16), 64 * 1024 + 64]];
+          ? [
+              [0, 2048],
+              [img.length - 512, 512],
+            ]
+          : [
+              [0, 600],
+              [64 * 1024, 80],
+              [128 * 1024, 80],
+              [192 * 1024, 112],
+              [256 * 1024, 112],
+              [img.readUInt32LE(192 * 1024 + 16 + 16), 64 * 1024 + 64],
+              [img.readUInt32LE(192 * 1024 + 48 + 16), 64 * 1024 + 64],
+            ];
       await fc.assert(
-        fc.asyncProperty(fc.array(fc.record({ zone: fc.nat(zones.length - 1), where: fc.nat(), value: fc.nat(255) }), { minLength: 1, maxLength: 6 }), async (edits) => {
-          const buf = Buffer.from(img);
-          for (const e of edits) {
-            const [at, len] = zones[e.zone];
-            buf[Math.min(buf.length - 1, at + (e.where % len))] = e.value;
-          }
-          try {
-            const r = await handler.open(memoryDiskReader(buf), { path: name, openSibling: async () => { throw new Error('none'); } });
-            if (r.size <= 64 * MIB) await readAll(r);
-            for await (const x of r.allocatedRanges()) void x;
-          } catch (e) {
-            if (!(e instanceof FormatError) && !(e instanceof DiskmintError)) throw e;
-          }
-        }),
+        fc.asyncProperty(
+          fc.array(fc.record({ zone: fc.nat(zones.length - 1), where: fc.nat(), value: fc.nat(255) }), { minLength: 1, maxLength: 6 }),
+          async (edits) => {
+            const buf = Buffer.from(img);
+            for (const e of edits) {
+              const [at, len] = zones[e.zone];
+              buf[Math.min(buf.length - 1, at + (e.where % len))] = e.value;
+            }
+            try {
+              const r = await handler.open(memoryDiskReader(buf), {
+                path: name,
+                openSibling: async () => {
+                  throw new Error('none');
+                },
+              });
+              if (r.size <= 64 * MIB) await readAll(r);
+              for await (const x of r.allocatedRanges()) void x;
+            } catch (e) {
+              if (!(e instanceof FormatError) && !(e instanceof DiskmintError)) throw e;
+            }
+          },
+        ),
         { numRuns: 150 },
       );
     });

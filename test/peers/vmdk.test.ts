@@ -42,7 +42,11 @@ async function sampleDisk(): Promise<{ disk: VirtualDisk; rawPath: string }> {
   const size = 9 * 1024 * 1024 + 1234;
   const disk = new VirtualDisk(size);
   const raw = Buffer.alloc(size);
-  for (const [at, len, seed] of [[0, 70_000, 1], [3_000_000, 400_000, 2], [size - 9_000, 9_000, 3]] as const) {
+  for (const [at, len, seed] of [
+    [0, 70_000, 1],
+    [3_000_000, 400_000, 2],
+    [size - 9_000, 9_000, 3],
+  ] as const) {
     const d = pattern(len, seed);
     disk.placeBytes(at, d);
     raw.set(d, at);
@@ -154,18 +158,29 @@ describe('we read qemu-img output', () => {
 });
 
 describe('our split VMDKs (twoGbMaxExtent*)', () => {
-  for (const [subformat, kind] of [['twoGbMaxExtentSparse', 's'], ['twoGbMaxExtentFlat', 'f']] as const) {
+  for (const [subformat, kind] of [
+    ['twoGbMaxExtentSparse', 's'],
+    ['twoGbMaxExtentFlat', 'f'],
+  ] as const) {
     it(`${subformat} splits a 2.5 GiB disk into 2 GiB extent files that qemu-img checks and reads identical`, async (ctx) => {
       if (!requirePeer('qemu-img', 'qemu-utils')) return ctx.skip();
       const size = 2.5 * 1024 ** 3;
       const head = pattern(100_000, 7);
       const tail = pattern(70_000, 8);
       const across = pattern(300_000, 9); // straddles the 2 GiB boundary between the two extents
-      const disk = new VirtualDisk(size).placeBytes(4096, head).placeBytes(2 ** 31 - 100_000, across).placeBytes(size - tail.length, tail);
+      const disk = new VirtualDisk(size)
+        .placeBytes(4096, head)
+        .placeBytes(2 ** 31 - 100_000, across)
+        .placeBytes(size - tail.length, tail);
       const rawPath = join(dir, `split-${kind}.raw`);
       const fh = await open(rawPath, 'w');
       await fh.truncate(size);
-      for (const [bytes, at] of [[head, 4096], [across, 2 ** 31 - 100_000], [tail, size - tail.length]] as const) await fh.write(bytes, 0, bytes.length, at);
+      for (const [bytes, at] of [
+        [head, 4096],
+        [across, 2 ** 31 - 100_000],
+        [tail, size - tail.length],
+      ] as const)
+        await fh.write(bytes, 0, bytes.length, at);
       await fh.close();
       const path = join(dir, `ours-split-${kind}.vmdk`);
       await writeWithHandler(vmdkHandler, disk, path, { options: { subformat } });

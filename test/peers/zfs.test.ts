@@ -42,7 +42,14 @@ beforeAll(() => {
 /** Each run writes a few hundred MiB of pool copies: remove them. */
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-interface ZdbLabel { name?: string; version?: string; state?: string; txg?: string; pool_guid?: string; guid?: string }
+interface ZdbLabel {
+  name?: string;
+  version?: string;
+  state?: string;
+  txg?: string;
+  pool_guid?: string;
+  guid?: string;
+}
 
 /** `zdb -l FILE`: the top-level values of each label (zdb groups identical labels: `labels = 0 1 2 3`). */
 function zdbLabels(file: string): { text: string; labels: Map<number, ZdbLabel> } {
@@ -63,7 +70,9 @@ function zdbUberblocks(file: string): string[] {
   const r = runPeer('zdb', ['-lu', file]);
   expect(r.status, r.out).toBe(0);
   const out: string[] = [];
-  for (const m of r.out.matchAll(/Uberblock\[\d+\]\n\tmagic = [0-9a-f]+\n\tversion = \d+\n\ttxg = (\d+)\n\tguid_sum = (\d+)\n\ttimestamp = (\d+)[^]*?labels = ([\d ]+)/g)) {
+  for (const m of r.out.matchAll(
+    /Uberblock\[\d+\]\n\tmagic = [0-9a-f]+\n\tversion = \d+\n\ttxg = (\d+)\n\tguid_sum = (\d+)\n\ttimestamp = (\d+)[^]*?labels = ([\d ]+)/g,
+  )) {
     for (const l of m[4].trim().split(' ')) out.push(`${l}:${m[1]}:${m[2]}:${m[3]}`);
   }
   return out.sort();
@@ -74,7 +83,9 @@ function importsFromOneLabel(bytes: Uint8Array, keep: number): boolean {
   const d = join(dir, `import-${n++}`);
   mkdirSync(d);
   const copy = new Uint8Array(bytes);
-  labelOffsets(copy.length).forEach((o, i) => { if (i !== keep) copy.fill(0, o, o + LABEL_SIZE); });
+  labelOffsets(copy.length).forEach((o, i) => {
+    if (i !== keep) copy.fill(0, o, o + LABEL_SIZE);
+  });
   writeFileSync(join(d, 'vdev.img'), copy);
   const r = spawnSync('zdb', ['-e', '-p', d, '-C', 'zroot'], { encoding: 'utf8', timeout: 120_000 });
   return r.status === 0 && /MOS Configuration/.test(r.stdout);
@@ -111,15 +122,17 @@ while at < len(data):
 
 /** libnvpair's unpack + XDR repack of each buffer (undefined where unpack fails). */
 function libnvpairRepack(buffers: Uint8Array[]): (Uint8Array | undefined)[] {
-  const input = Buffer.concat(buffers.flatMap((b) => {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(b.length);
-    return [len, Buffer.from(b)];
-  }));
+  const input = Buffer.concat(
+    buffers.flatMap((b) => {
+      const len = Buffer.alloc(4);
+      len.writeUInt32BE(b.length);
+      return [len, Buffer.from(b)];
+    }),
+  );
   const r = spawnSync('python3', ['-c', LIBNVPAIR], { input, maxBuffer: 64 << 20 });
   expect(r.status, String(r.stderr)).toBe(0);
   const out: (Uint8Array | undefined)[] = [];
-  for (let at = 0; at < r.stdout.length; ) {
+  for (let at = 0; at < r.stdout.length;) {
     const len = r.stdout.readUInt32BE(at);
     at += 4;
     if (len >= 0xfffffffe) out.push(undefined);
@@ -186,7 +199,13 @@ describe('zdb and libnvpair judge the labels we write', () => {
     const before = zdbLabels(fresh('ref2.img')).text;
     for (const stop of [2, 3, 4]) {
       const file = fresh(`crash-${stop}.img`);
-      await expect(zfsSetBootonce(file, 'zroot/ROOT/upgrade', { beforeWrite: (k) => { if (k === stop) throw new Error('cut'); } })).rejects.toThrow('cut');
+      await expect(
+        zfsSetBootonce(file, 'zroot/ROOT/upgrade', {
+          beforeWrite: (k) => {
+            if (k === stop) throw new Error('cut');
+          },
+        }),
+      ).rejects.toThrow('cut');
       expect(zdbLabels(file).text).toBe(before);
       const bytes = new Uint8Array(readFileSync(file));
       expect(importsFromOneLabel(bytes, 3)).toBe(true);
@@ -210,27 +229,53 @@ describe('zdb and libnvpair judge the labels we write', () => {
 
   it('libnvpair unpacks and repacks lists of every type to our exact bytes', (ctx) => {
     if (!have) return ctx.skip();
-    const inner: NvList = nvlist([{ name: 'k', type: 'string', value: 'v' }, { name: 'n', type: 'uint64', value: 7n }]);
+    const inner: NvList = nvlist([
+      { name: 'k', type: 'string', value: 'v' },
+      { name: 'n', type: 'uint64', value: 7n },
+    ]);
     const every: NvList = nvlist([
-      { name: 'boolean', type: 'boolean' }, { name: 'boolean_value', type: 'boolean_value', value: true },
-      { name: 'byte', type: 'byte', value: 200 }, { name: 'int8', type: 'int8', value: -5 }, { name: 'uint8', type: 'uint8', value: 250 },
-      { name: 'int16', type: 'int16', value: -300 }, { name: 'uint16', type: 'uint16', value: 65000 },
-      { name: 'int32', type: 'int32', value: -70000 }, { name: 'uint32', type: 'uint32', value: 4000000000 },
-      { name: 'int64', type: 'int64', value: -(1n << 40n) }, { name: 'uint64', type: 'uint64', value: (1n << 64n) - 1n },
-      { name: 'hrtime', type: 'hrtime', value: 123456789n }, { name: 'double', type: 'double', value: 2.5 },
-      { name: 'string', type: 'string', value: 'zfs:zroot/ROOT/default:' }, { name: 'empty', type: 'string', value: '' },
+      { name: 'boolean', type: 'boolean' },
+      { name: 'boolean_value', type: 'boolean_value', value: true },
+      { name: 'byte', type: 'byte', value: 200 },
+      { name: 'int8', type: 'int8', value: -5 },
+      { name: 'uint8', type: 'uint8', value: 250 },
+      { name: 'int16', type: 'int16', value: -300 },
+      { name: 'uint16', type: 'uint16', value: 65000 },
+      { name: 'int32', type: 'int32', value: -70000 },
+      { name: 'uint32', type: 'uint32', value: 4000000000 },
+      { name: 'int64', type: 'int64', value: -(1n << 40n) },
+      { name: 'uint64', type: 'uint64', value: (1n << 64n) - 1n },
+      { name: 'hrtime', type: 'hrtime', value: 123456789n },
+      { name: 'double', type: 'double', value: 2.5 },
+      { name: 'string', type: 'string', value: 'zfs:zroot/ROOT/default:' },
+      { name: 'empty', type: 'string', value: '' },
       { name: 'byte_array', type: 'byte_array', value: [1, 2, 3, 255, 0] },
-      { name: 'int8_array', type: 'int8_array', value: [-1, 2] }, { name: 'uint8_array', type: 'uint8_array', value: [1, 255] },
-      { name: 'int16_array', type: 'int16_array', value: [-2, 3] }, { name: 'uint16_array', type: 'uint16_array', value: [65535] },
-      { name: 'int32_array', type: 'int32_array', value: [-3] }, { name: 'uint32_array', type: 'uint32_array', value: [1, 2, 3] },
-      { name: 'int64_array', type: 'int64_array', value: [-4n, 5n] }, { name: 'uint64_array', type: 'uint64_array', value: [6n, 7n, 8n] },
+      { name: 'int8_array', type: 'int8_array', value: [-1, 2] },
+      { name: 'uint8_array', type: 'uint8_array', value: [1, 255] },
+      { name: 'int16_array', type: 'int16_array', value: [-2, 3] },
+      { name: 'uint16_array', type: 'uint16_array', value: [65535] },
+      { name: 'int32_array', type: 'int32_array', value: [-3] },
+      { name: 'uint32_array', type: 'uint32_array', value: [1, 2, 3] },
+      { name: 'int64_array', type: 'int64_array', value: [-4n, 5n] },
+      { name: 'uint64_array', type: 'uint64_array', value: [6n, 7n, 8n] },
       { name: 'boolean_array', type: 'boolean_array', value: [true, false] },
       { name: 'string_array', type: 'string_array', value: ['a', '', 'three'] },
       { name: 'nvlist', type: 'nvlist', value: nvlist([{ name: 'deeper', type: 'nvlist', value: inner }]) },
       { name: 'nvlist_array', type: 'nvlist_array', value: [inner, nvlist(), inner] },
       { name: 'empty_array', type: 'uint64_array', value: [] },
     ]);
-    const lists = [every, nvlist(), { version: 0, flags: 0, pairs: [{ name: 'dup', type: 'uint64', value: 1n }, { name: 'dup', type: 'uint64', value: 2n }] } as NvList];
+    const lists = [
+      every,
+      nvlist(),
+      {
+        version: 0,
+        flags: 0,
+        pairs: [
+          { name: 'dup', type: 'uint64', value: 1n },
+          { name: 'dup', type: 'uint64', value: 2n },
+        ],
+      } as NvList,
+    ];
     const packed = lists.map(encodeNvlist);
     libnvpairRepack(packed).forEach((r, i) => {
       expect(r, `list ${i}`).toBeDefined();
@@ -242,16 +287,36 @@ describe('zdb and libnvpair judge the labels we write', () => {
     if (!have) return ctx.skip();
     const u64 = (name: string, value: bigint) => ({ name, type: 'uint64' as const, value });
     const tree = nvlist([
-      { name: 'type', type: 'string', value: 'disk' }, u64('id', 0n), u64('guid', 4242424242424242n),
-      { name: 'path', type: 'string', value: '/dev/ada0p3' }, u64('metaslab_array', 256n), u64('metaslab_shift', 24n),
-      u64('ashift', 12n), u64('asize', 60n << 20n), u64('is_log', 0n), u64('create_txg', 4n),
+      { name: 'type', type: 'string', value: 'disk' },
+      u64('id', 0n),
+      u64('guid', 4242424242424242n),
+      { name: 'path', type: 'string', value: '/dev/ada0p3' },
+      u64('metaslab_array', 256n),
+      u64('metaslab_shift', 24n),
+      u64('ashift', 12n),
+      u64('asize', 60n << 20n),
+      u64('is_log', 0n),
+      u64('create_txg', 4n),
     ]);
     const config = nvlist([
-      u64('version', 5000n), { name: 'name', type: 'string', value: 'synth' }, u64('state', 1n), u64('txg', 77n),
-      u64('pool_guid', 1234567890123456789n), { name: 'hostname', type: 'string', value: 'builder' },
-      u64('top_guid', 4242424242424242n), u64('guid', 4242424242424242n), u64('vdev_children', 1n),
+      u64('version', 5000n),
+      { name: 'name', type: 'string', value: 'synth' },
+      u64('state', 1n),
+      u64('txg', 77n),
+      u64('pool_guid', 1234567890123456789n),
+      { name: 'hostname', type: 'string', value: 'builder' },
+      u64('top_guid', 4242424242424242n),
+      u64('guid', 4242424242424242n),
+      u64('vdev_children', 1n),
       { name: 'vdev_tree', type: 'nvlist', value: tree },
-      { name: 'features_for_read', type: 'nvlist', value: nvlist([{ name: 'com.delphix:hole_birth', type: 'boolean' }, { name: 'com.delphix:embedded_data', type: 'boolean' }]) },
+      {
+        name: 'features_for_read',
+        type: 'nvlist',
+        value: nvlist([
+          { name: 'com.delphix:hole_birth', type: 'boolean' },
+          { name: 'com.delphix:embedded_data', type: 'boolean' },
+        ]),
+      },
     ]);
     const bytes = new Uint8Array(64 << 20);
     const env = nvlist([{ name: 'version', type: 'uint64', value: 1n }]);

@@ -74,7 +74,8 @@ describe('scheme ebr: a bare EBR chain', () => {
       { output: disk, baseDir: dir },
     );
     const ours = (await inspectImage(chain)).table!.partitions;
-    const sfdisk: Array<{ node: string; start: number; size: number; type: string }> = JSON.parse(runPeerOk('sfdisk', ['--json', disk])).partitiontable.partitions;
+    const sfdisk: Array<{ node: string; start: number; size: number; type: string }> = JSON.parse(runPeerOk('sfdisk', ['--json', disk])).partitiontable
+      .partitions;
     const logicals = sfdisk.filter((p) => !/\D1$/.test(p.node)); // partition 1 is the extended entry
     expect(logicals.map((p) => [Number(/(\d+)$/.exec(p.node)![1]), p.start, p.size, Number.parseInt(p.type, 16)])).toEqual(
       ours.map((p, i) => [5 + i, extendedAt + p.firstLba, p.lastLba - p.firstLba + 1, Number.parseInt(p.rawType, 16)]),
@@ -88,11 +89,20 @@ describe('scheme ebr: a bare EBR chain', () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'boot.bin'), Buffer.alloc(446));
     const problemsOf = async (layout: Layout) => {
-      const err = await buildImage(layout, { output: join(dir, 'x.img'), baseDir: dir }).then(() => undefined, (e: unknown) => e);
+      const err = await buildImage(layout, { output: join(dir, 'x.img'), baseDir: dir }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(DiskmintError);
       return (err as DiskmintError).problems.join('\n');
     };
-    const flags = await problemsOf({ scheme: 'ebr', partitions: [{ type: 'freebsd', size: '1M', active: true }, { type: 'freebsd', size: '1M', logical: true }] });
+    const flags = await problemsOf({
+      scheme: 'ebr',
+      partitions: [
+        { type: 'freebsd', size: '1M', active: true },
+        { type: 'freebsd', size: '1M', logical: true },
+      ],
+    });
     expect(flags).toMatch(/partitions\[0\]\.active/);
     expect(flags).toMatch(/partitions\[1\]\.logical/);
     const tables = await problemsOf({ scheme: 'ebr', bootcode: 'boot.bin', diskSignature: 1, partitions: [{ type: 'freebsd', size: '1M' }] });

@@ -38,7 +38,14 @@ function fixCrcs(img: Uint8Array, ss: number, headerLba: number): void {
 }
 
 /** Write entry fields in both copies' arrays (slot is 1-based) and fix every CRC. */
-function editEntry(img: Uint8Array, spec: GptTablesSpec, slot: number, firstLba: number, lastLba: number, copies: Array<'primary' | 'backup'> = ['primary', 'backup']): void {
+function editEntry(
+  img: Uint8Array,
+  spec: GptTablesSpec,
+  slot: number,
+  firstLba: number,
+  lastLba: number,
+  copies: Array<'primary' | 'backup'> = ['primary', 'backup'],
+): void {
   const ss = spec.sectorSize;
   const dv = new DataView(img.buffer, img.byteOffset);
   const last = spec.totalSectors - 1;
@@ -61,8 +68,23 @@ function sampleSpec(sectorSize: number): GptTablesSpec {
     diskGuid: '5d2c0f3a-7b1e-4c9a-8f00-0123456789ab',
     partitions: [
       { typeGuid: GPT_TYPES.efi, guid: '11111111-2222-4333-8444-555555555501', firstLba: 64, lastLba: 191, attributes: 1n, name: 'efiboot0' },
-      { typeGuid: GPT_TYPES['freebsd-ufs'], guid: '11111111-2222-4333-8444-555555555502', firstLba: 192, lastLba: 1023, attributes: (1n << 59n) | (1n << 58n) | (1n << 50n), name: 'rootfs1 é' },
-      { index: 5, typeGuid: '0badc0de-0000-4000-8000-000000000005', guid: '11111111-2222-4333-8444-555555555505', firstLba: 1024, lastLba: 1100, attributes: 0n, name: '' },
+      {
+        typeGuid: GPT_TYPES['freebsd-ufs'],
+        guid: '11111111-2222-4333-8444-555555555502',
+        firstLba: 192,
+        lastLba: 1023,
+        attributes: (1n << 59n) | (1n << 58n) | (1n << 50n),
+        name: 'rootfs1 é',
+      },
+      {
+        index: 5,
+        typeGuid: '0badc0de-0000-4000-8000-000000000005',
+        guid: '11111111-2222-4333-8444-555555555505',
+        firstLba: 1024,
+        lastLba: 1100,
+        attributes: 0n,
+        name: '',
+      },
     ],
   };
 }
@@ -79,9 +101,42 @@ describe.each([512, 4096])('probeGpt on clean %i-byte-sector images', (ss) => {
     expect(t.firstUsableLba).toBe(ss === 512 ? 34 : 6);
     expect(t.lastUsableLba).toBe(spec.totalSectors - (ss === 512 ? 34 : 6));
     expect(t.partitions).toEqual([
-      { index: 1, typeName: 'efi', rawType: GPT_TYPES.efi, label: 'efiboot0', firstLba: 64, lastLba: 191, sizeBytes: 128 * ss, attributes: ['required'], attributesRaw: '0x0000000000000001', guid: '11111111-2222-4333-8444-555555555501' },
-      { index: 2, typeName: 'freebsd-ufs', rawType: GPT_TYPES['freebsd-ufs'], label: 'rootfs1 é', firstLba: 192, lastLba: 1023, sizeBytes: 832 * ss, attributes: ['bit50', 'bootonce', 'bootme'], attributesRaw: '0x0c04000000000000', guid: '11111111-2222-4333-8444-555555555502' },
-      { index: 5, typeName: '0badc0de-0000-4000-8000-000000000005', rawType: '0badc0de-0000-4000-8000-000000000005', label: '', firstLba: 1024, lastLba: 1100, sizeBytes: 77 * ss, attributes: [], attributesRaw: '0x0000000000000000', guid: '11111111-2222-4333-8444-555555555505' },
+      {
+        index: 1,
+        typeName: 'efi',
+        rawType: GPT_TYPES.efi,
+        label: 'efiboot0',
+        firstLba: 64,
+        lastLba: 191,
+        sizeBytes: 128 * ss,
+        attributes: ['required'],
+        attributesRaw: '0x0000000000000001',
+        guid: '11111111-2222-4333-8444-555555555501',
+      },
+      {
+        index: 2,
+        typeName: 'freebsd-ufs',
+        rawType: GPT_TYPES['freebsd-ufs'],
+        label: 'rootfs1 é',
+        firstLba: 192,
+        lastLba: 1023,
+        sizeBytes: 832 * ss,
+        attributes: ['bit50', 'bootonce', 'bootme'],
+        attributesRaw: '0x0c04000000000000',
+        guid: '11111111-2222-4333-8444-555555555502',
+      },
+      {
+        index: 5,
+        typeName: '0badc0de-0000-4000-8000-000000000005',
+        rawType: '0badc0de-0000-4000-8000-000000000005',
+        label: '',
+        firstLba: 1024,
+        lastLba: 1100,
+        sizeBytes: 77 * ss,
+        attributes: [],
+        attributesRaw: '0x0000000000000000',
+        guid: '11111111-2222-4333-8444-555555555505',
+      },
     ]);
   });
 
@@ -250,7 +305,10 @@ describe('probeGpt on mutated images never throws', () => {
     await fc.assert(
       fc.asyncProperty(
         fc.integer({ min: 0, max: 1 }),
-        fc.array(fc.record({ region: fc.integer({ min: 0, max: 3 }), offset: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }), { minLength: 1, maxLength: 12 }),
+        fc.array(fc.record({ region: fc.integer({ min: 0, max: 3 }), offset: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }), {
+          minLength: 1,
+          maxLength: 12,
+        }),
         fc.boolean(),
         fc.option(fc.nat(), { nil: undefined }),
         async (which, flips, fixHeaders, cut) => {

@@ -11,7 +11,15 @@ import { probeGpt } from '../../src/schemes/gpt/probe.js';
 import { gptNeedsRepair, readGptForEdit, writeGptAttributes } from '../../src/schemes/gpt/edit.js';
 
 async function gptImage(sectorSize: 512 | 4096, extraSectors = 0): Promise<Uint8Array> {
-  const layout = { scheme: 'gpt' as const, sectorSize, align: '4K', partitions: [{ type: 'freebsd-ufs', label: 'os1', size: '64K', attributes: ['bootme'] }, { type: 'freebsd-ufs', label: 'os2', size: '64K' }] };
+  const layout = {
+    scheme: 'gpt' as const,
+    sectorSize,
+    align: '4K',
+    partitions: [
+      { type: 'freebsd-ufs', label: 'os1', size: '64K', attributes: ['bootme'] },
+      { type: 'freebsd-ufs', label: 'os2', size: '64K' },
+    ],
+  };
   const plan = await planLayout(layout, { baseDir: '/', seed: 'gpt-read', path: '' });
   const img = new Uint8Array((plan.totalSectors + extraSectors) * sectorSize);
   for (const t of schemeHandler('gpt').encode(plan)) img.set(t.bytes, t.offset);

@@ -147,10 +147,14 @@ describe('probeMbr', () => {
 });
 
 const SLICE = 10240;
-function bsdImage(parts = [
-  { letter: 'a', offset: 16, size: 8192, fstype: 7 },
-  { letter: 'b', offset: 8208, size: 256, fstype: 1 },
-], totalSectors = SLICE, sliceSectors = SLICE): Uint8Array {
+function bsdImage(
+  parts = [
+    { letter: 'a', offset: 16, size: 8192, fstype: 7 },
+    { letter: 'b', offset: 8208, size: 256, fstype: 1 },
+  ],
+  totalSectors = SLICE,
+  sliceSectors = SLICE,
+): Uint8Array {
   const img = new Uint8Array(sliceSectors * 512);
   img.set(encodeBsdLabel({ sectorSize: 512, totalSectors, partitions: parts }), 0);
   return img;

@@ -15,7 +15,19 @@ function layout(sectorSize: 512 | 4096): Layout {
     size: '64M',
     partitions: [
       { type: 'fat16', size: '24M', active: true, contents: { fat: { from: 'boot', label: 'BOOT' } } },
-      { type: 'freebsd', size: '16M', contents: { image: { scheme: 'bsd', partitions: [{ type: '4.2BSD', size: '8M' }, { type: 'swap', size: '4M' }] } } },
+      {
+        type: 'freebsd',
+        size: '16M',
+        contents: {
+          image: {
+            scheme: 'bsd',
+            partitions: [
+              { type: '4.2BSD', size: '8M' },
+              { type: 'swap', size: '4M' },
+            ],
+          },
+        },
+      },
       { type: 'linux', size: '8M' },
     ],
   };
@@ -44,7 +56,10 @@ describe('MBR sector size', () => {
       expect(linux.sizeBytes).toBe(8 << 20);
 
       const verdict = await verifyImage(img, { expect: layoutPath });
-      expect(verdict.findings.filter((f) => f.severity === 'error'), JSON.stringify(verdict.findings)).toEqual([]);
+      expect(
+        verdict.findings.filter((f) => f.severity === 'error'),
+        JSON.stringify(verdict.findings),
+      ).toEqual([]);
       expect(verdict.ok).toBe(true);
       // Told the wrong size, the reading is different: the option still wins.
       const wrong = await inspectImage(img, { sectorSize: sectorSize === 512 ? 4096 : 512 });

@@ -14,11 +14,14 @@ import type { ByteSink } from '../../io/sink.js';
 import type { WriteContext } from '../types.js';
 import { writeNonZeroBlocks } from '../block-layout.js';
 import { compressedBlocks, type CompressedBlocksOptions } from '../compressed-blocks.js';
+import { entriesToBytes, geometry, qcow2Header, refcountBlock, refcountTable, type Geometry, type Qcow2WriteSettings } from './tables.js';
 import {
-  entriesToBytes, geometry, qcow2Header, refcountBlock, refcountTable, type Geometry, type Qcow2WriteSettings,
-} from './tables.js';
-import {
-  QCOW2_COMPRESSED_SECTOR, QCOW2_COMPRESSION, encodeCompressedDescriptor, encodeL1Entry, encodeL2Standard, refcountLayout,
+  QCOW2_COMPRESSED_SECTOR,
+  QCOW2_COMPRESSION,
+  encodeCompressedDescriptor,
+  encodeL1Entry,
+  encodeL2Standard,
+  refcountLayout,
 } from '../../../formats/containers/qcow2.js';
 
 /** 16-bit refcounts (refcount_order 4, "Host cluster management"): the largest count a cluster can hold. */

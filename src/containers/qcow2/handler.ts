@@ -9,9 +9,20 @@ import { readInto, type DiskReader } from '../../model/disk-reader.js';
 import { FormatError, fail } from '../../../formats/common/errors.js';
 import { DiskmintError } from '../../model/errors.js';
 import {
-  QCOW2_COMPRESSION, QCOW2_HEADER_PROBE_BYTES, QCOW2_INCOMPAT, QCOW2_KNOWN_INCOMPAT_BITS, QCOW2_MAGIC,
-  decodeL1Entry, decodeL2Entry, l2EntriesPerTable, decodeQcow2Extensions, decodeQcow2Header, validateQcow2Layout,
-  type Qcow2Extensions, type Qcow2Header, type Qcow2L2Entry,
+  QCOW2_COMPRESSION,
+  QCOW2_HEADER_PROBE_BYTES,
+  QCOW2_INCOMPAT,
+  QCOW2_KNOWN_INCOMPAT_BITS,
+  QCOW2_MAGIC,
+  decodeL1Entry,
+  decodeL2Entry,
+  l2EntriesPerTable,
+  decodeQcow2Extensions,
+  decodeQcow2Header,
+  validateQcow2Layout,
+  type Qcow2Extensions,
+  type Qcow2Header,
+  type Qcow2L2Entry,
 } from '../../../formats/containers/qcow2.js';
 import { zstdDecompress } from '../compress.js';
 import type { ContainerHandler, ContainerReader, OpenContext } from '../types.js';
@@ -36,10 +47,12 @@ function featureName(ext: Qcow2Extensions, bit: number): string {
 /** Refuse what we cannot read faithfully (qcow2 spec, "Header": incompatible_features, crypt_method, backing file). */
 function checkSupported(h: Qcow2Header, ext: Qcow2Extensions, cluster0: Uint8Array, ctx: OpenContext): void {
   const unknown = h.incompatibleFeatures.filter((b) => b >= QCOW2_KNOWN_INCOMPAT_BITS);
-  if (unknown.length) throw fail('qcow2', 'BAD_VALUE', `unknown incompatible feature ${unknown.map((b) => featureName(ext, b)).join(', ')}: cannot open ${ctx.path}`);
+  if (unknown.length)
+    throw fail('qcow2', 'BAD_VALUE', `unknown incompatible feature ${unknown.map((b) => featureName(ext, b)).join(', ')}: cannot open ${ctx.path}`);
   if (h.incompatibleFeatures.includes(QCOW2_INCOMPAT.extendedL2)) throw fail('qcow2', 'BAD_VALUE', 'extended L2 entries (subclusters) are not supported');
   if (h.incompatibleFeatures.includes(QCOW2_INCOMPAT.externalData)) {
-    if (!ctx.allowExternalData) throw fail('qcow2', 'BAD_VALUE', `image uses an external data file (${ext.externalDataFile ?? 'unnamed'}); external data files are refused`);
+    if (!ctx.allowExternalData)
+      throw fail('qcow2', 'BAD_VALUE', `image uses an external data file (${ext.externalDataFile ?? 'unnamed'}); external data files are refused`);
     if (ext.externalDataFile === undefined) throw fail('qcow2', 'BAD_VALUE', 'external data file bit is set but the image names no data file');
   }
   if (h.cryptMethod !== 0) throw fail('qcow2', 'BAD_VALUE', `encrypted images (crypt_method ${h.cryptMethod}) are not supported`);
@@ -47,9 +60,13 @@ function checkSupported(h: Qcow2Header, ext: Qcow2Extensions, cluster0: Uint8Arr
     // The name (not NUL-terminated, at most 1023 bytes) normally sits in the first cluster ("Header", bytes 8-19).
     const end = h.backingFileOffset + Math.min(h.backingFileSize, 1023);
     const name = end <= cluster0.length ? `"${new TextDecoder().decode(cluster0.subarray(h.backingFileOffset, end))}"` : '(name outside the header cluster)';
-    throw fail('qcow2', 'BAD_VALUE', ctx.allowBacking
-      ? `image has a backing file ${name}; backing chains are not supported yet (flatten it with qemu-img convert first)`
-      : `image has a backing file ${name}; backing files are refused`);
+    throw fail(
+      'qcow2',
+      'BAD_VALUE',
+      ctx.allowBacking
+        ? `image has a backing file ${name}; backing chains are not supported yet (flatten it with qemu-img convert first)`
+        : `image has a backing file ${name}; backing files are refused`,
+    );
   }
 }
 
@@ -171,14 +188,17 @@ class Qcow2Reader implements ContainerReader {
       // "The offset field in the Standard Cluster Descriptor must match the guest offset and neither
       // compressed clusters nor internal snapshots are supported" (qcow2 spec, incompatible bit 2).
       if (e.kind === 'compressed') throw fail('qcow2', 'BAD_VALUE', `guest cluster ${c} is compressed, which an external data file does not allow`);
-      if (e.kind === 'normal' && e.hostOffset !== c * this.cs) throw fail('qcow2', 'BAD_VALUE', `guest cluster ${c} maps to ${e.hostOffset} in the external data file, not to its own offset`);
+      if (e.kind === 'normal' && e.hostOffset !== c * this.cs)
+        throw fail('qcow2', 'BAD_VALUE', `guest cluster ${c} maps to ${e.hostOffset} in the external data file, not to its own offset`);
     } else if (e.kind === 'normal') {
       if (e.hostOffset % this.cs !== 0) throw fail('qcow2', 'BAD_VALUE', `data cluster offset ${e.hostOffset} (guest cluster ${c}) is not cluster aligned`);
       if (e.hostOffset < this.cs) throw fail('qcow2', 'BAD_VALUE', `data cluster of guest cluster ${c} points into the header cluster`);
-      if (e.hostOffset >= this.file.size) throw fail('qcow2', 'TRUNCATED', `data cluster at ${e.hostOffset} (guest cluster ${c}) lies past the end of the file`);
+      if (e.hostOffset >= this.file.size)
+        throw fail('qcow2', 'TRUNCATED', `data cluster at ${e.hostOffset} (guest cluster ${c}) lies past the end of the file`);
     } else if (e.kind === 'compressed') {
       if (e.hostOffset < this.cs) throw fail('qcow2', 'BAD_VALUE', `compressed cluster of guest cluster ${c} points into the header cluster`);
-      if (e.hostOffset >= this.file.size) throw fail('qcow2', 'TRUNCATED', `compressed cluster at ${e.hostOffset} (guest cluster ${c}) lies past the end of the file`);
+      if (e.hostOffset >= this.file.size)
+        throw fail('qcow2', 'TRUNCATED', `compressed cluster at ${e.hostOffset} (guest cluster ${c}) lies past the end of the file`);
     }
     return e;
   }
@@ -192,7 +212,8 @@ class Qcow2Reader implements ContainerReader {
     try {
       if (this.h.compressionType === QCOW2_COMPRESSION.zstd) {
         const frame = zstdFrameExtent(packed);
-        if (frame.contentSize !== this.cs) throw fail('qcow2', 'BAD_VALUE', `zstd frame declares ${frame.contentSize ?? 'no'} content size, not one cluster (${this.cs})`);
+        if (frame.contentSize !== this.cs)
+          throw fail('qcow2', 'BAD_VALUE', `zstd frame declares ${frame.contentSize ?? 'no'} content size, not one cluster (${this.cs})`);
         data = await zstdDecompress(packed.subarray(0, frame.length), this.cs);
       } else {
         // Raw deflate (qemu: windowBits -12); data after the end of the stream is the next cluster's.
@@ -222,7 +243,7 @@ class Qcow2Reader implements ContainerReader {
       target.fill(0, n); // a short read at the end of the file reads as zeros
       pending = undefined;
     };
-    for (let at = start; at < end; ) {
+    for (let at = start; at < end;) {
       const c = Math.floor(at / this.cs);
       const within = at - c * this.cs;
       const n = Math.min(end - at, this.cs - within);

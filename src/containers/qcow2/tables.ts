@@ -5,7 +5,12 @@
 import { DiskmintError } from '../../model/errors.js';
 import type { VirtualDisk } from '../../model/extents.js';
 import {
-  QCOW2_FEATURE_NAMES, QCOW2_MAX_L1_BYTES, encodeQcow2Header, l1EntriesFor, l2EntriesPerTable, refcountsPerBlock,
+  QCOW2_FEATURE_NAMES,
+  QCOW2_MAX_L1_BYTES,
+  encodeQcow2Header,
+  l1EntriesFor,
+  l2EntriesPerTable,
+  refcountsPerBlock,
 } from '../../../formats/containers/qcow2.js';
 
 export interface Qcow2WriteSettings {
@@ -28,7 +33,10 @@ export function geometry(disk: VirtualDisk, s: Qcow2WriteSettings): Geometry {
   const virtualSize = Math.ceil(disk.size / 512) * 512;
   const l1Size = l1EntriesFor(virtualSize, s.clusterBits);
   if (l1Size * 8 > QCOW2_MAX_L1_BYTES) {
-    throw new DiskmintError('BAD_ARGUMENT', `a ${disk.size}-byte disk needs an L1 table larger than qemu's 32 MiB limit with ${cs}-byte clusters; choose a larger cluster_size`);
+    throw new DiskmintError(
+      'BAD_ARGUMENT',
+      `a ${disk.size}-byte disk needs an L1 table larger than qemu's 32 MiB limit with ${cs}-byte clusters; choose a larger cluster_size`,
+    );
   }
   // An empty disk has no L1 table at all (offset 0), as qemu-img create writes it.
   return { cs, l2Entries: l2EntriesPerTable(s.clusterBits), l1Size, l1Clusters: Math.ceil((l1Size * 8) / cs), virtualSize };
@@ -68,8 +76,14 @@ function encodeL2StandardPlain(offset: number): [number, number] {
 
 export function qcow2Header(s: Qcow2WriteSettings, g: Geometry, refcountTableCluster: number, tableClusters: number): Uint8Array {
   return encodeQcow2Header({
-    version: s.version, clusterBits: s.clusterBits, size: g.virtualSize, l1Size: g.l1Size, l1TableOffset: g.l1Size ? g.cs : 0,
-    refcountTableOffset: refcountTableCluster * g.cs, refcountTableClusters: tableClusters, compressionType: s.compressionType,
+    version: s.version,
+    clusterBits: s.clusterBits,
+    size: g.virtualSize,
+    l1Size: g.l1Size,
+    l1TableOffset: g.l1Size ? g.cs : 0,
+    refcountTableOffset: refcountTableCluster * g.cs,
+    refcountTableClusters: tableClusters,
+    compressionType: s.compressionType,
     featureNames: s.version === 3 ? QCOW2_FEATURE_NAMES : undefined,
   });
 }

@@ -20,11 +20,14 @@ import { READ_CHUNK } from '../blocks.js';
 import { scanNonZeroBlocks, twoPassProgress, writeListedBlocks } from '../block-layout.js';
 import { parseByteSize } from '../../model/size.js';
 import { writeQcow2DataFirst } from './data-first.js';
+import { entriesToBytes, geometry, qcow2Header, refcountBlock, refcountTable, type Qcow2WriteSettings } from './tables.js';
 import {
-  entriesToBytes, geometry, qcow2Header, refcountBlock, refcountTable, type Qcow2WriteSettings,
-} from './tables.js';
-import {
-  QCOW2_COMPRESSION, QCOW2_MAX_CLUSTER_BITS, QCOW2_MIN_CLUSTER_BITS, encodeL1Entry, encodeL2Standard, refcountLayout,
+  QCOW2_COMPRESSION,
+  QCOW2_MAX_CLUSTER_BITS,
+  QCOW2_MIN_CLUSTER_BITS,
+  encodeL1Entry,
+  encodeL2Standard,
+  refcountLayout,
 } from '../../../formats/containers/qcow2.js';
 
 export type { Qcow2WriteSettings } from './tables.js';
@@ -39,7 +42,8 @@ const bad = (message: string) => new DiskmintError('BAD_ARGUMENT', message);
 /** Validate `-o` options and the compression request into writer settings. */
 export function qcow2WriteSettings(options: Readonly<Record<string, string>>, compress: WriteContext['compress']): Qcow2WriteSettings {
   for (const key of Object.keys(options)) {
-    if (!(QCOW2_OPTION_KEYS as readonly string[]).includes(key)) throw bad(`qcow2 does not support option "${key}" (supported: ${QCOW2_OPTION_KEYS.join(', ')})`);
+    if (!(QCOW2_OPTION_KEYS as readonly string[]).includes(key))
+      throw bad(`qcow2 does not support option "${key}" (supported: ${QCOW2_OPTION_KEYS.join(', ')})`);
   }
   const compat = (options.compat ?? '1.1').toLowerCase();
   let version: 2 | 3;
@@ -52,17 +56,21 @@ export function qcow2WriteSettings(options: Readonly<Record<string, string>>, co
   if (!Number.isInteger(clusterBits) || clusterBits < QCOW2_MIN_CLUSTER_BITS || clusterBits > QCOW2_MAX_CLUSTER_BITS) {
     throw bad(`qcow2 option cluster_size="${options.cluster_size}" must be a power of two from 512 to 2M`);
   }
-  if (options.refcount_bits !== undefined && options.refcount_bits !== '16') throw bad(`qcow2 option refcount_bits="${options.refcount_bits}": only 16 is supported`);
-  if (options.preallocation !== undefined && options.preallocation !== 'off') throw bad(`qcow2 option preallocation="${options.preallocation}": only off is supported`);
+  if (options.refcount_bits !== undefined && options.refcount_bits !== '16')
+    throw bad(`qcow2 option refcount_bits="${options.refcount_bits}": only 16 is supported`);
+  if (options.preallocation !== undefined && options.preallocation !== 'off')
+    throw bad(`qcow2 option preallocation="${options.preallocation}": only off is supported`);
 
   let compressionType: number = QCOW2_COMPRESSION.zlib;
   const typeOption = options.compression_type?.toLowerCase();
-  if (typeOption !== undefined && typeOption !== 'zlib' && typeOption !== 'zstd') throw bad(`qcow2 option compression_type="${options.compression_type}" must be zlib or zstd`);
+  if (typeOption !== undefined && typeOption !== 'zlib' && typeOption !== 'zstd')
+    throw bad(`qcow2 option compression_type="${options.compression_type}" must be zlib or zstd`);
   if (typeOption !== undefined && compress?.algorithm !== undefined && (compress.algorithm === 'zstd') !== (typeOption === 'zstd')) {
     throw bad(`compression ${compress.algorithm} conflicts with qcow2 option compression_type=${typeOption}`);
   }
   if (typeOption === 'zstd' || (typeOption === undefined && compress?.algorithm === 'zstd')) compressionType = QCOW2_COMPRESSION.zstd;
-  if (compressionType === QCOW2_COMPRESSION.zstd && version === 2) throw bad('zstd compression needs qcow2 compat=1.1 (version 3); compat=0.10 supports only zlib');
+  if (compressionType === QCOW2_COMPRESSION.zstd && version === 2)
+    throw bad('zstd compression needs qcow2 compat=1.1 (version 3); compat=0.10 supports only zlib');
   return { version, clusterBits, compressionType };
 }
 /** Gathers small writes into pieces of about 1 MiB (one sink.write each). */

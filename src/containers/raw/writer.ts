@@ -160,7 +160,7 @@ async function writeRawToStream(disk: VirtualDisk, sink: ByteSink): Promise<RawW
   try {
     for (const run of disk.runs()) {
       await sink.skip(run.offset - sink.position); // zeros up to the run
-      for (let done = 0; done < run.length; ) {
+      for (let done = 0; done < run.length;) {
         const n = Math.min(CHUNK, run.length - done);
         const chunk = new Uint8Array(n); // a fresh buffer: the stream may hold it
         await readRunInto(run, done, chunk, files);

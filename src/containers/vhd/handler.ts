@@ -155,25 +155,32 @@ async function openVhd(file: DiskReader): Promise<ContainerReader> {
     ...base,
     subformat: 'dynamic',
     read: (offset, len, into) =>
-      readThroughBlocks(size, bs, offset, len, async (i, within, data) => {
-        const e = bat[i];
-        if (e === VHD_BAT_UNUSED) return;
-        const n = data.length;
-        const blockAt = e * VHD_SECTOR;
-        if ((await readInto(file, blockAt + bitmapBytes + within, data)) !== n) throw fail('vhd', 'TRUNCATED', `VHD block ${i} is cut short`);
-        // VHD spec "Sector Bitmap": bit 7 of byte 0 is the block's first sector; a clear bit
-        // means the sector holds no data (zeros here, the parent's data for differencing).
-        const s0 = Math.floor(within / VHD_SECTOR);
-        const s1 = Math.floor((within + n - 1) / VHD_SECTOR);
-        const bitmap = await file.read(blockAt + (s0 >> 3), (s1 >> 3) - (s0 >> 3) + 1);
-        for (let s = s0; s <= s1; s++) {
-          const byte = bitmap[(s >> 3) - (s0 >> 3)] ?? 0;
-          if (byte & (0x80 >> (s & 7))) continue;
-          const a = Math.max(within, s * VHD_SECTOR) - within;
-          const b = Math.min(within + n, (s + 1) * VHD_SECTOR) - within;
-          data.fill(0, a, b);
-        }
-      }, into),
+      readThroughBlocks(
+        size,
+        bs,
+        offset,
+        len,
+        async (i, within, data) => {
+          const e = bat[i];
+          if (e === VHD_BAT_UNUSED) return;
+          const n = data.length;
+          const blockAt = e * VHD_SECTOR;
+          if ((await readInto(file, blockAt + bitmapBytes + within, data)) !== n) throw fail('vhd', 'TRUNCATED', `VHD block ${i} is cut short`);
+          // VHD spec "Sector Bitmap": bit 7 of byte 0 is the block's first sector; a clear bit
+          // means the sector holds no data (zeros here, the parent's data for differencing).
+          const s0 = Math.floor(within / VHD_SECTOR);
+          const s1 = Math.floor((within + n - 1) / VHD_SECTOR);
+          const bitmap = await file.read(blockAt + (s0 >> 3), (s1 >> 3) - (s0 >> 3) + 1);
+          for (let s = s0; s <= s1; s++) {
+            const byte = bitmap[(s >> 3) - (s0 >> 3)] ?? 0;
+            if (byte & (0x80 >> (s & 7))) continue;
+            const a = Math.max(within, s * VHD_SECTOR) - within;
+            const b = Math.min(within + n, (s + 1) * VHD_SECTOR) - within;
+            data.fill(0, a, b);
+          }
+        },
+        into,
+      ),
     allocatedRanges() {
       const used = function* () {
         for (let i = 0; i < needed; i++) if (bat[i] !== VHD_BAT_UNUSED) yield i;

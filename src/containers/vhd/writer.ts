@@ -136,7 +136,10 @@ export async function writeVhd(disk: VirtualDisk, sink: ByteSink, ctx: WriteCont
   await sink.write(footer);
   await sink.write(encodeVhdDynamicHeader({ tableOffset, maxTableEntries: entries, blockSize: bs }));
   await writeTablesAndBlocks(disk, sink, {
-    blockSize: bs, dataStart, prefix: bitmap, onProgress: progress,
+    blockSize: bs,
+    dataStart,
+    prefix: bitmap,
+    onProgress: progress,
     async writeTables(stored, put) {
       const bat = new Uint8Array(batBytes).fill(0xff); // 0xFFFFFFFF: block not present
       const batView = new DataView(bat.buffer);

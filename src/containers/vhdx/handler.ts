@@ -76,7 +76,11 @@ async function checkLog(file: DiskReader, h: VhdxHeader): Promise<void> {
     const chunk = await readExact(file, h.logOffset + at, MIB, 'log');
     for (let e = 0; e < MIB; e += 4096) {
       if (isLogEntryFor(chunk, e, h.logGuid)) {
-        throw fail('vhdx', 'BAD_VALUE', 'VHDX log holds entries that need replaying, which diskmint does not support (open the image read-write in qemu-img or Hyper-V first)');
+        throw fail(
+          'vhdx',
+          'BAD_VALUE',
+          'VHDX log holds entries that need replaying, which diskmint does not support (open the image read-write in qemu-img or Hyper-V first)',
+        );
       }
     }
   }

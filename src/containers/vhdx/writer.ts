@@ -124,7 +124,14 @@ export async function writeVhdx(disk: VirtualDisk, sink: ByteSink, ctx: WriteCon
     { guid: BAT_REGION, fileOffset: batOffset, length: batLength, required: true },
     { guid: METADATA_REGION, fileOffset: metadataOffset, length: MIB, required: true },
   ]);
-  const metadata = encodeMetadataRegion({ blockSize: bs, leaveBlocksAllocated: fixed, virtualSize: size, diskId, logicalSectorSize: lss, physicalSectorSize: lss });
+  const metadata = encodeMetadataRegion({
+    blockSize: bs,
+    leaveBlocksAllocated: fixed,
+    virtualSize: size,
+    diskId,
+    logicalSectorSize: lss,
+    physicalSectorSize: lss,
+  });
 
   // 2.5: payload entries FULLY_PRESENT (6) or NOT_PRESENT (0); sector bitmap entries stay 0.
   const batFor = (present: Iterable<[block: number, fileOffset: number]>): Uint8Array => {
@@ -151,7 +158,9 @@ export async function writeVhdx(disk: VirtualDisk, sink: ByteSink, ctx: WriteCon
   } else {
     // Dynamic: the non-zero blocks back to back (the same bytes to a file and a pipe).
     await writeTablesAndBlocks(disk, sink, {
-      blockSize: bs, dataStart: payloadStart, onProgress,
+      blockSize: bs,
+      dataStart: payloadStart,
+      onProgress,
       writeTables: (stored, put) => put(batFor(stored.map((block, k) => [block, payloadStart + k * bs])), batOffset),
     });
   }

@@ -10,8 +10,18 @@ import { readInto, type DiskReader } from '../../model/disk-reader.js';
 import type { ContainerHandler, ContainerReader, OpenContext } from '../types.js';
 import { unionOfRanges } from '../blocks.js';
 import {
-  FLAG_MARKERS, FLAG_ZEROED_GRAIN_GTE, GRAIN_MARKER_SIZE, SECTOR, decodeU32Table, gdEntryCount, hasSparseMagic,
-  isCompressed, decodeMarker, decodeSparseHeader, decodeStreamFooter, type SparseHeader,
+  FLAG_MARKERS,
+  FLAG_ZEROED_GRAIN_GTE,
+  GRAIN_MARKER_SIZE,
+  SECTOR,
+  decodeU32Table,
+  gdEntryCount,
+  hasSparseMagic,
+  isCompressed,
+  decodeMarker,
+  decodeSparseHeader,
+  decodeStreamFooter,
+  type SparseHeader,
 } from '../../../formats/containers/vmdk.js';
 import { CID_NOPARENT, MAX_DESCRIPTOR_BYTES, isSafeExtentName, decodeDescriptor, type Descriptor } from '../../../formats/containers/vmdk-descriptor.js';
 import { OPTION_KEYS, parseWriteOptions, writeMonolithicFlat, writeMonolithicSparse, writeSplitSparse, writeStreamOptimized } from './writer.js';
@@ -74,7 +84,8 @@ class SparseExtent implements Extent {
     }
     const entries = gdEntryCount(h);
     const gdAt = (h.gdOffset as number) * SECTOR;
-    if (entries > 0 && gdAt + entries * 4 > file.size) throw fail('vmdk', 'TRUNCATED', `${name}: grain directory at sector ${h.gdOffset} lies past the end of the file`);
+    if (entries > 0 && gdAt + entries * 4 > file.size)
+      throw fail('vmdk', 'TRUNCATED', `${name}: grain directory at sector ${h.gdOffset} lies past the end of the file`);
     const gd = entries ? decodeU32Table(await file.read(gdAt, entries * 4), entries) : new Uint32Array(0);
     for (let t = 0; t < entries; t++) {
       if (gd[t] !== 0 && gd[t] * SECTOR + h.numGTEsPerGT * 4 > file.size) {
@@ -113,7 +124,8 @@ class SparseExtent implements Extent {
       const m = decodeMarker(await this.file.read(at, 16));
       if (m.kind !== 'grain') throw fail('vmdk', 'BAD_VALUE', `${this.name}: grain ${g} points at a metadata marker, not a grain marker`);
       if (m.size > maxCompressed) throw fail('vmdk', 'TOO_LARGE', `${this.name}: compressed grain ${g} claims ${m.size} bytes (grain is ${this.grainBytes})`);
-      if (m.lba !== g * this.h.grainSize) throw fail('vmdk', 'BAD_VALUE', `${this.name}: grain marker at sector ${sector} says LBA ${m.lba}, expected ${g * this.h.grainSize}`);
+      if (m.lba !== g * this.h.grainSize)
+        throw fail('vmdk', 'BAD_VALUE', `${this.name}: grain marker at sector ${sector} says LBA ${m.lba}, expected ${g * this.h.grainSize}`);
       data = await this.file.read(at + GRAIN_MARKER_SIZE, m.size);
       if (data.length < m.size) throw fail('vmdk', 'TRUNCATED', `${this.name}: compressed grain ${g} runs past the end of the file`);
     } else {
@@ -135,7 +147,7 @@ class SparseExtent implements Extent {
   }
 
   async readInto(offset: number, out: Uint8Array): Promise<void> {
-    for (let done = 0; done < out.length; ) {
+    for (let done = 0; done < out.length;) {
       const pos = offset + done;
       const g = Math.floor(pos / this.grainBytes);
       const inGrain = pos - g * this.grainBytes;
@@ -171,7 +183,8 @@ class SparseExtent implements Extent {
 
 function flatExtent(start: number, length: number, file: DiskReader, fileOffset: number): Extent {
   return {
-    start, length,
+    start,
+    length,
     async readInto(offset, out) {
       out.fill(0, await readInto(file, fileOffset + offset, out));
     },
@@ -186,7 +199,14 @@ function flatExtent(start: number, length: number, file: DiskReader, fileOffset:
 }
 
 function zeroExtent(start: number, length: number): Extent {
-  return { start, length, async readInto(_o, out) { out.fill(0); }, async *ranges() {} };
+  return {
+    start,
+    length,
+    async readInto(_o, out) {
+      out.fill(0);
+    },
+    async *ranges() {},
+  };
 }
 
 async function readDescriptorBytes(file: DiskReader, at: number, max: number): Promise<Uint8Array> {
@@ -231,7 +251,8 @@ async function openExtents(d: Descriptor, ctx: OpenContext, opened: DiskReader[]
     if (line.type === 'ZERO') extents.push(zeroExtent(start, length));
     else {
       if (!isSafeExtentName(line.file)) throw fail('vmdk', 'BAD_VALUE', `extent file "${line.file}" is outside the descriptor's folder`);
-      if (line.type !== 'FLAT' && line.type !== 'VMFS' && line.type !== 'SPARSE') throw fail('vmdk', 'BAD_VALUE', `extent type ${line.type} ("${line.file}") is not supported`);
+      if (line.type !== 'FLAT' && line.type !== 'VMFS' && line.type !== 'SPARSE')
+        throw fail('vmdk', 'BAD_VALUE', `extent type ${line.type} ("${line.file}") is not supported`);
       const f = await ctx.openSibling(line.file);
       opened.push(f);
       if (line.type === 'SPARSE') {
@@ -263,7 +284,14 @@ function detailsOf(createType: string, d: Descriptor | undefined, extents: Exten
   return out;
 }
 
-function containerReader(file: DiskReader, extents: Extent[], createType: string, d: Descriptor | undefined, opened: DiskReader[], parent?: ContainerReader): ContainerReader {
+function containerReader(
+  file: DiskReader,
+  extents: Extent[],
+  createType: string,
+  d: Descriptor | undefined,
+  opened: DiskReader[],
+  parent?: ContainerReader,
+): ContainerReader {
   const size = extents.reduce((s, e) => s + e.length, 0);
   for (const e of extents) e.parent = parent;
   async function* own() {
@@ -322,7 +350,8 @@ async function openAt(file: DiskReader, ctx: OpenContext, depth: number): Promis
         if (text.some((b) => b !== 0)) d = decodeDescriptor(text);
       }
       parent = await openParent(d, ctx, depth);
-      if (h.capacity === 0 && d && d.extents.length > 0) extents = await openExtents(d, ctx, opened); // descriptor-only sparse header
+      if (h.capacity === 0 && d && d.extents.length > 0)
+        extents = await openExtents(d, ctx, opened); // descriptor-only sparse header
       else extents = [await SparseExtent.open(file, 0, h.capacity * SECTOR, ctx.path)];
     } else {
       if (file.size > MAX_DESCRIPTOR_BYTES) throw fail('vmdk', 'TOO_LARGE', `descriptor file of ${file.size} bytes exceeds ${MAX_DESCRIPTOR_BYTES}`);

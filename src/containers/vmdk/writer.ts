@@ -24,9 +24,23 @@ import { allocatedBlocks } from '../blocks.js';
 import { writeInPlace, writeTablesAndBlocks } from '../block-layout.js';
 import { compressedBlocks, type CompressedBlocksOptions } from '../compressed-blocks.js';
 import {
-  COMPRESSION_DEFLATE, COMPRESSION_NONE, FLAG_COMPRESSED, FLAG_MARKERS, FLAG_REDUNDANT_GT, FLAG_VALID_NEWLINE_TEST,
-  MARKER_FOOTER, MARKER_GD, MARKER_GT, SECTOR, encodeGrainMarker, encodeMetadataMarker, encodeSparseHeader,
-  encodeU32Table, gdSectors as gdSectorsOf, gtSectors as gtSectorsOf, type SparseHeader,
+  COMPRESSION_DEFLATE,
+  COMPRESSION_NONE,
+  FLAG_COMPRESSED,
+  FLAG_MARKERS,
+  FLAG_REDUNDANT_GT,
+  FLAG_VALID_NEWLINE_TEST,
+  MARKER_FOOTER,
+  MARKER_GD,
+  MARKER_GT,
+  SECTOR,
+  encodeGrainMarker,
+  encodeMetadataMarker,
+  encodeSparseHeader,
+  encodeU32Table,
+  gdSectors as gdSectorsOf,
+  gtSectors as gtSectorsOf,
+  type SparseHeader,
 } from '../../../formats/containers/vmdk.js';
 import { descriptorGeometry, encodeDescriptor, type ExtentLine } from '../../../formats/containers/vmdk-descriptor.js';
 
@@ -52,7 +66,8 @@ export const OPTION_KEYS = ['subformat', 'adapter_type', 'hwversion', 'toolsvers
 
 export function parseWriteOptions(options: Readonly<Record<string, string>>): VmdkWriteOptions {
   for (const k of Object.keys(options)) {
-    if (!(OPTION_KEYS as readonly string[]).includes(k)) throw new DiskmintError('BAD_ARGUMENT', `vmdk: unknown option "${k}" (known: ${OPTION_KEYS.join(', ')})`);
+    if (!(OPTION_KEYS as readonly string[]).includes(k))
+      throw new DiskmintError('BAD_ARGUMENT', `vmdk: unknown option "${k}" (known: ${OPTION_KEYS.join(', ')})`);
   }
   const subformat = options.subformat ?? 'monolithicSparse';
   if (!(SUBFORMATS as readonly string[]).includes(subformat)) {
@@ -61,13 +76,15 @@ export function parseWriteOptions(options: Readonly<Record<string, string>>): Vm
   const adapterType = options.adapter_type ?? 'ide';
   if (!ADAPTERS.includes(adapterType)) throw new DiskmintError('BAD_ARGUMENT', `vmdk: adapter_type "${adapterType}" is not one of ${ADAPTERS.join(', ')}`);
   const compat6 = options.compat6;
-  if (compat6 !== undefined && !['on', 'off', 'true', 'false'].includes(compat6)) throw new DiskmintError('BAD_ARGUMENT', `vmdk: compat6 must be on or off, not "${compat6}"`);
+  if (compat6 !== undefined && !['on', 'off', 'true', 'false'].includes(compat6))
+    throw new DiskmintError('BAD_ARGUMENT', `vmdk: compat6 must be on or off, not "${compat6}"`);
   const six = compat6 === 'on' || compat6 === 'true';
   if (six && options.hwversion !== undefined) throw new DiskmintError('BAD_ARGUMENT', 'vmdk: compat6 cannot be combined with hwversion');
   const hwVersion = options.hwversion ?? (six ? '6' : '4');
   if (!/^\d{1,3}$/.test(hwVersion)) throw new DiskmintError('BAD_ARGUMENT', `vmdk: hwversion "${hwVersion}" is not a number`);
   const toolsVersion = options.toolsversion ?? '2147483647'; // qemu-img's default: "not installed"
-  if (!/^\d{1,10}$/.test(toolsVersion) || Number(toolsVersion) > 0x7fffffff) throw new DiskmintError('BAD_ARGUMENT', `vmdk: toolsversion "${toolsVersion}" is not a number`);
+  if (!/^\d{1,10}$/.test(toolsVersion) || Number(toolsVersion) > 0x7fffffff)
+    throw new DiskmintError('BAD_ARGUMENT', `vmdk: toolsversion "${toolsVersion}" is not a number`);
   return { subformat: subformat as VmdkWriteOptions['subformat'], adapterType, hwVersion, toolsVersion };
 }
 
@@ -85,7 +102,12 @@ function layoutCid(subformat: string, size: number, grains: readonly number[]): 
 
 function descriptorText(o: VmdkWriteOptions, createType: string, sizeBytes: number, cid: number, extents: ExtentLine[]): string {
   return encodeDescriptor({
-    cid, createType, extents, hwVersion: o.hwVersion, adapterType: o.adapterType, toolsVersion: o.toolsVersion,
+    cid,
+    createType,
+    extents,
+    hwVersion: o.hwVersion,
+    adapterType: o.adapterType,
+    toolsVersion: o.toolsVersion,
     ...descriptorGeometry(sizeBytes, o.adapterType),
   });
 }
@@ -168,9 +190,18 @@ async function writeSparseExtent(
   const overHead = Math.ceil((gdOffset + gdSecs + gtCount * gtSecs) / GRAIN_SECTORS) * GRAIN_SECTORS;
   checkSectors(overHead + allocatedBlocks(disk, GRAIN_BYTES).length * GRAIN_SECTORS, 'monolithicSparse');
   const header: SparseHeader = {
-    version: 1, flags: FLAG_VALID_NEWLINE_TEST | FLAG_REDUNDANT_GT, capacity, grainSize: GRAIN_SECTORS,
-    descriptorOffset: 1, descriptorSize: DESC_SECTORS, numGTEsPerGT: GTES_PER_GT, rgdOffset, gdOffset, overHead,
-    uncleanShutdown: false, compressAlgorithm: COMPRESSION_NONE,
+    version: 1,
+    flags: FLAG_VALID_NEWLINE_TEST | FLAG_REDUNDANT_GT,
+    capacity,
+    grainSize: GRAIN_SECTORS,
+    descriptorOffset: 1,
+    descriptorSize: DESC_SECTORS,
+    numGTEsPerGT: GTES_PER_GT,
+    rgdOffset,
+    gdOffset,
+    overHead,
+    uncleanShutdown: false,
+    compressAlgorithm: COMPRESSION_NONE,
   };
   const start = sink.position;
   const tables = { dirs: [rgdOffset, gdOffset], gtCount, gdSecs, gtSecs, overHead };
@@ -229,9 +260,18 @@ export async function writeStreamOptimized(disk: VirtualDisk, sink: ByteSink, ct
   const gtSecs = gtSectorsOf(GTES_PER_GT);
   const overHead = GRAIN_SECTORS; // header, descriptor, padding to the first grain
   const header: SparseHeader = {
-    version: 3, flags: FLAG_VALID_NEWLINE_TEST | FLAG_COMPRESSED | FLAG_MARKERS, capacity, grainSize: GRAIN_SECTORS,
-    descriptorOffset: 1, descriptorSize: DESC_SECTORS, numGTEsPerGT: GTES_PER_GT, rgdOffset: 0, gdOffset: 'end', overHead,
-    uncleanShutdown: false, compressAlgorithm: COMPRESSION_DEFLATE,
+    version: 3,
+    flags: FLAG_VALID_NEWLINE_TEST | FLAG_COMPRESSED | FLAG_MARKERS,
+    capacity,
+    grainSize: GRAIN_SECTORS,
+    descriptorOffset: 1,
+    descriptorSize: DESC_SECTORS,
+    numGTEsPerGT: GTES_PER_GT,
+    rgdOffset: 0,
+    gdOffset: 'end',
+    overHead,
+    uncleanShutdown: false,
+    compressAlgorithm: COMPRESSION_DEFLATE,
   };
   const cid = layoutCid('streamOptimized', disk.size, allocatedBlocks(disk, GRAIN_BYTES));
   const desc = descriptorText(o, 'streamOptimized', capacity * SECTOR, cid, [

@@ -214,7 +214,9 @@ function minimumSectors(root: PlannedDir, s: Settings): number {
   let hi = Math.min(limit, Math.max(16, Math.ceil(bytes / s.sectorSize)));
   while (!tryFit(hi)) {
     if (hi >= limit) {
-      throw invalid(`no FAT${s.bits === 'auto' ? '' : s.bits} volume with ${s.sectorSize}-byte sectors can hold this tree (${bytes} bytes of data and directories)`);
+      throw invalid(
+        `no FAT${s.bits === 'auto' ? '' : s.bits} volume with ${s.sectorSize}-byte sectors can hold this tree (${bytes} bytes of data and directories)`,
+      );
     }
     lo = hi;
     hi = Math.min(limit, Math.ceil(hi * 1.25) + 16);
@@ -259,7 +261,9 @@ export async function buildFatVolume(tree: FatTreeNode, opts: FatBuildOptions = 
   const g = geometryFor(totalSectors, s);
   const cb = clusterBytes(g);
   if (g.bits !== 32 && root.entryCount > g.rootEntries) {
-    throw invalid(`the root folder needs ${root.entryCount} directory entries; this FAT${g.bits} root holds ${g.rootEntries} (use FAT32 or fewer names in the root)`);
+    throw invalid(
+      `the root folder needs ${root.entryCount} directory entries; this FAT${g.bits} root holds ${g.rootEntries} (use FAT32 or fewer names in the root)`,
+    );
   }
   const needed = clustersNeeded(root, cb, g.bits);
   if (needed > g.clusters) {
@@ -269,7 +273,9 @@ export async function buildFatVolume(tree: FatTreeNode, opts: FatBuildOptions = 
     } catch {
       // no size fits with these options: the message below still says why
     }
-    throw invalid(`a ${g.totalSectors * g.sectorSize}-byte FAT${g.bits} volume is too small: the tree needs ${needed} clusters of ${cb} bytes, the volume has ${g.clusters}${hint}`);
+    throw invalid(
+      `a ${g.totalSectors * g.sectorSize}-byte FAT${g.bits} volume is too small: the tree needs ${needed} clusters of ${cb} bytes, the volume has ${g.clusters}${hint}`,
+    );
   }
   return emitVolume(root, g, {
     label,
@@ -329,7 +335,14 @@ function emitVolume(root: PlannedDir, g: FatGeometry, m: { label?: string; oemNa
       if (c.short.longName !== undefined) at += encodeLongEntries(bytes, at, c.short.longName, c.short.name11) * DIR_ENTRY_BYTES;
       const node = c.node;
       if (c.dir) {
-        put({ name11: c.short.name11, ntCase: c.short.ntCase, attr: ATTR_DIRECTORY, cluster: dirCluster.get(c.dir) ?? 0, size: 0, mtime: node.mtime ?? m.when });
+        put({
+          name11: c.short.name11,
+          ntCase: c.short.ntCase,
+          attr: ATTR_DIRECTORY,
+          cluster: dirCluster.get(c.dir) ?? 0,
+          size: 0,
+          mtime: node.mtime ?? m.when,
+        });
       } else if (node.kind === 'file') {
         const first = fileCluster.get(node) ?? 0;
         put({ name11: c.short.name11, ntCase: c.short.ntCase, attr: ATTR_ARCHIVE, cluster: first, size: node.size, mtime: node.mtime ?? m.when });

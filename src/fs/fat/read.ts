@@ -106,7 +106,7 @@ export async function openFat(disk: DiskReader): Promise<FatReader> {
     if (cluster === 0 && !rootIsChain) return readExact(rootDirSector(g) * ss, Math.min(g.rootEntries * DIR_ENTRY_BYTES, MAX_DIR_BYTES));
     const clusters = chain(cluster === 0 ? boot.rootCluster : cluster, Math.ceil(MAX_DIR_BYTES / cb), what);
     const out = new Uint8Array(clusters.length * cb);
-    for (let i = 0; i < clusters.length; ) {
+    for (let i = 0; i < clusters.length;) {
       let n = 1;
       while (i + n < clusters.length && clusters[i + n] === clusters[i] + n) n++;
       out.set(await readExact(clusterOffset(clusters[i]), n * cb), i * cb);
@@ -149,7 +149,16 @@ export async function openFat(disk: DiskReader): Promise<FatReader> {
     }
     return current;
   };
-  const rootEntry = (): FatDirEntry => ({ name: '', shortName: '', path: '/', isDirectory: true, size: 0, firstCluster: 0, attributes: ATTR_DIRECTORY, mtime: new Date(0) });
+  const rootEntry = (): FatDirEntry => ({
+    name: '',
+    shortName: '',
+    path: '/',
+    isDirectory: true,
+    size: 0,
+    firstCluster: 0,
+    attributes: ATTR_DIRECTORY,
+    mtime: new Date(0),
+  });
 
   async function* readFile(path: string): AsyncGenerator<Uint8Array> {
     const e = await resolve(path);
@@ -247,7 +256,8 @@ export async function openFat(disk: DiskReader): Promise<FatReader> {
       const copy = await readExact(fatOffset(k), fatLen);
       if (!Buffer.from(copy).equals(Buffer.from(first))) add('FAT_MISMATCH', 'error', `FAT ${k + 1} differs from FAT 1`);
     }
-    if ((fat[0] & 0xff) !== g.media) add('MEDIA_MISMATCH', 'warning', `FAT[0] holds media 0x${(fat[0] & 0xff).toString(16)}, the BPB 0x${g.media.toString(16)}`);
+    if ((fat[0] & 0xff) !== g.media)
+      add('MEDIA_MISMATCH', 'warning', `FAT[0] holds media 0x${(fat[0] & 0xff).toString(16)}, the BPB 0x${g.media.toString(16)}`);
     // 0 unowned, 1 owned by an earlier chain, 2 owned by the chain being walked.
     const owner = new Uint8Array(g.clusters + 2);
     const claim = (start: number, what: string): number => {
@@ -301,8 +311,10 @@ export async function openFat(disk: DiskReader): Promise<FatReader> {
       }
       if (cluster !== 0) {
         const [dot, dotdot] = entries;
-        if (!dot || dot.shortName !== '.' || !(dot.attr & ATTR_DIRECTORY) || dot.cluster !== cluster) add('BAD_DOT', 'error', `${path}: first entry is not '.' pointing at cluster ${cluster}`);
-        if (!dotdot || dotdot.shortName !== '..' || !(dotdot.attr & ATTR_DIRECTORY) || dotdot.cluster !== parent) add('BAD_DOTDOT', 'error', `${path}: second entry is not '..' pointing at cluster ${parent}`);
+        if (!dot || dot.shortName !== '.' || !(dot.attr & ATTR_DIRECTORY) || dot.cluster !== cluster)
+          add('BAD_DOT', 'error', `${path}: first entry is not '.' pointing at cluster ${cluster}`);
+        if (!dotdot || dotdot.shortName !== '..' || !(dotdot.attr & ATTR_DIRECTORY) || dotdot.cluster !== parent)
+          add('BAD_DOTDOT', 'error', `${path}: second entry is not '..' pointing at cluster ${parent}`);
       }
       const names = new Set<string>();
       for (const raw of entries) {
@@ -345,11 +357,13 @@ export async function openFat(disk: DiskReader): Promise<FatReader> {
     if (g.bits === 32 && boot.fsInfoSector > 0 && boot.fsInfoSector < g.reservedSectors) {
       const info = decodeFsInfo(await readExact(boot.fsInfoSector * ss, 512));
       if (!info) add('FSINFO_SIGNATURE', 'warning', `FSInfo sector ${boot.fsInfoSector} lacks its signatures`);
-      else if (info.freeCount !== 0xffffffff && info.freeCount !== free) add('FSINFO_FREE', 'warning', `FSInfo says ${info.freeCount} free clusters, the FAT has ${free}`);
+      else if (info.freeCount !== 0xffffffff && info.freeCount !== free)
+        add('FSINFO_FREE', 'warning', `FSInfo says ${info.freeCount} free clusters, the FAT has ${free}`);
     }
     if (g.bits === 32 && boot.backupBootSector > 0 && boot.backupBootSector < g.reservedSectors) {
       const backup = await readExact(boot.backupBootSector * ss, 512);
-      if (!Buffer.from(backup).equals(Buffer.from(head))) add('BACKUP_BOOT', 'warning', `the backup boot sector ${boot.backupBootSector} differs from the boot sector`);
+      if (!Buffer.from(backup).equals(Buffer.from(head)))
+        add('BACKUP_BOOT', 'warning', `the backup boot sector ${boot.backupBootSector} differs from the boot sector`);
     }
     return problems;
   };
@@ -372,4 +386,3 @@ export async function openFat(disk: DiskReader): Promise<FatReader> {
     check,
   };
 }
-

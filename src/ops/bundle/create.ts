@@ -20,8 +20,15 @@ import type { DiskReader } from '../../model/disk-reader.js';
 import { createCompressor, mapOrdered, type CompressionKind } from '../../containers/compress.js';
 import { loadPrivateKey, signBytes } from '../sign.js';
 import {
-  MAX_RECORD_BYTES, MIN_BLOCK_SIZE, bundleExtents, decodeManifest, encodeHeader, encodeManifest, encodeRecordHeader,
-  type BundleCompression, type BundleManifest,
+  MAX_RECORD_BYTES,
+  MIN_BLOCK_SIZE,
+  bundleExtents,
+  decodeManifest,
+  encodeHeader,
+  encodeManifest,
+  encodeRecordHeader,
+  type BundleCompression,
+  type BundleManifest,
 } from './format.js';
 import { checkOutputTarget } from '../../io/output-target.js';
 
@@ -60,7 +67,8 @@ interface PlainRecord {
   data: Uint8Array;
 }
 
-const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean =>
+  a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
 
 /**
  * The records to store, in order, read window by window. Full: every window whole. Delta: runs
@@ -68,7 +76,12 @@ const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.leng
  * Hashes the new image and the base (all of it) on the way. Delta runs are copied out of the
  * window (slice), since posting a view to a zstd worker would clone the whole 1 MiB buffer.
  */
-async function* planRecords(next: DiskReader, base: DiskReader | undefined, blockSize: number, hashes: { next: Hash; base?: Hash }): AsyncGenerator<PlainRecord> {
+async function* planRecords(
+  next: DiskReader,
+  base: DiskReader | undefined,
+  blockSize: number,
+  hashes: { next: Hash; base?: Hash },
+): AsyncGenerator<PlainRecord> {
   let baseHashed = 0;
   for (let at = 0; at < next.size; at += MAX_RECORD_BYTES) {
     const want = Math.min(MAX_RECORD_BYTES, next.size - at);
@@ -102,7 +115,7 @@ async function* planRecords(next: DiskReader, base: DiskReader | undefined, bloc
 export async function createBundle(opts: CreateBundleOptions): Promise<CreateBundleResult> {
   const compression = opts.compression ?? 'zstd';
   const level = opts.level ?? DEFAULT_LEVEL[compression];
-  const blockSize = opts.base ? opts.blockSize ?? DEFAULT_DELTA_BLOCK : MAX_RECORD_BYTES;
+  const blockSize = opts.base ? (opts.blockSize ?? DEFAULT_DELTA_BLOCK) : MAX_RECORD_BYTES;
   if (blockSize < MIN_BLOCK_SIZE || blockSize > MAX_RECORD_BYTES || blockSize & (blockSize - 1)) {
     throw new DiskmintError('BAD_ARGUMENT', `block size ${blockSize} must be a power of two from ${MIN_BLOCK_SIZE} to ${MAX_RECORD_BYTES}`);
   }
@@ -112,7 +125,15 @@ export async function createBundle(opts: CreateBundleOptions): Promise<CreateBun
   const created = opts.created ?? sourceDateEpoch() ?? 0;
 
   const next = (await openDisk(opts.from)).reader;
-  const base = opts.base ? await openDisk(opts.base).then((d) => d.reader, async (err) => { await next.close(); throw err; }) : undefined;
+  const base = opts.base
+    ? await openDisk(opts.base).then(
+        (d) => d.reader,
+        async (err) => {
+          await next.close();
+          throw err;
+        },
+      )
+    : undefined;
   const compressor = createCompressor({ threads: opts.threads });
   const kind: CompressionKind = compression === 'zstd' ? 'zstd' : 'zlib';
   let output: AtomicOutput | undefined;
@@ -128,7 +149,10 @@ export async function createBundle(opts: CreateBundleOptions): Promise<CreateBun
     const stored = createHash('sha256');
     let storedSize = 0;
     let records = 0;
-    const compressed = mapOrdered(planRecords(next, base, blockSize, hashes), compressor.concurrency, async (r) => ({ r, z: await compressor.compress(r.data, kind, level) }));
+    const compressed = mapOrdered(planRecords(next, base, blockSize, hashes), compressor.concurrency, async (r) => ({
+      r,
+      z: await compressor.compress(r.data, kind, level),
+    }));
     for await (const { r, z } of compressed) {
       const head = encodeRecordHeader({ offset: r.offset, length: r.data.length, storedLength: z.length });
       stored.update(head).update(z);
@@ -141,10 +165,21 @@ export async function createBundle(opts: CreateBundleOptions): Promise<CreateBun
 
     // 2. The manifest, its signature, then header + manifest + signature + records.
     const manifest: BundleManifest = {
-      format: 'diskmint-bundle', formatVersion: 1, kind: base ? 'delta' : 'full', version: opts.version ?? '', created,
-      payloadSize: next.size, payloadSha256: hashes.next.digest('hex'), targetSlotSize: Math.ceil(next.size / 512) * 512,
-      baseSize: base?.size, baseSha256: hashes.base?.digest('hex'),
-      compression, blockSize, records, storedSize, storedSha256: stored.digest('hex'),
+      format: 'diskmint-bundle',
+      formatVersion: 1,
+      kind: base ? 'delta' : 'full',
+      version: opts.version ?? '',
+      created,
+      payloadSize: next.size,
+      payloadSha256: hashes.next.digest('hex'),
+      targetSlotSize: Math.ceil(next.size / 512) * 512,
+      baseSize: base?.size,
+      baseSha256: hashes.base?.digest('hex'),
+      compression,
+      blockSize,
+      records,
+      storedSize,
+      storedSha256: stored.digest('hex'),
     };
     const manifestBytes = encodeManifest(manifest);
     decodeManifest(manifestBytes); // the reader's checks, applied to what we write

@@ -30,7 +30,6 @@
 import { fail } from '../../../formats/common/errors.js';
 import { canonicalJson } from '../sign.js';
 
-
 export const BUNDLE_MAGIC = 'DMBUNDLE';
 export const BUNDLE_CONTAINER_VERSION = 1;
 export const HEADER_BYTES = 64;
@@ -93,15 +92,19 @@ export function encodeHeader(h: BundleHeader): Uint8Array {
 
 export function decodeHeader(bytes: Uint8Array): BundleHeader {
   if (bytes.length < HEADER_BYTES) throw fail('dmb', 'TRUNCATED', `bundle is ${bytes.length} bytes, shorter than its ${HEADER_BYTES}-byte header`);
-  if (new TextDecoder('latin1').decode(bytes.subarray(0, 8)) !== BUNDLE_MAGIC) throw fail('dmb', 'BAD_MAGIC', `not a diskmint update bundle (no "${BUNDLE_MAGIC}" magic)`);
+  if (new TextDecoder('latin1').decode(bytes.subarray(0, 8)) !== BUNDLE_MAGIC)
+    throw fail('dmb', 'BAD_MAGIC', `not a diskmint update bundle (no "${BUNDLE_MAGIC}" magic)`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
   const version = view.getUint32(8, true);
-  if (version !== BUNDLE_CONTAINER_VERSION) throw fail('dmb', 'BAD_VALUE', `bundle container version ${version}; this diskmint reads version ${BUNDLE_CONTAINER_VERSION}`);
+  if (version !== BUNDLE_CONTAINER_VERSION)
+    throw fail('dmb', 'BAD_VALUE', `bundle container version ${version}; this diskmint reads version ${BUNDLE_CONTAINER_VERSION}`);
   if (view.getUint32(12, true) !== HEADER_BYTES) throw fail('dmb', 'BAD_VALUE', `bundle header length ${view.getUint32(12, true)}, expected ${HEADER_BYTES}`);
   const manifestLength = view.getUint32(16, true);
-  if (manifestLength < 2 || manifestLength > MAX_MANIFEST_BYTES) throw fail('dmb', 'TOO_LARGE', `bundle manifest length ${manifestLength} is outside 2..${MAX_MANIFEST_BYTES}`);
+  if (manifestLength < 2 || manifestLength > MAX_MANIFEST_BYTES)
+    throw fail('dmb', 'TOO_LARGE', `bundle manifest length ${manifestLength} is outside 2..${MAX_MANIFEST_BYTES}`);
   const signatureLength = view.getUint32(20, true);
-  if (signatureLength !== 0 && signatureLength !== SIGNATURE_BYTES) throw fail('dmb', 'BAD_VALUE', `bundle signature length ${signatureLength}; an Ed25519 signature is ${SIGNATURE_BYTES} bytes`);
+  if (signatureLength !== 0 && signatureLength !== SIGNATURE_BYTES)
+    throw fail('dmb', 'BAD_VALUE', `bundle signature length ${signatureLength}; an Ed25519 signature is ${SIGNATURE_BYTES} bytes`);
   const stored = view.getBigUint64(24, true);
   if (stored > BigInt(Number.MAX_SAFE_INTEGER)) throw fail('dmb', 'TOO_LARGE', `bundle payload length ${stored} is too large`);
   for (let i = 32; i < HEADER_BYTES; i++) if (bytes[i] !== 0) throw fail('dmb', 'BAD_VALUE', `bundle header byte ${i} is reserved and must be zero`);
@@ -120,7 +123,23 @@ export function encodeManifest(m: BundleManifest): Uint8Array {
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
-const KEYS = new Set(['format', 'formatVersion', 'kind', 'version', 'created', 'payloadSize', 'payloadSha256', 'targetSlotSize', 'baseSize', 'baseSha256', 'compression', 'blockSize', 'records', 'storedSize', 'storedSha256']);
+const KEYS = new Set([
+  'format',
+  'formatVersion',
+  'kind',
+  'version',
+  'created',
+  'payloadSize',
+  'payloadSha256',
+  'targetSlotSize',
+  'baseSize',
+  'baseSha256',
+  'compression',
+  'blockSize',
+  'records',
+  'storedSize',
+  'storedSha256',
+]);
 
 /** Parse and check a manifest: every field, its bounds, and that the bytes are canonical. */
 export function decodeManifest(bytes: Uint8Array): BundleManifest {
@@ -136,7 +155,8 @@ export function decodeManifest(bytes: Uint8Array): BundleManifest {
   for (const k of Object.keys(m)) if (!KEYS.has(k)) throw fail('dmb', 'BAD_VALUE', `bundle manifest has an unknown field "${k}"`);
   const int = (k: string, min = 0, max = Number.MAX_SAFE_INTEGER): number => {
     const v = m[k];
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) throw fail('dmb', 'BAD_VALUE', `bundle manifest field ${k} must be an integer in ${min}..${max}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max)
+      throw fail('dmb', 'BAD_VALUE', `bundle manifest field ${k} must be an integer in ${min}..${max}`);
     return v;
   };
   const hex = (k: string): string => {
@@ -144,16 +164,29 @@ export function decodeManifest(bytes: Uint8Array): BundleManifest {
     return m[k] as string;
   };
   if (m.kind !== 'full' && m.kind !== 'delta') throw fail('dmb', 'BAD_VALUE', `bundle kind ${JSON.stringify(m.kind)}; expected full or delta`);
-  if (m.compression !== 'zstd' && m.compression !== 'zlib') throw fail('dmb', 'BAD_VALUE', `bundle compression ${JSON.stringify(m.compression)}; expected zstd or zlib`);
-  if (typeof m.version !== 'string' || m.version.length > 256) throw fail('dmb', 'BAD_VALUE', 'bundle manifest version must be a string of at most 256 characters');
+  if (m.compression !== 'zstd' && m.compression !== 'zlib')
+    throw fail('dmb', 'BAD_VALUE', `bundle compression ${JSON.stringify(m.compression)}; expected zstd or zlib`);
+  if (typeof m.version !== 'string' || m.version.length > 256)
+    throw fail('dmb', 'BAD_VALUE', 'bundle manifest version must be a string of at most 256 characters');
   const blockSize = int('blockSize', MIN_BLOCK_SIZE, MAX_RECORD_BYTES);
   if (blockSize & (blockSize - 1)) throw fail('dmb', 'BAD_VALUE', `bundle block size ${blockSize} is not a power of two`);
   const out: BundleManifest = {
-    format: 'diskmint-bundle', formatVersion: 1, kind: m.kind, version: m.version, created: int('created'),
-    payloadSize: int('payloadSize', 1), payloadSha256: hex('payloadSha256'), targetSlotSize: int('targetSlotSize', 1),
-    compression: m.compression, blockSize, records: int('records'), storedSize: int('storedSize'), storedSha256: hex('storedSha256'),
+    format: 'diskmint-bundle',
+    formatVersion: 1,
+    kind: m.kind,
+    version: m.version,
+    created: int('created'),
+    payloadSize: int('payloadSize', 1),
+    payloadSha256: hex('payloadSha256'),
+    targetSlotSize: int('targetSlotSize', 1),
+    compression: m.compression,
+    blockSize,
+    records: int('records'),
+    storedSize: int('storedSize'),
+    storedSha256: hex('storedSha256'),
   };
-  if (out.targetSlotSize < out.payloadSize) throw fail('dmb', 'BAD_VALUE', `bundle target slot size ${out.targetSlotSize} is smaller than its image (${out.payloadSize})`);
+  if (out.targetSlotSize < out.payloadSize)
+    throw fail('dmb', 'BAD_VALUE', `bundle target slot size ${out.targetSlotSize} is smaller than its image (${out.payloadSize})`);
   if (out.kind === 'delta') {
     out.baseSize = int('baseSize', 1);
     out.baseSha256 = hex('baseSha256');
@@ -164,7 +197,8 @@ export function decodeManifest(bytes: Uint8Array): BundleManifest {
   if (out.records > maxRecords || (out.kind === 'full' && out.records < Math.ceil(out.payloadSize / MAX_RECORD_BYTES))) {
     throw fail('dmb', 'BAD_VALUE', `bundle claims ${out.records} records for a ${out.payloadSize}-byte image`);
   }
-  if (out.storedSize < out.records * RECORD_HEADER_BYTES) throw fail('dmb', 'BAD_VALUE', `bundle payload of ${out.storedSize} bytes cannot hold ${out.records} records`);
+  if (out.storedSize < out.records * RECORD_HEADER_BYTES)
+    throw fail('dmb', 'BAD_VALUE', `bundle payload of ${out.storedSize} bytes cannot hold ${out.records} records`);
   const canonical = canonicalJson(out);
   if (canonical !== new TextDecoder().decode(bytes)) throw fail('dmb', 'BAD_VALUE', 'bundle manifest is not in canonical form (sorted keys, no whitespace)');
   return out;

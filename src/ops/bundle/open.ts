@@ -14,8 +14,16 @@ import { zstdDecompress } from '../../containers/compress.js';
 import { loadPublicKey, verifyBytes } from '../sign.js';
 import { formatBytes } from '../../model/size.js';
 import {
-  HEADER_BYTES, RECORD_HEADER_BYTES, bundleExtents, decodeHeader, decodeManifest, decodeRecordHeader, zstdContentSize,
-  type BundleHeader, type BundleManifest, type RecordHeader,
+  HEADER_BYTES,
+  RECORD_HEADER_BYTES,
+  bundleExtents,
+  decodeHeader,
+  decodeManifest,
+  decodeRecordHeader,
+  zstdContentSize,
+  type BundleHeader,
+  type BundleManifest,
+  type RecordHeader,
 } from './format.js';
 
 export interface OpenBundleOptions {
@@ -81,7 +89,11 @@ const WINDOW = 4 << 20;
 class Cursor {
   private buf: Uint8Array = new Uint8Array(0);
   private bufAt = 0;
-  constructor(private readonly fh: FileHandle, public pos: number, private readonly end: number) {}
+  constructor(
+    private readonly fh: FileHandle,
+    public pos: number,
+    private readonly end: number,
+  ) {}
 
   async take(n: number): Promise<Uint8Array> {
     if (this.pos < this.bufAt || this.pos + n > this.bufAt + this.buf.length) {
@@ -106,7 +118,7 @@ function checkSize(path: string, header: BundleHeader, size: number): void {
 
 async function hashStored(fh: FileHandle, from: number, to: number): Promise<string> {
   const h = createHash('sha256');
-  for (let at = from; at < to; ) {
+  for (let at = from; at < to;) {
     const chunk = await readAt(fh, at, Math.min(WINDOW, to - at));
     if (!chunk.length) break;
     h.update(chunk);
@@ -116,7 +128,8 @@ async function hashStored(fh: FileHandle, from: number, to: number): Promise<str
 }
 
 export async function openBundle(path: string, opts: OpenBundleOptions = {}): Promise<OpenedBundle> {
-  if (opts.requireSignature && !opts.pubkey) throw new DiskmintError('BAD_ARGUMENT', 'a signature is required but no public key was given to check it (--pubkey KEY.pub)');
+  if (opts.requireSignature && !opts.pubkey)
+    throw new DiskmintError('BAD_ARGUMENT', 'a signature is required but no public key was given to check it (--pubkey KEY.pub)');
   const key = opts.pubkey ? await loadPublicKey(opts.pubkey) : undefined;
   const fh = await openFile(path);
   try {
@@ -135,14 +148,27 @@ export async function openBundle(path: string, opts: OpenBundleOptions = {}): Pr
       }
     }
     const manifest = wrap(path, () => decodeManifest(manifestBytes));
-    if (manifest.storedSize !== header.storedLength) throw refuse(path, `the header says the payload is ${header.storedLength} bytes, the manifest ${manifest.storedSize}`);
+    if (manifest.storedSize !== header.storedLength)
+      throw refuse(path, `the header says the payload is ${header.storedLength} bytes, the manifest ${manifest.storedSize}`);
     if (opts.checkPayload !== false) {
       const got = await hashStored(fh, ext.stored, ext.fileSize);
       if (got !== manifest.storedSha256) {
-        throw refuse(path, `the payload is corrupt: its sha256 is ${got.slice(0, 12)}, the ${key ? 'signed ' : ''}manifest says ${manifest.storedSha256.slice(0, 12)}`);
+        throw refuse(
+          path,
+          `the payload is corrupt: its sha256 is ${got.slice(0, 12)}, the ${key ? 'signed ' : ''}manifest says ${manifest.storedSha256.slice(0, 12)}`,
+        );
       }
     }
-    return { path, manifest, manifestBytes, signature, signed, verified: key !== undefined, fileSize: size, payload: () => streamPayload(path, header, manifest) };
+    return {
+      path,
+      manifest,
+      manifestBytes,
+      signature,
+      signed,
+      verified: key !== undefined,
+      fileSize: size,
+      payload: () => streamPayload(path, header, manifest),
+    };
   } finally {
     await fh.close();
   }
@@ -217,8 +243,10 @@ export function bundleTargetCheck(m: BundleManifest, slotSizeBytes: number, curr
   }
   if (m.kind !== 'delta') return undefined;
   const baseSize = m.baseSize ?? 0;
-  if (baseSize > slotSizeBytes) return `this delta update applies to a ${formatBytes(baseSize)} base image, larger than the slot (${formatBytes(slotSizeBytes)}): the slot cannot hold its base`;
-  if (currentBaseSha256 === undefined) return `this is a delta update: the slot's first ${baseSize} bytes must be hashed and compared with its base before it applies`;
+  if (baseSize > slotSizeBytes)
+    return `this delta update applies to a ${formatBytes(baseSize)} base image, larger than the slot (${formatBytes(slotSizeBytes)}): the slot cannot hold its base`;
+  if (currentBaseSha256 === undefined)
+    return `this is a delta update: the slot's first ${baseSize} bytes must be hashed and compared with its base before it applies`;
   if (currentBaseSha256.toLowerCase() !== m.baseSha256) {
     return `this delta update applies only to the base image with sha256 ${m.baseSha256?.slice(0, 12)} (${baseSize} bytes), but the slot's first ${baseSize} bytes hash to ${currentBaseSha256.slice(0, 12)}: write a full bundle instead, or the delta made from this slot's image`;
   }

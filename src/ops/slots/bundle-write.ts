@@ -48,7 +48,8 @@ export async function isBundleFile(path: string): Promise<boolean> {
 export async function openCheckedBundle(from: string, opts: BundleWriteOptions): Promise<OpenedBundle> {
   if (opts.requireSignature && !opts.pubkey) throw new DiskmintError('BAD_ARGUMENT', '--require-signature needs --pubkey KEY.pub to check the signature with');
   const bundle = await openBundle(from, { pubkey: opts.pubkey, requireSignature: opts.requireSignature || opts.pubkey !== undefined });
-  if ((opts.pubkey || opts.requireSignature) && !bundle.verified) throw new DiskmintError('INPUT', `${from}: the signature does not verify with ${opts.pubkey}`);
+  if ((opts.pubkey || opts.requireSignature) && !bundle.verified)
+    throw new DiskmintError('INPUT', `${from}: the signature does not verify with ${opts.pubkey}`);
   return bundle;
 }
 
@@ -110,6 +111,9 @@ async function dryRunPayload(editor: ImageEditor, bundle: OpenedBundle, target: 
   }
   if (at < m.payloadSize) await updateWithRange(image, editor.disk, target.offset + at, m.payloadSize - at);
   if (image.digest('hex') !== m.payloadSha256) {
-    throw new DiskmintError('INPUT', `${bundle.path}: the slot would not hold the bundle's image (its sha256 would differ from the manifest's payloadSha256); nothing was written`);
+    throw new DiskmintError(
+      'INPUT',
+      `${bundle.path}: the slot would not hold the bundle's image (its sha256 would differ from the manifest's payloadSha256); nothing was written`,
+    );
   }
 }

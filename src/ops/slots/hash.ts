@@ -12,7 +12,7 @@ export async function hashRange(disk: DiskReader, offset: number, length: number
 
 /** Feed `length` bytes of `disk` from `offset` into `h` (fewer when the disk ends first). */
 export async function updateWithRange(h: Hash, disk: DiskReader, offset: number, length: number): Promise<void> {
-  for (let done = 0; done < length; ) {
+  for (let done = 0; done < length;) {
     const chunk = await disk.read(offset + done, Math.min(HASH_CHUNK, length - done));
     if (!chunk.length) break;
     h.update(chunk);

@@ -11,17 +11,28 @@ export interface SimulationReport {
 }
 
 export function parseOutcomes(text: string): BootOutcome[] {
-  const out = text.split(',').map((s) => s.trim()).filter(Boolean);
+  const out = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const o of out) if (o !== 'ok' && o !== 'fail' && o !== 'crash') throw new DiskmintError('BAD_ARGUMENT', `--outcomes: "${o}" is not ok, fail or crash`);
   if (!out.length) throw new DiskmintError('BAD_ARGUMENT', '--outcomes needs at least one of ok, fail, crash');
   return out as BootOutcome[];
 }
 
-export async function slotSimulate(path: string, outcomes: BootOutcome[], opts: { bootStageFails?: number; confirm?: boolean } = {}): Promise<SimulationReport> {
+export async function slotSimulate(
+  path: string,
+  outcomes: BootOutcome[],
+  opts: { bootStageFails?: number; confirm?: boolean } = {},
+): Promise<SimulationReport> {
   const { reader } = await openDisk(path);
   try {
     const { slots } = await slotTable(reader);
-    if (!slots.oneTimeBoot) throw new DiskmintError('BAD_ARGUMENT', `slot simulate plays FreeBSD gptboot's choice: ${slots.noOneTimeBoot?.bootonce ?? 'this image has no one-time boot'}`);
+    if (!slots.oneTimeBoot)
+      throw new DiskmintError(
+        'BAD_ARGUMENT',
+        `slot simulate plays FreeBSD gptboot's choice: ${slots.noOneTimeBoot?.bootonce ?? 'this image has no one-time boot'}`,
+      );
     const entries = await slots.oneTimeBoot.entries(reader);
     const report: SimulationReport = { steps: simulateBoots(entries, outcomes, { confirm: opts.confirm ?? true }) };
     if (opts.bootStageFails !== undefined) report.bootStages = simulateBootStageFallback(entries, opts.bootStageFails);

@@ -78,8 +78,15 @@ export async function slotStatus(path: string, opts: { hash?: boolean } & Editor
     for (const s of view.slots) {
       const fs = await detectFilesystem(sliceDiskReader(reader, s.offset, s.sizeBytes));
       slots.push({
-        index: s.index, label: s.label, type: s.type, attributes: s.attributes, firstLba: s.firstLba, sizeBytes: s.sizeBytes,
-        sha256: await hashOf(s.offset, s.sizeBytes), filesystem: { kind: fs.kind, label: fs.label }, isDefault: s.isDefault,
+        index: s.index,
+        label: s.label,
+        type: s.type,
+        attributes: s.attributes,
+        firstLba: s.firstLba,
+        sizeBytes: s.sizeBytes,
+        sha256: await hashOf(s.offset, s.sizeBytes),
+        filesystem: { kind: fs.kind, label: fs.label },
+        isDefault: s.isDefault,
       });
     }
     const bootStages = [];
@@ -100,7 +107,11 @@ export interface SlotEditOptions extends EditorOptions {
 }
 
 /** Open the image, run `fn` with its slot support, commit. */
-async function editSlots<T>(path: string, opts: EditorOptions, fn: (editor: ImageEditor, support: SlotSupport, table: PartitionTable) => Promise<T>): Promise<T> {
+async function editSlots<T>(
+  path: string,
+  opts: EditorOptions,
+  fn: (editor: ImageEditor, support: SlotSupport, table: PartitionTable) => Promise<T>,
+): Promise<T> {
   const editor = await openImageEditor(path, opts);
   try {
     const { table, slots } = await slotTable(editor.disk);
@@ -115,7 +126,9 @@ async function editSlots<T>(path: string, opts: EditorOptions, fn: (editor: Imag
 /** The scheme's slot support, read from the image without opening it for writing. */
 async function slotSupportOf(path: string, opts: EditorOptions): Promise<SlotSupport> {
   const { reader } = await openForReading(path, opts);
-  return slotTable(reader).then((t) => t.slots).finally(() => reader.close());
+  return slotTable(reader)
+    .then((t) => t.slots)
+    .finally(() => reader.close());
 }
 
 export interface SlotWriteResult {
@@ -141,14 +154,22 @@ export interface SlotWriteOptions extends SlotEditOptions {
  * Open the image, find the slot's data area (GPT freebsd-ufs partition, or the `a` partition
  * of an MBR code slice), refuse the default slot unless forced, run `fill`, commit.
  */
-async function writeIntoSlot(path: string, ref: SlotRef, opts: SlotWriteOptions, fill: (editor: ImageEditor, target: BundleTarget) => Promise<() => Promise<void>>): Promise<BundleTarget> {
+async function writeIntoSlot(
+  path: string,
+  ref: SlotRef,
+  opts: SlotWriteOptions,
+  fill: (editor: ImageEditor, target: BundleTarget) => Promise<() => Promise<void>>,
+): Promise<BundleTarget> {
   const editor = await openImageEditor(path, opts);
   let cleanup = async () => {};
   try {
     const { table, slots } = await slotTable(editor.disk);
     const target = await slots.target(editor.disk, table, ref, opts);
     if (target.offset + target.sizeBytes > editor.disk.size) {
-      throw new DiskmintError('NOT_A_DISK', `slot ${slotName(target)} ends at byte ${target.offset + target.sizeBytes}, past the end of this ${editor.disk.size}-byte image: was it cut short? Nothing was written`);
+      throw new DiskmintError(
+        'NOT_A_DISK',
+        `slot ${slotName(target)} ends at byte ${target.offset + target.sizeBytes}, past the end of this ${editor.disk.size}-byte image: was it cut short? Nothing was written`,
+      );
     }
     cleanup = await fill(editor, target);
     await editor.commit();
@@ -172,7 +193,8 @@ export async function slotWrite(path: string, ref: SlotRef, from: string, opts: 
   if (!st.isFile()) throw new DiskmintError('INPUT', `${from} is not a regular file; write a file system image (or an update bundle) into a slot`);
   const size = st.size;
   const target = await writeIntoSlot(path, ref, opts, async (editor, t) => {
-    if (size > t.sizeBytes) throw new DiskmintError('BAD_ARGUMENT', `${from} is ${formatBytes(size)}, larger than slot ${slotName(t)} (${formatBytes(t.sizeBytes)})`);
+    if (size > t.sizeBytes)
+      throw new DiskmintError('BAD_ARGUMENT', `${from} is ${formatBytes(size)}, larger than slot ${slotName(t)} (${formatBytes(t.sizeBytes)})`);
     await editor.writeFile(t.offset, from, size);
     return async () => {};
   });
@@ -195,7 +217,11 @@ async function verifyWritten(path: string, offset: number, size: number, expecte
   const { reader } = await openForReading(path, opts);
   try {
     const written = await hashRange(reader, offset, size);
-    if (written !== expected) throw new DiskmintError('IO', `read-back mismatch: the slot holds sha256 ${written.slice(0, 12)}, ${from} should give ${expected.slice(0, 12)}; boot attributes left unchanged`);
+    if (written !== expected)
+      throw new DiskmintError(
+        'IO',
+        `read-back mismatch: the slot holds sha256 ${written.slice(0, 12)}, ${from} should give ${expected.slice(0, 12)}; boot attributes left unchanged`,
+      );
     return written;
   } finally {
     await reader.close();

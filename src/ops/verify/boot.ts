@@ -22,7 +22,8 @@ export async function bootChainFindings(disk: DiskReader, table: PartitionTable 
   const out: Finding[] = [];
   if (!table) return out;
   const sector0 = await disk.read(0, 512);
-  if (sector0[510] !== 0x55 || sector0[511] !== 0xaa) out.push(finding('error', 'boot.mbr-signature', 'sector 0 lacks 0x55AA: no BIOS will run its boot code', 'boot'));
+  if (sector0[510] !== 0x55 || sector0[511] !== 0xaa)
+    out.push(finding('error', 'boot.mbr-signature', 'sector 0 lacks 0x55AA: no BIOS will run its boot code', 'boot'));
   if (sector0.subarray(0, MBR_CODE_BYTES).every((b) => b === 0)) {
     out.push(finding('warning', 'boot.mbr-code', 'sector 0 holds no boot code: BIOS (legacy) boot is impossible; UEFI may still boot from the ESP', 'boot'));
   } else {
@@ -40,23 +41,47 @@ export async function bootChainFindings(disk: DiskReader, table: PartitionTable 
     const hash = await hashRange(disk, p.firstLba * ss, p.sizeBytes);
     hashes.push(hash);
     const head = await disk.read(p.firstLba * ss, Math.min(p.sizeBytes, 65536));
-    if (head.every((b) => b === 0)) out.push(finding('error', 'boot.stage-empty', `freebsd-boot partition ${p.index} (${role}) is empty: pmbr would load zeros`, where));
+    if (head.every((b) => b === 0))
+      out.push(finding('error', 'boot.stage-empty', `freebsd-boot partition ${p.index} (${role}) is empty: pmbr would load zeros`, where));
     if (p.sizeBytes > limit) {
-      out.push(finding('error', 'boot.stage-too-large', `freebsd-boot partition ${p.index} (${role}) is ${p.sizeBytes} bytes; pmbr loads the whole partition and fails above ${limit} bytes (545 KiB)`, where));
+      out.push(
+        finding(
+          'error',
+          'boot.stage-too-large',
+          `freebsd-boot partition ${p.index} (${role}) is ${p.sizeBytes} bytes; pmbr loads the whole partition and fails above ${limit} bytes (545 KiB)`,
+          where,
+        ),
+      );
     }
-    out.push(finding('info', 'boot.stage', `freebsd-boot partition ${p.index}${p.label ? ` "${p.label}"` : ''} is the ${role} (sha256 ${hash.slice(0, 12)})`, where));
+    out.push(
+      finding('info', 'boot.stage', `freebsd-boot partition ${p.index}${p.label ? ` "${p.label}"` : ''} is the ${role} (sha256 ${hash.slice(0, 12)})`, where),
+    );
   }
   if (stages.length >= 2) {
     const same = hashes.every((h) => h === hashes[0]);
-    out.push(finding(same ? 'info' : 'warning', 'boot.stage-fallback', same ? 'primary and fallback boot stages are identical' : 'primary and fallback boot stages differ: a fallback should be a known-good copy', 'boot'));
+    out.push(
+      finding(
+        same ? 'info' : 'warning',
+        'boot.stage-fallback',
+        same ? 'primary and fallback boot stages are identical' : 'primary and fallback boot stages differ: a fallback should be a known-good copy',
+        'boot',
+      ),
+    );
   }
   const slots = table.partitions.filter((p) => p.rawType === FREEBSD_UFS_TYPE && p.label !== 'cfg' && p.label !== 'data');
   const attrs = (p: (typeof slots)[number]) => BigInt(p.attributesRaw ?? '0');
   const defaults = slots.filter((p) => (attrs(p) & BOOTME) !== 0n && (attrs(p) & BOOTONCE) === 0n);
   if (defaults.length !== 1 && slots.length) {
-    out.push(finding('warning', 'boot.default-slot', defaults.length === 0
-      ? 'no OS slot has bootme alone: gptboot falls back to the first freebsd-ufs partition, and only on its first try'
-      : `${defaults.length} OS slots have bootme (${defaults.map((p) => p.index).join(', ')}); gptboot takes the first`, 'boot'));
+    out.push(
+      finding(
+        'warning',
+        'boot.default-slot',
+        defaults.length === 0
+          ? 'no OS slot has bootme alone: gptboot falls back to the first freebsd-ufs partition, and only on its first try'
+          : `${defaults.length} OS slots have bootme (${defaults.map((p) => p.index).join(', ')}); gptboot takes the first`,
+        'boot',
+      ),
+    );
   }
   for (const p of table.partitions) {
     const a = attrs(p);
@@ -64,9 +89,19 @@ export async function bootChainFindings(disk: DiskReader, table: PartitionTable 
     if ((a & (BOOTME | BOOTONCE | BOOTFAILED)) !== 0n && p.rawType !== FREEBSD_UFS_TYPE) {
       out.push(finding('warning', 'boot.attributes-ignored', `partition ${p.index} carries boot attributes but is not freebsd-ufs; gptboot ignores it`, where));
     }
-    if ((a & BOOTFAILED) !== 0n) out.push(finding('warning', 'boot.slot-failed', `partition ${p.index} is marked bootfailed: its last one-time boot failed (\`slot confirm\` clears it)`, where));
+    if ((a & BOOTFAILED) !== 0n)
+      out.push(
+        finding('warning', 'boot.slot-failed', `partition ${p.index} is marked bootfailed: its last one-time boot failed (\`slot confirm\` clears it)`, where),
+      );
     if ((a & (BOOTONCE | BOOTME)) === BOOTONCE) {
-      out.push(finding('warning', 'boot.bootonce-pending', `partition ${p.index} has bootonce without bootme: it was tried and not confirmed; gptboot will mark it bootfailed`, where));
+      out.push(
+        finding(
+          'warning',
+          'boot.bootonce-pending',
+          `partition ${p.index} has bootonce without bootme: it was tried and not confirmed; gptboot will mark it bootfailed`,
+          where,
+        ),
+      );
     }
   }
   return out;

@@ -56,7 +56,8 @@ function comparePartition(scheme: SchemeHandler, want: PlannedPartition, got: Ta
   if (got.firstLba !== want.startLba) out.push(['start', `starts at sector ${got.firstLba}, expected ${want.startLba}`]);
   const gotSectors = got.lastLba - got.firstLba + 1;
   if (gotSectors !== want.sectors) out.push(['size', `has ${gotSectors} sectors, expected ${want.sectors}`]);
-  if (caps.labels && (got.label ?? '') !== (want.label ?? '')) out.push(['label', `label ${JSON.stringify(got.label ?? '')}, expected ${JSON.stringify(want.label ?? '')}`]);
+  if (caps.labels && (got.label ?? '') !== (want.label ?? ''))
+    out.push(['label', `label ${JSON.stringify(got.label ?? '')}, expected ${JSON.stringify(want.label ?? '')}`]);
   if (caps.attributes) {
     const gotAttrs = BigInt(got.attributesRaw ?? '0');
     if (gotAttrs !== want.attributes) {

@@ -79,9 +79,23 @@ async function fatVolumeFindings(fat: Awaited<ReturnType<typeof openFat>>, what:
   for (const problem of await fat.check()) out.push(finding(problem.severity, `fat.${problem.code}`, `${what}: ${problem.message}`, where));
   if (!isEsp) return out;
   if (fat.type !== 32) {
-    out.push(finding('warning', 'esp.fat-type', `${what} is FAT${fat.type}; UEFI requires firmware to read FAT32 system partitions, and some firmware rejects FAT12/16 ESPs`, where));
+    out.push(
+      finding(
+        'warning',
+        'esp.fat-type',
+        `${what} is FAT${fat.type}; UEFI requires firmware to read FAT32 system partitions, and some firmware rejects FAT12/16 ESPs`,
+        where,
+      ),
+    );
   } else if (fat.clusters < FAT32_MIN_CLUSTERS) {
-    out.push(finding('warning', 'esp.fat32-clusters', `${what} is FAT32 with only ${fat.clusters} clusters (the specification's minimum is ${FAT32_MIN_CLUSTERS}); strict firmware reads it as FAT16`, where));
+    out.push(
+      finding(
+        'warning',
+        'esp.fat32-clusters',
+        `${what} is FAT32 with only ${fat.clusters} clusters (the specification's minimum is ${FAT32_MIN_CLUSTERS}); strict firmware reads it as FAT16`,
+        where,
+      ),
+    );
   }
   let loaders = 0;
   for (const [name, arch] of REMOVABLE_MEDIA_LOADERS) {
@@ -92,7 +106,14 @@ async function fatVolumeFindings(fat: Awaited<ReturnType<typeof openFat>>, what:
     }
   }
   if (loaders === 0) {
-    out.push(finding('warning', 'esp.no-loader', `${what} has no removable-media loader (\\EFI\\BOOT\\BOOTX64.EFI, BOOTAA64.EFI, BOOTIA32.EFI or BOOTRISCV64.EFI); it boots only through a firmware boot entry`, where));
+    out.push(
+      finding(
+        'warning',
+        'esp.no-loader',
+        `${what} has no removable-media loader (\\EFI\\BOOT\\BOOTX64.EFI, BOOTAA64.EFI, BOOTIA32.EFI or BOOTRISCV64.EFI); it boots only through a firmware boot entry`,
+        where,
+      ),
+    );
   }
   return out;
 }

@@ -56,14 +56,30 @@ export async function verifyImage(path: string, opts: VerifyOptions = {}): Promi
     findings.push(...(await fatFindings(reader, table)));
     findings.push(...(await zfsFindings(reader, table)));
     if (opts.boot) findings.push(...(await bootChainFindings(reader, table)));
-    inspection = { path, format, subformat: reader.subformat, details: reader.details(), sizeBytes: reader.size, table, ...(filesystem ? { filesystem } : {}), findings };
+    inspection = {
+      path,
+      format,
+      subformat: reader.subformat,
+      details: reader.details(),
+      sizeBytes: reader.size,
+      table,
+      ...(filesystem ? { filesystem } : {}),
+      findings,
+    };
   } finally {
     await reader.close();
   }
   const findings = [...inspection.findings];
   if (!inspection.table && inspection.filesystem) {
     const fs = inspection.filesystem;
-    findings.push(finding('info', 'disk.whole-disk-filesystem', `no partition table: the whole image is a ${fs.kind} file system${fs.label ? ` labelled "${fs.label}"` : ''}`, 'disk'));
+    findings.push(
+      finding(
+        'info',
+        'disk.whole-disk-filesystem',
+        `no partition table: the whole image is a ${fs.kind} file system${fs.label ? ` labelled "${fs.label}"` : ''}`,
+        'disk',
+      ),
+    );
   } else if (!inspection.table) {
     findings.push(finding('error', 'disk.no-partition-table', 'no GPT, MBR or BSD partition table was found', 'disk'));
   }
@@ -88,7 +104,9 @@ export function alignmentFindings(root: PartitionTable | null): Finding[] {
       const start = t.offset + p.firstLba * t.sectorSize;
       const where = `${t.scheme}.partition[${p.index}]`;
       if (start % 4096 !== 0) {
-        out.push(finding('warning', 'align.4k', `partition ${p.index} starts at byte ${start}, not on a 4 KiB boundary (slow on 4K-sector and flash media)`, where));
+        out.push(
+          finding('warning', 'align.4k', `partition ${p.index} starts at byte ${start}, not on a 4 KiB boundary (slow on 4K-sector and flash media)`, where),
+        );
       } else if (start % MiB !== 0) {
         out.push(finding('warning', 'align.1m', `partition ${p.index} starts at byte ${start}, not on a 1 MiB boundary`, where));
       }
@@ -107,7 +125,8 @@ async function contentsFinding(path: string, plan: PlannedImage, disk: VirtualDi
     const sector = Math.floor(at / plan.sectorSize);
     const p = plan.partitions.find((x) => sector >= x.startLba && sector < x.startLba + x.sectors);
     const where = p ? `partition ${p.index} (${p.jsonPath}), ${at - p.startLba * plan.sectorSize} bytes in` : 'outside every partition (the tables)';
-    const what = reader.size === disk.size ? `differs from what the layout builds from byte ${at}: ${where}` : `is ${reader.size} bytes; the layout builds ${disk.size}`;
+    const what =
+      reader.size === disk.size ? `differs from what the layout builds from byte ${at}: ${where}` : `is ${reader.size} bytes; the layout builds ${disk.size}`;
     return finding('error', 'expect.contents', `the image ${what}`, 'expect');
   } finally {
     await built.close();

@@ -20,7 +20,7 @@ const OFF_NPARTITIONS = 138;
 const RAW_LETTER = 'c';
 
 function magicAt(b: Uint8Array, off: number): boolean {
-  return b.length >= off + 4 && ((b[off] | (b[off + 1] << 8) | (b[off + 2] << 16) | (b[off + 3] << 24)) >>> 0) === BSD_MAGIC;
+  return b.length >= off + 4 && (b[off] | (b[off + 1] << 8) | (b[off + 2] << 16) | (b[off + 3] << 24)) >>> 0 === BSD_MAGIC;
 }
 
 function putMagic(b: Uint8Array, off: number): void {
@@ -44,7 +44,14 @@ function lenientParse(raw: Uint8Array, findings: Finding[]): BsdLabel | null {
   if (bytes.length > OFF_NPARTITIONS + 1) {
     const n = bytes[OFF_NPARTITIONS] | (bytes[OFF_NPARTITIONS + 1] << 8);
     if (n > BSD_NPARTS_MAX) {
-      findings.push(finding('error', 'bsd.too-many-partitions', `d_npartitions is ${n}, more than the ${BSD_NPARTS_MAX} FreeBSD allows; reading the first ${BSD_NPARTS_MAX}`, WHERE));
+      findings.push(
+        finding(
+          'error',
+          'bsd.too-many-partitions',
+          `d_npartitions is ${n}, more than the ${BSD_NPARTS_MAX} FreeBSD allows; reading the first ${BSD_NPARTS_MAX}`,
+          WHERE,
+        ),
+      );
       bytes[OFF_NPARTITIONS] = BSD_NPARTS_MAX;
       bytes[OFF_NPARTITIONS + 1] = 0;
     }
@@ -89,7 +96,14 @@ function emptyTable(disk: DiskReader, sectorSize: number): PartitionTable {
 function buildTable(disk: DiskReader, label: BsdLabel, sectorSize: number, findings: Finding[]): PartitionTable {
   // The label's location implies the sector size; d_secsize should agree.
   if (label.secsize !== sectorSize) {
-    findings.push(finding('warning', 'bsd.secsize', `d_secsize is ${label.secsize} but the label's location implies ${sectorSize}-byte sectors; using ${sectorSize}`, WHERE));
+    findings.push(
+      finding(
+        'warning',
+        'bsd.secsize',
+        `d_secsize is ${label.secsize} but the label's location implies ${sectorSize}-byte sectors; using ${sectorSize}`,
+        WHERE,
+      ),
+    );
   }
   if (!label.checksumValid) {
     findings.push(finding('error', 'bsd.checksum', `label checksum 0x${label.checksum.toString(16).padStart(4, '0')} does not match its contents`, WHERE));
@@ -101,7 +115,9 @@ function buildTable(disk: DiskReader, label: BsdLabel, sectorSize: number, findi
   const raw = label.partitions.find((p) => p.letter === RAW_LETTER);
   const base = raw && raw.offset !== 0 ? raw.offset : 0;
   if (base !== 0) {
-    findings.push(finding('info', 'bsd.absolute-offsets', `partition c starts at ${base}: offsets are absolute (old style); shown relative to the slice`, WHERE));
+    findings.push(
+      finding('info', 'bsd.absolute-offsets', `partition c starts at ${base}: offsets are absolute (old style); shown relative to the slice`, WHERE),
+    );
   }
   const partitions: TablePartition[] = label.partitions
     .filter((p) => p.size > 0)
@@ -117,6 +133,12 @@ function buildTable(disk: DiskReader, label: BsdLabel, sectorSize: number, findi
   const unitSectors = label.secperunit > 0 ? Math.min(label.secperunit, sliceSectors) : sliceSectors;
   const what = unitSectors < sliceSectors ? 'd_secperunit' : 'the slice';
   findings.push(...findOutOfBounds(partitions, 0, unitSectors - 1, WHERE, 'bsd.partition-outside-slice', what));
-  findings.push(...findOverlaps(partitions.filter((p) => p.label !== RAW_LETTER), WHERE, 'bsd.overlap'));
+  findings.push(
+    ...findOverlaps(
+      partitions.filter((p) => p.label !== RAW_LETTER),
+      WHERE,
+      'bsd.overlap',
+    ),
+  );
   return { scheme: 'bsd', sectorSize, offset: 0, diskBytes: disk.size, partitions };
 }

@@ -34,13 +34,19 @@ export async function probeBareEbrChain(disk: DiskReader, sectorSize: number): P
   // Numbered as the MBR reading numbers the first two: 1, then logicals from 5.
   const partitions = chain.logicals.map((l, i) => toPartition(i === 0 ? 1 : 4 + i, l.entry, sectorSize, { logical: true }));
   const findings = [
-    finding('info', 'ebr.bare-chain', `a bare EBR chain of ${partitions.length} partitions from sector 0 (an extended partition's contents, as mkimg -s ebr writes)`, WHERE),
+    finding(
+      'info',
+      'ebr.bare-chain',
+      `a bare EBR chain of ${partitions.length} partitions from sector 0 (an extended partition's contents, as mkimg -s ebr writes)`,
+      WHERE,
+    ),
     ...findOutOfBounds(partitions, 1, diskSectors - 1, WHERE, 'ebr.beyond-disk', 'the disk'),
     ...findOverlaps(partitions, WHERE, 'ebr.overlap'),
   ];
   for (const [i, l] of chain.logicals.entries()) {
     const overwritten = chain.ebrLbas.find((ebr) => ebr !== l.ebrLba && ebr >= partitions[i].firstLba && ebr <= partitions[i].lastLba);
-    if (overwritten !== undefined) findings.push(finding('error', 'ebr.ebr-inside-partition', `partition ${partitions[i].index} covers the EBR at sector ${overwritten}`, WHERE));
+    if (overwritten !== undefined)
+      findings.push(finding('error', 'ebr.ebr-inside-partition', `partition ${partitions[i].index} covers the EBR at sector ${overwritten}`, WHERE));
   }
   return { table: { scheme: 'ebr', sectorSize, offset: 0, diskBytes: disk.size, partitions }, findings };
 }

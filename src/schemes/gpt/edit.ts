@@ -46,7 +46,8 @@ function editable(c: GptCopy): Copy | undefined {
 /** Read both GPT copies (the reader `probeGpt` uses); refuse when neither is valid. */
 export async function readGptForEdit(disk: DiskReader): Promise<EditableGpt> {
   const read = await readGpt(disk).catch((err: unknown) => {
-    if (err instanceof FormatError) throw new DiskmintError('NOT_A_DISK', `the GPT cannot be read (${err.message}); nothing safe to edit (see \`diskmint verify\`)`);
+    if (err instanceof FormatError)
+      throw new DiskmintError('NOT_A_DISK', `the GPT cannot be read (${err.message}); nothing safe to edit (see \`diskmint verify\`)`);
     throw err;
   });
   if (!read) throw new DiskmintError('NOT_A_DISK', 'no GPT found');
@@ -101,7 +102,10 @@ export function checkGptCopiesFit(gpt: EditableGpt, imageSize: number): void {
   const at = copyLocations(gpt);
   const ends = [at.backupEntriesLba * ss + at.entryBytes, (at.backupLba + 1) * ss, at.primaryEntriesLba * ss + at.entryBytes];
   if (at.backupEntriesLba <= at.primaryLba || ends.some((end) => end > imageSize)) {
-    throw new DiskmintError('NOT_A_DISK', `the backup GPT belongs at LBA ${at.backupLba} (entries at ${at.backupEntriesLba}), outside this ${imageSize}-byte image: was it cut short? Nothing was written (see \`diskmint verify\`)`);
+    throw new DiskmintError(
+      'NOT_A_DISK',
+      `the backup GPT belongs at LBA ${at.backupLba} (entries at ${at.backupEntriesLba}), outside this ${imageSize}-byte image: was it cut short? Nothing was written (see \`diskmint verify\`)`,
+    );
   }
 }
 

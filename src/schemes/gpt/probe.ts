@@ -29,7 +29,14 @@ function describe(e: unknown): string {
 
 function checkProtectiveMbr(sector0: Uint8Array, totalSectors: number, out: Finding[]): void {
   if (sector0.length < 512 || sector0[MBR_SIGNATURE_OFFSET] !== 0x55 || sector0[MBR_SIGNATURE_OFFSET + 1] !== 0xaa) {
-    out.push(finding('error', 'gpt.pmbr-missing', 'Sector 0 has no protective MBR (no 0x55AA signature), so MBR-only tools see an empty disk they may overwrite.', WHERE));
+    out.push(
+      finding(
+        'error',
+        'gpt.pmbr-missing',
+        'Sector 0 has no protective MBR (no 0x55AA signature), so MBR-only tools see an empty disk they may overwrite.',
+        WHERE,
+      ),
+    );
     return;
   }
   const dv = new DataView(sector0.buffer, sector0.byteOffset, sector0.byteLength);
@@ -51,7 +58,9 @@ function checkProtectiveMbr(sector0: Uint8Array, totalSectors: number, out: Find
   if (start !== 1) {
     out.push(finding('error', 'gpt.pmbr-start', `The protective MBR entry starts at LBA ${start} instead of LBA 1 where the GPT header is.`, WHERE));
   } else if (size < expected) {
-    out.push(finding('warning', 'gpt.pmbr-size', `The protective MBR entry covers only ${size} sectors, not the whole disk (${expected} sectors after LBA 0).`, WHERE));
+    out.push(
+      finding('warning', 'gpt.pmbr-size', `The protective MBR entry covers only ${size} sectors, not the whole disk (${expected} sectors after LBA 0).`, WHERE),
+    );
   } else if (size > expected) {
     out.push(finding('warning', 'gpt.pmbr-size', `The protective MBR entry covers ${size} sectors, more than the disk's ${expected} after LBA 0.`, WHERE));
   }
@@ -70,7 +79,10 @@ function compareCopies(primary: GptCopy, backup: GptCopy, out: Finding[]): void 
     add('gpt.header-mismatch', `The primary GPT has ${p.entryCount} entries of ${p.entrySize} bytes, the backup ${b.entryCount} of ${b.entrySize}.`);
   }
   if (p.firstUsableLba !== b.firstUsableLba || p.lastUsableLba !== b.lastUsableLba) {
-    add('gpt.usable-range-mismatch', `The primary GPT's usable area (sectors ${p.firstUsableLba}-${p.lastUsableLba}) differs from the backup's (sectors ${b.firstUsableLba}-${b.lastUsableLba}).`);
+    add(
+      'gpt.usable-range-mismatch',
+      `The primary GPT's usable area (sectors ${p.firstUsableLba}-${p.lastUsableLba}) differs from the backup's (sectors ${b.firstUsableLba}-${b.lastUsableLba}).`,
+    );
   }
   const pa = primary.entriesBytes;
   const ba = backup.entriesBytes;
@@ -98,19 +110,21 @@ function checkLayout(h: GptHeader, ss: number, totalSectors: number, backupLba: 
   if (h.lastUsableLba > totalSectors - 1) {
     add('gpt.usable-range', `The last usable LBA ${h.lastUsableLba} lies beyond the end of the disk (last sector ${totalSectors - 1}).`);
   } else if (h.lastUsableLba >= backupLba - arraySectors) {
-    add('gpt.usable-range', `The last usable LBA ${h.lastUsableLba} reaches into the backup entry array or header (LBA ${backupLba - arraySectors}-${backupLba}).`);
+    add(
+      'gpt.usable-range',
+      `The last usable LBA ${h.lastUsableLba} reaches into the backup entry array or header (LBA ${backupLba - arraySectors}-${backupLba}).`,
+    );
   }
 }
 
 function checkEntriesLocation(h: GptHeader, ss: number, role: Role, out: Finding[]): void {
   const arraySectors = Math.ceil(gptEntryArrayBytes(h) / ss);
   const end = h.entriesLba + arraySectors - 1;
-  const ok =
-    role === 'primary'
-      ? h.entriesLba >= 2 && end < h.firstUsableLba
-      : h.entriesLba > h.lastUsableLba && end < h.myLba;
+  const ok = role === 'primary' ? h.entriesLba >= 2 && end < h.firstUsableLba : h.entriesLba > h.lastUsableLba && end < h.myLba;
   if (!ok) {
-    out.push(finding('error', 'gpt.entries-location', `The ${role} GPT entry array (LBA ${h.entriesLba}-${end}) overlaps its header or the usable area.`, WHERE));
+    out.push(
+      finding('error', 'gpt.entries-location', `The ${role} GPT entry array (LBA ${h.entriesLba}-${end}) overlaps its header or the usable area.`, WHERE),
+    );
   }
 }
 
@@ -133,7 +147,14 @@ function checkPartitions(parts: TablePartition[], h: GptHeader, out: Finding[]):
   const ordered: TablePartition[] = [];
   for (const p of parts) {
     if (p.firstLba > p.lastLba) {
-      out.push(finding('error', 'gpt.partition-reversed', `Partition ${p.index} starts at sector ${p.firstLba}, after its last sector ${p.lastLba}.`, `gpt.partition[${p.index}]`));
+      out.push(
+        finding(
+          'error',
+          'gpt.partition-reversed',
+          `Partition ${p.index} starts at sector ${p.firstLba}, after its last sector ${p.lastLba}.`,
+          `gpt.partition[${p.index}]`,
+        ),
+      );
     } else ordered.push(p);
   }
   out.push(...findOutOfBounds(ordered, h.firstUsableLba, h.lastUsableLba, WHERE, 'gpt.partition-out-of-bounds', 'the usable area'));
@@ -151,13 +172,22 @@ async function probe(disk: DiskReader): Promise<{ table: PartitionTable; finding
   checkProtectiveMbr(await disk.read(0, 512), totalSectors, findings);
   findings.push(...read.findings);
   if (backup.header && backup.header.alternateLba !== 1) {
-    findings.push(finding('error', 'gpt.backup-alternate-lba', `The backup GPT header's alternate LBA is ${backup.header.alternateLba}, not 1 where the primary header is.`, WHERE));
+    findings.push(
+      finding(
+        'error',
+        'gpt.backup-alternate-lba',
+        `The backup GPT header's alternate LBA is ${backup.header.alternateLba}, not 1 where the primary header is.`,
+        WHERE,
+      ),
+    );
   }
   compareCopies(primary, backup, findings);
 
-  const candidates: Array<[GptCopy, Role]> = [[primary, 'primary'], [backup, 'backup']];
-  const chosen =
-    candidates.find(([c]) => c.valid) ?? candidates.find(([c]) => c.entries) ?? candidates.find(([c]) => c.header);
+  const candidates: Array<[GptCopy, Role]> = [
+    [primary, 'primary'],
+    [backup, 'backup'],
+  ];
+  const chosen = candidates.find(([c]) => c.valid) ?? candidates.find(([c]) => c.entries) ?? candidates.find(([c]) => c.header);
   if (chosen && chosen[1] === 'backup' && chosen[0].valid) {
     findings.push(finding('info', 'gpt.using-backup', 'The partition table was read from the backup GPT because the primary copy is damaged.', WHERE));
   }

@@ -73,10 +73,13 @@ export async function locateGpt(disk: DiskReader): Promise<{ sectorSize: number;
 }
 
 async function readCopy(disk: DiskReader, ss: number, totalSectors: number, lba: number, role: Role, out: Finding[]): Promise<GptCopy> {
-  const add = (severity: 'error' | 'warning', code: string, message: string) =>
-    out.push(finding(severity, code, message, WHERE));
+  const add = (severity: 'error' | 'warning', code: string, message: string) => out.push(finding(severity, code, message, WHERE));
   if (lba + 1 > totalSectors) {
-    add('error', 'gpt.truncated', `The ${role} GPT header belongs at LBA ${lba}, beyond the end of the disk (${totalSectors} sectors): the image is truncated.`);
+    add(
+      'error',
+      'gpt.truncated',
+      `The ${role} GPT header belongs at LBA ${lba}, beyond the end of the disk (${totalSectors} sectors): the image is truncated.`,
+    );
     return { lba, valid: false };
   }
   const sector = await disk.read(lba * ss, ss);
@@ -107,7 +110,11 @@ async function readCopy(disk: DiskReader, ss: number, totalSectors: number, lba:
   const arrayBytes = gptEntryArrayBytes(header);
   const arraySectors = Math.ceil(arrayBytes / ss);
   if (header.entriesLba + arraySectors > totalSectors) {
-    add('error', 'gpt.truncated', `The ${role} GPT entry array (LBA ${header.entriesLba}, ${arraySectors} sectors) runs past the end of the disk (${totalSectors} sectors): the image is truncated or the header is wrong.`);
+    add(
+      'error',
+      'gpt.truncated',
+      `The ${role} GPT entry array (LBA ${header.entriesLba}, ${arraySectors} sectors) runs past the end of the disk (${totalSectors} sectors): the image is truncated or the header is wrong.`,
+    );
     return { lba, sector, header, valid: false };
   }
   const entriesBytes = await disk.read(header.entriesLba * ss, arrayBytes);
@@ -140,12 +147,33 @@ export async function readGpt(disk: DiskReader): Promise<GptRead | null> {
   if (alt !== undefined && alt !== lastLba) {
     if (alt > lastLba) {
       backupBeyondEnd = true;
-      findings.push(finding('error', 'gpt.truncated', `The primary GPT header puts the backup header at LBA ${alt}, beyond the disk's last sector ${lastLba}: the image is truncated.`, WHERE));
+      findings.push(
+        finding(
+          'error',
+          'gpt.truncated',
+          `The primary GPT header puts the backup header at LBA ${alt}, beyond the disk's last sector ${lastLba}: the image is truncated.`,
+          WHERE,
+        ),
+      );
     } else if (alt <= 1) {
-      findings.push(finding('error', 'gpt.primary-alternate-lba', `The primary GPT header's alternate LBA ${alt} does not point to a backup header (expected ${lastLba}).`, WHERE));
+      findings.push(
+        finding(
+          'error',
+          'gpt.primary-alternate-lba',
+          `The primary GPT header's alternate LBA ${alt} does not point to a backup header (expected ${lastLba}).`,
+          WHERE,
+        ),
+      );
     } else {
       backupLba = alt;
-      findings.push(finding('warning', 'gpt.backup-not-at-end', `The backup GPT header is at LBA ${alt}, not at the disk's last sector ${lastLba} (was the image resized?).`, WHERE));
+      findings.push(
+        finding(
+          'warning',
+          'gpt.backup-not-at-end',
+          `The backup GPT header is at LBA ${alt}, not at the disk's last sector ${lastLba} (was the image resized?).`,
+          WHERE,
+        ),
+      );
     }
   }
   const backup: GptCopy = backupBeyondEnd ? { lba: alt!, valid: false } : await readCopy(disk, ss, totalSectors, backupLba, 'backup', findings);

@@ -23,14 +23,25 @@ export function slotName(e: { index: number; label: string }): string {
 
 function resolveGptSlot(gpt: EditableGpt, ref: number | string): SlotEntry & { firstLba: number; lastLba: number } {
   const e = gpt.entries.find((x) => (typeof ref === 'number' || /^\d+$/.test(ref) ? x.index === Number(ref) : x.name === ref));
-  if (!e) throw new DiskmintError('BAD_ARGUMENT', `no partition ${JSON.stringify(ref)} (give an index or a GPT label: ${gpt.entries.map((x) => x.name || x.index).join(', ')})`);
-  if (e.typeGuid !== FREEBSD_UFS) throw new DiskmintError('BAD_ARGUMENT', `partition ${e.index} (${e.name || 'unlabelled'}) is ${gptTypeName(e.typeGuid) ?? e.typeGuid}, not a freebsd-ufs OS slot`);
+  if (!e)
+    throw new DiskmintError(
+      'BAD_ARGUMENT',
+      `no partition ${JSON.stringify(ref)} (give an index or a GPT label: ${gpt.entries.map((x) => x.name || x.index).join(', ')})`,
+    );
+  if (e.typeGuid !== FREEBSD_UFS)
+    throw new DiskmintError(
+      'BAD_ARGUMENT',
+      `partition ${e.index} (${e.name || 'unlabelled'}) is ${gptTypeName(e.typeGuid) ?? e.typeGuid}, not a freebsd-ufs OS slot`,
+    );
   return { index: e.index, typeGuid: e.typeGuid, label: e.name, attributes: e.attributes, firstLba: e.firstLba, lastLba: e.lastLba };
 }
 
 /** The slot gptboot boots when no one-time request is pending. */
 function defaultSlot(gpt: EditableGpt): number | undefined {
-  return chooseBootSlot(toSlotEntries(gpt).map((e) => ({ ...e, attributes: e.attributes & ~BOOTONCE })), { firstTry: true }).index;
+  return chooseBootSlot(
+    toSlotEntries(gpt).map((e) => ({ ...e, attributes: e.attributes & ~BOOTONCE })),
+    { firstTry: true },
+  ).index;
 }
 
 async function readSlots(disk: DiskReader): Promise<SchemeSlots> {
@@ -39,9 +50,17 @@ async function readSlots(disk: DiskReader): Promise<SchemeSlots> {
   const next = chooseBootSlot(toSlotEntries(gpt), { firstTry: true });
   const byDefault = defaultSlot(gpt);
   const span = (e: { firstLba: number; lastLba: number }) => ({ offset: e.firstLba * ss, sizeBytes: (e.lastLba - e.firstLba + 1) * ss });
-  const slots = gpt.entries.filter((x) => x.typeGuid === FREEBSD_UFS).map((e) => ({
-    index: e.index, label: e.name, type: 'freebsd-ufs', attributes: gptAttributeNames(e.attributes), firstLba: e.firstLba, ...span(e), isDefault: byDefault === e.index,
-  }));
+  const slots = gpt.entries
+    .filter((x) => x.typeGuid === FREEBSD_UFS)
+    .map((e) => ({
+      index: e.index,
+      label: e.name,
+      type: 'freebsd-ufs',
+      attributes: gptAttributeNames(e.attributes),
+      firstLba: e.firstLba,
+      ...span(e),
+      isDefault: byDefault === e.index,
+    }));
   const bootStages = gpt.entries.filter((x) => x.typeGuid === FREEBSD_BOOT).map((e) => ({ index: e.index, label: e.name, ...span(e) }));
   const chosen = gpt.entries.find((x) => x.index === next.index);
   return { slots, next: { index: next.index, label: chosen?.name, reason: next.reason }, bootStages };

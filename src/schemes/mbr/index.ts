@@ -51,7 +51,11 @@ export const mbrHandler: SchemeHandler = {
   checkLimits(c) {
     const logicalAt = c.partitions.map((d) => d.logical);
     const primaries = logicalAt.filter((l) => !l).length + (logicalAt.some(Boolean) ? 1 : 0);
-    if (primaries > PRIMARY_SLOTS) c.problem(c.at('partitions'), `an MBR holds 4 primary partitions (the extended partition counts as one); this layout needs ${primaries}: mark some "logical": true`);
+    if (primaries > PRIMARY_SLOTS)
+      c.problem(
+        c.at('partitions'),
+        `an MBR holds 4 primary partitions (the extended partition counts as one); this layout needs ${primaries}: mark some "logical": true`,
+      );
     const first = logicalAt.indexOf(true);
     const last = logicalAt.lastIndexOf(true);
     for (let i = first; first >= 0 && i <= last; i++) {

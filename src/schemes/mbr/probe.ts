@@ -103,12 +103,32 @@ export function makeMbrProbe(sectorSize = 512): TableProbe {
     if (all.some((p) => p.firstLba === 0)) {
       findings.push(finding('error', 'mbr.overlaps-mbr', 'a partition starts at sector 0 and overwrites the MBR', WHERE));
     }
-    findings.push(...findOutOfBounds(all.filter((p) => p.firstLba > 0), 1, diskSectors - 1, WHERE, 'mbr.beyond-disk', 'the disk'));
-    findings.push(...overlapFindings(primaries, logicals, extendeds.map((x) => x.part)));
+    findings.push(
+      ...findOutOfBounds(
+        all.filter((p) => p.firstLba > 0),
+        1,
+        diskSectors - 1,
+        WHERE,
+        'mbr.beyond-disk',
+        'the disk',
+      ),
+    );
+    findings.push(
+      ...overlapFindings(
+        primaries,
+        logicals,
+        extendeds.map((x) => x.part),
+      ),
+    );
     const active = primaries.filter((p) => p.active);
     if (active.length > 1) {
       findings.push(
-        finding('warning', 'mbr.multiple-active', `partitions ${active.map((p) => p.index).join(', ')} are all marked active; BIOS boot code expects one`, WHERE),
+        finding(
+          'warning',
+          'mbr.multiple-active',
+          `partitions ${active.map((p) => p.index).join(', ')} are all marked active; BIOS boot code expects one`,
+          WHERE,
+        ),
       );
     }
     const table: PartitionTable = {
@@ -152,7 +172,9 @@ async function readLogicals(
   const readEbr = async (lba: number): Promise<Uint8Array | undefined> => {
     if (lba < extStart || lba >= extEnd) {
       linkOutside = true;
-      findings.push(finding('error', 'mbr.ebr-outside-extended', `an EBR link points at sector ${lba}, outside the extended partition (${extStart}-${extEnd - 1})`, where));
+      findings.push(
+        finding('error', 'mbr.ebr-outside-extended', `an EBR link points at sector ${lba}, outside the extended partition (${extStart}-${extEnd - 1})`, where),
+      );
       return undefined;
     }
     const bytes = await disk.read(lba * sectorSize, MBR_SECTOR_BYTES);
@@ -186,7 +208,12 @@ async function readLogicals(
     const part = toPartition(firstIndex + i, l.entry, sectorSize, { logical: true });
     if (part.firstLba < extStart || part.lastLba >= extEnd) {
       findings.push(
-        finding('error', 'mbr.logical-outside-extended', `logical partition ${part.index} (sectors ${part.firstLba}-${part.lastLba}) lies outside the extended partition (${extStart}-${extEnd - 1})`, where),
+        finding(
+          'error',
+          'mbr.logical-outside-extended',
+          `logical partition ${part.index} (sectors ${part.firstLba}-${part.lastLba}) lies outside the extended partition (${extStart}-${extEnd - 1})`,
+          where,
+        ),
       );
     }
     if (l.entry.startLba === l.ebrLba) {

@@ -56,7 +56,8 @@ export async function mbrSlots(disk: DiskReader, sectorSize = 512): Promise<{ sl
 export async function setMbrActive(editor: TableWriter, index: number, sectorSize = 512): Promise<void> {
   const sector = new Uint8Array(await editor.disk.read(0, MBR_SECTOR_BYTES));
   const { slots } = await mbrSlots(editor.disk, sectorSize);
-  if (!slots.some((s) => s.index === index)) throw new DiskmintError('BAD_ARGUMENT', `slice ${index} is not a code slice (code slices: ${slots.map((s) => s.index).join(', ')})`);
+  if (!slots.some((s) => s.index === index))
+    throw new DiskmintError('BAD_ARGUMENT', `slice ${index} is not a code slice (code slices: ${slots.map((s) => s.index).join(', ')})`);
   for (let i = 0; i < 4; i++) sector[PARTITION_TABLE_OFFSET + i * ENTRY_BYTES] = i + 1 === index ? 0x80 : 0x00;
   await editor.writeBytes(0, sector);
 }
@@ -68,8 +69,14 @@ export const mbrSlotSupport: SlotSupport = {
     const act = slots.find((s) => s.index === active);
     return {
       slots: slots.map((s) => ({
-        index: s.index, label: `s${s.index}a`, type: 'freebsd (MBR slice, BSD label a)', attributes: s.index === active ? ['active'] : [],
-        firstLba: s.dataLba, offset: s.dataLba * ss, sizeBytes: s.dataSectors * ss, isDefault: s.index === active,
+        index: s.index,
+        label: `s${s.index}a`,
+        type: 'freebsd (MBR slice, BSD label a)',
+        attributes: s.index === active ? ['active'] : [],
+        firstLba: s.dataLba,
+        offset: s.dataLba * ss,
+        sizeBytes: s.dataSectors * ss,
+        isDefault: s.index === active,
       })),
       next: act ? { index: act.index, reason: `slice ${act.index} is marked active` } : { reason: 'no slice is marked active' },
       bootStages: [],
@@ -80,8 +87,10 @@ export const mbrSlotSupport: SlotSupport = {
     const ss = table.sectorSize;
     const { slots, active } = await mbrSlots(disk, ss);
     const s = slots.find((x) => x.index === Number(ref));
-    if (!s) throw new DiskmintError('BAD_ARGUMENT', `no code slice ${JSON.stringify(ref)} (slices holding a BSD label: ${slots.map((x) => x.index).join(', ')})`);
-    if (s.index === active && !opts.force) throw new DiskmintError('BAD_ARGUMENT', `slice ${s.index} is active (it boots by default); write the other slice, or pass --force`);
+    if (!s)
+      throw new DiskmintError('BAD_ARGUMENT', `no code slice ${JSON.stringify(ref)} (slices holding a BSD label: ${slots.map((x) => x.index).join(', ')})`);
+    if (s.index === active && !opts.force)
+      throw new DiskmintError('BAD_ARGUMENT', `slice ${s.index} is active (it boots by default); write the other slice, or pass --force`);
     return { index: s.index, label: `s${s.index}a`, offset: s.dataLba * ss, sizeBytes: s.dataSectors * ss };
   },
   activate: (editor, table, ref) => setMbrActive(editor, Number(ref), table.sectorSize),
