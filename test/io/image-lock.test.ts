@@ -4,53 +4,14 @@
  * (kill -9, a reused pid, a reboot); a symlink and its target share one lock. The holders are
  * real child processes running the built module (dist/), as a second diskmint would be.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { configureLocks, lockImage, lockPathFor } from '../../src/io/image-lock.js';
-import { requireFreshBundle, ROOT } from '../helpers/cli.js';
+import { holdLock, type Holder } from '../helpers/lock-holder.js';
 import { tempDir } from '../helpers/golden.js';
-
-const HOLDER = `
-const [path, signals] = process.argv.slice(1);
-const { lockImage, configureLocks } = await import(${JSON.stringify(join(ROOT, 'dist/src/io/image-lock.js'))});
-if (signals === 'signals') (await import(${JSON.stringify(join(ROOT, 'dist/src/cli/main.js'))})).removeTempFilesOnSignals();
-configureLocks({ command: 'test holder' });
-const lock = await lockImage(path);
-process.stdout.write('locked\\n');
-process.stdin.on('data', () => { lock.release(); process.stdout.write('released\\n'); });
-`;
-
-interface Holder {
-  child: ChildProcess;
-  /** Resolves when the child's output holds `word`; rejects if it exits first. */
-  said(word: string): Promise<void>;
-  exited: Promise<number | null>;
-}
-
-function holdLock(path: string, withSignals = false): Holder {
-  requireFreshBundle();
-  const child = spawn(process.execPath, ['--input-type=module', '-e', HOLDER, path, withSignals ? 'signals' : ''], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  const waiters: Array<() => void> = [];
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-    for (const w of waiters) w();
-  });
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const said = (word: string) =>
-    new Promise<void>((resolve, reject) => {
-      const check = () => out.includes(word) && resolve();
-      waiters.push(check);
-      check();
-      void exited.then(() => reject(new Error(`holder exited before saying ${word}: ${out}${err}`)));
-    });
-  return { child, said, exited };
-}
 
 let dir = '';
 let img = '';
