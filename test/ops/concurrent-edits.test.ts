@@ -3,13 +3,14 @@
  * together as real `diskmint` processes through the built CLI. Every pair either serialises
  * (both exit 0, and the image is what one of the two serial orders gives) or one fails with the
  * lock message and the image is what the other alone gives; never a lost update, and the GPT
- * always passes sgdisk -v. Half the pairs wait for the lock (the default), half use
- * --lock-timeout 0. While another process holds the lock, readers still run and a writer
+ * always passes sgdisk -v. Half the pairs wait for the lock, half use --lock-timeout 0. While
+ * another process holds the lock, readers still run and a writer (slot commands, zfs bootonce)
  * changes nothing.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildImage } from '../../src/index.js';
@@ -117,7 +118,8 @@ describe('concurrent edits', () => {
     const outcomes = { serialised: 0, refused: 0 };
     for (let i = 0; i < 20; i++) {
       const kind = KINDS[i % KINDS.length];
-      const wait = i % 2 === 0 ? [] : ['--lock-timeout', '0'];
+      // Half wait for the lock (longer than the default 5 s: a busy machine must not turn a wait into a refusal), half do not.
+      const wait = ['--lock-timeout', i % 2 === 0 ? '600' : '0'];
       const img = copy(kind.from());
       const [ra, rb] = await Promise.all([run([...kind.a.args, ...wait], img), run([...kind.b.args, ...wait], img)]);
       const what = `pair ${i}: ${kind.a.args.join(' ')} (exit ${ra.status}: ${ra.stderr.trim()}) & ${kind.b.args.join(' ')} (exit ${rb.status}: ${rb.stderr.trim()})`;
@@ -168,6 +170,26 @@ describe('concurrent edits', () => {
       h.child.stdin!.write('release\n');
       expect((await waiting).status).toBe(0);
       expect(JSON.parse(await state(img))).toEqual(JSON.parse(await serial(start, [bootonce('os2')])));
+    } finally {
+      h.child.kill('SIGKILL');
+    }
+  });
+
+  it('zfs bootonce takes the lock too: refused naming the holder, the pool unchanged; it goes through once released', async () => {
+    const pool = join(tempDir('diskmint-concurrent-zfs-'), 'pool.img');
+    writeFileSync(pool, gunzipSync(readFileSync(join(ROOT, 'fixtures/zfs/pool.img.gz'))));
+    const before = createHash('sha256').update(readFileSync(pool)).digest('hex');
+    const h = holdLock(pool);
+    try {
+      await h.said('locked');
+      const r = diskmint(['zfs', 'bootonce', pool, 'tank/ROOT/next', '--lock-timeout', '0']);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`^diskmint: pool\\.img is being edited by test holder \\(pid ${h.child.pid}\\) since`));
+      expect(createHash('sha256').update(readFileSync(pool)).digest('hex')).toBe(before);
+      h.child.stdin!.write('release\n');
+      await h.said('released');
+      expect(diskmint(['zfs', 'bootonce', pool, 'tank/ROOT/next', '--lock-timeout', '0']).status).toBe(0);
+      expect(createHash('sha256').update(readFileSync(pool)).digest('hex')).not.toBe(before);
     } finally {
       h.child.kill('SIGKILL');
     }
