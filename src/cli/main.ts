@@ -1,5 +1,6 @@
 /** The `diskmint` command: a thin shell over the library functions. */
 import { removeTempFilesNow } from '../io/temp-files.js';
+import { configureLocks } from '../io/image-lock.js';
 import { writeFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { buildImage } from '../ops/build.js';
@@ -98,13 +99,22 @@ const COMPARE_OPTIONS = [opts.described(opts.strict, 'images of different sizes 
 
 const SCHEMA_OPTIONS = [opts.described(opts.output, 'write to a file instead of standard output')] as const;
 
+/** `diskmint slot write`: the names from the program down to `action`. */
+function commandLine(action: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = action; c; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
 export function makeProgram(): Command {
   const program = new Command('diskmint')
     .description('Build, convert, inspect and verify bootable disk images without root')
     .version('0.1.0')
     .showHelpAfterError()
     // Before the commands are added: each copies it. Help's width still asks process.stdout.
-    .configureOutput({ writeOut: printOut, writeErr: printErr });
+    .configureOutput({ writeOut: printOut, writeErr: printErr })
+    // A lock on an image says which command holds it: `diskmint slot write` (src/io/image-lock.ts).
+    .hook('preAction', (_program, action) => configureLocks({ command: commandLine(action), note: (m) => printErr(`diskmint: note: ${m}\n`) }));
 
   opts
     .addOptions(

@@ -85,6 +85,18 @@ export function addOptions<Defs extends readonly OptionDef[]>(cmd: Command, defs
 
 // ---- the shared options ---------------------------------------------------------------------
 
+/** Seconds a writing command waits for another's lock on the image (src/io/image-lock.ts). */
+export const lockTimeout = def<number, '--lock-timeout <seconds>'>(
+  '--lock-timeout <seconds>',
+  (o) =>
+    o.argParser((value) => {
+      const n = /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : NaN;
+      if (!(n >= 0 && n <= 86400)) throw new InvalidArgumentError('expected seconds from 0 to 86400');
+      return n;
+    }),
+  'seconds to wait while another command edits the image (default 5; 0: fail at once)',
+);
+
 export const json = flag('--json', 'print the result as JSON (64-bit values as decimal strings)');
 export const quiet = flag('-q, --quiet', 'no progress bar');
 /** The output file, wherever it is not a positional argument. */

@@ -47,8 +47,10 @@ const WRITE_OPTIONS = [
   opts.flag('--force', 'allow writing the slot that boots by default'),
   opts.described(opts.pubkey, 'bundles: the Ed25519 public key the bundle must be signed with'),
   opts.requireSignature,
+  opts.lockTimeout,
   opts.json,
 ] as const;
+const EDIT_OPTIONS = [opts.lockTimeout] as const;
 const SIMULATE_OPTIONS = [
   opts.required(opts.text('--outcomes <list>', 'one per load attempt: ok, fail (gptboot cannot load it) or crash (the OS dies before rc.d/gptboot)')),
   opts.flag('--no-confirm', 'do not run rc.d/gptboot after a good boot'),
@@ -78,35 +80,35 @@ export function addSlotCommands(program: Command): void {
       WRITE_OPTIONS,
     )
     .action(async (path: string, ref: string, o: Values<typeof WRITE_OPTIONS>) => {
-      const r = await withImage(path, (image) => image.slotWrite(ref, o.from, o));
+      const r = await withImage(path, (image) => image.slotWrite(ref, o.from, o), { lockTimeout: o.lockTimeout });
       if (o.json) printJson(r);
       else
         printOut(
           `slot ${r.slot}${r.label ? ` (${r.label})` : ''}: wrote ${formatBytes(r.bytes)}, read back sha256 ${r.sha256.slice(0, 12)} matches${r.bootonce ? '; bootonce set' : ''}\n`,
         );
     });
-  slot
-    .command('bootonce')
+  opts
+    .addOptions(slot.command('bootonce'), EDIT_OPTIONS)
     .argument('<image>')
     .argument('<slot>')
     .description('request a one-time boot (as gpart set -a bootonce)')
-    .action(async (path: string, ref: string) => {
-      await withImage(path, (image) => image.bootonce(ref));
+    .action(async (path: string, ref: string, o: Values<typeof EDIT_OPTIONS>) => {
+      await withImage(path, (image) => image.bootonce(ref), { lockTimeout: o.lockTimeout });
     });
-  slot
-    .command('confirm')
+  opts
+    .addOptions(slot.command('confirm'), EDIT_OPTIONS)
     .argument('<image>')
     .description("what FreeBSD's rc.d/gptboot does after a good boot")
-    .action(async (path: string) => {
-      for (const m of await withImage(path, (image) => image.confirm())) printOut(`${m}\n`);
+    .action(async (path: string, o: Values<typeof EDIT_OPTIONS>) => {
+      for (const m of await withImage(path, (image) => image.confirm(), { lockTimeout: o.lockTimeout })) printOut(`${m}\n`);
     });
-  slot
-    .command('activate')
+  opts
+    .addOptions(slot.command('activate'), EDIT_OPTIONS)
     .argument('<image>')
     .argument('<slot>')
     .description('make a slot the permanent default (GPT bootme, or the MBR active flag)')
-    .action(async (path: string, ref: string) => {
-      await withImage(path, (image) => image.activate(ref));
+    .action(async (path: string, ref: string, o: Values<typeof EDIT_OPTIONS>) => {
+      await withImage(path, (image) => image.activate(ref), { lockTimeout: o.lockTimeout });
     });
   opts
     .addOptions(

@@ -75,11 +75,12 @@ export function addZfsCommands(program: Command): void {
     .argument('[dataset]', 'POOL/ROOT/BE (stored as zfs:POOL/ROOT/BE:) or a zfs:... descriptor')
     .addOption(opts.flag('--clear', 'remove the one-time boot request').make())
     .addOption(opts.json.make())
+    .addOption(opts.lockTimeout.make())
     .description('request a one-time boot of a boot environment, as zfsbootcfg does (all four labels, crash-safe)')
-    .action(async (image: string, dataset: string | undefined, o: { clear?: boolean; json?: boolean }) => {
+    .action(async (image: string, dataset: string | undefined, o: { clear?: boolean; json?: boolean; lockTimeout?: number }) => {
       if (o.clear && dataset !== undefined) throw new DiskmintError('BAD_ARGUMENT', 'give a dataset or --clear, not both');
       if (!o.clear && dataset === undefined) throw new DiskmintError('BAD_ARGUMENT', 'give POOL/ROOT/BE, or --clear to remove the request');
-      const r = await zfsSetBootonce(image, o.clear ? undefined : dataset);
+      const r = await zfsSetBootonce(image, o.clear ? undefined : dataset, { lockTimeout: o.lockTimeout });
       for (const w of r.warnings) printErr(`diskmint: warning: ${w}\n`);
       if (o.json) printJson(r);
       else

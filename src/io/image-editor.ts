@@ -13,6 +13,7 @@ import { FileCache, readRunInto } from './run-reader.js';
 import { writeImage } from './write-image.js';
 import { writeFully } from './write-fully.js';
 import type { ContainerFormat, ContainerReader } from '../containers/types.js';
+import { lockImage, type ImageLock, type LockOptions } from './image-lock.js';
 
 export interface ImageEditor {
   readonly path: string;
@@ -31,7 +32,7 @@ export interface ImageEditor {
   close(): Promise<void>;
 }
 
-export interface EditorOptions {
+export interface EditorOptions extends LockOptions {
   /** Called before each write with its 1-based number; tests throw here to stop an edit midway. */
   beforeWrite?: (n: number) => void;
   /**
@@ -45,12 +46,27 @@ const COPY_CHUNK = 4 << 20;
 
 export async function openImageEditor(path: string, opts: EditorOptions = {}): Promise<ImageEditor> {
   if (opts.editor) return borrowed(opts.editor);
+  const lock = await lockImage(path, opts); // held until close (src/io/image-lock.ts)
+  try {
+    return releasingOnClose(await openLocked(path, opts), lock);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function openLocked(path: string, opts: EditorOptions): Promise<ImageEditor> {
   const { reader, format } = await openDisk(path);
   if (format === 'raw') {
     await reader.close();
     return rawEditor(path, await open(path, 'r+'), opts);
   }
   return containerEditor(path, reader, format, opts);
+}
+
+/** `e`, whose close also releases the image's lock. */
+function releasingOnClose(e: ImageEditor, lock: ImageLock): ImageEditor {
+  return { ...borrowed(e), commit: () => e.commit(), close: () => e.close().finally(() => lock.release()) };
 }
 
 /** The owner's editor, whose commit and close are the owner's. */

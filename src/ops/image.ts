@@ -24,6 +24,7 @@ import { verifyImage, type VerifyOptions, type VerifyReport } from './verify/ver
 import { compareImages, type CompareOptions, type CompareResult } from './compare.js';
 import { convertImage, type ConvertResult } from './convert.js';
 import { openImageEditor, type ImageEditor } from '../io/image-editor.js';
+import { withImageLock, type LockOptions } from '../io/image-lock.js';
 import {
   slotActivate,
   slotBootonce,
@@ -39,7 +40,7 @@ import {
 /** Progress of a long copy: bytes done of the total. */
 export type ProgressCallback = (done: number, total: number) => void;
 
-export interface OpenImageOptions extends OpenDiskOptions {
+export interface OpenImageOptions extends OpenDiskOptions, LockOptions {
   /** Logical sector size of MBR/BSD disks for `inspect` and `verify` (default: detected). */
   sectorSize?: number;
 }
@@ -91,7 +92,8 @@ export interface Image {
   close(): Promise<void>;
 }
 
-export async function openImage(path: string, opts: OpenImageOptions = {}): Promise<Image> {
+export async function openImage(path: string, options: OpenImageOptions = {}): Promise<Image> {
+  const { lockTimeout, ...opts } = options;
   const opened = await openDisk(path, opts); // not an image: fails here
   const { format } = opened;
   const size = opened.reader.size;
@@ -116,7 +118,7 @@ export async function openImage(path: string, opts: OpenImageOptions = {}): Prom
   /** Run one edit through the shared editor; if it fails, drop what it added. */
   const edit = async <T>(fn: (e: ImageEditor) => Promise<T>): Promise<T> => {
     live();
-    editor ??= await openImageEditor(path);
+    editor ??= await openImageEditor(path, { lockTimeout }); // the lock is held until the edits are committed
     const e = editor;
     const mark = e.mark();
     try {
@@ -165,10 +167,13 @@ export async function openImage(path: string, opts: OpenImageOptions = {}): Prom
     async slotWrite(slot, from, o = {}) {
       // As `slot write`: the data committed (raw: fsync; a container: its rewrite) and read back
       // from the file before any attribute changes. Pending edits go first.
+      // One lock throughout, so no other writer comes between the write and the bootonce.
       await commit();
-      const result = await slotWrite(path, slot, from, { ...o, bootonce: false });
-      if (o.bootonce) await image.bootonce(result.slot);
-      return { ...result, bootonce: o.bootonce === true };
+      return withImageLock(path, { lockTimeout }, async () => {
+        const result = await slotWrite(path, slot, from, { ...o, bootonce: false, lockTimeout: o.lockTimeout ?? lockTimeout });
+        if (o.bootonce) await image.bootonce(result.slot);
+        return { ...result, bootonce: o.bootonce === true };
+      });
     },
     bootonce: async (slot) => {
       await edit((e) => slotBootonce(path, slot, { editor: e }));

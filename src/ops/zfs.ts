@@ -270,9 +270,13 @@ export function nextBootenv(current: Bootenv | undefined, value: string | undefi
  * written label by label in BOOTENV_WRITE_ORDER with an fsync after each; containers are
  * rewritten atomically by the editor.
  */
-export async function zfsSetBootonce(spec: string, value: string | undefined, opts: { beforeWrite?: (n: number) => void } = {}): Promise<SetBootonceResult> {
+export async function zfsSetBootonce(
+  spec: string,
+  value: string | undefined,
+  opts: { beforeWrite?: (n: number) => void; lockTimeout?: number } = {},
+): Promise<SetBootonceResult> {
   const { path } = parseImageSpec(spec);
-  const editor = await openImageEditor(path, { beforeWrite: opts.beforeWrite });
+  const editor = await openImageEditor(path, { beforeWrite: opts.beforeWrite, lockTimeout: opts.lockTimeout }); // locks the image until close
   try {
     const { vdev, base } = await vdevOf(editor.disk, spec);
     const set = await readOrExplain(vdev, spec);

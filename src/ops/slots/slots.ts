@@ -14,6 +14,7 @@ import { formatBytes } from '../../model/size.js';
 import type { SlotEntry } from '../../../formats/boot/gptboot.js';
 import { detectFilesystem } from '../../fs/detect.js';
 import { openForReading, openImageEditor, type EditorOptions, type ImageEditor } from '../../io/image-editor.js';
+import { withImageLock } from '../../io/image-lock.js';
 import { applyBundle, isBundleFile, openCheckedBundle, type BundleTarget } from './bundle-write.js';
 import { SCHEME_HANDLERS, schemeHandler } from '../../schemes/registry.js';
 import { listWords } from '../../schemes/sectors.js';
@@ -185,6 +186,12 @@ async function writeIntoSlot(
  * hashes, and only then, if asked, request a one-time boot.
  */
 export async function slotWrite(path: string, ref: SlotRef, from: string, opts: SlotWriteOptions = {}): Promise<SlotWriteResult> {
+  // One lock from the write to the bootonce: no other writer between them (an owner's editor holds it already).
+  if (opts.editor) return slotWriteLocked(path, ref, from, opts);
+  return withImageLock(path, opts, () => slotWriteLocked(path, ref, from, opts));
+}
+
+async function slotWriteLocked(path: string, ref: SlotRef, from: string, opts: SlotWriteOptions): Promise<SlotWriteResult> {
   if (await isBundleFile(from)) return slotWriteBundle(path, ref, from, opts);
   if (opts.pubkey || opts.requireSignature) throw new DiskmintError('BAD_ARGUMENT', `${from} is not a signed update bundle, and a signature was required`);
   const st = await stat(from).catch(() => undefined);
