@@ -209,3 +209,49 @@ describe('invalid 8.3 short names (item 13)', () => {
     expect((await listFat(img)).map((e) => e.name)).toEqual(['_AB.TXT', '_', 'A_B.TXT', '_~1']);
   });
 });
+
+describe('a FAT volume made by mkfs.fat --mbr (item 14)', () => {
+  it('reads as sfdisk and fsck.fat read it: partition 1 is the volume, no mbr.overlaps-mbr', async (ctx) => {
+    if (!requirePeer('mkfs.fat', 'dosfstools') || !requirePeer('sfdisk', 'fdisk')) return ctx.skip();
+    const img = join(scratch, 'mbr-fat.img');
+    for (const bits of ['12', '16', '32']) {
+      rmSync(img, { force: true });
+      const r = runPeer('mkfs.fat', [
+        '-F',
+        bits,
+        '--mbr=y',
+        '-i',
+        '12345678',
+        '-C',
+        img,
+        ({ '12': '8000', '16': '20480', '32': '40000' } as Record<string, string>)[bits],
+      ]);
+      expect(r.status, r.out).toBe(0);
+      // The judges: sfdisk shows the one partition at sector 0; fsck.fat is clean.
+      const sf = runPeer('sfdisk', ['-d', img]);
+      expect(sf.out).toMatch(/mbr-fat\.img1 : start=\s+0, size=\s+\d+, type=[0-9a-f]+, bootable/);
+      expect(runPeer('fsck.fat', ['-n', img]).status).toBe(0);
+
+      const v = diskmint(['verify', '--json', img]);
+      const codes = (JSON.parse(v.stdout.toString()) as { findings: { code: string }[] }).findings.map((f) => f.code);
+      expect(codes).not.toContain('mbr.overlaps-mbr');
+      expect(codes).toContain('mbr.fat-self-entry');
+      expect(v.status, v.stdout.toString()).toBe(0);
+      expect((await listFat(`${img}:1`)).length).toBe(0);
+    }
+  });
+
+  it('a partition at sector 0 that is not the FAT volume of that sector is still an error', () => {
+    const img = join(scratch, 'mbr-zero.img');
+    const bytes = Buffer.alloc(1 << 20);
+    bytes.writeUInt8(0x80, 446);
+    bytes.writeUInt8(0x83, 446 + 4); // a Linux partition from sector 0 over an MBR that is no FAT boot sector
+    bytes.writeUInt32LE(0, 446 + 8);
+    bytes.writeUInt32LE(2048, 446 + 12);
+    bytes.writeUInt16LE(0xaa55, 510);
+    writeFileSync(img, bytes);
+    const v = diskmint(['verify', '--json', img]);
+    const codes = (JSON.parse(v.stdout.toString()) as { findings: { code: string }[] }).findings.map((f) => f.code);
+    expect(codes).toContain('mbr.overlaps-mbr');
+  });
+});

@@ -20,6 +20,8 @@ import {
   type MbrEntry,
 } from '../../../formats/schemes/mbr.js';
 import { mbrTypeName } from '../../../formats/schemes/mbr-types.js';
+import { decodeBootSector } from '../../../formats/fs/fat-boot.js';
+import { FormatError } from '../../../formats/common/errors.js';
 
 /** DOSPTYP_PMBR. */
 const TYPE_PROTECTIVE = 0xee;
@@ -38,6 +40,29 @@ function looksLikeBootSectorBpb(sector: Uint8Array): boolean {
     bytesPerSector >= 512 && bytesPerSector <= 4096 && pow2(bytesPerSector) && sectorsPerCluster >= 1 && sectorsPerCluster <= 128 && pow2(sectorsPerCluster)
   );
 }
+
+/**
+ * mkfs.fat --mbr (dosfstools, the default on media it takes for removable) writes into the FAT
+ * boot sector itself one partition entry: active, a FAT type, starting at sector 0 and as long
+ * as the volume, so that BIOSes that want a partition table on a USB stick find one. sfdisk
+ * lists that partition and fsck.fat is clean: it is a shape, not a table overwriting its own
+ * sector. Recognised when sector 0 decodes as a FAT boot sector and the one entry starts at 0
+ * and covers exactly the volume's sectors.
+ */
+function isFatSelfEntry(sector0: Uint8Array, p: TablePartition): boolean {
+  if (p.firstLba !== 0 || p.logical) return false;
+  let g;
+  try {
+    g = decodeBootSector(sector0).geometry;
+  } catch (err) {
+    if (err instanceof FormatError) return false;
+    throw err;
+  }
+  return p.sizeBytes === g.totalSectors * g.sectorSize && FAT_PARTITION_TYPES.has(Number(p.rawType));
+}
+
+/** MBR types for FAT (mbr.h): FAT12 0x01, FAT16 <32M 0x04, FAT16 0x06, FAT32 0x0b/0x0c, FAT16 LBA 0x0e. */
+const FAT_PARTITION_TYPES = new Set([0x01, 0x04, 0x06, 0x0b, 0x0c, 0x0e]);
 
 export function toPartition(index: number, e: MbrEntry, sectorSize: number, extra: Partial<TablePartition> = {}): TablePartition {
   return {
@@ -100,7 +125,16 @@ export function makeMbrProbe(sectorSize = 512): TableProbe {
     }
 
     const all = [...primaries, ...logicals];
-    if (all.some((p) => p.firstLba === 0)) {
+    if (all.length === 1 && isFatSelfEntry(sector0, all[0])) {
+      findings.push(
+        finding(
+          'info',
+          'mbr.fat-self-entry',
+          `sector 0 is a FAT boot sector whose partition table holds one entry covering the volume itself (as mkfs.fat --mbr writes it); partition 1 is the whole FAT volume`,
+          WHERE,
+        ),
+      );
+    } else if (all.some((p) => p.firstLba === 0)) {
       findings.push(finding('error', 'mbr.overlaps-mbr', 'a partition starts at sector 0 and overwrites the MBR', WHERE));
     }
     findings.push(
