@@ -64,6 +64,32 @@ function isFatSelfEntry(sector0: Uint8Array, p: TablePartition): boolean {
 /** MBR types for FAT (mbr.h): FAT12 0x01, FAT16 <32M 0x04, FAT16 0x06, FAT32 0x0b/0x0c, FAT16 LBA 0x0e. */
 const FAT_PARTITION_TYPES = new Set([0x01, 0x04, 0x06, 0x0b, 0x0c, 0x0e]);
 
+/** A 0xEE protective entry beside at least one other non-empty entry (Boot Camp, `sgdisk -h`). */
+function isHybrid(used: readonly MbrEntry[]): boolean {
+  return used.some((e) => e.type === TYPE_PROTECTIVE) && used.some((e) => e.type !== TYPE_PROTECTIVE && e.sectors > 0);
+}
+
+/**
+ * The MBR view of a hybrid MBR in front of a GPT: every non-empty entry (the 0xEE one too, as
+ * sfdisk lists it), or undefined when sector 0 is a plain protective MBR (or no MBR).
+ */
+export function hybridMbrView(sector0: Uint8Array, sectorSize: number, diskBytes: number): PartitionTable | undefined {
+  if (sector0.length < MBR_SECTOR_BYTES) return undefined;
+  for (let slot = 0; slot < PRIMARY_SLOTS; slot++) {
+    const status = sector0[PARTITION_TABLE_OFFSET + slot * 16];
+    if (status !== 0 && status !== 0x80) return undefined;
+  }
+  const mbr = decodeMbrSector(sector0);
+  if (!mbr.hasBootSignature) return undefined;
+  const used = mbr.entries.filter((e): e is MbrEntry => e !== null);
+  if (!isHybrid(used)) return undefined;
+  const partitions: TablePartition[] = [];
+  mbr.entries.forEach((e, slot) => {
+    if (e && e.sectors > 0) partitions.push(toPartition(slot + 1, e, sectorSize));
+  });
+  return { scheme: 'mbr', sectorSize, offset: 0, diskBytes, diskSignature: `0x${mbr.diskSignature.toString(16).padStart(8, '0')}`, partitions };
+}
+
 export function toPartition(index: number, e: MbrEntry, sectorSize: number, extra: Partial<TablePartition> = {}): TablePartition {
   return {
     index,
@@ -94,12 +120,25 @@ export function makeMbrProbe(sectorSize = 512): TableProbe {
       if (status !== 0 && status !== 0x80) return null;
     }
     const used = mbr.entries.filter((e): e is MbrEntry => e !== null);
-    if (used.some((e) => e.type === TYPE_PROTECTIVE)) return null;
+    // A protective MBR belongs to the GPT probe, which runs first. A hybrid one (0xEE beside real
+    // partitions) reaches here only when no GPT was found behind it: read it as sfdisk does.
+    const hybrid = used.some((e) => e.type === TYPE_PROTECTIVE) && isHybrid(used);
+    if (used.some((e) => e.type === TYPE_PROTECTIVE) && !hybrid) return null;
     const plausible = used.some((e) => e.sectors > 0 && e.startLba > 0 && e.startLba < diskSectors);
     if (!mbr.hasBootSignature && !plausible) return null;
     if (used.length === 0 && looksLikeBootSectorBpb(sector0)) return null;
 
     const findings: Finding[] = [];
+    if (hybrid) {
+      findings.push(
+        finding(
+          'warning',
+          'mbr.hybrid',
+          `sector 0 is a hybrid MBR (a 0xEE GPT protective entry beside ${used.filter((e) => e.type !== TYPE_PROTECTIVE && e.sectors > 0).length} real partitions), but no valid GPT was found behind it: the MBR's entries are shown`,
+          WHERE,
+        ),
+      );
+    }
     if (!mbr.hasBootSignature) {
       findings.push(finding('error', 'mbr.boot-signature', 'sector 0 lacks the 0x55AA boot signature at byte 510', WHERE));
     }
