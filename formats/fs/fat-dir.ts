@@ -267,6 +267,47 @@ export interface DecodedDirEntry {
   index: number;
   /** True when an LFN set was present but did not match (orphaned or bad checksum). */
   badLfn: boolean;
+  /** Why the stored 8.3 name is invalid (`shortNameProblem`), when it is. */
+  badShortName?: string;
+  /** True when `name` is not the stored name but `safeShortName` of it (an invalid 8.3 name and no long name). */
+  renamed: boolean;
+}
+
+/** Characters dosfstools' fsck.fat refuses anywhere in a short name (check.c, bad_name). */
+const SHORT_NAME_BAD_CHARS = '*?<>|"\\/:';
+
+/**
+ * Why an 11-byte short name is invalid, by fsck.fat's rule (dosfstools check.c, bad_name):
+ * a control character or DEL, one of `*?<>|"\/:`, a leading space (an empty name is all
+ * spaces), or a space inside the base or the extension. Bytes >= 0x80 are valid (code page
+ * characters). Undefined when the name is valid.
+ */
+export function shortNameProblem(name11: Uint8Array): string | undefined {
+  for (let i = 0; i < 11; i++) {
+    const b = name11[i];
+    if (b < 0x20 || b === 0x7f) return `it holds the control character 0x${b.toString(16).padStart(2, '0')}`;
+    if (SHORT_NAME_BAD_CHARS.includes(String.fromCharCode(b))) return `it holds the character ${JSON.stringify(String.fromCharCode(b))}`;
+  }
+  if (name11.subarray(0, 11).every((b) => b === 0x20)) return 'it is empty';
+  if (name11[0] === 0x20) return 'it starts with a space';
+  const inner = (from: number, to: number) => /^[^ ]* +[^ ]/.test(decodeOem(name11.subarray(from, to)));
+  if (inner(0, 8) || inner(8, 11)) return 'it has a space inside';
+  return undefined;
+}
+
+/**
+ * The name an invalid short name is listed and extracted under: each character fsck.fat refuses
+ * (and each space but the padding) becomes '_', an empty base becomes '_'; so ' AB.TXT' is
+ * '_AB.TXT', an empty name '_' and 'A>B.TXT' 'A_B.TXT'. The caller makes it unique in its folder.
+ */
+export function safeShortName(name11: Uint8Array): string {
+  const part = (from: number, to: number) =>
+    [...decodeOem(name11.subarray(from, to)).replace(/ +$/, '')]
+      .map((ch) => (ch.charCodeAt(0) <= 0x20 || ch.charCodeAt(0) === 0x7f || SHORT_NAME_BAD_CHARS.includes(ch) ? '_' : ch))
+      .join('');
+  const base = part(0, 8) || '_';
+  const ext = part(8, 11);
+  return ext ? `${base}.${ext}` : base;
 }
 
 /**
@@ -357,8 +398,10 @@ function makeEntry(name11: Uint8Array, longName: string | undefined, attr: numbe
   const ext = latin(8, 11);
   const shortName = ext ? `${base}.${ext}` : base;
   const cased = (ntCase & NT_LOWER_BASE ? base.toLowerCase() : base) + (ext ? '.' + (ntCase & NT_LOWER_EXT ? ext.toLowerCase() : ext) : '');
+  const badShortName = shortNameProblem(name11);
+  const renamed = longName === undefined && badShortName !== undefined;
   return {
-    name: longName ?? cased,
+    name: longName ?? (renamed ? safeShortName(name11) : cased),
     shortName,
     name11,
     attr,
@@ -367,6 +410,8 @@ function makeEntry(name11: Uint8Array, longName: string | undefined, attr: numbe
     mtime: fromDosDateTime(v.getUint16(e + 24, true), v.getUint16(e + 22, true)),
     index,
     badLfn,
+    ...(badShortName !== undefined ? { badShortName } : {}),
+    renamed,
   };
 }
 

@@ -39,6 +39,15 @@ export const UBERBLOCK_MAGIC = 0x00bab10cn;
 /** vdev_boot_envblock_t: vbe_version (big-endian u64) then vbe_bootenv; VB_RAW, VB_NVLIST (vdev_impl.h). */
 export const VB_RAW = 0n;
 export const VB_NVLIST = 1n;
+/**
+ * VDEV_BOOT_MAGIC and VDEV_BOOT_VERSION: before the boot environment block (OpenZFS 2.0,
+ * vdev_boot_envblock_t), the same 8 KiB of each label held a vdev_boot_header_t: vb_magic,
+ * vb_version, vb_offset and vb_size (the embedded boot area), u64s in the pool's native byte
+ * order (OpenSolaris/illumos uts/common/fs/zfs/sys/vdev_impl.h, as GRUB's zfs/vdev_impl.h still
+ * has it). Pools made then (version 1, 2006) still carry it.
+ */
+export const VDEV_BOOT_MAGIC = 0x2f5b007b10cn;
+
 /** sizeof (vbe_bootenv). */
 export const BOOTENV_PAYLOAD = BOOTENV_SIZE - 8 - ECK_SIZE;
 
@@ -105,6 +114,18 @@ export interface Bootenv {
   nvlist?: NvList;
   /** Why an nvlist block did not unpack. */
   error?: string;
+  /** The block is an old vdev_boot_header_t (VDEV_BOOT_MAGIC), not a boot environment: its fields. */
+  oldBootHeader?: OldBootHeader;
+}
+
+export interface OldBootHeader {
+  /** The byte order vb_magic was found in (the pool's native order). */
+  endian: Endian;
+  /** vb_version (VDEV_BOOT_VERSION was 1). */
+  version: bigint;
+  /** vb_offset and vb_size: the embedded boot area, in bytes from the start of the vdev. */
+  offset: bigint;
+  size: bigint;
 }
 
 /** Parse the 8 KiB boot environment block of a label at vdev byte `offset`. */
@@ -113,6 +134,11 @@ export function decodeBootenv(block: Uint8Array, offset: number): Bootenv {
   const checksum = checkEmbedded(block, offset);
   const version = u64(block, 0, 'big');
   const payload = block.subarray(8, 8 + BOOTENV_PAYLOAD);
+  for (const endian of ['big', 'little'] as const) {
+    if (u64(block, 0, endian) !== VDEV_BOOT_MAGIC) continue;
+    const oldBootHeader = { endian, version: u64(block, 8, endian), offset: u64(block, 16, endian), size: u64(block, 24, endian) };
+    return { version, checksum, oldBootHeader };
+  }
   if (version === VB_RAW) {
     const end = payload.indexOf(0);
     return { version, checksum, raw: new TextDecoder().decode(payload.subarray(0, end < 0 ? payload.length : end)) };

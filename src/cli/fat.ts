@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { catFat, createFatImage, extractFat, listFat } from '../ops/fat.js';
 import { formatBytes } from '../model/size.js';
-import { printOut } from './output.js';
+import { printErr, printOut } from './output.js';
 import { printJson } from './json.js';
 import * as opts from './options.js';
 import type { Values } from './options.js';
@@ -45,7 +45,8 @@ export function addFatCommands(program: Command): void {
       if (o.json) return printJson(entries);
       for (const e of entries) {
         const when = e.mtime.toISOString().slice(0, 16).replace('T', ' ');
-        printOut(`${e.isDirectory ? 'd' : '-'} ${String(e.isDirectory ? '' : e.size).padStart(12)} ${when} ${e.name}${e.isDirectory ? '/' : ''}\n`);
+        const stored = e.storedName === undefined ? '' : `  (stored name ${JSON.stringify(e.storedName)} is not a valid 8.3 name)`;
+        printOut(`${e.isDirectory ? 'd' : '-'} ${String(e.isDirectory ? '' : e.size).padStart(12)} ${when} ${e.name}${e.isDirectory ? '/' : ''}${stored}\n`);
       }
     });
 
@@ -64,6 +65,9 @@ export function addFatCommands(program: Command): void {
     .argument('<image>')
     .argument('<dest>')
     .action(async (image: string, dest: string) => {
-      await extractFat(image, dest);
+      for (const e of await extractFat(image, dest))
+        printErr(
+          `diskmint: warning: ${e.path}: the stored name ${JSON.stringify(e.storedName)} is not a valid 8.3 name; extracted as ${JSON.stringify(e.name)}\n`,
+        );
     });
 }

@@ -51,6 +51,7 @@ export function formatTable(t: PartitionTable, indent = ''): string[] {
   for (const p of t.partitions) {
     if (p.nested) lines.push(`${indent}  partition ${p.index} holds:`, ...formatTable(p.nested, `${indent}    `));
   }
+  if (t.hybridMbr) lines.push(`${indent}  hybrid MBR in sector 0 (what MBR-only tools and BIOS boot code see):`, ...formatTable(t.hybridMbr, `${indent}    `));
   return lines;
 }
 

@@ -32,6 +32,14 @@ function formatLabels(r: ZfsLabelsReport): string {
 }
 
 function formatBootenv(r: ZfsBootenvReport): string {
+  const old = r.oldBootHeader;
+  if (old) {
+    // A 2006-era pool: the block holds vdev_boot_header_t, not an environment (no version to show).
+    return [
+      `${r.spec}: no boot environment; label ${r.fromLabel} holds an old vdev_boot_header (version ${old.version}, boot area at byte ${old.offset}, ${old.size} bytes, ${old.endian}-endian)`,
+      `  labels: ${r.labels.map((l) => `${l.index}:${l.checksumValid ? 'ok' : 'BAD'}`).join(' ')}${r.agree ? ', all agree' : ', DISAGREE'}`,
+    ].join('\n');
+  }
   const lines = [
     `${r.spec}: boot environment${r.fromLabel !== undefined ? ` (label ${r.fromLabel}), version ${r.version}` : ': no label with a valid checksum'}`,
   ];

@@ -94,10 +94,14 @@ export async function catFat(spec: string, path: string, out: Writable): Promise
   }
 }
 
-export async function extractFat(spec: string, dest: string): Promise<void> {
+/**
+ * Copy the whole tree into `dest`. Returns the entries whose stored 8.3 name is invalid (see
+ * FatDirEntry.storedName), written under the safe name in their `name`.
+ */
+export async function extractFat(spec: string, dest: string): Promise<FatDirEntry[]> {
   const { fat, close } = await openFatVolume(spec);
   try {
-    await fat.extract(dest);
+    return await fat.extract(dest);
   } finally {
     await close();
   }

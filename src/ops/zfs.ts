@@ -23,6 +23,8 @@ import {
   decodeLabel,
   summariseConfig,
   VB_NVLIST,
+  VDEV_BOOT_MAGIC,
+  type OldBootHeader,
   type Bootenv,
   type LabelSummary,
   type Uberblock,
@@ -175,6 +177,7 @@ function disagreements(set: ZfsLabelSet): string[] {
 }
 
 function bootenvKey(b: Bootenv): string {
+  if (b.oldBootHeader) return `old:${b.oldBootHeader.endian}:${b.oldBootHeader.version}:${b.oldBootHeader.offset}:${b.oldBootHeader.size}`;
   return `${b.version}:${b.raw ?? ''}:${b.nvlist ? Buffer.from(encodeNvlist(b.nvlist)).toString('hex') : (b.error ?? '')}`;
 }
 
@@ -213,7 +216,12 @@ export interface ZfsBootenvReport {
   bootonceUsed?: string;
   /** The whole environment, as the kernel presents it. */
   env?: Record<string, unknown>;
-  labels: { index: number; checksumValid: boolean; version: bigint; bootonce?: string; error?: string }[];
+  /**
+   * Set when the label holds the old vdev_boot_header_t (VDEV_BOOT_MAGIC, pools of 2006-2008)
+   * where newer pools keep the boot environment: there is then no environment, and no version.
+   */
+  oldBootHeader?: OldBootHeader;
+  labels: { index: number; checksumValid: boolean; version?: bigint; oldBootHeader?: boolean; bootonce?: string; error?: string }[];
   agree: boolean;
 }
 
@@ -224,14 +232,14 @@ export function describeBootenv(spec: string, set: ZfsLabelSet): ZfsBootenvRepor
   return {
     spec,
     fromLabel: from?.index,
-    version: from?.bootenv.version,
+    ...(from?.bootenv.oldBootHeader ? { oldBootHeader: from.bootenv.oldBootHeader } : { version: from?.bootenv.version }),
     bootonce: env && nvString(env, FREEBSD_BOOTONCE),
     bootonceUsed: env && nvString(env, FREEBSD_BOOTONCE_USED),
     env: env && nvToJson(env),
     labels: set.labels.map((l) => ({
       index: l.index,
       checksumValid: l.bootenv.checksum.valid,
-      version: l.bootenv.version,
+      ...(l.bootenv.oldBootHeader ? { oldBootHeader: true } : { version: l.bootenv.version }),
       ...(l.bootenv.nvlist ? { bootonce: nvString(l.bootenv.nvlist, FREEBSD_BOOTONCE) } : {}),
       ...(l.bootenv.error ? { error: l.bootenv.error } : {}),
     })),
@@ -320,6 +328,16 @@ export function labelFindings(set: ZfsLabelSet, where: string): Finding[] {
       out.push(finding('error', 'zfs.label-checksum', `label ${l.index} nvlist checksum is ${l.configChecksum.endian ? 'wrong' : 'missing'}`, where));
     if (!l.bootenv.checksum.endian) out.push(finding('warning', 'zfs.bootenv-unsealed', `label ${l.index} boot environment block has no checksum`, where));
     else if (!l.bootenv.checksum.valid) out.push(finding('error', 'zfs.bootenv-checksum', `label ${l.index} boot environment checksum is wrong`, where));
+    const old = l.bootenv.oldBootHeader;
+    if (old)
+      out.push(
+        finding(
+          'info',
+          'zfs.old-boot-header',
+          `label ${l.index} holds an old vdev_boot_header (magic 0x${VDEV_BOOT_MAGIC.toString(16)}, version ${old.version}, boot area at byte ${old.offset}, ${old.size} bytes, ${old.endian}-endian) where newer pools keep a boot environment; it has none`,
+          where,
+        ),
+      );
     if (!l.uberblocks.some((u) => u.checksumValid))
       out.push(finding('error', 'zfs.uberblock-none', `label ${l.index} has no uberblock with a valid checksum`, where));
   }

@@ -44,6 +44,11 @@ export interface PartitionTable {
   lastUsableLba?: number;
   entryCount?: number;
   partitions: TablePartition[];
+  /**
+   * A GPT whose sector 0 is a hybrid MBR (a 0xEE protective entry beside real partitions, as
+   * Boot Camp and `sgdisk -h` write): what MBR-only tools and BIOS boot code see instead.
+   */
+  hybridMbr?: PartitionTable;
 }
 
 /** What a probe found: the table (from the best valid copy) and every verify finding. */

@@ -25,6 +25,11 @@ export interface FatDirEntry {
   firstCluster: number;
   attributes: number;
   mtime: Date;
+  /**
+   * Set when the entry's stored 8.3 name is invalid (fsck.fat's rule) and it has no long name:
+   * the stored name, as 'BASE.EXT' with its spaces; `name` is then a safe name made from it.
+   */
+  storedName?: string;
 }
 
 export interface FatProblem {
@@ -45,8 +50,8 @@ export interface FatReader {
   stat(path: string): Promise<FatDirEntry | undefined>;
   /** Streams the file's bytes in chunks of up to 1 MiB. */
   readFile(path: string): AsyncIterable<Uint8Array>;
-  /** Write the whole tree under `dest` (created if missing). */
-  extract(dest: string): Promise<void>;
+  /** Write the whole tree under `dest` (created if missing); returns the entries written under a safe name. */
+  extract(dest: string): Promise<FatDirEntry[]>;
   check(): Promise<FatProblem[]>;
 }
 
@@ -57,6 +62,13 @@ const MAX_FAT_BYTES = 512 * 1024 * 1024;
 const READ_CHUNK = 1 << 20;
 /** Folder nesting we follow (paths stay far below PATH_MAX). */
 const MAX_DEPTH = 128;
+
+/** A stored 11-byte short name as 'BASE.EXT', spaces inside kept (the padding dropped). */
+function storedShortName(name11: Uint8Array): string {
+  const base = decodeOem(name11.subarray(0, 8)).replace(/ +$/, '');
+  const ext = decodeOem(name11.subarray(8, 11)).replace(/ +$/, '');
+  return ext ? `${base}.${ext}` : base;
+}
 
 export async function openFat(disk: DiskReader): Promise<FatReader> {
   const head = await disk.read(0, 512);
@@ -88,11 +100,13 @@ export async function openFat(disk: DiskReader): Promise<FatReader> {
   /** Follow a chain from `first`; at most `limit` clusters are wanted (throws TOO_LARGE past it when `strict`). */
   const chain = (first: number, limit: number, what: string): number[] => {
     const out: number[] = [];
+    const visited = new Set<number>();
     let c = first;
     while (true) {
       if (c < 2 || c > maxCluster) throw fail('fat', 'BAD_VALUE', `${what}: cluster ${c} is outside 2..${maxCluster}`);
+      if (visited.has(c)) throw fail('fat', 'LOOP', `${what}: the cluster chain loops back to cluster ${c}`);
+      visited.add(c);
       out.push(c);
-      if (out.length > g.clusters) throw fail('fat', 'LOOP', `${what}: the cluster chain loops`);
       if (out.length > limit) throw fail('fat', 'TOO_LARGE', `${what}: the cluster chain is longer than ${limit} clusters`);
       const nextValue = fat[c];
       if (nextValue >= eoc) return out;
@@ -124,14 +138,25 @@ export async function openFat(disk: DiskReader): Promise<FatReader> {
     firstCluster: g.bits === 32 ? e.cluster & 0x0fffffff : e.cluster & 0xffff,
     attributes: e.attr,
     mtime: e.mtime,
+    ...(e.renamed ? { storedName: storedShortName(e.name11) } : {}),
   });
 
   const isDotEntry = (e: DecodedDirEntry) => e.name11[0] === 0x2e && (e.shortName === '.' || e.shortName === '..');
 
-  const listCluster = async (cluster: number, path: string): Promise<FatDirEntry[]> =>
-    decodeDirEntries(await readDirBytes(cluster, path))
-      .filter((e) => !isDotEntry(e))
-      .map((e) => toEntry(e, path));
+  const listCluster = async (cluster: number, path: string): Promise<FatDirEntry[]> => {
+    const decoded = decodeDirEntries(await readDirBytes(cluster, path)).filter((e) => !isDotEntry(e));
+    // A safe name given to an invalid short name must not take another entry's name: '~N' after it.
+    const taken = new Set(decoded.filter((e) => !e.renamed).map((e) => caseFoldName(e.name)));
+    return decoded.map((e) => {
+      if (e.renamed) {
+        let name = e.name;
+        for (let n = 1; taken.has(caseFoldName(name)); n++) name = `${e.name}~${n}`;
+        taken.add(caseFoldName(name));
+        e = { ...e, name };
+      }
+      return toEntry(e, path);
+    });
+  };
 
   const resolve = async (path: string): Promise<FatDirEntry | undefined> => {
     const parts = path.split('/').filter((p) => p !== '' && p !== '.');
@@ -166,7 +191,64 @@ export async function openFat(disk: DiskReader): Promise<FatReader> {
     yield* readEntry(e);
   }
 
-  async function* readEntry(e: FatDirEntry): AsyncGenerator<Uint8Array> {
+  /**
+   * How many FAT entries point at each cluster, computed once when first asked. A cluster that
+   * two entries point at is where two chains merge (a cross-link, as fsck.fat calls it); a
+   * file's first cluster that any entry points at is the tail of another chain.
+   */
+  let inDegree: Uint8Array | undefined;
+  let visitedBits: Uint8Array | undefined;
+  const pointedAt = (c: number): number => {
+    if (!inDegree) {
+      inDegree = new Uint8Array(g.clusters + 2);
+      for (let k = 2; k <= maxCluster; k++) {
+        const nx = fat[k];
+        if (nx >= 2 && nx <= maxCluster && inDegree[nx] < 255) inDegree[nx]++;
+      }
+    }
+    return inDegree[c];
+  };
+
+  /**
+   * The clusters of a file, in order, before any byte is read: a chain that comes back to a
+   * cluster it has visited (a loop), merges with another chain, or starts inside one (a
+   * cross-link) is an error naming the file, as mtools refuses a loop ("loop detected") and
+   * fsck.fat reports both. `owners`, shared across one extract, also catches two entries that
+   * start at the same cluster.
+   */
+  const fileClusters = (e: FatDirEntry, want: number, owners?: Map<number, string>): number[] => {
+    const out: number[] = [];
+    // One bit a cluster (allocated once, cleared after each file) marks the clusters visited.
+    visitedBits ??= new Uint8Array((g.clusters + 9) >> 3);
+    const seen = visitedBits;
+    try {
+      let c = e.firstCluster;
+      while (true) {
+        if (c < 2 || c > maxCluster) throw fail('fat', 'BAD_VALUE', `${e.path}: cluster ${c} is outside 2..${maxCluster}`);
+        if (seen[c >> 3] & (1 << (c & 7))) throw fail('fat', 'LOOP', `${e.path}: the cluster chain loops back to cluster ${c}`);
+        seen[c >> 3] |= 1 << (c & 7);
+        out.push(c);
+        if (out.length === want) break;
+        const nx = fat[c];
+        if (nx >= eoc || nx < 2 || nx === bad)
+          throw fail('fat', 'BAD_VALUE', `${e.path}: the cluster chain ends ${e.size - out.length * cb} bytes before the file does`);
+        c = nx;
+      }
+    } finally {
+      for (const k of out) seen[k >> 3] = 0;
+    }
+    for (let i = 0; i < out.length; i++) {
+      const k = out[i];
+      if (i === 0 && pointedAt(k) > 0) throw fail('fat', 'BAD_VALUE', `${e.path}: its first cluster ${k} is also inside another cluster chain (cross-linked)`);
+      if (i > 0 && pointedAt(k) > 1) throw fail('fat', 'BAD_VALUE', `${e.path}: cluster ${k} is shared with another cluster chain (cross-linked)`);
+      const other = owners?.get(k);
+      if (other !== undefined) throw fail('fat', 'BAD_VALUE', `${e.path}: cluster ${k} also belongs to ${other} (cross-linked)`);
+    }
+    if (owners) for (const k of out) owners.set(k, e.path);
+    return out;
+  };
+
+  async function* readEntry(e: FatDirEntry, owners?: Map<number, string>): AsyncGenerator<Uint8Array> {
     if (e.size === 0) return;
     if (e.firstCluster === 0) throw fail('fat', 'BAD_VALUE', `${e.path}: ${e.size} bytes but no cluster`);
     const want = Math.ceil(e.size / cb);
@@ -174,35 +256,23 @@ export async function openFat(disk: DiskReader): Promise<FatReader> {
     // more clusters than the volume has is refused before reading: a looping chain would
     // otherwise be read for as many bytes as the size claims (up to 4 GiB).
     if (want > maxCluster - 1) throw fail('fat', 'BAD_VALUE', `${e.path}: ${e.size} bytes need ${want} clusters; the volume has ${maxCluster - 1}`);
+    const clusters = fileClusters(e, want, owners);
     let left = e.size;
-    let c = e.firstCluster;
-    let taken = 0;
-    while (left > 0) {
-      // Gather a run of consecutive clusters, up to READ_CHUNK bytes.
-      if (c < 2 || c > maxCluster) throw fail('fat', 'BAD_VALUE', `${e.path}: cluster ${c} is outside 2..${maxCluster}`);
-      const start = c;
+    for (let i = 0; i < clusters.length;) {
+      // A run of consecutive clusters, up to READ_CHUNK bytes, in one read.
       let n = 1;
-      taken++;
-      while (n * cb < READ_CHUNK && n * cb < left) {
-        const nx = fat[c];
-        if (nx !== c + 1 || nx > maxCluster || taken >= want) break;
-        c = nx;
-        n++;
-        taken++;
-      }
+      while (i + n < clusters.length && clusters[i + n] === clusters[i] + n && (n + 1) * cb <= READ_CHUNK) n++;
       const len = Math.min(left, n * cb);
-      yield await readExact(clusterOffset(start), len);
+      yield await readExact(clusterOffset(clusters[i]), len);
       left -= len;
-      if (left === 0) break;
-      const nx = fat[c];
-      if (nx >= eoc || nx < 2 || nx === bad) throw fail('fat', 'BAD_VALUE', `${e.path}: the cluster chain ends ${left} bytes before the file does`);
-      if (taken >= want) throw fail('fat', 'LOOP', `${e.path}: cluster chain longer than the file`);
-      c = nx;
+      i += n;
     }
   }
 
-  const extract = async (dest: string): Promise<void> => {
+  const extract = async (dest: string): Promise<FatDirEntry[]> => {
+    const renamed: FatDirEntry[] = [];
     const seen = new Set<number>();
+    const owners = new Map<number, string>();
     const walk = async (cluster: number, path: string, into: string, depth: number) => {
       if (depth > MAX_DEPTH) throw fail('fat', 'TOO_LARGE', `${path}: folders nested more than ${MAX_DEPTH} deep`);
       await makeDirectories(into);
@@ -213,6 +283,7 @@ export async function openFat(disk: DiskReader): Promise<FatReader> {
         }
         if (names.has(caseFoldName(e.name))) throw fail('fat', 'BAD_VALUE', `${e.path}: the name appears twice in its folder`);
         names.add(caseFoldName(e.name));
+        if (e.storedName !== undefined) renamed.push(e);
         const target = join(into, e.name);
         if (e.isDirectory) {
           if (e.firstCluster === 0 || seen.has(e.firstCluster)) throw fail('fat', 'LOOP', `${e.path}: folder loops back to cluster ${e.firstCluster}`);
@@ -222,7 +293,7 @@ export async function openFat(disk: DiskReader): Promise<FatReader> {
           const out = await open(target, 'w');
           try {
             let at = 0;
-            for await (const chunk of readEntry(e)) {
+            for await (const chunk of readEntry(e, owners)) {
               await out.write(chunk, 0, chunk.length, at);
               at += chunk.length;
             }
@@ -234,6 +305,7 @@ export async function openFat(disk: DiskReader): Promise<FatReader> {
       }
     };
     await walk(0, '/', dest, 0);
+    return renamed;
   };
 
   // The label: the root volume-label entry wins over the BPB copy (as Windows and mtools show it).
@@ -320,8 +392,14 @@ export async function openFat(disk: DiskReader): Promise<FatReader> {
       for (const raw of entries) {
         if (isDotEntry(raw)) continue;
         const e = toEntry(raw, path);
-        if (names.has(caseFoldName(e.name))) add('DUPLICATE_NAME', 'error', `${e.path}: the name appears twice in its folder`);
+        if (e.storedName === undefined && names.has(caseFoldName(e.name))) add('DUPLICATE_NAME', 'error', `${e.path}: the name appears twice in its folder`);
         names.add(caseFoldName(e.name));
+        if (raw.badShortName !== undefined)
+          add(
+            'BAD_SHORT_NAME',
+            'error',
+            `${e.path}: the short name ${JSON.stringify(storedShortName(raw.name11))} is not a valid 8.3 name: ${raw.badShortName}`,
+          );
         if (raw.badLfn) add('BAD_LFN', 'warning', `${e.path}: long name entries do not match their short entry`);
         if (e.firstCluster !== 0 && (e.firstCluster < 2 || e.firstCluster > maxCluster)) {
           add('CLUSTER_RANGE', 'error', `${e.path}: first cluster ${e.firstCluster} is outside 2..${maxCluster}`);

@@ -12,6 +12,7 @@ import { finding, type Finding } from '../../model/findings.js';
 import { findOutOfBounds, findOverlaps } from '../checks.js';
 import type { PartitionTable, TablePartition, TableProbe } from '../types.js';
 import { readGpt, WHERE, type GptCopy, type Role } from './read.js';
+import { hybridMbrView } from '../mbr/probe.js';
 
 /** Protective MBR (UEFI 2.10 section 5.2.3): table at byte 446, four 16-byte entries, 0x55AA at 510. */
 const MBR_ENTRY_SIZE = 16;
@@ -57,6 +58,9 @@ function checkProtectiveMbr(sector0: Uint8Array, totalSectors: number, out: Find
   const size = dv.getUint32(protective + MBR_SIZE_OFFSET, true);
   if (start !== 1) {
     out.push(finding('error', 'gpt.pmbr-start', `The protective MBR entry starts at LBA ${start} instead of LBA 1 where the GPT header is.`, WHERE));
+  } else if (others > 0) {
+    // A hybrid MBR's 0xEE entry covers only what the real entries leave (sgdisk -h, Boot Camp);
+    // its shape is checked by hybridFindings.
   } else if (size < expected) {
     out.push(
       finding('warning', 'gpt.pmbr-size', `The protective MBR entry covers only ${size} sectors, not the whole disk (${expected} sectors after LBA 0).`, WHERE),
@@ -64,9 +68,37 @@ function checkProtectiveMbr(sector0: Uint8Array, totalSectors: number, out: Find
   } else if (size > expected) {
     out.push(finding('warning', 'gpt.pmbr-size', `The protective MBR entry covers ${size} sectors, more than the disk's ${expected} after LBA 0.`, WHERE));
   }
-  if (others > 0) {
-    out.push(finding('info', 'gpt.pmbr-hybrid', `The MBR holds ${others} entries besides the protective one (a hybrid MBR).`, WHERE));
+}
+
+/**
+ * A hybrid MBR (UEFI 2.10 section 5.2.3 forbids it; Boot Camp and `sgdisk -h` write it): two
+ * views of one disk that tools read differently. A warning naming what the MBR shows, and one
+ * for each real MBR entry that matches no GPT partition (the views disagree on the disk).
+ */
+function hybridFindings(view: PartitionTable, gptParts: readonly TablePartition[]): Finding[] {
+  const real = view.partitions.filter((p) => p.rawType !== '0xee');
+  const list = real.map((p) => `${p.index} (type ${p.rawType}, sectors ${p.firstLba}-${p.lastLba})`).join(', ');
+  const out = [
+    finding(
+      'warning',
+      'mbr.hybrid',
+      `Sector 0 is a hybrid MBR: beside the 0xEE protective entry it lists partition${real.length === 1 ? '' : 's'} ${list}; MBR-only tools and BIOS boot code see those, GPT tools the GPT. An edit through one view leaves the other stale.`,
+      'mbr',
+    ),
+  ];
+  for (const p of real) {
+    if (!gptParts.some((g) => g.firstLba === p.firstLba && g.lastLba === p.lastLba)) {
+      out.push(
+        finding(
+          'warning',
+          'mbr.hybrid-mismatch',
+          `Hybrid MBR partition ${p.index} (sectors ${p.firstLba}-${p.lastLba}) matches no GPT partition: the two views disagree about the disk.`,
+          'mbr',
+        ),
+      );
+    }
   }
+  return out;
 }
 
 function compareCopies(primary: GptCopy, backup: GptCopy, out: Finding[]): void {
@@ -169,7 +201,9 @@ async function probe(disk: DiskReader): Promise<{ table: PartitionTable; finding
   if (disk.size % ss !== 0) {
     findings.push(finding('warning', 'gpt.size-not-sector-multiple', `The disk size ${disk.size} bytes is not a whole number of ${ss}-byte sectors.`, WHERE));
   }
-  checkProtectiveMbr(await disk.read(0, 512), totalSectors, findings);
+  const sector0 = await disk.read(0, 512);
+  checkProtectiveMbr(sector0, totalSectors, findings);
+  const hybrid = hybridMbrView(sector0, ss, disk.size);
   findings.push(...read.findings);
   if (backup.header && backup.header.alternateLba !== 1) {
     findings.push(
@@ -214,6 +248,10 @@ async function probe(disk: DiskReader): Promise<{ table: PartitionTable; finding
     table.firstUsableLba = h.firstUsableLba;
     table.lastUsableLba = h.lastUsableLba;
     table.entryCount = h.entryCount;
+  }
+  if (hybrid) {
+    table.hybridMbr = hybrid;
+    findings.push(...hybridFindings(hybrid, parts));
   }
   return { table, findings };
 }

@@ -20,6 +20,8 @@ import {
   type MbrEntry,
 } from '../../../formats/schemes/mbr.js';
 import { mbrTypeName } from '../../../formats/schemes/mbr-types.js';
+import { decodeBootSector } from '../../../formats/fs/fat-boot.js';
+import { FormatError } from '../../../formats/common/errors.js';
 
 /** DOSPTYP_PMBR. */
 const TYPE_PROTECTIVE = 0xee;
@@ -37,6 +39,55 @@ function looksLikeBootSectorBpb(sector: Uint8Array): boolean {
   return (
     bytesPerSector >= 512 && bytesPerSector <= 4096 && pow2(bytesPerSector) && sectorsPerCluster >= 1 && sectorsPerCluster <= 128 && pow2(sectorsPerCluster)
   );
+}
+
+/**
+ * mkfs.fat --mbr (dosfstools, the default on media it takes for removable) writes into the FAT
+ * boot sector itself one partition entry: active, a FAT type, starting at sector 0 and as long
+ * as the volume, so that BIOSes that want a partition table on a USB stick find one. sfdisk
+ * lists that partition and fsck.fat is clean: it is a shape, not a table overwriting its own
+ * sector. Recognised when sector 0 decodes as a FAT boot sector and the one entry starts at 0
+ * and covers exactly the volume's sectors.
+ */
+function isFatSelfEntry(sector0: Uint8Array, p: TablePartition): boolean {
+  if (p.firstLba !== 0 || p.logical) return false;
+  let g;
+  try {
+    g = decodeBootSector(sector0).geometry;
+  } catch (err) {
+    if (err instanceof FormatError) return false;
+    throw err;
+  }
+  return p.sizeBytes === g.totalSectors * g.sectorSize && FAT_PARTITION_TYPES.has(Number(p.rawType));
+}
+
+/** MBR types for FAT (mbr.h): FAT12 0x01, FAT16 <32M 0x04, FAT16 0x06, FAT32 0x0b/0x0c, FAT16 LBA 0x0e. */
+const FAT_PARTITION_TYPES = new Set([0x01, 0x04, 0x06, 0x0b, 0x0c, 0x0e]);
+
+/** A 0xEE protective entry beside at least one other non-empty entry (Boot Camp, `sgdisk -h`). */
+function isHybrid(used: readonly MbrEntry[]): boolean {
+  return used.some((e) => e.type === TYPE_PROTECTIVE) && used.some((e) => e.type !== TYPE_PROTECTIVE && e.sectors > 0);
+}
+
+/**
+ * The MBR view of a hybrid MBR in front of a GPT: every non-empty entry (the 0xEE one too, as
+ * sfdisk lists it), or undefined when sector 0 is a plain protective MBR (or no MBR).
+ */
+export function hybridMbrView(sector0: Uint8Array, sectorSize: number, diskBytes: number): PartitionTable | undefined {
+  if (sector0.length < MBR_SECTOR_BYTES) return undefined;
+  for (let slot = 0; slot < PRIMARY_SLOTS; slot++) {
+    const status = sector0[PARTITION_TABLE_OFFSET + slot * 16];
+    if (status !== 0 && status !== 0x80) return undefined;
+  }
+  const mbr = decodeMbrSector(sector0);
+  if (!mbr.hasBootSignature) return undefined;
+  const used = mbr.entries.filter((e): e is MbrEntry => e !== null);
+  if (!isHybrid(used)) return undefined;
+  const partitions: TablePartition[] = [];
+  mbr.entries.forEach((e, slot) => {
+    if (e && e.sectors > 0) partitions.push(toPartition(slot + 1, e, sectorSize));
+  });
+  return { scheme: 'mbr', sectorSize, offset: 0, diskBytes, diskSignature: `0x${mbr.diskSignature.toString(16).padStart(8, '0')}`, partitions };
 }
 
 export function toPartition(index: number, e: MbrEntry, sectorSize: number, extra: Partial<TablePartition> = {}): TablePartition {
@@ -69,12 +120,25 @@ export function makeMbrProbe(sectorSize = 512): TableProbe {
       if (status !== 0 && status !== 0x80) return null;
     }
     const used = mbr.entries.filter((e): e is MbrEntry => e !== null);
-    if (used.some((e) => e.type === TYPE_PROTECTIVE)) return null;
+    // A protective MBR belongs to the GPT probe, which runs first. A hybrid one (0xEE beside real
+    // partitions) reaches here only when no GPT was found behind it: read it as sfdisk does.
+    const hybrid = used.some((e) => e.type === TYPE_PROTECTIVE) && isHybrid(used);
+    if (used.some((e) => e.type === TYPE_PROTECTIVE) && !hybrid) return null;
     const plausible = used.some((e) => e.sectors > 0 && e.startLba > 0 && e.startLba < diskSectors);
     if (!mbr.hasBootSignature && !plausible) return null;
     if (used.length === 0 && looksLikeBootSectorBpb(sector0)) return null;
 
     const findings: Finding[] = [];
+    if (hybrid) {
+      findings.push(
+        finding(
+          'warning',
+          'mbr.hybrid',
+          `sector 0 is a hybrid MBR (a 0xEE GPT protective entry beside ${used.filter((e) => e.type !== TYPE_PROTECTIVE && e.sectors > 0).length} real partitions), but no valid GPT was found behind it: the MBR's entries are shown`,
+          WHERE,
+        ),
+      );
+    }
     if (!mbr.hasBootSignature) {
       findings.push(finding('error', 'mbr.boot-signature', 'sector 0 lacks the 0x55AA boot signature at byte 510', WHERE));
     }
@@ -100,7 +164,16 @@ export function makeMbrProbe(sectorSize = 512): TableProbe {
     }
 
     const all = [...primaries, ...logicals];
-    if (all.some((p) => p.firstLba === 0)) {
+    if (all.length === 1 && isFatSelfEntry(sector0, all[0])) {
+      findings.push(
+        finding(
+          'info',
+          'mbr.fat-self-entry',
+          `sector 0 is a FAT boot sector whose partition table holds one entry covering the volume itself (as mkfs.fat --mbr writes it); partition 1 is the whole FAT volume`,
+          WHERE,
+        ),
+      );
+    } else if (all.some((p) => p.firstLba === 0)) {
       findings.push(finding('error', 'mbr.overlaps-mbr', 'a partition starts at sector 0 and overwrites the MBR', WHERE));
     }
     findings.push(
