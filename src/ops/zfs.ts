@@ -11,7 +11,7 @@ import { sliceDiskReader, type DiskReader } from '../model/disk-reader.js';
 import { openDisk } from '../io/open-disk.js';
 import { allTables } from './inspect.js';
 import { parseImageSpec, partitionRange } from './image-spec.js';
-import { openImageEditor } from '../io/image-editor.js';
+import { openImageEditor, type EditorOptions } from '../io/image-editor.js';
 import { finding, type Finding } from '../model/findings.js';
 import type { PartitionTable } from '../schemes/types.js';
 import {
@@ -272,9 +272,9 @@ export function nextBootenv(current: Bootenv | undefined, value: string | undefi
  * written label by label in BOOTENV_WRITE_ORDER with a write barrier after each; containers are
  * rewritten atomically by the editor (their barrier is nothing).
  */
-export async function zfsSetBootonce(spec: string, value: string | undefined, opts: { beforeWrite?: (n: number) => void } = {}): Promise<SetBootonceResult> {
+export async function zfsSetBootonce(spec: string, value: string | undefined, opts: EditorOptions = {}): Promise<SetBootonceResult> {
   const { path } = parseImageSpec(spec);
-  const editor = await openImageEditor(path, { beforeWrite: opts.beforeWrite });
+  const editor = await openImageEditor(path, opts);
   try {
     const { vdev, base } = await vdevOf(editor.disk, spec);
     const set = await readOrExplain(vdev, spec);

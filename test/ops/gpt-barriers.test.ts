@@ -4,15 +4,19 @@
  * through an editor wrapper; then, for each prefix of barrier-separated groups and each subset
  * of the next group, the writes are applied to a copy of the original image, and sgdisk -v and
  * diskmint must both find a valid GPT holding the old or the new attributes, and a re-run of the
- * command must reach the new state.
+ * command must reach the new state. The same for zfs bootonce's labels on the real pool fixture,
+ * with zdb -l as the peer.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildImage, inspectImage, verifyImage } from '../../src/index.js';
 import { slotActivate, slotBootonce, slotConfirm } from '../../src/ops/slots/slots.js';
 import { readGptForEdit } from '../../src/schemes/gpt/edit.js';
 import { gptAttributeNames } from '../../formats/schemes/gpt-attributes.js';
+import { nvString } from '../../formats/fs/nvlist.js';
+import { bootenvAsNvlist, readZfsLabels, zfsSetBootonce } from '../../src/ops/zfs.js';
 import type { ImageEditor } from '../../src/io/image-editor.js';
 import { memoryDiskReader } from '../../src/model/disk-reader.js';
 import { tempDir } from '../helpers/golden.js';
@@ -207,5 +211,39 @@ describe('GPT edits under a power cut at any point, the writes between barriers 
     }
     expect(n).toBe(16);
     expect(broken).toBe(4);
+  });
+});
+
+describe('zfs bootonce under a power cut at any point', () => {
+  it('each label is its own barrier group, in the order 0, 2, 1, 3; every cut leaves whole labels at both ends with the old or the new request, zdb -l reads the pool, and a re-run completes', async () => {
+    requirePeer('zdb', 'zfsutils-linux');
+    const dir = tempDir('diskmint-barriers-');
+    const pool = new Uint8Array(gunzipSync(readFileSync(new URL('../../fixtures/zfs/pool.img.gz', import.meta.url).pathname)));
+    const request = (set: Awaited<ReturnType<typeof readZfsLabels>>) =>
+      set.labels.filter((l) => l.bootenv.checksum.valid).map((l) => ({ index: l.index, value: nvString(bootenvAsNvlist(l.bootenv), 'freebsd:bootonce') }));
+    const old = request(await readZfsLabels(memoryDiskReader(pool)));
+    expect(old.map((l) => l.index)).toEqual([0, 1, 2, 3]);
+    const { editor, groups } = recordingEditor(pool);
+    await zfsSetBootonce('(memory)', 'zroot/ROOT/next', { editor });
+    const written = groups.filter((g) => g.length);
+    const quarter = 256 << 10;
+    const labelAt = (o: number) => (o < quarter ? 0 : o < 2 * quarter ? 1 : o < pool.length - quarter ? 2 : 3);
+    expect(written.map((g) => g.map((w) => labelAt(w.offset)))).toEqual([[0], [2], [1], [3]]);
+    const values = new Set([old[0].value, 'zfs:zroot/ROOT/next:']);
+    let n = 0;
+    for (const state of cutStates(written)) {
+      const after = apply(pool, state.writes);
+      const labels = request(await readZfsLabels(memoryDiskReader(after)));
+      expect(labels.some((l) => l.index < 2) && labels.some((l) => l.index >= 2), state.label).toBe(true);
+      for (const l of labels) expect(values, state.label).toContain(l.value);
+      const img = join(dir, `pool-${n++}.img`);
+      writeFileSync(img, after);
+      const zdb = runPeer('zdb', ['-l', img]);
+      expect(zdb.status, state.label).toBe(0);
+      expect(zdb.out, state.label).toContain("name: 'zroot'");
+      await zfsSetBootonce(img, 'zroot/ROOT/next');
+      const done = request(await readZfsLabels(memoryDiskReader(new Uint8Array(readFileSync(img)))));
+      expect(done, state.label).toEqual([0, 1, 2, 3].map((index) => ({ index, value: 'zfs:zroot/ROOT/next:' })));
+    }
   });
 });
