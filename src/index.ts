@@ -11,6 +11,7 @@ export type { BuildOptions, BuildResult, BuildSummary, BuiltPartition } from './
 export { inspectImage, inspectDisk, allTables } from './ops/inspect.js';
 export type { ImageInspection, InspectOptions } from './ops/inspect.js';
 export { verifyImage, alignmentFindings } from './ops/verify/verify.js';
+export { repairImage, type RepairResult } from './ops/repair.js';
 export type { VerifyOptions, VerifyReport } from './ops/verify/verify.js';
 export { parseLayout, layoutJsonSchema, LayoutSchema } from './layout/schema.js';
 export type { Layout, PartitionSpec } from './layout/schema.js';

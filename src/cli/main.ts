@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { buildImage } from '../ops/build.js';
 import { convertImage } from '../ops/convert.js';
 import { compareImages } from '../ops/compare.js';
+import { repairImage } from '../ops/repair.js';
 import { withImage } from './with-image.js';
 import { runMkimg } from '../ops/mkimg.js';
 import { addFatCommands } from './fat.js';
@@ -140,6 +141,20 @@ export function makeProgram(): Command {
       const r = await withImage(path, (image) => image.inspect({ sectorSize: o.sectorSize }));
       if (o.json) printJson(r);
       else printOut(`${formatInspection(r)}\n`);
+    });
+
+  opts
+    .addOptions(
+      program
+        .command('repair')
+        .description('rewrite a damaged or out-of-date GPT copy from the good one (as gpart recover, sgdisk -e); exit 2 when neither copy is valid')
+        .argument('<image>'),
+      [opts.json] as const,
+    )
+    .action(async (path: string, o: { json?: boolean }) => {
+      const r = await repairImage(path);
+      if (o.json) printJson(r);
+      else printOut(`${r.message}\n`);
     });
 
   opts

@@ -23,6 +23,13 @@ export interface ImageEditor {
   writeBytes(offset: number, data: Uint8Array): Promise<void>;
   /** Copy `length` bytes of `file` (from `fileOffset`, default 0) to `offset`, streaming. */
   writeFile(offset: number, file: string, length: number, fileOffset?: number): Promise<void>;
+  /**
+   * A write barrier: the writes issued so far reach the disk before any later one is issued
+   * (raw: fdatasync of the handle; containers: nothing, since the commit rewrites the whole
+   * image to a temp file that replaces the original only when complete, so no half of an edit
+   * can ever be seen). Callers put one between the writes whose order matters for crash safety.
+   */
+  barrier(): Promise<void>;
   /** Make the edits durable (raw: fsync; containers: rewrite and rename). */
   commit(): Promise<void>;
   /** The edits pending so far, for `rollback` (raw images write at once: always 0). */
@@ -35,6 +42,8 @@ export interface ImageEditor {
 export interface EditorOptions extends LockOptions {
   /** Called before each write with its 1-based number; tests throw here to stop an edit midway. */
   beforeWrite?: (n: number) => void;
+  /** Called at each barrier with the number of writes issued before it (tests record the groups). */
+  onBarrier?: (writes: number) => void;
   /**
    * An editor its owner commits and closes (an `Image` handle's): edits and reads go through it,
    * so several edits are committed once. Without it each edit opens, commits and closes its own.
@@ -77,6 +86,7 @@ function borrowed(e: ImageEditor): ImageEditor {
     disk: e.disk,
     writeBytes: (o, d) => e.writeBytes(o, d),
     writeFile: (o, f, l, fo) => e.writeFile(o, f, l, fo),
+    barrier: () => e.barrier(),
     commit: async () => {},
     mark: () => e.mark(),
     rollback: (m) => e.rollback(m),
@@ -136,6 +146,10 @@ function rawEditor(path: string, handle: FileHandle, opts: EditorOptions): Promi
           await src.close();
         }
       },
+      async barrier() {
+        opts.onBarrier?.(writes);
+        await handle.datasync();
+      },
       commit: () => handle.sync(),
       mark: () => 0,
       rollback: () => {},
@@ -184,6 +198,9 @@ function containerEditor(path: string, base: ContainerReader, format: ContainerF
     },
     async writeFile(offset, file, length, fileOffset = 0) {
       addEdit({ offset, length, source: { kind: 'file', path: file, offset: fileOffset } });
+    },
+    async barrier() {
+      opts.onBarrier?.(writes);
     },
     async commit() {
       if (!edits.length) return;

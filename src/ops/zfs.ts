@@ -11,7 +11,7 @@ import { sliceDiskReader, type DiskReader } from '../model/disk-reader.js';
 import { openDisk } from '../io/open-disk.js';
 import { allTables } from './inspect.js';
 import { parseImageSpec, partitionRange } from './image-spec.js';
-import { openImageEditor } from '../io/image-editor.js';
+import { openImageEditor, type EditorOptions } from '../io/image-editor.js';
 import { finding, type Finding } from '../model/findings.js';
 import type { PartitionTable } from '../schemes/types.js';
 import {
@@ -49,6 +49,8 @@ const ZFS_TYPES = new Set([FREEBSD_ZFS_TYPE, '6a898cc3-1dd2-11b2-99a6-0800207366
  * block, and every stopping point keeps at least two valid labels holding the same request,
  * one at each end of the vdev: before write 2 labels 1, 2 and 3 hold the old request; before
  * write 3, labels 1 and 3 (old); before write 4, labels 0 and 2 (new); after it, all four.
+ * A write barrier (fdatasync) follows every write, so the disk cannot reorder them: no two
+ * labels are ever in flight at once, and those stopping points are the only ones there are.
  */
 export const BOOTENV_WRITE_ORDER = [0, 2, 1, 3] as const;
 
@@ -275,16 +277,12 @@ export function nextBootenv(current: Bootenv | undefined, value: string | undefi
 /**
  * Write (or with `value` undefined/empty, remove) the one-time boot request in all four labels'
  * boot environment blocks; everything else in each label is left byte-for-byte. Raw images are
- * written label by label in BOOTENV_WRITE_ORDER with an fsync after each; containers are
- * rewritten atomically by the editor.
+ * written label by label in BOOTENV_WRITE_ORDER with a write barrier after each; containers are
+ * rewritten atomically by the editor (their barrier is nothing).
  */
-export async function zfsSetBootonce(
-  spec: string,
-  value: string | undefined,
-  opts: { beforeWrite?: (n: number) => void; lockTimeout?: number } = {},
-): Promise<SetBootonceResult> {
+export async function zfsSetBootonce(spec: string, value: string | undefined, opts: EditorOptions = {}): Promise<SetBootonceResult> {
   const { path } = parseImageSpec(spec);
-  const editor = await openImageEditor(path, { beforeWrite: opts.beforeWrite, lockTimeout: opts.lockTimeout }); // locks the image until close
+  const editor = await openImageEditor(path, opts); // locks the image until close
   try {
     const { vdev, base } = await vdevOf(editor.disk, spec);
     const set = await readOrExplain(vdev, spec);
@@ -306,7 +304,7 @@ export async function zfsSetBootonce(
     }
     for (const i of BOOTENV_WRITE_ORDER) {
       await editor.writeBytes(base + offsets[i] + BOOTENV_OFFSET, blocks[i]);
-      if (editor.format === 'raw') await editor.commit();
+      await editor.barrier();
     }
     await editor.commit();
     const previous = current && nvString(bootenvAsNvlist(current), FREEBSD_BOOTONCE);

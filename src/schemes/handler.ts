@@ -127,6 +127,11 @@ export interface ProbeOptions {
 export interface TableWriter {
   readonly disk: DiskReader;
   writeBytes(offset: number, bytes: Uint8Array): Promise<void>;
+  /**
+   * A write barrier: every write issued before it is durable before any write issued after it
+   * starts (raw images: fdatasync; containers, rewritten whole and renamed at commit: nothing).
+   */
+  barrier(): Promise<void>;
 }
 
 /** A firmware slot (an OS partition of an A/B image) as the scheme sees it. */

@@ -177,7 +177,7 @@ describe.each([512, 4096])('probeGpt on clean %i-byte-sector images', (ss) => {
     const t = encodeGptTables(spec);
     img[t.backup.lba * ss + 40] ^= 0x01;
     const r = (await probeGpt(memoryDiskReader(img)))!;
-    expect(codes(r.findings)).toEqual(['gpt.backup-entries-crc']);
+    expect(codes(r.findings)).toEqual(['gpt.backup-entries-crc', 'gpt.stale-copy']);
   });
 
   it('reports overlapping entries written by hand with good CRCs', async () => {
@@ -216,7 +216,7 @@ describe.each([512, 4096])('probeGpt on clean %i-byte-sector images', (ss) => {
     encodeGuid('99999999-2222-4333-8444-555555555555', img, last * ss + 56); // backup disk GUID
     editEntry(img, spec, 5, 1024, 1050, ['backup']); // backup array differs, CRCs fixed
     const r = (await probeGpt(memoryDiskReader(img)))!;
-    expect(codes(r.findings).sort()).toEqual(['gpt.entries-mismatch', 'gpt.header-mismatch']);
+    expect(codes(r.findings).sort()).toEqual(['gpt.entries-mismatch', 'gpt.header-mismatch', 'gpt.stale-copy']);
   });
 
   it('reports a backup that is not at the last sector after the image grew', async () => {
@@ -234,7 +234,7 @@ describe.each([512, 4096])('probeGpt on clean %i-byte-sector images', (ss) => {
     const img = buildImage(spec);
     img.fill(0, (spec.totalSectors - 1) * ss);
     const r = (await probeGpt(memoryDiskReader(img)))!;
-    expect(codes(r.findings)).toEqual(['gpt.backup-header-missing']);
+    expect(codes(r.findings)).toEqual(['gpt.backup-header-missing', 'gpt.stale-copy']);
     expect(r.table.partitions).toHaveLength(3);
   });
 
@@ -244,7 +244,7 @@ describe.each([512, 4096])('probeGpt on clean %i-byte-sector images', (ss) => {
     new DataView(img.buffer).setBigUint64(ss + 24, 7n, true);
     fixCrcs(img, ss, 1);
     const r = (await probeGpt(memoryDiskReader(img)))!;
-    expect(codes(r.findings)).toEqual(['gpt.primary-my-lba', 'gpt.using-backup']);
+    expect(codes(r.findings)).toEqual(['gpt.primary-my-lba', 'gpt.stale-copy', 'gpt.using-backup']);
   });
 
   it('reports a hostile entry count without allocating it', async () => {

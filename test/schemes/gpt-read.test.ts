@@ -28,7 +28,7 @@ async function gptImage(sectorSize: 512 | 4096, extraSectors = 0): Promise<Uint8
 
 /** An in-memory TableWriter over `img`. */
 function writerFor(img: Uint8Array) {
-  return { disk: memoryDiskReader(img), writeBytes: async (offset: number, bytes: Uint8Array) => void img.set(bytes, offset) };
+  return { disk: memoryDiskReader(img), writeBytes: async (offset: number, bytes: Uint8Array) => void img.set(bytes, offset), barrier: async () => {} };
 }
 
 describe.each([512, 4096] as const)('the GPT reader at %i-byte sectors', (ss) => {

@@ -1,8 +1,24 @@
 /**
  * Rewriting GPT attributes in place, crash-safe. Both copies get the same new entry array and
- * fresh CRCs, written in the order backup array, backup header, primary array, primary header
- * (UEFI 2.10 section 5.3.2 checks each header's CRC and its array's CRC). Between any two writes
- * one copy is whole: first the old primary, then the new backup.
+ * fresh CRCs (UEFI 2.10 section 5.3.2 checks each header's CRC and its array's CRC, so a copy
+ * is valid only when its header and its array landed together).
+ *
+ * The order, with write barriers (fdatasync: every write before one is on the disk before any
+ * write after it starts; a disk may persist the writes between two barriers in any order):
+ *
+ *   BARRIER (what this session wrote before, e.g. a slot's data, is durable first)
+ *   the other copy's entries + header   (any subset may land: the good copy is untouched)
+ *   BARRIER
+ *   the good copy's entries + header    (any subset may land: the other copy is whole and new)
+ *   BARRIER (commit's fsync)
+ *
+ * "The good copy" is the primary when it is valid, else the backup, so the usual order is
+ * backup then primary, and a damaged primary is rebuilt before the backup it is rebuilt from
+ * is touched. Entries and header of one copy may share a group: whichever lands alone, the
+ * copy fails a CRC (a new header's entries CRC does not match the old array; an old header's
+ * does not match the new array) and is read as damaged, never as a wrong table. Without the
+ * middle barrier, the two arrays alone landing left both copies failing their CRC (4 of the 16
+ * subsets): test/ops/gpt-barriers.test.ts applies every subset of every group.
  */
 import { DiskmintError } from '../../model/errors.js';
 import { crc32 } from '../../model/crc32.js';
@@ -16,6 +32,7 @@ import { readGpt, type GptCopy } from './read.js';
 const HEADER_CRC = 16;
 const MY_LBA = 24;
 const ALTERNATE_LBA = 32;
+const LAST_USABLE_LBA = 48;
 const ENTRIES_LBA = 72;
 const ENTRIES_CRC = 88;
 /** Table 5-6: attributes at byte 48 of an entry. */
@@ -67,9 +84,10 @@ export function gptNeedsRepair(gpt: EditableGpt): boolean {
 }
 
 /** A header sector for `myLba`, derived from the good copy, pointing at `entriesLba`, with fresh CRCs. */
-function headerSector(good: Copy, myLba: number, alternateLba: number, entriesLba: number, entriesCrc: number): Uint8Array {
+function headerSector(good: Copy, myLba: number, alternateLba: number, entriesLba: number, entriesCrc: number, lastUsableLba?: number): Uint8Array {
   const sector = new Uint8Array(good.sector);
   const dv = new DataView(sector.buffer, sector.byteOffset, sector.byteLength);
+  if (lastUsableLba !== undefined) dv.setBigUint64(LAST_USABLE_LBA, BigInt(lastUsableLba), true);
   dv.setBigUint64(MY_LBA, BigInt(myLba), true);
   dv.setBigUint64(ALTERNATE_LBA, BigInt(alternateLba), true);
   dv.setBigUint64(ENTRIES_LBA, BigInt(entriesLba), true);
@@ -79,16 +97,43 @@ function headerSector(good: Copy, myLba: number, alternateLba: number, entriesLb
   return sector;
 }
 
+export interface GptRewriteOptions {
+  /** Put the backup copy at the disk's last sector when it lies before it (the disk grew), as `sgdisk -e` does. */
+  backupToEnd?: boolean;
+}
+
+interface Locations {
+  primaryLba: number;
+  backupLba: number;
+  primaryEntriesLba: number;
+  backupEntriesLba: number;
+  entryBytes: number;
+  /** A new last usable LBA (the backup moved to the end), else the good header's. */
+  lastUsableLba?: number;
+}
+
 /** Where the rewrite puts each copy: the good copy's places, a damaged copy's usual ones. */
-function copyLocations(gpt: EditableGpt): { primaryLba: number; backupLba: number; primaryEntriesLba: number; backupEntriesLba: number; entryBytes: number } {
+function copyLocations(gpt: EditableGpt, diskSize?: number, opts: GptRewriteOptions = {}): Locations {
   const { good, sectorSize: ss } = gpt;
   const entryBytes = good.entriesBytes.length;
   const backupLba = good === gpt.primary ? good.header.alternateLba : good.header.myLba;
+  const lastLba = diskSize === undefined ? backupLba : Math.floor(diskSize / ss) - 1;
+  if (opts.backupToEnd && lastLba > backupLba) {
+    const backupEntriesLba = lastLba - Math.ceil(entryBytes / ss);
+    return {
+      primaryLba: 1,
+      backupLba: lastLba,
+      primaryEntriesLba: gpt.primary?.valid ? gpt.primary.header.entriesLba : 2,
+      backupEntriesLba,
+      entryBytes,
+      lastUsableLba: backupEntriesLba - 1,
+    };
+  }
   return {
     primaryLba: 1,
     backupLba,
     primaryEntriesLba: gpt.primary?.valid ? gpt.primary.header.entriesLba : 2,
-    backupEntriesLba: gpt.backup?.valid ? gpt.backup.header.entriesLba : backupLba - Math.ceil(entryBytes / ss),
+    backupEntriesLba: gpt.backup?.valid && gpt.backup.lba === backupLba ? gpt.backup.header.entriesLba : backupLba - Math.ceil(entryBytes / ss),
     entryBytes,
   };
 }
@@ -109,14 +154,25 @@ export function checkGptCopiesFit(gpt: EditableGpt, imageSize: number): void {
   }
 }
 
+/** One write of a rewrite. */
+export interface GptWrite {
+  offset: number;
+  bytes: Uint8Array;
+  copy: 'primary' | 'backup';
+}
+
 /**
- * Set each listed entry's attributes and rewrite both copies in the crash-safe order.
- * A damaged copy is rebuilt from the good one.
+ * The writes of a rewrite in two groups, to be separated by barriers (see the order at the top):
+ * first the copy that is not the good one, then the good one. Each group is entries, header.
  */
-export async function writeGptAttributes(editor: TableWriter, gpt: EditableGpt, attributes: ReadonlyMap<number, bigint>): Promise<void> {
+export function planGptRewrite(
+  gpt: EditableGpt,
+  diskSize: number,
+  attributes: ReadonlyMap<number, bigint> = new Map(),
+  opts: GptRewriteOptions = {},
+): GptWrite[][] {
   const { good, sectorSize: ss } = gpt;
   const h = good.header;
-  checkGptCopiesFit(gpt, editor.disk.size);
   const array = new Uint8Array(good.entriesBytes);
   const dv = new DataView(array.buffer, array.byteOffset, array.byteLength);
   for (const [index, bits] of attributes) {
@@ -124,9 +180,32 @@ export async function writeGptAttributes(editor: TableWriter, gpt: EditableGpt, 
     dv.setBigUint64((index - 1) * h.entrySize + ENTRY_ATTRIBUTES, bits, true);
   }
   const entriesCrc = crc32(array);
-  const { primaryLba, backupLba, primaryEntriesLba, backupEntriesLba } = copyLocations(gpt);
-  await editor.writeBytes(backupEntriesLba * ss, array);
-  await editor.writeBytes(backupLba * ss, headerSector(good, backupLba, primaryLba, backupEntriesLba, entriesCrc));
-  await editor.writeBytes(primaryEntriesLba * ss, array);
-  await editor.writeBytes(primaryLba * ss, headerSector(good, primaryLba, backupLba, primaryEntriesLba, entriesCrc));
+  const at = copyLocations(gpt, diskSize, opts);
+  const primary: GptWrite[] = [
+    { offset: at.primaryEntriesLba * ss, bytes: array, copy: 'primary' },
+    { offset: at.primaryLba * ss, bytes: headerSector(good, at.primaryLba, at.backupLba, at.primaryEntriesLba, entriesCrc, at.lastUsableLba), copy: 'primary' },
+  ];
+  const backup: GptWrite[] = [
+    { offset: at.backupEntriesLba * ss, bytes: array, copy: 'backup' },
+    { offset: at.backupLba * ss, bytes: headerSector(good, at.backupLba, at.primaryLba, at.backupEntriesLba, entriesCrc, at.lastUsableLba), copy: 'backup' },
+  ];
+  return good === gpt.primary ? [backup, primary] : [primary, backup];
+}
+
+/** Issue a planned rewrite: barrier, first group, barrier, second group, barrier. */
+export async function writeGptPlan(editor: TableWriter, plan: GptWrite[][]): Promise<void> {
+  await editor.barrier();
+  for (const group of plan) {
+    for (const w of group) await editor.writeBytes(w.offset, w.bytes);
+    await editor.barrier();
+  }
+}
+
+/**
+ * Set each listed entry's attributes and rewrite both copies in the crash-safe order.
+ * A damaged copy is rebuilt from the good one.
+ */
+export async function writeGptAttributes(editor: TableWriter, gpt: EditableGpt, attributes: ReadonlyMap<number, bigint>): Promise<void> {
+  checkGptCopiesFit(gpt, editor.disk.size);
+  await writeGptPlan(editor, planGptRewrite(gpt, editor.disk.size, attributes));
 }

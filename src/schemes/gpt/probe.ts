@@ -123,6 +123,27 @@ function compareCopies(primary: GptCopy, backup: GptCopy, out: Finding[]): void 
   }
 }
 
+/**
+ * Which copy is stale, in one finding: a damaged copy beside a whole one, or a whole copy whose
+ * entries differ from the primary's (the primary is authoritative, as gpart and sgdisk hold).
+ * `diskmint repair` rewrites it from the good copy.
+ */
+function staleCopyFinding(primary: GptCopy, backup: GptCopy, out: Finding[]): void {
+  const say = (stale: Role, good: Role, how: string) =>
+    out.push(
+      finding(
+        'warning',
+        'gpt.stale-copy',
+        `The ${stale} GPT copy is ${how}; the ${good} copy is whole: \`diskmint repair\` rewrites the ${stale} from it.`,
+        WHERE,
+      ),
+    );
+  if (primary.valid && !backup.valid) say('backup', 'primary', 'damaged');
+  else if (!primary.valid && backup.valid) say('primary', 'backup', 'damaged');
+  else if (primary.valid && backup.valid && primary.entriesBytes && backup.entriesBytes && !equalBytes(primary.entriesBytes, backup.entriesBytes))
+    say('backup', 'primary', "out of date (its entries differ from the primary's)");
+}
+
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -222,6 +243,7 @@ async function probe(disk: DiskReader): Promise<{ table: PartitionTable; finding
     [backup, 'backup'],
   ];
   const chosen = candidates.find(([c]) => c.valid) ?? candidates.find(([c]) => c.entries) ?? candidates.find(([c]) => c.header);
+  staleCopyFinding(primary, backup, findings);
   if (chosen && chosen[1] === 'backup' && chosen[0].valid) {
     findings.push(finding('info', 'gpt.using-backup', 'The partition table was read from the backup GPT because the primary copy is damaged.', WHERE));
   }

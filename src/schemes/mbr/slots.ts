@@ -52,13 +52,19 @@ export async function mbrSlots(disk: DiskReader, sectorSize = 512): Promise<{ sl
   return { slots, active };
 }
 
-/** One-sector write of the MBR with only `index` marked active. */
+/**
+ * One-sector write of the MBR with only `index` marked active. A sector is written whole or
+ * not at all, so there is no order inside the edit; the barrier before it makes whatever this
+ * session wrote first (a slice's data) durable before the flag that boots it, and the commit's
+ * fsync after it makes the flag durable before the command reports success.
+ */
 export async function setMbrActive(editor: TableWriter, index: number, sectorSize = 512): Promise<void> {
   const sector = new Uint8Array(await editor.disk.read(0, MBR_SECTOR_BYTES));
   const { slots } = await mbrSlots(editor.disk, sectorSize);
   if (!slots.some((s) => s.index === index))
     throw new DiskmintError('BAD_ARGUMENT', `slice ${index} is not a code slice (code slices: ${slots.map((s) => s.index).join(', ')})`);
   for (let i = 0; i < 4; i++) sector[PARTITION_TABLE_OFFSET + i * ENTRY_BYTES] = i + 1 === index ? 0x80 : 0x00;
+  await editor.barrier();
   await editor.writeBytes(0, sector);
 }
 
