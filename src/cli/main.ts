@@ -125,11 +125,20 @@ export function makeProgram(): Command {
     });
 
   opts
-    .addOptions(program.command('info').description('show the partition tables of an image').argument('<image>'), INFO_OPTIONS)
+    .addOptions(
+      program
+        .command('info')
+        .description('show the partition tables of an image: exit 1 when they have errors (as verify), 2 when it is not a disk image')
+        .argument('<image>'),
+      INFO_OPTIONS,
+    )
     .action(async (path: string, o: Values<typeof INFO_OPTIONS>) => {
       const r = await withImage(path, (image) => image.inspect({ sectorSize: o.sectorSize }));
       if (o.json) printJson(r);
       else printOut(`${formatInspection(r)}\n`);
+      // A table with errors (a GPT neither of whose copies can be read shows no partitions) is
+      // reported as verify reports it: exit 1, the findings printed.
+      process.exitCode = r.findings.some((f) => f.severity === 'error') ? EXIT_PROBLEMS : 0;
     });
 
   opts
