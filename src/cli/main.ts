@@ -1,5 +1,5 @@
 /** The `diskmint` command: a thin shell over the library functions. */
-import { removeTempFilesNow } from '../io/temp-files.js';
+import { onTempNotice, removeTempFilesNow } from '../io/temp-files.js';
 import { writeFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { buildImage } from '../ops/build.js';
@@ -227,7 +227,7 @@ export function makeProgram(): Command {
 /**
  * For the `diskmint` process (not for programs that embed the library): on SIGINT, SIGTERM or
  * SIGHUP, delete the temp files of the output being written, then die of the same signal, as
- * the shell expects. Without this an interrupted build leaves a hidden `.NAME.PID...tmp` beside
+ * the shell expects. Without this an interrupted build leaves a hidden `.NAME.PID@HOST...tmp` beside
  * its target, as large as the data written so far.
  */
 export function removeTempFilesOnSignals(): void {
@@ -252,11 +252,15 @@ export function internalError(err: unknown, debug: boolean): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // Temp files a killed diskmint left beside an output, removed by this run: said on stderr.
+  const stopNotices = onTempNotice((message) => printErr(`diskmint: note: ${message}\n`));
   try {
     await makeProgram().parseAsync(argv);
     return Number(process.exitCode ?? 0);
   } catch (err) {
     return reportError(err);
+  } finally {
+    stopNotices();
   }
 }
 

@@ -7,12 +7,13 @@
  * targets with it (a VMDK's -flat or -s001 extents beside its descriptor), all renamed at
  * commit (siblings first, so the main file never names an extent that is not there yet). Temp
  * files are opened with 'wx' (a clash fails instead of clobbering) and tracked in temp-files.ts,
- * so a signal removes them.
+ * so a signal removes them; those a killed process left beside the same target are removed first
+ * (temp-files.ts: removeLeftoversBeside).
  */
 import { link, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DiskmintError, FormatError, isSystemError } from '../model/errors.js';
-import { tempPathBeside, trackTempFile, untrackTempFile } from './temp-files.js';
+import { removeLeftoversBeside, tempPathBeside, trackTempFile, untrackTempFile } from './temp-files.js';
 import { writeFully } from './write-fully.js';
 
 interface TempFile {
@@ -51,6 +52,7 @@ export class AtomicOutput {
 
   /** Start writing `target`: its temp file is created beside it. */
   static async create(target: string, opts: AtomicFileOptions = {}): Promise<AtomicOutput> {
+    await removeLeftoversBeside(target);
     const main = await openTemp(tempPathBeside(target), target, opts);
     const out = new AtomicOutput(target, main.handle!);
     out.files.push(main);
@@ -59,14 +61,16 @@ export class AtomicOutput {
 
   /** A second file written with this one, renamed to `target` at commit (before the main file). */
   async sibling(target: string): Promise<FileHandle> {
+    await removeLeftoversBeside(target);
     return this.add(tempPathBeside(target), target);
   }
 
   /**
-   * A scratch file beside the main target (`.NAME.PID.N-RAND.tmp`, NAME from `name`), for data
+   * A scratch file beside the main target (`.NAME.PID@HOST.N-RAND.tmp`, NAME from `name`), for data
    * the output is assembled from: deleted at commit and at abort, never renamed.
    */
   async scratch(name: string): Promise<{ path: string; handle: FileHandle }> {
+    await removeLeftoversBeside(this.target, name);
     const path = tempPathBeside(this.target, name);
     return { path, handle: await this.add(path, undefined) };
   }
