@@ -1,11 +1,12 @@
 /**
- * A full file system (issue 17 item 5): `key generate` and `sign` fail with a
+ * A full file system (issue 17 items 5 and 7): `key generate`, `sign`, `bundle create` and `slot write` fail with a
  * message naming the file, and leave nothing behind (no 0-byte .pem or .sig, no temp file), so a
  * retry once there is room succeeds. The full disk is a 64 KiB tmpfs, filled up; mounting one
  * needs root (the suite runs as root under CI): without it the test is skipped, and
  * test/io/atomic-output.test.ts covers the same path with an injected failure.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -78,5 +79,45 @@ describe('on a full file system nothing is left behind and a retry works', () =>
     expect(diskmint(['sign', img, '--key', `${key}.pem`, '-o', sig]).status).toBe(0);
     expect(listing()).toEqual(['disk.sig']);
     rmSync(sig);
+  });
+
+  it('bundle create: exit 1 naming the bundle, nothing left behind', (ctx) => {
+    if (!mounted) return ctx.skip();
+    const dir = tempDir();
+    const os = join(dir, 'os.img');
+    writeFileSync(os, randomBytes(256 << 10)); // incompressible: more than the 64 KiB there is
+    const dmb = join(full, 'os.dmb');
+    const r = diskmint(['bundle', 'create', '--from', os, '--unsigned', '-o', dmb, '--compression', 'deflate']);
+    expect(r.stderr).toMatch(new RegExp(`^diskmint: writing ${dmb} failed: ENOSPC`));
+    expect(r.status).toBe(1);
+    expect(listing()).toEqual([]);
+  });
+
+  it('slot write into a sparse image on a full file system: exit 1 naming the image', (ctx) => {
+    if (!mounted) return ctx.skip();
+    const dir = tempDir();
+    const layout = join(dir, 'layout.json');
+    writeFileSync(
+      layout,
+      JSON.stringify({
+        scheme: 'gpt',
+        size: '8M',
+        partitions: [
+          { type: 'freebsd-ufs', label: 'os1', size: '1M' },
+          { type: 'freebsd-ufs', label: 'os2', size: '1M' },
+        ],
+      }),
+    );
+    const img = join(full, 'disk.img');
+    expect(diskmint(['build', layout, '-o', img, '-q']).status).toBe(0); // sparse: a few KiB of tables
+    const os = join(dir, 'os.img');
+    writeFileSync(os, randomBytes(512 << 10));
+    whileFull(() => {
+      const r = diskmint(['slot', 'write', img, 'os2', '--from', os]);
+      expect(r.stderr).toMatch(/^diskmint: ENOSPC: no space left on device, write/);
+      expect(r.stderr).toContain(img);
+      expect(r.status).toBe(1);
+    });
+    rmSync(img);
   });
 });
