@@ -65,27 +65,25 @@ function failingReadsNamePath(reader: ContainerReader, path: string): ContainerR
     if (isSystemError(err)) return new DiskmintError('IO', `reading ${path} failed: ${err.message}`);
     return err;
   };
-  return {
-    size: reader.size,
-    format: reader.format,
-    subformat: reader.subformat,
-    details: () => reader.details(),
-    close: () => reader.close(),
-    async read(offset, length, into) {
-      try {
-        return await reader.read(offset, length, into);
-      } catch (err) {
-        throw relabel(err);
-      }
-    },
-    async *allocatedRanges() {
-      try {
-        yield* reader.allocatedRanges();
-      } catch (err) {
-        throw relabel(err);
-      }
-    },
+  // Patched in place: the reader keeps whatever else it carries (a raw file's sourcePath, which
+  // convert copies from directly).
+  const read = reader.read.bind(reader);
+  const allocatedRanges = reader.allocatedRanges.bind(reader);
+  reader.read = async (offset, length, into) => {
+    try {
+      return await read(offset, length, into);
+    } catch (err) {
+      throw relabel(err);
+    }
   };
+  reader.allocatedRanges = async function* () {
+    try {
+      yield* allocatedRanges();
+    } catch (err) {
+      throw relabel(err);
+    }
+  };
+  return reader;
 }
 
 /** A file named by a descriptor, inside the descriptor's own folder only. */
