@@ -21,6 +21,7 @@ export type { DataExtent, ExtentSource, DataRun } from './model/extents.js';
 export { writeRawImage } from './containers/raw/writer.js';
 export type { ProgressReporter } from './io/progress.js';
 export { openDisk } from './io/open-disk.js';
+export { onTempNotice } from './io/temp-files.js';
 export type { DiskReader } from './model/disk-reader.js';
 export { memoryDiskReader, sliceDiskReader } from './model/disk-reader.js';
 export type { Finding, Severity } from './model/findings.js';

@@ -1,5 +1,5 @@
 /** The `diskmint` command: a thin shell over the library functions. */
-import { removeTempFilesNow } from '../io/temp-files.js';
+import { onTempNotice, removeTempFilesNow } from '../io/temp-files.js';
 import { configureLocks } from '../io/image-lock.js';
 import { writeFileSync } from 'node:fs';
 import { Command } from 'commander';
@@ -136,11 +136,20 @@ export function makeProgram(): Command {
     });
 
   opts
-    .addOptions(program.command('info').description('show the partition tables of an image').argument('<image>'), INFO_OPTIONS)
+    .addOptions(
+      program
+        .command('info')
+        .description('show the partition tables of an image: exit 1 when they have errors (as verify), 2 when it is not a disk image')
+        .argument('<image>'),
+      INFO_OPTIONS,
+    )
     .action(async (path: string, o: Values<typeof INFO_OPTIONS>) => {
       const r = await withImage(path, (image) => image.inspect({ sectorSize: o.sectorSize }));
       if (o.json) printJson(r);
       else printOut(`${formatInspection(r)}\n`);
+      // A table with errors (a GPT neither of whose copies can be read shows no partitions) is
+      // reported as verify reports it: exit 1, the findings printed.
+      process.exitCode = r.findings.some((f) => f.severity === 'error') ? EXIT_PROBLEMS : 0;
     });
 
   opts
@@ -243,7 +252,7 @@ export function makeProgram(): Command {
 /**
  * For the `diskmint` process (not for programs that embed the library): on SIGINT, SIGTERM or
  * SIGHUP, delete the temp files of the output being written, then die of the same signal, as
- * the shell expects. Without this an interrupted build leaves a hidden `.NAME.PID...tmp` beside
+ * the shell expects. Without this an interrupted build leaves a hidden `.NAME.PID@HOST...tmp` beside
  * its target, as large as the data written so far.
  */
 export function removeTempFilesOnSignals(): void {
@@ -268,11 +277,15 @@ export function internalError(err: unknown, debug: boolean): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // Temp files a killed diskmint left beside an output, removed by this run: said on stderr.
+  const stopNotices = onTempNotice((message) => printErr(`diskmint: note: ${message}\n`));
   try {
     await makeProgram().parseAsync(argv);
     return Number(process.exitCode ?? 0);
   } catch (err) {
     return reportError(err);
+  } finally {
+    stopNotices();
   }
 }
 

@@ -62,6 +62,9 @@ export function formatInspection(r: ImageInspection): string {
   if (details.length) lines.push(details.map(([k, v]) => `${k} ${v}`).join(', '));
   const whole = r.filesystem ? `; the whole image is a file system: ${r.filesystem.kind}${r.filesystem.label ? ` "${r.filesystem.label}"` : ''}` : '';
   lines.push(...(r.table ? formatTable(r.table, '') : [`no partition table found${whole}`]));
+  // What the probes found wrong (a GPT whose headers cannot be read shows no partitions: this says why).
+  const problems = r.findings.filter((f) => f.severity !== 'info');
+  if (problems.length) lines.push(`problems found (verify checks more):`, ...problems.map(formatFinding));
   return lines.join('\n');
 }
 

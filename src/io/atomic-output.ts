@@ -7,12 +7,13 @@
  * targets with it (a VMDK's -flat or -s001 extents beside its descriptor), all renamed at
  * commit (siblings first, so the main file never names an extent that is not there yet). Temp
  * files are opened with 'wx' (a clash fails instead of clobbering) and tracked in temp-files.ts,
- * so a signal removes them.
+ * so a signal removes them; those a killed process left beside the same target are removed first
+ * (temp-files.ts: removeLeftoversBeside).
  */
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { link, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DiskmintError, FormatError, isSystemError } from '../model/errors.js';
-import { tempPathBeside, trackTempFile, untrackTempFile } from './temp-files.js';
+import { removeLeftoversBeside, tempPathBeside, trackTempFile, untrackTempFile } from './temp-files.js';
 import { writeFully } from './write-fully.js';
 
 interface TempFile {
@@ -20,6 +21,22 @@ interface TempFile {
   /** Where commit renames it; undefined for scratch files, which commit deletes. */
   final?: string;
   handle?: FileHandle;
+  /** Commit links it to `final` (failing if that exists) instead of renaming over it. */
+  noReplace?: boolean;
+}
+
+export interface AtomicFileOptions {
+  /**
+   * The file's permission bits from its creation on (less the umask), the temp file's too: 0o600
+   * for a private key, which is never readable by others, not even for a moment. Default 0o666.
+   */
+  mode?: number;
+  /**
+   * false: never replace an existing target. At commit the temp file is hard-linked to the target,
+   * which the kernel refuses (EEXIST) when the target exists, atomically, then unlinked; the
+   * error is DiskmintError 'BAD_ARGUMENT' "TARGET exists; not overwriting it". Default true.
+   */
+  replace?: boolean;
 }
 
 export class AtomicOutput {
@@ -34,8 +51,9 @@ export class AtomicOutput {
   ) {}
 
   /** Start writing `target`: its temp file is created beside it. */
-  static async create(target: string): Promise<AtomicOutput> {
-    const main = await openTemp(tempPathBeside(target), target);
+  static async create(target: string, opts: AtomicFileOptions = {}): Promise<AtomicOutput> {
+    await removeLeftoversBeside(target);
+    const main = await openTemp(tempPathBeside(target), target, opts);
     const out = new AtomicOutput(target, main.handle!);
     out.files.push(main);
     return out;
@@ -43,14 +61,16 @@ export class AtomicOutput {
 
   /** A second file written with this one, renamed to `target` at commit (before the main file). */
   async sibling(target: string): Promise<FileHandle> {
+    await removeLeftoversBeside(target);
     return this.add(tempPathBeside(target), target);
   }
 
   /**
-   * A scratch file beside the main target (`.NAME.PID.N-RAND.tmp`, NAME from `name`), for data
+   * A scratch file beside the main target (`.NAME.PID@HOST.N-RAND.tmp`, NAME from `name`), for data
    * the output is assembled from: deleted at commit and at abort, never renamed.
    */
   async scratch(name: string): Promise<{ path: string; handle: FileHandle }> {
+    await removeLeftoversBeside(this.target, name);
     const path = tempPathBeside(this.target, name);
     return { path, handle: await this.add(path, undefined) };
   }
@@ -70,7 +90,8 @@ export class AtomicOutput {
     const [main, ...others] = this.files;
     const folders = new Set<string>();
     for (const f of [...others.filter((o) => o.final !== undefined), main]) {
-      await rename(f.temp, f.final!);
+      if (f.noReplace) await linkNoReplace(f.temp, f.final!);
+      else await rename(f.temp, f.final!);
       untrackTempFile(f.temp);
       folders.add(dirname(f.final!));
     }
@@ -107,14 +128,29 @@ export class AtomicOutput {
 }
 
 /** Track `temp`, then create it exclusively ('wx'): tracked first, so a signal between the two still removes it. */
-async function openTemp(temp: string, final: string | undefined): Promise<TempFile> {
+async function openTemp(temp: string, final: string | undefined, opts: AtomicFileOptions = {}): Promise<TempFile> {
   trackTempFile(temp);
   try {
-    return { temp, final, handle: await open(temp, 'wx') };
+    return { temp, final, noReplace: opts.replace === false, handle: await open(temp, 'wx', opts.mode ?? 0o666) };
   } catch (err) {
     untrackTempFile(temp); // not ours: it existed, or could not be made
     throw err;
   }
+}
+
+/**
+ * Make complete `temp` visible as `final` unless `final` exists: link() fails with EEXIST
+ * atomically (no window in which a second writer's file could be replaced), then the temp name
+ * goes. On an error other than EEXIST the temp file stays, for abort() to remove.
+ */
+async function linkNoReplace(temp: string, final: string): Promise<void> {
+  try {
+    await link(temp, final);
+  } catch (err) {
+    if (isSystemError(err) && err.code === 'EEXIST') throw new DiskmintError('BAD_ARGUMENT', `${final} exists; not overwriting it`);
+    throw err;
+  }
+  await unlink(temp);
 }
 
 /** fsync a folder, so that a rename into it survives a crash. Folders that cannot be opened for it (some file systems) are skipped. */
@@ -137,10 +173,14 @@ async function syncFolder(folder: string): Promise<void> {
  * FormatError) come out as DiskmintError 'IO' naming the target; a DiskmintError comes out as
  * it is; anything else (a TypeError, a RangeError: a bug) propagates unchanged.
  */
-export async function writeAtomically<T>(target: string, fill: (handle: FileHandle, output: AtomicOutput) => Promise<T>): Promise<T> {
+export async function writeAtomically<T>(
+  target: string,
+  fill: (handle: FileHandle, output: AtomicOutput) => Promise<T>,
+  opts: AtomicFileOptions = {},
+): Promise<T> {
   let output: AtomicOutput | undefined;
   try {
-    output = await AtomicOutput.create(target);
+    output = await AtomicOutput.create(target, opts);
     const result = await fill(output.handle, output);
     await output.commit();
     return result;
@@ -151,13 +191,13 @@ export async function writeAtomically<T>(target: string, fill: (handle: FileHand
 }
 
 /** The error `writeAtomically` throws for `err`: see there. */
-function relabelWriteError(err: unknown, target: string): unknown {
+export function relabelWriteError(err: unknown, target: string): unknown {
   if (err instanceof DiskmintError) return err;
   if (isSystemError(err) || err instanceof FormatError) return new DiskmintError('IO', `writing ${target} failed: ${err.message}`);
   return err;
 }
 
-/** Write `bytes` as the whole of `target`, atomically (writeAtomically). */
-export async function writeFileAtomically(target: string, bytes: Uint8Array): Promise<void> {
-  await writeAtomically(target, (handle) => writeFully(handle, bytes, 0));
+/** Write `bytes` as the whole of `target`, atomically (writeAtomically), with `opts`' mode and replace rule. */
+export async function writeFileAtomically(target: string, bytes: Uint8Array, opts: AtomicFileOptions = {}): Promise<void> {
+  await writeAtomically(target, (handle) => writeFully(handle, bytes, 0), opts);
 }

@@ -4,7 +4,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, normalize, sep } from 'node:path';
-import { DiskmintError } from '../model/errors.js';
+import { DiskmintError, isSystemError } from '../model/errors.js';
 import { FormatError } from '../../formats/common/errors.js';
 import { openRawFile, type DiskReader } from '../model/disk-reader.js';
 import { detectContainer } from '../containers/registry.js';
@@ -44,12 +44,46 @@ export async function openDisk(path: string, opts: OpenDiskOptions = {}): Promis
   try {
     const handler = await detectContainer(file); // raw when no other format's magic is there
     const reader = await handler.open(file, { path, ...opts, openSibling: (name) => openSiblingFile(path, name) });
-    return { reader, format: handler.format };
+    return { reader: failingReadsNamePath(reader, path), format: handler.format };
   } catch (err) {
     await file.close();
     if (err instanceof FormatError) throw new DiskmintError('NOT_A_DISK', `${path}: ${err.format}: ${err.message}`);
     throw err;
   }
+}
+
+/**
+ * A container whose headers were sound at open can still fail a later read: a grain, cluster or
+ * block past the end of a truncated file, a table the open did not read. That is the image being
+ * unusable, as at open (DiskmintError 'NOT_A_DISK', exit 2, naming the file), never a FormatError
+ * that a partition-table or file-system probe would take for its own and report as a finding of
+ * the disk's contents. An operating-system error (EIO) names the file too.
+ */
+function failingReadsNamePath(reader: ContainerReader, path: string): ContainerReader {
+  const relabel = (err: unknown): unknown => {
+    if (err instanceof FormatError) return new DiskmintError('NOT_A_DISK', `${path}: ${err.format}: ${err.message}`);
+    if (isSystemError(err)) return new DiskmintError('IO', `reading ${path} failed: ${err.message}`);
+    return err;
+  };
+  // Patched in place: the reader keeps whatever else it carries (a raw file's sourcePath, which
+  // convert copies from directly).
+  const read = reader.read.bind(reader);
+  const allocatedRanges = reader.allocatedRanges.bind(reader);
+  reader.read = async (offset, length, into) => {
+    try {
+      return await read(offset, length, into);
+    } catch (err) {
+      throw relabel(err);
+    }
+  };
+  reader.allocatedRanges = async function* () {
+    try {
+      yield* allocatedRanges();
+    } catch (err) {
+      throw relabel(err);
+    }
+  };
+  return reader;
 }
 
 /** A file named by a descriptor, inside the descriptor's own folder only. */

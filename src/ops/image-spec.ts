@@ -14,15 +14,15 @@ export function parseImageSpec(spec: string): { path: string; partition?: number
   return m ? { path: m[1], partition: Number(m[2]) } : { path: spec };
 }
 
-/** Where partition `partition` of an open disk lies, in bytes; a clear error when it has none such. */
+/**
+ * Where partition `partition` of an open disk lies, in bytes. A disk without it is unusable input
+ * for the command (DiskmintError 'INPUT', exit 2 as the README says), naming the partitions it has.
+ */
 export async function partitionRange(disk: DiskReader, path: string, partition: number): Promise<{ offset: number; size: number }> {
   const { table } = await inspectDisk(disk);
   const p = table?.partitions.find((x) => x.index === partition);
   if (!table || !p) {
-    throw new DiskmintError(
-      'BAD_ARGUMENT',
-      `${path} has no partition ${partition}${table ? ` (it has ${table.partitions.map((x) => x.index).join(', ')})` : ''}`,
-    );
+    throw new DiskmintError('INPUT', `${path} has no partition ${partition}${table ? ` (it has ${table.partitions.map((x) => x.index).join(', ')})` : ''}`);
   }
   return {
     offset: table.offset + p.firstLba * table.sectorSize,

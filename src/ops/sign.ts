@@ -19,7 +19,7 @@
  * (and the same with "signature" into manifest.sig) recovers both files with busybox alone.
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, unlink } from 'node:fs/promises';
 import { makeDirectories } from '../io/fs-util.js';
 import { join } from 'node:path';
 import { DiskmintError } from '../model/errors.js';
@@ -29,7 +29,8 @@ import { inspectDisk } from './inspect.js';
 import type { PartitionTable } from '../schemes/types.js';
 import type { DiskReader } from '../model/disk-reader.js';
 import { checkOutputTarget } from '../io/output-target.js';
-import { writeFileAtomically } from '../io/atomic-output.js';
+import { AtomicOutput, relabelWriteError, writeFileAtomically } from '../io/atomic-output.js';
+import { writeFully } from '../io/write-fully.js';
 
 /** Ed25519 signatures are 64 bytes (RFC 8032 section 5.1.6). */
 export const ED25519_SIGNATURE_BYTES = 64;
@@ -73,20 +74,42 @@ export function generateKeyPair(): KeyPairPem {
   };
 }
 
-/** `key generate --out KEY`: writes KEY.pem (private, mode 0600) and KEY.pub. A trailing .pem on KEY is dropped. */
+/**
+ * `key generate --out KEY`: writes KEY.pem (private, mode 0600) and KEY.pub. A trailing .pem on
+ * KEY is dropped. Both go through atomic outputs (temp, fsync, rename), so a full disk or a kill
+ * leaves neither a 0-byte key nor a key without its public half. The private key is created
+ * 0600 (its temp file too) and never replaces an existing KEY.pem: it is committed first, linked
+ * into place (EEXIST, "exists; not overwriting it", leaves everything as it was); if KEY.pub then
+ * cannot be written, the new KEY.pem, known to no one, is removed again so that a retry works.
+ */
 export async function writeKeyPair(out: string): Promise<{ privatePath: string; publicPath: string }> {
   const stem = out.replace(/\.pem$/, '');
   const privatePath = `${stem}.pem`;
   const publicPath = `${stem}.pub`;
   const pair = generateKeyPair();
-  // 'wx': never overwrite an existing key.
-  await writeFile(privatePath, pair.privatePem, { mode: 0o600, flag: 'wx' }).catch((err: NodeJS.ErrnoException) => {
-    throw new DiskmintError(
-      err.code === 'EEXIST' ? 'BAD_ARGUMENT' : 'IO',
-      err.code === 'EEXIST' ? `${privatePath} exists; not overwriting a key` : `${privatePath}: ${err.message}`,
-    );
-  });
-  await writeFile(publicPath, pair.publicPem, { flag: 'w' });
+  const outputs: AtomicOutput[] = [];
+  let target = privatePath;
+  try {
+    const priv = await AtomicOutput.create(privatePath, { mode: 0o600, replace: false });
+    outputs.push(priv);
+    await writeFully(priv.handle, Buffer.from(pair.privatePem, 'utf8'), 0);
+    target = publicPath;
+    const pub = await AtomicOutput.create(publicPath);
+    outputs.push(pub);
+    await writeFully(pub.handle, Buffer.from(pair.publicPem, 'utf8'), 0);
+    target = privatePath;
+    await priv.commit();
+    target = publicPath;
+    try {
+      await pub.commit();
+    } catch (err) {
+      await unlink(privatePath).catch(() => {});
+      throw err;
+    }
+  } catch (err) {
+    for (const o of outputs) await o.abort();
+    throw relabelWriteError(err, target);
+  }
   return { privatePath, publicPath };
 }
 

@@ -5,11 +5,11 @@
  * they were. writeAtomically names the target in operational errors only: a bug (RangeError,
  * TypeError) comes out unchanged, for the CLI's exit status 70.
  */
-import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { AtomicOutput, writeAtomically } from '../../src/io/atomic-output.js';
+import { AtomicOutput, writeAtomically, writeFileAtomically } from '../../src/io/atomic-output.js';
 import { writeFully } from '../../src/io/write-fully.js';
 import { removeTempFilesNow } from '../../src/io/temp-files.js';
 import { writeImage } from '../../src/io/write-image.js';
@@ -212,5 +212,54 @@ describe('outputs that go through it', () => {
       expect(readFileSync(path, 'utf8'), path).not.toBe(`old ${i}`);
     });
     expect([...readdirSync(dir), ...readdirSync(detachDir)].filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+});
+
+describe('mode and replace (key generate: issue 17 item 5)', () => {
+  it('mode: the temp file has it from its creation, the target keeps it', async () => {
+    const dir = tempDir();
+    const target = join(dir, 'k.pem');
+    const out = await AtomicOutput.create(target, { mode: 0o600 });
+    expect((await out.handle.stat()).mode & 0o777).toBe(0o600);
+    await writeFully(out.handle, bytes('secret'), 0);
+    await out.commit();
+    expect(statSync(target).mode & 0o777).toBe(0o600);
+  });
+
+  it('replace: false never replaces a target, even one that appears while the file is written; nothing is left behind', async () => {
+    const dir = tempDir();
+    const target = join(dir, 'k.pem');
+    await writeFileAtomically(target, bytes('new'), { replace: false });
+    expect(readFileSync(target, 'utf8')).toBe('new');
+    await expect(writeFileAtomically(target, bytes('newer'), { replace: false })).rejects.toMatchObject({
+      code: 'BAD_ARGUMENT',
+      message: `${target} exists; not overwriting it`,
+    });
+    const late = join(dir, 'late.pem');
+    await expect(
+      writeAtomically(
+        late,
+        async (handle) => {
+          await writeFully(handle, bytes('mine'), 0);
+          writeFileSync(late, 'theirs'); // another process got there first
+        },
+        { replace: false },
+      ),
+    ).rejects.toThrow(/late\.pem exists; not overwriting it/);
+    expect(readFileSync(target, 'utf8')).toBe('new');
+    expect(readFileSync(late, 'utf8')).toBe('theirs');
+    expect(temps(dir)).toEqual([]);
+  });
+
+  it('key generate: when KEY.pub cannot be written, no KEY.pem stays either (a retry is not refused), and no temp file', async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'k.pub')); // the rename over it fails (EISDIR) after KEY.pem is in place
+    await expect(writeKeyPair(join(dir, 'k'))).rejects.toMatchObject({ code: 'IO', message: expect.stringContaining(`writing ${join(dir, 'k.pub')} failed`) });
+    expect(readdirSync(dir)).toEqual(['k.pub']);
+    rmdirSync(join(dir, 'k.pub'));
+    await writeKeyPair(join(dir, 'k'));
+    expect(readdirSync(dir).sort()).toEqual(['k.pem', 'k.pub']);
+    expect(statSync(join(dir, 'k.pem')).mode & 0o777).toBe(0o600);
+    await expect(writeKeyPair(join(dir, 'k'))).rejects.toThrow(/k\.pem exists; not overwriting it/);
   });
 });

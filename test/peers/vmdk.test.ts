@@ -81,6 +81,34 @@ describe('qemu-img and 7zz judge our VMDK', () => {
     }
   }
 
+  // Issue 17 item 16: the capacity was rounded up to a whole grain (102,400 bytes became 131,072).
+  for (const size of [102_400, 100_000, 1000]) {
+    it(`streamOptimized keeps a ${size}-byte disk's size as qemu-img does (whole sectors, not whole grains)`, async (ctx) => {
+      if (!requirePeer('qemu-img', 'qemu-utils')) return ctx.skip();
+      const raw = pattern(size, 7);
+      const rawPath = join(dir, `size-${size}.raw`);
+      await writeFile(rawPath, raw);
+      const disk = new VirtualDisk(size);
+      disk.placeBytes(0, raw);
+      const ours = join(dir, `size-${size}-ours.vmdk`);
+      const theirs = join(dir, `size-${size}-qemu.vmdk`);
+      await writeWithHandler(vmdkHandler, disk, ours, { options: { subformat: 'streamOptimized' } });
+      runPeerOk('qemu-img', ['convert', '-f', 'raw', '-O', 'vmdk', '-o', 'subformat=streamOptimized', rawPath, theirs]);
+      const virtualSize = (path: string) => JSON.parse(runPeerOk('qemu-img', ['info', '--output=json', '-f', 'vmdk', path]))['virtual-size'];
+      expect(virtualSize(ours)).toBe(Math.ceil(size / 512) * 512);
+      expect(virtualSize(ours)).toBe(virtualSize(theirs));
+      expect(runPeer('qemu-img', ['check', '-f', 'vmdk', ours]).out).toContain('No errors were found');
+      expect(runPeer('qemu-img', ['compare', '-f', 'vmdk', '-F', 'vmdk', ours, theirs]).out).toContain('Images are identical');
+      const r = await openWithHandler(vmdkHandler, ours);
+      try {
+        expect(r.size).toBe(Math.ceil(size / 512) * 512);
+        expect(Buffer.from((await readAll(r)).subarray(0, size)).equals(Buffer.from(raw))).toBe(true);
+      } finally {
+        await r.close();
+      }
+    });
+  }
+
   it('7zz decodes our monolithicSparse identically', async (ctx) => {
     if (!requirePeer('7zz', '7zip')) return ctx.skip();
     const { disk, rawPath } = await sampleDisk();

@@ -252,10 +252,12 @@ function streamGrainPacker(ctx: WriteContext): CompressedBlocksOptions<Uint8Arra
 }
 
 export async function writeStreamOptimized(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext, o: VmdkWriteOptions): Promise<void> {
-  // VMware requires a grain-aligned capacity for stream-optimized extents.
-  const capacity = Math.ceil(disk.size / GRAIN_BYTES) * GRAIN_SECTORS;
+  // The disk's own size, in whole sectors (a last partial sector rounded up), as qemu-img writes
+  // it: a size that is not a whole number of grains is kept (102,400 bytes stay 102,400), and the
+  // last grain holds only the sectors up to the capacity.
+  const capacity = Math.ceil(disk.size / SECTOR);
   const geometry = { capacity, grainSize: GRAIN_SECTORS, numGTEsPerGT: GTES_PER_GT };
-  const gtCount = Math.ceil(capacity / GRAIN_SECTORS / GTES_PER_GT);
+  const gtCount = Math.ceil(Math.ceil(capacity / GRAIN_SECTORS) / GTES_PER_GT);
   const gdSecs = gdSectorsOf(geometry);
   const gtSecs = gtSectorsOf(GTES_PER_GT);
   const overHead = GRAIN_SECTORS; // header, descriptor, padding to the first grain

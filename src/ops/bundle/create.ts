@@ -11,9 +11,9 @@
 import { createHash, type Hash, type KeyObject } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
-import { AtomicOutput } from '../../io/atomic-output.js';
+import { AtomicOutput, relabelWriteError } from '../../io/atomic-output.js';
 import { writeFully } from '../../io/write-fully.js';
-import { DiskmintError } from '../../model/errors.js';
+import { DiskmintError, isSystemError } from '../../model/errors.js';
 import { sourceDateEpoch } from '../../model/source-date.js';
 import { openDisk } from '../../io/open-disk.js';
 import type { DiskReader } from '../../model/disk-reader.js';
@@ -140,7 +140,8 @@ export async function createBundle(opts: CreateBundleOptions): Promise<CreateBun
   try {
     // The bundle goes to an AtomicOutput (temp file, fsync, rename); the records wait in a
     // scratch file beside it, deleted with the temp file whatever happens. Errors come out as
-    // they are (a corrupt input stays a FormatError).
+    // they are (a corrupt input stays a FormatError, an input's read error names the input),
+    // except the system's (ENOSPC, EIO writing the bundle or its scratch file): they name the bundle.
     output = await AtomicOutput.create(opts.output);
     const out = output.handle;
     // 1. Compressed records into the scratch file, hashing them as they go.
@@ -199,7 +200,7 @@ export async function createBundle(opts: CreateBundleOptions): Promise<CreateBun
     return { path: opts.output, manifest, bytes: bundleExtents(header).fileSize, signed: signature.length > 0 };
   } catch (err) {
     await output?.abort();
-    throw err;
+    throw isSystemError(err) ? relabelWriteError(err, opts.output) : err;
   } finally {
     await Promise.all([next.close(), base?.close(), compressor.close()]);
   }
