@@ -26,10 +26,16 @@ afterAll(() => {
   if (mounted) execFileSync('umount', [full]);
 });
 
-/** Fill the tmpfs up (a file as large as it takes), run `fn`, then free the room. */
-function whileFull(fn: () => void): void {
+/**
+ * Fill the tmpfs up (a file as large as it takes), leaving `roomBytes` free, run `fn`, then free
+ * the room. (Room for an image edit's lock file, so the edit itself meets the full disk.)
+ */
+function whileFull(fn: () => void, roomBytes = 0): void {
   const filler = join(full, 'filler');
+  const room = join(full, 'room');
+  if (roomBytes) writeFileSync(room, Buffer.alloc(roomBytes, 1));
   spawnSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=4k'], { stdio: 'ignore' }); // stops at ENOSPC
+  rmSync(room, { force: true });
   try {
     fn();
   } finally {
@@ -117,7 +123,7 @@ describe('on a full file system nothing is left behind and a retry works', () =>
       expect(r.stderr).toMatch(/^diskmint: ENOSPC: no space left on device, write/);
       expect(r.stderr).toContain(img);
       expect(r.status).toBe(1);
-    });
+    }, 8192); // the lock file (src/io/image-lock.ts) takes a page; the slot's data finds none
     rmSync(img);
   });
 });
