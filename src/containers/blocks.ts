@@ -79,10 +79,11 @@ export async function* readBlocks(disk: VirtualDisk, blockSize: number, opts: Re
   // At least two groups in flight, so even 32 MiB VHDX blocks are read while the last one is written.
   const depth = Math.max(2, Math.floor((opts.readAheadBytes ?? READ_AHEAD_BYTES) / (perGroup * blockSize)));
   // A slot is refilled `ring.length` groups later. By then mapOrdered holds at most `depth`
-  // groups (the new one included) and the consumer's held blocks span at most
-  // ceil(held / perGroup) + 1 older groups, so this many slots never overwrite a live block.
+  // groups (the new one included) and the consumer's held blocks span at most `held` older
+  // groups: a group of scattered data may hold a single block, so held blocks cannot be counted
+  // as ceil(held / perGroup) + 1 full groups. This many slots never overwrite a live block.
   const held = Math.max(1, opts.heldBlocks ?? 1);
-  const ring = opts.reuseBuffers ? new Array<Uint8Array>(depth + Math.ceil(held / perGroup) + 1) : undefined;
+  const ring = opts.reuseBuffers ? new Array<Uint8Array>(depth + held + 1) : undefined;
   let groupNumber = 0;
   const bufferFor = (bytes: number): Uint8Array => {
     if (!ring) return new Uint8Array(bytes);

@@ -136,6 +136,24 @@ describe('VirtualDisk', () => {
     );
   });
 
+  it('readBlocks keeps held blocks intact when each group holds one block (scattered data)', async () => {
+    // fast-check's counterexample (seed -539938958): 512-byte blocks far apart, so every group
+    // holds one block; 4 held blocks then spanned 4 groups where the ring counted 2 full ones,
+    // and block 0's buffer was refilled while still held.
+    const disk = new VirtualDisk(64 * MiB);
+    const at = [0, 7 * MiB + 3, 19 * MiB + 5, 33 * MiB + 7, 50 * MiB + 9, 63 * MiB + 11];
+    for (const [k, offset] of at.entries()) disk.placeBytes(offset, new Uint8Array([k + 1]));
+    const window: Array<{ index: number; data: Uint8Array }> = [];
+    for await (const block of readBlocks(disk, 512, { reuseBuffers: true, heldBlocks: 4, readAheadBytes: 2 * MiB })) {
+      window.push(block);
+      if (window.length > 4) window.shift();
+      for (const { index, data } of window) {
+        const k = at.findIndex((o) => Math.floor(o / 512) === index);
+        expect(data[at[k] % 512], `held block ${index}`).toBe(k + 1);
+      }
+    }
+  });
+
   it('readBlocks reads a block larger than its read piece (4 MiB) from several pieces', async () => {
     const dir = tempDir();
     const data = Buffer.alloc(9 * MiB + 3);
