@@ -266,6 +266,53 @@ describe('VHDX reader: hostile input', () => {
     encodeBatEntry(new DataView(c.buffer, c.byteOffset, c.length), BAT_AT, 7, 4 * MIB);
     await expectFormatError(c, /PARTIALLY_PRESENT/);
   });
+  it('refuses BAT entries that point into the header section, the log, the metadata or the BAT itself (issue 17 item 8)', async () => {
+    // Our layout: log at 1 MiB, metadata at 2 MiB, BAT at 3 MiB (1 MiB each).
+    const cases: Array<[number, RegExp]> = [
+      [0, /BAT entry 1 \(payload block 1\) at 0-1048576 overlaps the header section/],
+      [MIB, /BAT entry 1 \(payload block 1\) at 1048576-2097152 overlaps the log/],
+      [META_AT, /BAT entry 1 \(payload block 1\) .* overlaps the region table entry 1 \(metadata region\)/],
+      [BAT_AT, /BAT entry 1 \(payload block 1\) .* overlaps the region table entry 0 \(BAT region\)/],
+    ];
+    for (const [at, pattern] of cases) {
+      const a = await base();
+      encodeBatEntry(new DataView(a.buffer, a.byteOffset, a.length), BAT_AT + 8, 6, at); // payload block 1
+      await expectFormatError(a, pattern);
+    }
+    // A 2 MiB block at 2 MiB overlaps the BAT in its second half.
+    const big = await writeVhdx(sampleDisk(3 * MIB).disk, { block_size: '2M' });
+    encodeBatEntry(new DataView(big.buffer, big.byteOffset, big.length), BAT_AT, 6, META_AT);
+    await expectFormatError(big, /payload block 0\) at 2097152-4194304 overlaps the region table entry 1/);
+  });
+  it('refuses a present sector bitmap block that overlaps a structure', async () => {
+    // 1 MiB blocks, 512-byte sectors: chunk ratio 4096, so BAT entry 4096 is the first sector bitmap entry.
+    const disk = new VirtualDisk(4097 * MIB).placeBytes(0, fill(100, 3));
+    const a = await writeVhdx(disk, { block_size: '1M' });
+    encodeBatEntry(new DataView(a.buffer, a.byteOffset, a.length), BAT_AT + 4096 * 8, 6, META_AT);
+    await expectFormatError(a, /BAT entry 4096 \(sector bitmap block 0\) .* overlaps the region table entry 1 \(metadata region\)/);
+  });
+  it('refuses region table entries that overlap each other, the log or the header section', async () => {
+    const patchRegion = async (entry: number, offset: number): Promise<Buffer> => {
+      const a = await base();
+      for (const at of [192 * 1024, 256 * 1024]) a.writeUInt32LE(offset, at + 16 + entry * 32 + 16);
+      resealRegions(a);
+      return a;
+    };
+    await expectFormatError(
+      await patchRegion(1, BAT_AT),
+      /region table entry 1 \(metadata region\) \(3145728-4194304\) overlaps the region table entry 0 \(BAT region\)/,
+    );
+    await expectFormatError(await patchRegion(0, MIB), /region table entry 0 \(BAT region\) \(1048576-2097152\) overlaps the log/);
+    const c = await base();
+    for (const at of [192 * 1024, 256 * 1024]) {
+      c.writeUInt32LE(3, at + 8); // a third, optional region inside the header section
+      c.writeUInt32LE(0x12345678, at + 16 + 64);
+      c.writeUInt32LE(512 * 1024, at + 16 + 64 + 16);
+      c.writeUInt32LE(MIB, at + 16 + 64 + 24);
+    }
+    resealRegions(c);
+    await expectFormatError(c, /region table entry 2 \(region 12345678-.*\) \(524288-1572864\) overlaps the header section/);
+  });
   it('reads ZERO, UNMAPPED and UNDEFINED blocks as zeros', async () => {
     const { disk, expected } = sampleDisk(3 * MIB);
     for (const state of [1, 2, 3, 5]) {

@@ -86,9 +86,49 @@ async function checkLog(file: DiskReader, h: VhdxHeader): Promise<void> {
   }
 }
 
+/** A range of the file that one structure owns: payload and sector bitmap blocks must stay out of it. */
+interface FileRange {
+  start: number;
+  end: number;
+  name: string;
+}
+
+/**
+ * The ranges of the file the VHDX structures own (2.2: the 1 MiB header section with the
+ * headers and region tables; the log; each region, BAT and metadata among them), as qemu's
+ * block/vhdx.c registers them: every region table entry is checked against those registered
+ * before it, so no two overlap.
+ */
+class OwnedRanges {
+  private readonly ranges: FileRange[] = [];
+
+  add(start: number, length: number, name: string): void {
+    const hit = this.overlapping(start, length);
+    if (hit) throw fail('vhdx', 'BAD_VALUE', `VHDX ${name} (${start}-${start + length}) overlaps the ${hit.name} (${hit.start}-${hit.end})`);
+    const at = this.ranges.findIndex((r) => r.start > start);
+    this.ranges.splice(at < 0 ? this.ranges.length : at, 0, { start, end: start + length, name });
+  }
+
+  /** The owned range that [start, start + length) overlaps, if any (ranges are disjoint and sorted: a binary search). */
+  overlapping(start: number, length: number): FileRange | undefined {
+    const end = start + length;
+    let lo = 0;
+    let hi = this.ranges.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.ranges[mid].end <= start) lo = mid + 1;
+      else hi = mid;
+    }
+    const r = this.ranges[lo];
+    return r && r.start < end && length > 0 ? r : undefined;
+  }
+}
+
 function region(regions: VhdxRegion[], guid: string, name: string, file: DiskReader): VhdxRegion {
-  const r = regions.find((x) => x.guid === guid);
-  if (!r) throw fail('vhdx', 'BAD_VALUE', `VHDX region table has no ${name} region`);
+  const found = regions.filter((x) => x.guid === guid);
+  if (found.length === 0) throw fail('vhdx', 'BAD_VALUE', `VHDX region table has no ${name} region`);
+  if (found.length > 1) throw fail('vhdx', 'BAD_VALUE', `VHDX region table has ${found.length} ${name} regions (2.2.3.2: one)`);
+  const r = found[0];
   if (r.fileOffset % MIB !== 0 || r.length % MIB !== 0 || r.length === 0 || r.fileOffset < MIB || r.fileOffset + r.length > file.size) {
     throw fail('vhdx', 'BAD_VALUE', `VHDX ${name} region at ${r.fileOffset} (${r.length} bytes) is misaligned or outside the file`);
   }
@@ -114,6 +154,14 @@ async function openVhdx(file: DiskReader): Promise<ContainerReader> {
   if (unknown) throw fail('vhdx', 'BAD_VALUE', `VHDX requires region ${unknown.guid}, which diskmint does not know`);
   const batR = region(regions, BAT_REGION, 'BAT', file);
   const metaR = region(regions, METADATA_REGION, 'metadata', file);
+  // 2.2 / 2.3 / 2.2.3: the header section, the log and every region own their bytes; none overlaps another.
+  const owned = new OwnedRanges();
+  owned.add(0, MIB, 'header section');
+  if (header.logLength > 0) owned.add(header.logOffset, header.logLength, 'log');
+  for (const [i, r] of regions.entries()) {
+    const name = r.guid === BAT_REGION ? 'BAT region' : r.guid === METADATA_REGION ? 'metadata region' : `region ${r.guid}`;
+    owned.add(r.fileOffset, r.length, `region table entry ${i} (${name})`);
+  }
 
   // 2.6: metadata table and the required items.
   const table = decodeMetadataTable(await readExact(file, metaR.fileOffset, VHDX_METADATA_TABLE_SIZE, 'metadata table'));
@@ -198,7 +246,16 @@ async function openVhdx(file: DiskReader): Promise<ContainerReader> {
     for (const { i, state, fileOffset } of batch) {
       if (state === PAYLOAD.fullyPresent) {
         present++;
-        if (fileOffset < MIB || fileOffset + Math.min(bs, size - i * bs) > file.size) {
+        // As qemu (vhdx_check_bat_entries): the whole block, even the last one, stays out of every structure.
+        const hit = owned.overlapping(fileOffset, bs);
+        if (hit) {
+          throw fail(
+            'vhdx',
+            'BAD_VALUE',
+            `VHDX BAT entry ${payloadEntryIndex(i, ratio)} (payload block ${i}) at ${fileOffset}-${fileOffset + bs} overlaps the ${hit.name} (${hit.start}-${hit.end})`,
+          );
+        }
+        if (fileOffset + Math.min(bs, size - i * bs) > file.size) {
           throw fail('vhdx', 'BAD_VALUE', `VHDX payload block ${i} at ${fileOffset} lies outside the file (${file.size} bytes)`);
         }
       } else if (state === PAYLOAD.partiallyPresent) {
@@ -206,6 +263,18 @@ async function openVhdx(file: DiskReader): Promise<ContainerReader> {
       } else if (state === 4) {
         throw fail('vhdx', 'BAD_VALUE', `VHDX payload block ${i} has undefined state 4`);
       }
+    }
+  }
+  // 2.5.1.2: a present sector bitmap block (1 MiB) must lie in the file, outside every structure too (qemu
+  // does not look at them; a disk without a parent never reads them, but one that overlaps is damage).
+  for (let k = 0; k * (ratio + 1) + ratio < totalEntries; k++) {
+    const index = k * (ratio + 1) + ratio;
+    const { state, fileOffset } = await entryAt(index);
+    if (state !== PAYLOAD.fullyPresent) continue; // SB_BLOCK_PRESENT is 6 too
+    const hit = owned.overlapping(fileOffset, MIB);
+    if (fileOffset < MIB || fileOffset + MIB > file.size || hit) {
+      const where = hit ? `overlaps the ${hit.name} (${hit.start}-${hit.end})` : `lies outside the file (${file.size} bytes)`;
+      throw fail('vhdx', 'BAD_VALUE', `VHDX BAT entry ${index} (sector bitmap block ${k}) at ${fileOffset}-${fileOffset + MIB} ${where}`);
     }
   }
   const subformat = (fpFlags & 1) !== 0 ? 'fixed' : 'dynamic';
