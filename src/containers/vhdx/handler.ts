@@ -1,11 +1,12 @@
 /**
  * VHDX container (fixed and dynamic; differencing disks are refused), detected and read here,
  * written by writer.ts. Structures live in formats/containers/vhdx.ts; section numbers are
- * [MS-VHDX]'s.
+ * [MS-VHDX]'s. A log that needs replaying is replayed in memory (log.ts) before anything else is
+ * read; replay.ts applies it in place, on request only.
  */
 import { readInto, type DiskReader } from '../../model/disk-reader.js';
 import { fail } from '../../../formats/common/errors.js';
-import { ZERO_GUID, decodeGuid } from '../../../formats/common/guid.js';
+import { decodeGuid } from '../../../formats/common/guid.js';
 import { u64 } from '../../../formats/common/bytes.js';
 import {
   BAT_REGION,
@@ -13,8 +14,6 @@ import {
   METADATA_REGION,
   MIB,
   PAYLOAD,
-  VHDX_HEADER_OFFSETS,
-  VHDX_HEADER_SIZE,
   VHDX_MAX_VIRTUAL_SIZE,
   VHDX_METADATA_TABLE_SIZE,
   VHDX_REGION_OFFSETS,
@@ -24,65 +23,20 @@ import {
   decodeCreator,
   decodeMetadataTable,
   decodeRegionTable,
-  decodeVhdxHeader,
-  isLogEntryFor,
   isVhdxIdentifier,
   payloadEntryIndex,
-  type VhdxHeader,
   type VhdxRegion,
 } from '../../../formats/containers/vhdx.js';
 import { rangesOfBlocks, readThroughBlocks } from '../blocks.js';
 import type { ContainerHandler, ContainerReader } from '../types.js';
 import { writeVhdx } from './writer.js';
+import { currentHeader, findLogToReplay, readExact, replayedFile } from './log.js';
 
 async function detectVhdx(file: DiskReader): Promise<boolean> {
   try {
     return isVhdxIdentifier(await file.read(0, 8));
   } catch {
     return false;
-  }
-}
-
-async function readExact(file: DiskReader, offset: number, length: number, what: string): Promise<Uint8Array> {
-  if (offset + length > file.size) throw fail('vhdx', 'TRUNCATED', `VHDX ${what} at ${offset} (${length} bytes) runs past the end of the file`);
-  const b = await file.read(offset, length);
-  if (b.length !== length) throw fail('vhdx', 'TRUNCATED', `VHDX ${what} at ${offset} is cut short`);
-  return b;
-}
-
-/** 2.2.2.1: use the valid header with the higher sequence number. */
-async function currentHeader(file: DiskReader): Promise<VhdxHeader> {
-  const found: VhdxHeader[] = [];
-  const errors: unknown[] = [];
-  for (const [i, at] of VHDX_HEADER_OFFSETS.entries()) {
-    try {
-      found.push(decodeVhdxHeader(await readExact(file, at, VHDX_HEADER_SIZE, `header ${i + 1}`), `header ${i + 1}`));
-    } catch (e) {
-      errors.push(e);
-    }
-  }
-  if (found.length === 0) throw errors[0];
-  return found.reduce((a, b) => (b.sequenceNumber > a.sequenceNumber ? b : a));
-}
-
-/** 2.3: a log with entries for the header's LogGuid must be replayed before the file is consistent. */
-async function checkLog(file: DiskReader, h: VhdxHeader): Promise<void> {
-  if (h.logGuid === ZERO_GUID) return;
-  if (h.logLength > 1024 * MIB) throw fail('vhdx', 'TOO_LARGE', `VHDX log of ${h.logLength} bytes is larger than 1 GiB`);
-  if (h.logOffset % MIB !== 0 || h.logLength % MIB !== 0 || h.logOffset < MIB || h.logOffset + h.logLength > file.size) {
-    throw fail('vhdx', 'BAD_VALUE', `VHDX log at ${h.logOffset} (${h.logLength} bytes) is misplaced or outside the file`);
-  }
-  for (let at = 0; at < h.logLength; at += MIB) {
-    const chunk = await readExact(file, h.logOffset + at, MIB, 'log');
-    for (let e = 0; e < MIB; e += 4096) {
-      if (isLogEntryFor(chunk, e, h.logGuid)) {
-        throw fail(
-          'vhdx',
-          'BAD_VALUE',
-          'VHDX log holds entries that need replaying, which diskmint does not support (open the image read-write in qemu-img or Hyper-V first)',
-        );
-      }
-    }
   }
 }
 
@@ -135,11 +89,13 @@ function region(regions: VhdxRegion[], guid: string, name: string, file: DiskRea
   return r;
 }
 
-async function openVhdx(file: DiskReader): Promise<ContainerReader> {
-  const ident = await readExact(file, 0, 520, 'file identifier');
+async function openVhdx(input: DiskReader): Promise<ContainerReader> {
+  const ident = await readExact(input, 0, 520, 'file identifier');
   if (!isVhdxIdentifier(ident)) throw fail('vhdx', 'BAD_MAGIC', 'no VHDX file identifier "vhdxfile"');
-  const header = await currentHeader(file);
-  await checkLog(file, header);
+  const { header } = await currentHeader(input);
+  // 2.3.3: a valid log is replayed before anything else is read; in memory, the input untouched.
+  const replay = await findLogToReplay(input, header);
+  const file = replay ? replayedFile(input, replay) : input;
   let regions: VhdxRegion[];
   try {
     regions = decodeRegionTable(await readExact(file, VHDX_REGION_OFFSETS[0], VHDX_REGION_TABLE_SIZE, 'region table 1'), 'region table 1');
@@ -307,6 +263,7 @@ async function openVhdx(file: DiskReader): Promise<ContainerReader> {
       creator: decodeCreator(ident),
       headerSequence: header.sequenceNumber.toString(),
       logLength: header.logLength,
+      ...(replay ? { logReplayedInMemory: replay.entries.length } : {}),
       presentBlocks: present,
     }),
   };
