@@ -519,6 +519,19 @@ describe('VHDX log replay in memory (issue 17 item 9)', () => {
     await expectFormatError(withVhdxLog(img, [{ at: 0, entry: log }]), /cut short/);
   });
 
+  it('refuses a log of overlapping entries that would have it read the log once per sector', async () => {
+    const img = await base();
+    // Every sector starts an entry that claims to be as long as the whole log (none with a CRC that holds).
+    const entries = Array.from({ length: 256 }, (_, k) => {
+      const e = vhdxLogEntry({ sequence: BigInt(k + 1), tail: k * 4096, writes: [], flushedFileOffset: FILE, lastFileOffset: FILE });
+      const long = Buffer.alloc(4096);
+      e.copy(long, 0, 0, 4096);
+      long.writeUInt32LE(MIB, 8); // EntryLength: the whole log
+      return { at: k * 4096, entry: long };
+    });
+    await expectFormatError(withVhdxLog(img, entries), /overlap one another/);
+  });
+
   it('fuzz: mutated logs fail only with FormatError', async () => {
     const img = withVhdxLog(await base(), [
       {

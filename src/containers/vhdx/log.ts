@@ -96,12 +96,17 @@ export async function findLogToReplay(file: DiskReader, h: VhdxHeader): Promise<
   };
   type Entry = NonNullable<ReturnType<typeof decodeLogEntry>> & { sector: number; sectors: number };
   const cache = new Map<number, Entry | undefined>();
+  // Entries of one log do not overlap, so checking them reads about the log once; headers that
+  // claim long, overlapping entries could make it read the log once per sector. Bounded.
+  let budget = 4 * L;
   const entryAt = async (sector: number): Promise<Entry | undefined> => {
     if (!starts.has(sector)) return undefined;
     if (cache.has(sector)) return cache.get(sector);
     const head = decodeLogEntryHeader(await readRing(sector * VHDX_LOG_SECTOR, 64));
     let entry: Entry | undefined;
     if (head.entryLength > 0 && head.entryLength <= L && head.entryLength % VHDX_LOG_SECTOR === 0) {
+      budget -= head.entryLength;
+      if (budget < 0) throw fail('vhdx', 'TOO_LARGE', 'VHDX log entries overlap one another (their lengths add up to more than 4 times the log)');
       const decoded = decodeLogEntry(await readRing(sector * VHDX_LOG_SECTOR, head.entryLength), h.logGuid);
       if (decoded) entry = { ...decoded, sector, sectors: head.entryLength / VHDX_LOG_SECTOR };
     }
