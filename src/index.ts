@@ -29,6 +29,8 @@ export type { PartitionTable, TablePartition } from './schemes/types.js';
 export { DiskmintError, FormatError } from './model/errors.js';
 export { parseSizeSpec, formatBytes } from './model/size.js';
 export { convertImage } from './ops/convert.js';
+export { replayVhdxLog } from './containers/vhdx/replay.js';
+export type { VhdxLogReplayResult } from './containers/vhdx/replay.js';
 export { compareImages } from './ops/compare.js';
 export type { CompareOptions, CompareResult } from './ops/compare.js';
 export type { ConvertOptions, ConvertResult } from './ops/convert.js';

@@ -36,6 +36,14 @@ export interface OpenContext {
    * and `..` components are refused with a FormatError before anything is opened.
    */
   openSibling(name: string): Promise<DiskReader>;
+  /**
+   * Open the image a qcow2 backing file names (only asked when allowBacking is set): `name` as the
+   * image stores it, resolved against the image's own folder when relative (as qemu-img does);
+   * `format` the one the image records (qcow2's backing_format, qemu's driver names), which the
+   * content must match. The chain is bounded (a loop, or one deeper than 16 images, is a
+   * FormatError). Absent where no chain may be followed.
+   */
+  openBacking?(name: string, format?: string): Promise<ContainerReader>;
 }
 
 export interface WriteContext {

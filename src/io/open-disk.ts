@@ -2,7 +2,7 @@
  * Open any image diskmint reads as a sparse virtual disk: raw files and every container
  * format, detected by content (never by file name).
  */
-import { stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { DiskmintError, isSystemError } from '../model/errors.js';
 import { FormatError } from '../../formats/common/errors.js';
@@ -23,7 +23,18 @@ export interface OpenDiskOptions {
   allowExternalData?: boolean;
 }
 
+/** Backing chains deeper than this are refused (qemu has no fixed bound; real chains are a few images). */
+export const MAX_BACKING_DEPTH = 16;
+
 export async function openDisk(path: string, opts: OpenDiskOptions = {}): Promise<OpenedDisk> {
+  return openInChain(path, opts, []);
+}
+
+/** qemu's driver names for backing_format, as diskmint's format names. */
+const BACKING_FORMATS: Record<string, ContainerFormat> = { raw: 'raw', qcow2: 'qcow2', vmdk: 'vmdk', vpc: 'vhd', vhdx: 'vhdx' };
+
+/** Open `path`, one image of a backing chain whose images above it are `chain` (real paths, top first). */
+async function openInChain(path: string, opts: OpenDiskOptions, chain: readonly string[]): Promise<OpenedDisk> {
   let st;
   try {
     st = await stat(path);
@@ -43,7 +54,13 @@ export async function openDisk(path: string, opts: OpenDiskOptions = {}): Promis
   }
   try {
     const handler = await detectContainer(file); // raw when no other format's magic is there
-    const reader = await handler.open(file, { path, ...opts, openSibling: (name) => openSiblingFile(path, name) });
+    const real = await realpath(path);
+    const reader = await handler.open(file, {
+      path,
+      ...opts,
+      openSibling: (name) => openSiblingFile(path, name),
+      openBacking: opts.allowBacking ? (name, format) => openBackingFile(path, name, format, opts, [...chain, real]) : undefined,
+    });
     return { reader: failingReadsNamePath(reader, path), format: handler.format };
   } catch (err) {
     await file.close();
@@ -84,6 +101,28 @@ function failingReadsNamePath(reader: ContainerReader, path: string): ContainerR
     }
   };
   return reader;
+}
+
+/**
+ * The backing file `name` of the image at `imagePath` (relative names against its folder, as
+ * qemu-img resolves them), opened as its own image, its own backing chain included.
+ */
+async function openBackingFile(imagePath: string, name: string, format: string | undefined, opts: OpenDiskOptions, chain: string[]): Promise<ContainerReader> {
+  const what = `backing file "${name}" of ${basename(imagePath)}`;
+  if (name.includes('\0') || name === '') throw new FormatError('BAD_VALUE', `${what} is not a file name`, 'qcow2');
+  const wanted = format === undefined ? undefined : BACKING_FORMATS[format];
+  if (format !== undefined && !wanted) throw new FormatError('BAD_VALUE', `${what} has backing format "${format}", which diskmint does not read`, 'qcow2');
+  const path = isAbsolute(name) ? name : join(dirname(imagePath), name);
+  const real = await realpath(path).catch(() => undefined);
+  if (real === undefined) throw new FormatError('BAD_VALUE', `${what} not found (${path})`, 'qcow2');
+  if (chain.includes(real)) throw new FormatError('LOOP', `${what} is already in the chain above it: the backing chain loops`, 'qcow2');
+  if (chain.length >= MAX_BACKING_DEPTH) throw new FormatError('TOO_LARGE', `backing chain deeper than ${MAX_BACKING_DEPTH} images at ${what}`, 'qcow2');
+  const opened = await openInChain(path, opts, chain);
+  if (wanted && opened.format !== wanted) {
+    await opened.reader.close();
+    throw new FormatError('BAD_VALUE', `${what} should be ${format} (backing_format) but holds ${opened.format}`, 'qcow2');
+  }
+  return opened.reader;
 }
 
 /** A file named by a descriptor, inside the descriptor's own folder only. */

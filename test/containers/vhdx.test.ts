@@ -14,6 +14,7 @@ import { vhdxHandler } from '../../src/containers/vhdx/handler.js';
 import { defaultVhdxBlockSize, parseVhdxOptions } from '../../src/containers/vhdx/writer.js';
 import type { ContainerReader } from '../../src/containers/types.js';
 import { diskFromRecipe, expectPrefixThenZeros, fill, readAll, sampleDisk, writeWithHandler } from '../helpers/containers.js';
+import { vhdxLogEntry, withVhdxLog } from '../helpers/vhdx-log.js';
 import { tempDir } from '../helpers/golden.js';
 
 const MIB = 1 << 20;
@@ -194,7 +195,7 @@ describe('VHDX reader: hostile input', () => {
     resealHeaders(b);
     await expectFormatError(b, /version 2/);
   });
-  it('refuses a log that needs replaying', async () => {
+  it('an empty log with a LogGuid, and stray "loge" sectors without a valid entry, need no replay', async () => {
     const a = await base();
     const guid = '11111111-2222-3333-4444-555555555555';
     for (const at of [64 * 1024, 128 * 1024]) encodeGuid(guid, a, at + 48);
@@ -202,7 +203,9 @@ describe('VHDX reader: hostile input', () => {
     expect((await openBuf(a)).size).toBe(3 * MIB); // a LogGuid with an empty log is fine
     a.write('loge', MIB + 8192, 'latin1');
     encodeGuid(guid, a, MIB + 8192 + 32);
-    await expectFormatError(a, /replay/);
+    const r = await openBuf(a);
+    expect(r.details().logReplayedInMemory).toBeUndefined();
+    expectPrefixThenZeros(await readAll(r), sampleDisk(3 * MIB).expected);
   });
   it('refuses broken region tables', async () => {
     const a = await base();
@@ -266,6 +269,53 @@ describe('VHDX reader: hostile input', () => {
     encodeBatEntry(new DataView(c.buffer, c.byteOffset, c.length), BAT_AT, 7, 4 * MIB);
     await expectFormatError(c, /PARTIALLY_PRESENT/);
   });
+  it('refuses BAT entries that point into the header section, the log, the metadata or the BAT itself (issue 17 item 8)', async () => {
+    // Our layout: log at 1 MiB, metadata at 2 MiB, BAT at 3 MiB (1 MiB each).
+    const cases: Array<[number, RegExp]> = [
+      [0, /BAT entry 1 \(payload block 1\) at 0-1048576 overlaps the header section/],
+      [MIB, /BAT entry 1 \(payload block 1\) at 1048576-2097152 overlaps the log/],
+      [META_AT, /BAT entry 1 \(payload block 1\) .* overlaps the region table entry 1 \(metadata region\)/],
+      [BAT_AT, /BAT entry 1 \(payload block 1\) .* overlaps the region table entry 0 \(BAT region\)/],
+    ];
+    for (const [at, pattern] of cases) {
+      const a = await base();
+      encodeBatEntry(new DataView(a.buffer, a.byteOffset, a.length), BAT_AT + 8, 6, at); // payload block 1
+      await expectFormatError(a, pattern);
+    }
+    // A 2 MiB block at 2 MiB overlaps the BAT in its second half.
+    const big = await writeVhdx(sampleDisk(3 * MIB).disk, { block_size: '2M' });
+    encodeBatEntry(new DataView(big.buffer, big.byteOffset, big.length), BAT_AT, 6, META_AT);
+    await expectFormatError(big, /payload block 0\) at 2097152-4194304 overlaps the region table entry 1/);
+  });
+  it('refuses a present sector bitmap block that overlaps a structure', async () => {
+    // 1 MiB blocks, 512-byte sectors: chunk ratio 4096, so BAT entry 4096 is the first sector bitmap entry.
+    const disk = new VirtualDisk(4097 * MIB).placeBytes(0, fill(100, 3));
+    const a = await writeVhdx(disk, { block_size: '1M' });
+    encodeBatEntry(new DataView(a.buffer, a.byteOffset, a.length), BAT_AT + 4096 * 8, 6, META_AT);
+    await expectFormatError(a, /BAT entry 4096 \(sector bitmap block 0\) .* overlaps the region table entry 1 \(metadata region\)/);
+  });
+  it('refuses region table entries that overlap each other, the log or the header section', async () => {
+    const patchRegion = async (entry: number, offset: number): Promise<Buffer> => {
+      const a = await base();
+      for (const at of [192 * 1024, 256 * 1024]) a.writeUInt32LE(offset, at + 16 + entry * 32 + 16);
+      resealRegions(a);
+      return a;
+    };
+    await expectFormatError(
+      await patchRegion(1, BAT_AT),
+      /region table entry 1 \(metadata region\) \(3145728-4194304\) overlaps the region table entry 0 \(BAT region\)/,
+    );
+    await expectFormatError(await patchRegion(0, MIB), /region table entry 0 \(BAT region\) \(1048576-2097152\) overlaps the log/);
+    const c = await base();
+    for (const at of [192 * 1024, 256 * 1024]) {
+      c.writeUInt32LE(3, at + 8); // a third, optional region inside the header section
+      c.writeUInt32LE(0x12345678, at + 16 + 64);
+      c.writeUInt32LE(512 * 1024, at + 16 + 64 + 16);
+      c.writeUInt32LE(MIB, at + 16 + 64 + 24);
+    }
+    resealRegions(c);
+    await expectFormatError(c, /region table entry 2 \(region 12345678-.*\) \(524288-1572864\) overlaps the header section/);
+  });
   it('reads ZERO, UNMAPPED and UNDEFINED blocks as zeros', async () => {
     const { disk, expected } = sampleDisk(3 * MIB);
     for (const state of [1, 2, 3, 5]) {
@@ -312,6 +362,208 @@ describe('VHDX reader: hostile input', () => {
         },
       ),
       { numRuns: 300 },
+    );
+  });
+});
+
+describe('VHDX log replay in memory (issue 17 item 9)', () => {
+  // sampleDisk(3 MiB) with 1 MiB blocks: blocks 0, 1, 2 stored at 4, 5 and 6 MiB; the file is 7 MiB.
+  const FILE = 7 * MIB;
+  const base = () => writeVhdx(sampleDisk(3 * MIB).disk, { block_size: '1M' });
+  const expected = () => Buffer.from(sampleDisk(3 * MIB).expected);
+  const sector = (seed: number) => fill(4096, seed);
+  const entry = (
+    sequence: bigint,
+    tail: number,
+    writes: Parameters<typeof vhdxLogEntry>[0]['writes'],
+    extra: Partial<Parameters<typeof vhdxLogEntry>[0]> = {},
+  ) => vhdxLogEntry({ sequence, tail, writes, flushedFileOffset: FILE, lastFileOffset: FILE, ...extra });
+  /** The BAT's first sector with payload block `block` set to `state` at `offset`. */
+  async function batSector(img: Buffer, block: number, state: number, offset: number): Promise<Uint8Array> {
+    const s = Uint8Array.from(img.subarray(BAT_AT, BAT_AT + 4096));
+    encodeBatEntry(new DataView(s.buffer), block * 8, state, offset);
+    return s;
+  }
+  async function readLogged(img: Buffer) {
+    const before = Buffer.from(img);
+    const r = await openBuf(img);
+    const data = await readAll(r);
+    expect(img.equals(before)).toBe(true); // nothing written to the input
+    return { data, details: r.details() };
+  }
+
+  it('a data descriptor on a payload sector: reads see the replayed sector', async () => {
+    const img = await base();
+    const got = await readLogged(withVhdxLog(img, [{ at: 0, entry: entry(1n, 0, [{ fileOffset: 5 * MIB + 8192, data: sector(9) }]) }]));
+    const want = expected();
+    want.set(sector(9), MIB + 8192);
+    expect(got.data.equals(want)).toBe(true);
+    expect(got.details.logReplayedInMemory).toBe(1);
+  });
+
+  it('an entry whose checksum is wrong is no log to replay: the file opens as it is (as qemu)', async () => {
+    const img = await base();
+    const bad = entry(1n, 0, [{ fileOffset: 5 * MIB, data: sector(9) }]);
+    bad[200] ^= 1; // inside the descriptor sector, under the CRC
+    const got = await readLogged(withVhdxLog(img, [{ at: 0, entry: bad }]));
+    expect(got.data.equals(expected())).toBe(true);
+    expect(got.details.logReplayedInMemory).toBeUndefined();
+    // The same for another LogGuid, a data sector with another sequence number, and sequence number 0.
+    const other = entry(1n, 0, [{ fileOffset: 5 * MIB, data: sector(9) }], { logGuid: '01234567-89ab-cdef-0123-456789abcdef' });
+    expect((await readLogged(withVhdxLog(img, [{ at: 0, entry: other }]))).data.equals(expected())).toBe(true);
+    const seq0 = entry(0n, 0, [{ fileOffset: 5 * MIB, data: sector(9) }]);
+    expect((await readLogged(withVhdxLog(img, [{ at: 0, entry: seq0 }]))).data.equals(expected())).toBe(true);
+    const dataSeq = entry(7n, 0, [{ fileOffset: 5 * MIB, data: sector(9) }]);
+    dataSeq.writeUInt32LE(8, 4096 + 4092); // SequenceLow of the data sector
+    dataSeq.writeUInt32LE(0, 4);
+    dataSeq.writeUInt32LE(crc32c(dataSeq), 4);
+    expect((await readLogged(withVhdxLog(img, [{ at: 0, entry: dataSeq }]))).data.equals(expected())).toBe(true);
+  });
+
+  it('data and zero descriptors on the BAT: a block moved, a block dropped', async () => {
+    const img = await base();
+    // Block 0 now points at block 2's data; block 1 is NOT_PRESENT.
+    const bat = await batSector(img, 0, 6, 6 * MIB);
+    encodeBatEntry(new DataView(bat.buffer), 8, 0, 0);
+    const got = await readLogged(withVhdxLog(img, [{ at: 0, entry: entry(1n, 0, [{ fileOffset: BAT_AT, data: bat }]) }]));
+    const want = Buffer.alloc(3 * MIB);
+    want.set(expected().subarray(2 * MIB), 0);
+    want.set(expected().subarray(2 * MIB), 2 * MIB);
+    expect(got.data.equals(want)).toBe(true);
+    // A zero descriptor over the whole BAT sector: every block reads as zeros.
+    const zeroed = await readLogged(withVhdxLog(img, [{ at: 0, entry: entry(1n, 0, [{ fileOffset: BAT_AT, zeroLength: 4096 }]) }]));
+    expect(zeroed.data.every((b) => b === 0)).toBe(true);
+  });
+
+  it('a new block past the end of the file (LastFileOffset), as an allocating write leaves it', async () => {
+    const img = await base();
+    const bat = await batSector(img, 1, 6, FILE); // block 1 moves to a new block at the end of the file
+    const log = entry(
+      1n,
+      0,
+      [
+        { fileOffset: BAT_AT, data: bat },
+        { fileOffset: FILE + 4096, data: sector(5) },
+      ],
+      { lastFileOffset: FILE + MIB },
+    );
+    const got = await readLogged(withVhdxLog(img, [{ at: 0, entry: log }]));
+    const want = expected();
+    want.fill(0, MIB, 2 * MIB);
+    want.set(sector(5), MIB + 4096);
+    expect(got.data.equals(want)).toBe(true);
+  });
+
+  it('the active sequence: contiguous sequence numbers, the highest head, replayed from its Tail, wrapping around the ring', async () => {
+    const img = await base();
+    const at = (seed: number) => ({ fileOffset: 4 * MIB, data: sector(seed) });
+    const e1 = entry(5n, 0, [at(1)]); // 2 sectors each
+    const e2 = entry(6n, 0, [at(2)]);
+    const want = (seed: number) => {
+      const w = expected();
+      w.set(sector(seed), 0);
+      return w;
+    };
+    // 5 then 6: both applied, in order.
+    expect(
+      (
+        await readLogged(
+          withVhdxLog(img, [
+            { at: 0, entry: e1 },
+            { at: 8192, entry: e2 },
+          ]),
+        )
+      ).data.equals(want(2)),
+    ).toBe(true);
+    // 5 then 7 (a gap): two sequences; 7 is the higher head and its own tail.
+    const e7 = entry(7n, 8192, [at(3)]);
+    expect(
+      (
+        await readLogged(
+          withVhdxLog(img, [
+            { at: 0, entry: e1 },
+            { at: 8192, entry: e7 },
+          ]),
+        )
+      ).data.equals(want(3)),
+    ).toBe(true);
+    // 7's Tail names an entry outside its sequence: 7 is incomplete, so 5 is the log to replay.
+    const e7bad = entry(7n, 0, [at(3)]);
+    expect(
+      (
+        await readLogged(
+          withVhdxLog(img, [
+            { at: 0, entry: e1 },
+            { at: 8192, entry: e7bad },
+          ]),
+        )
+      ).data.equals(want(1)),
+    ).toBe(true);
+    // An entry across the end of the 1 MiB ring, and the next one at its start.
+    const end = MIB - 4096;
+    const w1 = entry(10n, end, [at(4)]);
+    const w2 = entry(11n, end, [at(5)]);
+    const wrapped = await readLogged(
+      withVhdxLog(img, [
+        { at: end, entry: w1 },
+        { at: 4096, entry: w2 },
+      ]),
+    );
+    expect(wrapped.data.equals(want(5))).toBe(true);
+    expect(wrapped.details.logReplayedInMemory).toBe(2);
+  });
+
+  it('refuses a log that says the file was longer when it was written (FlushedFileOffset past the end), as qemu', async () => {
+    const img = await base();
+    const log = entry(1n, 0, [{ fileOffset: 4 * MIB, data: sector(1) }], { flushedFileOffset: FILE + MIB });
+    await expectFormatError(withVhdxLog(img, [{ at: 0, entry: log }]), /cut short/);
+  });
+
+  it('refuses a log of overlapping entries that would have it read the log once per sector', async () => {
+    const img = await base();
+    // Every sector starts an entry that claims to be as long as the whole log (none with a CRC that holds).
+    const entries = Array.from({ length: 256 }, (_, k) => {
+      const e = vhdxLogEntry({ sequence: BigInt(k + 1), tail: k * 4096, writes: [], flushedFileOffset: FILE, lastFileOffset: FILE });
+      const long = Buffer.alloc(4096);
+      e.copy(long, 0, 0, 4096);
+      long.writeUInt32LE(MIB, 8); // EntryLength: the whole log
+      return { at: k * 4096, entry: long };
+    });
+    await expectFormatError(withVhdxLog(img, entries), /overlap one another/);
+  });
+
+  it('fuzz: mutated logs fail only with FormatError', async () => {
+    const img = withVhdxLog(await base(), [
+      {
+        at: 0,
+        entry: entry(5n, 0, [
+          { fileOffset: 4 * MIB, data: sector(1) },
+          { fileOffset: BAT_AT + 4096, zeroLength: 8192 },
+        ]),
+      },
+      { at: 8192, entry: entry(6n, 0, [{ fileOffset: 5 * MIB, data: sector(2) }]) },
+    ]);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ where: fc.nat(5 * 4096 - 1), value: fc.nat(255) }), { minLength: 1, maxLength: 6 }),
+        fc.boolean(),
+        async (edits, fixCrc) => {
+          const buf = Buffer.from(img);
+          for (const e of edits) buf[MIB + e.where] = e.value;
+          if (fixCrc)
+            for (const [at, len] of [
+              [0, 8192],
+              [8192, 8192],
+            ])
+              reseal(buf, MIB + at, len);
+          try {
+            await readAll(await openBuf(buf));
+          } catch (e) {
+            if (!(e instanceof FormatError)) throw e;
+          }
+        },
+      ),
+      { numRuns: 200 },
     );
   });
 });

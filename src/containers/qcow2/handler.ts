@@ -2,7 +2,9 @@
  * The qcow2 container (QEMU docs/interop/qcow2.txt, "qcow2 spec"): detection, a reader that
  * walks the active L1/L2 tables, and the writer in qcow2-writer.ts. Internal snapshots are
  * ignored (only the active L1 table is read); external data files are read when the caller
- * allows them; backing files, encryption and extended L2 entries are refused (FormatError).
+ * allows them; backing files are read when the caller allows them (clusters the image does not
+ * allocate read from the backing image, as qemu reads a chain); encryption and extended L2
+ * entries are refused (FormatError).
  */
 import { constants as zlibConstants, inflateRawSync } from 'node:zlib';
 import { readInto, type DiskReader } from '../../model/disk-reader.js';
@@ -26,7 +28,7 @@ import {
 } from '../../../formats/containers/qcow2.js';
 import { zstdDecompress } from '../compress.js';
 import type { ContainerHandler, ContainerReader, OpenContext } from '../types.js';
-import { rangesOfBlocks } from '../blocks.js';
+import { rangesOfBlocks, unionOfRanges } from '../blocks.js';
 import { QCOW2_OPTION_KEYS, writeQcow2 } from './writer.js';
 
 /** L2 tables kept in memory (each one cluster). */
@@ -45,7 +47,7 @@ function featureName(ext: Qcow2Extensions, bit: number): string {
 }
 
 /** Refuse what we cannot read faithfully (qcow2 spec, "Header": incompatible_features, crypt_method, backing file). */
-function checkSupported(h: Qcow2Header, ext: Qcow2Extensions, cluster0: Uint8Array, ctx: OpenContext): void {
+function checkSupported(h: Qcow2Header, ext: Qcow2Extensions, ctx: OpenContext): void {
   const unknown = h.incompatibleFeatures.filter((b) => b >= QCOW2_KNOWN_INCOMPAT_BITS);
   if (unknown.length)
     throw fail('qcow2', 'BAD_VALUE', `unknown incompatible feature ${unknown.map((b) => featureName(ext, b)).join(', ')}: cannot open ${ctx.path}`);
@@ -56,18 +58,13 @@ function checkSupported(h: Qcow2Header, ext: Qcow2Extensions, cluster0: Uint8Arr
     if (ext.externalDataFile === undefined) throw fail('qcow2', 'BAD_VALUE', 'external data file bit is set but the image names no data file');
   }
   if (h.cryptMethod !== 0) throw fail('qcow2', 'BAD_VALUE', `encrypted images (crypt_method ${h.cryptMethod}) are not supported`);
-  if (h.backingFileOffset !== 0) {
-    // The name (not NUL-terminated, at most 1023 bytes) normally sits in the first cluster ("Header", bytes 8-19).
-    const end = h.backingFileOffset + Math.min(h.backingFileSize, 1023);
-    const name = end <= cluster0.length ? `"${new TextDecoder().decode(cluster0.subarray(h.backingFileOffset, end))}"` : '(name outside the header cluster)';
-    throw fail(
-      'qcow2',
-      'BAD_VALUE',
-      ctx.allowBacking
-        ? `image has a backing file ${name}; backing chains are not supported yet (flatten it with qemu-img convert first)`
-        : `image has a backing file ${name}; backing files are refused`,
-    );
-  }
+}
+
+/** The backing file's name ("Header", bytes 8-19: not NUL-terminated, at most 1023 bytes), or undefined. */
+async function backingName(file: DiskReader, h: Qcow2Header): Promise<string | undefined> {
+  if (h.backingFileOffset === 0) return undefined;
+  if (h.backingFileSize === 0 || h.backingFileSize > 1023) throw fail('qcow2', 'BAD_VALUE', `backing file name of ${h.backingFileSize} bytes (1 to 1023)`);
+  return new TextDecoder().decode(await readExact(file, h.backingFileOffset, h.backingFileSize, 'backing file name'));
 }
 
 /**
@@ -130,6 +127,8 @@ class Qcow2Reader implements ContainerReader {
     private readonly ext: Qcow2Extensions,
     /** The active L1 table as (hi, lo) pairs. */
     private readonly l1: Uint32Array,
+    /** The backing image (its own chain included) and its name, when there is one and it is allowed. */
+    private readonly backing?: { reader: ContainerReader; name: string },
   ) {
     this.size = h.size;
     this.subformat = `v${h.version}`;
@@ -153,6 +152,7 @@ class Qcow2Reader implements ContainerReader {
       lazy_refcounts: h.compatibleFeatures.includes(0),
       ...(this.ext.backingFormat !== undefined ? { backing_format: this.ext.backingFormat } : {}),
       ...(this.data ? { data_file: this.ext.externalDataFile! } : {}),
+      ...(this.backing ? { backing_file: this.backing.name } : {}),
     };
   }
 
@@ -258,7 +258,13 @@ class Qcow2Reader implements ContainerReader {
       } else {
         await flush();
         if (e.kind === 'compressed') out.set((await this.decompress(e.hostOffset, e.length)).subarray(within, within + n), at - start);
-        else if (reused) out.fill(0, at - start, at - start + n);
+        else if (e.kind === 'unallocated' && this.backing) {
+          // Not allocated here: the backing image's bytes (zeros past its end, as qemu reads a shorter backing file).
+          const part = out.subarray(at - start, at - start + n);
+          const have = Math.max(0, Math.min(n, this.backing.reader.size - at));
+          const got = have > 0 ? await readInto(this.backing.reader, at, part.subarray(0, have)) : 0;
+          part.fill(0, got);
+        } else if (reused) out.fill(0, at - start, at - start + n);
       }
       at += n;
     }
@@ -267,7 +273,8 @@ class Qcow2Reader implements ContainerReader {
   }
 
   allocatedRanges(): AsyncIterable<{ offset: number; length: number }> {
-    return rangesOfBlocks(this.presentClusters(), this.cs, this.size);
+    const own = rangesOfBlocks(this.presentClusters(), this.cs, this.size);
+    return this.backing ? unionOfRanges(own, clipRanges(this.backing.reader.allocatedRanges(), this.size)) : own;
   }
 
   /** Indexes of the clusters that hold data (normal or compressed), ascending, inside the disk. */
@@ -287,8 +294,17 @@ class Qcow2Reader implements ContainerReader {
   }
 
   async close(): Promise<void> {
+    await this.backing?.reader.close();
     await this.data?.close();
     await this.file.close();
+  }
+}
+
+/** `ranges` cut at `size` (a backing image may be larger than the image on top). */
+async function* clipRanges(ranges: AsyncIterable<{ offset: number; length: number }>, size: number): AsyncGenerator<{ offset: number; length: number }> {
+  for await (const r of ranges) {
+    if (r.offset >= size) return;
+    yield { offset: r.offset, length: Math.min(r.length, size - r.offset) };
   }
 }
 
@@ -300,7 +316,11 @@ async function openQcow2(file: DiskReader, ctx: OpenContext): Promise<ContainerR
   const cluster0 = await file.read(0, cs);
   if (h.headerLength > cluster0.length) throw fail('qcow2', 'TRUNCATED', `header_length ${h.headerLength} runs past the end of the file`);
   const ext = decodeQcow2Extensions(cluster0, h.headerLength);
-  checkSupported(h, ext, cluster0, ctx);
+  checkSupported(h, ext, ctx);
+  const backingFile = await backingName(file, h);
+  if (backingFile !== undefined && (!ctx.allowBacking || !ctx.openBacking)) {
+    throw fail('qcow2', 'BAD_VALUE', `image has a backing file "${backingFile}"; backing files are refused (--allow-backing reads the chain)`);
+  }
   validateQcow2Layout(h, file.size);
   const l1Bytes = await readExact(file, h.l1TableOffset, h.l1Size * 8, 'L1 table');
   const view = new DataView(l1Bytes.buffer, l1Bytes.byteOffset, l1Bytes.length);
@@ -323,7 +343,16 @@ async function openQcow2(file: DiskReader, ctx: OpenContext): Promise<ContainerR
       throw new DiskmintError('INPUT', `cannot open the external data file "${ext.externalDataFile}" of ${ctx.path}: ${(err as Error).message}`);
     }
   }
-  return new Qcow2Reader(file, data, h, ext, l1);
+  let backing: { reader: ContainerReader; name: string } | undefined;
+  if (backingFile !== undefined) {
+    try {
+      backing = { reader: await ctx.openBacking!(backingFile, ext.backingFormat), name: backingFile };
+    } catch (err) {
+      await data?.close();
+      throw err;
+    }
+  }
+  return new Qcow2Reader(file, data, h, ext, l1, backing);
 }
 
 export const qcow2Handler: ContainerHandler = {

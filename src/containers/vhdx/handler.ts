@@ -1,11 +1,12 @@
 /**
  * VHDX container (fixed and dynamic; differencing disks are refused), detected and read here,
  * written by writer.ts. Structures live in formats/containers/vhdx.ts; section numbers are
- * [MS-VHDX]'s.
+ * [MS-VHDX]'s. A log that needs replaying is replayed in memory (log.ts) before anything else is
+ * read; replay.ts applies it in place, on request only.
  */
 import { readInto, type DiskReader } from '../../model/disk-reader.js';
 import { fail } from '../../../formats/common/errors.js';
-import { ZERO_GUID, decodeGuid } from '../../../formats/common/guid.js';
+import { decodeGuid } from '../../../formats/common/guid.js';
 import { u64 } from '../../../formats/common/bytes.js';
 import {
   BAT_REGION,
@@ -13,8 +14,6 @@ import {
   METADATA_REGION,
   MIB,
   PAYLOAD,
-  VHDX_HEADER_OFFSETS,
-  VHDX_HEADER_SIZE,
   VHDX_MAX_VIRTUAL_SIZE,
   VHDX_METADATA_TABLE_SIZE,
   VHDX_REGION_OFFSETS,
@@ -24,16 +23,14 @@ import {
   decodeCreator,
   decodeMetadataTable,
   decodeRegionTable,
-  decodeVhdxHeader,
-  isLogEntryFor,
   isVhdxIdentifier,
   payloadEntryIndex,
-  type VhdxHeader,
   type VhdxRegion,
 } from '../../../formats/containers/vhdx.js';
 import { rangesOfBlocks, readThroughBlocks } from '../blocks.js';
 import type { ContainerHandler, ContainerReader } from '../types.js';
 import { writeVhdx } from './writer.js';
+import { currentHeader, findLogToReplay, readExact, replayedFile } from './log.js';
 
 async function detectVhdx(file: DiskReader): Promise<boolean> {
   try {
@@ -43,63 +40,62 @@ async function detectVhdx(file: DiskReader): Promise<boolean> {
   }
 }
 
-async function readExact(file: DiskReader, offset: number, length: number, what: string): Promise<Uint8Array> {
-  if (offset + length > file.size) throw fail('vhdx', 'TRUNCATED', `VHDX ${what} at ${offset} (${length} bytes) runs past the end of the file`);
-  const b = await file.read(offset, length);
-  if (b.length !== length) throw fail('vhdx', 'TRUNCATED', `VHDX ${what} at ${offset} is cut short`);
-  return b;
+/** A range of the file that one structure owns: payload and sector bitmap blocks must stay out of it. */
+interface FileRange {
+  start: number;
+  end: number;
+  name: string;
 }
 
-/** 2.2.2.1: use the valid header with the higher sequence number. */
-async function currentHeader(file: DiskReader): Promise<VhdxHeader> {
-  const found: VhdxHeader[] = [];
-  const errors: unknown[] = [];
-  for (const [i, at] of VHDX_HEADER_OFFSETS.entries()) {
-    try {
-      found.push(decodeVhdxHeader(await readExact(file, at, VHDX_HEADER_SIZE, `header ${i + 1}`), `header ${i + 1}`));
-    } catch (e) {
-      errors.push(e);
-    }
-  }
-  if (found.length === 0) throw errors[0];
-  return found.reduce((a, b) => (b.sequenceNumber > a.sequenceNumber ? b : a));
-}
+/**
+ * The ranges of the file the VHDX structures own (2.2: the 1 MiB header section with the
+ * headers and region tables; the log; each region, BAT and metadata among them), as qemu's
+ * block/vhdx.c registers them: every region table entry is checked against those registered
+ * before it, so no two overlap.
+ */
+class OwnedRanges {
+  private readonly ranges: FileRange[] = [];
 
-/** 2.3: a log with entries for the header's LogGuid must be replayed before the file is consistent. */
-async function checkLog(file: DiskReader, h: VhdxHeader): Promise<void> {
-  if (h.logGuid === ZERO_GUID) return;
-  if (h.logLength > 1024 * MIB) throw fail('vhdx', 'TOO_LARGE', `VHDX log of ${h.logLength} bytes is larger than 1 GiB`);
-  if (h.logOffset % MIB !== 0 || h.logLength % MIB !== 0 || h.logOffset < MIB || h.logOffset + h.logLength > file.size) {
-    throw fail('vhdx', 'BAD_VALUE', `VHDX log at ${h.logOffset} (${h.logLength} bytes) is misplaced or outside the file`);
+  add(start: number, length: number, name: string): void {
+    const hit = this.overlapping(start, length);
+    if (hit) throw fail('vhdx', 'BAD_VALUE', `VHDX ${name} (${start}-${start + length}) overlaps the ${hit.name} (${hit.start}-${hit.end})`);
+    const at = this.ranges.findIndex((r) => r.start > start);
+    this.ranges.splice(at < 0 ? this.ranges.length : at, 0, { start, end: start + length, name });
   }
-  for (let at = 0; at < h.logLength; at += MIB) {
-    const chunk = await readExact(file, h.logOffset + at, MIB, 'log');
-    for (let e = 0; e < MIB; e += 4096) {
-      if (isLogEntryFor(chunk, e, h.logGuid)) {
-        throw fail(
-          'vhdx',
-          'BAD_VALUE',
-          'VHDX log holds entries that need replaying, which diskmint does not support (open the image read-write in qemu-img or Hyper-V first)',
-        );
-      }
+
+  /** The owned range that [start, start + length) overlaps, if any (ranges are disjoint and sorted: a binary search). */
+  overlapping(start: number, length: number): FileRange | undefined {
+    const end = start + length;
+    let lo = 0;
+    let hi = this.ranges.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.ranges[mid].end <= start) lo = mid + 1;
+      else hi = mid;
     }
+    const r = this.ranges[lo];
+    return r && r.start < end && length > 0 ? r : undefined;
   }
 }
 
 function region(regions: VhdxRegion[], guid: string, name: string, file: DiskReader): VhdxRegion {
-  const r = regions.find((x) => x.guid === guid);
-  if (!r) throw fail('vhdx', 'BAD_VALUE', `VHDX region table has no ${name} region`);
+  const found = regions.filter((x) => x.guid === guid);
+  if (found.length === 0) throw fail('vhdx', 'BAD_VALUE', `VHDX region table has no ${name} region`);
+  if (found.length > 1) throw fail('vhdx', 'BAD_VALUE', `VHDX region table has ${found.length} ${name} regions (2.2.3.2: one)`);
+  const r = found[0];
   if (r.fileOffset % MIB !== 0 || r.length % MIB !== 0 || r.length === 0 || r.fileOffset < MIB || r.fileOffset + r.length > file.size) {
     throw fail('vhdx', 'BAD_VALUE', `VHDX ${name} region at ${r.fileOffset} (${r.length} bytes) is misaligned or outside the file`);
   }
   return r;
 }
 
-async function openVhdx(file: DiskReader): Promise<ContainerReader> {
-  const ident = await readExact(file, 0, 520, 'file identifier');
+async function openVhdx(input: DiskReader): Promise<ContainerReader> {
+  const ident = await readExact(input, 0, 520, 'file identifier');
   if (!isVhdxIdentifier(ident)) throw fail('vhdx', 'BAD_MAGIC', 'no VHDX file identifier "vhdxfile"');
-  const header = await currentHeader(file);
-  await checkLog(file, header);
+  const { header } = await currentHeader(input);
+  // 2.3.3: a valid log is replayed before anything else is read; in memory, the input untouched.
+  const replay = await findLogToReplay(input, header);
+  const file = replay ? replayedFile(input, replay) : input;
   let regions: VhdxRegion[];
   try {
     regions = decodeRegionTable(await readExact(file, VHDX_REGION_OFFSETS[0], VHDX_REGION_TABLE_SIZE, 'region table 1'), 'region table 1');
@@ -114,6 +110,14 @@ async function openVhdx(file: DiskReader): Promise<ContainerReader> {
   if (unknown) throw fail('vhdx', 'BAD_VALUE', `VHDX requires region ${unknown.guid}, which diskmint does not know`);
   const batR = region(regions, BAT_REGION, 'BAT', file);
   const metaR = region(regions, METADATA_REGION, 'metadata', file);
+  // 2.2 / 2.3 / 2.2.3: the header section, the log and every region own their bytes; none overlaps another.
+  const owned = new OwnedRanges();
+  owned.add(0, MIB, 'header section');
+  if (header.logLength > 0) owned.add(header.logOffset, header.logLength, 'log');
+  for (const [i, r] of regions.entries()) {
+    const name = r.guid === BAT_REGION ? 'BAT region' : r.guid === METADATA_REGION ? 'metadata region' : `region ${r.guid}`;
+    owned.add(r.fileOffset, r.length, `region table entry ${i} (${name})`);
+  }
 
   // 2.6: metadata table and the required items.
   const table = decodeMetadataTable(await readExact(file, metaR.fileOffset, VHDX_METADATA_TABLE_SIZE, 'metadata table'));
@@ -198,7 +202,16 @@ async function openVhdx(file: DiskReader): Promise<ContainerReader> {
     for (const { i, state, fileOffset } of batch) {
       if (state === PAYLOAD.fullyPresent) {
         present++;
-        if (fileOffset < MIB || fileOffset + Math.min(bs, size - i * bs) > file.size) {
+        // As qemu (vhdx_check_bat_entries): the whole block, even the last one, stays out of every structure.
+        const hit = owned.overlapping(fileOffset, bs);
+        if (hit) {
+          throw fail(
+            'vhdx',
+            'BAD_VALUE',
+            `VHDX BAT entry ${payloadEntryIndex(i, ratio)} (payload block ${i}) at ${fileOffset}-${fileOffset + bs} overlaps the ${hit.name} (${hit.start}-${hit.end})`,
+          );
+        }
+        if (fileOffset + Math.min(bs, size - i * bs) > file.size) {
           throw fail('vhdx', 'BAD_VALUE', `VHDX payload block ${i} at ${fileOffset} lies outside the file (${file.size} bytes)`);
         }
       } else if (state === PAYLOAD.partiallyPresent) {
@@ -206,6 +219,18 @@ async function openVhdx(file: DiskReader): Promise<ContainerReader> {
       } else if (state === 4) {
         throw fail('vhdx', 'BAD_VALUE', `VHDX payload block ${i} has undefined state 4`);
       }
+    }
+  }
+  // 2.5.1.2: a present sector bitmap block (1 MiB) must lie in the file, outside every structure too (qemu
+  // does not look at them; a disk without a parent never reads them, but one that overlaps is damage).
+  for (let k = 0; k * (ratio + 1) + ratio < totalEntries; k++) {
+    const index = k * (ratio + 1) + ratio;
+    const { state, fileOffset } = await entryAt(index);
+    if (state !== PAYLOAD.fullyPresent) continue; // SB_BLOCK_PRESENT is 6 too
+    const hit = owned.overlapping(fileOffset, MIB);
+    if (fileOffset < MIB || fileOffset + MIB > file.size || hit) {
+      const where = hit ? `overlaps the ${hit.name} (${hit.start}-${hit.end})` : `lies outside the file (${file.size} bytes)`;
+      throw fail('vhdx', 'BAD_VALUE', `VHDX BAT entry ${index} (sector bitmap block ${k}) at ${fileOffset}-${fileOffset + MIB} ${where}`);
     }
   }
   const subformat = (fpFlags & 1) !== 0 ? 'fixed' : 'dynamic';
@@ -238,6 +263,7 @@ async function openVhdx(file: DiskReader): Promise<ContainerReader> {
       creator: decodeCreator(ident),
       headerSequence: header.sequenceNumber.toString(),
       logLength: header.logLength,
+      ...(replay ? { logReplayedInMemory: replay.entries.length } : {}),
       presentBlocks: present,
     }),
   };
