@@ -9,6 +9,7 @@ import { detectFilesystem } from '../fs/detect.js';
 import { PROBE_ORDER, SCHEME_HANDLERS, findScheme } from '../schemes/registry.js';
 import { isContainerPartition } from '../schemes/handler.js';
 import type { PartitionTable, TablePartition, TableReadResult } from '../schemes/types.js';
+import type { ContainerReader } from '../containers/types.js';
 
 export interface InspectOptions {
   /**
@@ -35,23 +36,34 @@ export interface ImageInspection {
   findings: Finding[];
 }
 
+/** What `info` and `verify` report of an opened image: its container facts, table and findings. */
+export function inspectionOf(
+  path: string,
+  reader: ContainerReader,
+  table: PartitionTable | null,
+  filesystem: ImageInspection['filesystem'],
+  findings: Finding[],
+): ImageInspection {
+  return {
+    path,
+    format: reader.format,
+    subformat: reader.subformat,
+    details: reader.details(),
+    sizeBytes: reader.size,
+    table,
+    ...(filesystem ? { filesystem } : {}),
+    findings,
+  };
+}
+
 /** Inspect an image file. */
 export async function inspectImage(path: string, opts: InspectOptions = {}): Promise<ImageInspection> {
-  const { reader, format } = await openDisk(path);
+  const { reader } = await openDisk(path);
   try {
     const { table, findings } = await inspectDisk(reader, opts);
     await detectFilesystems(reader, table);
     const filesystem = table ? undefined : await wholeDiskFilesystem(reader);
-    return {
-      path,
-      format,
-      subformat: reader.subformat,
-      details: reader.details(),
-      sizeBytes: reader.size,
-      table,
-      ...(filesystem ? { filesystem } : {}),
-      findings,
-    };
+    return inspectionOf(path, reader, table, filesystem, findings);
   } finally {
     await reader.close();
   }

@@ -3,7 +3,7 @@
  * says? Exit status contract for the CLI: 0 sound, 1 problems found, 2 not a disk image.
  */
 import { finding, type Finding } from '../../model/findings.js';
-import { allTables, inspectDisk, wholeDiskFilesystem, type ImageInspection, type InspectOptions } from '../inspect.js';
+import { allTables, inspectDisk, inspectionOf, wholeDiskFilesystem, type ImageInspection, type InspectOptions } from '../inspect.js';
 import { openDisk } from '../../io/open-disk.js';
 import { fatFindings, wholeDiskFatFindings } from './fat.js';
 import { bootChainFindings } from './boot.js';
@@ -47,7 +47,7 @@ export interface VerifyReport extends ImageInspection {
 const MiB = 1 << 20;
 
 export async function verifyImage(path: string, opts: VerifyOptions = {}): Promise<VerifyReport> {
-  const { reader, format } = await openDisk(path);
+  const { reader } = await openDisk(path);
   let inspection: ImageInspection;
   try {
     const { table, findings } = await inspectDisk(reader, opts);
@@ -56,16 +56,7 @@ export async function verifyImage(path: string, opts: VerifyOptions = {}): Promi
     findings.push(...(await fatFindings(reader, table)));
     findings.push(...(await zfsFindings(reader, table)));
     if (opts.boot) findings.push(...(await bootChainFindings(reader, table)));
-    inspection = {
-      path,
-      format,
-      subformat: reader.subformat,
-      details: reader.details(),
-      sizeBytes: reader.size,
-      table,
-      ...(filesystem ? { filesystem } : {}),
-      findings,
-    };
+    inspection = inspectionOf(path, reader, table, filesystem, findings);
   } finally {
     await reader.close();
   }
