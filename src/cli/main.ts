@@ -75,14 +75,9 @@ const BUILD_OPTIONS = [
   ...WRITE_OPTIONS,
 ] as const;
 
-const CONVERT_OPTIONS = [
-  opts.formatOptionsShort,
-  opts.flag('--allow-backing', 'open qcow2 backing files / VMDK parents (refused by default)'),
-  opts.described(opts.json, 'print a summary as JSON'),
-  ...WRITE_OPTIONS,
-] as const;
+const CONVERT_OPTIONS = [opts.formatOptionsShort, opts.allowBacking, opts.described(opts.json, 'print a summary as JSON'), ...WRITE_OPTIONS] as const;
 
-const INFO_OPTIONS = [opts.json, opts.sectorSize] as const;
+const INFO_OPTIONS = [opts.json, opts.sectorSize, opts.allowBacking] as const;
 
 const VERIFY_OPTIONS = [
   opts.json,
@@ -94,9 +89,14 @@ const VERIFY_OPTIONS = [
   opts.text('--signature <file>', 'also check a detached signature (from `diskmint sign`) and every hash it lists'),
   opts.described(opts.pubkey, 'the Ed25519 public key for --signature'),
   opts.sectorSize,
+  opts.allowBacking,
 ] as const;
 
-const COMPARE_OPTIONS = [opts.described(opts.strict, 'images of different sizes differ (default: the larger one may only add zeros)'), opts.json] as const;
+const COMPARE_OPTIONS = [
+  opts.described(opts.strict, 'images of different sizes differ (default: the larger one may only add zeros)'),
+  opts.json,
+  opts.allowBacking,
+] as const;
 
 const SCHEMA_OPTIONS = [opts.described(opts.output, 'write to a file instead of standard output')] as const;
 
@@ -144,7 +144,7 @@ export function makeProgram(): Command {
       INFO_OPTIONS,
     )
     .action(async (path: string, o: Values<typeof INFO_OPTIONS>) => {
-      const r = await withImage(path, (image) => image.inspect({ sectorSize: o.sectorSize }));
+      const r = await withImage(path, (image) => image.inspect({ sectorSize: o.sectorSize }), { allowBacking: o.allowBacking });
       if (o.json) printJson(r);
       else printOut(`${formatInspection(r)}\n`);
       // A table with errors (a GPT neither of whose copies can be read shows no partitions) is
@@ -174,7 +174,7 @@ export function makeProgram(): Command {
     .action(async (path: string, o: Values<typeof VERIFY_OPTIONS>) => {
       if (!o.signature !== !o.pubkey) throw new DiskmintError('BAD_ARGUMENT', '--signature and --pubkey go together');
       if (o.contents && !o.expect) throw new DiskmintError('BAD_ARGUMENT', '--contents compares with a layout: give --expect LAYOUT');
-      const r = await withImage(path, (image) => image.verify(o));
+      const r = await withImage(path, (image) => image.verify(o), { allowBacking: o.allowBacking });
       if (o.json) printJson(r);
       else printOut(`${formatVerify(r)}\n`);
       process.exitCode = r.ok ? 0 : EXIT_PROBLEMS;
@@ -192,7 +192,7 @@ export function makeProgram(): Command {
       COMPARE_OPTIONS,
     )
     .action(async (a: string, b: string, o: Values<typeof COMPARE_OPTIONS>) => {
-      const r = await compareImages(a, b, { strict: o.strict });
+      const r = await compareImages(a, b, { strict: o.strict, allowBacking: o.allowBacking });
       if (o.json) printJson(r);
       else printOut(`${formatCompare(r)}\n`);
       process.exitCode = r.identical ? 0 : EXIT_PROBLEMS;

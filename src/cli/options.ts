@@ -107,6 +107,7 @@ export const pubkey = text('--pubkey <file>', 'Ed25519 public key (PEM)');
 export const privateKey = text('--key <file>', 'Ed25519 private key (PEM)');
 export const requireSignature = flag('--require-signature', 'refuse anything but a bundle signed by --pubkey');
 export const strict = flag('--strict', 'treat warnings as problems');
+export const allowBacking = flag('--allow-backing', 'open qcow2 backing files (the whole chain) instead of refusing them');
 export const sectorSize = def<512 | 4096, '--sector-size <bytes>'>(
   '--sector-size <bytes>',
   (o) => o.choices(['512', '4096']).argParser((v) => Number(v) as 512 | 4096),

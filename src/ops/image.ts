@@ -138,12 +138,12 @@ export async function openImage(path: string, options: OpenImageOptions = {}): P
     path,
     format,
     size,
-    inspect: (o = {}) => read(() => inspectImage(path, { sectorSize: opts.sectorSize, ...o })),
+    inspect: (o = {}) => read(() => inspectImage(path, { ...opts, ...o })),
     verify: (o = {}) =>
       read(async () => {
         const { signature, pubkey, ...rest } = o;
         if (!signature !== !pubkey) throw new DiskmintError('BAD_ARGUMENT', 'signature and pubkey go together');
-        const report = await verifyImage(path, { sectorSize: opts.sectorSize, ...rest });
+        const report = await verifyImage(path, { ...opts, ...rest });
         if (signature && pubkey) {
           const { verifyImageSignature } = await import('./sign.js');
           const sig = await verifyImageSignature(path, signature, pubkey);

@@ -4,14 +4,14 @@
  */
 import { sliceDiskReader, type DiskReader } from '../model/disk-reader.js';
 import type { Finding } from '../model/findings.js';
-import { openDisk } from '../io/open-disk.js';
+import { openDisk, type OpenDiskOptions } from '../io/open-disk.js';
 import { detectFilesystem } from '../fs/detect.js';
 import { PROBE_ORDER, SCHEME_HANDLERS, findScheme } from '../schemes/registry.js';
 import { isContainerPartition } from '../schemes/handler.js';
 import type { PartitionTable, TablePartition, TableReadResult } from '../schemes/types.js';
 import type { ContainerReader } from '../containers/types.js';
 
-export interface InspectOptions {
+export interface InspectOptions extends OpenDiskOptions {
   /**
    * Logical sector size for MBR disks (GPT detects its own). Default: 512, or 4096 when the
    * table read with 4096-byte sectors finds file systems or BSD labels where partitions start
@@ -58,7 +58,7 @@ export function inspectionOf(
 
 /** Inspect an image file. */
 export async function inspectImage(path: string, opts: InspectOptions = {}): Promise<ImageInspection> {
-  const { reader } = await openDisk(path);
+  const { reader } = await openDisk(path, opts);
   try {
     const { table, findings } = await inspectDisk(reader, opts);
     await detectFilesystems(reader, table);

@@ -47,7 +47,7 @@ export interface VerifyReport extends ImageInspection {
 const MiB = 1 << 20;
 
 export async function verifyImage(path: string, opts: VerifyOptions = {}): Promise<VerifyReport> {
-  const { reader } = await openDisk(path);
+  const { reader } = await openDisk(path, opts);
   let inspection: ImageInspection;
   try {
     const { table, findings } = await inspectDisk(reader, opts);
