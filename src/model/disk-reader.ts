@@ -43,6 +43,11 @@ export function memoryDiskReader(bytes: Uint8Array): DiskReader {
 export async function openRawFile(path: string): Promise<DiskReader> {
   const handle: FileHandle = await open(path, 'r');
   const { size } = await handle.stat();
+  return fileHandleReader(handle, size, () => handle.close());
+}
+
+/** The first `size` bytes of an open file as a disk; `close` is the caller's (the handle's own close by default). */
+export function fileHandleReader(handle: FileHandle, size: number, close: () => Promise<void> = () => handle.close()): DiskReader {
   return {
     size,
     async read(offset, length, into) {
@@ -57,7 +62,7 @@ export async function openRawFile(path: string): Promise<DiskReader> {
       }
       return done === n ? buf : buf.subarray(0, done);
     },
-    close: () => handle.close(),
+    close,
   };
 }
 

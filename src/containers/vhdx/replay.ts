@@ -15,7 +15,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
-import type { DiskReader } from '../../model/disk-reader.js';
+import { fileHandleReader } from '../../model/disk-reader.js';
 import { DiskmintError } from '../../model/errors.js';
 import { writeFully } from '../../io/write-fully.js';
 import { withImageLock, type LockOptions } from '../../io/image-lock.js';
@@ -30,24 +30,6 @@ export interface VhdxLogReplayResult {
   /** Log entries applied, and the writes they held. */
   entries: number;
   writes: number;
-}
-
-function handleReader(h: FileHandle, size: number): DiskReader {
-  return {
-    size,
-    async read(offset, length) {
-      const n = Math.max(0, Math.min(length, size - offset));
-      const buf = new Uint8Array(n);
-      let done = 0;
-      while (done < n) {
-        const { bytesRead } = await h.read(buf, done, n - done, offset + done);
-        if (bytesRead === 0) break;
-        done += bytesRead;
-      }
-      return buf.subarray(0, done);
-    },
-    async close() {},
-  };
 }
 
 /**
@@ -68,7 +50,7 @@ async function replayLocked(path: string): Promise<VhdxLogReplayResult> {
     throw new DiskmintError('NOT_A_DISK', `${path} cannot be opened for writing: ${(e as Error).message}`);
   }
   try {
-    const file = handleReader(h, (await h.stat()).size);
+    const file = fileHandleReader(h, (await h.stat()).size, async () => {}); // h is closed below
     if (!isVhdxIdentifier(await readExact(file, 0, 8, 'file identifier'))) throw new FormatError('BAD_MAGIC', 'no VHDX file identifier "vhdxfile"', 'vhdx');
     const { header, slot } = await currentHeader(file);
     const replay = await findLogToReplay(file, header);
