@@ -21,7 +21,7 @@ import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DiskmintError } from '../model/errors.js';
-import { tempPathBeside, trackTempFile, untrackTempFile } from './temp-files.js';
+import { processExists, tempPathBeside, trackTempFile, untrackTempFile } from './temp-files.js';
 
 /** Seconds a writer waits for another's lock by default. */
 export const DEFAULT_LOCK_TIMEOUT = 5;
@@ -227,12 +227,7 @@ function whyStale(found: Found, lockPath: string): string | undefined {
   const ours = linuxIdentity(h.pid);
   const me = linuxIdentity(process.pid);
   if (h.bootId && me.bootId && h.bootId !== me.bootId) return 'the machine has restarted since';
-  try {
-    process.kill(h.pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return `pid ${h.pid} is no longer running`;
-    // EPERM: running, as another user
-  }
+  if (!processExists(h.pid)) return `pid ${h.pid} is no longer running`; // EPERM: running, as another user
   if (h.start && ours.start && h.start !== ours.start) return `pid ${h.pid} is no longer running (another process has its number)`;
   return undefined;
 }
@@ -276,13 +271,7 @@ function breakStale(lockPath: string, found: Found, why: string, path: string): 
 }
 
 function alive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return Number.isInteger(pid) && pid > 0 && processExists(pid);
 }
 
 function busyMessage(path: string, lockPath: string, found: Found): string {

@@ -64,7 +64,7 @@ export function tempFileOwner(file: string, name: string): number | undefined {
 }
 
 /** Whether process `pid` exists (signal 0 checks without signalling; EPERM: it exists, another user's). */
-function processExists(pid: number): boolean {
+export function processExists(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
