@@ -4,41 +4,18 @@
  * bundle through a V8 code cache made at build time, which this Node must accept.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync, watch, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/golden.js';
+import { whenInFolder } from '../helpers/when-in-folder.js';
 
 import { BUNDLE, requireFreshBundle, ROOT } from '../helpers/cli.js';
 
 function run(args: string[]): { status: number; out: string } {
   const r = spawnSync(process.execPath, [BUNDLE, ...args], { encoding: 'utf8' });
   return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
-}
-
-/**
- * Resolves once `ready()` holds: checked now and at every change fs.watch reports in `dir`.
- * Rejects with `why()` if `ended` settles first (the process that should have made the change
- * exited): no wall-clock limit, so a busy machine only makes it slower.
- */
-function whenInFolder(dir: string, ready: () => boolean, ended: Promise<unknown>, why: () => string): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    let settled = false;
-    const finish = (err?: Error) => {
-      if (settled) return;
-      settled = true;
-      watcher.close();
-      if (err) reject(err);
-      else resolve();
-    };
-    const check = () => {
-      if (ready()) finish();
-    };
-    const watcher = watch(dir, check);
-    void ended.then(() => finish(new Error(why())));
-    check(); // it may have happened before the watch began
-  });
 }
 
 describe('dist/diskmint.cjs', () => {

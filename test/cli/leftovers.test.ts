@@ -4,31 +4,12 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, statSync, watch, writeFileSync } from 'node:fs';
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/golden.js';
+import { whenInFolder } from '../helpers/when-in-folder.js';
 import { BUNDLE, diskmint, requireFreshBundle } from '../helpers/cli.js';
-
-/** Resolves once `ready()` holds, checked at each change in `dir` (no clock); rejects if `ended` settles first. */
-function whenInFolder(dir: string, ready: () => boolean, ended: Promise<unknown>, why: () => string): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    let settled = false;
-    const finish = (err?: Error) => {
-      if (settled) return;
-      settled = true;
-      watcher.close();
-      if (err) reject(err);
-      else resolve();
-    };
-    const check = () => {
-      if (ready()) finish();
-    };
-    const watcher = watch(dir, check);
-    void ended.then(() => finish(new Error(why())));
-    check();
-  });
-}
 
 describe('a temp file left by kill -9', () => {
   it('is removed by the next convert to the same output, which says so', async () => {
