@@ -82,4 +82,57 @@ export interface ContainerHandler {
   open(file: DiskReader, ctx: OpenContext): Promise<ContainerReader>;
   /** Write `disk` as this format. Forward-only unless `sink.seekable`; throws a DiskmintError when a pipe can't work. */
   write(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext): Promise<void>;
+  /** In-place edits (absent: every edit rewrites the container to a temp file and renames it). */
+  editing?: ContainerEditing;
+}
+
+/**
+ * The container's own file, opened for writing in place (src/io/image-editor.ts makes it).
+ * Every write goes through here, so tests can count and stop writes, and crash-order tests see
+ * the groups between barriers.
+ */
+export interface EditableFile extends DiskReader {
+  /** The file's current length (grows as writes land past it). */
+  readonly size: number;
+  /** pwrite the whole of `data` at `offset` (may extend the file). */
+  write(offset: number, data: Uint8Array): Promise<void>;
+  /** fdatasync: every write issued so far is durable before any later write is issued. */
+  barrier(): Promise<void>;
+}
+
+/**
+ * One in-place edit of a container, through the format's own allocation rules (qcow2 clusters
+ * and refcounts, VMDK grain tables, VHD/VHDX BAT). `write` may put data into clusters/grains/
+ * blocks that are already the image's own at once, and data for new ones at the end of the file;
+ * the table updates that make new data visible wait for `flush`, which issues them in crash-safe
+ * order (data and new tables, barrier, table entries, barrier, headers, barrier), so a stop at
+ * any moment, with the writes since the last barrier landing in any order, leaves a container
+ * that reads as either the old or the new bytes of each write and passes `qemu-img check`
+ * (leaked clusters at most). After `flush` a freshly opened reader sees every write.
+ */
+export interface ContainerEditSession {
+  /** Write virtual-disk bytes (any offset and length inside the virtual size). */
+  write(offset: number, data: Uint8Array): Promise<void>;
+  /** Make every write so far durable and visible, in crash-safe order (see above). */
+  flush(): Promise<void>;
+}
+
+/**
+ * Why an image cannot be edited in place (streamOptimized VMDK, a qcow2 with internal snapshots,
+ * a full refcount table ...): the editor then rewrites it to a temp file and renames it, keeping
+ * owner and mode. `keepsEverything` false means the rewrite would lose something (snapshots,
+ * a log): the edit is refused with `reason` instead.
+ */
+export interface InPlaceRefusal {
+  refused: string;
+  /** false: a rewrite would drop something the user has (the edit is refused). */
+  rewriteKeepsEverything: boolean;
+}
+
+export interface ContainerEditing {
+  /**
+   * Start an in-place edit. `reader` is the container opened on the same file (for the old bytes
+   * of a partly written cluster, and for the format's options); `file` writes into it.
+   */
+  openForEdit(file: EditableFile, reader: ContainerReader): Promise<ContainerEditSession | InPlaceRefusal>;
 }
