@@ -1,0 +1,45 @@
+/**
+ * A container's own file opened for writing in place (containers/types.ts `EditableFile`):
+ * positional reads and writes, and fdatasync barriers. Every write passes the hooks, so tests
+ * count writes, stop an edit at write N, and record the groups between barriers.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import type { EditableFile } from '../containers/types.js';
+import { fileHandleReader } from '../model/disk-reader.js';
+import { writeFully } from './write-fully.js';
+
+export interface EditHooks {
+  /** Called before each write with its 1-based number; tests throw here to stop an edit midway. */
+  beforeWrite?: (n: number) => void;
+  /** Called at each barrier with the number of writes issued before it (tests record the groups). */
+  onBarrier?: (writes: number) => void;
+}
+
+/** `handle` (opened r+) as an EditableFile; closing the handle stays the caller's. */
+export async function editableFile(handle: FileHandle, hooks: EditHooks = {}): Promise<EditableFile & { writes(): number }> {
+  let size = (await handle.stat()).size;
+  let writes = 0;
+  return {
+    get size() {
+      return size;
+    },
+    read: (offset, length, into) => fileHandleReader(handle, size).read(offset, length, into),
+    async write(offset, data) {
+      hooks.beforeWrite?.(++writes);
+      await writeFully(handle, data, offset);
+      size = Math.max(size, offset + data.length);
+    },
+    async barrier() {
+      hooks.onBarrier?.(writes);
+      await handle.datasync();
+    },
+    close: async () => {},
+    writes: () => writes,
+  };
+}
+
+/** Open `path` for in-place edits (tests and tools; the image editor passes its own handle). */
+export async function openEditableFile(path: string, hooks: EditHooks = {}): Promise<{ file: EditableFile; close: () => Promise<void> }> {
+  const handle = await open(path, 'r+');
+  return { file: await editableFile(handle, hooks), close: () => handle.close() };
+}
