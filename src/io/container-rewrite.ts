@@ -84,7 +84,7 @@ export async function rewritingEditor(
       await writeImage(merged, realPath, {
         format,
         options: rewriteOptions(base),
-        file: { mode: st.mode & 0o7777, owner: { uid: st.uid, gid: st.gid } },
+        outputFile: { mode: st.mode & 0o7777, owner: { uid: st.uid, gid: st.gid } },
       });
       edits.length = 0;
     },

@@ -33,7 +33,7 @@ export interface WriteImageOptions {
   /** Files the command read (a layout, a converted image) besides the disk's own file runs: no output may be one of them. */
   inputs?: readonly string[];
   /** The output file's mode, owner and replace rule (atomic-output.ts); default: a new file's. */
-  file?: AtomicFileOptions;
+  outputFile?: AtomicFileOptions;
 }
 
 export interface WriteImageResult {
@@ -122,7 +122,7 @@ async function writeWithHandler(
       );
       await sink.finish();
     },
-    opts.file,
+    opts.outputFile,
   );
 }
 
