@@ -16,6 +16,7 @@ import { DiskmintError } from '../model/errors.js';
 import type { DiskReader } from '../model/disk-reader.js';
 import type { ContainerEditSession, ContainerFormat, ContainerReader, EditableFile } from '../containers/types.js';
 import { openDisk } from './open-disk.js';
+import { namingPath } from './editable-file.js';
 import type { ImageEditor } from './image-editor.js';
 
 const COPY_CHUNK = 4 << 20;
@@ -84,7 +85,7 @@ export function inPlaceEditor(
     },
     async commit() {
       await flush();
-      await handle.sync();
+      await namingPath(path, 'syncing', () => handle.sync());
     },
     mark: () => 0,
     rollback: () => {}, // written in place, as a raw image is: callers check before the first write

@@ -15,7 +15,7 @@ import { writeFully } from './write-fully.js';
 import type { ContainerFormat } from '../containers/types.js';
 import { handlerFor } from '../containers/registry.js';
 import { lockImage, type ImageLock, type LockOptions } from './image-lock.js';
-import { editableFile } from './editable-file.js';
+import { editableFile, namingPath } from './editable-file.js';
 import { inPlaceEditor } from './container-in-place.js';
 import { rewritingEditor } from './container-rewrite.js';
 
@@ -86,7 +86,7 @@ async function openLocked(path: string, opts: EditorOptions): Promise<ImageEdito
   let handle: FileHandle | undefined;
   try {
     handle = await open(path, 'r+'); // follows a symlink: the target is edited, the link stays
-    const file = await editableFile(handle, opts);
+    const file = await editableFile(handle, opts, path);
     const session = await editing.openForEdit(file, reader);
     if ('write' in session) return inPlaceEditor(path, format, handle, file, session, reader);
     await handle.close();
@@ -162,7 +162,7 @@ function rawEditor(path: string, handle: FileHandle, opts: EditorOptions): Promi
     const pwrite = async (data: Uint8Array, at: number) => {
       if (at < 0 || at + data.length > size) throw new DiskmintError('BAD_ARGUMENT', `write at ${at} of ${data.length} bytes is outside the image`);
       opts.beforeWrite?.(++writes);
-      await writeFully(handle, data, at);
+      await namingPath(path, 'writing', () => writeFully(handle, data, at));
     };
     return {
       path,
@@ -187,9 +187,9 @@ function rawEditor(path: string, handle: FileHandle, opts: EditorOptions): Promi
       },
       async barrier() {
         opts.onBarrier?.(writes);
-        await handle.datasync();
+        await namingPath(path, 'syncing', () => handle.datasync());
       },
-      commit: () => handle.sync(),
+      commit: () => namingPath(path, 'syncing', () => handle.sync()),
       mark: () => 0,
       rollback: () => {},
       close: () => handle.close(),
