@@ -175,7 +175,8 @@ class VhdxEditSession implements ContainerEditSession {
         const bytes = new Uint8Array(old.buffer.slice(old.byteOffset, old.byteOffset + old.byteLength));
         const dv = new DataView(bytes.buffer);
         // 2.5.1.1: FULLY_PRESENT, FileOffsetMB the new block's MiB.
-        for (const block of blocks) encodeBatEntry(dv, payloadEntryIndex(block, this.ratio) * 8 - sector * BAT_SECTOR, PAYLOAD.fullyPresent, this.allocated.get(block)!);
+        for (const block of blocks)
+          encodeBatEntry(dv, payloadEntryIndex(block, this.ratio) * 8 - sector * BAT_SECTOR, PAYLOAD.fullyPresent, this.allocated.get(block)!);
         await this.file.write(this.bat.fileOffset + sector * BAT_SECTOR, bytes);
         this.batCache.set(sector, dv);
       }
