@@ -3,7 +3,7 @@
  * same writes to a raw copy, judged by qemu-img (compare, check) and our reader; every power cut
  * the barriers allow; refusals; what an edit costs.
  */
-import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -146,6 +146,14 @@ describe('VHDX in-place edits (issue 17 item 3)', () => {
     await editFile(a, edit);
     await editFile(b, edit);
     expect(readFileSync(a).equals(readFileSync(b))).toBe(true);
+    // Calls issued together run in order: two writes into one hole share its one new block.
+    const c = await oursImage(6 * MIB);
+    const cSize = statSync(c).size;
+    await editFile(c, (s) => Promise.all([s.write(4 * MIB, fill(10, 1)), s.write(4 * MIB + 10, fill(10, 2)), s.flush()]).then(() => undefined));
+    const { reader } = await openDisk(c);
+    expect(Buffer.from(await reader.read(4 * MIB, 20)).equals(Buffer.concat([fill(10, 1), fill(10, 2)]))).toBe(true);
+    await reader.close();
+    expect(statSync(c).size).toBe(cSize + MIB);
   });
 
   it('the new header: the other slot, sequence number + 1, new write GUIDs, a valid CRC-32C', async () => {

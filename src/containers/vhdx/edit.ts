@@ -121,6 +121,8 @@ class VhdxEditSession implements ContainerEditSession {
   private readonly batCache = new Map<number, DataView>();
   private headerWritten = false;
   private unflushed = false;
+  /** Calls run one at a time: two writes into one hole must not both take the same end of the file. */
+  private queue: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly file: EditableFile,
@@ -132,7 +134,21 @@ class VhdxEditSession implements ContainerEditSession {
     private readonly ratio: number,
   ) {}
 
-  async write(offset: number, data: Uint8Array): Promise<void> {
+  write(offset: number, data: Uint8Array): Promise<void> {
+    return this.serial(() => this.writeNow(offset, data));
+  }
+
+  flush(): Promise<void> {
+    return this.serial(() => this.flushNow());
+  }
+
+  private serial(step: () => Promise<void>): Promise<void> {
+    const run = this.queue.then(step);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async writeNow(offset: number, data: Uint8Array): Promise<void> {
     if (!Number.isSafeInteger(offset) || offset < 0 || offset + data.length > this.size) {
       throw new DiskmintError('BAD_ARGUMENT', `a write of ${data.length} bytes at ${offset} does not fit in the ${this.size}-byte VHDX disk`);
     }
@@ -161,7 +177,7 @@ class VhdxEditSession implements ContainerEditSession {
     this.unflushed = true;
   }
 
-  async flush(): Promise<void> {
+  private async flushNow(): Promise<void> {
     if (!this.unflushed) return;
     await this.file.barrier(); // the data and the new blocks, before any entry names them
     if (this.pending.size > 0) {
