@@ -158,6 +158,10 @@ describe('VHD in-place edits give the bytes of the same writes to a raw copy', (
             await done();
           }
           expect(Buffer.compare(await readPath(path), model), `${kind}: our reader`).toBe(0);
+          // The footer stands at the end of the file again (new blocks moved it).
+          const r = await openWithHandler(vhdHandler, path);
+          expect(r.details().footer, kind).toMatch(/^end/);
+          await r.close();
           const raw = fresh('raw');
           writeFileSync(raw, model);
           // qemu's vpc driver ignores the sector bitmap on reads: the patched sectors read their 0xAA there.
@@ -316,7 +320,8 @@ describe('VHD in-place edits under a power cut after any barrier, any subset of 
 
   it('into sectors whose bitmap bit is clear: [whole sectors] then [bitmap sector]', async () => {
     requirePeer('qemu-img', 'qemu-utils');
-    expect(await checkCuts(await image('ours-bitmap', 6 * MIB), [[512 + 100, fill(1500, 6)]], false)).toEqual([1, 1]);
+    // Sectors 2-5: 2 and 4 hold data, 3 and 5 are clear (0xAA on disk, zeros to read); 2 and 5 only partly written.
+    expect(await checkCuts(await image('ours-bitmap', 6 * MIB), [[2 * 512 + 100, fill(1500, 6)]], false)).toEqual([1, 1]);
   });
 
   it('blocks whose entries lie in two BAT sectors: [2 new blocks, footer] then [2 BAT sectors]', async () => {
@@ -403,6 +408,7 @@ describe('a differencing VHD edits through a reader of its parent', () => {
     const s = await vhdEditing.openForEdit(file, reader);
     if (!isSession(s)) throw new Error(s.refused);
     await s.write(2 * MIB + 1000, fill(100, 5));
+    await s.write(4 * MIB + 10, new Uint8Array(100)); // zeros over the parent still allocate
     await s.flush();
     const after = apply(buf, groups.flat());
     patchFooters(Buffer.from(after.buffer, after.byteOffset, after.length), (f) => f.writeUInt32BE(3, 60)); // read it back as dynamic
@@ -410,5 +416,8 @@ describe('a differencing VHD edits through a reader of its parent', () => {
     const want = parent.slice(2 * MIB, 4 * MIB);
     want.set(fill(100, 5), 1000);
     expect(Buffer.compare(Buffer.from(block), Buffer.from(want))).toBe(0);
+    const zeroed = parent.slice(4 * MIB, 6 * MIB);
+    zeroed.fill(0, 10, 110);
+    expect(Buffer.compare(Buffer.from(await (await openBuf(after)).read(4 * MIB, 2 * MIB)), Buffer.from(zeroed))).toBe(0);
   });
 });
