@@ -95,7 +95,9 @@ async function openForEdit(file: EditableFile, reader: ContainerReader): Promise
   const bs = header.blockSize;
   const bitmapBytes = vhdBitmapBytes(bs);
   const entries = Math.ceil(size / bs);
-  const footerAt = file.size - footerLength;
+  // New blocks go where the footer is; with no valid footer at the end (only the copy at 0: a
+  // cut edit's leftovers, say) after the file's last sector, leaving what is there unreferenced.
+  const footerAt = footerLength ? file.size - footerLength : Math.ceil(file.size / VHD_SECTOR) * VHD_SECTOR;
   if (footerAt % VHD_SECTOR !== 0) {
     return refusal(`the VHD's footer starts at byte ${footerAt}, not on a 512-byte sector, so no new block can be placed there`);
   }
@@ -209,20 +211,26 @@ function dynamicSession(s: DynamicState): ContainerEditSession {
     }
   }
 
-  /** A new block at the end for `block`: bitmap all ones, old virtual bytes, `piece` at `within`. */
+  /**
+   * A new block at the end for `block`: bitmap all ones, the old virtual bytes (zeros, or the
+   * parent's) with `piece` at `within`, in one write. A dynamic block's bytes after the piece
+   * are written only as far as the file already reaches (the old footer's place): past its end
+   * the file reads zeros, and the footer written at flush makes the file cover the whole block
+   * before the BAT names it. So a block filled by several unaligned writes is written once.
+   */
   async function allocate(block: number, within: number, piece: Uint8Array): Promise<void> {
-    const bytes = new Uint8Array(unit);
-    bytes.fill(0xff, 0, bitmapBytes); // every sector present, as vpc.c alloc_block writes it
+    const at = nextFree;
     const blockLength = Math.min(bs, size - block * bs);
-    const data = bytes.subarray(bitmapBytes, bitmapBytes + blockLength);
-    // The old bytes around the piece: zeros for a dynamic disk (already), the parent's for differencing.
+    const pieceEnd = within + piece.length;
+    const length = differencing ? blockLength : Math.max(pieceEnd, Math.min(blockLength, file.size - at - bitmapBytes));
+    const bytes = new Uint8Array(bitmapBytes + length);
+    bytes.fill(0xff, 0, bitmapBytes); // every sector present, as vpc.c alloc_block writes it
+    const data = bytes.subarray(bitmapBytes);
     if (differencing) {
       if (within > 0) await readInto(reader, block * bs, data.subarray(0, within));
-      const after = within + piece.length;
-      if (after < blockLength) await readInto(reader, block * bs + after, data.subarray(after));
+      if (pieceEnd < blockLength) await readInto(reader, block * bs + pieceEnd, data.subarray(pieceEnd));
     }
     data.set(piece, within);
-    const at = nextFree;
     await file.write(at, bytes);
     unsynced = true;
     footerMoved = true;
