@@ -1,129 +1,22 @@
 /**
  * In-place VHD edits (src/containers/vhd/edit.ts). Random writes through a session give the
  * bytes the same writes give a raw copy (qemu-img compare and our reader judge), on images of
- * our writer and of qemu-img; a power cut after any barrier, with any subset of the next
- * group's writes landed, leaves an image qemu-img and our reader open, each sector reading its
- * old or its new bytes; refusals say what they refuse.
+ * our writer and of qemu-img; refusals say what they refuse; a differencing disk takes its
+ * parent's bytes. Power cuts: vhd-edit-cuts.test.ts.
  */
 import { writeFileSync } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { vhdHandler } from '../../src/containers/vhd/handler.js';
 import { vhdEditing } from '../../src/containers/vhd/edit.js';
 import { openEditableFile } from '../../src/io/editable-file.js';
-import { memoryDiskReader } from '../../src/model/disk-reader.js';
 import { DiskmintError } from '../../src/model/errors.js';
 import { vhdChecksum } from '../../formats/containers/vhd.js';
-import type { ContainerEditSession, ContainerReader, EditableFile, InPlaceRefusal } from '../../src/containers/types.js';
-import { diskOfPieces, diskPieceArb, fill, openWithHandler, readAll, writeWithHandler, type DiskPiece } from '../helpers/containers.js';
-import { tempDir } from '../helpers/golden.js';
-import { requirePeer, runPeer, runPeerOk } from '../helpers/peer.js';
-
-const MIB = 1 << 20;
-const KIB = 1024;
-const dir = tempDir('diskmint-vhd-edit-');
-let n = 0;
-const fresh = (ext: string) => join(dir, `f${n++}.${ext}`);
-
-const KINDS = ['ours', 'ours-fixed', 'ours-force', 'ours-fixed-force', 'ours-bitmap', 'qemu-create', 'qemu', 'qemu-fixed', 'qemu-force'] as const;
-type Kind = (typeof KINDS)[number];
-const OPTIONS: Record<string, Record<string, string>> = {
-  fixed: { subformat: 'fixed' },
-  force: { force_size: 'on' },
-  'fixed-force': { subformat: 'fixed', force_size: 'on' },
-};
-
-/** Patch a dynamic VHD's buffer: in every allocated block clear bits 1, 3, 5 of each bitmap byte and fill those sectors with 0xAA. */
-function clearSomeBits(buf: Buffer): void {
-  const tableOffset = Number(buf.readBigUInt64BE(512 + 16));
-  const entries = buf.readUInt32BE(512 + 28);
-  for (let i = 0; i < entries; i++) {
-    const e = buf.readUInt32BE(tableOffset + i * 4);
-    if (e === 0xffffffff) continue;
-    for (let s = 0; s < 4096; s++) {
-      if (s % 8 === 1 || s % 8 === 3 || s % 8 === 5) {
-        buf[e * 512 + (s >> 3)] &= ~(0x80 >> (s & 7));
-        buf.fill(0xaa, e * 512 + 512 + s * 512, e * 512 + 512 + (s + 1) * 512);
-      }
-    }
-  }
-}
-
-/** A VHD of `kind` holding `pieces` (qemu-create: empty). */
-async function makeImage(kind: Kind, size: number, pieces: readonly DiskPiece[]): Promise<string> {
-  const path = fresh('vhd');
-  const { disk, model } = diskOfPieces(size, pieces);
-  const variant = kind.replace(/^(ours|qemu)-?/, '');
-  if (kind.startsWith('ours')) {
-    await writeWithHandler(vhdHandler, disk, path, { options: OPTIONS[variant] ?? {} });
-    if (variant === 'bitmap') {
-      const buf = await readFile(path);
-      clearSomeBits(buf);
-      writeFileSync(path, buf);
-    }
-  } else if (kind === 'qemu-create') {
-    runPeerOk('qemu-img', ['create', '-q', '-f', 'vpc', path, String(size)]);
-  } else {
-    const raw = fresh('raw');
-    writeFileSync(raw, model);
-    const o = Object.entries(OPTIONS[variant] ?? {}).map(([k, v]) => `${k}=${v}`);
-    runPeerOk('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'vpc', ...(o.length ? ['-o', o.join(',')] : []), raw, path]);
-  }
-  return path;
-}
-
-async function readPath(path: string): Promise<Buffer> {
-  const r = await openWithHandler(vhdHandler, path);
-  try {
-    return await readAll(r);
-  } finally {
-    await r.close();
-  }
-}
-
-function openBuf(buf: Uint8Array): Promise<ContainerReader> {
-  return vhdHandler.open(memoryDiskReader(buf), { path: 'mem.vhd', openSibling: () => Promise.reject(new Error('no siblings')) });
-}
-
-/** A sparse raw file of what `reader` reads (only its allocated ranges are copied). */
-async function rawOf(reader: ContainerReader): Promise<string> {
-  const path = fresh('raw');
-  const h = await open(path, 'w');
-  try {
-    await h.truncate(reader.size);
-    for await (const r of reader.allocatedRanges()) {
-      for (let at = r.offset; at < r.offset + r.length; at += 4 * MIB) {
-        await h.write(await reader.read(at, Math.min(4 * MIB, r.offset + r.length - at)), 0, undefined, at);
-      }
-    }
-  } finally {
-    await h.close();
-  }
-  return path;
-}
-
-/** qemu-img opens `path` as vpc; with `raw`, it also reads the same bytes as that raw file. */
-function qemuAgrees(path: string, raw?: string): void {
-  const info = runPeer('qemu-img', ['info', '-f', 'vpc', path]);
-  expect(info.status, info.out).toBe(0);
-  if (!raw) return;
-  const cmp = runPeer('qemu-img', ['compare', '-f', 'raw', '-F', 'vpc', raw, path]);
-  expect(cmp.status, cmp.out).toBe(0);
-}
-
-function isSession(s: ContainerEditSession | InPlaceRefusal): s is ContainerEditSession {
-  return !('refused' in s);
-}
-
-async function sessionOn(path: string) {
-  const reader = await openWithHandler(vhdHandler, path);
-  const { file, close } = await openEditableFile(path);
-  const s = await vhdEditing.openForEdit(file, reader);
-  if (!isSession(s)) throw new Error(`refused: ${s.refused}`);
-  return { s, done: async () => (await close(), await reader.close()) };
-}
+import type { ContainerReader, EditableFile, InPlaceRefusal } from '../../src/containers/types.js';
+import { diskPieceArb, fill, openWithHandler } from '../helpers/containers.js';
+import { requirePeer, runPeerOk } from '../helpers/peer.js';
+import { KIB, KINDS, MIB, apply, fresh, isSession, makeImage, openBuf, qemuAgrees, readPath, recordingFile, sessionOn } from '../helpers/vhd-edit.js';
 
 describe('VHD in-place edits give the bytes of the same writes to a raw copy', () => {
   const writeArb = fc.record({
@@ -194,147 +87,6 @@ describe('VHD in-place edits give the bytes of the same writes to a raw copy', (
   });
 });
 
-interface Write {
-  offset: number;
-  bytes: Uint8Array;
-}
-
-/** An EditableFile over a copy of `image` in memory, recording every write and the barriers between them. */
-function recordingFile(image: Uint8Array): { file: EditableFile; groups: Write[][] } {
-  let buf = new Uint8Array(image);
-  let size = image.length;
-  const groups: Write[][] = [[]];
-  const file: EditableFile = {
-    get size() {
-      return size;
-    },
-    read: async (offset, length) => buf.slice(offset, Math.min(size, offset + length)),
-    async write(offset, data) {
-      groups[groups.length - 1].push({ offset, bytes: new Uint8Array(data) });
-      if (offset + data.length > buf.length) {
-        const bigger = new Uint8Array(offset + data.length);
-        bigger.set(buf);
-        buf = bigger;
-      }
-      buf.set(data, offset);
-      size = Math.max(size, offset + data.length);
-    },
-    async barrier() {
-      if (groups[groups.length - 1].length) groups.push([]);
-    },
-    close: async () => {},
-  };
-  return { file, groups };
-}
-
-/** Every state a cut leaves: groups before k landed, and a subset of group k (all, or 50 seeded ones past 10 writes). */
-function* cutStates(groups: Write[][]): Generator<{ label: string; writes: Write[] }> {
-  let seed = 12345;
-  for (let k = 0; k < groups.length; k++) {
-    const g = groups[k];
-    const masks = g.length <= 10 ? Array.from({ length: 1 << g.length }, (_, m) => m) : Array.from({ length: 50 }, () => (seed = (seed * 1103515245 + 12345) % 2 ** 31));
-    for (const mask of masks) {
-      const some = g.filter((_, i) => mask & (1 << i % 31));
-      yield { label: `groups 1-${k}, mask ${mask.toString(2)} of group ${k + 1}`, writes: [...groups.slice(0, k).flat(), ...some] };
-    }
-  }
-}
-
-function apply(image: Uint8Array, writes: Write[]): Uint8Array {
-  const out = new Uint8Array(Math.max(image.length, ...writes.map((w) => w.offset + w.bytes.length)));
-  out.set(image);
-  for (const w of writes) out.set(w.bytes, w.offset);
-  return out;
-}
-
-/**
- * Record `writes` on `image` through a session, then open every cut state: our reader and
- * qemu-img open it, each sector of the touched blocks reads old or new bytes, nothing outside
- * them changes, and (unless `qemu` is false: patched bitmaps) qemu reads what our reader reads.
- */
-async function checkCuts(image: Uint8Array, writes: Array<[number, Uint8Array]>, qemu = true): Promise<number[]> {
-  const BS = 2 * MIB;
-  const reader = await openBuf(image);
-  const { file, groups } = recordingFile(image);
-  const s = await vhdEditing.openForEdit(file, reader);
-  if (!isSession(s)) throw new Error(s.refused);
-  const touched = new Map<number, { old: Uint8Array; want: Uint8Array }>();
-  for (const [at, data] of writes) {
-    for (let b = Math.floor(at / BS); b * BS < at + data.length; b++) {
-      if (!touched.has(b)) touched.set(b, { old: await reader.read(b * BS, BS), want: await reader.read(b * BS, BS) });
-    }
-  }
-  /** Blocks that may read as allocated after a cut: the old ones and the touched ones. */
-  const mayHold = new Set(touched.keys());
-  for await (const r of reader.allocatedRanges()) for (let b = Math.floor(r.offset / BS); b * BS < r.offset + r.length; b++) mayHold.add(b);
-  for (const [at, data] of writes) {
-    await s.write(at, data);
-    for (const [b, t] of touched) {
-      const from = Math.max(at, b * BS);
-      const to = Math.min(at + data.length, (b + 1) * BS);
-      if (from < to) t.want.set(data.subarray(from - at, to - at), from - b * BS);
-    }
-  }
-  await s.flush();
-  const written = groups.filter((g) => g.length);
-  for (const state of cutStates(written)) {
-    const after = apply(image, state.writes);
-    const r = await openBuf(after);
-    const last = state.writes.length === written.flat().length;
-    for (const [b, t] of touched) {
-      const got = await r.read(b * BS, BS);
-      for (let at = 0; at < got.length; at += 512) {
-        const sector = Buffer.from(got.subarray(at, at + 512));
-        const ok = last ? sector.equals(t.want.subarray(at, at + 512)) : sector.equals(t.old.subarray(at, at + 512)) || sector.equals(t.want.subarray(at, at + 512));
-        expect(ok, `${state.label}: block ${b} sector ${at / 512} reads ${last ? 'its new bytes' : 'old or new bytes'}`).toBe(true);
-      }
-    }
-    for await (const range of r.allocatedRanges()) {
-      for (let b = Math.floor(range.offset / BS); b * BS < range.offset + range.length; b++) expect(mayHold.has(b), `${state.label}: block ${b}`).toBe(true);
-    }
-    const path = fresh('vhd');
-    writeFileSync(path, after);
-    qemuAgrees(path, qemu ? await rawOf(r) : undefined);
-    await r.close();
-  }
-  return written.map((g) => g.length);
-}
-
-describe('VHD in-place edits under a power cut after any barrier, any subset of the next group landed', () => {
-  const image = async (kind: Kind, size: number) => readFile(await makeImage(kind, size, [{ at: 100, length: 3 * KIB, seed: 7, zeros: false }]));
-
-  it('a partial block into a hole: [new block, footer] then [BAT sector]', async () => {
-    requirePeer('qemu-img', 'qemu-utils');
-    expect(await checkCuts(await image('ours', 6 * MIB), [[2 * MIB + 300, fill(1000, 3)]])).toEqual([2, 1]);
-  });
-
-  it('into allocated data and across into a hole: [data, new block, footer] then [BAT sector]', async () => {
-    requirePeer('qemu-img', 'qemu-utils');
-    expect(await checkCuts(await image('qemu', 6 * MIB), [[2 * MIB - 700, fill(1400, 4)]])).toEqual([3, 1]);
-  });
-
-  it('into allocated data only: one group, no table write', async () => {
-    requirePeer('qemu-img', 'qemu-utils');
-    expect(await checkCuts(await image('ours', 6 * MIB), [[10, fill(600, 5)]])).toEqual([1]);
-  });
-
-  it('into sectors whose bitmap bit is clear: [whole sectors] then [bitmap sector]', async () => {
-    requirePeer('qemu-img', 'qemu-utils');
-    // Sectors 2-5: 2 and 4 hold data, 3 and 5 are clear (0xAA on disk, zeros to read); 2 and 5 only partly written.
-    expect(await checkCuts(await image('ours-bitmap', 6 * MIB), [[2 * 512 + 100, fill(1500, 6)]], false)).toEqual([1, 1]);
-  });
-
-  it('blocks whose entries lie in two BAT sectors: [2 new blocks, footer] then [2 BAT sectors]', async () => {
-    requirePeer('qemu-img', 'qemu-utils');
-    // 128 entries per 512-byte BAT sector: block 130 is in the second one.
-    const writes: Array<[number, Uint8Array]> = [
-      [4 * MIB + 5, fill(3000, 8)],
-      [130 * 2 * MIB + 77, fill(2000, 9)],
-    ];
-    expect(await checkCuts(await image('ours', 300 * MIB), writes)).toEqual([3, 2]);
-  });
-});
-
 /** Patch the footer copy at 0 and the one at the end of a dynamic VHD: `patch` edits a 512-byte footer, then it is re-checksummed. */
 function patchFooters(buf: Buffer, patch: (footer: Buffer) => void): void {
   for (const at of [0, buf.length - 512]) {
@@ -370,7 +122,10 @@ describe('VHD images that are not edited in place say why', () => {
   it('a footer that does not start on a sector (a byte before it): a rewrite keeps everything', async () => {
     const b = await base();
     const buf = Buffer.concat([b.subarray(0, b.length - 512), Buffer.from([1]), b.subarray(b.length - 512)]);
-    expect(await refusalOf(buf)).toEqual({ refused: expect.stringMatching(/footer starts at byte \d+, not on a 512-byte sector/), rewriteKeepsEverything: true });
+    expect(await refusalOf(buf)).toEqual({
+      refused: expect.stringMatching(/footer starts at byte \d+, not on a 512-byte sector/),
+      rewriteKeepsEverything: true,
+    });
   });
 
   it('no footer at the end (only the copy at 0, as a cut edit may leave): new blocks go after the last sector, the footer back at the end', async () => {
@@ -495,7 +250,9 @@ describe.runIf(process.env.DISKMINT_MEASURE === '1')('VHD in-place edit cost (DI
       const check = await openWithHandler(vhdHandler, path);
       expect(Buffer.compare(Buffer.from(await check.read(892 * MIB + 100, 4 * MIB)), Buffer.from(chunk))).toBe(0);
       await check.close();
-      report.push(`${name}: session ${sessionMs.toFixed(0)} ms, ${(bytes / MIB).toFixed(2)} MiB written; qemu-img convert -O vpc of the container ${convertMs.toFixed(0)} ms, ${convertSyncedMs.toFixed(0)} ms with fdatasync`);
+      report.push(
+        `${name}: session ${sessionMs.toFixed(0)} ms, ${(bytes / MIB).toFixed(2)} MiB written; qemu-img convert -O vpc of the container ${convertMs.toFixed(0)} ms, ${convertSyncedMs.toFixed(0)} ms with fdatasync`,
+      );
     }
     console.log(report.join('\n'));
   });

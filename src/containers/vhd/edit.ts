@@ -80,12 +80,18 @@ async function openForEdit(file: EditableFile, reader: ContainerReader): Promise
   const { footer, bytes: footerBytes, length: footerLength } = await readChosenFooter(file, reader);
   if (footer.savedState) {
     // VHD spec "Saved State": a suspended virtual machine's memory refers to this disk as it is.
-    return refusal('the VHD is in a saved state (a suspended virtual machine refers to it as it is): editing it, in place or by a rewrite, would corrupt that machine', false);
+    return refusal(
+      'the VHD is in a saved state (a suspended virtual machine refers to it as it is): editing it, in place or by a rewrite, would corrupt that machine',
+      false,
+    );
   }
   const size = footer.currentSize;
   if (footer.diskType === VHD_DISK_TYPE.fixed) return fixedSession(file, size);
   if (footer.diskType === VHD_DISK_TYPE.differencing && reader.subformat !== 'differencing') {
-    return refusal('a differencing VHD is edited in place only through a reader of its parent disk, and none was opened; a rewrite would drop the parent link', false);
+    return refusal(
+      'a differencing VHD is edited in place only through a reader of its parent disk, and none was opened; a rewrite would drop the parent link',
+      false,
+    );
   }
   if (footer.diskType !== VHD_DISK_TYPE.dynamic && footer.diskType !== VHD_DISK_TYPE.differencing) {
     return refusal(`VHD disk type ${footer.diskType} is not fixed, dynamic or differencing`);
