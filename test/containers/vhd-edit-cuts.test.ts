@@ -114,4 +114,10 @@ describe('VHD in-place edits under a power cut after any barrier, any subset of 
     ];
     expect(await checkCuts(await image('ours', 300 * MIB), writes)).toEqual([3, 2]);
   });
+
+  it('a fixed disk: twelve writes in place, one group (50 seeded subsets)', async () => {
+    requirePeer('qemu-img', 'qemu-utils');
+    const writes = Array.from({ length: 12 }, (_, i): [number, Uint8Array] => [i * 150 * KIB + 11 * i, fill(1000 + i, i + 1)]);
+    expect(await checkCuts(await image('ours-fixed', 2 * MIB), writes)).toEqual([12]);
+  });
 });

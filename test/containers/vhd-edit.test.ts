@@ -158,6 +158,15 @@ describe('VHD images that are not edited in place say why', () => {
     expect(await refusalOf(buf)).toEqual({ refused: expect.stringMatching(/block 0 and block 1 share bytes/), rewriteKeepsEverything: true });
   });
 
+  it('a BAT that does not start on a sector: a rewrite keeps everything', async () => {
+    const buf = await base();
+    const tableOffset = Number(buf.readBigUInt64BE(512 + 16));
+    buf.copy(buf, tableOffset + 4, tableOffset, tableOffset + 16); // the entries 4 bytes later, still inside the BAT's sector
+    buf.writeBigUInt64BE(BigInt(tableOffset + 4), 512 + 16);
+    buf.writeUInt32BE(vhdChecksum(buf.subarray(512, 1536), 36), 512 + 36);
+    expect(await refusalOf(buf)).toEqual({ refused: expect.stringMatching(/BAT starts at byte \d+, not on a 512-byte sector/), rewriteKeepsEverything: true });
+  });
+
   it('a block over the BAT: refused, naming both', async () => {
     const buf = await base();
     const tableOffset = Number(buf.readBigUInt64BE(512 + 16));
