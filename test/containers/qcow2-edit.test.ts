@@ -6,7 +6,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fc from 'fast-check';
-import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openDisk } from '../../src/io/open-disk.js';
 import { openEditableFile } from '../../src/io/editable-file.js';
@@ -383,5 +383,155 @@ describe('qcow2 in-place edits', () => {
         expect(await crashScenario(sc)).toBeGreaterThan(1);
       });
     }
+  });
+
+  describe('refusals: each names what and why, and changes nothing', () => {
+    const stubReader: ContainerReader = {
+      format: 'qcow2',
+      size: 0,
+      read: async () => new Uint8Array(0),
+      close: async () => {},
+      allocatedRanges: async function* () {},
+      details: () => ({}),
+    };
+    /** A small image with data, made by `make` (qemu-img commands, or bytes patched). */
+    async function refusalOf(make: (path: string) => void): Promise<InPlaceRefusal> {
+      const path = join(dir, `refuse-${++serial}.qcow2`);
+      const { disk, model } = diskOfPieces(MiB, [{ at: 0, length: 100 * KiB, seed: 1, zeros: false }]);
+      void model;
+      await writeWithHandler(qcow2Handler, disk, path);
+      make(path);
+      const before = readFileSync(path);
+      const { file, close } = await openEditableFile(path);
+      try {
+        const r = await editing.openForEdit(file, stubReader);
+        expect('refused' in r, 'expected a refusal').toBe(true);
+        return r as InPlaceRefusal;
+      } finally {
+        await close();
+        expect(readFileSync(path).equals(before)).toBe(true);
+      }
+    }
+    const patch = (at: number, orBits: number) => (path: string) => {
+      const b = readFileSync(path);
+      b[at] |= orBits;
+      writeFileSync(path, b);
+    };
+    const qemu =
+      (...args: string[][]) =>
+      (path: string) => {
+        for (const a of args) runPeerOk('qemu-img', a.map((x) => x.replace('%', path)));
+      };
+    const cases: Array<[string, (path: string) => void, RegExp, boolean]> = [
+      ['internal snapshots', qemu(['snapshot', '-c', 's1', '%']), /1 internal snapshot.*shared.*copy-on-write.*drop/, false],
+      ['the dirty bit', patch(79, 1), /dirty.*qemu-img check -r all/, false],
+      ['the corrupt bit', patch(79, 2), /corrupt.*qemu-img check -r all/, false],
+      ['an unknown incompatible feature', patch(79, 0x20), /unknown incompatible features \(bits 5\)/, false],
+      ['persistent bitmaps', qemu(['bitmap', '--add', '%', 'b0']), /persistent dirty bitmaps/, false],
+      ['an L1 entry without the COPIED flag', (path) => {
+        const b = readFileSync(path);
+        const l1 = Number(b.readBigUInt64BE(40));
+        b[l1] &= 0x7f;
+        writeFileSync(path, b);
+      }, /L1 entry 0 lacks the COPIED flag.*qemu-img check -r all/, false],
+    ];
+    for (const [what, make, reason, keeps] of cases) {
+      it(what, async (ctx) => {
+        if (!haveQemu()) return ctx.skip();
+        const r = await refusalOf(make);
+        expect(r.refused).toMatch(reason);
+        expect(r.rewriteKeepsEverything).toBe(keeps);
+      });
+    }
+
+    /** Images qemu-img makes whole (features our writer has no option for). */
+    const created: Array<[string, string[], RegExp, boolean]> = [
+      ['extended L2 entries', ['-o', 'extended_l2=on'], /extended L2 entries/, true],
+      ['an external data file', ['-o', 'data_file=%.data'], /external data file/, false],
+      ['a refcount table that would have to grow', ['-o', 'cluster_size=512'], /refcount table .* grow/, true],
+    ];
+    for (const [what, args, reason, keeps] of created) {
+      it(what, async (ctx) => {
+        if (!haveQemu()) return ctx.skip();
+        const path = join(dir, `refuse-${++serial}.qcow2`);
+        runPeerOk('qemu-img', ['create', '-q', '-f', 'qcow2', ...args.map((a) => a.replace('%', path)), path, '64M']);
+        const before = readFileSync(path);
+        const { file, close } = await openEditableFile(path);
+        const r = await editing.openForEdit(file, stubReader).finally(close);
+        expect(r).toMatchObject({ rewriteKeepsEverything: keeps });
+        expect((r as InPlaceRefusal).refused).toMatch(reason);
+        expect(readFileSync(path).equals(before)).toBe(true);
+      });
+    }
+
+    it('a write outside the virtual disk is a BAD_ARGUMENT and writes nothing', async (ctx) => {
+      if (!haveQemu()) return ctx.skip();
+      const { disk, model } = diskOfPieces(MiB, [{ at: 0, length: 10 * KiB, seed: 1, zeros: false }]);
+      const path = await makeImage({ by: 'ours' }, model, disk);
+      const before = readFileSync(path);
+      const { s, done } = await session(path);
+      for (const [at, n] of [
+        [MiB - 10, 11],
+        [-1, 1],
+        [0.5, 1],
+      ]) {
+        await expect(s.write(at, new Uint8Array(n))).rejects.toMatchObject({ code: 'BAD_ARGUMENT' });
+      }
+      await s.flush();
+      await done();
+      expect(readFileSync(path).equals(before)).toBe(true);
+    });
+  });
+
+  // Measurement for the report (DISKMINT_MEASURE=1): 256 MiB written into a 1 GiB container, in place, vs a whole rewrite.
+  describe.runIf(process.env.DISKMINT_MEASURE === '1')('measure', () => {
+    it('256 MiB into a 1 GiB container: session vs qemu-img convert', async () => {
+      const raw = join(dir, 'big.raw');
+      const path = join(dir, 'big.qcow2');
+      const h = await import('node:fs/promises').then((fs) => fs.open(raw, 'w'));
+      const chunk = new Uint8Array(MiB);
+      for (let m = 0; m < 768; m++) {
+        for (let i = 0, x = m + 1; i < MiB; i += 4) chunk[i] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24;
+        await h.write(chunk, 0, MiB, m * MiB);
+      }
+      await h.truncate(1024 * MiB);
+      await h.close();
+      let t = performance.now();
+      runPeerOk('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', raw, path]);
+      const convertMs = performance.now() - t;
+      const log = { bytes: 0, writes: 0, barriers: 0 };
+      const { reader } = await openDisk(path);
+      const { file, close } = await openEditableFile(path);
+      const counting: EditableFile = {
+        get size() {
+          return file.size;
+        },
+        read: (o, l, into) => file.read(o, l, into),
+        write: async (o, d) => {
+          log.bytes += d.length;
+          log.writes++;
+          await file.write(o, d);
+        },
+        barrier: async () => {
+          log.barriers++;
+          await file.barrier();
+        },
+        close: () => file.close(),
+      };
+      t = performance.now();
+      const s = (await editing.openForEdit(counting, reader)) as ContainerEditSession;
+      const data = new Uint8Array(MiB).fill(0x5a);
+      for (let m = 0; m < 256; m++) await s.write(640 * MiB + m * MiB, data); // 128 MiB over data, 128 MiB into holes
+      await s.flush();
+      const sessionMs = performance.now() - t;
+      await close();
+      await reader.close();
+      const c = check(path);
+      expect(c.status, c.out).toBe(0);
+      console.log(
+        `qcow2 edit: 256 MiB into a 1 GiB container: session ${sessionMs.toFixed(0)} ms, ${(log.bytes / MiB).toFixed(2)} MiB in ${log.writes} writes, ${log.barriers} barriers; ` +
+          `qemu-img convert of the whole container ${convertMs.toFixed(0)} ms, ${(statSync(path).size / MiB).toFixed(0)} MiB file`,
+      );
+    });
   });
 });
