@@ -84,6 +84,39 @@ describe('qcow2 in-place edits', () => {
     expectQemuReads(path, model);
   });
 
+  it('cost follows the data: 1 MiB into holes of a 16 MiB image reads only tables and writes 1 MiB plus a few table sectors', async (ctx) => {
+    if (!haveQemu()) return ctx.skip();
+    const { disk, model } = diskOfPieces(16 * MiB, [{ at: 0, length: 8 * MiB, seed: 2, zeros: false }]);
+    const path = await makeImage(dir, { by: 'ours' }, model, disk);
+    const used = { read: 0, written: 0 };
+    const counting = (f: EditableFile): EditableFile => ({
+      get size() {
+        return f.size;
+      },
+      read: async (o, l, into) => {
+        used.read += l;
+        return f.read(o, l, into);
+      },
+      write: async (o, d) => {
+        used.written += d.length;
+        await f.write(o, d);
+      },
+      barrier: () => f.barrier(),
+      close: () => f.close(),
+    });
+    const { s, done } = await editSession(path, counting);
+    const data = new Uint8Array(MiB).fill(3);
+    await s.write(10 * MiB, data);
+    await s.flush();
+    await done();
+    // Header, L1 (one cluster), refcount table and one block, one L2 table: a handful of 64 KiB clusters.
+    expect(used.read).toBeLessThanOrEqual(6 * 64 * KiB);
+    expect(used.written).toBeGreaterThanOrEqual(MiB);
+    expect(used.written).toBeLessThanOrEqual(MiB + 4 * 512);
+    model.set(data, 10 * MiB);
+    expectQemuReads(path, model);
+  });
+
   it('the same edits give the same bytes', async (ctx) => {
     if (!haveQemu()) return ctx.skip();
     const { disk, model } = diskOfPieces(2 * MiB, [{ at: 70_000, length: 200 * KiB, seed: 3, zeros: false }]);
@@ -187,6 +220,23 @@ describe('qcow2 in-place edits', () => {
         expect(readFileSync(path).equals(before)).toBe(true);
       });
     }
+
+    it('an L2 entry pointing at metadata: the write fails naming it, writes nothing, and the session stops', async (ctx) => {
+      if (!haveQemu()) return ctx.skip();
+      const { disk, model } = diskOfPieces(MiB, [{ at: 0, length: 200 * KiB, seed: 1, zeros: false }]);
+      const path = await makeImage(dir, { by: 'ours' }, model, disk);
+      const b = readFileSync(path);
+      const l1 = Number(b.readBigUInt64BE(40));
+      const l2 = Number(b.readBigUInt64BE(l1) & 0x00fffffffffffe00n);
+      b.writeBigUInt64BE(BigInt(l1) | (1n << 63n), l2 + 8); // guest cluster 1 -> the L1 table's cluster
+      writeFileSync(path, b);
+      const { s, done } = await editSession(path);
+      await expect(s.write(60 * KiB, new Uint8Array(10 * KiB).fill(1))).rejects.toThrow(/guest cluster 1 maps to host offset .*not a data cluster/);
+      await expect(s.write(0, new Uint8Array(10).fill(1))).rejects.toThrow(/earlier step .* failed/);
+      await expect(s.flush()).rejects.toThrow(/earlier step/);
+      await done();
+      expect(readFileSync(path).equals(b)).toBe(true);
+    });
 
     it('a write outside the virtual disk is a BAD_ARGUMENT and writes nothing', async (ctx) => {
       if (!haveQemu()) return ctx.skip();

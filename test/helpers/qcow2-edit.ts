@@ -38,6 +38,8 @@ export const MAKERS: Maker[] = [
   { by: 'qemu-convert', args: ['-o', 'cluster_size=2048,compat=0.10'] },
   { by: 'qemu-create', args: ['-o', 'cluster_size=512,lazy_refcounts=on'] },
   { by: 'qemu-create', args: ['-o', 'cluster_size=4096,refcount_bits=2'] },
+  { by: 'qemu-create', args: ['-o', 'cluster_size=4096,preallocation=metadata'] },
+  { by: 'qemu-create', args: ['-o', 'cluster_size=16384,preallocation=falloc,compat=0.10'] },
   { by: 'qemu-backing' },
   { by: 'qemu-zero-alloc' },
 ];

@@ -144,41 +144,58 @@ class Qcow2EditSession implements ContainerEditSession {
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
-    if (this.broken) throw this.broken;
     const end = offset + data.length;
     if (!Number.isSafeInteger(offset) || offset < 0 || end > this.h.size)
       throw new DiskmintError('BAD_ARGUMENT', `a write of ${data.length} bytes at ${offset} lies outside the ${this.h.size}-byte virtual disk`);
-    if (!data.length) return;
-    const first = Math.floor(offset / this.cs);
-    const count = Math.floor((end - 1) / this.cs) - first + 1;
-    // Every cluster's place is decided (tables read, checked, allocated) before any byte is written.
-    const hosts = new Array<number>(count);
-    const fresh = new Uint8Array(count);
+    if (data.length) await this.guarded(() => this.writeClusters(offset, data));
+  }
+
+  async flush(): Promise<void> {
+    await this.guarded(() => this.flushInOrder());
+  }
+
+  /** Runs `step`; once one fails, the in-memory tables may be half updated, so the session refuses to go on. */
+  private async guarded(step: () => Promise<void>): Promise<void> {
+    if (this.broken) throw new DiskmintError('IO', `an earlier step of this qcow2 edit failed (${this.broken.message}); nothing more is written`);
     try {
-      for (let k = 0; k < count; k++) {
-        const t = await this.target(first + k);
-        hosts[k] = t.host;
-        fresh[k] = t.fresh ? 1 : 0;
-      }
+      await step();
     } catch (err) {
       this.broken = err as Error;
       throw err;
     }
-    const out = new JoinedWriter(this.file);
-    for (let k = 0; k < count; k++) {
+  }
+
+  private async writeClusters(offset: number, data: Uint8Array): Promise<void> {
+    const end = offset + data.length;
+    const first = Math.floor(offset / this.cs);
+    const count = Math.floor((end - 1) / this.cs) - first + 1;
+    const pieceOf = (k: number) => {
       const start = (first + k) * this.cs;
       const from = Math.max(offset, start);
-      const piece = data.subarray(from - offset, Math.min(end, start + this.cs) - offset);
-      if (!fresh[k]) await out.add(hosts[k] + from - start, piece);
-      else if (piece.length === this.cs) await out.add(hosts[k], piece);
-      else {
-        // A new cluster is written whole: its old bytes (as the image reads them now) around the new ones.
-        const whole = new Uint8Array(this.cs);
-        const covered = from === start && from + piece.length >= Math.min(this.h.size, start + this.cs);
-        if (!covered) whole.set(await this.reader.read(start, Math.min(this.cs, this.h.size - start)));
-        whole.set(piece, from - start);
-        await out.add(hosts[k], whole);
-      }
+      return { start, from, piece: data.subarray(from - offset, Math.min(end, start + this.cs) - offset) };
+    };
+    // Every cluster's place is decided (tables read, checked, allocated) and the old bytes of a
+    // partly written new cluster read (only the first and last can be) before any byte is written.
+    const hosts = new Array<number>(count);
+    const wholes = new Map<number, Uint8Array>();
+    for (let k = 0; k < count; k++) {
+      const t = await this.target(first + k);
+      hosts[k] = t.host;
+      const { start, from, piece } = pieceOf(k);
+      if (!t.fresh || piece.length === this.cs) continue;
+      // A new cluster is written whole: its old bytes (as the image reads them now) around the new ones.
+      const whole = new Uint8Array(this.cs);
+      if (from !== start || from + piece.length < Math.min(this.h.size, start + this.cs))
+        whole.set(await this.reader.read(start, Math.min(this.cs, this.h.size - start)));
+      whole.set(piece, from - start);
+      wholes.set(k, whole);
+    }
+    const out = new JoinedWriter(this.file);
+    for (let k = 0; k < count; k++) {
+      const { start, from, piece } = pieceOf(k);
+      const whole = wholes.get(k);
+      if (whole) await out.add(hosts[k], whole);
+      else await out.add(hosts[k] + from - start, piece);
     }
     await out.flush();
     this.unsynced = true;
@@ -301,8 +318,7 @@ class Qcow2EditSession implements ContainerEditSession {
     return block;
   }
 
-  async flush(): Promise<void> {
-    if (this.broken) throw this.broken;
+  private async flushInOrder(): Promise<void> {
     const tables = [...this.l2.values()];
     if (!this.unsynced && !this.l1Dirty.size && !tables.some((t) => t.dirty.size)) return;
     const f = this.file;
