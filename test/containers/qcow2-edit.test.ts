@@ -14,6 +14,7 @@ import type { ContainerEditSession, ContainerReader, EditableFile, InPlaceRefusa
 import { diskOfPieces, diskPieceArb, writeWithHandler } from '../helpers/containers.js';
 import { tempDir } from '../helpers/golden.js';
 import { requirePeer, runPeerOk } from '../helpers/peer.js';
+import { compressedHostClusters, decodeRefcountTableEntry, encodeRefcountTableEntry, getRefcount, setRefcount } from '../../formats/containers/qcow2.js';
 import { MAKERS, editArb, editBytes, editSession, editing, expectQemuReads, makeImage, qemuCheck, readImage } from '../helpers/qcow2-edit.js';
 
 let dir: string;
@@ -26,6 +27,48 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 const haveQemu = () => requirePeer('qemu-img', 'qemu-utils');
 let serial = 0;
+
+describe('qcow2 refcount codecs', () => {
+  it('a refcount set at any order reads back, and its neighbours keep theirs', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 6 }), fc.nat(255), fc.nat(), fc.uint8Array({ minLength: 512, maxLength: 512 }), (order, index, raw, start) => {
+        const block = Uint8Array.from(start);
+        const bits = 2 ** order;
+        const value = raw % 2 ** Math.min(bits, 31);
+        const before = Array.from({ length: (512 * 8) / bits }, (_, i) => getRefcount(block, i, order));
+        const i = index % before.length;
+        setRefcount(block, i, order, value);
+        before[i] = value;
+        expect(Array.from({ length: before.length }, (_, j) => getRefcount(block, j, order))).toEqual(before);
+      }),
+    );
+  });
+
+  it('sub-byte refcounts put entry 0 in the least significant bits (qcow2 spec, "Host cluster management")', () => {
+    const oneBit = new Uint8Array(2);
+    setRefcount(oneBit, 0, 0, 1);
+    setRefcount(oneBit, 9, 0, 1);
+    expect(Array.from(oneBit)).toEqual([0b0000_0001, 0b0000_0010]);
+    const block = new Uint8Array(2);
+    setRefcount(block, 1, 1, 3); // 2-bit entry 1: bits 2-3 of byte 0
+    setRefcount(block, 3, 2, 5); // 4-bit entry 3: the high nibble of byte 1
+    expect(Array.from(block)).toEqual([0b0000_1100, 0b0101_0000]);
+    expect(() => setRefcount(block, 0, 1, 4)).toThrow(/does not fit 2 bits/);
+  });
+
+  it('refcount table entries and compressed extents round trip', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 2 ** 40 }), fc.integer({ min: 9, max: 21 }), fc.integer({ min: 1, max: 2 ** 21 }), (n, clusterBits, length) => {
+        const offset = n * 2 ** clusterBits;
+        if (offset > 2 ** 55) return;
+        expect(decodeRefcountTableEntry(...encodeRefcountTableEntry(offset))).toBe(offset);
+        const { first, last } = compressedHostClusters(offset + 1, length, clusterBits);
+        expect(first).toBe(n);
+        expect(last).toBe(Math.floor((offset + length) / 2 ** clusterBits));
+      }),
+    );
+  });
+});
 
 describe('qcow2 in-place edits', () => {
   it('random writes read back as on a raw copy, by qemu-img and by us, and qemu-img check is clean', async (ctx) => {
