@@ -4,7 +4,8 @@
  * COPIED flag and refcount 1) is written where it lies; any other cluster (unallocated, zero,
  * compressed, or shared) gets a new host cluster at the end of the file, filled whole with its
  * old bytes (zeros, the backing file's, the decompressed ones, as `reader` reads them) and the
- * new data. New L2 tables and refcount blocks are new clusters at the end too. Clusters are
+ * new data; a zero cluster that keeps its own host cluster (v3 bit 0 with an offset, COPIED) is
+ * filled whole there, read as zeros until its entry loses bit 0 in group 2. New L2 tables and refcount blocks are new clusters at the end too. Clusters are
  * never reused within a session (a freed one stays free for qemu to reuse), so data a crash
  * could still reach is never overwritten.
  *
@@ -25,7 +26,8 @@
  *   BARRIER
  *
  * No header field changes: the L1 table has a fixed size and a refcount table that would have
- * to grow is refused at open.
+ * to grow is refused at open (edit-open.ts). `reader` is not told of the edit: after a flush,
+ * open the image again to read it.
  */
 import { DiskmintError } from '../../model/errors.js';
 import { fail } from '../../../formats/common/errors.js';
