@@ -234,6 +234,17 @@ describe('qcow2 in-place edits', () => {
         /L1 entry 0 lacks the COPIED flag.*qemu-img check -r all/,
         false,
       ],
+      [
+        'a refcount block at the L1 table',
+        (path) => {
+          const b = readFileSync(path);
+          const reftable = Number(b.readBigUInt64BE(48));
+          b.writeBigUInt64BE(b.readBigUInt64BE(40), reftable); // refcount block 0 -> the L1 table's cluster
+          writeFileSync(path, b);
+        },
+        /refcount block 0 at \d+ overlaps other metadata.*qemu-img check -r all/,
+        false,
+      ],
     ];
     for (const [what, make, reason, keeps] of cases) {
       it(what, async (ctx) => {

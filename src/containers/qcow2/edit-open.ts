@@ -79,6 +79,7 @@ function metadataClusters(h: Qcow2Header, l1: Uint8Array, reftable: Uint8Array, 
       if (offset % cs !== 0 || offset + cs > fileSize) throw fail('qcow2', 'BAD_VALUE', `${what} ${i} at ${offset} is not a whole cluster inside the file`);
       if (what === 'L2 table' && !isCopied(u32(table, i * 8)))
         throw fail('qcow2', 'BAD_VALUE', `L1 entry ${i} lacks the COPIED flag although the image has no snapshots`);
+      if (out.has(offset / cs)) throw fail('qcow2', 'BAD_VALUE', `${what} ${i} at ${offset} overlaps other metadata`);
       out.add(offset / cs);
     }
   }
