@@ -200,7 +200,7 @@ class SparseEditSession implements ContainerEditSession {
       }
     }
     const tableSectors = (tablesBefore + tablesNeeded.size) * gtSectors(this.h.numGTEsPerGT) * (this.rgd ? 2 : 1);
-    if (this.nextSector + fresh * this.h.grainSize + tableSectors > MAX_ENTRY_SECTOR) {
+    if (fresh > 0 && this.nextSector + fresh * this.h.grainSize + tableSectors > MAX_ENTRY_SECTOR + 1) {
       throw new DiskmintError('BAD_ARGUMENT', 'vmdk: the edit would need grains past sector 2^32 (2 TiB), which grain tables cannot name');
     }
     this.written = true;
