@@ -261,7 +261,7 @@ export function encodeTableSector(entries: ArrayLike<number>, sector: number): U
 export function locateDescriptorCid(bytes: Uint8Array): { start: number; end: number; value: number } | undefined {
   const nul = bytes.indexOf(0);
   const end = nul < 0 ? bytes.length : nul;
-  for (let line = 0; line < end; ) {
+  for (let line = 0; line < end;) {
     let eol = bytes.indexOf(0x0a, line);
     if (eol < 0 || eol > end) eol = end;
     let at = line;

@@ -38,6 +38,7 @@ import {
   encodeTableSector,
   encodeU32Table,
   gdEntryCount,
+  gdSectors,
   gtSectors,
   hasSparseMagic,
   isCompressed,
@@ -73,11 +74,12 @@ function editableHeader(h: SparseHeader | undefined, reader: ContainerReader): S
   const createType = reader.subformat ?? 'monolithicSparse';
   if (h && (isCompressed(h) || h.gdOffset === 'end' || h.flags & FLAG_MARKERS)) {
     return {
-      refused: 'a streamOptimized VMDK holds deflated grains written once, in stream order, with its grain directory in a footer; none of them can be rewritten in place',
+      refused:
+        'a streamOptimized VMDK holds deflated grains written once, in stream order, with its grain directory in a footer; none of them can be rewritten in place',
       rewriteKeepsEverything: true,
     };
   }
-  if (!h || h.capacity === 0 || Number(reader.details().extents ?? 1) !== 1) {
+  if (!h || h.capacity === 0) {
     if (createType === 'monolithicFlat') {
       return {
         refused: 'a monolithicFlat VMDK keeps its data in the flat extent file its descriptor names, and only the descriptor is open for writing',
@@ -92,9 +94,11 @@ function editableHeader(h: SparseHeader | undefined, reader: ContainerReader): S
   if (h.version === 3) {
     // block/vmdk.c vmdk_open_vmdk4: uncompressed version 3 (changed block tracking, VMware KB
     // 2064959) opens read-only; its tracking would not see our writes.
-    return { refused: 'a version 3 sparse VMDK (changed block tracking) is read-only to qemu and VMware tracks its changes itself', rewriteKeepsEverything: true };
+    return {
+      refused: 'a version 3 sparse VMDK (changed block tracking) is read-only to qemu and VMware tracks its changes itself',
+      rewriteKeepsEverything: true,
+    };
   }
-  if (reader.size !== h.capacity * SECTOR) return { refused: `the VMDK's descriptor describes ${reader.size} bytes, its sparse extent ${h.capacity * SECTOR}`, rewriteKeepsEverything: false };
   return h;
 }
 
@@ -138,6 +142,8 @@ class SparseEditSession implements ContainerEditSession {
   /** Per existing table: the sectors whose GTEs changed. */
   private readonly dirtySectors = new Map<number, Set<number>>();
   private nextSector: number;
+  /** The first sector after the header, descriptor and both directories: no grain lies before it. */
+  private readonly metadataEnd: number;
   private written = false;
   private editCrc = 0;
 
@@ -152,6 +158,8 @@ class SparseEditSession implements ContainerEditSession {
     this.grainBytes = h.grainSize * SECTOR;
     // block/vmdk.c vmdk_add_extent: new grains start at the file's length rounded up to a grain.
     this.nextSector = Math.ceil(Math.ceil(file.size / SECTOR) / h.grainSize) * h.grainSize;
+    const dirSectors = gdSectors(h);
+    this.metadataEnd = Math.max(1, h.descriptorOffset + h.descriptorSize, (h.gdOffset as number) + dirSectors, rgd ? h.rgdOffset + dirSectors : 0);
   }
 
   private async table(t: number): Promise<TablePair | undefined> {
@@ -175,6 +183,7 @@ class SparseEditSession implements ContainerEditSession {
     const e = (await this.table(t))?.gt[g % this.h.numGTEsPerGT] ?? 0;
     if (e === GTE_ZEROED && this.h.flags & FLAG_ZEROED_GRAIN_GTE) return -1;
     if (e !== 0 && e * SECTOR >= this.file.size) throw fail('vmdk', 'TRUNCATED', `grain ${g} at sector ${e} lies past the end of the file`);
+    if (e !== 0 && e < this.metadataEnd) throw fail('vmdk', 'BAD_VALUE', `grain ${g} at sector ${e} overlaps the header, descriptor or grain directories`);
     return e;
   }
 
