@@ -95,7 +95,7 @@ function editableHeader(h: SparseHeader | undefined, reader: ContainerReader): S
     // block/vmdk.c vmdk_open_vmdk4: uncompressed version 3 (changed block tracking, VMware KB
     // 2064959) opens read-only; its tracking would not see our writes.
     return {
-      refused: 'a version 3 sparse VMDK (changed block tracking) is read-only to qemu and VMware tracks its changes itself',
+      refused: 'a version 3 sparse VMDK (changed block tracking) opens read-only in qemu: writes in place would bypass its change tracking',
       rewriteKeepsEverything: true,
     };
   }
