@@ -124,7 +124,8 @@ export function parseBmap(text: string): BlockMap {
     const range: BmapRange = { first, last };
     const sum = checksumType ? attributes(m[1] ?? '').get(attr) : undefined;
     if (sum !== undefined) {
-      if (!new RegExp(`^[0-9a-f]{${HEX_LENGTH[checksumType!]}}$`).test(sum)) throw wrong(`range ${body}: '${sum.slice(0, 140)}' is not a ${checksumType} checksum`);
+      if (!new RegExp(`^[0-9a-f]{${HEX_LENGTH[checksumType!]}}$`).test(sum))
+        throw wrong(`range ${body}: '${sum.slice(0, 140)}' is not a ${checksumType} checksum`);
       range.checksum = sum;
     }
     mapped += last - first + 1;
@@ -208,7 +209,7 @@ export function writeBmap(map: Pick<BlockMap, 'imageSize' | 'blockSize' | 'range
   const tail = [
     ' </BmapFileChecksum>',
     '',
-    "    <!-- The block map which consists of elements which may either be a",
+    '    <!-- The block map which consists of elements which may either be a',
     "         range of blocks or a single block. The 'chksum' attribute",
     '         (if present) is the checksum of this blocks range. -->',
     '    <BlockMap>\n',

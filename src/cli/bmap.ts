@@ -10,7 +10,13 @@ const BMAP_OPTIONS = [opts.required(opts.described(opts.output, 'the block map f
 
 export function addBmapCommand(program: Command): void {
   opts
-    .addOptions(program.command('bmap').description("write the image's block map in bmaptool's format 2.0 (SHA-256 per range), for bmaptool copy and flash --bmap").argument('<image>'), BMAP_OPTIONS)
+    .addOptions(
+      program
+        .command('bmap')
+        .description("write the image's block map in bmaptool's format 2.0 (SHA-256 per range), for bmaptool copy and flash --bmap")
+        .argument('<image>'),
+      BMAP_OPTIONS,
+    )
     .action(async (image: string, o: Values<typeof BMAP_OPTIONS>) => {
       const r = await createBmap(image, { output: o.output, allowBacking: o.allowBacking });
       if (o.json) printJson(r);

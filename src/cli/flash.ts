@@ -26,7 +26,13 @@ const FLASH_OPTIONS = [
 /** Ask on the terminal, naming the device, its size, model and current partition table. */
 async function askOnTerminal(c: FlashConfirmation): Promise<boolean> {
   const lines = [`diskmint: about to write ${c.image} (${formatBytes(c.imageSize)}) to ${c.description}`];
-  if (c.current) lines.push('It now holds:', ...formatInspection(c.current).split('\n').map((l) => `  ${l}`));
+  if (c.current)
+    lines.push(
+      'It now holds:',
+      ...formatInspection(c.current)
+        .split('\n')
+        .map((l) => `  ${l}`),
+    );
   printErr(`${lines.join('\n')}\n`);
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
@@ -46,7 +52,8 @@ function progressReporter(json: boolean): { onProgress(p: FlashProgress): void; 
   const onProgress = (p: FlashProgress): void => {
     if (json) {
       const s = p.totalBytes ? Math.floor((p.doneBytes / p.totalBytes) * 20) : 20;
-      if (p.phase !== phase || s !== step) printErr(toJson({ event: 'progress', ...p, bytesPerSecond: Math.round(p.bytesPerSecond) }).replace(/\n\s*/g, ' ') + '\n');
+      if (p.phase !== phase || s !== step)
+        printErr(toJson({ event: 'progress', ...p, bytesPerSecond: Math.round(p.bytesPerSecond) }).replace(/\n\s*/g, ' ') + '\n');
       [phase, step] = [p.phase, s];
       return;
     }
@@ -72,14 +79,18 @@ function formatFlash(r: FlashResult): string {
   return [
     `${r.image} (${r.format}, ${formatBytes(r.imageSize)}) -> ${r.device}: wrote ${formatBytes(r.dataBytes)} of data and ${formatBytes(r.zeroBytes)} of zeros in ${r.ranges} ranges, ${formatBytes(r.writeBytesPerSecond)}/s`,
     `  ${check}`,
-    r.discard ? '  every hole of the image reads as zeros on the device' : '  holes outside the first and last MiB keep what the device held (--discard zeroes them)',
+    r.discard
+      ? '  every hole of the image reads as zeros on the device'
+      : '  holes outside the first and last MiB keep what the device held (--discard zeroes them)',
   ].join('\n');
 }
 
 export function addFlashCommands(program: Command): void {
   const flash = program
     .command('flash')
-    .description('write an image (any format diskmint reads) to a block device or file: only its data, then read back and compare; exit 1 when the read-back differs')
+    .description(
+      'write an image (any format diskmint reads) to a block device or file: only its data, then read back and compare; exit 1 when the read-back differs',
+    )
     .argument('<image>')
     .argument('<device>', 'a block device (the whole card or disk) or a regular file')
     .addOption(new Option('--verify [mode]', "read back every written range (default), or with 'full' the device's first image-size bytes").choices(['full']))
@@ -87,7 +98,10 @@ export function addFlashCommands(program: Command): void {
   opts.addOptions(flash, FLASH_OPTIONS).action(async (image: string, device: string, o: Values<typeof FLASH_OPTIONS> & { verify?: boolean | 'full' }) => {
     const interactive = process.stdin.isTTY === true && stderrIsTerminal();
     if (!o.yes && !interactive) {
-      throw new DiskmintError('BAD_ARGUMENT', `standard input is not a terminal to confirm on: give --yes to write ${device} without asking; nothing was written`);
+      throw new DiskmintError(
+        'BAD_ARGUMENT',
+        `standard input is not a terminal to confirm on: give --yes to write ${device} without asking; nothing was written`,
+      );
     }
     const controller = new AbortController();
     const onSignal = () => controller.abort();
@@ -116,5 +130,4 @@ export function addFlashCommands(program: Command): void {
       process.off('SIGINT', onSignal);
     }
   });
-
 }

@@ -45,7 +45,7 @@ export function rangeBytes(r: { first: number; last: number }, blockSize: number
 /** Hex digest of `length` bytes of `reader` at `offset`, read through `buffer`. */
 export async function hashReaderRange(reader: DiskReader, offset: number, length: number, type: BmapChecksumType, buffer: Uint8Array): Promise<string> {
   const hash = createHash(type);
-  for (let done = 0; done < length; ) {
+  for (let done = 0; done < length;) {
     const n = Math.min(buffer.length, length - done);
     const got = await readInto(reader, offset + done, buffer.subarray(0, n));
     if (got < n) buffer.fill(0, got, n);

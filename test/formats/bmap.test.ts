@@ -48,7 +48,9 @@ function version13(ranges: Array<{ first: number; last: number; sha1?: string }>
       '</bmap>',
       '',
     ].join('\n');
-  const sum = createHash('sha1').update(body('0'.repeat(40))).digest('hex');
+  const sum = createHash('sha1')
+    .update(body('0'.repeat(40)))
+    .digest('hex');
   return body(sum);
 }
 
@@ -66,7 +68,11 @@ describe('bmap codec', () => {
       fc.property(mapArb, (map) => {
         const text = writeBmap(map);
         const stored = /<BmapFileChecksum> ([0-9a-f]{64}) </.exec(text)![1];
-        expect(createHash('sha256').update(text.replace(stored, '0'.repeat(64))).digest('hex')).toBe(stored);
+        expect(
+          createHash('sha256')
+            .update(text.replace(stored, '0'.repeat(64)))
+            .digest('hex'),
+        ).toBe(stored);
       }),
     );
   });
@@ -86,10 +92,23 @@ describe('bmap codec', () => {
 
   it('reads version 1.3 maps (SHA-1 in sha1= attributes and BmapFileSHA1) and 1.0 maps without checksums', () => {
     const sha = createHash('sha1').update('x').digest('hex');
-    const m13 = parseBmap(version13([{ first: 0, last: 3, sha1: sha }, { first: 9, last: 9 }], 40960));
+    const m13 = parseBmap(
+      version13(
+        [
+          { first: 0, last: 3, sha1: sha },
+          { first: 9, last: 9 },
+        ],
+        40960,
+      ),
+    );
     expect(m13.checksumType).toBe('sha1');
-    expect(m13.ranges).toEqual([{ first: 0, last: 3, checksum: sha }, { first: 9, last: 9 }]);
-    const v10 = version13([{ first: 2, last: 5 }], 40960).replace('version="1.3"', 'version="1.0"').replace(/<BmapFileSHA1>.*<\/BmapFileSHA1>/, '');
+    expect(m13.ranges).toEqual([
+      { first: 0, last: 3, checksum: sha },
+      { first: 9, last: 9 },
+    ]);
+    const v10 = version13([{ first: 2, last: 5 }], 40960)
+      .replace('version="1.3"', 'version="1.0"')
+      .replace(/<BmapFileSHA1>.*<\/BmapFileSHA1>/, '');
     const m10 = parseBmap(v10);
     expect(m10.checksumType).toBeUndefined();
     expect(m10.ranges).toEqual([{ first: 2, last: 5 }]);

@@ -44,7 +44,7 @@ export function hashOf(path: string, length = Infinity): string {
   const fd = openSync(path, 'r');
   const buf = Buffer.alloc(1 << 20);
   try {
-    for (let at = 0; at < length; ) {
+    for (let at = 0; at < length;) {
       const n = readSync(fd, buf, 0, Math.min(buf.length, length - at), at);
       if (n === 0) break;
       hash.update(buf.subarray(0, n));

@@ -114,7 +114,9 @@ describe('flash to loop devices', () => {
     const before = hashOf(dev);
     const r = diskmint(['flash', join(dir, 'card.img'), dev, '--yes']);
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(new RegExp(`${dev} \\(${basename(dev)}, .*\\) is smaller than the image \\(50331648 bytes needed, it holds 49283072\\); nothing was written`));
+    expect(r.stderr).toMatch(
+      new RegExp(`${dev} \\(${basename(dev)}, .*\\) is smaller than the image \\(50331648 bytes needed, it holds 49283072\\); nothing was written`),
+    );
     expect(hashOf(dev)).toBe(before);
   });
 

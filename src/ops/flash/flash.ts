@@ -124,7 +124,13 @@ export async function flashImage(image: string | ContainerReader, device: string
     if (refusal) refuse(refusal);
     if (!options.yes) {
       if (!options.confirm) refuse(`${describeTarget(target)}: flash asks before it writes; confirm, or say yes; nothing was written`);
-      const ok = await options.confirm({ target, description: describeTarget(target), current: await currentContents(device), image: imagePath, imageSize: reader.size });
+      const ok = await options.confirm({
+        target,
+        description: describeTarget(target),
+        current: await currentContents(device),
+        image: imagePath,
+        imageSize: reader.size,
+      });
       if (!ok) refuse(`not confirmed: nothing was written to ${device}`);
     }
     const plan = await flashPlan(reader, { bmap, discard: options.discard });

@@ -47,7 +47,7 @@ interface Chunk {
 function* chunksOf(plan: readonly FlashRange[]): Generator<Chunk> {
   for (const range of plan) {
     const end = range.offset + range.length;
-    for (let at = range.offset; at < end; ) {
+    for (let at = range.offset; at < end;) {
       const next = Math.min(end, (Math.floor(at / FLASH_CHUNK) + 1) * FLASH_CHUNK);
       yield { range, offset: at, length: next - at, last: next === end };
       at = next;
