@@ -144,6 +144,21 @@ describe('flashImage to a regular file', () => {
     await expect(flashImage(join(dir, 'other.img'), target('bmap2.dev', size), { ...yes, bmap: map })).rejects.toThrow(
       new RegExp(`checksum mismatch for blocks range ${second.first}-${second.last}`),
     );
+    // A SHA-1 map (another hash than our own digest), checked the same way.
+    const sha1Map = {
+      ...map,
+      checksumType: 'sha1' as const,
+      ranges: map.ranges.map((r) => ({
+        ...r,
+        checksum: createHash('sha1')
+          .update(img.bytes.subarray(r.first * 4096, Math.min(size, (r.last + 1) * 4096)))
+          .digest('hex'),
+      })),
+    };
+    expect((await flashImage(img.path, target('sha1.dev', size), { ...yes, bmap: sha1Map })).verify.ok).toBe(true);
+    await expect(flashImage(join(dir, 'other.img'), target('sha1-bad.dev', size), { ...yes, bmap: sha1Map })).rejects.toThrow(
+      new RegExp(`checksum mismatch for blocks range ${second.first}-${second.last}`),
+    );
     // A map of another size is not this image's.
     truncateSync(join(dir, 'other.img'), size + 4096);
     await expect(flashImage(join(dir, 'other.img'), target('bmap3.dev', size + 4096), { ...yes, bmap: map })).rejects.toThrow(/not its map/);

@@ -20,8 +20,12 @@ const ADDRESS_STEP = 16;
 export interface ReadBack {
   /** 'direct': O_DIRECT reads, from the medium; 'page-cache': ordinary reads (O_DIRECT refused). */
   readonly mode: 'direct' | 'page-cache';
-  /** `length` bytes at `offset` (length at most the chunk size given at open); a view valid until the next read. */
-  read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * `length` bytes at `offset` (length at most the chunk size given at open), read into buffer
+   * `slot` (two, so that one chunk is read while the other is hashed): a view valid until the
+   * next read into the same slot.
+   */
+  read(offset: number, length: number, slot?: 0 | 1): Promise<Uint8Array>;
   close(): Promise<void>;
 }
 
@@ -37,7 +41,8 @@ async function readAll(handle: FileHandle, into: Uint8Array, position: number): 
 
 /** Open `path` (of `size` bytes) for read-back in chunks of up to `chunk` bytes. */
 export async function openReadBack(path: string, size: number, chunk: number): Promise<ReadBack> {
-  const whole = new Uint8Array(chunk + 2 * ALIGN + ALIGN);
+  const slotSize = Math.ceil(chunk / ALIGN) * ALIGN + 2 * ALIGN;
+  const whole = new Uint8Array(2 * slotSize + ALIGN);
   let handle: FileHandle | undefined;
   // A file whose length is not whole sectors cannot have its last bytes read directly.
   if (size % 512 === 0) {
@@ -66,8 +71,8 @@ export async function openReadBack(path: string, size: number, chunk: number): P
     const plain = await open(path, 'r');
     return {
       mode: 'page-cache',
-      async read(offset, length) {
-        const view = whole.subarray(0, length);
+      async read(offset, length, slot = 0) {
+        const view = whole.subarray(slot * slotSize, slot * slotSize + length);
         const got = await readAll(plain, view, offset);
         view.fill(0, got);
         return view;
@@ -76,10 +81,11 @@ export async function openReadBack(path: string, size: number, chunk: number): P
     };
   }
   const direct = handle;
-  const buffer = whole.subarray(shift);
+  const buffers = [whole.subarray(shift, shift + slotSize), whole.subarray(shift + slotSize)];
   return {
     mode: 'direct',
-    async read(offset, length) {
+    async read(offset, length, slot = 0) {
+      const buffer = buffers[slot];
       const start = offset - (offset % ALIGN);
       // The tail of a device whose size is not a 4 KiB multiple is read in 512-byte sectors.
       const end = Math.min(Math.ceil((offset + length) / ALIGN) * ALIGN, size);

@@ -117,24 +117,33 @@ export async function writePlan(
     }
     if (c.offset === c.range.offset) {
       hash = createHash('sha256');
-      check = c.range.expected ? createHash(c.range.expected.type) : undefined;
+      // A bmap's SHA-256 is our own digest; another type (1.3's SHA-1) is a second hash.
+      check = c.range.expected && c.range.expected.type !== 'sha256' ? createHash(c.range.expected.type) : undefined;
     }
+    // The write runs while this chunk is hashed, except a bmap range's last chunk: it is written
+    // only once the range's checksum is known to match.
+    const checked = c.last && c.range.expected !== undefined;
+    const writing = checked ? undefined : writeFully(device, bytes, c.offset);
+    writing?.catch(() => undefined); // awaited below; an error is not left unhandled meanwhile
     hash!.update(bytes);
     check?.update(bytes);
-    if (c.last && check && c.range.expected) {
-      const got = check.digest('hex');
-      if (got !== c.range.expected.hex) {
+    let digest: string | undefined;
+    if (c.last) digest = hash!.digest('hex');
+    if (checked) {
+      const expected = c.range.expected!;
+      const got = check ? check.digest('hex') : digest!;
+      if (got !== expected.hex) {
         await pending?.catch(() => undefined);
         throw new DiskmintError(
           'INPUT',
-          `checksum mismatch for blocks range ${c.range.expected.blocks}: calculated ${got}, the bmap says ${c.range.expected.hex} (image ${opts.imagePath}); stopped after writing ${written} bytes: the device is incomplete`,
+          `checksum mismatch for blocks range ${expected.blocks}: calculated ${got}, the bmap says ${expected.hex} (image ${opts.imagePath}); stopped after writing ${written} bytes: the device is incomplete`,
         );
       }
     }
-    await writeFully(device, bytes, c.offset);
+    await (writing ?? writeFully(device, bytes, c.offset));
     written += c.length;
     opts.meter.advance(c.length);
-    if (c.last) digests.push(hash!.digest('hex'));
+    if (digest !== undefined) digests.push(digest);
   }
   return digests;
 }
@@ -160,14 +169,33 @@ export async function verifyWritten(
   digests: readonly string[],
   opts: { signal?: AbortSignal; meter: Meter },
 ): Promise<number | undefined> {
-  for (let i = 0; i < plan.length; i++) {
-    const hash = createHash('sha256');
-    for (const c of chunksOf([plan[i]])) {
-      if (opts.signal?.aborted) throw new DiskmintError('IO', 'verification interrupted: the device was written in full but not checked');
-      hash.update(await back.read(c.offset, c.length));
-      opts.meter.advance(c.length);
+  const chunks = chunksOf(plan);
+  let slot: 0 | 1 = 0;
+  const fetch = (c: Chunk) => {
+    slot = slot === 0 ? 1 : 0;
+    return back.read(c.offset, c.length, slot).then((bytes) => ({ c, bytes }));
+  };
+  const first = chunks.next();
+  let pending = first.done ? undefined : fetch(first.value);
+  let hash = createHash('sha256');
+  let index = 0;
+  while (pending) {
+    const { c, bytes } = await pending;
+    const next = chunks.next();
+    pending = next.done ? undefined : fetch(next.value); // read ahead while this chunk is hashed
+    if (opts.signal?.aborted) {
+      await pending?.catch(() => undefined);
+      throw new DiskmintError('IO', 'verification interrupted: the device was written in full but not checked');
     }
-    if (hash.digest('hex') !== digests[i]) return firstDifference(image, back, plan[i]);
+    hash.update(bytes);
+    opts.meter.advance(c.length);
+    if (!c.last) continue;
+    if (hash.digest('hex') !== digests[index]) {
+      await pending?.catch(() => undefined);
+      return firstDifference(image, back, plan[index]);
+    }
+    hash = createHash('sha256');
+    index++;
   }
   return undefined;
 }
