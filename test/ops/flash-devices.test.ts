@@ -108,6 +108,24 @@ describe('flash to loop devices', () => {
     expect(r.verify).toMatchObject({ ok: false, firstBadOffset: bad, readBack: 'direct' });
   });
 
+  it("asks before writing, showing the device's current partition table; a no writes nothing", async (ctx) => {
+    if (!ready) return ctx.skip();
+    copyFileSync(join(dir, 'card.img'), join(dir, 'dev-asked'));
+    const dev = attachLoop(join(dir, 'dev-asked'));
+    const before = hashOf(dev);
+    let asked: { description: string; scheme?: string; partitions?: number } | undefined;
+    await expect(
+      flashImage(join(dir, 'card.qcow2'), dev, {
+        confirm: (c) => {
+          asked = { description: c.description, scheme: c.current?.table?.scheme, partitions: c.current?.table?.partitions.length };
+          return false;
+        },
+      }),
+    ).rejects.toThrow(`not confirmed: nothing was written to ${dev}`);
+    expect(asked).toEqual({ description: `${dev} (${basename(dev)}, ${join(dir, 'dev-asked')}, 48 MiB)`, scheme: 'gpt', partitions: 1 });
+    expect(hashOf(dev)).toBe(before);
+  });
+
   it('refuses a device smaller than the image, writing nothing', (ctx) => {
     if (!ready) return ctx.skip();
     const dev = attachLoop(backing('dev-small', SIZE - MiB));

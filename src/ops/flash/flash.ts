@@ -20,7 +20,8 @@ import type { BlockMap } from '../../../formats/bmap/bmap.js';
 import { DiskmintError, isSystemError } from '../../model/errors.js';
 import { openDisk, type OpenDiskOptions } from '../../io/open-disk.js';
 import type { ContainerReader } from '../../containers/types.js';
-import { inspectDisk, inspectImage, type ImageInspection } from '../inspect.js';
+import { inspectDisk, wholeDiskFilesystem, type ImageInspection } from '../inspect.js';
+import { fileHandleReader } from '../../model/disk-reader.js';
 import { readBmapFile } from '../bmap.js';
 import { describeTarget, inspectTarget, refusalFor, type FlashTarget } from './device.js';
 import { flashPlan, totalBytes } from './plan.js';
@@ -98,11 +99,22 @@ async function openTarget(target: FlashTarget): Promise<FileHandle> {
   }
 }
 
-async function currentContents(path: string): Promise<ImageInspection | undefined> {
+/**
+ * What the target holds now, as `info` reads a raw disk (a block device's stat size is 0, so
+ * it is read as a disk of the size sysfs gives).
+ */
+async function currentContents(target: FlashTarget): Promise<ImageInspection | undefined> {
+  let handle: FileHandle | undefined;
   try {
-    return await inspectImage(path);
+    handle = await open(target.path, 'r');
+    const disk = fileHandleReader(handle, target.size, async () => {});
+    const { table, findings } = await inspectDisk(disk);
+    const filesystem = table ? undefined : await wholeDiskFilesystem(disk);
+    return { path: target.path, format: 'raw', details: {}, sizeBytes: target.size, table, ...(filesystem ? { filesystem } : {}), findings };
   } catch {
-    return undefined; // an empty or unreadable device: nothing to show
+    return undefined; // unreadable: nothing to show
+  } finally {
+    await handle?.close();
   }
 }
 
@@ -127,7 +139,7 @@ export async function flashImage(image: string | ContainerReader, device: string
       const ok = await options.confirm({
         target,
         description: describeTarget(target),
-        current: await currentContents(device),
+        current: await currentContents(target),
         image: imagePath,
         imageSize: reader.size,
       });
