@@ -106,6 +106,7 @@ describe('flashImage to a regular file', () => {
       }),
     ).rejects.toThrow(/not confirmed: nothing was written/);
     expect(asked).toContain('unconfirmed.dev (a regular file of 8 MiB)');
+    await expect(flashImage(img.path, img.path, yes)).rejects.toThrow(/data.img is the image itself; nothing was written/);
     expect(readFileSync(dev).every((b) => b === 0xaa)).toBe(true);
   });
 

@@ -15,7 +15,7 @@
  * kernel's exclusive open of a block device) while it is written.
  */
 import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { BlockMap } from '../../../formats/bmap/bmap.js';
 import { DiskmintError, isSystemError } from '../../model/errors.js';
 import { openDisk, type OpenDiskOptions } from '../../io/open-disk.js';
@@ -88,6 +88,11 @@ function refuse(message: string): never {
   throw new DiskmintError('BAD_ARGUMENT', message);
 }
 
+async function sameFile(a: string, b: string): Promise<boolean> {
+  const [x, y] = await Promise.all([stat(a), stat(b)]);
+  return x.dev === y.dev && x.ino === y.ino;
+}
+
 /** Open the target for writing: exclusively for a block device (EBUSY while mounted or held). */
 async function openTarget(target: FlashTarget): Promise<FileHandle> {
   const flags = constants.O_WRONLY | (target.kind === 'block' ? constants.O_EXCL : 0);
@@ -121,6 +126,7 @@ async function currentContents(target: FlashTarget): Promise<ImageInspection | u
 /** Write `image` (a path, or an opened reader) to `device`; see the file comment. */
 export async function flashImage(image: string | ContainerReader, device: string, options: FlashOptions = {}): Promise<FlashResult> {
   const verifyMode = options.verify ?? 'written';
+  if (!['written', 'full', 'none'].includes(verifyMode)) refuse(`verify '${String(verifyMode)}' is not one of written, full, none`);
   const imagePath = typeof image === 'string' ? image : 'image';
   const opened = typeof image === 'string' ? await openDisk(image, options) : { reader: image, format: image.format };
   const reader = opened.reader;
@@ -131,6 +137,7 @@ export async function flashImage(image: string | ContainerReader, device: string
       refuse(`the bmap describes an image of ${bmap.imageSize} bytes, ${imagePath} holds ${reader.size}: not its map; nothing was written`);
     }
     const target = await inspectTarget(device);
+    if (typeof image === 'string' && (await sameFile(image, device))) refuse(`${device} is the image itself; nothing was written`);
     const { table } = await inspectDisk(reader);
     const refusal = refusalFor(target, reader.size, table !== null);
     if (refusal) refuse(refusal);
