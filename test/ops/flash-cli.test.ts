@@ -2,7 +2,7 @@
  * `diskmint flash` as a user runs it: Ctrl-C (SIGINT) mid-write stops cleanly, saying how far
  * it got and that the target is incomplete; `bmap` writes a map that `flash --bmap` takes.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BUNDLE, diskmint, requireFreshBundle } from '../helpers/cli.js';
 import { parseBmap } from '../../formats/bmap/bmap.js';
+import { requirePeer } from '../helpers/peer.js';
 
 const MiB = 1 << 20;
 const dir = mkdtempSync(join(tmpdir(), 'diskmint-flash-cli-'));
@@ -47,6 +48,44 @@ describe('diskmint flash and bmap', () => {
     const got = readFileSync(dev);
     expect(got.subarray(0, Number(m![1])).every((b) => b === 0x11)).toBe(true);
     expect(got.subarray(size - MiB).every((b) => b === 0xaa)).toBe(true);
+  });
+
+  it('on a terminal asks, naming the target and its current table; only a yes writes', (ctx) => {
+    if (!requirePeer('script', 'bsdutils') || !requirePeer('sgdisk', 'gdisk')) return ctx.skip();
+    requireFreshBundle();
+    const image = join(dir, 'asked.img');
+    writeFileSync(image, Buffer.alloc(8 * MiB));
+    execFileSync('sgdisk', ['-n', '1:2048:+2M', image], { stdio: 'ignore' });
+    const dev = join(dir, 'asked.dev');
+    const old = Buffer.alloc(16 * MiB);
+    old.set(readFileSync(image)); // the target holds a GPT of its own, for the question to show
+    old.fill(0xaa, 20_000, 24_000); // and old bytes in the first MiB, which a write zeroes
+    writeFileSync(dev, old);
+    // script(1) gives diskmint a terminal; what is piped to script is typed into it.
+    const ask = (answer: string) =>
+      spawnSync(
+        'script',
+        ['-qec', `${JSON.stringify(process.execPath)} ${JSON.stringify(BUNDLE)} flash ${JSON.stringify(image)} ${JSON.stringify(dev)}`, '/dev/null'],
+        {
+          input: `${answer}\n`,
+          encoding: 'utf8',
+        },
+      );
+    const no = ask('n');
+    expect(no.status).toBe(1);
+    expect(no.stdout).toContain(`about to write ${image} (8 MiB) to ${dev} (a regular file of 16 MiB)`);
+    expect(no.stdout).toMatch(/It now holds:[\s\S]*GPT, 512-byte sectors[\s\S]*linux-data/);
+    expect(no.stdout).toContain(`Everything on ${dev} will be lost. Write it? [y/N]`);
+    expect(no.stdout).toContain(`not confirmed: nothing was written to ${dev}`);
+    expect(readFileSync(dev).equals(old)).toBe(true);
+    const yes = ask('y');
+    expect(yes.status, yes.stdout).toBe(0);
+    expect(yes.stdout).toContain('verified (every written range');
+    expect(
+      readFileSync(dev)
+        .subarray(0, 8 * MiB)
+        .equals(readFileSync(image)),
+    ).toBe(true);
   });
 
   it('bmap writes a 2.0 map of the image that flash --bmap takes', () => {
