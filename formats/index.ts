@@ -32,3 +32,5 @@ export * from './fs/nvlist.js';
 export * from './fs/zfs-label.js';
 
 export * from './boot/gptboot.js';
+
+export * from './bmap/bmap.js';

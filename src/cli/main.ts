@@ -13,6 +13,8 @@ import { addFatCommands } from './fat.js';
 import { addSlotCommands } from './slot.js';
 import { addSignCommands } from './sign.js';
 import { addZfsCommands } from './zfs.js';
+import { addFlashCommands } from './flash.js';
+import { addBmapCommand } from './bmap.js';
 import { presetLayoutChecked, PRESETS } from '../layout/presets.js';
 import type { WriteImageOptions } from '../io/write-image.js';
 import { parseOptionString } from '../containers/registry.js';
@@ -239,6 +241,8 @@ export function makeProgram(): Command {
   addSlotCommands(program);
   addSignCommands(program);
   addZfsCommands(program);
+  addFlashCommands(program);
+  addBmapCommand(program);
 
   opts
     .addOptions(program.command('schema').description('print the JSON Schema of layout files'), SCHEMA_OPTIONS)

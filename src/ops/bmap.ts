@@ -1,0 +1,130 @@
+/**
+ * `diskmint bmap`: bmaptool's block map (formats/bmap/bmap.ts) of any image diskmint reads, and
+ * reading the maps `bmaptool create` writes. The mapped blocks are the container's allocated
+ * ranges (ContainerReader.allocatedRanges: a qcow2's clusters, a raw file's data) in 4 KiB
+ * blocks, as bmaptool maps a file's extents (Filemap.get_mapped_ranges).
+ */
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import { parseBmap, writeBmap, MAX_BMAP_TEXT, type BlockMap, type BmapChecksumType, type BmapRange } from '../../formats/bmap/bmap.js';
+import { DiskmintError, FormatError } from '../model/errors.js';
+import { readInto, type DiskReader } from '../model/disk-reader.js';
+import { openDisk, type OpenDiskOptions } from '../io/open-disk.js';
+import { writeAtomically } from '../io/atomic-output.js';
+import { writeFully } from '../io/write-fully.js';
+import type { ContainerReader } from '../containers/types.js';
+
+/** bmaptool create's block size (BmapCreate: the file system's block size, 4096 on every Linux one). */
+export const BMAP_BLOCK_SIZE = 4096;
+/** Bytes read at a time while hashing (reused buffer). */
+const CHUNK = 4 << 20;
+
+/** The image's allocated ranges as ascending, merged block ranges of `blockSize`. */
+export async function* mappedBlockRanges(reader: ContainerReader, blockSize = BMAP_BLOCK_SIZE): AsyncGenerator<{ first: number; last: number }> {
+  let open: { first: number; last: number } | undefined;
+  for await (const { offset, length } of reader.allocatedRanges()) {
+    const end = Math.min(reader.size, offset + length);
+    if (end <= offset) continue;
+    const first = Math.floor(offset / blockSize);
+    const last = Math.ceil(end / blockSize) - 1;
+    if (open && first <= open.last + 1) open.last = Math.max(open.last, last);
+    else {
+      if (open) yield open;
+      open = { first, last };
+    }
+  }
+  if (open) yield open;
+}
+
+/** The bytes blocks `first` to `last` cover, cut at the image's end. */
+export function rangeBytes(r: { first: number; last: number }, blockSize: number, imageSize: number): { offset: number; length: number } {
+  const offset = r.first * blockSize;
+  return { offset, length: Math.min(imageSize, (r.last + 1) * blockSize) - offset };
+}
+
+/** Hex digest of `length` bytes of `reader` at `offset`, read through `buffer`. */
+export async function hashReaderRange(reader: DiskReader, offset: number, length: number, type: BmapChecksumType, buffer: Uint8Array): Promise<string> {
+  const hash = createHash(type);
+  for (let done = 0; done < length;) {
+    const n = Math.min(buffer.length, length - done);
+    const got = await readInto(reader, offset + done, buffer.subarray(0, n));
+    if (got < n) buffer.fill(0, got, n);
+    hash.update(buffer.subarray(0, n));
+    done += n;
+  }
+  return hash.digest('hex');
+}
+
+/** The version 2.0 block map of an open image: its allocated blocks, SHA-256 per range. */
+export async function blockMapOf(reader: ContainerReader, onProgress?: (done: number, total: number) => void): Promise<BlockMap> {
+  const buffer = new Uint8Array(CHUNK);
+  const ranges: BmapRange[] = [];
+  let mapped = 0;
+  for await (const r of mappedBlockRanges(reader)) {
+    const { offset, length } = rangeBytes(r, BMAP_BLOCK_SIZE, reader.size);
+    ranges.push({ ...r, checksum: await hashReaderRange(reader, offset, length, 'sha256', buffer) });
+    mapped += r.last - r.first + 1;
+    onProgress?.(offset + length, reader.size);
+  }
+  const blocksCount = Math.ceil(reader.size / BMAP_BLOCK_SIZE);
+  return { version: '2.0', imageSize: reader.size, blockSize: BMAP_BLOCK_SIZE, blocksCount, mappedBlocksCount: mapped, checksumType: 'sha256', ranges };
+}
+
+export interface CreateBmapOptions extends OpenDiskOptions {
+  /** Where the map goes (written atomically: a temp file renamed over it). */
+  output: string;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface CreateBmapResult {
+  image: string;
+  output: string;
+  format: string;
+  imageSize: number;
+  blockSize: number;
+  blocksCount: number;
+  mappedBlocksCount: number;
+  ranges: number;
+}
+
+/** `diskmint bmap IMAGE -o MAP`: the map `bmaptool copy --bmap MAP IMAGE DEV` takes. */
+export async function createBmap(image: string, opts: CreateBmapOptions): Promise<CreateBmapResult> {
+  if (!opts.output) throw new DiskmintError('BAD_ARGUMENT', 'bmap needs an output file (-o FILE.bmap)');
+  const { reader, format } = await openDisk(image, opts);
+  try {
+    const map = await blockMapOf(reader, opts.onProgress);
+    const text = new TextEncoder().encode(writeBmap(map));
+    await writeAtomically(opts.output, (handle) => writeFully(handle, text, 0));
+    return {
+      image,
+      output: opts.output,
+      format,
+      imageSize: map.imageSize,
+      blockSize: map.blockSize,
+      blocksCount: map.blocksCount,
+      mappedBlocksCount: map.mappedBlocksCount,
+      ranges: map.ranges.length,
+    };
+  } finally {
+    await reader.close();
+  }
+}
+
+/** Read and check a bmap file (bmaptool create's 1.x or 2.0, or ours): a DiskmintError naming it when it is not sound. */
+export async function readBmapFile(path: string): Promise<BlockMap> {
+  let text: string;
+  try {
+    const st = await stat(path);
+    if (st.size > MAX_BMAP_TEXT) throw new DiskmintError('INPUT', `${path}: a bmap file of ${st.size} bytes is too large`);
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if (err instanceof DiskmintError) throw err;
+    throw new DiskmintError('INPUT', `${path} cannot be read: ${(err as Error).message}`);
+  }
+  try {
+    return parseBmap(text);
+  } catch (err) {
+    if (err instanceof FormatError) throw new DiskmintError('INPUT', `${path}: ${err.message}`);
+    throw err;
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * `diskmint flash IMAGE DEVICE`: write an image to a card or disk (or a regular file), only the
+ * ranges that hold data (plan.ts), then read them back from the medium and compare.
+ *
+ * What each choice guarantees (as bmaptool's docs say of bmaptool copy):
+ * - default: every byte of the image's data, its first and last MiB (the tables), are on the
+ *   device and read back equal; other holes keep the device's old bytes, which no file system
+ *   of the image reads (they are free space to it);
+ * - `discard`: also every hole of the image reads as zeros (written as zeros: Node has no
+ *   BLKDISCARD ioctl), so the device's first image-size bytes equal the image;
+ * - `verify: 'full'`: those first image-size bytes are compared with the image, holes as zeros
+ *   (meaningful after `discard`; without it old bytes in holes are reported).
+ * Before any write it refuses a device that is in use, too small, or of the wrong kind
+ * (device.ts), and asks for confirmation unless `yes`. The device is opened with O_EXCL (the
+ * kernel's exclusive open of a block device) while it is written.
+ */
+import { constants } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import type { BlockMap } from '../../../formats/bmap/bmap.js';
+import { DiskmintError, isSystemError } from '../../model/errors.js';
+import { openDisk, type OpenDiskOptions } from '../../io/open-disk.js';
+import type { ContainerReader } from '../../containers/types.js';
+import { inspectDisk, wholeDiskFilesystem, type ImageInspection } from '../inspect.js';
+import { fileHandleReader } from '../../model/disk-reader.js';
+import { readBmapFile } from '../bmap.js';
+import { describeTarget, inspectTarget, refusalFor, type FlashTarget } from './device.js';
+import { flashPlan, totalBytes } from './plan.js';
+import { openReadBack } from './read-back.js';
+import { FLASH_CHUNK, meter, verifyFull, verifyWritten, writePlan, type FlashProgress } from './write.js';
+
+export { FlashInterrupted, type FlashProgress, type FlashPhase } from './write.js';
+export type { FlashTarget } from './device.js';
+
+/** What a confirmation is asked about. */
+export interface FlashConfirmation {
+  target: FlashTarget;
+  /** "/dev/sdb (sdb, Ultra USB 3.0, 29.8 GiB)". */
+  description: string;
+  /** The device's current contents as `diskmint info` reads them (undefined when unreadable). */
+  current?: ImageInspection;
+  image: string;
+  imageSize: number;
+}
+
+export interface FlashOptions extends OpenDiskOptions {
+  /** 'written' (default): read back every written range; 'full': the first image-size bytes; 'none'. */
+  verify?: 'written' | 'full' | 'none';
+  /** A bmap file (path, or already parsed): its ranges are written and their checksums checked. */
+  bmap?: string | BlockMap;
+  /** Make every hole of the image read as zeros on the device (see above). */
+  discard?: boolean;
+  /** Write without asking. */
+  yes?: boolean;
+  /** Asked before writing unless `yes`; false refuses. Without it (and without `yes`) flash refuses. */
+  confirm?(c: FlashConfirmation): Promise<boolean> | boolean;
+  onProgress?(p: FlashProgress): void;
+  /** Stops between chunks with FlashInterrupted (how far it got). */
+  signal?: AbortSignal;
+  /** Tests: called after the sync, before verification reads anything. */
+  beforeVerify?(): Promise<void>;
+}
+
+export interface FlashResult {
+  image: string;
+  device: string;
+  format: string;
+  imageSize: number;
+  /** Ranges written, and their bytes: the image's data, and zeros. */
+  ranges: number;
+  dataBytes: number;
+  zeroBytes: number;
+  discard: boolean;
+  bmap?: string;
+  seconds: number;
+  /** Written bytes per second, sync included. */
+  writeBytesPerSecond: number;
+  verify: {
+    mode: 'written' | 'full' | 'none';
+    ok: boolean;
+    /** 'direct': read from the medium with O_DIRECT; 'page-cache': O_DIRECT was refused. */
+    readBack?: 'direct' | 'page-cache';
+    /** First offset where the device differs from the image. */
+    firstBadOffset?: number;
+  };
+}
+
+function refuse(message: string): never {
+  throw new DiskmintError('BAD_ARGUMENT', message);
+}
+
+async function sameFile(a: string, b: string): Promise<boolean> {
+  const [x, y] = await Promise.all([stat(a), stat(b)]);
+  return x.dev === y.dev && x.ino === y.ino;
+}
+
+/** Open the target for writing: exclusively for a block device (EBUSY while mounted or held). */
+async function openTarget(target: FlashTarget): Promise<FileHandle> {
+  const flags = constants.O_WRONLY | (target.kind === 'block' ? constants.O_EXCL : 0);
+  try {
+    return await open(target.path, flags);
+  } catch (err) {
+    if (isSystemError(err) && err.code === 'EBUSY') refuse(`${describeTarget(target)} is in use (the kernel refuses an exclusive open); nothing was written`);
+    throw err;
+  }
+}
+
+/**
+ * What the target holds now, as `info` reads a raw disk (a block device's stat size is 0, so
+ * it is read as a disk of the size sysfs gives).
+ */
+async function currentContents(target: FlashTarget): Promise<ImageInspection | undefined> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(target.path, 'r');
+    const disk = fileHandleReader(handle, target.size, async () => {});
+    const { table, findings } = await inspectDisk(disk);
+    const filesystem = table ? undefined : await wholeDiskFilesystem(disk);
+    return { path: target.path, format: 'raw', details: {}, sizeBytes: target.size, table, ...(filesystem ? { filesystem } : {}), findings };
+  } catch {
+    return undefined; // unreadable: nothing to show
+  } finally {
+    await handle?.close();
+  }
+}
+
+/** Write `image` (a path, or an opened reader) to `device`; see the file comment. */
+export async function flashImage(image: string | ContainerReader, device: string, options: FlashOptions = {}): Promise<FlashResult> {
+  const verifyMode = options.verify ?? 'written';
+  if (!['written', 'full', 'none'].includes(verifyMode)) refuse(`verify '${String(verifyMode)}' is not one of written, full, none`);
+  const imagePath = typeof image === 'string' ? image : 'image';
+  const opened = typeof image === 'string' ? await openDisk(image, options) : { reader: image, format: image.format };
+  const reader = opened.reader;
+  try {
+    const bmapPath = typeof options.bmap === 'string' ? options.bmap : undefined;
+    const bmap = typeof options.bmap === 'string' ? await readBmapFile(options.bmap) : options.bmap;
+    if (bmap && bmap.imageSize !== reader.size) {
+      refuse(`the bmap describes an image of ${bmap.imageSize} bytes, ${imagePath} holds ${reader.size}: not its map; nothing was written`);
+    }
+    const target = await inspectTarget(device);
+    if (typeof image === 'string' && (await sameFile(image, device))) refuse(`${device} is the image itself; nothing was written`);
+    const { table } = await inspectDisk(reader);
+    const refusal = refusalFor(target, reader.size, table !== null);
+    if (refusal) refuse(refusal);
+    if (!options.yes) {
+      if (!options.confirm) refuse(`${describeTarget(target)}: flash asks before it writes; confirm, or say yes; nothing was written`);
+      const ok = await options.confirm({
+        target,
+        description: describeTarget(target),
+        current: await currentContents(target),
+        image: imagePath,
+        imageSize: reader.size,
+      });
+      if (!ok) refuse(`not confirmed: nothing was written to ${device}`);
+    }
+    const plan = await flashPlan(reader, { bmap, discard: options.discard });
+    const m = meter(options.onProgress);
+    const started = performance.now();
+    const handle = await openTarget(target);
+    let digests: string[];
+    try {
+      m.phase('write', totalBytes(plan));
+      digests = await writePlan(reader, handle, plan, { devicePath: device, imagePath, signal: options.signal, meter: m });
+      m.phase('sync', 0);
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const result: FlashResult = {
+      image: imagePath,
+      device,
+      format: opened.format,
+      imageSize: reader.size,
+      ranges: plan.length,
+      dataBytes: totalBytes(plan, 'data'),
+      zeroBytes: totalBytes(plan, 'zero'),
+      discard: options.discard === true,
+      ...(bmapPath ? { bmap: bmapPath } : {}),
+      seconds,
+      writeBytesPerSecond: totalBytes(plan) / Math.max(1e-3, seconds),
+      verify: { mode: verifyMode, ok: true },
+    };
+    if (verifyMode === 'none') return result;
+    await options.beforeVerify?.();
+    const back = await openReadBack(device, target.size, FLASH_CHUNK);
+    try {
+      m.phase('verify', verifyMode === 'full' ? reader.size : totalBytes(plan));
+      const bad =
+        verifyMode === 'full'
+          ? await verifyFull(reader, back, { signal: options.signal, meter: m })
+          : await verifyWritten(reader, back, plan, digests, { signal: options.signal, meter: m });
+      result.verify = { mode: verifyMode, ok: bad === undefined, readBack: back.mode, ...(bad === undefined ? {} : { firstBadOffset: bad }) };
+    } finally {
+      await back.close();
+    }
+    result.seconds = (performance.now() - started) / 1000;
+    return result;
+  } finally {
+    if (typeof image === 'string') await reader.close();
+  }
+}
