@@ -397,3 +397,55 @@ export function refcountLayout(clusterBits: number, otherClusters: number, refco
     tableClusters = Math.max(tableClusters, needTable);
   }
 }
+
+/** Bit 63 of L1/L2 entries, "refcount is exactly one" ("Cluster mapping": QCOW_OFLAG_COPIED). */
+export function isCopied(hi: number): boolean {
+  return (hi & 0x80000000) !== 0;
+}
+
+/** Refcount table entry: bits 9-63 the refcount block's offset, no flags ("Host cluster management"). */
+export function decodeRefcountTableEntry(hi: number, lo: number): number {
+  return hi * 0x100000000 + ((lo & 0xfffffe00) >>> 0);
+}
+
+export function encodeRefcountTableEntry(blockOffset: number): [number, number] {
+  return [Math.floor(blockOffset / 0x100000000) >>> 0, blockOffset >>> 0];
+}
+
+/**
+ * Refcount `index` of a refcount block of 2^order-bit entries: big-endian from 8 bits up, and
+ * "if refcount_bits implies a sub-byte width, bit 0 means the least significant bit" (qcow2 spec,
+ * "Host cluster management"). 64-bit counts are read as two halves.
+ */
+export function getRefcount(block: Uint8Array, index: number, order: number): number {
+  const view = new DataView(block.buffer, block.byteOffset, block.length);
+  if (order === 6) return view.getUint32(index * 8) * 0x100000000 + view.getUint32(index * 8 + 4);
+  if (order === 5) return view.getUint32(index * 4);
+  if (order === 4) return view.getUint16(index * 2);
+  if (order === 3) return block[index];
+  const bits = 2 ** order;
+  return (block[Math.floor((index * bits) / 8)] >> ((index * bits) % 8)) & ((1 << bits) - 1);
+}
+
+/** Set refcount `index` (0 <= value < 2^53 and below 2^refcount_bits); see getRefcount. */
+export function setRefcount(block: Uint8Array, index: number, order: number, value: number): void {
+  if (value < 0 || value >= 2 ** Math.min(53, 2 ** order)) throw fail('qcow2', 'INVALID_ARGUMENT', `refcount ${value} does not fit ${2 ** order} bits`);
+  const view = new DataView(block.buffer, block.byteOffset, block.length);
+  if (order === 6) {
+    view.setUint32(index * 8, Math.floor(value / 0x100000000));
+    view.setUint32(index * 8 + 4, value >>> 0);
+  } else if (order === 5) view.setUint32(index * 4, value);
+  else if (order === 4) view.setUint16(index * 2, value);
+  else if (order === 3) block[index] = value;
+  else {
+    const bits = 2 ** order;
+    const at = Math.floor((index * bits) / 8);
+    const shift = (index * bits) % 8;
+    block[at] = (block[at] & ~(((1 << bits) - 1) << shift)) | (value << shift);
+  }
+}
+
+/** First and last host cluster a compressed descriptor's sectors touch (what qemu counts for it). */
+export function compressedHostClusters(hostOffset: number, length: number, clusterBits: number): { first: number; last: number } {
+  return { first: Math.floor(hostOffset / 2 ** clusterBits), last: Math.floor((hostOffset + length - 1) / 2 ** clusterBits) };
+}

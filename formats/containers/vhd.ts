@@ -241,3 +241,41 @@ export function vhdBitmapBytes(blockSize: number): number {
 export function vhdTimestamp(unixSeconds: number): number {
   return Math.max(0, Math.min(0xffffffff, unixSeconds - 946684800));
 }
+
+/**
+ * The BAT's first `entries` entries (VHD spec "Block Allocation Table": big-endian u32 sector
+ * numbers of each block's sector bitmap, VHD_BAT_UNUSED for a block with no data).
+ */
+export function decodeVhdBat(bytes: Uint8Array, entries: number): Uint32Array {
+  if (bytes.length < entries * 4) throw fail('vhd', 'TRUNCATED', `VHD BAT of ${entries} entries needs ${entries * 4} bytes, has ${bytes.length}`);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  const bat = new Uint32Array(entries);
+  for (let i = 0; i < entries; i++) bat[i] = dv.getUint32(i * 4);
+  return bat;
+}
+
+/** Store BAT entry `index` (a block's sector number) into the table's bytes, big-endian. */
+export function putVhdBatEntry(bytes: Uint8Array, index: number, sector: number): void {
+  new DataView(bytes.buffer, bytes.byteOffset, bytes.length).setUint32(index * 4, sector);
+}
+
+/** VHD spec "Sector Bitmap": bit 7 of byte 0 is the block's first sector; set = the sector holds data. */
+export function vhdSectorPresent(bitmap: Uint8Array, sector: number): boolean {
+  return ((bitmap[sector >> 3] ?? 0) & (0x80 >> (sector & 7))) !== 0;
+}
+
+/**
+ * Mark sectors [from, to) present in a block's bitmap; returns the indexes of the bitmap's
+ * 512-byte sectors that changed (ascending), the ones an editor writes back.
+ */
+export function markVhdSectorsPresent(bitmap: Uint8Array, from: number, to: number): number[] {
+  const changed: number[] = [];
+  for (let s = from; s < to; s++) {
+    const bit = 0x80 >> (s & 7);
+    if (bitmap[s >> 3] & bit) continue;
+    bitmap[s >> 3] |= bit;
+    const at = Math.floor((s >> 3) / VHD_SECTOR);
+    if (changed[changed.length - 1] !== at) changed.push(at);
+  }
+  return changed;
+}

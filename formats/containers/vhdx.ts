@@ -9,7 +9,8 @@
 import { hasLatin1, putLatin1, putU64, putUtf16le, u64, utf16le, view } from '../common/bytes.js';
 import { crc32c } from '../common/crc32c.js';
 import { fail } from '../common/errors.js';
-import { decodeGuid, encodeGuid } from '../common/guid.js';
+import { ZERO_GUID, decodeGuid, encodeGuid } from '../common/guid.js';
+import { sha256 } from '@noble/hashes/sha2.js';
 
 export const KIB = 1024;
 export const MIB = 1024 * 1024;
@@ -128,6 +129,39 @@ export function decodeVhdxHeader(bytes: Uint8Array, which: string): VhdxHeader {
   };
   if (h.version !== 1) throw fail('vhdx', 'BAD_VALUE', `VHDX ${which} version ${h.version} is not 1`);
   return h;
+}
+
+/** 16 bytes as a version-4-shaped GUID (RFC 9562 5.4: version nibble 4, variant bits 10). */
+function v4Guid(bytes: Uint8Array): string {
+  const b = bytes.slice(0, 16);
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const hex = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/**
+ * The header a writer puts into the non-current slot before its first change (2.2.2.1, as qemu's
+ * vhdx_user_visible_write): SequenceNumber + 1, a new FileWriteGuid (2.2.2: changed before the
+ * file is first written) and DataWriteGuid (changed before user-visible data is), and LogGuid
+ * zero (the log is empty: callers refuse files whose log needs replaying). The new GUIDs are not
+ * random: they are the SHA-256 of the old ones and the sequence number, so the same edits of the
+ * same file give the same bytes, and each edit still gets GUIDs no earlier header had.
+ */
+export function nextWriteHeader(h: VhdxHeader): VhdxHeader {
+  const input = new Uint8Array(24 + 32 + 8);
+  input.set(new TextEncoder().encode('diskmint vhdx write guid'), 0);
+  encodeGuid(h.fileWriteGuid, input, 24);
+  encodeGuid(h.dataWriteGuid, input, 40);
+  view(input).setBigUint64(56, h.sequenceNumber, true);
+  const d = sha256(input);
+  return {
+    ...h,
+    sequenceNumber: h.sequenceNumber + 1n,
+    fileWriteGuid: v4Guid(d.subarray(0, 16)),
+    dataWriteGuid: v4Guid(d.subarray(16, 32)),
+    logGuid: ZERO_GUID,
+  };
 }
 
 export interface VhdxRegion {

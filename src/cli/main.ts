@@ -156,7 +156,9 @@ export function makeProgram(): Command {
     .addOptions(
       program
         .command('repair')
-        .description('rewrite a damaged or out-of-date GPT copy from the good one (as gpart recover, sgdisk -e); exit 2 when neither copy is valid')
+        .description(
+          'replay a VHDX log not yet applied (as Hyper-V, qemu-img check -r all), then rewrite a damaged or out-of-date GPT copy from the good one (as gpart recover, sgdisk -e); exit 2 when neither copy is valid',
+        )
         .argument('<image>'),
       [opts.json] as const,
     )

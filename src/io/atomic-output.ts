@@ -37,6 +37,12 @@ export interface AtomicFileOptions {
    * error is DiskmintError 'BAD_ARGUMENT' "TARGET exists; not overwriting it". Default true.
    */
   replace?: boolean;
+  /**
+   * The file's owner from its creation on, with exactly `mode` (no umask): a container rewritten
+   * by an edit keeps the owner, group and mode of the file it replaces. A user who may not give
+   * the file that owner gets a DiskmintError naming the target, and nothing changes.
+   */
+  owner?: { uid: number; gid: number };
 }
 
 export class AtomicOutput {
@@ -130,12 +136,32 @@ export class AtomicOutput {
 /** Track `temp`, then create it exclusively ('wx'): tracked first, so a signal between the two still removes it. */
 async function openTemp(temp: string, final: string | undefined, opts: AtomicFileOptions = {}): Promise<TempFile> {
   trackTempFile(temp);
+  let handle: FileHandle;
   try {
-    return { temp, final, noReplace: opts.replace === false, handle: await open(temp, 'wx', opts.mode ?? 0o666) };
+    handle = await open(temp, 'wx', opts.mode ?? 0o666);
   } catch (err) {
     untrackTempFile(temp); // not ours: it existed, or could not be made
     throw err;
   }
+  const file: TempFile = { temp, final, noReplace: opts.replace === false, handle };
+  if (opts.owner) {
+    try {
+      await handle.chown(opts.owner.uid, opts.owner.gid); // before chmod: chown clears set-id bits
+      await handle.chmod(opts.mode ?? 0o666);
+    } catch (err) {
+      await handle.close().catch(() => {});
+      await unlink(temp).catch(() => {});
+      untrackTempFile(temp);
+      if (isSystemError(err) && err.code === 'EPERM') {
+        throw new DiskmintError(
+          'BAD_ARGUMENT',
+          `${final ?? temp} belongs to uid ${opts.owner.uid}, gid ${opts.owner.gid}, which this user cannot give a new file; nothing was changed`,
+        );
+      }
+      throw err;
+    }
+  }
+  return file;
 }
 
 /**

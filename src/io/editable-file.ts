@@ -7,6 +7,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type { EditableFile } from '../containers/types.js';
 import { fileHandleReader } from '../model/disk-reader.js';
 import { writeFully } from './write-fully.js';
+import { DiskmintError, isSystemError } from '../model/errors.js';
 
 export interface EditHooks {
   /** Called before each write with its 1-based number; tests throw here to stop an edit midway. */
@@ -15,8 +16,11 @@ export interface EditHooks {
   onBarrier?: (writes: number) => void;
 }
 
-/** `handle` (opened r+) as an EditableFile; closing the handle stays the caller's. */
-export async function editableFile(handle: FileHandle, hooks: EditHooks = {}): Promise<EditableFile & { writes(): number }> {
+/**
+ * `handle` (opened r+) as an EditableFile; closing the handle stays the caller's. A system error
+ * (EIO, ENOSPC) comes out as DiskmintError 'IO' naming `path`.
+ */
+export async function editableFile(handle: FileHandle, hooks: EditHooks = {}, path = 'the image'): Promise<EditableFile & { writes(): number }> {
   let size = (await handle.stat()).size;
   let writes = 0;
   return {
@@ -26,20 +30,30 @@ export async function editableFile(handle: FileHandle, hooks: EditHooks = {}): P
     read: (offset, length, into) => fileHandleReader(handle, size).read(offset, length, into),
     async write(offset, data) {
       hooks.beforeWrite?.(++writes);
-      await writeFully(handle, data, offset);
+      await namingPath(path, 'writing', () => writeFully(handle, data, offset));
       size = Math.max(size, offset + data.length);
     },
     async barrier() {
       hooks.onBarrier?.(writes);
-      await handle.datasync();
+      await namingPath(path, 'syncing', () => handle.datasync());
     },
     close: async () => {},
     writes: () => writes,
   };
 }
 
+/** Run `io`; a system error from it becomes DiskmintError 'IO' "writing PATH failed: ...". */
+export async function namingPath<T>(path: string, doing: string, io: () => Promise<T>): Promise<T> {
+  try {
+    return await io();
+  } catch (err) {
+    if (isSystemError(err)) throw new DiskmintError('IO', `${doing} ${path} failed: ${err.message}`);
+    throw err;
+  }
+}
+
 /** Open `path` for in-place edits (tests and tools; the image editor passes its own handle). */
 export async function openEditableFile(path: string, hooks: EditHooks = {}): Promise<{ file: EditableFile; close: () => Promise<void> }> {
   const handle = await open(path, 'r+');
-  return { file: await editableFile(handle, hooks), close: () => handle.close() };
+  return { file: await editableFile(handle, hooks, path), close: () => handle.close() };
 }

@@ -1,23 +1,33 @@
 /**
  * Editing an image in place. Raw images are written where they lie, one ordered write at a
- * time (so callers control crash safety). Containers (qcow2, VMDK, VHD, VHDX) collect the
- * edits as an overlay and are rewritten whole to a temp file that replaces the original only
- * when complete, with the same format and options: a crash leaves the old image untouched.
+ * time (so callers control crash safety). Containers (qcow2, VMDK, VHD, VHDX) are written in
+ * place too, through their format's edit session (container-in-place.ts), so the file stays the
+ * user's (symlink, hard links, owner, mode). A container that cannot take an edit in place is
+ * rewritten to a temp file and renamed, keeping mode and owner (container-rewrite.ts), or the
+ * edit is refused where a rewrite would lose something. Read-only files are refused, whatever
+ * the format, and whoever runs diskmint (root too).
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { DiskmintError } from '../model/errors.js';
 import type { DiskReader } from '../model/disk-reader.js';
 import { openDisk } from './open-disk.js';
-import { VirtualDisk, type ExtentSource } from '../model/extents.js';
-import { FileCache, readRunInto } from './run-reader.js';
-import { writeImage } from './write-image.js';
 import { writeFully } from './write-fully.js';
-import type { ContainerFormat, ContainerReader } from '../containers/types.js';
+import type { ContainerFormat } from '../containers/types.js';
+import { handlerFor } from '../containers/registry.js';
 import { lockImage, type ImageLock, type LockOptions } from './image-lock.js';
+import { editableFile, namingPath } from './editable-file.js';
+import { inPlaceEditor } from './container-in-place.js';
+import { rewritingEditor } from './container-rewrite.js';
 
 export interface ImageEditor {
   readonly path: string;
   readonly format: ContainerFormat;
+  /**
+   * Writes land in the image's own file as they are issued (raw images, containers edited in
+   * place): a failure part-way leaves what was written, so callers check before the first write.
+   * false: the edits are pending until commit rewrites the container (rollback drops them).
+   */
+  readonly inPlace: boolean;
   /** The image as it stands, pending edits included. */
   readonly disk: DiskReader;
   writeBytes(offset: number, data: Uint8Array): Promise<void>;
@@ -25,16 +35,16 @@ export interface ImageEditor {
   writeFile(offset: number, file: string, length: number, fileOffset?: number): Promise<void>;
   /**
    * A write barrier: the writes issued so far reach the disk before any later one is issued
-   * (raw: fdatasync of the handle; containers: nothing, since the commit rewrites the whole
-   * image to a temp file that replaces the original only when complete, so no half of an edit
-   * can ever be seen). Callers put one between the writes whose order matters for crash safety.
+   * (raw: fdatasync of the handle; containers in place: the session's flush, tables after data,
+   * then fdatasync; rewritten containers: nothing, since the commit replaces the whole file at
+   * once). Callers put one between the writes whose order matters for crash safety.
    */
   barrier(): Promise<void>;
-  /** Make the edits durable (raw: fsync; containers: rewrite and rename). */
+  /** Make the edits durable (raw and in place: fsync; rewritten containers: rewrite and rename). */
   commit(): Promise<void>;
   /** The edits pending so far, for `rollback` (raw images write at once: always 0). */
   mark(): number;
-  /** Drop the edits pending since `mark` (containers; a raw image keeps what was written, as always). */
+  /** Drop the edits pending since `mark` (rewritten containers; in-place writes stay written). */
   rollback(mark: number): void;
   close(): Promise<void>;
 }
@@ -65,12 +75,39 @@ export async function openImageEditor(path: string, opts: EditorOptions = {}): P
 }
 
 async function openLocked(path: string, opts: EditorOptions): Promise<ImageEditor> {
+  await refuseReadOnly(path);
   const { reader, format } = await openDisk(path);
   if (format === 'raw') {
     await reader.close();
     return rawEditor(path, await open(path, 'r+'), opts);
   }
-  return containerEditor(path, reader, format, opts);
+  const editing = handlerFor(format).editing;
+  if (!editing) return rewritingEditor(path, await realpath(path), reader, format, `${format} has no in-place edits`, opts);
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(path, 'r+'); // follows a symlink: the target is edited, the link stays
+    const file = await editableFile(handle, opts, path);
+    const session = await editing.openForEdit(file, reader);
+    if ('write' in session) return inPlaceEditor(path, format, handle, file, session, reader);
+    await handle.close();
+    if (!session.rewriteKeepsEverything) throw new DiskmintError('BAD_ARGUMENT', `${path} cannot be edited: ${session.refused}; nothing was changed`);
+    return rewritingEditor(path, await realpath(path), reader, format, session.refused, opts);
+  } catch (err) {
+    await handle?.close().catch(() => {});
+    await reader.close();
+    throw err;
+  }
+}
+
+/**
+ * A file no one may write (no write bit: 0444) is not edited, even by root, whom the kernel
+ * would let: the mode says the user wants it kept as it is.
+ */
+async function refuseReadOnly(path: string): Promise<void> {
+  const st = await stat(path).catch(() => undefined);
+  if (st && st.isFile() && (st.mode & 0o222) === 0) {
+    throw new DiskmintError('BAD_ARGUMENT', `${path} is read-only (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); nothing was changed`);
+  }
 }
 
 /** `e`, whose close also releases the image's lock. */
@@ -83,6 +120,7 @@ function borrowed(e: ImageEditor): ImageEditor {
   return {
     path: e.path,
     format: e.format,
+    inPlace: e.inPlace,
     disk: e.disk,
     writeBytes: (o, d) => e.writeBytes(o, d),
     writeFile: (o, f, l, fo) => e.writeFile(o, f, l, fo),
@@ -124,11 +162,12 @@ function rawEditor(path: string, handle: FileHandle, opts: EditorOptions): Promi
     const pwrite = async (data: Uint8Array, at: number) => {
       if (at < 0 || at + data.length > size) throw new DiskmintError('BAD_ARGUMENT', `write at ${at} of ${data.length} bytes is outside the image`);
       opts.beforeWrite?.(++writes);
-      await writeFully(handle, data, at);
+      await namingPath(path, 'writing', () => writeFully(handle, data, at));
     };
     return {
       path,
       format: 'raw' as const,
+      inPlace: true,
       disk,
       writeBytes: (offset, data) => pwrite(data, offset),
       async writeFile(offset, file, length, fileOffset = 0) {
@@ -148,140 +187,12 @@ function rawEditor(path: string, handle: FileHandle, opts: EditorOptions): Promi
       },
       async barrier() {
         opts.onBarrier?.(writes);
-        await handle.datasync();
+        await namingPath(path, 'syncing', () => handle.datasync());
       },
-      commit: () => handle.sync(),
+      commit: () => namingPath(path, 'syncing', () => handle.sync()),
       mark: () => 0,
       rollback: () => {},
       close: () => handle.close(),
     };
   });
-}
-
-interface Edit {
-  offset: number;
-  length: number;
-  source: ExtentSource;
-}
-
-function containerEditor(path: string, base: ContainerReader, format: ContainerFormat, opts: EditorOptions): ImageEditor {
-  const edits: Edit[] = [];
-  const files = new FileCache();
-  let writes = 0;
-  const addEdit = (e: Edit) => {
-    if (e.offset < 0 || e.offset + e.length > base.size)
-      throw new DiskmintError('BAD_ARGUMENT', `write at ${e.offset} of ${e.length} bytes is outside the image`);
-    opts.beforeWrite?.(++writes);
-    edits.push(e);
-  };
-  const disk: DiskReader = {
-    size: base.size,
-    async read(offset, length) {
-      const out = new Uint8Array(await base.read(offset, length));
-      for (const e of edits) {
-        const from = Math.max(offset, e.offset);
-        const to = Math.min(offset + out.length, e.offset + e.length);
-        if (from >= to) continue;
-        const overlay = await overlayBytes(e, from - e.offset, to - from, files);
-        out.set(overlay, from - offset);
-      }
-      return out;
-    },
-    close: async () => {},
-  };
-  return {
-    path,
-    format,
-    disk,
-    async writeBytes(offset, data) {
-      addEdit({ offset, length: data.length, source: { kind: 'bytes', data: new Uint8Array(data) } });
-    },
-    async writeFile(offset, file, length, fileOffset = 0) {
-      addEdit({ offset, length, source: { kind: 'file', path: file, offset: fileOffset } });
-    },
-    async barrier() {
-      opts.onBarrier?.(writes);
-    },
-    async commit() {
-      if (!edits.length) return;
-      const merged = await mergeEdits(base, edits);
-      await writeImage(merged, path, { format, options: rewriteOptions(base) });
-      edits.length = 0;
-    },
-    mark: () => edits.length,
-    rollback(mark) {
-      edits.length = Math.min(edits.length, mark);
-    },
-    async close() {
-      await files.closeAll();
-      await base.close();
-    },
-  };
-}
-
-async function overlayBytes(e: Edit, skip: number, length: number, files: FileCache): Promise<Uint8Array> {
-  const out = new Uint8Array(length);
-  const s = e.source;
-  if (s.kind === 'bytes') out.set(s.data.subarray(skip, skip + length));
-  else if (s.kind === 'file') await readRunInto({ offset: 0, length: e.length, kind: 'file', path: s.path, fileOffset: s.offset }, skip, out, files);
-  return out;
-}
-
-/** The base image's data with the edits laid over it (later edits win). */
-async function mergeEdits(base: ContainerReader, edits: Edit[]): Promise<VirtualDisk> {
-  // Flatten edits into disjoint pieces, later edits covering earlier ones.
-  let pieces: Edit[] = [];
-  for (const e of edits) pieces = [...subtract(pieces, e.offset, e.offset + e.length), e];
-  const disk = new VirtualDisk(base.size);
-  for await (const r of base.allocatedRanges()) {
-    const whole: Edit = { offset: r.offset, length: Math.min(r.length, base.size - r.offset), source: { kind: 'reader', reader: base, offset: r.offset } };
-    const kept = pieces.reduce<Edit[]>((acc, p) => subtract(acc, p.offset, p.offset + p.length), [whole]);
-    for (const part of kept) disk.place(part.offset, part.length, part.source);
-  }
-  for (const p of pieces) disk.place(p.offset, p.length, p.source);
-  return disk;
-}
-
-/** Remove [from, to) from each piece, splitting pieces and shifting their sources. */
-function subtract(pieces: Edit[], from: number, to: number): Edit[] {
-  const out: Edit[] = [];
-  for (const p of pieces) {
-    const end = p.offset + p.length;
-    if (to <= p.offset || from >= end) {
-      out.push(p);
-      continue;
-    }
-    if (from > p.offset) out.push(slice(p, p.offset, from));
-    if (to < end) out.push(slice(p, to, end));
-  }
-  return out;
-}
-
-function slice(p: Edit, from: number, to: number): Edit {
-  const skip = from - p.offset;
-  const s = p.source;
-  const source: ExtentSource = s.kind === 'bytes' ? { kind: 'bytes', data: s.data.subarray(skip, skip + (to - from)) } : { ...s, offset: s.offset + skip };
-  return { offset: from, length: to - from, source };
-}
-
-/** Options that reproduce the container's own format choices when it is rewritten. */
-function rewriteOptions(r: ContainerReader): Record<string, string> {
-  const d = r.details();
-  switch (r.format) {
-    case 'qcow2':
-      return { compat: String(d.compat ?? '1.1'), cluster_size: String(d.cluster_size ?? 65536) };
-    case 'vmdk': {
-      const sub = r.subformat ?? 'monolithicSparse';
-      if (!['monolithicSparse', 'streamOptimized', 'monolithicFlat'].includes(sub)) {
-        throw new DiskmintError('BAD_ARGUMENT', `editing a ${sub} VMDK in place is not supported; convert it to monolithicSparse first`);
-      }
-      return { subformat: sub, ...(d.adapterType ? { adapter_type: String(d.adapterType) } : {}) };
-    }
-    case 'vhd':
-      return { subformat: r.subformat ?? 'dynamic', force_size: 'on' };
-    case 'vhdx':
-      return { subformat: r.subformat ?? 'dynamic', ...(d.blockSize ? { block_size: String(d.blockSize) } : {}) };
-    default:
-      return {};
-  }
 }

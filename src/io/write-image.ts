@@ -12,7 +12,7 @@ import { fileSink, streamSink, type ByteSink } from './sink.js';
 import { CONTAINER_HANDLERS, handlerFor, outputFormatFor, parseOptionString } from '../containers/registry.js';
 import type { ContainerFormat, WriteContext } from '../containers/types.js';
 import { checkOutputTarget, inputFilesOf } from './output-target.js';
-import { writeAtomically } from './atomic-output.js';
+import { writeAtomically, type AtomicFileOptions } from './atomic-output.js';
 import type { ProgressReporter } from './progress.js';
 
 export interface WriteImageOptions {
@@ -32,6 +32,8 @@ export interface WriteImageOptions {
   progress?: ProgressReporter | false;
   /** Files the command read (a layout, a converted image) besides the disk's own file runs: no output may be one of them. */
   inputs?: readonly string[];
+  /** The output file's mode, owner and replace rule (atomic-output.ts); default: a new file's. */
+  outputFile?: AtomicFileOptions;
 }
 
 export interface WriteImageResult {
@@ -105,19 +107,23 @@ async function writeWithHandler(
     await sink.finish();
     return;
   }
-  await writeAtomically(output, async (handle, out) => {
-    const sink = fileSink(handle);
-    await handler.write(
-      disk,
-      sink,
-      ctx(async (name: string): Promise<ByteSink> => {
-        const final = join(dirname(output), name);
-        await checkOutputTarget(final, inputs()); // a VMDK's -flat/-s001 file may be the input itself
-        return fileSink(await out.sibling(final));
-      }),
-    );
-    await sink.finish();
-  });
+  await writeAtomically(
+    output,
+    async (handle, out) => {
+      const sink = fileSink(handle);
+      await handler.write(
+        disk,
+        sink,
+        ctx(async (name: string): Promise<ByteSink> => {
+          const final = join(dirname(output), name);
+          await checkOutputTarget(final, inputs()); // a VMDK's -flat/-s001 file may be the input itself
+          return fileSink(await out.sibling(final));
+        }),
+      );
+      await sink.finish();
+    },
+    opts.outputFile,
+  );
 }
 
 /** The same disk, with every data read reported to `progress`. Nothing is read here. */

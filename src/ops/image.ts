@@ -1,15 +1,16 @@
 /**
  * An image as a handle: open it once, read it, edit its slots, convert or compare it, close it.
  *
- * Edits (slot writes, bootonce, confirm, activate) go through one editor: a raw image is written
- * in place as each edit runs (in the crash-safe order of src/ops/slots), a container (qcow2,
- * VMDK, VHD, VHDX) collects them and is rewritten once, to a temp file renamed over it, by
- * `commit()` or `close()`. A slot write commits pending edits, then writes, commits (raw: fsync)
- * and reads the slot back from the file before any attribute is set on it, as `slot write`
- * does: a container that gets a slot write then bootonce is rewritten twice.
- * Reads (`inspect`, `verify`, `compare`, `convert`) see the image as committed: they commit
- * pending edits first. An edit that fails leaves a container's earlier pending edits as they
- * were and drops its own.
+ * Edits (slot writes, bootonce, confirm, activate, repair) go through one editor: the image is
+ * written in place as each edit runs (in the crash-safe order of src/ops/slots; a container
+ * through its format's edit session), or, for a container that cannot be edited in place
+ * (streamOptimized VMDK), the edits are collected and the container is rewritten once, to a temp
+ * file renamed over it, by `commit()` or `close()`. A slot write commits pending edits, then
+ * writes, commits (fsync) and reads the slot back from the file before any attribute is set on
+ * it, as `slot write` does. Reads (`inspect`, `verify`, `compare`, `convert`) see the image as
+ * committed: they commit pending edits first. An edit that fails leaves a rewritten container's
+ * earlier pending edits as they were and drops its own; in place, what was written stays, as in
+ * a raw image (the slot edits check before their first write).
  *
  * Nothing is printed: `convert`'s `progress` is a callback or a ProgressReporter, told only when
  * given.
@@ -25,6 +26,7 @@ import { compareImages, type CompareOptions, type CompareResult } from './compar
 import { convertImage, type ConvertResult } from './convert.js';
 import { openImageEditor, type ImageEditor } from '../io/image-editor.js';
 import { withImageLock, type LockOptions } from '../io/image-lock.js';
+import { repairImage, type RepairResult } from './repair.js';
 import {
   slotActivate,
   slotBootonce,
@@ -86,7 +88,9 @@ export interface Image {
   confirm(): Promise<string[]>;
   /** Make a slot the permanent default. */
   activate(slot: SlotRef): Promise<void>;
-  /** Make pending edits durable (raw: fsync; containers: the one rewrite). */
+  /** Rewrite a damaged or stale GPT copy from the good one, after replaying a VHDX log (`diskmint repair`). */
+  repair(): Promise<RepairResult>;
+  /** Make pending edits durable (fsync; a container that cannot be edited in place: the one rewrite). */
   commit(): Promise<void>;
   /** Commit pending edits and release the image. */
   close(): Promise<void>;
@@ -180,6 +184,7 @@ export async function openImage(path: string, options: OpenImageOptions = {}): P
     },
     confirm: () => edit((e) => slotConfirm(path, { editor: e })),
     activate: (slot) => edit((e) => slotActivate(path, slot, { editor: e })),
+    repair: () => read(() => repairImage(path, { lockTimeout })),
     commit,
     async close() {
       if (closed) return;

@@ -1,12 +1,15 @@
 /**
- * `diskmint repair IMG`: rewrite a damaged or stale GPT copy from the good one, as FreeBSD's
- * `gpart recover` and `sgdisk -e` do, the backup moved to the disk's last sector when the disk
- * grew. The writes go through the image editor (raw in place, containers rewritten whole) in
+ * `diskmint repair IMG`: replay a VHDX's log into the file when it holds one (as Hyper-V and
+ * `qemu-img check -r all` do: containers/vhdx/replay.ts), then rewrite a damaged or stale GPT
+ * copy from the good one, as FreeBSD's `gpart recover` and `sgdisk -e` do, the backup moved to
+ * the disk's last sector when the disk grew. The writes go through the image editor in
  * the crash-safe order of schemes/gpt/edit.ts: the stale copy first, a barrier, then the good
  * one (only where its bytes change, e.g. its pointer to a moved backup), a barrier.
  */
 import { DiskmintError } from '../model/errors.js';
 import { openImageEditor, type EditorOptions, type ImageEditor } from '../io/image-editor.js';
+import { openDisk } from '../io/open-disk.js';
+import { replayVhdxLog } from '../containers/vhdx/replay.js';
 import { planGptRewrite, readGptForEdit, writeGptPlan, type EditableGpt, type GptWrite } from '../schemes/gpt/edit.js';
 
 export interface RepairResult {
@@ -16,6 +19,8 @@ export interface RepairResult {
   rewrote: Array<'primary' | 'backup'>;
   /** The backup header's old and new LBA when it was moved to the end of a grown disk. */
   movedBackup?: { from: number; to: number };
+  /** A VHDX log replayed into the file first: its entries and writes. */
+  replayedLog?: { entries: number; writes: number };
   message: string;
 }
 
@@ -49,6 +54,30 @@ async function growProtectiveMbr(editor: ImageEditor, newLastLba: number, oldLas
 }
 
 export async function repairImage(path: string, opts: EditorOptions = {}): Promise<RepairResult> {
+  const replayedLog = await replayLogIfAny(path, opts);
+  if (!replayedLog) return repairGpt(path, opts);
+  const log = `${path}: replayed the VHDX log (${replayedLog.entries} entries, ${replayedLog.writes} writes) into the file`;
+  try {
+    const result = await repairGpt(path, opts);
+    return { ...result, replayedLog, message: `${log}\n${result.message}` };
+  } catch (err) {
+    // The log was the repair; a disk without a readable GPT has nothing more to repair.
+    if (!(err instanceof DiskmintError) || err.code !== 'NOT_A_DISK') throw err;
+    return { path, format: 'vhdx', rewrote: [], replayedLog, message: `${log}; it holds no GPT to check (${err.message})` };
+  }
+}
+
+/** A VHDX whose log holds writes not yet applied (read commands replay it in memory only): applied to the file. */
+async function replayLogIfAny(path: string, opts: EditorOptions): Promise<{ entries: number; writes: number } | undefined> {
+  const { reader, format } = await openDisk(path);
+  const pending = reader.details().logReplayedInMemory;
+  await reader.close();
+  if (format !== 'vhdx' || !pending) return undefined;
+  const r = await replayVhdxLog(path, opts);
+  return r.replayed ? { entries: r.entries, writes: r.writes } : undefined;
+}
+
+async function repairGpt(path: string, opts: EditorOptions): Promise<RepairResult> {
   const editor = await openImageEditor(path, opts);
   try {
     const gpt = await readGptForEdit(editor.disk).catch((err: unknown) => {

@@ -276,9 +276,9 @@ export function nextBootenv(current: Bootenv | undefined, value: string | undefi
 
 /**
  * Write (or with `value` undefined/empty, remove) the one-time boot request in all four labels'
- * boot environment blocks; everything else in each label is left byte-for-byte. Raw images are
- * written label by label in BOOTENV_WRITE_ORDER with a write barrier after each; containers are
- * rewritten atomically by the editor (their barrier is nothing).
+ * boot environment blocks; everything else in each label is left byte-for-byte. Written label by
+ * label in BOOTENV_WRITE_ORDER with a write barrier after each (raw images and containers edited
+ * in place alike; a container that must be rewritten is replaced whole at commit).
  */
 export async function zfsSetBootonce(spec: string, value: string | undefined, opts: EditorOptions = {}): Promise<SetBootonceResult> {
   const { path } = parseImageSpec(spec);
@@ -287,6 +287,14 @@ export async function zfsSetBootonce(spec: string, value: string | undefined, op
     const { vdev, base } = await vdevOf(editor.disk, spec);
     const set = await readOrExplain(vdev, spec);
     const current = currentBootenv(set);
+    const old = current?.oldBootHeader;
+    if (old) {
+      // The old header fills the block where a boot environment would go: writing one replaces it.
+      throw new DiskmintError(
+        'BAD_ARGUMENT',
+        `${spec}: the labels hold an old vdev_boot_header (version ${old.version}, a pool of 2006-2008), not a boot environment: no boot loader that reads freebsd:bootonce boots this pool, and writing one would overwrite that header; nothing was changed (zpool upgrade the pool first)`,
+      );
+    }
     const env = nextBootenv(current, value);
     const pool = set.labels.map((l) => l.config && nvString(l.config, 'name')).find((n) => n !== undefined);
     const stored = nvString(env, FREEBSD_BOOTONCE);

@@ -12,7 +12,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { Command } from 'commander';
 import { BOOTENV_OFFSET, BOOTENV_SIZE, decodeBootenv, labelOffsets, sealEmbedded, VDEV_BOOT_MAGIC } from '../../formats/fs/zfs-label.js';
 import { memoryDiskReader } from '../../src/model/disk-reader.js';
-import { describeBootenv, labelFindings, readZfsLabels, zfsBootenv } from '../../src/ops/zfs.js';
+import { describeBootenv, labelFindings, readZfsLabels, zfsBootenv, zfsSetBootonce } from '../../src/ops/zfs.js';
 import { addZfsCommands } from '../../src/cli/zfs.js';
 import { cliOutput } from '../../src/cli/output.js';
 import { tempDir } from '../helpers/golden.js';
@@ -80,5 +80,14 @@ describe('the old vdev_boot_header (item 15)', () => {
       /no boot environment; label 0 holds an old vdev_boot_header \(version 1, boot area at byte 524288, 3670016 bytes, big-endian\)/,
     );
     expect(out.join('')).not.toMatch(/3254243537164/);
+  });
+
+  it('zfs bootonce refuses a pool whose labels hold it, changing nothing', async () => {
+    const pool = new Uint8Array(gunzipSync(readFileSync(new URL('../../fixtures/zfs/pool.img.gz', import.meta.url).pathname)));
+    const path = join(tempDir('diskmint-zfs-old-'), 'old.img');
+    const bytes = withOldHeaders(pool, 'little');
+    writeFileSync(path, bytes);
+    await expect(zfsSetBootonce(path, 'zroot/ROOT/next')).rejects.toThrow(/old vdev_boot_header \(version 1, .*nothing was changed/);
+    expect(Buffer.from(readFileSync(path)).equals(Buffer.from(bytes))).toBe(true);
   });
 });

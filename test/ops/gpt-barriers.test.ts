@@ -34,6 +34,7 @@ function recordingEditor(image: Uint8Array): { editor: ImageEditor; groups: Writ
   const editor: ImageEditor = {
     path: '(memory)',
     format: 'raw',
+    inPlace: true,
     disk: memoryDiskReader(buf),
     async writeBytes(offset, data) {
       groups[groups.length - 1].push({ offset, bytes: new Uint8Array(data) });

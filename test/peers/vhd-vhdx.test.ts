@@ -26,6 +26,7 @@ import { defaultVhdxBlockSize } from '../../src/containers/vhdx/writer.js';
 import { vhdSizeFor } from '../../formats/containers/vhd.js';
 import { crc32c } from '../../formats/common/crc32c.js';
 import { replayVhdxLog } from '../../src/containers/vhdx/replay.js';
+import { openImage, verifyImage } from '../../src/index.js';
 import { logOffsetOf, vhdxLogEntry, withVhdxLog } from '../helpers/vhdx-log.js';
 import type { ContainerHandler } from '../../src/containers/types.js';
 import { openWithHandler, readAll, writeWithHandler } from '../helpers/containers.js';
@@ -451,5 +452,30 @@ describe('VHDX log replay (issue 17 item 9): qemu-img judges', () => {
     const once = sha(inPlace);
     expect((await replayVhdxLog(inPlace)).replayed).toBe(false);
     expect(sha(inPlace)).toBe(once);
+  });
+
+  it('verify warns of a log not yet applied (the file unchanged); repair, through an image handle, applies it as qemu-img check -r all does', async (ctx) => {
+    if (!requirePeer('qemu-img', 'qemu-utils')) return ctx.skip();
+    const { dirty } = dirtyQemuVhdx();
+    const path = join(dir, `log${n++}.vhdx`);
+    writeFileSync(path, readFileSync(dirty));
+    const before = sha(path);
+    const report = await verifyImage(path);
+    expect(report.findings.filter((f) => f.code === 'vhdx.log-pending').map((f) => f.severity)).toEqual(['warning']);
+    expect(sha(path)).toBe(before);
+    const byQemu = join(dir, `log${n++}.vhdx`);
+    writeFileSync(byQemu, readFileSync(dirty));
+    runPeerOk('qemu-img', ['check', '-r', 'all', '-f', 'vhdx', byQemu]);
+    const image = await openImage(path);
+    try {
+      const r = await image.repair();
+      expect(r.replayedLog).toEqual({ entries: 1, writes: 3 });
+      expect(r.message).toMatch(/replayed the VHDX log \(1 entries, 3 writes\)/);
+    } finally {
+      await image.close();
+    }
+    expect(runPeer('qemu-img', ['check', '-f', 'vhdx', path]).status).toBe(0);
+    expect(qemuRaw(path).equals(qemuRaw(byQemu))).toBe(true);
+    expect((await verifyImage(path)).findings.some((f) => f.code === 'vhdx.log-pending')).toBe(false);
   });
 });

@@ -30,6 +30,7 @@ import { zstdDecompress } from '../compress.js';
 import type { ContainerHandler, ContainerReader, OpenContext } from '../types.js';
 import { rangesOfBlocks, unionOfRanges } from '../blocks.js';
 import { QCOW2_OPTION_KEYS, writeQcow2 } from './writer.js';
+import { qcow2Editing } from './edit.js';
 
 /** L2 tables kept in memory (each one cluster). */
 const L2_CACHE_TABLES = 64;
@@ -370,4 +371,5 @@ export const qcow2Handler: ContainerHandler = {
   },
   open: openQcow2,
   write: writeQcow2,
+  editing: qcow2Editing,
 };

@@ -23,6 +23,7 @@ import {
 import { rangesOfBlocks, readThroughBlocks } from '../blocks.js';
 import type { ContainerHandler, ContainerReader } from '../types.js';
 import { writeVhd } from './writer.js';
+import { vhdEditing } from './edit.js';
 
 const MIB = 1024 * 1024;
 /** Readers refuse BATs of more entries than this (64 MiB of table). */
@@ -199,4 +200,5 @@ export const vhdHandler: ContainerHandler = {
   detect: detectVhd,
   open: (file) => openVhd(file),
   write: writeVhd,
+  editing: vhdEditing,
 };

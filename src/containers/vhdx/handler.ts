@@ -30,6 +30,7 @@ import {
 import { rangesOfBlocks, readThroughBlocks } from '../blocks.js';
 import type { ContainerHandler, ContainerReader } from '../types.js';
 import { writeVhdx } from './writer.js';
+import { vhdxEditing } from './edit.js';
 import { currentHeader, findLogToReplay, readExact, replayedFile } from './log.js';
 
 async function detectVhdx(file: DiskReader): Promise<boolean> {
@@ -277,4 +278,5 @@ export const vhdxHandler: ContainerHandler = {
   detect: detectVhdx,
   open: (file) => openVhdx(file),
   write: writeVhdx,
+  editing: vhdxEditing,
 };

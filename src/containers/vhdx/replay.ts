@@ -8,12 +8,13 @@
  *   1. every write of the active sequence, in log order; the file grown to the head entry's
  *      LastFileOffset (rounded up to 1 MiB, as qemu) when shorter; fsync;
  *   2. the non-current header, sequence number + 1, LogGuid zero (an empty log) and a new
- *      FileWriteGuid (2.2.2: the file was changed); fsync;
+ *      FileWriteGuid (2.2.2: the file was changed; derived from the old one and the sequence
+ *      number, so the same file replays to the same bytes); fsync;
  *   3. the other header, sequence number + 2, the same; fsync.
  * Until step 2 lands the current header still names the log, and the log is unchanged, so the
  * replay is simply done again.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { fileHandleReader } from '../../model/disk-reader.js';
 import { DiskmintError } from '../../model/errors.js';
@@ -65,7 +66,7 @@ async function replayLocked(path: string): Promise<VhdxLogReplayResult> {
     if ((await h.stat()).size < head.lastFileOffset) await h.truncate(Math.ceil(head.lastFileOffset / MIB) * MIB);
     await h.sync();
     // 2 and 3. Both headers say the log is empty, the other slot first.
-    const fileWriteGuid = randomUUID();
+    const fileWriteGuid = nextWriteGuid(header.fileWriteGuid, header.sequenceNumber);
     for (const [k, s] of [1 - slot, slot].entries()) {
       const next = encodeVhdxHeader({ ...header, sequenceNumber: header.sequenceNumber + BigInt(k + 1), logGuid: ZERO_GUID, fileWriteGuid });
       await writeFully(h, next, VHDX_HEADER_OFFSETS[s]);
@@ -78,4 +79,13 @@ async function replayLocked(path: string): Promise<VhdxLogReplayResult> {
   } finally {
     await h.close();
   }
+}
+
+/** A version-4-shaped GUID (RFC 4122 4.4 bits) from sha256 of the old GUID and sequence number: new, yet deterministic. */
+function nextWriteGuid(old: string, sequence: bigint): string {
+  const h = createHash('sha256').update(`${old}/${sequence}`).digest();
+  h[6] = (h[6] & 0x0f) | 0x40;
+  h[8] = (h[8] & 0x3f) | 0x80;
+  const x = h.subarray(0, 16).toString('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
 }

@@ -188,8 +188,33 @@ export async function openFat(disk: DiskReader): Promise<FatReader> {
   async function* readFile(path: string): AsyncGenerator<Uint8Array> {
     const e = await resolve(path);
     if (!e || e.isDirectory) throw fail('fat', 'INVALID_ARGUMENT', `${path}: no such file`);
+    const other = e.size > 0 ? (await firstClusterOwners()).get(e.firstCluster)?.find((p) => p !== e.path) : undefined;
+    if (other !== undefined) throw fail('fat', 'BAD_VALUE', `${e.path}: its first cluster ${e.firstCluster} is also where ${other} starts (cross-linked)`);
     yield* readEntry(e);
   }
+
+  /**
+   * Every entry's first cluster and the paths that start there, from one walk of the folders
+   * (computed once, when a single file is read: two entries starting at the same cluster are a
+   * cross-link no FAT entry shows; extract catches it as it goes).
+   */
+  let startsAt: Map<number, string[]> | undefined;
+  const firstClusterOwners = async (): Promise<Map<number, string[]>> => {
+    if (startsAt) return startsAt;
+    const found = new Map<number, string[]>();
+    const walk = async (cluster: number, path: string, depth: number) => {
+      if (depth > MAX_DEPTH) return;
+      for (const e of await listCluster(cluster, path)) {
+        if (e.firstCluster < 2) continue;
+        const paths = found.get(e.firstCluster);
+        if (paths) paths.push(e.path);
+        else found.set(e.firstCluster, [e.path]);
+        if (e.isDirectory && !paths) await walk(e.firstCluster, e.path, depth + 1); // a folder seen before is a loop: walked once
+      }
+    };
+    await walk(0, '/', 0);
+    return (startsAt = found);
+  };
 
   /**
    * How many FAT entries point at each cluster, computed once when first asked. A cluster that

@@ -63,7 +63,7 @@ export async function applyBundle(editor: ImageEditor, bundle: OpenedBundle, tar
   const base = m.kind === 'delta' ? await hashRange(editor.disk, target.offset, m.baseSize ?? 0) : undefined;
   const refusal = bundleTargetCheck(m, target.sizeBytes, base);
   if (refusal) throw new DiskmintError('BAD_ARGUMENT', `slot ${target.index}${target.label ? ` (${target.label})` : ''}: ${refusal}`);
-  if (editor.format === 'raw') {
+  if (editor.inPlace) {
     await dryRunPayload(editor, bundle, target);
     for await (const chunk of bundle.payload()) await editor.writeBytes(target.offset + chunk.offset, chunk.data);
     return async () => {};
@@ -93,11 +93,12 @@ export async function applyBundle(editor: ImageEditor, bundle: OpenedBundle, tar
 }
 
 /**
- * Raw images are written in place, so the payload runs once first without writing: every record
+ * Images written in place (raw, and containers with in-place edits) see each write at once, so
+ * the payload runs once first without writing: every record
  * decompresses and checks (payload() throws otherwise), and the slot it would leave, its current
  * bytes where a delta has no record, hashes to the manifest's payloadSha256. Only then is the
- * first byte written. (Containers are rewritten into a temp file and renamed, so a failure
- * part-way through loses nothing there.)
+ * first byte written. (Containers that are rewritten into a temp file and renamed lose nothing on
+ * a failure part-way through.)
  */
 async function dryRunPayload(editor: ImageEditor, bundle: OpenedBundle, target: BundleTarget): Promise<void> {
   const m = bundle.manifest;

@@ -51,6 +51,7 @@ export async function verifyImage(path: string, opts: VerifyOptions = {}): Promi
   let inspection: ImageInspection;
   try {
     const { table, findings } = await inspectDisk(reader, opts);
+    findings.push(...containerFindings(reader.details()));
     const filesystem = table ? undefined : await wholeDiskFilesystem(reader);
     if (filesystem?.kind.startsWith('fat')) findings.push(...(await wholeDiskFatFindings(reader)));
     findings.push(...(await fatFindings(reader, table)));
@@ -83,6 +84,20 @@ export async function verifyImage(path: string, opts: VerifyOptions = {}): Promi
   const errors = findings.filter((f) => f.severity === 'error').length;
   const warnings = findings.filter((f) => f.severity === 'warning').length;
   return { ...inspection, findings, ok: errors === 0 && (!opts.strict || warnings === 0), errors, warnings };
+}
+
+/** What the container itself says needs doing: a VHDX log that was replayed in memory only. */
+function containerFindings(details: Record<string, string | number | boolean>): Finding[] {
+  const entries = details.logReplayedInMemory;
+  if (!entries) return [];
+  return [
+    finding(
+      'warning',
+      'vhdx.log-pending',
+      `the VHDX log holds ${entries} entr${entries === 1 ? 'y' : 'ies'} not yet applied to the file; they were replayed in memory for this check (the file is unchanged), and \`diskmint repair\` applies them, as Hyper-V does on open`,
+      'vhdx',
+    ),
+  ];
 }
 
 /** Partitions whose absolute start is not on a 4 KiB or 1 MiB boundary. */
