@@ -82,7 +82,9 @@ const isImageEntry = (name: string) => !name.endsWith('/') && !name.startsWith('
 /** The one image a zip holds, as a stream; a zip of none or several is refused, naming them. */
 async function zipEntryStream(path: string): Promise<Readable> {
   const yauzl = await import('yauzl');
-  const zip = await new Promise<import('yauzl').ZipFile>((ok, fail) => yauzl.open(path, { lazyEntries: true, autoClose: false }, (e, z) => (e ? fail(e) : ok(z))));
+  const zip = await new Promise<import('yauzl').ZipFile>((ok, fail) =>
+    yauzl.open(path, { lazyEntries: true, autoClose: false }, (e, z) => (e ? fail(e) : ok(z))),
+  );
   const entries: import('yauzl').Entry[] = [];
   await new Promise<void>((ok, fail) => {
     zip.on('entry', (e: import('yauzl').Entry) => {

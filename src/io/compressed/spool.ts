@@ -44,13 +44,18 @@ export async function spoolDecompressed(path: string, kind: CompressionKind): Pr
     return { file: fileHandleReader(h, size, remove), spans: spans.list, kind };
   } catch (err) {
     await remove();
-    if (err instanceof DecodeError) throw new DiskmintError('NOT_A_DISK', `${path}: the ${kind} stream is damaged or truncated (${err.message}); nothing was written`);
+    if (err instanceof DecodeError)
+      throw new DiskmintError('NOT_A_DISK', `${path}: the ${kind} stream is damaged or truncated (${err.message}); nothing was written`);
     if (isSystemError(err)) throw new DiskmintError('IO', `decompressing ${path} (into ${tmpdir()}) failed: ${err.message}`);
     throw err;
   }
 }
 
-async function decompressInto(path: string, kind: CompressionKind, out: FileHandle): Promise<{ size: number; list: Array<{ offset: number; length: number }> }> {
+async function decompressInto(
+  path: string,
+  kind: CompressionKind,
+  out: FileHandle,
+): Promise<{ size: number; list: Array<{ offset: number; length: number }> }> {
   const list: Array<{ offset: number; length: number }> = [];
   const batch = new Uint8Array(BATCH);
   let fill = 0;
