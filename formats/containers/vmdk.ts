@@ -232,3 +232,76 @@ export function decodeStreamFooter(last3: Uint8Array): SparseHeader {
   if (footer.gdOffset === 'end') throw fail('vmdk', 'BAD_VALUE', 'stream footer still says GD_AT_END');
   return footer;
 }
+
+/** GTEs and GD entries are u32 sector numbers (spec "Grain Table and Grain Directory"): 128 per sector. */
+export const ENTRIES_PER_SECTOR = SECTOR / 4;
+/** The largest sector a u32 grain table or directory entry can name. */
+export const MAX_ENTRY_SECTOR = 0xffffffff;
+
+/**
+ * The entries of a grain table or directory that live in its `sector`-th sector (128 of them,
+ * fewer in a last partial sector), encoded little-endian: the bytes one in-place table update
+ * writes at the table's offset + `sector` * 512, leaving any padding after the last entry alone.
+ */
+export function encodeTableSector(entries: ArrayLike<number>, sector: number): Uint8Array {
+  const first = sector * ENTRIES_PER_SECTOR;
+  const count = Math.min(ENTRIES_PER_SECTOR, entries.length - first);
+  if (first < 0 || count <= 0) throw fail('vmdk', 'BAD_VALUE', `table of ${entries.length} entries has no sector ${sector}`);
+  const out = new Uint8Array(count * 4);
+  const dv = new DataView(out.buffer);
+  for (let i = 0; i < count; i++) dv.setUint32(i * 4, entries[first + i], true);
+  return out;
+}
+
+/**
+ * Where the content ID's hex digits sit in an embedded descriptor (spec "The Descriptor File":
+ * `CID=<8 hex digits>`, the line before `parentCID`): byte range and value, or undefined when
+ * the text (up to its first NUL) has no CID line. Only a line whose key is exactly `CID` counts.
+ */
+export function locateDescriptorCid(bytes: Uint8Array): { start: number; end: number; value: number } | undefined {
+  const nul = bytes.indexOf(0);
+  const end = nul < 0 ? bytes.length : nul;
+  for (let line = 0; line < end;) {
+    let eol = bytes.indexOf(0x0a, line);
+    if (eol < 0 || eol > end) eol = end;
+    let at = line;
+    const skipBlanks = () => {
+      while (at < eol && (bytes[at] === 0x20 || bytes[at] === 0x09)) at++;
+    };
+    skipBlanks();
+    if (bytes[at] === 0x43 && bytes[at + 1] === 0x49 && bytes[at + 2] === 0x44) {
+      at += 3; // "CID"
+      skipBlanks();
+      if (at < eol && bytes[at] === 0x3d) {
+        at++; // "="
+        skipBlanks();
+        if (bytes[at] === 0x22) at++; // an optional opening quote
+        const start = at;
+        while (at < eol && at - start < 9 && isHexDigit(bytes[at])) at++;
+        const digits = at - start;
+        if (digits >= 1 && digits <= 8) {
+          let value = 0;
+          for (let i = start; i < at; i++) value = value * 16 + hexValue(bytes[i]);
+          return { start, end: at, value };
+        }
+      }
+    }
+    line = eol + 1;
+  }
+  return undefined;
+}
+
+/** `cid` as exactly `width` lower-case hex digits (zero padded), the bytes written over the old ones. */
+export function encodeCidDigits(cid: number, width: number): Uint8Array {
+  if (width < 1 || width > 8 || cid < 0 || cid >= 16 ** width) throw fail('vmdk', 'BAD_VALUE', `CID ${cid} does not fit ${width} hex digits`);
+  const text = cid.toString(16).padStart(width, '0');
+  return Uint8Array.from(text, (c) => c.charCodeAt(0));
+}
+
+function isHexDigit(b: number): boolean {
+  return (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x46) || (b >= 0x61 && b <= 0x66);
+}
+
+function hexValue(b: number): number {
+  return b <= 0x39 ? b - 0x30 : (b | 0x20) - 0x61 + 10;
+}

@@ -120,7 +120,7 @@ describe('on a full file system nothing is left behind and a retry works', () =>
     writeFileSync(os, randomBytes(512 << 10));
     whileFull(() => {
       const r = diskmint(['slot', 'write', img, 'os2', '--from', os]);
-      expect(r.stderr).toMatch(/^diskmint: ENOSPC: no space left on device, write/);
+      expect(r.stderr).toMatch(/^diskmint: writing \S+ failed: ENOSPC: no space left on device, write/);
       expect(r.stderr).toContain(img);
       expect(r.status).toBe(1);
     }, 8192); // the lock file (src/io/image-lock.ts) takes a page; the slot's data finds none

@@ -1,6 +1,7 @@
 /**
- * The library's image handle (openImage): reads, slot edits committed once, convert with a
- * progress callback, and the signature check folded into verify.
+ * The library's image handle (openImage): reads, slot edits (in place, or committed once for a
+ * container that must be rewritten), convert with a progress callback, and the signature check
+ * folded into verify.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -36,18 +37,34 @@ const attributes = async (img: string) =>
   Object.fromEntries((await slotStatus(img, { hash: false })).slots.map((s) => [s.label, s.attributes.join(',') || '-']));
 
 describe('openImage', () => {
-  it('a container collects slot edits and is rewritten once, by close(), with all of them', async () => {
+  it('a qcow2 is edited in place as each edit runs: the same file, the edits seen at once', async () => {
     const { img } = await firmware('qcow2');
     const before = sha(img);
+    const inode = statSync(img).ino;
     const image = await openImage(img);
     expect(image.format).toBe('qcow2');
+    await image.bootonce('os2');
+    expect((await image.slots()).slots.find((s) => s.label === 'os2')!.attributes).toEqual(['bootonce', 'bootme']);
+    expect(sha(img)).not.toBe(before); // written, not held until close
+    await image.activate('os2');
+    await image.close();
+    expect(statSync(img).ino).toBe(inode);
+    expect(await attributes(img)).toEqual({ os1: '-', os2: 'bootme', cfg: '-', data: '-' });
+    await expect(image.slots()).rejects.toThrow(/closed/);
+  });
+
+  it('a streamOptimized VMDK (no in-place edits) collects slot edits and is rewritten once, by close(), with all of them', async () => {
+    const { img: qcow2 } = await firmware('qcow2');
+    const img = qcow2.replace(/\.qcow2$/, '.vmdk');
+    await convertImage(qcow2, img, { format: 'vmdk', options: 'subformat=streamOptimized' });
+    const before = sha(img);
+    const image = await openImage(img);
     await image.bootonce('os2');
     expect((await image.slots()).slots.find((s) => s.label === 'os2')!.attributes).toEqual(['bootonce', 'bootme']); // pending, seen by the handle
     await image.activate('os2');
     expect(sha(img)).toBe(before); // nothing written yet
     await image.close();
     expect(await attributes(img)).toEqual({ os1: '-', os2: 'bootme', cfg: '-', data: '-' });
-    await expect(image.slots()).rejects.toThrow(/closed/);
   });
 
   it('a failed edit drops only its own pending edits', async () => {

@@ -24,6 +24,7 @@ import {
   type SparseHeader,
 } from '../../../formats/containers/vmdk.js';
 import { CID_NOPARENT, MAX_DESCRIPTOR_BYTES, isSafeExtentName, decodeDescriptor, type Descriptor } from '../../../formats/containers/vmdk-descriptor.js';
+import { vmdkEditing } from './edit.js';
 import { OPTION_KEYS, parseWriteOptions, writeMonolithicFlat, writeMonolithicSparse, writeSplitSparse, writeStreamOptimized } from './writer.js';
 
 const GT_CACHE = 64; // grain tables kept per extent (2 KiB each with 512 entries)
@@ -392,6 +393,7 @@ export const vmdkHandler: ContainerHandler = {
   compresses: true,
   extensions: ['.vmdk'],
   optionKeys: OPTION_KEYS,
+  editing: vmdkEditing,
   detect,
   open,
   async write(disk, sink, ctx) {
