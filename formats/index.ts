@@ -8,6 +8,7 @@ export * from './common/bytes.js';
 export * from './common/crc32.js';
 export * from './common/crc32c.js';
 export * from './common/guid.js';
+export * from './common/compression.js';
 
 export * from './schemes/gpt.js';
 export * from './schemes/gpt-types.js';

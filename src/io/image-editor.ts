@@ -14,6 +14,7 @@ import { openDisk } from './open-disk.js';
 import { writeFully } from './write-fully.js';
 import type { ContainerFormat } from '../containers/types.js';
 import { handlerFor } from '../containers/registry.js';
+import { COMPRESSION_MAGIC_BYTES, detectCompression } from '../../formats/common/compression.js';
 import { lockImage, type ImageLock, type LockOptions } from './image-lock.js';
 import { editableFile, namingPath } from './editable-file.js';
 import { inPlaceEditor } from './container-in-place.js';
@@ -76,6 +77,7 @@ export async function openImageEditor(path: string, opts: EditorOptions = {}): P
 
 async function openLocked(path: string, opts: EditorOptions): Promise<ImageEditor> {
   await refuseReadOnly(path);
+  await refuseCompressed(path);
   const { reader, format } = await openDisk(path);
   if (format === 'raw') {
     await reader.close();
@@ -97,6 +99,25 @@ async function openLocked(path: string, opts: EditorOptions): Promise<ImageEdito
     await reader.close();
     throw err;
   }
+}
+
+/** A compressed image (a card image as it ships) has no place to write into: say how to make one. */
+async function refuseCompressed(path: string): Promise<void> {
+  const head = new Uint8Array(COMPRESSION_MAGIC_BYTES);
+  const handle = await open(path, 'r').catch(() => undefined);
+  if (!handle) return; // openDisk says why
+  try {
+    await handle.read(head, 0, head.length, 0);
+  } finally {
+    await handle.close();
+  }
+  const kind = detectCompression(head);
+  if (!kind) return;
+  const editable = path.replace(/\.(gz|xz|zst|bz2|zip)$/i, '') === path ? `${path}.img` : path.replace(/\.(gz|xz|zst|bz2|zip)$/i, '');
+  throw new DiskmintError(
+    'BAD_ARGUMENT',
+    `${path} is ${kind}-compressed, and an edit needs to write into the image: make an editable copy with \`diskmint convert ${path} ${editable}\` and edit that; nothing was changed`,
+  );
 }
 
 /**

@@ -8,12 +8,16 @@ import { DiskmintError, isSystemError } from '../model/errors.js';
 import { FormatError } from '../../formats/common/errors.js';
 import { openRawFile, type DiskReader } from '../model/disk-reader.js';
 import { detectContainer } from '../containers/registry.js';
+import { COMPRESSION_MAGIC_BYTES, detectCompression, type CompressionKind } from '../../formats/common/compression.js';
+import { spoolDecompressed, type SpooledImage } from './compressed/spool.js';
 import type { ContainerFormat, ContainerReader } from '../containers/types.js';
 
 export interface OpenedDisk {
   reader: ContainerReader;
   /** Container format detected from content. */
   format: ContainerFormat;
+  /** The compression the file came in (decompressed to a temp file to be read), if any. */
+  compression?: CompressionKind;
 }
 
 export interface OpenDiskOptions {
@@ -52,6 +56,14 @@ async function openInChain(path: string, opts: OpenDiskOptions, chain: readonly 
     await file.close();
     throw new DiskmintError('NOT_A_DISK', `${path} is empty`);
   }
+  const compression = detectCompression(await file.read(0, COMPRESSION_MAGIC_BYTES));
+  if (compression) {
+    // A compressed image (a card image as it ships): decompressed once into a sparse temp file,
+    // then opened as whatever it holds (compressed/spool.ts). Backing files are not followed.
+    await file.close();
+    if (chain.length) throw new DiskmintError('NOT_A_DISK', `${path}: a ${compression}-compressed image cannot be a backing file`);
+    return openSpooled(path, await spoolDecompressed(path, compression), opts);
+  }
   try {
     const handler = await detectContainer(file); // raw when no other format's magic is there
     const real = await realpath(path);
@@ -67,6 +79,46 @@ async function openInChain(path: string, opts: OpenDiskOptions, chain: readonly 
     if (err instanceof FormatError) throw new DiskmintError('NOT_A_DISK', `${path}: ${err.format}: ${err.message}`);
     throw err;
   }
+}
+
+/** A decompressed image opened as the container it holds (raw, with its data spans known already, or any other format). */
+async function openSpooled(path: string, spooled: SpooledImage, opts: OpenDiskOptions): Promise<OpenedDisk> {
+  const { file, spans, kind } = spooled;
+  try {
+    const handler = await detectContainer(file);
+    const inner =
+      handler.format === 'raw'
+        ? knownSpansRaw(file, spans)
+        : await handler.open(file, {
+            path,
+            ...opts,
+            allowBacking: false,
+            openSibling: async (name) => {
+              throw new FormatError('BAD_VALUE', `a ${kind}-compressed image cannot name extent file "${name}"`, handler.format);
+            },
+          });
+    const details = inner.details.bind(inner);
+    inner.details = () => ({ ...details(), compression: kind });
+    return { reader: failingReadsNamePath(inner, path), format: handler.format, compression: kind };
+  } catch (err) {
+    await file.close();
+    if (err instanceof FormatError) throw new DiskmintError('NOT_A_DISK', `${path}: ${kind}: ${err.format}: ${err.message}`);
+    throw err;
+  }
+}
+
+/** A raw disk whose data spans were noted while it was decompressed: no scan. */
+function knownSpansRaw(file: DiskReader, spans: ReadonlyArray<{ offset: number; length: number }>): ContainerReader {
+  return {
+    format: 'raw',
+    size: file.size,
+    read: (o, n, into) => file.read(o, n, into),
+    close: () => file.close(),
+    details: () => ({}),
+    async *allocatedRanges() {
+      yield* spans.map((s) => ({ ...s }));
+    },
+  };
 }
 
 /**
