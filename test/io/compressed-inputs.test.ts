@@ -10,7 +10,7 @@ import { copyFileSync, existsSync, readFileSync, statSync, truncateSync, writeFi
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { buildImage, compareImages, convertImage, inspectImage, verifyImage } from '../../src/index.js';
+import { buildImage, compareImages, convertImage, flashImage, inspectImage, verifyImage } from '../../src/index.js';
 import { openDisk } from '../../src/io/open-disk.js';
 import { slotBootonce } from '../../src/ops/slots/slots.js';
 import { detectCompression } from '../../formats/common/compression.js';
@@ -94,6 +94,17 @@ describe.each(KINDS)('a $kind-compressed image', (k) => {
       ),
     });
     expect(existsSync(out)).toBe(false);
+  });
+
+  it('flashes to a device (a file standing in) as the raw image it holds, read back and verified', async () => {
+    requirePeer(k.tool, k.pkg);
+    if (!existsSync(file())) k.make(raw);
+    const device = join(dir, `device-${k.kind}.bin`);
+    writeFileSync(device, Buffer.alloc(0));
+    truncateSync(device, statSync(raw).size);
+    const r = await flashImage(file(), device, { yes: true, verify: 'full' });
+    expect(r.dataBytes).toBeGreaterThan(0);
+    expect(readFileSync(device).equals(readFileSync(raw))).toBe(true);
   });
 
   it('is not edited: the refusal names the command that makes an editable copy, the file unchanged', async () => {
