@@ -86,7 +86,7 @@ function main(): void {
     const theirs: Measurement[] = [];
     for (let i = 0; i < runs; i++) {
       fresh();
-      ours.push(measure(dm('slot', 'write', img, 'os2', '--from', data, '-q'), timeFile).m);
+      ours.push(measure(dm('slot', 'write', img, 'os2', '--from', data, '--json'), timeFile).m);
       fresh();
       theirs.push(measure(['qemu-io', '-f', kind.qemu, '-c', `write -s ${data} ${os2Offset} ${GiB}`, img], timeFile).m);
     }
