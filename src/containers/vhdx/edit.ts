@@ -89,7 +89,7 @@ async function openForEdit(file: EditableFile, reader: ContainerReader): Promise
   const replay = await findLogToReplay(file, header);
   if (replay) {
     return {
-      refused: `its log holds ${replay.entries.length} entries a writer never applied (MS-VHDX 2.3.3); run \`diskmint repair IMG\` to replay them, then edit`,
+      refused: `its log holds ${replay.entries.length} entries a writer never applied (MS-VHDX 2.3.3); \`diskmint repair\` replays them into the file; then edit`,
       rewriteKeepsEverything: false,
     };
   }
