@@ -12,8 +12,16 @@ const { join } = require('node:path');
 const { Script } = require('node:vm');
 
 const BUNDLE = join(__dirname, 'diskmint-cli.cjs');
-/** Files of the bundle that load through their code cache: `require(id)` from the bundle. */
-const CACHED_FILES = { './diskmint-zod.cjs': join(__dirname, 'diskmint-zod.cjs') };
+/**
+ * Files of the bundle that load through their code cache: `require(id)` from the bundle. The core
+ * (BUNDLE) and the engine ask each other for a module as `FILE#PATH` (scripts/bundle.mjs): the
+ * file's `__modules[PATH]`.
+ */
+const CACHED_FILES = {
+  './diskmint-cli.cjs': BUNDLE,
+  './diskmint-engine.cjs': join(__dirname, 'diskmint-engine.cjs'),
+  './diskmint-zod.cjs': join(__dirname, 'diskmint-zod.cjs'),
+};
 const codeCacheOf = (file) => `${file}.v8cache`;
 /** Every file loaded so far, with the vm.Script that compiled it (make-cli-cache saves these). */
 const scripts = new Map();
@@ -37,10 +45,11 @@ function loadCached(file) {
   const module = { exports: {} };
   const plainRequire = createRequire(file);
   const requireFromBundle = Object.assign((id) => {
-    const cached = CACHED_FILES[id];
+    const [name, path] = id.split('#');
+    const cached = CACHED_FILES[name];
     if (cached === undefined) return plainRequire(id);
     if (!loaded.has(cached)) loaded.set(cached, loadCached(cached));
-    return loaded.get(cached);
+    return path === undefined ? loaded.get(cached) : loaded.get(cached).__modules[path];
   }, plainRequire);
   script.runInThisContext()(module.exports, requireFromBundle, module, file, __dirname);
   return module.exports;
@@ -48,7 +57,8 @@ function loadCached(file) {
 
 /** The bundle's exports (`main` among them). */
 function loadCli() {
-  return { cli: loadCached(BUNDLE) };
+  if (!loaded.has(BUNDLE)) loaded.set(BUNDLE, loadCached(BUNDLE));
+  return { cli: loaded.get(BUNDLE) };
 }
 
 module.exports = { BUNDLE, codeCacheOf, loadCli, scripts };
