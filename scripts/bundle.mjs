@@ -4,7 +4,7 @@
 // near `node -e 1`'s.
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -205,6 +205,7 @@ copyFileSync('scripts/bin.cjs', 'dist/diskmint.cjs');
 chmodSync('dist/diskmint.cjs', 0o755);
 
 // The code cache: made by running common commands once; without it diskmint still works.
-for (const file of ['dist/diskmint-cli.cjs', 'dist/diskmint-engine.cjs', 'dist/diskmint-zod.cjs']) rmSync(`${file}.v8cache`, { force: true });
+// Every Node's: a cache belongs to the files it was made from.
+for (const file of readdirSync('dist')) if (file.endsWith('.v8cache')) rmSync(join('dist', file));
 const cache = spawnSync(process.execPath, ['scripts/make-cli-cache.mjs'], { stdio: ['ignore', 'ignore', 'inherit'] });
 if (cache.status !== 0) console.warn('bundle: no code cache (the CLI starts a little slower)');

@@ -1,9 +1,9 @@
 // Loads the bundled CLI (dist/diskmint-cli.cjs, and dist/diskmint-zod.cjs when a command reads a
 // layout) through V8's code cache, made at build time by scripts/make-cli-cache.mjs. Compiling
 // the bundle is a third of diskmint's start-up; with the cache V8 deserializes it instead (Node 22
-// has module.enableCompileCache; Node 20 does not, so this does the same with node:vm). A cache
-// from another Node or V8 version is rejected by V8 itself, and the file then compiles as usual:
-// slower, never wrong.
+// has module.enableCompileCache, which would write its cache at run time; this does the same with
+// node:vm, the cache made once at build time, on every Node). Under another Node release there is
+// no cache for it, and the file compiles as usual: slower, never wrong.
 // CommonJS on purpose: an ES module entry point costs Node ~10 ms more to start.
 'use strict';
 const { readFileSync } = require('node:fs');
@@ -22,7 +22,12 @@ const CACHED_FILES = {
   './diskmint-engine.cjs': join(__dirname, 'diskmint-engine.cjs'),
   './diskmint-zod.cjs': join(__dirname, 'diskmint-zod.cjs'),
 };
-const codeCacheOf = (file) => `${file}.v8cache`;
+/**
+ * A cache is used only by the Node release that made it: V8 checks its own version, but Node
+ * patches V8 between releases without changing that number, and Node 20.15 accepted a cache of
+ * Node 20.20's and then ran the bundle wrongly (a module-level variable read as undefined).
+ */
+const codeCacheOf = (file) => `${file}.${process.version}-${process.arch}.v8cache`;
 /** Every file loaded so far, with the vm.Script that compiled it (make-cli-cache saves these). */
 const scripts = new Map();
 /** Exports of the CACHED_FILES required so far. */
