@@ -178,7 +178,12 @@ export function makeProgram(groups: readonly AddCommands[]): Command {
         import('./report.js'),
       ]);
       const source = o.preset ? await presetLayoutChecked(o.preset, o) : layout!;
-      const result = await buildImage(source, { ...(await writeOptions(o, o.output)), output: o.output, seed: o.seed, baseDir: o.preset ? process.cwd() : undefined });
+      const result = await buildImage(source, {
+        ...(await writeOptions(o, o.output)),
+        output: o.output,
+        seed: o.seed,
+        baseDir: o.preset ? process.cwd() : undefined,
+      });
       // With -o -, the image owns stdout; the report goes to stderr.
       const print = o.output === '-' ? printErr : printOut;
       if (o.json) printJson(result, print);

@@ -70,7 +70,8 @@ export function zstdEngine(forced: string | undefined = process.env.DISKMINT_ZST
   if (forced === undefined || forced === '') return hasNative ? 'native' : 'wasm';
   if (forced === 'wasm') return 'wasm';
   if (forced !== 'native') throw new DiskmintError('BAD_ARGUMENT', `DISKMINT_ZSTD must be native or wasm, not ${JSON.stringify(forced)}`);
-  if (!hasNative) throw new DiskmintError('BAD_ARGUMENT', `DISKMINT_ZSTD=native needs zstd in node:zlib (Node 22.15+ or 23.8+); this is Node ${process.versions.node}`);
+  if (!hasNative)
+    throw new DiskmintError('BAD_ARGUMENT', `DISKMINT_ZSTD=native needs zstd in node:zlib (Node 22.15+ or 23.8+); this is Node ${process.versions.node}`);
   return 'native';
 }
 

@@ -88,7 +88,10 @@ describe('dist/diskmint.cjs', () => {
     expect(fat.stdout).toMatch(/esp\.img: FAT\d+/);
     // What node:fs/promises, which fat create uses, loads itself on this Node (Node 26: os).
     const fsPromises = join(dir, 'fs-promises.cjs');
-    writeFileSync(fsPromises, `require('node:fs/promises'); process.on('exit', () => require('node:fs').writeSync(2, JSON.stringify(process.moduleLoadList.filter((m) => /^NativeModule (zlib|crypto|worker_threads|os|stream|net|tty)$/.test(m)))));`);
+    writeFileSync(
+      fsPromises,
+      `require('node:fs/promises'); process.on('exit', () => require('node:fs').writeSync(2, JSON.stringify(process.moduleLoadList.filter((m) => /^NativeModule (zlib|crypto|worker_threads|os|stream|net|tty)$/.test(m)))));`,
+    );
     expect(JSON.parse(fat.stderr)).toEqual(JSON.parse(spawnSync(process.execPath, [fsPromises], { encoding: 'utf8' }).stderr));
   });
 
