@@ -7,7 +7,7 @@ import { onTempNotice, removeTempFilesNow } from '../io/temp-files.js';
 import { configureLocks } from '../io/image-lock.js';
 import { writeFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { PRESETS } from '../layout/presets.js';
+import { presetLayoutChecked, PRESETS } from '../layout/presets.js';
 import type { WriteImageOptions } from '../io/write-image.js';
 import { DiskmintError, FormatError, isSystemError } from '../model/errors.js';
 import { printJson } from './json.js';
@@ -25,15 +25,7 @@ const EXIT_INTERNAL = 70;
 const EXIT_BROKEN_PIPE = 141;
 
 /** The output-format options shared by build and convert. */
-const WRITE_OPTIONS = [
-  opts.format,
-  opts.compress,
-  opts.compression,
-  opts.level,
-  opts.threads,
-  opts.quiet,
-  opts.flag('--verbose', 'say on standard error what compresses (zstd: node:zlib or WebAssembly, DISKMINT_ZSTD=native|wasm forces one)'),
-] as const;
+const WRITE_OPTIONS = [opts.format, opts.compress, opts.compression, opts.level, opts.threads, opts.quiet, opts.verbose] as const;
 type WriteFlags = Values<typeof WRITE_OPTIONS> & { opt?: string };
 
 async function writeOptions(o: WriteFlags, output: string): Promise<WriteImageOptions> {
@@ -172,11 +164,7 @@ export function makeProgram(groups: readonly AddCommands[]): Command {
     )
     .action(async (layout: string | undefined, o: Values<typeof BUILD_OPTIONS>) => {
       if (!layout === !o.preset) throw new DiskmintError('BAD_ARGUMENT', 'give a layout file or --preset NAME (one of them)');
-      const [{ buildImage }, { presetLayoutChecked }, { formatBuild }] = await Promise.all([
-        import('../ops/build.js'),
-        import('../layout/presets.js'),
-        import('./report.js'),
-      ]);
+      const [{ buildImage }, { formatBuild }] = await Promise.all([import('../ops/build.js'), import('./report.js')]);
       const source = o.preset ? await presetLayoutChecked(o.preset, o) : layout!;
       const result = await buildImage(source, {
         ...(await writeOptions(o, o.output)),
