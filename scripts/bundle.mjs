@@ -30,7 +30,7 @@ const lazyChildProcess = {
 /**
  * Built-in modules that most commands never touch (compression, worker threads, hashing) are
  * loaded on first use rather than at every start (~7 ms of start-up for the five, measured with
- * hyperfine): the bundle's `require` hands out, for these, an object that requires the real
+ * hyperfine; node:fs/promises too, which on Node 26 loads node:os): the bundle's `require` hands out, for these, an object that requires the real
  * module when a property is first read. The sources import them by name
  * (`import { crc32 } from 'node:zlib'`), which esbuild turns into property reads at the point
  * of use; a module-level read such as `promisify(zlib.inflate)` would load the module at once
