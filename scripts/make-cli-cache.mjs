@@ -1,4 +1,4 @@
-// Makes dist/diskmint-cli.cjs.v8cache (and one for each file the bundle loads through the cache,
+// Makes dist/diskmint-cli.cjs.NODE_VERSION-ARCH.v8cache (and one for each file the bundle loads through the cache,
 // dist/diskmint-zod.cjs): runs a few common commands through the bundle in one process, so the
 // functions they compile are in the cache too, then saves V8's code cache of each file.
 //   node scripts/make-cli-cache.mjs      (run by scripts/bundle.mjs; prints nothing on success)

@@ -1,25 +1,15 @@
-/** The `diskmint` command: a thin shell over the library functions. */
+/**
+ * The `diskmint` command: a thin shell over the library functions. Each command's modules are
+ * imported when that command runs (and command groups added only when the command line names
+ * them), so `diskmint --version` or `diskmint fat ls` loads no engine it does not use.
+ */
 import { onTempNotice, removeTempFilesNow } from '../io/temp-files.js';
 import { configureLocks } from '../io/image-lock.js';
 import { writeFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { buildImage } from '../ops/build.js';
-import { convertImage } from '../ops/convert.js';
-import { compareImages } from '../ops/compare.js';
-import { repairImage } from '../ops/repair.js';
-import { withImage } from './with-image.js';
-import { runMkimg } from '../ops/mkimg.js';
-import { addFatCommands } from './fat.js';
-import { addSlotCommands } from './slot.js';
-import { addSignCommands } from './sign.js';
-import { addZfsCommands } from './zfs.js';
-import { addFlashCommands } from './flash.js';
-import { addBmapCommand } from './bmap.js';
 import { presetLayoutChecked, PRESETS } from '../layout/presets.js';
 import type { WriteImageOptions } from '../io/write-image.js';
-import { parseOptionString } from '../containers/registry.js';
 import { DiskmintError, FormatError, isSystemError } from '../model/errors.js';
-import { formatBuild, formatCompare, formatInspection, formatVerify } from './report.js';
 import { printJson } from './json.js';
 import { printOut, printErr } from './output.js';
 import { terminalProgress } from './progress.js';
@@ -35,11 +25,13 @@ const EXIT_INTERNAL = 70;
 const EXIT_BROKEN_PIPE = 141;
 
 /** The output-format options shared by build and convert. */
-const WRITE_OPTIONS = [opts.format, opts.compress, opts.compression, opts.level, opts.threads, opts.quiet] as const;
+const WRITE_OPTIONS = [opts.format, opts.compress, opts.compression, opts.level, opts.threads, opts.quiet, opts.verbose] as const;
 type WriteFlags = Values<typeof WRITE_OPTIONS> & { opt?: string };
 
-function writeOptions(o: WriteFlags, output: string): WriteImageOptions {
+async function writeOptions(o: WriteFlags, output: string): Promise<WriteImageOptions> {
+  const { parseOptionString } = await import('../containers/registry.js');
   const algorithm = o.compression ?? (parseOptionString(o.opt).compression_type === 'zstd' ? 'zstd' : 'deflate');
+  if (o.compress || o.compression !== undefined) await checkCompressor(algorithm, o.verbose);
   return {
     format: o.format,
     options: o.opt,
@@ -49,6 +41,19 @@ function writeOptions(o: WriteFlags, output: string): WriteImageOptions {
     threads: o.threads,
     ...outputStreams(output, o.quiet),
   };
+}
+
+/**
+ * Which zstd engine will run (checks DISKMINT_ZSTD before anything is written) and, with
+ * `--verbose`, one line saying what compresses.
+ */
+async function checkCompressor(algorithm: opts.Compression, verbose = false): Promise<void> {
+  let engine = `node:zlib (zlib ${process.versions.zlib})`;
+  if (algorithm === 'zstd') {
+    const { describeZstdEngine, zstdEngine } = await import('../containers/compress.js');
+    engine = describeZstdEngine(zstdEngine());
+  }
+  if (verbose) printErr(`diskmint: ${algorithm} through ${engine}\n`);
 }
 
 /** Where writeImage sends '-' (standard output), and a progress bar unless quiet or piped. */
@@ -109,7 +114,39 @@ function commandLine(action: Command): string {
   return names.join(' ');
 }
 
-export function makeProgram(): Command {
+type AddCommands = (program: Command) => void;
+
+/** Command groups in modules of their own, in the order help lists them, with the top-level commands each adds. */
+const COMMAND_GROUPS: readonly { commands: readonly string[]; load: () => Promise<AddCommands> }[] = [
+  { commands: ['fat'], load: async () => (await import('./fat.js')).addFatCommands },
+  { commands: ['slot', 'preset'], load: async () => (await import('./slot.js')).addSlotCommands },
+  { commands: ['key', 'sign', 'bundle'], load: async () => (await import('./sign.js')).addSignCommands },
+  { commands: ['zfs'], load: async () => (await import('./zfs.js')).addZfsCommands },
+  { commands: ['flash'], load: async () => (await import('./flash.js')).addFlashCommands },
+  { commands: ['bmap'], load: async () => (await import('./bmap.js')).addBmapCommand },
+];
+/** The commands makeProgram adds itself. */
+const OWN_COMMANDS = ['build', 'info', 'repair', 'verify', 'compare', 'convert', 'mkimg', 'internal-error-test', 'schema'];
+
+/**
+ * The command groups a command line needs: none for a command of this file or a bare
+ * `--version`, the group of a command it names, every group otherwise (help, no command or an
+ * unknown one: commander lists them, or suggests the nearest).
+ */
+export async function commandGroupsFor(argv: readonly string[]): Promise<AddCommands[]> {
+  return Promise.all(groupsNeeded(argv.slice(2)).map((g) => g.load()));
+}
+
+function groupsNeeded(args: readonly string[]): typeof COMMAND_GROUPS {
+  const command = args.find((a) => !a.startsWith('-')); // the program's own options (-V, -h) take no value
+  if (command === undefined) return args.length > 0 && args.every((a) => a === '-V' || a === '--version') ? [] : COMMAND_GROUPS;
+  if (OWN_COMMANDS.includes(command)) return [];
+  const named = COMMAND_GROUPS.filter((g) => g.commands.includes(command));
+  return named.length > 0 ? named : COMMAND_GROUPS;
+}
+
+/** The program with every command of this file and the given groups (commandGroupsFor). */
+export function makeProgram(groups: readonly AddCommands[]): Command {
   const program = new Command('diskmint')
     .description('Build, convert, inspect and verify bootable disk images without root')
     .version('0.1.0')
@@ -129,8 +166,14 @@ export function makeProgram(): Command {
     )
     .action(async (layout: string | undefined, o: Values<typeof BUILD_OPTIONS>) => {
       if (!layout === !o.preset) throw new DiskmintError('BAD_ARGUMENT', 'give a layout file or --preset NAME (one of them)');
+      const [{ buildImage }, { formatBuild }] = await Promise.all([import('../ops/build.js'), import('./report.js')]);
       const source = o.preset ? await presetLayoutChecked(o.preset, o) : layout!;
-      const result = await buildImage(source, { ...writeOptions(o, o.output), output: o.output, seed: o.seed, baseDir: o.preset ? process.cwd() : undefined });
+      const result = await buildImage(source, {
+        ...(await writeOptions(o, o.output)),
+        output: o.output,
+        seed: o.seed,
+        baseDir: o.preset ? process.cwd() : undefined,
+      });
       // With -o -, the image owns stdout; the report goes to stderr.
       const print = o.output === '-' ? printErr : printOut;
       if (o.json) printJson(result, print);
@@ -146,6 +189,7 @@ export function makeProgram(): Command {
       INFO_OPTIONS,
     )
     .action(async (path: string, o: Values<typeof INFO_OPTIONS>) => {
+      const [{ withImage }, { formatInspection }] = await Promise.all([import('./with-image.js'), import('./report.js')]);
       const r = await withImage(path, (image) => image.inspect({ sectorSize: o.sectorSize }), { allowBacking: o.allowBacking });
       if (o.json) printJson(r);
       else printOut(`${formatInspection(r)}\n`);
@@ -165,6 +209,7 @@ export function makeProgram(): Command {
       [opts.json] as const,
     )
     .action(async (path: string, o: { json?: boolean }) => {
+      const { repairImage } = await import('../ops/repair.js');
       const r = await repairImage(path);
       if (o.json) printJson(r);
       else printOut(`${r.message}\n`);
@@ -178,6 +223,7 @@ export function makeProgram(): Command {
     .action(async (path: string, o: Values<typeof VERIFY_OPTIONS>) => {
       if (!o.signature !== !o.pubkey) throw new DiskmintError('BAD_ARGUMENT', '--signature and --pubkey go together');
       if (o.contents && !o.expect) throw new DiskmintError('BAD_ARGUMENT', '--contents compares with a layout: give --expect LAYOUT');
+      const [{ withImage }, { formatVerify }] = await Promise.all([import('./with-image.js'), import('./report.js')]);
       const r = await withImage(path, (image) => image.verify(o), { allowBacking: o.allowBacking });
       if (o.json) printJson(r);
       else printOut(`${formatVerify(r)}\n`);
@@ -196,6 +242,7 @@ export function makeProgram(): Command {
       COMPARE_OPTIONS,
     )
     .action(async (a: string, b: string, o: Values<typeof COMPARE_OPTIONS>) => {
+      const [{ compareImages }, { formatCompare }] = await Promise.all([import('../ops/compare.js'), import('./report.js')]);
       const r = await compareImages(a, b, { strict: o.strict, allowBacking: o.allowBacking });
       if (o.json) printJson(r);
       else printOut(`${formatCompare(r)}\n`);
@@ -212,7 +259,8 @@ export function makeProgram(): Command {
       CONVERT_OPTIONS,
     )
     .action(async (input: string, output: string, o: Values<typeof CONVERT_OPTIONS>) => {
-      const r = await convertImage(input, output, { ...writeOptions(o, output), allowBacking: o.allowBacking });
+      const { convertImage } = await import('../ops/convert.js');
+      const r = await convertImage(input, output, { ...(await writeOptions(o, output)), allowBacking: o.allowBacking });
       // With OUT -, the image owns stdout: the JSON goes to stderr, the text line nowhere.
       if (o.json) printJson(r, output === '-' ? printErr : printOut);
       else if (output !== '-') printOut(`${r.input} (${r.inputFormat}) -> ${r.output} (${r.format}), virtual size ${r.virtualSize} bytes\n`);
@@ -227,6 +275,7 @@ export function makeProgram(): Command {
     .helpOption(false)
     .argument('[args...]')
     .action(async (args: string[]) => {
+      const { runMkimg } = await import('../ops/mkimg.js');
       await runMkimg(args, (output) => outputStreams(output));
     });
 
@@ -237,12 +286,7 @@ export function makeProgram(): Command {
     (undefined as unknown as { bug(): void }).bug();
   });
 
-  addFatCommands(program);
-  addSlotCommands(program);
-  addSignCommands(program);
-  addZfsCommands(program);
-  addFlashCommands(program);
-  addBmapCommand(program);
+  for (const addGroup of groups) addGroup(program);
 
   opts
     .addOptions(program.command('schema').description('print the JSON Schema of layout files'), SCHEMA_OPTIONS)
@@ -286,7 +330,7 @@ export async function main(argv: string[]): Promise<number> {
   // Temp files a killed diskmint left beside an output, removed by this run: said on stderr.
   const stopNotices = onTempNotice((message) => printErr(`diskmint: note: ${message}\n`));
   try {
-    await makeProgram().parseAsync(argv);
+    await makeProgram(await commandGroupsFor(argv)).parseAsync(argv);
     return Number(process.exitCode ?? 0);
   } catch (err) {
     return reportError(err);

@@ -99,6 +99,7 @@ export const lockTimeout = def<number, '--lock-timeout <seconds>'>(
 
 export const json = flag('--json', 'print the result as JSON (64-bit values as decimal strings)');
 export const quiet = flag('-q, --quiet', 'no progress bar');
+export const verbose = flag('--verbose', 'say on standard error what compresses (zstd: node:zlib or WebAssembly; DISKMINT_ZSTD=native|wasm forces one)');
 /** The output file, wherever it is not a positional argument. */
 export const output = text('-o, --output <file>', "output file ('-' for standard output)");
 export const seed = text('--seed <seed>', "seed for GUIDs and signatures ('random' for a fresh one)");

@@ -1,7 +1,8 @@
 /**
  * Compression on every core, in a deterministic order. Deflate runs on libuv's thread pool
- * (node:zlib's async API); zstd runs in worker threads holding the zstd WebAssembly module.
- * Each block is compressed on its own, so output bytes never depend on the thread count.
+ * (node:zlib's async API); zstd runs in worker threads, each holding libzstd: node:zlib's own
+ * (Node 22.15+, 23.8+) when this Node has it, else the zstd WebAssembly module. Each block is
+ * compressed on its own, so output bytes never depend on the thread count.
  */
 import { deflateAsync, deflateRawAsync } from '../io/zlib-async.js';
 import { availableParallelism } from 'node:os';
@@ -11,6 +12,9 @@ import { DiskmintError } from '../model/errors.js';
 
 /** deflate-raw: RFC 1951 (qcow2 clusters); zlib: RFC 1950 (VMDK streamOptimized grains); zstd: RFC 8878. */
 export type CompressionKind = 'deflate-raw' | 'zlib' | 'zstd';
+
+/** Which libzstd compresses and decompresses: node:zlib's (`native`) or the WebAssembly build (`wasm`). */
+export type ZstdEngine = 'native' | 'wasm';
 
 export interface Compressor {
   /** Blocks compressed at once (the `--threads` setting). */
@@ -22,7 +26,8 @@ export interface Compressor {
 /** qcow2 uses a 4 KiB window (QEMU block/qcow2-threads.c: windowBits -12). */
 export const QCOW2_DEFLATE_WINDOW_BITS = 12;
 
-export function createCompressor(opts: { threads?: number } = {}): Compressor {
+/** `zstd`: the engine for zstd blocks (default: zstdEngine(), chosen at the first zstd block). */
+export function createCompressor(opts: { threads?: number; zstd?: ZstdEngine } = {}): Compressor {
   const concurrency = Math.max(1, opts.threads ?? availableParallelism());
   let zstd: ZstdPool | undefined;
   return {
@@ -30,7 +35,7 @@ export function createCompressor(opts: { threads?: number } = {}): Compressor {
     async compress(data, kind, level) {
       if (kind === 'deflate-raw') return new Uint8Array(await deflateRawAsync(data, { level: level ?? 6, windowBits: QCOW2_DEFLATE_WINDOW_BITS }));
       if (kind === 'zlib') return new Uint8Array(await deflateAsync(data, { level: level ?? 6 }));
-      zstd ??= new ZstdPool(concurrency);
+      zstd ??= new ZstdPool(concurrency, opts.zstd ?? zstdEngine());
       return zstd.compress(data, level ?? 3);
     },
     async close() {
@@ -43,11 +48,56 @@ export { mapOrdered } from '../io/concurrency.js';
 
 const require = createRequire(import.meta.url);
 
+/** The part of node:zlib that holds zstd (absent before Node 22.15 and 23.8; not in @types/node 20). */
+interface NativeZstd {
+  zstdCompressSync(data: Uint8Array, opts: { chunkSize: number; params: Record<number, number> }): Uint8Array;
+  zstdDecompressSync(data: Uint8Array, opts: { maxOutputLength: number }): Uint8Array;
+  constants: { ZSTD_c_compressionLevel: number };
+}
+
+function nativeZstd(): NativeZstd | undefined {
+  const zlib = require('node:zlib') as Partial<NativeZstd>;
+  return typeof zlib.zstdCompressSync === 'function' && typeof zlib.zstdDecompressSync === 'function' ? (zlib as NativeZstd) : undefined;
+}
+
+/**
+ * The zstd engine of this process: `DISKMINT_ZSTD` (`native` or `wasm`) when set, else node:zlib's
+ * libzstd when this Node has it, else the WebAssembly one. Both write the same frame layout
+ * (one frame per block, content size declared, no checksum) at the same levels.
+ */
+export function zstdEngine(forced: string | undefined = process.env.DISKMINT_ZSTD): ZstdEngine {
+  const hasNative = nativeZstd() !== undefined;
+  if (forced === undefined || forced === '') return hasNative ? 'native' : 'wasm';
+  if (forced === 'wasm') return 'wasm';
+  if (forced !== 'native') throw new DiskmintError('BAD_ARGUMENT', `DISKMINT_ZSTD must be native or wasm, not ${JSON.stringify(forced)}`);
+  if (!hasNative)
+    throw new DiskmintError('BAD_ARGUMENT', `DISKMINT_ZSTD=native needs zstd in node:zlib (Node 22.15+ or 23.8+); this is Node ${process.versions.node}`);
+  return 'native';
+}
+
+/** What runs zstd, for a report: `node:zlib (libzstd 1.5.7)` or `WebAssembly (@bokuweb/zstd-wasm)`. */
+export function describeZstdEngine(engine: ZstdEngine): string {
+  const versions = process.versions as Record<string, string | undefined>;
+  return engine === 'native' ? `node:zlib (libzstd ${versions.zstd ?? 'unknown'})` : 'WebAssembly (@bokuweb/zstd-wasm)';
+}
+
 /** Decompress zstd in this thread (readers). `maxBytes` bounds the output. */
-export async function zstdDecompress(data: Uint8Array, maxBytes: number): Promise<Uint8Array> {
+export async function zstdDecompress(data: Uint8Array, maxBytes: number, engine: ZstdEngine = zstdEngine()): Promise<Uint8Array> {
+  const tooLarge = () => new DiskmintError('INPUT', `zstd data expands past ${maxBytes} bytes`);
+  if (engine === 'native') {
+    let out: Uint8Array;
+    try {
+      out = nativeZstd()!.zstdDecompressSync(data, { maxOutputLength: Math.max(1, maxBytes) }); // node:zlib takes no bound under 1
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge();
+      throw err;
+    }
+    if (out.length > maxBytes) throw tooLarge();
+    return out;
+  }
   const zstdWasm = await loadZstd();
   const out = zstdWasm.decompress(data) as Uint8Array;
-  if (out.length > maxBytes) throw new DiskmintError('INPUT', `zstd data expands past ${maxBytes} bytes`);
+  if (out.length > maxBytes) throw tooLarge();
   return out;
 }
 
@@ -66,19 +116,33 @@ function loadZstd(): Promise<ZstdModule> {
   return zstdLoaded;
 }
 
-/** The worker body: plain CommonJS, so it runs the same from TypeScript sources and from dist/. */
+/**
+ * The worker body: plain CommonJS, so it runs the same from TypeScript sources and from dist/.
+ * Both engines make one frame per block through ZSTD_compress2's single pass: node:zlib is given
+ * an output buffer of ZSTD_compressBound bytes (zstd.h), since a smaller one sends libzstd down its
+ * buffered streaming path, whose frames can differ (measured: 2 MiB blocks of binary data).
+ */
 const ZSTD_WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
-const zstd = require(workerData.modulePath);
-// One compression context for the worker's life: ZSTD_compress would make and free one per block
-// (~20% of the time for 64 KiB clusters). With no dictionary the frames are the same bytes.
-const ready = zstd.init().then(() => zstd.createCCtx());
-const NO_DICTIONARY = new Uint8Array(0);
+const compressBound = (n) => n + (n >>> 8) + (n < 131072 ? (131072 - n) >>> 11 : 0);
+let ready;
+if (workerData.engine === 'native') {
+  const zlib = require('node:zlib');
+  const LEVEL = zlib.constants.ZSTD_c_compressionLevel;
+  ready = Promise.resolve((data, level) =>
+    zlib.zstdCompressSync(data, { chunkSize: Math.max(64, compressBound(data.length)), params: { [LEVEL]: level } }));
+} else {
+  const zstd = require(workerData.modulePath);
+  // One compression context for the worker's life: ZSTD_compress would make and free one per
+  // block (~20% of the time for 64 KiB clusters). With no dictionary the frames are the same bytes.
+  const NO_DICTIONARY = new Uint8Array(0);
+  ready = zstd.init().then(() => zstd.createCCtx()).then((cctx) => (data, level) => zstd.compressUsingDict(cctx, data, NO_DICTIONARY, level));
+}
 parentPort.on('message', async ({ id, data, level }) => {
-  const cctx = await ready;
+  const compress = await ready;
   try {
-    const out = zstd.compressUsingDict(cctx, data, NO_DICTIONARY, level);
-    // The package returns a fresh exact-size copy: transfer it as is (another copy is garbage).
+    const out = compress(data, level);
+    // An exact-size buffer is transferred as is (another copy is garbage); a view is copied.
     const own = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out : new Uint8Array(out);
     // The input's memory goes back too, to carry a later block: no fresh buffer per block.
     parentPort.postMessage({ id, out: own, input: data }, [own.buffer, data.buffer]);
@@ -97,11 +161,11 @@ class ZstdPool {
   /** Enough spares for the blocks in flight (callers keep about two per worker busy). */
   private readonly spareLimit: number;
 
-  constructor(size: number) {
+  constructor(size: number, engine: ZstdEngine) {
     this.spareLimit = 2 * size + 2;
-    const modulePath = require.resolve('@bokuweb/zstd-wasm');
+    const modulePath = engine === 'wasm' ? require.resolve('@bokuweb/zstd-wasm') : undefined;
     for (let i = 0; i < size; i++) {
-      const w = new Worker(ZSTD_WORKER_SOURCE, { eval: true, workerData: { modulePath } });
+      const w = new Worker(ZSTD_WORKER_SOURCE, { eval: true, workerData: { engine, modulePath } });
       w.on('message', (m: { id: number; out?: Uint8Array; input?: Uint8Array; error?: string }) => {
         if (m.input && this.spare.length < this.spareLimit) this.spare.push(m.input.buffer as ArrayBuffer);
         const p = this.pending.get(m.id);

@@ -52,18 +52,27 @@ export async function writeWithHandler(
   }
 }
 
-/** Open `path` with `handler`; siblings resolve inside the file's folder (absolute and .. refused). */
+/**
+ * Open `path` with `handler`; siblings resolve inside the file's folder (absolute and .. refused).
+ * When the handler refuses the file, it is closed here (as io/open-disk.ts does): Node 26 fails
+ * the test run for a FileHandle left to the garbage collector.
+ */
 export async function openWithHandler(handler: ContainerHandler, path: string): Promise<ContainerReader> {
   const file = await openRawFile(path);
-  return handler.open(file, {
-    path,
-    async openSibling(name: string): Promise<DiskReader> {
-      if (isAbsolute(name) || normalize(name).split(sep).includes('..')) {
-        throw new FormatError('BAD_VALUE', `extent file "${name}" is outside the image's folder`, handler.format);
-      }
-      return openRawFile(join(dirname(path), basename(normalize(name)) === normalize(name) ? name : normalize(name)));
-    },
-  });
+  return handler
+    .open(file, {
+      path,
+      async openSibling(name: string): Promise<DiskReader> {
+        if (isAbsolute(name) || normalize(name).split(sep).includes('..')) {
+          throw new FormatError('BAD_VALUE', `extent file "${name}" is outside the image's folder`, handler.format);
+        }
+        return openRawFile(join(dirname(path), basename(normalize(name)) === normalize(name) ? name : normalize(name)));
+      },
+    })
+    .catch(async (err: unknown) => {
+      await file.close();
+      throw err;
+    });
 }
 
 /** Read a whole (small) disk into memory. */

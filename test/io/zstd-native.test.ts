@@ -1,0 +1,154 @@
+/**
+ * zstd through node:zlib (Node 22.15+, 23.8+) or the WebAssembly build: the engine is chosen
+ * by what this Node has, DISKMINT_ZSTD forces one, and both make frames that qemu-img reads as
+ * the same disk. The native cases run on a Node that has zstd in node:zlib (.ci/run's second
+ * pass, on the current LTS); on an older Node only the WebAssembly ones can.
+ */
+import * as zlib from 'node:zlib';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { createCompressor, describeZstdEngine, zstdDecompress, zstdEngine, type ZstdEngine } from '../../src/containers/compress.js';
+import { DiskmintError } from '../../src/model/errors.js';
+import { diskmint } from '../helpers/cli.js';
+import { tempDir } from '../helpers/golden.js';
+import { requirePeer, runPeer } from '../helpers/peer.js';
+
+const HAS_NATIVE = typeof (zlib as unknown as Record<string, unknown>).zstdCompressSync === 'function';
+const ENGINES: ZstdEngine[] = HAS_NATIVE ? ['native', 'wasm'] : ['wasm'];
+
+/** Blocks that compress well, badly and not at all, of the given seed. */
+function block(length: number, seed: number, kind: 'text' | 'random' | 'runs'): Uint8Array {
+  const b = new Uint8Array(length);
+  for (let i = 0; i < length; i++) {
+    if (kind === 'random') b[i] = Math.imul(i + 1, 2654435761 + seed) >>> 24;
+    else if (kind === 'text') b[i] = 97 + ((i * 7 + seed + (i >> 5)) % 26);
+    else b[i] = (i >> 11) + seed;
+  }
+  return b;
+}
+
+async function compressAll(engine: ZstdEngine, blocks: Uint8Array[], level?: number): Promise<Uint8Array[]> {
+  const compressor = createCompressor({ threads: 2, zstd: engine });
+  try {
+    return await Promise.all(blocks.map((b) => compressor.compress(b, 'zstd', level)));
+  } finally {
+    await compressor.close();
+  }
+}
+
+describe('zstdEngine', () => {
+  it('is native exactly when node:zlib has zstd, unless DISKMINT_ZSTD says otherwise', () => {
+    expect(zstdEngine(undefined)).toBe(HAS_NATIVE ? 'native' : 'wasm');
+    expect(zstdEngine('')).toBe(HAS_NATIVE ? 'native' : 'wasm');
+    expect(zstdEngine('wasm')).toBe('wasm');
+    if (HAS_NATIVE) expect(zstdEngine('native')).toBe('native');
+    else expect(() => zstdEngine('native')).toThrow(/DISKMINT_ZSTD=native needs zstd in node:zlib \(Node 22\.15\+ or 23\.8\+\); this is Node /);
+  });
+
+  it('refuses any other DISKMINT_ZSTD as a bad argument', () => {
+    for (const bad of ['Native', 'zstd', 'auto', 'wasm ']) {
+      const err = (() => {
+        try {
+          zstdEngine(bad);
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(err).toBeInstanceOf(DiskmintError);
+      expect((err as DiskmintError).code).toBe('BAD_ARGUMENT');
+      expect((err as Error).message).toBe(`DISKMINT_ZSTD must be native or wasm, not ${JSON.stringify(bad)}`);
+    }
+  });
+
+  it('describes what runs', () => {
+    expect(describeZstdEngine('wasm')).toBe('WebAssembly (@bokuweb/zstd-wasm)');
+    expect(describeZstdEngine('native')).toMatch(/^node:zlib \(libzstd (\d+\.\d+\.\d+|unknown)\)$/);
+  });
+});
+
+describe.each(ENGINES)('zstd through %s', (engine) => {
+  it('round-trips blocks of any size and content, through either decoder (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ length: fc.integer({ min: 0, max: 300_000 }), seed: fc.nat(250), kind: fc.constantFrom('text', 'random', 'runs' as const) }), {
+          minLength: 1,
+          maxLength: 8,
+        }),
+        fc.integer({ min: 1, max: 19 }),
+        async (specs, level) => {
+          const inputs = specs.map(({ length, seed, kind }) => block(length, seed, kind));
+          const packed = await compressAll(engine, inputs, level);
+          for (const [k, p] of packed.entries()) {
+            // RFC 8878 section 3.1.1: the frame magic; both engines declare the content size.
+            expect(Buffer.from(p.subarray(0, 4)).readUInt32LE(0)).toBe(0xfd2fb528);
+            for (const decoder of ENGINES) expect(Buffer.from(await zstdDecompress(p, inputs[k].length, decoder)).equals(Buffer.from(inputs[k]))).toBe(true);
+          }
+        },
+      ),
+      { numRuns: 12 },
+    );
+  });
+
+  it('makes the same bytes twice, whatever the thread count', async () => {
+    const inputs = [block(65536, 1, 'text'), block(2 << 20, 2, 'runs'), block(70_000, 3, 'random')];
+    const once = await compressAll(engine, inputs);
+    const compressor = createCompressor({ threads: 1, zstd: engine });
+    try {
+      for (const [k, b] of inputs.entries()) expect(Buffer.from(await compressor.compress(b, 'zstd')).equals(Buffer.from(once[k]))).toBe(true);
+    } finally {
+      await compressor.close();
+    }
+  });
+
+  it('refuses to expand past the bound it is given', async () => {
+    const [packed] = await compressAll(engine, [block(100_000, 4, 'runs')]);
+    await expect(zstdDecompress(packed, 99_999, engine)).rejects.toThrow(new DiskmintError('INPUT', 'zstd data expands past 99999 bytes'));
+  });
+
+  it('writes a zstd qcow2 (64 KiB and 2 MiB clusters) that qemu-img reads as the raw disk, and says which engine ran', (ctx) => {
+    if (!requirePeer('qemu-img', 'qemu-utils')) return ctx.skip();
+    const dir = tempDir();
+    const raw = join(dir, 'disk.raw');
+    const parts = [block(3 << 20, 5, 'text'), new Uint8Array(1 << 20), block(2 << 20, 6, 'random'), block(2 << 20, 7, 'runs')];
+    writeFileSync(raw, Buffer.concat(parts));
+    for (const cluster of [65536, 2 << 20]) {
+      const out = join(dir, `${engine}-${cluster}.qcow2`);
+      const r = diskmint(['convert', raw, out, '-O', 'qcow2', '-o', `cluster_size=${cluster}`, '-c', '--compression', 'zstd', '--verbose', '-q'], {
+        env: { DISKMINT_ZSTD: engine },
+      });
+      expect(r.stderr).toBe(`diskmint: zstd through ${describeZstdEngine(engine)}\n`);
+      expect(r.status).toBe(0);
+      expect(runPeer('qemu-img', ['info', out]).out).toMatch(/compression type: zstd/);
+      expect(runPeer('qemu-img', ['check', out])).toMatchObject({ status: 0 });
+      expect(runPeer('qemu-img', ['compare', '-f', 'raw', '-F', 'qcow2', raw, out])).toEqual({ status: 0, out: 'Images are identical.\n' });
+    }
+  });
+});
+
+describe('zstd across engines', () => {
+  it.runIf(HAS_NATIVE)('native and WebAssembly images hold the same disk (qemu-img compare)', (ctx) => {
+    if (!requirePeer('qemu-img', 'qemu-utils')) return ctx.skip();
+    const dir = tempDir();
+    const raw = join(dir, 'disk.raw');
+    writeFileSync(raw, Buffer.concat([block(1 << 20, 8, 'text'), block(1 << 20, 9, 'random')]));
+    const out = (engine: ZstdEngine) => {
+      const path = join(dir, `${engine}.qcow2`);
+      expect(diskmint(['convert', raw, path, '-c', '--compression', 'zstd', '-q'], { env: { DISKMINT_ZSTD: engine } }).status).toBe(0);
+      return path;
+    };
+    expect(runPeer('qemu-img', ['compare', out('native'), out('wasm')])).toEqual({ status: 0, out: 'Images are identical.\n' });
+  });
+
+  it('a DISKMINT_ZSTD the runtime cannot honour fails before any output exists', () => {
+    const dir = tempDir();
+    const raw = join(dir, 'disk.raw');
+    writeFileSync(raw, block(1 << 20, 10, 'text'));
+    const bad = HAS_NATIVE ? 'zstd' : 'native';
+    const r = diskmint(['convert', raw, join(dir, 'out.qcow2'), '-c', '--compression', 'zstd', '-q'], { env: { DISKMINT_ZSTD: bad } });
+    expect(r.stderr).toMatch(/^diskmint: DISKMINT_ZSTD/);
+    expect(r.status).toBe(1);
+    expect(runPeer('ls', ['-A', dir]).out).toBe('disk.raw\n');
+  });
+});
