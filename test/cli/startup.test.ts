@@ -14,10 +14,12 @@ import { addFatCommands } from '../../src/cli/fat.js';
 import { addSignCommands } from '../../src/cli/sign.js';
 import { addSlotCommands } from '../../src/cli/slot.js';
 import { addZfsCommands } from '../../src/cli/zfs.js';
+import { addFlashCommands } from '../../src/cli/flash.js';
+import { addBmapCommand } from '../../src/cli/bmap.js';
 import { requireFreshBundle, ROOT } from '../helpers/cli.js';
 import { tempDir } from '../helpers/golden.js';
 
-const ALL_GROUPS = [addFatCommands, addSlotCommands, addSignCommands, addZfsCommands];
+const ALL_GROUPS = [addFatCommands, addSlotCommands, addSignCommands, addZfsCommands, addFlashCommands, addBmapCommand];
 const names = (program: Command) => program.commands.map((c) => c.name());
 
 describe('commandGroupsFor', () => {

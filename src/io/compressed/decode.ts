@@ -6,8 +6,6 @@
  * yauzl (deflate or stored entries).
  */
 import { createReadStream } from 'node:fs';
-import { PassThrough, Readable } from 'node:stream';
-import * as zlib from 'node:zlib';
 import type { CompressionKind } from '../../../formats/common/compression.js';
 import { DiskmintError, isSystemError } from '../../model/errors.js';
 
@@ -30,20 +28,24 @@ export async function* decompressedChunks(path: string, kind: CompressionKind): 
 
 async function* decoded(path: string, kind: CompressionKind): AsyncGenerator<Uint8Array> {
   switch (kind) {
-    case 'gzip':
-      yield* createReadStream(path).pipe(zlib.createGunzip());
+    case 'gzip': {
+      const { createGunzip } = await import('node:zlib'); // loaded only for such an input: start-up stays lean
+      yield* createReadStream(path).pipe(createGunzip());
       return;
+    }
     case 'zstd':
       yield* zstdChunks(path);
       return;
     case 'xz': {
       const { XzReadableStream } = await import('xz-decompress');
+      const { Readable } = await import('node:stream');
       const web = Readable.toWeb(createReadStream(path)) as unknown as ReadableStream<Uint8Array>;
       yield* Readable.fromWeb(new XzReadableStream(web) as Parameters<typeof Readable.fromWeb>[0]);
       return;
     }
     case 'bzip2': {
       const { default: bz2 } = await import('unbzip2-stream');
+      const { PassThrough } = await import('node:stream');
       // An old-style `through` stream: piped into a stream that iterates, its errors passed on.
       const source = createReadStream(path);
       const decoder = bz2();
@@ -60,7 +62,8 @@ async function* decoded(path: string, kind: CompressionKind): AsyncGenerator<Uin
 }
 
 async function* zstdChunks(path: string): AsyncGenerator<Uint8Array> {
-  const native = (zlib as { createZstdDecompress?: () => zlib.Gunzip }).createZstdDecompress;
+  const zlib = await import('node:zlib');
+  const native = (zlib as { createZstdDecompress?: () => import('node:zlib').Gunzip }).createZstdDecompress;
   if (native) {
     yield* createReadStream(path).pipe(native()) as AsyncIterable<Buffer>;
     return;
@@ -80,7 +83,7 @@ async function* zstdChunks(path: string): AsyncGenerator<Uint8Array> {
 const isImageEntry = (name: string) => !name.endsWith('/') && !name.startsWith('__MACOSX/') && !/(^|\/)\.DS_Store$/.test(name);
 
 /** The one image a zip holds, as a stream; a zip of none or several is refused, naming them. */
-async function zipEntryStream(path: string): Promise<Readable> {
+async function zipEntryStream(path: string): Promise<import('node:stream').Readable> {
   const yauzl = await import('yauzl');
   const zip = await new Promise<import('yauzl').ZipFile>((ok, fail) =>
     yauzl.open(path, { lazyEntries: true, autoClose: false }, (e, z) => (e ? fail(e) : ok(z))),
@@ -105,7 +108,7 @@ async function zipEntryStream(path: string): Promise<Readable> {
         : `${path} is a zip that holds no file`,
     );
   }
-  const stream = await new Promise<Readable>((ok, fail) => zip.openReadStream(entries[0], (e, s) => (e ? fail(e) : ok(s))));
+  const stream = await new Promise<import('node:stream').Readable>((ok, fail) => zip.openReadStream(entries[0], (e, s) => (e ? fail(e) : ok(s))));
   stream.on('close', () => zip.close());
   return stream;
 }
