@@ -25,10 +25,10 @@ const EXIT_INTERNAL = 70;
 const EXIT_BROKEN_PIPE = 141;
 
 /** The output-format options shared by build and convert. */
-const WRITE_OPTIONS = [opts.format, opts.compress, opts.compression, opts.level, opts.threads, opts.quiet, opts.verbose] as const;
+const WRITE_OPTIONS = [opts.format, opts.compress, opts.compression, opts.level, opts.threads, opts.quiet, opts.verbose, opts.bmapBeside] as const;
 type WriteFlags = Values<typeof WRITE_OPTIONS> & { opt?: string };
 
-async function writeOptions(o: WriteFlags, output: string): Promise<WriteImageOptions> {
+async function writeOptions(o: WriteFlags, output: string): Promise<WriteImageOptions & { bmap?: boolean }> {
   const { parseOptionString } = await import('../containers/registry.js');
   const algorithm = o.compression ?? (parseOptionString(o.opt).compression_type === 'zstd' ? 'zstd' : 'deflate');
   if (o.compress || o.compression !== undefined) await checkCompressor(algorithm, o.verbose);
@@ -39,6 +39,7 @@ async function writeOptions(o: WriteFlags, output: string): Promise<WriteImageOp
     compression: o.compression,
     level: checkLevel(o.level, algorithm),
     threads: o.threads,
+    bmap: o.bmap,
     ...outputStreams(output, o.quiet),
   };
 }
@@ -263,7 +264,8 @@ export function makeProgram(groups: readonly AddCommands[]): Command {
       const r = await convertImage(input, output, { ...(await writeOptions(o, output)), allowBacking: o.allowBacking });
       // With OUT -, the image owns stdout: the JSON goes to stderr, the text line nowhere.
       if (o.json) printJson(r, output === '-' ? printErr : printOut);
-      else if (output !== '-') printOut(`${r.input} (${r.inputFormat}) -> ${r.output} (${r.format}), virtual size ${r.virtualSize} bytes\n`);
+      else if (output !== '-')
+        printOut(`${r.input} (${r.inputFormat}) -> ${r.output} (${r.format}), virtual size ${r.virtualSize} bytes${r.bmap ? `; block map ${r.bmap}` : ''}\n`);
     });
 
   program

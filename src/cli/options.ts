@@ -97,6 +97,7 @@ export const lockTimeout = def<number, '--lock-timeout <seconds>'>(
   'seconds to wait while another command edits the image (default 5; 0: fail at once)',
 );
 
+export const bmapBeside = flag('--bmap', "also write OUT.bmap beside the output (bmaptool's block map; fw.img.zst gets fw.img.bmap)");
 export const json = flag('--json', 'print the result as JSON (64-bit values as decimal strings)');
 export const quiet = flag('-q, --quiet', 'no progress bar');
 export const verbose = flag('--verbose', 'say on standard error what compresses (zstd: node:zlib or WebAssembly; DISKMINT_ZSTD=native|wasm forces one)');

@@ -82,6 +82,7 @@ export function formatVerify(r: VerifyReport): string {
 export function formatBuild(r: BuildResult): string {
   const lines = [`${r.output}: ${r.format}, ${r.scheme.toUpperCase()}, ${formatBytes(r.sizeBytes)}, ${formatBytes(r.dataBytes)} of data, seed ${r.seed}`];
   lines.push(...formatSummary(r, '  '));
+  if (r.bmap) lines.push(`  block map: ${r.bmap}`);
   for (const w of r.warnings) lines.push(`  warning: ${w}`);
   return lines.join('\n');
 }

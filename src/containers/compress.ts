@@ -4,14 +4,14 @@
  * (Node 22.15+, 23.8+) when this Node has it, else the zstd WebAssembly module. Each block is
  * compressed on its own, so output bytes never depend on the thread count.
  */
-import { deflateAsync, deflateRawAsync } from '../io/zlib-async.js';
+import { deflateAsync, deflateRawAsync, gzipAsync } from '../io/zlib-async.js';
 import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { DiskmintError } from '../model/errors.js';
 
 /** deflate-raw: RFC 1951 (qcow2 clusters); zlib: RFC 1950 (VMDK streamOptimized grains); zstd: RFC 8878. */
-export type CompressionKind = 'deflate-raw' | 'zlib' | 'zstd';
+export type CompressionKind = 'deflate-raw' | 'zlib' | 'gzip' | 'zstd';
 
 /** Which libzstd compresses and decompresses: node:zlib's (`native`) or the WebAssembly build (`wasm`). */
 export type ZstdEngine = 'native' | 'wasm';
@@ -35,6 +35,7 @@ export function createCompressor(opts: { threads?: number; zstd?: ZstdEngine } =
     async compress(data, kind, level) {
       if (kind === 'deflate-raw') return new Uint8Array(await deflateRawAsync(data, { level: level ?? 6, windowBits: QCOW2_DEFLATE_WINDOW_BITS }));
       if (kind === 'zlib') return new Uint8Array(await deflateAsync(data, { level: level ?? 6 }));
+      if (kind === 'gzip') return new Uint8Array(await gzipAsync(data, { level: level ?? 6 })); // a whole member: header (MTIME 0), data, CRC-32, ISIZE
       zstd ??= new ZstdPool(concurrency, opts.zstd ?? zstdEngine());
       return zstd.compress(data, level ?? 3);
     },

@@ -3,7 +3,7 @@
  * `promisify(zlib.inflate)`), so loading a module that imports these does not load zlib: the
  * bundled CLI loads node:zlib on first use (scripts/bundle.mjs).
  */
-import { deflate, deflateRaw, inflate, type ZlibOptions } from 'node:zlib';
+import { deflate, deflateRaw, gzip, inflate, type ZlibOptions } from 'node:zlib';
 
 type OneShot = (data: Uint8Array, opts: ZlibOptions, done: (err: Error | null, out: Buffer) => void) => void;
 
@@ -21,4 +21,8 @@ export function deflateAsync(data: Uint8Array, opts: ZlibOptions = {}): Promise<
 
 export function deflateRawAsync(data: Uint8Array, opts: ZlibOptions = {}): Promise<Buffer> {
   return promised(deflateRaw, data, opts);
+}
+
+export function gzipAsync(data: Uint8Array, opts: ZlibOptions = {}): Promise<Buffer> {
+  return promised(gzip, data, opts);
 }

@@ -110,6 +110,23 @@ export async function createBmap(image: string, opts: CreateBmapOptions): Promis
   }
 }
 
+/** Where a block map goes beside an image: `fw.img.zst` -> `fw.img.bmap` (bmaptool looks there for a compressed image's map). */
+export function bmapPathBeside(image: string): string {
+  return `${image.replace(/\.(gz|zst|xz|bz2)$/i, '')}.bmap`;
+}
+
+/** `build --bmap`, `convert --bmap`: refused before anything is written when the output is a pipe. */
+export function refuseBmapToPipe(output: string, bmap: boolean | undefined): void {
+  if (bmap && output === '-') throw new DiskmintError('BAD_ARGUMENT', '--bmap writes a file beside the output; an output to a pipe has no place for it');
+}
+
+/** The block map of the image just written at `output`, beside it (bmapPathBeside), read back from the file as any reader would. */
+export async function writeBmapBeside(output: string): Promise<string> {
+  const path = bmapPathBeside(output);
+  await createBmap(output, { output: path });
+  return path;
+}
+
 /** Read and check a bmap file (bmaptool create's 1.x or 2.0, or ours): a DiskmintError naming it when it is not sound. */
 export async function readBmapFile(path: string): Promise<BlockMap> {
   let text: string;

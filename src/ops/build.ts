@@ -6,6 +6,7 @@ import type { Layout } from '../layout/schema.js';
 import { planLayout, type PlannedImage, type PlannedPartition } from '../layout/plan.js';
 import { assembleDisk } from '../layout/assemble.js';
 import { refuseUncompressibleOutput, writeImage, type WriteImageOptions } from '../io/write-image.js';
+import { refuseBmapToPipe, writeBmapBeside } from './bmap.js';
 import { resolveSeed, seedFromLayoutText } from '../model/seed.js';
 import type { VirtualDisk } from '../model/extents.js';
 
@@ -16,6 +17,8 @@ export interface BuildOptions extends WriteImageOptions {
   seed?: string;
   /** Folder that contents paths are relative to (default: the layout file's folder, else cwd). */
   baseDir?: string;
+  /** Also write the output's block map beside it (`OUT.bmap`, bmaptool's format), made from the file written. */
+  bmap?: boolean;
 }
 
 export interface BuiltPartition {
@@ -45,6 +48,8 @@ export interface BuildResult extends BuildSummary {
   format: string;
   /** Bytes of data written (holes excluded). */
   dataBytes: number;
+  /** The block map written beside the output (with `bmap`). */
+  bmap?: string;
 }
 
 /** parseLayout, with the schema module (zod) loaded on first use: building it costs every start ~4 ms. */
@@ -93,10 +98,12 @@ export async function planImage(
 /** Build the image a layout describes and write it to `opts.output`. */
 export async function buildImage(layoutOrPath: Layout | string, opts: BuildOptions): Promise<BuildResult> {
   refuseUncompressibleOutput(opts.output, opts);
+  refuseBmapToPipe(opts.output, opts.bmap);
   const { plan, disk } = await planImage(layoutOrPath, opts);
   const layoutFile = typeof layoutOrPath === 'string' ? [layoutOrPath] : [];
   const written = await writeImage(disk, opts.output, { ...opts, inputs: [...(opts.inputs ?? []), ...layoutFile] });
-  return { ...summarisePlan(plan), output: opts.output, format: written.format, dataBytes: disk.dataBytes() };
+  const result = { ...summarisePlan(plan), output: opts.output, format: written.format, dataBytes: disk.dataBytes() };
+  return opts.bmap ? { ...result, bmap: await writeBmapBeside(opts.output) } : result;
 }
 
 export function summarisePlan(plan: PlannedImage): BuildSummary {

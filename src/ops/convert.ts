@@ -1,15 +1,21 @@
 /** `diskmint convert`: any image diskmint reads, to any format it writes, without a raw intermediate. */
 import { VirtualDisk } from '../model/extents.js';
+import { refuseBmapToPipe, writeBmapBeside } from './bmap.js';
 import { openDisk, type OpenDiskOptions } from '../io/open-disk.js';
 import type { ContainerReader } from '../containers/types.js';
 import { refuseUncompressibleOutput, writeImage, type WriteImageOptions, type WriteImageResult } from '../io/write-image.js';
 import { checkOutputTarget } from '../io/output-target.js';
 
-export interface ConvertOptions extends WriteImageOptions, OpenDiskOptions {}
+export interface ConvertOptions extends WriteImageOptions, OpenDiskOptions {
+  /** Also write the output's block map beside it (`OUT.bmap`, bmaptool's format), made from the file written. */
+  bmap?: boolean;
+}
 
 export interface ConvertResult extends WriteImageResult {
   input: string;
   inputFormat: string;
+  /** The block map written beside the output (with `bmap`). */
+  bmap?: string;
   /**
    * Bytes of the source read as data: its allocated ranges, or the whole of a raw input when the
    * output is a file (its writer finds zero blocks itself).
@@ -40,15 +46,18 @@ export async function diskFromReader(reader: ContainerReader & { sourcePath?: st
 
 export async function convertImage(input: string, output: string, opts: ConvertOptions = {}): Promise<ConvertResult> {
   refuseUncompressibleOutput(output, opts);
+  refuseBmapToPipe(output, opts.bmap);
   if (output !== '-') await checkOutputTarget(output, [input]); // before reading the input
   const { reader, format } = await openDisk(input, opts);
+  let result: ConvertResult;
   try {
     const disk = await diskFromReader(reader, { wholeRawFile: writerFindsZeros(output) });
-    const result = await writeImage(disk, output, { ...opts, inputs: [...(opts.inputs ?? []), input] });
-    return { ...result, input, inputFormat: reader.subformat ? `${format} (${reader.subformat})` : format, dataBytes: disk.dataBytes() };
+    const written = await writeImage(disk, output, { ...opts, inputs: [...(opts.inputs ?? []), input] });
+    result = { ...written, input, inputFormat: reader.subformat ? `${format} (${reader.subformat})` : format, dataBytes: disk.dataBytes() };
   } finally {
     await reader.close();
   }
+  return opts.bmap ? { ...result, bmap: await writeBmapBeside(output) } : result;
 }
 
 /**
