@@ -18,21 +18,14 @@ export interface ConvertResult extends WriteImageResult {
 }
 
 /**
- * The virtual disk of an open image: its allocated ranges, read on demand. A raw file's allocated
- * ranges are its non-zero blocks, found by reading the data; `wholeRawFile` skips that pass and
- * places the file's data ranges (the kernel's map, or the whole file when there is none) as
- * runs, for writers that find zero blocks as they copy.
+ * The virtual disk of an open image: its allocated ranges, read on demand. A raw file's ranges
+ * come from reading it whole for zero blocks (Node has no SEEK_DATA); `wholeRawFile` skips that
+ * pass and places the file as one run, for writers that find zero blocks as they copy.
  */
-export async function diskFromReader(
-  reader: ContainerReader & { sourcePath?: string; dataRanges?(): AsyncIterable<{ offset: number; length: number }> },
-  opts: { wholeRawFile?: boolean } = {},
-): Promise<VirtualDisk> {
+export async function diskFromReader(reader: ContainerReader & { sourcePath?: string }, opts: { wholeRawFile?: boolean } = {}): Promise<VirtualDisk> {
   const disk = new VirtualDisk(reader.size);
   if (opts.wholeRawFile && reader.format === 'raw' && reader.sourcePath !== undefined) {
-    const path = reader.sourcePath;
-    for await (const r of reader.dataRanges?.() ?? [{ offset: 0, length: reader.size }])
-      disk.place(r.offset, r.length, { kind: 'file', path, offset: r.offset });
-    return disk;
+    return reader.size ? disk.place(0, reader.size, { kind: 'file', path: reader.sourcePath, offset: 0 }) : disk;
   }
   for await (const r of reader.allocatedRanges()) {
     // Raw files are read as file ranges: straight into the writer's buffers, no copies.

@@ -14,6 +14,7 @@ export const SEEK_HOLE = 4;
 
 /** Linux errno values (include/uapi/asm-generic/errno-base.h): ENXIO, no data past the offset. */
 export const ENXIO = 6;
+const EBADF = 9;
 
 export interface KernelIo {
   /** lseek(fd, offset, whence): the resulting offset, or -errno when the call failed. */
@@ -73,6 +74,8 @@ function load(from: KoffiLoader): KernelIo | undefined {
         return at >= 0 ? at : -koffi.errno();
       },
     };
+    // A package that loads but cannot call (another ABI, a broken binary) is no package.
+    if (io.seek(-1, 0, SEEK_HOLE) !== -EBADF) return undefined;
     const copy = optionalFunc(libc, 'intptr_t copy_file_range(int fd_in, int64_t *off_in, int fd_out, int64_t *off_out, size_t len, unsigned int flags)');
     if (copy) {
       io.copyFileRange = (srcFd, srcOffset, dstFd, dstOffset, length) =>

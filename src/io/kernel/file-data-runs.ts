@@ -4,8 +4,8 @@
  * maps the file (lseek SEEK_DATA), so writers never read its holes. Without the kernel calls the
  * runs are as they were, and the writers read the holes as zeros.
  */
-import type { DataRun } from '../../model/extents.js';
-import type { FileCache } from '../run-reader.js';
+import { VirtualDisk, type DataRun, type ExtentSource } from '../../model/extents.js';
+import { FileCache } from '../run-reader.js';
 import { ZERO_BLOCK } from '../zero-blocks.js';
 import { kernelIo } from './ffi.js';
 import { seekDataIo, seekDataRanges } from './data-ranges.js';
@@ -40,4 +40,30 @@ export async function dataOnlyRuns(runs: Iterable<DataRun>, files: FileCache): P
     });
   }
   return out;
+}
+
+/**
+ * `disk` with its large file runs cut down to their data (see dataOnlyRuns), for reading its
+ * blocks: the same bytes, without the holes. The disk itself is `disk` when nothing was cut, so
+ * what writers derive from its shape (identifiers) never depends on the path taken.
+ */
+export async function withoutFileHoles(disk: VirtualDisk): Promise<VirtualDisk> {
+  const original = [...disk.runs()];
+  if (!original.some((r) => r.kind === 'file' && r.length >= SPLIT_AT_LEAST) || !kernelIo()) return disk;
+  const files = new FileCache();
+  try {
+    const runs = await dataOnlyRuns(original, files);
+    if (runs.length === original.length && runs.every((r, i) => r.length === original[i].length)) return disk;
+    const mapped = new VirtualDisk(disk.size);
+    for (const r of runs) mapped.place(r.offset, r.length, sourceOf(r));
+    return mapped;
+  } finally {
+    await files.closeAll();
+  }
+}
+
+function sourceOf(run: DataRun): ExtentSource {
+  if (run.kind === 'bytes') return { kind: 'bytes', data: run.data };
+  if (run.kind === 'file') return { kind: 'file', path: run.path, offset: run.fileOffset };
+  return { kind: 'reader', reader: run.reader, offset: run.readerOffset };
 }
