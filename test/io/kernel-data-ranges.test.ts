@@ -180,14 +180,9 @@ describe('kernel data ranges', () => {
     try {
       expect(seekDataIo(handle.fd, { seek: () => -ENXIO })).toBeDefined(); // an empty file answers ENXIO
       const failing: KernelIo = { seek: (_fd, _at, whence) => (whence === 4 ? 0 : -5) }; // EIO on SEEK_DATA
-      let error: unknown;
-      try {
-        [...seekDataRanges(failing, handle.fd, 0, 1 << 20, path)];
-      } catch (e) {
-        error = e;
-      }
-      expect(error).toBeInstanceOf(DiskmintError);
-      expect(error).toMatchObject({ code: 'IO', message: `finding the data of ${path} failed: lseek SEEK_DATA at byte 0: EIO` });
+      const walk = () => [...seekDataRanges(failing, handle.fd, 0, 1 << 20, path)];
+      expect(walk).toThrow(DiskmintError);
+      expect(walk).toThrow(expect.objectContaining({ code: 'IO', message: `finding the data of ${path} failed: lseek SEEK_DATA at byte 0: EIO` }));
     } finally {
       await handle.close();
     }
