@@ -85,7 +85,7 @@ const BUILD_OPTIONS = [
 
 const CONVERT_OPTIONS = [opts.formatOptionsShort, opts.allowBacking, opts.described(opts.json, 'print a summary as JSON'), ...WRITE_OPTIONS] as const;
 
-const INFO_OPTIONS = [opts.json, opts.sectorSize, opts.allowBacking] as const;
+const INFO_OPTIONS = [opts.json, opts.sectorSize, opts.allowBacking, opts.flag('--verbose', "also say how a raw image's data is found (dataMap)")] as const;
 
 const VERIFY_OPTIONS = [
   opts.json,
@@ -193,7 +193,7 @@ export function makeProgram(groups: readonly AddCommands[]): Command {
       const [{ withImage }, { formatInspection }] = await Promise.all([import('./with-image.js'), import('./report.js')]);
       const r = await withImage(path, (image) => image.inspect({ sectorSize: o.sectorSize }), { allowBacking: o.allowBacking });
       if (o.json) printJson(r);
-      else printOut(`${formatInspection(r)}\n`);
+      else printOut(`${formatInspection(r)}\n${o.verbose && r.dataMap ? `data map: ${r.dataMap}\n` : ''}`);
       // A table with errors (a GPT neither of whose copies can be read shows no partitions) is
       // reported as verify reports it: exit 1, the findings printed.
       process.exitCode = r.findings.some((f) => f.severity === 'error') ? EXIT_PROBLEMS : 0;

@@ -6,6 +6,7 @@
 import type { VirtualDisk } from '../model/extents.js';
 import { FileCache, readRunInto } from '../io/run-reader.js';
 import { mapOrdered } from '../io/concurrency.js';
+import { withoutFileHoles } from '../io/kernel/file-data-runs.js';
 
 type Range = { offset: number; length: number };
 
@@ -73,7 +74,8 @@ export interface ReadBlocksOptions {
  * reading overlaps the consumer's work. Unless `reuseBuffers`, each yielded buffer is fresh
  * (neighbours may share one ArrayBuffer): consumers may keep it.
  */
-export async function* readBlocks(disk: VirtualDisk, blockSize: number, opts: ReadBlocksOptions = {}): AsyncGenerator<{ index: number; data: Uint8Array }> {
+export async function* readBlocks(whole: VirtualDisk, blockSize: number, opts: ReadBlocksOptions = {}): AsyncGenerator<{ index: number; data: Uint8Array }> {
+  const disk = await withoutFileHoles(whole); // a large raw file's holes are not read (the kernel's map)
   const files = new FileCache();
   const perGroup = Math.max(1, Math.floor(GROUP_BYTES / blockSize));
   // At least two groups in flight, so even 32 MiB VHDX blocks are read while the last one is written.

@@ -11,6 +11,8 @@ import { writeFully } from './write-fully.js';
 export interface ByteSink {
   /** True when `pwrite` works (a regular file); false for pipes. */
   readonly seekable: boolean;
+  /** A file sink's descriptor, for copies the kernel makes straight into the file (copy_file_range). */
+  readonly fd?: number;
   /** Bytes emitted so far (the current end for forward writing). */
   readonly position: number;
   /**
@@ -62,6 +64,7 @@ export function fileSink(handle: FileHandle): ByteSink {
   };
   return {
     seekable: true,
+    fd: handle.fd,
     get position() {
       return position;
     },

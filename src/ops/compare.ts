@@ -13,8 +13,12 @@ import type { ContainerReader } from '../containers/types.js';
 
 type Range = { offset: number; length: number };
 
-/** What comparing needs of a disk: an image's reader, or a virtual disk's (virtualDiskReader). */
-export type ComparableDisk = Pick<ContainerReader, 'size' | 'read' | 'allocatedRanges' | 'close'>;
+/**
+ * What comparing needs of a disk: an image's reader, or a virtual disk's (virtualDiskReader). A raw
+ * image also offers `dataRanges`, where it may hold data without reading it (the kernel's map, or
+ * the whole file): compared as they are, its data is read once, not scanned for zeros first.
+ */
+export type ComparableDisk = Pick<ContainerReader, 'size' | 'read' | 'allocatedRanges' | 'close'> & { dataRanges?(): AsyncIterable<Range> };
 
 /** Bytes compared per read of each image. */
 const COMPARE_CHUNK = 1 << 20;
@@ -107,7 +111,8 @@ interface Chunk {
 
 /** COMPARE_CHUNK pieces of every range either disk has data in, up to the larger disk's end. */
 async function* chunksToCompare(a: ComparableDisk, b: ComparableDisk): AsyncGenerator<Chunk> {
-  for await (const s of coverage(a.allocatedRanges(), b.allocatedRanges())) {
+  const ranges = (d: ComparableDisk) => d.dataRanges?.() ?? d.allocatedRanges();
+  for await (const s of coverage(ranges(a), ranges(b))) {
     const end = Math.min(s.end, Math.max(a.size, b.size));
     for (let at = s.offset; at < end; at += COMPARE_CHUNK) yield { at, n: Math.min(COMPARE_CHUNK, end - at), inA: s.inA, inB: s.inB };
   }

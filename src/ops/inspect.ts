@@ -10,6 +10,7 @@ import { PROBE_ORDER, SCHEME_HANDLERS, findScheme } from '../schemes/registry.js
 import { isContainerPartition } from '../schemes/handler.js';
 import type { PartitionTable, TablePartition, TableReadResult } from '../schemes/types.js';
 import type { ContainerReader } from '../containers/types.js';
+import type { DataMap } from '../containers/raw/reader.js';
 
 export interface InspectOptions extends OpenDiskOptions {
   /**
@@ -34,12 +35,14 @@ export interface ImageInspection {
   /** With no partition table: the file system the whole image holds, when one is recognised. */
   filesystem?: { kind: string; label?: string };
   findings: Finding[];
+  /** Raw images: how their data is found, from the kernel's map (SEEK_DATA) or by reading it all. */
+  dataMap?: DataMap;
 }
 
 /** What `info` and `verify` report of an opened image: its container facts, table and findings. */
 export function inspectionOf(
   path: string,
-  reader: ContainerReader,
+  reader: ContainerReader & { dataMap?: DataMap },
   table: PartitionTable | null,
   filesystem: ImageInspection['filesystem'],
   findings: Finding[],
@@ -53,6 +56,7 @@ export function inspectionOf(
     table,
     ...(filesystem ? { filesystem } : {}),
     findings,
+    ...(reader.dataMap ? { dataMap: reader.dataMap } : {}),
   };
 }
 

@@ -1,9 +1,11 @@
 /**
  * Raw output of a virtual disk, into a ByteSink. To a file (a seekable sink): data extents are
  * written in place and zero ranges stay holes (a sparse file); all-zero blocks inside file data
- * become holes too, as `cp --sparse=always` does. To a pipe: everything, zeros included, in order.
- * `writeRawImage` (the library's) writes a file through a temp file beside the target, renamed
- * only when complete.
+ * become holes too, as `cp --sparse=always` does. Large source files are read only where the
+ * kernel says they hold data (io/kernel/), and their non-zero blocks are copied by the kernel
+ * (copy_file_range: a reflink where the file system shares extents) when it can, else written.
+ * To a pipe: everything, zeros included, in order. `writeRawImage` (the library's) writes a file
+ * through a temp file beside the target, renamed only when complete.
  */
 import { FileCache, readRunInto } from '../../io/run-reader.js';
 import { fileSink, streamSink, type ByteSink } from '../../io/sink.js';
@@ -13,6 +15,8 @@ import type { Writable } from 'node:stream';
 import { DiskmintError } from '../../model/errors.js';
 import type { DataRun, VirtualDisk } from '../../model/extents.js';
 import { forEachConcurrent } from '../../io/concurrency.js';
+import { dataOnlyRuns } from '../../io/kernel/file-data-runs.js';
+import { copyFileRange } from '../../io/kernel/copy.js';
 
 const CHUNK = 4 << 20; // read/write unit for file data (the largest one, for a file)
 /** The smallest read/write unit for a file; see copyChunk. */
@@ -56,12 +60,14 @@ async function writeRawToFile(disk: VirtualDisk, out: ByteSink): Promise<RawWrit
   let bytesWritten = 0;
   const files = new FileCache();
   const buffers: Uint8Array[] = [];
-  const chunk = copyChunk(disk);
   try {
+    const runs = await dataOnlyRuns(disk.runs(), files);
+    const chunk = copyChunk(runs);
+    const copier = kernelCopier(out, files);
     // Pieces go to disjoint ranges, so they are copied by COPY_WORKERS loops at once: reads and
     // writes then overlap in libuv's thread pool, on every core (only pwrite is used: a file
     // sink's positional writes go straight to the file, so they may run at once).
-    await forEachConcurrent(gatheredPieces(disk, chunk), COPY_WORKERS, async (piece, worker) => {
+    await forEachConcurrent(gatheredPieces(runs, chunk), COPY_WORKERS, async (piece, worker) => {
       const only = piece.parts.length === 1 ? piece.parts[0] : undefined;
       if (only?.run.kind === 'bytes') {
         await out.pwrite(only.run.data.subarray(only.skip, only.skip + only.n), piece.position);
@@ -71,7 +77,7 @@ async function writeRawToFile(disk: VirtualDisk, out: ByteSink): Promise<RawWrit
       buffers[worker] ??= Buffer.allocUnsafe(chunk); // every byte of the piece is set below
       const data = buffers[worker].subarray(0, piece.length);
       await fillPiece(piece, data, files);
-      const written = await writeSkippingZeros(out, data, piece.position); // not `+= await`: loops run at once
+      const written = await writeSkippingZeros(out, data, piece, copier); // not `+= await`: loops run at once
       bytesWritten += written;
     });
     await out.skip(disk.size - out.position); // the file ends where the disk does (a hole up to there)
@@ -82,15 +88,15 @@ async function writeRawToFile(disk: VirtualDisk, out: ByteSink): Promise<RawWrit
 }
 
 /**
- * The copy unit for this disk: CHUNK, or less when there is little data, so that the copy loops'
+ * The copy unit for these runs: CHUNK, or less when there is little data, so that the copy loops'
  * buffers stay under a sixteenth of it. New memory costs a page fault per 4 KiB on first touch,
  * ~10 us each on some VMs: four 4 MiB buffers for a 64 MiB FAT volume cost ~40 ms there, more
  * than the larger writes save (measured: fat create 184 -> 161 ms with 1 MiB; a 512 MiB file
  * still copies faster in 4 MiB pieces).
  */
-function copyChunk(disk: VirtualDisk): number {
+function copyChunk(runs: readonly DataRun[]): number {
   let dataBytes = 0;
-  for (const run of disk.runs()) dataBytes += run.length;
+  for (const run of runs) dataBytes += run.length;
   let chunk = MIN_COPY_CHUNK;
   while (chunk < CHUNK && chunk * COPY_WORKERS * 16 < dataBytes) chunk *= 2;
   return chunk;
@@ -116,9 +122,9 @@ interface Piece {
  * gathered into one piece: a FAT volume of many small files (or a layout of many small
  * partitions) is then written in a few large writes instead of one per file.
  */
-function* gatheredPieces(disk: VirtualDisk, chunk: number): Generator<Piece> {
+function* gatheredPieces(runs: Iterable<DataRun>, chunk: number): Generator<Piece> {
   let piece: Piece | undefined;
-  for (const run of disk.runs()) {
+  for (const run of runs) {
     for (let skip = 0; skip < run.length; skip += chunk) {
       const n = Math.min(chunk, run.length - skip);
       const position = run.offset + skip;
@@ -145,21 +151,45 @@ async function fillPiece(piece: Piece, data: Uint8Array, files: FileCache): Prom
   await forEachConcurrent(piece.parts, PART_READS, ({ run, skip, at, n }) => readRunInto(run, skip, data.subarray(at, at + n), files));
 }
 
-/** Write the non-zero 64 KiB blocks of `data` (neighbours in one write): the rest stays holes. */
-async function writeSkippingZeros(out: ByteSink, data: Uint8Array, position: number): Promise<number> {
+/**
+ * Write the piece's non-zero 64 KiB blocks from `data` (neighbours in one write): the rest stays
+ * holes. A span inside one file part is copied from that file by the kernel when it can.
+ */
+async function writeSkippingZeros(out: ByteSink, data: Uint8Array, piece: Piece, copier: KernelCopier | undefined): Promise<number> {
   let written = 0;
   for (const [start, end] of nonZeroSpans(data)) {
-    await out.pwrite(data.subarray(start, end), position + start);
+    const part = copier && piece.parts.find((p) => p.run.kind === 'file' && p.at <= start && end <= p.at + p.n);
+    const copied = part?.run.kind === 'file' ? await copier!(part.run, part.skip + start - part.at, end - start, piece.position + start) : 0;
+    if (copied < end - start) await out.pwrite(data.subarray(start + copied, end), piece.position + start + copied);
     written += end - start;
   }
   return written;
 }
 
+/** Copies `n` bytes at `skip` into a file run to `position` of the output; returns how many it copied. */
+type KernelCopier = (run: Extract<DataRun, { kind: 'file' }>, skip: number, n: number, position: number) => Promise<number>;
+
+/**
+ * copy_file_range from source files into the output file, until a call copies nothing (other
+ * file systems, no kernel calls): from then on every byte is written from the buffers.
+ */
+function kernelCopier(out: ByteSink, files: FileCache): KernelCopier | undefined {
+  const dstFd = out.fd;
+  if (dstFd === undefined) return undefined;
+  let usable = true;
+  return async (run, skip, n, position) => {
+    if (!usable) return 0;
+    const copied = await files.withFile(run.path, (src) => copyFileRange(src.fd, run.fileOffset + skip, dstFd, position, n));
+    if (copied === undefined) usable = false;
+    return copied ?? 0;
+  };
+}
+
 async function writeRawToStream(disk: VirtualDisk, sink: ByteSink): Promise<RawWriteResult> {
   const files = new FileCache();
   try {
-    for (const run of disk.runs()) {
-      await sink.skip(run.offset - sink.position); // zeros up to the run
+    for (const run of await dataOnlyRuns(disk.runs(), files)) {
+      await sink.skip(run.offset - sink.position); // zeros up to the run (and in a file's holes)
       for (let done = 0; done < run.length;) {
         const n = Math.min(CHUNK, run.length - done);
         const chunk = new Uint8Array(n); // a fresh buffer: the stream may hold it
