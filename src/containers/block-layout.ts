@@ -37,26 +37,46 @@ const GATHER_BYTES = 4 << 20;
 /** ...or of the pieces of this many read units, whichever comes first (the reused read buffers they lie in must stay valid). */
 const GATHER_UNITS = 4;
 
+/** Bytes read ahead of the writing: reads from the page cache keep up with 8 MiB in flight, and each MiB of buffer costs 256 first-touch page faults. */
+const READ_AHEAD_BYTES = 8 << 20;
+/** Read units whose pieces a gatherer may hold: the batch being gathered and the one being written. */
+const GATHERER_HELD_UNITS = 2 * GATHER_UNITS + 1;
+
 /**
  * Bytes for ascending positions of `sink`, gathered and written together: neighbouring pieces go
  * out as one writeParts (one system call to a file), gaps are skipped (holes in a file, zeros on
- * a pipe). The caller says when a read unit ends, so no gathered piece outlives its buffer.
+ * a pipe). One batch is written while the next is gathered, so the file is not idle while the
+ * next pieces are found; the caller says when a read unit ends, so no piece outlives its buffer
+ * (GATHERER_HELD_UNITS), and calls `drain` before using the sink itself.
  */
 function gatherer(sink: ByteSink) {
   let parts: Uint8Array[] = [];
   let at = 0;
   let bytes = 0;
   let units = 0;
+  let writing: Promise<void> = Promise.resolve();
+  let unitsSinceFlush = 0;
   const flush = async () => {
     if (!parts.length) return;
-    await sink.skip(at - sink.position);
-    await sink.writeParts(parts);
+    await writing; // one batch in flight: the sink takes calls one at a time
+    const [batch, batchAt] = [parts, at];
     parts = [];
     bytes = 0;
     units = 0;
+    unitsSinceFlush = 0;
+    writing = (async () => {
+      await sink.skip(batchAt - sink.position);
+      await sink.writeParts(batch);
+    })();
+    writing.catch(() => {}); // awaited by the next flush or drain, which see the failure
   };
   return {
-    flush,
+    async drain(): Promise<void> {
+      await flush();
+      await writing;
+    },
+    /** After a failure: wait for the write in flight (its own failure aside), so none outlives the call. */
+    idle: () => writing.catch(() => {}),
     async put(data: Uint8Array, where: number): Promise<void> {
       if (!data.length) return;
       if (parts.length && where !== at + bytes) await flush();
@@ -70,6 +90,9 @@ function gatherer(sink: ByteSink) {
       if (bytes >= GATHER_BYTES) await flush();
     },
     async endOfUnit(): Promise<void> {
+      // The batch in flight holds buffers of units up to GATHER_UNITS back: past all-zero units
+      // (nothing gathered, so no flush waits for it) the reads would come round to them.
+      if (++unitsSinceFlush >= GATHER_UNITS) await writing;
       if (parts.length && ++units >= GATHER_UNITS) await flush();
     },
   };
@@ -103,23 +126,28 @@ async function storeBlocks(disk: VirtualDisk, sink: ByteSink, blockSize: number,
   };
   const pieces = dataPieces(disk, blockSize, {
     reuseBuffers: sink.seekable,
-    heldUnits: GATHER_UNITS + 1,
+    heldUnits: GATHERER_HELD_UNITS,
+    readAheadBytes: READ_AHEAD_BYTES,
     onUnit: async (end) => {
       await out.endOfUnit();
       onProgress?.(end);
     },
   });
-  for await (const { index, within, data } of pieces) {
-    // A piece of whole small blocks is one put when nothing comes between them.
-    for (let i = 0; i * blockSize < data.length || i === 0; i++) {
-      const at = await dataAt(index + i);
-      if (at === undefined) continue;
-      const part = within === 0 && data.length > blockSize ? data.subarray(i * blockSize, (i + 1) * blockSize) : data;
-      await out.put(part, at + within);
-      if (part === data) break;
+  try {
+    for await (const { index, within, data } of pieces) {
+      // A piece of whole small blocks is one put when nothing comes between them.
+      for (let i = 0; i * blockSize < data.length || i === 0; i++) {
+        const at = await dataAt(index + i);
+        if (at === undefined) continue;
+        const part = within === 0 && data.length > blockSize ? data.subarray(i * blockSize, (i + 1) * blockSize) : data;
+        await out.put(part, at + within);
+        if (part === data) break;
+      }
     }
+    await out.drain();
+  } finally {
+    await out.idle();
   }
-  await out.flush();
   await sink.skip(base + stored * slot - sink.position);
   return stored;
 }
@@ -229,15 +257,20 @@ export async function writeInPlace(disk: VirtualDisk, sink: ByteSink, base: numb
   const out = gatherer(sink);
   const pieces = dataPieces(disk, READ_CHUNK, {
     reuseBuffers: sink.seekable,
-    heldUnits: GATHER_UNITS + 1,
+    heldUnits: GATHERER_HELD_UNITS,
+    readAheadBytes: READ_AHEAD_BYTES,
     onUnit: async (end) => {
       await out.endOfUnit();
       onProgress?.(end);
     },
   });
-  for await (const { index, within, data } of pieces) {
-    const at = index * READ_CHUNK + within;
-    await out.put(data.subarray(0, Math.max(0, disk.size - at)), base + at); // nothing past the disk's end
+  try {
+    for await (const { index, within, data } of pieces) {
+      const at = index * READ_CHUNK + within;
+      await out.put(data.subarray(0, Math.max(0, disk.size - at)), base + at); // nothing past the disk's end
+    }
+    await out.drain();
+  } finally {
+    await out.idle();
   }
-  await out.flush();
 }

@@ -188,6 +188,8 @@ export interface DataPiecesOptions {
   reuseBuffers?: boolean;
   /** With `reuseBuffers`: read units (readUnitFor) the consumer holds at once, the current one included. */
   heldUnits?: number;
+  /** Bytes read ahead of the consumer (readBlocks' default when omitted). */
+  readAheadBytes?: number;
   /** After each unit's pieces were taken, with the end of the unit (clipped to the disk): progress, flushing. */
   onUnit?(end: number): Promise<void> | void;
 }
@@ -206,7 +208,11 @@ export async function* dataPieces(disk: VirtualDisk, blockSize: number, opts: Da
   const spans = function* (index: number, within: number, data: Uint8Array): Generator<DataPiece> {
     for (const [start, end] of nonZeroSpans(data)) yield { index, within: within + start, data: data.subarray(start, end) };
   };
-  for await (const { index: u, data } of readBlocks(disk, unit, { reuseBuffers: opts.reuseBuffers, heldBlocks: opts.heldUnits })) {
+  for await (const { index: u, data } of readBlocks(disk, unit, {
+    reuseBuffers: opts.reuseBuffers,
+    heldBlocks: opts.heldUnits,
+    readAheadBytes: opts.readAheadBytes,
+  })) {
     const offset = u * unit;
     if (unit < bs) {
       const index = Math.floor(offset / bs);

@@ -17,20 +17,28 @@ import { tempDir } from '../helpers/golden.js';
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-/** A FileHandle whose write and writev calls are recorded (bytes per call). */
-function countingHandle(handle: FileHandle): { handle: FileHandle; calls: number[] } {
+/**
+ * A FileHandle whose write and writev calls are recorded (bytes per call); a `slow` one lets the
+ * event loop turn a few times before each, so the writer runs ahead of its writes in flight.
+ */
+function countingHandle(handle: FileHandle, slow = false): { handle: FileHandle; calls: number[] } {
   const calls: number[] = [];
+  const lag = async () => {
+    for (let i = 0; slow && i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+  };
   const wrapped = new Proxy(handle, {
     get(target, prop) {
       if (prop === 'write') {
         return async (buf: Uint8Array, offset: number, length: number, position: number) => {
           calls.push(length);
+          await lag();
           return target.write(buf, offset, length, position);
         };
       }
       if (prop === 'writev') {
         return async (bufs: Uint8Array[], position: number) => {
           calls.push(bufs.reduce((n, b) => n + b.length, 0));
+          await lag();
           return target.writev(bufs, position);
         };
       }
@@ -48,10 +56,18 @@ function data(length: number, seed: number): Uint8Array {
   return out;
 }
 
-/** A disk whose data comes through a reader that records the length of every read. */
-function recordingDisk(size: number, pieces: Array<{ at: number; bytes: Uint8Array }>): { disk: VirtualDisk; reads: number[]; model: Uint8Array } {
+/**
+ * A disk whose data comes through a reader that records the length of every read; with `whole`,
+ * one run covers the whole disk, zeros included (as a raw file is read).
+ */
+function recordingDisk(
+  size: number,
+  given: Array<{ at: number; bytes: Uint8Array }>,
+  whole = false,
+): { disk: VirtualDisk; reads: number[]; model: Uint8Array } {
   const model = new Uint8Array(size);
-  for (const p of pieces) model.set(p.bytes, p.at);
+  for (const p of given) model.set(p.bytes, p.at);
+  const pieces = whole ? [{ at: 0, bytes: model }] : given;
   const reads: number[] = [];
   const disk = new VirtualDisk(size);
   for (const p of pieces) {
@@ -140,5 +156,39 @@ describe('the block write path', () => {
     expect(readFileSync(path).equals(Buffer.from(model))).toBe(true);
     // 8 MiB in 4 MiB writes, then the second run's 64 KiB pieces (17 of them) in one.
     expect(calls).toEqual([4 * MiB, 4 * MiB, 17 * 64 * KiB]);
+  });
+
+  it('keeps every byte right while the read buffers are reused many times over (a disk far larger than the ring)', async () => {
+    // 50 MiB with zero stretches of odd lengths (3 to 14 MiB): pieces, gathers and writes fall at varied places.
+    const pieces = Array.from({ length: 3 }, (_, i) => ({ at: i * 17 * MiB + i * 37 * KiB, bytes: data(3 * MiB - i * 101 * KiB, i) }));
+    for (const [blockSize, prefix, whole] of [
+      [64 * KiB, undefined, false],
+      [2 * MiB, new Uint8Array(512).fill(0xff), false],
+      [8 * MiB, undefined, false],
+      // Read zeros (all-zero units between the data) while a write is in flight.
+      [64 * KiB, undefined, true],
+      [2 * MiB, new Uint8Array(512).fill(0xff), true],
+    ] as const) {
+      const { disk, model } = recordingDisk(50 * MiB, pieces, whole);
+      const path = join(tempDir('diskmint-block-writes-'), 'out.bin');
+      const file = await open(path, 'wx');
+      const { handle } = countingHandle(file, true);
+      try {
+        const sink = fileSink(handle);
+        await writeNonZeroBlocks(disk, sink, blockSize, { prefix, onStored: () => {} });
+        await sink.finish();
+      } finally {
+        await file.close();
+      }
+      const expected: Uint8Array[] = [];
+      for (let b = 0; b * blockSize < model.length; b++) {
+        const block = new Uint8Array(blockSize);
+        block.set(model.subarray(b * blockSize, (b + 1) * blockSize));
+        if (!block.some((x) => x !== 0)) continue;
+        if (prefix) expected.push(prefix);
+        expected.push(block);
+      }
+      expect(readFileSync(path).equals(Buffer.concat(expected)), `block size ${blockSize}${whole ? ', zeros read' : ''}`).toBe(true);
+    }
   });
 });
