@@ -214,7 +214,9 @@ export async function* dataPieces(disk: VirtualDisk, blockSize: number, opts: Da
     readAheadBytes: opts.readAheadBytes,
   })) {
     const offset = u * unit;
-    if (unit < bs) {
+    if (isAllZero(data)) {
+      // One comparison for a unit of zeros (read from a hole of a raw file), not one per block.
+    } else if (unit < bs) {
       const index = Math.floor(offset / bs);
       yield* spans(index, offset - index * bs, data);
     } else {
