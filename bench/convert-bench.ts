@@ -301,7 +301,7 @@ function main(): void {
   const ffsSize = opts.quick ? 256 * MiB : 512 * MiB;
   const ffsData = opts.quick ? 96 * MiB : 350 * MiB;
 
-  // Worst case on disk: both inputs fully written, the FFS staging copy, one uncompressed output.
+  // Worst case on disk: one input at a time (2 GiB written with --dense; the 4 GiB one holds 1 GiB), the FFS staging copy, one uncompressed output.
   const dir = benchTempDir('convert-bench', opts.quick ? 2 * GiB : 7 * GiB);
   const log = (s: string) => {
     if (!opts.json) process.stderr.write(`${s}\n`);
@@ -357,7 +357,7 @@ function main(): void {
     `peak RSS from ${existsSync(TIME) ? '/usr/bin/time -f %M' : 'n/a (no /usr/bin/time)'}; the largest of the runs`,
     'times are whole child processes (diskmint includes Node start-up and module loading); median of the runs, tools alternating which goes first',
     'MB/s = input virtual size / diskmint wall time (1 MB = 1e6 bytes); sizes are st_size of the output (allocated bytes are in --json)',
-    'inputs are in the page cache for both tools; neither syncs its output',
+    'inputs are in the page cache for both tools; both make their output durable before exiting (diskmint fsyncs the file and its folder, qemu-img fdatasyncs)',
     'every diskmint output was checked with `qemu-img compare -f FMT -F raw OUT IN` before deletion',
     ...caCertsNote(),
   );
