@@ -5,8 +5,10 @@
  *   npx tsx bench/convert-bench.ts [same options]
  *
  * Inputs (bench/make-inputs.ts): a 2 GiB raw image with 25% pseudo-random data in 4 MiB pieces
- * (holes elsewhere; `--dense` writes the zeros), and a 512 MiB FFS file system of system binaries
- * made with `makefs` (a raw image holding a tar when makefs is missing). `--quick`: 256 MiB inputs.
+ * (holes elsewhere; `--dense` writes the zeros), a 512 MiB FFS file system of system binaries
+ * made with `makefs` (a raw image holding a tar when makefs is missing), and a 4 GiB raw disk
+ * holding 1 GiB of system files in 8 runs across it (issue 18's case; uncompressed conversions
+ * only). `--quick`: 256 MiB inputs, and 1 GiB with 256 MiB in 8 runs.
  *
  * Each conversion runs `node dist/diskmint.cjs convert IN OUT -O fmt ... -q` and
  * `qemu-img convert -f raw -O fmt ... IN OUT` as child processes, `--runs` times each (default 3),
@@ -21,7 +23,7 @@ import { existsSync, rmSync, statSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fmtSize, makeFfsImage, makeScatteredRaw, which, type InputImage } from './make-inputs.js';
+import { fmtSize, makeFfsImage, makeScatteredRaw, makeSystemRunsRaw, which, type InputImage } from './make-inputs.js';
 
 interface Options {
   json: boolean;
@@ -75,11 +77,11 @@ const CONVERSIONS: Conversion[] = [
 ];
 
 const TARGET_TEXT: Record<TargetKind, string> = {
-  uncompressed: '<= 1.3x',
+  uncompressed: '<= 1.0x',
   half: '<= 0.5x',
   zstd: '<= 1.0x',
 };
-const TARGET_RATIO: Record<TargetKind, number> = { uncompressed: 1.3, half: 0.5, zstd: 1.0 };
+const TARGET_RATIO: Record<TargetKind, number> = { uncompressed: 1.0, half: 0.5, zstd: 1.0 };
 /** Output may be at most this much larger than qemu-img's. */
 const SIZE_SLACK = 1.02;
 
@@ -299,24 +301,31 @@ function main(): void {
   const ffsSize = opts.quick ? 256 * MiB : 512 * MiB;
   const ffsData = opts.quick ? 96 * MiB : 350 * MiB;
 
-  // Worst case on disk: both inputs fully written, the FFS staging copy, one uncompressed output.
-  const dir = benchTempDir('convert-bench', opts.quick ? 2 * GiB : 6 * GiB);
+  // Worst case on disk: one input at a time (2 GiB written with --dense; the 4 GiB one holds 1 GiB), the FFS staging copy, one uncompressed output.
+  const dir = benchTempDir('convert-bench', opts.quick ? 2 * GiB : 7 * GiB);
   const log = (s: string) => {
     if (!opts.json) process.stderr.write(`${s}\n`);
   };
   const wanted = (label: string, conv: Conversion) => !opts.only || `${label} ${conv.name}`.toLowerCase().includes(opts.only);
 
   log(`diskmint convert benchmark: ${opts.runs} runs each, median; temp dir ${dir}`);
-  const inputs: Array<{ label: string; make: () => InputImage }> = [
+  const runsSize = opts.quick ? GiB : 4 * GiB;
+  const runsData = runsSize / 4;
+  const inputs: Array<{ label: string; make: () => InputImage; uncompressedOnly?: boolean }> = [
     { label: `raw ${fmtSize(rawSize)} 25% random`, make: () => makeScatteredRaw(join(dir, 'scattered.raw'), rawSize, { dense: opts.dense }) },
     { label: `ffs ${fmtSize(ffsSize)} /usr`, make: () => makeFfsImage(join(dir, 'usr.ufs'), dir, ffsSize, ffsData) },
+    {
+      label: `raw ${fmtSize(runsSize)} ${fmtSize(runsData)} /usr in 8 runs`,
+      make: () => makeSystemRunsRaw(join(dir, 'runs.raw'), runsSize, runsData, 8),
+      uncompressedOnly: true,
+    },
   ];
 
   const rows: Row[] = [];
   const notes: string[] = [];
   const failures: string[] = [];
   for (const spec of inputs) {
-    const convs = CONVERSIONS.filter((c) => wanted(spec.label, c));
+    const convs = CONVERSIONS.filter((c) => wanted(spec.label, c) && (!spec.uncompressedOnly || c.target === 'uncompressed'));
     if (!convs.length) continue;
     log(`input: ${spec.label} (making it) ...`);
     const input = spec.make();
@@ -348,7 +357,7 @@ function main(): void {
     `peak RSS from ${existsSync(TIME) ? '/usr/bin/time -f %M' : 'n/a (no /usr/bin/time)'}; the largest of the runs`,
     'times are whole child processes (diskmint includes Node start-up and module loading); median of the runs, tools alternating which goes first',
     'MB/s = input virtual size / diskmint wall time (1 MB = 1e6 bytes); sizes are st_size of the output (allocated bytes are in --json)',
-    'inputs are in the page cache for both tools; neither syncs its output',
+    'inputs are in the page cache for both tools; both make their output durable before exiting (diskmint fsyncs the file and its folder, qemu-img fdatasyncs)',
     'every diskmint output was checked with `qemu-img compare -f FMT -F raw OUT IN` before deletion',
     ...caCertsNote(),
   );

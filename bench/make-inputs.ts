@@ -12,7 +12,20 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
-import { closeSync, copyFileSync, ftruncateSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync, statSync, truncateSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  ftruncateSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeSync,
+} from 'node:fs';
 import { join, relative, dirname } from 'node:path';
 
 const MiB = 1 << 20;
@@ -153,4 +166,86 @@ export function fmtSize(n: number): string {
   if (n >= 1 << 30 && n % (1 << 30) === 0) return `${n / (1 << 30)} GiB`;
   if (n >= MiB) return `${Number.isInteger(n / MiB) ? n / MiB : (n / MiB).toFixed(1)} MiB`;
   return `${(n / 1024).toFixed(0)} KiB`;
+}
+
+/** Regular files under `roots`, in sorted path order (symbolic links and others skipped), lazily. */
+function* filesUnder(roots: string[]): Generator<string> {
+  const walk = function* (dir: string): Generator<string> {
+    let names: string[];
+    try {
+      names = readdirSync(dir).sort();
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const p = join(dir, name);
+      let st;
+      try {
+        st = lstatSync(p);
+      } catch {
+        continue;
+      }
+      if (st.isDirectory()) yield* walk(p);
+      else if (st.isFile() && st.size > 0) yield p;
+    }
+  };
+  for (const r of roots) yield* walk(r);
+}
+
+/** File contents are placed at 4 KiB boundaries, as a file system's blocks are. */
+const FILE_ALIGN = 4096;
+
+/**
+ * A raw image of `size` bytes whose `data` bytes of system files (/usr/bin, /usr/lib, /usr/share
+ * in sorted path order, each file starting at a 4 KiB boundary, the last one cut) lie in `runs`
+ * equal runs spread evenly across the disk, each starting 1 MiB into its share (as a partition
+ * does); the rest are holes. Real binaries and libraries: compressible, with some all-zero
+ * clusters (ELF padding), so the writers' zero checks see realistic data.
+ */
+export function makeSystemRunsRaw(path: string, size: number, data: number, runs: number): InputImage {
+  const share = Math.floor(size / runs / MiB) * MiB;
+  const perRun = Math.floor(data / runs / FILE_ALIGN) * FILE_ALIGN;
+  if (perRun + MiB > share) throw new Error(`makeSystemRunsRaw: ${runs} runs of ${fmtSize(perRun)} do not fit in ${fmtSize(size)}`);
+  const fd = openSync(path, 'w');
+  let files = 0;
+  let run = 0;
+  let used = 0; // bytes of the current run filled
+  try {
+    ftruncateSync(fd, size);
+    for (const f of filesUnder(['/usr/bin', '/usr/lib', '/usr/share'])) {
+      if (run === runs) break;
+      let bytes: Buffer;
+      try {
+        bytes = readFileSync(f);
+      } catch {
+        continue;
+      }
+      files++;
+      // A file larger than what is left of a run goes on in the next run.
+      for (let off = 0; off < bytes.length && run < runs;) {
+        const n = Math.min(bytes.length - off, perRun - used);
+        writeAll(fd, bytes.subarray(off, off + n), run * share + MiB + used);
+        off += n;
+        used += n;
+        if (off === bytes.length) used = Math.min(perRun, Math.ceil(used / FILE_ALIGN) * FILE_ALIGN);
+        if (used === perRun) {
+          run++;
+          used = 0;
+        }
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  if (run < runs) throw new Error(`makeSystemRunsRaw: /usr holds less than ${fmtSize(data)} of files`);
+  const st = statSync(path);
+  return {
+    path,
+    size,
+    dataBytes: runs * perRun,
+    description: `raw ${fmtSize(size)}, ${fmtSize(runs * perRun)} of /usr in ${runs} runs`,
+    notes: [
+      `system-runs raw: ${files} files from /usr/bin, /usr/lib, /usr/share (sorted path order, 4 KiB aligned) filling ${runs} runs of ${fmtSize(perRun)}, one at 1 MiB into each ${fmtSize(share)} share of the disk; ${fmtSize(st.blocks * 512)} allocated`,
+    ],
+  };
 }

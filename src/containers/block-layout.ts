@@ -18,7 +18,7 @@
 import type { VirtualDisk } from '../model/extents.js';
 import { DiskmintError } from '../model/errors.js';
 import type { ByteSink } from '../io/sink.js';
-import { READ_CHUNK, blockOf, isAllZero, readBlockGroups, readBlocks } from './blocks.js';
+import { READ_CHUNK, dataPieces } from './blocks.js';
 
 export interface StoreBlocksOptions {
   /** Bytes written before each stored block (a dynamic VHD's sector bitmap). Never modified: a stream sink may keep it. */
@@ -32,66 +32,148 @@ export interface NonZeroBlocksOptions extends StoreBlocksOptions {
   onStored(index: number, k: number): void;
 }
 
+/** Stored bytes are gathered into one write (writev) of about this many bytes... */
+const GATHER_BYTES = 4 << 20;
+/** ...or of the pieces of this many read units, whichever comes first (the reused read buffers they lie in must stay valid). */
+const GATHER_UNITS = 4;
+
+/** Bytes read ahead of the writing: reads from the page cache keep up with 8 MiB in flight, and each MiB of buffer costs 256 first-touch page faults. */
+const READ_AHEAD_BYTES = 8 << 20;
+/** Read units whose pieces a gatherer may hold: the batch being gathered and the one being written. */
+const GATHERER_HELD_UNITS = 2 * GATHER_UNITS + 1;
+
 /**
- * The blocks `keep` accepts, ascending, written at the sink's position and on, each after
- * `prefix` when given: the k-th stored block starts `k * (prefix + blockSize)` bytes in, and
- * neighbouring stored blocks of one read chunk go out as one write. A final block that the disk's
- * end cuts short is stored whole, zero-padded. To a file the reads go into reused buffers (a file
+ * Bytes for ascending positions of `sink`, gathered and written together: neighbouring pieces go
+ * out as one writeParts (one system call to a file), gaps are skipped (holes in a file, zeros on
+ * a pipe). One batch is written while the next is gathered, so the file is not idle while the
+ * next pieces are found; the caller says when a read unit ends, so no piece outlives its buffer
+ * (GATHERER_HELD_UNITS), and calls `drain` before using the sink itself.
+ */
+function gatherer(sink: ByteSink) {
+  let parts: Uint8Array[] = [];
+  let at = 0;
+  let bytes = 0;
+  let units = 0;
+  let writing: Promise<void> = Promise.resolve();
+  let unitsSinceFlush = 0;
+  const flush = async () => {
+    if (!parts.length) return;
+    await writing; // one batch in flight: the sink takes calls one at a time
+    const [batch, batchAt] = [parts, at];
+    parts = [];
+    bytes = 0;
+    units = 0;
+    unitsSinceFlush = 0;
+    writing = (async () => {
+      await sink.skip(batchAt - sink.position);
+      await sink.writeParts(batch);
+    })();
+    writing.catch(() => {}); // awaited by the next flush or drain, which see the failure
+  };
+  return {
+    async drain(): Promise<void> {
+      await flush();
+      await writing;
+    },
+    /** After a failure: wait for the write in flight (its own failure aside), so none outlives the call. */
+    idle: () => writing.catch(() => {}),
+    async put(data: Uint8Array, where: number): Promise<void> {
+      if (!data.length) return;
+      if (parts.length && where !== at + bytes) await flush();
+      if (!parts.length) at = where;
+      const last = parts[parts.length - 1];
+      // Neighbours in memory as on disk (blocks of one read) become one part.
+      if (last && last.buffer === data.buffer && last.byteOffset + last.length === data.byteOffset) {
+        parts[parts.length - 1] = new Uint8Array(last.buffer, last.byteOffset, last.length + data.length);
+      } else parts.push(data);
+      bytes += data.length;
+      if (bytes >= GATHER_BYTES) await flush();
+    },
+    async endOfUnit(): Promise<void> {
+      // The batch in flight holds buffers of units up to GATHER_UNITS back: past all-zero units
+      // (nothing gathered, so no flush waits for it) the reads would come round to them.
+      if (++unitsSinceFlush >= GATHER_UNITS) await writing;
+      if (parts.length && ++units >= GATHER_UNITS) await flush();
+    },
+  };
+}
+
+/**
+ * The non-zero blocks that `keep` accepts (asked once per block, ascending), written from the
+ * sink's position on, each after `prefix` when given: the k-th stored block fills the slot
+ * `k * (prefix + blockSize)` bytes in, whole (zeros inside it are holes in a file, zeros on a
+ * pipe, and a final block that the disk's end cuts short is zero-padded). On return the sink
+ * stands after the last slot. Each byte is read and tested for zeros once (dataPieces), and
+ * neighbouring pieces go out as one write. To a file the reads go into reused buffers (a file
  * sink is done with each write's bytes when it resolves); to a stream, into fresh ones.
  */
-async function storeBlocks(
-  disk: VirtualDisk,
-  sink: ByteSink,
-  blockSize: number,
-  keep: (index: number, block: Uint8Array) => boolean,
-  opts: StoreBlocksOptions,
-): Promise<void> {
-  for await (const group of readBlockGroups(disk, blockSize, { reuseBuffers: sink.seekable })) {
-    let runStart = -1;
-    const flush = async (end: number) => {
-      if (runStart >= 0) await sink.write(group.data.subarray(runStart * blockSize, end * blockSize));
-      runStart = -1;
-    };
-    for (let i = 0; i < group.count; i++) {
-      const block = blockOf(group, i);
-      if (!keep(group.first + i, block)) {
-        await flush(i);
-        continue;
+async function storeBlocks(disk: VirtualDisk, sink: ByteSink, blockSize: number, keep: (index: number) => boolean, opts: StoreBlocksOptions): Promise<number> {
+  const { prefix, onProgress } = opts;
+  const slot = (prefix?.length ?? 0) + blockSize;
+  const base = sink.position;
+  const out = gatherer(sink);
+  let stored = 0;
+  let current = -1;
+  let currentAt: number | undefined; // where block `current`'s data goes; undefined: not kept
+  const dataAt = async (index: number): Promise<number | undefined> => {
+    if (index === current) return currentAt;
+    current = index;
+    currentAt = undefined;
+    if (!keep(index)) return undefined;
+    const at = base + stored++ * slot;
+    if (prefix) await out.put(prefix, at);
+    return (currentAt = at + (prefix?.length ?? 0));
+  };
+  const pieces = dataPieces(disk, blockSize, {
+    reuseBuffers: sink.seekable,
+    heldUnits: GATHERER_HELD_UNITS,
+    readAheadBytes: READ_AHEAD_BYTES,
+    onUnit: async (end) => {
+      await out.endOfUnit();
+      onProgress?.(end);
+    },
+  });
+  try {
+    for await (const { index, within, data } of pieces) {
+      // A piece of whole small blocks is one put when nothing comes between them.
+      for (let i = 0; i * blockSize < data.length || i === 0; i++) {
+        const at = await dataAt(index + i);
+        if (at === undefined) continue;
+        const part = within === 0 && data.length > blockSize ? data.subarray(i * blockSize, (i + 1) * blockSize) : data;
+        await out.put(part, at + within);
+        if (part === data) break;
       }
-      if (opts.prefix) {
-        await sink.write(opts.prefix);
-        await sink.write(block);
-      } else if (runStart < 0) runStart = i;
     }
-    await flush(group.count);
-    opts.onProgress?.(Math.min(disk.size, (group.first + group.count) * blockSize));
+    await out.drain();
+  } finally {
+    await out.idle();
   }
+  await sink.skip(base + stored * slot - sink.position);
+  return stored;
 }
 
 /** Data first, for files: every non-zero block of `disk` stored (see storeBlocks); returns how many. */
 export async function writeNonZeroBlocks(disk: VirtualDisk, sink: ByteSink, blockSize: number, opts: NonZeroBlocksOptions): Promise<number> {
   let stored = 0;
-  await storeBlocks(
+  return storeBlocks(
     disk,
     sink,
     blockSize,
-    (index, block) => {
-      if (isAllZero(block)) return false;
+    (index) => {
       opts.onStored(index, stored++);
       return true;
     },
     opts,
   );
-  return stored;
 }
 
 /** The pre-scan for tables first: ascending indexes of the blocks of `disk` that hold non-zero data. Nothing is written. */
 export async function scanNonZeroBlocks(disk: VirtualDisk, blockSize: number, onProgress?: (done: number) => void): Promise<number[]> {
   const found: number[] = [];
-  for await (const group of readBlockGroups(disk, blockSize, { reuseBuffers: true })) {
+  for await (const { index, data } of dataPieces(disk, blockSize, { reuseBuffers: true, onUnit: onProgress })) {
     // only looked at
-    for (let i = 0; i < group.count; i++) if (!isAllZero(blockOf(group, i))) found.push(group.first + i);
-    onProgress?.(Math.min(disk.size, (group.first + group.count) * blockSize));
+    const count = Math.max(1, Math.ceil(data.length / blockSize));
+    for (let b = found.length && found[found.length - 1] >= index ? found[found.length - 1] + 1 : index; b < index + count; b++) found.push(b);
   }
   return found;
 }
@@ -172,10 +254,23 @@ async function putForward(sink: ByteSink, bytes: Uint8Array, at: number): Promis
  * pads to the container's size.
  */
 export async function writeInPlace(disk: VirtualDisk, sink: ByteSink, base: number, onProgress?: (done: number) => void): Promise<void> {
-  for await (const { index, data } of readBlocks(disk, READ_CHUNK, { reuseBuffers: sink.seekable })) {
-    const at = index * READ_CHUNK;
-    await sink.skip(base + at - sink.position);
-    await sink.write(data.subarray(0, Math.min(READ_CHUNK, disk.size - at)));
-    onProgress?.(Math.min(disk.size, at + READ_CHUNK));
+  const out = gatherer(sink);
+  const pieces = dataPieces(disk, READ_CHUNK, {
+    reuseBuffers: sink.seekable,
+    heldUnits: GATHERER_HELD_UNITS,
+    readAheadBytes: READ_AHEAD_BYTES,
+    onUnit: async (end) => {
+      await out.endOfUnit();
+      onProgress?.(end);
+    },
+  });
+  try {
+    for await (const { index, within, data } of pieces) {
+      const at = index * READ_CHUNK + within;
+      await out.put(data.subarray(0, Math.max(0, disk.size - at)), base + at); // nothing past the disk's end
+    }
+    await out.drain();
+  } finally {
+    await out.idle();
   }
 }

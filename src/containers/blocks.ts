@@ -7,6 +7,7 @@ import type { VirtualDisk } from '../model/extents.js';
 import { FileCache, readRunInto } from '../io/run-reader.js';
 import { mapOrdered } from '../io/concurrency.js';
 import { withoutFileHoles } from '../io/kernel/file-data-runs.js';
+import { ZERO_BLOCK, isAllZero, nonZeroSpans } from '../io/zero-blocks.js';
 
 type Range = { offset: number; length: number };
 
@@ -166,6 +167,79 @@ export async function* readBlockGroups(disk: VirtualDisk, blockSize: number, opt
 
 /** Kept here for the block writers; the one definition is src/io/zero-blocks.ts. */
 export { isAllZero } from '../io/zero-blocks.js';
+
+/**
+ * How many bytes the block writers read at a time: a whole number of blocks up to READ_CHUNK, or
+ * for larger blocks (VHD 2 MiB, VHDX 8-256 MiB) READ_CHUNK of one block, so memory does not
+ * grow with the block size (fresh memory costs a page fault per 4 KiB).
+ */
+export function readUnitFor(blockSize: number): number {
+  if (blockSize <= READ_CHUNK) return Math.floor(READ_CHUNK / blockSize) * blockSize;
+  return blockSize % READ_CHUNK === 0 ? READ_CHUNK : blockSize;
+}
+
+/** Non-zero bytes of the disk: `data` starts `within` bytes into block `index` (and may run on over whole neighbouring blocks). */
+export interface DataPiece {
+  index: number;
+  within: number;
+  data: Uint8Array;
+}
+
+export interface DataPiecesOptions {
+  /** Read into reused buffers (see ReadBlocksOptions): a piece is valid while its unit is held. */
+  reuseBuffers?: boolean;
+  /** With `reuseBuffers`: read units (readUnitFor) the consumer holds at once, the current one included. */
+  heldUnits?: number;
+  /** Bytes read ahead of the consumer (readBlocks' default when omitted). */
+  readAheadBytes?: number;
+  /** After each unit's pieces were taken, with the end of the unit (clipped to the disk): progress, flushing. */
+  onUnit?(end: number): Promise<void> | void;
+}
+
+/**
+ * The non-zero bytes of the disk's blocks, ascending, each zero test done once here: blocks of
+ * at most ZERO_BLOCK as runs of whole non-zero neighbours (an all-zero block is left out), larger
+ * ones as their non-zero ZERO_BLOCK pieces counted from the block's start (a block with none is
+ * all zeros). Read readUnitFor(blockSize) bytes at a time. Bytes past the disk's end are zeros,
+ * so a last block the end cuts short may yield a piece running past it.
+ */
+export async function* dataPieces(disk: VirtualDisk, blockSize: number, opts: DataPiecesOptions = {}): AsyncGenerator<DataPiece> {
+  const bs = blockSize;
+  const unit = readUnitFor(bs);
+  const lastBlock = Math.ceil(disk.size / bs) - 1;
+  const spans = function* (index: number, within: number, data: Uint8Array): Generator<DataPiece> {
+    for (const [start, end] of nonZeroSpans(data)) yield { index, within: within + start, data: data.subarray(start, end) };
+  };
+  for await (const { index: u, data } of readBlocks(disk, unit, {
+    reuseBuffers: opts.reuseBuffers,
+    heldBlocks: opts.heldUnits,
+    readAheadBytes: opts.readAheadBytes,
+  })) {
+    const offset = u * unit;
+    if (isAllZero(data)) {
+      // One comparison for a unit of zeros (read from a hole of a raw file), not one per block.
+    } else if (unit < bs) {
+      const index = Math.floor(offset / bs);
+      yield* spans(index, offset - index * bs, data);
+    } else {
+      const first = offset / bs;
+      const count = Math.min(unit / bs, lastBlock - first + 1);
+      if (bs > ZERO_BLOCK) for (let i = 0; i < count; i++) yield* spans(first + i, 0, data.subarray(i * bs, (i + 1) * bs));
+      else {
+        let run = -1;
+        for (let i = 0; i <= count; i++) {
+          const zero = i === count || isAllZero(data.subarray(i * bs, (i + 1) * bs));
+          if (!zero && run < 0) run = i;
+          else if (zero && run >= 0) {
+            yield { index: first + run, within: 0, data: data.subarray(run * bs, i * bs) };
+            run = -1;
+          }
+        }
+      }
+    }
+    await opts.onUnit?.(Math.min(disk.size, offset + unit));
+  }
+}
 
 /** Allocated block indexes (ascending) as byte ranges, neighbours merged, clipped to the disk. */
 export async function* rangesOfBlocks(

@@ -20,6 +20,12 @@ export interface ByteSink {
    * reuse it. A file sink (`seekable`) is done with it once this resolves: the caller may reuse it.
    */
   write(data: Uint8Array): Promise<void>;
+  /**
+   * Append `parts` back to back at `position`, as they are: no zero scan (the caller has left its
+   * zero pieces out with `skip`). A file sink writes them with one call (with any small writes
+   * pending just before them) and is done with them once this resolves; a stream sink may keep them.
+   */
+  writeParts(parts: readonly Uint8Array[]): Promise<void>;
   /** Advance `n` bytes: a hole in a file, zeros on a pipe. */
   skip(n: number): Promise<void>;
   /** Write at an absolute position (seekable sinks only); does not move `position` unless it writes past it. */
@@ -52,15 +58,22 @@ export function fileSink(handle: FileHandle): ByteSink {
   };
   /** Put non-zero `bytes` at file offset `at`. */
   const emit = async (bytes: Uint8Array, at: number) => {
+    if (bytes.length >= DIRECT_BYTES) return emitParts([bytes], at);
     if (pendingLength && (pendingAt + pendingLength !== at || pendingLength + bytes.length > COALESCE_BYTES)) await flush();
-    if (bytes.length >= DIRECT_BYTES) {
-      await flush();
-      await writeFully(handle, bytes, at);
-      return;
-    }
     if (!pendingLength) pendingAt = at;
     pending.set(bytes, pendingLength);
     pendingLength += bytes.length;
+  };
+  /** Put `parts` (back to back, at least DIRECT_BYTES in all) at `at`, after the pending bytes when they end there: one call. */
+  const emitParts = async (parts: readonly Uint8Array[], at: number) => {
+    if (pendingLength && pendingAt + pendingLength === at) {
+      const before = pending.subarray(0, pendingLength);
+      pendingLength = 0;
+      await writeAllParts(handle, [before, ...parts], pendingAt);
+    } else {
+      await flush();
+      await writeAllParts(handle, parts, at);
+    }
   };
   return {
     seekable: true,
@@ -75,9 +88,16 @@ export function fileSink(handle: FileHandle): ByteSink {
       position += data.length;
       end = Math.max(end, position);
     },
+    async writeParts(parts) {
+      let bytes = 0;
+      for (const p of parts) bytes += p.length;
+      if (bytes >= DIRECT_BYTES) await emitParts(parts, position);
+      else for (let at = position, i = 0; i < parts.length; at += parts[i++].length) if (parts[i].length) await emit(parts[i], at);
+      position += bytes;
+      end = Math.max(end, position);
+    },
     async skip(n) {
-      await flush();
-      position += n;
+      position += n; // pending bytes are flushed when the next write does not follow them
     },
     async pwrite(data, at) {
       await flush();
@@ -89,6 +109,25 @@ export function fileSink(handle: FileHandle): ByteSink {
       await handle.truncate(size ?? Math.max(end, position));
     },
   };
+}
+
+/** At most this many buffers per writev (Linux's IOV_MAX is 1024). */
+const MAX_PARTS = 1024;
+
+/** pwritev `parts` back to back from `at` until every byte is written (a call may take fewer). */
+async function writeAllParts(handle: FileHandle, parts: readonly Uint8Array[], at: number): Promise<void> {
+  if (parts.length === 1) return writeFully(handle, parts[0], at);
+  let left = parts.filter((p) => p.length);
+  while (left.length) {
+    const batch = left.slice(0, MAX_PARTS);
+    let { bytesWritten } = await handle.writev(batch, at);
+    at += bytesWritten;
+    // Drop what was written: whole parts, then the front of a part cut short.
+    let i = 0;
+    for (; i < batch.length && bytesWritten >= batch[i].length; i++) bytesWritten -= batch[i].length;
+    left = left.slice(i);
+    if (bytesWritten) left[0] = left[0].subarray(bytesWritten);
+  }
 }
 
 const ZEROS = new Uint8Array(1 << 20);
@@ -117,6 +156,9 @@ export function streamSink(out: Writable): ByteSink {
     async write(data) {
       await push(data);
       position += data.length;
+    },
+    async writeParts(parts) {
+      for (const p of parts) await sink.write(p);
     },
     async skip(n) {
       for (let left = n; left > 0;) {

@@ -89,6 +89,9 @@ describe('qcow2 writer options', () => {
       async write(d) {
         writes.push(d.length);
       },
+      async writeParts(parts) {
+        for (const d of parts) writes.push(d.length);
+      },
       async skip(n) {
         writes.push(n);
       },
