@@ -11,15 +11,12 @@
  * non-good copy, barrier, good copy) holds in a container exactly as in a raw image.
  */
 import type { FileHandle } from 'node:fs/promises';
-import { open } from 'node:fs/promises';
 import { DiskmintError } from '../model/errors.js';
 import type { DiskReader } from '../model/disk-reader.js';
 import type { ContainerEditSession, ContainerFormat, ContainerReader, EditableFile } from '../containers/types.js';
 import { openDisk } from './open-disk.js';
-import { namingPath } from './editable-file.js';
+import { copyFileChunks, namingPath } from './editable-file.js';
 import type { ImageEditor } from './image-editor.js';
-
-const COPY_CHUNK = 4 << 20;
 
 /**
  * An editor over `session`, which writes into `file` (the file `handle` holds open); `reader`
@@ -64,21 +61,7 @@ export function inPlaceEditor(
     inPlace: true,
     disk,
     writeBytes: write,
-    async writeFile(offset, file, length, fileOffset = 0) {
-      const src = await open(file, 'r');
-      try {
-        const buf = new Uint8Array(Math.min(COPY_CHUNK, length));
-        for (let done = 0; done < length;) {
-          const n = Math.min(buf.length, length - done);
-          const { bytesRead } = await src.read(buf, 0, n, fileOffset + done);
-          if (bytesRead !== n) throw new DiskmintError('INPUT', `${file} is shorter than expected`);
-          await write(offset + done, buf.subarray(0, n));
-          done += n;
-        }
-      } finally {
-        await src.close();
-      }
-    },
+    writeFile: (offset, file, length, fileOffset = 0) => copyFileChunks(file, length, fileOffset, (done, chunk) => write(offset + done, chunk)),
     async barrier() {
       await flush();
       await file.barrier(); // writes into already-allocated space have no tables to flush: still ordered

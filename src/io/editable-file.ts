@@ -42,6 +42,34 @@ export async function editableFile(handle: FileHandle, hooks: EditHooks = {}, pa
   };
 }
 
+const COPY_CHUNK = 4 << 20;
+
+/**
+ * `length` bytes of `file` from `fileOffset`, handed to `write` 4 MiB at a time with their offset
+ * from the start (one reused buffer: `write` is done with it when it resolves). A file shorter
+ * than that is an INPUT error naming it.
+ */
+export async function copyFileChunks(
+  file: string,
+  length: number,
+  fileOffset: number,
+  write: (done: number, chunk: Uint8Array) => Promise<void>,
+): Promise<void> {
+  const src = await open(file, 'r');
+  try {
+    const buf = new Uint8Array(Math.min(COPY_CHUNK, length));
+    for (let done = 0; done < length;) {
+      const n = Math.min(buf.length, length - done);
+      const { bytesRead } = await src.read(buf, 0, n, fileOffset + done);
+      if (bytesRead !== n) throw new DiskmintError('INPUT', `${file} is shorter than expected`);
+      await write(done, buf.subarray(0, n));
+      done += n;
+    }
+  } finally {
+    await src.close();
+  }
+}
+
 /** Run `io`; a system error from it becomes DiskmintError 'IO' "writing PATH failed: ...". */
 export async function namingPath<T>(path: string, doing: string, io: () => Promise<T>): Promise<T> {
   try {

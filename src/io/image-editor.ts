@@ -16,7 +16,7 @@ import type { ContainerFormat } from '../containers/types.js';
 import { handlerFor } from '../containers/registry.js';
 import { COMPRESSION_MAGIC_BYTES, detectCompression } from '../../formats/common/compression.js';
 import { lockImage, type ImageLock, type LockOptions } from './image-lock.js';
-import { editableFile, namingPath } from './editable-file.js';
+import { copyFileChunks, editableFile, namingPath } from './editable-file.js';
 import { inPlaceEditor } from './container-in-place.js';
 import { rewritingEditor } from './container-rewrite.js';
 
@@ -61,8 +61,6 @@ export interface EditorOptions extends LockOptions {
    */
   editor?: ImageEditor;
 }
-
-const COPY_CHUNK = 4 << 20;
 
 export async function openImageEditor(path: string, opts: EditorOptions = {}): Promise<ImageEditor> {
   if (opts.editor) return borrowed(opts.editor);
@@ -191,21 +189,7 @@ function rawEditor(path: string, handle: FileHandle, opts: EditorOptions): Promi
       inPlace: true,
       disk,
       writeBytes: (offset, data) => pwrite(data, offset),
-      async writeFile(offset, file, length, fileOffset = 0) {
-        const src = await open(file, 'r');
-        try {
-          const buf = new Uint8Array(Math.min(COPY_CHUNK, length));
-          for (let done = 0; done < length;) {
-            const n = Math.min(buf.length, length - done);
-            const { bytesRead } = await src.read(buf, 0, n, fileOffset + done);
-            if (bytesRead !== n) throw new DiskmintError('INPUT', `${file} is shorter than expected`);
-            await pwrite(buf.subarray(0, n), offset + done);
-            done += n;
-          }
-        } finally {
-          await src.close();
-        }
-      },
+      writeFile: (offset, file, length, fileOffset = 0) => copyFileChunks(file, length, fileOffset, (done, chunk) => pwrite(chunk, offset + done)),
       async barrier() {
         opts.onBarrier?.(writes);
         await namingPath(path, 'syncing', () => handle.datasync());
