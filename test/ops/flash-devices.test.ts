@@ -69,8 +69,11 @@ describe('flash to loop devices', () => {
       const dev = attachLoop(backing(`dev-${ext}`, SIZE + 8 * MiB));
       return flashImage(image, dev, { yes: true, discard: true }).then((r) => {
         expect(r.verify).toMatchObject({ ok: true, readBack: 'direct' });
-        expect(spawnSync('cmp', ['-n', String(r.imageSize), ref, dev]).status).toBe(0);
+        expect(spawnSync('cmp', ['-n', String(r.imageSize), ref, dev]).status).toBe(0); // the 0xAA holes read as zeros
         expect(r.imageSize).toBe(SIZE);
+        // The holes were zeroed by the device (BLKZEROOUT through the kernel calls), or written where those are off.
+        expect(r.zeroBytes).toBeGreaterThan(0);
+        expect(r.zeroedInKernelBytes).toBe(process.env.DISKMINT_PURE_IO === '1' ? 0 : r.zeroBytes);
       });
     });
   }

@@ -24,7 +24,16 @@ export interface KernelIo {
    * (0 at the source's end), or -errno; undefined when this C library has no copy_file_range.
    */
   copyFileRange?(srcFd: number, srcOffset: number, dstFd: number, dstOffset: number, length: number): Promise<number>;
+  /**
+   * ioctl(fd, BLKZEROOUT, {offset, length}) on a worker thread: the block device makes the range
+   * read as zeros (REQ_OP_WRITE_ZEROES where it has it, else the kernel writes the zeros, no
+   * user-space buffer); 0, or -errno (ENOTTY: not a block device).
+   */
+  zeroOut?(fd: number, offset: number, length: number): Promise<number>;
 }
+
+/** include/uapi/linux/fs.h: BLKZEROOUT _IO(0x12, 127), its argument uint64_t[2] {start, length}. */
+export const BLKZEROOUT = 0x127f;
 
 /** What diskmint uses of koffi (its own types are not needed: the package is optional). */
 interface Koffi {
@@ -85,6 +94,19 @@ function load(from: KoffiLoader): KernelIo | undefined {
           copy.async(srcFd, [srcOffset], dstFd, [dstOffset], length, 0, (err: unknown, n: unknown) => {
             if (err) reject(err instanceof Error ? err : new Error(String(err)));
             else resolve(Number(n) >= 0 ? Number(n) : -koffi.errno());
+          });
+        });
+    }
+    // ioctl is variadic, but koffi runs only fixed prototypes on a worker thread; glibc's ioctl
+    // takes its third argument as a pointer-sized value from the same register either way
+    // (x86-64 and AArch64 Linux ABIs pass variadic and fixed integer arguments alike).
+    const ioctl = optionalFunc(libc, 'int ioctl(int fd, unsigned long request, uint64_t *range)');
+    if (ioctl) {
+      io.zeroOut = (fd, offset, length) =>
+        new Promise((resolve, reject) => {
+          ioctl.async(fd, BLKZEROOUT, [offset, length], (err: unknown, r: unknown) => {
+            if (err) reject(err instanceof Error ? err : new Error(String(err)));
+            else resolve(Number(r) === 0 ? 0 : -koffi.errno());
           });
         });
     }

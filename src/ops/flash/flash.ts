@@ -23,6 +23,7 @@ import type { ContainerReader } from '../../containers/types.js';
 import { inspectDisk, wholeDiskFilesystem, type ImageInspection } from '../inspect.js';
 import { fileHandleReader } from '../../model/disk-reader.js';
 import { readBmapFile } from '../bmap.js';
+import { kernelIo } from '../../io/kernel/ffi.js';
 import { describeTarget, inspectTarget, refusalFor, type FlashTarget } from './device.js';
 import { flashPlan, totalBytes } from './plan.js';
 import { openReadBack } from './read-back.js';
@@ -69,6 +70,8 @@ export interface FlashResult {
   ranges: number;
   dataBytes: number;
   zeroBytes: number;
+  /** Of zeroBytes, those the block device zeroed itself (BLKZEROOUT): no bytes sent. */
+  zeroedInKernelBytes: number;
   discard: boolean;
   bmap?: string;
   seconds: number;
@@ -157,9 +160,18 @@ export async function flashImage(image: string | ContainerReader, device: string
     const started = performance.now();
     const handle = await openTarget(target);
     let digests: string[];
+    let zeroedInKernelBytes = 0;
+    const kernel = target.kind === 'block' ? kernelIo() : undefined;
+    const zeroOut = kernel?.zeroOut
+      ? async (offset: number, length: number) => {
+          const ok = (await kernel.zeroOut!(handle.fd, offset, length)) === 0; // else (no support): the zeros are written
+          if (ok) zeroedInKernelBytes += length;
+          return ok;
+        }
+      : undefined;
     try {
       m.phase('write', totalBytes(plan));
-      digests = await writePlan(reader, handle, plan, { devicePath: device, imagePath, signal: options.signal, meter: m });
+      digests = await writePlan(reader, handle, plan, { devicePath: device, imagePath, signal: options.signal, meter: m, zeroOut });
       m.phase('sync', 0);
       await handle.datasync();
     } finally {
@@ -174,6 +186,7 @@ export async function flashImage(image: string | ContainerReader, device: string
       ranges: plan.length,
       dataBytes: totalBytes(plan, 'data'),
       zeroBytes: totalBytes(plan, 'zero'),
+      zeroedInKernelBytes,
       discard: options.discard === true,
       ...(bmapPath ? { bmap: bmapPath } : {}),
       seconds,

@@ -87,7 +87,14 @@ export async function writePlan(
   image: DiskReader,
   device: FileHandle,
   plan: readonly FlashRange[],
-  opts: { devicePath: string; imagePath: string; signal?: AbortSignal; meter: Meter },
+  opts: {
+    devicePath: string;
+    imagePath: string;
+    signal?: AbortSignal;
+    meter: Meter;
+    /** Make a range read as zeros in the kernel (BLKZEROOUT on a block device): true when done, false to write the zeros. */
+    zeroOut?: (offset: number, length: number) => Promise<boolean>;
+  },
 ): Promise<string[]> {
   const total = plan.reduce((n, r) => n + r.length, 0);
   const buffers = [new Uint8Array(FLASH_CHUNK), new Uint8Array(FLASH_CHUNK)];
@@ -104,6 +111,7 @@ export async function writePlan(
   let hash: Hash | undefined;
   let check: Hash | undefined;
   let written = 0;
+  let zeroedInKernel = false; // the current range was made zeros by opts.zeroOut: its chunks are hashed, not written
   const chunks = chunksOf(plan);
   const first = chunks.next();
   let pending = first.done ? undefined : fetch(first.value);
@@ -116,6 +124,7 @@ export async function writePlan(
       throw new FlashInterrupted(opts.devicePath, written, total);
     }
     if (c.offset === c.range.offset) {
+      zeroedInKernel = c.range.kind === 'zero' && opts.zeroOut !== undefined && (await opts.zeroOut(c.range.offset, c.range.length));
       hash = createHash('sha256');
       // A bmap's SHA-256 is our own digest; another type (1.3's SHA-1) is a second hash.
       check = c.range.expected && c.range.expected.type !== 'sha256' ? createHash(c.range.expected.type) : undefined;
@@ -123,7 +132,7 @@ export async function writePlan(
     // The write runs while this chunk is hashed, except a bmap range's last chunk: it is written
     // only once the range's checksum is known to match.
     const checked = c.last && c.range.expected !== undefined;
-    const writing = checked ? undefined : writeFully(device, bytes, c.offset);
+    const writing = checked || zeroedInKernel ? undefined : writeFully(device, bytes, c.offset);
     writing?.catch(() => undefined); // awaited below; an error is not left unhandled meanwhile
     hash!.update(bytes);
     check?.update(bytes);
@@ -140,7 +149,7 @@ export async function writePlan(
         );
       }
     }
-    await (writing ?? writeFully(device, bytes, c.offset));
+    if (!zeroedInKernel) await (writing ?? writeFully(device, bytes, c.offset));
     written += c.length;
     opts.meter.advance(c.length);
     if (digest !== undefined) digests.push(digest);
