@@ -5,12 +5,11 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fc from 'fast-check';
-import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openDisk } from '../../src/io/open-disk.js';
 import { openEditableFile } from '../../src/io/editable-file.js';
 import { qcow2Handler } from '../../src/containers/qcow2/handler.js';
-import type { ContainerEditSession, ContainerReader, EditableFile, InPlaceRefusal } from '../../src/containers/types.js';
+import type { ContainerReader, EditableFile, InPlaceRefusal } from '../../src/containers/types.js';
 import { diskOfPieces, diskPieceArb, writeWithHandler } from '../helpers/containers.js';
 import { tempDir } from '../helpers/golden.js';
 import { requirePeer, runPeerOk } from '../helpers/peer.js';
@@ -308,58 +307,6 @@ describe('qcow2 in-place edits', () => {
       await s.flush();
       await done();
       expect(readFileSync(path).equals(before)).toBe(true);
-    });
-  });
-
-  // Measurement for the report (DISKMINT_MEASURE=1): 256 MiB written into a 1 GiB container, in place, vs a whole rewrite.
-  describe.runIf(process.env.DISKMINT_MEASURE === '1')('measure', () => {
-    it('256 MiB into a 1 GiB container: session vs qemu-img convert', async () => {
-      const raw = join(dir, 'big.raw');
-      const path = join(dir, 'big.qcow2');
-      const h = await import('node:fs/promises').then((fs) => fs.open(raw, 'w'));
-      const chunk = new Uint8Array(MiB);
-      for (let m = 0; m < 768; m++) {
-        for (let i = 0, x = m + 1; i < MiB; i += 4) chunk[i] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24;
-        await h.write(chunk, 0, MiB, m * MiB);
-      }
-      await h.truncate(1024 * MiB);
-      await h.close();
-      let t = performance.now();
-      runPeerOk('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', raw, path]);
-      const convertMs = performance.now() - t;
-      const log = { bytes: 0, writes: 0, barriers: 0 };
-      const { reader } = await openDisk(path);
-      const { file, close } = await openEditableFile(path);
-      const counting: EditableFile = {
-        get size() {
-          return file.size;
-        },
-        read: (o, l, into) => file.read(o, l, into),
-        write: async (o, d) => {
-          log.bytes += d.length;
-          log.writes++;
-          await file.write(o, d);
-        },
-        barrier: async () => {
-          log.barriers++;
-          await file.barrier();
-        },
-        close: () => file.close(),
-      };
-      t = performance.now();
-      const s = (await editing.openForEdit(counting, reader)) as ContainerEditSession;
-      const data = new Uint8Array(MiB).fill(0x5a);
-      for (let m = 0; m < 256; m++) await s.write(640 * MiB + m * MiB, data); // 128 MiB over data, 128 MiB into holes
-      await s.flush();
-      const sessionMs = performance.now() - t;
-      await close();
-      await reader.close();
-      const c = qemuCheck(path);
-      expect(c.status, c.out).toBe(0);
-      console.log(
-        `qcow2 edit: 256 MiB into a 1 GiB container: session ${sessionMs.toFixed(0)} ms, ${(log.bytes / MiB).toFixed(2)} MiB in ${log.writes} writes, ${log.barriers} barriers; ` +
-          `qemu-img convert of the whole container ${convertMs.toFixed(0)} ms, ${(statSync(path).size / MiB).toFixed(0)} MiB file`,
-      );
     });
   });
 });
