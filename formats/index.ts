@@ -18,6 +18,8 @@ export * from './schemes/chs.js';
 export * from './schemes/bsd.js';
 
 export * from './containers/qcow2.js';
+export * from './containers/qcow2-refcounts.js';
+export * from './containers/qcow2-tables.js';
 export * from './containers/vmdk.js';
 export * from './containers/vmdk-descriptor.js';
 export * from './containers/vhd.js';

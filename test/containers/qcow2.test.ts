@@ -18,19 +18,20 @@ import { qcow2Handler, zstdFrameExtent } from '../../src/containers/qcow2/handle
 import {
   QCOW2_COMPRESSION,
   QCOW2_FEATURE_NAMES,
+  encodeQcow2Header,
+  l1EntriesFor,
+  decodeQcow2Extensions,
+  decodeQcow2Header,
+} from '../../formats/containers/qcow2.js';
+import { refcountLayout, refcountsPerBlock } from '../../formats/containers/qcow2-refcounts.js';
+import {
   decodeCompressedDescriptor,
   decodeL1Entry,
   decodeL2Entry,
   encodeCompressedDescriptor,
   encodeL1Entry,
-  encodeQcow2Header,
-  l1EntriesFor,
-  decodeQcow2Extensions,
-  decodeQcow2Header,
-  refcountLayout,
-  refcountsPerBlock,
   compressedOffsetBits,
-} from '../../formats/containers/qcow2.js';
+} from '../../formats/containers/qcow2-tables.js';
 import { openWithHandler, readAll, writeWithHandler } from '../helpers/containers.js';
 import { tempDir } from '../helpers/golden.js';
 
