@@ -24,6 +24,9 @@ export * from './containers/vmdk.js';
 export * from './containers/vmdk-descriptor.js';
 export * from './containers/vhd.js';
 export * from './containers/vhdx.js';
+export * from './containers/vhdx-bat.js';
+export * from './containers/vhdx-log.js';
+export * from './containers/vhdx-metadata.js';
 
 export * from './fs/fat-boot.js';
 export * from './fs/fat-fsinfo.js';

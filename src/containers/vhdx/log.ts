@@ -17,19 +17,15 @@
 import type { DiskReader } from '../../model/disk-reader.js';
 import { fail } from '../../../formats/common/errors.js';
 import { ZERO_GUID } from '../../../formats/common/guid.js';
+import { MIB, VHDX_HEADER_OFFSETS, VHDX_HEADER_SIZE, decodeVhdxHeader, type VhdxHeader } from '../../../formats/containers/vhdx.js';
 import {
-  MIB,
-  VHDX_HEADER_OFFSETS,
-  VHDX_HEADER_SIZE,
   VHDX_LOG_SECTOR,
   decodeLogEntry,
   decodeLogEntryHeader,
-  decodeVhdxHeader,
   isLogEntryFor,
-  type VhdxHeader,
   type VhdxLogEntryHeader,
   type VhdxLogWrite,
-} from '../../../formats/containers/vhdx.js';
+} from '../../../formats/containers/vhdx-log.js';
 
 export async function readExact(file: DiskReader, offset: number, length: number, what: string): Promise<Uint8Array> {
   if (offset + length > file.size) throw fail('vhdx', 'TRUNCATED', `VHDX ${what} at ${offset} (${length} bytes) runs past the end of the file`);
