@@ -31,6 +31,7 @@ export * from './containers/vhdx-metadata.js';
 export * from './fs/fat-boot.js';
 export * from './fs/fat-fsinfo.js';
 export * from './fs/fat-dir.js';
+export * from './fs/fat-names.js';
 export * from './fs/fat-table.js';
 export * from './fs/ufs.js';
 export * from './fs/nvlist.js';

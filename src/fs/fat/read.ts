@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { FormatError, fail } from '../../../formats/common/errors.js';
 import { clusterBytes, decodeBootSector, firstDataSector, rootDirSector, type FatGeometry } from '../../../formats/fs/fat-boot.js';
 import { decodeFsInfo } from '../../../formats/fs/fat-fsinfo.js';
-import { ATTR_DIRECTORY, caseFoldName, decodeDirEntries, decodeOem, DIR_ENTRY_BYTES, type DecodedDirEntry } from '../../../formats/fs/fat-dir.js';
+import { ATTR_DIRECTORY, decodeDirEntries, DIR_ENTRY_BYTES, type DecodedDirEntry } from '../../../formats/fs/fat-dir.js';
+import { caseFoldName, decodeOem } from '../../../formats/fs/fat-names.js';
 import { badClusterMark, endOfChainThreshold, fatBytesFor, decodeFatEntries, type FatBits } from '../../../formats/fs/fat-table.js';
 import type { DiskReader } from '../../model/disk-reader.js';
 
