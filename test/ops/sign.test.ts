@@ -10,20 +10,12 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildImage, convertImage, type Layout } from '../../src/index.js';
-import {
-  canonicalJson,
-  decodeSignatureFile,
-  encodeSignatureFile,
-  generateKeyPair,
-  imageManifest,
-  loadPrivateKey,
-  loadPublicKey,
-  signBytes,
-  signImage,
-  verifyBytes,
-  verifyImageSignature,
-  writeKeyPair,
-} from '../../src/ops/sign.js';
+import { signImage } from '../../src/ops/sign.js';
+import { verifyImageSignature } from '../../src/ops/sign-verify.js';
+import { decodeSignatureFile, encodeSignatureFile } from '../../src/ops/sign-file.js';
+import { imageManifest } from '../../src/ops/sign-manifest.js';
+import { generateKeyPair, loadPrivateKey, loadPublicKey, signBytes, verifyBytes, writeKeyPair } from '../../src/ops/sign-keys.js';
+import { canonicalJson } from '../../src/ops/canonical-json.js';
 import { DiskmintError } from '../../src/model/errors.js';
 import { tempDir } from '../helpers/golden.js';
 import { requirePeer } from '../helpers/peer.js';

@@ -28,7 +28,7 @@
  *   tail -c +$((65 + M)) UPDATE.dmb | head -c "$S" > manifest.sig
  */
 import { fail } from '../../../formats/common/errors.js';
-import { canonicalJson } from '../sign.js';
+import { canonicalJson } from '../canonical-json.js';
 
 export const BUNDLE_MAGIC = 'DMBUNDLE';
 export const BUNDLE_CONTAINER_VERSION = 1;
