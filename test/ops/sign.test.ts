@@ -220,7 +220,7 @@ describe('signed images', () => {
     const verify = (m: string, s: string) =>
       execFileSync('openssl', ['pkeyutl', '-verify', '-pubin', '-inkey', pub, '-rawin', '-in', m, '-sigfile', s], { encoding: 'utf8' });
     expect(verify(join(detach, 'manifest.json'), join(detach, 'manifest.sig'))).toMatch(/Signature Verified Successfully/);
-    // What a device with only busybox does (the commands in src/ops/sign.ts and the README).
+    // What a device with only busybox does (the commands in src/ops/sign-file.ts and the README).
     execFileSync('sh', [
       '-c',
       `cd '${dir}' && sed -n 's|.*"manifest": *"\\([^"]*\\)".*|\\1|p' for-openssl.sig | base64 -d > sh-manifest.json && sed -n 's|.*"signature": *"\\([^"]*\\)".*|\\1|p' for-openssl.sig | base64 -d > sh-manifest.sig`,

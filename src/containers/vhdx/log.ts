@@ -6,7 +6,7 @@
  *
  * Which log needs replaying (2.3.3, and what qemu's block/vhdx-log.c accepts): only a valid one.
  * The header's LogGuid is not zero; entries carry that LogGuid, a valid CRC-32C over the whole
- * entry and valid descriptors (formats/containers/vhdx.ts decodeLogEntry); a sequence is entries
+ * entry and valid descriptors (formats/containers/vhdx-log.ts decodeLogEntry); a sequence is entries
  * one after another in the ring with sequence numbers one apart; the active sequence is the one
  * whose last (head) entry has the highest sequence number, replayed from the entry its head's Tail
  * names. A sequence whose head's Tail is not one of its own entries is incomplete and not
