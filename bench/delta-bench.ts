@@ -39,7 +39,7 @@ import { join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createBundle } from '../src/ops/bundle/create.js';
 import { openBundle } from '../src/ops/bundle/open.js';
-import { writeKeyPair } from '../src/ops/sign.js';
+import { writeKeyPair } from '../src/ops/sign-keys.js';
 
 const MiB = 1 << 20;
 const SOURCES = ['/usr/bin', '/usr/lib/x86_64-linux-gnu'];

@@ -19,14 +19,20 @@ export * from './schemes/chs.js';
 export * from './schemes/bsd.js';
 
 export * from './containers/qcow2.js';
+export * from './containers/qcow2-refcounts.js';
+export * from './containers/qcow2-tables.js';
 export * from './containers/vmdk.js';
 export * from './containers/vmdk-descriptor.js';
 export * from './containers/vhd.js';
 export * from './containers/vhdx.js';
+export * from './containers/vhdx-bat.js';
+export * from './containers/vhdx-log.js';
+export * from './containers/vhdx-metadata.js';
 
 export * from './fs/fat-boot.js';
 export * from './fs/fat-fsinfo.js';
 export * from './fs/fat-dir.js';
+export * from './fs/fat-names.js';
 export * from './fs/fat-table.js';
 export * from './fs/ufs.js';
 export * from './fs/nvlist.js';

@@ -1,15 +1,15 @@
 /**
  * VHDX on-disk structures ([MS-VHDX] "Virtual Hard Disk v2 (VHDX) File Format", v20240423):
- * file type identifier (2.2.1), headers (2.2.2), region table (2.2.3), log entry headers
- * (2.3.1.1), BAT (2.5) and metadata (2.6). Integers are little-endian; GUIDs are stored with
- * their first three fields little-endian (as formats/common/guid.ts encodes them). Checksums are
- * CRC-32C over the structure with the checksum field zero. Parsers throw only FormatError
- * (format 'vhdx').
+ * constants, file type identifier (2.2.1), headers (2.2.2) and region table (2.2.3). The log
+ * (2.3) is in vhdx-log.ts, the BAT (2.5) in vhdx-bat.ts, metadata (2.6) in vhdx-metadata.ts.
+ * Integers are little-endian; GUIDs are stored with their first three fields little-endian (as
+ * formats/common/guid.ts encodes them). Checksums are CRC-32C over the structure with the
+ * checksum field zero (vhdx-checksum.ts). Parsers throw only FormatError (format 'vhdx').
  */
 import { hasLatin1, putLatin1, putU64, putUtf16le, u64, utf16le, view } from '../common/bytes.js';
-import { crc32c } from '../common/crc32c.js';
 import { fail } from '../common/errors.js';
 import { ZERO_GUID, decodeGuid, encodeGuid } from '../common/guid.js';
+import { crcOk, seal } from './vhdx-checksum.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 
 export const KIB = 1024;
@@ -50,20 +50,6 @@ export const PAYLOAD = {
   fullyPresent: 6,
   partiallyPresent: 7,
 } as const;
-
-/** Store the CRC-32C of `b` (checksum field at 4 zero while computing), 2.2.2 / 2.2.3. */
-function seal(b: Uint8Array): Uint8Array {
-  view(b).setUint32(4, 0, true);
-  view(b).setUint32(4, crc32c(b), true);
-  return b;
-}
-
-function crcOk(b: Uint8Array): { stored: number; computed: number } {
-  const copy = new Uint8Array(b);
-  const stored = view(copy).getUint32(4, true);
-  view(copy).setUint32(4, 0, true);
-  return { stored, computed: crc32c(copy) };
-}
 
 /** 2.2.1 file type identifier: "vhdxfile" then a UTF-16 creator string (512 bytes). */
 export function encodeFileIdentifier(creator: string): Uint8Array {
@@ -209,213 +195,4 @@ export function decodeRegionTable(bytes: Uint8Array, which: string): VhdxRegion[
     });
   }
   return out;
-}
-
-export interface VhdxMetadataEntry {
-  itemId: string;
-  /** Offset from the start of the metadata region. */
-  offset: number;
-  length: number;
-  isUser: boolean;
-  isVirtualDisk: boolean;
-  isRequired: boolean;
-}
-
-/** 2.6.1 metadata table header: "metadata", entry count at 10, 32-byte entries from 32. */
-export function encodeMetadataTable(entries: readonly VhdxMetadataEntry[]): Uint8Array {
-  const out = new Uint8Array(VHDX_METADATA_TABLE_SIZE);
-  const dv = view(out);
-  putLatin1(out, 0, 'metadata');
-  dv.setUint16(10, entries.length, true);
-  entries.forEach((e, i) => {
-    const at = 32 + i * 32;
-    encodeGuid(e.itemId, out, at);
-    dv.setUint32(at + 16, e.offset, true);
-    dv.setUint32(at + 20, e.length, true);
-    dv.setUint32(at + 24, (e.isUser ? 1 : 0) | (e.isVirtualDisk ? 2 : 0) | (e.isRequired ? 4 : 0), true);
-  });
-  return out;
-}
-
-export function decodeMetadataTable(bytes: Uint8Array): VhdxMetadataEntry[] {
-  if (bytes.length < VHDX_METADATA_TABLE_SIZE) throw fail('vhdx', 'TRUNCATED', 'VHDX metadata table runs past the end of the file');
-  if (!hasLatin1(bytes, 0, 'metadata')) throw fail('vhdx', 'BAD_MAGIC', 'VHDX metadata table has no "metadata" signature');
-  const dv = view(bytes);
-  const count = dv.getUint16(10, true);
-  if (count > VHDX_MAX_ENTRIES) throw fail('vhdx', 'TOO_LARGE', `VHDX metadata table claims ${count} entries (at most 2047)`);
-  const out: VhdxMetadataEntry[] = [];
-  for (let i = 0; i < count; i++) {
-    const at = 32 + i * 32;
-    const flags = dv.getUint32(at + 24, true);
-    out.push({
-      itemId: decodeGuid(bytes, at),
-      offset: dv.getUint32(at + 16, true),
-      length: dv.getUint32(at + 20, true),
-      isUser: (flags & 1) !== 0,
-      isVirtualDisk: (flags & 2) !== 0,
-      isRequired: (flags & 4) !== 0,
-    });
-  }
-  return out;
-}
-
-/**
- * The 1 MiB metadata region a writer stores: the table, then (2.6.2) File Parameters, Virtual
- * Disk Size, Virtual Disk ID, Logical and Physical Sector Size, packed after the 64 KiB table.
- */
-export function encodeMetadataRegion(m: {
-  blockSize: number;
-  leaveBlocksAllocated: boolean;
-  virtualSize: number;
-  diskId: string;
-  logicalSectorSize: number;
-  physicalSectorSize: number;
-}): Uint8Array {
-  const T = VHDX_METADATA_TABLE_SIZE;
-  const out = new Uint8Array(MIB);
-  const item = (itemId: string, offset: number, length: number, isVirtualDisk: boolean): VhdxMetadataEntry => ({
-    itemId,
-    offset: T + offset,
-    length,
-    isUser: false,
-    isVirtualDisk,
-    isRequired: true,
-  });
-  out.set(
-    encodeMetadataTable([
-      item(META.fileParameters, 0, 8, false),
-      item(META.virtualDiskSize, 8, 8, true),
-      item(META.virtualDiskId, 16, 16, true),
-      item(META.logicalSectorSize, 32, 4, true),
-      item(META.physicalSectorSize, 36, 4, true),
-    ]),
-  );
-  const dv = view(out);
-  dv.setUint32(T, m.blockSize, true);
-  dv.setUint32(T + 4, m.leaveBlocksAllocated ? 1 : 0, true); // bit 0 LeaveBlockAllocated, bit 1 HasParent
-  putU64(dv, T + 8, m.virtualSize, true);
-  encodeGuid(m.diskId, out, T + 16); // 2.6.2.3: page 83 data
-  dv.setUint32(T + 32, m.logicalSectorSize, true);
-  dv.setUint32(T + 36, m.physicalSectorSize, true);
-  return out;
-}
-
-/** 2.5 chunk ratio: payload blocks described by one sector bitmap block. */
-export function chunkRatio(logicalSectorSize: number, blockSize: number): number {
-  return (2 ** 23 * logicalSectorSize) / blockSize;
-}
-
-/** 2.5: BAT geometry of a disk without a parent. */
-export function batGeometry(virtualSize: number, blockSize: number, logicalSectorSize: number) {
-  const ratio = chunkRatio(logicalSectorSize, blockSize);
-  const dataBlocks = Math.ceil(virtualSize / blockSize);
-  const totalEntries = dataBlocks === 0 ? 0 : dataBlocks + Math.floor((dataBlocks - 1) / ratio);
-  return { ratio, dataBlocks, totalEntries };
-}
-
-/** 2.5: BAT index of payload block `i` (a sector bitmap entry follows every `ratio` payload entries). */
-export function payloadEntryIndex(i: number, ratio: number): number {
-  return i + Math.floor(i / ratio);
-}
-
-/** 2.5.1 BAT entry: state in bits 0-2, file offset in MiB in bits 20-63. */
-export function encodeBatEntry(dv: DataView, at: number, state: number, fileOffset: number): void {
-  const mb = fileOffset / MIB;
-  dv.setUint32(at, (state & 7) | ((mb % 4096) << 20), true);
-  dv.setUint32(at + 4, Math.floor(mb / 4096), true);
-}
-
-export function decodeBatEntry(dv: DataView, at: number): { state: number; fileOffset: number } {
-  const lo = dv.getUint32(at, true);
-  const hi = dv.getUint32(at + 4, true);
-  return { state: lo & 7, fileOffset: ((lo >>> 20) + hi * 4096) * MIB };
-}
-
-/** 2.3: the log is a ring of 4 KiB sectors. */
-export const VHDX_LOG_SECTOR = 4 * KIB;
-
-/** 2.3.1.1: a log entry header starts "loge"; its LogGuid (offset 32) must match the header's. */
-export function isLogEntryFor(bytes: Uint8Array, at: number, logGuid: string): boolean {
-  return hasLatin1(bytes, at, 'loge') && bytes.length >= at + 48 && decodeGuid(bytes, at + 32) === logGuid;
-}
-
-/** 2.3.1.1 log entry header (64 bytes), then DescriptorCount 32-byte descriptors from byte 64. */
-export interface VhdxLogEntryHeader {
-  checksum: number;
-  entryLength: number;
-  /** Byte offset in the log of the oldest entry still to be applied (the sequence's tail). */
-  tail: number;
-  sequenceNumber: bigint;
-  descriptorCount: number;
-  logGuid: string;
-  flushedFileOffset: number;
-  lastFileOffset: number;
-}
-
-export function decodeLogEntryHeader(b: Uint8Array): VhdxLogEntryHeader {
-  const dv = view(b);
-  return {
-    checksum: dv.getUint32(4, true),
-    entryLength: dv.getUint32(8, true),
-    tail: dv.getUint32(12, true),
-    sequenceNumber: dv.getBigUint64(16, true),
-    descriptorCount: dv.getUint32(24, true),
-    logGuid: decodeGuid(b, 32),
-    flushedFileOffset: u64(dv, 48, true),
-    lastFileOffset: u64(dv, 56, true),
-  };
-}
-
-/** Sectors the header and `count` descriptors take (the header counts as two descriptors). */
-export function logDescriptorSectors(count: number): number {
-  return Math.ceil((64 + 32 * count) / VHDX_LOG_SECTOR);
-}
-
-/** One write a log entry describes (2.3.1.2 zero descriptor, 2.3.1.3 data descriptor with its 2.3.1.4 data sector). */
-export type VhdxLogWrite = { fileOffset: number; length: number; data: Uint8Array } | { fileOffset: number; length: number; data?: undefined };
-
-/**
- * Decode and check one whole log entry (`entry` is its EntryLength bytes, already unwrapped from
- * the ring): 2.3.1 says an entry is valid when its signature, LogGuid and CRC-32C (over the whole
- * entry, checksum field zero) hold, every descriptor is "zero" or "desc" with the entry's sequence
- * number and 4 KiB aligned offsets and lengths, and every data sector says "data" with the same
- * sequence number. Returns the writes in order, or undefined when the entry is not valid (an
- * invalid entry is not an error: it is simply not part of a sequence to replay).
- */
-export function decodeLogEntry(entry: Uint8Array, logGuid: string): { header: VhdxLogEntryHeader; writes: VhdxLogWrite[] } | undefined {
-  if (entry.length < 64 || !hasLatin1(entry, 0, 'loge')) return undefined;
-  const h = decodeLogEntryHeader(entry);
-  if (h.entryLength !== entry.length || h.entryLength % VHDX_LOG_SECTOR !== 0 || h.sequenceNumber === 0n || h.logGuid !== logGuid) return undefined;
-  const descSectors = logDescriptorSectors(h.descriptorCount);
-  if (descSectors * VHDX_LOG_SECTOR > entry.length) return undefined;
-  const { stored, computed } = crcOk(entry);
-  if (stored !== computed) return undefined;
-  const dv = view(entry);
-  const writes: VhdxLogWrite[] = [];
-  let dataSector = descSectors;
-  for (let i = 0; i < h.descriptorCount; i++) {
-    const at = 64 + i * 32;
-    const fileOffset = u64(dv, at + 16, true);
-    if (dv.getBigUint64(at + 24, true) !== h.sequenceNumber || fileOffset % VHDX_LOG_SECTOR !== 0) return undefined;
-    if (fileOffset > Number.MAX_SAFE_INTEGER - VHDX_LOG_SECTOR) return undefined;
-    if (hasLatin1(entry, at, 'zero')) {
-      const length = u64(dv, at + 8, true);
-      if (length % VHDX_LOG_SECTOR !== 0 || fileOffset + length > Number.MAX_SAFE_INTEGER) return undefined;
-      writes.push({ fileOffset, length });
-    } else if (hasLatin1(entry, at, 'desc')) {
-      const ds = dataSector++ * VHDX_LOG_SECTOR;
-      if (ds + VHDX_LOG_SECTOR > entry.length || !hasLatin1(entry, ds, 'data')) return undefined;
-      const seq = (BigInt(dv.getUint32(ds + 4, true)) << 32n) | BigInt(dv.getUint32(ds + 4092, true));
-      if (seq !== h.sequenceNumber) return undefined;
-      // The sector's first 8 and last 4 bytes live in the descriptor (LeadingBytes, TrailingBytes).
-      const data = new Uint8Array(VHDX_LOG_SECTOR);
-      data.set(entry.subarray(at + 8, at + 16), 0);
-      data.set(entry.subarray(ds + 8, ds + 4092), 8);
-      data.set(entry.subarray(at + 4, at + 8), 4092);
-      writes.push({ fileOffset, length: VHDX_LOG_SECTOR, data });
-    } else {
-      return undefined;
-    }
-  }
-  return { header: h, writes };
 }

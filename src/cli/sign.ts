@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import { DiskmintError } from '../model/errors.js';
 import { formatBytes } from '../model/size.js';
-import { signImage, writeDetached, writeKeyPair } from '../ops/sign.js';
+import { signImage, writeDetached } from '../ops/sign.js';
+import { writeKeyPair } from '../ops/sign-keys.js';
 import { createBundle } from '../ops/bundle/create.js';
 import { openBundle, type OpenedBundle } from '../ops/bundle/open.js';
 import { printOut } from './output.js';

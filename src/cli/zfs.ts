@@ -1,6 +1,7 @@
 /** The `diskmint zfs` command group: labels, the boot environment, one-time boot requests. */
 import { Command } from 'commander';
-import { zfsBootenv, zfsLabels, zfsSetBootonce, type ZfsBootenvReport, type ZfsLabelsReport } from '../ops/zfs.js';
+import { zfsBootenv, zfsLabels, type ZfsBootenvReport, type ZfsLabelsReport } from '../ops/zfs.js';
+import { zfsSetBootonce } from '../ops/zfs-bootonce.js';
 import { DiskmintError } from '../model/errors.js';
 import { printOut, printErr } from './output.js';
 import { printJson } from './json.js';

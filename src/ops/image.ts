@@ -149,7 +149,7 @@ export async function openImage(path: string, options: OpenImageOptions = {}): P
         if (!signature !== !pubkey) throw new DiskmintError('BAD_ARGUMENT', 'signature and pubkey go together');
         const report = await verifyImage(path, { ...opts, ...rest });
         if (signature && pubkey) {
-          const { verifyImageSignature } = await import('./sign.js');
+          const { verifyImageSignature } = await import('./sign-verify.js');
           const sig = await verifyImageSignature(path, signature, pubkey);
           report.findings.push(...sig.findings);
           report.errors += sig.findings.filter((f) => f.severity === 'error').length;

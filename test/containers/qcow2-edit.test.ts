@@ -13,7 +13,8 @@ import type { ContainerReader, EditableFile, InPlaceRefusal } from '../../src/co
 import { diskOfPieces, diskPieceArb, writeWithHandler } from '../helpers/containers.js';
 import { tempDir } from '../helpers/golden.js';
 import { requirePeer, runPeerOk } from '../helpers/peer.js';
-import { compressedHostClusters, decodeRefcountTableEntry, encodeRefcountTableEntry, getRefcount, setRefcount } from '../../formats/containers/qcow2.js';
+import { decodeRefcountTableEntry, encodeRefcountTableEntry, getRefcount, setRefcount } from '../../formats/containers/qcow2-refcounts.js';
+import { compressedHostClusters } from '../../formats/containers/qcow2-tables.js';
 import { MAKERS, editArb, editBytes, editSession, editing, expectQemuReads, makeImage, qemuCheck, readImage } from '../helpers/qcow2-edit.js';
 
 let dir: string;

@@ -11,24 +11,26 @@ import {
 } from '../../formats/fs/fat-boot.js';
 import { decodeFsInfo, encodeFsInfo } from '../../formats/fs/fat-fsinfo.js';
 import {
-  assignShortNames,
-  basisName,
   decodeDirEntries,
   dosDateTime,
   encodeLongEntries,
   encodeShortEntry,
   entriesFor,
-  exactShortName,
-  caseFoldName,
   fromDosDateTime,
   lfnChecksum,
+  ATTR_ARCHIVE,
+} from '../../formats/fs/fat-dir.js';
+import {
+  assignShortNames,
+  basisName,
+  exactShortName,
+  caseFoldName,
   normalizeLabel,
   shortNameBytes,
   validateLongName,
-  ATTR_ARCHIVE,
   NT_LOWER_BASE,
   NT_LOWER_EXT,
-} from '../../formats/fs/fat-dir.js';
+} from '../../formats/fs/fat-names.js';
 import {
   encodeContiguousFat,
   endOfChainMark,

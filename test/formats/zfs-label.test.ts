@@ -27,7 +27,9 @@ import {
 import { nvlist, nvString, encodeNvlist, type NvList } from '../../formats/fs/nvlist.js';
 import { memoryDiskReader } from '../../src/model/disk-reader.js';
 import { buildImage, convertImage, inspectDisk, inspectImage, openDisk } from '../../src/index.js';
-import { currentBootenv, readZfsLabels, zfsBootenv, zfsFindings, zfsLabels, zfsSetBootonce } from '../../src/ops/zfs.js';
+import { currentBootenv, readZfsLabels, zfsBootenv, zfsLabels } from '../../src/ops/zfs.js';
+import { zfsFindings } from '../../src/ops/zfs-findings.js';
+import { zfsSetBootonce } from '../../src/ops/zfs-bootonce.js';
 import { addZfsCommands } from '../../src/cli/zfs.js';
 import { cliOutput } from '../../src/cli/output.js';
 import { tempDir } from '../helpers/golden.js';

@@ -5,7 +5,7 @@ import { mkdirSync, rmSync, symlinkSync, truncateSync, utimesSync, writeFileSync
 import { join } from 'node:path';
 import { FormatError } from '../../formats/common/errors.js';
 import { decodeBootSector } from '../../formats/fs/fat-boot.js';
-import { validateLongName, caseFoldName } from '../../formats/fs/fat-dir.js';
+import { validateLongName, caseFoldName } from '../../formats/fs/fat-names.js';
 import { memoryDiskReader } from '../../src/model/disk-reader.js';
 import { readVirtualRange } from '../../src/io/run-reader.js';
 import { deriveU32 } from '../../src/model/seed.js';

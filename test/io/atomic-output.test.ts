@@ -16,7 +16,8 @@ import { writeImage } from '../../src/io/write-image.js';
 import { VirtualDisk } from '../../src/model/extents.js';
 import { DiskmintError, FormatError } from '../../src/model/errors.js';
 import { buildImage } from '../../src/ops/build.js';
-import { signImage, writeKeyPair } from '../../src/ops/sign.js';
+import { signImage } from '../../src/ops/sign.js';
+import { writeKeyPair } from '../../src/ops/sign-keys.js';
 import { tempDir } from '../helpers/golden.js';
 
 /** When set, the next temp name is this one (to make a clash); otherwise the real names. */

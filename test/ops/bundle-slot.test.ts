@@ -12,7 +12,7 @@ import { slotStatus, slotWrite, hashRange } from '../../src/ops/slots/slots.js';
 import { openDisk } from '../../src/io/open-disk.js';
 import { createBundle } from '../../src/ops/bundle/create.js';
 import { bundleExtents, decodeHeader, HEADER_BYTES, RECORD_HEADER_BYTES } from '../../src/ops/bundle/format.js';
-import { writeKeyPair } from '../../src/ops/sign.js';
+import { writeKeyPair } from '../../src/ops/sign-keys.js';
 import { tempDir } from '../helpers/golden.js';
 import { requirePeer, runPeerOk } from '../helpers/peer.js';
 

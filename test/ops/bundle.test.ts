@@ -21,7 +21,7 @@ import {
   encodeHeader,
   type BundleManifest,
 } from '../../src/ops/bundle/format.js';
-import { writeKeyPair } from '../../src/ops/sign.js';
+import { writeKeyPair } from '../../src/ops/sign-keys.js';
 import { DiskmintError, FormatError } from '../../src/model/errors.js';
 import { tempDir } from '../helpers/golden.js';
 import { requirePeer, runPeerOk } from '../helpers/peer.js';

@@ -16,7 +16,8 @@ import { slotActivate, slotBootonce, slotConfirm } from '../../src/ops/slots/slo
 import { readGptForEdit } from '../../src/schemes/gpt/edit.js';
 import { gptAttributeNames } from '../../formats/schemes/gpt-attributes.js';
 import { nvString } from '../../formats/fs/nvlist.js';
-import { bootenvAsNvlist, readZfsLabels, zfsSetBootonce } from '../../src/ops/zfs.js';
+import { bootenvAsNvlist, readZfsLabels } from '../../src/ops/zfs.js';
+import { zfsSetBootonce } from '../../src/ops/zfs-bootonce.js';
 import type { ImageEditor } from '../../src/io/image-editor.js';
 import { memoryDiskReader } from '../../src/model/disk-reader.js';
 import { tempDir } from '../helpers/golden.js';

@@ -10,20 +10,12 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildImage, convertImage, type Layout } from '../../src/index.js';
-import {
-  canonicalJson,
-  decodeSignatureFile,
-  encodeSignatureFile,
-  generateKeyPair,
-  imageManifest,
-  loadPrivateKey,
-  loadPublicKey,
-  signBytes,
-  signImage,
-  verifyBytes,
-  verifyImageSignature,
-  writeKeyPair,
-} from '../../src/ops/sign.js';
+import { signImage } from '../../src/ops/sign.js';
+import { verifyImageSignature } from '../../src/ops/sign-verify.js';
+import { decodeSignatureFile, encodeSignatureFile } from '../../src/ops/sign-file.js';
+import { imageManifest } from '../../src/ops/sign-manifest.js';
+import { generateKeyPair, loadPrivateKey, loadPublicKey, signBytes, verifyBytes, writeKeyPair } from '../../src/ops/sign-keys.js';
+import { canonicalJson } from '../../src/ops/canonical-json.js';
 import { DiskmintError } from '../../src/model/errors.js';
 import { tempDir } from '../helpers/golden.js';
 import { requirePeer } from '../helpers/peer.js';
@@ -228,7 +220,7 @@ describe('signed images', () => {
     const verify = (m: string, s: string) =>
       execFileSync('openssl', ['pkeyutl', '-verify', '-pubin', '-inkey', pub, '-rawin', '-in', m, '-sigfile', s], { encoding: 'utf8' });
     expect(verify(join(detach, 'manifest.json'), join(detach, 'manifest.sig'))).toMatch(/Signature Verified Successfully/);
-    // What a device with only busybox does (the commands in src/ops/sign.ts and the README).
+    // What a device with only busybox does (the commands in src/ops/sign-file.ts and the README).
     execFileSync('sh', [
       '-c',
       `cd '${dir}' && sed -n 's|.*"manifest": *"\\([^"]*\\)".*|\\1|p' for-openssl.sig | base64 -d > sh-manifest.json && sed -n 's|.*"signature": *"\\([^"]*\\)".*|\\1|p' for-openssl.sig | base64 -d > sh-manifest.sig`,

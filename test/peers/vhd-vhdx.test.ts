@@ -9,57 +9,28 @@
  * - 7-Zip 26.02 (`7zz`, package 7zip) decodes VHD and VHDX independently of qemu. Its VHDX
  *   reader refuses a virtual size with bit 9 set (it tests `size & (1 << 9)` where
  *   `size & 511` is meant), even for qemu's own files, so VHDX sizes here are whole KiB.
+ * VHDX structures that overlap are in vhdx-overlap.test.ts, log replay in vhdx-log.test.ts.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { memoryDiskReader } from '../../src/model/disk-reader.js';
 import { DiskmintError } from '../../src/model/errors.js';
 import { FormatError } from '../../formats/common/errors.js';
-import { VirtualDisk } from '../../src/model/extents.js';
 import { vhdHandler } from '../../src/containers/vhd/handler.js';
 import { vhdxHandler } from '../../src/containers/vhdx/handler.js';
 import { defaultVhdxBlockSize } from '../../src/containers/vhdx/writer.js';
 import { vhdSizeFor } from '../../formats/containers/vhd.js';
-import { crc32c } from '../../formats/common/crc32c.js';
-import { replayVhdxLog } from '../../src/containers/vhdx/replay.js';
-import { openImage, verifyImage } from '../../src/index.js';
-import { logOffsetOf, vhdxLogEntry, withVhdxLog } from '../helpers/vhdx-log.js';
 import type { ContainerHandler } from '../../src/containers/types.js';
 import { openWithHandler, readAll, writeWithHandler } from '../helpers/containers.js';
-import { MKIMG_GOLDENS, decodeGolden, tempDir } from '../helpers/golden.js';
+import { MKIMG_GOLDENS, decodeGolden } from '../helpers/golden.js';
 import { requirePeer, runPeer, runPeerOk } from '../helpers/peer.js';
+import { MIB, dir, sample } from './vhd-vhdx-helpers.js';
 
-const MIB = 1 << 20;
-const dir = tempDir('diskmint-vhd-peers-');
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
-
-function fill(len: number, seed: number): Uint8Array {
-  return Uint8Array.from({ length: len }, (_, i) => (i * 131 + seed * 17 + 3) & 0xff || 7);
-}
-
-/** A disk with data at the start, across block boundaries, in the middle and at the very end. */
-function sample(size: number): { disk: VirtualDisk; raw: string; expected: Uint8Array } {
-  const expected = new Uint8Array(size);
-  const disk = new VirtualDisk(size);
-  const pieces: Array<[number, number]> = [
-    [0, 4096],
-    [Math.min(2 * MIB - 1000, size >> 1), 3000],
-    [size - 700, 700],
-  ];
-  for (const [i, [at, len]] of pieces.entries()) {
-    const d = fill(len, i + 1);
-    disk.placeBytes(at, d);
-    expected.set(d, at);
-  }
-  const raw = join(dir, `raw${n++}.img`);
-  writeFileSync(raw, expected);
-  return { disk, raw, expected };
-}
 
 function sevenZip(format: 'VHD' | 'VHDX', path: string): Buffer {
   const r = spawnSync('7zz', ['x', `-t${format}`, '-so', path], { maxBuffer: 1 << 30 });
@@ -276,206 +247,4 @@ describe('fuzz: mutated mkimg and qemu images', () => {
       );
     });
   }
-});
-
-describe('VHDX structures that overlap (issue 17 item 8): qemu-img and diskmint both refuse', () => {
-  /** qemu-img's layout for a 5 MiB disk with 1 MiB blocks: log at 1 MiB, BAT at 2 MiB, metadata at 3 MiB. */
-  function qemuVhdx(): { path: string; bytes: Buffer; batAt: number; metaAt: number } {
-    const { raw } = sample(5 * MIB);
-    const path = join(dir, `overlap${n++}.vhdx`);
-    runPeerOk('qemu-img', ['convert', '-f', 'raw', '-O', 'vhdx', '-o', 'subformat=dynamic,block_size=1M', raw, path]);
-    const bytes = readFileSync(path);
-    const regionOffset = (guidFirstByte: number): number => {
-      for (let i = 0; i < bytes.readUInt32LE(192 * 1024 + 8); i++) {
-        const at = 192 * 1024 + 16 + i * 32;
-        if (bytes[at] === guidFirstByte) return Number(bytes.readBigUInt64LE(at + 16));
-      }
-      throw new Error('region not found');
-    };
-    return { path, bytes, batAt: regionOffset(0x66), metaAt: regionOffset(0x06) }; // BAT 2dc27766-..., metadata 8b7ca206-...
-  }
-  const write = (bytes: Buffer): string => {
-    const path = join(dir, `overlap${n++}.vhdx`);
-    writeFileSync(path, bytes);
-    return path;
-  };
-  async function oursRefuse(path: string): Promise<string> {
-    const err = await openWithHandler(vhdxHandler, path).then(
-      (r) => r.close().then(() => undefined),
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(FormatError);
-    return (err as Error).message;
-  }
-
-  it('a BAT entry pointing into the metadata, the log, the BAT or past the end of the file', async (ctx) => {
-    if (!requirePeer('qemu-img', 'qemu-utils')) return ctx.skip();
-    const q = qemuVhdx();
-    expect(q.batAt).not.toBe(q.metaAt);
-    const targets: Array<[string, number, RegExp]> = [
-      ['metadata', q.metaAt, /BAT entry 1 \(payload block 1\) .* overlaps the region table entry \d \(metadata region\)/],
-      ['log', MIB, /BAT entry 1 \(payload block 1\) .* overlaps the log/],
-      ['BAT', q.batAt, /BAT entry 1 \(payload block 1\) .* overlaps the region table entry \d \(BAT region\)/],
-      ['end of file', q.bytes.length, /payload block 1 .* outside the file/],
-    ];
-    for (const [what, target, pattern] of targets) {
-      const bytes = Buffer.from(q.bytes);
-      bytes.writeBigUInt64LE(BigInt(target) | 6n, q.batAt + 8); // FULLY_PRESENT, offset in whole MiB
-      const path = write(bytes);
-      const peer = runPeer('qemu-img', ['convert', '-f', 'vhdx', '-O', 'raw', path, join(dir, 'overlap-out.raw')]);
-      expect(peer.status, `${what}: ${peer.out}`).not.toBe(0);
-      expect(peer.out).toMatch(/overlaps|points after end of file/);
-      expect(await oursRefuse(path), what).toMatch(pattern);
-    }
-    // Unpatched, both read it.
-    expect(runPeer('qemu-img', ['check', '-f', 'vhdx', q.path]).status).toBe(0);
-    await (await openWithHandler(vhdxHandler, q.path)).close();
-  });
-
-  it('a region table entry overlapping another region', async (ctx) => {
-    if (!requirePeer('qemu-img', 'qemu-utils')) return ctx.skip();
-    const q = qemuVhdx();
-    const bytes = Buffer.from(q.bytes);
-    for (const table of [192 * 1024, 256 * 1024]) {
-      for (let i = 0; i < bytes.readUInt32LE(table + 8); i++) {
-        const at = table + 16 + i * 32;
-        if (bytes[at] === 0x06) bytes.writeBigUInt64LE(BigInt(q.batAt), at + 16); // metadata region moved onto the BAT
-      }
-      bytes.writeUInt32LE(0, table + 4);
-      bytes.writeUInt32LE(crc32c(bytes.subarray(table, table + 64 * 1024)), table + 4);
-    }
-    const path = write(bytes);
-    const peer = runPeer('qemu-img', ['info', '-f', 'vhdx', path]);
-    expect(peer.status, peer.out).not.toBe(0);
-    expect(peer.out).toMatch(/overlaps/);
-    expect(await oursRefuse(path)).toMatch(/region table entry \d \((metadata|BAT) region\) .* overlaps the region table entry \d \((BAT|metadata) region\)/);
-  });
-});
-
-describe('VHDX log replay (issue 17 item 9): qemu-img judges', () => {
-  const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
-  /** A qemu-img VHDX (5 MiB, 1 MiB blocks) and a log entry for it that changes a payload sector and moves block 1 to block 4's data. */
-  function dirtyQemuVhdx(): { clean: string; dirty: string; bad: string } {
-    const { raw } = sample(5 * MIB);
-    const clean = join(dir, `log${n++}.vhdx`);
-    runPeerOk('qemu-img', ['convert', '-f', 'raw', '-O', 'vhdx', '-o', 'subformat=dynamic,block_size=1M', raw, clean]);
-    const img = readFileSync(clean);
-    let batAt = 0;
-    for (let i = 0; i < img.readUInt32LE(192 * 1024 + 8); i++) {
-      const at = 192 * 1024 + 16 + i * 32;
-      if (img[at] === 0x66) batAt = Number(img.readBigUInt64LE(at + 16)); // BAT region 2dc27766-...
-    }
-    const bat = Buffer.from(img.subarray(batAt, batAt + 4096));
-    const block4 = bat.readBigUInt64LE(4 * 8);
-    expect(Number(block4 & 7n)).toBe(6);
-    bat.writeBigUInt64LE(block4, 1 * 8); // block 1 reads block 4's data
-    const block0 = Number(bat.readBigUInt64LE(0) & ~0xfffffn);
-    const sector = Uint8Array.from({ length: 4096 }, (_, i) => (i * 7 + 1) & 0xff);
-    const logOffset = logOffsetOf(img);
-    const entry = vhdxLogEntry({
-      sequence: 3n,
-      tail: 4096,
-      writes: [
-        { fileOffset: batAt, data: bat },
-        { fileOffset: block0 + 8192, data: sector },
-        { fileOffset: block0 + 16384, zeroLength: 8192 },
-      ],
-      flushedFileOffset: img.length,
-      lastFileOffset: img.length,
-    });
-    expect(logOffset).toBe(MIB);
-    const dirty = join(dir, `log${n++}.vhdx`);
-    writeFileSync(dirty, withVhdxLog(img, [{ at: 4096, entry }]));
-    const badEntry = Buffer.from(entry);
-    badEntry[4096 + 100] ^= 0xff; // a data sector byte, under the CRC
-    const bad = join(dir, `log${n++}.vhdx`);
-    writeFileSync(bad, withVhdxLog(img, [{ at: 4096, entry: badEntry }]));
-    return { clean, dirty, bad };
-  }
-  const qemuRaw = (path: string): Buffer => {
-    const out = join(dir, `qemu-out${n++}.raw`);
-    runPeerOk('qemu-img', ['convert', '-f', 'vhdx', '-O', 'raw', path, out]);
-    return readFileSync(out);
-  };
-  const oursRaw = async (path: string) => {
-    const r = await openWithHandler(vhdxHandler, path);
-    try {
-      return { data: await readAll(r), details: r.details() };
-    } finally {
-      await r.close();
-    }
-  };
-
-  it('a log entry with a bad checksum is no log to replay: qemu-img and diskmint read the file as it is', async (ctx) => {
-    if (!requirePeer('qemu-img', 'qemu-utils')) return ctx.skip();
-    const { clean, bad } = dirtyQemuVhdx();
-    const ours = await oursRaw(bad);
-    expect(ours.details.logReplayedInMemory).toBeUndefined();
-    expect(ours.data.equals(qemuRaw(bad))).toBe(true);
-    expect(ours.data.equals(qemuRaw(clean))).toBe(true);
-  });
-
-  it('a valid log: diskmint reads what qemu-img check -r all leaves, without writing the input; replayVhdxLog leaves what qemu-img does', async (ctx) => {
-    if (!requirePeer('qemu-img', 'qemu-utils')) return ctx.skip();
-    const { clean, dirty } = dirtyQemuVhdx();
-    const before = sha(dirty);
-    // qemu refuses to read it read-only (the log must be replayed first) ...
-    const ro = runPeer('qemu-img', ['convert', '-f', 'vhdx', '-O', 'raw', dirty, join(dir, 'refused.raw')]);
-    expect(ro.status, ro.out).not.toBe(0);
-    expect(ro.out).toMatch(/log that needs to be replayed/);
-    // ... and replays it with check -r all (on a copy).
-    const byQemu = join(dir, `log${n++}.vhdx`);
-    writeFileSync(byQemu, readFileSync(dirty));
-    const chk = runPeer('qemu-img', ['check', '-r', 'all', '-f', 'vhdx', byQemu]);
-    expect(chk.status, chk.out).toBe(0);
-    const want = qemuRaw(byQemu);
-    expect(want.equals(qemuRaw(clean))).toBe(false); // the log changed what the disk holds
-    // diskmint reads the replayed disk in memory; the input keeps every byte.
-    const ours = await oursRaw(dirty);
-    expect(ours.details.logReplayedInMemory).toBe(1);
-    expect(ours.data.equals(want)).toBe(true);
-    expect(sha(dirty)).toBe(before);
-    // In place, on request: the same disk, a clean check, and an empty log after.
-    const inPlace = join(dir, `log${n++}.vhdx`);
-    writeFileSync(inPlace, readFileSync(dirty));
-    expect(await replayVhdxLog(inPlace)).toEqual({ replayed: true, entries: 1, writes: 3 });
-    const after = runPeer('qemu-img', ['check', '-f', 'vhdx', inPlace]);
-    expect(after.status, after.out).toBe(0);
-    expect(after.out).toMatch(/No errors were found/);
-    expect(qemuRaw(inPlace).equals(want)).toBe(true);
-    const cmp = runPeer('qemu-img', ['compare', '-f', 'vhdx', '-F', 'vhdx', inPlace, byQemu]);
-    expect(cmp.status, cmp.out).toBe(0);
-    const reread = await oursRaw(inPlace);
-    expect(reread.details.logReplayedInMemory).toBeUndefined();
-    expect(reread.data.equals(want)).toBe(true);
-    // Nothing to replay the second time; the clean file is not written at all.
-    const once = sha(inPlace);
-    expect((await replayVhdxLog(inPlace)).replayed).toBe(false);
-    expect(sha(inPlace)).toBe(once);
-  });
-
-  it('verify warns of a log not yet applied (the file unchanged); repair, through an image handle, applies it as qemu-img check -r all does', async (ctx) => {
-    if (!requirePeer('qemu-img', 'qemu-utils')) return ctx.skip();
-    const { dirty } = dirtyQemuVhdx();
-    const path = join(dir, `log${n++}.vhdx`);
-    writeFileSync(path, readFileSync(dirty));
-    const before = sha(path);
-    const report = await verifyImage(path);
-    expect(report.findings.filter((f) => f.code === 'vhdx.log-pending').map((f) => f.severity)).toEqual(['warning']);
-    expect(sha(path)).toBe(before);
-    const byQemu = join(dir, `log${n++}.vhdx`);
-    writeFileSync(byQemu, readFileSync(dirty));
-    runPeerOk('qemu-img', ['check', '-r', 'all', '-f', 'vhdx', byQemu]);
-    const image = await openImage(path);
-    try {
-      const r = await image.repair();
-      expect(r.replayedLog).toEqual({ entries: 1, writes: 3 });
-      expect(r.message).toMatch(/replayed the VHDX log \(1 entries, 3 writes\)/);
-    } finally {
-      await image.close();
-    }
-    expect(runPeer('qemu-img', ['check', '-f', 'vhdx', path]).status).toBe(0);
-    expect(qemuRaw(path).equals(qemuRaw(byQemu))).toBe(true);
-    expect((await verifyImage(path)).findings.some((f) => f.code === 'vhdx.log-pending')).toBe(false);
-  });
 });

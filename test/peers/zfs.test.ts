@@ -17,7 +17,8 @@ import { BOOTENV_OFFSET, BOOTENV_PAYLOAD, encodeBootenvBlock, encodeConfigBlock,
 import { nvlist, encodeNvlist, type NvList } from '../../formats/fs/nvlist.js';
 import { memoryDiskReader } from '../../src/model/disk-reader.js';
 import { convertImage } from '../../src/index.js';
-import { readZfsLabels, zfsLabels, zfsSetBootonce } from '../../src/ops/zfs.js';
+import { readZfsLabels, zfsLabels } from '../../src/ops/zfs.js';
+import { zfsSetBootonce } from '../../src/ops/zfs-bootonce.js';
 import { tempDir } from '../helpers/golden.js';
 import { requirePeer, runPeer } from '../helpers/peer.js';
 

@@ -15,14 +15,9 @@ import type { WriteContext } from '../types.js';
 import { writeNonZeroBlocks } from '../block-layout.js';
 import { compressedBlocks, type CompressedBlocksOptions } from '../compressed-blocks.js';
 import { entriesToBytes, geometry, qcow2Header, refcountBlock, refcountTable, type Geometry, type Qcow2WriteSettings } from './tables.js';
-import {
-  QCOW2_COMPRESSED_SECTOR,
-  QCOW2_COMPRESSION,
-  encodeCompressedDescriptor,
-  encodeL1Entry,
-  encodeL2Standard,
-  refcountLayout,
-} from '../../../formats/containers/qcow2.js';
+import { QCOW2_COMPRESSED_SECTOR, QCOW2_COMPRESSION } from '../../../formats/containers/qcow2.js';
+import { refcountLayout } from '../../../formats/containers/qcow2-refcounts.js';
+import { encodeCompressedDescriptor, encodeL1Entry, encodeL2Standard } from '../../../formats/containers/qcow2-tables.js';
 
 /** 16-bit refcounts (refcount_order 4, "Host cluster management"): the largest count a cluster can hold. */
 const MAX_REFCOUNT = 0xffff;

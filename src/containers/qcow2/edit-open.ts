@@ -8,14 +8,12 @@ import {
   QCOW2_HEADER_PROBE_BYTES,
   QCOW2_INCOMPAT,
   QCOW2_KNOWN_INCOMPAT_BITS,
-  decodeL1Entry,
   decodeQcow2Header,
-  decodeRefcountTableEntry,
-  isCopied,
-  refcountsPerBlock,
   validateQcow2Layout,
   type Qcow2Header,
 } from '../../../formats/containers/qcow2.js';
+import { decodeRefcountTableEntry, refcountsPerBlock } from '../../../formats/containers/qcow2-refcounts.js';
+import { decodeL1Entry, isCopied } from '../../../formats/containers/qcow2-tables.js';
 import type { EditableFile, InPlaceRefusal } from '../types.js';
 
 /** A big-endian u32 of a table held as bytes. */

@@ -31,21 +31,15 @@
  */
 import { DiskmintError } from '../../model/errors.js';
 import { fail } from '../../../formats/common/errors.js';
+import { l2EntriesPerTable, type Qcow2Header } from '../../../formats/containers/qcow2.js';
 import {
-  compressedHostClusters,
-  decodeL1Entry,
-  decodeL2Entry,
   decodeRefcountTableEntry,
-  encodeL1Entry,
-  encodeL2Standard,
   encodeRefcountTableEntry,
   getRefcount,
-  isCopied,
-  l2EntriesPerTable,
   refcountsPerBlock,
   setRefcount,
-  type Qcow2Header,
-} from '../../../formats/containers/qcow2.js';
+} from '../../../formats/containers/qcow2-refcounts.js';
+import { compressedHostClusters, decodeL1Entry, decodeL2Entry, encodeL1Entry, encodeL2Standard, isCopied } from '../../../formats/containers/qcow2-tables.js';
 import type { ContainerEditSession, ContainerEditing, ContainerReader, EditableFile } from '../types.js';
 import { readExact, readForEdit, u32 } from './edit-open.js';
 

@@ -16,16 +16,14 @@ import {
   QCOW2_INCOMPAT,
   QCOW2_KNOWN_INCOMPAT_BITS,
   QCOW2_MAGIC,
-  decodeL1Entry,
-  decodeL2Entry,
   l2EntriesPerTable,
   decodeQcow2Extensions,
   decodeQcow2Header,
   validateQcow2Layout,
   type Qcow2Extensions,
   type Qcow2Header,
-  type Qcow2L2Entry,
 } from '../../../formats/containers/qcow2.js';
+import { decodeL1Entry, decodeL2Entry, type Qcow2L2Entry } from '../../../formats/containers/qcow2-tables.js';
 import { zstdDecompress } from '../compress.js';
 import type { ContainerHandler, ContainerReader, OpenContext } from '../types.js';
 import { rangesOfBlocks, unionOfRanges } from '../blocks.js';

@@ -4,14 +4,8 @@
  */
 import { DiskmintError } from '../../model/errors.js';
 import type { VirtualDisk } from '../../model/extents.js';
-import {
-  QCOW2_FEATURE_NAMES,
-  QCOW2_MAX_L1_BYTES,
-  encodeQcow2Header,
-  l1EntriesFor,
-  l2EntriesPerTable,
-  refcountsPerBlock,
-} from '../../../formats/containers/qcow2.js';
+import { QCOW2_FEATURE_NAMES, QCOW2_MAX_L1_BYTES, encodeQcow2Header, l1EntriesFor, l2EntriesPerTable } from '../../../formats/containers/qcow2.js';
+import { refcountsPerBlock } from '../../../formats/containers/qcow2-refcounts.js';
 
 export interface Qcow2WriteSettings {
   version: 2 | 3;

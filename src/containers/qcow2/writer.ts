@@ -21,14 +21,9 @@ import { scanNonZeroBlocks, twoPassProgress, writeListedBlocks } from '../block-
 import { parseByteSize } from '../../model/size.js';
 import { writeQcow2DataFirst } from './data-first.js';
 import { entriesToBytes, geometry, qcow2Header, refcountBlock, refcountTable, type Qcow2WriteSettings } from './tables.js';
-import {
-  QCOW2_COMPRESSION,
-  QCOW2_MAX_CLUSTER_BITS,
-  QCOW2_MIN_CLUSTER_BITS,
-  encodeL1Entry,
-  encodeL2Standard,
-  refcountLayout,
-} from '../../../formats/containers/qcow2.js';
+import { QCOW2_COMPRESSION, QCOW2_MAX_CLUSTER_BITS, QCOW2_MIN_CLUSTER_BITS } from '../../../formats/containers/qcow2.js';
+import { refcountLayout } from '../../../formats/containers/qcow2-refcounts.js';
+import { encodeL1Entry, encodeL2Standard } from '../../../formats/containers/qcow2-tables.js';
 
 export type { Qcow2WriteSettings } from './tables.js';
 

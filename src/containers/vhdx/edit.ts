@@ -40,17 +40,14 @@ import {
   VHDX_METADATA_TABLE_SIZE,
   VHDX_REGION_OFFSETS,
   VHDX_REGION_TABLE_SIZE,
-  batGeometry,
-  decodeBatEntry,
-  decodeMetadataTable,
   decodeRegionTable,
-  encodeBatEntry,
   encodeVhdxHeader,
   nextWriteHeader,
-  payloadEntryIndex,
   type VhdxHeader,
   type VhdxRegion,
 } from '../../../formats/containers/vhdx.js';
+import { batGeometry, decodeBatEntry, encodeBatEntry, payloadEntryIndex } from '../../../formats/containers/vhdx-bat.js';
+import { decodeMetadataTable } from '../../../formats/containers/vhdx-metadata.js';
 import type { ContainerEditSession, ContainerEditing, ContainerReader, EditableFile, InPlaceRefusal } from '../types.js';
 import { currentHeader, findLogToReplay, readExact } from './log.js';
 

@@ -18,15 +18,13 @@ import {
   VHDX_METADATA_TABLE_SIZE,
   VHDX_REGION_OFFSETS,
   VHDX_REGION_TABLE_SIZE,
-  batGeometry,
-  decodeBatEntry,
   decodeCreator,
-  decodeMetadataTable,
   decodeRegionTable,
   isVhdxIdentifier,
-  payloadEntryIndex,
   type VhdxRegion,
 } from '../../../formats/containers/vhdx.js';
+import { batGeometry, decodeBatEntry, payloadEntryIndex } from '../../../formats/containers/vhdx-bat.js';
+import { decodeMetadataTable } from '../../../formats/containers/vhdx-metadata.js';
 import { rangesOfBlocks, readThroughBlocks } from '../blocks.js';
 import type { ContainerHandler, ContainerReader } from '../types.js';
 import { writeVhdx } from './writer.js';

@@ -6,7 +6,7 @@
  *
  * Which log needs replaying (2.3.3, and what qemu's block/vhdx-log.c accepts): only a valid one.
  * The header's LogGuid is not zero; entries carry that LogGuid, a valid CRC-32C over the whole
- * entry and valid descriptors (formats/containers/vhdx.ts decodeLogEntry); a sequence is entries
+ * entry and valid descriptors (formats/containers/vhdx-log.ts decodeLogEntry); a sequence is entries
  * one after another in the ring with sequence numbers one apart; the active sequence is the one
  * whose last (head) entry has the highest sequence number, replayed from the entry its head's Tail
  * names. A sequence whose head's Tail is not one of its own entries is incomplete and not
@@ -17,19 +17,15 @@
 import type { DiskReader } from '../../model/disk-reader.js';
 import { fail } from '../../../formats/common/errors.js';
 import { ZERO_GUID } from '../../../formats/common/guid.js';
+import { MIB, VHDX_HEADER_OFFSETS, VHDX_HEADER_SIZE, decodeVhdxHeader, type VhdxHeader } from '../../../formats/containers/vhdx.js';
 import {
-  MIB,
-  VHDX_HEADER_OFFSETS,
-  VHDX_HEADER_SIZE,
   VHDX_LOG_SECTOR,
   decodeLogEntry,
   decodeLogEntryHeader,
-  decodeVhdxHeader,
   isLogEntryFor,
-  type VhdxHeader,
   type VhdxLogEntryHeader,
   type VhdxLogWrite,
-} from '../../../formats/containers/vhdx.js';
+} from '../../../formats/containers/vhdx-log.js';
 
 export async function readExact(file: DiskReader, offset: number, length: number, what: string): Promise<Uint8Array> {
   if (offset + length > file.size) throw fail('vhdx', 'TRUNCATED', `VHDX ${what} at ${offset} (${length} bytes) runs past the end of the file`);

@@ -21,14 +21,12 @@ import {
   VHDX_HEADER_OFFSETS,
   VHDX_MAX_VIRTUAL_SIZE,
   VHDX_REGION_OFFSETS,
-  batGeometry,
-  encodeBatEntry,
   encodeFileIdentifier,
-  encodeMetadataRegion,
   encodeRegionTable,
   encodeVhdxHeader,
-  payloadEntryIndex,
 } from '../../../formats/containers/vhdx.js';
+import { batGeometry, encodeBatEntry, payloadEntryIndex } from '../../../formats/containers/vhdx-bat.js';
+import { encodeMetadataRegion } from '../../../formats/containers/vhdx-metadata.js';
 import { layoutId } from '../vhd/writer.js';
 import { writeInPlace, writeTablesAndBlocks } from '../block-layout.js';
 import type { ByteSink } from '../../io/sink.js';

@@ -19,20 +19,8 @@ import {
   type FatGeometry,
 } from '../../../formats/fs/fat-boot.js';
 import { encodeFsInfo } from '../../../formats/fs/fat-fsinfo.js';
-import {
-  assignShortNames,
-  ATTR_ARCHIVE,
-  ATTR_DIRECTORY,
-  ATTR_VOLUME_ID,
-  caseFoldName,
-  DIR_ENTRY_BYTES,
-  encodeLongEntries,
-  encodeShortEntry,
-  entriesFor,
-  normalizeLabel,
-  validateLongName,
-  type ShortNamePlan,
-} from '../../../formats/fs/fat-dir.js';
+import { ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_VOLUME_ID, DIR_ENTRY_BYTES, encodeLongEntries, encodeShortEntry, entriesFor } from '../../../formats/fs/fat-dir.js';
+import { assignShortNames, caseFoldName, normalizeLabel, validateLongName, type ShortNamePlan } from '../../../formats/fs/fat-names.js';
 import { encodeContiguousFat, fatBytesFor, type FatBits } from '../../../formats/fs/fat-table.js';
 import { VirtualDisk } from '../../model/extents.js';
 import { deriveU32 } from '../../model/seed.js';

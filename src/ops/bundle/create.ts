@@ -18,7 +18,7 @@ import { sourceDateEpoch } from '../../model/source-date.js';
 import { openDisk } from '../../io/open-disk.js';
 import type { DiskReader } from '../../model/disk-reader.js';
 import { createCompressor, mapOrdered, type CompressionKind } from '../../containers/compress.js';
-import { loadPrivateKey, signBytes } from '../sign.js';
+import { loadPrivateKey, signBytes } from '../sign-keys.js';
 import {
   MAX_RECORD_BYTES,
   MIN_BLOCK_SIZE,

@@ -11,7 +11,7 @@
  *         20  u32  signature length S (0 = unsigned, or 64 = Ed25519, RFC 8032)
  *         24  u64  stored payload length P (equals manifest.storedSize)
  *         32  32   reserved, zero
- *   64   M         manifest: canonical JSON (src/ops/sign.ts), UTF-8; the signed bytes
+ *   64   M         manifest: canonical JSON (src/ops/canonical-json.ts), UTF-8; the signed bytes
  *   64+M S         Ed25519 signature over exactly the M manifest bytes
  *   64+M+S P       payload: records, in increasing offset order
  *                    u64 offset in the new image, u32 length, u32 stored length,
@@ -28,7 +28,7 @@
  *   tail -c +$((65 + M)) UPDATE.dmb | head -c "$S" > manifest.sig
  */
 import { fail } from '../../../formats/common/errors.js';
-import { canonicalJson } from '../sign.js';
+import { canonicalJson } from '../canonical-json.js';
 
 export const BUNDLE_MAGIC = 'DMBUNDLE';
 export const BUNDLE_CONTAINER_VERSION = 1;

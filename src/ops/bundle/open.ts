@@ -11,7 +11,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { DiskmintError } from '../../model/errors.js';
 import { FormatError } from '../../../formats/common/errors.js';
 import { zstdDecompress } from '../../containers/compress.js';
-import { loadPublicKey, verifyBytes } from '../sign.js';
+import { loadPublicKey, verifyBytes } from '../sign-keys.js';
 import { formatBytes } from '../../model/size.js';
 import {
   HEADER_BYTES,

@@ -7,7 +7,7 @@ import { allTables, inspectDisk, inspectionOf, wholeDiskFilesystem, type ImageIn
 import { openDisk } from '../../io/open-disk.js';
 import { fatFindings, wholeDiskFatFindings } from './fat.js';
 import { bootChainFindings } from './boot.js';
-import { zfsFindings } from '../zfs.js';
+import { zfsFindings } from '../zfs-findings.js';
 import type { PartitionTable } from '../../schemes/types.js';
 import { isContainerPartition } from '../../schemes/handler.js';
 import { findScheme } from '../../schemes/registry.js';
