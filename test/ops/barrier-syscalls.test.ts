@@ -6,12 +6,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { buildImage } from '../../src/index.js';
 import { BUNDLE, requireFreshBundle } from '../helpers/cli.js';
 import { tempDir } from '../helpers/golden.js';
+import { abImage } from '../helpers/ab-image.js';
 import { requirePeer } from '../helpers/peer.js';
 
 const SS = 512;
@@ -46,17 +46,7 @@ describe('write barriers, seen through strace', () => {
     requirePeer('strace', 'strace');
     const dir = tempDir('diskmint-strace-');
     const img = join(dir, 'ab.img');
-    await buildImage(
-      {
-        scheme: 'gpt',
-        size: '8M',
-        partitions: [
-          { type: 'freebsd-ufs', label: 'os1', size: '2M', attributes: ['bootme'] },
-          { type: 'freebsd-ufs', label: 'os2', size: '2M' },
-        ],
-      },
-      { output: img, baseDir: dir },
-    );
+    await abImage(dir, basename(img));
     const data = join(dir, 'os.bin');
     writeFileSync(data, Buffer.alloc(1 << 20, 0x77));
     const size = readFileSync(img).length;

@@ -6,11 +6,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildImage, convertImage } from '../../src/index.js';
+import { convertImage } from '../../src/index.js';
 import { ROOT } from '../helpers/cli.js';
 import { tempDir } from '../helpers/golden.js';
+import { abImage } from '../helpers/ab-image.js';
 import { requirePeer } from '../helpers/peer.js';
 
 const LIBRARY = join(ROOT, 'dist', 'src', 'index.js');
@@ -49,17 +50,7 @@ describe('a failed write names the image', () => {
         requirePeer('strace', 'strace');
         const dir = tempDir('diskmint-ioerr-');
         const raw = join(dir, 'ab.img');
-        await buildImage(
-          {
-            scheme: 'gpt',
-            size: '8M',
-            partitions: [
-              { type: 'freebsd-ufs', label: 'os1', size: '2M', attributes: ['bootme'] },
-              { type: 'freebsd-ufs', label: 'os2', size: '2M' },
-            ],
-          },
-          { output: raw, baseDir: dir },
-        );
+        await abImage(dir, basename(raw));
         const img = format === 'raw' ? raw : join(dir, 'ab.qcow2');
         if (format !== 'raw') await convertImage(raw, img, { format });
         const data = join(dir, 'os.bin');

@@ -6,29 +6,14 @@
 import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildImage, convertImage, inspectImage, repairImage, verifyImage } from '../../src/index.js';
+import { convertImage, inspectImage, repairImage, verifyImage } from '../../src/index.js';
 import { slotBootonce } from '../../src/ops/slots/slots.js';
 import { tempDir } from '../helpers/golden.js';
 import { diskmint } from '../helpers/cli.js';
+import { abImage } from '../helpers/ab-image.js';
 import { requirePeer, runPeer, runPeerOk } from '../helpers/peer.js';
 
 const SS = 512;
-
-async function abImage(dir: string, name = 'ab.img'): Promise<string> {
-  const img = join(dir, name);
-  await buildImage(
-    {
-      scheme: 'gpt',
-      size: '8M',
-      partitions: [
-        { type: 'freebsd-ufs', label: 'os1', size: '2M', attributes: ['bootme'] },
-        { type: 'freebsd-ufs', label: 'os2', size: '2M' },
-      ],
-    },
-    { output: img, baseDir: dir },
-  );
-  return img;
-}
 
 const lastLba = (img: string) => readFileSync(img).length / SS - 1;
 const primaryEntries = (img: string) => readFileSync(img).subarray(2 * SS, 34 * SS);
