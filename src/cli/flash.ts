@@ -1,5 +1,4 @@
 /** The `diskmint flash` command: write an image to a card or disk, read it back. */
-import { createInterface } from 'node:readline/promises';
 import { Option, type Command } from 'commander';
 import { DiskmintError } from '../model/errors.js';
 import { formatBytes } from '../model/size.js';
@@ -34,6 +33,7 @@ async function askOnTerminal(c: FlashConfirmation): Promise<boolean> {
         .map((l) => `  ${l}`),
     );
   printErr(`${lines.join('\n')}\n`);
+  const { createInterface } = await import('node:readline/promises'); // loaded only to ask (it loads node:os and streams)
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
     const answer = await rl.question(`Everything on ${c.target.path} will be lost. Write it? [y/N] `);

@@ -82,16 +82,16 @@ async function openLocked(path: string, opts: EditorOptions): Promise<ImageEdito
     return rawEditor(path, await open(path, 'r+'), opts);
   }
   const editing = handlerFor(format).editing;
-  if (!editing) return rewritingEditor(path, await realpath(path), reader, format, `${format} has no in-place edits`, opts);
   let handle: FileHandle | undefined;
   try {
+    if (!editing) return await rewritingEditor(path, await realpath(path), reader, format, `${format} has no in-place edits`, opts);
     handle = await open(path, 'r+'); // follows a symlink: the target is edited, the link stays
     const file = await editableFile(handle, opts, path);
     const session = await editing.openForEdit(file, reader);
     if ('write' in session) return inPlaceEditor(path, format, handle, file, session, reader);
     await handle.close();
     if (!session.rewriteKeepsEverything) throw new DiskmintError('BAD_ARGUMENT', `${path} cannot be edited: ${session.refused}; nothing was changed`);
-    return rewritingEditor(path, await realpath(path), reader, format, session.refused, opts);
+    return await rewritingEditor(path, await realpath(path), reader, format, session.refused, opts); // awaited: a refusal closes the reader below
   } catch (err) {
     await handle?.close().catch(() => {});
     await reader.close();
