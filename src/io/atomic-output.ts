@@ -43,6 +43,11 @@ export interface AtomicFileOptions {
    * the file that owner gets a DiskmintError naming the target, and nothing changes.
    */
   owner?: { uid: number; gid: number };
+  /**
+   * Called with the main temp file once it is complete, before anything is renamed: a check
+   * (a read-back) that throws leaves the target untouched and the temp files removed.
+   */
+  beforeCommit?: (tempPath: string) => Promise<void>;
 }
 
 export class AtomicOutput {
@@ -55,6 +60,11 @@ export class AtomicOutput {
     /** The main file's temp file, open for writing. */
     readonly handle: FileHandle,
   ) {}
+
+  /** The main file's temp path (complete once `fill` has written it; renamed at commit). */
+  get tempPath(): string {
+    return this.files[0].temp;
+  }
 
   /** Start writing `target`: its temp file is created beside it. */
   static async create(target: string, opts: AtomicFileOptions = {}): Promise<AtomicOutput> {
@@ -208,6 +218,7 @@ export async function writeAtomically<T>(
   try {
     output = await AtomicOutput.create(target, opts);
     const result = await fill(output.handle, output);
+    await opts.beforeCommit?.(output.tempPath);
     await output.commit();
     return result;
   } catch (err) {

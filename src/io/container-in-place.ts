@@ -66,9 +66,10 @@ export function inPlaceEditor(
       await flush();
       await file.barrier(); // writes into already-allocated space have no tables to flush: still ordered
     },
-    async commit() {
+    async commit(check) {
       await flush();
       await namingPath(path, 'syncing', () => handle.sync());
+      await check?.(disk);
     },
     mark: () => 0,
     rollback: () => {}, // written in place, as a raw image is: callers check before the first write

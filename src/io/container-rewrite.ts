@@ -12,6 +12,7 @@ import type { DiskReader } from '../model/disk-reader.js';
 import { VirtualDisk, type ExtentSource } from '../model/extents.js';
 import { FileCache, readRunInto } from './run-reader.js';
 import { writeImage } from './write-image.js';
+import { openDisk } from './open-disk.js';
 import type { ContainerFormat, ContainerReader } from '../containers/types.js';
 import type { EditorOptions, ImageEditor } from './image-editor.js';
 
@@ -78,13 +79,24 @@ export async function rewritingEditor(
     async barrier() {
       opts.onBarrier?.(writes); // nothing to order: the commit replaces the whole file at once
     },
-    async commit() {
+    async commit(check) {
       if (!edits.length) return;
       const merged = await mergeEdits(base, edits);
+      // The check reads the complete temp file, opened as an image, before it replaces the old one.
+      const beforeCommit = check
+        ? async (temp: string) => {
+            const { reader } = await openDisk(temp);
+            try {
+              await check(reader);
+            } finally {
+              await reader.close();
+            }
+          }
+        : undefined;
       await writeImage(merged, realPath, {
         format,
         options: rewriteOptions(base),
-        outputFile: { mode: st.mode & 0o7777, owner: { uid: st.uid, gid: st.gid } },
+        outputFile: { mode: st.mode & 0o7777, owner: { uid: st.uid, gid: st.gid }, beforeCommit },
       });
       edits.length = 0;
     },

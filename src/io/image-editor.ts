@@ -41,8 +41,12 @@ export interface ImageEditor {
    * once). Callers put one between the writes whose order matters for crash safety.
    */
   barrier(): Promise<void>;
-  /** Make the edits durable (raw and in place: fsync; rewritten containers: rewrite and rename). */
-  commit(): Promise<void>;
+  /**
+   * Make the edits durable (raw and in place: fsync; rewritten containers: rewrite and rename).
+   * `check` reads the result before it counts: in place after the fsync, for a rewrite on the
+   * complete temp file before the rename (a check that throws leaves the old file as it was).
+   */
+  commit(check?: (disk: DiskReader) => Promise<void>): Promise<void>;
   /** The edits pending so far, for `rollback` (raw images write at once: always 0). */
   mark(): number;
   /** Drop the edits pending since `mark` (rewritten containers; in-place writes stay written). */
@@ -131,7 +135,7 @@ async function refuseReadOnly(path: string): Promise<void> {
 
 /** `e`, whose close also releases the image's lock. */
 function releasingOnClose(e: ImageEditor, lock: ImageLock): ImageEditor {
-  return { ...borrowed(e), commit: () => e.commit(), close: () => e.close().finally(() => lock.release()) };
+  return { ...borrowed(e), commit: (check) => e.commit(check), close: () => e.close().finally(() => lock.release()) };
 }
 
 /** The owner's editor, whose commit and close are the owner's. */
@@ -144,7 +148,7 @@ function borrowed(e: ImageEditor): ImageEditor {
     writeBytes: (o, d) => e.writeBytes(o, d),
     writeFile: (o, f, l, fo) => e.writeFile(o, f, l, fo),
     barrier: () => e.barrier(),
-    commit: async () => {},
+    commit: async (check) => check?.(e.disk), // the owner commits; a check reads what the owner holds
     mark: () => e.mark(),
     rollback: (m) => e.rollback(m),
     close: async () => {},
@@ -194,7 +198,10 @@ function rawEditor(path: string, handle: FileHandle, opts: EditorOptions): Promi
         opts.onBarrier?.(writes);
         await namingPath(path, 'syncing', () => handle.datasync());
       },
-      commit: () => namingPath(path, 'syncing', () => handle.sync()),
+      async commit(check) {
+        await namingPath(path, 'syncing', () => handle.sync());
+        await check?.(disk);
+      },
       mark: () => 0,
       rollback: () => {},
       close: () => handle.close(),

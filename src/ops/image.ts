@@ -173,11 +173,9 @@ export async function openImage(path: string, options: OpenImageOptions = {}): P
       // from the file before any attribute changes. Pending edits go first.
       // One lock throughout, so no other writer comes between the write and the bootonce.
       await commit();
-      return withImageLock(path, { lockTimeout }, async () => {
-        const result = await slotWrite(path, slot, from, { ...o, bootonce: false, lockTimeout: o.lockTimeout ?? lockTimeout });
-        if (o.bootonce) await image.bootonce(result.slot);
-        return { ...result, bootonce: o.bootonce === true };
-      });
+      // slotWrite sets bootonce after the read-back (in place), or in the same rewrite (a container
+      // that must be rewritten, read back before the rename): one rewrite per command.
+      return withImageLock(path, { lockTimeout }, () => slotWrite(path, slot, from, { ...o, lockTimeout: o.lockTimeout ?? lockTimeout }));
     },
     bootonce: async (slot) => {
       await edit((e) => slotBootonce(path, slot, { editor: e }));

@@ -160,6 +160,7 @@ async function writeIntoSlot(
   ref: SlotRef,
   opts: SlotWriteOptions,
   fill: (editor: ImageEditor, target: BundleTarget) => Promise<() => Promise<void>>,
+  check?: (disk: DiskReader, target: BundleTarget) => Promise<void>,
 ): Promise<BundleTarget> {
   const editor = await openImageEditor(path, opts);
   let cleanup = async () => {};
@@ -173,7 +174,7 @@ async function writeIntoSlot(
       );
     }
     cleanup = await fill(editor, target);
-    await editor.commit();
+    await editor.commit(check ? (disk) => check(disk, target) : undefined);
     return target;
   } finally {
     await editor.close();
@@ -199,14 +200,30 @@ async function slotWriteLocked(path: string, ref: SlotRef, from: string, opts: S
   // A device or FIFO has no size to check against the slot, and /dev/zero never ends.
   if (!st.isFile()) throw new DiskmintError('INPUT', `${from} is not a regular file; write a file system image (or an update bundle) into a slot`);
   const size = st.size;
-  const target = await writeIntoSlot(path, ref, opts, async (editor, t) => {
-    if (size > t.sizeBytes)
-      throw new DiskmintError('BAD_ARGUMENT', `${from} is ${formatBytes(size)}, larger than slot ${slotName(t)} (${formatBytes(t.sizeBytes)})`);
-    await editor.writeFile(t.offset, from, size);
-    return async () => {};
-  });
-  const sha256 = await verifyWritten(path, target.offset, size, await hashFile(from), from, opts);
-  if (opts.bootonce) await slotBootonce(path, target.index, opts);
+  const expected = await hashFile(from);
+  let bootonceDone = false;
+  const target = await writeIntoSlot(
+    path,
+    ref,
+    opts,
+    async (editor, t) => {
+      if (size > t.sizeBytes)
+        throw new DiskmintError('BAD_ARGUMENT', `${from} is ${formatBytes(size)}, larger than slot ${slotName(t)} (${formatBytes(t.sizeBytes)})`);
+      await editor.writeFile(t.offset, from, size);
+      // A container that is rewritten (no in-place edits) gets the bootonce in the same rewrite, so
+      // it is rewritten once: the read-back below runs on the new file before it replaces the old.
+      if (opts.bootonce && !editor.inPlace) {
+        await slotBootonce(path, t.index, { ...opts, editor });
+        bootonceDone = true;
+      }
+      return async () => {};
+    },
+    async (disk, t) => {
+      if (bootonceDone) await checkReadBack(disk, t.offset, size, expected, from);
+    },
+  );
+  const sha256 = await verifyWritten(path, target.offset, size, expected, from, opts);
+  if (opts.bootonce && !bootonceDone) await slotBootonce(path, target.index, opts);
   return { slot: target.index, label: target.label, offset: target.offset, bytes: size, sha256, bootonce: opts.bootonce === true };
 }
 
@@ -223,16 +240,21 @@ async function slotWriteBundle(path: string, ref: SlotRef, from: string, opts: S
 async function verifyWritten(path: string, offset: number, size: number, expected: string, from: string, opts: EditorOptions = {}): Promise<string> {
   const { reader } = await openForReading(path, opts);
   try {
-    const written = await hashRange(reader, offset, size);
-    if (written !== expected)
-      throw new DiskmintError(
-        'IO',
-        `read-back mismatch: the slot holds sha256 ${written.slice(0, 12)}, ${from} should give ${expected.slice(0, 12)}; boot attributes left unchanged`,
-      );
-    return written;
+    return await checkReadBack(reader, offset, size, expected, from);
   } finally {
     await reader.close();
   }
+}
+
+/** The slot's bytes hashed as `disk` holds them: a mismatch is an IO error (boot attributes untouched). */
+async function checkReadBack(disk: DiskReader, offset: number, size: number, expected: string, from: string): Promise<string> {
+  const written = await hashRange(disk, offset, size);
+  if (written !== expected)
+    throw new DiskmintError(
+      'IO',
+      `read-back mismatch: the slot holds sha256 ${written.slice(0, 12)}, ${from} should give ${expected.slice(0, 12)}; boot attributes left unchanged`,
+    );
+  return written;
 }
 
 /** `gpart set -a bootonce`: bootonce and bootme on the slot. */
