@@ -10,7 +10,7 @@ import { open } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { convertImage, type ConvertOptions } from '../../src/ops/convert.js';
 import { writeRawImage } from '../../src/containers/raw/writer.js';
 import { OUTPUT_FORMATS } from '../../src/containers/registry.js';
@@ -20,22 +20,11 @@ import { kernelIo, useKoffiLoader } from '../../src/io/kernel/ffi.js';
 import { VirtualDisk } from '../../src/model/extents.js';
 import { DiskmintError } from '../../src/model/errors.js';
 import { tempDir } from '../helpers/golden.js';
+import { eachTestChoosesItsPath } from '../helpers/kernel-path.js';
 
 const MiB = 1 << 20;
 
-/**
- * These tests choose the path themselves, both ways, whatever the run's DISKMINT_PURE_IO (CI's
- * second pass sets it for the rest of the suite): it is cleared before each and restored after.
- */
-const RUN_PURE_IO = process.env.DISKMINT_PURE_IO;
-beforeEach(() => {
-  delete process.env.DISKMINT_PURE_IO;
-});
-afterEach(() => {
-  useKoffiLoader();
-  if (RUN_PURE_IO === undefined) delete process.env.DISKMINT_PURE_IO;
-  else process.env.DISKMINT_PURE_IO = RUN_PURE_IO;
-});
+eachTestChoosesItsPath();
 
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 

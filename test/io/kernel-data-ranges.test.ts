@@ -8,7 +8,7 @@ import { closeSync, ftruncateSync, openSync, readFileSync, writeSync } from 'nod
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ENXIO, kernelIo, useKoffiLoader, type KernelIo } from '../../src/io/kernel/ffi.js';
 import { seekDataIo, seekDataRanges, type Range } from '../../src/io/kernel/data-ranges.js';
 import { rawContainer, type RawContainer } from '../../src/containers/raw/reader.js';
@@ -16,22 +16,11 @@ import { openDisk } from '../../src/io/open-disk.js';
 import { openRawFile } from '../../src/model/disk-reader.js';
 import { DiskmintError } from '../../src/model/errors.js';
 import { tempDir } from '../helpers/golden.js';
+import { eachTestChoosesItsPath } from '../helpers/kernel-path.js';
 
 const BLOCK = 64 << 10;
 
-/**
- * These tests choose the path themselves, both ways, whatever the run's DISKMINT_PURE_IO (CI's
- * second pass sets it for the rest of the suite): it is cleared before each and restored after.
- */
-const RUN_PURE_IO = process.env.DISKMINT_PURE_IO;
-beforeEach(() => {
-  delete process.env.DISKMINT_PURE_IO;
-});
-afterEach(() => {
-  useKoffiLoader();
-  if (RUN_PURE_IO === undefined) delete process.env.DISKMINT_PURE_IO;
-  else process.env.DISKMINT_PURE_IO = RUN_PURE_IO;
-});
+eachTestChoosesItsPath();
 
 interface Write {
   at: number;
