@@ -49,6 +49,19 @@ const GATHERER_HELD_UNITS = 2 * GATHER_UNITS + 1;
  * next pieces are found; the caller says when a read unit ends, so no piece outlives its buffer
  * (GATHERER_HELD_UNITS), and calls `drain` before using the sink itself.
  */
+/** The disk's data pieces read for `out`: reused buffers only where the sink is a file, each unit ended in `out` (then told to `onProgress`). */
+function gatheredPieces(disk: VirtualDisk, unit: number, sink: ByteSink, out: ReturnType<typeof gatherer>, onProgress?: (done: number) => void) {
+  return dataPieces(disk, unit, {
+    reuseBuffers: sink.seekable,
+    heldUnits: GATHERER_HELD_UNITS,
+    readAheadBytes: READ_AHEAD_BYTES,
+    onUnit: async (end) => {
+      await out.endOfUnit();
+      onProgress?.(end);
+    },
+  });
+}
+
 function gatherer(sink: ByteSink) {
   let parts: Uint8Array[] = [];
   let at = 0;
@@ -124,15 +137,7 @@ async function storeBlocks(disk: VirtualDisk, sink: ByteSink, blockSize: number,
     if (prefix) await out.put(prefix, at);
     return (currentAt = at + (prefix?.length ?? 0));
   };
-  const pieces = dataPieces(disk, blockSize, {
-    reuseBuffers: sink.seekable,
-    heldUnits: GATHERER_HELD_UNITS,
-    readAheadBytes: READ_AHEAD_BYTES,
-    onUnit: async (end) => {
-      await out.endOfUnit();
-      onProgress?.(end);
-    },
-  });
+  const pieces = gatheredPieces(disk, blockSize, sink, out, onProgress);
   try {
     for await (const { index, within, data } of pieces) {
       // A piece of whole small blocks is one put when nothing comes between them.
@@ -255,15 +260,7 @@ async function putForward(sink: ByteSink, bytes: Uint8Array, at: number): Promis
  */
 export async function writeInPlace(disk: VirtualDisk, sink: ByteSink, base: number, onProgress?: (done: number) => void): Promise<void> {
   const out = gatherer(sink);
-  const pieces = dataPieces(disk, READ_CHUNK, {
-    reuseBuffers: sink.seekable,
-    heldUnits: GATHERER_HELD_UNITS,
-    readAheadBytes: READ_AHEAD_BYTES,
-    onUnit: async (end) => {
-      await out.endOfUnit();
-      onProgress?.(end);
-    },
-  });
+  const pieces = gatheredPieces(disk, READ_CHUNK, sink, out, onProgress);
   try {
     for await (const { index, within, data } of pieces) {
       const at = index * READ_CHUNK + within;
