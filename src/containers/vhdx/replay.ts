@@ -14,7 +14,6 @@
  * Until step 2 lands the current header still names the log, and the log is unchanged, so the
  * replay is simply done again.
  */
-import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { fileHandleReader } from '../../model/disk-reader.js';
 import { DiskmintError } from '../../model/errors.js';
@@ -22,7 +21,7 @@ import { writeFully } from '../../io/write-fully.js';
 import { withImageLock, type LockOptions } from '../../io/image-lock.js';
 import { FormatError } from '../../../formats/common/errors.js';
 import { ZERO_GUID } from '../../../formats/common/guid.js';
-import { MIB, VHDX_HEADER_OFFSETS, encodeVhdxHeader, isVhdxIdentifier } from '../../../formats/containers/vhdx.js';
+import { MIB, VHDX_HEADER_OFFSETS, encodeVhdxHeader, isVhdxIdentifier, nextWriteHeader } from '../../../formats/containers/vhdx.js';
 import { currentHeader, findLogToReplay, readExact } from './log.js';
 
 export interface VhdxLogReplayResult {
@@ -66,7 +65,7 @@ async function replayLocked(path: string): Promise<VhdxLogReplayResult> {
     if ((await h.stat()).size < head.lastFileOffset) await h.truncate(Math.ceil(head.lastFileOffset / MIB) * MIB);
     await h.sync();
     // 2 and 3. Both headers say the log is empty, the other slot first.
-    const fileWriteGuid = nextWriteGuid(header.fileWriteGuid, header.sequenceNumber);
+    const { fileWriteGuid } = nextWriteHeader(header); // the writers' one derivation (only FileWriteGuid changes here)
     for (const [k, s] of [1 - slot, slot].entries()) {
       const next = encodeVhdxHeader({ ...header, sequenceNumber: header.sequenceNumber + BigInt(k + 1), logGuid: ZERO_GUID, fileWriteGuid });
       await writeFully(h, next, VHDX_HEADER_OFFSETS[s]);
@@ -79,13 +78,4 @@ async function replayLocked(path: string): Promise<VhdxLogReplayResult> {
   } finally {
     await h.close();
   }
-}
-
-/** A version-4-shaped GUID (RFC 4122 4.4 bits) from sha256 of the old GUID and sequence number: new, yet deterministic. */
-function nextWriteGuid(old: string, sequence: bigint): string {
-  const h = createHash('sha256').update(`${old}/${sequence}`).digest();
-  h[6] = (h[6] & 0x0f) | 0x40;
-  h[8] = (h[8] & 0x3f) | 0x80;
-  const x = h.subarray(0, 16).toString('hex');
-  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
 }
