@@ -8,6 +8,32 @@ import { diskmint } from '../helpers/cli.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
+/** `build --preset nanobsd` through the CLI into `dir/name` (a 1 MiB OS image, 160 MiB disk). */
+function buildNanoPreset(dir: string, name: string, extra: string[] = []): { img: string; stderr: string } {
+  const root = new URL('../..', import.meta.url).pathname;
+  writeFileSync(join(dir, 'os.ufs'), Buffer.alloc(1 << 20, 1));
+  const img = join(dir, name);
+  const b = diskmint([
+    'build',
+    '--preset',
+    'nanobsd',
+    '--os',
+    join(dir, 'os.ufs'),
+    '--boot',
+    join(root, 'bootcode/diskmint-mbr.bin'),
+    '--boot-stage',
+    join(root, 'fixtures/demo/boot-stage.bin'),
+    '--size',
+    '160M',
+    '--os-size',
+    '8M',
+    '-o',
+    img,
+    ...extra,
+  ]);
+  return { img, stderr: b.stderr.toString() };
+}
+
 function layoutDir(): { dir: string; layout: string } {
   const dir = tempDir();
   writeFileSync(join(dir, 'os.bin'), Buffer.alloc(100_000, 0xab));
@@ -145,27 +171,8 @@ describe('diskmint CLI', () => {
 
   it('slot status --json on a preset image built through the CLI', () => {
     const dir = tempDir();
-    const root = new URL('../..', import.meta.url).pathname;
-    writeFileSync(join(dir, 'os.ufs'), Buffer.alloc(1 << 20, 1));
-    const img = join(dir, 'fw.qcow2');
-    const b = diskmint([
-      'build',
-      '--preset',
-      'nanobsd',
-      '--os',
-      join(dir, 'os.ufs'),
-      '--boot',
-      join(root, 'bootcode/diskmint-mbr.bin'),
-      '--boot-stage',
-      join(root, 'fixtures/demo/boot-stage.bin'),
-      '--size',
-      '160M',
-      '--os-size',
-      '8M',
-      '-o',
-      img,
-    ]);
-    expect(b.stderr).toBe('');
+    const { img, stderr } = buildNanoPreset(dir, 'fw.qcow2');
+    expect(stderr).toBe('');
     const s = JSON.parse(diskmint(['slot', 'status', img, '--json']).stdout.toString());
     expect(s.format).toBe('qcow2');
     expect(s.slots[0]).toMatchObject({ label: 'os1', attributes: ['bootme'], isDefault: true });
@@ -281,27 +288,7 @@ describe('-c where the format cannot compress', () => {
 describe('--json', () => {
   it('prints 64-bit values as decimal strings (GPT attributes in slot simulate)', () => {
     const dir = tempDir();
-    const root = new URL('../..', import.meta.url).pathname;
-    writeFileSync(join(dir, 'os.ufs'), Buffer.alloc(1 << 20, 1));
-    const img = join(dir, 'fw.img');
-    diskmint([
-      'build',
-      '--preset',
-      'nanobsd',
-      '--os',
-      join(dir, 'os.ufs'),
-      '--boot',
-      join(root, 'bootcode/diskmint-mbr.bin'),
-      '--boot-stage',
-      join(root, 'fixtures/demo/boot-stage.bin'),
-      '--size',
-      '160M',
-      '--os-size',
-      '8M',
-      '-o',
-      img,
-      '-q',
-    ]);
+    const { img } = buildNanoPreset(dir, 'fw.img', ['-q']);
     const r = diskmint(['slot', 'simulate', img, '--outcomes', 'ok', '--json']);
     expect(r.status).toBe(0);
     const os1 = JSON.parse(r.stdout.toString()).steps[0].before.find((e: { label: string }) => e.label === 'os1');
