@@ -31,6 +31,12 @@ export interface BootOptions {
   bus?: 'virtio' | 'ide';
   /** Guest memory in MiB (default 256). */
   memoryMiB?: number;
+  /**
+   * `nographic` (default): SeaBIOS's serial console (sercon) mirrors the screen on COM1 too.
+   * `none`: no screen at all, so COM1 carries only what the guest writes to the UART itself
+   * (sercon's output would otherwise land in the middle of the guest's lines).
+   */
+  display?: 'nographic' | 'none';
 }
 
 export interface BootResult {
@@ -55,7 +61,7 @@ export function qemuArgs(opts: BootOptions, varsCopy?: string): string[] {
     'tcg',
     '-m',
     String(opts.memoryMiB ?? 256),
-    '-nographic',
+    ...(opts.display === 'none' ? ['-display', 'none'] : ['-nographic']),
     '-no-reboot',
     '-serial',
     'stdio',
@@ -183,6 +189,7 @@ export async function bootBiosAndCapture(disk: string, opts: BiosCaptureOptions 
     // Without `until`, a text no guest prints: the boot then ends only when QEMU exits.
     marker: opts.until ?? '\u0000diskmint: no marker\u0000',
     timeoutMs: opts.timeoutMs ?? 60_000,
+    display: 'none', // COM1 holds the guest's own lines only (no SeaBIOS sercon)
   };
   const r = await bootAndWaitForMarker(boot);
   if (r.reason === 'timeout') throw new Error(describeBoot(boot, r));

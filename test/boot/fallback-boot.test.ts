@@ -1,0 +1,155 @@
+/**
+ * Issue 20's proof: diskmint's fallback selector (bootcode/fallback-mbr.bin + fallback-stage2.bin)
+ * boots under SeaBIOS (qemu-system-x86_64, TCG) and picks among two freebsd-boot partitions by
+ * the rules of bootcode/SELECTOR.md. The test stages A and B stand in for gptboot: each prints
+ * its name and the attributes of every freebsd-boot entry, then ends QEMU. After each boot the
+ * test checks which stage ran, what it saw and what is on the disk in both GPT copies.
+ */
+import { describe, expect, it } from 'vitest';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { convertImage } from '../../src/index.js';
+import { tempDir } from '../helpers/golden.js';
+import { requirePeer } from '../helpers/peer.js';
+import { bootBiosAndCapture, runLimited } from '../helpers/qemu.js';
+import {
+  BOOTFAILED,
+  BOOTME,
+  BOOTONCE,
+  TEST_STAGE_A,
+  TEST_STAGE_B,
+  attributesOnDisk,
+  buildFallbackImage,
+  recordStage,
+  setAttributes,
+  writeBytesAt,
+  writeStageBytes,
+  type FallbackImage,
+} from '../helpers/fallback-image.js';
+
+interface StageRun {
+  name: string;
+  /** The stage read the backup GPT (the primary header was not "EFI PART"). */
+  backup: boolean;
+  /** Attributes of each freebsd-boot entry, by partition number, as the stage read them. */
+  attrs: Map<number, bigint>;
+}
+
+/** The one "STAGE ..." line of a boot, or undefined when no stage ran. */
+function stageRun(log: string): StageRun | undefined {
+  const lines = [...log.matchAll(/STAGE ([AB])( backup)? attrs((?: \d+:[0-9a-f]{16})*)\r\n/g)];
+  if (lines.length === 0) return undefined;
+  expect(lines.length, log).toBe(1);
+  const [, name, backup, list] = lines[0];
+  const attrs = new Map(list.trim() ? list.trim().split(' ').map((x) => [Number(x.split(':')[0]), BigInt(`0x${x.split(':')[1]}`)] as const) : []);
+  return { name, backup: Boolean(backup), attrs };
+}
+
+/** The selector's trace lines ("DMSEL ..."), without the prefix. */
+function trace(log: string): string[] {
+  return [...log.matchAll(/DMSEL ([^\r\n]*)\r\n/g)].map((m) => m[1]);
+}
+
+/** Attributes of partitions 2 (A) and 3 (B) in both copies; both copies must agree. */
+async function diskAttrs(path: string, copies: Array<'primary' | 'backup'> = ['primary', 'backup']): Promise<[bigint, bigint]> {
+  const got = await attributesOnDisk(path);
+  const seen = copies.map((c) => {
+    const m = got[c];
+    expect(m, `${c} GPT copy valid`).toBeDefined();
+    return [m!.get(2)!, m!.get(3)!] as [bigint, bigint];
+  });
+  for (const s of seen) expect(s).toEqual(seen[0]);
+  return seen[0];
+}
+
+async function boot(path: string, format: 'raw' | 'qcow2' = 'raw'): Promise<{ log: string; run?: StageRun; trace: string[] }> {
+  const log = await bootBiosAndCapture(path, { format, until: 'Missing boot loader' });
+  return { log, run: stageRun(log), trace: trace(log) };
+}
+
+const haveEmulator = () => requirePeer('qemu-system-x86_64', 'qemu-system-x86');
+
+describe('fallback selector under SeaBIOS', () => {
+  it('runs the issue 20 cycle: fresh, tried once, fallen back, confirmed, A wiped, primary GPT gone', { timeout: 600_000 }, async (ctx) => {
+    if (!haveEmulator()) return ctx.skip();
+    const dir = tempDir('diskmint-fallback-cycle-');
+    const img: FallbackImage = await buildFallbackImage(dir);
+    const stageB = await readFile(TEST_STAGE_B);
+
+    // 1. fresh: no attributes, A is the first freebsd-boot entry.
+    let b = await boot(img.path);
+    expect(b.run?.name, b.log).toBe('A');
+    expect(b.run?.attrs).toEqual(new Map([[2, 0n], [3, 0n]]));
+    expect(b.trace).toContain('try 2');
+
+    // 2. B written (with its table record) and marked bootonce+bootme: B runs once, and sees
+    //    its bootme cleared on disk before it was jumped into.
+    await recordStage(img, img.b, stageB);
+    await setAttributes(img.path, new Map([[3, BOOTONCE | BOOTME]]));
+    const qcow2 = join(dir, 'step2.qcow2');
+    await convertImage(img.path, qcow2);
+    const [raw2, q2] = await runLimited(2, [() => boot(img.path), () => boot(qcow2, 'qcow2')]);
+    for (const r of [raw2, q2]) {
+      expect(r.run?.name, r.log).toBe('B');
+      expect(r.run?.attrs.get(3)).toBe(BOOTONCE);
+      expect(r.trace).toEqual(expect.arrayContaining(['try 3', 'mark 3 bootme-cleared', 'boot 3']));
+    }
+    expect(await diskAttrs(img.path)).toEqual([0n, BOOTONCE]);
+    expect(await diskAttrs(qcow2)).toEqual([0n, BOOTONCE]);
+
+    // 3. no confirm: the next power-up turns B's lone bootonce into bootfailed and runs A.
+    b = await boot(img.path);
+    expect(b.run?.name, b.log).toBe('A');
+    expect(b.run?.attrs).toEqual(new Map([[2, 0n], [3, BOOTFAILED]]));
+    expect(b.trace).toContain('mark 3 bootfailed');
+    expect(await diskAttrs(img.path)).toEqual([0n, BOOTFAILED]);
+
+    // 4. tried again and confirmed (what `boot confirm` leaves: B bootme, the rest clean):
+    //    B runs from now on.
+    await setAttributes(img.path, new Map([[3, BOOTONCE | BOOTME]]));
+    b = await boot(img.path);
+    expect(b.run?.name, b.log).toBe('B');
+    await setAttributes(img.path, new Map([[2, 0n], [3, BOOTME]]));
+    b = await boot(img.path);
+    expect(b.run?.name, b.log).toBe('B');
+    expect(b.run?.attrs).toEqual(new Map([[2, 0n], [3, BOOTME]]));
+    expect(await diskAttrs(img.path)).toEqual([0n, BOOTME]);
+
+    // 5. A is the default again, then its partition is zeroed: the selector skips it, reaches B.
+    await setAttributes(img.path, new Map([[2, BOOTME], [3, 0n]]));
+    await writeStageBytes(img, img.a, new Uint8Array(0));
+    b = await boot(img.path);
+    expect(b.run?.name, b.log).toBe('B');
+    expect(b.trace).toEqual(expect.arrayContaining(['try 2', 'skip 2 empty', 'try 3', 'boot 3']));
+
+    // 6. the primary GPT header destroyed: the MBR and the selector read the backup.
+    await writeBytesAt(img.path, 512, new Uint8Array(512));
+    b = await boot(img.path);
+    expect(b.run?.name, b.log).toBe('B');
+    expect(b.run?.backup).toBe(true);
+    expect(b.trace).toEqual(expect.arrayContaining(['gpt primary bad', 'gpt backup ok', 'boot 3']));
+    expect(await diskAttrs(img.path, ['backup'])).toEqual([BOOTME, 0n]);
+  });
+
+  it('skips a stage whose bytes no longer match its table record, and halts when nothing is left', { timeout: 300_000 }, async (ctx) => {
+    if (!haveEmulator()) return ctx.skip();
+    const dir = tempDir('diskmint-fallback-damage-');
+    const img = await buildFallbackImage(dir);
+    await recordStage(img, img.b, await readFile(TEST_STAGE_B));
+    await setAttributes(img.path, new Map([[3, BOOTONCE | BOOTME]]));
+    // One byte of B's code changed after its record was written (B is 1024 bytes long).
+    await writeBytesAt(img.path, img.b.firstLba * 512 + 700, new Uint8Array([0x5a]));
+    const none = await buildFallbackImage(dir, join(dir, 'none.img'));
+    await writeStageBytes(none, none.a, new Uint8Array(0));
+
+    const [damaged, empty] = await runLimited(2, [() => boot(img.path), () => boot(none.path)]);
+    expect(damaged.run?.name, damaged.log).toBe('A');
+    expect(damaged.trace).toEqual(expect.arrayContaining(['try 3', 'skip 3 crc', 'mark 3 bootfailed', 'try 2', 'boot 2']));
+    expect(damaged.run?.attrs.get(3)).toBe(BOOTME | BOOTFAILED); // gpt.c gptbootfailed() leaves bootme
+    expect(await diskAttrs(img.path)).toEqual([0n, BOOTME | BOOTFAILED]);
+
+    expect(empty.run, empty.log).toBeUndefined();
+    expect(empty.trace).toEqual(expect.arrayContaining(['skip 2 empty', 'skip 3 empty']));
+    expect(empty.log).toContain('Missing boot loader');
+  });
+});
