@@ -6,7 +6,8 @@
  * test checks which stage ran, what it saw and what is on the disk in both GPT copies.
  */
 import { describe, expect, it } from 'vitest';
-import { readFile } from 'node:fs/promises';
+import { copyFile, readFile } from 'node:fs/promises';
+import { STAGE_MAX_BYTES } from '../../formats/boot/stage-table.js';
 import { join } from 'node:path';
 import { convertImage } from '../../src/index.js';
 import { tempDir } from '../helpers/golden.js';
@@ -16,7 +17,6 @@ import {
   BOOTFAILED,
   BOOTME,
   BOOTONCE,
-  TEST_STAGE_A,
   TEST_STAGE_B,
   attributesOnDisk,
   buildFallbackImage,
@@ -41,7 +41,14 @@ function stageRun(log: string): StageRun | undefined {
   if (lines.length === 0) return undefined;
   expect(lines.length, log).toBe(1);
   const [, name, backup, list] = lines[0];
-  const attrs = new Map(list.trim() ? list.trim().split(' ').map((x) => [Number(x.split(':')[0]), BigInt(`0x${x.split(':')[1]}`)] as const) : []);
+  const attrs = new Map(
+    list.trim()
+      ? list
+          .trim()
+          .split(' ')
+          .map((x) => [Number(x.split(':')[0]), BigInt(`0x${x.split(':')[1]}`)] as const)
+      : [],
+  );
   return { name, backup: Boolean(backup), attrs };
 }
 
@@ -79,7 +86,12 @@ describe('fallback selector under SeaBIOS', () => {
     // 1. fresh: no attributes, A is the first freebsd-boot entry.
     let b = await boot(img.path);
     expect(b.run?.name, b.log).toBe('A');
-    expect(b.run?.attrs).toEqual(new Map([[2, 0n], [3, 0n]]));
+    expect(b.run?.attrs).toEqual(
+      new Map([
+        [2, 0n],
+        [3, 0n],
+      ]),
+    );
     expect(b.trace).toContain('try 2');
 
     // 2. B written (with its table record) and marked bootonce+bootme: B runs once, and sees
@@ -100,23 +112,57 @@ describe('fallback selector under SeaBIOS', () => {
     // 3. no confirm: the next power-up turns B's lone bootonce into bootfailed and runs A.
     b = await boot(img.path);
     expect(b.run?.name, b.log).toBe('A');
-    expect(b.run?.attrs).toEqual(new Map([[2, 0n], [3, BOOTFAILED]]));
+    expect(b.run?.attrs).toEqual(
+      new Map([
+        [2, 0n],
+        [3, BOOTFAILED],
+      ]),
+    );
     expect(b.trace).toContain('mark 3 bootfailed');
     expect(await diskAttrs(img.path)).toEqual([0n, BOOTFAILED]);
 
-    // 4. tried again and confirmed (what `boot confirm` leaves: B bootme, the rest clean):
-    //    B runs from now on.
-    await setAttributes(img.path, new Map([[3, BOOTONCE | BOOTME]]));
+    // 4. A made the default (bootme), B tried again: bootme+bootonce comes before bootme. Then
+    //    confirmed (what `boot confirm` leaves: B bootme, the rest clean): B runs from now on.
+    await setAttributes(
+      img.path,
+      new Map([
+        [2, BOOTME],
+        [3, BOOTONCE | BOOTME],
+      ]),
+    );
     b = await boot(img.path);
     expect(b.run?.name, b.log).toBe('B');
-    await setAttributes(img.path, new Map([[2, 0n], [3, BOOTME]]));
+    expect(b.run?.attrs).toEqual(
+      new Map([
+        [2, BOOTME],
+        [3, BOOTONCE],
+      ]),
+    );
+    await setAttributes(
+      img.path,
+      new Map([
+        [2, 0n],
+        [3, BOOTME],
+      ]),
+    );
     b = await boot(img.path);
     expect(b.run?.name, b.log).toBe('B');
-    expect(b.run?.attrs).toEqual(new Map([[2, 0n], [3, BOOTME]]));
+    expect(b.run?.attrs).toEqual(
+      new Map([
+        [2, 0n],
+        [3, BOOTME],
+      ]),
+    );
     expect(await diskAttrs(img.path)).toEqual([0n, BOOTME]);
 
     // 5. A is the default again, then its partition is zeroed: the selector skips it, reaches B.
-    await setAttributes(img.path, new Map([[2, BOOTME], [3, 0n]]));
+    await setAttributes(
+      img.path,
+      new Map([
+        [2, BOOTME],
+        [3, 0n],
+      ]),
+    );
     await writeStageBytes(img, img.a, new Uint8Array(0));
     b = await boot(img.path);
     expect(b.run?.name, b.log).toBe('B');
@@ -151,5 +197,33 @@ describe('fallback selector under SeaBIOS', () => {
     expect(empty.run, empty.log).toBeUndefined();
     expect(empty.trace).toEqual(expect.arrayContaining(['skip 2 empty', 'skip 3 empty']));
     expect(empty.log).toContain('Missing boot loader');
+  });
+});
+
+describe('fallback selector: the largest stage pmbr loads', () => {
+  it('loads and checks all 558,080 bytes of a larger partition (chunks across 64 KiB boundaries)', { timeout: 300_000 }, async (ctx) => {
+    if (!haveEmulator()) return ctx.skip();
+    const dir = tempDir('diskmint-fallback-large-');
+    // B's partition is larger than pmbr's limit: only its first 558,080 bytes are loaded.
+    const img = await buildFallbackImage(dir, join(dir, 'large.img'), { bSize: '640K' });
+    const stage = new Uint8Array(STAGE_MAX_BYTES);
+    stage.set(await readFile(TEST_STAGE_B));
+    for (let i = 1024; i < stage.length; i++) stage[i] = (i * 131 + (i >> 9)) & 0xff; // no two sectors alike
+    await recordStage(img, img.b, stage);
+    await setAttributes(img.path, new Map([[3, BOOTME]]));
+    const lastByte = join(dir, 'last-byte.img');
+    await copyFile(img.path, lastByte);
+    await writeBytesAt(lastByte, img.b.firstLba * 512 + STAGE_MAX_BYTES - 1, new Uint8Array([stage[STAGE_MAX_BYTES - 1] ^ 1]));
+    const beyond = join(dir, 'beyond.img');
+    await copyFile(img.path, beyond);
+    await writeBytesAt(beyond, img.b.firstLba * 512 + STAGE_MAX_BYTES, new Uint8Array([0xff]));
+
+    const [whole, changed, after] = await runLimited(2, [() => boot(img.path), () => boot(lastByte), () => boot(beyond)]);
+    expect(whole.run?.name, whole.log).toBe('B');
+    // The last byte of the limit is checked: the stage was loaded to its very end.
+    expect(changed.run?.name, changed.log).toBe('A');
+    expect(changed.trace).toContain('skip 3 crc');
+    // A byte past the limit is neither loaded nor checked.
+    expect(after.run?.name, after.log).toBe('B');
   });
 });

@@ -48,8 +48,11 @@ export interface FallbackImage {
   b: FallbackPart;
 }
 
-/** Builds the image at `path` (raw); stage A is written and recorded in the table, B is empty. */
-export async function buildFallbackImage(dir: string, path = join(dir, 'fallback.img')): Promise<FallbackImage> {
+/**
+ * Builds the image at `path` (raw); stage A is written and recorded in the table, B is empty.
+ * `bSize`: the size of B's partition (default 64K).
+ */
+export async function buildFallbackImage(dir: string, path = join(dir, 'fallback.img'), opts: { bSize?: string } = {}): Promise<FallbackImage> {
   const selectorFile = join(dir, 'selector.bin');
   // Sector 0 (the table) starts as zeros, "no table"; it is written below once the GUIDs are known.
   await writeFile(selectorFile, Buffer.concat([Buffer.alloc(SECTOR), await readFile(FALLBACK_STAGE2)]));
@@ -61,7 +64,7 @@ export async function buildFallbackImage(dir: string, path = join(dir, 'fallback
     partitions: [
       { type: 'bios-boot', label: 'selector', size: '64K', contents: { file: selectorFile } },
       { type: 'freebsd-boot', label: 'boot-a', size: '64K', contents: { file: TEST_STAGE_A } },
-      { type: 'freebsd-boot', label: 'boot-b', size: '64K' },
+      { type: 'freebsd-boot', label: 'boot-b', size: opts.bSize ?? '64K' },
       { type: 'freebsd-ufs', label: 'os', size: '1M' },
     ],
   };
