@@ -84,10 +84,8 @@ start:
         mov     [valid0], al
         mov     si, s_primary
         call    trace_gpt
-        cmp     dword [HDR0], 'EFI '    ; a readable primary names the backup's place
-        jne     .last
-        cmp     dword [HDR0 + 4], 'PART'
-        jne     .last
+        cmp     byte [valid0], 0        ; only a valid primary names the backup's place
+        je      .last
         cmp     dword [HDR0 + 36], 0
         jne     .last
         mov     eax, [HDR0 + 32]        ; AlternateLBA (UEFI 2.10 table 5-5, byte 32)
@@ -307,6 +305,7 @@ s_crc:          db      " crc", 0
 s_bootfailed:   db      " bootfailed", 0
 s_bootme_cleared: db    " bootme-cleared", 0
 s_crlf:         db      13, 10, 0
+s_halt:         db      "halt", 0
 msg_missing:    db      "Missing boot loader", 0
 msg_read:       db      "Read error", 0
 msg_gpt:        db      "Invalid GPT", 0

@@ -70,7 +70,7 @@ async function diskAttrs(path: string, copies: Array<'primary' | 'backup'> = ['p
 }
 
 async function boot(path: string, format: 'raw' | 'qcow2' = 'raw'): Promise<{ log: string; run?: StageRun; trace: string[] }> {
-  const log = await bootBiosAndCapture(path, { format, until: 'Missing boot loader' });
+  const log = await bootBiosAndCapture(path, { format, until: 'DMSEL halt\r\n' });
   return { log, run: stageRun(log), trace: trace(log) };
 }
 
@@ -188,7 +188,14 @@ describe('fallback selector under SeaBIOS', () => {
     const none = await buildFallbackImage(dir, join(dir, 'none.img'));
     await writeStageBytes(none, none.a, new Uint8Array(0));
 
-    const [damaged, empty] = await runLimited(2, [() => boot(img.path), () => boot(none.path)]);
+    // The primary header's AlternateLBA made nonsense (so its CRC fails too): the backup is
+    // looked for at the last LBA, not where the damaged primary points.
+    const wild = await buildFallbackImage(dir, join(dir, 'wild.img'));
+    await writeBytesAt(wild.path, 512 + 32, new Uint8Array([0xf0, 0xff, 0xff, 0x7f]));
+
+    const [damaged, empty, wildBoot] = await runLimited(2, [() => boot(img.path), () => boot(none.path), () => boot(wild.path)]);
+    expect(wildBoot.run?.name, wildBoot.log).toBe('A');
+    expect(wildBoot.trace).toEqual(expect.arrayContaining(['gpt primary bad', 'gpt backup ok', 'boot 2']));
     expect(damaged.run?.name, damaged.log).toBe('A');
     expect(damaged.trace).toEqual(expect.arrayContaining(['try 3', 'skip 3 crc', 'mark 3 bootfailed', 'try 2', 'boot 2']));
     expect(damaged.run?.attrs.get(3)).toBe(BOOTME | BOOTFAILED); // gpt.c gptbootfailed() leaves bootme
@@ -196,7 +203,7 @@ describe('fallback selector under SeaBIOS', () => {
 
     expect(empty.run, empty.log).toBeUndefined();
     expect(empty.trace).toEqual(expect.arrayContaining(['skip 2 empty', 'skip 3 empty']));
-    expect(empty.log).toContain('Missing boot loader');
+    expect(empty.log).toContain('Missing boot loader\r\nDMSEL halt\r\n');
   });
 });
 
