@@ -277,8 +277,8 @@ mark_failed:
         popa
         ret
 
-%include "fallback-stage2-disk.inc"
-%include "fallback-stage2-io.inc"
+%include "fallback-stage2-disk.asm"
+%include "fallback-stage2-io.asm"
 
 ; ---- constants -----------------------------------------------------------------------------
 ; freebsd-boot 83bd6b9d-7f41-11dc-be0b-001560b84f0f, on-disk (mixed-endian) byte order

@@ -1,4 +1,4 @@
-; fallback-stage2-io.inc: the selector's messages (included by fallback-stage2.asm).
+; fallback-stage2-io.asm: the selector's messages, %include'd by fallback-stage2.asm (not built alone).
 ; Trace lines go to COM1 only; the fatal messages also go to the screen (INT 10h AH=0Eh).
 
 ; COM1's 16550: no interrupts, divisor 1 (115200 baud), 8N1, FIFOs on, DTR + RTS.

@@ -1,4 +1,4 @@
-; fallback-stage2-disk.inc: the selector's disk side (included by fallback-stage2.asm):
+; fallback-stage2-disk.asm: the selector's disk side, %include'd by fallback-stage2.asm (not built alone):
 ; GPT copies (UEFI 2.10 section 5.3), the checksum table, loading and checking a stage, CRC-32.
 
 ; Reads the header sector at LBA EAX into BX; AL = 1 when header and entry array are valid.
