@@ -278,6 +278,7 @@ mark_failed:
         ret
 
 %include "fallback-stage2-disk.asm"
+%include "fallback-stage2-load.asm"
 %include "fallback-stage2-io.asm"
 
 ; ---- constants -----------------------------------------------------------------------------
