@@ -69,8 +69,8 @@ async function diskAttrs(path: string, copies: Array<'primary' | 'backup'> = ['p
   return seen[0];
 }
 
-async function boot(path: string, format: 'raw' | 'qcow2' = 'raw'): Promise<{ log: string; run?: StageRun; trace: string[] }> {
-  const log = await bootBiosAndCapture(path, { format, until: 'DMSEL halt\r\n' });
+async function boot(path: string, format: 'raw' | 'qcow2' = 'raw', bus?: 'ide'): Promise<{ log: string; run?: StageRun; trace: string[] }> {
+  const log = await bootBiosAndCapture(path, { format, bus, until: 'DMSEL halt\r\n' });
   return { log, run: stageRun(log), trace: trace(log) };
 }
 
@@ -95,12 +95,12 @@ describe('fallback selector under SeaBIOS', () => {
     expect(b.trace).toContain('try 2');
 
     // 2. B written (with its table record) and marked bootonce+bootme: B runs once, and sees
-    //    its bootme cleared on disk before it was jumped into.
+    //    its bootme cleared on disk before it was jumped into (the qcow2 copy on SeaBIOS's ATA driver).
     await recordStage(img, img.b, stageB);
     await setAttributes(img.path, new Map([[3, BOOTONCE | BOOTME]]));
     const qcow2 = join(dir, 'step2.qcow2');
     await convertImage(img.path, qcow2);
-    const [raw2, q2] = await runLimited(2, [() => boot(img.path), () => boot(qcow2, 'qcow2')]);
+    const [raw2, q2] = await runLimited(2, [() => boot(img.path), () => boot(qcow2, 'qcow2', 'ide')]);
     for (const r of [raw2, q2]) {
       expect(r.run?.name, r.log).toBe('B');
       expect(r.run?.attrs.get(3)).toBe(BOOTONCE);

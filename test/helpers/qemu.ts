@@ -175,6 +175,8 @@ export interface BiosCaptureOptions {
   until?: string;
   /** Default 60 s (TCG on a busy 2-core machine). */
   timeoutMs?: number;
+  /** How the disk is attached (default virtio-blk; `ide`: SeaBIOS's ATA driver). */
+  bus?: BootOptions['bus'];
 }
 
 /**
@@ -189,6 +191,7 @@ export async function bootBiosAndCapture(disk: string, opts: BiosCaptureOptions 
     // Without `until`, a text no guest prints: the boot then ends only when QEMU exits.
     marker: opts.until ?? '\u0000diskmint: no marker\u0000',
     timeoutMs: opts.timeoutMs ?? 60_000,
+    bus: opts.bus,
     display: 'none', // COM1 holds the guest's own lines only (no SeaBIOS sercon)
   };
   const r = await bootAndWaitForMarker(boot);
