@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { copyFile, readFile } from 'node:fs/promises';
 import { STAGE_MAX_BYTES } from '../../formats/boot/stage-table.js';
 import { join } from 'node:path';
-import { convertImage } from '../../src/index.js';
+import { buildImage, convertImage } from '../../src/index.js';
 import { tempDir } from '../helpers/golden.js';
 import { requirePeer } from '../helpers/peer.js';
 import { bootBiosAndCapture, runLimited } from '../helpers/qemu.js';
@@ -17,6 +17,8 @@ import {
   BOOTFAILED,
   BOOTME,
   BOOTONCE,
+  FALLBACK_MBR,
+  TEST_STAGE_A,
   TEST_STAGE_B,
   attributesOnDisk,
   buildFallbackImage,
@@ -245,5 +247,27 @@ describe('fallback selector: the largest stage pmbr loads', () => {
     expect(changed.trace).toContain('skip 3 crc');
     // A byte past the limit is neither loaded nor checked.
     expect(after.run?.name, after.log).toBe('B');
+  });
+});
+
+describe('fallback-mbr.bin without a selector', () => {
+  it('says "Missing boot loader" on COM1 when the disk has no BIOS-boot partition', { timeout: 120_000 }, async (ctx) => {
+    if (!haveEmulator()) return ctx.skip();
+    const dir = tempDir('diskmint-fallback-mbr-');
+    const path = join(dir, 'no-selector.img');
+    await buildImage(
+      {
+        scheme: 'gpt',
+        seed: 'fallback-mbr-test',
+        bootcode: FALLBACK_MBR,
+        size: '1M', // SeaBIOS refuses a 104 KiB disk ("could not read the boot disk") before our code runs
+        align: '4K',
+        partitions: [{ type: 'freebsd-boot', label: 'boot-a', size: '64K', contents: { file: TEST_STAGE_A } }],
+      },
+      { output: path, baseDir: dir },
+    );
+    const log = await bootBiosAndCapture(path, { until: 'Missing boot loader\r\n' });
+    expect(log).toContain('Missing boot loader\r\n');
+    expect(log).not.toMatch(/DMSEL|STAGE/); // neither the selector nor a stage ran
   });
 });
