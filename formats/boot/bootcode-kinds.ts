@@ -38,4 +38,16 @@ export const BOOTCODE_KINDS = {
     copiedBytes: 0x90000 - 0x7c00,
     source: 'FreeBSD stand/i386/pmbr/pmbr.S',
   },
+  /**
+   * diskmint's fallback selector (bootcode/SELECTOR.md): fallback-mbr.bin loads sectors 1..16
+   * of the first BIOS-boot partition at 0000:1000 (bootcode/fallback-mbr.asm, K = 16); sector 0
+   * of that partition is the stage table (formats/boot/stage-table.ts).
+   */
+  'diskmint-selector': {
+    name: 'diskmint fallback selector (fallback-stage2.bin)',
+    where: 'the first BIOS-boot GPT partition, sectors 1-16 (sector 0: the stage table)',
+    maxBytes: 16 * 512, // K = 16 sectors, loaded at 0x1000 below the CRC table at 0x3000
+    copiedBytes: 16 * 512,
+    source: 'bootcode/fallback-mbr.asm (K), bootcode/README.md (memory map)',
+  },
 } as const satisfies Record<string, BootcodeKind>;

@@ -31,6 +31,12 @@ export interface BootOptions {
   bus?: 'virtio' | 'ide';
   /** Guest memory in MiB (default 256). */
   memoryMiB?: number;
+  /**
+   * `nographic` (default): SeaBIOS's serial console (sercon) mirrors the screen on COM1 too.
+   * `none`: no screen at all, so COM1 carries only what the guest writes to the UART itself
+   * (sercon's output would otherwise land in the middle of the guest's lines).
+   */
+  display?: 'nographic' | 'none';
 }
 
 export interface BootResult {
@@ -55,7 +61,7 @@ export function qemuArgs(opts: BootOptions, varsCopy?: string): string[] {
     'tcg',
     '-m',
     String(opts.memoryMiB ?? 256),
-    '-nographic',
+    ...(opts.display === 'none' ? ['-display', 'none'] : ['-nographic']),
     '-no-reboot',
     '-serial',
     'stdio',
@@ -157,4 +163,38 @@ export async function runLimited<T>(limit: number, tasks: Array<() => Promise<T>
   };
   await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
   return results;
+}
+
+export interface BiosCaptureOptions {
+  /** QEMU block driver for the image (default raw). */
+  format?: BootOptions['format'];
+  /**
+   * Text after which the boot is over (for a guest that halts rather than exits). Without it
+   * the guest must end QEMU itself (bootcode/test-stage-*.bin triple-fault under -no-reboot).
+   */
+  until?: string;
+  /** Default 60 s (TCG on a busy 2-core machine). */
+  timeoutMs?: number;
+  /** How the disk is attached (default virtio-blk; `ide`: SeaBIOS's ATA driver). */
+  bus?: BootOptions['bus'];
+}
+
+/**
+ * Boots `disk` under SeaBIOS (TCG) and returns everything the guest wrote to COM1, once QEMU
+ * exits by itself or `until` appears. Throws (with the log) when neither happens in time.
+ */
+export async function bootBiosAndCapture(disk: string, opts: BiosCaptureOptions = {}): Promise<string> {
+  const boot: BootOptions = {
+    disk,
+    format: opts.format ?? 'raw',
+    firmware: 'bios',
+    // Without `until`, a text no guest prints: the boot then ends only when QEMU exits.
+    marker: opts.until ?? '\u0000diskmint: no marker\u0000',
+    timeoutMs: opts.timeoutMs ?? 60_000,
+    bus: opts.bus,
+    display: 'none', // COM1 holds the guest's own lines only (no SeaBIOS sercon)
+  };
+  const r = await bootAndWaitForMarker(boot);
+  if (r.reason === 'timeout') throw new Error(describeBoot(boot, r));
+  return r.log;
 }
