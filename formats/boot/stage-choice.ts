@@ -233,7 +233,8 @@ export function simulateBootStages(
     const before = state;
     const choice = chooseBootStage(state, checks);
     state = choice.after;
-    const messages = choice.attempts.filter((a) => a.result !== 'chosen').map((a) => `selector: p${a.index} is ${a.check}: not loaded.`);
+    const messages = choice.markedStale.map((i) => `selector: p${i} still had bootonce without bootme (never confirmed): marked bootfailed.`);
+    for (const a of choice.attempts) if (a.result !== 'chosen') messages.push(`selector: p${a.index} is ${a.check}: not loaded.`);
     if (choice.chosen === undefined) {
       messages.push(`selector: ${choice.reason}`);
       steps.push({ boot: i + 1, before, choice, confirmed: false, after: state, messages });
