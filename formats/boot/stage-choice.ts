@@ -154,7 +154,8 @@ export function chooseBootStage(entries: readonly SlotEntry[], checks: StageChec
     markedStale: stale.changed,
     candidates,
     attempts,
-    reason: candidates.length === 0 ? 'There is no freebsd-boot partition: the selector halts.' : 'No freebsd-boot partition passes its check: the selector halts.',
+    reason:
+      candidates.length === 0 ? 'There is no freebsd-boot partition: the selector halts.' : 'No freebsd-boot partition passes its check: the selector halts.',
     writes,
     after: state,
   };
@@ -225,7 +226,8 @@ export function simulateBootStages(
 ): StageBootStep[] {
   const queue = outcomes.map((o) => (typeof o === 'string' ? { outcome: o } : o));
   for (const q of queue) {
-    if (q.outcome !== 'ok' && q.outcome !== 'fail' && q.outcome !== 'crash') throw fail('stage-choice', 'INVALID_ARGUMENT', `unknown outcome ${String(q.outcome)}`);
+    if (q.outcome !== 'ok' && q.outcome !== 'fail' && q.outcome !== 'crash')
+      throw fail('stage-choice', 'INVALID_ARGUMENT', `unknown outcome ${String(q.outcome)}`);
   }
   const steps: StageBootStep[] = [];
   let state = [...entries];

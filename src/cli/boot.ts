@@ -10,7 +10,9 @@ import * as opts from './options.js';
 import type { Values } from './options.js';
 
 function formatStatus(s: BootStatus): string {
-  const lines = [`${s.path}: ${s.format}, fallback selector ${s.selector.installed ? `installed (BIOS-boot partition ${s.selector.partition})` : 'NOT installed'}`];
+  const lines = [
+    `${s.path}: ${s.format}, fallback selector ${s.selector.installed ? `installed (BIOS-boot partition ${s.selector.partition})` : 'NOT installed'}`,
+  ];
   for (const m of s.selector.missing) lines.push(`  selector: ${m}`);
   for (const x of s.stages) {
     const record = x.record ? `table ${formatBytes(x.record.length)} crc ${x.record.crc32}` : 'no table record';
@@ -50,7 +52,9 @@ const UPDATE_OPTIONS = [
 ] as const;
 const CONFIRM_OPTIONS = [opts.lockTimeout, opts.json] as const;
 const SIMULATE_OPTIONS = [
-  opts.required(opts.text('--outcomes <list>', 'one per stage the selector jumps into: ok, fail (the stage does not work) or crash (the OS dies before a confirm)')),
+  opts.required(
+    opts.text('--outcomes <list>', 'one per stage the selector jumps into: ok, fail (the stage does not work) or crash (the OS dies before a confirm)'),
+  ),
   opts.flag('--no-confirm', 'do not run boot confirm after a good boot'),
   opts.json,
 ] as const;
@@ -69,7 +73,10 @@ export function addBootCommands(program: Command): void {
     });
   opts
     .addOptions(
-      boot.command('update').argument('<image>').description('write a new boot stage into the freebsd-boot partition that is not the default, record it, read it back'),
+      boot
+        .command('update')
+        .argument('<image>')
+        .description('write a new boot stage into the freebsd-boot partition that is not the default, record it, read it back'),
       UPDATE_OPTIONS,
     )
     .action(async (path: string, o: Values<typeof UPDATE_OPTIONS>) => {
@@ -81,14 +88,20 @@ export function addBootCommands(program: Command): void {
         );
     });
   opts
-    .addOptions(boot.command('confirm').argument('<image>').description('after a good boot of a tried stage: make it the default, clear bootfailed'), CONFIRM_OPTIONS)
+    .addOptions(
+      boot.command('confirm').argument('<image>').description('after a good boot of a tried stage: make it the default, clear bootfailed'),
+      CONFIRM_OPTIONS,
+    )
     .action(async (path: string, o: Values<typeof CONFIRM_OPTIONS>) => {
       const r = await bootConfirm(path, { lockTimeout: o.lockTimeout });
       if (o.json) printJson(r);
       else for (const m of r.messages) printOut(`${m}\n`);
     });
   opts
-    .addOptions(boot.command('simulate').argument('<image>').description("apply the selector's rules to a copy in memory and show each power-up"), SIMULATE_OPTIONS)
+    .addOptions(
+      boot.command('simulate').argument('<image>').description("apply the selector's rules to a copy in memory and show each power-up"),
+      SIMULATE_OPTIONS,
+    )
     .action(async (path: string, o: Values<typeof SIMULATE_OPTIONS>) => {
       const r = await bootSimulate(path, parseOutcomes(o.outcomes), { confirm: o.confirm });
       if (o.json) printJson(r);

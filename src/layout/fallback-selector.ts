@@ -63,7 +63,10 @@ export async function readFallbackBootcode(): Promise<FallbackBootcode> {
   const mbr = await read(FALLBACK_MBR_FILE);
   const stage2 = await read(FALLBACK_STAGE2_FILE);
   if (stage2.length > SELECTOR_PARTITION_BYTES - STAGE_TABLE_SIZE)
-    throw new DiskmintError('INPUT', `${FALLBACK_STAGE2_FILE} is ${stage2.length} bytes; the selector partition holds ${SELECTOR_PARTITION_BYTES - STAGE_TABLE_SIZE} after its table`);
+    throw new DiskmintError(
+      'INPUT',
+      `${FALLBACK_STAGE2_FILE} is ${stage2.length} bytes; the selector partition holds ${SELECTOR_PARTITION_BYTES - STAGE_TABLE_SIZE} after its table`,
+    );
   return { mbr: mbr.subarray(0, MBR_CODE_BYTES), stage2 };
 }
 

@@ -2,14 +2,7 @@ import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { GPT_TYPES } from '../../formats/schemes/gpt-types.js';
 import { ATTR_BOOTFAILED as F, ATTR_BOOTME as ME, ATTR_BOOTONCE as ONCE, describeAttributes, type SlotEntry } from '../../formats/boot/gptboot.js';
-import {
-  chooseBootStage,
-  confirmBootStage,
-  defaultBootStage,
-  simulateBootStages,
-  stageCandidates,
-  type StageChecks,
-} from '../../formats/boot/stage-choice.js';
+import { chooseBootStage, confirmBootStage, defaultBootStage, simulateBootStages, stageCandidates, type StageChecks } from '../../formats/boot/stage-choice.js';
 import type { StageCheck } from '../../formats/boot/stage-table.js';
 import { expectFormatError } from '../helpers/codec.js';
 
@@ -33,7 +26,7 @@ const checks = (a: StageCheck, b: StageCheck): StageChecks =>
 const attrs = (entries: SlotEntry[]) => entries.map((e) => describeAttributes(e.attributes)).join(' ');
 
 describe('SELECTOR.md rules, one at a time', () => {
-  it('step 2: exactly-bootonce freebsd-boot entries become bootfailed; a freebsd-ufs entry is not the selector\'s', () => {
+  it("step 2: exactly-bootonce freebsd-boot entries become bootfailed; a freebsd-ufs entry is not the selector's", () => {
     const c = chooseBootStage(disk(0n, ONCE, ONCE), checks('ok', 'ok'));
     expect(c.markedStale).toEqual([2]);
     expect(attrs(c.after)).toBe('- bootfailed bootonce -');
@@ -97,7 +90,7 @@ describe('SELECTOR.md rules, one at a time', () => {
   });
 });
 
-describe('simulateBootStages: the issue\'s cycle', () => {
+describe("simulateBootStages: the issue's cycle", () => {
   it('update, fail, fall back; update, confirm, stay', () => {
     const fresh = disk(0n, 0n);
     const trial = disk(0n, ME | ONCE);

@@ -17,14 +17,20 @@ export function useSelectorCode(): void {
   if (existsSync(join(ROOT, 'bootcode/fallback-mbr.bin')) && existsSync(join(ROOT, 'bootcode/fallback-stage2.bin'))) return;
   const dir = tempDir('diskmint-bootcode-');
   writeFileSync(join(dir, 'fallback-mbr.bin'), new Uint8Array(440).fill(0x90));
-  writeFileSync(join(dir, 'fallback-stage2.bin'), new Uint8Array(3000).map((_, i) => (i * 13 + 7) & 0xff));
+  writeFileSync(
+    join(dir, 'fallback-stage2.bin'),
+    new Uint8Array(3000).map((_, i) => (i * 13 + 7) & 0xff),
+  );
   process.env.DISKMINT_BOOTCODE_DIR = dir;
 }
 
 /** A stand-in boot stage: `size` bytes, a pattern from `seed`, never an all-zero first sector. */
 export function stageFile(dir: string, name: string, size: number, seed: number): string {
   const path = join(dir, name);
-  writeFileSync(path, new Uint8Array(size).map((_, i) => ((i * 31 + seed * 17) & 0xff) | 1));
+  writeFileSync(
+    path,
+    new Uint8Array(size).map((_, i) => ((i * 31 + seed * 17) & 0xff) | 1),
+  );
   return path;
 }
 

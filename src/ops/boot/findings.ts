@@ -55,7 +55,14 @@ export async function stageFallbackFindings(disk: DiskReader): Promise<StageFall
   const checks = checksOf(view);
   const choice = chooseBootStage(view.entries, checks);
   if (choice.chosen === undefined) {
-    out.push(finding('error', 'boot.no-loadable-stage', `no freebsd-boot partition passes its check (${view.stages.map((s) => `p${s.index} ${s.check}`).join(', ')}): the selector halts`, 'boot'));
+    out.push(
+      finding(
+        'error',
+        'boot.no-loadable-stage',
+        `no freebsd-boot partition passes its check (${view.stages.map((s) => `p${s.index} ${s.check}`).join(', ')}): the selector halts`,
+        'boot',
+      ),
+    );
     return { findings: out, selectorInstalled: true };
   }
   out.push(finding('info', 'boot.selector', `the fallback selector boots freebsd-boot partition ${choice.chosen} next: ${choice.reason}`, 'boot'));

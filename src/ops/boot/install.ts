@@ -37,7 +37,10 @@ export async function installSelector(path: string, opts: EditorOptions = {}): P
     }
     const bytes = selectorBytes(code.stage2, records);
     if (bytes.length > p.sizeBytes)
-      throw new DiskmintError('BAD_ARGUMENT', `BIOS-boot partition ${p.index} is ${p.sizeBytes} bytes; the selector needs ${bytes.length}; nothing was written`);
+      throw new DiskmintError(
+        'BAD_ARGUMENT',
+        `BIOS-boot partition ${p.index} is ${p.sizeBytes} bytes; the selector needs ${bytes.length}; nothing was written`,
+      );
     await editor.writeBytes(p.offset, bytes);
     await editor.barrier();
     const sector0 = await editor.disk.read(0, 512);

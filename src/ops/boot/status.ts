@@ -79,7 +79,10 @@ export async function bootSimulate(path: string, outcomes: BootOutcome[], opts: 
   try {
     const view = await readBootStages(reader);
     const checks = checksOf(view);
-    return { checks: view.stages.map((s) => ({ index: s.index, check: s.check })), steps: simulateBootStages(view.entries, checks, outcomes, { confirm: opts.confirm }) };
+    return {
+      checks: view.stages.map((s) => ({ index: s.index, check: s.check })),
+      steps: simulateBootStages(view.entries, checks, outcomes, { confirm: opts.confirm }),
+    };
   } finally {
     await reader.close();
   }

@@ -51,7 +51,10 @@ async function readStageFile(from: string): Promise<Uint8Array> {
   if (!st.isFile()) throw new DiskmintError('INPUT', `${from} is not a regular file; give the boot stage (gptboot) as a file`);
   if (st.size === 0) throw new DiskmintError('BAD_ARGUMENT', `${from} is empty; nothing was written`);
   if (st.size > STAGE_MAX_BYTES)
-    throw new DiskmintError('BAD_ARGUMENT', `${from} is ${st.size} bytes; a boot stage is loaded whole below 0x90000, at most ${STAGE_MAX_BYTES} bytes; nothing was written`);
+    throw new DiskmintError(
+      'BAD_ARGUMENT',
+      `${from} is ${st.size} bytes; a boot stage is loaded whole below 0x90000, at most ${STAGE_MAX_BYTES} bytes; nothing was written`,
+    );
   const handle = await open(from, 'r');
   try {
     const bytes = new Uint8Array(st.size);
@@ -76,14 +79,23 @@ export async function bootUpdate(path: string, opts: BootUpdateOptions): Promise
   try {
     const view = await readBootStages(editor.disk);
     if (view.stages.length < 2)
-      throw new DiskmintError('BAD_ARGUMENT', `${path} has ${view.stages.length} freebsd-boot partition${view.stages.length === 1 ? '' : 's'}; an update needs a second one to fall back to; nothing was written`);
+      throw new DiskmintError(
+        'BAD_ARGUMENT',
+        `${path} has ${view.stages.length} freebsd-boot partition${view.stages.length === 1 ? '' : 's'}; an update needs a second one to fall back to; nothing was written`,
+      );
     const selector = view.selector.partition;
     if (!selector || selector.sizeBytes < STAGE_TABLE_SIZE)
-      throw new DiskmintError('BAD_ARGUMENT', `${path} has no BIOS-boot partition for the stage table (build it with "bootcode": "diskmint-fallback"); nothing was written`);
+      throw new DiskmintError(
+        'BAD_ARGUMENT',
+        `${path} has no BIOS-boot partition for the stage table (build it with "bootcode": "diskmint-fallback"); nothing was written`,
+      );
     const byDefault = defaultBootStage(view.entries, checksOf(view));
     const target = view.stages.find((s) => s.index !== byDefault)!;
     if (file.length > target.sizeBytes)
-      throw new DiskmintError('BAD_ARGUMENT', `${opts.from} is ${formatBytes(file.length)}, larger than freebsd-boot partition ${stageName(target)} (${formatBytes(target.sizeBytes)}); nothing was written`);
+      throw new DiskmintError(
+        'BAD_ARGUMENT',
+        `${opts.from} is ${formatBytes(file.length)}, larger than freebsd-boot partition ${stageName(target)} (${formatBytes(target.sizeBytes)}); nothing was written`,
+      );
     if (opts.bootonce) checkGptCopiesFit(view.gpt, editor.disk.size); // before the first write
     const records = (view.selector.table ?? []).filter((r) => r.partitionGuid !== target.guid && view.stages.some((s) => s.guid === r.partitionGuid));
     const record = { partitionGuid: target.guid, length: file.length, crc32: crc32(file) };
@@ -115,7 +127,7 @@ export async function bootUpdate(path: string, opts: BootUpdateOptions): Promise
 async function writeStage(editor: ImageEditor, target: StageOnDisk, file: Uint8Array): Promise<void> {
   await editor.writeBytes(target.offset, file);
   const end = target.offset + target.sizeBytes;
-  for (let at = target.offset + file.length; at < end; ) {
+  for (let at = target.offset + file.length; at < end;) {
     const n = Math.min(ZERO_CHUNK - ((at - target.offset) % ZERO_CHUNK), end - at);
     const old = await editor.disk.read(at, n);
     if (old.some((b) => b !== 0)) await editor.writeBytes(at, new Uint8Array(n));

@@ -102,7 +102,12 @@ export async function bootChainFindings(disk: DiskReader, table: PartitionTable 
     }
     if ((a & BOOTFAILED) !== 0n)
       out.push(
-        finding('warning', 'boot.slot-failed', `partition ${p.index} is marked bootfailed: its last one-time boot failed (\`${selectorReads ? 'boot' : 'slot'} confirm\` clears it)`, where),
+        finding(
+          'warning',
+          'boot.slot-failed',
+          `partition ${p.index} is marked bootfailed: its last one-time boot failed (\`${selectorReads ? 'boot' : 'slot'} confirm\` clears it)`,
+          where,
+        ),
       );
     if ((a & (BOOTONCE | BOOTME)) === BOOTONCE) {
       out.push(
