@@ -2,8 +2,11 @@
  * `boot update --bootonce` stopped at every write (the editor's beforeWrite hook throws before
  * write N, so writes 1..N-1 landed, as after a kill between two writes), on raw, qcow2 and VHDX:
  * the GPT still reads, the selector's model still boots a stage whose bytes are a whole stage
- * (the old one or the new one, never a torn one), and a re-run reaches the new state.
+ * (the old one or the new one, never a torn one), and a re-run reaches the new state. Then the
+ * same through the CLI killed by SIGKILL at its N-th pwrite64 (strace's fault injection, as
+ * test/ops/container-kill.test.ts), on raw and qcow2, judged by qemu-img check too.
  */
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +16,7 @@ import { openDisk } from '../../src/io/open-disk.js';
 import { checksOf, loadedBytes, readBootStages } from '../../src/ops/boot/read.js';
 import { tempDir } from '../helpers/golden.js';
 import { requirePeer, runPeer } from '../helpers/peer.js';
+import { BUNDLE, requireFreshBundle } from '../helpers/cli.js';
 import { buildFallbackImage, stageFile, useSelectorCode } from '../helpers/fallback-image.js';
 
 class Stop extends Error {}
@@ -81,6 +85,49 @@ for (const format of ['raw', 'qcow2', 'vhdx'] as const) {
         const s = await bootStatus(img, { hash: false });
         expect(s.stages.map((x) => `${x.attributes}:${x.check}`)).toEqual(['-:ok', 'bootme,bootonce:ok']);
         expect(s.next.index).toBe(2);
+      }
+    });
+  });
+}
+
+/** The CLI under strace: counting pwrite64 calls, or SIGKILL at the N-th (one libuv I/O thread: one tracee does every write). */
+function traced(args: string[], opts: { count?: string; kill?: number }): { status: number | null; signal: string | null; stderr: string } {
+  const env = { ...process.env, UV_THREADPOOL_SIZE: '1' };
+  const inject = opts.kill === undefined ? [] : ['-e', `inject=pwrite64:signal=SIGKILL:when=${opts.kill}`];
+  const r = spawnSync('strace', ['-f', '-qq', '-o', opts.count ?? '/dev/null', '-e', 'trace=pwrite64', ...inject, process.execPath, BUNDLE, ...args], {
+    encoding: 'utf8',
+    env,
+  });
+  return { status: r.status, signal: r.signal, stderr: r.stderr };
+}
+
+for (const format of ['raw', 'qcow2'] as const) {
+  describe(`diskmint boot update --bootonce killed (SIGKILL) at every write, ${format}`, () => {
+    it('always leaves a whole stage to boot and a sound container; a re-run finishes', async () => {
+      requirePeer('strace', 'strace');
+      requirePeer('qemu-img', 'qemu-utils');
+      requireFreshBundle();
+      const base = format === 'raw' ? raw : join(dir, `sig-base.${format}`);
+      if (format !== 'raw') await convertImage(raw, base, { format });
+      const img = join(dir, `sig.${format}`);
+      const args = ['boot', 'update', img, '--from', stageB, '--bootonce'];
+      copyFileSync(base, img);
+      const log = join(dir, `sig-${format}.strace`);
+      expect(traced(args, { count: log }).status).toBe(0);
+      const total = readFileSync(log, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('pwrite64(')).length;
+      expect(total).toBeGreaterThan(4);
+      const b = readFileSync(stageB);
+      for (let n = 1; n <= total; n++) {
+        copyFileSync(base, img);
+        const cut = traced(args, { kill: n });
+        expect(cut.signal ?? cut.status, `write ${n} of ${total}`).not.toBe(0);
+        if (format === 'qcow2') expect([0, 3], `qemu-img check after write ${n}`).toContain(runPeer('qemu-img', ['check', '-f', 'qcow2', img]).status);
+        expect(await bootsWholeStage(img, b), `killed at write ${n} of ${total}`).toMatchObject({ whole: true });
+        const again = traced(args, {});
+        expect(again.status, `re-run after write ${n}: ${again.stderr}`).toBe(0);
+        expect((await bootStatus(img, { hash: false })).next.index).toBe(2);
       }
     });
   });
