@@ -116,7 +116,8 @@ export async function planWithSelector(layout: Layout, ctx: PlanContext, fixedBy
   }
   const code = await readFallbackBootcode();
   const selector: PartitionSpec = { type: 'bios-boot', label: SELECTOR_LABEL, size: SELECTOR_PARTITION_BYTES, contents: { zero: true } };
-  const planned = await plan({ ...layout, bootcode: join(dir, FALLBACK_MBR_FILE), partitions: [...layout.partitions, selector] }, ctx, fixedBytes);
+  // Planned without a bootcode file (the disk signature is then seeded, as for code of 440 bytes), then given the code.
+  const planned = await plan({ ...layout, bootcode: undefined, partitions: [...layout.partitions, selector] }, ctx, fixedBytes);
   planned.bootcode = code.mbr;
   const records: StageChecksum[] = [];
   for (const p of planned.partitions) {

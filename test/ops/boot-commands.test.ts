@@ -45,6 +45,41 @@ describe('a fresh image', () => {
     expect(disk.readUInt16LE(510)).toBe(0xaa55);
   });
 
+  it('is deterministic, sgdisk finds it sound, and the selector partition holds the table and stage2', async () => {
+    const one = readFileSync(await buildFallbackImage(dir, stageA, 'det1.img'));
+    const two = readFileSync(await buildFallbackImage(dir, stageA, 'det2.img'));
+    expect(Buffer.compare(one, two)).toBe(0);
+    const img = join(dir, 'det1.img');
+    if (requirePeer('sgdisk', 'gdisk')) {
+      const v = runPeer('sgdisk', ['-v', img]);
+      expect(v.out).toMatch(/No problems found/);
+      expect(runPeer('sgdisk', ['-i', '4', img]).out).toMatch(/21686148-6449-6E6F-744E-656564454649[\s\S]*Partition name: 'selector'/);
+    }
+    const { reader } = await openDisk(img);
+    try {
+      const view = await readBootStages(reader);
+      expect(view.selector.table!.map((r) => r.partitionGuid)).toEqual(view.stages.map((s) => s.guid));
+      const bootcode = process.env.DISKMINT_BOOTCODE_DIR ?? new URL('../../bootcode', import.meta.url).pathname;
+      const stage2 = readFileSync(join(bootcode, 'fallback-stage2.bin'));
+      expect(Buffer.compare(Buffer.from(await reader.read(view.selector.partition!.offset + 512, stage2.length)), stage2)).toBe(0);
+    } finally {
+      await reader.close();
+    }
+  });
+
+  it('the nanobsd preset takes --boot diskmint-fallback', async () => {
+    const { presetLayoutChecked } = await import('../../src/layout/presets.js');
+    const os = join(dir, 'os.ufs');
+    writeFileSync(os, Buffer.alloc(65536, 1));
+    const layout = await presetLayoutChecked('nanobsd', { boot: 'diskmint-fallback', bootStage: stageA, os, size: '3G', data: 'none' });
+    const img = join(dir, 'preset.img');
+    const { buildImage } = await import('../../src/index.js');
+    await buildImage(layout, { output: img });
+    const s = await bootStatus(img, { hash: false });
+    expect(s.selector.installed).toBe(true);
+    expect(s.stages.map((x) => `${x.label}:${x.check}`)).toEqual(['gptboot0:ok', 'gptboot1:ok']);
+  });
+
   it('a layout without a freebsd-boot partition, or not GPT, is refused', async () => {
     const noStage = fallbackLayout(stageA, { partitions: [{ type: 'freebsd-ufs', size: '1M' }] });
     await expect(planImage(noStage)).rejects.toThrow(/at least one freebsd-boot partition/);
