@@ -62,3 +62,13 @@ export { createBmap, readBmapFile, blockMapOf } from './ops/bmap.js';
 export type { CreateBmapOptions, CreateBmapResult } from './ops/bmap.js';
 export { parseBmap, writeBmap } from '../formats/bmap/bmap.js';
 export type { BlockMap, BmapRange, BmapChecksumType } from '../formats/bmap/bmap.js';
+export { bootStatus, bootSimulate, bootUpdate, bootConfirm, installSelector } from './ops/boot/index.js';
+export type {
+  BootStatus,
+  BootStageInfo,
+  BootSimulation,
+  BootUpdateOptions,
+  BootUpdateResult,
+  BootConfirmResult,
+  InstallSelectorResult,
+} from './ops/boot/index.js';

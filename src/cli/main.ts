@@ -73,7 +73,7 @@ const BUILD_OPTIONS = [
   opts.flag('--copy-os', 'preset: also copy the OS image into slot 2'),
   preset('--cfg <file>', 'cfg filesystem image'),
   preset('--esp <dir>', 'folder for the ESP (FAT32)'),
-  preset('--boot <file>', 'MBR boot code (pmbr for nanobsd, boot0 for nanobsd-mbr)'),
+  preset('--boot <file>', 'MBR boot code (pmbr or diskmint-fallback for nanobsd, boot0 for nanobsd-mbr)'),
   preset('--boot-stage <file>', 'gptboot (nanobsd) or boot (nanobsd-mbr)'),
   preset('--size <size>', 'disk size (default 4G)'),
   preset('--os-size <size>', 'size of each OS slot (default 1G)'),
@@ -125,6 +125,7 @@ const COMMAND_GROUPS: readonly { commands: readonly string[]; load: () => Promis
   { commands: ['zfs'], load: async () => (await import('./zfs.js')).addZfsCommands },
   { commands: ['flash'], load: async () => (await import('./flash.js')).addFlashCommands },
   { commands: ['bmap'], load: async () => (await import('./bmap.js')).addBmapCommand },
+  { commands: ['boot'], load: async () => (await import('./boot.js')).addBootCommands },
 ];
 /** The commands makeProgram adds itself. */
 const OWN_COMMANDS = ['build', 'info', 'repair', 'verify', 'compare', 'convert', 'mkimg', 'internal-error-test', 'schema'];

@@ -13,9 +13,16 @@ import { LayoutProblems, checkSchemeFields, resolveAttributes, resolveContentsFi
 import { buildPlannedFat, resolveFatContents, type PlannedFat } from './fat-contents.js';
 import { schemeHandler } from '../schemes/registry.js';
 import type { SchemeHandler } from '../schemes/handler.js';
+import { FALLBACK_BOOTCODE, planWithSelector } from './fallback-selector.js';
 
 export type PlannedContents =
-  { kind: 'none' } | { kind: 'zero' } | { kind: 'file'; path: string; size: number } | { kind: 'image'; plan: PlannedImage } | PlannedFat;
+  | { kind: 'none' }
+  | { kind: 'zero' }
+  | { kind: 'file'; path: string; size: number }
+  | { kind: 'image'; plan: PlannedImage }
+  | PlannedFat
+  /** Bytes diskmint makes itself (the fallback selector's partition); `what` names them. */
+  | { kind: 'bytes'; bytes: Uint8Array; what: string };
 
 export interface PlannedPartition extends ResolvedType {
   /** 1-based: GPT slot; MBR 1-4 primary slots, 5+ logicals; BSD slot (a=1, b=2, d=4 ...). */
@@ -77,6 +84,7 @@ interface Draft extends ResolvedType {
 
 /** Plan a layout. `fixedBytes` is the partition size a nested layout must fill when its size is auto. */
 export async function planLayout(layout: Layout, ctx: PlanContext, fixedBytes?: number): Promise<PlannedImage> {
+  if (layout.bootcode === FALLBACK_BOOTCODE) return planWithSelector(layout, ctx, fixedBytes, planLayout);
   const problems = new LayoutProblems();
   const p = (suffix: string) => (ctx.path ? `${ctx.path}.${suffix}` : suffix);
   const sectorSize = layout.sectorSize ?? ctx.parentSectorSize ?? 512;

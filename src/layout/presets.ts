@@ -7,6 +7,7 @@ import { stat } from 'node:fs/promises';
 import { DiskmintError } from '../model/errors.js';
 import { BOOTCODE_KINDS } from '../../formats/boot/bootcode-kinds.js';
 import type { Layout, PartitionSpec } from './schema.js';
+import { FALLBACK_BOOTCODE } from './fallback-selector.js';
 
 export const PRESETS = ['nanobsd', 'nanobsd-mbr'] as const;
 export type PresetName = (typeof PRESETS)[number];
@@ -19,7 +20,7 @@ export interface PresetOptions {
   cfg?: string;
   /** Folder for the ESP's FAT volume (GPT preset). */
   esp?: string;
-  /** MBR boot code: pmbr (GPT) or boot0/mbr (MBR). */
+  /** MBR boot code: pmbr (GPT) or boot0/mbr (MBR); "diskmint-fallback" (GPT): diskmint's boot-stage selector. */
   boot?: string;
   /** Boot stage: gptboot for the freebsd-boot partitions (GPT) or boot (boot1+boot2) for BSD slices (MBR). */
   bootStage?: string;
@@ -55,7 +56,7 @@ async function requireFile(path: string | undefined, what: string, flag: string)
 /** Check inputs (boot code is never silently left out) and return the layout. */
 export async function presetLayoutChecked(name: PresetName, o: PresetOptions): Promise<Layout> {
   if (name === 'nanobsd') {
-    await requireFile(o.boot, "protective-MBR boot code (FreeBSD's /boot/pmbr)", '--boot');
+    if (o.boot !== FALLBACK_BOOTCODE) await requireFile(o.boot, `protective-MBR boot code (FreeBSD's /boot/pmbr, or ${FALLBACK_BOOTCODE})`, '--boot');
     const stage = await requireFile(o.bootStage, "the boot stage for the freebsd-boot partitions (FreeBSD's /boot/gptboot)", '--boot-stage');
     const { size } = await stat(stage);
     const limit = BOOTCODE_KINDS['freebsd-boot'].maxBytes;

@@ -49,7 +49,12 @@ export const LayoutSchema = z.strictObject({
   sectorSize: z.union([z.literal(512), z.literal(4096)]).optional(),
   align: size.optional().describe('Partition alignment (default 1M; 4K inside a BSD label)'),
   seed: z.union([z.string(), z.number()]).optional().describe('Seed for GUIDs and signatures'),
-  bootcode: z.string().optional().describe('Boot code file: MBR boot area (<= 446 of 512 bytes) or BSD boot area (<= 8 KiB)'),
+  bootcode: z
+    .string()
+    .optional()
+    .describe(
+      'Boot code file: MBR boot area (<= 446 of 512 bytes) or BSD boot area (<= 8 KiB); or "diskmint-fallback" (GPT): diskmint\'s boot-stage selector, with a 64 KiB BIOS-boot partition "selector" added',
+    ),
   entries: z.number().int().min(1).max(4096).optional().describe('GPT entry array size (default 128)'),
   diskGuid: guid.optional(),
   diskSignature: z.union([z.number().int().min(0).max(0xffffffff), z.string().regex(/^0x[0-9a-fA-F]{1,8}$/)]).optional(),

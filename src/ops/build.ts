@@ -127,7 +127,7 @@ function summarisePartition(p: PlannedPartition): BuiltPartition {
     startLba: p.startLba,
     sectors: p.sectors,
     guid: p.guid,
-    contents: c.kind === 'file' ? c.path : c.kind === 'fat' ? `FAT${c.volume?.type ?? ''} from ${c.from}` : c.kind,
+    contents: c.kind === 'file' ? c.path : c.kind === 'fat' ? `FAT${c.volume?.type ?? ''} from ${c.from}` : c.kind === 'bytes' ? c.what : c.kind,
     nested: c.kind === 'image' ? summarisePlan(c.plan) : undefined,
   };
 }

@@ -2,7 +2,8 @@
  * `verify --boot`: the boot chain of a FreeBSD-style image. MBR boot code and 0x55AA; each
  * freebsd-boot partition non-empty and within what pmbr loads (stand/i386/pmbr/pmbr.S: below
  * 0x90000 from 0x7c00, 558,080 bytes); primary and fallback boot stages compared; exactly one
- * default OS slot; slot attributes consistent (FreeBSD sys/sys/disk/gpt.h bits 57-59).
+ * default OS slot; slot attributes consistent (FreeBSD sys/sys/disk/gpt.h bits 57-59); whether a
+ * boot-stage update can fall back (src/ops/boot/findings.ts, diskmint's selector).
  */
 import { BOOTCODE_KINDS } from '../../../formats/boot/bootcode-kinds.js';
 import { finding, type Finding } from '../../model/findings.js';
@@ -11,6 +12,7 @@ import type { PartitionTable } from '../../schemes/types.js';
 import { hashRange } from '../slots/slots.js';
 import { FREEBSD_BOOT_TYPE, FREEBSD_UFS_TYPE } from '../../../formats/schemes/gpt-types.js';
 import { findScheme } from '../../schemes/registry.js';
+import { stageFallbackFindings } from '../boot/findings.js';
 
 const BOOTME = 1n << 59n;
 const BOOTONCE = 1n << 58n;
@@ -31,6 +33,9 @@ export async function bootChainFindings(disk: DiskReader, table: PartitionTable 
   }
   // The rest is the pmbr + gptboot chain: freebsd-boot stages and the slot attributes.
   if (!findScheme(table.scheme)?.capabilities.gptboot) return out;
+  const fallback = await stageFallbackFindings(disk);
+  // With diskmint's selector, an empty or oversized stage is skipped, not loaded: the fallback findings judge them.
+  const selector = fallback.selectorInstalled;
   const ss = table.sectorSize;
   const stages = table.partitions.filter((p) => p.rawType === FREEBSD_BOOT_TYPE);
   const limit = BOOTCODE_KINDS['freebsd-boot'].maxBytes;
@@ -41,9 +46,9 @@ export async function bootChainFindings(disk: DiskReader, table: PartitionTable 
     const hash = await hashRange(disk, p.firstLba * ss, p.sizeBytes);
     hashes.push(hash);
     const head = await disk.read(p.firstLba * ss, Math.min(p.sizeBytes, 65536));
-    if (head.every((b) => b === 0))
+    if (!selector && head.every((b) => b === 0))
       out.push(finding('error', 'boot.stage-empty', `freebsd-boot partition ${p.index} (${role}) is empty: pmbr would load zeros`, where));
-    if (p.sizeBytes > limit) {
+    if (!selector && p.sizeBytes > limit) {
       out.push(
         finding(
           'error',
@@ -61,13 +66,18 @@ export async function bootChainFindings(disk: DiskReader, table: PartitionTable 
     const same = hashes.every((h) => h === hashes[0]);
     out.push(
       finding(
-        same ? 'info' : 'warning',
+        same || selector ? 'info' : 'warning',
         'boot.stage-fallback',
-        same ? 'primary and fallback boot stages are identical' : 'primary and fallback boot stages differ: a fallback should be a known-good copy',
+        same
+          ? 'primary and fallback boot stages are identical'
+          : selector
+            ? 'the boot stages differ (an update under the fallback selector)'
+            : 'primary and fallback boot stages differ: a fallback should be a known-good copy',
         'boot',
       ),
     );
   }
+  out.push(...fallback.findings);
   const slots = table.partitions.filter((p) => p.rawType === FREEBSD_UFS_TYPE && p.label !== 'cfg' && p.label !== 'data');
   const attrs = (p: (typeof slots)[number]) => BigInt(p.attributesRaw ?? '0');
   const defaults = slots.filter((p) => (attrs(p) & BOOTME) !== 0n && (attrs(p) & BOOTONCE) === 0n);
@@ -86,19 +96,25 @@ export async function bootChainFindings(disk: DiskReader, table: PartitionTable 
   for (const p of table.partitions) {
     const a = attrs(p);
     const where = `${table.scheme}.partition[${p.index}]`;
-    if ((a & (BOOTME | BOOTONCE | BOOTFAILED)) !== 0n && p.rawType !== FREEBSD_UFS_TYPE) {
+    const selectorReads = selector && p.rawType === FREEBSD_BOOT_TYPE;
+    if ((a & (BOOTME | BOOTONCE | BOOTFAILED)) !== 0n && p.rawType !== FREEBSD_UFS_TYPE && !selectorReads) {
       out.push(finding('warning', 'boot.attributes-ignored', `partition ${p.index} carries boot attributes but is not freebsd-ufs; gptboot ignores it`, where));
     }
     if ((a & BOOTFAILED) !== 0n)
       out.push(
-        finding('warning', 'boot.slot-failed', `partition ${p.index} is marked bootfailed: its last one-time boot failed (\`slot confirm\` clears it)`, where),
+        finding(
+          'warning',
+          'boot.slot-failed',
+          `partition ${p.index} is marked bootfailed: its last one-time boot failed (\`${selectorReads ? 'boot' : 'slot'} confirm\` clears it)`,
+          where,
+        ),
       );
     if ((a & (BOOTONCE | BOOTME)) === BOOTONCE) {
       out.push(
         finding(
           'warning',
           'boot.bootonce-pending',
-          `partition ${p.index} has bootonce without bootme: it was tried and not confirmed; gptboot will mark it bootfailed`,
+          `partition ${p.index} has bootonce without bootme: it was tried and not confirmed; ${selectorReads ? 'the selector' : 'gptboot'} will mark it bootfailed`,
           where,
         ),
       );
