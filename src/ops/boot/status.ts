@@ -14,6 +14,10 @@ export interface BootStageInfo {
   label: string;
   /** Attribute names: bootme, bootonce, bootfailed, then any other bits ('-' when none). */
   attributes: string;
+  /** The raw 64-bit attribute field (a decimal string in --json). */
+  attributeBits: bigint;
+  /** Byte offset of the partition in the virtual disk. */
+  offset: number;
   sizeBytes: number;
   /** SHA-256 of the whole partition ('' with hash: false). */
   sha256: string;
@@ -45,6 +49,8 @@ export async function bootStatus(path: string, opts: { hash?: boolean } & Editor
         index: s.index,
         label: s.label,
         attributes: describeAttributes(s.attributes),
+        attributeBits: s.attributes,
+        offset: s.offset,
         sizeBytes: s.sizeBytes,
         sha256: opts.hash === false ? '' : await hashRange(reader, s.offset, s.sizeBytes),
         record: s.record ? { length: s.record.length, crc32: s.record.crc32.toString(16).padStart(8, '0') } : null,
