@@ -199,7 +199,7 @@ function logicalLines(text: string): Array<{ words: string[]; lineNo: number }> 
 export function parseMtree(text: string): MtreeEntry[] {
   let defaults: MtreeKeywords = {};
   const byPath = new Map<string, MtreeEntry>();
-  let cwd: string[] = [];
+  const stack: string[] = []; // folders entered (the hierarchical form); the top is the current one
   for (const { words, lineNo } of logicalLines(text)) {
     const [name, ...rest] = words;
     if (name === '/set') {
@@ -211,22 +211,23 @@ export function parseMtree(text: string): MtreeEntry[] {
       else for (const key of rest) delete (defaults as Record<string, unknown>)[key];
       continue;
     }
-    if (name.startsWith('/')) throw fail('mtree', 'BAD_VALUE', `line ${lineNo}: unknown command ${JSON.stringify(name.slice(0, 40))}`);
+    // Other '/word' lines would be commands mtree does not have; '/.' (libarchive's root) is a path.
+    if (/^\/[a-z]+$/.test(name)) throw fail('mtree', 'BAD_VALUE', `line ${lineNo}: unknown command ${JSON.stringify(name.slice(0, 40))}`);
     if (name === '..') {
       if (rest.length) throw fail('mtree', 'BAD_VALUE', `line ${lineNo}: '..' takes no keywords`);
-      if (cwd.length === 0) throw fail('mtree', 'BAD_VALUE', `line ${lineNo}: '..' above the root`);
-      cwd = cwd.slice(0, -1);
+      if (stack.length === 0) throw fail('mtree', 'BAD_VALUE', `line ${lineNo}: '..' above the root`);
+      stack.pop();
       continue;
     }
     const decoded = unvis(name, lineNo);
     const full = decoded.includes('/');
-    const path = full ? normalizeArchivePath(decoded, 'mtree') : normalizeArchivePath([...cwd, decoded].join('/'), 'mtree');
+    const path = full ? normalizeArchivePath(decoded, 'mtree') : normalizeArchivePath(`${stack[stack.length - 1] ?? ''}/${decoded}`, 'mtree');
     const own = parseKeywords(rest, lineNo);
     const prior = byPath.get(path);
     if (prior) Object.assign(prior.keywords, own);
     else byPath.set(path, { path, keywords: { ...defaults, ...own } });
     const type = byPath.get(path)!.keywords.type;
-    if (!full && type === 'dir' && decoded !== '.') cwd = path.split('/');
+    if (!full && type === 'dir') stack.push(path);
   }
   return [...byPath.values()];
 }
