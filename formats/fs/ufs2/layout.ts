@@ -110,15 +110,13 @@ export function computeUfs2Layout(opts: Ufs2LayoutOptions): Ufs2Layout {
   }
   const cgBytes = (ipg: number, fpg: number) => cgSize(ipg, fpg, frag, contigsumsize);
   // mkfs.c: the smallest group meeting the density, reducing the density until its map fits a block.
-  let fragsperinode = 1;
-  let ipg = 0;
-  let fpg = 0;
-  let minfpg = 0;
+  let fragsperinode: number;
+  let ipg: number;
+  let fpg: number;
   for (;;) {
     fragsperinode = Math.max(Math.floor(density / fsize), 1);
-    minfpg = Math.min(fragsperinode * inopb, size);
-    ipg = inopb;
-    fpg = Math.max(roundup(iblkno + ipg / inopf, frag), minfpg);
+    const minfpg = Math.min(fragsperinode * inopb, size);
+    fpg = Math.max(roundup(iblkno + inopb / inopf, frag), minfpg);
     ipg = roundup(Math.ceil(fpg / fragsperinode), inopb);
     fpg = Math.max(roundup(iblkno + ipg / inopf, frag), minfpg);
     ipg = roundup(Math.ceil(fpg / fragsperinode), inopb);
