@@ -17,10 +17,11 @@ import { addZfsCommands } from '../../src/cli/zfs.js';
 import { addFlashCommands } from '../../src/cli/flash.js';
 import { addBmapCommand } from '../../src/cli/bmap.js';
 import { addBootCommands } from '../../src/cli/boot.js';
+import { addUfsCommands } from '../../src/cli/ufs.js';
 import { requireFreshBundle, ROOT } from '../helpers/cli.js';
 import { tempDir } from '../helpers/golden.js';
 
-const ALL_GROUPS = [addFatCommands, addSlotCommands, addSignCommands, addZfsCommands, addFlashCommands, addBmapCommand, addBootCommands];
+const ALL_GROUPS = [addFatCommands, addSlotCommands, addSignCommands, addZfsCommands, addFlashCommands, addBmapCommand, addBootCommands, addUfsCommands];
 const names = (program: Command) => program.commands.map((c) => c.name());
 
 describe('commandGroupsFor', () => {
