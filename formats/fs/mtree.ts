@@ -49,7 +49,22 @@ export interface MtreeEntry {
 
 const TYPES: readonly string[] = ['file', 'dir', 'link', 'char', 'block', 'fifo', 'socket'];
 /** Digests and others mtree may carry that a file system does not keep: accepted, not used. */
-const IGNORED = new Set(['cksum', 'md5', 'md5digest', 'rmd160', 'rmd160digest', 'ripemd160digest', 'sha1', 'sha1digest', 'sha384', 'sha384digest', 'sha512', 'sha512digest', 'inode', 'resdevice']);
+const IGNORED = new Set([
+  'cksum',
+  'md5',
+  'md5digest',
+  'rmd160',
+  'rmd160digest',
+  'ripemd160digest',
+  'sha1',
+  'sha1digest',
+  'sha384',
+  'sha384digest',
+  'sha512',
+  'sha512digest',
+  'inode',
+  'resdevice',
+]);
 const MAX_LINE = 1 << 20;
 
 const C_ESCAPES: Record<string, number> = { a: 7, b: 8, f: 12, n: 10, r: 13, t: 9, v: 11, s: 32, '\\': 92, '#': 35, ' ': 32, '0': 0 };

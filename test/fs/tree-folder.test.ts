@@ -54,7 +54,15 @@ describe('treeFromFolder', () => {
       .replace(/\n$/, '')
       .split('\n')
       .map((l) => l.split('\t'))
-      .map(([path, y, m, u, g, s, l]) => ({ path, kind: kinds[y], mode: parseInt(m, 8), uid: Number(u), gid: Number(g), size: kinds[y] === 'dir' ? 0 : Number(s), target: l || undefined }))
+      .map(([path, y, m, u, g, s, l]) => ({
+        path,
+        kind: kinds[y],
+        mode: parseInt(m, 8),
+        uid: Number(u),
+        gid: Number(g),
+        size: kinds[y] === 'dir' ? 0 : Number(s),
+        target: l || undefined,
+      }))
       .sort((a, b) => (a.path < b.path ? -1 : 1));
     const ours = tree.nodes
       .map((n) => ({ path: n.path, kind: n.kind, mode: n.mode, uid: n.uid, gid: n.gid, size: n.size, target: n.target }))

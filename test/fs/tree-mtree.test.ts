@@ -63,7 +63,10 @@ describe('applyMtree over a folder (makefs -F semantics)', () => {
 
   it('takes bytes from contents= and keeps what the spec leaves out from the folder', async () => {
     const stage = stageCopy();
-    writeFileSync(join(stage, 'spec'), '/set uid=0 gid=0\n. type=dir mode=0755\n./boot type=dir mode=0755\n./boot/loader.conf type=file mode=0644 contents=usr/share/doc/README time=5.0\n');
+    writeFileSync(
+      join(stage, 'spec'),
+      '/set uid=0 gid=0\n. type=dir mode=0755\n./boot type=dir mode=0755\n./boot/loader.conf type=file mode=0644 contents=usr/share/doc/README time=5.0\n',
+    );
     const tree = await applyMtree(stage, join(stage, 'spec'));
     const conf = tree.nodes.find((n) => n.path === 'boot/loader.conf')!;
     expect(contentOf(tree, conf)).toBe('FreeBSD documentation\n');

@@ -13,7 +13,8 @@ const FIXTURES = join(import.meta.dirname, '../../fixtures/ufs-sources');
 const TARBALL = join(FIXTURES, 'owners.tar');
 
 /** Everything but where the bytes are: the same tree from a plain and a compressed tarball. */
-const metadata = (tree: FileTree) => tree.nodes.map(({ content: _, ...n }) => ({ ...n, bytes: n.kind === 'file' ? contentOf(tree, { ...n, content: _ }) : undefined }));
+const metadata = (tree: FileTree) =>
+  tree.nodes.map(({ content: _, ...n }) => ({ ...n, bytes: n.kind === 'file' ? contentOf(tree, { ...n, content: _ }) : undefined }));
 
 describe('treeFromTar', () => {
   it('takes owners, modes, flags, devices and times from the archive (the bsdtar fixture)', async () => {
@@ -21,7 +22,22 @@ describe('treeFromTar', () => {
     await close();
     const at = (p: string) => tree.nodes.find((n) => n.path === p)!;
     expect(tree.nodes.map((n) => n.path)).toEqual([
-      '', 'bin', 'bin/link name', 'bin/rsh', 'bin/sh', 'dev', 'dev/disk0', 'dev/null', 'etc', 'etc/group', 'etc/master.passwd', 'home', 'home/builder', 'var', 'var/run', 'var/run/fifo',
+      '',
+      'bin',
+      'bin/link name',
+      'bin/rsh',
+      'bin/sh',
+      'dev',
+      'dev/disk0',
+      'dev/null',
+      'etc',
+      'etc/group',
+      'etc/master.passwd',
+      'home',
+      'home/builder',
+      'var',
+      'var/run',
+      'var/run/fifo',
     ]);
     expect(at('bin/rsh')).toMatchObject({ kind: 'file', mode: 0o555, uid: 0, gid: 0, flags: FILE_FLAGS.SF_IMMUTABLE | FILE_FLAGS.UF_ARCHIVE, size: 18 });
     expect(at('bin/rsh').mtime).toEqual({ sec: 1700000001, nsec: 500000000 });

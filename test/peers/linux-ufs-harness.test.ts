@@ -94,8 +94,13 @@ describe('compareTreeWithListing (no QEMU: a listing written here)', () => {
       '"h": mode 644 in the tree, 664 as Linux reads it',
     ]);
     expect(compareTreeWithListing(tree, parseListing(listing()), () => 'cd'.repeat(32))).toHaveLength(2);
-    expect(compareTreeWithListing(tree, parseListing(listing('81a4', 'elsewhere')), () => sha)).toEqual(['"l": target a b in the tree, elsewhere as Linux reads it']);
-    const fewer = listing().split('\n').filter((l) => !l.endsWith('./h')).join('\n');
+    expect(compareTreeWithListing(tree, parseListing(listing('81a4', 'elsewhere')), () => sha)).toEqual([
+      '"l": target a b in the tree, elsewhere as Linux reads it',
+    ]);
+    const fewer = listing()
+      .split('\n')
+      .filter((l) => !l.endsWith('./h'))
+      .join('\n');
     expect(compareTreeWithListing(tree, parseListing(fewer), () => sha)).toEqual(['"h" is in the tree but Linux does not list it']);
   });
 });

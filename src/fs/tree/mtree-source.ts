@@ -51,7 +51,21 @@ async function lookup(base: FileTree | string, byPath: Map<string, TreeNode> | u
   const st = await statOrUndefined(abs);
   if (!st) return {};
   const t = (ns: bigint) => timeOfNs(ns);
-  const kind: TreeNodeKind | undefined = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : st.isCharacterDevice() ? 'char' : st.isBlockDevice() ? 'block' : st.isFIFO() ? 'fifo' : st.isSocket() ? 'socket' : undefined;
+  const kind: TreeNodeKind | undefined = st.isFile()
+    ? 'file'
+    : st.isDirectory()
+      ? 'dir'
+      : st.isSymbolicLink()
+        ? 'symlink'
+        : st.isCharacterDevice()
+          ? 'char'
+          : st.isBlockDevice()
+            ? 'block'
+            : st.isFIFO()
+              ? 'fifo'
+              : st.isSocket()
+                ? 'socket'
+                : undefined;
   if (!kind) return {};
   const node: TreeNode = {
     path,

@@ -33,7 +33,14 @@ export interface TarOptions {
   sourceDateEpoch?: number;
 }
 
-const KINDS: Record<Exclude<TarEntry['type'], 'hardlink'>, TreeNodeKind> = { file: 'file', symlink: 'symlink', char: 'char', block: 'block', dir: 'dir', fifo: 'fifo' };
+const KINDS: Record<Exclude<TarEntry['type'], 'hardlink'>, TreeNodeKind> = {
+  file: 'file',
+  symlink: 'symlink',
+  char: 'char',
+  block: 'block',
+  dir: 'dir',
+  fifo: 'fifo',
+};
 
 async function readAt(handle: FileHandle, length: number, position: number): Promise<Uint8Array> {
   const buf = Buffer.alloc(length);
@@ -106,7 +113,7 @@ async function readMembers(path: string, label: string): Promise<Map<string, Tre
   try {
     const size = (await handle.stat()).size;
     const reader = new TarReader();
-    for (let at = 0; ; ) {
+    for (let at = 0; ;) {
       if (at >= size && nodes.size > 0) break; // no end blocks: tolerated, as GNU tar does
       const block = await readAt(handle, TAR_BLOCK, at);
       const step = reader.header(block);
@@ -121,7 +128,8 @@ async function readMembers(path: string, label: string): Promise<Map<string, Tre
         const node = nodeOfEntry(e, p, path, at);
         if (e.type === 'hardlink') {
           const target = normalizeArchivePath(e.linkname, 'tar');
-          if (!nodes.has(target)) throw new DiskmintError('INPUT', `${label}: ${JSON.stringify(p)} is a hard link to ${JSON.stringify(target)}, which comes nowhere before it`);
+          if (!nodes.has(target))
+            throw new DiskmintError('INPUT', `${label}: ${JSON.stringify(p)} is a hard link to ${JSON.stringify(target)}, which comes nowhere before it`);
           if (target !== p) node.hardlinkOf = target;
         }
         if (p === '' && node.kind !== 'dir') throw new DiskmintError('INPUT', `${label}: the archive's root is not a folder`);
