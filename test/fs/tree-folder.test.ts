@@ -80,6 +80,16 @@ describe('treeFromFolder', () => {
     for (const t of [x.atime, x.mtime, x.ctime, x.birthtime]) expect(t).toEqual({ sec: 1700000000, nsec: 0 });
   });
 
+  it('gives the same tree for the same folder: times are the modification time, not when it was read', async () => {
+    const dir = makeFolder();
+    const first = await treeFromFolder(dir);
+    await new Promise((r) => setTimeout(r, 20));
+    chmodSync(join(dir, 'a-b'), 0o644); // moves ctime, not the tree's times
+    expect(await treeFromFolder(dir)).toEqual(first);
+    const ab = first.nodes.find((n) => n.path === 'a-b')!;
+    expect([ab.atime, ab.ctime, ab.birthtime]).toEqual([ab.mtime, ab.mtime, ab.mtime]);
+  });
+
   it('refuses a path that is not a folder, or is missing', async () => {
     const dir = makeFolder();
     await expect(treeFromFolder(join(dir, 'a-b'))).rejects.toThrow(/is not a folder/);

@@ -6,13 +6,13 @@
  * entry says `optional`); folders the spec names need not exist. Hard links are files the
  * folder holds as one inode (device and inode number), or one tree node and its links.
  */
-import { lstat, readlink } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { FormatError } from '../../../formats/common/errors.js';
 import { parseMtree, type MtreeEntry, type MtreeType } from '../../../formats/fs/mtree.js';
 import { DiskmintError } from '../../model/errors.js';
-import { linuxDevice, timeOfNs } from './folder.js';
+import { nodeOfStat } from './folder.js';
 import { finishTree } from './order.js';
 import { clampTimes } from './times.js';
 import type { FileTree, TreeNode, TreeNodeKind } from './types.js';
@@ -50,39 +50,7 @@ async function lookup(base: FileTree | string, byPath: Map<string, TreeNode> | u
   const abs = resolve(base, contents ?? path);
   const st = await statOrUndefined(abs);
   if (!st) return {};
-  const t = (ns: bigint) => timeOfNs(ns);
-  const kind: TreeNodeKind | undefined = st.isFile()
-    ? 'file'
-    : st.isDirectory()
-      ? 'dir'
-      : st.isSymbolicLink()
-        ? 'symlink'
-        : st.isCharacterDevice()
-          ? 'char'
-          : st.isBlockDevice()
-            ? 'block'
-            : st.isFIFO()
-              ? 'fifo'
-              : st.isSocket()
-                ? 'socket'
-                : undefined;
-  if (!kind) return {};
-  const node: TreeNode = {
-    path,
-    kind,
-    mode: Number(st.mode) & 0o7777,
-    uid: Number(st.uid),
-    gid: Number(st.gid),
-    flags: 0,
-    atime: t(st.atimeNs),
-    mtime: t(st.mtimeNs),
-    ctime: t(st.ctimeNs),
-    birthtime: t(st.mtimeNs),
-    size: kind === 'file' ? Number(st.size) : 0,
-  };
-  if (kind === 'file') node.content = { path: abs, offset: 0, length: node.size };
-  if (kind === 'symlink') node.target = await readlink(abs);
-  if (kind === 'char' || kind === 'block') node.device = linuxDevice(st.rdev);
+  const node = await nodeOfStat(abs, path, st);
   return { node, inode: `${st.dev}:${st.ino}` };
 }
 
