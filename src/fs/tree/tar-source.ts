@@ -106,6 +106,31 @@ function nodeOfEntry(e: TarEntry, path: string, archive: string, dataOffset: num
   return node;
 }
 
+const WINDOW = 256 << 10;
+
+/**
+ * Reads of an archive through a 256 KiB window: the headers of small members lie close together,
+ * so most come from one read. A returned view is valid until the next call.
+ */
+class WindowedReader {
+  private readonly buf = Buffer.alloc(WINDOW);
+  private start = 0;
+  private end = 0;
+  constructor(private readonly handle: FileHandle) {}
+
+  async read(length: number, position: number): Promise<Uint8Array> {
+    if (length > WINDOW) return readAt(this.handle, length, position);
+    if (position < this.start || position + length > this.end) {
+      const got = await readAt(this.handle, WINDOW, position);
+      this.buf.set(got);
+      this.start = position;
+      this.end = position + got.length;
+    }
+    const from = position - this.start;
+    return this.buf.subarray(from, Math.min(from + length, this.end - this.start));
+  }
+}
+
 /** Every member of the plain tar at `path`, as nodes (hard links still pointing at their target). */
 async function readMembers(path: string, label: string): Promise<Map<string, TreeNode>> {
   const handle = await open(path, 'r');
@@ -113,15 +138,16 @@ async function readMembers(path: string, label: string): Promise<Map<string, Tre
   try {
     const size = (await handle.stat()).size;
     const reader = new TarReader();
+    const window = new WindowedReader(handle);
     for (let at = 0; ;) {
       if (at >= size && nodes.size > 0) break; // no end blocks: tolerated, as GNU tar does
-      const block = await readAt(handle, TAR_BLOCK, at);
+      const block = await window.read(TAR_BLOCK, at);
       const step = reader.header(block);
       at += TAR_BLOCK;
       if (step.kind === 'end') break;
       const dataSize = step.kind === 'extension' ? step.size : step.entry.size;
       if (at + dataSize > size) throw new DiskmintError('INPUT', `${label} ends inside the data of a member (it is truncated)`);
-      if (step.kind === 'extension') reader.extension(await readAt(handle, dataSize, at));
+      if (step.kind === 'extension') reader.extension(await window.read(dataSize, at));
       else {
         const e = step.entry;
         const p = normalizeArchivePath(e.path, 'tar');
