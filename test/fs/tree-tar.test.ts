@@ -2,6 +2,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { treeFromTar } from '../../src/fs/tree/tar-source.js';
+import { treeFromFolder } from '../../src/fs/tree/folder.js';
 import type { FileTree } from '../../src/fs/tree/types.js';
 import { DiskmintError } from '../../src/model/errors.js';
 import { FILE_FLAGS } from '../../formats/archive/file-flags.js';
@@ -82,6 +83,23 @@ describe('treeFromTar', () => {
       }
     });
   }
+
+  it('reads the same tree GNU tar archived from a folder (members spanning many read windows)', async (ctx) => {
+    if (!requirePeer('tar', 'tar')) return ctx.skip();
+    const dir = tempDir();
+    const src = join(dir, 'src');
+    for (let i = 0; i < 400; i++) {
+      const sub = join(src, `d${i % 7}`, `e${i % 3}`);
+      mkdirSync(sub, { recursive: true });
+      writeFileSync(join(sub, `f${i}`), Buffer.alloc((i * 7919) % 9000, i & 0xff));
+    }
+    const tar = join(dir, 'many.tar');
+    runPeerOk('tar', ['--format=pax', '-C', src, '-cf', tar, '.']);
+    const fromFolder = await treeFromFolder(src);
+    const { tree } = await treeFromTar(tar);
+    const view = (t: FileTree) => t.nodes.map((n) => [n.path, n.kind, n.mode, n.size, n.mtime.sec, n.kind === 'file' ? contentOf(t, n) : '']);
+    expect(view(tree)).toEqual(view(fromFolder));
+  });
 
   it('makes the folders an archive implies without naming them', async (ctx) => {
     if (!requirePeer('tar', 'tar')) return ctx.skip();
