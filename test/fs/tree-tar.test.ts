@@ -133,6 +133,28 @@ describe('treeFromTar', () => {
     await expect(treeFromTar(join(dir, 'missing.tar'))).rejects.toThrow(/cannot read the archive/);
   });
 
+  it('takes owners by name as extracting would (bsdtar writes uid 0 for a spec with names only)', async (ctx) => {
+    if (!requirePeer('bsdtar', 'libarchive-tools')) return ctx.skip();
+    const dir = tempDir();
+    writeFileSync(join(dir, 'f'), 'x\n');
+    writeFileSync(join(dir, 'spec'), '#mtree\n./f type=file uname=man gname=operator mode=0444 contents=f\n./g type=dir uname=www gname=nosuchgroup\n');
+    runPeerOk('bsdtar', ['-C', dir, '-cf', join(dir, 'names.tar'), '--format', 'pax', '@spec']);
+    const { tree } = await treeFromTar(join(dir, 'names.tar'));
+    // FreeBSD's stock etc/master.passwd and etc/group: man 9, operator 5, www 80; an unknown name keeps the numeric id.
+    expect(tree.nodes.find((n) => n.path === 'f')).toMatchObject({ uid: 9, gid: 5 });
+    expect(tree.nodes.find((n) => n.path === 'g')).toMatchObject({ uid: 80, gid: 0 });
+    const numeric = await treeFromTar(join(dir, 'names.tar'), { numericOwner: true });
+    expect(numeric.tree.nodes.find((n) => n.path === 'f')).toMatchObject({ uid: 0, gid: 0 });
+    // The archive's own etc/master.passwd names users first.
+    const etc = join(dir, 'etc');
+    mkdirSync(etc);
+    writeFileSync(join(etc, 'master.passwd'), 'man:*:4242:9::0:0:Man:/:/sbin/nologin\n');
+    writeFileSync(join(dir, 'spec2'), '#mtree\n./etc type=dir\n./etc/master.passwd type=file contents=etc/master.passwd\n./f type=file uname=man contents=f\n');
+    runPeerOk('bsdtar', ['-C', dir, '-cf', join(dir, 'own.tar'), '--format', 'pax', '@spec2']);
+    const own = await treeFromTar(join(dir, 'own.tar'));
+    expect(own.tree.nodes.find((n) => n.path === 'f')).toMatchObject({ uid: 4242 });
+  });
+
   it('clamps times later than SOURCE_DATE_EPOCH', async () => {
     const { tree } = await treeFromTar(TARBALL, { sourceDateEpoch: 1700000001 });
     expect(tree.nodes.find((n) => n.path === 'bin/rsh')!.mtime).toEqual({ sec: 1700000001, nsec: 0 });
