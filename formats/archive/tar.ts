@@ -191,6 +191,7 @@ export class TarReader {
   }
 
   private skipLabel(size: number): TarStep {
+    if (size > MAX_TAR_EXTENSION) throw fail('tar', 'TOO_LARGE', `a volume label header of ${size} bytes (at most ${MAX_TAR_EXTENSION})`);
     this.pending = 'V';
     return { kind: 'extension', size };
   }
