@@ -1,4 +1,4 @@
-import { cpSync, linkSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, linkSync, mkdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { applyMtree } from '../../src/fs/tree/mtree-source.js';
@@ -7,6 +7,8 @@ import { FILE_FLAGS } from '../../formats/archive/file-flags.js';
 import { parseMtree } from '../../formats/fs/mtree.js';
 import { tempDir } from '../helpers/golden.js';
 import { contentOf } from '../helpers/file-tree.js';
+import { requirePeer, runPeerOk } from '../helpers/peer.js';
+import { treeFromFolder } from '../../src/fs/tree/folder.js';
 
 const FIXTURES = join(import.meta.dirname, '../../fixtures/ufs-sources');
 
@@ -74,6 +76,27 @@ describe('applyMtree over a folder (makefs -F semantics)', () => {
     await expect(applyMtree(stage, join(stage, 'nothere'))).rejects.toThrow(/cannot read the mtree spec/);
     writeFileSync(join(stage, 'bad'), './a type=file mode=9\n');
     await expect(applyMtree(stage, join(stage, 'bad'))).rejects.toThrow(/bad: line 1: mode/);
+  });
+});
+
+describe('applyMtree against NetBSD mtree -c (the hierarchical form)', () => {
+  it('gives back the tree of the folder the spec was made from', async (ctx) => {
+    if (!requirePeer('mtree', 'mtree-netbsd')) return ctx.skip();
+    const dir = join(tempDir(), 'src');
+    mkdirSync(join(dir, 'a', 'b c', 'd'), { recursive: true });
+    writeFileSync(join(dir, 'a', 'b c', 'file one'), 'one');
+    writeFileSync(join(dir, 'a', 'x#y'), 'hash');
+    linkSync(join(dir, 'a', 'x#y'), join(dir, 'a', 'b c', 'd', 'hard'));
+    symlinkSync('../a/x#y', join(dir, 'a', 'b c', 'lnk'));
+    chmodSync(join(dir, 'a', 'x#y'), 0o2711);
+    runPeerOk('mkfifo', [join(dir, 'fifo')]);
+    if (process.getuid?.() === 0) {
+      runPeerOk('mknod', [join(dir, 'a', 'null'), 'c', '1', '3']);
+      chownSync(join(dir, 'a', 'b c'), 7, 8);
+    }
+    const spec = join(dir, '..', 'spec');
+    writeFileSync(spec, runPeerOk('mtree', ['-c', '-p', dir, '-k', 'type,mode,uid,gid,size,link,time,device']));
+    expect(await applyMtree(dir, spec)).toEqual(await treeFromFolder(dir));
   });
 });
 
