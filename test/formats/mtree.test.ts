@@ -83,6 +83,14 @@ describe('mtree: specs and METALOG', () => {
     }
   });
 
+  it('reads device= as format,major,minor or as one raw dev_t (FreeBSD makedev layout)', () => {
+    const spec = byPath(parseMtree('./a type=char device=0x103\n./b type=block device=native,8,16\n./c type=char device=0x11100012c70\n'));
+    expect(spec.get('a')?.device).toEqual({ major: 1, minor: 3 });
+    expect(spec.get('b')?.device).toEqual({ major: 8, minor: 16 });
+    // makedev(300, 70000): major bits 8-15 and 40-63, minor bits 0-7, 16-31 and 32-39.
+    expect(spec.get('c')?.device).toEqual({ major: 300, minor: 70000 });
+  });
+
   it('refuses what it cannot read with a FormatError naming the line', () => {
     expect(() => parseMtree('./a type=file mode=0999\n')).toThrow(/line 1: mode/);
     expect(() => parseMtree('./a type=door\n')).toThrow(FormatError);
