@@ -83,6 +83,23 @@ describe('tar: archives GNU tar writes', () => {
   });
 });
 
+describe('tar: pax global headers (GNU tar --pax-option)', () => {
+  it('applies a global header to every later member, and a member header over it', (ctx) => {
+    if (!requirePeer('tar', 'tar')) return ctx.skip();
+    const dir = tempDir();
+    mkdirSync(join(dir, 's'));
+    writeFileSync(join(dir, 's', 'a'), 'a');
+    writeFileSync(join(dir, 's', 'b'), 'b');
+    const tar = join(dir, 'g.tar');
+    runPeerOk('tar', ['--format=pax', '--pax-option=uname=globaluser,SCHILY.fflags=nodump,mtime:=1234.5', '-C', join(dir, 's'), '-cf', tar, 'a', 'b']);
+    const entries = readTarEntries(new Uint8Array(readFileSync(tar)));
+    expect(entries.map((e) => [e.path, e.uname, e.flags, e.mtime])).toEqual([
+      ['a', 'globaluser', FILE_FLAGS.UF_NODUMP, { sec: 1234, nsec: 500000000 }],
+      ['b', 'globaluser', FILE_FLAGS.UF_NODUMP, { sec: 1234, nsec: 500000000 }],
+    ]);
+  });
+});
+
 const timeArb = fc.record({ sec: fc.integer({ min: -1e10, max: 1e11 }), nsec: fc.integer({ min: 0, max: 999_999_999 }) });
 const nameArb = fc
   .array(
