@@ -1,4 +1,4 @@
-import { chmodSync, chownSync, cpSync, linkSync, mkdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, linkSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { applyMtree } from '../../src/fs/tree/mtree-source.js';
@@ -29,6 +29,7 @@ describe('applyMtree over a folder (makefs -F semantics)', () => {
     const at = (p: string) => tree.nodes.find((n) => n.path === p)!;
     expect(at('etc')).toMatchObject({ kind: 'dir', mode: 0o750, uid: 0, gid: 5 }); // the later ./etc line; operator from the stage's etc/group
     expect(at('home/builder')).toMatchObject({ kind: 'dir', uid: 1001, gid: 1001 }); // only the stage's files name builder
+    expect(at('home/builder').mtime.sec).toBe(Math.floor(statSync(join(stage, 'METALOG')).mtimeMs / 1000)); // undated: the spec's time
     expect(at('usr/share/doc/README')).toMatchObject({ kind: 'file', uid: 9, gid: 0, mode: 0o444, size: 22 });
     expect(contentOf(tree, at('usr/share/doc/README'))).toBe('FreeBSD documentation\n');
     expect(at('usr/share/doc/sh')).toMatchObject({ kind: 'symlink', target: '../../../bin/cat' });
