@@ -1,4 +1,5 @@
 import { linkSync, mkdirSync, symlinkSync, utimesSync, writeFileSync, chmodSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { treeFromFolder } from '../../src/fs/tree/folder.js';
@@ -69,6 +70,18 @@ describe('treeFromFolder', () => {
       .sort((a, b) => (a.path < b.path ? -1 : 1));
     expect(ours).toEqual(found);
     if (isRoot) expect(tree.nodes.find((n) => n.path === 'null')?.device).toEqual({ major: 1, minor: 3 });
+  });
+
+  it('keeps a socket as a socket', async () => {
+    const dir = makeFolder();
+    const server = createServer();
+    await new Promise<void>((ok) => server.listen(join(dir, 'sock'), ok));
+    try {
+      const tree = await treeFromFolder(dir);
+      expect(tree.nodes.find((n) => n.path === 'sock')).toMatchObject({ kind: 'socket', size: 0 });
+    } finally {
+      await new Promise((ok) => server.close(ok));
+    }
   });
 
   it('clamps timestamps later than SOURCE_DATE_EPOCH and keeps earlier ones', async () => {
