@@ -37,7 +37,12 @@ export * from './fs/fat-table.js';
 export * from './fs/ufs.js';
 export * from './fs/nvlist.js';
 export * from './fs/zfs-label.js';
+export * from './fs/mtree.js';
 
 export * from './boot/gptboot.js';
 
 export * from './bmap/bmap.js';
+
+export * from './archive/tar.js';
+export * from './archive/file-flags.js';
+export * from './archive/archive-path.js';

@@ -68,7 +68,17 @@ const DEVMAJOR = [329, 8] as const;
 const DEVMINOR = [337, 8] as const;
 const PREFIX = [345, 155] as const;
 
-const TYPES: Record<string, TarEntryType> = { '0': 'file', '\0': 'file', '7': 'file', '1': 'hardlink', '2': 'symlink', '3': 'char', '4': 'block', '5': 'dir', '6': 'fifo' };
+const TYPES: Record<string, TarEntryType> = {
+  '0': 'file',
+  '\0': 'file',
+  '7': 'file',
+  '1': 'hardlink',
+  '2': 'symlink',
+  '3': 'char',
+  '4': 'block',
+  '5': 'dir',
+  '6': 'fifo',
+};
 
 const utf8 = new TextDecoder('utf-8');
 const ascii = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
@@ -92,7 +102,9 @@ function numeric(block: Uint8Array, [at, len]: readonly [number, number], what: 
     }
     return negative ? -(v + 1) : v;
   }
-  const s = String.fromCharCode(...field).replace(/[\0 ]+$/, '').replace(/^ +/, '');
+  const s = String.fromCharCode(...field)
+    .replace(/[\0 ]+$/, '')
+    .replace(/^ +/, '');
   if (s === '') return 0;
   if (!/^[0-7]+$/.test(s)) throw fail('tar', 'BAD_VALUE', `the ${what} field ${JSON.stringify(s)} is not an octal number`);
   return parseInt(s, 8);
@@ -179,6 +191,7 @@ export class TarReader {
   }
 
   private skipLabel(size: number): TarStep {
+    if (size > MAX_TAR_EXTENSION) throw fail('tar', 'TOO_LARGE', `a volume label header of ${size} bytes (at most ${MAX_TAR_EXTENSION})`);
     this.pending = 'V';
     return { kind: 'extension', size };
   }

@@ -49,7 +49,22 @@ export interface MtreeEntry {
 
 const TYPES: readonly string[] = ['file', 'dir', 'link', 'char', 'block', 'fifo', 'socket'];
 /** Digests and others mtree may carry that a file system does not keep: accepted, not used. */
-const IGNORED = new Set(['cksum', 'md5', 'md5digest', 'rmd160', 'rmd160digest', 'ripemd160digest', 'sha1', 'sha1digest', 'sha384', 'sha384digest', 'sha512', 'sha512digest', 'inode', 'resdevice']);
+const IGNORED = new Set([
+  'cksum',
+  'md5',
+  'md5digest',
+  'rmd160',
+  'rmd160digest',
+  'ripemd160digest',
+  'sha1',
+  'sha1digest',
+  'sha384',
+  'sha384digest',
+  'sha512',
+  'sha512digest',
+  'inode',
+  'resdevice',
+]);
 const MAX_LINE = 1 << 20;
 
 const C_ESCAPES: Record<string, number> = { a: 7, b: 8, f: 12, n: 10, r: 13, t: 9, v: 11, s: 32, '\\': 92, '#': 35, ' ': 32, '0': 0 };
@@ -94,14 +109,25 @@ function integer(value: string, key: string, lineNo: number, radix = 10): number
 }
 
 function numberAnyBase(value: string, key: string, lineNo: number): number {
-  if (/^0x[0-9a-f]{1,8}$/i.test(value)) return parseInt(value.slice(2), 16);
+  if (/^0x[0-9a-f]{1,13}$/i.test(value)) return parseInt(value.slice(2), 16);
   if (/^0[0-7]+$/.test(value)) return parseInt(value, 8);
   return integer(value, key, lineNo);
 }
 
-/** `device=` as mtree writes it: `format,major,minor` (format native, freebsd, 386bsd, ...). */
+/**
+ * `device=` as mtree writes it: `format,major,minor` (format native, freebsd, 386bsd, ...), or
+ * one raw dev_t number, read with FreeBSD's layout (sys/sys/types.h, makedev since FreeBSD 12:
+ * major = bits 8-15 and 40-63, minor = bits 0-7, 16-31 and 32-39), which for majors and
+ * minors below 256 is Linux's too (NetBSD's mtree on Linux prints st_rdev: 0x103 is 1,3).
+ */
 function device(value: string, lineNo: number): { major: number; minor: number } {
   const parts = value.split(',');
+  if (parts.length === 1) {
+    const raw = BigInt(numberAnyBase(value, 'device', lineNo));
+    const major = ((raw >> 32n) & 0xffffff00n) | ((raw >> 8n) & 0xffn);
+    const minor = ((raw >> 24n) & 0xff00n) | (raw & 0xffff00ffn);
+    return { major: Number(major), minor: Number(minor) };
+  }
   if (parts.length !== 3) throw fail('mtree', 'BAD_VALUE', `line ${lineNo}: device=${JSON.stringify(value.slice(0, 40))} is not format,major,minor`);
   return { major: numberAnyBase(parts[1], 'device', lineNo), minor: numberAnyBase(parts[2], 'device', lineNo) };
 }

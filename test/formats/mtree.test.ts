@@ -16,7 +16,14 @@ describe('mtree: specs and METALOG', () => {
   it('applies /set defaults, escapes, devices and flags (fixtures/ufs-sources/owners.mtree)', () => {
     const spec = byPath(parseMtree(readFileSync(join(FIXTURES, 'owners.mtree'), 'utf8')));
     expect(spec.get('')).toMatchObject({ type: 'dir', uname: 'root', gname: 'wheel', uid: 0, gid: 0, mode: 0o755, time: { sec: 1700000000, nsec: 0 } });
-    expect(spec.get('bin/sh')).toMatchObject({ type: 'file', mode: 0o555, flags: FILE_FLAGS.SF_IMMUTABLE | FILE_FLAGS.UF_ARCHIVE, contents: 'tree/bin/sh', nlink: 2, time: { sec: 1700000001, nsec: 500000000 } });
+    expect(spec.get('bin/sh')).toMatchObject({
+      type: 'file',
+      mode: 0o555,
+      flags: FILE_FLAGS.SF_IMMUTABLE | FILE_FLAGS.UF_ARCHIVE,
+      contents: 'tree/bin/sh',
+      nlink: 2,
+      time: { sec: 1700000001, nsec: 500000000 },
+    });
     expect(spec.get('bin/link name')).toMatchObject({ type: 'link', link: 'sh' });
     expect(spec.get('dev/disk0')).toMatchObject({ type: 'block', device: { major: 8, minor: 0 }, gname: 'operator', gid: 5, mode: 0o640 });
     expect(spec.get('var/run/fifo')).toMatchObject({ type: 'fifo', flags: FILE_FLAGS.UF_NODUMP });
@@ -76,6 +83,14 @@ describe('mtree: specs and METALOG', () => {
     }
   });
 
+  it('reads device= as format,major,minor or as one raw dev_t (FreeBSD makedev layout)', () => {
+    const spec = byPath(parseMtree('./a type=char device=0x103\n./b type=block device=native,8,16\n./c type=char device=0x11100012c70\n'));
+    expect(spec.get('a')?.device).toEqual({ major: 1, minor: 3 });
+    expect(spec.get('b')?.device).toEqual({ major: 8, minor: 16 });
+    // makedev(300, 70000): major bits 8-15 and 40-63, minor bits 0-7, 16-31 and 32-39.
+    expect(spec.get('c')?.device).toEqual({ major: 300, minor: 70000 });
+  });
+
   it('refuses what it cannot read with a FormatError naming the line', () => {
     expect(() => parseMtree('./a type=file mode=0999\n')).toThrow(/line 1: mode/);
     expect(() => parseMtree('./a type=door\n')).toThrow(FormatError);
@@ -131,7 +146,24 @@ describe('mtree: properties', () => {
   });
 
   it('gives a FormatError, never another error, for random text', () => {
-    const words = fc.constantFrom('./a', '..', '/set', '/unset', 'type=file', 'mode=0644', 'flags=schg', 'time=1.2', 'device=native,1,2', 'link=x', '\\', '\\040', '#', 'size=9', 'x=', '=');
+    const words = fc.constantFrom(
+      './a',
+      '..',
+      '/set',
+      '/unset',
+      'type=file',
+      'mode=0644',
+      'flags=schg',
+      'time=1.2',
+      'device=native,1,2',
+      'link=x',
+      '\\',
+      '\\040',
+      '#',
+      'size=9',
+      'x=',
+      '=',
+    );
     fc.assert(
       fc.property(fc.array(fc.oneof(words, fc.string(), fc.constant('\n')), { maxLength: 30 }), (parts) => {
         try {

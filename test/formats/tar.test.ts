@@ -18,8 +18,22 @@ describe('tar: the bsdtar pax fixture (fixtures/ufs-sources/owners.tar, made fro
 
   it('reads every member the spec names, in the archive order', () => {
     expect(entries.map((e) => e.path)).toEqual([
-      './', './bin/', './bin/sh', './bin/rsh', './bin/link name', './dev/', './dev/null', './dev/disk0', './etc/', './etc/master.passwd',
-      './etc/group', './home/', './home/builder/', './var/', './var/run/', './var/run/fifo',
+      './',
+      './bin/',
+      './bin/sh',
+      './bin/rsh',
+      './bin/link name',
+      './dev/',
+      './dev/null',
+      './dev/disk0',
+      './etc/',
+      './etc/master.passwd',
+      './etc/group',
+      './home/',
+      './home/builder/',
+      './var/',
+      './var/run/',
+      './var/run/fifo',
     ]);
   });
 
@@ -69,24 +83,52 @@ describe('tar: archives GNU tar writes', () => {
   });
 });
 
+describe('tar: pax global headers (GNU tar --pax-option)', () => {
+  it('applies a global header to every later member, and a member header over it', (ctx) => {
+    if (!requirePeer('tar', 'tar')) return ctx.skip();
+    const dir = tempDir();
+    mkdirSync(join(dir, 's'));
+    writeFileSync(join(dir, 's', 'a'), 'a');
+    writeFileSync(join(dir, 's', 'b'), 'b');
+    const tar = join(dir, 'g.tar');
+    runPeerOk('tar', ['--format=pax', '--pax-option=uname=globaluser,SCHILY.fflags=nodump,mtime:=1234.5', '-C', join(dir, 's'), '-cf', tar, 'a', 'b']);
+    const entries = readTarEntries(new Uint8Array(readFileSync(tar)));
+    expect(entries.map((e) => [e.path, e.uname, e.flags, e.mtime])).toEqual([
+      ['a', 'globaluser', FILE_FLAGS.UF_NODUMP, { sec: 1234, nsec: 500000000 }],
+      ['b', 'globaluser', FILE_FLAGS.UF_NODUMP, { sec: 1234, nsec: 500000000 }],
+    ]);
+  });
+});
+
 const timeArb = fc.record({ sec: fc.integer({ min: -1e10, max: 1e11 }), nsec: fc.integer({ min: 0, max: 999_999_999 }) });
-const nameArb = fc.array(fc.stringMatching(/^[a-zA-Z0-9 ._é€-]{1,40}$/).filter((s) => s !== '.' && s !== '..'), { minLength: 1, maxLength: 8 }).map((p) => p.join('/'));
+const nameArb = fc
+  .array(
+    fc.stringMatching(/^[a-zA-Z0-9 ._é€-]{1,40}$/).filter((s) => s !== '.' && s !== '..'),
+    { minLength: 1, maxLength: 8 },
+  )
+  .map((p) => p.join('/'));
 const flagsArb = fc.subarray(Object.values(FILE_FLAGS)).map((fs) => fs.reduce((a, b) => a | b, 0) >>> 0);
-const entryArb: fc.Arbitrary<TarEntry> = fc.record({
-  path: nameArb,
-  type: fc.constantFrom('file', 'hardlink', 'symlink', 'char', 'block', 'dir', 'fifo'),
-  mode: fc.integer({ min: 0, max: 0o7777 }),
-  uid: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
-  gid: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
-  uname: fc.stringMatching(/^[a-z_]{0,40}$/),
-  gname: fc.stringMatching(/^[a-z_]{0,40}$/),
-  size: fc.integer({ min: 0, max: 3000 }),
-  mtime: timeArb,
-  linkname: fc.oneof(fc.constant(''), nameArb),
-  devmajor: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
-  devminor: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
-  flags: flagsArb,
-}).map((e) => ({ ...e, devmajor: e.type === 'char' || e.type === 'block' ? e.devmajor : 0, devminor: e.type === 'char' || e.type === 'block' ? e.devminor : 0 }));
+const entryArb: fc.Arbitrary<TarEntry> = fc
+  .record({
+    path: nameArb,
+    type: fc.constantFrom('file', 'hardlink', 'symlink', 'char', 'block', 'dir', 'fifo'),
+    mode: fc.integer({ min: 0, max: 0o7777 }),
+    uid: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+    gid: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+    uname: fc.stringMatching(/^[a-z_]{0,40}$/),
+    gname: fc.stringMatching(/^[a-z_]{0,40}$/),
+    size: fc.integer({ min: 0, max: 3000 }),
+    mtime: timeArb,
+    linkname: fc.oneof(fc.constant(''), nameArb),
+    devmajor: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+    devminor: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+    flags: flagsArb,
+  })
+  .map((e) => ({
+    ...e,
+    devmajor: e.type === 'char' || e.type === 'block' ? e.devmajor : 0,
+    devminor: e.type === 'char' || e.type === 'block' ? e.devminor : 0,
+  }));
 
 function archive(entries: TarEntry[]): Uint8Array {
   const parts = entries.flatMap((e) => [encodeTarHeaders(e), new Uint8Array(tarPadded(e.size)).fill(0x61)]);
@@ -112,7 +154,23 @@ describe('tar: properties', () => {
   });
 
   it('gives a FormatError, never another error, for random or damaged archives', () => {
-    const good = archive([{ path: 'a/b', type: 'file', mode: 0o644, uid: 0, gid: 0, uname: 'root', gname: 'wheel', size: 10, mtime: { sec: 1, nsec: 5 }, linkname: '', devmajor: 0, devminor: 0, flags: 2 }]);
+    const good = archive([
+      {
+        path: 'a/b',
+        type: 'file',
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        uname: 'root',
+        gname: 'wheel',
+        size: 10,
+        mtime: { sec: 1, nsec: 5 },
+        linkname: '',
+        devmajor: 0,
+        devminor: 0,
+        flags: 2,
+      },
+    ]);
     const check = (bytes: Uint8Array) => {
       try {
         readTarEntries(bytes);

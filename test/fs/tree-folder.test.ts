@@ -1,4 +1,5 @@
 import { linkSync, mkdirSync, symlinkSync, utimesSync, writeFileSync, chmodSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { treeFromFolder } from '../../src/fs/tree/folder.js';
@@ -54,13 +55,33 @@ describe('treeFromFolder', () => {
       .replace(/\n$/, '')
       .split('\n')
       .map((l) => l.split('\t'))
-      .map(([path, y, m, u, g, s, l]) => ({ path, kind: kinds[y], mode: parseInt(m, 8), uid: Number(u), gid: Number(g), size: kinds[y] === 'dir' ? 0 : Number(s), target: l || undefined }))
+      .map(([path, y, m, u, g, s, l]) => ({
+        path,
+        kind: kinds[y],
+        mode: parseInt(m, 8),
+        uid: Number(u),
+        gid: Number(g),
+        size: kinds[y] === 'dir' ? 0 : Number(s),
+        target: l || undefined,
+      }))
       .sort((a, b) => (a.path < b.path ? -1 : 1));
     const ours = tree.nodes
       .map((n) => ({ path: n.path, kind: n.kind, mode: n.mode, uid: n.uid, gid: n.gid, size: n.size, target: n.target }))
       .sort((a, b) => (a.path < b.path ? -1 : 1));
     expect(ours).toEqual(found);
     if (isRoot) expect(tree.nodes.find((n) => n.path === 'null')?.device).toEqual({ major: 1, minor: 3 });
+  });
+
+  it('keeps a socket as a socket', async () => {
+    const dir = makeFolder();
+    const server = createServer();
+    await new Promise<void>((ok) => server.listen(join(dir, 'sock'), ok));
+    try {
+      const tree = await treeFromFolder(dir);
+      expect(tree.nodes.find((n) => n.path === 'sock')).toMatchObject({ kind: 'socket', size: 0 });
+    } finally {
+      await new Promise((ok) => server.close(ok));
+    }
   });
 
   it('clamps timestamps later than SOURCE_DATE_EPOCH and keeps earlier ones', async () => {
@@ -70,6 +91,16 @@ describe('treeFromFolder', () => {
     expect(ab.mtime).toEqual({ sec: 1600000000, nsec: 250000000 });
     const x = tree.nodes.find((n) => n.path === 'a/x')!;
     for (const t of [x.atime, x.mtime, x.ctime, x.birthtime]) expect(t).toEqual({ sec: 1700000000, nsec: 0 });
+  });
+
+  it('gives the same tree for the same folder: times are the modification time, not when it was read', async () => {
+    const dir = makeFolder();
+    const first = await treeFromFolder(dir);
+    await new Promise((r) => setTimeout(r, 20));
+    chmodSync(join(dir, 'a-b'), 0o644); // moves ctime, not the tree's times
+    expect(await treeFromFolder(dir)).toEqual(first);
+    const ab = first.nodes.find((n) => n.path === 'a-b')!;
+    expect([ab.atime, ab.ctime, ab.birthtime]).toEqual([ab.mtime, ab.mtime, ab.mtime]);
   });
 
   it('refuses a path that is not a folder, or is missing', async () => {

@@ -1,4 +1,4 @@
-import { cpSync, linkSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, linkSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { applyMtree } from '../../src/fs/tree/mtree-source.js';
@@ -7,6 +7,8 @@ import { FILE_FLAGS } from '../../formats/archive/file-flags.js';
 import { parseMtree } from '../../formats/fs/mtree.js';
 import { tempDir } from '../helpers/golden.js';
 import { contentOf } from '../helpers/file-tree.js';
+import { requirePeer, runPeerOk } from '../helpers/peer.js';
+import { treeFromFolder } from '../../src/fs/tree/folder.js';
 
 const FIXTURES = join(import.meta.dirname, '../../fixtures/ufs-sources');
 
@@ -27,6 +29,7 @@ describe('applyMtree over a folder (makefs -F semantics)', () => {
     const at = (p: string) => tree.nodes.find((n) => n.path === p)!;
     expect(at('etc')).toMatchObject({ kind: 'dir', mode: 0o750, uid: 0, gid: 5 }); // the later ./etc line; operator from the stage's etc/group
     expect(at('home/builder')).toMatchObject({ kind: 'dir', uid: 1001, gid: 1001 }); // only the stage's files name builder
+    expect(at('home/builder').mtime.sec).toBe(Math.floor(statSync(join(stage, 'METALOG')).mtimeMs / 1000)); // undated: the spec's time
     expect(at('usr/share/doc/README')).toMatchObject({ kind: 'file', uid: 9, gid: 0, mode: 0o444, size: 22 });
     expect(contentOf(tree, at('usr/share/doc/README'))).toBe('FreeBSD documentation\n');
     expect(at('usr/share/doc/sh')).toMatchObject({ kind: 'symlink', target: '../../../bin/cat' });
@@ -63,7 +66,10 @@ describe('applyMtree over a folder (makefs -F semantics)', () => {
 
   it('takes bytes from contents= and keeps what the spec leaves out from the folder', async () => {
     const stage = stageCopy();
-    writeFileSync(join(stage, 'spec'), '/set uid=0 gid=0\n. type=dir mode=0755\n./boot type=dir mode=0755\n./boot/loader.conf type=file mode=0644 contents=usr/share/doc/README time=5.0\n');
+    writeFileSync(
+      join(stage, 'spec'),
+      '/set uid=0 gid=0\n. type=dir mode=0755\n./boot type=dir mode=0755\n./boot/loader.conf type=file mode=0644 contents=usr/share/doc/README time=5.0\n',
+    );
     const tree = await applyMtree(stage, join(stage, 'spec'));
     const conf = tree.nodes.find((n) => n.path === 'boot/loader.conf')!;
     expect(contentOf(tree, conf)).toBe('FreeBSD documentation\n');
@@ -71,6 +77,27 @@ describe('applyMtree over a folder (makefs -F semantics)', () => {
     await expect(applyMtree(stage, join(stage, 'nothere'))).rejects.toThrow(/cannot read the mtree spec/);
     writeFileSync(join(stage, 'bad'), './a type=file mode=9\n');
     await expect(applyMtree(stage, join(stage, 'bad'))).rejects.toThrow(/bad: line 1: mode/);
+  });
+});
+
+describe('applyMtree against NetBSD mtree -c (the hierarchical form)', () => {
+  it('gives back the tree of the folder the spec was made from', async (ctx) => {
+    if (!requirePeer('mtree', 'mtree-netbsd')) return ctx.skip();
+    const dir = join(tempDir(), 'src');
+    mkdirSync(join(dir, 'a', 'b c', 'd'), { recursive: true });
+    writeFileSync(join(dir, 'a', 'b c', 'file one'), 'one');
+    writeFileSync(join(dir, 'a', 'x#y'), 'hash');
+    linkSync(join(dir, 'a', 'x#y'), join(dir, 'a', 'b c', 'd', 'hard'));
+    symlinkSync('../a/x#y', join(dir, 'a', 'b c', 'lnk'));
+    chmodSync(join(dir, 'a', 'x#y'), 0o2711);
+    runPeerOk('mkfifo', [join(dir, 'fifo')]);
+    if (process.getuid?.() === 0) {
+      runPeerOk('mknod', [join(dir, 'a', 'null'), 'c', '1', '3']);
+      chownSync(join(dir, 'a', 'b c'), 7, 8);
+    }
+    const spec = join(dir, '..', 'spec');
+    writeFileSync(spec, runPeerOk('mtree', ['-c', '-p', dir, '-k', 'type,mode,uid,gid,size,link,time,device']));
+    expect(await applyMtree(dir, spec)).toEqual(await treeFromFolder(dir));
   });
 });
 

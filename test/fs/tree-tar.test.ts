@@ -2,6 +2,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { treeFromTar } from '../../src/fs/tree/tar-source.js';
+import { treeFromFolder } from '../../src/fs/tree/folder.js';
 import type { FileTree } from '../../src/fs/tree/types.js';
 import { DiskmintError } from '../../src/model/errors.js';
 import { FILE_FLAGS } from '../../formats/archive/file-flags.js';
@@ -13,7 +14,8 @@ const FIXTURES = join(import.meta.dirname, '../../fixtures/ufs-sources');
 const TARBALL = join(FIXTURES, 'owners.tar');
 
 /** Everything but where the bytes are: the same tree from a plain and a compressed tarball. */
-const metadata = (tree: FileTree) => tree.nodes.map(({ content: _, ...n }) => ({ ...n, bytes: n.kind === 'file' ? contentOf(tree, { ...n, content: _ }) : undefined }));
+const metadata = (tree: FileTree) =>
+  tree.nodes.map(({ content: _, ...n }) => ({ ...n, bytes: n.kind === 'file' ? contentOf(tree, { ...n, content: _ }) : undefined }));
 
 describe('treeFromTar', () => {
   it('takes owners, modes, flags, devices and times from the archive (the bsdtar fixture)', async () => {
@@ -21,7 +23,22 @@ describe('treeFromTar', () => {
     await close();
     const at = (p: string) => tree.nodes.find((n) => n.path === p)!;
     expect(tree.nodes.map((n) => n.path)).toEqual([
-      '', 'bin', 'bin/link name', 'bin/rsh', 'bin/sh', 'dev', 'dev/disk0', 'dev/null', 'etc', 'etc/group', 'etc/master.passwd', 'home', 'home/builder', 'var', 'var/run', 'var/run/fifo',
+      '',
+      'bin',
+      'bin/link name',
+      'bin/rsh',
+      'bin/sh',
+      'dev',
+      'dev/disk0',
+      'dev/null',
+      'etc',
+      'etc/group',
+      'etc/master.passwd',
+      'home',
+      'home/builder',
+      'var',
+      'var/run',
+      'var/run/fifo',
     ]);
     expect(at('bin/rsh')).toMatchObject({ kind: 'file', mode: 0o555, uid: 0, gid: 0, flags: FILE_FLAGS.SF_IMMUTABLE | FILE_FLAGS.UF_ARCHIVE, size: 18 });
     expect(at('bin/rsh').mtime).toEqual({ sec: 1700000001, nsec: 500000000 });
@@ -67,6 +84,23 @@ describe('treeFromTar', () => {
     });
   }
 
+  it('reads the same tree GNU tar archived from a folder (members spanning many read windows)', async (ctx) => {
+    if (!requirePeer('tar', 'tar')) return ctx.skip();
+    const dir = tempDir();
+    const src = join(dir, 'src');
+    for (let i = 0; i < 400; i++) {
+      const sub = join(src, `d${i % 7}`, `e${i % 3}`);
+      mkdirSync(sub, { recursive: true });
+      writeFileSync(join(sub, `f${i}`), Buffer.alloc((i * 7919) % 9000, i & 0xff));
+    }
+    const tar = join(dir, 'many.tar');
+    runPeerOk('tar', ['--format=pax', '-C', src, '-cf', tar, '.']);
+    const fromFolder = await treeFromFolder(src);
+    const { tree } = await treeFromTar(tar);
+    const view = (t: FileTree) => t.nodes.map((n) => [n.path, n.kind, n.mode, n.size, n.mtime.sec, n.kind === 'file' ? contentOf(t, n) : '']);
+    expect(view(tree)).toEqual(view(fromFolder));
+  });
+
   it('makes the folders an archive implies without naming them', async (ctx) => {
     if (!requirePeer('tar', 'tar')) return ctx.skip();
     const dir = tempDir();
@@ -97,6 +131,28 @@ describe('treeFromTar', () => {
     writeFileSync(badGz, Buffer.concat([Buffer.from([0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 3]), Buffer.alloc(50, 0xee)]));
     await expect(treeFromTar(badGz)).rejects.toThrow(/gzip stream is damaged or truncated/);
     await expect(treeFromTar(join(dir, 'missing.tar'))).rejects.toThrow(/cannot read the archive/);
+  });
+
+  it('takes owners by name as extracting would (bsdtar writes uid 0 for a spec with names only)', async (ctx) => {
+    if (!requirePeer('bsdtar', 'libarchive-tools')) return ctx.skip();
+    const dir = tempDir();
+    writeFileSync(join(dir, 'f'), 'x\n');
+    writeFileSync(join(dir, 'spec'), '#mtree\n./f type=file uname=man gname=operator mode=0444 contents=f\n./g type=dir uname=www gname=nosuchgroup\n');
+    runPeerOk('bsdtar', ['-C', dir, '-cf', join(dir, 'names.tar'), '--format', 'pax', '@spec']);
+    const { tree } = await treeFromTar(join(dir, 'names.tar'));
+    // FreeBSD's stock etc/master.passwd and etc/group: man 9, operator 5, www 80; an unknown name keeps the numeric id.
+    expect(tree.nodes.find((n) => n.path === 'f')).toMatchObject({ uid: 9, gid: 5 });
+    expect(tree.nodes.find((n) => n.path === 'g')).toMatchObject({ uid: 80, gid: 0 });
+    const numeric = await treeFromTar(join(dir, 'names.tar'), { numericOwner: true });
+    expect(numeric.tree.nodes.find((n) => n.path === 'f')).toMatchObject({ uid: 0, gid: 0 });
+    // The archive's own etc/master.passwd names users first.
+    const etc = join(dir, 'etc');
+    mkdirSync(etc);
+    writeFileSync(join(etc, 'master.passwd'), 'man:*:4242:9::0:0:Man:/:/sbin/nologin\n');
+    writeFileSync(join(dir, 'spec2'), '#mtree\n./etc type=dir\n./etc/master.passwd type=file contents=etc/master.passwd\n./f type=file uname=man contents=f\n');
+    runPeerOk('bsdtar', ['-C', dir, '-cf', join(dir, 'own.tar'), '--format', 'pax', '@spec2']);
+    const own = await treeFromTar(join(dir, 'own.tar'));
+    expect(own.tree.nodes.find((n) => n.path === 'f')).toMatchObject({ uid: 4242 });
   });
 
   it('clamps times later than SOURCE_DATE_EPOCH', async () => {

@@ -11,7 +11,7 @@ export function bytesOf(tree: FileTree, node: TreeNode): Buffer {
   const buf = Buffer.alloc(ref.length);
   const fd = openSync(ref.path, 'r');
   try {
-    for (let got = 0; got < ref.length; ) {
+    for (let got = 0; got < ref.length;) {
       const n = readSync(fd, buf, got, ref.length - got, ref.offset + got);
       if (n === 0) throw new Error(`${ref.path} ends before ${node.path}'s bytes do`);
       got += n;

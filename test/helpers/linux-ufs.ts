@@ -1,8 +1,8 @@
 /**
  * An independent UFS reader: Linux's ufs driver, in Debian's 6.1 kernel booted under QEMU (TCG)
  * with a busybox initramfs built here (shared/FACTS.md, "Linux's UFS driver as a reader under
- * QEMU"). The image is attached read-only; /init mounts it read-only and prints one record per
- * path between BEGIN/END markers on the serial console, then powers off.
+ * QEMU"). The image is attached read-only; /init mounts it read-only and writes one record per
+ * path between BEGIN/END markers to a second (scratch) disk, then powers off.
  *
  * Needs: the kernel and modules extracted (.ci/run does it) under $DISKMINT_LINUX_CACHE or
  * /var/cache/diskmint-linux (any `<dir>/boot/vmlinuz-*` with `<dir>/lib/modules/<ver>/`),
@@ -11,7 +11,7 @@
  * Limits of the listing: names holding a tab or a newline cannot be told apart in it.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readSync, truncateSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +23,9 @@ const BUSYBOX = '/bin/busybox';
 const BEGIN = '==DISKMINT-UFS-LISTING-BEGIN==';
 const END = '==DISKMINT-UFS-LISTING-END==';
 const FAILED = '==DISKMINT-UFS-MOUNT-FAILED==';
+const LISTED = '==DISKMINT-UFS-LISTED==';
+/** The sparse disk the guest writes its listing to. */
+const LISTING_DISK_BYTES = 1 << 30;
 
 /** Module load order matters: each needs the ones before it (FACTS). */
 const MODULES = [
@@ -93,7 +96,8 @@ export interface LinuxUfsRecord {
 }
 
 // The /init script: busybox's stat/sha256sum/readlink in batches (one process per file would
-// take minutes under TCG for 10,000 files).
+// take minutes under TCG for 10,000 files). The listing goes to a second disk (/dev/vdb), not
+// the console: an emulated serial port moves a few hundred KB a second.
 const INIT = `#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t devtmpfs dev /dev
@@ -101,14 +105,18 @@ exec </dev/console >/dev/console 2>&1
 mount -t proc proc /proc
 for m in ${MODULES.map((m) => `/modules/${m.split('/').pop()}`).join(' ')}; do insmod $m || echo "insmod $m failed"; done
 t=$(sed -n 's/.*diskmint.ufstype=\\([a-z0-9]*\\).*/\\1/p' /proc/cmdline)
-i=0; while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+i=0; while [ ! -b /dev/vdb ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
 if mount -r -t ufs -o ufstype=$t /dev/vda /mnt; then
   cd /mnt
-  echo ${BEGIN}
-  find . -exec stat -c 'S	%f	%u	%g	%s	%h	%t	%T	%Y	%i	%n' {} +
-  find . -type f -exec sha256sum {} + | sed 's/^/H	/'
-  find . -type l | while IFS= read -r f; do printf 'L	%s	%s\\n' "$f" "$(readlink "$f")"; done
-  echo ${END}
+  {
+    echo ${BEGIN}
+    find . -exec stat -c 'S	%f	%u	%g	%s	%h	%t	%T	%Y	%i	%n' {} +
+    find . -type f -exec sha256sum {} + | sed 's/^/H	/'
+    find . -type l | while IFS= read -r f; do printf 'L	%s	%s\\n' "$f" "$(readlink "$f")"; done
+    echo ${END}
+  } > /dev/vdb
+  sync
+  echo ${LISTED}
   cd /
   umount /mnt
 else
@@ -148,22 +156,46 @@ export async function listUfsWithLinux(imagePath: string, opts: { ufstype: 'ufs2
   const dir = await mkdtemp(join(tmpdir(), 'diskmint-linux-ufs-'));
   try {
     const initrd = await buildInitramfs(kernel, dir);
+    const listingDisk = join(dir, 'listing.img');
+    writeFileSync(listingDisk, '');
+    truncateSync(listingDisk, LISTING_DISK_BYTES); // sparse: costs only what the guest writes
     const args = [
       ...['-accel', 'tcg', '-m', '256', '-nographic', '-no-reboot', '-nodefaults', '-nic', 'none', '-serial', 'stdio', '-monitor', 'none'],
       ...['-kernel', kernel.vmlinuz, '-initrd', initrd],
       ...['-append', `console=ttyS0 quiet loglevel=1 panic=-1 diskmint.ufstype=${opts.ufstype}`],
       ...['-drive', `file=${imagePath},format=raw,if=virtio,readonly=on`],
+      ...['-drive', `file=${listingDisk},format=raw,if=virtio`],
     ];
     const log = await runQemu(args, opts.timeoutMs ?? 180_000);
-    const begin = log.indexOf(BEGIN);
-    const end = log.indexOf(END);
+    const listing = log.includes(LISTED) ? listingText(listingDisk) : '';
+    const begin = listing.indexOf(BEGIN);
+    const end = listing.indexOf(END);
     if (begin < 0 || end < begin) {
       const why = log.includes(FAILED) ? 'Linux could not mount the image' : 'the listing did not complete';
       throw new Error(`${why} (ufstype=${opts.ufstype}, ${imagePath}); console:\n${log.slice(-4000)}`);
     }
-    return { records: parseListing(log.slice(begin + BEGIN.length, end)), log };
+    return { records: parseListing(listing.slice(begin + BEGIN.length, end)), log };
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The text the guest wrote at the start of the listing disk (up to the first NUL). */
+function listingText(disk: string): string {
+  const fd = openSync(disk, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    for (let at = 0; at < LISTING_DISK_BYTES;) {
+      const buf = Buffer.alloc(4 << 20);
+      const n = readSync(fd, buf, 0, buf.length, at);
+      const nul = buf.subarray(0, n).indexOf(0);
+      chunks.push(buf.subarray(0, nul < 0 ? n : nul));
+      if (nul >= 0 || n === 0) break;
+      at += n;
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  } finally {
+    closeSync(fd);
   }
 }
 

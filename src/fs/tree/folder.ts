@@ -2,7 +2,9 @@
  * A FileTree from a folder on this machine: an lstat walk (symlinks are kept, never followed),
  * owners, modes and times as the file system reports them, hard links found by device and
  * inode number, device nodes, FIFOs and sockets. Linux keeps no BSD file flags: all are 0.
- * A folder keeps no meaningful birth time: it is the modification time.
+ * Only the modification time is the tree's own: a folder's access and change times say when
+ * this machine last read or copied a file (the walk itself moves atime), and it keeps no birth
+ * time. All four are taken as the modification time, so the same folder gives the same tree.
  */
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
@@ -47,7 +49,8 @@ function kindOf(st: BigIntStats): TreeNodeKind | undefined {
   return undefined;
 }
 
-async function nodeOf(abs: string, path: string, st: BigIntStats): Promise<TreeNode> {
+/** The node of `path` (its bytes at `abs`) as lstat reported it. */
+export async function nodeOfStat(abs: string, path: string, st: BigIntStats): Promise<TreeNode> {
   const kind = kindOf(st);
   if (!kind) throw new DiskmintError('INPUT', `${abs} is of a file type diskmint cannot put in a file system`);
   const mtime = timeOfNs(st.mtimeNs);
@@ -58,9 +61,9 @@ async function nodeOf(abs: string, path: string, st: BigIntStats): Promise<TreeN
     uid: Number(st.uid),
     gid: Number(st.gid),
     flags: 0,
-    atime: timeOfNs(st.atimeNs),
+    atime: mtime,
     mtime,
-    ctime: timeOfNs(st.ctimeNs),
+    ctime: mtime,
     birthtime: mtime,
     size: 0,
   };
@@ -84,7 +87,7 @@ export async function treeFromFolder(dir: string, opts: FolderOptions = {}): Pro
     throw new DiskmintError('INPUT', `cannot read the folder ${dir}: ${(err as Error).message}`);
   }
   if (!rootStat.isDirectory()) throw new DiskmintError('BAD_ARGUMENT', `${dir} is not a folder`);
-  const nodes = new Map<string, TreeNode>([['', await nodeOf(root, '', rootStat)]]);
+  const nodes = new Map<string, TreeNode>([['', await nodeOfStat(root, '', rootStat)]]);
   const inodes = new Map<string, string>(); // "dev:ino" -> first path seen
   const pending = [''];
   try {
@@ -95,7 +98,7 @@ export async function treeFromFolder(dir: string, opts: FolderOptions = {}): Pro
         const path = rel === '' ? name : `${rel}/${name}`;
         const abs = join(root, path);
         const st = await lstat(abs, { bigint: true });
-        const node = await nodeOf(abs, path, st);
+        const node = await nodeOfStat(abs, path, st);
         if (node.kind !== 'dir' && st.nlink > 1n) {
           const key = `${st.dev}:${st.ino}`;
           const first = inodes.get(key);

@@ -4,18 +4,19 @@
  * target, device); the folder (or `contents=`) gives the bytes of files, and whatever the spec
  * leaves out of an entry. A file the spec names that the folder lacks is an error (unless the
  * entry says `optional`); folders the spec names need not exist. Hard links are files the
- * folder holds as one inode (device and inode number), or one tree node and its links.
+ * folder holds as one inode (device and inode number), or one tree node and its links. A path
+ * that neither the spec (time=) nor the folder dates takes the spec file's modification time.
  */
-import { lstat, readlink } from 'node:fs/promises';
+import { lstat, stat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { FormatError } from '../../../formats/common/errors.js';
 import { parseMtree, type MtreeEntry, type MtreeType } from '../../../formats/fs/mtree.js';
 import { DiskmintError } from '../../model/errors.js';
-import { linuxDevice, timeOfNs } from './folder.js';
+import { nodeOfStat, timeOfNs } from './folder.js';
 import { finishTree } from './order.js';
 import { clampTimes } from './times.js';
-import type { FileTree, TreeNode, TreeNodeKind } from './types.js';
+import type { FileTree, TreeNode, TreeNodeKind, TreeTime } from './types.js';
 import { lookupId, nameTables, readText } from './users.js';
 
 export interface MtreeOptions {
@@ -50,33 +51,17 @@ async function lookup(base: FileTree | string, byPath: Map<string, TreeNode> | u
   const abs = resolve(base, contents ?? path);
   const st = await statOrUndefined(abs);
   if (!st) return {};
-  const t = (ns: bigint) => timeOfNs(ns);
-  const kind: TreeNodeKind | undefined = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : st.isCharacterDevice() ? 'char' : st.isBlockDevice() ? 'block' : st.isFIFO() ? 'fifo' : st.isSocket() ? 'socket' : undefined;
-  if (!kind) return {};
-  const node: TreeNode = {
-    path,
-    kind,
-    mode: Number(st.mode) & 0o7777,
-    uid: Number(st.uid),
-    gid: Number(st.gid),
-    flags: 0,
-    atime: t(st.atimeNs),
-    mtime: t(st.mtimeNs),
-    ctime: t(st.ctimeNs),
-    birthtime: t(st.mtimeNs),
-    size: kind === 'file' ? Number(st.size) : 0,
-  };
-  if (kind === 'file') node.content = { path: abs, offset: 0, length: node.size };
-  if (kind === 'symlink') node.target = await readlink(abs);
-  if (kind === 'char' || kind === 'block') node.device = linuxDevice(st.rdev);
+  const node = await nodeOfStat(abs, path, st);
   return { node, inode: `${st.dev}:${st.ino}` };
 }
 
 /** The tree `specFile` describes over `base` (a folder, or a tree from other sources). */
 export async function applyMtree(base: FileTree | string, specFile: string, opts: MtreeOptions = {}): Promise<FileTree> {
   let entries: MtreeEntry[];
+  let specTime: TreeTime;
   try {
     entries = parseMtree(await readText(specFile, 'mtree spec'));
+    specTime = timeOfNs((await stat(specFile, { bigint: true })).mtimeNs);
   } catch (err) {
     if (err instanceof FormatError) throw new DiskmintError('INPUT', `${specFile}: ${err.message}`);
     throw err;
@@ -96,7 +81,8 @@ export async function applyMtree(base: FileTree | string, specFile: string, opts
       if (k.optional) continue;
       throw new DiskmintError('INPUT', `${at} has no type= and ${where} does not hold it`);
     }
-    const time = k.time ?? have?.mtime ?? { sec: opts.sourceDateEpoch ?? 0, nsec: 0 };
+    // Neither the spec nor the folder dates it (a folder only the spec names): the spec's own time.
+    const time = k.time ?? have?.mtime ?? specTime;
     const node: TreeNode = {
       path,
       kind,

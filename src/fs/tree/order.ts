@@ -49,11 +49,15 @@ export const isImpliedDirectory = (node: TreeNode): boolean => implied.has(node)
  */
 export function finishTree(nodes: Map<string, TreeNode>, label: string): FileTree {
   for (const node of [...nodes.values()]) {
-    for (let p = node.path; p !== ''; ) {
+    for (let p = node.path; p !== '';) {
       p = parentOf(p);
       const parent = nodes.get(p);
       if (parent) {
-        if (parent.kind !== 'dir') throw new DiskmintError('BAD_ARGUMENT', `${label}: ${JSON.stringify(node.path)} lies under ${JSON.stringify(p)}, which is a ${parent.kind}, not a folder`);
+        if (parent.kind !== 'dir')
+          throw new DiskmintError(
+            'BAD_ARGUMENT',
+            `${label}: ${JSON.stringify(node.path)} lies under ${JSON.stringify(p)}, which is a ${parent.kind}, not a folder`,
+          );
         break;
       }
       nodes.set(p, impliedDirectory(p, node.mtime));
@@ -70,28 +74,35 @@ function rerootHardLinks(sorted: TreeNode[], byPath: Map<string, TreeNode>, labe
     let at = n;
     for (let hops = 0; at.hardlinkOf !== undefined; hops++) {
       const next = byPath.get(at.hardlinkOf);
-      if (!next) throw new DiskmintError('BAD_ARGUMENT', `${label}: ${JSON.stringify(at.path)} is a hard link to ${JSON.stringify(at.hardlinkOf)}, which it does not hold`);
+      if (!next)
+        throw new DiskmintError(
+          'BAD_ARGUMENT',
+          `${label}: ${JSON.stringify(at.path)} is a hard link to ${JSON.stringify(at.hardlinkOf)}, which it does not hold`,
+        );
       if (hops > byPath.size) throw new DiskmintError('BAD_ARGUMENT', `${label}: hard links around ${JSON.stringify(n.path)} form a loop`);
       at = next;
     }
     return at;
   };
   const firstOfGroup = new Map<TreeNode, TreeNode>(); // inode owner -> first path in order
-  return sorted.map((n) => {
-    const owner = ownerOf(n);
-    if (owner === n && n.hardlinkOf === undefined && !firstOfGroup.has(owner)) {
-      firstOfGroup.set(owner, n);
-      return n;
-    }
-    const first = firstOfGroup.get(owner);
-    if (first) return { ...first, ...pathOnly(n.path), hardlinkOf: first.path, content: undefined };
-    if (owner.kind === 'dir') throw new DiskmintError('BAD_ARGUMENT', `${label}: ${JSON.stringify(n.path)} is a hard link to the folder ${JSON.stringify(owner.path)}`);
-    // The first path of the group in order takes the owner's inode.
-    const taken: TreeNode = { ...owner, path: n.path, hardlinkOf: undefined };
-    delete taken.hardlinkOf;
-    firstOfGroup.set(owner, taken);
-    return taken;
-  }).map(stripUndefined);
+  return sorted
+    .map((n) => {
+      const owner = ownerOf(n);
+      if (owner === n && n.hardlinkOf === undefined && !firstOfGroup.has(owner)) {
+        firstOfGroup.set(owner, n);
+        return n;
+      }
+      const first = firstOfGroup.get(owner);
+      if (first) return { ...first, ...pathOnly(n.path), hardlinkOf: first.path, content: undefined };
+      if (owner.kind === 'dir')
+        throw new DiskmintError('BAD_ARGUMENT', `${label}: ${JSON.stringify(n.path)} is a hard link to the folder ${JSON.stringify(owner.path)}`);
+      // The first path of the group in order takes the owner's inode.
+      const taken: TreeNode = { ...owner, path: n.path, hardlinkOf: undefined };
+      delete taken.hardlinkOf;
+      firstOfGroup.set(owner, taken);
+      return taken;
+    })
+    .map(stripUndefined);
 }
 
 const pathOnly = (path: string) => ({ path });

@@ -56,7 +56,7 @@ export async function loadTreeSources(specs: string[], opts: TreeSourceOptions =
       });
       if (st.isDirectory()) trees.push(await treeFromFolder(source.path));
       else {
-        const loaded = await treeFromTar(source.path);
+        const loaded = await treeFromTar(source.path, { nameTrees: [...trees].reverse() });
         closers.push(loaded.close);
         trees.push(loaded.tree);
       }

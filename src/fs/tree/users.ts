@@ -9,17 +9,71 @@ import type { FileTree } from './types.js';
 
 /** FreeBSD's etc/master.passwd (freebsd-src, user name: uid). */
 export const FREEBSD_USERS: Readonly<Record<string, number>> = {
-  root: 0, toor: 0, daemon: 1, operator: 2, bin: 3, tty: 4, kmem: 5, games: 7, news: 8, man: 9, sshd: 22,
-  smmsp: 25, mailnull: 26, bind: 53, unbound: 59, proxy: 62, _pflogd: 64, _dhcp: 65, uucp: 66, pop: 68,
-  auditdistd: 78, www: 80, ntpd: 123, _ypldap: 160, hast: 845, tests: 977, nobody: 65534,
+  root: 0,
+  toor: 0,
+  daemon: 1,
+  operator: 2,
+  bin: 3,
+  tty: 4,
+  kmem: 5,
+  games: 7,
+  news: 8,
+  man: 9,
+  sshd: 22,
+  smmsp: 25,
+  mailnull: 26,
+  bind: 53,
+  unbound: 59,
+  proxy: 62,
+  _pflogd: 64,
+  _dhcp: 65,
+  uucp: 66,
+  pop: 68,
+  auditdistd: 78,
+  www: 80,
+  ntpd: 123,
+  _ypldap: 160,
+  hast: 845,
+  tests: 977,
+  nobody: 65534,
 };
 
 /** FreeBSD's etc/group (freebsd-src, group name: gid). */
 export const FREEBSD_GROUPS: Readonly<Record<string, number>> = {
-  wheel: 0, daemon: 1, kmem: 2, sys: 3, tty: 4, operator: 5, mail: 6, bin: 7, news: 8, man: 9, games: 13,
-  ftp: 14, staff: 20, sshd: 22, smmsp: 25, mailnull: 26, guest: 31, bind: 53, unbound: 59, proxy: 62,
-  authpf: 63, _pflogd: 64, _dhcp: 65, uucp: 66, dialer: 68, network: 69, audit: 77, www: 80, ntpd: 123,
-  _ypldap: 160, hast: 845, tests: 977, nogroup: 65533, nobody: 65534,
+  wheel: 0,
+  daemon: 1,
+  kmem: 2,
+  sys: 3,
+  tty: 4,
+  operator: 5,
+  mail: 6,
+  bin: 7,
+  news: 8,
+  man: 9,
+  games: 13,
+  ftp: 14,
+  staff: 20,
+  sshd: 22,
+  smmsp: 25,
+  mailnull: 26,
+  guest: 31,
+  bind: 53,
+  unbound: 59,
+  proxy: 62,
+  authpf: 63,
+  _pflogd: 64,
+  _dhcp: 65,
+  uucp: 66,
+  dialer: 68,
+  network: 69,
+  audit: 77,
+  www: 80,
+  ntpd: 123,
+  _ypldap: 160,
+  hast: 845,
+  tests: 977,
+  nogroup: 65533,
+  nobody: 65534,
 };
 
 export interface NameTables {
@@ -69,7 +123,10 @@ export async function nameTables(trees: FileTree[]): Promise<NameTables> {
   return {
     users: passwd !== undefined ? parseIdFile(passwd) : new Map(Object.entries(FREEBSD_USERS)),
     groups: group !== undefined ? parseIdFile(group) : new Map(Object.entries(FREEBSD_GROUPS)),
-    from: passwd !== undefined || group !== undefined ? "the tree's etc/master.passwd, etc/passwd and etc/group" : "FreeBSD's stock etc/master.passwd and etc/group",
+    from:
+      passwd !== undefined || group !== undefined
+        ? "the tree's etc/master.passwd, etc/passwd and etc/group"
+        : "FreeBSD's stock etc/master.passwd and etc/group",
   };
 }
 
@@ -77,7 +134,10 @@ export async function nameTables(trees: FileTree[]): Promise<NameTables> {
 export function lookupId(tables: NameTables, kind: 'user' | 'group', name: string, where: string): number {
   const id = (kind === 'user' ? tables.users : tables.groups).get(name);
   if (id === undefined)
-    throw new DiskmintError('BAD_ARGUMENT', `${where}: no ${kind} named ${JSON.stringify(name)} in ${tables.from}; give ${kind === 'user' ? 'uid' : 'gid'}= or add the ${kind}`);
+    throw new DiskmintError(
+      'BAD_ARGUMENT',
+      `${where}: no ${kind} named ${JSON.stringify(name)} in ${tables.from}; give ${kind === 'user' ? 'uid' : 'gid'}= or add the ${kind}`,
+    );
   return id;
 }
 
