@@ -7,6 +7,7 @@ import type { Writable } from 'node:stream';
 import { DiskmintError } from '../model/errors.js';
 import { nonZeroSpans } from './zero-blocks.js';
 import { writeFully } from './write-fully.js';
+import { directWrites } from './sink-direct.js';
 
 export interface ByteSink {
   /** True when `pwrite` works (a regular file); false for pipes. */
@@ -42,10 +43,14 @@ const DIRECT_BYTES = 256 << 10;
 /**
  * A sink over a new (empty) file: zero runs are left as holes, small forward writes are
  * coalesced, and large ones are written from the caller's buffer (resolved once on disk, so the
- * caller may reuse it then; a copy would cost one more pass over every byte).
+ * caller may reuse it then). Large writes go past the page cache (O_DIRECT, sink-direct.ts)
+ * where the file system allows; `directBytes` counts them.
  */
-export function fileSink(handle: FileHandle): ByteSink {
+export function fileSink(handle: FileHandle): ByteSink & { readonly directBytes: number } {
   let position = 0;
+  // Large writes go to the device past the page cache where the file system allows (sink-direct.ts).
+  const direct = directWrites(handle.fd);
+  const buffered = (parts: readonly Uint8Array[], at: number) => writeAllParts(handle, parts, at);
   let end = 0;
   // Write-behind buffer for small forward writes: many 64 KiB clusters become one 4 MiB write.
   const pending = Buffer.allocUnsafe(COALESCE_BYTES);
@@ -53,7 +58,7 @@ export function fileSink(handle: FileHandle): ByteSink {
   let pendingLength = 0;
   const flush = async () => {
     if (!pendingLength) return;
-    await writeFully(handle, pending.subarray(0, pendingLength), pendingAt);
+    await direct.write([pending.subarray(0, pendingLength)], pendingAt, buffered);
     pendingLength = 0;
   };
   /** Put non-zero `bytes` at file offset `at`. */
@@ -69,15 +74,19 @@ export function fileSink(handle: FileHandle): ByteSink {
     if (pendingLength && pendingAt + pendingLength === at) {
       const before = pending.subarray(0, pendingLength);
       pendingLength = 0;
-      await writeAllParts(handle, [before, ...parts], pendingAt);
+      await direct.write([before, ...parts], pendingAt, buffered);
     } else {
       await flush();
-      await writeAllParts(handle, parts, at);
+      await direct.write(parts, at, buffered);
     }
   };
   return {
     seekable: true,
     fd: handle.fd,
+    /** Bytes written past the page cache (O_DIRECT) so far. */
+    get directBytes() {
+      return direct.directBytes;
+    },
     get position() {
       return position;
     },

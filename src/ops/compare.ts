@@ -21,7 +21,7 @@ type Range = { offset: number; length: number };
 export type ComparableDisk = Pick<ContainerReader, 'size' | 'read' | 'allocatedRanges' | 'close'> & { dataRanges?(): AsyncIterable<Range> };
 
 /** Bytes compared per read of each image. */
-const COMPARE_CHUNK = 1 << 20;
+const COMPARE_CHUNK = 4 << 20;
 /** Chunks read ahead of the comparison (both images read at once, on libuv's threads). */
 const READ_AHEAD = 4;
 /** qemu-img compare reports a mismatch at the start of its 512-byte sector. */

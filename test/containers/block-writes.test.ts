@@ -7,12 +7,13 @@
 import { readFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { writeInPlace, writeNonZeroBlocks } from '../../src/containers/block-layout.js';
 import { READ_CHUNK } from '../../src/containers/blocks.js';
 import { VirtualDisk } from '../../src/model/extents.js';
 import { fileSink } from '../../src/io/sink.js';
 import { tempDir } from '../helpers/golden.js';
+import { eachTestChoosesItsPath } from '../helpers/kernel-path.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -90,6 +91,12 @@ function recordingDisk(
 }
 
 describe('the block write path', () => {
+  // The calls are counted on the FileHandle: large writes stay on it (buffered) only on the pure
+  // path; the O_DIRECT path writes the same batches through its own descriptor (test/io/sink-direct.test.ts).
+  eachTestChoosesItsPath();
+  beforeEach(() => {
+    process.env.DISKMINT_PURE_IO = '1';
+  });
   it('writes a bitmap and its 2 MiB block with one call, gathering blocks into a few large writes', async () => {
     const blockSize = 2 * MiB;
     const blocks = 8;

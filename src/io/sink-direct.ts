@@ -1,0 +1,119 @@
+/**
+ * Large writes of a new output file straight to the device (O_DIRECT, open(2)), past the page
+ * cache: a buffered write copies every byte into freshly allocated cache pages, which is most of
+ * a conversion's time (the kernel's copy_folio_from_iter), and those pages are then written out
+ * by the fsync anyway. Here each byte is copied once into a small reused staging buffer and the
+ * device reads it from there. The bytes that reach the file are the same either way.
+ *
+ * Direct I/O wants the file offset, the length and the memory address aligned to the device's
+ * logical block; the staging buffer is a WebAssembly memory (its base is page aligned) and only
+ * the ALIGN-aligned middle of a write goes direct, its ends through the caller's buffered write.
+ * Where the file system refuses O_DIRECT (tmpfs, some FUSE), the sink writes buffered as before;
+ * DISKMINT_PURE_IO=1 writes buffered too (plain reads and writes only).
+ */
+import { closeSync, constants, openSync, write } from 'node:fs';
+import { promisify } from 'node:util';
+
+/** Offsets, lengths and the buffer's base aligned to this: the page size, a multiple of every common logical block (512, 4096). */
+export const DIRECT_ALIGN = 4096;
+/** Bytes staged per direct write (a gathered batch is ~4 MiB; the coalesced bytes before it up to 4 MiB more). */
+const STAGE_BYTES = 8 << 20;
+/** A write whose aligned middle is shorter than this goes buffered whole (not worth a second descriptor). */
+const DIRECT_AT_LEAST = 256 << 10;
+
+const pwrite = promisify(write);
+
+/** Buffered write of `parts` back to back from `at` (the caller's own path). */
+export type BufferedWrite = (parts: readonly Uint8Array[], at: number) => Promise<void>;
+
+export interface DirectWrites {
+  /**
+   * Write `parts` back to back from `at`: the aligned middle through O_DIRECT, the ends (and all
+   * of it when direct I/O is refused or too short) through `buffered`.
+   */
+  write(parts: readonly Uint8Array[], at: number, buffered: BufferedWrite): Promise<void>;
+  /** Bytes that went direct so far. */
+  readonly directBytes: number;
+}
+
+/** Direct writes into the file open as `fd` (reopened through /proc/self/fd with O_DIRECT for each write, so no descriptor outlives one). */
+export function directWrites(fd: number | undefined): DirectWrites {
+  let usable = fd !== undefined && process.platform === 'linux' && process.env.DISKMINT_PURE_IO !== '1' && constants.O_DIRECT !== undefined;
+  let stage: Uint8Array | undefined;
+  let directBytes = 0;
+  return {
+    get directBytes() {
+      return directBytes;
+    },
+    async write(parts, at, buffered) {
+      let total = 0;
+      for (const p of parts) total += p.length;
+      const from = Math.ceil(at / DIRECT_ALIGN) * DIRECT_ALIGN;
+      const to = Math.floor((at + total) / DIRECT_ALIGN) * DIRECT_ALIGN;
+      if (!usable || to - from < DIRECT_AT_LEAST) return buffered(parts, at);
+      let direct: number;
+      try {
+        direct = openSync(`/proc/self/fd/${fd}`, constants.O_WRONLY | constants.O_DIRECT);
+      } catch {
+        usable = false; // no /proc, or a file system without O_DIRECT (EINVAL): buffered from now on
+        return buffered(parts, at);
+      }
+      try {
+        // Pages 64 KiB each; STAGE_BYTES is a whole number of them.
+        stage ??= new Uint8Array(new WebAssembly.Memory({ initial: STAGE_BYTES / 65536 }).buffer);
+        const written = await writeStaged(direct, stage, parts, at, from, to);
+        directBytes += written;
+        if (written < to - from) usable = false; // refused partway: buffered from now on
+        await buffered(slice(parts, 0, from - at), at);
+        await buffered(slice(parts, from + written - at, total), from + written);
+      } finally {
+        closeSync(direct);
+      }
+    },
+  };
+}
+
+/**
+ * Copy the bytes of `parts` (starting at file offset `at`) that fall in [from, to) into `stage`
+ * and write them with `direct`, a stage at a time. Returns how many bytes from `from` on were
+ * written; fewer than `to - from` when the kernel refused direct I/O for this file (EINVAL), then
+ * the caller writes the rest buffered. Other errors (no space, I/O) are thrown.
+ */
+async function writeStaged(direct: number, stage: Uint8Array, parts: readonly Uint8Array[], at: number, from: number, to: number): Promise<number> {
+  let done = 0;
+  while (from + done < to) {
+    const n = Math.min(stage.length, to - from - done);
+    let filled = 0;
+    for (const p of slice(parts, from + done - at, from + done - at + n)) {
+      stage.set(p, filled);
+      filled += p.length;
+    }
+    for (let off = 0; off < n;) {
+      let k: number;
+      try {
+        k = (await pwrite(direct, stage, off, n - off, from + done + off)).bytesWritten;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EINVAL') return done + off; // alignment this file system wants more of
+        throw err;
+      }
+      if (k <= 0 || k % DIRECT_ALIGN !== 0) return done + off + Math.max(0, k); // the rest buffered, from wherever it stopped
+      off += k;
+    }
+    done += n;
+  }
+  return done;
+}
+
+/** Bytes [start, end) of `parts` taken as one sequence, as views (no copy). */
+function slice(parts: readonly Uint8Array[], start: number, end: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let base = 0;
+  for (const p of parts) {
+    const s = Math.max(start, base);
+    const e = Math.min(end, base + p.length);
+    if (s < e) out.push(p.subarray(s - base, e - base));
+    base += p.length;
+    if (base >= end) break;
+  }
+  return out;
+}
