@@ -1,0 +1,15 @@
+/** `diskmint ufs cat IMG[:N] PATH`: a regular file's bytes (holes as zeros) to a stream. */
+import type { Writable } from 'node:stream';
+import { DiskmintError } from '../../model/errors.js';
+import { withUfs } from './open.js';
+
+export async function catUfs(spec: string, path: string, out: Writable): Promise<void> {
+  await withUfs(spec, async (ufs) => {
+    const entry = await ufs.stat(path);
+    if (!entry) throw new DiskmintError('BAD_ARGUMENT', `${path}: no such file in ${spec}`);
+    if (entry.stat.kind !== 'file') throw new DiskmintError('BAD_ARGUMENT', `${path} in ${spec} is a ${entry.stat.kind}, not a regular file`);
+    for await (const chunk of ufs.readFile(path)) {
+      if (!out.write(chunk)) await new Promise((r) => out.once('drain', r));
+    }
+  });
+}
