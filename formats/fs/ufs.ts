@@ -21,30 +21,31 @@
  */
 import { latin1Z } from '../common/bytes.js';
 import { fail, FormatError } from '../common/errors.js';
+import { FS_UFS2_MAGIC, MAXVOLLEN, SB_OFFSETS, SB_VOLNAME, STRUCT_FS_SIZE } from './ufs2/superblock.js';
 
 export const UFS1_MAGIC = 0x011954;
-export const UFS2_MAGIC = 0x19540119;
+export const UFS2_MAGIC = FS_UFS2_MAGIC;
 export const UFS_BAD_MAGIC = 0x19960408; // newfs did not finish
 export const UFS_SUPERBLOCK_SIZE = 8192;
 export const UFS_SUPERBLOCK_OFFSETS: readonly number[] = Object.freeze([65536, 8192, 0, 262144]);
 /** Bytes from the start of the partition that cover every probe location. */
 export const UFS_PROBE_BYTES = 262144 + UFS_SUPERBLOCK_SIZE;
 
+// One table of struct fs offsets: the UFS2 codec's (struct fs is laid out alike for UFS1).
 const OFF = {
-  oldSize: 36,
-  ncg: 44,
-  bsize: 48,
-  fsize: 52,
-  frag: 56,
-  sbsize: 104,
-  id: 144,
-  volname: 680,
-  sblockloc: 1000,
-  size: 1080,
-  magic: 1372,
+  oldSize: SB_OFFSETS.oldSize,
+  ncg: SB_OFFSETS.ncg,
+  bsize: SB_OFFSETS.bsize,
+  fsize: SB_OFFSETS.fsize,
+  frag: SB_OFFSETS.frag,
+  sbsize: SB_OFFSETS.sbsize,
+  id: SB_OFFSETS.id0,
+  volname: SB_VOLNAME,
+  sblockloc: SB_OFFSETS.sblockloc,
+  size: SB_OFFSETS.size,
+  magic: SB_OFFSETS.magic,
 } as const;
-const STRUCT_FS_SIZE = 1376;
-const VOLNAME_LEN = 32;
+const VOLNAME_LEN = MAXVOLLEN;
 const MINBSIZE = 4096;
 const MAXBSIZE = 65536;
 const MAXFRAG = 8;
