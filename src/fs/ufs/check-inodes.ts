@@ -8,7 +8,7 @@
 import { FormatError } from '../../../formats/common/errors.js';
 import type { CylinderGroup } from '../../../formats/fs/ufs2/cylinder-group.js';
 import { decodeInodeBytes } from './inode-decode.js';
-import { blockMap } from './read-blocks.js';
+import { blockMap, inRange } from './read-blocks.js';
 import { cgDmin, cgImin, cgSblock, ROOT_INO, type UfsGeometry } from './read-geometry.js';
 import { kindOfMode, type UfsFileKind, type UfsInode } from './inode-types.js';
 import type { UfsVolume } from './read-volume.js';
@@ -106,6 +106,19 @@ async function claimBlocks(v: UfsVolume, inode: UfsInode, kind: UfsFileKind, map
   // Devices keep di_rdev in di_db[0]; FIFOs and sockets hold no blocks; short symlinks live in the inode.
   const holdsBlocks = kind === 'file' || kind === 'dir' || (kind === 'symlink' && inode.size >= g.maxSymlinkLen);
   let frags = 0;
+  const claim = (addr: number, n: number) => {
+    for (let f = addr; f < addr + n; f++) {
+      if (testBit(maps.meta, f)) {
+        report('ufs.block-out-of-range', 'error', `inode ${ino}: fragment ${f} lies in a cylinder group's metadata`);
+        return;
+      }
+      if (testBit(maps.used, f)) {
+        report('ufs.block-dup', 'error', `inode ${ino}: fragment ${f} is also claimed by another inode (or twice by this one)`);
+        return;
+      }
+      setBit(maps.used, f);
+    }
+  };
   if (holdsBlocks) {
     try {
       for await (const p of blockMap(g, (o, n) => v.readExact(o, n), inode, g.sizeFrags)) {
@@ -115,23 +128,25 @@ async function claimBlocks(v: UfsVolume, inode: UfsInode, kind: UfsFileKind, map
           continue;
         }
         frags += n;
-        for (let f = p.addr; f < p.addr + n; f++) {
-          if (testBit(maps.meta, f)) {
-            report('ufs.block-out-of-range', 'error', `inode ${ino}: fragment ${f} lies in a cylinder group's metadata`);
-            break;
-          }
-          if (testBit(maps.used, f)) {
-            report('ufs.block-dup', 'error', `inode ${ino}: fragment ${f} is also claimed by another inode (or twice by this one)`);
-            break;
-          }
-          setBit(maps.used, f);
-        }
+        claim(p.addr, n);
       }
     } catch (e) {
       if (!(e instanceof FormatError)) throw e;
       report('ufs.inode', 'error', `inode ${ino}: ${e.message}`);
       return;
     }
+  }
+  // UFS2 extended attributes: di_extsize bytes in di_extb[], whole blocks then fragments (ffs_balloc.c).
+  for (let i = 0; i < inode.ext.length && i * g.blockSize < inode.extSize; i++) {
+    const addr = inode.ext[i];
+    if (addr === 0) continue;
+    const n = Math.ceil(Math.min(g.blockSize, inode.extSize - i * g.blockSize) / g.fragSize);
+    if (!inRange(g, addr, n)) {
+      report('ufs.block-out-of-range', 'error', `inode ${ino}: extended-attribute block ${addr} is outside the ${g.sizeFrags}-fragment file system`);
+      continue;
+    }
+    frags += n;
+    claim(addr, n);
   }
   if (inode.blocks * 512 !== frags * g.fragSize) {
     report('ufs.inode', 'warning', `inode ${ino}: di_blocks says ${inode.blocks} sectors, its block map holds ${(frags * g.fragSize) / 512}`);

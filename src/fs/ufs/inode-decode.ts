@@ -6,12 +6,17 @@
  */
 import { decodeUfs1Dinode } from '../../../formats/fs/ufs1-inode.js';
 import { decodeInode } from '../../../formats/fs/ufs2/inode.js';
+import { pointer64 } from './read-blocks.js';
 import type { UfsGeometry } from './read-geometry.js';
 import type { UfsInode } from './inode-types.js';
 
 /** dinode.h: di_db starts at byte 112 of a ufs2_dinode; di_db and di_ib hold 15 pointers of 8 bytes. */
 const UFS2_POINTERS_AT = 112;
 const UFS2_POINTERS_BYTES = 120;
+/** dinode.h: di_extsize (u32) at 92 and di_extb[UFS_NXADDR = 2] (int64) at 96: the extended-attribute blocks. */
+const UFS2_EXTSIZE_AT = 92;
+const UFS2_EXTB_AT = 96;
+const NXADDR = 2;
 
 export function decodeInodeBytes(g: UfsGeometry, ino: number, bytes: Uint8Array): UfsInode {
   if (g.version === 1) {
@@ -37,6 +42,7 @@ export function decodeInodeBytes(g: UfsGeometry, ino: number, bytes: Uint8Array)
     };
   }
   const d = decodeInode(bytes);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
   return {
     ino,
     mode: d.mode,
@@ -54,7 +60,7 @@ export function decodeInodeBytes(g: UfsGeometry, ino: number, bytes: Uint8Array)
     direct: d.db,
     indirect: d.ib,
     pointerArea: bytes.slice(UFS2_POINTERS_AT, UFS2_POINTERS_AT + UFS2_POINTERS_BYTES),
-    extSize: 0,
-    ext: [],
+    extSize: dv.getUint32(UFS2_EXTSIZE_AT, true),
+    ext: Array.from({ length: NXADDR }, (_, i) => pointer64(dv.getBigInt64(UFS2_EXTB_AT + 8 * i, true))),
   };
 }

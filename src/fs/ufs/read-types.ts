@@ -27,9 +27,9 @@ export interface UfsReader {
   label: string;
   /** The entry at `path` (symlinks not followed), undefined when there is none. */
   stat(path: string): Promise<UfsEntry | undefined>;
-  /** The entries of the directory at `path`, in on-disk order, without '.' and '..'. */
+  /** The entries of the directory at `path` (symlinks followed), in on-disk order, without '.' and '..'. */
   list(path: string): Promise<UfsEntry[]>;
-  /** The file's bytes, holes as zeros, in chunks of up to 1 MiB. */
+  /** The file's bytes (symlinks followed, as open() does), holes as zeros, in chunks of up to 1 MiB. */
   readFile(path: string): AsyncIterable<Uint8Array>;
   /** A regular file's data as runs at their offsets, holes left out (extraction writes sparse files). */
   readExtents(inode: UfsInode): AsyncIterable<{ offset: number; bytes: Uint8Array }>;

@@ -43,7 +43,7 @@ export interface UfsVolume {
 
 const utf8 = new TextDecoder('utf-8');
 
-export async function openUfsVolume(disk: DiskReader): Promise<UfsVolume> {
+export async function mountUfsVolume(disk: DiskReader): Promise<UfsVolume> {
   const head = await disk.read(0, Math.min(disk.size, UFS_PROBE_BYTES));
   const probe = findUfsSuperblock(head);
   if (probe.endian !== 'little') throw fail('ufs', 'BAD_VALUE', 'a big-endian UFS file system: diskmint reads little-endian ones only');

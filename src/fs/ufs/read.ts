@@ -11,7 +11,7 @@ import { checkUfs } from './check.js';
 import { S_IFLNK, S_IFMT, kindOfMode, statOf, type UfsInode } from './inode-types.js';
 import { ROOT_INO } from './read-geometry.js';
 import type { UfsEntry, UfsReader } from './read-types.js';
-import { openUfsVolume, type UfsVolume } from './read-volume.js';
+import { mountUfsVolume, type UfsVolume } from './read-volume.js';
 
 /** sys/sys/param.h MAXSYMLINKS: symlinks followed while resolving one path. */
 const MAXSYMLINKS = 32;
@@ -20,7 +20,7 @@ const MAX_DEPTH = 1024;
 const utf8 = new TextDecoder('utf-8');
 
 export async function openUfs(disk: DiskReader): Promise<UfsReader> {
-  const v = await openUfsVolume(disk);
+  const v = await mountUfsVolume(disk);
   const root = await v.readInode(ROOT_INO);
   if (kindOfMode(root.mode) !== 'dir') throw fail('ufs', 'BAD_VALUE', `the root inode ${ROOT_INO} is not a directory (mode 0${root.mode.toString(8)})`);
 
@@ -42,8 +42,8 @@ export async function openUfs(disk: DiskReader): Promise<UfsReader> {
     return out;
   };
 
-  /** The entry at `path`, symlinks in the middle followed; undefined when a name is missing. */
-  const resolve = async (path: string): Promise<UfsEntry | undefined> => {
+  /** The entry at `path`, symlinks in the middle (and the last one with `followLast`) followed; undefined when a name is missing. */
+  const resolve = async (path: string, followLast = false): Promise<UfsEntry | undefined> => {
     let todo = path.split('/').filter((p) => p !== '' && p !== '.');
     const stack: UfsEntry[] = [await rootEntry()];
     let hops = 0;
@@ -59,7 +59,7 @@ export async function openUfs(disk: DiskReader): Promise<UfsReader> {
       const rec = (await v.readDir(await v.readInode(dir.ino))).find((r) => r.name === part);
       if (!rec) return undefined;
       const e = await entryOf(rec.ino, part, `${dir.path === '/' ? '' : dir.path}/${part}`);
-      if (e.stat.kind === 'symlink' && todo.length > 0) {
+      if (e.stat.kind === 'symlink' && (todo.length > 0 || followLast)) {
         if (++hops > MAXSYMLINKS) throw fail('ufs', 'LOOP', `${path}: more than ${MAXSYMLINKS} symlinks`);
         const target = e.target ?? '';
         if (target.startsWith('/')) stack.splice(1);
@@ -72,7 +72,7 @@ export async function openUfs(disk: DiskReader): Promise<UfsReader> {
   };
 
   const mustBe = async (path: string, kind: 'dir' | 'file' | 'symlink'): Promise<UfsEntry> => {
-    const e = await resolve(path);
+    const e = await resolve(path, kind !== 'symlink');
     if (!e) throw fail('ufs', 'INVALID_ARGUMENT', `${path}: no such file or folder`);
     if (e.stat.kind !== kind) throw fail('ufs', 'INVALID_ARGUMENT', `${path} is a ${e.stat.kind}, not a ${kind === 'dir' ? 'folder' : kind}`);
     return e;
@@ -102,7 +102,7 @@ export async function openUfs(disk: DiskReader): Promise<UfsReader> {
     geometry: v.g,
     version: v.g.version,
     label: v.g.volname,
-    stat: resolve,
+    stat: (path) => resolve(path),
     list: async (path) => children(await mustBe(path, 'dir')),
     readFile,
     readExtents: (inode) => v.fileExtents(inode),

@@ -5,9 +5,7 @@ import { withUfs } from './open.js';
 
 export async function catUfs(spec: string, path: string, out: Writable): Promise<void> {
   await withUfs(spec, async (ufs) => {
-    const entry = await ufs.stat(path);
-    if (!entry) throw new DiskmintError('BAD_ARGUMENT', `${path}: no such file in ${spec}`);
-    if (entry.stat.kind !== 'file') throw new DiskmintError('BAD_ARGUMENT', `${path} in ${spec} is a ${entry.stat.kind}, not a regular file`);
+    if (!(await ufs.stat(path))) throw new DiskmintError('BAD_ARGUMENT', `${path}: no such file in ${spec}`);
     for await (const chunk of ufs.readFile(path)) {
       if (!out.write(chunk)) await new Promise((r) => out.once('drain', r));
     }

@@ -37,7 +37,7 @@ export async function withUfs<T>(spec: string, fn: (ufs: UfsReader) => Promise<T
   try {
     return await fn(ufs);
   } catch (err) {
-    if (err instanceof FormatError) throw new DiskmintError('NOT_A_DISK', `${spec}: ${err.message}`);
+    if (err instanceof FormatError) throw new DiskmintError(err.code === 'INVALID_ARGUMENT' ? 'BAD_ARGUMENT' : 'NOT_A_DISK', `${spec}: ${err.message}`);
     throw err;
   } finally {
     await close();
