@@ -36,7 +36,10 @@ export function addUfsCommands(program: Command): void {
   const ufs = program.command('ufs').description('UFS1/UFS2 file systems: list, read, extract and check (IMG:N picks partition N)');
 
   opts
-    .addOptions(ufs.command('ls').description('list a folder of the UFS file system in IMG or IMG:N').argument('<image>').argument('[path]', 'folder or file', '/'), LS_OPTIONS)
+    .addOptions(
+      ufs.command('ls').description('list a folder of the UFS file system in IMG or IMG:N').argument('<image>').argument('[path]', 'folder or file', '/'),
+      LS_OPTIONS,
+    )
     .action(async (image: string, path: string, o: Values<typeof LS_OPTIONS>) => {
       const entries = await listUfs(image, path);
       if (o.json) return printJson(entries);
@@ -69,7 +72,10 @@ export function addUfsCommands(program: Command): void {
     });
 
   opts
-    .addOptions(ufs.command('check').description('check the UFS file system in IMG or IMG:N as fsck_ffs -n does (exit 1 on problems)').argument('<image>'), CHECK_OPTIONS)
+    .addOptions(
+      ufs.command('check').description('check the UFS file system in IMG or IMG:N as fsck_ffs -n does (exit 1 on problems)').argument('<image>'),
+      CHECK_OPTIONS,
+    )
     .action(async (image: string, o: Values<typeof CHECK_OPTIONS>) => {
       const problems = await checkUfs(image);
       if (o.json) printJson(problems);

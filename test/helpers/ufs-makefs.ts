@@ -81,7 +81,14 @@ export function treeOfFolder(root: string): Map<string, TreeRecord> {
       const st = lstatSync(full);
       const kind = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : st.isFIFO() ? 'fifo' : undefined;
       if (!kind) continue;
-      const r: TreeRecord = { kind, size: kind === 'dir' ? 0 : st.size, perm: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: Math.floor(st.mtimeMs / 1000) };
+      const r: TreeRecord = {
+        kind,
+        size: kind === 'dir' ? 0 : st.size,
+        perm: st.mode & 0o7777,
+        uid: st.uid,
+        gid: st.gid,
+        mtime: Math.floor(st.mtimeMs / 1000),
+      };
       if (kind === 'file') r.sha256 = sha(readFileSync(full));
       if (kind === 'symlink') r.target = readlinkSync(full);
       if (kind !== 'dir') byIno.set(st.ino, [...(byIno.get(st.ino) ?? []), path]);

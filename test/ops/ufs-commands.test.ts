@@ -25,7 +25,12 @@ describe.runIf((havePeer('makefs') && havePeer('sgdisk') && havePeer('qemu-img')
   let ufsImg: string;
   let qcow: string;
   beforeAll(() => {
-    for (const [tool, pkg] of [['makefs', 'makefs'], ['sgdisk', 'gdisk'], ['qemu-img', 'qemu-utils']]) requirePeer(tool, pkg);
+    for (const [tool, pkg] of [
+      ['makefs', 'makefs'],
+      ['sgdisk', 'gdisk'],
+      ['qemu-img', 'qemu-utils'],
+    ])
+      requirePeer(tool, pkg);
     dir = tempDir('diskmint-ufs-cmd-');
     src = join(dir, 'src');
     makeSourceTree(src, 600_000);

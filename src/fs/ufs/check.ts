@@ -50,7 +50,8 @@ export async function checkUfs(v: UfsVolume): Promise<UfsProblem[]> {
     }
   };
   for (let c = 0; c < g.ncg; c++) await scanGroupInodes(v, c, await readCg(c, true), maps, inodes, dirs, report);
-  if (!inodes.has(ROOT_INO) || inodes.get(ROOT_INO)!.kind !== 'dir') report('ufs.dir-entry', 'error', `the root inode ${ROOT_INO} is not an allocated directory`);
+  if (!inodes.has(ROOT_INO) || inodes.get(ROOT_INO)!.kind !== 'dir')
+    report('ufs.dir-entry', 'error', `the root inode ${ROOT_INO} is not an allocated directory`);
   const refs = await checkDirectories(v, dirs, inodes, report);
   // pass4.c: each inode's link count against the entries naming it.
   for (const [ino, facts] of inodes) {
@@ -124,7 +125,8 @@ function checkGroupMaps(
     if (free === taken && firstBad < 0) firstBad = f;
   }
   if (freeButUsed > 0) report('ufs.block-bitmap', 'error', `group ${c}: ${freeButUsed} fragments in use are marked free (the first is fragment ${firstBad})`);
-  if (lost > 0) report('ufs.block-bitmap', 'warning', `group ${c}: ${lost} fragments are marked in use but nothing holds them (the first is fragment ${firstBad})`);
+  if (lost > 0)
+    report('ufs.block-bitmap', 'warning', `group ${c}: ${lost} fragments are marked in use but nothing holds them (the first is fragment ${firstBad})`);
   let usedInodes = 0;
   for (let i = 0; i < g.ipg; i++) if (testBit(cg.inosused, i)) usedInodes++;
   const inited = initializedInodes(g, cg);
@@ -138,10 +140,12 @@ function checkGroupMaps(
   const found: Csum = { ndir, nbfree: s.nbfree, nifree: g.ipg - usedInodes, nffree: s.nffree };
   for (const k of ['ndir', 'nbfree', 'nifree', 'nffree'] as const) {
     if (cg.cs[k] !== found[k]) report('ufs.cg-summary', 'error', `group ${c} counts ${cg.cs[k]} ${csumName(k)}s; its maps hold ${found[k]}`);
-    if (csum && csum[k] !== cg.cs[k]) report('ufs.cg-summary', 'error', `the summary area counts ${csum[k]} ${csumName(k)}s for group ${c}; the group says ${cg.cs[k]}`);
+    if (csum && csum[k] !== cg.cs[k])
+      report('ufs.cg-summary', 'error', `the summary area counts ${csum[k]} ${csumName(k)}s for group ${c}; the group says ${cg.cs[k]}`);
     total[k] += found[k];
   }
   for (let n = 1; n < g.frag; n++) {
-    if (cg.frsum[n] !== s.frsum[n]) report('ufs.cg-summary', 'warning', `group ${c} counts ${cg.frsum[n]} free runs of ${n} fragments (cg_frsum); its map holds ${s.frsum[n]}`);
+    if (cg.frsum[n] !== s.frsum[n])
+      report('ufs.cg-summary', 'warning', `group ${c} counts ${cg.frsum[n]} free runs of ${n} fragments (cg_frsum); its map holds ${s.frsum[n]}`);
   }
 }

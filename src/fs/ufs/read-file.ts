@@ -24,7 +24,11 @@ export async function* fileExtents(g: UfsGeometry, read: ReadBytes, inode: UfsIn
   for await (const piece of blockMap(g, read, inode, Math.ceil(g.sizeFrags / g.frag) + 3)) {
     if (piece.kind === 'indirect') continue;
     if (piece.kind === 'bad') {
-      throw fail('ufs', 'BAD_VALUE', `inode ${inode.ino}: block pointer ${piece.addr} (logical block ${piece.lbn}) is outside the ${g.sizeFrags}-fragment file system`);
+      throw fail(
+        'ufs',
+        'BAD_VALUE',
+        `inode ${inode.ino}: block pointer ${piece.addr} (logical block ${piece.lbn}) is outside the ${g.sizeFrags}-fragment file system`,
+      );
     }
     const offset = piece.lbn * g.blockSize;
     const length = Math.min(piece.bytes, size - offset);

@@ -50,9 +50,11 @@ export async function mountUfsVolume(disk: DiskReader): Promise<UfsVolume> {
   const sb = decodeSuperblock(head.subarray(probe.superblockOffset, probe.superblockOffset + SBLOCKSIZE));
   const g = geometryOf(sb, probe.version, probe.superblockOffset);
   const fsBytes = g.sizeFrags * g.fragSize;
-  if (fsBytes > disk.size) throw fail('ufs', 'TRUNCATED', `the file system is ${fsBytes} bytes (fs_size ${g.sizeFrags} fragments); the disk or partition holds ${disk.size}`);
+  if (fsBytes > disk.size)
+    throw fail('ufs', 'TRUNCATED', `the file system is ${fsBytes} bytes (fs_size ${g.sizeFrags} fragments); the disk or partition holds ${disk.size}`);
   const readExact = async (offset: number, length: number): Promise<Uint8Array> => {
-    if (offset < 0 || offset + length > fsBytes) throw fail('ufs', 'BAD_VALUE', `bytes ${offset}..${offset + length} lie outside the ${fsBytes}-byte file system`);
+    if (offset < 0 || offset + length > fsBytes)
+      throw fail('ufs', 'BAD_VALUE', `bytes ${offset}..${offset + length} lie outside the ${fsBytes}-byte file system`);
     const bytes = await disk.read(offset, length);
     if (bytes.length !== length) throw fail('ufs', 'TRUNCATED', `the file system ends at byte ${disk.size} of the disk, before byte ${offset + length}`);
     return bytes;
