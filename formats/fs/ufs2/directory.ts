@@ -55,7 +55,7 @@ export function directoryBytes(entries: readonly { name: Uint8Array }[]): number
 }
 
 /** Pack entries in order (callers put '.' and '..' first) into whole 512-byte chunks. */
-export function encodeDirectory(entries: readonly DirEntry[]): Uint8Array {
+export function encodeDirectory(entries: readonly DirEntry[]): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(directoryBytes(entries));
   const dv = new DataView(out.buffer);
   let chunk = 0;

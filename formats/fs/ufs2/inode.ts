@@ -68,7 +68,7 @@ function i64(dv: DataView, at: number, what: string): number {
   return Number(v);
 }
 
-export function encodeInode(ino: Ufs2Inode, out = new Uint8Array(UFS2_DINODE_SIZE), at = 0): Uint8Array {
+export function encodeInode<T extends Uint8Array>(ino: Ufs2Inode, out: T, at = 0): T {
   if (ino.db.length !== UFS_NDADDR || ino.ib.length !== UFS_NIADDR) throw fail('ufs', 'BAD_VALUE', 'an inode has 12 direct and 3 indirect addresses');
   const dv = new DataView(out.buffer, out.byteOffset + at, UFS2_DINODE_SIZE);
   dv.setUint16(0, ino.mode, true);

@@ -1,0 +1,117 @@
+/**
+ * A FileTree from a folder on this machine: an lstat walk (symlinks are kept, never followed),
+ * owners, modes and times as the file system reports them, hard links found by device and
+ * inode number, device nodes, FIFOs and sockets. Linux keeps no BSD file flags: all are 0.
+ * A folder keeps no meaningful birth time: it is the modification time.
+ */
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { DiskmintError, isSystemError } from '../../model/errors.js';
+import { finishTree } from './order.js';
+import { clampTimes } from './times.js';
+import type { FileTree, TreeNode, TreeNodeKind, TreeTime } from './types.js';
+
+export interface FolderOptions {
+  /** SOURCE_DATE_EPOCH: later timestamps are clamped to it (times.ts). */
+  sourceDateEpoch?: number;
+}
+
+const NS = 1_000_000_000n;
+export function timeOfNs(ns: bigint): TreeTime {
+  let sec = ns / NS;
+  let nsec = ns % NS;
+  if (nsec < 0n) {
+    sec -= 1n;
+    nsec += NS;
+  }
+  return { sec: Number(sec), nsec: Number(nsec) };
+}
+
+/** Linux's dev_t split (include/linux/kdev_t.h, new_decode_dev as glibc's gnu_dev_major/minor). */
+export function linuxDevice(rdev: bigint): { major: number; minor: number } {
+  return {
+    major: Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn)),
+    minor: Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn)),
+  };
+}
+
+function kindOf(st: BigIntStats): TreeNodeKind | undefined {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isCharacterDevice()) return 'char';
+  if (st.isBlockDevice()) return 'block';
+  if (st.isFIFO()) return 'fifo';
+  if (st.isSocket()) return 'socket';
+  return undefined;
+}
+
+async function nodeOf(abs: string, path: string, st: BigIntStats): Promise<TreeNode> {
+  const kind = kindOf(st);
+  if (!kind) throw new DiskmintError('INPUT', `${abs} is of a file type diskmint cannot put in a file system`);
+  const mtime = timeOfNs(st.mtimeNs);
+  const node: TreeNode = {
+    path,
+    kind,
+    mode: Number(st.mode) & 0o7777,
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    flags: 0,
+    atime: timeOfNs(st.atimeNs),
+    mtime,
+    ctime: timeOfNs(st.ctimeNs),
+    birthtime: mtime,
+    size: 0,
+  };
+  if (kind === 'file') {
+    node.size = Number(st.size);
+    node.content = { path: abs, offset: 0, length: node.size };
+  } else if (kind === 'symlink') {
+    node.target = await readlink(abs);
+    node.size = Buffer.byteLength(node.target);
+  } else if (kind === 'char' || kind === 'block') node.device = linuxDevice(st.rdev);
+  return node;
+}
+
+/** The tree of folder `dir` (its own metadata for the root). */
+export async function treeFromFolder(dir: string, opts: FolderOptions = {}): Promise<FileTree> {
+  const root = resolve(dir);
+  let rootStat: BigIntStats;
+  try {
+    rootStat = await lstat(root, { bigint: true });
+  } catch (err) {
+    throw new DiskmintError('INPUT', `cannot read the folder ${dir}: ${(err as Error).message}`);
+  }
+  if (!rootStat.isDirectory()) throw new DiskmintError('BAD_ARGUMENT', `${dir} is not a folder`);
+  const nodes = new Map<string, TreeNode>([['', await nodeOf(root, '', rootStat)]]);
+  const inodes = new Map<string, string>(); // "dev:ino" -> first path seen
+  const pending = [''];
+  try {
+    while (pending.length) {
+      const rel = pending.pop()!;
+      const names = await readdir(join(root, rel));
+      for (const name of names) {
+        const path = rel === '' ? name : `${rel}/${name}`;
+        const abs = join(root, path);
+        const st = await lstat(abs, { bigint: true });
+        const node = await nodeOf(abs, path, st);
+        if (node.kind !== 'dir' && st.nlink > 1n) {
+          const key = `${st.dev}:${st.ino}`;
+          const first = inodes.get(key);
+          if (first !== undefined) {
+            node.hardlinkOf = first;
+            delete node.content;
+          } else inodes.set(key, path);
+        }
+        nodes.set(path, node);
+        if (node.kind === 'dir') pending.push(path);
+      }
+    }
+  } catch (err) {
+    if (isSystemError(err)) throw new DiskmintError('INPUT', `reading the folder ${dir} failed: ${err.message}`);
+    throw err;
+  }
+  const tree = finishTree(nodes, dir);
+  return opts.sourceDateEpoch === undefined ? tree : clampTimes(tree, opts.sourceDateEpoch);
+}
