@@ -126,6 +126,7 @@ const COMMAND_GROUPS: readonly { commands: readonly string[]; load: () => Promis
   { commands: ['zfs'], load: async () => (await import('./zfs.js')).addZfsCommands },
   { commands: ['flash'], load: async () => (await import('./flash.js')).addFlashCommands },
   { commands: ['bmap'], load: async () => (await import('./bmap.js')).addBmapCommand },
+  { commands: ['ufs'], load: async () => (await import('./ufs.js')).addUfsCommands },
 ];
 /** The commands makeProgram adds itself. */
 const OWN_COMMANDS = ['build', 'info', 'repair', 'verify', 'compare', 'convert', 'mkimg', 'internal-error-test', 'schema'];

@@ -8,7 +8,17 @@
 import { fail } from '../../common/errors.js';
 import { cgSize } from './cylinder-group.js';
 import { UFS2_DINODE_SIZE, UFS_NDADDR, UFS_NIADDR, MAXSYMLINKLEN_UFS2 } from './inode.js';
-import { FS_44INODEFMT, FS_FLAGS_UPDATED, FS_ISCLEAN, FS_OPTSPACE, FS_UFS2_MAGIC, SBLOCK_UFS2, SBLOCKSIZE, STRUCT_FS_SIZE, type Superblock } from './superblock.js';
+import {
+  FS_44INODEFMT,
+  FS_FLAGS_UPDATED,
+  FS_ISCLEAN,
+  FS_OPTSPACE,
+  FS_UFS2_MAGIC,
+  SBLOCK_UFS2,
+  SBLOCKSIZE,
+  STRUCT_FS_SIZE,
+  type Superblock,
+} from './superblock.js';
 
 /** fs.h MINBSIZE; makefs FFS_MAXBSIZE; MAXFRAG; FS_MAXCONTIG; dev_bsize (DEV_BSIZE 512). */
 const MINBSIZE = 4096;
@@ -70,14 +80,17 @@ export function computeUfs2Layout(opts: Ufs2LayoutOptions): Ufs2Layout {
   const fsize = opts.fragSize ?? 4096;
   const minfree = opts.minfree ?? UFS_DEFAULT_MINFREE;
   // 65536-byte blocks make fs_maxfilesize exceed 2^53, which this codec keeps as a number.
-  if (!isPow2(bsize) || bsize < MINBSIZE || bsize > FFS_MAXBSIZE / 2) throw fail('ufs', 'INVALID_ARGUMENT', `block size ${bsize} must be a power of two from ${MINBSIZE} to ${FFS_MAXBSIZE / 2}`);
+  if (!isPow2(bsize) || bsize < MINBSIZE || bsize > FFS_MAXBSIZE / 2)
+    throw fail('ufs', 'INVALID_ARGUMENT', `block size ${bsize} must be a power of two from ${MINBSIZE} to ${FFS_MAXBSIZE / 2}`);
   if (!isPow2(fsize) || fsize > bsize || bsize / fsize > MAXFRAG || fsize < DEV_BSIZE) {
     throw fail('ufs', 'INVALID_ARGUMENT', `fragment size ${fsize} must be a power of two from block size / ${MAXFRAG} to the block size (${bsize})`);
   }
   if (!Number.isInteger(minfree) || minfree < 0 || minfree > 99) throw fail('ufs', 'INVALID_ARGUMENT', `minfree ${minfree} must be 0..99 percent`);
   let density = opts.density ?? NFPI * fsize;
-  if (!Number.isSafeInteger(density) || density < fsize) throw fail('ufs', 'INVALID_ARGUMENT', `density ${density} must be at least one fragment (${fsize} bytes) per inode`);
-  if (!Number.isSafeInteger(opts.sizeBytes) || opts.sizeBytes <= 0) throw fail('ufs', 'INVALID_ARGUMENT', `file system size ${opts.sizeBytes} is not a positive whole number of bytes`);
+  if (!Number.isSafeInteger(density) || density < fsize)
+    throw fail('ufs', 'INVALID_ARGUMENT', `density ${density} must be at least one fragment (${fsize} bytes) per inode`);
+  if (!Number.isSafeInteger(opts.sizeBytes) || opts.sizeBytes <= 0)
+    throw fail('ufs', 'INVALID_ARGUMENT', `file system size ${opts.sizeBytes} is not a positive whole number of bytes`);
   const frag = bsize / fsize;
   const size = Math.floor(opts.sizeBytes / fsize);
   const inopb = bsize / UFS2_DINODE_SIZE;
@@ -97,15 +110,13 @@ export function computeUfs2Layout(opts: Ufs2LayoutOptions): Ufs2Layout {
   }
   const cgBytes = (ipg: number, fpg: number) => cgSize(ipg, fpg, frag, contigsumsize);
   // mkfs.c: the smallest group meeting the density, reducing the density until its map fits a block.
-  let fragsperinode = 1;
-  let ipg = 0;
-  let fpg = 0;
-  let minfpg = 0;
+  let fragsperinode: number;
+  let ipg: number;
+  let fpg: number;
   for (;;) {
     fragsperinode = Math.max(Math.floor(density / fsize), 1);
-    minfpg = Math.min(fragsperinode * inopb, size);
-    ipg = inopb;
-    fpg = Math.max(roundup(iblkno + ipg / inopf, frag), minfpg);
+    const minfpg = Math.min(fragsperinode * inopb, size);
+    fpg = Math.max(roundup(iblkno + inopb / inopf, frag), minfpg);
     ipg = roundup(Math.ceil(fpg / fragsperinode), inopb);
     fpg = Math.max(roundup(iblkno + ipg / inopf, frag), minfpg);
     ipg = roundup(Math.ceil(fpg / fragsperinode), inopb);
@@ -139,8 +150,31 @@ export function computeUfs2Layout(opts: Ufs2LayoutOptions): Ufs2Layout {
   const dblkno = iblkno + ipg / inopf;
   const cssize = roundup(ncg * 16, fsize);
   const csaddr = dblkno; // cgdmin(fs, 0)
-  if (csaddr + Math.ceil(cssize / fsize) > Math.min(fpg, size)) throw fail('ufs', 'INVALID_ARGUMENT', `file system of ${size} fragments is too small for its summary area`);
-  return { bsize, fsize, frag, size, ncg, fpg, ipg, inopb, nindir, sblkno, cblkno, iblkno, dblkno, cgsize, cssize, csaddr, contigsumsize, maxcontig, density, minfree, maxfilesize };
+  if (csaddr + Math.ceil(cssize / fsize) > Math.min(fpg, size))
+    throw fail('ufs', 'INVALID_ARGUMENT', `file system of ${size} fragments is too small for its summary area`);
+  return {
+    bsize,
+    fsize,
+    frag,
+    size,
+    ncg,
+    fpg,
+    ipg,
+    inopb,
+    nindir,
+    sblkno,
+    cblkno,
+    iblkno,
+    dblkno,
+    cgsize,
+    cssize,
+    csaddr,
+    contigsumsize,
+    maxcontig,
+    density,
+    minfree,
+    maxfilesize,
+  };
 }
 
 /** First fragment of group c, and the fragments it holds (the last may be short). */
@@ -165,28 +199,89 @@ export function superblockFor(
 ): Superblock {
   const sbsize = Math.min(roundup(STRUCT_FS_SIZE, l.fsize), SBLOCKSIZE);
   return {
-    sblkno: l.sblkno, cblkno: l.cblkno, iblkno: l.iblkno, dblkno: l.dblkno,
-    oldCgoffset: 0, oldCgmask: 0, oldTime: 0, oldSize: 0, oldDsize: 0,
-    ncg: l.ncg, bsize: l.bsize, fsize: l.fsize, frag: l.frag,
-    minfree: l.minfree, oldRotdelay: 0, oldRps: 0,
-    bmask: ~(l.bsize - 1), fmask: ~(l.fsize - 1), bshift: log2(l.bsize), fshift: log2(l.fsize),
-    maxcontig: l.maxcontig, maxbpg: l.bsize / 8, // newfs MAXBLKPG(bsize): bsize / sizeof(ufs2_daddr_t)
-    fragshift: log2(l.frag), fsbtodb: log2(l.fsize / DEV_BSIZE), sbsize,
-    nindir: l.nindir, inopb: l.inopb, oldNspf: 0, optim: FS_OPTSPACE,
-    oldNpsect: 0, oldInterleave: 0, oldTrackskew: 0, id0: fill.id[0] >>> 0, id1: fill.id[1] >>> 0,
-    oldCsaddr: 0, cssize: l.cssize, cgsize: l.cgsize,
-    oldNsect: 0, oldSpc: 0, oldNcyl: 0, oldCpg: 0, ipg: l.ipg, fpg: l.fpg,
-    fmod: 0, clean: FS_ISCLEAN, ronly: 0, oldFlags: FS_FLAGS_UPDATED,
-    swuid: 0, cgrotor: 0, oldCpc: 0, maxbsize: l.bsize,
-    unrefs: 0, providersize: 0, metaspace: 0, sblockactualloc: 0, sblockloc: SBLOCK_UFS2,
-    time: fill.time, size: l.size, dsize: dataFrags(l), csaddr: l.csaddr,
-    pendingblocks: 0, pendinginodes: 0, avgfilesize: AVFILESIZ, avgfpdir: AFPDIR, saveCgsize: 0,
-    mtime: 0, sujfree: 0, ckhash: 0, metackhash: 0,
+    sblkno: l.sblkno,
+    cblkno: l.cblkno,
+    iblkno: l.iblkno,
+    dblkno: l.dblkno,
+    oldCgoffset: 0,
+    oldCgmask: 0,
+    oldTime: 0,
+    oldSize: 0,
+    oldDsize: 0,
+    ncg: l.ncg,
+    bsize: l.bsize,
+    fsize: l.fsize,
+    frag: l.frag,
+    minfree: l.minfree,
+    oldRotdelay: 0,
+    oldRps: 0,
+    bmask: ~(l.bsize - 1),
+    fmask: ~(l.fsize - 1),
+    bshift: log2(l.bsize),
+    fshift: log2(l.fsize),
+    maxcontig: l.maxcontig,
+    maxbpg: l.bsize / 8, // newfs MAXBLKPG(bsize): bsize / sizeof(ufs2_daddr_t)
+    fragshift: log2(l.frag),
+    fsbtodb: log2(l.fsize / DEV_BSIZE),
+    sbsize,
+    nindir: l.nindir,
+    inopb: l.inopb,
+    oldNspf: 0,
+    optim: FS_OPTSPACE,
+    oldNpsect: 0,
+    oldInterleave: 0,
+    oldTrackskew: 0,
+    id0: fill.id[0] >>> 0,
+    id1: fill.id[1] >>> 0,
+    oldCsaddr: 0,
+    cssize: l.cssize,
+    cgsize: l.cgsize,
+    oldNsect: 0,
+    oldSpc: 0,
+    oldNcyl: 0,
+    oldCpg: 0,
+    ipg: l.ipg,
+    fpg: l.fpg,
+    fmod: 0,
+    clean: FS_ISCLEAN,
+    ronly: 0,
+    oldFlags: FS_FLAGS_UPDATED,
+    swuid: 0,
+    cgrotor: 0,
+    oldCpc: 0,
+    maxbsize: l.bsize,
+    unrefs: 0,
+    providersize: 0,
+    metaspace: 0,
+    sblockactualloc: 0,
+    sblockloc: SBLOCK_UFS2,
+    time: fill.time,
+    size: l.size,
+    dsize: dataFrags(l),
+    csaddr: l.csaddr,
+    pendingblocks: 0,
+    pendinginodes: 0,
+    avgfilesize: AVFILESIZ,
+    avgfpdir: AFPDIR,
+    saveCgsize: 0,
+    mtime: 0,
+    sujfree: 0,
+    ckhash: 0,
+    metackhash: 0,
     flags: fill.softupdates ? 0x2 : 0, // fs.h FS_DOSOFTDEP
-    contigsumsize: l.contigsumsize, maxsymlinklen: MAXSYMLINKLEN_UFS2, oldInodefmt: FS_44INODEFMT,
-    maxfilesize: l.maxfilesize, qbmask: l.bsize - 1, qfmask: l.fsize - 1,
-    state: 0, oldPostblformat: 0, oldNrpos: 0, magic: FS_UFS2_MAGIC,
+    contigsumsize: l.contigsumsize,
+    maxsymlinklen: MAXSYMLINKLEN_UFS2,
+    oldInodefmt: FS_44INODEFMT,
+    maxfilesize: l.maxfilesize,
+    qbmask: l.bsize - 1,
+    qfmask: l.fsize - 1,
+    state: 0,
+    oldPostblformat: 0,
+    oldNrpos: 0,
+    magic: FS_UFS2_MAGIC,
     oldCstotal: { ndir: 0, nbfree: 0, nifree: 0, nffree: 0 },
-    cstotal: fill.cstotal, fsmnt: '', volname: fill.volname,
+    cstotal: fill.cstotal,
+    fsmnt: '',
+    volname: fill.volname,
   };
 }

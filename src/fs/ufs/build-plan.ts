@@ -51,7 +51,8 @@ export function planInodes(tree: FileTree): PlannedInode[] {
       parent = inodeOf.get(parentPath);
       if (!parent?.isDir) throw bad(`${node.path}: its folder ${parentPath || '/'} comes later in the tree or is not a folder`);
       name = utf8.encode(node.path.slice(slash + 1));
-      if (name.length === 0 || name.length > UFS_MAXNAMLEN || name.includes(0)) throw bad(`${node.path}: a UFS name has 1 to ${UFS_MAXNAMLEN} bytes and no NUL`);
+      if (name.length === 0 || name.length > UFS_MAXNAMLEN || name.includes(0))
+        throw bad(`${node.path}: a UFS name has 1 to ${UFS_MAXNAMLEN} bytes and no NUL`);
     }
     let inode: PlannedInode;
     if (node.hardlinkOf !== undefined) {

@@ -87,7 +87,8 @@ function buildSized(inodes: PlannedInode[], sizeBytes: number, opts: UfsBuildOpt
   const treeDensity = Math.floor(sizeBytes / wanted) + 1;
   const density = opts.density ?? Math.max(fsize, fitted ? treeDensity : Math.min(NFPI * fsize, treeDensity));
   const l = computeUfs2Layout({ sizeBytes, blockSize: opts.blockSize, fragSize: opts.fragSize, density, minfree: opts.minfree });
-  if (inodes.length + 2 > l.ncg * l.ipg) throw fail('ufs', 'INVALID_ARGUMENT', `the tree does not fit: ${inodes.length} inodes, ${l.ncg * l.ipg - 2} available`);
+  if (inodes.length + 2 > l.ncg * l.ipg)
+    throw fail('ufs', 'INVALID_ARGUMENT', `the tree does not fit: ${inodes.length} inodes, ${l.ncg * l.ipg - 2} available`);
   const seed = opts.seed ?? 'diskmint-ufs';
   const time = opts.time ?? sourceDateEpoch() ?? newestMtime(inodes);
   const disk = new VirtualDisk(l.size * l.fsize);
@@ -126,16 +127,46 @@ function buildSized(inodes: PlannedInode[], sizeBytes: number, opts: UfsBuildOpt
     groups.push(cs);
     numclusters += s.clustersum.reduce((a, b) => a + b, 0);
     const cgBytes = encodeCylinderGroup(
-      { cgx: c, ndblk, cs, rotor: 0, frotor: 0, irotor: 0, frsum: s.frsum, nclusterblks: s.nclusterblks, niblk: l.ipg, initediblk: inited[c], unrefs: 0, ckhash: 0, time, inosused, blksfree, clustersum: s.clustersum, clustersfree: s.clustersfree },
+      {
+        cgx: c,
+        ndblk,
+        cs,
+        rotor: 0,
+        frotor: 0,
+        irotor: 0,
+        frsum: s.frsum,
+        nclusterblks: s.nclusterblks,
+        niblk: l.ipg,
+        initediblk: inited[c],
+        unrefs: 0,
+        ckhash: 0,
+        time,
+        inosused,
+        blksfree,
+        clustersum: s.clustersum,
+        clustersfree: s.clustersfree,
+      },
       { ipg: l.ipg, fpg: l.fpg, frag: l.frag, contigsumsize: l.contigsumsize, cgsize: l.cgsize },
     );
     disk.placeBytes((base + l.cblkno) * l.fsize, cgBytes);
     disk.placeBytes((base + l.iblkno) * l.fsize, tableBytes[c]);
   }
-  const total = groups.reduce((t, g) => ({ ndir: t.ndir + g.ndir, nbfree: t.nbfree + g.nbfree, nifree: t.nifree + g.nifree, nffree: t.nffree + g.nffree }), { ndir: 0, nbfree: 0, nifree: 0, nffree: 0 });
+  const total = groups.reduce((t, g) => ({ ndir: t.ndir + g.ndir, nbfree: t.nbfree + g.nbfree, nifree: t.nifree + g.nifree, nffree: t.nffree + g.nffree }), {
+    ndir: 0,
+    nbfree: 0,
+    nifree: 0,
+    nffree: 0,
+  });
   const label = opts.label ?? '';
-  if (new TextEncoder().encode(label).length > 31) throw new DiskmintError('BAD_ARGUMENT', `label ${JSON.stringify(label)} is longer than 31 bytes (fs_volname)`);
-  const sb = superblockFor(l, { cstotal: { ...total, numclusters }, time, id: [time >>> 0, deriveU32(seed, 'ufs-fs-id')], volname: label, softupdates: opts.softupdates ?? false });
+  if (new TextEncoder().encode(label).length > 31)
+    throw new DiskmintError('BAD_ARGUMENT', `label ${JSON.stringify(label)} is longer than 31 bytes (fs_volname)`);
+  const sb = superblockFor(l, {
+    cstotal: { ...total, numclusters },
+    time,
+    id: [time >>> 0, deriveU32(seed, 'ufs-fs-id')],
+    volname: label,
+    softupdates: opts.softupdates ?? false,
+  });
   const sbBytes = encodeSuperblock(sb, sb.sbsize);
   disk.placeBytes(SBLOCK_UFS2, sbBytes);
   for (let c = 0; c < l.ncg; c++) disk.placeBytes((cgRange(l, c).base + l.sblkno) * l.fsize, sbBytes);
@@ -161,7 +192,8 @@ function inodeFor(inode: PlannedInode, blocks: InodeBlocks | undefined, l: Ufs2L
   const db = blocks?.db ?? new Array<number>(UFS_NDADDR).fill(0);
   if (n.device) {
     const dev = makeDev(n.device.major, n.device.minor);
-    if (dev > BigInt(Number.MAX_SAFE_INTEGER)) throw new DiskmintError('BAD_ARGUMENT', `${n.path}: device ${n.device.major},${n.device.minor} is beyond what diskmint stores`);
+    if (dev > BigInt(Number.MAX_SAFE_INTEGER))
+      throw new DiskmintError('BAD_ARGUMENT', `${n.path}: device ${n.device.major},${n.device.minor} is beyond what diskmint stores`);
     db[0] = Number(dev); // dinode.h: di_rdev is di_db[0]
   }
   return {
