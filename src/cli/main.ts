@@ -120,7 +120,6 @@ type AddCommands = (program: Command) => void;
 /** Command groups in modules of their own, in the order help lists them, with the top-level commands each adds. */
 const COMMAND_GROUPS: readonly { commands: readonly string[]; load: () => Promise<AddCommands> }[] = [
   { commands: ['fat'], load: async () => (await import('./fat.js')).addFatCommands },
-  { commands: ['ufs'], load: async () => (await import('./ufs.js')).addUfsCommands },
   { commands: ['slot', 'preset'], load: async () => (await import('./slot.js')).addSlotCommands },
   { commands: ['key', 'sign', 'bundle'], load: async () => (await import('./sign.js')).addSignCommands },
   { commands: ['zfs'], load: async () => (await import('./zfs.js')).addZfsCommands },
