@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DiskmintError } from '../../src/model/errors.js';
-import { catUfs, checkUfs, extractUfs, listUfs, verifyImage } from '../../src/index.js';
+import { catUfs, checkUfs, extractUfs, listUfs, openUfs, verifyImage } from '../../src/index.js';
+import { memoryDiskReader } from '../../src/model/disk-reader.js';
 import { tempDir } from '../helpers/golden.js';
 import { diskmint } from '../helpers/cli.js';
 import { havePeer, requirePeer } from '../helpers/peer.js';
@@ -79,6 +80,20 @@ describe.runIf((havePeer('makefs') && havePeer('sgdisk') && havePeer('qemu-img')
     symlinkSync(join(dir, 'outside'), join(dest, 'links'));
     await expect(extractUfs(`${qcow}:2`, dest)).rejects.toThrow(/exists and is not a folder/);
     expect(treeOfFolder(join(dir, 'outside')).size).toBe(0);
+  });
+
+  it("extract refuses a name that would leave the output folder ('/' inside a stored name)", async () => {
+    const bytes = readFileSync(ufsImg);
+    const ufs = await openUfs(memoryDiskReader(new Uint8Array(bytes)));
+    const rootDir = (await ufs.readInode(2)).direct[0] * ufs.geometry.fragSize;
+    const at = bytes.indexOf(Buffer.from('small.txt'), rootDir);
+    expect(at).toBeGreaterThan(rootDir);
+    bytes.write('/', at); // the entry now names "/mall.txt"
+    const evil = join(dir, 'evil.ufs');
+    writeFileSync(evil, bytes);
+    expect((await listUfs(evil)).map((e) => e.name)).toContain('/mall.txt');
+    await expect(extractUfs(evil, join(dir, 'evil-out'))).rejects.toThrow(/cannot be extracted/);
+    expect((await checkUfs(evil)).map((p) => p.code)).toContain('ufs.dir-entry');
   });
 
   it('verify runs the check on the UFS partition, and on a whole-disk UFS image', async () => {
