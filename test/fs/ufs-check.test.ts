@@ -4,6 +4,7 @@
  * giving findings or typed FormatErrors, never another exception or a hang.
  */
 import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -16,9 +17,10 @@ import { tempDir } from '../helpers/golden.js';
 import { havePeer, requirePeer } from '../helpers/peer.js';
 import { makefs, makeSourceTree } from '../helpers/ufs-makefs.js';
 
-/** struct fs offsets (fs.h): fs_bsize; struct cg (fs.h): cg_magic, cg_cs.cs_nbfree, cg_iusedoff, cg_freeoff. */
+/** struct fs offsets (fs.h): fs_bsize; struct cg (fs.h): cg_magic, cg_rotor, cg_cs.cs_nbfree, cg_iusedoff, cg_freeoff. */
 const FS_BSIZE = 48;
 const CG_MAGIC_AT = 4;
+const CG_ROTOR = 40;
 const CG_NBFREE = 28;
 const CG_IUSEDOFF = 92;
 const CG_FREEOFF = 96;
@@ -32,6 +34,19 @@ interface Clean {
   ino: (path: string) => Promise<number>;
   firstBlock: (path: string) => Promise<number>;
 }
+
+describe('ufs check on a FreeBSD image that keeps cylinder-group check-hashes (fs_metackhash CK_CYLGRP)', () => {
+  it('ufs.checksum: group 1 changed where nothing else looks (cg_rotor), its cg_ckhash no longer matches', async () => {
+    const bytes = new Uint8Array(gunzipSync(readFileSync(new URL('../../fixtures/ufs/ffs.bin.gz', import.meta.url).pathname)));
+    const ufs = await openUfs(memoryDiskReader(bytes));
+    expect(await ufs.check()).toEqual([]);
+    const copy = bytes.slice();
+    copy[cgTod(ufs.geometry, 1) * ufs.geometry.fragSize + CG_ROTOR] ^= 0x10;
+    const problems = await (await openUfs(memoryDiskReader(copy))).check();
+    expect(problems.map((p) => p.code)).toEqual(['ufs.checksum']);
+    expect(problems[0].message).toMatch(/cylinder group 1/);
+  });
+});
 
 describe.runIf(havePeer('makefs') || process.env.CI)('ufs check', () => {
   let clean: Clean;

@@ -7,6 +7,7 @@
  */
 import { FormatError } from '../../../formats/common/errors.js';
 import type { CylinderGroup } from '../../../formats/fs/ufs2/cylinder-group.js';
+import { checkInodeHash } from './check-hashes.js';
 import { decodeInodeBytes } from './inode-decode.js';
 import { blockMap, inRange } from './read-blocks.js';
 import { cgDmin, cgImin, cgSblock, ROOT_INO, type UfsGeometry } from './read-geometry.js';
@@ -87,6 +88,7 @@ export async function scanGroupInodes(
         report('ufs.inode', 'error', `inode ${ino} has an unknown file type (mode 0${inode.mode.toString(8)})`);
         continue;
       }
+      checkInodeHash(g, v.sb.metackhash, ino, raw, report);
       if (!usedBit) report('ufs.inode-bitmap', 'error', `inode ${ino} (a ${kind}) is in use but marked free in group ${c}'s inode map`);
       inodes.set(ino, { kind, nlink: inode.nlink });
       if (kind === 'dir') dirs.push(inode);

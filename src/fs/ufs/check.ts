@@ -4,12 +4,14 @@
  * geometry fields), pass1 (check-inodes.ts: inodes, their blocks, duplicates, ranges), pass2
  * and pass3 (check-dirs.ts: directory structure and reachability), pass4 (link counts) and
  * pass5 (every group's maps and summaries rebuilt from what the inodes hold and compared with
- * the group, the summary area at fs_csaddr and fs_cstotal). Reads, never writes.
+ * the group, the summary area at fs_csaddr and fs_cstotal), and the metadata check-hashes
+ * FreeBSD 12+ keeps (check-hashes.ts). Reads, never writes.
  */
 import { FormatError } from '../../../formats/common/errors.js';
 import { decodeCsumArray, decodeSuperblock, type Csum, type Superblock } from '../../../formats/fs/ufs2/superblock.js';
 import { summarizeFreeMap, type CylinderGroup } from '../../../formats/fs/ufs2/cylinder-group.js';
 import { checkDirectories } from './check-dirs.js';
+import { checkMetadataHashes } from './check-hashes.js';
 import { initializedInodes, metadataMap, scanGroupInodes, testBit, type FragmentMaps, type InodeFacts } from './check-inodes.js';
 import { problemList, type Report } from './check-report.js';
 import { cgBase, cgSblock, ROOT_INO } from './read-geometry.js';
@@ -30,6 +32,7 @@ export async function checkUfs(v: UfsVolume): Promise<UfsProblem[]> {
   const { problems, report } = problemList();
   const { g } = v;
   await checkSuperblockCopies(v, report);
+  await checkMetadataHashes(v, report);
   let csums: Csum[] | undefined;
   try {
     csums = decodeCsumArray(await v.readExact(g.csaddr * g.fragSize, g.ncg * 16), g.ncg);
