@@ -16,10 +16,11 @@ import { addSlotCommands } from '../../src/cli/slot.js';
 import { addZfsCommands } from '../../src/cli/zfs.js';
 import { addFlashCommands } from '../../src/cli/flash.js';
 import { addBmapCommand } from '../../src/cli/bmap.js';
+import { addUfsCommands } from '../../src/cli/ufs.js';
 import { requireFreshBundle, ROOT } from '../helpers/cli.js';
 import { tempDir } from '../helpers/golden.js';
 
-const ALL_GROUPS = [addFatCommands, addSlotCommands, addSignCommands, addZfsCommands, addFlashCommands, addBmapCommand];
+const ALL_GROUPS = [addFatCommands, addSlotCommands, addSignCommands, addZfsCommands, addFlashCommands, addBmapCommand, addUfsCommands];
 const names = (program: Command) => program.commands.map((c) => c.name());
 
 describe('commandGroupsFor', () => {
