@@ -15,7 +15,7 @@ export function assembleDisk(plan: PlannedImage): VirtualDisk {
     const at = p.startLba * ss;
     const c = p.contents;
     if (c.kind === 'file') disk.place(at, c.size, { kind: 'file', path: c.path, offset: 0 });
-    else if (c.kind === 'fat' && c.volume) disk.place(at, c.volume.disk.size, { kind: 'disk', disk: c.volume.disk, offset: 0 });
+    else if ((c.kind === 'fat' || c.kind === 'ufs') && c.volume) disk.place(at, c.volume.disk.size, { kind: 'disk', disk: c.volume.disk, offset: 0 });
     else if (c.kind === 'image') {
       const inner = assembleDisk(c.plan);
       disk.place(at, inner.size, { kind: 'disk', disk: inner, offset: 0 });

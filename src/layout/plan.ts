@@ -11,11 +11,12 @@ import { formatBytes, parseSizeSpec, type SizeSpec } from '../model/size.js';
 import type { Layout, PartitionSpec } from './schema.js';
 import { LayoutProblems, checkSchemeFields, resolveAttributes, resolveContentsFile, resolveType, type ResolvedType } from './resolve.js';
 import { buildPlannedFat, resolveFatContents, type PlannedFat } from './fat-contents.js';
+import { buildPlannedUfs, resolveUfsContents, type PlannedUfs } from './ufs-contents.js';
 import { schemeHandler } from '../schemes/registry.js';
 import type { SchemeHandler } from '../schemes/handler.js';
 
 export type PlannedContents =
-  { kind: 'none' } | { kind: 'zero' } | { kind: 'file'; path: string; size: number } | { kind: 'image'; plan: PlannedImage } | PlannedFat;
+  { kind: 'none' } | { kind: 'zero' } | { kind: 'file'; path: string; size: number } | { kind: 'image'; plan: PlannedImage } | PlannedFat | PlannedUfs;
 
 export interface PlannedPartition extends ResolvedType {
   /** 1-based: GPT slot; MBR 1-4 primary slots, 5+ logicals; BSD slot (a=1, b=2, d=4 ...). */
@@ -191,6 +192,8 @@ export async function planLayout(layout: Layout, ctx: PlanContext, fixedBytes?: 
       };
     } else if (d.contents.kind === 'fat') {
       await buildPlannedFat(d.contents, sizes[i] * sectorSize, baseLba, ctx.seed, d.path, problems);
+    } else if (d.contents.kind === 'ufs') {
+      buildPlannedUfs(d.contents, sizes[i] * sectorSize, ctx.seed, d.path, problems);
     }
   }
   if (problems.list.length) throw layoutError(problems);
@@ -255,6 +258,7 @@ async function resolveContents(spec: PartitionSpec, path: string, ctx: PlanConte
   if ('zero' in c) return { contents: { kind: 'zero' } as PlannedContents, contentBytes: 0 };
   if ('fat' in c)
     return (await resolveFatContents(c.fat, path, ctx.baseDir, sectorSize, problems)) ?? { contents: { kind: 'none' } as PlannedContents, contentBytes: 0 };
+  if ('ufs' in c) return (await resolveUfsContents(c.ufs, path, ctx.baseDir, problems)) ?? { contents: { kind: 'none' } as PlannedContents, contentBytes: 0 };
   if ('file' in c) {
     const f = await resolveContentsFile(c.file, ctx.baseDir, path, problems);
     return f
@@ -322,10 +326,10 @@ function checkPlacement(drafts: Draft[], starts: number[], sizes: number[], firs
   for (const r of ranges) {
     if (r.start < first) problems.add(r.d.path, `starts at sector ${r.start}, inside the partition table area (first usable sector is ${first})`);
     if (r.end > last) problems.add(r.d.path, `ends at sector ${r.end}, beyond the last usable sector ${last} of the disk`);
-    if (r.d.contents.kind === 'fat' && r.d.contentBytes > sizes[drafts.indexOf(r.d)] * ss) {
+    if ((r.d.contents.kind === 'fat' || r.d.contents.kind === 'ufs') && r.d.contentBytes > sizes[drafts.indexOf(r.d)] * ss) {
       problems.add(
-        `${r.d.path}.contents.fat`,
-        `the FAT volume for this tree needs at least ${formatBytes(r.d.contentBytes)}, more than the partition (${formatBytes(sizes[drafts.indexOf(r.d)] * ss)})`,
+        `${r.d.path}.contents.${r.d.contents.kind}`,
+        `the ${r.d.contents.kind === 'fat' ? 'FAT volume' : 'UFS2 file system'} for this tree needs at least ${formatBytes(r.d.contentBytes)}, more than the partition (${formatBytes(sizes[drafts.indexOf(r.d)] * ss)})`,
       );
     } else if (r.d.contentBytes > sizes[drafts.indexOf(r.d)] * ss && r.d.contents.kind !== 'image') {
       const what =

@@ -23,6 +23,20 @@ const fatContents = z.strictObject({
   }),
 });
 
+const ufsContents = z.strictObject({
+  ufs: z.strictObject({
+    from: z
+      .union([z.string().min(1), z.array(z.string().min(1))])
+      .optional()
+      .describe('Folders or mtree:SPEC[@FOLDER] (METALOG), layered in order, relative to the layout file (omitted: an empty file system)'),
+    label: z.string().optional().describe('Volume label, fs_volname (/dev/ufs/LABEL), up to 31 bytes'),
+    size: size.optional().describe('File system size (default: the whole partition)'),
+    blockSize: z.number().int().optional().describe('Block size, 4096 to 32768 (default 32768)'),
+    fragSize: z.number().int().optional().describe('Fragment size, block size / 8 to block size (default 4096)'),
+    softupdates: z.boolean().optional().describe('Enable soft updates (default off, as makefs)'),
+  }),
+});
+
 export const PartitionSchema = z.strictObject({
   type: z.string().min(1).describe('gpart-style type name (freebsd-ufs, efi, ...), a GPT GUID, an MBR type byte (0xa5) or BSD fstype'),
   label: z.string().optional().describe('GPT partition name (up to 36 UTF-16 code units)'),
@@ -36,7 +50,7 @@ export const PartitionSchema = z.strictObject({
   active: z.boolean().optional().describe('MBR active (bootable) flag'),
   logical: z.boolean().optional().describe('MBR: place inside the extended partition'),
   get contents() {
-    return z.union([fileContents, zeroContents, z.strictObject({ image: LayoutSchema }), fatContents]).optional();
+    return z.union([fileContents, zeroContents, z.strictObject({ image: LayoutSchema }), fatContents, ufsContents]).optional();
   },
 });
 
@@ -95,7 +109,7 @@ export function parseLayout(json: unknown): Layout {
   throw new DiskmintError('LAYOUT', problems.join('\n'), [...new Set(problems)]);
 }
 
-const CONTENT_KINDS = ['file', 'zero', 'image', 'fat'];
+const CONTENT_KINDS = ['file', 'zero', 'image', 'fat', 'ufs'];
 
 /** Deeper JSON than this is refused before validation (recursion in zod and in messages). */
 const MAX_LAYOUT_DEPTH = 64;
@@ -150,7 +164,7 @@ function describeLeafIssue(issue: z.core.$ZodIssue, value: unknown): string {
     return `${path}: unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
   }
   if (last === 'contents' && issue.code === 'invalid_union') {
-    return `${path}: ${shown} is not valid contents (use {"file": "path"}, {"zero": true}, {"image": {...}} or {"fat": {"from": "dir/"}})`;
+    return `${path}: ${shown} is not valid contents (use {"file": "path"}, {"zero": true}, {"image": {...}}, {"fat": {"from": "dir/"}} or {"ufs": {"from": ["dir/"]}})`;
   }
   return `${path}: ${shown} ${value === undefined ? '(required)' : `is invalid: ${issue.message}`}`;
 }

@@ -22,7 +22,9 @@ afterAll(async () => {
 describe('diskmint ufs create', () => {
   it('writes a labelled UFS2 image, reports it as JSON, and stamps SOURCE_DATE_EPOCH', () => {
     const out = join(dir, 'root.ufs');
-    const r = diskmint(['ufs', 'create', out, '--from', join(dir, 'src'), '--label', 'rootfs', '--size', '16M', '--json'], { env: { SOURCE_DATE_EPOCH: '1234567890' } });
+    const r = diskmint(['ufs', 'create', out, '--from', join(dir, 'src'), '--label', 'rootfs', '--size', '16M', '--json'], {
+      env: { SOURCE_DATE_EPOCH: '1234567890' },
+    });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const report = JSON.parse(r.stdout.toString());

@@ -33,8 +33,9 @@ export interface CheckedUfs {
   blocksOf: Map<number, number[]>;
 }
 
-export function checkUfsImage(path: string): CheckedUfs {
-  const sb = decodeSuperblock(readAt(path, SBLOCK_UFS2, 8192));
+/** Check the file system at byte `at` of `path` (a partition's offset; 0 for a bare image). */
+export function checkUfsImage(path: string, at = 0): CheckedUfs {
+  const sb = decodeSuperblock(readAt(path, at + SBLOCK_UFS2, 8192));
   const problems: string[] = [];
   const { fsize, bsize, frag, fpg, ipg, ncg } = sb;
   const owner = new Map<number, string>();
@@ -51,9 +52,9 @@ export function checkUfsImage(path: string): CheckedUfs {
   const inodes = new Map<number, Ufs2Inode>();
   const cgs = [];
   for (let c = 0; c < ncg; c++) {
-    const cg = decodeCylinderGroup(readAt(path, (c * fpg + sb.cblkno) * fsize, sb.cgsize), sb);
+    const cg = decodeCylinderGroup(readAt(path, at + (c * fpg + sb.cblkno) * fsize, sb.cgsize), sb);
     cgs.push(cg);
-    const table = readAt(path, (c * fpg + sb.iblkno) * fsize, cg.initediblk * UFS2_DINODE_SIZE);
+    const table = readAt(path, at + (c * fpg + sb.iblkno) * fsize, cg.initediblk * UFS2_DINODE_SIZE);
     for (let i = c === 0 ? 2 : 0; i < cg.initediblk; i++) {
       const used = (cg.inosused[i >> 3] >> (i & 7)) & 1;
       const ino = decodeInode(table, i * UFS2_DINODE_SIZE);
@@ -78,7 +79,7 @@ export function checkUfsImage(path: string): CheckedUfs {
     const walk = (addr: number, level: number) => {
       for (let i = 0; i < frag; i++) claim(addr + i, `inode ${n} pointers`);
       frags += frag;
-      const dv = new DataView(readAt(path, addr * fsize, bsize).buffer);
+      const dv = new DataView(readAt(path, at + addr * fsize, bsize).buffer);
       for (let i = 0; i < bsize / 8 && lbn < nblk; i++) {
         const child = Number(dv.getBigInt64(8 * i, true));
         if (level === 1) take(child, lbn++);
@@ -92,11 +93,11 @@ export function checkUfsImage(path: string): CheckedUfs {
   const dataOf = (n: number): Uint8Array => {
     const ino = inodes.get(n)!;
     const out = new Uint8Array(ino.size);
-    (blocksOf.get(n) ?? []).forEach((addr, lbn) => out.set(readAt(path, addr * fsize, Math.min(bsize, ino.size - lbn * bsize)), lbn * bsize));
+    (blocksOf.get(n) ?? []).forEach((addr, lbn) => out.set(readAt(path, at + addr * fsize, Math.min(bsize, ino.size - lbn * bsize)), lbn * bsize));
     return out;
   };
   const total = { ndir: 0, nbfree: 0, nifree: 0, nffree: 0 };
-  const csums = decodeCsumArray(readAt(path, sb.csaddr * fsize, sb.cssize), ncg);
+  const csums = decodeCsumArray(readAt(path, at + sb.csaddr * fsize, sb.cssize), ncg);
   cgs.forEach((cg, c) => {
     const ndblk = Math.min(fpg, sb.size - c * fpg);
     for (let f = 0; f < ndblk; f++) {

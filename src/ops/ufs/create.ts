@@ -6,6 +6,7 @@ import { refuseUncompressibleOutput, writeImage, type WriteImageOptions } from '
 import { DiskmintError } from '../../model/errors.js';
 import { parseByteSize } from '../../model/size.js';
 import { sourceDateEpoch } from '../../model/source-date.js';
+import { resolveSeed } from '../../model/seed.js';
 import { buildUfsVolume, type UfsBuildOptions } from '../../fs/ufs/build.js';
 import { loadTreeSources, type FileTree } from '../../fs/tree/index.js';
 
@@ -42,7 +43,7 @@ export async function createUfs(output: string, opts: UfsCreateOptions): Promise
   const epoch = sourceDateEpoch();
   const loaded = opts.tree ? { tree: opts.tree, close: async () => {} } : await loadTreeSources(opts.from!, { sourceDateEpoch: epoch });
   try {
-    const volume = buildUfsVolume(loaded.tree, { ...opts, size, time: opts.time ?? epoch });
+    const volume = buildUfsVolume(loaded.tree, { ...opts, size, time: opts.time ?? epoch, seed: resolveSeed(opts.seed, 'diskmint-ufs') });
     await writeImage(volume.disk, output, opts);
     const l = volume.layout;
     return {

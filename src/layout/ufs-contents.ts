@@ -1,0 +1,104 @@
+/**
+ * `contents: { "ufs": { "from": ["tree/", "mtree:METALOG"], "label": "rootfs", "size": "512M" } }`:
+ * a UFS2 file system made from tree sources, layered in order (src/fs/tree). Its metadata is
+ * built during planning (file contents stay references), so a tree that does not fit is a
+ * layout error before any write. The file system fills the partition unless `size` is given.
+ * Tarball sources need a spool file that must outlive the build; layouts take folders and
+ * mtree specs only (make the file system with `diskmint ufs create` and use `{"file": ...}`).
+ */
+import { stat } from 'node:fs/promises';
+import { isAbsolute, resolve } from 'node:path';
+import { buildUfsVolume, type UfsBuildOptions, type UfsVolume } from '../fs/ufs/build.js';
+import { loadTreeSources, parseTreeSource, type FileTree } from '../fs/tree/index.js';
+import { DiskmintError } from '../model/errors.js';
+import { formatBytes, parseByteSize } from '../model/size.js';
+import { sourceDateEpoch } from '../model/source-date.js';
+import type { LayoutProblems } from './resolve.js';
+
+export interface UfsContentsSpec {
+  from?: string | string[];
+  label?: string;
+  size?: number | string;
+  blockSize?: number;
+  fragSize?: number;
+  softupdates?: boolean;
+}
+
+export interface PlannedUfs {
+  kind: 'ufs';
+  tree: FileTree;
+  options: UfsBuildOptions;
+  /** Built once the partition's size is known. */
+  volume?: UfsVolume;
+}
+
+const absolute = (baseDir: string, p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+
+export async function resolveUfsContents(
+  spec: UfsContentsSpec,
+  path: string,
+  baseDir: string,
+  problems: LayoutProblems,
+): Promise<{ contents: PlannedUfs; contentBytes: number } | undefined> {
+  const at = `${path}.contents.ufs`;
+  const options: UfsBuildOptions = {
+    label: spec.label,
+    blockSize: spec.blockSize,
+    fragSize: spec.fragSize,
+    softupdates: spec.softupdates,
+    time: sourceDateEpoch(),
+  };
+  if (spec.size !== undefined) {
+    options.size = parseByteSize(spec.size);
+    if (options.size === undefined) {
+      problems.add(`${at}.size`, `${JSON.stringify(spec.size)} is not a size`);
+      return undefined;
+    }
+  }
+  try {
+    const sources: string[] = [];
+    for (const text of [spec.from ?? []].flat()) {
+      const s = parseTreeSource(text);
+      if (s.kind === 'mtree') {
+        sources.push(`mtree:${absolute(baseDir, s.spec)}@${absolute(baseDir, s.folder)}`);
+        continue;
+      }
+      const full = absolute(baseDir, s.path);
+      if (!(await stat(full).catch(() => undefined))?.isDirectory()) {
+        problems.add(
+          `${at}.from`,
+          `${JSON.stringify(text)} is not a folder (looked for ${full}); tarballs: build with \`diskmint ufs create\` and place the image as {"file": ...}`,
+        );
+        return undefined;
+      }
+      sources.push(full);
+    }
+    const tree: FileTree = sources.length ? (await loadTreeSources(sources, { sourceDateEpoch: options.time })).tree : emptyTree(options.time ?? 0);
+    const fitted = options.size ?? buildUfsVolume(tree, options).sizeBytes;
+    return { contents: { kind: 'ufs', tree, options }, contentBytes: fitted };
+  } catch (err) {
+    if (!(err instanceof DiskmintError)) throw err;
+    problems.add(at, err.message);
+    return undefined;
+  }
+}
+
+function emptyTree(sec: number): FileTree {
+  const t = { sec, nsec: 0 };
+  return { nodes: [{ path: '', kind: 'dir', mode: 0o755, uid: 0, gid: 0, flags: 0, atime: t, mtime: t, ctime: t, birthtime: t, size: 0 }] };
+}
+
+/** Build the file system for a partition of `sizeBytes` (or its own `size`). */
+export function buildPlannedUfs(ufs: PlannedUfs, sizeBytes: number, seed: string, path: string, problems: LayoutProblems): void {
+  const size = ufs.options.size ?? sizeBytes;
+  if (size > sizeBytes) {
+    problems.add(`${path}.contents.ufs.size`, `${formatBytes(size)} is larger than the partition (${formatBytes(sizeBytes)})`);
+    return;
+  }
+  try {
+    ufs.volume = buildUfsVolume(ufs.tree, { ...ufs.options, size, seed: `${seed}\0${path}` });
+  } catch (err) {
+    if (!(err instanceof DiskmintError)) throw err;
+    problems.add(`${path}.contents.ufs`, `${err.message} (partition of ${formatBytes(sizeBytes)})`);
+  }
+}
