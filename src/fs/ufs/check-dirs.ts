@@ -17,15 +17,21 @@ import type { Report } from './check-report.js';
 const DT_UNKNOWN = 0;
 const utf8 = new TextDecoder('utf-8');
 
-export async function checkDirectories(v: UfsVolume, dirs: UfsInode[], inodes: Map<number, InodeFacts>, report: Report): Promise<Map<number, number>> {
+export async function checkDirectories(v: UfsVolume, dirs: number[], inodes: Map<number, InodeFacts>, report: Report): Promise<Map<number, number>> {
   const refs = new Map<number, number>();
   const parent = new Map<number, number>();
   const dotdot = new Map<number, number>();
   const children = new Map<number, number[]>();
   const total = inodeCount(v.g);
-  for (const dir of dirs) {
-    const self = dir.ino;
+  for (const self of dirs) {
     const where = `directory inode ${self}`;
+    let dir: UfsInode;
+    try {
+      dir = await v.readInode(self);
+    } catch (e) {
+      if (!(e instanceof FormatError)) throw e;
+      continue; // pass 1 read it; reported there if it could not
+    }
     if (dir.size % DIRBLKSIZ !== 0 || dir.size === 0 || dir.size > MAX_DIR_BYTES) {
       report('ufs.dir-entry', 'error', `${where} is ${dir.size} bytes, not a whole number (1 or more) of ${DIRBLKSIZ}-byte chunks`);
       continue;
@@ -98,14 +104,14 @@ export async function checkDirectories(v: UfsVolume, dirs: UfsInode[], inodes: M
       queue.push(child);
     }
   }
-  for (const dir of dirs) {
-    if (!reached.has(dir.ino)) {
-      report('ufs.dir-entry', 'error', `directory inode ${dir.ino} cannot be reached from the root`);
+  for (const ino of dirs) {
+    if (!reached.has(ino)) {
+      report('ufs.dir-entry', 'error', `directory inode ${ino} cannot be reached from the root`);
       continue;
     }
-    const up = dotdot.get(dir.ino);
-    if (up !== undefined && up !== parent.get(dir.ino)) {
-      report('ufs.dir-entry', 'error', `directory inode ${dir.ino}: '..' names inode ${up}, its parent is inode ${parent.get(dir.ino)}`);
+    const up = dotdot.get(ino);
+    if (up !== undefined && up !== parent.get(ino)) {
+      report('ufs.dir-entry', 'error', `directory inode ${ino}: '..' names inode ${up}, its parent is inode ${parent.get(ino)}`);
     }
   }
   return refs;

@@ -48,7 +48,7 @@ export const initializedInodes = (g: UfsGeometry, cg: CylinderGroup): number => 
 
 /**
  * Pass 1 over group `c`: returns nothing; fills `inodes` (allocated inodes' kind and nlink), `dirs`
- * (directory inodes) and `maps.used`, and reports into `report`.
+ * (directory inode numbers) and `maps.used`, and reports into `report`.
  */
 export async function scanGroupInodes(
   v: UfsVolume,
@@ -56,7 +56,7 @@ export async function scanGroupInodes(
   cg: CylinderGroup | undefined,
   maps: FragmentMaps,
   inodes: Map<number, InodeFacts>,
-  dirs: UfsInode[],
+  dirs: number[],
   report: Report,
 ): Promise<void> {
   const { g } = v;
@@ -91,7 +91,7 @@ export async function scanGroupInodes(
       checkInodeHash(g, v.sb.metackhash, ino, raw, report);
       if (!usedBit) report('ufs.inode-bitmap', 'error', `inode ${ino} (a ${kind}) is in use but marked free in group ${c}'s inode map`);
       inodes.set(ino, { kind, nlink: inode.nlink });
-      if (kind === 'dir') dirs.push(inode);
+      if (kind === 'dir') dirs.push(ino);
       await claimBlocks(v, inode, kind, maps, report);
     }
   }

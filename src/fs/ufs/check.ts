@@ -15,7 +15,6 @@ import { checkMetadataHashes } from './check-hashes.js';
 import { initializedInodes, metadataMap, scanGroupInodes, testBit, type FragmentMaps, type InodeFacts } from './check-inodes.js';
 import { problemList, type Report } from './check-report.js';
 import { cgBase, cgSblock, ROOT_INO } from './read-geometry.js';
-import type { UfsInode } from './inode-types.js';
 import type { UfsProblem } from './read-types.js';
 import type { UfsVolume } from './read-volume.js';
 
@@ -42,7 +41,7 @@ export async function checkUfs(v: UfsVolume): Promise<UfsProblem[]> {
   }
   const maps: FragmentMaps = { meta: metadataMap(g, Math.ceil(g.cssize / g.fragSize)), used: new Uint8Array(Math.ceil(g.sizeFrags / 8)) };
   const inodes = new Map<number, InodeFacts>();
-  const dirs: UfsInode[] = [];
+  const dirs: number[] = [];
   const readCg = async (c: number, say: boolean): Promise<CylinderGroup | undefined> => {
     try {
       return await v.readCg(c);
@@ -63,7 +62,7 @@ export async function checkUfs(v: UfsVolume): Promise<UfsProblem[]> {
     else if (n !== facts.nlink) report('ufs.link-count', 'error', `inode ${ino} (a ${facts.kind}) has link count ${facts.nlink}; ${n} entries name it`);
   }
   const dirsPerGroup = new Array<number>(g.ncg).fill(0);
-  for (const d of dirs) dirsPerGroup[Math.floor(d.ino / g.ipg)]++;
+  for (const d of dirs) dirsPerGroup[Math.floor(d / g.ipg)]++;
   const total: Csum = { ndir: 0, nbfree: 0, nifree: 0, nffree: 0 };
   for (let c = 0; c < g.ncg; c++) {
     const cg = await readCg(c, false);

@@ -17,6 +17,8 @@ import { mountUfsVolume, type UfsVolume } from './read-volume.js';
 const MAXSYMLINKS = 32;
 /** Deepest nesting walk() follows. */
 const MAX_DEPTH = 1024;
+/** Longest symlink target read (Linux's PATH_MAX; FreeBSD's MAXPATHLEN is 1024). */
+const MAX_LINK_BYTES = 4096;
 const utf8 = new TextDecoder('utf-8');
 
 export async function openUfs(disk: DiskReader): Promise<UfsReader> {
@@ -115,7 +117,7 @@ export async function openUfs(disk: DiskReader): Promise<UfsReader> {
 
 /** A symlink's target: inside the inode when shorter than fs_maxsymlinklen, else in its blocks. */
 export async function linkTarget(v: UfsVolume, inode: UfsInode): Promise<string> {
-  if (inode.size > 4096) throw fail('ufs', 'BAD_VALUE', `symlink inode ${inode.ino} is ${inode.size} bytes long, more than MAXPATHLEN`);
+  if (inode.size > MAX_LINK_BYTES) throw fail('ufs', 'BAD_VALUE', `symlink inode ${inode.ino} is ${inode.size} bytes long, more than ${MAX_LINK_BYTES}`);
   if (inode.size < v.g.maxSymlinkLen) return utf8.decode(inode.pointerArea.subarray(0, inode.size));
   const parts: Uint8Array[] = [];
   for await (const chunk of v.fileBytes(inode)) parts.push(chunk);
