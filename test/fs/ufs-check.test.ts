@@ -24,9 +24,10 @@ const CG_ROTOR = 40;
 const CG_NBFREE = 28;
 const CG_IUSEDOFF = 92;
 const CG_FREEOFF = 96;
-/** ufs2_dinode (dinode.h): di_nlink at 2, di_db[0] at 112. */
+/** ufs2_dinode (dinode.h): di_mode at 0, di_nlink at 2, di_blocks at 24, di_db[0] at 112. */
 const DI_NLINK = 2;
 const DI_DB = 112;
+const DI_BLOCKS = 24;
 
 interface Clean {
   bytes: Uint8Array;
@@ -143,6 +144,12 @@ describe.runIf(havePeer('makefs') || process.env.CI)('ufs check', () => {
     const at = inodeOffset(clean.g, await clean.ino('/frag.bin')) + DI_DB;
     expect(await codesAfter((_, dv) => dv.setBigInt64(at, BigInt(clean.g.sizeFrags + 8), true))).toContain('ufs.block-out-of-range');
     expect(await codesAfter((_, dv) => dv.setBigInt64(at, BigInt(cgTod(clean.g, 1)), true))).toContain('ufs.block-out-of-range');
+  });
+
+  it('ufs.inode: di_blocks of /frag.bin one sector off; an inode with no file type', async () => {
+    const at = inodeOffset(clean.g, await clean.ino('/frag.bin'));
+    expect(await codesAfter((_, dv) => dv.setBigUint64(at + DI_BLOCKS, dv.getBigUint64(at + DI_BLOCKS, true) + 1n, true))).toEqual(['ufs.inode']);
+    expect(await codesAfter((_, dv) => dv.setUint16(at, 0o070644, true))).toContain('ufs.inode');
   });
 
   it('random byte flips in the metadata give findings or FormatErrors, never another error or a hang', async () => {
