@@ -17,8 +17,9 @@ import { tempDir } from '../helpers/golden.js';
 import { havePeer, requirePeer } from '../helpers/peer.js';
 import { makefs, makeSourceTree } from '../helpers/ufs-makefs.js';
 
-/** struct fs offsets (fs.h): fs_bsize; struct cg (fs.h): cg_magic, cg_rotor, cg_cs.cs_nbfree, cg_iusedoff, cg_freeoff. */
+/** struct fs offsets (fs.h): fs_bsize, fs_clean; struct cg (fs.h): cg_magic, cg_rotor, cg_cs.cs_nbfree, cg_iusedoff, cg_freeoff. */
 const FS_BSIZE = 48;
+const FS_CLEAN = 209;
 const CG_MAGIC_AT = 4;
 const CG_ROTOR = 40;
 const CG_NBFREE = 28;
@@ -150,6 +151,10 @@ describe.runIf(havePeer('makefs') || process.env.CI)('ufs check', () => {
     const at = inodeOffset(clean.g, await clean.ino('/frag.bin'));
     expect(await codesAfter((_, dv) => dv.setBigUint64(at + DI_BLOCKS, dv.getBigUint64(at + DI_BLOCKS, true) + 1n, true))).toEqual(['ufs.inode']);
     expect(await codesAfter((_, dv) => dv.setUint16(at, 0o070644, true))).toContain('ufs.inode');
+  });
+
+  it('ufs.not-clean: fs_clean 0 in the superblock', async () => {
+    expect(await codesAfter((b) => void (b[clean.g.superblockOffset + FS_CLEAN] = 0))).toEqual(['ufs.not-clean']);
   });
 
   it('random byte flips in the metadata give findings or FormatErrors, never another error or a hang', async () => {

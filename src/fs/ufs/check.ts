@@ -30,6 +30,9 @@ const STRUCT_FS_SIZE = 1376;
 export async function checkUfs(v: UfsVolume): Promise<UfsProblem[]> {
   const { problems, report } = problemList();
   const { g } = v;
+  // fs.h fs_clean: 0 when the file system was mounted and not unmounted (FreeBSD's boot runs fsck_ffs on it).
+  if (v.sb.clean === 0)
+    report('ufs.not-clean', 'warning', 'the file system was not unmounted cleanly (fs_clean 0): FreeBSD checks it with fsck_ffs before mounting it');
   await checkSuperblockCopies(v, report);
   await checkMetadataHashes(v, report);
   let csums: Csum[] | undefined;
