@@ -78,6 +78,19 @@ describe('UFS2 built by diskmint, read by Linux', () => {
     await checkWithLinux(await treeFromFolder(src), image);
   }, 180_000);
 
+  it('10,000 small files in 100 folders (fragment tails packed, directories of many chunks)', async (ctx) => {
+    if (!requireLinuxUfs()) return ctx.skip();
+    const src = join(dir, 'many-small');
+    for (let d = 0; d < 100; d++) {
+      await mkdir(join(src, `d${d}`), { recursive: true });
+      for (let f = 0; f < 100; f++) await writeFile(join(src, `d${d}`, `small-file-${f}`), `${d}/${f}\n`.repeat(1 + ((d * 100 + f) % 300)));
+    }
+    const tree = await treeFromFolder(src);
+    const image = join(dir, 'many-small.ufs');
+    await createUfs(image, { tree });
+    await checkWithLinux(tree, image);
+  }, 600_000);
+
   it('a 600 MiB file at 4096/512 geometry (double indirect blocks; triple ones need over 1 GiB there)', async (ctx) => {
     if (!requireLinuxUfs()) return ctx.skip();
     const src = join(dir, 'huge');

@@ -32,6 +32,9 @@ const DOT = utf8.encode('.');
 const DOTDOT = utf8.encode('..');
 
 const bad = (msg: string) => new DiskmintError('BAD_ARGUMENT', msg);
+/** dinode.h di_nlink is an int16: FreeBSD's UFS_LINK_MAX. */
+const UFS_LINK_MAX = 32767;
+const U32_MAX = 2 ** 32 - 1;
 
 /** Inodes in tree order, root first (inode 2). Throws BAD_ARGUMENT on a tree UFS cannot hold. */
 export function planInodes(tree: FileTree): PlannedInode[] {
@@ -75,6 +78,7 @@ export function planInodes(tree: FileTree): PlannedInode[] {
       }
     }
   }
+  for (const inode of out) if (inode.nlink > UFS_LINK_MAX) throw bad(`${inode.node.path || '/'} would have ${inode.nlink} links; UFS allows ${UFS_LINK_MAX}`);
   for (const [dir, children] of entries) {
     const parent = parentOf.get(dir) ?? dir;
     dir.bytes = encodeDirectory([{ ino: dir.ino, type: DT_DIR, name: DOT }, { ino: parent.ino, type: DT_DIR, name: DOTDOT }, ...children]);
@@ -85,6 +89,13 @@ export function planInodes(tree: FileTree): PlannedInode[] {
 
 function newInode(node: TreeNode, ino: number): PlannedInode {
   if (!Number.isInteger(node.mode) || node.mode < 0 || node.mode > 0o7777) throw bad(`${node.path || '/'}: mode ${node.mode} is not permission bits`);
+  for (const [what, v] of [
+    ['uid', node.uid],
+    ['gid', node.gid],
+    ['flags', node.flags],
+  ] as const) {
+    if (!Number.isInteger(v) || v < 0 || v > U32_MAX) throw bad(`${node.path || '/'}: ${what} ${v} is not a 32-bit unsigned number`);
+  }
   const inode: PlannedInode = { ino, node, mode: TYPE_BITS[node.kind] | node.mode, nlink: 1, size: 0, isDir: node.kind === 'dir' };
   if (node.kind === 'dir') inode.nlink = 2; // its own '.' and the entry in its parent (the root: '..')
   if (node.kind === 'file') {

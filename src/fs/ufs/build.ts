@@ -60,7 +60,7 @@ export function buildUfsVolume(tree: FileTree, opts: UfsBuildOptions = {}): UfsV
       } catch (err) {
         if (!(err instanceof FormatError) || !/does not fit/.test(err.message)) throw err;
       }
-      size = Math.ceil((size * 1.05) / 65536) * 65536;
+      size = Math.ceil((size * 1.02) / 65536) * 65536;
     }
   } catch (err) {
     if (err instanceof FormatError) throw new DiskmintError('BAD_ARGUMENT', `ufs: ${err.message}`);
@@ -113,7 +113,6 @@ function buildSized(inodes: PlannedInode[], sizeBytes: number, opts: UfsBuildOpt
     encodeInode(inodeFor(inode, blocks, l, seed), tableBytes[c], (inode.ino % l.ipg) * UFS2_DINODE_SIZE);
   }
   const groups: Csum[] = [];
-  let numclusters = 0;
   for (let c = 0; c < l.ncg; c++) {
     const { base, ndblk } = cgRange(l, c);
     const blksfree = new Uint8Array(Math.ceil(l.fpg / 8));
@@ -125,7 +124,6 @@ function buildSized(inodes: PlannedInode[], sizeBytes: number, opts: UfsBuildOpt
     for (let i = 0; i < usedInodes; i++) inosused[i >> 3] |= 1 << (i & 7);
     const cs: Csum = { ndir: inodeTables[c].ndir, nbfree: s.nbfree, nifree: l.ipg - usedInodes, nffree: s.nffree };
     groups.push(cs);
-    numclusters += s.clustersum.reduce((a, b) => a + b, 0);
     const cgBytes = encodeCylinderGroup(
       {
         cgx: c,
@@ -161,7 +159,7 @@ function buildSized(inodes: PlannedInode[], sizeBytes: number, opts: UfsBuildOpt
   if (new TextEncoder().encode(label).length > 31)
     throw new DiskmintError('BAD_ARGUMENT', `label ${JSON.stringify(label)} is longer than 31 bytes (fs_volname)`);
   const sb = superblockFor(l, {
-    cstotal: { ...total, numclusters },
+    cstotal: { ...total, numclusters: 0 },
     time,
     id: [time >>> 0, deriveU32(seed, 'ufs-fs-id')],
     volname: label,
