@@ -13,6 +13,7 @@ import { memoryDiskReader } from '../../src/model/disk-reader.js';
 import { openUfs } from '../../src/fs/ufs/read.js';
 import { cgBase, cgSblock, cgTod, inodeOffset, type UfsGeometry } from '../../src/fs/ufs/read-geometry.js';
 import type { UfsReader } from '../../src/fs/ufs/read-types.js';
+import { budgetedReader } from '../helpers/budget.js';
 import { tempDir } from '../helpers/golden.js';
 import { havePeer, requirePeer } from '../helpers/peer.js';
 import { makefs, makeSourceTree } from '../helpers/ufs-makefs.js';
@@ -64,6 +65,9 @@ describe.runIf(havePeer('makefs') || process.env.CI)('ufs check', () => {
     clean = { bytes, g: ufs.geometry, ino, firstBlock: async (p) => (await ufs.readInode(await ino(p))).direct[0] };
     expect(clean.g.ncg).toBeGreaterThan(2);
     expect(await ufs.check()).toEqual([]);
+    const counted = budgetedReader(bytes, { reads: Infinity, bytes: Infinity });
+    await exercise(await openUfs(counted));
+    expect(counted.used.bytes).toBeLessThan(2 * bytes.length); // the fuzz budget below is 16 times the image
   });
 
   /** The check's codes on a copy of the clean image changed by `edit`. */
@@ -175,8 +179,10 @@ describe.runIf(havePeer('makefs') || process.env.CI)('ufs check', () => {
           const [start, len] = regions[f.region];
           copy[start + (f.at % len)] = f.value;
         }
+        // Work, not time: a loop would read past this budget (a clean image needs well under it).
+        const disk = budgetedReader(copy, { reads: 200_000, bytes: 16 * copy.length });
         try {
-          await exercise(await openUfs(memoryDiskReader(copy)));
+          await exercise(await openUfs(disk));
         } catch (e) {
           if (!(e instanceof FormatError)) throw e;
         }
