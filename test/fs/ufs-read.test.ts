@@ -44,12 +44,15 @@ describe('FreeBSD-made images (fox-it/dissect.ffs test data)', () => {
 
   for (const n of [1, 2, 3]) {
     it(`ffs_symlink_test${n}.bin: UFS1, a chain of relative symlinks resolves to the file`, async () => {
-      const ufs = await openUfs(fixture(`ffs_symlink_test${n}.bin.gz`));
+      const disk = fixture(`ffs_symlink_test${n}.bin.gz`);
+      const ufs = await openUfs(disk);
       expect(ufs.version).toBe(1);
       const link = await ufs.stat('/path/to/dir/with/file.ext');
       expect(link?.stat).toMatchObject({ kind: 'symlink', blocks: 0 });
       expect(await text(ufs.readFile('/path/to/dir/with/file.ext'))).toBe('resolved!\n');
-      expect(await ufs.check()).toEqual([]);
+      // Images 2 and 3 were copied while mounted: fs_clean (struct fs byte 209, superblock at 8192) is 0.
+      const fsClean = (await disk.read(8192 + 209, 1))[0];
+      expect((await ufs.check()).map((p) => p.code)).toEqual(fsClean === 0 ? ['ufs.not-clean'] : []);
     });
   }
 });
