@@ -30,6 +30,9 @@ export class FragAllocator {
     if (lead > 0) this.partial = { next: dupper, free: lead };
   }
 
+  /** Fragments handed out for data and pointer blocks. */
+  allocated = 0;
+
   private markRange(c: number, from: number, to: number): void {
     const map = this.used[c];
     for (let f = from; f < to; f++) map[f >> 3] |= 1 << (f & 7);
@@ -45,6 +48,7 @@ export class FragAllocator {
         const at = this.block * l.frag;
         this.block++;
         this.markRange(this.cg, at, at + l.frag);
+        this.allocated += l.frag;
         return base + at;
       }
       this.cg++;
@@ -59,6 +63,7 @@ export class FragAllocator {
       const at = this.partial.next;
       this.partial.next += n;
       this.partial.free -= n;
+      this.allocated += n;
       const c = Math.floor(at / this.l.fpg);
       this.markRange(c, at - c * this.l.fpg, at - c * this.l.fpg + n);
       return at;
@@ -68,6 +73,7 @@ export class FragAllocator {
     const rel = at - c * this.l.fpg;
     // allocBlock marked the whole block: give back what this tail does not take.
     for (let f = rel + n; f < rel + this.l.frag; f++) this.used[c][f >> 3] &= ~(1 << (f & 7));
+    this.allocated -= this.l.frag - n;
     this.partial = { next: at + n, free: this.l.frag - n };
     return at;
   }
@@ -90,7 +96,8 @@ export interface InodeBlocks {
  * the file has no more than UFS_NDADDR blocks: fs.h blksize()), then single, double and triple
  * indirect trees, each pointer block allocated before the blocks it maps.
  */
-export function allocateData(alloc: FragAllocator, size: number): InodeBlocks {
+/** `record` false: allocate only (sizing dry runs), without pointer-block contents or runs. */
+export function allocateData(alloc: FragAllocator, size: number, record = true): InodeBlocks {
   const l = alloc.l;
   const nblk = Math.ceil(size / l.bsize);
   const db = new Array<number>(UFS_NDADDR).fill(0);
@@ -106,6 +113,10 @@ export function allocateData(alloc: FragAllocator, size: number): InodeBlocks {
     const addr = alloc.allocFrags(n);
     frags += n;
     const last = runs.at(-1);
+    if (!record) {
+      lbn++;
+      return addr;
+    }
     if (last && last.addr + last.bytes / l.fsize === addr && last.bytes % l.bsize === 0) last.bytes += bytes;
     else runs.push({ addr, offset, bytes });
     lbn++;
@@ -114,6 +125,12 @@ export function allocateData(alloc: FragAllocator, size: number): InodeBlocks {
   const pointerBlock = (level: number): number => {
     const addr = alloc.allocBlock();
     frags += l.frag;
+    if (!record) {
+      for (let i = 0; i < l.nindir && lbn < nblk; i++)
+        if (level === 1) dataBlock();
+        else pointerBlock(level - 1);
+      return addr;
+    }
     const data = new Uint8Array(l.bsize);
     const dv = new DataView(data.buffer);
     indirect.push({ addr, data });

@@ -11,7 +11,7 @@
 import { fail, FormatError } from '../../../formats/common/errors.js';
 import { encodeCylinderGroup, summarizeFreeMap } from '../../../formats/fs/ufs2/cylinder-group.js';
 import { encodeInode, makeDev, UFS2_DINODE_SIZE, UFS_NDADDR, UFS_NIADDR, type Ufs2Inode } from '../../../formats/fs/ufs2/inode.js';
-import { cgRange, computeUfs2Layout, NFPI, superblockFor, type Ufs2Layout } from '../../../formats/fs/ufs2/layout.js';
+import { cgRange, computeUfs2Layout, dataFrags, NFPI, superblockFor, type Ufs2Layout } from '../../../formats/fs/ufs2/layout.js';
 import { encodeCsumArray, encodeSuperblock, SBLOCK_UFS2, type Csum } from '../../../formats/fs/ufs2/superblock.js';
 import { DiskmintError } from '../../model/errors.js';
 import { VirtualDisk } from '../../model/extents.js';
@@ -51,12 +51,12 @@ export function buildUfsVolume(tree: FileTree, opts: UfsBuildOptions = {}): UfsV
   const inodes = planInodes(tree);
   try {
     if (opts.size !== undefined) return buildSized(inodes, opts.size, opts, false);
+    // Dry runs (allocation only) find the smallest size, in 2 % steps; then one real build.
     let size = estimateSize(inodes, opts);
     for (;;) {
       try {
-        const v = buildSized(inodes, size, opts, true);
-        const spare = v.freeBytes / v.sizeBytes;
-        if (spare * 100 >= (opts.minfree ?? 8)) return v;
+        const free = fitsWithSpare(inodes, size, opts);
+        if (free * 100 >= (opts.minfree ?? 8) * size) return buildSized(inodes, size, opts, true);
       } catch (err) {
         if (!(err instanceof FormatError) || !/does not fit/.test(err.message)) throw err;
       }
@@ -74,14 +74,23 @@ function estimateSize(inodes: PlannedInode[], opts: UfsBuildOptions): number {
   let data = 0;
   for (const i of inodes) if (!i.shortLink) data += Math.ceil(i.size / fsize) * fsize + Math.floor(i.size / (bsize * 256)) * bsize;
   const meta = inodes.length * UFS2_DINODE_SIZE * 2 + 4 * bsize + 131072;
-  return Math.ceil(((data + meta) * (100 + (opts.minfree ?? 8))) / 100 / 65536) * 65536;
+  // Free space is at least fs_minfree percent of the whole (a dry run checks it).
+  return Math.ceil((data + meta) / (1 - (opts.minfree ?? 8) / 100) / 65536) * 65536;
+}
+
+/** Free bytes after allocating the tree's data at `sizeBytes` (throws when it does not fit). */
+function fitsWithSpare(inodes: PlannedInode[], sizeBytes: number, opts: UfsBuildOptions): number {
+  const l = layoutFor(inodes, sizeBytes, opts, true);
+  const alloc = new FragAllocator(l);
+  for (const inode of inodes) if (!(inode.shortLink || inode.size === 0 || isSpecial(inode))) allocateData(alloc, inode.size, false);
+  return (dataFrags(l) - alloc.allocated) * l.fsize;
 }
 
 /**
  * Inodes: a size chosen here gets makefs' density (size / inodes + 1, with a tenth more inodes
  * to spare); a given size gets newfs' NFPI * fsize, or denser when the tree needs more inodes.
  */
-function buildSized(inodes: PlannedInode[], sizeBytes: number, opts: UfsBuildOptions, fitted: boolean): UfsVolume {
+function layoutFor(inodes: PlannedInode[], sizeBytes: number, opts: UfsBuildOptions, fitted: boolean): Ufs2Layout {
   const fsize = opts.fragSize ?? 4096;
   const wanted = Math.ceil((inodes.length + 2) * 1.1) + 16;
   const treeDensity = Math.floor(sizeBytes / wanted) + 1;
@@ -89,6 +98,11 @@ function buildSized(inodes: PlannedInode[], sizeBytes: number, opts: UfsBuildOpt
   const l = computeUfs2Layout({ sizeBytes, blockSize: opts.blockSize, fragSize: opts.fragSize, density, minfree: opts.minfree });
   if (inodes.length + 2 > l.ncg * l.ipg)
     throw fail('ufs', 'INVALID_ARGUMENT', `the tree does not fit: ${inodes.length} inodes, ${l.ncg * l.ipg - 2} available`);
+  return l;
+}
+
+function buildSized(inodes: PlannedInode[], sizeBytes: number, opts: UfsBuildOptions, fitted: boolean): UfsVolume {
+  const l = layoutFor(inodes, sizeBytes, opts, fitted);
   const seed = opts.seed ?? 'diskmint-ufs';
   const time = opts.time ?? sourceDateEpoch() ?? newestMtime(inodes);
   const disk = new VirtualDisk(l.size * l.fsize);
@@ -108,9 +122,10 @@ function buildSized(inodes: PlannedInode[], sizeBytes: number, opts: UfsBuildOpt
   // cg_initediblk: the inode blocks written (zeroed) in each group; at least two blocks (makefs).
   const inited = inodeTables.map((t) => Math.min(l.ipg, Math.max(2 * l.inopb, Math.ceil(t.used / l.inopb) * l.inopb)));
   for (let c = 0; c < l.ncg; c++) tableBytes.push(new Uint8Array(inited[c] * UFS2_DINODE_SIZE));
+  const genBase = deriveU32(seed, 'ufs-gen');
   for (const { inode, blocks } of placed) {
     const c = Math.floor(inode.ino / l.ipg);
-    encodeInode(inodeFor(inode, blocks, l, seed), tableBytes[c], (inode.ino % l.ipg) * UFS2_DINODE_SIZE);
+    encodeInode(inodeFor(inode, blocks, l, generation(genBase, inode.ino)), tableBytes[c], (inode.ino % l.ipg) * UFS2_DINODE_SIZE);
   }
   const groups: Csum[] = [];
   for (let c = 0; c < l.ncg; c++) {
@@ -185,7 +200,15 @@ function placeData(disk: VirtualDisk, l: Ufs2Layout, inode: PlannedInode, blocks
   }
 }
 
-function inodeFor(inode: PlannedInode, blocks: InodeBlocks | undefined, l: Ufs2Layout, seed: string): Ufs2Inode {
+/** di_gen: one hash of the seed, then murmur3's 32-bit finalizer of base + inode (no hash per inode). */
+function generation(base: number, ino: number): number {
+  let h = (base + ino) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0 || 1;
+}
+
+function inodeFor(inode: PlannedInode, blocks: InodeBlocks | undefined, l: Ufs2Layout, gen: number): Ufs2Inode {
   const n = inode.node;
   const db = blocks?.db ?? new Array<number>(UFS_NDADDR).fill(0);
   if (n.device) {
@@ -206,7 +229,7 @@ function inodeFor(inode: PlannedInode, blocks: InodeBlocks | undefined, l: Ufs2L
     mtime: n.mtime,
     ctime: n.ctime,
     birthtime: n.birthtime,
-    gen: deriveU32(seed, `ufs-gen-${inode.ino}`),
+    gen,
     kernflags: 0,
     flags: n.flags,
     db,
