@@ -10,6 +10,8 @@ import { fail } from '../../common/errors.js';
 
 /** fs.h: FS_UFS2_MAGIC; SBLOCK_UFS2 (byte offset of the standard superblock); SBLOCKSIZE. */
 export const FS_UFS2_MAGIC = 0x19540119;
+/** fs.h FS_UFS1_MAGIC: a UFS1 superblock has the same struct fs (the reader decodes both). */
+export const FS_UFS1_MAGIC = 0x011954;
 export const SBLOCK_UFS2 = 65536;
 export const SBLOCKSIZE = 8192;
 /** sizeof(struct fs), fs.h CTASSERT. */
@@ -263,6 +265,8 @@ function get(dv: DataView, at: number, type: FieldType, name: string): number {
     case 'i64':
     case 'u64': {
       const big = type === 'i64' ? dv.getBigInt64(at, true) : dv.getBigUint64(at, true);
+      // fs_maxfilesize of a UFS1 file system (and fs_swuid) may exceed 2^53: read as "at least 2^53 - 1".
+      if (type === 'u64' && big > BigInt(Number.MAX_SAFE_INTEGER)) return Number.MAX_SAFE_INTEGER;
       if (big > BigInt(Number.MAX_SAFE_INTEGER) || big < BigInt(Number.MIN_SAFE_INTEGER)) {
         throw fail('ufs', 'BAD_VALUE', `superblock ${name} ${big} is beyond 2^53`);
       }
@@ -304,7 +308,8 @@ export function encodeSuperblock(sb: Superblock, length = STRUCT_FS_SIZE): Uint8
 export function decodeSuperblock(bytes: Uint8Array): Superblock {
   if (bytes.length < STRUCT_FS_SIZE) throw fail('ufs', 'TRUNCATED', `superblock needs ${STRUCT_FS_SIZE} bytes, have ${bytes.length}`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, STRUCT_FS_SIZE);
-  if (dv.getInt32(SB_OFFSETS.magic, true) !== FS_UFS2_MAGIC) throw fail('ufs', 'BAD_MAGIC', 'no little-endian UFS2 magic in the superblock');
+  const magic = dv.getInt32(SB_OFFSETS.magic, true);
+  if (magic !== FS_UFS2_MAGIC && magic !== FS_UFS1_MAGIC) throw fail('ufs', 'BAD_MAGIC', 'no little-endian UFS2 (or UFS1) magic in the superblock');
   const scalars = {} as SuperblockScalars;
   for (const key of Object.keys(SB_OFFSETS) as (keyof typeof SB_OFFSETS)[]) scalars[key] = get(dv, SB_OFFSETS[key], TYPES[key], key);
   const o = (i: number) => dv.getInt32(SB_OLD_CSTOTAL + 4 * i, true);

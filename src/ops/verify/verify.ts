@@ -6,6 +6,7 @@ import { finding, type Finding } from '../../model/findings.js';
 import { allTables, inspectDisk, inspectionOf, wholeDiskFilesystem, type ImageInspection, type InspectOptions } from '../inspect.js';
 import { openDisk } from '../../io/open-disk.js';
 import { fatFindings, wholeDiskFatFindings } from './fat.js';
+import { ufsFindings, wholeDiskUfsFindings } from './ufs.js';
 import { bootChainFindings } from './boot.js';
 import { zfsFindings } from '../zfs-findings.js';
 import type { PartitionTable } from '../../schemes/types.js';
@@ -54,7 +55,9 @@ export async function verifyImage(path: string, opts: VerifyOptions = {}): Promi
     findings.push(...containerFindings(reader.details()));
     const filesystem = table ? undefined : await wholeDiskFilesystem(reader);
     if (filesystem?.kind.startsWith('fat')) findings.push(...(await wholeDiskFatFindings(reader)));
+    if (filesystem?.kind.startsWith('ufs')) findings.push(...(await wholeDiskUfsFindings(reader)));
     findings.push(...(await fatFindings(reader, table)));
+    findings.push(...(await ufsFindings(reader, table)));
     findings.push(...(await zfsFindings(reader, table)));
     if (opts.boot) findings.push(...(await bootChainFindings(reader, table)));
     inspection = inspectionOf(path, reader, table, filesystem, findings);
