@@ -69,6 +69,7 @@ describe('flash to loop devices', () => {
       const dev = attachLoop(backing(`dev-${ext}`, SIZE + 8 * MiB));
       return flashImage(image, dev, { yes: true, discard: true }).then((r) => {
         expect(r.verify).toMatchObject({ ok: true, readBack: 'direct' });
+        expect(r.write).toBe('direct'); // a block device always takes O_DIRECT
         expect(spawnSync('cmp', ['-n', String(r.imageSize), ref, dev]).status).toBe(0); // the 0xAA holes read as zeros
         expect(r.imageSize).toBe(SIZE);
         // The holes were zeroed by the device (BLKZEROOUT through the kernel calls), or written where those are off.
