@@ -1,10 +1,12 @@
 /**
- * The target of `flash`, open for writing: with O_DIRECT where the kernel takes it (the data
- * goes to the device without a copy into the page cache, several writes in flight), through a
- * second, buffered descriptor for the pieces direct I/O cannot take (an image whose end is not
- * a 4 KiB multiple), or buffered throughout where O_DIRECT is refused. A block device is opened
- * exclusively (O_EXCL: EBUSY while it is mounted or held); the buffered companion of a direct
- * descriptor is not, as the kernel refuses a second exclusive open.
+ * The target of `flash`, open for writing. A block device is written with O_DIRECT (the data goes
+ * to the device without a copy into the page cache, several writes in flight), through a second,
+ * buffered descriptor for the pieces direct I/O cannot take (an image whose end is not a 4 KiB
+ * multiple), or buffered throughout where O_DIRECT is refused. It is opened exclusively (O_EXCL:
+ * EBUSY while it is mounted or held); the buffered companion of a direct descriptor is not, as
+ * the kernel refuses a second exclusive open. A regular file is written through the page cache:
+ * the buffers' alignment is probed with a read, and a file system answers a read of a hole
+ * without looking at the buffer's address (ext4, XFS), so the probe proves nothing there.
  */
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -27,11 +29,11 @@ export interface DeviceWriter {
   close(): Promise<void>;
 }
 
-/** Open `path` for writing `count` chunks at a time; `exclusive` for a block device. */
-export async function openDeviceWriter(path: string, size: number, opts: { exclusive: boolean; chunk: number; count: number }): Promise<DeviceWriter> {
-  const excl = opts.exclusive ? constants.O_EXCL : 0;
+/** Open `path` for writing `count` chunks at a time; `block` for a block device (exclusive, direct). */
+export async function openDeviceWriter(path: string, size: number, opts: { block: boolean; chunk: number; count: number }): Promise<DeviceWriter> {
+  const excl = opts.block ? constants.O_EXCL : 0;
   // Read as well as write: the buffers' alignment is probed with a read of the first block.
-  const direct = await openDirect(path, constants.O_RDWR | excl);
+  const direct = opts.block ? await openDirect(path, constants.O_RDWR | excl) : undefined;
   const aligned = direct && (await alignedBuffers(direct, size, opts.count + 1, opts.chunk));
   if (!direct || !aligned) {
     await direct?.close();

@@ -78,7 +78,7 @@ export interface FlashResult {
   seconds: number;
   /** Written bytes per second, sync included. */
   writeBytesPerSecond: number;
-  /** 'direct': O_DIRECT writes (several in flight, no page-cache copy); 'buffered': O_DIRECT was refused. */
+  /** 'direct': O_DIRECT writes to a block device (several in flight, no page-cache copy); 'buffered': a regular file, or O_DIRECT refused. */
   write: 'direct' | 'buffered';
   verify: {
     mode: 'written' | 'full' | 'none';
@@ -105,7 +105,7 @@ async function sameFile(a: string, b: string): Promise<boolean> {
 /** Open the target for writing: exclusively for a block device (EBUSY while mounted or held). */
 async function openTarget(target: FlashTarget): Promise<DeviceWriter> {
   try {
-    return await openDeviceWriter(target.path, target.size, { exclusive: target.kind === 'block', chunk: FLASH_CHUNK, count: WRITES_IN_FLIGHT + 1 });
+    return await openDeviceWriter(target.path, target.size, { block: target.kind === 'block', chunk: FLASH_CHUNK, count: WRITES_IN_FLIGHT + 1 });
   } catch (err) {
     if (isSystemError(err) && err.code === 'EBUSY') refuse(`${describeTarget(target)} is in use (the kernel refuses an exclusive open); nothing was written`);
     throw err;
