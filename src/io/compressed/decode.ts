@@ -2,7 +2,7 @@
  * Decoders for compressed images, each streaming (nothing held whole in memory), each loaded
  * only when such an input is opened: gzip through node:zlib; zstd through node:zlib where the
  * runtime has it (Node 22.15+, 23.8+), else fzstd (pure JS); xz through xz-decompress (liblzma
- * compiled to WebAssembly); bzip2 through unbzip2-stream (pure JS); a zip's one image through
+ * compiled to WebAssembly; the blocks of a multi-block file on every core, xz-parallel.ts); bzip2 through unbzip2-stream (pure JS); a zip's one image through
  * yauzl (deflate or stored entries).
  */
 import { createReadStream } from 'node:fs';
@@ -13,7 +13,8 @@ import { DiskmintError, isSystemError } from '../../model/errors.js';
 export class DecodeError extends Error {}
 
 /**
- * The decompressed bytes of the file at `path`, in order, in chunks of any size. A decoder's
+ * The decompressed bytes of the file at `path`, in order, in chunks of any size, each valid
+ * until the next is asked for (the parallel xz decoder reuses their memory). A decoder's
  * failure (some throw TypeErrors on a truncated stream) is a DecodeError; a DiskmintError (a zip
  * holding several images) and an error reading the file itself pass as they are.
  */
@@ -37,6 +38,13 @@ async function* decoded(path: string, kind: CompressionKind): AsyncGenerator<Uin
       yield* zstdChunks(path);
       return;
     case 'xz': {
+      // A file of many blocks (xz -T) is decoded on every core; any other, as a stream.
+      const { parallelXzLayout, parallelXzChunks } = await import('./xz-parallel.js');
+      const layout = await parallelXzLayout(path);
+      if (layout) {
+        yield* parallelXzChunks(path, layout);
+        return;
+      }
       const { XzReadableStream } = await import('xz-decompress');
       const { Readable } = await import('node:stream');
       const web = Readable.toWeb(createReadStream(path)) as unknown as ReadableStream<Uint8Array>;

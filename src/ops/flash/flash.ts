@@ -14,7 +14,6 @@
  * (device.ts), and asks for confirmation unless `yes`. The device is opened with O_EXCL (the
  * kernel's exclusive open of a block device) while it is written.
  */
-import { constants } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { BlockMap } from '../../../formats/bmap/bmap.js';
 import { DiskmintError, isSystemError } from '../../model/errors.js';
@@ -27,7 +26,9 @@ import { kernelIo } from '../../io/kernel/ffi.js';
 import { describeTarget, inspectTarget, refusalFor, type FlashTarget } from './device.js';
 import { flashPlan, totalBytes } from './plan.js';
 import { openReadBack } from './read-back.js';
-import { FLASH_CHUNK, meter, verifyFull, verifyWritten, writePlan, type FlashProgress } from './write.js';
+import { FLASH_CHUNK, meter, writePlan, WRITES_IN_FLIGHT, type FlashProgress } from './write.js';
+import { verifyFull, verifyWritten } from './verify.js';
+import { openDeviceWriter, type DeviceWriter } from './device-writer.js';
 
 export { FlashInterrupted, type FlashProgress, type FlashPhase } from './write.js';
 export type { FlashTarget } from './device.js';
@@ -77,6 +78,8 @@ export interface FlashResult {
   seconds: number;
   /** Written bytes per second, sync included. */
   writeBytesPerSecond: number;
+  /** 'direct': O_DIRECT writes to a block device (several in flight, no page-cache copy); 'buffered': a regular file, or O_DIRECT refused. */
+  write: 'direct' | 'buffered';
   verify: {
     mode: 'written' | 'full' | 'none';
     ok: boolean;
@@ -86,6 +89,9 @@ export interface FlashResult {
     firstBadOffset?: number;
   };
 }
+
+/** Reads in flight while verifying (one being hashed, the rest queued at the device). */
+const READS_IN_FLIGHT = 4;
 
 function refuse(message: string): never {
   throw new DiskmintError('BAD_ARGUMENT', message);
@@ -97,10 +103,9 @@ async function sameFile(a: string, b: string): Promise<boolean> {
 }
 
 /** Open the target for writing: exclusively for a block device (EBUSY while mounted or held). */
-async function openTarget(target: FlashTarget): Promise<FileHandle> {
-  const flags = constants.O_WRONLY | (target.kind === 'block' ? constants.O_EXCL : 0);
+async function openTarget(target: FlashTarget): Promise<DeviceWriter> {
   try {
-    return await open(target.path, flags);
+    return await openDeviceWriter(target.path, target.size, { block: target.kind === 'block', chunk: FLASH_CHUNK, count: WRITES_IN_FLIGHT + 1 });
   } catch (err) {
     if (isSystemError(err) && err.code === 'EBUSY') refuse(`${describeTarget(target)} is in use (the kernel refuses an exclusive open); nothing was written`);
     throw err;
@@ -191,11 +196,12 @@ export async function flashImage(image: string | ContainerReader, device: string
       ...(bmapPath ? { bmap: bmapPath } : {}),
       seconds,
       writeBytesPerSecond: totalBytes(plan) / Math.max(1e-3, seconds),
+      write: handle.mode,
       verify: { mode: verifyMode, ok: true },
     };
     if (verifyMode === 'none') return result;
     await options.beforeVerify?.();
-    const back = await openReadBack(device, target.size, FLASH_CHUNK);
+    const back = await openReadBack(device, target.size, FLASH_CHUNK, READS_IN_FLIGHT);
     try {
       m.phase('verify', verifyMode === 'full' ? reader.size : totalBytes(plan));
       const bad =

@@ -1,31 +1,23 @@
 /**
- * Reading back what `flash` wrote from the medium, not from the page cache. Node has no ioctl
- * (no BLKFLSBUF) and no posix_fadvise, so the target is opened with O_DIRECT (open(2)): reads
- * bypass the cache and go to the device. O_DIRECT wants the buffer's address, the offset and
- * the length aligned to the device's logical block size; offsets and lengths are widened to
- * 4 KiB here, and the buffer's alignment (V8 places array buffers where malloc does) is found
- * by trying reads at 16-byte steps into one larger buffer until the kernel takes one (the
- * default DMA alignment is 512 bytes, block/blk-settings.c). Where O_DIRECT is refused (tmpfs,
- * some overlay file systems) reads go through the cache, and the result says so.
+ * Reading back what `flash` wrote from the medium, not from the page cache: the target is
+ * opened with O_DIRECT (direct.ts), reads widened to 4 KiB and into aligned buffers, so they go
+ * to the device. Where O_DIRECT is refused (tmpfs, some overlay file systems) reads go through
+ * the cache, and the result says so.
  */
-import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { isSystemError } from '../../model/errors.js';
-
-/** Offsets and lengths of direct reads are multiples of this (every logical block size in use divides it). */
-const ALIGN = 4096;
-/** Buffer addresses are tried at these steps: malloc's alignment (glibc: 16 bytes; a large block starts 16 bytes into its mmap'd page). */
-const ADDRESS_STEP = 16;
+import { constants } from 'node:fs';
+import { ALIGN, alignedBuffers, openDirect } from './direct.js';
 
 export interface ReadBack {
   /** 'direct': O_DIRECT reads, from the medium; 'page-cache': ordinary reads (O_DIRECT refused). */
   readonly mode: 'direct' | 'page-cache';
+  /** How many slots `read` takes (reads in flight at once). */
+  readonly slots: number;
   /**
    * `length` bytes at `offset` (length at most the chunk size given at open), read into buffer
-   * `slot` (two, so that one chunk is read while the other is hashed): a view valid until the
-   * next read into the same slot.
+   * `slot`: a view valid until the next read into the same slot.
    */
-  read(offset: number, length: number, slot?: 0 | 1): Promise<Uint8Array>;
+  read(offset: number, length: number, slot?: number): Promise<Uint8Array>;
   close(): Promise<void>;
 }
 
@@ -39,59 +31,37 @@ async function readAll(handle: FileHandle, into: Uint8Array, position: number): 
   return done;
 }
 
-/** Open `path` (of `size` bytes) for read-back in chunks of up to `chunk` bytes. */
-export async function openReadBack(path: string, size: number, chunk: number): Promise<ReadBack> {
-  const slotSize = Math.ceil(chunk / ALIGN) * ALIGN + 2 * ALIGN;
-  const whole = new Uint8Array(2 * slotSize + ALIGN);
-  let handle: FileHandle | undefined;
+/** Open `path` (of `size` bytes) for read-back in chunks of up to `chunk` bytes, `slots` reads at a time. */
+export async function openReadBack(path: string, size: number, chunk: number, slots = 2): Promise<ReadBack> {
+  const slotSize = Math.ceil(chunk / ALIGN) * ALIGN + 2 * ALIGN; // a chunk widened to 4 KiB at both ends
   // A file whose length is not whole sectors cannot have its last bytes read directly.
-  if (size % 512 === 0) {
-    try {
-      handle = await open(path, constants.O_RDONLY | constants.O_DIRECT);
-    } catch (err) {
-      if (!(isSystemError(err) && err.code === 'EINVAL')) throw err;
-    }
-  }
-  let shift: number | undefined;
-  if (handle) {
-    for (let s = 0; s < ALIGN && shift === undefined; s += ADDRESS_STEP) {
-      try {
-        await handle.read(whole, s, Math.min(ALIGN, size), 0);
-        shift = s;
-      } catch (err) {
-        if (!(isSystemError(err) && err.code === 'EINVAL')) throw err;
-      }
-    }
-    if (shift === undefined) {
-      await handle.close();
-      handle = undefined;
-    }
-  }
-  if (!handle || shift === undefined) {
+  const direct = size % 512 === 0 ? await openDirect(path, constants.O_RDONLY) : undefined;
+  const buffers = direct && (await alignedBuffers(direct, size, slots, slotSize));
+  if (!direct || !buffers) {
+    await direct?.close();
     const plain = await open(path, 'r');
+    const views = Array.from({ length: slots }, () => new Uint8Array(slotSize));
     return {
       mode: 'page-cache',
+      slots,
       async read(offset, length, slot = 0) {
-        const view = whole.subarray(slot * slotSize, slot * slotSize + length);
-        const got = await readAll(plain, view, offset);
-        view.fill(0, got);
+        const view = views[slot].subarray(0, length);
+        view.fill(0, await readAll(plain, view, offset));
         return view;
       },
       close: () => plain.close(),
     };
   }
-  const direct = handle;
-  const buffers = [whole.subarray(shift, shift + slotSize), whole.subarray(shift + slotSize)];
   return {
     mode: 'direct',
+    slots,
     async read(offset, length, slot = 0) {
       const buffer = buffers[slot];
       const start = offset - (offset % ALIGN);
       // The tail of a device whose size is not a 4 KiB multiple is read in 512-byte sectors.
       const end = Math.min(Math.ceil((offset + length) / ALIGN) * ALIGN, size);
       const span = buffer.subarray(0, Math.max(end, offset + length) - start);
-      const got = await readAll(direct, span.subarray(0, end - start), start);
-      span.fill(0, got);
+      span.fill(0, await readAll(direct, span.subarray(0, end - start), start));
       return span.subarray(offset - start, offset - start + length);
     },
     close: () => direct.close(),
