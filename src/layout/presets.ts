@@ -15,9 +15,13 @@ export type PresetName = (typeof PRESETS)[number];
 export interface PresetOptions {
   /** OS filesystem image for slot 1 (e.g. a UFS image from makefs). */
   os?: string;
+  /** Instead of `os`: tree sources (folders, mtree:SPEC[@FOLDER]) for a UFS2 file system made in the build. */
+  osFrom?: string[];
   /** Also copy the OS image into slot 2 (default: slot 2 empty). */
   copyOs?: boolean;
   cfg?: string;
+  /** Instead of `cfg`: tree sources for a UFS2 file system labelled cfg. */
+  cfgFrom?: string[];
   /** Folder for the ESP's FAT volume (GPT preset). */
   esp?: string;
   /** MBR boot code: pmbr (GPT) or boot0/mbr (MBR); "diskmint-fallback" (GPT): diskmint's boot-stage selector. */
@@ -74,7 +78,9 @@ export async function presetLayoutChecked(name: PresetName, o: PresetOptions): P
     await requireFile(o.boot, "MBR boot code (FreeBSD's /boot/boot0 or /boot/mbr)", '--boot');
     await requireFile(o.bootStage, "the BSD boot blocks for the code slices (FreeBSD's /boot/boot)", '--boot-stage');
   }
-  await requireFile(o.os, 'an OS filesystem image for slot 1', '--os');
+  if (o.os && o.osFrom?.length) throw new DiskmintError('BAD_ARGUMENT', 'give --os FILE or --os-from SOURCE, not both');
+  if (o.cfg && o.cfgFrom?.length) throw new DiskmintError('BAD_ARGUMENT', 'give --cfg FILE or --cfg-from SOURCE, not both');
+  if (!o.osFrom?.length) await requireFile(o.os, 'an OS filesystem image for slot 1 (or --os-from a folder)', '--os');
   if (o.cfg) await requireFile(o.cfg, 'the cfg filesystem image', '--cfg');
   return presetLayout(name, o);
 }
@@ -85,6 +91,9 @@ function presetLayout(name: PresetName, o: PresetOptions): Layout {
       ? []
       : [{ type: name === 'nanobsd' ? 'freebsd-ufs' : 'freebsd', ...(name === 'nanobsd' ? { label: 'data' } : {}), size: o.data ?? 'rest' }];
   const osSize = o.osSize ?? '1G';
+  // A file system image given as a file, or made from tree sources during the build (ufs contents).
+  const os: PartitionSpec['contents'] = o.osFrom?.length ? { ufs: { from: o.osFrom } } : { file: o.os! };
+  const cfg: PartitionSpec['contents'] = o.cfgFrom?.length ? { ufs: { from: o.cfgFrom, label: 'cfg' } } : o.cfg ? { file: o.cfg } : undefined;
   if (name === 'nanobsd') {
     const stage = { file: o.bootStage! };
     return {
@@ -95,9 +104,9 @@ function presetLayout(name: PresetName, o: PresetOptions): Layout {
         { type: 'freebsd-boot', label: 'gptboot0', size: '545K', contents: stage },
         { type: 'freebsd-boot', label: 'gptboot1', size: '545K', contents: stage },
         { type: 'efi', label: 'efiboot0', size: '64M', contents: { fat: { ...(o.esp ? { from: o.esp } : {}), type: '32', label: 'EFISYS' } } },
-        { type: 'freebsd-ufs', label: 'os1', size: osSize, attributes: ['bootme'], contents: { file: o.os! } },
-        { type: 'freebsd-ufs', label: 'os2', size: osSize, ...(o.copyOs ? { contents: { file: o.os! } } : {}) },
-        { type: 'freebsd-ufs', label: 'cfg', size: '32M', ...(o.cfg ? { contents: { file: o.cfg } } : {}) },
+        { type: 'freebsd-ufs', label: 'os1', size: osSize, attributes: ['bootme'], contents: os },
+        { type: 'freebsd-ufs', label: 'os2', size: osSize, ...(o.copyOs ? { contents: os } : {}) },
+        { type: 'freebsd-ufs', label: 'cfg', size: '32M', ...(cfg ? { contents: cfg } : {}) },
         ...(o.swap ? [{ type: 'freebsd-swap', label: 'swap', size: o.swap }] : []),
         ...data,
       ],
@@ -113,7 +122,7 @@ function presetLayout(name: PresetName, o: PresetOptions): Layout {
         scheme: 'bsd',
         align: '16s',
         bootcode: o.bootStage,
-        partitions: [{ type: '4.2BSD', size: 'rest', ...(withOs ? { contents: { file: o.os! } } : {}) }],
+        partitions: [{ type: '4.2BSD', size: 'rest', ...(withOs ? { contents: os } : {}) }],
       },
     },
   });
@@ -126,7 +135,7 @@ function presetLayout(name: PresetName, o: PresetOptions): Layout {
     partitions: [
       { ...codeSlice(true), active: true },
       codeSlice(o.copyOs === true),
-      { type: 'freebsd', size: '2048s', ...(o.cfg ? { contents: { file: o.cfg } } : {}) },
+      { type: 'freebsd', size: '2048s', ...(cfg ? { contents: cfg } : {}) },
       ...data,
     ],
   };

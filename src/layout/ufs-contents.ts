@@ -28,6 +28,8 @@ export interface PlannedUfs {
   kind: 'ufs';
   tree: FileTree;
   options: UfsBuildOptions;
+  /** The sources as the layout names them (for build summaries). */
+  from: string[];
   /** Built once the partition's size is known. */
   volume?: UfsVolume;
 }
@@ -75,7 +77,7 @@ export async function resolveUfsContents(
     }
     const tree: FileTree = sources.length ? (await loadTreeSources(sources, { sourceDateEpoch: options.time })).tree : emptyTree(options.time ?? 0);
     const fitted = options.size ?? buildUfsVolume(tree, options).sizeBytes;
-    return { contents: { kind: 'ufs', tree, options }, contentBytes: fitted };
+    return { contents: { kind: 'ufs', tree, options, from: [spec.from ?? []].flat() }, contentBytes: fitted };
   } catch (err) {
     if (!(err instanceof DiskmintError)) throw err;
     problems.add(at, err.message);

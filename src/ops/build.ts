@@ -127,7 +127,16 @@ function summarisePartition(p: PlannedPartition): BuiltPartition {
     startLba: p.startLba,
     sectors: p.sectors,
     guid: p.guid,
-    contents: c.kind === 'file' ? c.path : c.kind === 'fat' ? `FAT${c.volume?.type ?? ''} from ${c.from}` : c.kind === 'bytes' ? c.what : c.kind,
+    contents:
+      c.kind === 'file'
+        ? c.path
+        : c.kind === 'fat'
+          ? `FAT${c.volume?.type ?? ''} from ${c.from}`
+          : c.kind === 'bytes'
+            ? c.what
+            : c.kind === 'ufs'
+              ? `UFS2 from ${c.from.join(' + ') || 'nothing (empty)'}`
+              : c.kind,
     nested: c.kind === 'image' ? summarisePlan(c.plan) : undefined,
   };
 }
