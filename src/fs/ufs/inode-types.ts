@@ -3,33 +3,34 @@
  * UFS2 (256-byte) dinode (sys/ufs/ufs/dinode.h), and the stat-like record the commands print.
  */
 
-/** sys/sys/stat.h S_IFMT and the type bits. */
-export const S_IFMT = 0o170000;
-export const S_IFIFO = 0o010000;
-export const S_IFCHR = 0o020000;
-export const S_IFDIR = 0o040000;
-export const S_IFBLK = 0o060000;
-export const S_IFREG = 0o100000;
-export const S_IFLNK = 0o120000;
-export const S_IFSOCK = 0o140000;
+import { DT_BLK, DT_CHR, DT_DIR, DT_FIFO, DT_LNK, DT_REG, DT_SOCK } from '../../../formats/fs/ufs2/directory.js';
+import { IFBLK, IFCHR, IFDIR, IFIFO, IFLNK, IFMT, IFREG, IFSOCK } from '../../../formats/fs/ufs2/inode.js';
 
 export type UfsFileKind = 'file' | 'dir' | 'symlink' | 'char' | 'block' | 'fifo' | 'socket';
 
 const KINDS: ReadonlyMap<number, UfsFileKind> = new Map([
-  [S_IFREG, 'file'],
-  [S_IFDIR, 'dir'],
-  [S_IFLNK, 'symlink'],
-  [S_IFCHR, 'char'],
-  [S_IFBLK, 'block'],
-  [S_IFIFO, 'fifo'],
-  [S_IFSOCK, 'socket'],
+  [IFREG, 'file'],
+  [IFDIR, 'dir'],
+  [IFLNK, 'symlink'],
+  [IFCHR, 'char'],
+  [IFBLK, 'block'],
+  [IFIFO, 'fifo'],
+  [IFSOCK, 'socket'],
 ]);
 
 /** The kind of a mode's type bits, undefined for a type UFS does not have. */
-export const kindOfMode = (mode: number): UfsFileKind | undefined => KINDS.get(mode & S_IFMT);
+export const kindOfMode = (mode: number): UfsFileKind | undefined => KINDS.get(mode & IFMT);
 
 /** sys/ufs/ufs/dir.h DT_* values, as d_type holds them. */
-export const DT_BY_KIND: Readonly<Record<UfsFileKind, number>> = { fifo: 1, char: 2, dir: 4, block: 6, file: 8, symlink: 10, socket: 12 };
+export const DT_BY_KIND: Readonly<Record<UfsFileKind, number>> = {
+  fifo: DT_FIFO,
+  char: DT_CHR,
+  dir: DT_DIR,
+  block: DT_BLK,
+  file: DT_REG,
+  symlink: DT_LNK,
+  socket: DT_SOCK,
+};
 
 export interface UfsTime {
   sec: number;

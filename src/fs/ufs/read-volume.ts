@@ -13,7 +13,8 @@ import type { DiskReader } from '../../model/disk-reader.js';
 import { decodeInodeBytes } from './inode-decode.js';
 import { fileBytes, fileExtents } from './read-file.js';
 import { cgTod, DIRBLKSIZ, inodeCount, inodeOffset, mappableBytes, type UfsGeometry } from './read-geometry.js';
-import { S_IFDIR, S_IFMT, type UfsInode } from './inode-types.js';
+import { IFDIR, IFMT } from '../../../formats/fs/ufs2/inode.js';
+import type { UfsInode } from './inode-types.js';
 
 /** Largest directory read (a directory of 64 MiB holds over a million entries). */
 export const MAX_DIR_BYTES = 64 << 20;
@@ -80,7 +81,7 @@ export async function mountUfsVolume(disk: DiskReader): Promise<UfsVolume> {
   };
   const read = (o: number, n: number) => readExact(o, n);
   const readDir = async (inode: UfsInode): Promise<UfsDirRecord[]> => {
-    if ((inode.mode & S_IFMT) !== S_IFDIR) throw fail('ufs', 'BAD_VALUE', `inode ${inode.ino} is not a directory`);
+    if ((inode.mode & IFMT) !== IFDIR) throw fail('ufs', 'BAD_VALUE', `inode ${inode.ino} is not a directory`);
     if (inode.size > MAX_DIR_BYTES) throw fail('ufs', 'TOO_LARGE', `directory inode ${inode.ino} is ${inode.size} bytes, more than ${MAX_DIR_BYTES}`);
     if (inode.size % DIRBLKSIZ !== 0) throw fail('ufs', 'BAD_VALUE', `directory inode ${inode.ino} is ${inode.size} bytes, not whole ${DIRBLKSIZ}-byte chunks`);
     const bytes = new Uint8Array(inode.size);

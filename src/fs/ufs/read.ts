@@ -8,7 +8,8 @@
 import { fail } from '../../../formats/common/errors.js';
 import type { DiskReader } from '../../model/disk-reader.js';
 import { checkUfs } from './check.js';
-import { S_IFLNK, S_IFMT, kindOfMode, statOf, type UfsInode } from './inode-types.js';
+import { IFLNK, IFMT } from '../../../formats/fs/ufs2/inode.js';
+import { kindOfMode, statOf, type UfsInode } from './inode-types.js';
 import { ROOT_INO } from './read-geometry.js';
 import type { UfsEntry, UfsReader } from './read-types.js';
 import { mountUfsVolume, type UfsVolume } from './read-volume.js';
@@ -30,7 +31,7 @@ export async function openUfs(disk: DiskReader): Promise<UfsReader> {
     const inode = await v.readInode(ino);
     if (kindOfMode(inode.mode) === undefined) throw fail('ufs', 'BAD_VALUE', `${path}: inode ${ino} has no file type (mode 0${inode.mode.toString(8)})`);
     const e: UfsEntry = { name, path, ino, stat: statOf(inode) };
-    if ((inode.mode & S_IFMT) === S_IFLNK) e.target = await linkTarget(v, inode);
+    if ((inode.mode & IFMT) === IFLNK) e.target = await linkTarget(v, inode);
     return e;
   };
   const rootEntry = () => entryOf(ROOT_INO, '', '/');
