@@ -39,7 +39,8 @@ export interface DirectWrites {
 /** Direct writes into the file open as `fd` (reopened through /proc/self/fd with O_DIRECT for each write, so no descriptor outlives one). */
 export function directWrites(fd: number | undefined): DirectWrites {
   let usable = fd !== undefined && process.platform === 'linux' && process.env.DISKMINT_PURE_IO !== '1' && constants.O_DIRECT !== undefined;
-  let stage: Uint8Array | undefined;
+  // One staging buffer per write in flight (positioned writes run concurrently), reused after.
+  const idleStages: Uint8Array[] = [];
   let directBytes = 0;
   return {
     get directBytes() {
@@ -58,9 +59,9 @@ export function directWrites(fd: number | undefined): DirectWrites {
         usable = false; // no /proc, or a file system without O_DIRECT (EINVAL): buffered from now on
         return buffered(parts, at);
       }
+      // Pages 64 KiB each; STAGE_BYTES is a whole number of them.
+      const stage = idleStages.pop() ?? new Uint8Array(new WebAssembly.Memory({ initial: STAGE_BYTES / 65536 }).buffer);
       try {
-        // Pages 64 KiB each; STAGE_BYTES is a whole number of them.
-        stage ??= new Uint8Array(new WebAssembly.Memory({ initial: STAGE_BYTES / 65536 }).buffer);
         const written = await writeStaged(direct, stage, parts, at, from, to);
         directBytes += written;
         if (written < to - from) usable = false; // refused partway: buffered from now on
@@ -68,6 +69,7 @@ export function directWrites(fd: number | undefined): DirectWrites {
         await buffered(slice(parts, from + written - at, total), from + written);
       } finally {
         closeSync(direct);
+        idleStages.push(stage);
       }
     },
   };

@@ -110,7 +110,9 @@ export function fileSink(handle: FileHandle): ByteSink & { readonly directBytes:
     },
     async pwrite(data, at) {
       await flush();
-      await writeFully(handle, data, at);
+      // Positioned writes may run concurrently (the raw writer's loops): each large one gets its own staging buffer.
+      if (data.length >= DIRECT_BYTES) await direct.write([data], at, buffered);
+      else await writeFully(handle, data, at);
       end = Math.max(end, at + data.length);
     },
     async finish(size) {
