@@ -1,8 +1,11 @@
 /**
  * diskmint UFS2 benchmark against Debian's makefs (not a test: timings never go into tests).
  *
- *   npm run build && node dist/bench/ufs-bench.js [--json] [--runs N] [--keep]
+ *   npm run build && node dist/bench/ufs-bench.js [--json] [--runs N] [--keep] [--phases]
  *   npx tsx bench/ufs-bench.ts [same options]
+ *
+ * `--phases` also times diskmint's three phases inside this process (after the child-process
+ * runs, so they do not disturb them): loading the folder, building the volume, writing it.
  *
  * Input: a 400 MiB tree shaped like system files: 6,000 files in 120 folders (sizes
  * log-uniform from 0 bytes to a few MiB, deterministic pseudo-random content), 200 symlinks.
@@ -19,6 +22,9 @@
 import { MiB, benchEnv, benchTempDir, caCertsNote, maxOf, measure, median, writeRandomFile, type Measurement } from './lib.js';
 import { existsSync, mkdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
+import { treeFromFolder } from '../src/fs/tree/folder.js';
+import { buildUfsVolume } from '../src/fs/ufs/build.js';
+import { writeImage } from '../src/io/write-image.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -27,15 +33,16 @@ const FOLDERS = 120;
 const LINKS = 200;
 const TOTAL_BYTES = 400 * MiB;
 
-function parseArgs(argv: string[]): { json: boolean; runs: number; keep: boolean } {
-  const opts = { json: false, runs: 3, keep: false };
+function parseArgs(argv: string[]): { json: boolean; runs: number; keep: boolean; phases: boolean } {
+  const opts = { json: false, runs: 3, keep: false, phases: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--json') opts.json = true;
     else if (a === '--runs') opts.runs = Math.max(1, Number(argv[++i]) | 0);
     else if (a === '--keep') opts.keep = true;
+    else if (a === '--phases') opts.phases = true;
     else {
-      process.stderr.write(`ufs-bench: unknown argument ${a}\nusage: ufs-bench [--json] [--runs N] [--keep]\n`);
+      process.stderr.write(`ufs-bench: unknown argument ${a}\nusage: ufs-bench [--json] [--runs N] [--keep] [--phases]\n`);
       process.exit(2);
     }
   }
@@ -76,7 +83,30 @@ function diskmintCli(): string {
   return cli;
 }
 
-function main(): void {
+interface PhaseTimes {
+  walkMs: number;
+  buildMs: number;
+  writeMs: number;
+}
+
+/** diskmint's phases in this process, `runs` times: the folder walk, the build, the raw write. */
+async function timePhases(input: string, output: string, runs: number): Promise<PhaseTimes[]> {
+  const out: PhaseTimes[] = [];
+  for (let i = 0; i < runs; i++) {
+    rmSync(output, { force: true });
+    const t0 = performance.now();
+    const tree = await treeFromFolder(input);
+    const t1 = performance.now();
+    const volume = buildUfsVolume(tree);
+    const t2 = performance.now();
+    await writeImage(volume.disk, output);
+    out.push({ walkMs: t1 - t0, buildMs: t2 - t1, writeMs: performance.now() - t2 });
+  }
+  rmSync(output, { force: true });
+  return out;
+}
+
+async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   const cli = diskmintCli();
   const dir = benchTempDir('ufs-bench', 3 * TOTAL_BYTES, { keep: opts.keep });
@@ -118,10 +148,20 @@ function main(): void {
     });
     const ratio = rows[0].wallMs / rows[1].wallMs;
     const pass = ratio <= 1.0 && (rows[0].peakRssMB ?? 0) < 200;
+    const phases = opts.phases ? await timePhases(input, join(dir, 'phases.ufs'), opts.runs) : undefined;
+    const phaseMedians = phases && {
+      walkMs: median(phases.map((p) => p.walkMs)),
+      buildMs: median(phases.map((p) => p.buildMs)),
+      writeMs: median(phases.map((p) => p.writeMs)),
+    };
     const notes = [...caCertsNote(), `${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB memory`];
     if (opts.json) {
       process.stdout.write(
-        JSON.stringify({ input: { files: FILES, folders: FOLDERS, symlinks: LINKS, bytes: TOTAL_BYTES }, rows, ratio, pass, notes }, null, 2) + '\n',
+        JSON.stringify(
+          { input: { files: FILES, folders: FOLDERS, symlinks: LINKS, bytes: TOTAL_BYTES }, rows, ratio, pass, phases, phaseMedians, notes },
+          null,
+          2,
+        ) + '\n',
       );
       return;
     }
@@ -131,10 +171,17 @@ function main(): void {
         `  ${r.tool.padEnd(9)} ${(r.wallMs / 1000).toFixed(2)} s  ${r.throughputMiBs.toFixed(0)} MiB/s  peak RSS ${r.peakRssMB?.toFixed(1) ?? 'n/a'} MB  image ${r.imageMiB.toFixed(0)} MiB  runs ${r.allWallMs.join(', ')} ms\n`,
       );
     process.stdout.write(`  ratio diskmint/makefs ${ratio.toFixed(2)} (target <= 1.00), RSS target < 200 MB: ${pass ? 'PASS' : 'FAIL'}\n`);
+    if (phases && phaseMedians) {
+      const ms = (v: number) => `${Math.round(v)} ms`;
+      const all = (k: keyof PhaseTimes) => phases.map((p) => Math.round(p[k])).join(', ');
+      process.stdout.write(
+        `  in-process phases (medians): walk ${ms(phaseMedians.walkMs)} (${all('walkMs')}), build ${ms(phaseMedians.buildMs)} (${all('buildMs')}), write ${ms(phaseMedians.writeMs)} (${all('writeMs')})\n`,
+      );
+    }
     for (const n of notes) process.stdout.write(`  note: ${n}\n`);
   } finally {
     if (!opts.keep) rmSync(dir, { recursive: true, force: true });
   }
 }
 
-main();
+await main();
