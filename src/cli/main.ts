@@ -70,7 +70,10 @@ const BUILD_OPTIONS = [
   opts.json,
   opts.choice('--preset <name>', 'build a preset layout instead of a file', PRESETS),
   preset('--os <file>', 'OS filesystem image for slot 1'),
-  preset('--os-from <source...>', 'instead of --os: a UFS2 file system made from folders, tarballs (base.txz) and mtree:SPEC[@FOLDER] (METALOG), layered in order'),
+  preset(
+    '--os-from <source...>',
+    'instead of --os: a UFS2 file system made from folders, tarballs (base.txz) and mtree:SPEC[@FOLDER] (METALOG), layered in order',
+  ),
   opts.flag('--copy-os', 'preset: also copy the OS image into slot 2'),
   preset('--cfg <file>', 'cfg filesystem image'),
   preset('--cfg-from <source...>', 'instead of --cfg: a UFS2 file system (label cfg) made from folders, tarballs and mtree specs'),
