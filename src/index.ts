@@ -6,7 +6,7 @@
  */
 export { openImage } from './ops/image.js';
 export type { Image, OpenImageOptions, ImageVerifyOptions, ImageConvertOptions, ImageSlotWriteOptions, ProgressCallback } from './ops/image.js';
-export { buildImage, planImage, loadLayout, summarisePlan } from './ops/build.js';
+export { buildImage, planImage, withPlannedImage, loadLayout, summarisePlan } from './ops/build.js';
 export type { BuildOptions, BuildResult, BuildSummary, BuiltPartition } from './ops/build.js';
 export { inspectImage, inspectDisk, allTables } from './ops/inspect.js';
 export type { ImageInspection, InspectOptions } from './ops/inspect.js';

@@ -15,6 +15,7 @@ import { buildPlannedUfs, resolveUfsContents, type PlannedUfs } from './ufs-cont
 import { schemeHandler } from '../schemes/registry.js';
 import type { SchemeHandler } from '../schemes/handler.js';
 import { FALLBACK_BOOTCODE, planWithSelector } from './fallback-selector.js';
+import { releaseContents, releasePlan } from './plan-release.js';
 
 export type PlannedContents =
   | { kind: 'none' }
@@ -84,9 +85,31 @@ interface Draft extends ResolvedType {
   contentBytes: number;
 }
 
-/** Plan a layout. `fixedBytes` is the partition size a nested layout must fill when its size is auto. */
+/**
+ * Plan a layout. `fixedBytes` is the partition size a nested layout must fill when its size is auto.
+ * The plan owns spool files (releasePlan, plan-release.ts); when planning fails, it removes them itself.
+ */
 export async function planLayout(layout: Layout, ctx: PlanContext, fixedBytes?: number): Promise<PlannedImage> {
-  if (layout.bootcode === FALLBACK_BOOTCODE) return planWithSelector(layout, ctx, fixedBytes, planLayout);
+  if (layout.bootcode === FALLBACK_BOOTCODE) {
+    let planned: PlannedImage | undefined;
+    try {
+      return await planWithSelector(layout, ctx, fixedBytes, async (...args) => (planned = await planLayout(...args)));
+    } catch (err) {
+      if (planned) await releasePlan(planned);
+      throw err;
+    }
+  }
+  const drafts: Draft[] = [];
+  try {
+    return await planDrafts(layout, ctx, fixedBytes, drafts);
+  } catch (err) {
+    await releaseContents(drafts.map((d) => d.contents));
+    throw err;
+  }
+}
+
+/** planLayout's work; `drafts` is filled as contents are resolved, so a failure can release them. */
+async function planDrafts(layout: Layout, ctx: PlanContext, fixedBytes: number | undefined, drafts: Draft[]): Promise<PlannedImage> {
   const problems = new LayoutProblems();
   const p = (suffix: string) => (ctx.path ? `${ctx.path}.${suffix}` : suffix);
   const sectorSize = layout.sectorSize ?? ctx.parentSectorSize ?? 512;
@@ -110,7 +133,6 @@ export async function planLayout(layout: Layout, ctx: PlanContext, fixedBytes?: 
     problems.add(p('size'), `${JSON.stringify(layout.size)}: a disk size must be bytes or auto`);
   }
 
-  const drafts: Draft[] = [];
   const warnings: string[] = [];
   for (const [i, spec] of layout.partitions.entries()) {
     const path = p(`partitions[${i}]`);
@@ -191,6 +213,7 @@ export async function planLayout(layout: Layout, ctx: PlanContext, fixedBytes?: 
     const baseLba = (ctx.baseLba ?? 0) + placed.starts[i];
     if (d.contents.kind === 'image' && d.spec.contents && 'image' in d.spec.contents) {
       const auto = (d.spec.contents.image.size ?? 'auto') === 'auto';
+      const sizing = d.contents;
       d.contents = {
         kind: 'image',
         plan: await planLayout(
@@ -199,6 +222,8 @@ export async function planLayout(layout: Layout, ctx: PlanContext, fixedBytes?: 
           auto ? sizes[i] * sectorSize : undefined,
         ),
       };
+      // The plan made to size the partition is replaced by the one placed in it.
+      await releaseContents([sizing]);
     } else if (d.contents.kind === 'fat') {
       await buildPlannedFat(d.contents, sizes[i] * sectorSize, baseLba, ctx.seed, d.path, problems);
     } else if (d.contents.kind === 'ufs') {

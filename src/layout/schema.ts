@@ -28,7 +28,9 @@ const ufsContents = z.strictObject({
     from: z
       .union([z.string().min(1), z.array(z.string().min(1))])
       .optional()
-      .describe('Folders or mtree:SPEC[@FOLDER] (METALOG), layered in order, relative to the layout file (omitted: an empty file system)'),
+      .describe(
+        'Folders, tarballs (tar, tar.gz, tar.xz, tar.zst, tar.bz2: owners, modes and flags from the archive) or mtree:SPEC[@FOLDER] (METALOG), layered in order, relative to the layout file (omitted: an empty file system)',
+      ),
     label: z.string().optional().describe('Volume label, fs_volname (/dev/ufs/LABEL), up to 31 bytes'),
     size: size.optional().describe('File system size (default: the whole partition)'),
     blockSize: z.number().int().optional().describe('Block size, 4096 to 32768 (default 32768)'),

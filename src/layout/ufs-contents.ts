@@ -3,8 +3,9 @@
  * a UFS2 file system made from tree sources, layered in order (src/fs/tree). Its metadata is
  * built during planning (file contents stay references), so a tree that does not fit is a
  * layout error before any write. The file system fills the partition unless `size` is given.
- * Tarball sources need a spool file that must outlive the build; layouts take folders and
- * mtree specs only (make the file system with `diskmint ufs create` and use `{"file": ...}`).
+ * Tarball sources (tar, tar.gz, tar.xz, tar.zst, tar.bz2) are decompressed into spool files
+ * that file contents point into; the planned contents own them and `release()` removes them,
+ * which releasePlan (plan.ts) does for every plan, once its image is written or compared.
  */
 import { stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
@@ -32,6 +33,8 @@ export interface PlannedUfs {
   from: string[];
   /** Built once the partition's size is known. */
   volume?: UfsVolume;
+  /** Removes the spool files of tarball sources (their contents are unreadable after it). */
+  release(): Promise<void>;
 }
 
 const absolute = (baseDir: string, p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
@@ -57,6 +60,7 @@ export async function resolveUfsContents(
       return undefined;
     }
   }
+  let release = async () => {};
   try {
     const sources: string[] = [];
     for (const text of [spec.from ?? []].flat()) {
@@ -66,19 +70,18 @@ export async function resolveUfsContents(
         continue;
       }
       const full = absolute(baseDir, s.path);
-      if (!(await stat(full).catch(() => undefined))?.isDirectory()) {
-        problems.add(
-          `${at}.from`,
-          `${JSON.stringify(text)} is not a folder (looked for ${full}); tarballs: build with \`diskmint ufs create\` and place the image as {"file": ...}`,
-        );
+      if (!(await stat(full).catch(() => undefined))) {
+        problems.add(`${at}.from`, `${JSON.stringify(text)} not found (looked for ${full}): name a folder, a tarball or mtree:SPEC[@FOLDER]`);
         return undefined;
       }
       sources.push(full);
     }
-    const tree: FileTree = sources.length ? (await loadTreeSources(sources, { sourceDateEpoch: options.time })).tree : emptyTree(options.time ?? 0);
+    let tree = emptyTree(options.time ?? 0);
+    if (sources.length) ({ tree, close: release } = await loadTreeSources(sources, { sourceDateEpoch: options.time }));
     const fitted = options.size ?? buildUfsVolume(tree, options).sizeBytes;
-    return { contents: { kind: 'ufs', tree, options, from: [spec.from ?? []].flat() }, contentBytes: fitted };
+    return { contents: { kind: 'ufs', tree, options, from: [spec.from ?? []].flat(), release }, contentBytes: fitted };
   } catch (err) {
+    await release();
     if (!(err instanceof DiskmintError)) throw err;
     problems.add(at, err.message);
     return undefined;

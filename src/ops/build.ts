@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { DiskmintError } from '../model/errors.js';
 import type { Layout } from '../layout/schema.js';
 import { planLayout, type PlannedImage, type PlannedPartition } from '../layout/plan.js';
+import { releasePlan } from '../layout/plan-release.js';
 import { assembleDisk } from '../layout/assemble.js';
 import { refuseUncompressibleOutput, writeImage, type WriteImageOptions } from '../io/write-image.js';
 import { refuseBmapToPipe, writeBmapBeside } from './bmap.js';
@@ -75,11 +76,18 @@ export async function loadLayout(path: string): Promise<{ layout: Layout; text: 
   return { layout: await validateLayout(json), text };
 }
 
-/** Plan and assemble without writing: the virtual disk a layout describes. */
-export async function planImage(
-  layoutOrPath: Layout | string,
-  opts: { seed?: string; baseDir?: string } = {},
-): Promise<{ plan: PlannedImage; disk: VirtualDisk }> {
+export interface PlannedDisk {
+  plan: PlannedImage;
+  disk: VirtualDisk;
+  /** Removes the plan's spool files (ufs contents from tarballs): the disk cannot be read after it. */
+  release(): Promise<void>;
+}
+
+/**
+ * Plan and assemble without writing: the virtual disk a layout describes. The caller owns
+ * its spool files and must call `release()` when done; withPlannedImage does that for it.
+ */
+export async function planImage(layoutOrPath: Layout | string, opts: { seed?: string; baseDir?: string } = {}): Promise<PlannedDisk> {
   let layout: Layout;
   let text: string;
   let baseDir = opts.baseDir ?? process.cwd();
@@ -92,17 +100,38 @@ export async function planImage(
   }
   const seed = resolveSeed(opts.seed ?? layout.seed, seedFromLayoutText(text));
   const plan = await planLayout(layout, { baseDir, seed, path: '' });
-  return { plan, disk: assembleDisk(plan) };
+  const release = () => releasePlan(plan);
+  try {
+    return { plan, disk: assembleDisk(plan), release };
+  } catch (err) {
+    await release();
+    throw err;
+  }
+}
+
+/** Plan a layout, `use` its disk, then release the plan's spool files, whether `use` succeeds or throws. */
+export async function withPlannedImage<T>(
+  layoutOrPath: Layout | string,
+  opts: { seed?: string; baseDir?: string },
+  use: (planned: PlannedDisk) => Promise<T>,
+): Promise<T> {
+  const planned = await planImage(layoutOrPath, opts);
+  try {
+    return await use(planned);
+  } finally {
+    await planned.release();
+  }
 }
 
 /** Build the image a layout describes and write it to `opts.output`. */
 export async function buildImage(layoutOrPath: Layout | string, opts: BuildOptions): Promise<BuildResult> {
   refuseUncompressibleOutput(opts.output, opts);
   refuseBmapToPipe(opts.output, opts.bmap);
-  const { plan, disk } = await planImage(layoutOrPath, opts);
   const layoutFile = typeof layoutOrPath === 'string' ? [layoutOrPath] : [];
-  const written = await writeImage(disk, opts.output, { ...opts, inputs: [...(opts.inputs ?? []), ...layoutFile] });
-  const result = { ...summarisePlan(plan), output: opts.output, format: written.format, dataBytes: disk.dataBytes() };
+  const result = await withPlannedImage(layoutOrPath, opts, async ({ plan, disk }) => {
+    const written = await writeImage(disk, opts.output, { ...opts, inputs: [...(opts.inputs ?? []), ...layoutFile] });
+    return { ...summarisePlan(plan), output: opts.output, format: written.format, dataBytes: disk.dataBytes() };
+  });
   return opts.bmap ? { ...result, bmap: await writeBmapBeside(opts.output) } : result;
 }
 

@@ -7,7 +7,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { DiskmintError } from '../model/errors.js';
-import { buildImage, planImage } from './build.js';
+import { buildImage, withPlannedImage } from './build.js';
 import { SCHEME_NAMES, findScheme, schemeHandler } from '../schemes/registry.js';
 import { listWords } from '../schemes/sectors.js';
 import type { SchemeName } from '../schemes/handler.js';
@@ -195,7 +195,7 @@ export async function mkimgLayout(a: MkimgArgs): Promise<Layout> {
   if (a.bootcode) layout.bootcode = a.bootcode;
   else if (caps.diskSignature === 'seeded') layout.diskSignature = 0; // mkimg writes no disk signature of its own
   // Image end: BSD rounds to a cylinder (bsd.c SCHEME_META_IMG_END); -c sets a minimum size.
-  const { plan } = await planImage(layout, { baseDir: process.cwd() });
+  const plan = await withPlannedImage(layout, { baseDir: process.cwd() }, async ({ plan }) => plan);
   let sectors = plan.totalSectors;
   if (rules.endOnCylinder) {
     const cylinder = a.heads * a.sectorsPerTrack;

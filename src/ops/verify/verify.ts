@@ -15,7 +15,7 @@ import { findScheme } from '../../schemes/registry.js';
 import type { Layout } from '../../layout/schema.js';
 import type { PlannedImage } from '../../layout/plan.js';
 import type { VirtualDisk } from '../../model/extents.js';
-import { planImage } from '../build.js';
+import { withPlannedImage } from '../build.js';
 import { compareWithPlan } from './expect.js';
 import { firstDifference } from '../compare.js';
 import { virtualDiskReader } from '../../io/run-reader.js';
@@ -80,9 +80,11 @@ export async function verifyImage(path: string, opts: VerifyOptions = {}): Promi
   }
   findings.push(...alignmentFindings(inspection.table));
   if (opts.expect !== undefined) {
-    const { plan, disk } = await planImage(opts.expect, { seed: opts.seed, baseDir: opts.baseDir });
-    findings.push(...compareWithPlan(plan, inspection.table, inspection.sizeBytes));
-    if (opts.contents) findings.push(await contentsFinding(path, plan, disk));
+    const expected = await withPlannedImage(opts.expect, { seed: opts.seed, baseDir: opts.baseDir }, async ({ plan, disk }) => [
+      ...compareWithPlan(plan, inspection.table, inspection.sizeBytes),
+      ...(opts.contents ? [await contentsFinding(path, plan, disk)] : []),
+    ]);
+    findings.push(...expected);
   }
   const errors = findings.filter((f) => f.severity === 'error').length;
   const warnings = findings.filter((f) => f.severity === 'warning').length;
