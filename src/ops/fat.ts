@@ -6,9 +6,7 @@ import { stat } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { DiskmintError } from '../model/errors.js';
 import { FormatError } from '../../formats/common/errors.js';
-import { sliceDiskReader, type DiskReader } from '../model/disk-reader.js';
-import { openDisk } from '../io/open-disk.js';
-import { parseImageSpec, partitionRange } from './image-spec.js';
+import { openFileSystemAt } from './image-spec.js';
 import { refuseUncompressibleOutput, writeImage, type WriteImageOptions } from '../io/write-image.js';
 import { buildFatVolume, minimumFatSize, openFat, treeFromFolder, type FatBuildOptions, type FatDirEntry, type FatReader } from '../fs/fat/index.js';
 import { parseByteSize } from '../model/size.js';
@@ -51,23 +49,8 @@ export async function createFatImage(
 
 /** Open the FAT volume in `IMG[:N]`. The caller must `close()`. */
 export async function openFatVolume(spec: string): Promise<{ fat: FatReader; close(): Promise<void> }> {
-  const { path, partition } = parseImageSpec(spec);
-  const { reader } = await openDisk(path);
-  try {
-    let volume: DiskReader = reader;
-    if (partition !== undefined) {
-      const { offset, size } = await partitionRange(reader, path, partition);
-      volume = sliceDiskReader(reader, offset, size);
-    }
-    const fat = await openFat(volume).catch((err: unknown) => {
-      if (err instanceof FormatError) throw new DiskmintError('NOT_A_DISK', `${spec}: not a FAT volume: ${err.message}`);
-      throw err;
-    });
-    return { fat, close: () => reader.close() };
-  } catch (err) {
-    await reader.close();
-    throw err;
-  }
+  const { fs, close } = await openFileSystemAt(spec, 'a FAT volume', openFat);
+  return { fat: fs, close };
 }
 
 export async function listFat(spec: string, path = '/'): Promise<FatDirEntry[]> {

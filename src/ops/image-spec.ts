@@ -3,6 +3,7 @@
  * `info` numbers them (GPT entries, MBR slots 1-4 and logicals 5 on, BSD letters a=1 ...).
  */
 import { DiskmintError } from '../model/errors.js';
+import { FormatError } from '../../formats/common/errors.js';
 import { sliceDiskReader, type DiskReader } from '../model/disk-reader.js';
 import { inspectDisk } from './inspect.js';
 import { openDisk, type OpenDiskOptions } from '../io/open-disk.js';
@@ -59,6 +60,31 @@ export async function openImageSpec(spec: string, opts: OpenDiskOptions = {}): P
       close: () => reader.close(),
     };
     return { reader: partitionReader, format: `${format}, partition ${partition}` };
+  } catch (err) {
+    await reader.close();
+    throw err;
+  }
+}
+
+/**
+ * Open the file system `open` finds in `IMG[:N]` (the whole image, or partition N). Bytes that are
+ * not one are "not `what`" (exit 2, naming the spec). `close()` closes the image; on an error it
+ * is closed here.
+ */
+export async function openFileSystemAt<T>(spec: string, what: string, open: (volume: DiskReader) => Promise<T>): Promise<{ fs: T; close(): Promise<void> }> {
+  const { path, partition } = parseImageSpec(spec);
+  const { reader } = await openDisk(path);
+  try {
+    let volume: DiskReader = reader;
+    if (partition !== undefined) {
+      const { offset, size } = await partitionRange(reader, path, partition);
+      volume = sliceDiskReader(reader, offset, size);
+    }
+    const fs = await open(volume).catch((err: unknown) => {
+      if (err instanceof FormatError) throw new DiskmintError('NOT_A_DISK', `${spec}: not ${what}: ${err.message}`);
+      throw err;
+    });
+    return { fs, close: () => reader.close() };
   } catch (err) {
     await reader.close();
     throw err;

@@ -4,31 +4,14 @@
  */
 import { DiskmintError } from '../../model/errors.js';
 import { FormatError } from '../../../formats/common/errors.js';
-import { sliceDiskReader, type DiskReader } from '../../model/disk-reader.js';
-import { openDisk } from '../../io/open-disk.js';
-import { parseImageSpec, partitionRange } from '../image-spec.js';
+import { openFileSystemAt } from '../image-spec.js';
 import { openUfs } from '../../fs/ufs/read.js';
 import type { UfsReader } from '../../fs/ufs/read-types.js';
 
 /** Open the UFS file system in `IMG[:N]`. The caller must `close()`. */
 export async function openUfsVolume(spec: string): Promise<{ ufs: UfsReader; close(): Promise<void> }> {
-  const { path, partition } = parseImageSpec(spec);
-  const { reader } = await openDisk(path);
-  try {
-    let volume: DiskReader = reader;
-    if (partition !== undefined) {
-      const { offset, size } = await partitionRange(reader, path, partition);
-      volume = sliceDiskReader(reader, offset, size);
-    }
-    const ufs = await openUfs(volume).catch((err: unknown) => {
-      if (err instanceof FormatError) throw new DiskmintError('NOT_A_DISK', `${spec}: not a UFS file system: ${err.message}`);
-      throw err;
-    });
-    return { ufs, close: () => reader.close() };
-  } catch (err) {
-    await reader.close();
-    throw err;
-  }
+  const { fs, close } = await openFileSystemAt(spec, 'a UFS file system', openUfs);
+  return { ufs: fs, close };
 }
 
 /** Run `fn` on the opened file system, closing the image after; bad bytes met on the way become a DiskmintError naming the image. */
