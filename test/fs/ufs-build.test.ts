@@ -6,6 +6,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createUfs } from '../../src/ops/ufs/create.js';
+import { checkUfs } from '../../src/ops/ufs/check.js';
 import { buildUfsVolume } from '../../src/fs/ufs/build.js';
 import { DiskmintError } from '../../src/model/errors.js';
 import type { FileTree, TreeNode } from '../../src/fs/tree/types.js';
@@ -121,6 +122,32 @@ describe('UFS2 builder', () => {
       { numRuns: 25 },
     );
   }, 120_000);
+
+  it('a size in part-blocks that fits one group still gives whole-block groups the reader accepts', async () => {
+    // fast-check found 2,101,248 bytes at density 20,480: fs_fpg was fs_size (513 fragments), which
+    // the reader (and fs.h's maps) refuse; groups must stay whole blocks even when one holds it all.
+    const tree: FileTree = { nodes: [node('', 'dir'), node('f', 'file', { size: 0 })] };
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 513, max: 1100 }),
+        fc.integer({ min: 1, max: 8 }),
+        fc.constantFrom([32768, 4096], [16384, 2048], [8192, 1024]),
+        async (frags, densityFrags, [blockSize, fragSize]) => {
+          const image = join(dir, `part-block-${frags}.ufs`);
+          const sizeBytes = frags * fragSize;
+          const made = await createUfs(image, { tree, size: sizeBytes, blockSize, fragSize, density: densityFrags * fragSize });
+          const fs = checkUfsImage(image);
+          expect(fs.problems).toEqual([]);
+          expect(fs.sb.fpg % (blockSize / fragSize)).toBe(0);
+          expect(fs.sb.size).toBe(frags);
+          expect(await checkUfs(image)).toEqual([]);
+          expect(made.sizeBytes).toBe(sizeBytes);
+          await rm(image);
+        },
+      ),
+      { numRuns: 20, examples: [[513, 5, [32768, 4096]]] },
+    );
+  });
 
   it('same tree and options, same bytes; another seed changes only the ids', async () => {
     const src = join(dir, 'det');

@@ -115,7 +115,10 @@ export function computeUfs2Layout(opts: Ufs2LayoutOptions): Ufs2Layout {
   let fpg: number;
   for (;;) {
     fragsperinode = Math.max(Math.floor(density / fsize), 1);
-    const minfpg = Math.min(fragsperinode * inopb, size);
+    // mkfs.c caps minfpg at fs_size; a size that is not whole blocks would then leave fs_fpg off a
+    // block boundary, which fs.h's block maps (and FreeBSD's superblock checks) do not allow, so the
+    // cap is the size rounded up to a block: the one group then simply ends at fs_size.
+    const minfpg = Math.min(fragsperinode * inopb, roundup(size, frag));
     fpg = Math.max(roundup(iblkno + inopb / inopf, frag), minfpg);
     ipg = roundup(Math.ceil(fpg / fragsperinode), inopb);
     fpg = Math.max(roundup(iblkno + ipg / inopf, frag), minfpg);
