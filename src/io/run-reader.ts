@@ -3,6 +3,7 @@
  * files) and ranges of other disk images. Writers of every format read through here.
  */
 import { open, type FileHandle } from 'node:fs/promises';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { DiskmintError } from '../model/errors.js';
 import type { DataRun, VirtualDisk } from '../model/extents.js';
 import { readInto } from '../model/disk-reader.js';
@@ -50,6 +51,31 @@ export class FileCache {
     }
   }
 
+  /** Descriptors for readSync, least recently used first (at most MAX_IDLE_FILES). */
+  private readonly syncFds = new Map<string, number>();
+
+  /**
+   * Fill `into` from `position` of `path` with synchronous reads (for small reads, where a trip
+   * through libuv's thread pool costs more than the read; the caller decides).
+   */
+  readSync(path: string, into: Uint8Array, position: number): void {
+    let fd = this.syncFds.get(path);
+    if (fd === undefined) {
+      fd = openSync(path, 'r');
+      if (this.syncFds.size >= MAX_IDLE_FILES) {
+        const [oldest, oldFd] = this.syncFds.entries().next().value!;
+        this.syncFds.delete(oldest);
+        closeSync(oldFd);
+      }
+    } else this.syncFds.delete(path); // re-inserted below: most recently used last
+    this.syncFds.set(path, fd);
+    for (let done = 0; done < into.length;) {
+      const n = readSync(fd, into, done, into.length - done, position + done);
+      if (n === 0) throw new DiskmintError('INPUT', `${path} is shorter than expected (it changed while building?)`);
+      done += n;
+    }
+  }
+
   /** Close unused files, oldest first, until at most `keep` stay open. */
   private closeIdle(keep: number): void {
     let open = this.entries.size;
@@ -63,6 +89,8 @@ export class FileCache {
   }
 
   async closeAll(): Promise<void> {
+    for (const fd of this.syncFds.values()) closeSync(fd);
+    this.syncFds.clear();
     const handles = [...this.entries.values()].map((e) => e.handle);
     this.entries.clear();
     await Promise.all(handles.map((h) => h.then((fh) => fh.close()).catch(() => {})));

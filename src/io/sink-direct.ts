@@ -13,9 +13,10 @@
  */
 import { closeSync, constants, openSync, write } from 'node:fs';
 import { promisify } from 'node:util';
+import { PAGE_ALIGN, isPageAligned, pageAlignedBuffer } from './aligned-memory.js';
 
-/** Offsets, lengths and the buffer's base aligned to this: the page size, a multiple of every common logical block (512, 4096). */
-export const DIRECT_ALIGN = 4096;
+/** Offsets, lengths and the buffer's base aligned to this (aligned-memory.ts). */
+export const DIRECT_ALIGN = PAGE_ALIGN;
 /** Bytes staged per direct write (a gathered batch is ~4 MiB; the coalesced bytes before it up to 4 MiB more). */
 const STAGE_BYTES = 8 << 20;
 /** A write whose aligned middle is shorter than this goes buffered whole (not worth a second descriptor). */
@@ -59,51 +60,64 @@ export function directWrites(fd: number | undefined): DirectWrites {
         usable = false; // no /proc, or a file system without O_DIRECT (EINVAL): buffered from now on
         return buffered(parts, at);
       }
-      // Pages 64 KiB each; STAGE_BYTES is a whole number of them.
-      const stage = idleStages.pop() ?? new Uint8Array(new WebAssembly.Memory({ initial: STAGE_BYTES / 65536 }).buffer);
       try {
-        const written = await writeStaged(direct, stage, parts, at, from, to);
+        const written = await writeAligned(direct, parts, at, from, to, idleStages);
         directBytes += written;
         if (written < to - from) usable = false; // refused partway: buffered from now on
         await buffered(slice(parts, 0, from - at), at);
         await buffered(slice(parts, from + written - at, total), from + written);
       } finally {
         closeSync(direct);
-        idleStages.push(stage);
       }
     },
   };
 }
 
 /**
- * Copy the bytes of `parts` (starting at file offset `at`) that fall in [from, to) into `stage`
- * and write them with `direct`, a stage at a time. Returns how many bytes from `from` on were
- * written; fewer than `to - from` when the kernel refused direct I/O for this file (EINVAL), then
- * the caller writes the rest buffered. Other errors (no space, I/O) are thrown.
+ * Write the bytes of `parts` (starting at file offset `at`) that fall in [from, to) with
+ * `direct`: straight from the caller's memory when they are one page-aligned view
+ * (aligned-memory.ts), else copied into a staging buffer (one of `idleStages`, or a new one) a
+ * stage at a time. Returns how many bytes from `from` on were written; fewer than `to - from`
+ * when the kernel refused direct I/O for this file (EINVAL), then the caller writes the rest
+ * buffered. Other errors (no space, I/O) are thrown.
  */
-async function writeStaged(direct: number, stage: Uint8Array, parts: readonly Uint8Array[], at: number, from: number, to: number): Promise<number> {
-  let done = 0;
-  while (from + done < to) {
-    const n = Math.min(stage.length, to - from - done);
-    let filled = 0;
-    for (const p of slice(parts, from + done - at, from + done - at + n)) {
-      stage.set(p, filled);
-      filled += p.length;
-    }
-    for (let off = 0; off < n;) {
-      let k: number;
-      try {
-        k = (await pwrite(direct, stage, off, n - off, from + done + off)).bytesWritten;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'EINVAL') return done + off; // alignment this file system wants more of
-        throw err;
+async function writeAligned(direct: number, parts: readonly Uint8Array[], at: number, from: number, to: number, idleStages: Uint8Array[]): Promise<number> {
+  const middle = slice(parts, from - at, to - at);
+  if (middle.length === 1 && isPageAligned(middle[0])) return writeDirect(direct, middle[0], from);
+  const stage = idleStages.pop() ?? pageAlignedBuffer(STAGE_BYTES);
+  try {
+    let done = 0;
+    while (from + done < to) {
+      const n = Math.min(stage.length, to - from - done);
+      let filled = 0;
+      for (const p of slice(middle, done, done + n)) {
+        stage.set(p, filled);
+        filled += p.length;
       }
-      if (k <= 0 || k % DIRECT_ALIGN !== 0) return done + off + Math.max(0, k); // the rest buffered, from wherever it stopped
-      off += k;
+      const k = await writeDirect(direct, stage.subarray(0, n), from + done);
+      if (k < n) return done + k;
+      done += n;
     }
-    done += n;
+    return done;
+  } finally {
+    idleStages.push(stage);
   }
-  return done;
+}
+
+/** Write all of `data` (page-aligned memory) at `from` with `direct`; returns the bytes written, fewer when refused (as writeAligned). */
+async function writeDirect(direct: number, data: Uint8Array, from: number): Promise<number> {
+  for (let off = 0; off < data.length;) {
+    let k: number;
+    try {
+      k = (await pwrite(direct, data, off, data.length - off, from + off)).bytesWritten;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EINVAL') return off; // alignment this file system wants more of
+      throw err;
+    }
+    if (k <= 0 || k % DIRECT_ALIGN !== 0) return off + Math.max(0, k); // the rest buffered, from wherever it stopped
+    off += k;
+  }
+  return data.length;
 }
 
 /** Bytes [start, end) of `parts` taken as one sequence, as views (no copy). */

@@ -8,6 +8,7 @@ import { DiskmintError } from '../model/errors.js';
 import { nonZeroSpans } from './zero-blocks.js';
 import { writeFully } from './write-fully.js';
 import { directWrites } from './sink-direct.js';
+import { pageAlignedBuffer } from './aligned-memory.js';
 
 export interface ByteSink {
   /** True when `pwrite` works (a regular file); false for pipes. */
@@ -53,7 +54,8 @@ export function fileSink(handle: FileHandle): ByteSink & { readonly directBytes:
   const buffered = (parts: readonly Uint8Array[], at: number) => writeAllParts(handle, parts, at);
   let end = 0;
   // Write-behind buffer for small forward writes: many 64 KiB clusters become one 4 MiB write.
-  const pending = Buffer.allocUnsafe(COALESCE_BYTES);
+  // Page-aligned, so when the batch starts on a page it goes to the device without a staging copy.
+  const pending = pageAlignedBuffer(COALESCE_BYTES);
   let pendingAt = 0;
   let pendingLength = 0;
   const flush = async () => {

@@ -11,6 +11,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fileSink } from '../../src/io/sink.js';
 import { DIRECT_ALIGN } from '../../src/io/sink-direct.js';
+import { isPageAligned, pageAlignedBuffer } from '../../src/io/aligned-memory.js';
 import { tempDir } from '../helpers/golden.js';
 import { eachTestChoosesItsPath } from '../helpers/kernel-path.js';
 
@@ -125,6 +126,8 @@ describe('file sink: large writes past the page cache', () => {
       length: fc.oneof(fc.integer({ min: 1, max: 9000 }), fc.integer({ min: 256 * KiB, max: 1500 * KiB })),
       gap: fc.integer({ min: 0, max: 3 * DIRECT_ALIGN }),
       seed: fc.integer({ min: 0, max: 255 }),
+      // From page-aligned memory (written without a staging copy when the write starts on a page) or not.
+      aligned: fc.boolean(),
     });
     await fc.assert(
       fc.asyncProperty(fc.array(regionArb, { minLength: 1, maxLength: 6 }), fc.boolean(), async (regions, pure) => {
@@ -134,7 +137,9 @@ describe('file sink: large writes past the page cache', () => {
         let at = 0;
         const placed = regions.map((r) => {
           at += r.gap;
-          const p = { at, data: Uint8Array.from(bytes(r.length, r.seed)) };
+          const data = r.aligned ? pageAlignedBuffer(r.length) : new Uint8Array(r.length);
+          data.set(bytes(r.length, r.seed));
+          const p = { at, data };
           at += r.length;
           return p;
         });
@@ -153,5 +158,28 @@ describe('file sink: large writes past the page cache', () => {
       }),
       { numRuns: 25 },
     );
+  });
+
+  it('writes a page-aligned buffer on a page boundary direct from the caller’s memory, the same bytes', async () => {
+    const dir = tempDir('diskmint-direct-');
+    const data = pageAlignedBuffer(2 << 20);
+    data.set(bytes(2 << 20, 5));
+    expect(isPageAligned(data)).toBe(true);
+    expect(isPageAligned(data.subarray(DIRECT_ALIGN))).toBe(true);
+    expect(isPageAligned(data.subarray(100))).toBe(false);
+    expect(isPageAligned(new Uint8Array(2 << 20))).toBe(false);
+    const path = join(dir, 'aligned.bin');
+    const handle = await open(path, 'wx');
+    const sink = fileSink(handle);
+    try {
+      await sink.pwrite(data.subarray(DIRECT_ALIGN), 3 * DIRECT_ALIGN);
+      await sink.finish();
+    } finally {
+      await handle.close();
+    }
+    const written = readFileSync(path);
+    expect(written.length).toBe(2 * DIRECT_ALIGN + (2 << 20));
+    expect(Buffer.compare(written.subarray(3 * DIRECT_ALIGN), Buffer.from(data.subarray(DIRECT_ALIGN)))).toBe(0);
+    expect(sink.directBytes).toBe(directWorksIn(dir) ? (2 << 20) - DIRECT_ALIGN : 0);
   });
 });

@@ -264,6 +264,16 @@ describe('VirtualDisk', () => {
     await files.closeAll();
     // 64 idle + the one in use, plus evicted handles whose close() is still in flight: far below 300.
     expect(most).toBeLessThanOrEqual(70);
+    // The synchronous reads (small file parts) keep as few, and give each file's bytes.
+    let mostSync = 0;
+    const one = new Uint8Array(4096);
+    for (let i = 0; i < count; i++) {
+      files.readSync(join(dir, `f${i}`), one, 0);
+      expect(one[4095]).toBe((i % 255) + 1);
+      mostSync = Math.max(mostSync, openFds() - before);
+    }
+    expect(mostSync).toBeLessThanOrEqual(64);
+    await files.closeAll();
     expect(openFds()).toBe(before);
     const out = join(dir, 'all.img');
     await writeRawImage(disk, out);

@@ -17,6 +17,7 @@ import type { DataRun, VirtualDisk } from '../../model/extents.js';
 import { forEachConcurrent } from '../../io/concurrency.js';
 import { dataOnlyRuns } from '../../io/kernel/file-data-runs.js';
 import { copyFileRange } from '../../io/kernel/copy.js';
+import { pageAlignedBuffer } from '../../io/aligned-memory.js';
 
 const CHUNK = 4 << 20; // read/write unit for file data (the largest one, for a file)
 /** The smallest read/write unit for a file; see copyChunk. */
@@ -74,7 +75,7 @@ async function writeRawToFile(disk: VirtualDisk, out: ByteSink): Promise<RawWrit
         bytesWritten += only.n;
         return;
       }
-      buffers[worker] ??= Buffer.allocUnsafe(chunk); // every byte of the piece is set below
+      buffers[worker] ??= pageAlignedBuffer(chunk); // page-aligned: a piece on a page boundary goes to the device without a copy
       const data = buffers[worker].subarray(0, piece.length);
       await fillPiece(piece, data, files);
       const written = await writeSkippingZeros(out, data, piece, copier); // not `+= await`: loops run at once
@@ -106,6 +107,8 @@ function copyChunk(runs: readonly DataRun[]): number {
 const COPY_WORKERS = 4;
 /** Reads in flight for one gathered piece (many small files): bounds the files open at once. */
 const PART_READS = 8;
+/** File parts up to this size are read synchronously (fillPiece). */
+const SYNC_READ_MAX = 256 << 10;
 /** Runs this close together share one write; the bytes between them are written as zeros. */
 const GATHER_GAP = 64 << 10;
 
@@ -148,7 +151,15 @@ async function fillPiece(piece: Piece, data: Uint8Array, files: FileCache): Prom
     if (at > end) data.fill(0, end, at);
     end = at + n;
   }
-  await forEachConcurrent(piece.parts, PART_READS, ({ run, skip, at, n }) => readRunInto(run, skip, data.subarray(at, at + n), files));
+  // Small file parts (a tree's many small files) are read here and now: from the page cache a
+  // synchronous read costs a few microseconds, a read through libuv's threads several times that.
+  const rest: Piece['parts'] = [];
+  for (const part of piece.parts) {
+    const { run, skip, at, n } = part;
+    if (run.kind === 'file' && n <= SYNC_READ_MAX) files.readSync(run.path, data.subarray(at, at + n), run.fileOffset + skip);
+    else rest.push(part);
+  }
+  await forEachConcurrent(rest, PART_READS, ({ run, skip, at, n }) => readRunInto(run, skip, data.subarray(at, at + n), files));
 }
 
 /**

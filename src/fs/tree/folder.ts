@@ -6,8 +6,7 @@
  * this machine last read or copied a file (the walk itself moves atime), and it keeps no birth
  * time. All four are taken as the modification time, so the same folder gives the same tree.
  */
-import { lstat, readdir, readlink } from 'node:fs/promises';
-import type { BigIntStats } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DiskmintError, isSystemError } from '../../model/errors.js';
 import { finishTree } from './order.js';
@@ -50,7 +49,7 @@ function kindOf(st: BigIntStats): TreeNodeKind | undefined {
 }
 
 /** The node of `path` (its bytes at `abs`) as lstat reported it. */
-export async function nodeOfStat(abs: string, path: string, st: BigIntStats): Promise<TreeNode> {
+export function nodeOfStat(abs: string, path: string, st: BigIntStats): TreeNode {
   const kind = kindOf(st);
   if (!kind) throw new DiskmintError('INPUT', `${abs} is of a file type diskmint cannot put in a file system`);
   const mtime = timeOfNs(st.mtimeNs);
@@ -71,87 +70,49 @@ export async function nodeOfStat(abs: string, path: string, st: BigIntStats): Pr
     node.size = Number(st.size);
     node.content = { path: abs, offset: 0, length: node.size };
   } else if (kind === 'symlink') {
-    node.target = await readlink(abs);
+    node.target = readlinkSync(abs);
     node.size = Buffer.byteLength(node.target);
   } else if (kind === 'char' || kind === 'block') node.device = linuxDevice(st.rdev);
   return node;
 }
 
 /**
- * lstat calls in flight during the walk: enough to keep libuv's threads busy, few enough that
- * descriptors and memory stay bounded (measured on a 6,300-entry tree: one at a time 290-530 ms).
+ * The tree of folder `dir` (its own metadata for the root). The walk is synchronous: nothing else
+ * runs while a tree is read, and a metadata call served from the kernel's caches costs ~5 us
+ * where the same call through libuv's thread pool costs ~40 us of hand-offs (measured on the
+ * 6,320-entry bench tree: lstatSync 30 ms, 16 lstat promises in flight 160 ms).
  */
-const WALK_CONCURRENCY = 16;
-
-/** The tree of folder `dir` (its own metadata for the root). */
 export async function treeFromFolder(dir: string, opts: FolderOptions = {}): Promise<FileTree> {
   const root = resolve(dir);
   let rootStat: BigIntStats;
   try {
-    rootStat = await lstat(root, { bigint: true });
+    rootStat = lstatSync(root, { bigint: true });
   } catch (err) {
     throw new DiskmintError('INPUT', `cannot read the folder ${dir}: ${(err as Error).message}`);
   }
   if (!rootStat.isDirectory()) throw new DiskmintError('BAD_ARGUMENT', `${dir} is not a folder`);
-  const nodes = new Map<string, TreeNode>([['', await nodeOfStat(root, '', rootStat)]]);
+  const nodes = new Map<string, TreeNode>([['', nodeOfStat(root, '', rootStat)]]);
   const inodes = new Map<string, string>(); // "dev:ino" -> first path seen (finishTree re-roots on the first in order)
-  // Paths still to lstat; each folder's entries are queued when it is read. WALK_CONCURRENCY
-  // workers share the queue, so lstat calls overlap instead of waiting one after another.
-  const queue: string[] = [];
-  const visit = async (path: string): Promise<void> => {
-    const abs = join(root, path);
-    const st = await lstat(abs, { bigint: true });
-    const node = await nodeOfStat(abs, path, st);
-    if (node.kind !== 'dir' && st.nlink > 1n) {
-      const key = `${st.dev}:${st.ino}`;
-      const first = inodes.get(key);
-      if (first !== undefined) {
-        node.hardlinkOf = first;
-        delete node.content;
-      } else inodes.set(key, path);
-    }
-    nodes.set(path, node);
-    if (node.kind === 'dir') await readFolder(path);
-  };
-  // Workers with nothing to do wait here until a folder adds paths or the last busy one ends.
-  let waiting: (() => void)[] = [];
-  const wakeAll = () => {
-    const w = waiting;
-    waiting = [];
-    for (const wake of w) wake();
-  };
-  const readFolder = async (rel: string): Promise<void> => {
-    for (const name of await readdir(join(root, rel))) queue.push(rel === '' ? name : `${rel}/${name}`);
-    wakeAll();
-  };
-  let busy = 0;
-  let failed = false;
-  const worker = async (): Promise<void> => {
-    while (!failed) {
-      const path = queue.pop();
-      if (path === undefined) {
-        if (busy === 0) return;
-        await new Promise<void>((r) => waiting.push(r));
-        continue;
-      }
-      busy++;
-      try {
-        await visit(path);
-      } catch (err) {
-        failed = true; // the others stop at their next path
-        throw err;
-      } finally {
-        busy--;
-        if (busy === 0) wakeAll();
-      }
-    }
-  };
+  const folders = ['']; // folders still to read (a stack: depth costs no recursion)
   try {
-    await readFolder('');
-    const workers = Array.from({ length: WALK_CONCURRENCY }, worker);
-    const results = await Promise.allSettled(workers);
-    const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (rejected) throw rejected.reason;
+    for (let rel = folders.pop(); rel !== undefined; rel = folders.pop()) {
+      for (const name of readdirSync(join(root, rel))) {
+        const path = rel === '' ? name : `${rel}/${name}`;
+        const abs = join(root, path);
+        const st = lstatSync(abs, { bigint: true });
+        const node = nodeOfStat(abs, path, st);
+        if (node.kind === 'dir') folders.push(path);
+        else if (st.nlink > 1n) {
+          const key = `${st.dev}:${st.ino}`;
+          const first = inodes.get(key);
+          if (first !== undefined) {
+            node.hardlinkOf = first;
+            delete node.content;
+          } else inodes.set(key, path);
+        }
+        nodes.set(path, node);
+      }
+    }
   } catch (err) {
     if (isSystemError(err)) throw new DiskmintError('INPUT', `reading the folder ${dir} failed: ${err.message}`);
     throw err;

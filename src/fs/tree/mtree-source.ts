@@ -7,8 +7,8 @@
  * folder holds as one inode (device and inode number), or one tree node and its links. A path
  * that neither the spec (time=) nor the folder dates takes the spec file's modification time.
  */
-import { lstat, stat } from 'node:fs/promises';
-import type { BigIntStats } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { lstatSync, type BigIntStats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { FormatError } from '../../../formats/common/errors.js';
 import { parseMtree, type MtreeEntry, type MtreeType } from '../../../formats/fs/mtree.js';
@@ -33,25 +33,26 @@ interface Found {
   inode?: string;
 }
 
-async function statOrUndefined(abs: string): Promise<BigIntStats | undefined> {
+/** Synchronous, as the folder walk (folder.ts says why). */
+function statOrUndefined(abs: string): BigIntStats | undefined {
   try {
-    return await lstat(abs, { bigint: true });
+    return lstatSync(abs, { bigint: true });
   } catch {
     return undefined;
   }
 }
 
 /** What the folder or tree holds at `path` (for files: the bytes of `contents=` when given). */
-async function lookup(base: FileTree | string, byPath: Map<string, TreeNode> | undefined, path: string, contents: string | undefined): Promise<Found> {
+function lookup(base: FileTree | string, byPath: Map<string, TreeNode> | undefined, path: string, contents: string | undefined): Found {
   if (typeof base !== 'string') {
     const node = byPath!.get(contents ?? path);
     const owner = node?.hardlinkOf ? byPath!.get(node.hardlinkOf) : node;
     return { node: owner, inode: node ? `tree:${node.hardlinkOf ?? node.path}` : undefined };
   }
   const abs = resolve(base, contents ?? path);
-  const st = await statOrUndefined(abs);
+  const st = statOrUndefined(abs);
   if (!st) return {};
-  const node = await nodeOfStat(abs, path, st);
+  const node = nodeOfStat(abs, path, st);
   return { node, inode: `${st.dev}:${st.ino}` };
 }
 
@@ -74,7 +75,7 @@ export async function applyMtree(base: FileTree | string, specFile: string, opts
   for (const { path, keywords: k } of entries) {
     if (k.ignore) continue;
     const at = `${specFile}: ./${path}`;
-    const found = await lookup(base, byPath, path, k.contents);
+    const found = lookup(base, byPath, path, k.contents);
     const have = found.node;
     const kind = k.type ? KIND[k.type] : have?.kind;
     if (!kind) {
