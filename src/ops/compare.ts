@@ -20,8 +20,13 @@ type Range = { offset: number; length: number };
  */
 export type ComparableDisk = Pick<ContainerReader, 'size' | 'read' | 'allocatedRanges' | 'close'> & { dataRanges?(): AsyncIterable<Range> };
 
-/** Bytes compared per read of each image. */
-const COMPARE_CHUNK = 4 << 20;
+/**
+ * Bytes compared per read of each image. The ring of buffers in flight (2 x (READ_AHEAD + 1)
+ * chunks, 10 MiB) stays in the CPU's cache, so the kernel's copy and the comparison after it
+ * do not go out to memory: 1 MiB chunks took 0.19 s where 4 MiB ones took 0.24 s (40 MiB ring)
+ * on a 2 GiB raw against its qcow2 with 512 MiB of data, system time halved (bench/README.md).
+ */
+const COMPARE_CHUNK = 1 << 20;
 /** Chunks read ahead of the comparison (both images read at once, on libuv's threads). */
 const READ_AHEAD = 4;
 /** qemu-img compare reports a mismatch at the start of its 512-byte sector. */
