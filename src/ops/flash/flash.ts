@@ -6,8 +6,10 @@
  * - default: every byte of the image's data, its first and last MiB (the tables), are on the
  *   device and read back equal; other holes keep the device's old bytes, which no file system
  *   of the image reads (they are free space to it);
- * - `discard`: also every hole of the image reads as zeros (written as zeros: Node has no
- *   BLKDISCARD ioctl), so the device's first image-size bytes equal the image;
+ * - `discard`: also every hole of the image reads as zeros, so the device's first image-size
+ *   bytes equal the image: a block device zeroes them itself (BLKZEROOUT through the kernel
+ *   calls: WRITE ZEROES, or a discard where the device promises zeros after it), else they are
+ *   written (a regular file, or no kernel calls);
  * - `verify: 'full'`: those first image-size bytes are compared with the image, holes as zeros
  *   (meaningful after `discard`; without it old bytes in holes are reported).
  * Before any write it refuses a device that is in use, too small, or of the wrong kind

@@ -6,8 +6,8 @@
  * the last MiB of the image (MBR, primary GPT and its entries, the gap before the first
  * partition; the backup GPT's entries and header, UEFI 2.10 section 5.3.1). Every other hole
  * keeps what the device held: a file system written by the image ignores its free blocks, as
- * after `bmaptool copy`. With `discard`, every hole inside the image is written as zeros (no
- * BLKDISCARD here: Node has no ioctl), so the device's first image-size bytes equal the image.
+ * after `bmaptool copy`. With `discard`, every hole inside the image is zeroed too (flash.ts
+ * says how), so the device's first image-size bytes equal the image.
  */
 import { mappedBlockRanges, rangeBytes } from '../bmap.js';
 import type { BlockMap, BmapChecksumType } from '../../../formats/bmap/bmap.js';
