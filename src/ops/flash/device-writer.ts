@@ -32,7 +32,7 @@ export interface DeviceWriter {
 /** Open `path` for writing `count` chunks at a time; `block` for a block device (exclusive, direct). */
 export async function openDeviceWriter(path: string, size: number, opts: { block: boolean; chunk: number; count: number }): Promise<DeviceWriter> {
   const excl = opts.block ? constants.O_EXCL : 0;
-  // Read as well as write: the buffers' alignment is probed with a read of the first block.
+  // Read as well as write: direct reads into the buffers are checked with a read of the first block.
   const direct = opts.block ? await openDirect(path, constants.O_RDWR | excl) : undefined;
   const aligned = direct && (await alignedBuffers(direct, size, opts.count + 1, opts.chunk));
   if (!direct || !aligned) {
