@@ -1,10 +1,11 @@
 /**
  * Compression on every core, in a deterministic order. Deflate runs on libuv's thread pool
- * (node:zlib's async API); zstd runs in worker threads, each holding libzstd: node:zlib's own
- * (Node 22.15+, 23.8+) when this Node has it, else the zstd WebAssembly module. Each block is
- * compressed on its own, so output bytes never depend on the thread count.
+ * (node:zlib's async API); so does zstd where this Node has it in node:zlib (22.15+, 23.8+;
+ * zlib-async.ts nativeZstdCompressor), else it runs in worker threads holding the zstd
+ * WebAssembly module (DISKMINT_ZSTD_WORKERS=1 puts native zstd in workers too, for tests).
+ * Each block is compressed on its own, so output bytes never depend on the thread count.
  */
-import { deflateAsync, deflateRawAsync, gzipAsync } from '../io/zlib-async.js';
+import { deflateAsync, deflateRawAsync, gzipAsync, nativeZstdCompressor } from '../io/zlib-async.js';
 import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
@@ -29,14 +30,14 @@ export const QCOW2_DEFLATE_WINDOW_BITS = 12;
 /** `zstd`: the engine for zstd blocks (default: zstdEngine(), chosen at the first zstd block). */
 export function createCompressor(opts: { threads?: number; zstd?: ZstdEngine } = {}): Compressor {
   const concurrency = Math.max(1, opts.threads ?? availableParallelism());
-  let zstd: ZstdPool | undefined;
+  let zstd: ZstdCompressor | undefined;
   return {
     concurrency,
     async compress(data, kind, level) {
       if (kind === 'deflate-raw') return new Uint8Array(await deflateRawAsync(data, { level: level ?? 6, windowBits: QCOW2_DEFLATE_WINDOW_BITS }));
       if (kind === 'zlib') return new Uint8Array(await deflateAsync(data, { level: level ?? 6 }));
       if (kind === 'gzip') return new Uint8Array(await gzipAsync(data, { level: level ?? 6 })); // a whole member: header (MTIME 0), data, CRC-32, ISIZE
-      zstd ??= new ZstdPool(concurrency, opts.zstd ?? zstdEngine());
+      zstd ??= zstdCompressorFor(concurrency, opts.zstd ?? zstdEngine());
       return zstd.compress(data, level ?? 3);
     },
     async close() {
@@ -153,7 +154,21 @@ parentPort.on('message', async ({ id, data, level }) => {
 });
 `;
 
-class ZstdPool {
+interface ZstdCompressor {
+  compress(data: Uint8Array, level: number): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
+/**
+ * Native zstd on libuv's thread pool where node:zlib allows one pass per block (zlib-async.ts),
+ * no worker isolates (~45 MB each); else worker threads. The bytes are the same either way.
+ */
+function zstdCompressorFor(concurrency: number, engine: ZstdEngine): ZstdCompressor {
+  const onPool = engine === 'native' && process.env.DISKMINT_ZSTD_WORKERS !== '1' ? nativeZstdCompressor() : undefined;
+  return onPool ? { compress: onPool, close: async () => {} } : new ZstdPool(concurrency, engine);
+}
+
+class ZstdPool implements ZstdCompressor {
   private readonly workers: Worker[] = [];
   private readonly pending = new Map<number, { resolve: (u: Uint8Array) => void; reject: (e: Error) => void }>();
   private nextId = 0;

@@ -127,6 +127,37 @@ describe.each(ENGINES)('zstd through %s', (engine) => {
   });
 });
 
+describe("native zstd on libuv's pool", () => {
+  it.runIf(HAS_NATIVE)('gives the bytes of zstdCompressSync and of the worker threads, block for block (property)', async () => {
+    const { nativeZstdCompressor, zstdCompressBound } = await import('../../src/io/zlib-async.js');
+    const onPool = nativeZstdCompressor();
+    expect(onPool).toBeDefined(); // every Node with zstd so far has the one-pass entry
+    const sync = (zlib as unknown as { zstdCompressSync(d: Uint8Array, o: object): Uint8Array }).zstdCompressSync;
+    const LEVEL = (zlib.constants as unknown as Record<string, number>).ZSTD_c_compressionLevel;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ length: fc.integer({ min: 0, max: 3 << 20 }), seed: fc.nat(250), kind: fc.constantFrom('text', 'random', 'runs' as const) }), {
+          minLength: 1,
+          maxLength: 4,
+        }),
+        fc.integer({ min: -5, max: 19 }),
+        async (specs, level) => {
+          const inputs = specs.map(({ length, seed, kind }) => block(length, seed, kind));
+          const pooled = await Promise.all(inputs.map((b) => onPool!(b, level)));
+          process.env.DISKMINT_ZSTD_WORKERS = '1';
+          const viaWorkers = await compressAll('native', inputs, level).finally(() => delete process.env.DISKMINT_ZSTD_WORKERS);
+          for (const [k, b] of inputs.entries()) {
+            const one = sync(b, { chunkSize: Math.max(64, zstdCompressBound(b.length)), params: { [LEVEL]: level } });
+            expect(Buffer.from(pooled[k]).equals(Buffer.from(one))).toBe(true);
+            expect(Buffer.from(viaWorkers[k]).equals(Buffer.from(one))).toBe(true);
+          }
+        },
+      ),
+      { numRuns: 10 },
+    );
+  });
+});
+
 describe('zstd across engines', () => {
   it.runIf(HAS_NATIVE)('native and WebAssembly images hold the same disk (qemu-img compare)', (ctx) => {
     if (!requirePeer('qemu-img', 'qemu-utils')) return ctx.skip();
