@@ -11,7 +11,7 @@ import { formatBytes, parseSizeSpec, type SizeSpec } from '../model/size.js';
 import type { Layout, PartitionSpec } from './schema.js';
 import { LayoutProblems, checkSchemeFields, resolveAttributes, resolveContentsFile, resolveType, type ResolvedType } from './resolve.js';
 import { buildPlannedFat, resolveFatContents, type PlannedFat } from './fat-contents.js';
-import { buildPlannedUfs, resolveUfsContents, type PlannedUfs } from './ufs-contents.js';
+import { buildPlannedUfs, resolveUfsContents, type PlannedUfs, type UfsTreeCache } from './ufs-contents.js';
 import { schemeHandler } from '../schemes/registry.js';
 import type { SchemeHandler } from '../schemes/handler.js';
 import { FALLBACK_BOOTCODE, planWithSelector } from './fallback-selector.js';
@@ -75,6 +75,8 @@ export interface PlanContext {
   parentSectorSize?: number;
   /** Absolute sector of this layout's disk inside the outermost image (FAT hidden sectors). */
   baseLba?: number;
+  /** Trees loaded for this plan's ufs contents, shared by partitions naming the same sources (planLayout makes it). */
+  ufsTrees?: UfsTreeCache;
 }
 
 /** A partition being planned (placement.ts places them). */
@@ -92,6 +94,7 @@ export interface Draft extends ResolvedType {
  * The plan owns spool files (releasePlan, plan-release.ts); when planning fails, it removes them itself.
  */
 export async function planLayout(layout: Layout, ctx: PlanContext, fixedBytes?: number): Promise<PlannedImage> {
+  ctx = ctx.ufsTrees ? ctx : { ...ctx, ufsTrees: new Map() };
   if (layout.bootcode === FALLBACK_BOOTCODE) {
     let planned: PlannedImage | undefined;
     try {
@@ -294,7 +297,7 @@ async function resolveContents(spec: PartitionSpec, path: string, ctx: PlanConte
   if ('zero' in c) return { contents: { kind: 'zero' } as PlannedContents, contentBytes: 0 };
   if ('fat' in c)
     return (await resolveFatContents(c.fat, path, ctx.baseDir, sectorSize, problems)) ?? { contents: { kind: 'none' } as PlannedContents, contentBytes: 0 };
-  if ('ufs' in c) return (await resolveUfsContents(c.ufs, path, ctx.baseDir, problems)) ?? { contents: { kind: 'none' } as PlannedContents, contentBytes: 0 };
+  if ('ufs' in c) return (await resolveUfsContents(c.ufs, path, ctx.baseDir, problems, ctx.ufsTrees)) ?? { contents: { kind: 'none' } as PlannedContents, contentBytes: 0 };
   if ('file' in c) {
     const f = await resolveContentsFile(c.file, ctx.baseDir, path, problems);
     return f

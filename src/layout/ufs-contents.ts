@@ -39,11 +39,48 @@ export interface PlannedUfs {
 
 const absolute = (baseDir: string, p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
 
+/**
+ * Trees already loaded in one plan, by their sources and time: a layout naming the same sources
+ * twice (the nanobsd preset's --copy-os: one release tarball in both OS slots) decompresses them
+ * once. Each partition's contents hold a reference; the spool files go with the last release.
+ */
+export type UfsTreeCache = Map<string, Promise<{ tree: FileTree; close(): Promise<void>; users: number }>>;
+
+/** The tree of `sources`, loaded once per cache; `release` drops this holder's reference. */
+async function sharedTree(sources: string[], time: number | undefined, cache: UfsTreeCache | undefined): Promise<{ tree: FileTree; release(): Promise<void> }> {
+  if (!cache) {
+    const { tree, close } = await loadTreeSources(sources, { sourceDateEpoch: time });
+    return { tree, release: close };
+  }
+  const key = JSON.stringify([sources, time ?? null]);
+  let entry = cache.get(key);
+  if (!entry) {
+    entry = loadTreeSources(sources, { sourceDateEpoch: time }).then(({ tree, close }) => ({ tree, close, users: 0 }));
+    cache.set(key, entry);
+    entry.catch(() => cache.delete(key)); // a failed load is reported to each holder; the next plan tries again
+  }
+  const loaded = await entry;
+  loaded.users++;
+  let released = false;
+  return {
+    tree: loaded.tree,
+    async release() {
+      if (released) return;
+      released = true;
+      if (--loaded.users === 0) {
+        cache.delete(key);
+        await loaded.close();
+      }
+    },
+  };
+}
+
 export async function resolveUfsContents(
   spec: UfsContentsSpec,
   path: string,
   baseDir: string,
   problems: LayoutProblems,
+  trees?: UfsTreeCache,
 ): Promise<{ contents: PlannedUfs; contentBytes: number } | undefined> {
   const at = `${path}.contents.ufs`;
   const options: UfsBuildOptions = {
@@ -77,7 +114,7 @@ export async function resolveUfsContents(
       sources.push(full);
     }
     let tree = emptyTree(options.time ?? 0);
-    if (sources.length) ({ tree, close: release } = await loadTreeSources(sources, { sourceDateEpoch: options.time }));
+    if (sources.length) ({ tree, release } = await sharedTree(sources, options.time, trees));
     const fitted = options.size ?? buildUfsVolume(tree, options).sizeBytes;
     return { contents: { kind: 'ufs', tree, options, from: [spec.from ?? []].flat(), release }, contentBytes: fitted };
   } catch (err) {

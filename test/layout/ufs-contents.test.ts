@@ -1,11 +1,14 @@
 /** UFS2 file systems in layouts: `contents: { "ufs": { "from": [...], "label", "size" } }`. */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildImage, DiskmintError, type Layout } from '../../src/index.js';
 import { decodeDirectory } from '../../formats/fs/ufs2/directory.js';
 import { tempDir } from '../helpers/golden.js';
 import { checkUfsImage } from '../helpers/ufs-image-check.js';
+import { requirePeer } from '../helpers/peer.js';
+import { planLayout } from '../../src/layout/plan.js';
 
 function osTree(dir: string): void {
   mkdirSync(join(dir, 'os', 'boot'), { recursive: true });
@@ -45,5 +48,33 @@ describe('ufs contents in layouts', () => {
     const err = await buildImage(layout({ from: 'os' }, '2M'), { output: img, baseDir: dir }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DiskmintError);
     expect((err as DiskmintError).message).toMatch(/contents\.ufs.*UFS2 file system for this tree needs at least/);
+  });
+
+  it('two partitions from the same tarball (--copy-os) load it once; its spool goes with the last release', async (ctx) => {
+    if (!requirePeer('bsdtar', 'libarchive-tools')) return ctx.skip();
+    const dir = tempDir();
+    osTree(dir);
+    execFileSync('bsdtar', ['-c', '-z', '-f', join(dir, 'os.tar.gz'), '-C', join(dir, 'os'), '.']);
+    const slot = (label: string) => ({ type: 'freebsd-ufs', label, size: '20M', contents: { ufs: { from: ['os.tar.gz'] } } }) as Layout['partitions'][number];
+    const twoSlots: Layout = { scheme: 'gpt', size: '64M', seed: 'ufs', partitions: [slot('os1'), slot('os2')] };
+    const plan = await planLayout(twoSlots, { baseDir: dir, seed: 'ufs', path: '' });
+    const [a, b] = plan.partitions.map((p) => p.contents);
+    if (a.kind !== 'ufs' || b.kind !== 'ufs') throw new Error('not ufs contents');
+    expect(a.tree).toBe(b.tree); // one decompression, one tree
+    expect(a.volume && b.volume && a.volume !== b.volume).toBe(true); // two file systems (their own ids)
+    const spool = a.tree.nodes.find((n) => n.path === 'kernel')!.content!.path;
+    await a.release();
+    expect(existsSync(spool)).toBe(true); // os2 still reads from it
+    await b.release();
+    expect(existsSync(spool)).toBe(false);
+    // Built for real: both slots hold the tree.
+    const img = join(dir, 'disk.img');
+    await buildImage(twoSlots, { output: img, baseDir: dir });
+    for (const start of [2048, 2048 + 40960]) {
+      const fs = checkUfsImage(img, start * 512);
+      expect(fs.problems).toEqual([]);
+      const names = decodeDirectory(fs.dataOf(2)).map((e) => new TextDecoder().decode(e.name));
+      expect(names).toEqual(['.', '..', 'boot', 'kernel']);
+    }
   });
 });
