@@ -7,25 +7,12 @@ import { treeFromFolder } from '../../src/fs/tree/folder.js';
 import { treeFromTar } from '../../src/fs/tree/tar-source.js';
 import type { FileTree, TreeNode } from '../../src/fs/tree/types.js';
 import { tempDir } from '../helpers/golden.js';
-import { contentOf } from '../helpers/file-tree.js';
+import { contentOf, treeNode } from '../helpers/file-tree.js';
 import { requirePeer, runPeerOk } from '../helpers/peer.js';
 
 const FIXTURES = join(import.meta.dirname, '../../fixtures/ufs-sources');
 const T = { sec: 10, nsec: 0 };
-const node = (path: string, kind: TreeNode['kind'], extra: Partial<TreeNode> = {}): TreeNode => ({
-  path,
-  kind,
-  mode: 0o644,
-  uid: 0,
-  gid: 0,
-  flags: 0,
-  atime: T,
-  mtime: T,
-  ctime: T,
-  birthtime: T,
-  size: 0,
-  ...extra,
-});
+const node = (path: string, kind: TreeNode['kind'], extra: Partial<TreeNode> = {}): TreeNode => treeNode(path, kind, { mode: 0o644, ...extra }, T);
 const file = (path: string, at: string, extra: Partial<TreeNode> = {}) =>
   node(path, 'file', { size: 1, content: { path: at, offset: 0, length: 1 }, ...extra });
 

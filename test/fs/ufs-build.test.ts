@@ -12,6 +12,7 @@ import { DiskmintError } from '../../src/model/errors.js';
 import type { FileTree, TreeNode } from '../../src/fs/tree/types.js';
 import { IFMT, IFLNK } from '../../formats/fs/ufs2/inode.js';
 import { checkUfsImage, readAt } from '../helpers/ufs-image-check.js';
+import { treeNode } from '../helpers/file-tree.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -22,20 +23,7 @@ afterAll(async () => {
 });
 
 const T = { sec: 1_700_000_000, nsec: 5 };
-const node = (path: string, kind: TreeNode['kind'], extra: Partial<TreeNode> = {}): TreeNode => ({
-  path,
-  kind,
-  mode: kind === 'dir' ? 0o755 : 0o644,
-  uid: 0,
-  gid: 0,
-  flags: 0,
-  atime: T,
-  mtime: T,
-  ctime: T,
-  birthtime: T,
-  size: 0,
-  ...extra,
-});
+const node = (path: string, kind: TreeNode['kind'], extra: Partial<TreeNode> = {}): TreeNode => treeNode(path, kind, extra, T);
 
 /** A random tree: folders and files (contents from one pool file), symlinks, hard links. */
 const treeArb = (pool: string, poolBytes: number) =>

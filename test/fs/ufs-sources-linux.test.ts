@@ -17,7 +17,7 @@ import { createUfs } from '../../src/ops/ufs/create.js';
 import { withUfs } from '../../src/ops/ufs/open.js';
 import type { FileTree, TreeNode } from '../../src/fs/tree/types.js';
 import { compareTreeWithListing, listUfsWithLinux, requireLinuxUfs } from '../helpers/linux-ufs.js';
-import { sha256Of } from '../helpers/file-tree.js';
+import { sha256Of, treeNode } from '../helpers/file-tree.js';
 import { requirePeer } from '../helpers/peer.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -42,8 +42,7 @@ const DIR_MODES = [0o755, 0o750, 0o1777];
 /** The METALOG's entries and the tree they describe (content from the checkout). */
 function projectSources(): { metalog: string; tree: FileTree; immutable: string[] } {
   const lines = ['#mtree 2.0', '. type=dir uid=0 gid=0 mode=0755'];
-  const base = { flags: 0, atime: T, mtime: T, ctime: T, birthtime: T, size: 0 };
-  const nodes: TreeNode[] = [{ ...base, path: '', kind: 'dir', mode: 0o755, uid: 0, gid: 0 }];
+  const nodes: TreeNode[] = [treeNode('', 'dir', {}, T)];
   const immutable: string[] = [];
   let i = 0;
   const visit = (rel: string): void => {
@@ -54,7 +53,7 @@ function projectSources(): { metalog: string; tree: FileTree; immutable: string[
     if (st.isDirectory()) {
       const mode = DIR_MODES[i % DIR_MODES.length];
       lines.push(`./${rel} type=dir uid=${uid} gid=${gid} mode=${mode.toString(8).padStart(4, '0')}`);
-      nodes.push({ ...base, path: rel, kind: 'dir', mode, uid, gid });
+      nodes.push(treeNode(rel, 'dir', { mode, uid, gid }, T));
       for (const name of readdirSync(join(ROOT, rel)).sort()) visit(`${rel}/${name}`);
     } else if (st.isFile()) {
       const mode = FILE_MODES[i % FILE_MODES.length];
@@ -62,13 +61,13 @@ function projectSources(): { metalog: string; tree: FileTree; immutable: string[
       const flags = i % 5 === 0 ? ' flags=schg' : '';
       if (flags) immutable.push(rel);
       lines.push(`./${rel} type=file uid=${uid} gid=${gid} mode=${mode.toString(8).padStart(4, '0')} size=${st.size}${flags}`);
-      nodes.push({ ...base, path: rel, kind: 'file', mode, uid, gid, size: st.size, content: { path: join(ROOT, rel), offset: 0, length: st.size } });
+      nodes.push(treeNode(rel, 'file', { mode, uid, gid, size: st.size, content: { path: join(ROOT, rel), offset: 0, length: st.size } }, T));
     }
   };
   for (const folder of FOLDERS) visit(folder);
   // A symlink only the METALOG holds (as a METALOG records the links installworld makes).
   lines.push('./src/README-LINK type=link uid=0 gid=0 mode=0755 link=../README.md');
-  nodes.push({ ...base, path: 'src/README-LINK', kind: 'symlink', mode: 0o755, uid: 0, gid: 0, target: '../README.md', size: '../README.md'.length });
+  nodes.push(treeNode('src/README-LINK', 'symlink', { mode: 0o755, target: '../README.md', size: '../README.md'.length }, T));
   return { metalog: lines.join('\n') + '\n', tree: { nodes }, immutable };
 }
 

@@ -1,7 +1,25 @@
-/** Reading a FileTree's file bytes back in tests (through each node's ContentRef). */
+/** FileTree nodes for tests, and reading a tree's file bytes back (through each node's ContentRef). */
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
-import type { FileTree, TreeNode } from '../../src/fs/tree/types.js';
+import type { FileTree, TreeNode, TreeTime } from '../../src/fs/tree/types.js';
+
+/** A node: mode 0755 for folders and 0644 otherwise, owner 0:0, no flags, size 0, every time `time`; `extra` overrides. */
+export function treeNode(path: string, kind: TreeNode['kind'], extra: Partial<TreeNode> = {}, time: TreeTime = { sec: 0, nsec: 0 }): TreeNode {
+  return {
+    path,
+    kind,
+    mode: kind === 'dir' ? 0o755 : 0o644,
+    uid: 0,
+    gid: 0,
+    flags: 0,
+    atime: time,
+    mtime: time,
+    ctime: time,
+    birthtime: time,
+    size: 0,
+    ...extra,
+  };
+}
 
 /** The bytes of a regular file node (a hard link reads its group's owner). */
 export function bytesOf(tree: FileTree, node: TreeNode): Buffer {
