@@ -20,7 +20,7 @@
  * copied back out with `mcopy -s` and compared with the input folder (`diff -r`). Target: the
  * diskmint/peer wall-time ratio is at most 1.0.
  */
-import { GiB, MiB, TIME, benchEnv, benchTempDir, maxOf, caCertsNote, measure, median, writeRandomFile, type Measurement } from './lib.js';
+import { GiB, MiB, TIME, benchEnv, benchTempDir, maxOf, caCertsNote, measure, median, writeRandomFile, type Measurement, prng } from './lib.js';
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, rmSync, statSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -70,18 +70,6 @@ function parseArgs(argv: string[]): Options {
     }
   }
   return opts;
-}
-
-/** Small seeded PRNG (mulberry32): file sizes and names are the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const FOLDERS = ['', '', '', 'docs', 'images', 'src/lib', 'src/lib/deep folder', 'Long Folder Name With Spaces'];

@@ -19,7 +19,7 @@
  * RSS (`/usr/bin/time -f %M`) is the largest of the runs. Targets: diskmint/makefs wall-time
  * ratio at most 1.0, diskmint's peak RSS under 200 MB.
  */
-import { MiB, benchEnv, benchTempDir, caCertsNote, maxOf, measure, median, writeRandomFile, type Measurement } from './lib.js';
+import { MiB, benchEnv, benchTempDir, caCertsNote, maxOf, measure, median, writeRandomFile, type Measurement, prng } from './lib.js';
 import { existsSync, mkdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { treeFromFolder } from '../src/fs/tree/folder.js';
@@ -47,18 +47,6 @@ function parseArgs(argv: string[]): { json: boolean; runs: number; keep: boolean
     }
   }
   return opts;
-}
-
-/** mulberry32: the same sizes and names on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function makeInputTree(root: string): void {
