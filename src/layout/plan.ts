@@ -297,7 +297,8 @@ async function resolveContents(spec: PartitionSpec, path: string, ctx: PlanConte
   if ('zero' in c) return { contents: { kind: 'zero' } as PlannedContents, contentBytes: 0 };
   if ('fat' in c)
     return (await resolveFatContents(c.fat, path, ctx.baseDir, sectorSize, problems)) ?? { contents: { kind: 'none' } as PlannedContents, contentBytes: 0 };
-  if ('ufs' in c) return (await resolveUfsContents(c.ufs, path, ctx.baseDir, problems, ctx.ufsTrees)) ?? { contents: { kind: 'none' } as PlannedContents, contentBytes: 0 };
+  if ('ufs' in c)
+    return (await resolveUfsContents(c.ufs, path, ctx.baseDir, problems, ctx.ufsTrees)) ?? { contents: { kind: 'none' } as PlannedContents, contentBytes: 0 };
   if ('file' in c) {
     const f = await resolveContentsFile(c.file, ctx.baseDir, path, problems);
     return f
