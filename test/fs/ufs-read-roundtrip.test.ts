@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { buildUfsVolume } from '../../src/fs/ufs/build.js';
 import { openUfs } from '../../src/fs/ufs/read.js';
-import type { FileTree, TreeNode, TreeNodeKind, TreeTime } from '../../src/fs/tree/types.js';
+import type { FileTree, TreeNode, TreeNodeKind } from '../../src/fs/tree/types.js';
 import { virtualDiskReader } from '../../src/io/run-reader.js';
 import { tempDir } from '../helpers/golden.js';
 import { patternBytes } from '../helpers/ufs-makefs.js';
@@ -49,18 +49,7 @@ const attrs: fc.Arbitrary<Attrs> = fc.record({
   minor: fc.nat(255),
 });
 
-type Attrs = {
-  mode: number;
-  uid: number;
-  gid: number;
-  flags: number;
-  atime: TreeTime;
-  mtime: TreeTime;
-  ctime: TreeTime;
-  birthtime: TreeTime;
-  major: number;
-  minor: number;
-};
+type Attrs = Pick<TreeNode, 'mode' | 'uid' | 'gid' | 'flags' | 'atime' | 'mtime' | 'ctime' | 'birthtime'> & { major: number; minor: number };
 
 describe('UFS2 write -> read', () => {
   it('random trees come back node for node and check clean', async () => {

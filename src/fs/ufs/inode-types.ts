@@ -65,21 +65,12 @@ export interface UfsInode {
   ext: number[];
 }
 
-export interface UfsStat {
-  ino: number;
+/** What `stat` tells of an inode: its fields as UfsInode has them (mode in full, type and permission bits), plus the kind. */
+export interface UfsStat extends Pick<
+  UfsInode,
+  'ino' | 'mode' | 'nlink' | 'uid' | 'gid' | 'flags' | 'size' | 'blocks' | 'atime' | 'mtime' | 'ctime' | 'birthtime'
+> {
   kind: UfsFileKind;
-  /** Full st_mode (type and permission bits). */
-  mode: number;
-  nlink: number;
-  uid: number;
-  gid: number;
-  flags: number;
-  size: number;
-  blocks: number;
-  atime: UfsTime;
-  mtime: UfsTime;
-  ctime: UfsTime;
-  birthtime?: UfsTime;
   /** Character and block devices: di_rdev (stored in di_db[0]) split as FreeBSD's major()/minor(). */
   rdev?: { raw: number; major: number; minor: number };
 }
