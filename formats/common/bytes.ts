@@ -131,3 +131,10 @@ export function isZero(b: Uint8Array, at = 0, length = b.length - at): boolean {
   for (let i = at; i < end; i++) if (b[i] !== 0) return false;
   return true;
 }
+
+/** True when `a` and `b` hold the same bytes. */
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

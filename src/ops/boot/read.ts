@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { equalBytes } from '../../../formats/common/bytes.js';
 import { checkStage, decodeStageTable, STAGE_MAX_BYTES, STAGE_TABLE_SIZE, type StageCheck, type StageChecksum } from '../../../formats/boot/stage-table.js';
 import type { SlotEntry } from '../../../formats/boot/gptboot.js';
 import { FREEBSD_BOOT_TYPE } from '../../../formats/schemes/gpt-types.js';
@@ -42,10 +43,6 @@ export interface BootStagesView {
   entries: SlotEntry[];
   stages: StageOnDisk[];
   selector: SelectorOnDisk;
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /** fallback-mbr.bin (first 440 bytes) and fallback-stage2.bin, or undefined when this diskmint has none. */

@@ -3,6 +3,7 @@
  * (UEFI 2.10 section 5.3). Never throws on bad bytes: every FormatError becomes a finding.
  */
 import { FormatError } from '../../../formats/common/errors.js';
+import { equalBytes } from '../../../formats/common/bytes.js';
 import { GPT_REVISION, gptEntryArrayBytes, type GptHeader, type GptPartitionEntry } from '../../../formats/schemes/gpt.js';
 import { PARTITION_TABLE_OFFSET } from '../../../formats/schemes/mbr.js';
 import { gptAttributeNames } from '../../../formats/schemes/gpt-attributes.js';
@@ -142,12 +143,6 @@ function staleCopyFinding(primary: GptCopy, backup: GptCopy, out: Finding[]): vo
   else if (!primary.valid && backup.valid) say('primary', 'backup', 'damaged');
   else if (primary.valid && backup.valid && primary.entriesBytes && backup.entriesBytes && !equalBytes(primary.entriesBytes, backup.entriesBytes))
     say('backup', 'primary', "out of date (its entries differ from the primary's)");
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** Usable area against the disk and the entry arrays; entries must sit outside it. */
