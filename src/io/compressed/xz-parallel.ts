@@ -4,11 +4,13 @@
  * decoder (xz-decompress) as the streaming path; the output comes back in order. A file of one block, or of blocks too large to
  * hold a few of in memory, is left to the streaming decoder (undefined).
  */
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import { XZ_HEADER_SIZE, xzBlocksStream, xzIndexSize, xzLayout, type XzBlock, type XzLayout } from './xz-blocks.js';
+import { xzBlocksStream, type XzBlock, type XzLayout } from './xz-blocks.js';
+import { readXzLayout } from './recorded-size.js';
 
 /** Largest block decoded whole (xz -9 -T cuts 192 MiB blocks; -6, the default, 24 MiB). */
 const MAX_BLOCK = 32 << 20;
@@ -17,8 +19,6 @@ const MAX_BLOCK = 32 << 20;
  * per batch, not per block (making one costs about as much as decoding a 1 MiB block).
  */
 const BATCH = 4 << 20;
-/** Largest index read (20 bytes a block at most: 64 MiB of index is ~3 million blocks). */
-const MAX_INDEX = 64 << 20;
 
 /**
  * The worker: plain CommonJS (eval), so it runs the same from the sources and from dist/. It
@@ -88,28 +88,18 @@ parentPort.on('message', async ({ id, parts, size, recycled }) => {
 `;
 
 /** The file's block layout when it can be decoded in parallel, else undefined. */
-export async function parallelXzLayout(path: string): Promise<XzLayout | undefined> {
-  const handle = await open(path, 'r');
+export function parallelXzLayout(path: string): XzLayout | undefined {
+  const fd = openSync(path, 'r');
+  let layout: XzLayout | undefined;
   try {
-    const fileSize = (await handle.stat()).size;
-    if (fileSize < 3 * XZ_HEADER_SIZE) return undefined;
-    const read = async (at: number, n: number) => {
-      const b = new Uint8Array(n);
-      const { bytesRead } = await handle.read(b, 0, n, at);
-      return b.subarray(0, bytesRead);
-    };
-    const footer = await read(fileSize - XZ_HEADER_SIZE, XZ_HEADER_SIZE);
-    const indexSize = xzIndexSize(footer);
-    if (indexSize === undefined || indexSize > MAX_INDEX || indexSize + 2 * XZ_HEADER_SIZE > fileSize) return undefined;
-    const index = await read(fileSize - XZ_HEADER_SIZE - indexSize, indexSize);
-    const layout = xzLayout(await read(0, XZ_HEADER_SIZE), index, footer, fileSize);
-    if (!layout || layout.blocks.length < 2 || layout.blocks.some((b) => b.outputSize > MAX_BLOCK)) return undefined;
-    // The package's decoder as the worker drives it (see XZ_WORKER_SOURCE); else stream.
-    const { XzReadableStream } = createRequire(import.meta.url)('xz-decompress') as { XzReadableStream: { _getModuleInstance?: unknown } };
-    return typeof XzReadableStream._getModuleInstance === 'function' ? layout : undefined;
+    layout = readXzLayout(fd, fstatSync(fd).size);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
+  if (!layout || layout.blocks.length < 2 || layout.blocks.some((b) => b.outputSize > MAX_BLOCK)) return undefined;
+  // The package's decoder as the worker drives it (see XZ_WORKER_SOURCE); else stream.
+  const { XzReadableStream } = createRequire(import.meta.url)('xz-decompress') as { XzReadableStream: { _getModuleInstance?: unknown } };
+  return typeof XzReadableStream._getModuleInstance === 'function' ? layout : undefined;
 }
 
 /** The decompressed bytes of `path` (laid out as `layout`), block by block, in order. */

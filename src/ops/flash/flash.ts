@@ -25,8 +25,10 @@ import { inspectDisk, wholeDiskFilesystem, type ImageInspection } from '../inspe
 import { fileHandleReader } from '../../model/disk-reader.js';
 import { readBmapFile } from '../bmap.js';
 import { kernelIo } from '../../io/kernel/ffi.js';
+import { openDecodedStream, type DecodedStream } from '../../io/compressed/decoded-stream.js';
+import type { CompressionKind } from '../../../formats/common/compression.js';
 import { describeTarget, inspectTarget, refusalFor, type FlashTarget } from './device.js';
-import { flashPlan, totalBytes } from './plan.js';
+import { flashPlan, streamedFlashPlan, totalBytes, type FlashRange } from './plan.js';
 import { openReadBack } from './read-back.js';
 import { FLASH_CHUNK, meter, writePlan, WRITES_IN_FLIGHT, type FlashProgress } from './write.js';
 import { verifyFull, verifyWritten } from './verify.js';
@@ -68,6 +70,12 @@ export interface FlashResult {
   image: string;
   device: string;
   format: string;
+  /**
+   * A compressed image, and how it was read: 'streamed' as it decodes, straight to the device
+   * (the stream records its size: .xz, zstd); 'spooled' decoded first into a temp file (gzip,
+   * bzip2, zip, a stream without its size, or a container inside).
+   */
+  compression?: { kind: CompressionKind; read: 'streamed' | 'spooled' };
   imageSize: number;
   /** Ranges written, and their bytes: the image's data, and zeros. */
   ranges: number;
@@ -138,7 +146,13 @@ export async function flashImage(image: string | ContainerReader, device: string
   const verifyMode = options.verify ?? 'written';
   if (!['written', 'full', 'none'].includes(verifyMode)) refuse(`verify '${String(verifyMode)}' is not one of written, full, none`);
   const imagePath = typeof image === 'string' ? image : 'image';
-  const opened = typeof image === 'string' ? await openDisk(image, options) : { reader: image, format: image.format };
+  // A compressed raw image that records its size is written as it decodes; any other is opened whole.
+  const streamed = typeof image === 'string' ? await openDecodedStream(image, FLASH_CHUNK) : undefined;
+  const opened: { reader: ContainerReader | DecodedStream; format: string; compression?: CompressionKind } = streamed
+    ? { reader: streamed, format: 'raw', compression: streamed.kind }
+    : typeof image === 'string'
+      ? await openDisk(image, options)
+      : { reader: image, format: image.format };
   const reader = opened.reader;
   try {
     const bmapPath = typeof options.bmap === 'string' ? options.bmap : undefined;
@@ -148,7 +162,7 @@ export async function flashImage(image: string | ContainerReader, device: string
     }
     const target = await inspectTarget(device);
     if (typeof image === 'string' && (await sameFile(image, device))) refuse(`${device} is the image itself; nothing was written`);
-    const { table } = await inspectDisk(reader);
+    const { table } = await inspectDisk(streamed ? streamed.head : reader);
     const refusal = refusalFor(target, reader.size, table !== null);
     if (refusal) refuse(refusal);
     if (!options.yes) {
@@ -162,11 +176,15 @@ export async function flashImage(image: string | ContainerReader, device: string
       });
       if (!ok) refuse(`not confirmed: nothing was written to ${device}`);
     }
-    const plan = await flashPlan(reader, { bmap, discard: options.discard });
     const m = meter(options.onProgress);
+    // Streamed without a bmap: the data ranges are found as the image decodes, progress follows the decoding.
+    const plan: FlashRange[] | AsyncIterable<FlashRange> =
+      streamed && !bmap
+        ? streamedFlashPlan(streamed, { discard: options.discard, passed: (n) => m.advance(n) })
+        : await flashPlan(reader as ContainerReader, { bmap, discard: options.discard });
     const started = performance.now();
     const handle = await openTarget(target);
-    let digests: string[];
+    let written: { ranges: FlashRange[]; digests: string[] };
     let zeroedInKernelBytes = 0;
     const kernel = target.kind === 'block' ? kernelIo() : undefined;
     const zeroOut = kernel?.zeroOut
@@ -177,27 +195,37 @@ export async function flashImage(image: string | ContainerReader, device: string
         }
       : undefined;
     try {
-      m.phase('write', totalBytes(plan));
-      digests = await writePlan(reader, handle, plan, { devicePath: device, imagePath, signal: options.signal, meter: m, zeroOut });
+      m.phase('write', Array.isArray(plan) ? totalBytes(plan) : reader.size);
+      written = await writePlan(reader, handle, plan, {
+        devicePath: device,
+        imagePath,
+        total: Array.isArray(plan) ? totalBytes(plan) : reader.size,
+        signal: options.signal,
+        meter: m,
+        meterWrites: Array.isArray(plan),
+        zeroOut,
+      });
       m.phase('sync', 0);
       await handle.datasync();
     } finally {
       await handle.close();
     }
+    const ranges = written.ranges;
     const seconds = (performance.now() - started) / 1000;
     const result: FlashResult = {
       image: imagePath,
       device,
       format: opened.format,
+      ...(opened.compression ? { compression: { kind: opened.compression, read: streamed ? 'streamed' : 'spooled' } } : {}),
       imageSize: reader.size,
-      ranges: plan.length,
-      dataBytes: totalBytes(plan, 'data'),
-      zeroBytes: totalBytes(plan, 'zero'),
+      ranges: ranges.length,
+      dataBytes: totalBytes(ranges, 'data'),
+      zeroBytes: totalBytes(ranges, 'zero'),
       zeroedInKernelBytes,
       discard: options.discard === true,
       ...(bmapPath ? { bmap: bmapPath } : {}),
       seconds,
-      writeBytesPerSecond: totalBytes(plan) / Math.max(1e-3, seconds),
+      writeBytesPerSecond: totalBytes(ranges) / Math.max(1e-3, seconds),
       write: handle.mode,
       verify: { mode: verifyMode, ok: true },
     };
@@ -205,11 +233,11 @@ export async function flashImage(image: string | ContainerReader, device: string
     await options.beforeVerify?.();
     const back = await openReadBack(device, target.size, FLASH_CHUNK, READS_IN_FLIGHT);
     try {
-      m.phase('verify', verifyMode === 'full' ? reader.size : totalBytes(plan));
+      m.phase('verify', verifyMode === 'full' ? reader.size : totalBytes(ranges));
       const bad =
         verifyMode === 'full'
           ? await verifyFull(reader, back, { signal: options.signal, meter: m })
-          : await verifyWritten(reader, back, plan, digests, { signal: options.signal, meter: m });
+          : await verifyWritten(reader, back, ranges, written.digests, { signal: options.signal, meter: m });
       result.verify = { mode: verifyMode, ok: bad === undefined, readBack: back.mode, ...(bad === undefined ? {} : { firstBadOffset: bad }) };
     } finally {
       await back.close();

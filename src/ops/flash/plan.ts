@@ -12,6 +12,9 @@
 import { mappedBlockRanges, rangeBytes } from '../bmap.js';
 import type { BlockMap, BmapChecksumType } from '../../../formats/bmap/bmap.js';
 import type { ContainerReader } from '../../containers/types.js';
+import type { DecodedStream } from '../../io/compressed/decoded-stream.js';
+import { nonZeroSpans } from '../../io/zero-blocks.js';
+import { FLASH_CHUNK } from './write.js';
 
 /** The neighbourhood of the tables at each end of the image that is always zeroed (1 MiB: the usual alignment of the first partition). */
 export const TABLE_AREA = 1 << 20;
@@ -54,20 +57,58 @@ function holesIn(data: readonly FlashRange[], start: number, end: number): Flash
   return holes;
 }
 
+/** Where the image's holes are zeroed: everywhere with `discard`, else the table areas at its two ends. */
+function zeroAreas(size: number, discard: boolean | undefined): Array<[start: number, end: number]> {
+  if (discard || size <= 2 * TABLE_AREA) return [[0, size]];
+  return [
+    [0, TABLE_AREA],
+    [size - TABLE_AREA, size],
+  ];
+}
+
 /** Every range flash writes, ascending and disjoint. */
 export async function flashPlan(reader: ContainerReader, opts: { bmap?: BlockMap; discard?: boolean }): Promise<FlashRange[]> {
-  const size = reader.size;
   const data = await dataRanges(reader, opts.bmap);
-  const areas: Array<[number, number]> = opts.discard
-    ? [[0, size]]
-    : size <= 2 * TABLE_AREA
-      ? [[0, size]]
-      : [
-          [0, TABLE_AREA],
-          [size - TABLE_AREA, size],
-        ];
-  const zeros = areas.flatMap(([s, e]) => holesIn(data, s, e));
+  const zeros = zeroAreas(reader.size, opts.discard).flatMap(([s, e]) => holesIn(data, s, e));
   return [...data, ...zeros].sort((a, b) => a.offset - b.offset);
+}
+
+/**
+ * The same ranges as flashPlan, for an image read once as it decodes (a DecodedStream): each
+ * FLASH_CHUNK is looked at in turn, its data spans (zero-blocks.ts' blocks, as the spooled path
+ * notes them) yielded at once, so that they are read from the window before it moves on; zero
+ * ranges carry on across chunks and are yielded when they end (they read nothing). `passed`
+ * hears of each chunk looked at (progress follows the decoding).
+ */
+export async function* streamedFlashPlan(image: DecodedStream, opts: { discard?: boolean; passed?: (bytes: number) => void }): AsyncGenerator<FlashRange> {
+  const areas = zeroAreas(image.size, opts.discard);
+  let zero: FlashRange | undefined; // a zero range still growing
+  const zeros = function* (start: number, end: number): Generator<FlashRange> {
+    for (const hole of areas.flatMap(([s, e]) => holesIn([], Math.max(s, start), Math.min(e, end)))) {
+      if (hole.length <= 0) continue;
+      if (zero && zero.offset + zero.length === hole.offset) zero.length += hole.length;
+      else {
+        if (zero) yield zero;
+        zero = hole;
+      }
+    }
+  };
+  for (let at = 0; at < image.size; at += FLASH_CHUNK) {
+    const bytes = await image.view(at, Math.min(FLASH_CHUNK, image.size - at));
+    const ranges: FlashRange[] = [];
+    let end = at; // where the last data span ended
+    for (const [s, e] of nonZeroSpans(bytes)) {
+      ranges.push(...zeros(end, at + s));
+      if (zero) ranges.push(zero);
+      zero = undefined;
+      ranges.push({ offset: at + s, length: e - s, kind: 'data' });
+      end = at + e;
+    }
+    ranges.push(...zeros(end, at + bytes.length));
+    yield* ranges;
+    opts.passed?.(bytes.length);
+  }
+  if (zero) yield zero;
 }
 
 export const totalBytes = (plan: readonly FlashRange[], kind?: FlashRange['kind']): number =>
