@@ -16,7 +16,7 @@ const EXIT_MISMATCH = 1;
 
 const FLASH_OPTIONS = [
   opts.text('--bmap <file>', "write the ranges of this block map (bmaptool's, 1.x or 2.0) and check their checksums"),
-  opts.flag('--discard', 'make every hole of the image read as zeros on the device (written as zeros)'),
+  opts.flag('--discard', 'make every hole of the image read as zeros on the device (zeroed or discarded by the device where it can, else written)'),
   opts.flag('-y, --yes', 'write without asking for confirmation'),
   opts.described(opts.json, 'progress events and the result as JSON'),
   opts.allowBacking,
@@ -80,7 +80,7 @@ function formatFlash(r: FlashResult): string {
     `${r.image} (${r.format}, ${formatBytes(r.imageSize)}) -> ${r.device}: wrote ${formatBytes(r.dataBytes)} of data and ${formatBytes(r.zeroBytes)} of zeros in ${r.ranges} ranges, ${formatBytes(r.writeBytesPerSecond)}/s`,
     `  ${check}`,
     r.discard
-      ? '  every hole of the image reads as zeros on the device'
+      ? `  every hole of the image reads as zeros on the device (${r.holes === 'write' ? 'zeros written' : `${formatBytes(r.zeroedInKernelBytes)} zeroed by the device itself, ${r.holes === 'discard' ? 'BLKDISCARD' : 'BLKZEROOUT'}`})`
       : '  holes outside the first and last MiB keep what the device held (--discard zeroes them)',
   ].join('\n');
 }

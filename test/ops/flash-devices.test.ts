@@ -75,9 +75,44 @@ describe('flash to loop devices', () => {
         // The holes were zeroed by the device (BLKZEROOUT through the kernel calls), or written where those are off.
         expect(r.zeroBytes).toBeGreaterThan(0);
         expect(r.zeroedInKernelBytes).toBe(process.env.DISKMINT_PURE_IO === '1' ? 0 : r.zeroBytes);
+        expect(r.holes).toBe(process.env.DISKMINT_PURE_IO === '1' ? 'write' : 'write-zeroes'); // a loop device zeroes in place
       });
     });
   }
+
+  it('--discard on a device that can only forget ranges: BLKDISCARD, the holes read back as zeros', async (ctx) => {
+    if (!ready) return ctx.skip();
+    const image = join(dir, 'card.qcow2');
+    const ref = join(dir, 'ref-trim.raw');
+    run('qemu-img', ['convert', '-O', 'raw', image, ref]);
+    const dev = attachLoop(backing('dev-trim', SIZE));
+    // A loop device has both; the discard way is forced here (a card has only that one).
+    const r = await flashImage(image, dev, { yes: true, discard: true, holeZeroing: 'discard' });
+    expect(r.verify.ok).toBe(true);
+    expect(spawnSync('cmp', ['-n', String(r.imageSize), ref, dev]).status).toBe(0);
+    if (process.env.DISKMINT_PURE_IO === '1') expect([r.holes, r.zeroedInKernelBytes]).toEqual(['write', 0]);
+    else expect([r.holes, r.zeroedInKernelBytes]).toEqual(['discard', r.zeroBytes]); // a loop device punches holes: zeros, nothing rewritten
+  });
+
+  it('the kernel calls on a loop device: BLKDISCARD forgets a range (it reads zeros), BLKFLSBUF answers 0', async (ctx) => {
+    if (!ready) return ctx.skip();
+    const { kernelIo } = await import('../../src/io/kernel/ffi.js');
+    const io = kernelIo();
+    if (process.env.DISKMINT_PURE_IO === '1') return expect(io).toBeUndefined();
+    const dev = attachLoop(backing('dev-calls', 8 * MiB));
+    const fd = openSync(dev, 'r+');
+    try {
+      expect(await io!.discard!(fd, MiB, 2 * MiB)).toBe(0);
+      expect(await io!.flushBuffers!(fd)).toBe(0);
+      const got = Buffer.alloc(4 * MiB);
+      readSync(fd, got, 0, got.length, 0);
+      expect(got.subarray(MiB, 3 * MiB).every((b) => b === 0)).toBe(true);
+      expect(got.subarray(0, MiB).every((b) => b === 0xaa) && got.subarray(3 * MiB).every((b) => b === 0xaa)).toBe(true);
+      expect(await io!.discard!(fd, 1, 512)).toBeLessThan(0); // not sector-aligned: -EINVAL
+    } finally {
+      closeSync(fd);
+    }
+  });
 
   it('without --discard: data and the first and last MiB are the image, holes elsewhere keep the old bytes (0xAA)', async (ctx) => {
     if (!ready) return ctx.skip();

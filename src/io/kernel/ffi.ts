@@ -30,10 +30,22 @@ export interface KernelIo {
    * user-space buffer); 0, or -errno (ENOTTY: not a block device).
    */
   zeroOut?(fd: number, offset: number, length: number): Promise<number>;
+  /**
+   * ioctl(fd, BLKDISCARD, {offset, length}) on a worker thread: the device may forget the range
+   * (TRIM, UNMAP, an SD card's erase); what it then reads is the device's own (zeros, 0xFF, or
+   * old bytes where a range does not cover whole erase units); 0, or -errno.
+   */
+  discard?(fd: number, offset: number, length: number): Promise<number>;
+  /** ioctl(fd, BLKFLSBUF, 0): the block device's page cache dropped (a read then comes from the medium); 0, or -errno. */
+  flushBuffers?(fd: number): Promise<number>;
 }
 
 /** include/uapi/linux/fs.h: BLKZEROOUT _IO(0x12, 127), its argument uint64_t[2] {start, length}. */
 export const BLKZEROOUT = 0x127f;
+/** include/uapi/linux/fs.h: BLKDISCARD _IO(0x12, 119), the same argument. */
+export const BLKDISCARD = 0x1277;
+/** include/uapi/linux/fs.h: BLKFLSBUF _IO(0x12, 97), no argument. */
+export const BLKFLSBUF = 0x1261;
 
 /** What diskmint uses of koffi (its own types are not needed: the package is optional). */
 interface Koffi {
@@ -102,13 +114,16 @@ function load(from: KoffiLoader): KernelIo | undefined {
     // (x86-64 and AArch64 Linux ABIs pass variadic and fixed integer arguments alike).
     const ioctl = optionalFunc(libc, 'int ioctl(int fd, unsigned long request, uint64_t *range)');
     if (ioctl) {
-      io.zeroOut = (fd, offset, length) =>
-        new Promise((resolve, reject) => {
-          ioctl.async(fd, BLKZEROOUT, [offset, length], (err: unknown, r: unknown) => {
+      const call = (fd: number, request: number, range: number[] | null) =>
+        new Promise<number>((resolve, reject) => {
+          ioctl.async(fd, request, range, (err: unknown, r: unknown) => {
             if (err) reject(err instanceof Error ? err : new Error(String(err)));
             else resolve(Number(r) === 0 ? 0 : -koffi.errno());
           });
         });
+      io.zeroOut = (fd, offset, length) => call(fd, BLKZEROOUT, [offset, length]);
+      io.discard = (fd, offset, length) => call(fd, BLKDISCARD, [offset, length]);
+      io.flushBuffers = (fd) => call(fd, BLKFLSBUF, null);
     }
     return io;
   } catch {

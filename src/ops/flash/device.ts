@@ -4,7 +4,7 @@
  * device and each of its partitions; or a regular file's size. Read from Linux's sysfs and
  * procfs (Documentation/ABI/stable/sysfs-block, proc(5): mountinfo, swaps), never by ioctl.
  */
-import { readFile, readdir, readlink, stat } from 'node:fs/promises';
+import { readFile, readdir, readlink, realpath, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { DiskmintError } from '../../model/errors.js';
 import { formatBytes } from '../../model/size.js';
@@ -22,6 +22,11 @@ export interface FlashTarget {
   model?: string;
   /** Why the target is in use: mounts, swap, holders, of it or its partitions. Empty: free. */
   inUse: string[];
+  /**
+   * How a block device can make a range read as zeros without being sent them (sysfs queue/
+   * write_zeroes_max_bytes, discard_max_bytes: 0 when the device lacks the command).
+   */
+  zeroing?: { writeZeroes: boolean; discard: boolean };
 }
 
 /** Linux's dev_t split (include/linux/kdev_t.h, new_decode_dev: 12-bit major, 20-bit minor). */
@@ -109,7 +114,11 @@ export async function inspectTarget(path: string): Promise<FlashTarget> {
     const holders = await readdir(`/sys/class/block/${d.name}/holders`).catch(() => [] as string[]);
     if (holders.length) inUse.push(`${where} is held by ${holders.join(', ')}`);
   }
-  return { path, kind: 'block', size, name, isPartition, model, inUse };
+  // A partition's queue is its disk's: the sysfs folder above it (block/partitions/core.c).
+  const queue = join(await realpath(folder), isPartition ? '..' : '', 'queue');
+  const limit = async (file: string) => Number((await readText(join(queue, file))) ?? 0) > 0;
+  const zeroing = { writeZeroes: await limit('write_zeroes_max_bytes'), discard: await limit('discard_max_bytes') };
+  return { path, kind: 'block', size, name, isPartition, model, inUse, zeroing };
 }
 
 /** What the confirmation names: "/dev/sdb (sdb, Ultra USB 3.0, 29.8 GiB)". */

@@ -7,9 +7,10 @@
  *   device and read back equal; other holes keep the device's old bytes, which no file system
  *   of the image reads (they are free space to it);
  * - `discard`: also every hole of the image reads as zeros, so the device's first image-size
- *   bytes equal the image: a block device zeroes them itself (BLKZEROOUT through the kernel
- *   calls: WRITE ZEROES, or a discard where the device promises zeros after it), else they are
- *   written (a regular file, or no kernel calls);
+ *   bytes equal the image: a block device zeroes them itself where it can (BLKZEROOUT: WRITE
+ *   ZEROES, or an unmap the device promises zeros after), else forgets them (BLKDISCARD: TRIM, a
+ *   card's erase) and what then does not read as zeros is written, else they are written
+ *   (zero-holes.ts says which and why);
  * - `verify: 'full'`: those first image-size bytes are compared with the image, holes as zeros
  *   (meaningful after `discard`; without it old bytes in holes are reported).
  * Before any write it refuses a device that is in use, too small, or of the wrong kind
@@ -33,6 +34,7 @@ import { openReadBack } from './read-back.js';
 import { FLASH_CHUNK, meter, writePlan, WRITES_IN_FLIGHT, type FlashProgress } from './write.js';
 import { verifyFull, verifyWritten } from './verify.js';
 import { openDeviceWriter, type DeviceWriter } from './device-writer.js';
+import { holeZeroer, holeZeroing, type HoleZeroing } from './zero-holes.js';
 
 export { FlashInterrupted, type FlashProgress, type FlashPhase } from './write.js';
 export type { FlashTarget } from './device.js';
@@ -62,6 +64,8 @@ export interface FlashOptions extends OpenDiskOptions {
   onProgress?(p: FlashProgress): void;
   /** Stops between chunks with FlashInterrupted (how far it got). */
   signal?: AbortSignal;
+  /** Tests: force one way of zeroing holes (default: the cheapest the device has, zero-holes.ts; 'discard' only with `discard`). */
+  holeZeroing?: HoleZeroing;
   /** Tests: called after the sync, before verification reads anything. */
   beforeVerify?(): Promise<void>;
 }
@@ -81,8 +85,10 @@ export interface FlashResult {
   ranges: number;
   dataBytes: number;
   zeroBytes: number;
-  /** Of zeroBytes, those the block device zeroed itself (BLKZEROOUT): no bytes sent. */
+  /** Of zeroBytes, those the block device zeroed itself (BLKZEROOUT, or BLKDISCARD where it then read zeros): no bytes sent. */
   zeroedInKernelBytes: number;
+  /** How holes were made zeros (zero-holes.ts): in the device ('write-zeroes', 'discard'), or written ('write'). */
+  holes: HoleZeroing;
   discard: boolean;
   bmap?: string;
   seconds: number;
@@ -185,15 +191,11 @@ export async function flashImage(image: string | ContainerReader, device: string
     const started = performance.now();
     const handle = await openTarget(target);
     let written: { ranges: FlashRange[]; digests: string[] };
-    let zeroedInKernelBytes = 0;
     const kernel = target.kind === 'block' ? kernelIo() : undefined;
-    const zeroOut = kernel?.zeroOut
-      ? async (offset: number, length: number) => {
-          const ok = (await kernel.zeroOut!(handle.fd, offset, length)) === 0; // else (no support): the zeros are written
-          if (ok) zeroedInKernelBytes += length;
-          return ok;
-        }
-      : undefined;
+    // BLKDISCARD only when asked to discard; without it, holes in the table areas are zeroed in place or written.
+    const best = kernel ? (options.holeZeroing ?? holeZeroing(target, kernel)) : 'write';
+    const zeroing = best === 'discard' && !options.discard ? 'write' : best;
+    const holes = holeZeroer(zeroing, kernel, handle, () => openReadBack(device, target.size, FLASH_CHUNK, 1));
     try {
       m.phase('write', Array.isArray(plan) ? totalBytes(plan) : reader.size);
       written = await writePlan(reader, handle, plan, {
@@ -203,11 +205,14 @@ export async function flashImage(image: string | ContainerReader, device: string
         signal: options.signal,
         meter: m,
         meterWrites: Array.isArray(plan),
-        zeroOut,
+        zeroOut: zeroing === 'write' ? undefined : (offset, length) => holes.zero(offset, length),
       });
       m.phase('sync', 0);
       await handle.datasync();
+      // Written through the page cache (O_DIRECT refused): drop the device's cached pages, so the read-back reads the medium.
+      if (handle.mode === 'buffered' && kernel?.flushBuffers) await kernel.flushBuffers(handle.fd);
     } finally {
+      await holes.close();
       await handle.close();
     }
     const ranges = written.ranges;
@@ -221,7 +226,8 @@ export async function flashImage(image: string | ContainerReader, device: string
       ranges: ranges.length,
       dataBytes: totalBytes(ranges, 'data'),
       zeroBytes: totalBytes(ranges, 'zero'),
-      zeroedInKernelBytes,
+      zeroedInKernelBytes: holes.zeroedInKernelBytes,
+      holes: zeroing,
       discard: options.discard === true,
       ...(bmapPath ? { bmap: bmapPath } : {}),
       seconds,
