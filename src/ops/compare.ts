@@ -9,6 +9,7 @@ import { openImageSpec } from './image-spec.js';
 import { readInto } from '../model/disk-reader.js';
 import { unionOfRanges } from '../containers/blocks.js';
 import { mapOrdered } from '../io/concurrency.js';
+import { firstUnequalByte } from '../io/byte-compare.js';
 import type { ContainerReader } from '../containers/types.js';
 
 type Range = { offset: number; length: number };
@@ -102,7 +103,8 @@ export async function firstDifference(a: ComparableDisk, b: ComparableDisk): Pro
     return { at, x, y };
   };
   for await (const { at, x, y } of mapOrdered(chunksToCompare(a, b), READ_AHEAD, readChunk)) {
-    if (Buffer.compare(x, y) !== 0) return at + firstUnequalByte(x, y);
+    const i = firstUnequalByte(x, y);
+    if (i !== undefined) return at + i;
   }
   return undefined;
 }
@@ -153,12 +155,4 @@ async function* coverage(
 async function readPadded(disk: ComparableDisk, offset: number, into: Uint8Array): Promise<Uint8Array> {
   const n = offset < disk.size ? await readInto(disk, offset, into.subarray(0, Math.min(into.length, disk.size - offset))) : 0;
   return into.fill(0, n);
-}
-
-function firstUnequalByte(x: Uint8Array, y: Uint8Array): number {
-  let i = 0;
-  // Whole 4 KiB blocks first (memcmp), then the bytes of the block that differs.
-  while (i + 4096 <= x.length && Buffer.compare(x.subarray(i, i + 4096), y.subarray(i, i + 4096)) === 0) i += 4096;
-  while (i < x.length && x[i] === y[i]) i++;
-  return i;
 }

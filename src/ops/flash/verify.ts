@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { DiskmintError } from '../../model/errors.js';
 import { readInto, type DiskReader } from '../../model/disk-reader.js';
 import type { FlashRange } from './plan.js';
+import { firstUnequalByte } from '../../io/byte-compare.js';
 import type { ReadBack } from './read-back.js';
 import { chunksOf, FLASH_CHUNK, type Chunk, type Meter } from './write.js';
 
@@ -17,8 +18,8 @@ async function firstDifference(image: DiskReader, back: ReadBack, range: FlashRa
     const want = expected.subarray(0, c.length);
     if (range.kind === 'data') want.fill(0, await readInto(image, c.offset, want));
     else want.fill(0);
-    const got = await back.read(c.offset, c.length);
-    for (let i = 0; i < c.length; i++) if (got[i] !== want[i]) return c.offset + i;
+    const i = firstUnequalByte(await back.read(c.offset, c.length), want);
+    if (i !== undefined) return c.offset + i;
   }
   return range.offset; // the hashes differed: the device changed between the two reads
 }
@@ -82,8 +83,8 @@ export async function verifyFull(image: DiskReader, back: ReadBack, opts: { sign
     const n = Math.min(FLASH_CHUNK, image.size - at);
     const want = expected.subarray(0, n);
     want.fill(0, await readInto(image, at, want));
-    const got = await back.read(at, n);
-    if (Buffer.compare(got, want) !== 0) for (let i = 0; i < n; i++) if (got[i] !== want[i]) return at + i;
+    const i = firstUnequalByte(await back.read(at, n), want);
+    if (i !== undefined) return at + i;
     opts.meter.advance(n);
   }
   return undefined;
