@@ -67,7 +67,8 @@ const isStage = (e: SlotEntry) => e.typeGuid.toLowerCase() === FREEBSD_BOOT_TYPE
 const has = (e: SlotEntry, bit: bigint) => (e.attributes & bit) !== 0n;
 const passes = (c: StageCheck) => c === 'ok' || c === 'unchecked';
 
-function stageName(e: SlotEntry): string {
+/** How messages name a freebsd-boot entry: its label and slot ("bootA (p2)"), or the slot alone. */
+export function stageName(e: Pick<SlotEntry, 'index' | 'label'>): string {
   return e.label ? `${e.label} (p${e.index})` : `p${e.index}`;
 }
 

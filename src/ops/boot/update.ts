@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 import { ATTR_BOOTFAILED, ATTR_BOOTME, ATTR_BOOTONCE } from '../../../formats/boot/gptboot.js';
-import { defaultBootStage } from '../../../formats/boot/stage-choice.js';
+import { defaultBootStage, stageName } from '../../../formats/boot/stage-choice.js';
 import { encodeStageTable, STAGE_MAX_BYTES, STAGE_TABLE_MAX_ENTRIES, STAGE_TABLE_SIZE } from '../../../formats/boot/stage-table.js';
 import { openImageEditor, type EditorOptions, type ImageEditor } from '../../io/image-editor.js';
 import { crc32 } from '../../model/crc32.js';
@@ -67,10 +67,6 @@ async function readStageFile(from: string): Promise<Uint8Array> {
 }
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
-
-function stageName(s: { index: number; label: string }): string {
-  return s.label ? `${s.index} (${s.label})` : String(s.index);
-}
 
 export async function bootUpdate(path: string, opts: BootUpdateOptions): Promise<BootUpdateResult> {
   const file = await readStageFile(opts.from);
