@@ -18,24 +18,22 @@ const UFS2_EXTSIZE_AT = 92;
 const UFS2_EXTB_AT = 96;
 const NXADDR = 2;
 
+/** The fields both dinode layouts name alike. */
+type CommonDinode = Pick<ReturnType<typeof decodeInode>, 'mode' | 'nlink' | 'uid' | 'gid' | 'flags' | 'size' | 'blocks' | 'gen' | 'db' | 'ib'>;
+
+function commonFields(ino: number, d: CommonDinode) {
+  const { mode, nlink, uid, gid, flags, size, blocks, gen } = d;
+  return { ino, mode, nlink, uid, gid, flags, size, blocks, gen, direct: d.db, indirect: d.ib };
+}
+
 export function decodeInodeBytes(g: UfsGeometry, ino: number, bytes: Uint8Array): UfsInode {
   if (g.version === 1) {
     const d = decodeUfs1Dinode(bytes);
     return {
-      ino,
-      mode: d.mode,
-      nlink: d.nlink,
-      uid: d.uid,
-      gid: d.gid,
-      flags: d.flags,
-      size: d.size,
-      blocks: d.blocks,
-      gen: d.gen,
+      ...commonFields(ino, d),
       atime: { sec: d.atime, nsec: d.atimensec },
       mtime: { sec: d.mtime, nsec: d.mtimensec },
       ctime: { sec: d.ctime, nsec: d.ctimensec },
-      direct: d.db,
-      indirect: d.ib,
       pointerArea: d.pointerArea,
       extSize: 0,
       ext: [],
@@ -44,21 +42,11 @@ export function decodeInodeBytes(g: UfsGeometry, ino: number, bytes: Uint8Array)
   const d = decodeInode(bytes);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
   return {
-    ino,
-    mode: d.mode,
-    nlink: d.nlink,
-    uid: d.uid,
-    gid: d.gid,
-    flags: d.flags,
-    size: d.size,
-    blocks: d.blocks,
-    gen: d.gen,
+    ...commonFields(ino, d),
     atime: d.atime,
     mtime: d.mtime,
     ctime: d.ctime,
     birthtime: d.birthtime,
-    direct: d.db,
-    indirect: d.ib,
     pointerArea: bytes.slice(UFS2_POINTERS_AT, UFS2_POINTERS_AT + UFS2_POINTERS_BYTES),
     extSize: dv.getUint32(UFS2_EXTSIZE_AT, true),
     ext: Array.from({ length: NXADDR }, (_, i) => pointer64(dv.getBigInt64(UFS2_EXTB_AT + 8 * i, true))),
