@@ -16,6 +16,7 @@ import { createCompressor } from '../../src/containers/compress.js';
 import { flashPlan, streamedFlashPlan, type FlashRange } from '../../src/ops/flash/plan.js';
 import { FLASH_CHUNK } from '../../src/ops/flash/write.js';
 import { flashImage } from '../../src/ops/flash/flash.js';
+import { createBmap } from '../../src/ops/bmap.js';
 import { nonZeroSpans } from '../../src/io/zero-blocks.js';
 import type { ContainerReader } from '../../src/containers/types.js';
 import { tempDir } from '../helpers/golden.js';
@@ -214,6 +215,24 @@ describe('flash of an .xz or .zst as it decodes', () => {
       const got = readFileSync(spooledDevice);
       expect(got.subarray(0, rawBytes.length).equals(rawBytes)).toBe(discard); // without discard middle holes keep 0xaa
     }
+  });
+
+  it('with a bmap: its ranges written as the image decodes, each checksum checked; a map of other data stops the write', async () => {
+    requirePeer('xz', 'xz-utils');
+    const image = made('b.xz', 'xz', ['-T2', '--block-size=1MiB', '-c', raw]);
+    const map = join(dir, 'b.bmap');
+    await createBmap(raw, { output: map });
+    const dev = device('bmap.dev');
+    const r = await flashImage(image, dev, { yes: true, bmap: map, discard: true });
+    expect([r.compression?.read, r.bmap, r.verify.ok]).toEqual(['streamed', map, true]);
+    expect(readFileSync(dev).subarray(0, rawBytes.length).equals(rawBytes)).toBe(true);
+    // The same map over an image whose data differs (one byte in a mapped block): refused at that range.
+    const other = Buffer.from(rawBytes);
+    other[9 * MiB + 65_536 + 10] ^= 1;
+    const otherRaw = join(dir, 'other.img');
+    writeFileSync(otherRaw, other);
+    const otherXz = made('other.xz', 'xz', ['-T1', '-c', otherRaw]);
+    await expect(flashImage(otherXz, device('bmap-bad.dev'), { yes: true, bmap: map })).rejects.toThrow(/checksum mismatch for blocks range/);
   });
 
   it('--verify=full and a byte changed on the device before the read-back: the exact offset, found by decoding again', async () => {
