@@ -4,7 +4,7 @@
  * ranges (ContainerReader.allocatedRanges: a qcow2's clusters, a raw file's data) in 4 KiB
  * blocks, as bmaptool maps a file's extents (Filemap.get_mapped_ranges).
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { parseBmap, writeBmap, MAX_BMAP_TEXT, type BlockMap, type BmapChecksumType, type BmapRange } from '../../formats/bmap/bmap.js';
 import { DiskmintError, FormatError } from '../model/errors.js';
@@ -13,6 +13,8 @@ import { openDisk, type OpenDiskOptions } from '../io/open-disk.js';
 import { writeAtomically } from '../io/atomic-output.js';
 import { writeFully } from '../io/write-fully.js';
 import type { ContainerReader } from '../containers/types.js';
+import { openDecodedStream, type DecodedStream } from '../io/compressed/decoded-stream.js';
+import { nonZeroSpans } from '../io/zero-blocks.js';
 
 /** bmaptool create's block size (BmapCreate: the file system's block size, 4096 on every Linux one). */
 export const BMAP_BLOCK_SIZE = 4096;
@@ -70,6 +72,38 @@ export async function blockMapOf(reader: ContainerReader, onProgress?: (done: nu
   return { version: '2.0', imageSize: reader.size, blockSize: BMAP_BLOCK_SIZE, blocksCount, mappedBlocksCount: mapped, checksumType: 'sha256', ranges };
 }
 
+/**
+ * The same map of a compressed raw image read once as it decodes (decoded-stream.ts): its data
+ * spans (zero-blocks.ts' blocks, as the spooled path notes them) found chunk by chunk, each
+ * range hashed as it passes, so nothing is read twice and no temp file is made.
+ */
+export async function blockMapOfStream(stream: DecodedStream, onProgress?: (done: number, total: number) => void): Promise<BlockMap> {
+  const ranges: BmapRange[] = [];
+  let mapped = 0;
+  let open: { first: number; end: number; hash: Hash } | undefined; // a range whose data may go on
+  const close = () => {
+    if (!open) return;
+    const last = Math.ceil(open.end / BMAP_BLOCK_SIZE) - 1;
+    ranges.push({ first: open.first, last, checksum: open.hash.digest('hex') });
+    mapped += last - open.first + 1;
+    open = undefined;
+  };
+  for (let at = 0; at < stream.size; at += CHUNK) {
+    const bytes = await stream.view(at, Math.min(CHUNK, stream.size - at));
+    // Spans start on zero-block (64 KiB) boundaries, so each range's bytes are exactly its spans'.
+    for (const [s, e] of nonZeroSpans(bytes)) {
+      if (open && open.end !== at + s) close();
+      open ??= { first: (at + s) / BMAP_BLOCK_SIZE, end: at + s, hash: createHash('sha256') };
+      open.hash.update(bytes.subarray(s, e));
+      open.end = at + e;
+    }
+    onProgress?.(at + bytes.length, stream.size);
+  }
+  close();
+  const blocksCount = Math.ceil(stream.size / BMAP_BLOCK_SIZE);
+  return { version: '2.0', imageSize: stream.size, blockSize: BMAP_BLOCK_SIZE, blocksCount, mappedBlocksCount: mapped, checksumType: 'sha256', ranges };
+}
+
 export interface CreateBmapOptions extends OpenDiskOptions {
   /** Where the map goes (written atomically: a temp file renamed over it). */
   output: string;
@@ -90,9 +124,11 @@ export interface CreateBmapResult {
 /** `diskmint bmap IMAGE -o MAP`: the map `bmaptool copy --bmap MAP IMAGE DEV` takes. */
 export async function createBmap(image: string, opts: CreateBmapOptions): Promise<CreateBmapResult> {
   if (!opts.output) throw new DiskmintError('BAD_ARGUMENT', 'bmap needs an output file (-o FILE.bmap)');
-  const { reader, format } = await openDisk(image, opts);
+  // A compressed raw image that records its size is mapped as it decodes; any other is opened whole.
+  const stream = await openDecodedStream(image, CHUNK);
+  const { reader, format } = stream ? { reader: stream, format: 'raw' } : await openDisk(image, opts);
   try {
-    const map = await blockMapOf(reader, opts.onProgress);
+    const map = stream ? await blockMapOfStream(stream, opts.onProgress) : await blockMapOf(reader as ContainerReader, opts.onProgress);
     const text = new TextEncoder().encode(writeBmap(map));
     await writeAtomically(opts.output, (handle) => writeFully(handle, text, 0));
     return {

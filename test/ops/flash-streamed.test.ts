@@ -16,7 +16,7 @@ import { createCompressor } from '../../src/containers/compress.js';
 import { flashPlan, streamedFlashPlan, type FlashRange } from '../../src/ops/flash/plan.js';
 import { FLASH_CHUNK } from '../../src/ops/flash/write.js';
 import { flashImage } from '../../src/ops/flash/flash.js';
-import { createBmap } from '../../src/ops/bmap.js';
+import { blockMapOf, blockMapOfStream, createBmap } from '../../src/ops/bmap.js';
 import { nonZeroSpans } from '../../src/io/zero-blocks.js';
 import type { ContainerReader } from '../../src/containers/types.js';
 import { tempDir } from '../helpers/golden.js';
@@ -181,6 +181,34 @@ describe('the plan found as the image decodes', () => {
       }),
       { numRuns: 60 },
     );
+  });
+});
+
+describe('the block map of an image as it decodes', () => {
+  it('equals the map of the whole decoded image, checksums included (property)', async () => {
+    const pieces = fc.array(fc.tuple(fc.integer({ min: 0, max: 9 * MiB }), fc.integer({ min: 1, max: 5 * MiB }), fc.integer({ min: 1, max: 255 })), {
+      maxLength: 5,
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 9 * MiB }), pieces, async (size, spans) => {
+        const bytes = new Uint8Array(size);
+        for (const [at, n, v] of spans) bytes.fill(v, Math.min(at, size), Math.min(size, at + n));
+        const { stream, reader } = memoryImage(bytes);
+        expect(await blockMapOfStream(stream)).toEqual(await blockMapOf(reader));
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('diskmint bmap of an .xz (as it decodes) writes the map of its .gz (spooled), byte for byte', async () => {
+    requirePeer('xz', 'xz-utils');
+    const xz = made('m.xz', 'xz', ['-T1', '-c', raw]);
+    const gz = made('m.gz', 'gzip', ['-n', '-c', raw]);
+    await createBmap(xz, { output: join(dir, 'm-xz.bmap') });
+    await createBmap(gz, { output: join(dir, 'm-gz.bmap') });
+    const text = readFileSync(join(dir, 'm-xz.bmap'), 'utf8');
+    expect(text).toBe(readFileSync(join(dir, 'm-gz.bmap'), 'utf8'));
+    expect(text).toMatch(/<MappedBlocksCount> *\d+ *<\/MappedBlocksCount>/);
   });
 });
 
