@@ -151,9 +151,10 @@ function decodedStream(path: string, kind: CompressionKind, size: number, maxRea
       }
       return out;
     },
+    /** Stops the decoder (its worker threads, its buffers); a later read decodes again from the start. */
     async close() {
       await chunks?.return(undefined);
-      chunks = undefined;
+      [chunks, start, fill, pending] = [undefined, 0, 0, new Uint8Array(0)];
     },
   };
 }

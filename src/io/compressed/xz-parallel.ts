@@ -146,7 +146,8 @@ export async function* parallelXzChunks(path: string, layout: XzLayout): AsyncGe
     inFlight.push(done);
   };
   try {
-    while (next < batches.length && inFlight.length < 2 * count) await submit();
+    // One batch per worker and one more ready: both busy, and the memory a streamed flash holds beside its own buffers bounded (~150 MB peak RSS).
+    while (next < batches.length && inFlight.length < count + 1) await submit();
     for (let id = 0; inFlight.length; id++) {
       const out = await inFlight.shift()!;
       if (next < batches.length) await submit();

@@ -207,6 +207,7 @@ export async function flashImage(image: string | ContainerReader, device: string
         meterWrites: Array.isArray(plan),
         zeroOut: zeroing === 'write' ? undefined : (offset, length) => holes.zero(offset, length),
       });
+      await streamed?.close(); // the decoder's threads and buffers are not needed by the read-back (a mismatch decodes again)
       m.phase('sync', 0);
       await handle.datasync();
       // Written through the page cache (O_DIRECT refused): drop the device's cached pages, so the read-back reads the medium.
