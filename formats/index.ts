@@ -10,6 +10,7 @@ export * from './common/crc32c.js';
 export * from './common/guid.js';
 export * from './common/compression.js';
 export * from './common/zstd-frame.js';
+export * from './common/xz-container.js';
 
 export * from './schemes/gpt.js';
 export * from './schemes/gpt-types.js';

@@ -92,8 +92,9 @@ const COMMON = {
   // `import(id)` of the other file becomes a require through the loader (a real import() has no
   // loader to ask in a vm.Script).
   supported: { 'dynamic-import': false },
-  // The zstd WebAssembly package loads its .wasm beside itself: keep it a real dependency.
-  external: ['@bokuweb/zstd-wasm'],
+  // The zstd WebAssembly package loads its .wasm beside itself: keep it a real dependency. The
+  // optional xz encoder is a native addon, required where npm installed it (xz-writer.ts).
+  external: ['@bokuweb/zstd-wasm', '@napi-rs/lzma'],
   // compress.ts and temp-files.ts make a require with createRequire(import.meta.url).
   define: { 'import.meta.url': '__bundleUrl' },
   banner: { js: `var __bundleUrl = require('node:url').pathToFileURL(__filename).href;\n${lazyRequireBanner}` },

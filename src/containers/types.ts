@@ -80,6 +80,12 @@ export interface ContainerHandler {
   detect(file: DiskReader): Promise<boolean>;
   /** Open for reading. Throws FormatError (typed, naming the problem) on bad input. */
   open(file: DiskReader, ctx: OpenContext): Promise<ContainerReader>;
+  /**
+   * Refuse, before anything is read or written, an output this writer cannot make: its `-o`
+   * options, an encoder this install lacks (raw .xz). Commands call it first (write-image.ts
+   * refuseUnwritableOutput); absent: `write` is the first to say.
+   */
+  checkOutput?(outputPath: string, options: Readonly<Record<string, string>>): void;
   /** Write `disk` as this format. Forward-only unless `sink.seekable`; throws a DiskmintError when a pipe can't work. */
   write(disk: VirtualDisk, sink: ByteSink, ctx: WriteContext): Promise<void>;
   /** In-place edits (absent: every edit rewrites the container to a temp file and renames it). */

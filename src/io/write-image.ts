@@ -43,22 +43,29 @@ export interface WriteImageResult {
 }
 
 /**
- * `-c` where the output format cannot hold compressed data, refused before anything is read or
- * written, as qemu-img refuses it (`qemu-img convert -c -O vpc|vhdx|raw`: "Compression not
- * supported for this file format", exit 1, no output). Commands call it first; writeImage too.
+ * An output that cannot be written, refused before anything is read or written. `-c` where the
+ * format cannot hold compressed data, as qemu-img refuses it (`qemu-img convert -c -O
+ * vpc|vhdx|raw`: "Compression not supported for this file format", exit 1, no output); then
+ * what the format's writer refuses (its checkOutput: `-o` options, raw .xz without its
+ * encoder). Commands call it first; writeImage too.
  */
-export function refuseUncompressibleOutput(output: string, opts: Pick<WriteImageOptions, 'format' | 'compress'>): void {
-  if (!opts.compress) return;
+export function refuseUnwritableOutput(output: string, opts: Pick<WriteImageOptions, 'format' | 'compress' | 'options'>): void {
   const format = outputFormatFor(opts.format, output);
-  if (handlerFor(format).compresses) return;
-  const can = CONTAINER_HANDLERS.filter((h) => h.compresses).map((h) => h.format);
-  throw new DiskmintError('BAD_ARGUMENT', `${format} output cannot be compressed; choose -O ${can.join(' or ')}`);
+  const handler = handlerFor(format);
+  if (opts.compress && !handler.compresses) {
+    const can = CONTAINER_HANDLERS.filter((h) => h.compresses).map((h) => h.format);
+    throw new DiskmintError('BAD_ARGUMENT', `${format} output cannot be compressed; choose -O ${can.join(' or ')}`);
+  }
+  handler.checkOutput?.(output, optionsOf(opts.options));
 }
 
+const optionsOf = (options: WriteImageOptions['options']) =>
+  typeof options === 'string' || options === undefined ? parseOptionString(options) : { ...options };
+
 export async function writeImage(disk: VirtualDisk, output: string, opts: WriteImageOptions = {}): Promise<WriteImageResult> {
-  refuseUncompressibleOutput(output, opts);
+  refuseUnwritableOutput(output, opts);
   const format = outputFormatFor(opts.format, output);
-  const options = typeof opts.options === 'string' || opts.options === undefined ? parseOptionString(opts.options) : { ...opts.options };
+  const options = optionsOf(opts.options);
   // Collected only if a target already exists (most outputs are new files).
   const inputs = function* (): Generator<string> {
     yield* opts.inputs ?? [];

@@ -6,7 +6,7 @@ import type { Layout } from '../layout/schema.js';
 import { planLayout, type PlannedImage, type PlannedPartition } from '../layout/plan.js';
 import { releasePlan } from '../layout/plan-release.js';
 import { assembleDisk } from '../layout/assemble.js';
-import { refuseUncompressibleOutput, writeImage, type WriteImageOptions } from '../io/write-image.js';
+import { refuseUnwritableOutput, writeImage, type WriteImageOptions } from '../io/write-image.js';
 import { refuseBmapToPipe, writeBmapBeside } from './bmap.js';
 import { resolveSeed, seedFromLayoutText } from '../model/seed.js';
 import type { VirtualDisk } from '../model/extents.js';
@@ -125,7 +125,7 @@ export async function withPlannedImage<T>(
 
 /** Build the image a layout describes and write it to `opts.output`. */
 export async function buildImage(layoutOrPath: Layout | string, opts: BuildOptions): Promise<BuildResult> {
-  refuseUncompressibleOutput(opts.output, opts);
+  refuseUnwritableOutput(opts.output, opts);
   refuseBmapToPipe(opts.output, opts.bmap);
   const layoutFile = typeof layoutOrPath === 'string' ? [layoutOrPath] : [];
   const result = await withPlannedImage(layoutOrPath, opts, async ({ plan, disk }) => {

@@ -3,7 +3,7 @@ import { VirtualDisk } from '../model/extents.js';
 import { refuseBmapToPipe, writeBmapBeside } from './bmap.js';
 import { openDisk, type OpenDiskOptions } from '../io/open-disk.js';
 import type { ContainerReader } from '../containers/types.js';
-import { refuseUncompressibleOutput, writeImage, type WriteImageOptions, type WriteImageResult } from '../io/write-image.js';
+import { refuseUnwritableOutput, writeImage, type WriteImageOptions, type WriteImageResult } from '../io/write-image.js';
 import { checkOutputTarget } from '../io/output-target.js';
 
 export interface ConvertOptions extends WriteImageOptions, OpenDiskOptions {
@@ -45,7 +45,7 @@ export async function diskFromReader(reader: ContainerReader & { sourcePath?: st
 }
 
 export async function convertImage(input: string, output: string, opts: ConvertOptions = {}): Promise<ConvertResult> {
-  refuseUncompressibleOutput(output, opts);
+  refuseUnwritableOutput(output, opts);
   refuseBmapToPipe(output, opts.bmap);
   if (output !== '-') await checkOutputTarget(output, [input]); // before reading the input
   const { reader, format } = await openDisk(input, opts);

@@ -7,7 +7,7 @@ import type { Writable } from 'node:stream';
 import { DiskmintError } from '../model/errors.js';
 import { FormatError } from '../../formats/common/errors.js';
 import { openFileSystemAt } from './image-spec.js';
-import { refuseUncompressibleOutput, writeImage, type WriteImageOptions } from '../io/write-image.js';
+import { refuseUnwritableOutput, writeImage, type WriteImageOptions } from '../io/write-image.js';
 import { buildFatVolume, minimumFatSize, openFat, treeFromFolder, type FatBuildOptions, type FatDirEntry, type FatReader } from '../fs/fat/index.js';
 import { parseByteSize } from '../model/size.js';
 
@@ -27,7 +27,7 @@ export async function createFatImage(
   output: string,
   opts: FatCreateOptions,
 ): Promise<{ type: number; sizeBytes: number; clusters: number; clusterSize: number }> {
-  refuseUncompressibleOutput(output, opts);
+  refuseUnwritableOutput(output, opts);
   const st = await stat(opts.from).catch(() => undefined);
   if (!st?.isDirectory()) throw new DiskmintError('INPUT', `--from ${opts.from} is not a folder`);
   const tree = await treeFromFolder(opts.from, { keepTimes: opts.keepTimes });

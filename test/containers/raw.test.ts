@@ -124,7 +124,7 @@ describe('raw, a container handler', () => {
     const disk = new VirtualDisk(MIB).placeBytes(0, fill(512, 1));
     const path = join(dir, 'refused.img');
     await expect(writeImage(disk, path, { options: 'cluster_size=65536' })).rejects.toThrow(
-      new DiskmintError('BAD_ARGUMENT', 'raw output takes only -o compression=zstd|gzip|none (got cluster_size)'),
+      new DiskmintError('BAD_ARGUMENT', 'raw output takes only -o compression=zstd|gzip|xz|none and level=N (got cluster_size)'),
     );
     await expect(writeImage(disk, path, { compress: true })).rejects.toThrow(
       new DiskmintError('BAD_ARGUMENT', 'raw output cannot be compressed; choose -O qcow2 or vmdk'),

@@ -7,12 +7,17 @@
  * other (several streams, damage) is left to the streaming decoder, which reports what it finds.
  */
 import { crc32 } from '../../../formats/common/crc32.js';
+import {
+  XZ_FOOTER_MAGIC as FOOTER_MAGIC,
+  XZ_HEADER_MAGIC as HEADER_MAGIC,
+  XZ_STREAM_HEADER_SIZE,
+  readXzVarint as readVarint,
+  xzStreamEnd,
+  type XzIndexRecord,
+} from '../../../formats/common/xz-container.js';
 
 /** Section 2.1.1: Stream Header and Stream Footer are 12 bytes each. */
-export const XZ_HEADER_SIZE = 12;
-const HEADER_MAGIC = [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00];
-/** Section 2.1.2.4: Footer Magic Bytes "YZ". */
-const FOOTER_MAGIC = [0x59, 0x5a];
+export const XZ_HEADER_SIZE = XZ_STREAM_HEADER_SIZE;
 
 export interface XzBlock {
   /** Where the block starts in the file, and its bytes there (padding and check included). */
@@ -34,25 +39,7 @@ export interface XzLayout {
 }
 
 const le32 = (b: Uint8Array, at: number) => (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
-const same = (b: Uint8Array, at: number, want: number[]) => want.every((x, i) => b[at + i] === x);
-
-/** Section 1.2: a multibyte integer, 7 bits a byte, least significant first, at most 9 bytes. */
-function readVarint(b: Uint8Array, at: number): [value: number, next: number] | undefined {
-  let value = 0;
-  for (let i = 0; i < 9 && at + i < b.length; i++) {
-    value += (b[at + i] & 0x7f) * 2 ** (7 * i);
-    if ((b[at + i] & 0x80) === 0) return Number.isSafeInteger(value) ? [value, at + i + 1] : undefined;
-  }
-  return undefined;
-}
-
-function writeVarint(value: number, out: number[]): void {
-  do {
-    const low = value % 128;
-    value = Math.floor(value / 128);
-    out.push(value > 0 ? low | 0x80 : low);
-  } while (value > 0);
-}
+const same = (b: Uint8Array, at: number, want: readonly number[]) => want.every((x, i) => b[at + i] === x);
 
 /**
  * The index's size (Backward Size, section 2.1.2.2: stored as size / 4 - 1) from the stream
@@ -103,21 +90,7 @@ export function xzLayout(header: Uint8Array, index: Uint8Array, footer: Uint8Arr
  * from the first one's start) alone: what a decoder takes.
  */
 export function xzBlocksStream(layout: XzLayout, blocks: readonly XzBlock[], bytes: Uint8Array): Uint8Array[] {
-  const record: number[] = [0x00];
-  writeVarint(blocks.length, record);
-  for (const b of blocks) {
-    writeVarint(b.unpaddedSize, record);
-    writeVarint(b.outputSize, record);
-  }
-  while (record.length % 4) record.push(0);
-  const index = new Uint8Array(record.length + 4);
-  index.set(record);
-  new DataView(index.buffer).setUint32(record.length, crc32(index.subarray(0, record.length)), true);
-  const footer = new Uint8Array(XZ_HEADER_SIZE);
-  const view = new DataView(footer.buffer);
-  view.setUint32(4, index.length / 4 - 1, true);
-  footer.set(layout.header.subarray(6, 8), 8);
-  footer.set(FOOTER_MAGIC, 10);
-  view.setUint32(0, crc32(footer.subarray(4, 10)), true);
-  return [layout.header, bytes, index, footer];
+  const records: XzIndexRecord[] = blocks.map((b) => ({ unpaddedSize: b.unpaddedSize, uncompressedSize: b.outputSize }));
+  const end = xzStreamEnd(records, layout.header[7]); // the footer repeats the header's Stream Flags (section 2.1.2.3)
+  return [layout.header, bytes, end.subarray(0, end.length - XZ_HEADER_SIZE), end.subarray(end.length - XZ_HEADER_SIZE)];
 }

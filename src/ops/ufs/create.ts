@@ -2,7 +2,7 @@
  * `diskmint ufs create`: a UFS2 file system image (any output format) from one or more tree
  * sources (folders, tarballs, mtree specs or METALOGs over folders, layered in order).
  */
-import { refuseUncompressibleOutput, writeImage, type WriteImageOptions } from '../../io/write-image.js';
+import { refuseUnwritableOutput, writeImage, type WriteImageOptions } from '../../io/write-image.js';
 import { DiskmintError } from '../../model/errors.js';
 import { parseByteSize } from '../../model/size.js';
 import { sourceDateEpoch } from '../../model/source-date.js';
@@ -31,7 +31,7 @@ export interface UfsCreateResult {
 
 /** Build a UFS2 image at `output` (written atomically: a temp file renamed into place). */
 export async function createUfs(output: string, opts: UfsCreateOptions): Promise<UfsCreateResult> {
-  refuseUncompressibleOutput(output, opts);
+  refuseUnwritableOutput(output, opts);
   if ((opts.tree === undefined) === (opts.from === undefined || opts.from.length === 0)) {
     throw new DiskmintError('BAD_ARGUMENT', 'ufs create needs its contents: --from SOURCE (one or more), or a tree');
   }
