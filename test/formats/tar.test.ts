@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { concatBytes } from '../../formats/common/bytes.js';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
@@ -133,13 +134,7 @@ const entryArb: fc.Arbitrary<TarEntry> = fc
 function archive(entries: TarEntry[]): Uint8Array {
   const parts = entries.flatMap((e) => [encodeTarHeaders(e), new Uint8Array(tarPadded(e.size)).fill(0x61)]);
   parts.push(new Uint8Array(TAR_BLOCK * 2));
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 describe('tar: properties', () => {

@@ -7,6 +7,7 @@
  * `xz -t` and `xz -dc` agree. The fields' encodings are checked against the spec on their own.
  */
 import { execFileSync } from 'node:child_process';
+import { concatBytes } from '../../formats/common/bytes.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -34,16 +35,6 @@ import { havePeer } from '../helpers/peer.js';
 const dir = tempDir('diskmint-xz-container-');
 let files = 0;
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 /** The LZMA2 encoders on hand: stored chunks always, the real one (level 0, fast) where it is installed. */
 const ENCODERS: Array<{ name: string; property: number; encode: (piece: Uint8Array) => Promise<Uint8Array> }> = [
   { name: 'stored', property: lzma2DictionaryProperty(1 << 20), encode: async (piece) => lzma2Stored(piece) },
@@ -69,7 +60,7 @@ async function decoded(bytes: Uint8Array): Promise<Uint8Array> {
   writeFileSync(path, bytes);
   const parts: Uint8Array[] = [];
   for await (const c of decompressedChunks(path, 'xz')) parts.push(c.slice()); // a copy: chunks are reused
-  return concat(parts);
+  return concatBytes(parts);
 }
 
 describe('the .xz container', () => {
@@ -83,7 +74,7 @@ describe('the .xz container', () => {
         async (data, cuts, zeros, picks) => {
           if (zeros) data.fill(0, 0, data.length >> 1); // half zeros: blocks that are not random
           const blocks = await blocksOf(data, cuts, (i) => picks[i]);
-          const file = concat(xzStream(blocks));
+          const file = concatBytes(xzStream(blocks));
           const layout = xzLayout(
             file.subarray(0, 12),
             file.subarray(file.length - 12 - xzIndexSize(file.subarray(file.length - 12))!, file.length - 12),
@@ -104,14 +95,14 @@ describe('the .xz container', () => {
     if (!havePeer('xz')) return ctx.skip(); // the xz tool's own tests are in test/peers/xz-output.test.ts
     const data = new Uint8Array(300_000).map((_, i) => (i * 2654435761) >>> 27);
     const path = join(dir, 'stored.xz');
-    writeFileSync(path, concat(xzStream(await blocksOf(data, [70_000, 140_001, 250_003], (i) => i))));
+    writeFileSync(path, concatBytes(xzStream(await blocksOf(data, [70_000, 140_001, 250_003], (i) => i))));
     execFileSync('xz', ['-t', path]);
     expect(execFileSync('xz', ['-lv', path], { encoding: 'utf8' })).toMatch(/Streams:\s+1\n\s+Blocks:\s+4\n/);
     expect(new Uint8Array(execFileSync('xz', ['-dc', path]))).toEqual(data);
   });
 
   it('an empty stream (no blocks) decodes to nothing', async () => {
-    expect((await decoded(concat(xzStream([])))).length).toBe(0);
+    expect((await decoded(concatBytes(xzStream([])))).length).toBe(0);
   });
 
   it('LZMA2 dictionary sizes: the properties byte names 2^n and 3 * 2^n from 4 KiB exactly (section 5.3.1)', () => {
