@@ -291,6 +291,19 @@ describe('flash of an .xz or .zst as it decodes', () => {
     await expect(flashImage(image, device('damaged.dev'), { yes: true })).rejects.toThrow(/damaged .*the device is incomplete/);
   });
 
+  it('damage within the first MiB: refused before any write, by the spooled path, the device unchanged', async () => {
+    requirePeer('xz', 'xz-utils');
+    const image = join(dir, 'damaged-head.xz');
+    const bytes = execFileSync('xz', ['-T1', '--block-size=512KiB', '-c', raw], { maxBuffer: 1 << 30 });
+    bytes[100] ^= 0x55; // in the first block's data: its CRC-64 fails, within the first MiB
+    writeFileSync(image, bytes);
+    expect(recordedDecompressedSize(image, 'xz')).toBe(rawBytes.length); // the index is intact
+    const dev = device('damaged-head.dev');
+    const before = readFileSync(dev);
+    await expect(flashImage(image, dev, { yes: true })).rejects.toThrow(/damaged or truncated .*nothing was written/);
+    expect(readFileSync(dev).equals(before)).toBe(true);
+  });
+
   it('a container inside (qcow2.xz) is decoded first and flashed as the disk it holds', async () => {
     requirePeer('xz', 'xz-utils');
     requirePeer('qemu-img', 'qemu-utils');

@@ -39,10 +39,11 @@ export interface DecodedStream extends DiskReader {
  */
 export async function openDecodedStream(path: string, maxRead: number): Promise<DecodedStream | undefined> {
   const magic = new Uint8Array(COMPRESSION_MAGIC_BYTES);
-  const file = await open(path, 'r').catch(() => undefined); // unreadable: openDisk says why
-  if (!file) return undefined;
+  const file = await open(path, 'r').catch(() => undefined);
+  if (!file) return undefined; // unreadable: openDisk says why
   try {
-    await file.read(magic, 0, magic.length, 0);
+    const read = await file.read(magic, 0, magic.length, 0).catch(() => undefined);
+    if (!read) return undefined; // a folder, say: openDisk says why
   } finally {
     await file.close();
   }
@@ -50,20 +51,20 @@ export async function openDecodedStream(path: string, maxRead: number): Promise<
   const size = kind && recordedDecompressedSize(path, kind);
   if (!kind || !size) return undefined;
   const stream = decodedStream(path, kind, size, maxRead);
+  let head: DiskReader | undefined;
   try {
     const bytes = new Uint8Array(Math.min(size, DECODED_HEAD));
-    const got = await stream.read(0, bytes.length, bytes);
-    if (got.length < bytes.length) throw new DiskmintError('NOT_A_DISK', `${path}: the ${kind} stream holds fewer bytes than it records; nothing was written`);
-    const head = zeroExtended(bytes, size);
-    if ((await detectContainer(head)).format !== 'raw') {
-      await stream.close();
-      return undefined; // a container inside: opened whole after spooling
-    }
-    return Object.assign(stream, { head });
-  } catch (err) {
-    await stream.close();
-    throw err;
+    await stream.read(0, bytes.length, bytes); // throws where the stream is damaged or shorter than it records
+    head = zeroExtended(bytes, size);
+    if ((await detectContainer(head)).format !== 'raw') head = undefined; // a container inside: opened whole after spooling
+  } catch {
+    head = undefined; // damaged within its first MiB: the spooled path decodes it all and says so before any write
   }
+  if (!head) {
+    await stream.close();
+    return undefined;
+  }
+  return Object.assign(stream, { head });
 }
 
 /** `bytes` as the start of a disk of `size` bytes whose other bytes read as zeros. */
