@@ -4,6 +4,8 @@
  * from its headers (the Frame_Content_Size every frame may carry) by walking from frame to frame.
  */
 
+import { u16le, u32le } from './bytes.js';
+
 /** RFC 8878 3.1.1: Magic_Number 0xFD2FB528, little-endian. */
 export const ZSTD_MAGIC = 0xfd2fb528;
 /** RFC 8878 3.1.2: skippable frames have magic numbers 0x184D2A50 to 0x184D2A5F. */
@@ -22,8 +24,6 @@ export type ZstdFrameStart =
   /** A skippable frame of `size` bytes, its 8-byte header included. */
   | { kind: 'skippable'; size: number };
 
-const le32 = (b: Uint8Array, at: number) => (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
-
 /**
  * The frame that starts at `b[0]`, or undefined when `b` does not start with a frame's magic, is
  * too short for its header, or sets the reserved bit. `contentSize` is absent when the frame
@@ -31,8 +31,8 @@ const le32 = (b: Uint8Array, at: number) => (b[at] | (b[at + 1] << 8) | (b[at + 
  */
 export function parseZstdFrameStart(b: Uint8Array): ZstdFrameStart | undefined {
   if (b.length < 5) return undefined;
-  const magic = le32(b, 0);
-  if (magic >= SKIPPABLE_MIN && magic <= SKIPPABLE_MAX) return b.length >= 8 ? { kind: 'skippable', size: 8 + le32(b, 4) } : undefined;
+  const magic = u32le(b, 0);
+  if (magic >= SKIPPABLE_MIN && magic <= SKIPPABLE_MAX) return b.length >= 8 ? { kind: 'skippable', size: 8 + u32le(b, 4) } : undefined;
   if (magic !== ZSTD_MAGIC) return undefined;
   // RFC 8878 3.1.1.1.1 Frame_Header_Descriptor.
   const descriptor = b[4];
@@ -49,10 +49,10 @@ export function parseZstdFrameStart(b: Uint8Array): ZstdFrameStart | undefined {
   let contentSize: number | undefined;
   if (fcsSize === 1) contentSize = b[at];
   else if (fcsSize === 2)
-    contentSize = (b[at] | (b[at + 1] << 8)) + 256; // the 2-byte field is offset by 256
-  else if (fcsSize === 4) contentSize = le32(b, at);
+    contentSize = u16le(b, at) + 256; // the 2-byte field is offset by 256
+  else if (fcsSize === 4) contentSize = u32le(b, at);
   else if (fcsSize === 8) {
-    const value = le32(b, at) + le32(b, at + 4) * 2 ** 32;
+    const value = u32le(b, at) + u32le(b, at + 4) * 2 ** 32;
     contentSize = Number.isSafeInteger(value) ? value : undefined;
   }
   return { kind: 'frame', headerSize, checksum, ...(contentSize === undefined ? {} : { contentSize }) };

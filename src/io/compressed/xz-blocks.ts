@@ -7,6 +7,7 @@
  * other (several streams, damage) is left to the streaming decoder, which reports what it finds.
  */
 import { crc32 } from '../../../formats/common/crc32.js';
+import { u32le } from '../../../formats/common/bytes.js';
 import {
   XZ_FOOTER_MAGIC as FOOTER_MAGIC,
   XZ_HEADER_MAGIC as HEADER_MAGIC,
@@ -38,7 +39,6 @@ export interface XzLayout {
   size: number;
 }
 
-const le32 = (b: Uint8Array, at: number) => (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
 const same = (b: Uint8Array, at: number, want: readonly number[]) => want.every((x, i) => b[at + i] === x);
 
 /**
@@ -47,8 +47,8 @@ const same = (b: Uint8Array, at: number, want: readonly number[]) => want.every(
  */
 export function xzIndexSize(footer: Uint8Array): number | undefined {
   if (footer.length !== XZ_HEADER_SIZE || !same(footer, 10, FOOTER_MAGIC)) return undefined;
-  if (crc32(footer.subarray(4, 10)) !== le32(footer, 0)) return undefined;
-  return (le32(footer, 4) + 1) * 4;
+  if (crc32(footer.subarray(4, 10)) !== u32le(footer, 0)) return undefined;
+  return (u32le(footer, 4) + 1) * 4;
 }
 
 /**
@@ -58,11 +58,11 @@ export function xzIndexSize(footer: Uint8Array): number | undefined {
  */
 export function xzLayout(header: Uint8Array, index: Uint8Array, footer: Uint8Array, fileSize: number): XzLayout | undefined {
   if (header.length !== XZ_HEADER_SIZE || !same(header, 0, HEADER_MAGIC)) return undefined;
-  if (crc32(header.subarray(6, 8)) !== le32(header, 8)) return undefined;
+  if (crc32(header.subarray(6, 8)) !== u32le(header, 8)) return undefined;
   // Section 2.1.2.3: the footer repeats the header's Stream Flags.
   if (footer[8] !== header[6] || footer[9] !== header[7] || xzIndexSize(footer) !== index.length) return undefined;
   // Section 4: Index Indicator 0x00 ... CRC32 of everything before it.
-  if (index.length < 8 || index[0] !== 0 || crc32(index.subarray(0, index.length - 4)) !== le32(index, index.length - 4)) return undefined;
+  if (index.length < 8 || index[0] !== 0 || crc32(index.subarray(0, index.length - 4)) !== u32le(index, index.length - 4)) return undefined;
   const count = readVarint(index, 1);
   if (!count) return undefined;
   const blocks: XzBlock[] = [];

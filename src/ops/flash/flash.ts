@@ -197,15 +197,17 @@ export async function flashImage(image: string | ContainerReader, device: string
     const zeroing = best === 'discard' && !options.discard ? 'write' : best;
     const holes = holeZeroer(zeroing, kernel, handle, () => openReadBack(device, target.size, FLASH_CHUNK, 1));
     try {
-      m.phase('write', Array.isArray(plan) ? totalBytes(plan) : reader.size);
+      // A streamed plan's total is unknown until the end: progress and an interruption count the image's bytes.
+      const total = Array.isArray(plan) ? totalBytes(plan) : reader.size;
+      m.phase('write', total);
       written = await writePlan(reader, handle, plan, {
         devicePath: device,
         imagePath,
-        total: Array.isArray(plan) ? totalBytes(plan) : reader.size,
+        total,
         signal: options.signal,
         meter: m,
         meterWrites: Array.isArray(plan),
-        zeroOut: zeroing === 'write' ? undefined : (offset, length) => holes.zero(offset, length),
+        zeroOut: (offset, length) => holes.zero(offset, length), // false in the 'write' way: the zeros are written
       });
       await streamed?.close(); // the decoder's threads and buffers are not needed by the read-back (a mismatch decodes again)
       m.phase('sync', 0);
