@@ -52,6 +52,21 @@ function buildDisk(spec: { size: number; extents: Array<{ at: number; length: nu
   return { disk, raw };
 }
 
+/** `data` cut into clusters; those holding a non-zero byte, as joined ranges. */
+function clustersWithData(data: Uint8Array, clusterSize: number): { offset: number; length: number }[] {
+  const ranges: { offset: number; length: number }[] = [];
+  for (let at = 0; at < data.length; at += clusterSize) {
+    const length = Math.min(clusterSize, data.length - at);
+    if (isAllZero(data.subarray(at, at + length))) continue;
+    const last = ranges[ranges.length - 1];
+    if (last && last.offset + last.length === at) last.length += length;
+    else ranges.push({ offset: at, length });
+  }
+  return ranges;
+}
+
+const clusterBytes = (cs: string) => (cs === '2M' ? 2 * MiB : Number(cs));
+
 interface Variant {
   name: string;
   options?: Record<string, string>;
@@ -91,13 +106,18 @@ describe('qcow2 round trips', () => {
               // Ranges are ascending, inside the disk, and cover every non-zero byte.
               const rest = Buffer.from(src.raw);
               let prevEnd = 0;
+              const ranges: { offset: number; length: number }[] = [];
               for await (const r of reader.allocatedRanges()) {
                 expect(r.offset).toBeGreaterThanOrEqual(prevEnd);
                 prevEnd = r.offset + r.length;
                 rest.fill(0, Math.min(r.offset, rest.length), Math.min(prevEnd, rest.length));
+                ranges.push(r);
               }
               expect(prevEnd).toBeLessThanOrEqual(reader.size);
               expect(isAllZero(rest)).toBe(true);
+              // Exactly the clusters that hold a non-zero byte (the writer leaves zero clusters
+              // unallocated), neighbours joined, across L2 tables (64 entries each at 512 bytes).
+              expect(ranges).toEqual(clustersWithData(back, clusterBytes(cs)));
             } finally {
               await reader.close();
             }

@@ -26,7 +26,7 @@ import {
 import { decodeL1Entry, decodeL2Entry, type Qcow2L2Entry } from '../../../formats/containers/qcow2-tables.js';
 import { zstdDecompress } from '../compress.js';
 import type { ContainerHandler, ContainerReader, OpenContext } from '../types.js';
-import { rangesOfBlocks, unionOfRanges } from '../blocks.js';
+import { unionOfRanges } from '../blocks.js';
 import { QCOW2_OPTION_KEYS, writeQcow2 } from './writer.js';
 import { qcow2Editing } from './edit.js';
 
@@ -175,12 +175,16 @@ class Qcow2Reader implements ContainerReader {
     return table;
   }
 
-  /** The mapping of guest cluster `c`. */
-  private async entry(c: number): Promise<Qcow2L2Entry> {
+  /** The L2 table that maps guest cluster `c`, or undefined where its L1 entry is unallocated. */
+  private async tableOf(c: number): Promise<Uint32Array | undefined> {
     const l1Index = Math.floor(c / this.l2Entries);
     const l2Offset = decodeL1Entry(this.l1[l1Index * 2], this.l1[l1Index * 2 + 1]);
-    if (l2Offset === 0) return { kind: 'unallocated' };
-    const table = await this.l2Table(l2Offset);
+    return l2Offset === 0 ? undefined : this.l2Table(l2Offset);
+  }
+
+  /** The mapping of guest cluster `c` in `table` (its L2 table, from tableOf), checked. */
+  private entryIn(table: Uint32Array | undefined, c: number): Qcow2L2Entry {
+    if (!table) return { kind: 'unallocated' };
     const i = (c % this.l2Entries) * 2;
     const e = decodeL2Entry(table[i], table[i + 1], this.h.clusterBits);
     if (this.data) {
@@ -242,11 +246,15 @@ class Qcow2Reader implements ContainerReader {
       target.fill(0, n); // a short read at the end of the file reads as zeros
       pending = undefined;
     };
+    // The L2 table is looked up once per table's span, each cluster's entry decoded from it.
+    let table: { index: number; entries: Uint32Array | undefined } | undefined;
     for (let at = start; at < end;) {
       const c = Math.floor(at / this.cs);
       const within = at - c * this.cs;
       const n = Math.min(end - at, this.cs - within);
-      const e = await this.entry(c);
+      const index = Math.floor(c / this.l2Entries);
+      if (table?.index !== index) table = { index, entries: await this.tableOf(c) };
+      const e = this.entryIn(table.entries, c);
       if (e.kind === 'normal') {
         const host = e.hostOffset + within;
         if (pending && pending.host + pending.n === host) pending.n += n;
@@ -272,24 +280,36 @@ class Qcow2Reader implements ContainerReader {
   }
 
   allocatedRanges(): AsyncIterable<{ offset: number; length: number }> {
-    const own = rangesOfBlocks(this.presentClusters(), this.cs, this.size);
+    const own = this.presentRanges();
     return this.backing ? unionOfRanges(own, clipRanges(this.backing.reader.allocatedRanges(), this.size)) : own;
   }
 
-  /** Indexes of the clusters that hold data (normal or compressed), ascending, inside the disk. */
-  private async *presentClusters(): AsyncGenerator<number> {
-    const span = this.cs * this.l2Entries;
-    for (let t = 0; t < this.h.l1Size && t * span < this.size; t++) {
-      const l2Offset = decodeL1Entry(this.l1[t * 2], this.l1[t * 2 + 1]);
-      if (l2Offset === 0) continue;
-      await this.l2Table(l2Offset);
-      for (let i = 0; i < this.l2Entries; i++) {
-        const c = t * this.l2Entries + i;
-        if (c * this.cs >= this.size) break;
-        const e = await this.entry(c);
-        if (e.kind === 'normal' || e.kind === 'compressed') yield c;
+  /**
+   * Where clusters hold data (normal or compressed), ascending, neighbours joined, clipped to the
+   * disk: each L2 table read once and its entries decoded in one synchronous pass.
+   */
+  private async *presentRanges(): AsyncGenerator<{ offset: number; length: number }> {
+    const clusters = Math.ceil(this.size / this.cs);
+    let run: { offset: number; length: number } | undefined;
+    for (let t = 0; t < this.h.l1Size && t * this.l2Entries < clusters; t++) {
+      const first = t * this.l2Entries;
+      const table = await this.tableOf(first);
+      if (!table) continue;
+      const found: { offset: number; length: number }[] = [];
+      for (let c = first; c < Math.min(first + this.l2Entries, clusters); c++) {
+        const kind = this.entryIn(table, c).kind;
+        if (kind !== 'normal' && kind !== 'compressed') continue;
+        const offset = c * this.cs;
+        const length = Math.min(this.cs, this.size - offset);
+        if (run && run.offset + run.length === offset) run.length += length;
+        else {
+          if (run) found.push(run);
+          run = { offset, length };
+        }
       }
+      yield* found;
     }
+    if (run) yield run;
   }
 
   async close(): Promise<void> {
