@@ -92,9 +92,9 @@ const COMMON = {
   // `import(id)` of the other file becomes a require through the loader (a real import() has no
   // loader to ask in a vm.Script).
   supported: { 'dynamic-import': false },
-  // The zstd WebAssembly package loads its .wasm beside itself: keep it a real dependency. The
+  // The zstd WebAssembly packages load their .wasm beside themselves: keep them real dependencies. The
   // optional xz encoder is a native addon, required where npm installed it (xz-writer.ts).
-  external: ['@bokuweb/zstd-wasm', '@napi-rs/lzma'],
+  external: ['@bokuweb/zstd-wasm', '@cloudpss/zstd', '@napi-rs/lzma'],
   // compress.ts and temp-files.ts make a require with createRequire(import.meta.url).
   define: { 'import.meta.url': '__bundleUrl' },
   banner: { js: `var __bundleUrl = require('node:url').pathToFileURL(__filename).href;\n${lazyRequireBanner}` },

@@ -1,8 +1,8 @@
 /**
  * Compression on every core, in a deterministic order. Deflate runs on libuv's thread pool
  * (node:zlib's async API); so does zstd where this Node has it in node:zlib (22.15+, 23.8+;
- * zlib-async.ts nativeZstdCompressor), else it runs in worker threads holding the zstd
- * WebAssembly module (DISKMINT_ZSTD_WORKERS=1 puts native zstd in workers too, for tests).
+ * zlib-async.ts nativeZstdCompressor), else it runs in worker threads holding a zstd
+ * WebAssembly build (wasmZstdBuild; DISKMINT_ZSTD_WORKERS=1 puts native zstd in workers too, for tests).
  * Each block is compressed on its own, so output bytes never depend on the thread count.
  */
 import { deflateAsync, deflateRawAsync, gzipAsync, nativeZstdCompressor } from '../io/zlib-async.js';
@@ -27,8 +27,11 @@ export interface Compressor {
 /** qcow2 uses a 4 KiB window (QEMU block/qcow2-threads.c: windowBits -12). */
 export const QCOW2_DEFLATE_WINDOW_BITS = 12;
 
-/** `zstd`: the engine for zstd blocks (default: zstdEngine(), chosen at the first zstd block). */
-export function createCompressor(opts: { threads?: number; zstd?: ZstdEngine } = {}): Compressor {
+/**
+ * `zstd`: the engine for zstd blocks (default: zstdEngine(), chosen at the first zstd block);
+ * `wasmBuild`: which WebAssembly build that engine uses (default: wasmZstdBuild()).
+ */
+export function createCompressor(opts: { threads?: number; zstd?: ZstdEngine; wasmBuild?: WasmZstdBuild } = {}): Compressor {
   const concurrency = Math.max(1, opts.threads ?? availableParallelism());
   let zstd: ZstdCompressor | undefined;
   return {
@@ -37,7 +40,7 @@ export function createCompressor(opts: { threads?: number; zstd?: ZstdEngine } =
       if (kind === 'deflate-raw') return new Uint8Array(await deflateRawAsync(data, { level: level ?? 6, windowBits: QCOW2_DEFLATE_WINDOW_BITS }));
       if (kind === 'zlib') return new Uint8Array(await deflateAsync(data, { level: level ?? 6 }));
       if (kind === 'gzip') return new Uint8Array(await gzipAsync(data, { level: level ?? 6 })); // a whole member: header (MTIME 0), data, CRC-32, ISIZE
-      zstd ??= zstdCompressorFor(concurrency, opts.zstd ?? zstdEngine());
+      zstd ??= zstdCompressorFor(concurrency, opts.zstd ?? zstdEngine(), opts.wasmBuild);
       return zstd.compress(data, level ?? 3);
     },
     async close() {
@@ -77,10 +80,40 @@ export function zstdEngine(forced: string | undefined = process.env.DISKMINT_ZST
   return 'native';
 }
 
-/** What runs zstd, for a report: `node:zlib (libzstd 1.5.7)` or `WebAssembly (@bokuweb/zstd-wasm)`. */
+/**
+ * The WebAssembly builds of libzstd that compress (in worker threads), fastest first:
+ * @cloudpss/zstd (an optional dependency: its build compresses 64 KiB clusters ~1.5x faster, as
+ * fast as node:zlib's native libzstd; an ES module, so only a worker loads it), else
+ * @bokuweb/zstd-wasm (always installed; it also decompresses in this thread). Both write one frame
+ * per block, content size declared, no checksum; their libzstd releases differ, so their bytes may.
+ */
+export type WasmZstdBuild = '@cloudpss/zstd' | '@bokuweb/zstd-wasm';
+const WASM_ZSTD_BUILDS: WasmZstdBuild[] = ['@cloudpss/zstd', '@bokuweb/zstd-wasm'];
+/** The module a worker loads for each build. */
+const WASM_ZSTD_ENTRY: Record<WasmZstdBuild, string> = { '@cloudpss/zstd': '@cloudpss/zstd/wasm', '@bokuweb/zstd-wasm': '@bokuweb/zstd-wasm' };
+
+function installed(build: WasmZstdBuild): boolean {
+  try {
+    require.resolve(WASM_ZSTD_ENTRY[build]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The WebAssembly build that compresses: `DISKMINT_ZSTD_WASM` (a package name) when set, else the fastest installed. */
+export function wasmZstdBuild(forced: string | undefined = process.env.DISKMINT_ZSTD_WASM): WasmZstdBuild {
+  if (forced === undefined || forced === '') return WASM_ZSTD_BUILDS.find(installed)!;
+  const build = WASM_ZSTD_BUILDS.find((b) => b === forced);
+  if (!build) throw new DiskmintError('BAD_ARGUMENT', `DISKMINT_ZSTD_WASM must be ${WASM_ZSTD_BUILDS.join(' or ')}, not ${JSON.stringify(forced)}`);
+  if (!installed(build)) throw new DiskmintError('BAD_ARGUMENT', `DISKMINT_ZSTD_WASM=${build}, but npm did not install ${build} here`);
+  return build;
+}
+
+/** What runs zstd, for a report: `node:zlib (libzstd 1.5.7)` or `WebAssembly (@cloudpss/zstd)`. */
 export function describeZstdEngine(engine: ZstdEngine): string {
   const versions = process.versions as Record<string, string | undefined>;
-  return engine === 'native' ? `node:zlib (libzstd ${versions.zstd ?? 'unknown'})` : 'WebAssembly (@bokuweb/zstd-wasm)';
+  return engine === 'native' ? `node:zlib (libzstd ${versions.zstd ?? 'unknown'})` : `WebAssembly (${wasmZstdBuild()})`;
 }
 
 /** Decompress zstd in this thread (readers). `maxBytes` bounds the output. */
@@ -120,7 +153,8 @@ function loadZstd(): Promise<ZstdModule> {
 
 /**
  * The worker body: plain CommonJS, so it runs the same from TypeScript sources and from dist/.
- * Both engines make one frame per block through ZSTD_compress2's single pass: node:zlib is given
+ * Every engine makes one frame per block in one pass (ZSTD_compress2, or @cloudpss/zstd's
+ * ZSTD_compressCCtx into ZSTD_compressBound bytes): node:zlib is given
  * an output buffer of ZSTD_compressBound bytes (zstd.h), since a smaller one sends libzstd down its
  * buffered streaming path, whose frames can differ (measured: 2 MiB blocks of binary data).
  */
@@ -133,6 +167,10 @@ if (workerData.engine === 'native') {
   const LEVEL = zlib.constants.ZSTD_c_compressionLevel;
   ready = Promise.resolve((data, level) =>
     zlib.zstdCompressSync(data, { chunkSize: Math.max(64, compressBound(data.length)), params: { [LEVEL]: level } }));
+} else if (workerData.build === '@cloudpss/zstd') {
+  // An ES module (top-level await): imported, not required. Its compress() keeps one context.
+  const { pathToFileURL } = require('node:url');
+  ready = import(pathToFileURL(workerData.modulePath).href).then((zstd) => (data, level) => zstd.compress(data, level));
 } else {
   const zstd = require(workerData.modulePath);
   // One compression context for the worker's life: ZSTD_compress would make and free one per
@@ -163,9 +201,9 @@ interface ZstdCompressor {
  * Native zstd on libuv's thread pool where node:zlib allows one pass per block (zlib-async.ts),
  * no worker isolates (~45 MB each); else worker threads. The bytes are the same either way.
  */
-function zstdCompressorFor(concurrency: number, engine: ZstdEngine): ZstdCompressor {
+function zstdCompressorFor(concurrency: number, engine: ZstdEngine, wasmBuild?: WasmZstdBuild): ZstdCompressor {
   const onPool = engine === 'native' && process.env.DISKMINT_ZSTD_WORKERS !== '1' ? nativeZstdCompressor() : undefined;
-  return onPool ? { compress: onPool, close: async () => {} } : new ZstdPool(concurrency, engine);
+  return onPool ? { compress: onPool, close: async () => {} } : new ZstdPool(concurrency, engine, wasmBuild);
 }
 
 class ZstdPool implements ZstdCompressor {
@@ -177,11 +215,12 @@ class ZstdPool implements ZstdCompressor {
   /** Enough spares for the blocks in flight (callers keep about two per worker busy). */
   private readonly spareLimit: number;
 
-  constructor(size: number, engine: ZstdEngine) {
+  constructor(size: number, engine: ZstdEngine, wasmBuild?: WasmZstdBuild) {
     this.spareLimit = 2 * size + 2;
-    const modulePath = engine === 'wasm' ? require.resolve('@bokuweb/zstd-wasm') : undefined;
+    const build = engine === 'wasm' ? (wasmBuild ?? wasmZstdBuild()) : undefined;
+    const modulePath = build ? require.resolve(WASM_ZSTD_ENTRY[build]) : undefined;
     for (let i = 0; i < size; i++) {
-      const w = new Worker(ZSTD_WORKER_SOURCE, { eval: true, workerData: { engine, modulePath } });
+      const w = new Worker(ZSTD_WORKER_SOURCE, { eval: true, workerData: { engine, build, modulePath } });
       w.on('message', (m: { id: number; out?: Uint8Array; input?: Uint8Array; error?: string }) => {
         if (m.input && this.spare.length < this.spareLimit) this.spare.push(m.input.buffer as ArrayBuffer);
         const p = this.pending.get(m.id);

@@ -1,15 +1,25 @@
 /**
- * zstd through node:zlib (Node 22.15+, 23.8+) or the WebAssembly build: the engine is chosen
- * by what this Node has, DISKMINT_ZSTD forces one, and both make frames that qemu-img reads as
- * the same disk. The native cases run on a Node that has zstd in node:zlib (.ci/run's second
- * pass, on the current LTS); on an older Node only the WebAssembly ones can.
+ * zstd through node:zlib (Node 22.15+, 23.8+) or a WebAssembly build (@cloudpss/zstd where npm
+ * installed it, else @bokuweb/zstd-wasm): the engine is chosen by what this Node has,
+ * DISKMINT_ZSTD and DISKMINT_ZSTD_WASM force one, and all make frames that qemu-img reads as the
+ * same disk. The native cases run on a Node that has zstd in node:zlib (.ci/run's second pass,
+ * on the current LTS); on an older Node only the WebAssembly ones can. Both WebAssembly builds
+ * are tested wherever both are installed (under CI they must be).
  */
 import * as zlib from 'node:zlib';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createCompressor, describeZstdEngine, zstdDecompress, zstdEngine, type ZstdEngine } from '../../src/containers/compress.js';
+import {
+  createCompressor,
+  describeZstdEngine,
+  wasmZstdBuild,
+  zstdDecompress,
+  zstdEngine,
+  type WasmZstdBuild,
+  type ZstdEngine,
+} from '../../src/containers/compress.js';
 import { DiskmintError } from '../../src/model/errors.js';
 import { diskmint } from '../helpers/cli.js';
 import { tempDir } from '../helpers/golden.js';
@@ -17,6 +27,18 @@ import { requirePeer, runPeer } from '../helpers/peer.js';
 
 const HAS_NATIVE = typeof (zlib as unknown as Record<string, unknown>).zstdCompressSync === 'function';
 const ENGINES: ZstdEngine[] = HAS_NATIVE ? ['native', 'wasm'] : ['wasm'];
+const ALL_WASM_BUILDS: WasmZstdBuild[] = ['@cloudpss/zstd', '@bokuweb/zstd-wasm'];
+const WASM_BUILDS = ALL_WASM_BUILDS.filter((b) => {
+  try {
+    return wasmZstdBuild(b) === b;
+  } catch {
+    return false;
+  }
+});
+/** What compresses: native zstd, or each WebAssembly build installed here. */
+type Case = { engine: ZstdEngine; wasmBuild?: WasmZstdBuild };
+const CASES: Case[] = [...(HAS_NATIVE ? [{ engine: 'native' as const }] : []), ...WASM_BUILDS.map((wasmBuild) => ({ engine: 'wasm' as const, wasmBuild }))];
+const describeCase = (c: Case) => (c.engine === 'native' ? describeZstdEngine('native') : `WebAssembly (${c.wasmBuild})`);
 
 /** Blocks that compress well, badly and not at all, of the given seed. */
 function block(length: number, seed: number, kind: 'text' | 'random' | 'runs'): Uint8Array {
@@ -29,8 +51,8 @@ function block(length: number, seed: number, kind: 'text' | 'random' | 'runs'): 
   return b;
 }
 
-async function compressAll(engine: ZstdEngine, blocks: Uint8Array[], level?: number): Promise<Uint8Array[]> {
-  const compressor = createCompressor({ threads: 2, zstd: engine });
+async function compressAll(c: Case, blocks: Uint8Array[], level?: number): Promise<Uint8Array[]> {
+  const compressor = createCompressor({ threads: 2, zstd: c.engine, wasmBuild: c.wasmBuild });
   try {
     return await Promise.all(blocks.map((b) => compressor.compress(b, 'zstd', level)));
   } finally {
@@ -63,12 +85,25 @@ describe('zstdEngine', () => {
   });
 
   it('describes what runs', () => {
-    expect(describeZstdEngine('wasm')).toBe('WebAssembly (@bokuweb/zstd-wasm)');
+    expect(describeZstdEngine('wasm')).toBe(`WebAssembly (${WASM_BUILDS[0]})`);
     expect(describeZstdEngine('native')).toMatch(/^node:zlib \(libzstd (\d+\.\d+\.\d+|unknown)\)$/);
+  });
+
+  it('compresses with the fastest WebAssembly build installed unless DISKMINT_ZSTD_WASM names one; CI installs both', () => {
+    expect(WASM_BUILDS).toContain('@bokuweb/zstd-wasm'); // a dependency, always there
+    if (process.env.CI === 'true') expect(WASM_BUILDS).toEqual(ALL_WASM_BUILDS);
+    expect(wasmZstdBuild(undefined)).toBe(WASM_BUILDS[0]);
+    expect(wasmZstdBuild('')).toBe(WASM_BUILDS[0]);
+    for (const build of WASM_BUILDS) expect(wasmZstdBuild(build)).toBe(build);
+    for (const bad of ['cloudpss', 'wasm', '@bokuweb/zstd-wasm ']) {
+      expect(() => wasmZstdBuild(bad)).toThrow(
+        new DiskmintError('BAD_ARGUMENT', `DISKMINT_ZSTD_WASM must be @cloudpss/zstd or @bokuweb/zstd-wasm, not ${JSON.stringify(bad)}`),
+      );
+    }
   });
 });
 
-describe.each(ENGINES)('zstd through %s', (engine) => {
+describe.each(CASES)('zstd through $engine $wasmBuild', (c) => {
   it('round-trips blocks of any size and content, through either decoder (property)', async () => {
     await fc.assert(
       fc.asyncProperty(
@@ -79,7 +114,7 @@ describe.each(ENGINES)('zstd through %s', (engine) => {
         fc.integer({ min: 1, max: 19 }),
         async (specs, level) => {
           const inputs = specs.map(({ length, seed, kind }) => block(length, seed, kind));
-          const packed = await compressAll(engine, inputs, level);
+          const packed = await compressAll(c, inputs, level);
           for (const [k, p] of packed.entries()) {
             // RFC 8878 section 3.1.1: the frame magic; both engines declare the content size.
             expect(Buffer.from(p.subarray(0, 4)).readUInt32LE(0)).toBe(0xfd2fb528);
@@ -93,8 +128,8 @@ describe.each(ENGINES)('zstd through %s', (engine) => {
 
   it('makes the same bytes twice, whatever the thread count', async () => {
     const inputs = [block(65536, 1, 'text'), block(2 << 20, 2, 'runs'), block(70_000, 3, 'random')];
-    const once = await compressAll(engine, inputs);
-    const compressor = createCompressor({ threads: 1, zstd: engine });
+    const once = await compressAll(c, inputs);
+    const compressor = createCompressor({ threads: 1, zstd: c.engine, wasmBuild: c.wasmBuild });
     try {
       for (const [k, b] of inputs.entries()) expect(Buffer.from(await compressor.compress(b, 'zstd')).equals(Buffer.from(once[k]))).toBe(true);
     } finally {
@@ -103,8 +138,8 @@ describe.each(ENGINES)('zstd through %s', (engine) => {
   });
 
   it('refuses to expand past the bound it is given', async () => {
-    const [packed] = await compressAll(engine, [block(100_000, 4, 'runs')]);
-    await expect(zstdDecompress(packed, 99_999, engine)).rejects.toThrow(new DiskmintError('INPUT', 'zstd data expands past 99999 bytes'));
+    const [packed] = await compressAll(c, [block(100_000, 4, 'runs')]);
+    await expect(zstdDecompress(packed, 99_999, c.engine)).rejects.toThrow(new DiskmintError('INPUT', 'zstd data expands past 99999 bytes'));
   });
 
   it('writes a zstd qcow2 (64 KiB and 2 MiB clusters) that qemu-img reads as the raw disk, and says which engine ran', (ctx) => {
@@ -114,11 +149,11 @@ describe.each(ENGINES)('zstd through %s', (engine) => {
     const parts = [block(3 << 20, 5, 'text'), new Uint8Array(1 << 20), block(2 << 20, 6, 'random'), block(2 << 20, 7, 'runs')];
     writeFileSync(raw, Buffer.concat(parts));
     for (const cluster of [65536, 2 << 20]) {
-      const out = join(dir, `${engine}-${cluster}.qcow2`);
+      const out = join(dir, `${c.engine}-${cluster}.qcow2`);
       const r = diskmint(['convert', raw, out, '-O', 'qcow2', '-o', `cluster_size=${cluster}`, '-c', '--compression', 'zstd', '--verbose', '-q'], {
-        env: { DISKMINT_ZSTD: engine },
+        env: { DISKMINT_ZSTD: c.engine, DISKMINT_ZSTD_WASM: c.wasmBuild ?? '' },
       });
-      expect(r.stderr).toBe(`diskmint: zstd through ${describeZstdEngine(engine)}\n`);
+      expect(r.stderr).toBe(`diskmint: zstd through ${describeCase(c)}\n`);
       expect(r.status).toBe(0);
       expect(runPeer('qemu-img', ['info', out]).out).toMatch(/compression type: zstd/);
       expect(runPeer('qemu-img', ['check', out])).toMatchObject({ status: 0 });
@@ -145,7 +180,7 @@ describe("native zstd on libuv's pool", () => {
           const inputs = specs.map(({ length, seed, kind }) => block(length, seed, kind));
           const pooled = await Promise.all(inputs.map((b) => onPool!(b, level)));
           process.env.DISKMINT_ZSTD_WORKERS = '1';
-          const viaWorkers = await compressAll('native', inputs, level).finally(() => delete process.env.DISKMINT_ZSTD_WORKERS);
+          const viaWorkers = await compressAll({ engine: 'native' }, inputs, level).finally(() => delete process.env.DISKMINT_ZSTD_WORKERS);
           for (const [k, b] of inputs.entries()) {
             const one = sync(b, { chunkSize: Math.max(64, zstdCompressBound(b.length)), params: { [LEVEL]: level } });
             expect(Buffer.from(pooled[k]).equals(Buffer.from(one))).toBe(true);
@@ -170,6 +205,22 @@ describe('zstd across engines', () => {
       return path;
     };
     expect(runPeer('qemu-img', ['compare', out('native'), out('wasm')])).toEqual({ status: 0, out: 'Images are identical.\n' });
+  });
+
+  it.runIf(WASM_BUILDS.length > 1)('the two WebAssembly builds write images of the same disk (qemu-img compare)', (ctx) => {
+    if (!requirePeer('qemu-img', 'qemu-utils')) return ctx.skip();
+    const dir = tempDir();
+    const raw = join(dir, 'disk.raw');
+    writeFileSync(raw, Buffer.concat([block(1 << 20, 11, 'text'), block(1 << 20, 12, 'runs')]));
+    const [a, b] = WASM_BUILDS.map((build, i) => {
+      const path = join(dir, `${i}.qcow2`);
+      expect(diskmint(['convert', raw, path, '-c', '--compression', 'zstd', '-q'], { env: { DISKMINT_ZSTD: 'wasm', DISKMINT_ZSTD_WASM: build } }).status).toBe(
+        0,
+      );
+      return path;
+    });
+    expect(runPeer('qemu-img', ['compare', a, b])).toEqual({ status: 0, out: 'Images are identical.\n' });
+    expect(runPeer('qemu-img', ['compare', raw, a])).toEqual({ status: 0, out: 'Images are identical.\n' });
   });
 
   it('a DISKMINT_ZSTD the runtime cannot honour fails before any output exists', () => {
