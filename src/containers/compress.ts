@@ -10,6 +10,7 @@ import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { DiskmintError } from '../model/errors.js';
+import { concurrencyLimit } from '../io/concurrency.js';
 
 /** deflate-raw: RFC 1951 (qcow2 clusters); zlib: RFC 1950 (VMDK streamOptimized grains); zstd: RFC 8878. */
 export type CompressionKind = 'deflate-raw' | 'zlib' | 'gzip' | 'zstd';
@@ -18,11 +19,30 @@ export type CompressionKind = 'deflate-raw' | 'zlib' | 'gzip' | 'zstd';
 export type ZstdEngine = 'native' | 'wasm';
 
 export interface Compressor {
-  /** Blocks compressed at once (the `--threads` setting). */
+  /**
+   * Blocks compressed at once: `--threads` when given, else the cores plus one. On Node's thread
+   * pool a finished block waits for the main thread before the next starts, so as many blocks as
+   * cores kept 1.45 of 2 cores busy (64 KiB deflate blocks on this VM) and one more 1.9. zstd in
+   * worker threads runs one block per worker (as many as `--threads`, default the cores). A
+   * pipeline keeps at least one more than this waiting (taken the moment a slot frees).
+   */
   readonly concurrency: number;
   compress(data: Uint8Array, kind: CompressionKind, level?: number): Promise<Uint8Array>;
   close(): Promise<void>;
 }
+
+/**
+ * zlib's deflateBound (zlib.h) for any windowBits and memLevel, plus gzip's wrapper (18 bytes,
+ * RFC 1952 header and trailer, the largest): the most one block's deflate output can take.
+ * Capped at 4 MiB (node:zlib allocates it whole for each call): a 2 MiB qcow2 cluster takes one
+ * pass, a 4 MiB piece of a raw .gz two.
+ */
+export function deflateChunkSize(n: number): number {
+  return Math.max(64, Math.min(4 << 20, n + ((n + 7) >> 3) + ((n + 63) >> 6) + 5 + 18));
+}
+
+/** A Buffer as a plain Uint8Array over the same memory (not a copy). */
+const plain = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.length);
 
 /** qcow2 uses a 4 KiB window (QEMU block/qcow2-threads.c: windowBits -12). */
 export const QCOW2_DEFLATE_WINDOW_BITS = 12;
@@ -32,16 +52,28 @@ export const QCOW2_DEFLATE_WINDOW_BITS = 12;
  * `wasmBuild`: which WebAssembly build that engine uses (default: wasmZstdBuild()).
  */
 export function createCompressor(opts: { threads?: number; zstd?: ZstdEngine; wasmBuild?: WasmZstdBuild } = {}): Compressor {
-  const concurrency = Math.max(1, opts.threads ?? availableParallelism());
+  const threads = Math.max(1, opts.threads ?? availableParallelism());
+  const concurrency = opts.threads === undefined ? threads + 1 : threads;
+  // Node's thread pool (deflate, native zstd) runs `concurrency` blocks at once; zstd workers
+  // one block each (a worker's queue already keeps it busy: an extra block there only cost memory).
+  const onPool = concurrencyLimit(concurrency);
+  const inWorkers = concurrencyLimit(threads);
   let zstd: ZstdCompressor | undefined;
+  const deflateOne = async (data: Uint8Array, kind: Exclude<CompressionKind, 'zstd'>, level = 6): Promise<Uint8Array> => {
+    // One pass on the thread pool per block: room for all of its output (else node:zlib returns
+    // to this thread after every 16 KiB, and the pool waits on it). The bytes are the same at
+    // levels 1-9; level 0's stored blocks are cut to the room given (zlib deflate.c deflate_stored).
+    const chunkSize = deflateChunkSize(data.length);
+    if (kind === 'deflate-raw') return plain(await deflateRawAsync(data, { level, windowBits: QCOW2_DEFLATE_WINDOW_BITS, chunkSize }));
+    if (kind === 'zlib') return plain(await deflateAsync(data, { level, chunkSize }));
+    return plain(await gzipAsync(data, { level, chunkSize })); // a whole member: header (MTIME 0), data, CRC-32, ISIZE
+  };
   return {
     concurrency,
-    async compress(data, kind, level) {
-      if (kind === 'deflate-raw') return new Uint8Array(await deflateRawAsync(data, { level: level ?? 6, windowBits: QCOW2_DEFLATE_WINDOW_BITS }));
-      if (kind === 'zlib') return new Uint8Array(await deflateAsync(data, { level: level ?? 6 }));
-      if (kind === 'gzip') return new Uint8Array(await gzipAsync(data, { level: level ?? 6 })); // a whole member: header (MTIME 0), data, CRC-32, ISIZE
-      zstd ??= zstdCompressorFor(concurrency, opts.zstd ?? zstdEngine(), opts.wasmBuild);
-      return zstd.compress(data, level ?? 3);
+    compress(data, kind, level) {
+      if (kind !== 'zstd') return onPool(() => deflateOne(data, kind, level));
+      const z = (zstd ??= zstdCompressorFor(threads, opts.zstd ?? zstdEngine(), opts.wasmBuild));
+      return (z.onPool ? onPool : inWorkers)(() => z.compress(data, level ?? 3));
     },
     async close() {
       await zstd?.close();
@@ -193,6 +225,8 @@ parentPort.on('message', async ({ id, data, level }) => {
 `;
 
 interface ZstdCompressor {
+  /** On Node's thread pool (native zstd), not in worker threads. */
+  readonly onPool: boolean;
   compress(data: Uint8Array, level: number): Promise<Uint8Array>;
   close(): Promise<void>;
 }
@@ -203,10 +237,11 @@ interface ZstdCompressor {
  */
 function zstdCompressorFor(concurrency: number, engine: ZstdEngine, wasmBuild?: WasmZstdBuild): ZstdCompressor {
   const onPool = engine === 'native' && process.env.DISKMINT_ZSTD_WORKERS !== '1' ? nativeZstdCompressor() : undefined;
-  return onPool ? { compress: onPool, close: async () => {} } : new ZstdPool(concurrency, engine, wasmBuild);
+  return onPool ? { onPool: true, compress: onPool, close: async () => {} } : new ZstdPool(concurrency, engine, wasmBuild);
 }
 
 class ZstdPool implements ZstdCompressor {
+  readonly onPool = false;
   private readonly workers: Worker[] = [];
   private readonly pending = new Map<number, { resolve: (u: Uint8Array) => void; reject: (e: Error) => void }>();
   private nextId = 0;

@@ -57,9 +57,10 @@ async function* packedBlocks<P>(
   opts: CompressedBlocksOptions<P>,
   compressor: Compressor,
 ): AsyncGenerator<PackedBlock<P>> {
-  // `concurrency` blocks are being packed while the consumer holds one more; read buffers are
-  // reused only after that (deflate reads its input on the thread pool until it resolves).
-  const inFlight = Math.max(1, compressor.concurrency);
+  // `concurrency` blocks are being packed, one more waits for a free slot, and the consumer holds
+  // one more; read buffers are reused only after that (deflate reads its input on the thread
+  // pool until it resolves).
+  const inFlight = Math.max(1, compressor.concurrency) + 1;
   const groups = readBlockGroups(disk, blockSize, { reuseBuffers: true, heldBlocks: inFlight + 1, readAheadBytes: COMPRESSED_READ_AHEAD });
   async function* blocks(): AsyncGenerator<{ index: number; data: Uint8Array }> {
     for await (const g of groups) for (let i = 0; i < g.count; i++) yield { index: g.first + i, data: blockOf(g, i) };

@@ -62,3 +62,25 @@ export async function forEachConcurrent<T>(items: Iterable<T>, workers: number, 
   await Promise.all(Array.from({ length: Math.max(1, workers) }, (_, i) => loop(i)));
   if (failure) throw failure.error;
 }
+
+/**
+ * A gate that lets at most `n` calls run at once, the rest waiting in the order they came: a
+ * pipeline can queue more work than that (so a freed slot is taken at once, not when its
+ * consumer next asks) without running more than `n`.
+ */
+export function concurrencyLimit(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async (fn) => {
+    if (running >= n) await new Promise<void>((resolve) => waiting.push(resolve));
+    else running++;
+    try {
+      return await fn();
+    } finally {
+      const next = waiting.shift();
+      if (next)
+        next(); // the slot passes straight to the next caller
+      else running--;
+    }
+  };
+}

@@ -1,8 +1,9 @@
 import fc from 'fast-check';
-import { inflateRawSync, inflateSync } from 'node:zlib';
-import { createCompressor, zstdDecompress } from '../../src/containers/compress.js';
+import { availableParallelism } from 'node:os';
+import { deflateRawSync, deflateSync, gzipSync, inflateRawSync, inflateSync } from 'node:zlib';
+import { QCOW2_DEFLATE_WINDOW_BITS, createCompressor, deflateChunkSize, zstdDecompress } from '../../src/containers/compress.js';
 import { describe, expect, it, vi } from 'vitest';
-import { forEachConcurrent, mapOrdered } from '../../src/io/concurrency.js';
+import { concurrencyLimit, forEachConcurrent, mapOrdered } from '../../src/io/concurrency.js';
 
 const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -96,7 +97,95 @@ describe('mapOrdered', () => {
   });
 });
 
+describe('concurrencyLimit', () => {
+  it('runs every call, at most n at once, starting them in the order they came; a failure frees its slot (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.record({ delay: fc.nat(3), fails: fc.boolean() }), { maxLength: 30 }), fc.integer({ min: 1, max: 5 }), async (calls, n) => {
+        const limit = concurrencyLimit(n);
+        const started: number[] = [];
+        let running = 0;
+        let most = 0;
+        const results = await Promise.allSettled(
+          calls.map((c, i) =>
+            limit(async () => {
+              started.push(i);
+              most = Math.max(most, ++running);
+              await tick(c.delay);
+              running--;
+              if (c.fails) throw new Error(`call ${i}`);
+              return i;
+            }),
+          ),
+        );
+        expect(started).toEqual([...calls.keys()]);
+        expect(most).toBeLessThanOrEqual(n);
+        if (calls.length >= n && calls.some((c) => c.delay > 0)) expect(most).toBeGreaterThan(0);
+        for (const [i, r] of results.entries())
+          expect(r).toEqual(calls[i].fails ? { status: 'rejected', reason: new Error(`call ${i}`) } : { status: 'fulfilled', value: i });
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('keeps n running while more wait: a freed slot is taken at once', async () => {
+    const limit = concurrencyLimit(2);
+    let running = 0;
+    const seen: number[] = [];
+    await Promise.all(
+      Array.from({ length: 8 }, () =>
+        limit(async () => {
+          seen.push(++running);
+          await tick(1);
+          running--;
+        }),
+      ),
+    );
+    // Every call after the first found the other slot busy.
+    expect(seen.slice(1).every((r) => r === 2)).toBe(true);
+  });
+});
+
+describe('deflate in one pass', () => {
+  it('deflateChunkSize holds the whole output of any block up to 2 MiB (the largest qcow2 cluster), and at levels 1-9 the bytes are those of node:zlib by default (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 2 << 20 }),
+        fc.constantFrom('random', 'text', 'zeros' as const),
+        fc.integer({ min: 0, max: 9 }),
+        fc.nat(255),
+        (length, kind, level, seed) => {
+          const data = new Uint8Array(length);
+          for (let i = 0, x = seed + 1; i < length; i++) {
+            x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+            data[i] = kind === 'random' ? x >>> 24 : kind === 'text' ? 97 + ((i * 7 + seed + (i >> 6)) % 26) : 0;
+          }
+          const chunkSize = deflateChunkSize(length);
+          const calls = [
+            (o: object) => deflateRawSync(data, { level, windowBits: QCOW2_DEFLATE_WINDOW_BITS, ...o }),
+            (o: object) => deflateSync(data, { level, ...o }),
+            (o: object) => gzipSync(data, { level, ...o }),
+          ];
+          for (const call of calls) {
+            const whole = call({ chunkSize });
+            expect(whole.length).toBeLessThanOrEqual(chunkSize); // one output buffer: one pass
+            // Level 0's stored blocks are cut to the output room zlib is given (deflate.c
+            // deflate_stored), so there the bytes follow chunkSize; levels 1-9 never do.
+            if (level > 0) expect(whole.equals(call({}))).toBe(true);
+          }
+        },
+      ),
+      { numRuns: 25 },
+    );
+  });
+});
+
 describe('createCompressor', () => {
+  it('compresses as many blocks at once as --threads says, or the cores plus one by default', async () => {
+    expect(createCompressor({ threads: 1 }).concurrency).toBe(1);
+    expect(createCompressor({ threads: 3 }).concurrency).toBe(3);
+    expect(createCompressor().concurrency).toBe(availableParallelism() + 1);
+  });
+
   it("compresses a view of a caller's Buffer without detaching or changing it (zstd and deflate)", async () => {
     const compressor = createCompressor({ threads: 2 });
     try {

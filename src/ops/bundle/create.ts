@@ -150,7 +150,7 @@ export async function createBundle(opts: CreateBundleOptions): Promise<CreateBun
     const stored = createHash('sha256');
     let storedSize = 0;
     let records = 0;
-    const compressed = mapOrdered(planRecords(next, base, blockSize, hashes), compressor.concurrency, async (r) => ({
+    const compressed = mapOrdered(planRecords(next, base, blockSize, hashes), compressor.concurrency + 1, async (r) => ({
       r,
       z: await compressor.compress(r.data, kind, level),
     }));
