@@ -194,15 +194,21 @@ export function encodeMetadataMarker(type: number, numSectors: number): Uint8Arr
   return out;
 }
 
-/** A grain marker plus its compressed bytes, padded to whole sectors. */
-export function encodeGrainMarker(lba: number, compressed: Uint8Array): Uint8Array {
-  const total = Math.ceil((GRAIN_MARKER_SIZE + compressed.length) / SECTOR) * SECTOR;
-  const out = new Uint8Array(total);
-  const dv = new DataView(out.buffer);
+/** Zeros that pad a grain marker to whole sectors (shared, never written to). */
+const GRAIN_PAD = new Uint8Array(SECTOR);
+
+/**
+ * A grain marker (lba u64, size u32) and its compressed bytes, padded to whole sectors, as the
+ * pieces to write back to back: the 12-byte head, `compressed` itself (not copied) and the zeros
+ * after it (none when it ends on a sector).
+ */
+export function grainMarkerParts(lba: number, compressed: Uint8Array): Uint8Array[] {
+  const head = new Uint8Array(GRAIN_MARKER_SIZE);
+  const dv = new DataView(head.buffer);
   dv.setBigUint64(0, BigInt(lba), true);
   dv.setUint32(8, compressed.length, true);
-  out.set(compressed, GRAIN_MARKER_SIZE);
-  return out;
+  const pad = (SECTOR - ((GRAIN_MARKER_SIZE + compressed.length) % SECTOR)) % SECTOR;
+  return pad ? [head, compressed, GRAIN_PAD.subarray(0, pad)] : [head, compressed];
 }
 
 export type Marker = { kind: 'grain'; lba: number; size: number } | { kind: 'meta'; type: number; numSectors: number };

@@ -34,7 +34,7 @@ import {
   MARKER_GD,
   MARKER_GT,
   SECTOR,
-  encodeGrainMarker,
+  grainMarkerParts,
   encodeMetadataMarker,
   encodeSparseHeader,
   encodeU32Table,
@@ -306,7 +306,7 @@ export async function writeStreamOptimized(disk: VirtualDisk, sink: ByteSink, ct
     const at = sectorNow();
     checkSectors(at, 'streamOptimized');
     gt[index % GTES_PER_GT] = at;
-    await sink.write(encodeGrainMarker(index * GRAIN_SECTORS, packed));
+    await sink.writeParts(grainMarkerParts(index * GRAIN_SECTORS, packed)); // no zero scan: compressed bytes, never all zero
   }
   await flushGt();
   await sink.write(encodeMetadataMarker(MARKER_GD, gdSecs));
