@@ -10,6 +10,7 @@ import { openRawFile, type DiskReader } from '../model/disk-reader.js';
 import { detectContainer } from '../containers/registry.js';
 import { COMPRESSION_MAGIC_BYTES, detectCompression, type CompressionKind } from '../../formats/common/compression.js';
 import { spoolDecompressed, type SpooledImage } from './compressed/spool.js';
+import { openSeekableCompressed } from './compressed/seekable.js';
 import type { ContainerFormat, ContainerReader } from '../containers/types.js';
 
 export interface OpenedDisk {
@@ -25,6 +26,11 @@ export interface OpenDiskOptions {
   allowBacking?: boolean;
   /** Allow qcow2 external data files (refused by default). */
   allowExternalData?: boolean;
+  /**
+   * Decode a compressed image whole before anything reads it (flash: damage is found before the
+   * first write), never unit by unit as it is read.
+   */
+  decodeWhole?: boolean;
 }
 
 /** Backing chains deeper than this are refused (qemu has no fixed bound; real chains are a few images). */
@@ -58,11 +64,15 @@ async function openInChain(path: string, opts: OpenDiskOptions, chain: readonly 
   }
   const compression = detectCompression(await file.read(0, COMPRESSION_MAGIC_BYTES));
   if (compression) {
-    // A compressed image (a card image as it ships): decompressed once into a sparse temp file,
-    // then opened as whatever it holds (compressed/spool.ts). Backing files are not followed.
+    // A compressed image (a card image as it ships): read unit by unit where its blocks or frames
+    // can be decoded alone (compressed/seekable.ts), else decompressed once into a sparse temp
+    // file (compressed/spool.ts); then opened as whatever it holds. Backing files are not followed.
     await file.close();
     if (chain.length) throw new DiskmintError('NOT_A_DISK', `${path}: a ${compression}-compressed image cannot be a backing file`);
-    return openSpooled(path, await spoolDecompressed(path, compression), opts);
+    const seekable = opts.decodeWhole ? undefined : await openSeekableCompressed(path, compression);
+    if (seekable) return openDecompressed(path, { file: seekable, kind: compression, spans: () => spoolDecompressed(path, compression) }, opts);
+    const spooled = await spoolDecompressed(path, compression);
+    return openDecompressed(path, { file: spooled.file, kind: compression, spans: async () => spooled }, opts);
   }
   try {
     const handler = await detectContainer(file); // raw when no other format's magic is there
@@ -81,14 +91,22 @@ async function openInChain(path: string, opts: OpenDiskOptions, chain: readonly 
   }
 }
 
-/** A decompressed image opened as the container it holds (raw, with its data spans known already, or any other format). */
-async function openSpooled(path: string, spooled: SpooledImage, opts: OpenDiskOptions): Promise<OpenedDisk> {
-  const { file, spans, kind } = spooled;
+/**
+ * A decompressed image opened as the container it holds. `spans` gives a raw disk's data spans,
+ * noted while decoding it whole into a temp file (a spooled image has them already; a seekable
+ * one decodes only when they are first asked for, and its reads go to the temp file from then on).
+ */
+async function openDecompressed(
+  path: string,
+  image: { file: DiskReader; kind: CompressionKind; spans: () => Promise<SpooledImage> },
+  opts: OpenDiskOptions,
+): Promise<OpenedDisk> {
+  const { file, kind } = image;
   try {
     const handler = await detectContainer(file);
     const inner =
       handler.format === 'raw'
-        ? knownSpansRaw(file, spans)
+        ? knownSpansRaw(file, image.spans)
         : await handler.open(file, {
             path,
             ...opts,
@@ -107,16 +125,27 @@ async function openSpooled(path: string, spooled: SpooledImage, opts: OpenDiskOp
   }
 }
 
-/** A raw disk whose data spans were noted while it was decompressed: no scan. */
-function knownSpansRaw(file: DiskReader, spans: ReadonlyArray<{ offset: number; length: number }>): ContainerReader {
+/**
+ * A raw disk whose data spans come from decoding it whole once (`spans`, on the first call; the
+ * temp file then serves every read). No scan of its own.
+ */
+function knownSpansRaw(file: DiskReader, spans: () => Promise<SpooledImage>): ContainerReader {
+  let spooled: Promise<SpooledImage> | undefined;
+  let reads = file;
   return {
     format: 'raw',
     size: file.size,
-    read: (o, n, into) => file.read(o, n, into),
-    close: () => file.close(),
+    read: (o, n, into) => reads.read(o, n, into),
+    close: async () => {
+      const s = await spooled?.catch(() => undefined);
+      if (s && s.file !== file) await s.file.close();
+      await file.close();
+    },
     details: () => ({}),
     async *allocatedRanges() {
-      yield* spans.map((s) => ({ ...s }));
+      const s = await (spooled ??= spans());
+      reads = s.file;
+      yield* s.spans.map((r) => ({ ...r }));
     },
   };
 }

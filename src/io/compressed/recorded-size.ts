@@ -45,9 +45,16 @@ export function readXzLayout(fd: number, fileSize: number): XzLayout | undefined
   return xzLayout(read(0, XZ_HEADER_SIZE), index, footer, fileSize);
 }
 
-/** The sum of the Frame_Content_Size of every frame, when every frame records it and they fill the file exactly. */
-function zstdRecordedSize(fd: number, fileSize: number): number | undefined {
+/**
+ * Every data frame of a zstd file (skippable frames left out) with its place in the file and in
+ * the output, when every frame records its Frame_Content_Size and they fill the file exactly.
+ */
+export function readZstdFrames(
+  fd: number,
+  fileSize: number,
+): Array<{ fileOffset: number; fileLength: number; outputOffset: number; outputSize: number }> | undefined {
   const at = windowedFile(fd);
+  const frames: Array<{ fileOffset: number; fileLength: number; outputOffset: number; outputSize: number }> = [];
   let size = 0;
   let position = 0;
   while (position < fileSize) {
@@ -58,7 +65,7 @@ function zstdRecordedSize(fd: number, fileSize: number): number | undefined {
       continue;
     }
     if (frame.contentSize === undefined) return undefined;
-    size += frame.contentSize;
+    const fileOffset = position;
     position += frame.headerSize;
     for (;;) {
       const header = at(position, ZSTD_BLOCK_HEADER);
@@ -68,8 +75,10 @@ function zstdRecordedSize(fd: number, fileSize: number): number | undefined {
       if (block.last) break;
     }
     position += zstdFrameTrailer(frame);
+    frames.push({ fileOffset, fileLength: position - fileOffset, outputOffset: size, outputSize: frame.contentSize });
+    size += frame.contentSize;
   }
-  return position === fileSize && Number.isSafeInteger(size) ? size : undefined;
+  return position === fileSize && Number.isSafeInteger(size) ? frames : undefined;
 }
 
 /** What `path`, compressed as `kind`, decompresses to, as the stream records it; undefined when it does not (see above). */
@@ -78,7 +87,9 @@ export function recordedDecompressedSize(path: string, kind: CompressionKind): n
   const fd = openSync(path, 'r');
   try {
     const fileSize = fstatSync(fd).size;
-    return kind === 'xz' ? readXzLayout(fd, fileSize)?.size : zstdRecordedSize(fd, fileSize);
+    if (kind === 'xz') return readXzLayout(fd, fileSize)?.size;
+    const frames = readZstdFrames(fd, fileSize);
+    return frames && (frames.length ? frames[frames.length - 1].outputOffset + frames[frames.length - 1].outputSize : 0);
   } finally {
     closeSync(fd);
   }

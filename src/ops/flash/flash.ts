@@ -50,7 +50,7 @@ export interface FlashConfirmation {
   imageSize: number;
 }
 
-export interface FlashOptions extends OpenDiskOptions {
+export interface FlashOptions extends Omit<OpenDiskOptions, 'decodeWhole'> {
   /** 'written' (default): read back every written range; 'full': the first image-size bytes; 'none'. */
   verify?: 'written' | 'full' | 'none';
   /** A bmap file (path, or already parsed): its ranges are written and their checksums checked. */
@@ -157,7 +157,7 @@ export async function flashImage(image: string | ContainerReader, device: string
   const opened: { reader: ContainerReader | DecodedStream; format: string; compression?: CompressionKind } = streamed
     ? { reader: streamed, format: 'raw', compression: streamed.kind }
     : typeof image === 'string'
-      ? await openDisk(image, options)
+      ? await openDisk(image, { ...options, decodeWhole: true }) // damage in a compressed image is found before the first write
       : { reader: image, format: image.format };
   const reader = opened.reader;
   try {
