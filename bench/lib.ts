@@ -10,6 +10,14 @@ export const GiB = 1 << 30;
 /** GNU time: `-f %M` prints the peak resident set size in KiB. */
 export const TIME = '/usr/bin/time';
 
+/**
+ * `qemu-img convert` writes its output with cache=unsafe unless told otherwise (qemu-img --help:
+ * "'unsafe' (default for convert)"): it never flushes, and a 342 MiB output was left as 349 MB of
+ * dirty pages. With `-t writeback` it fdatasyncs the output before exiting, as diskmint makes its
+ * own durable (fsync of the file and its folder): the benches compare durable with durable.
+ */
+export const QEMU_CONVERT_DURABLE = ['convert', '-t', 'writeback'];
+
 export interface Measurement {
   wallMs: number;
   maxRssKiB?: number;

@@ -14,7 +14,7 @@
  * two conversions must hold the same disk (`qemu-img compare`). No targets: these numbers are
  * for reading, not for a pass/fail.
  */
-import { GiB, MiB, benchTempDir, caCertsNote, maxOf, measure, median, writeRandomFile, type Measurement } from './lib.js';
+import { GiB, MiB, QEMU_CONVERT_DURABLE, benchTempDir, caCertsNote, maxOf, measure, median, writeRandomFile, type Measurement } from './lib.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -118,10 +118,17 @@ function main(): void {
   const rows = [
     timeBoth('compare raw qcow2', dm('compare', raw, qcow2), ['qemu-img', 'compare', raw, qcow2], opts.runs, timeFile),
     timeBoth('compare qcow2 vmdk', dm('compare', qcow2, vmdk), ['qemu-img', 'compare', qcow2, vmdk], opts.runs, timeFile),
-    timeBoth('convert qcow2 -> vmdk', dm('convert', qcow2, ours, '-q'), ['qemu-img', 'convert', '-O', 'vmdk', qcow2, theirs], opts.runs, timeFile, {
-      ours,
-      theirs,
-    }),
+    timeBoth(
+      'convert qcow2 -> vmdk',
+      dm('convert', qcow2, ours, '-q'),
+      ['qemu-img', ...QEMU_CONVERT_DURABLE, '-O', 'vmdk', qcow2, theirs],
+      opts.runs,
+      timeFile,
+      {
+        ours,
+        theirs,
+      },
+    ),
   ];
   run(['qemu-img', 'compare', ours, theirs]); // both conversions hold the same disk
   if (opts.json) {

@@ -15,7 +15,7 @@
  * Targets (kernel path): 64 GiB within 1.1x of our 4 GiB time and 1.0x of qemu-img's; 142 GiB
  * under 0.5 s.
  */
-import { GiB, MiB, benchTempDir, caCertsNote, maxOf, measure, median, writeRandomFile, benchEnv, type Measurement } from './lib.js';
+import { GiB, MiB, QEMU_CONVERT_DURABLE, benchTempDir, caCertsNote, maxOf, measure, median, writeRandomFile, benchEnv, type Measurement } from './lib.js';
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, ftruncateSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -150,7 +150,7 @@ function main(): void {
         [
           { tool: 'diskmint (kernel)', argv: dm('convert', raw, ours, '-q'), output: ours, runs: opts.runs },
           { tool: 'diskmint (pure)', argv: dm('convert', raw, pureOut, '-q'), env: pure, output: pureOut, runs: opts.pureRuns },
-          { tool: 'qemu-img', argv: ['qemu-img', 'convert', '-O', 'qcow2', raw, theirs], output: theirs, runs: opts.runs },
+          { tool: 'qemu-img', argv: ['qemu-img', ...QEMU_CONVERT_DURABLE, '-O', 'qcow2', raw, theirs], output: theirs, runs: opts.runs },
         ],
         timeFile,
       ),
