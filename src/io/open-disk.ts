@@ -70,7 +70,7 @@ async function openInChain(path: string, opts: OpenDiskOptions, chain: readonly 
     await file.close();
     if (chain.length) throw new DiskmintError('NOT_A_DISK', `${path}: a ${compression}-compressed image cannot be a backing file`);
     const seekable = opts.decodeWhole ? undefined : await openSeekableCompressed(path, compression);
-    if (seekable) return openDecompressed(path, { file: seekable, kind: compression, spans: () => spoolDecompressed(path, compression) }, opts);
+    if (seekable) return openDecompressed(path, { file: seekable, kind: compression, spans: () => seekable.spooled() }, opts);
     const spooled = await spoolDecompressed(path, compression);
     return openDecompressed(path, { file: spooled.file, kind: compression, spans: async () => spooled }, opts);
   }
@@ -126,26 +126,20 @@ async function openDecompressed(
 }
 
 /**
- * A raw disk whose data spans come from decoding it whole once (`spans`, on the first call; the
- * temp file then serves every read). No scan of its own.
+ * A raw disk whose data spans come from decoding it whole once (`spans`, on the first call: a
+ * spooled image has them already; a seekable one spools then, and reads its temp file from
+ * then on). No scan of its own.
  */
 function knownSpansRaw(file: DiskReader, spans: () => Promise<SpooledImage>): ContainerReader {
   let spooled: Promise<SpooledImage> | undefined;
-  let reads = file;
   return {
     format: 'raw',
     size: file.size,
-    read: (o, n, into) => reads.read(o, n, into),
-    close: async () => {
-      const s = await spooled?.catch(() => undefined);
-      if (s && s.file !== file) await s.file.close();
-      await file.close();
-    },
+    read: (o, n, into) => file.read(o, n, into),
+    close: () => file.close(),
     details: () => ({}),
     async *allocatedRanges() {
-      const s = await (spooled ??= spans());
-      reads = s.file;
-      yield* s.spans.map((r) => ({ ...r }));
+      yield* (await (spooled ??= spans())).spans.map((r) => ({ ...r }));
     },
   };
 }

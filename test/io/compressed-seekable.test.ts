@@ -170,6 +170,28 @@ describe('seekable compressed images', () => {
     expect(readFileSync(dev).equals(before)).toBe(true);
   });
 
+  it('reads all over the image decode it whole once, past twice the cache, and the temp file serves them from then on; removed at close', async (ctx) => {
+    if (!requirePeer('xz', 'xz-utils')) return ctx.skip();
+    const path = xzOf('scattered.xz', plain, 256 * KiB);
+    const before = tempEntries();
+    const seekable = await openSeekableCompressed(path, 'xz', { cacheBytes: 512 * KiB }); // two units
+    try {
+      // Every unit in turn, twice: 12 MiB decoded unit by unit would be far past 1.5 MiB (a quarter of the image).
+      for (let pass = 0; pass < 2; pass++)
+        for (let at = 0; at < plain.length; at += 256 * KiB) {
+          const got = await seekable!.read(at + 7, 1000);
+          expect(Buffer.from(got).equals(Buffer.from(plain.subarray(at + 7, at + 1007)))).toBe(true);
+          if (pass === 0 && at < 4 * 256 * KiB) expect(tempEntries()).toBe(before); // not yet: 1 MiB decoded
+        }
+      expect(tempEntries()).toBe(before + 1);
+      const spans = (await seekable!.spooled()).spans;
+      expect(spans.length).toBeGreaterThan(0);
+    } finally {
+      await seekable!.close();
+    }
+    expect(tempEntries()).toBe(before);
+  });
+
   it('one block or one frame is not read by unit (decoded whole instead)', async (ctx) => {
     if (!requirePeer('xz', 'xz-utils')) return ctx.skip();
     expect(await openSeekableCompressed(xzOf('one.xz', plain, 64 * MiB), 'xz')).toBeUndefined();

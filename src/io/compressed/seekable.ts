@@ -9,6 +9,10 @@
  *
  * Only the layout is trusted here, not the data: a unit whose data is damaged fails the read
  * that needs it, naming the unit; the rest of the image still reads.
+ *
+ * Reads all over the image (a file system check) would decode units again and again once they
+ * leave the cache: past SPOOL_AFTER bytes decoded, the image is decoded whole into a temp file
+ * once (spool.ts), which serves every read from then on; so does asking for its data spans.
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { closeSync, fstatSync, openSync } from 'node:fs';
@@ -17,11 +21,19 @@ import { DiskmintError } from '../../model/errors.js';
 import type { DiskReader } from '../../model/disk-reader.js';
 import { xzBlocksStream, type XzLayout } from './xz-blocks.js';
 import { readXzLayout, readZstdFrames } from './recorded-size.js';
+import { spoolDecompressed, type SpooledImage } from './spool.js';
 
 /** Decoded units kept for later reads (the latest first to stay; at least one whatever its size). */
 const UNIT_CACHE = 64 << 20;
 /** Largest unit decoded whole; a file of larger ones is decoded front to back instead (xz -9 -T cuts 192 MiB blocks). */
 const MAX_UNIT = 64 << 20;
+/** Bytes decoded unit by unit before the image is decoded whole instead: twice the cache, or a quarter of the image if more. */
+const spoolAfter = (size: number, cacheBytes: number) => Math.max(2 * cacheBytes, size / 4);
+
+/** The cache's size (default UNIT_CACHE; tests make it small to see the spool take over). */
+export interface SeekableOptions {
+  cacheBytes?: number;
+}
 
 /** One independently decodable piece of the file. */
 export interface CompressedUnit {
@@ -36,17 +48,19 @@ export interface SeekableCompressed extends DiskReader {
   readonly kind: CompressionKind;
   /** How many units the file holds. */
   readonly units: number;
+  /** The image decoded whole into a temp file (once; reads go there from then on), with its data spans. */
+  spooled(): Promise<SpooledImage>;
 }
 
 /**
  * `path` (compressed as `kind`) read by unit, when it is an .xz of several blocks or a zstd of
  * several frames, every one within MAX_UNIT; undefined otherwise (open it by decoding it whole).
  */
-export async function openSeekableCompressed(path: string, kind: CompressionKind): Promise<SeekableCompressed | undefined> {
+export async function openSeekableCompressed(path: string, kind: CompressionKind, opts: SeekableOptions = {}): Promise<SeekableCompressed | undefined> {
   const layout = kind === 'xz' || kind === 'zstd' ? unitLayout(path, kind) : undefined;
   if (!layout || layout.units.length < 2 || layout.units.some((u) => u.outputSize > MAX_UNIT)) return undefined;
   const file = await open(path, 'r');
-  return seekableReader(path, kind, file, layout.units, kind === 'xz' ? xzUnitDecoder(layout.xz!) : zstdUnitDecoder());
+  return seekableReader(path, kind, file, layout.units, kind === 'xz' ? xzUnitDecoder(layout.xz!) : zstdUnitDecoder(), opts.cacheBytes ?? UNIT_CACHE);
 }
 
 function unitLayout(path: string, kind: 'xz' | 'zstd'): { units: CompressedUnit[]; xz?: XzLayout } | undefined {
@@ -68,12 +82,28 @@ function unitLayout(path: string, kind: 'xz' | 'zstd'): { units: CompressedUnit[
 /** Turns unit `index`'s bytes (as stored) into its decompressed bytes, exactly `outputSize` of them. */
 type UnitDecoder = (bytes: Uint8Array, unit: CompressedUnit, index: number) => Promise<Uint8Array>;
 
-function seekableReader(path: string, kind: CompressionKind, file: FileHandle, units: CompressedUnit[], decode: UnitDecoder): SeekableCompressed {
+function seekableReader(
+  path: string,
+  kind: CompressionKind,
+  file: FileHandle,
+  units: CompressedUnit[],
+  decode: UnitDecoder,
+  cacheBytes: number,
+): SeekableCompressed {
   const last = units[units.length - 1];
   const size = last.outputOffset + last.outputSize;
   /** Decoded units, least recently used first; a unit being decoded is there as its promise. */
   const cache = new Map<number, Promise<Uint8Array>>();
   let cached = 0;
+  let decoded = 0;
+  let whole: Promise<SpooledImage> | undefined;
+  let wholeFile: DiskReader | undefined;
+  const spooled = () =>
+    (whole ??= spoolDecompressed(path, kind).then((s) => {
+      wholeFile = s.file;
+      cache.clear();
+      return s;
+    }));
   const unitBytes = (i: number): Promise<Uint8Array> => {
     let got = cache.get(i);
     if (got) {
@@ -102,8 +132,9 @@ function seekableReader(path: string, kind: CompressionKind, file: FileHandle, u
     got.catch(() => cache.delete(i)); // a failed unit is not kept: the next read tries again
     cache.set(i, got);
     cached += u.outputSize;
+    decoded += u.outputSize;
     for (const [j] of cache) {
-      if (cached <= UNIT_CACHE || cache.size <= 1) break;
+      if (cached <= cacheBytes || cache.size <= 1) break;
       cache.delete(j);
       cached -= units[j].outputSize;
     }
@@ -123,7 +154,10 @@ function seekableReader(path: string, kind: CompressionKind, file: FileHandle, u
     kind,
     size,
     units: units.length,
+    spooled,
     async read(offset, length, into) {
+      if (!wholeFile && decoded > spoolAfter(size, cacheBytes)) await spooled();
+      if (wholeFile) return wholeFile.read(offset, length, into);
       const start = Math.min(Math.max(0, offset), size);
       const n = Math.min(size - start, Math.max(0, length));
       const out = into && into.length >= n ? into.subarray(0, n) : new Uint8Array(n);
@@ -138,6 +172,8 @@ function seekableReader(path: string, kind: CompressionKind, file: FileHandle, u
     },
     async close() {
       cache.clear();
+      const s = await whole?.catch(() => undefined);
+      await s?.file.close(); // removes the temp file
       await file.close();
     },
   };
