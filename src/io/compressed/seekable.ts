@@ -102,6 +102,7 @@ function seekableReader(
     (whole ??= spoolDecompressed(path, kind).then((s) => {
       wholeFile = s.file;
       cache.clear();
+      cached = 0;
       return s;
     }));
   const unitBytes = (i: number): Promise<Uint8Array> => {
@@ -124,12 +125,18 @@ function seekableReader(
       }
       if (out.length !== u.outputSize)
         throw new DiskmintError(
-          'INPUT',
+          'NOT_A_DISK',
           `${path}: ${unitName(kind, i, units.length)} holds ${out.length} bytes, not the ${u.outputSize} its ${kind === 'xz' ? 'index' : 'header'} records`,
         );
       return out;
     })();
-    got.catch(() => cache.delete(i)); // a failed unit is not kept: the next read tries again
+    const settled = got;
+    // A failed unit is not kept (the next read tries again), nor counted as held.
+    settled.catch(() => {
+      if (cache.get(i) !== settled) return; // already evicted
+      cache.delete(i);
+      cached -= u.outputSize;
+    });
     cache.set(i, got);
     cached += u.outputSize;
     decoded += u.outputSize;
