@@ -19,11 +19,12 @@
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { lzma2DictionaryProperty, xzBlock, xzStreamEnd, xzStreamHeader, type XzIndexRecord } from '../../../formats/common/xz-container.js';
+import { concatBytes } from '../../../formats/common/bytes.js';
 import { DiskmintError } from '../../model/errors.js';
 import { crc32 } from '../../model/crc32.js';
 import type { VirtualDisk } from '../../model/extents.js';
 import type { ByteSink } from '../../io/sink.js';
-import { mapOrdered } from '../../io/concurrency.js';
+import { concurrencyLimit, mapOrdered } from '../../io/concurrency.js';
 import { FileCache, readRunInto } from '../../io/run-reader.js';
 import { isAllZero } from '../../io/zero-blocks.js';
 
@@ -71,9 +72,16 @@ export function xzEncoderAvailable(): boolean {
   return loadEncoder() !== undefined;
 }
 
+/** The encoder, or the refusal where .xz output cannot be written here. */
+function requireEncoder(): LzmaPackage {
+  const lzma = loadEncoder();
+  if (!lzma) throw new DiskmintError('BAD_ARGUMENT', XZ_ENCODER_MISSING);
+  return lzma;
+}
+
 /** Throws the refusal unless .xz output can be written here. */
 export function refuseWithoutXzEncoder(): void {
-  if (!xzEncoderAvailable()) throw new DiskmintError('BAD_ARGUMENT', XZ_ENCODER_MISSING);
+  requireEncoder();
 }
 
 /** The LZMA2 settings of `level` (0-9): xz's preset, its dictionary capped at a block. */
@@ -96,23 +104,15 @@ export function xzConcurrency(level: number, threads?: number): number {
 
 /** Write `disk` into `sink` as one .xz stream of XZ_BLOCK blocks at `level` (0-9, default 6). */
 export async function writeXzRaw(disk: VirtualDisk, sink: ByteSink, opts: { threads?: number; level?: number } = {}): Promise<void> {
-  const lzma = loadEncoder();
-  if (!lzma) throw new DiskmintError('BAD_ARGUMENT', XZ_ENCODER_MISSING);
+  const lzma = requireEncoder();
   const settings = xzSettings(opts.level);
   const encoders = xzConcurrency(settings.preset, opts.threads);
-  const slots = new Slots(encoders);
+  const withEncoderSlot = concurrencyLimit(encoders);
   // Input buffers, reused: at most encoders + 1 blocks are read at once (mapOrdered's window).
   const spare: Uint8Array[] = [];
   const files = new FileCache();
   let zeroBlock: Promise<Uint8Array[]> | undefined;
-  const compress = async (data: Uint8Array): Promise<Uint8Array[]> => {
-    await slots.acquire();
-    try {
-      return await compressBlock(lzma, data, settings);
-    } finally {
-      slots.release();
-    }
-  };
+  const compress = (data: Uint8Array): Promise<Uint8Array[]> => withEncoderSlot(() => compressBlock(lzma, data, settings));
   const records: XzIndexRecord[] = [];
   try {
     await sink.write(xzStreamHeader());
@@ -145,12 +145,7 @@ export async function writeXzRaw(disk: VirtualDisk, sink: ByteSink, opts: { thre
 
 /** `data` as raw LZMA2 (end marker included) at `level`, the way each block is compressed (tests). */
 export async function lzma2Compress(data: Uint8Array, level = XZ_DEFAULT_LEVEL): Promise<Uint8Array> {
-  const lzma = loadEncoder();
-  if (!lzma) throw new DiskmintError('BAD_ARGUMENT', XZ_ENCODER_MISSING);
-  const parts = await compressBlock(lzma, data, xzSettings(level));
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  parts.reduce((at, p) => (out.set(p, at), at + p.length), 0);
-  return out;
+  return concatBytes(await compressBlock(requireEncoder(), data, xzSettings(level)));
 }
 
 /** One block's raw LZMA2 data (end marker included), compressed off the JS thread, in the pieces it came in. */
@@ -171,25 +166,4 @@ async function compressBlock(lzma: LzmaPackage, data: Uint8Array, settings: { pr
     throw new DiskmintError('IO', `xz compression failed: ${(err as Error).message}`);
   }
   return parts;
-}
-
-/** A counting semaphore: at most `size` holders at once, served in the order they asked. */
-class Slots {
-  private free: number;
-  private readonly waiting: Array<() => void> = [];
-  constructor(size: number) {
-    this.free = size;
-  }
-  async acquire(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-  release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.free++;
-  }
 }
