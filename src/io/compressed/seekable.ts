@@ -210,13 +210,12 @@ function xzUnitDecoder(layout: XzLayout): UnitDecoder {
   };
 }
 
-/**
- * A zstd frame decoded as zstd clusters are (containers/compress.ts zstdDecompress: node:zlib's
- * libzstd where the runtime has it, Node 22.15+, else the WebAssembly build), bounded by its size.
- */
+/** A zstd frame decoded by node:zlib's libzstd where the runtime has it (Node 22.15+), else fzstd (pure JS). */
 function zstdUnitDecoder(): UnitDecoder {
   return async (bytes, unit) => {
-    const { zstdDecompress } = await import('../../containers/compress.js');
-    return zstdDecompress(bytes, unit.outputSize);
+    const zlib = (await import('node:zlib')) as { zstdDecompressSync?: (b: Uint8Array, o: { maxOutputLength: number }) => Uint8Array };
+    if (zlib.zstdDecompressSync) return zlib.zstdDecompressSync(bytes, { maxOutputLength: Math.max(1, unit.outputSize) });
+    const { decompress } = await import('fzstd');
+    return decompress(bytes, new Uint8Array(unit.outputSize));
   };
 }
