@@ -51,7 +51,7 @@ async function writeOptions(o: WriteFlags, output: string): Promise<WriteImageOp
 async function checkCompressor(algorithm: opts.Compression, verbose = false): Promise<void> {
   let engine = `node:zlib (zlib ${process.versions.zlib})`;
   if (algorithm === 'zstd') {
-    const { describeZstdEngine, zstdEngine } = await import('../containers/compress.js');
+    const { describeZstdEngine, zstdEngine } = await import('../io/zstd.js');
     engine = describeZstdEngine(zstdEngine());
   }
   if (verbose) printErr(`diskmint: ${algorithm} through ${engine}\n`);

@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { availableParallelism } from 'node:os';
 import { deflateRawSync, deflateSync, gzipSync, inflateRawSync, inflateSync } from 'node:zlib';
-import { QCOW2_DEFLATE_WINDOW_BITS, createCompressor, deflateChunkSize, zstdDecompress } from '../../src/containers/compress.js';
+import { QCOW2_DEFLATE_WINDOW_BITS, createCompressor, deflateChunkSize } from '../../src/containers/compress.js';
+import { zstdDecompress } from '../../src/io/zstd.js';
 import { describe, expect, it, vi } from 'vitest';
 import { concurrencyLimit, forEachConcurrent, mapOrdered } from '../../src/io/concurrency.js';
 

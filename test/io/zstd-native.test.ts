@@ -11,15 +11,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  createCompressor,
-  describeZstdEngine,
-  wasmZstdBuild,
-  zstdDecompress,
-  zstdEngine,
-  type WasmZstdBuild,
-  type ZstdEngine,
-} from '../../src/containers/compress.js';
+import { createCompressor } from '../../src/containers/compress.js';
+import { describeZstdEngine, wasmZstdBuild, zstdDecompress, zstdEngine, type WasmZstdBuild, type ZstdEngine } from '../../src/io/zstd.js';
 import { DiskmintError } from '../../src/model/errors.js';
 import { diskmint } from '../helpers/cli.js';
 import { tempDir } from '../helpers/golden.js';

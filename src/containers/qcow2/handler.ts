@@ -24,7 +24,7 @@ import {
   type Qcow2Header,
 } from '../../../formats/containers/qcow2.js';
 import { decodeL1Entry, decodeL2Entry, type Qcow2L2Entry } from '../../../formats/containers/qcow2-tables.js';
-import { zstdDecompress } from '../compress.js';
+import { zstdDecompress } from '../../io/zstd.js';
 import type { ContainerHandler, ContainerReader, OpenContext } from '../types.js';
 import { unionOfRanges } from '../blocks.js';
 import { QCOW2_OPTION_KEYS, writeQcow2 } from './writer.js';

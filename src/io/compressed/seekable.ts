@@ -22,6 +22,7 @@ import type { DiskReader } from '../../model/disk-reader.js';
 import { xzBlocksStream, type XzLayout } from './xz-blocks.js';
 import { readXzLayout, readZstdFrames } from './recorded-size.js';
 import { spoolDecompressed, type SpooledImage } from './spool.js';
+import { zstdDecompress } from '../zstd.js';
 
 /** Decoded units kept for later reads (the latest first to stay; at least one whatever its size). */
 const UNIT_CACHE = 64 << 20;
@@ -210,12 +211,7 @@ function xzUnitDecoder(layout: XzLayout): UnitDecoder {
   };
 }
 
-/** A zstd frame decoded by node:zlib's libzstd where the runtime has it (Node 22.15+), else fzstd (pure JS). */
+/** A zstd frame decoded by this process's zstd engine (io/zstd.ts: node:zlib's libzstd, else WebAssembly). */
 function zstdUnitDecoder(): UnitDecoder {
-  return async (bytes, unit) => {
-    const zlib = (await import('node:zlib')) as { zstdDecompressSync?: (b: Uint8Array, o: { maxOutputLength: number }) => Uint8Array };
-    if (zlib.zstdDecompressSync) return zlib.zstdDecompressSync(bytes, { maxOutputLength: Math.max(1, unit.outputSize) });
-    const { decompress } = await import('fzstd');
-    return decompress(bytes, new Uint8Array(unit.outputSize));
-  };
+  return (bytes, unit) => zstdDecompress(bytes, unit.outputSize);
 }

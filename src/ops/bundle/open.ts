@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { DiskmintError } from '../../model/errors.js';
 import { FormatError } from '../../../formats/common/errors.js';
-import { zstdDecompress } from '../../containers/compress.js';
+import { zstdDecompress } from '../../io/zstd.js';
 import { loadPublicKey, verifyBytes } from '../sign-keys.js';
 import { formatBytes } from '../../model/size.js';
 import {
