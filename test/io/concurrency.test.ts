@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import { deflateRawSync, deflateSync, gzipSync, inflateRawSync, inflateSync } from 'node:zlib';
 import { QCOW2_DEFLATE_WINDOW_BITS, createCompressor, deflateChunkSize } from '../../src/containers/compress.js';
 import { zstdDecompress } from '../../src/io/zstd.js';
+import { deflateOnePass } from '../../src/io/zlib-async.js';
 import { describe, expect, it, vi } from 'vitest';
 import { concurrencyLimit, forEachConcurrent, mapOrdered } from '../../src/io/concurrency.js';
 
@@ -176,6 +177,33 @@ describe('deflate in one pass', () => {
         },
       ),
       { numRuns: 25 },
+    );
+  });
+
+  it('deflateOnePass (a stream per block, one _processChunk) gives the bytes of the one-shot call with the same room, raw, zlib and gzip, levels 0-9 (property)', async () => {
+    const pass = deflateOnePass();
+    expect(pass).toBeDefined(); // every Node this runs on has the entry; the fallback is the one-shot call compared with here
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uint8Array({ minLength: 0, maxLength: 300_000 }),
+        fc.integer({ min: 0, max: 9 }),
+        fc.integer({ min: 0, max: 3 }),
+        async (bytes, level, repeat) => {
+          // Repeats make compressible data; raw random bytes exercise stored blocks.
+          const data = repeat ? new Uint8Array(bytes.length * (repeat + 1)).map((_, i) => bytes[i % Math.max(1, bytes.length)] ?? 0) : bytes;
+          const chunkSize = deflateChunkSize(data.length);
+          const cases = [
+            ['raw', (o: object) => deflateRawSync(data, { level, windowBits: QCOW2_DEFLATE_WINDOW_BITS, ...o }), { windowBits: QCOW2_DEFLATE_WINDOW_BITS }],
+            ['zlib', (o: object) => deflateSync(data, { level, ...o }), {}],
+            ['gzip', (o: object) => gzipSync(data, { level, ...o }), {}],
+          ] as const;
+          for (const [wrapper, oneShot, extra] of cases) {
+            const out = await pass!(data, wrapper, { level, chunkSize, ...extra });
+            expect(Buffer.compare(out, oneShot({ chunkSize }))).toBe(0);
+          }
+        },
+      ),
+      { numRuns: 30 },
     );
   });
 });
