@@ -130,7 +130,12 @@ export type Compression = (typeof COMPRESSIONS)[number];
 export const compression = choice('--compression <kind>', 'compression algorithm', COMPRESSIONS);
 /** Checked against the algorithm's own range once that is known (levelFor). */
 export const level = integer('--level <n>', 'compression level (deflate 0-9, zstd 1-22)', 0, 22);
-export const threads = integer('--threads <n>', 'compression threads (default: every core); output bytes do not depend on it', 1, 1024);
+export const threads = integer(
+  '--threads <n>',
+  'compression threads (default: every core; .xz: as xz -T0, cores the memory holds); output bytes do not depend on it',
+  1,
+  1024,
+);
 
 const LEVELS: Record<Compression, [number, number]> = { deflate: [0, 9], zstd: [1, 22] };
 /** `--level` within the range of the algorithm that will use it. */

@@ -25,7 +25,8 @@ import {
   xzStreamHeader,
   type XzBlockInput,
 } from '../../formats/common/xz-container.js';
-import { lzma2Compress, xzEncoderAvailable, xzSettings } from '../../src/containers/raw/xz-writer.js';
+import { lzma2Compress, threadMemoryBudget, xzConcurrency, xzEncoderAvailable, xzSettings } from '../../src/containers/raw/xz-writer.js';
+import { totalmem } from 'node:os';
 import { decompressedChunks } from '../../src/io/compressed/decode.js';
 import { xzIndexSize, xzLayout } from '../../src/io/compressed/xz-blocks.js';
 import { tempDir } from '../helpers/golden.js';
@@ -143,5 +144,28 @@ describe('the .xz container', () => {
     expect(new DataView(block.buffer).getUint32(block.length - 4, true)).toBe(crc32(block.subarray(0, block.length - 4)));
     expect(() => xzBlockHeader(0, 1, 22)).toThrow(FormatError);
     expect(() => xzStreamFooter(10)).toThrow(FormatError);
+  });
+});
+
+describe('xz output: encoders at once', () => {
+  const GiB = 1 << 30;
+  it('follows xz -T0: a core each, as many as a quarter of the memory holds, at least one; --threads says exactly', () => {
+    const perEncoder = xzSettings(6).memory;
+    expect(perEncoder).toBeGreaterThan(130e6); // measured: one preset-6 encoder of lzma-rust2 took 130 MB, a second 170 MB more
+    expect(xzConcurrency(6, undefined, { cores: 2, memory: (24 * GiB) / 4 })).toBe(2); // a 24 GiB machine: every core
+    expect(xzConcurrency(6, undefined, { cores: 8, memory: (1 * GiB) / 4 })).toBe(1); // a 1 GiB board: one
+    expect(xzConcurrency(6, undefined, { cores: 8, memory: 2 * perEncoder + 1 })).toBe(2);
+    expect(xzConcurrency(6, undefined, { cores: 8, memory: 0 })).toBe(1);
+    expect(xzConcurrency(0, undefined, { cores: 4, memory: (1 * GiB) / 4 })).toBe(4); // level 0's encoder is small
+    expect(xzConcurrency(6, 3, { cores: 1, memory: 0 })).toBe(3);
+  });
+
+  it("takes a quarter of the machine's memory, or of the cgroup's limit where lower", () => {
+    const budget = threadMemoryBudget();
+    expect(budget).toBeGreaterThan(0);
+    expect(budget).toBeLessThanOrEqual(totalmem() / 4);
+    const limit = process.constrainedMemory?.() ?? 0;
+    if (limit > 0 && limit < totalmem()) expect(budget).toBe(Math.floor(limit / 4));
+    else expect(budget).toBe(Math.floor(totalmem() / 4));
   });
 });

@@ -11,13 +11,14 @@
  * the JS thread, with an explicit preset and dictionary. It is fed in 64 KiB pieces: the
  * package's allocator (mimalloc) kept, measured, about the size of every larger piece that one
  * thread allocated and another freed (~9 MB more RSS per 8 MiB block fed whole); with small
- * pieces the RSS stays flat. An encoder's own memory is about 12 times its dictionary with the
- * binary-tree match finder (presets 4-9; the package's backend.rs says 11.5) and 8 times with the
- * hash chain (0-3): ~110 MB at preset 6. So, unless `--threads` says how many, blocks compress
- * at once only as many as MEMORY_BUDGET holds: one at presets 5-9, two at 4, more below.
+ * pieces the RSS stays flat. An encoder's own memory is, measured, about 16 times its dictionary
+ * with the binary-tree match finder (presets 4-9; the package's backend.rs says 11.5) and 8 times
+ * with the hash chain (0-3): ~130-170 MB at preset 6. Unless `--threads` says how many, blocks
+ * compress at once as xz -T0 runs threads: one a core, as many as a quarter of the memory holds
+ * (xz(1), --memlimit-mt's default), the cgroup's limit where that is lower.
  */
 import { createRequire } from 'node:module';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, totalmem } from 'node:os';
 import { lzma2DictionaryProperty, xzBlock, xzStreamEnd, xzStreamHeader, type XzIndexRecord } from '../../../formats/common/xz-container.js';
 import { concatBytes } from '../../../formats/common/bytes.js';
 import { DiskmintError } from '../../model/errors.js';
@@ -36,8 +37,6 @@ const FEED = 64 << 10;
 const PRESET_DICTIONARY = [256 << 10, 1 << 20, 2 << 20, 4 << 20, 4 << 20, 8 << 20, 8 << 20, 16 << 20, 32 << 20, 64 << 20];
 /** xz's default preset. */
 export const XZ_DEFAULT_LEVEL = 6;
-/** What the encoders running at once may use between them, when `--threads` does not say how many run. */
-const MEMORY_BUDGET = 128 << 20;
 
 const PACKAGE = '@napi-rs/lzma';
 /** The one sentence that refuses .xz output where the encoder is not installed or does not load. */
@@ -88,18 +87,33 @@ export function refuseWithoutXzEncoder(): void {
 export function xzSettings(level = XZ_DEFAULT_LEVEL): { preset: number; dictSize: number; property: number; memory: number } {
   if (!Number.isInteger(level) || level < 0 || level > 9) throw new DiskmintError('BAD_ARGUMENT', `xz levels go from 0 to 9, not ${level}`);
   const dictSize = Math.min(PRESET_DICTIONARY[level], XZ_BLOCK);
-  // Measured with lzma-rust2 0.17: preset 6 (8 MiB) ~100 MB, preset 3 (4 MiB) ~38 MB.
-  const memory = (level >= 4 ? 12 : 8) * dictSize + (6 << 20);
+  // Measured with lzma-rust2 0.17 (peak RSS, Node 26, 256 MiB of a UFS file system): preset 6
+  // (8 MiB) 130 MB for one encoder, 170 MB more for a second; preset 3 (4 MiB) ~38 MB.
+  const memory = (level >= 4 ? 16 : 8) * dictSize + (6 << 20);
   return { preset: level, dictSize, property: lzma2DictionaryProperty(dictSize), memory };
 }
 
 /**
- * How many blocks compress at once at `level`: `threads` when given (each encoder costs its
- * memory), else as many as MEMORY_BUDGET holds, at most one a core, at least one.
+ * What xz's threads may use between them when no limit is given (xz(1), --memlimit-mt: a quarter
+ * of the total memory): a quarter of this machine's memory, or of the cgroup's limit where that
+ * is lower (process.constrainedMemory: 0, undefined or a huge number when there is none).
  */
-export function xzConcurrency(level: number, threads?: number): number {
+export function threadMemoryBudget(): number {
+  const limit = process.constrainedMemory?.() ?? 0;
+  return Math.floor(Math.min(totalmem(), limit > 0 ? limit : Infinity) / 4);
+}
+
+/**
+ * How many blocks compress at once at `level`: `threads` when given (each encoder costs its
+ * memory), else as xz -T0 decides: one a core, as many as `machine.memory` holds, at least one.
+ */
+export function xzConcurrency(
+  level: number,
+  threads?: number,
+  machine: { cores: number; memory: number } = { cores: availableParallelism(), memory: threadMemoryBudget() },
+): number {
   if (threads !== undefined) return Math.max(1, threads);
-  return Math.max(1, Math.min(availableParallelism(), Math.floor(MEMORY_BUDGET / xzSettings(level).memory)));
+  return Math.max(1, Math.min(machine.cores, Math.floor(machine.memory / xzSettings(level).memory)));
 }
 
 /** Write `disk` into `sink` as one .xz stream of XZ_BLOCK blocks at `level` (0-9, default 6). */
