@@ -6,7 +6,7 @@ import { realpath, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { DiskmintError, isSystemError } from '../model/errors.js';
 import { FormatError } from '../../formats/common/errors.js';
-import { openRawFile, type DiskReader } from '../model/disk-reader.js';
+import { openRawFile, type DiskReader, type FileReadOptions } from '../model/disk-reader.js';
 import { detectContainer } from '../containers/registry.js';
 import { COMPRESSION_MAGIC_BYTES, detectCompression, type CompressionKind } from '../../formats/common/compression.js';
 import { spoolDecompressed, type SpooledImage } from './compressed/spool.js';
@@ -21,7 +21,7 @@ export interface OpenedDisk {
   compression?: CompressionKind;
 }
 
-export interface OpenDiskOptions {
+export interface OpenDiskOptions extends FileReadOptions {
   /** Allow qcow2 backing files / VMDK parents (refused by default). */
   allowBacking?: boolean;
   /** Allow qcow2 external data files (refused by default). */
@@ -54,7 +54,7 @@ async function openInChain(path: string, opts: OpenDiskOptions, chain: readonly 
   if (!st.isFile() && !st.isBlockDevice()) throw new DiskmintError('NOT_A_DISK', `${path} is not a file or block device`);
   let file: DiskReader;
   try {
-    file = await openRawFile(path);
+    file = await openRawFile(path, { syncReads: opts.syncReads });
   } catch (err) {
     throw new DiskmintError('NOT_A_DISK', `${path} cannot be read: ${(err as Error).message}`);
   }
@@ -80,7 +80,7 @@ async function openInChain(path: string, opts: OpenDiskOptions, chain: readonly 
     const reader = await handler.open(file, {
       path,
       ...opts,
-      openSibling: (name) => openSiblingFile(path, name),
+      openSibling: (name) => openSiblingFile(path, name, { syncReads: opts.syncReads }),
       openBacking: opts.allowBacking ? (name, format) => openBackingFile(path, name, format, opts, [...chain, real]) : undefined,
     });
     return { reader: failingReadsNamePath(reader, path), format: handler.format };
@@ -201,7 +201,7 @@ async function openBackingFile(imagePath: string, name: string, format: string |
 }
 
 /** A file named by a descriptor, inside the descriptor's own folder only. */
-export async function openSiblingFile(imagePath: string, name: string): Promise<DiskReader> {
+export async function openSiblingFile(imagePath: string, name: string, opts: FileReadOptions = {}): Promise<DiskReader> {
   const norm = normalize(name);
   if (isAbsolute(name) || norm.split(sep).includes('..') || name.includes('\0')) {
     throw new FormatError('BAD_VALUE', `extent file "${name}" is outside the folder of ${basename(imagePath)}; only files beside it are opened`, 'vmdk');
@@ -212,7 +212,7 @@ export async function openSiblingFile(imagePath: string, name: string): Promise<
     throw new FormatError('BAD_VALUE', `extent file "${name}" named by ${basename(imagePath)} is not a file`, 'vmdk');
   }
   try {
-    return await openRawFile(path);
+    return await openRawFile(path, opts);
   } catch {
     throw new FormatError('BAD_VALUE', `extent file "${name}" named by ${basename(imagePath)} cannot be opened`, 'vmdk');
   }

@@ -1,4 +1,5 @@
 import { open, type FileHandle } from 'node:fs/promises';
+import { readSync } from 'node:fs';
 
 /**
  * Random access to a disk image's virtual bytes. Containers (qcow2, VMDK, ...) and raw files
@@ -39,15 +40,29 @@ export function memoryDiskReader(bytes: Uint8Array): DiskReader {
   };
 }
 
+export interface FileReadOptions {
+  /**
+   * Read with readSync on this thread rather than on libuv's thread pool. For a loop that waits
+   * on every read anyway (compare, as qemu-img compare reads), a read from the page cache is then
+   * one copy, without two thread hops and four threads copying at once on a 2-core machine:
+   * `compare` of a 4 GiB raw against its qcow2 (1 GiB of data) took 0.20 s of system time
+   * instead of 0.22-0.31 s, qemu-img's 0.18-0.20 s. Never where other work should go on meanwhile.
+   */
+  syncReads?: boolean;
+}
+
 /** A raw image file. */
-export async function openRawFile(path: string): Promise<DiskReader> {
+export async function openRawFile(path: string, opts: FileReadOptions = {}): Promise<DiskReader> {
   const handle: FileHandle = await open(path, 'r');
   const { size } = await handle.stat();
-  return fileHandleReader(handle, size, () => handle.close());
+  return fileHandleReader(handle, size, () => handle.close(), opts);
 }
 
 /** The first `size` bytes of an open file as a disk; `close` is the caller's (the handle's own close by default). */
-export function fileHandleReader(handle: FileHandle, size: number, close: () => Promise<void> = () => handle.close()): DiskReader {
+export function fileHandleReader(handle: FileHandle, size: number, close: () => Promise<void> = () => handle.close(), opts: FileReadOptions = {}): DiskReader {
+  const readAt = opts.syncReads
+    ? async (buf: Uint8Array, at: number, n: number, position: number) => readSync(handle.fd, buf, at, n, position)
+    : async (buf: Uint8Array, at: number, n: number, position: number) => (await handle.read(buf, at, n, position)).bytesRead;
   return {
     size,
     async read(offset, length, into) {
@@ -56,7 +71,7 @@ export function fileHandleReader(handle: FileHandle, size: number, close: () => 
       const buf = into && into.length >= n ? into.subarray(0, n) : new Uint8Array(n);
       let done = 0;
       while (done < n) {
-        const { bytesRead } = await handle.read(buf, done, n - done, start + done);
+        const bytesRead = await readAt(buf, done, n - done, start + done);
         if (bytesRead === 0) break;
         done += bytesRead;
       }

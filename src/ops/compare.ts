@@ -55,9 +55,11 @@ export interface CompareResult {
  * of an image (a slot against the file written into it, say).
  */
 export async function compareImages(specA: string, specB: string, opts: CompareOptions = {}): Promise<CompareResult> {
-  const a = await openImageSpec(specA, opts);
+  // Each chunk's reads are awaited before it is compared: read on this thread (disk-reader.ts syncReads).
+  const open = (spec: string) => openImageSpec(spec, { syncReads: true, ...opts });
+  const a = await open(specA);
   try {
-    const b = await openImageSpec(specB, opts);
+    const b = await open(specB);
     try {
       const describe = (path: string, opened: { reader: ContainerReader; format: string }) => ({ path, format: opened.format, size: opened.reader.size });
       const base = { a: describe(specA, a), b: describe(specB, b) };
