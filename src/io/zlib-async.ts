@@ -88,6 +88,13 @@ export function deflateOnePass(): ((data: Uint8Array, wrapper: DeflateWrapper, o
   return (data, wrapper, opts) => onePass(open(wrapper, opts), data, zlib.constants.Z_FINISH);
 }
 
+/**
+ * node:zlib's libzstd on libuv's thread pool, one block at a time, as one ZSTD_e_end pass
+ * (onePass) over the whole block with ZSTD_compressBound bytes of room: the same bytes
+ * zstdCompressSync gives (the one-shot `zstdCompress` instead writes the block, then ends the
+ * frame with an extra empty block). Undefined when this Node has no zstd or no single-pass
+ * entry: then worker threads compress (compress.ts).
+ */
 export function nativeZstdCompressor(): ((data: Uint8Array, level: number) => Promise<Uint8Array>) | undefined {
   const zlib = require('node:zlib') as ZlibWithZstd;
   const { ZSTD_c_compressionLevel: LEVEL, ZSTD_e_end: END } = zlib.constants;

@@ -45,8 +45,8 @@ export interface FileReadOptions {
    * Read with readSync on this thread rather than on libuv's thread pool. For a loop that waits
    * on every read anyway (compare, as qemu-img compare reads), a read from the page cache is then
    * one copy, without two thread hops and four threads copying at once on a 2-core machine:
-   * `compare` of a 4 GiB raw against its qcow2 (1 GiB of data) took 0.20 s of system time
-   * instead of 0.22-0.31 s, qemu-img's 0.18-0.20 s. Never where other work should go on meanwhile.
+   * `compare` of a 4 GiB raw against its qcow2 (1 GiB of data) took 0.19-0.25 s of system time
+   * instead of 0.43-0.68 s (qemu-img 0.20-0.26 s). Never where other work should go on meanwhile.
    */
   syncReads?: boolean;
 }
