@@ -126,7 +126,8 @@ export async function createBmap(image: string, opts: CreateBmapOptions): Promis
   if (!opts.output) throw new DiskmintError('BAD_ARGUMENT', 'bmap needs an output file (-o FILE.bmap)');
   // A compressed raw image that records its size is mapped as it decodes; any other is opened whole.
   const stream = await openDecodedStream(image, CHUNK);
-  const { reader, format } = stream ? { reader: stream, format: 'raw' } : await openDisk(image, opts);
+  // One read at a time, each awaited before it is hashed: read on this thread (disk-reader.ts syncReads).
+  const { reader, format } = stream ? { reader: stream, format: 'raw' } : await openDisk(image, { syncReads: true, ...opts });
   try {
     const map = stream ? await blockMapOfStream(stream, opts.onProgress) : await blockMapOf(reader as ContainerReader, opts.onProgress);
     const text = new TextEncoder().encode(writeBmap(map));

@@ -71,7 +71,7 @@ async function hashImageAndPartitions(disk: DiskReader, parts: ManifestPartition
 
 /** The manifest of an image (any container diskmint reads): size, sha256, and every partition, nested ones too. */
 export async function imageManifest(imagePath: string): Promise<ImageManifest> {
-  const { reader } = await openDisk(imagePath);
+  const { reader } = await openDisk(imagePath, { syncReads: true }); // read and hashed one chunk at a time (disk-reader.ts syncReads)
   try {
     const { table } = await inspectDisk(reader);
     const partitions: ManifestPartition[] = [];
