@@ -5,7 +5,7 @@
  * WebAssembly build (wasmZstdBuild; DISKMINT_ZSTD_WORKERS=1 puts native zstd in workers too, for tests).
  * Each block is compressed on its own, so output bytes never depend on the thread count.
  */
-import { deflateAsync, deflateOnePass, deflateRawAsync, gzipAsync, nativeZstdCompressor } from '../io/zlib-async.js';
+import { deflateBlock, nativeZstdCompressor } from '../io/zlib-async.js';
 import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
@@ -57,18 +57,14 @@ export function createCompressor(opts: { threads?: number; zstd?: ZstdEngine; wa
   const onPool = concurrencyLimit(concurrency);
   const inWorkers = concurrencyLimit(threads);
   let zstd: ZstdCompressor | undefined;
-  let deflatePass: ReturnType<typeof deflateOnePass> | null | undefined; // null: this Node lacks it
   const deflateOne = async (data: Uint8Array, kind: Exclude<CompressionKind, 'zstd'>, level = 6): Promise<Uint8Array> => {
     // One pass on the thread pool per block: room for all of its output (else node:zlib returns
     // to this thread after every 16 KiB, and the pool waits on it). The bytes are the same at
     // levels 1-9; level 0's stored blocks are cut to the room given (zlib deflate.c deflate_stored).
     const chunkSize = deflateChunkSize(data.length);
-    const pass = deflatePass === undefined ? (deflatePass = deflateOnePass() ?? null) : deflatePass;
-    const windowBits = kind === 'deflate-raw' ? { windowBits: QCOW2_DEFLATE_WINDOW_BITS } : {};
-    if (pass) return plain(await pass(data, kind === 'deflate-raw' ? 'raw' : kind, { level, chunkSize, ...windowBits }));
-    if (kind === 'deflate-raw') return plain(await deflateRawAsync(data, { level, windowBits: QCOW2_DEFLATE_WINDOW_BITS, chunkSize }));
-    if (kind === 'zlib') return plain(await deflateAsync(data, { level, chunkSize }));
-    return plain(await gzipAsync(data, { level, chunkSize })); // a whole member: header (MTIME 0), data, CRC-32, ISIZE
+    // gzip: a whole member: header (MTIME 0), data, CRC-32, ISIZE.
+    if (kind !== 'deflate-raw') return plain(await deflateBlock(data, kind, { level, chunkSize }));
+    return plain(await deflateBlock(data, 'raw', { level, chunkSize, windowBits: QCOW2_DEFLATE_WINDOW_BITS }));
   };
   return {
     concurrency,

@@ -18,18 +18,6 @@ export function inflateAsync(data: Uint8Array, opts: ZlibOptions = {}): Promise<
   return promised(inflate, data, opts);
 }
 
-export function deflateAsync(data: Uint8Array, opts: ZlibOptions = {}): Promise<Buffer> {
-  return promised(deflate, data, opts);
-}
-
-export function deflateRawAsync(data: Uint8Array, opts: ZlibOptions = {}): Promise<Buffer> {
-  return promised(deflateRaw, data, opts);
-}
-
-export function gzipAsync(data: Uint8Array, opts: ZlibOptions = {}): Promise<Buffer> {
-  return promised(gzip, data, opts);
-}
-
 /** ZSTD_compressBound (zstd.h): the most a block of `n` bytes can take compressed. */
 export const zstdCompressBound = (n: number): number => n + (n >>> 8) + (n < 131072 ? (131072 - n) >>> 11 : 0);
 
@@ -86,6 +74,19 @@ export function deflateOnePass(): ((data: Uint8Array, wrapper: DeflateWrapper, o
     (wrapper === 'raw' ? zlib.createDeflateRaw(opts) : wrapper === 'zlib' ? zlib.createDeflate(opts) : zlib.createGzip(opts)) as unknown as PassStream;
   if (!hasOnePass(open('raw', { level: 1 }))) return undefined;
   return (data, wrapper, opts) => onePass(open(wrapper, opts), data, zlib.constants.Z_FINISH);
+}
+
+/** deflateOnePass of this Node, found on first use; null where it lacks the entry. */
+let onePassDeflate: ReturnType<typeof deflateOnePass> | null | undefined;
+
+/**
+ * `data` deflated whole (`wrapper`) with `chunkSize` bytes of output room, on libuv's thread
+ * pool: deflateOnePass where this Node has its entry, else the one-shot call (the same bytes).
+ */
+export function deflateBlock(data: Uint8Array, wrapper: DeflateWrapper, opts: ZlibOptions & { chunkSize: number }): Promise<Buffer> {
+  if (onePassDeflate === undefined) onePassDeflate = deflateOnePass() ?? null;
+  if (onePassDeflate) return onePassDeflate(data, wrapper, opts);
+  return promised(wrapper === 'raw' ? deflateRaw : wrapper === 'zlib' ? deflate : gzip, data, opts);
 }
 
 /**

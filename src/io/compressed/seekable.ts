@@ -11,7 +11,7 @@
  * that needs it, naming the unit; the rest of the image still reads.
  *
  * Reads all over the image (a file system check) would decode units again and again once they
- * leave the cache: past SPOOL_AFTER bytes decoded, the image is decoded whole into a temp file
+ * leave the cache: past spoolAfter() bytes decoded, the image is decoded whole into a temp file
  * once (spool.ts), which serves every read from then on; so does asking for its data spans.
  */
 import { open, type FileHandle } from 'node:fs/promises';
