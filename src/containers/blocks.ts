@@ -261,6 +261,14 @@ export async function* rangesOfBlocks(
   if (run) yield run;
 }
 
+/** `ranges` cut into pieces of at most `chunk` bytes, clipped to `end`. */
+export async function* piecesOf(ranges: AsyncIterable<Range>, chunk: number, end = Infinity): AsyncGenerator<Range> {
+  for await (const r of ranges) {
+    const stop = Math.min(end, r.offset + r.length);
+    for (let offset = r.offset; offset < stop; offset += chunk) yield { offset, length: Math.min(chunk, stop - offset) };
+  }
+}
+
 /** Union of two ascending range streams, adjacent and overlapping ranges joined. */
 export async function* unionOfRanges(a: AsyncIterable<Range>, b?: AsyncIterable<Range>): AsyncGenerator<Range> {
   const ia = a[Symbol.asyncIterator]();

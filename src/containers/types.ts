@@ -20,6 +20,12 @@ export interface ContainerReader extends DiskReader {
    * follows the metadata, not the virtual size (a 1 TiB image with little data answers fast).
    */
   allocatedRanges(): AsyncIterable<{ offset: number; length: number }>;
+  /**
+   * Where a raw image may hold data, known without reading a byte (the kernel's map, or the whole
+   * file): wider than allocatedRanges, which reads these to drop the zero blocks. A reader that
+   * reads its data anyway (compare, bmap) takes these instead, so each byte is read once.
+   */
+  dataRanges?(): AsyncIterable<{ offset: number; length: number }>;
   /** Format facts for `info` (cluster size, compression type, adapter type, ...). */
   details(): Record<string, string | number | boolean>;
 }

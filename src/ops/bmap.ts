@@ -13,6 +13,7 @@ import { openDisk, type OpenDiskOptions } from '../io/open-disk.js';
 import { writeAtomically } from '../io/atomic-output.js';
 import { writeFully } from '../io/write-fully.js';
 import type { ContainerReader } from '../containers/types.js';
+import { piecesOf } from '../containers/blocks.js';
 import { openDecodedStream, type DecodedStream } from '../io/compressed/decoded-stream.js';
 import { nonZeroSpans } from '../io/zero-blocks.js';
 
@@ -65,10 +66,7 @@ export async function hashReaderRange(reader: DiskReader, offset: number, length
  * bmaptool create 0.74-0.75 s).
  * Other containers say what they allocated without a read; those ranges are then read and hashed.
  */
-export async function blockMapOf(
-  reader: ContainerReader & { dataRanges?(): AsyncIterable<{ offset: number; length: number }> },
-  onProgress?: (done: number, total: number) => void,
-): Promise<BlockMap> {
+export async function blockMapOf(reader: ContainerReader, onProgress?: (done: number, total: number) => void): Promise<BlockMap> {
   if (reader.dataRanges) return blockMapOfChunks(reader.size, rangeChunks(reader, reader.dataRanges()), onProgress);
   const buffer = new Uint8Array(CHUNK);
   const ranges: BmapRange[] = [];
@@ -86,12 +84,9 @@ export async function blockMapOf(
 /** `ranges` of `reader` (starting on the 64 KiB grid, as a raw image's data ranges do) read CHUNK bytes at a time into one reused buffer. */
 async function* rangeChunks(reader: DiskReader, ranges: AsyncIterable<{ offset: number; length: number }>): AsyncGenerator<{ at: number; bytes: Uint8Array }> {
   const buffer = new Uint8Array(CHUNK);
-  for await (const r of ranges) {
-    const end = Math.min(reader.size, r.offset + r.length);
-    for (let at = r.offset; at < end; at += CHUNK) {
-      const view = buffer.subarray(0, Math.min(CHUNK, end - at));
-      yield { at, bytes: view.subarray(0, await readInto(reader, at, view)) };
-    }
+  for await (const { offset: at, length } of piecesOf(ranges, CHUNK, reader.size)) {
+    const view = buffer.subarray(0, length);
+    yield { at, bytes: view.subarray(0, await readInto(reader, at, view)) };
   }
 }
 

@@ -16,10 +16,9 @@ type Range = { offset: number; length: number };
 
 /**
  * What comparing needs of a disk: an image's reader, or a virtual disk's (virtualDiskReader). A raw
- * image also offers `dataRanges`, where it may hold data without reading it (the kernel's map, or
- * the whole file): compared as they are, its data is read once, not scanned for zeros first.
+ * image's `dataRanges` are compared as they are: its data is read once, not scanned for zeros first.
  */
-export type ComparableDisk = Pick<ContainerReader, 'size' | 'read' | 'allocatedRanges' | 'close'> & { dataRanges?(): AsyncIterable<Range> };
+export type ComparableDisk = Pick<ContainerReader, 'size' | 'read' | 'allocatedRanges' | 'dataRanges' | 'close'>;
 
 /**
  * Bytes compared per read of each image. The ring of buffers in flight (2 x (READ_AHEAD + 1)

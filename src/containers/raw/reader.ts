@@ -10,6 +10,7 @@ import { readInto, type DiskReader } from '../../model/disk-reader.js';
 import type { ContainerReader } from '../types.js';
 import { ZERO_BLOCK, nonZeroSpans } from '../../io/zero-blocks.js';
 import { mapOrdered } from '../../io/concurrency.js';
+import { piecesOf } from '../blocks.js';
 import { seekDataIo, seekDataRanges, type Range } from '../../io/kernel/data-ranges.js';
 import { kernelIo, type KernelIo } from '../../io/kernel/ffi.js';
 
@@ -82,24 +83,19 @@ function* wholeBlocks(ranges: Iterable<Range>, size: number): Generator<Range> {
  */
 async function* nonZeroRanges(file: DiskReader, handle: FileHandle | undefined, ranges: AsyncIterable<Range>): AsyncGenerator<Range> {
   let span: Range | undefined; // the range found so far, joined across chunks
-  const chunks = async function* () {
-    for await (const r of ranges) {
-      for (let at = r.offset; at < r.offset + r.length; at += SCAN_CHUNK) yield { at, n: Math.min(SCAN_CHUNK, r.offset + r.length - at) };
-    }
-  };
   // Reused buffers: a chunk is released before the read SCAN_DEPTH chunks later starts
   // (mapOrdered starts it when the next chunk is asked for), so one spare is plenty. Fresh
   // memory costs a page fault per 4 KiB, more than the read itself on some VMs.
   const ring: Uint8Array[] = [];
   let chunkNumber = 0;
-  const readChunk = async ({ at, n }: { at: number; n: number }) => {
+  const readChunk = async ({ offset: at, length: n }: Range) => {
     const slot = chunkNumber++ % (SCAN_DEPTH + 1);
     const buf = (ring[slot] ??= new Uint8Array(SCAN_CHUNK)).subarray(0, n);
     if (!handle) return { at, chunk: buf.subarray(0, await readInto(file, at, buf)) };
     const { bytesRead } = await handle.read(buf, 0, n, at);
     return { at, chunk: buf.subarray(0, bytesRead) };
   };
-  for await (const { at, chunk } of mapOrdered(chunks(), SCAN_DEPTH, readChunk)) {
+  for await (const { at, chunk } of mapOrdered(piecesOf(ranges, SCAN_CHUNK), SCAN_DEPTH, readChunk)) {
     for (const [start, end] of nonZeroSpans(chunk)) {
       if (span && span.offset + span.length === at + start) span.length += end - start;
       else {
