@@ -19,8 +19,12 @@ import { nonZeroSpans } from '../io/zero-blocks.js';
 
 /** bmaptool create's block size (BmapCreate: the file system's block size, 4096 on every Linux one). */
 export const BMAP_BLOCK_SIZE = 4096;
-/** Bytes read at a time while hashing (reused buffer). */
-const CHUNK = 4 << 20;
+/**
+ * Bytes read at a time while hashing (one reused buffer, a multiple of the 64 KiB zero-block
+ * grid): 1 MiB stays in the core's cache from the kernel's copy to the hash; 4 MiB took 0.91-0.96 s
+ * where 1 MiB takes 0.89-0.90 s for the bmap of a 4 GiB raw holding 1 GiB (bmaptool create 0.82-0.85 s).
+ */
+const CHUNK = 1 << 20;
 
 /** The image's allocated ranges as ascending, merged block ranges of `blockSize`. */
 export async function* mappedBlockRanges(reader: ContainerReader, blockSize = BMAP_BLOCK_SIZE): AsyncGenerator<{ first: number; last: number }> {

@@ -20,15 +20,26 @@ type Range = { offset: number; length: number };
  */
 export type ComparableDisk = Pick<ContainerReader, 'size' | 'read' | 'allocatedRanges' | 'dataRanges' | 'close'>;
 
+/** How firstDifference reads the two disks: bytes per read of each, and chunks read ahead of the comparison. */
+export interface CompareReads {
+  chunk: number;
+  readAhead: number;
+}
+
 /**
- * Bytes compared per read of each image. The ring of buffers in flight (2 x (READ_AHEAD + 1)
- * chunks, 10 MiB) stays in the CPU's cache, so the kernel's copy and the comparison after it
- * do not go out to memory: 1 MiB chunks took 0.19 s where 4 MiB ones took 0.24 s (40 MiB ring)
- * on a 2 GiB raw against its qcow2 with 512 MiB of data, system time halved (bench/README.md).
+ * Readers whose reads run on libuv's threads: both images read a few chunks ahead. The ring of
+ * buffers in flight (2 x (readAhead + 1) chunks, 10 MiB) stays in the CPU's cache, so the kernel's
+ * copy and the comparison after it do not go out to memory: 1 MiB chunks took 0.19 s where 4 MiB
+ * ones took 0.24 s (40 MiB ring) on a 2 GiB raw against its qcow2 with 512 MiB of data.
  */
-const COMPARE_CHUNK = 1 << 20;
-/** Chunks read ahead of the comparison (both images read at once, on libuv's threads). */
-const READ_AHEAD = 4;
+export const POOLED_READS: CompareReads = { chunk: 1 << 20, readAhead: 4 };
+/**
+ * Readers that read on this thread (disk-reader.ts syncReads): nothing overlaps, so nothing is
+ * read ahead, and two 256 KiB buffers, reused, stay in the core's own cache from the kernel's copy
+ * to the comparison: compare of a 4 GiB raw holding 1 GiB against its qcow2 0.50-0.54 -> 0.42-0.45 s
+ * (1 MiB chunks 4 ahead; qemu-img compare 0.53-0.63 s, bench/README.md).
+ */
+export const SYNC_READS: CompareReads = { chunk: 256 << 10, readAhead: 0 };
 /** qemu-img compare reports a mismatch at the start of its 512-byte sector. */
 const SECTOR = 512;
 
@@ -54,7 +65,7 @@ export interface CompareResult {
  * of an image (a slot against the file written into it, say).
  */
 export async function compareImages(specA: string, specB: string, opts: CompareOptions = {}): Promise<CompareResult> {
-  // Each chunk's reads are awaited before it is compared: read on this thread (disk-reader.ts syncReads).
+  // Read on this thread (disk-reader.ts syncReads), compared with SYNC_READS.
   const open = (spec: string) => openImageSpec(spec, { syncReads: true, ...opts });
   const a = await open(specA);
   try {
@@ -71,7 +82,7 @@ export async function compareImages(specA: string, specB: string, opts: CompareO
       });
       const common = Math.min(a.reader.size, b.reader.size);
       if (opts.strict && a.reader.size !== b.reader.size) return differs(common, 'size');
-      const at = await firstDifference(a.reader, b.reader);
+      const at = await firstDifference(a.reader, b.reader, SYNC_READS);
       return at === undefined ? { ...base, identical: true } : differs(at, 'content');
     } finally {
       await b.reader.close();
@@ -85,25 +96,27 @@ export async function compareImages(specA: string, specB: string, opts: CompareO
  * The first byte where the two disks differ, reading only where either has data: where both
  * have, their bytes are compared; where one has, its bytes with zeros (the other is not read).
  * Past the smaller disk's end, the larger one's bytes are compared with zeros. Undefined when none.
+ * `reads` suits the readers: POOLED_READS, or SYNC_READS for readers opened with syncReads.
  */
-export async function firstDifference(a: ComparableDisk, b: ComparableDisk): Promise<number | undefined> {
-  const zeros = new Uint8Array(COMPARE_CHUNK);
-  // Reads run READ_AHEAD chunks ahead of the comparison, into a ring of reused buffers: a slot
-  // is refilled READ_AHEAD + 1 chunks later, after its chunk was compared (mapOrdered starts a
+export async function firstDifference(a: ComparableDisk, b: ComparableDisk, reads: CompareReads = POOLED_READS): Promise<number | undefined> {
+  const { chunk, readAhead } = reads;
+  const zeros = new Uint8Array(chunk);
+  // Reads run readAhead chunks ahead of the comparison, into a ring of reused buffers: a slot
+  // is refilled readAhead + 1 chunks later, after its chunk was compared (mapOrdered starts a
   // read when the next result is asked for).
-  const ring = Array.from({ length: READ_AHEAD + 1 }, () => ({ a: new Uint8Array(0), b: new Uint8Array(0) }));
+  const ring = Array.from({ length: readAhead + 1 }, () => ({ a: new Uint8Array(0), b: new Uint8Array(0) }));
   let chunkNumber = 0;
   const readChunk = async ({ at, n, inA, inB }: Chunk) => {
     const slot = ring[chunkNumber++ % ring.length];
-    if (inA && slot.a.length === 0) slot.a = new Uint8Array(COMPARE_CHUNK);
-    if (inB && slot.b.length === 0) slot.b = new Uint8Array(COMPARE_CHUNK);
+    if (inA && slot.a.length === 0) slot.a = new Uint8Array(chunk);
+    if (inB && slot.b.length === 0) slot.b = new Uint8Array(chunk);
     const [x, y] = await Promise.all([
       inA ? readPadded(a, at, slot.a.subarray(0, n)) : zeros.subarray(0, n),
       inB ? readPadded(b, at, slot.b.subarray(0, n)) : zeros.subarray(0, n),
     ]);
     return { at, x, y };
   };
-  for await (const { at, x, y } of mapOrdered(chunksToCompare(a, b), READ_AHEAD, readChunk)) {
+  for await (const { at, x, y } of mapOrdered(chunksToCompare(a, b, chunk), readAhead, readChunk)) {
     const i = firstUnequalByte(x, y);
     if (i !== undefined) return at + i;
   }
@@ -117,12 +130,12 @@ interface Chunk {
   inB: boolean;
 }
 
-/** COMPARE_CHUNK pieces of every range either disk has data in, up to the larger disk's end. */
-async function* chunksToCompare(a: ComparableDisk, b: ComparableDisk): AsyncGenerator<Chunk> {
+/** `chunk`-byte pieces of every range either disk has data in, up to the larger disk's end. */
+async function* chunksToCompare(a: ComparableDisk, b: ComparableDisk, chunk: number): AsyncGenerator<Chunk> {
   const ranges = (d: ComparableDisk) => d.dataRanges?.() ?? d.allocatedRanges();
   for await (const s of coverage(ranges(a), ranges(b))) {
     const end = Math.min(s.end, Math.max(a.size, b.size));
-    for (let at = s.offset; at < end; at += COMPARE_CHUNK) yield { at, n: Math.min(COMPARE_CHUNK, end - at), inA: s.inA, inB: s.inB };
+    for (let at = s.offset; at < end; at += chunk) yield { at, n: Math.min(chunk, end - at), inA: s.inA, inB: s.inB };
   }
 }
 

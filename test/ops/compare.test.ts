@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { buildImage, compareImages, convertImage, VirtualDisk, writeImage } from '../../src/index.js';
+import { firstDifference, POOLED_READS, SYNC_READS, type ComparableDisk } from '../../src/ops/compare.js';
 import { requirePeer } from '../helpers/peer.js';
 import { tempDir } from '../helpers/golden.js';
 
@@ -83,6 +84,43 @@ describe('compareImages', () => {
         },
       ),
       { numRuns: 25 },
+    );
+  });
+
+  it('reads read ahead (POOLED_READS) or one at a time (SYNC_READS) find the same first difference as a byte loop (property)', async () => {
+    /** A disk in memory; `delay` makes its reads settle later, as reads on libuv's threads do. */
+    const memoryDisk = (bytes: Uint8Array, delay: boolean): ComparableDisk => ({
+      size: bytes.length,
+      async read(offset, length, into) {
+        if (delay) await new Promise((r) => setImmediate(r));
+        const part = bytes.subarray(offset, offset + length);
+        if (!into) return part.slice();
+        into.set(part);
+        return into.subarray(0, part.length);
+      },
+      allocatedRanges: async function* () {
+        yield { offset: 0, length: bytes.length };
+      },
+      close: async () => {},
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 6 << 20 }),
+        fc.integer({ min: 0, max: 6 << 20 }),
+        fc.array(fc.nat(6 << 20), { maxLength: 3 }),
+        fc.boolean(),
+        async (sizeA, sizeB, changes, delay) => {
+          const a = new Uint8Array(sizeA);
+          for (let i = 0; i < sizeA; i += 4093) a[i] = (i % 251) + 1;
+          const b = new Uint8Array(sizeB);
+          b.set(a.subarray(0, sizeB));
+          for (const at of changes) if (at < sizeB) b[at] ^= 0x5a;
+          let expected: number | undefined;
+          for (let i = 0; i < Math.max(sizeA, sizeB) && expected === undefined; i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) expected = i;
+          for (const reads of [POOLED_READS, SYNC_READS]) expect(await firstDifference(memoryDisk(a, delay), memoryDisk(b, delay), reads)).toBe(expected);
+        },
+      ),
+      { numRuns: 30 },
     );
   });
 
