@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { openDisk } from '../io/open-disk.js';
 import { inspectDisk } from './inspect.js';
 import type { PartitionTable } from '../schemes/types.js';
-import type { DiskReader } from '../model/disk-reader.js';
+import { readInto, type DiskReader } from '../model/disk-reader.js';
 
 export interface ManifestPartition {
   /** Which table: `gpt`, `mbr`, `bsd`, or a nested label such as `mbr.partition[1].bsd`. */
@@ -47,14 +47,19 @@ function manifestPartitions(table: PartitionTable | null, where: string, out: Ma
   }
 }
 
-const HASH_CHUNK = 4 << 20;
+/**
+ * Bytes hashed per read, into one reused buffer (a fresh 4 MiB one per read cost a page fault per
+ * 4 KiB: `sign` of a 512 MiB FFS image 0.68-0.85 -> 0.51-0.54 s, peak RSS 90 -> 58 MB).
+ */
+const HASH_CHUNK = 1 << 20;
 
 /** One pass over the disk feeding the whole-image hash and every partition's hash. */
 async function hashImageAndPartitions(disk: DiskReader, parts: ManifestPartition[]): Promise<string> {
   const image = createHash('sha256');
   const hashes = parts.map(() => createHash('sha256'));
+  const buffer = new Uint8Array(HASH_CHUNK);
   for (let at = 0; at < disk.size;) {
-    const chunk = await disk.read(at, Math.min(HASH_CHUNK, disk.size - at));
+    const chunk = buffer.subarray(0, await readInto(disk, at, buffer.subarray(0, Math.min(HASH_CHUNK, disk.size - at))));
     if (!chunk.length) break;
     image.update(chunk);
     const end = at + chunk.length;

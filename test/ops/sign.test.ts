@@ -128,6 +128,8 @@ describe('signed images', () => {
     const os1 = m.partitions[1];
     const expected = execFileSync('sh', ['-c', `tail -c +${os1.offset + 1} '${raw}' | head -c ${os1.size} | sha256sum`], { encoding: 'utf8' }).split(' ')[0];
     expect(os1.sha256).toBe(expected);
+    // The whole image too: 16 chunks through one reused buffer.
+    expect(m.image.sha256).toBe(execFileSync('sha256sum', [raw], { encoding: 'utf8' }).split(' ')[0]);
     expect(await imageManifest(qcow2)).toEqual(m);
   });
 
