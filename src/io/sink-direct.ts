@@ -8,6 +8,9 @@
  * Direct I/O wants the file offset, the length and the memory address aligned to the device's
  * logical block; the staging buffer is a WebAssembly memory (its base is page aligned) and only
  * the ALIGN-aligned middle of a write goes direct, its ends through the caller's buffered write.
+ * A middle copied into a staging buffer is written behind: the call resolves once the copy is
+ * made (the caller's memory is free), up to WRITES_BEHIND such writes stay on their way, and
+ * `drain` (the sink's finish, before any fsync) waits for them and throws the first failure.
  * Where the file system refuses O_DIRECT (tmpfs, some FUSE), the sink writes buffered as before;
  * DISKMINT_PURE_IO=1 writes buffered too (plain reads and writes only).
  */
@@ -30,12 +33,23 @@ export type BufferedWrite = (parts: readonly Uint8Array[], at: number) => Promis
 export interface DirectWrites {
   /**
    * Write `parts` back to back from `at`: the aligned middle through O_DIRECT, the ends (and all
-   * of it when direct I/O is refused or too short) through `buffered`.
+   * of it when direct I/O is refused or too short) through `buffered`. Resolves once the caller's
+   * memory is no longer needed: a middle copied into a staging buffer may still be on its way to
+   * the device (at most WRITES_BEHIND of them); `drain` waits for those.
    */
   write(parts: readonly Uint8Array[], at: number, buffered: BufferedWrite): Promise<void>;
+  /** Wait for every write still on its way; throws the first one's failure. */
+  drain(): Promise<void>;
   /** Bytes that went direct so far. */
   readonly directBytes: number;
 }
+
+/**
+ * Staged writes that may still be on their way when `write` resolves. With one, the device sat
+ * idle while the next batch was copied into a stage; with two it always has the next write
+ * queued (this VM's disk: 512 MiB in 4 MiB direct writes 375 ms one at a time, 337-347 ms two).
+ */
+const WRITES_BEHIND = 2;
 
 /** Direct writes into the file open as `fd` (reopened through /proc/self/fd with O_DIRECT for each write, so no descriptor outlives one). */
 export function directWrites(fd: number | undefined): DirectWrites {
@@ -43,11 +57,46 @@ export function directWrites(fd: number | undefined): DirectWrites {
   // One staging buffer per write in flight (positioned writes run concurrently), reused after.
   const idleStages: Uint8Array[] = [];
   let directBytes = 0;
+  const behind: Array<Promise<void>> = []; // staged writes on their way, oldest first
+  let failure: unknown; // the first of them that failed, thrown by the next call
+  const rethrow = () => {
+    if (failure !== undefined) throw failure;
+  };
+  /** `stage`'s bytes written at `from` through `direct` (closed after) behind the caller; what the kernel refuses, buffered from the stage. */
+  const writeBehind = async (direct: number, stage: Uint8Array, from: number, buffered: BufferedWrite) => {
+    while (behind.length >= WRITES_BEHIND) await behind[0].catch(() => undefined);
+    const done = (async () => {
+      try {
+        const written = await writeDirect(direct, stage, from);
+        directBytes += written;
+        if (written < stage.length) {
+          usable = false; // refused partway: buffered from now on
+          await buffered([stage.subarray(written)], from + written);
+        }
+      } finally {
+        closeSync(direct);
+        idleStages.push(fullStage(stage));
+      }
+    })();
+    const tracked = done.then(
+      () => void behind.splice(behind.indexOf(tracked), 1),
+      (err: unknown) => {
+        behind.splice(behind.indexOf(tracked), 1);
+        failure ??= err;
+      },
+    );
+    behind.push(tracked);
+  };
   return {
     get directBytes() {
       return directBytes;
     },
+    async drain() {
+      while (behind.length) await behind[0];
+      rethrow();
+    },
     async write(parts, at, buffered) {
+      rethrow();
       let total = 0;
       for (const p of parts) total += p.length;
       const from = Math.ceil(at / DIRECT_ALIGN) * DIRECT_ALIGN;
@@ -60,6 +109,20 @@ export function directWrites(fd: number | undefined): DirectWrites {
         usable = false; // no /proc, or a file system without O_DIRECT (EINVAL): buffered from now on
         return buffered(parts, at);
       }
+      const middle = slice(parts, from - at, to - at);
+      if (to - from <= STAGE_BYTES && !(middle.length === 1 && isPageAligned(middle[0]))) {
+        // One stage holds the middle: copied, the caller's memory is free, and the device write goes on behind.
+        const stage = stageOf(middle, to - from, idleStages);
+        try {
+          await buffered(slice(parts, 0, from - at), at);
+          await buffered(slice(parts, to - at, total), to);
+        } catch (err) {
+          closeSync(direct);
+          idleStages.push(fullStage(stage));
+          throw err;
+        }
+        return writeBehind(direct, stage, from, buffered);
+      }
       try {
         const written = await writeAligned(direct, parts, at, from, to, idleStages);
         directBytes += written;
@@ -71,6 +134,22 @@ export function directWrites(fd: number | undefined): DirectWrites {
       }
     },
   };
+}
+
+/** `parts` (`n` bytes in all) copied into the front of a staging buffer: the view of them. */
+function stageOf(parts: readonly Uint8Array[], n: number, idleStages: Uint8Array[]): Uint8Array {
+  const stage = idleStages.pop() ?? pageAlignedBuffer(STAGE_BYTES);
+  let filled = 0;
+  for (const p of parts) {
+    stage.set(p, filled);
+    filled += p.length;
+  }
+  return stage.subarray(0, n);
+}
+
+/** The whole staging buffer a view of one starts. */
+function fullStage(view: Uint8Array): Uint8Array {
+  return new Uint8Array(view.buffer, view.byteOffset, STAGE_BYTES);
 }
 
 /**

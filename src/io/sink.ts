@@ -43,9 +43,10 @@ const DIRECT_BYTES = 256 << 10;
 
 /**
  * A sink over a new (empty) file: zero runs are left as holes, small forward writes are
- * coalesced, and large ones are written from the caller's buffer (resolved once on disk, so the
- * caller may reuse it then). Large writes go past the page cache (O_DIRECT, sink-direct.ts)
- * where the file system allows; `directBytes` counts them.
+ * coalesced, and large ones are written from the caller's buffer (resolved once that buffer is
+ * no longer needed, so the caller may reuse it then). Large writes go past the page cache
+ * (O_DIRECT, sink-direct.ts) where the file system allows, some still on their way when they
+ * resolve: `finish` waits for them (and throws their failure). `directBytes` counts them.
  */
 export function fileSink(handle: FileHandle): ByteSink & { readonly directBytes: number } {
   let position = 0;
@@ -119,6 +120,7 @@ export function fileSink(handle: FileHandle): ByteSink & { readonly directBytes:
     },
     async finish(size) {
       await flush();
+      await direct.drain();
       await handle.truncate(size ?? Math.max(end, position));
     },
   };
