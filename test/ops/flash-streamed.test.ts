@@ -270,15 +270,19 @@ describe('flash of an .xz or .zst as it decodes', () => {
     const image = made('v.xz', 'xz', ['-T1', '-c', raw]);
     const dev = device('changed.dev');
     const bad = 9 * MiB + 65_536 + 100;
-    const corrupt = async () => {
-      const b = readFileSync(dev);
+    const corrupt = (path: string) => async () => {
+      const b = readFileSync(path);
       b[bad] ^= 0xff;
-      writeFileSync(dev, b);
+      writeFileSync(path, b);
     };
-    const written = await flashImage(image, dev, { yes: true, beforeVerify: corrupt });
+    const written = await flashImage(image, dev, { yes: true, beforeVerify: corrupt(dev) });
     expect(written.verify).toMatchObject({ ok: false, firstBadOffset: bad });
     const full = await flashImage(image, device('full.dev'), { yes: true, discard: true, verify: 'full' });
     expect(full.verify.ok).toBe(true);
+    // --verify=full reads ahead of its comparison too: the byte in the third 4 MiB chunk is found exactly.
+    const fullChanged = device('full-changed.dev');
+    const fullBad = await flashImage(image, fullChanged, { yes: true, discard: true, verify: 'full', beforeVerify: corrupt(fullChanged) });
+    expect(fullBad.verify).toMatchObject({ ok: false, firstBadOffset: bad });
   });
 
   it('data damaged inside a sound frame: the write stops where the decoder fails and says the device is incomplete', async () => {

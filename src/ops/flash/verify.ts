@@ -9,7 +9,7 @@ import { readInto, type DiskReader } from '../../model/disk-reader.js';
 import type { FlashRange } from './plan.js';
 import { firstUnequalByte } from '../../io/byte-compare.js';
 import type { ReadBack } from './read-back.js';
-import { chunksOf, FLASH_CHUNK, type Chunk, type Meter } from './write.js';
+import { chunksOf, FLASH_CHUNK, type Meter } from './write.js';
 
 /** The first offset in [offset, offset + length) where the device differs from the plan's bytes. */
 async function firstDifference(image: DiskReader, back: ReadBack, range: FlashRange): Promise<number> {
@@ -24,17 +24,20 @@ async function firstDifference(image: DiskReader, back: ReadBack, range: FlashRa
   return range.offset; // the hashes differed: the device changed between the two reads
 }
 
-/** Read every range back and compare its SHA-256 with `digests`; the first bad offset, or undefined. */
-export async function verifyWritten(
-  image: DiskReader,
+const INTERRUPTED = 'verification interrupted: the device was written in full but not checked';
+
+/**
+ * `chunks` read back from the device in order, every slot of `back` but one reading ahead while
+ * `use` takes the oldest read's bytes (valid until it returns). Stops at the first value `use`
+ * returns, after every read in flight has settled (so the caller may read `back` again).
+ */
+async function readBackInOrder<C extends { offset: number; length: number }, T>(
   back: ReadBack,
-  plan: readonly FlashRange[],
-  digests: readonly string[],
-  opts: { signal?: AbortSignal; meter: Meter },
-): Promise<number | undefined> {
-  const chunks = chunksOf(plan);
-  // Every slot but one reads ahead while the oldest read's bytes are hashed.
-  const pending: Array<Promise<{ c: Chunk; bytes: Uint8Array }>> = [];
+  chunks: Iterator<C>,
+  signal: AbortSignal | undefined,
+  use: (c: C, bytes: Uint8Array) => Promise<T | undefined> | T | undefined,
+): Promise<T | undefined> {
+  const pending: Array<Promise<{ c: C; bytes: Uint8Array }>> = [];
   let slot = 0;
   const readNext = () => {
     const next = chunks.next();
@@ -45,47 +48,55 @@ export async function verifyWritten(
     pending.push(read);
     slot = (slot + 1) % back.slots;
   };
-  const stop = async () => {
-    await Promise.allSettled(pending.splice(0));
-  };
   for (let i = 0; i < back.slots - 1; i++) readNext();
-  let hash = createHash('sha256');
-  let index = 0;
   try {
     while (pending.length) {
       const { c, bytes } = await pending.shift()!;
-      readNext(); // its slot is the one whose bytes were hashed last round
-      if (opts.signal?.aborted) {
-        await stop();
-        throw new DiskmintError('IO', 'verification interrupted: the device was written in full but not checked');
-      }
-      hash.update(bytes);
-      opts.meter.advance(c.length);
-      if (!c.last) continue;
-      if (hash.digest('hex') !== digests[index]) {
-        await stop();
-        return firstDifference(image, back, plan[index]);
-      }
-      hash = createHash('sha256');
-      index++;
+      readNext(); // its slot is the one whose bytes were used last round
+      if (signal?.aborted) throw new DiskmintError('IO', INTERRUPTED);
+      const result = await use(c, bytes);
+      if (result !== undefined) return result;
     }
   } finally {
-    await stop();
+    await Promise.allSettled(pending.splice(0));
   }
   return undefined;
+}
+
+/** Read every range back and compare its SHA-256 with `digests`; the first bad offset, or undefined. */
+export async function verifyWritten(
+  image: DiskReader,
+  back: ReadBack,
+  plan: readonly FlashRange[],
+  digests: readonly string[],
+  opts: { signal?: AbortSignal; meter: Meter },
+): Promise<number | undefined> {
+  let hash = createHash('sha256');
+  let index = 0;
+  const badRange = await readBackInOrder(back, chunksOf(plan), opts.signal, (c, bytes) => {
+    hash.update(bytes);
+    opts.meter.advance(c.length);
+    if (!c.last) return undefined;
+    if (hash.digest('hex') !== digests[index]) return index;
+    hash = createHash('sha256');
+    index++;
+    return undefined;
+  });
+  return badRange === undefined ? undefined : firstDifference(image, back, plan[badRange]);
 }
 
 /** `--verify=full`: the device's first image-size bytes against the image, holes as zeros. */
 export async function verifyFull(image: DiskReader, back: ReadBack, opts: { signal?: AbortSignal; meter: Meter }): Promise<number | undefined> {
   const expected = new Uint8Array(FLASH_CHUNK);
-  for (let at = 0; at < image.size; at += FLASH_CHUNK) {
-    if (opts.signal?.aborted) throw new DiskmintError('IO', 'verification interrupted: the device was written in full but not checked');
-    const n = Math.min(FLASH_CHUNK, image.size - at);
-    const want = expected.subarray(0, n);
-    want.fill(0, await readInto(image, at, want));
-    const i = firstUnequalByte(await back.read(at, n), want);
-    if (i !== undefined) return at + i;
-    opts.meter.advance(n);
+  function* wholeImage(): Generator<{ offset: number; length: number }> {
+    for (let offset = 0; offset < image.size; offset += FLASH_CHUNK) yield { offset, length: Math.min(FLASH_CHUNK, image.size - offset) };
   }
-  return undefined;
+  return readBackInOrder(back, wholeImage(), opts.signal, async ({ offset, length }, bytes) => {
+    const want = expected.subarray(0, length);
+    want.fill(0, await readInto(image, offset, want));
+    const i = firstUnequalByte(bytes, want);
+    if (i !== undefined) return offset + i;
+    opts.meter.advance(length);
+    return undefined;
+  });
 }
