@@ -64,7 +64,7 @@ export function directWrites(fd: number | undefined): DirectWrites {
   };
   /** `stage`'s bytes written at `from` through `direct` (closed after) behind the caller; what the kernel refuses, buffered from the stage. */
   const writeBehind = async (direct: number, stage: Uint8Array, from: number, buffered: BufferedWrite) => {
-    while (behind.length >= WRITES_BEHIND) await behind[0].catch(() => undefined);
+    while (behind.length >= WRITES_BEHIND) await behind[0]; // settles either way (a failure is kept in `failure`)
     const done = (async () => {
       try {
         const written = await writeDirect(direct, stage, from);
