@@ -124,7 +124,7 @@ export function directWrites(fd: number | undefined): DirectWrites {
         return writeBehind(direct, stage, from, buffered);
       }
       try {
-        const written = await writeAligned(direct, parts, at, from, to, idleStages);
+        const written = await writeAligned(direct, middle, from, to, idleStages);
         directBytes += written;
         if (written < to - from) usable = false; // refused partway: buffered from now on
         await buffered(slice(parts, 0, from - at), at);
@@ -139,12 +139,17 @@ export function directWrites(fd: number | undefined): DirectWrites {
 /** `parts` (`n` bytes in all) copied into the front of a staging buffer: the view of them. */
 function stageOf(parts: readonly Uint8Array[], n: number, idleStages: Uint8Array[]): Uint8Array {
   const stage = idleStages.pop() ?? pageAlignedBuffer(STAGE_BYTES);
+  copyInto(stage, parts);
+  return stage.subarray(0, n);
+}
+
+/** `parts` copied back to back into the front of `into`. */
+function copyInto(into: Uint8Array, parts: readonly Uint8Array[]): void {
   let filled = 0;
   for (const p of parts) {
-    stage.set(p, filled);
+    into.set(p, filled);
     filled += p.length;
   }
-  return stage.subarray(0, n);
 }
 
 /** The whole staging buffer a view of one starts. */
@@ -153,26 +158,20 @@ function fullStage(view: Uint8Array): Uint8Array {
 }
 
 /**
- * Write the bytes of `parts` (starting at file offset `at`) that fall in [from, to) with
- * `direct`: straight from the caller's memory when they are one page-aligned view
- * (aligned-memory.ts), else copied into a staging buffer (one of `idleStages`, or a new one) a
- * stage at a time. Returns how many bytes from `from` on were written; fewer than `to - from`
- * when the kernel refused direct I/O for this file (EINVAL), then the caller writes the rest
- * buffered. Other errors (no space, I/O) are thrown.
+ * Write `middle` (the bytes for [from, to), back to back) with `direct`: straight from the
+ * caller's memory when it is one page-aligned view (aligned-memory.ts), else copied into a
+ * staging buffer (one of `idleStages`, or a new one) a stage at a time. Returns how many bytes
+ * from `from` on were written; fewer than `to - from` when the kernel refused direct I/O for this
+ * file (EINVAL), then the caller writes the rest buffered. Other errors (no space, I/O) are thrown.
  */
-async function writeAligned(direct: number, parts: readonly Uint8Array[], at: number, from: number, to: number, idleStages: Uint8Array[]): Promise<number> {
-  const middle = slice(parts, from - at, to - at);
+async function writeAligned(direct: number, middle: readonly Uint8Array[], from: number, to: number, idleStages: Uint8Array[]): Promise<number> {
   if (middle.length === 1 && isPageAligned(middle[0])) return writeDirect(direct, middle[0], from);
   const stage = idleStages.pop() ?? pageAlignedBuffer(STAGE_BYTES);
   try {
     let done = 0;
     while (from + done < to) {
       const n = Math.min(stage.length, to - from - done);
-      let filled = 0;
-      for (const p of slice(middle, done, done + n)) {
-        stage.set(p, filled);
-        filled += p.length;
-      }
+      copyInto(stage, slice(middle, done, done + n));
       const k = await writeDirect(direct, stage.subarray(0, n), from + done);
       if (k < n) return done + k;
       done += n;
