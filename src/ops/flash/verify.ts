@@ -88,10 +88,8 @@ export async function verifyWritten(
 /** `--verify=full`: the device's first image-size bytes against the image, holes as zeros. */
 export async function verifyFull(image: DiskReader, back: ReadBack, opts: { signal?: AbortSignal; meter: Meter }): Promise<number | undefined> {
   const expected = new Uint8Array(FLASH_CHUNK);
-  function* wholeImage(): Generator<{ offset: number; length: number }> {
-    for (let offset = 0; offset < image.size; offset += FLASH_CHUNK) yield { offset, length: Math.min(FLASH_CHUNK, image.size - offset) };
-  }
-  return readBackInOrder(back, wholeImage(), opts.signal, async ({ offset, length }, bytes) => {
+  const wholeImage = chunksOf([{ offset: 0, length: image.size, kind: 'data' }]);
+  return readBackInOrder(back, wholeImage, opts.signal, async ({ offset, length }, bytes) => {
     const want = expected.subarray(0, length);
     want.fill(0, await readInto(image, offset, want));
     const i = firstUnequalByte(bytes, want);
