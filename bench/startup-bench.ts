@@ -7,7 +7,9 @@
  * The two commands run in turn (A B A B ...), `--runs` times each (default 40) after two untimed
  * warm-ups, so a machine that slows down or speeds up during the call moves both alike; the
  * ratio is the median of the pair-by-pair ratios. Wall time of the whole child process, from
- * spawn to exit. Both run without NODE_EXTRA_CA_CERTS (benchEnv). Also timed, for the record:
+ * spawn to exit. Both run without NODE_EXTRA_CA_CERTS (benchEnv). A bare `--version` is answered
+ * before the CLI loads (scripts/bin.cjs); `info --help` times the program's own start (the core
+ * bundle through its code cache, commander, main.ts's commands). Also timed, for the record:
  * `--help` (which loads every command group) and `fat ls` of a small FAT volume (a command
  * that loads the engine).
  */
@@ -83,6 +85,8 @@ function main(): void {
   for (let i = 0; i < opts.runs; i++) baseline.push(timeNode(['-e', '1']));
   const rows = [
     paired('diskmint --version', [BUNDLE, '--version'], opts.runs),
+    // The program itself (core bundle, commander, main.ts's commands), which a bare --version skips.
+    paired('diskmint info --help', [BUNDLE, 'info', '--help'], opts.runs),
     paired('diskmint --help', [BUNDLE, '--help'], opts.runs),
     paired('diskmint fat ls ESP', [BUNDLE, 'fat', 'ls', esp], opts.runs),
   ];

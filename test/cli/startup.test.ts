@@ -5,7 +5,7 @@
  * action and adds a command group only when the command line names it.
  */
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -18,7 +18,7 @@ import { addFlashCommands } from '../../src/cli/flash.js';
 import { addBmapCommand } from '../../src/cli/bmap.js';
 import { addBootCommands } from '../../src/cli/boot.js';
 import { addUfsCommands } from '../../src/cli/ufs.js';
-import { requireFreshBundle, ROOT } from '../helpers/cli.js';
+import { BUNDLE, requireFreshBundle, ROOT } from '../helpers/cli.js';
 import { tempDir } from '../helpers/golden.js';
 
 const ALL_GROUPS = [addFatCommands, addSlotCommands, addSignCommands, addZfsCommands, addFlashCommands, addBmapCommand, addBootCommands, addUfsCommands];
@@ -82,5 +82,20 @@ describe('the bundled CLI at start-up', () => {
     expect(loads(['fat', 'create', esp, '--from', join(ROOT, 'fixtures', 'demo', 'esp')]).files).toEqual(['diskmint-cli.cjs', 'diskmint-engine.cjs']);
     expect(loads(['info', esp]).files).toEqual(['diskmint-cli.cjs', 'diskmint-engine.cjs']);
     expect(loads(['schema']).files).toEqual(['diskmint-cli.cjs', 'diskmint-engine.cjs', 'diskmint-zod.cjs']);
+  });
+
+  it('the command answers a bare --version before it loads the CLI, with the version the program gives (package.json\'s)', () => {
+    const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    expect(makeProgram([]).version()).toBe(version);
+    const probe = join(tempDir(), 'probe.cjs');
+    writeFileSync(probe, `process.on('exit', () => require('node:fs').writeSync(2, JSON.stringify(Object.keys(require.cache).map((f) => require('node:path').basename(f)))));`);
+    const loaded = (args: string[]) => {
+      const r = spawnSync(process.execPath, ['--require', probe, BUNDLE, ...args], { encoding: 'utf8' });
+      const files = JSON.parse(r.stderr.slice(r.stderr.lastIndexOf('['))) as string[];
+      return { stdout: r.stdout, status: r.status, files: files.filter((f) => f.startsWith('diskmint') || f === 'cli-loader.cjs') };
+    };
+    for (const flag of ['--version', '-V']) expect(loaded([flag])).toEqual({ stdout: `${version}\n`, status: 0, files: ['diskmint.cjs'] });
+    // Anything else on the line goes to the program.
+    expect(loaded(['-V', 'x'])).toEqual({ stdout: `${version}\n`, status: 0, files: ['diskmint.cjs', 'cli-loader.cjs'] });
   });
 });
