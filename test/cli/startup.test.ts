@@ -84,11 +84,14 @@ describe('the bundled CLI at start-up', () => {
     expect(loads(['schema']).files).toEqual(['diskmint-cli.cjs', 'diskmint-engine.cjs', 'diskmint-zod.cjs']);
   });
 
-  it('the command answers a bare --version before it loads the CLI, with the version the program gives (package.json\'s)', () => {
+  it("the command answers a bare --version before it loads the CLI, with the version the program gives (package.json's)", () => {
     const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
     expect(makeProgram([]).version()).toBe(version);
     const probe = join(tempDir(), 'probe.cjs');
-    writeFileSync(probe, `process.on('exit', () => require('node:fs').writeSync(2, JSON.stringify(Object.keys(require.cache).map((f) => require('node:path').basename(f)))));`);
+    writeFileSync(
+      probe,
+      `process.on('exit', () => require('node:fs').writeSync(2, JSON.stringify(Object.keys(require.cache).map((f) => require('node:path').basename(f)))));`,
+    );
     const loaded = (args: string[]) => {
       const r = spawnSync(process.execPath, ['--require', probe, BUNDLE, ...args], { encoding: 'utf8' });
       const files = JSON.parse(r.stderr.slice(r.stderr.lastIndexOf('['))) as string[];
