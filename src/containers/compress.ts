@@ -5,7 +5,7 @@
  * WebAssembly build (wasmZstdBuild; DISKMINT_ZSTD_WORKERS=1 puts native zstd in workers too, for tests).
  * Each block is compressed on its own, so output bytes never depend on the thread count.
  */
-import { deflateBlock, nativeZstdCompressor } from '../io/zlib-async.js';
+import { deflateBlocks, nativeZstdCompressor, PassStreams } from '../io/zlib-async.js';
 import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
@@ -39,9 +39,6 @@ export function deflateChunkSize(n: number): number {
   return Math.max(64, Math.min(4 << 20, n + ((n + 7) >> 3) + ((n + 63) >> 6) + 5 + 18));
 }
 
-/** A Buffer as a plain Uint8Array over the same memory (not a copy). */
-const plain = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.length);
-
 /** qcow2 uses a 4 KiB window (QEMU block/qcow2-threads.c: windowBits -12). */
 export const QCOW2_DEFLATE_WINDOW_BITS = 12;
 
@@ -57,23 +54,27 @@ export function createCompressor(opts: { threads?: number; zstd?: ZstdEngine; wa
   const onPool = concurrencyLimit(concurrency);
   const inWorkers = concurrencyLimit(threads);
   let zstd: ZstdCompressor | undefined;
+  const streams = new PassStreams();
+  let deflateBlock: ReturnType<typeof deflateBlocks> | undefined;
   const deflateOne = async (data: Uint8Array, kind: Exclude<CompressionKind, 'zstd'>, level = 6): Promise<Uint8Array> => {
     // One pass on the thread pool per block: room for all of its output (else node:zlib returns
     // to this thread after every 16 KiB, and the pool waits on it). The bytes are the same at
     // levels 1-9; level 0's stored blocks are cut to the room given (zlib deflate.c deflate_stored).
     const chunkSize = deflateChunkSize(data.length);
+    deflateBlock ??= deflateBlocks(streams);
     // gzip: a whole member: header (MTIME 0), data, CRC-32, ISIZE.
-    if (kind !== 'deflate-raw') return plain(await deflateBlock(data, kind, { level, chunkSize }));
-    return plain(await deflateBlock(data, 'raw', { level, chunkSize, windowBits: QCOW2_DEFLATE_WINDOW_BITS }));
+    if (kind !== 'deflate-raw') return deflateBlock(data, kind, { level, chunkSize });
+    return deflateBlock(data, 'raw', { level, chunkSize, windowBits: QCOW2_DEFLATE_WINDOW_BITS });
   };
   return {
     concurrency,
     compress(data, kind, level) {
       if (kind !== 'zstd') return onPool(() => deflateOne(data, kind, level));
-      const z = (zstd ??= zstdCompressorFor(threads, opts.zstd ?? zstdEngine(), opts.wasmBuild));
+      const z = (zstd ??= zstdCompressorFor(threads, opts.zstd ?? zstdEngine(), streams, opts.wasmBuild));
       return (z.onPool ? onPool : inWorkers)(() => z.compress(data, level ?? 3));
     },
     async close() {
+      streams.close();
       await zstd?.close();
     },
   };
@@ -135,8 +136,8 @@ interface ZstdCompressor {
  * Native zstd on libuv's thread pool where node:zlib allows one pass per block (zlib-async.ts),
  * no worker isolates (~45 MB each); else worker threads. The bytes are the same either way.
  */
-function zstdCompressorFor(concurrency: number, engine: ZstdEngine, wasmBuild?: WasmZstdBuild): ZstdCompressor {
-  const onPool = engine === 'native' && process.env.DISKMINT_ZSTD_WORKERS !== '1' ? nativeZstdCompressor() : undefined;
+function zstdCompressorFor(concurrency: number, engine: ZstdEngine, streams: PassStreams, wasmBuild?: WasmZstdBuild): ZstdCompressor {
+  const onPool = engine === 'native' && process.env.DISKMINT_ZSTD_WORKERS !== '1' ? nativeZstdCompressor(streams) : undefined;
   return onPool ? { onPool: true, compress: onPool, close: async () => {} } : new ZstdPool(concurrency, engine, wasmBuild);
 }
 

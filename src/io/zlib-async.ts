@@ -21,11 +21,19 @@ export function inflateAsync(data: Uint8Array, opts: ZlibOptions = {}): Promise<
 /** ZSTD_compressBound (zstd.h): the most a block of `n` bytes can take compressed. */
 export const zstdCompressBound = (n: number): number => n + (n >>> 8) + (n < 131072 ? (131072 - n) >>> 11 : 0);
 
-/** The parts of a node:zlib stream that onePass uses (`_processChunk` is the entry zlib's own sync calls use). */
+/**
+ * The parts of a node:zlib stream that a pass uses: `_processChunk` is the entry zlib's own sync
+ * calls use; `_outBuffer`/`_outOffset` are where its output goes (a pass starts at offset 0 of the
+ * stream's buffer, which has room for the whole block).
+ */
 interface PassStream {
   _processChunk?(chunk: Uint8Array, flushFlag: number, done: (err?: Error | null) => void): void;
+  _outBuffer?: unknown;
+  _outOffset?: unknown;
+  reset(): void;
   read(): Buffer | null;
   once(event: 'error', listener: (err: Error) => void): void;
+  off(event: 'error', listener: (err: Error) => void): void;
   close(): void;
 }
 interface ZlibWithZstd {
@@ -33,26 +41,63 @@ interface ZlibWithZstd {
   constants: { ZSTD_c_compressionLevel?: number; ZSTD_e_end?: number };
 }
 
-/** True when this Node's zlib streams have the single-pass entry (checked on a throw-away stream). */
+/** True when this Node's zlib streams have what a pass uses (checked on a throw-away stream). */
 function hasOnePass(probe: PassStream): boolean {
-  const ok = typeof probe._processChunk === 'function';
+  const ok = typeof probe._processChunk === 'function' && typeof probe._outOffset === 'number' && Buffer.isBuffer(probe._outBuffer);
   probe.close();
   return ok;
 }
 
 /**
- * All of `data` through `stream` (made for this block, with room for its whole output) in one
- * pass on libuv's thread pool, ended with `endFlag`; the stream is closed after. Its output is
- * taken from the stream's buffer: a view, not a copy.
+ * node:zlib streams for one-pass blocks, kept from block to block: one for each pass running at
+ * once and each set of options, reset before each block (deflateReset, ZSTD_CCtx_reset with the
+ * session only: the bytes of a new stream). A new stream per block (its JavaScript objects, its
+ * output buffer, its native context) left garbage that Node 26 collected late: 2 GiB with 512 MiB
+ * of random data to a zstd qcow2 peaked at 168-171 MB, with the streams kept 107-108 MB (deflate
+ * 160 -> 105 MB, VMDK streamOptimized 165 -> 110 MB; the time within the noise). Closed with the
+ * compressor that owns them.
  */
-function onePass(stream: PassStream, data: Uint8Array, endFlag: number): Promise<Buffer> {
+export class PassStreams {
+  private readonly idle = new Map<string, PassStream[]>();
+  private closed = false;
+
+  /**
+   * `data` through a stream of `key` (`open` makes one: with room for the whole block's output)
+   * in one pass on libuv's thread pool, ended with `endFlag`. The output is copied out (the
+   * stream's buffer takes its next block).
+   */
+  async pass(key: string, open: () => PassStream, data: Uint8Array, endFlag: number): Promise<Uint8Array> {
+    const stream = this.idle.get(key)?.pop() ?? open();
+    const out = await onePass(stream, data, endFlag); // a failed pass closed its stream
+    let list = this.idle.get(key);
+    if (!list) this.idle.set(key, (list = []));
+    if (this.closed) stream.close();
+    else list.push(stream);
+    return out;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const list of this.idle.values()) for (const stream of list) stream.close();
+    this.idle.clear();
+  }
+}
+
+/** One pass of all of `data` through `stream`, from the start of its output buffer; a copy of the output. */
+function onePass(stream: PassStream, data: Uint8Array, endFlag: number): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
-    stream.once('error', reject); // a failed pass destroys the stream instead of calling back
-    stream._processChunk!(data, endFlag, (err) => {
-      const out = err ? undefined : stream.read();
+    const failed = (err: Error) => {
       stream.close();
-      if (err) reject(err);
-      else resolve(out ?? Buffer.alloc(0));
+      reject(err);
+    };
+    stream.once('error', failed); // a failed pass destroys the stream instead of calling back
+    stream.reset();
+    stream._outOffset = 0;
+    stream._processChunk!(data, endFlag, (err) => {
+      stream.off('error', failed);
+      if (err) return failed(err);
+      const out = stream.read();
+      resolve(out ? new Uint8Array(out) : new Uint8Array(0));
     });
   });
 }
@@ -61,47 +106,51 @@ function onePass(stream: PassStream, data: Uint8Array, endFlag: number): Promise
 export type DeflateWrapper = 'raw' | 'zlib' | 'gzip';
 
 /**
- * Deflate of a whole block in one pass (onePass) through a stream made for it, with `chunkSize`
- * bytes of output room: the same bytes as the one-shot calls above given that room. The one-shot
- * calls go through the stream's Writable and Readable machinery and its events on this thread for
- * every block; this does not: 512 MiB of a UFS file system to a deflate qcow2 took 3.70 s instead
- * of 3.95 s (Node 26; 3.86 s instead of 4.07 s on Node 20). Undefined where the entry is missing:
- * then the one-shot calls.
+ * Deflate of a whole block in one pass through one of `streams`, with `chunkSize` bytes of output
+ * room: the same bytes as the one-shot calls above given that room. The one-shot calls go through
+ * the stream's Writable and Readable machinery and its events on this thread for every block;
+ * this does not: 512 MiB of a UFS file system to a deflate qcow2 took 3.70 s instead of 3.95 s
+ * (Node 26; 3.86 s instead of 4.07 s on Node 20). Undefined where the entry is missing: then the
+ * one-shot calls.
  */
-export function deflateOnePass(): ((data: Uint8Array, wrapper: DeflateWrapper, opts: ZlibOptions & { chunkSize: number }) => Promise<Buffer>) | undefined {
+export function deflateOnePass(
+  streams: PassStreams,
+): ((data: Uint8Array, wrapper: DeflateWrapper, opts: ZlibOptions & { chunkSize: number }) => Promise<Uint8Array>) | undefined {
   const zlib = require('node:zlib') as typeof import('node:zlib');
   const open = (wrapper: DeflateWrapper, opts: ZlibOptions): PassStream =>
     (wrapper === 'raw' ? zlib.createDeflateRaw(opts) : wrapper === 'zlib' ? zlib.createDeflate(opts) : zlib.createGzip(opts)) as unknown as PassStream;
   if (!hasOnePass(open('raw', { level: 1 }))) return undefined;
-  return (data, wrapper, opts) => onePass(open(wrapper, opts), data, zlib.constants.Z_FINISH);
+  return (data, wrapper, opts) => {
+    const key = JSON.stringify([wrapper, opts.level, opts.windowBits, opts.memLevel, opts.strategy, opts.chunkSize]);
+    return streams.pass(key, () => open(wrapper, opts), data, zlib.constants.Z_FINISH);
+  };
 }
-
-/** deflateOnePass of this Node, found on first use; null where it lacks the entry. */
-let onePassDeflate: ReturnType<typeof deflateOnePass> | null | undefined;
 
 /**
  * `data` deflated whole (`wrapper`) with `chunkSize` bytes of output room, on libuv's thread
  * pool: deflateOnePass where this Node has its entry, else the one-shot call (the same bytes).
  */
-export function deflateBlock(data: Uint8Array, wrapper: DeflateWrapper, opts: ZlibOptions & { chunkSize: number }): Promise<Buffer> {
-  if (onePassDeflate === undefined) onePassDeflate = deflateOnePass() ?? null;
-  if (onePassDeflate) return onePassDeflate(data, wrapper, opts);
-  return promised(wrapper === 'raw' ? deflateRaw : wrapper === 'zlib' ? deflate : gzip, data, opts);
+export function deflateBlocks(
+  streams: PassStreams,
+): (data: Uint8Array, wrapper: DeflateWrapper, opts: ZlibOptions & { chunkSize: number }) => Promise<Uint8Array> {
+  const onePassDeflate = deflateOnePass(streams);
+  if (onePassDeflate) return onePassDeflate;
+  return (data, wrapper, opts) => promised(wrapper === 'raw' ? deflateRaw : wrapper === 'zlib' ? deflate : gzip, data, opts);
 }
 
 /**
  * node:zlib's libzstd on libuv's thread pool, one block at a time, as one ZSTD_e_end pass
- * (onePass) over the whole block with ZSTD_compressBound bytes of room: the same bytes
+ * through one of `streams` over the whole block with ZSTD_compressBound bytes of room: the same bytes
  * zstdCompressSync gives (the one-shot `zstdCompress` instead writes the block, then ends the
  * frame with an extra empty block). Undefined when this Node has no zstd or no single-pass
  * entry: then worker threads compress (compress.ts).
  */
-export function nativeZstdCompressor(): ((data: Uint8Array, level: number) => Promise<Uint8Array>) | undefined {
+export function nativeZstdCompressor(streams: PassStreams): ((data: Uint8Array, level: number) => Promise<Uint8Array>) | undefined {
   const zlib = require('node:zlib') as ZlibWithZstd;
   const { ZSTD_c_compressionLevel: LEVEL, ZSTD_e_end: END } = zlib.constants;
   if (typeof zlib.createZstdCompress !== 'function' || LEVEL === undefined || END === undefined) return undefined;
   const open = (data: Uint8Array, level: number) =>
     zlib.createZstdCompress!({ chunkSize: Math.max(64, zstdCompressBound(data.length)), params: { [LEVEL]: level } });
   if (!hasOnePass(open(new Uint8Array(0), 3))) return undefined;
-  return (data, level) => onePass(open(data, level), data, END);
+  return (data, level) => streams.pass(JSON.stringify([level, data.length]), () => open(data, level), data, END);
 }

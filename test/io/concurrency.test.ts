@@ -3,7 +3,8 @@ import { availableParallelism } from 'node:os';
 import { deflateRawSync, deflateSync, gzipSync, inflateRawSync, inflateSync } from 'node:zlib';
 import { QCOW2_DEFLATE_WINDOW_BITS, createCompressor, deflateChunkSize } from '../../src/containers/compress.js';
 import { zstdDecompress } from '../../src/io/zstd.js';
-import { deflateOnePass } from '../../src/io/zlib-async.js';
+import { deflateOnePass, PassStreams } from '../../src/io/zlib-async.js';
+import { createRequire } from 'node:module';
 import { describe, expect, it, vi } from 'vitest';
 import { concurrencyLimit, forEachConcurrent, mapOrdered } from '../../src/io/concurrency.js';
 
@@ -180,31 +181,62 @@ describe('deflate in one pass', () => {
     );
   });
 
-  it('deflateOnePass (a stream per block, one _processChunk) gives the bytes of the one-shot call with the same room, raw, zlib and gzip, levels 0-9 (property)', async () => {
-    const pass = deflateOnePass();
+  it('deflateOnePass (streams kept and reset between blocks, one _processChunk each) gives the bytes of the one-shot call with the same room, raw, zlib and gzip, levels 0-9 (property)', async () => {
+    // One set of streams for every run: later blocks go through streams reset after earlier ones.
+    const streams = new PassStreams();
+    const pass = deflateOnePass(streams);
     expect(pass).toBeDefined(); // every Node this runs on has the entry; the fallback is the one-shot call compared with here
-    await fc.assert(
-      fc.asyncProperty(
-        fc.uint8Array({ minLength: 0, maxLength: 300_000 }),
-        fc.integer({ min: 0, max: 9 }),
-        fc.integer({ min: 0, max: 3 }),
-        async (bytes, level, repeat) => {
-          // Repeats make compressible data; raw random bytes exercise stored blocks.
-          const data = repeat ? new Uint8Array(bytes.length * (repeat + 1)).map((_, i) => bytes[i % Math.max(1, bytes.length)] ?? 0) : bytes;
-          const chunkSize = deflateChunkSize(data.length);
-          const cases = [
-            ['raw', (o: object) => deflateRawSync(data, { level, windowBits: QCOW2_DEFLATE_WINDOW_BITS, ...o }), { windowBits: QCOW2_DEFLATE_WINDOW_BITS }],
-            ['zlib', (o: object) => deflateSync(data, { level, ...o }), {}],
-            ['gzip', (o: object) => gzipSync(data, { level, ...o }), {}],
-          ] as const;
-          for (const [wrapper, oneShot, extra] of cases) {
-            const out = await pass!(data, wrapper, { level, chunkSize, ...extra });
-            expect(Buffer.compare(out, oneShot({ chunkSize }))).toBe(0);
-          }
-        },
-      ),
-      { numRuns: 30 },
-    );
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.uint8Array({ minLength: 0, maxLength: 300_000 }),
+          fc.integer({ min: 0, max: 9 }),
+          fc.integer({ min: 0, max: 3 }),
+          async (bytes, level, repeat) => {
+            // Repeats make compressible data; raw random bytes exercise stored blocks.
+            const data = repeat ? new Uint8Array(bytes.length * (repeat + 1)).map((_, i) => bytes[i % Math.max(1, bytes.length)] ?? 0) : bytes;
+            const chunkSize = deflateChunkSize(data.length);
+            const cases = [
+              ['raw', (o: object) => deflateRawSync(data, { level, windowBits: QCOW2_DEFLATE_WINDOW_BITS, ...o }), { windowBits: QCOW2_DEFLATE_WINDOW_BITS }],
+              ['zlib', (o: object) => deflateSync(data, { level, ...o }), {}],
+              ['gzip', (o: object) => gzipSync(data, { level, ...o }), {}],
+            ] as const;
+            for (const [wrapper, oneShot, extra] of cases) {
+              // Twice at once, then once more: two streams, the first of them reused.
+              const outs = [
+                ...(await Promise.all([0, 1].map(() => pass!(data, wrapper, { level, chunkSize, ...extra })))),
+                await pass!(data, wrapper, { level, chunkSize, ...extra }),
+              ];
+              for (const out of outs) expect(Buffer.compare(out, oneShot({ chunkSize }))).toBe(0);
+            }
+          },
+        ),
+        { numRuns: 30 },
+      );
+    } finally {
+      streams.close();
+    }
+  });
+
+  it('a compressor opens one zlib stream for each block compressed at once, not one per block, and gives its outputs their own memory', async () => {
+    const zlib = createRequire(import.meta.url)('node:zlib') as typeof import('node:zlib');
+    const opened = vi.spyOn(zlib, 'createDeflateRaw');
+    const compressor = createCompressor({ threads: 2 });
+    try {
+      const blocks = Array.from({ length: 40 }, (_, k) => new Uint8Array(65536).map((_, i) => (i * (k + 1)) >> 7));
+      const packed: Uint8Array[] = [];
+      for await (const p of mapOrdered(blocks, compressor.concurrency, (b) => compressor.compress(b, 'deflate-raw'))) packed.push(p);
+      // The probe deflateOnePass opens, then one stream for each block in flight.
+      expect(opened.mock.calls.length).toBeLessThanOrEqual(1 + compressor.concurrency);
+      // Each output is a copy: the stream's buffer took later blocks without changing it.
+      for (const [k, p] of packed.entries()) {
+        expect(p.byteLength).toBe(p.buffer.byteLength);
+        expect(Buffer.from(inflateRawSync(p)).equals(Buffer.from(blocks[k]))).toBe(true);
+      }
+    } finally {
+      opened.mockRestore();
+      await compressor.close();
+    }
   });
 });
 

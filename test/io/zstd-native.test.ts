@@ -157,8 +157,10 @@ describe.each(CASES)('zstd through $engine $wasmBuild', (c) => {
 
 describe("native zstd on libuv's pool", () => {
   it.runIf(HAS_NATIVE)('gives the bytes of zstdCompressSync and of the worker threads, block for block (property)', async () => {
-    const { nativeZstdCompressor, zstdCompressBound } = await import('../../src/io/zlib-async.js');
-    const onPool = nativeZstdCompressor();
+    const { nativeZstdCompressor, PassStreams, zstdCompressBound } = await import('../../src/io/zlib-async.js');
+    // One set of streams for every run: later blocks go through streams reset after earlier ones.
+    const streams = new PassStreams();
+    const onPool = nativeZstdCompressor(streams);
     expect(onPool).toBeDefined(); // every Node with zstd so far has the one-pass entry
     const sync = (zlib as unknown as { zstdCompressSync(d: Uint8Array, o: object): Uint8Array }).zstdCompressSync;
     const LEVEL = (zlib.constants as unknown as Record<string, number>).ZSTD_c_compressionLevel;
@@ -171,18 +173,22 @@ describe("native zstd on libuv's pool", () => {
         fc.integer({ min: -5, max: 19 }),
         async (specs, level) => {
           const inputs = specs.map(({ length, seed, kind }) => block(length, seed, kind));
+          // Twice: the second round reuses the first round's streams (same options, same sizes).
           const pooled = await Promise.all(inputs.map((b) => onPool!(b, level)));
+          const again = await Promise.all(inputs.map((b) => onPool!(b, level)));
           process.env.DISKMINT_ZSTD_WORKERS = '1';
           const viaWorkers = await compressAll({ engine: 'native' }, inputs, level).finally(() => delete process.env.DISKMINT_ZSTD_WORKERS);
           for (const [k, b] of inputs.entries()) {
             const one = sync(b, { chunkSize: Math.max(64, zstdCompressBound(b.length)), params: { [LEVEL]: level } });
             expect(Buffer.from(pooled[k]).equals(Buffer.from(one))).toBe(true);
+            expect(Buffer.from(again[k]).equals(Buffer.from(one))).toBe(true);
             expect(Buffer.from(viaWorkers[k]).equals(Buffer.from(one))).toBe(true);
           }
         },
       ),
       { numRuns: 10 },
     );
+    streams.close();
   });
 });
 
