@@ -30,8 +30,10 @@ interface PassStream {
   _processChunk?(chunk: Uint8Array, flushFlag: number, done: (err?: Error | null) => void): void;
   _outBuffer?: unknown;
   _outOffset?: unknown;
+  readonly destroyed: boolean;
   reset(): void;
   read(): Buffer | null;
+  on(event: 'error', listener: (err: Error) => void): void;
   once(event: 'error', listener: (err: Error) => void): void;
   off(event: 'error', listener: (err: Error) => void): void;
   close(): void;
@@ -67,10 +69,17 @@ export class PassStreams {
    * stream's buffer takes its next block).
    */
   async pass(key: string, open: () => PassStream, data: Uint8Array, endFlag: number): Promise<Uint8Array> {
-    const stream = this.idle.get(key)?.pop() ?? open();
-    const out = await onePass(stream, data, endFlag); // a failed pass closed its stream
     let list = this.idle.get(key);
     if (!list) this.idle.set(key, (list = []));
+    let stream = list.pop();
+    while (stream?.destroyed) stream = list.pop(); // failed after its pass: never used again
+    if (!stream) {
+      stream = open();
+      // An error after a pass ended (none is known to come) would otherwise be thrown with no
+      // one to catch it; the stream, destroyed by it, is passed over above.
+      stream.on('error', () => {});
+    }
+    const out = await onePass(stream, data, endFlag); // a failed pass closed its stream
     if (this.closed) stream.close();
     else list.push(stream);
     return out;
@@ -96,8 +105,11 @@ function onePass(stream: PassStream, data: Uint8Array, endFlag: number): Promise
     stream._processChunk!(data, endFlag, (err) => {
       stream.off('error', failed);
       if (err) return failed(err);
+      // An ended block always has output (deflate's last block, zstd's frame header); none means
+      // the stream was closed under the pass.
       const out = stream.read();
-      resolve(out ? new Uint8Array(out) : new Uint8Array(0));
+      if (!out) return failed(new Error('the compression stream gave no output for a whole block'));
+      resolve(new Uint8Array(out));
     });
   });
 }

@@ -218,6 +218,32 @@ describe('deflate in one pass', () => {
     }
   });
 
+  it('a kept stream destroyed after its pass is passed over: the next block gets a new stream and its right bytes', async () => {
+    const zlib = createRequire(import.meta.url)('node:zlib') as typeof import('node:zlib');
+    const made: { destroy(err: Error): void }[] = [];
+    const real = zlib.createDeflateRaw;
+    const opened = vi.spyOn(zlib, 'createDeflateRaw').mockImplementation((o) => {
+      const stream = real(o);
+      made.push(stream);
+      return stream;
+    });
+    const streams = new PassStreams();
+    try {
+      const pass = deflateOnePass(streams)!;
+      const data = new Uint8Array(65536).map((_, i) => i >> 5);
+      const opts = { level: 6, windowBits: QCOW2_DEFLATE_WINDOW_BITS, chunkSize: deflateChunkSize(data.length) };
+      const expected = deflateRawSync(data, opts);
+      expect(Buffer.compare(await pass(data, 'raw', opts), expected)).toBe(0);
+      made[made.length - 1].destroy(new Error('gone')); // an error with no pass running: not thrown
+      const before = opened.mock.calls.length;
+      expect(Buffer.compare(await pass(data, 'raw', opts), expected)).toBe(0);
+      expect(opened.mock.calls.length).toBe(before + 1);
+    } finally {
+      opened.mockRestore();
+      streams.close();
+    }
+  });
+
   it('a compressor opens one zlib stream for each block compressed at once, not one per block, and gives its outputs their own memory', async () => {
     const zlib = createRequire(import.meta.url)('node:zlib') as typeof import('node:zlib');
     const opened = vi.spyOn(zlib, 'createDeflateRaw');
